@@ -1,0 +1,63 @@
+// Flag values shared by several commands, parsed into domain types or rejected with one line.
+import { ParseError, type Cidr, parseCidr } from '../model/ip.js';
+import { ENCAPSULATIONS, type Encapsulation, type Granularity } from '../model/mesh.js';
+import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
+import { parseGranularity } from '../sources/granularity.js';
+import { UsageError, type Values } from './command.js';
+
+export function stringFlag(values: Values, name: string): string | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new UsageError(`--${name} takes a value`);
+  return v;
+}
+
+export function requiredFlag(values: Values, name: string): string {
+  const v = stringFlag(values, name);
+  if (v === undefined || v === '') throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+export function booleanFlag(values: Values, name: string): boolean {
+  return values[name] === true;
+}
+
+/** Runs a domain parser on a flag's value, turning its ParseError into a usage error naming the flag. */
+export function parseFlag<T>(name: string, value: string, parse: (text: string) => T): T {
+  try {
+    return parse(value);
+  } catch (err) {
+    if (err instanceof ParseError) throw new UsageError(`--${name}: ${err.message}`);
+    throw err;
+  }
+}
+
+export function choiceFlag<T extends string>(name: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(`--${name}: "${value}" is not one of ${choices.join(', ')}`);
+  }
+  return value as T;
+}
+
+export function integerFlag(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value) || n < min || n > max) throw new UsageError(`--${name}: "${value}" is not an integer in ${min}..${max}`);
+  return n;
+}
+
+/** Go-style durations as Kubernetes components take them: `30s`, `1m`, `500ms`, `1m30s`. Returns ms. */
+export function durationFlag(name: string, value: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== value) {
+    throw new UsageError(`--${name}: "${value}" is not a duration (e.g. 30s, 1m, 500ms)`);
+  }
+  const ms = parts.reduce((sum, p) => sum + Number(p[1]) * (units[p[2] as string] as number), 0);
+  if (ms <= 0) throw new UsageError(`--${name}: must be positive`);
+  return ms;
+}
+
+export const parseSubnetFlag = (v: string): Cidr => parseFlag('subnet', v, parseCidr);
+export const parseGranularityFlag = (name: string, v: string): Granularity => parseFlag(name, v, parseGranularity);
+export const parseEncapsulationFlag = (v: string): Encapsulation => choiceFlag('encapsulate', v, ENCAPSULATIONS);
+export const parseLogLevelFlag = (v: string): LogLevel => choiceFlag('log-level', v, LOG_LEVELS);

@@ -1,0 +1,45 @@
+// `wirelane <command>`: dispatch, --help, and the one-line error contract (exit 2 usage, 1 failure).
+import { parseArgs } from 'node:util';
+import { type Command, UsageError } from './command.js';
+
+// Commands load lazily so a quick command does not pay for the Kubernetes client's start-up.
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  keygen: { summary: 'write a WireGuard private key and print its public key', load: async () => (await import('./keygen.js')).keygen },
+};
+
+function topLevelHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `Usage: wirelane <command> [flags]\n\nCommands:\n${lines.join('\n')}\n\nRun 'wirelane <command> --help' for a command's flags.\n`;
+}
+
+export function commandHelp(cmd: Command): string {
+  return `Usage: ${cmd.usage}\n\n${cmd.summary}.\n\n${cmd.help}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(topLevelHelp());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = COMMANDS[name];
+  if (entry === undefined) throw new UsageError(`unknown command "${name}" (see wirelane --help)`);
+  const cmd = await entry.load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(commandHelp(cmd));
+    return 0;
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: cmd.allowPositionals ?? false, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  return cmd.run(parsed.values, parsed.positionals);
+}
+
+export function describeFailure(err: unknown, verbose: boolean): string {
+  if (verbose && err instanceof Error && err.stack) return err.stack;
+  return err instanceof Error ? err.message.split('\n')[0] ?? String(err) : String(err);
+}

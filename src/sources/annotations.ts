@@ -1,0 +1,50 @@
+// Node annotation names: wirelane.io/ is ours, kilo.squat.ai/ is read too so a Kilo cluster can switch over.
+export const PREFIX = 'wirelane.io/';
+export const KILO_PREFIX = 'kilo.squat.ai/';
+
+export const ANNOTATIONS = {
+  location: 'location',
+  leader: 'leader',
+  forceEndpoint: 'force-endpoint',
+  forceInternalIP: 'force-internal-ip',
+  persistentKeepalive: 'persistent-keepalive',
+  allowedLocationIPs: 'allowed-location-ips',
+  key: 'key',
+  endpoint: 'endpoint',
+  internalIP: 'internal-ip',
+  wireguardIP: 'wireguard-ip',
+  lastSeen: 'last-seen',
+  discoveredEndpoints: 'discovered-endpoints',
+  granularity: 'granularity',
+} as const;
+
+export type AnnotationSuffix = (typeof ANNOTATIONS)[keyof typeof ANNOTATIONS];
+
+/** The annotations the agent writes on its own node, and removes on a clean exit. */
+export const AGENT_WRITTEN: readonly AnnotationSuffix[] = [
+  ANNOTATIONS.key,
+  ANNOTATIONS.endpoint,
+  ANNOTATIONS.internalIP,
+  ANNOTATIONS.wireguardIP,
+  ANNOTATIONS.lastSeen,
+  ANNOTATIONS.discoveredEndpoints,
+  ANNOTATIONS.granularity,
+];
+
+export interface Annotation {
+  /** The full name it was found under, for error messages. */
+  readonly name: string;
+  readonly value: string;
+}
+
+/** Looks up an annotation under our prefix, then under Kilo's. */
+export function readAnnotation(
+  annotations: Readonly<Record<string, string>> | undefined,
+  suffix: AnnotationSuffix,
+): Annotation | undefined {
+  for (const prefix of [PREFIX, KILO_PREFIX]) {
+    const value = annotations?.[prefix + suffix];
+    if (value !== undefined) return { name: prefix + suffix, value };
+  }
+  return undefined;
+}

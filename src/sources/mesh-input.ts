@@ -1,0 +1,48 @@
+// Turns decoded cluster objects into the mesh core's input, collecting what was rejected.
+import type { MeshNode, MeshPeer } from '../model/mesh.js';
+import { type NodeDecodeOptions, decodeNode } from './node.js';
+import type { KubeObject } from './objects.js';
+import { decodePeer } from './peer.js';
+import { InvalidObjectError, type Problem } from './problem.js';
+
+export interface MeshInput {
+  readonly nodes: readonly MeshNode[];
+  readonly peers: readonly MeshPeer[];
+}
+
+export interface LocatedProblem extends Problem {
+  /** Where the object came from, e.g. `document 3 (Node "b")`; absent for API objects. */
+  readonly where?: string;
+}
+
+export interface DecodedMeshInput extends MeshInput {
+  readonly problems: readonly LocatedProblem[];
+}
+
+interface SourceObject {
+  readonly kind: string;
+  readonly object: KubeObject;
+  readonly where?: string;
+}
+
+export function decodeMeshInput(objects: Iterable<SourceObject>, opts: NodeDecodeOptions): DecodedMeshInput {
+  const nodes: MeshNode[] = [];
+  const peers: MeshPeer[] = [];
+  const problems: LocatedProblem[] = [];
+  const located = (p: Problem, where: string | undefined): LocatedProblem => (where ? { ...p, where } : p);
+  for (const { kind, object, where } of objects) {
+    try {
+      if (kind === 'Node') {
+        const decoded = decodeNode(object, opts);
+        nodes.push(decoded.node);
+        problems.push(...decoded.problems.map((p) => located(p, where)));
+      } else if (kind === 'Peer') {
+        peers.push(decodePeer(object));
+      }
+    } catch (err) {
+      if (!(err instanceof InvalidObjectError)) throw err;
+      problems.push(located(err.problem, where));
+    }
+  }
+  return { nodes, peers, problems };
+}

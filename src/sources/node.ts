@@ -1,0 +1,156 @@
+// Kubernetes Node → MeshNode. A malformed annotation costs only that annotation: it is reported as a
+// problem and the node keeps everything else (Kilo drops or half-parses such nodes silently).
+import { type Endpoint, parseEndpoint } from '../model/endpoint.js';
+import { type Cidr, ParseError, parseCidr } from '../model/ip.js';
+import { type WireGuardKey, parseKey } from '../model/key.js';
+import type { MeshNode } from '../model/mesh.js';
+import { ANNOTATIONS, type Annotation, type AnnotationSuffix, readAnnotation } from './annotations.js';
+import { parseGranularity } from './granularity.js';
+import { type KubeObject, isRecord, stringMap } from './objects.js';
+import { InvalidObjectError, type Problem } from './problem.js';
+
+export const DEFAULT_TOPOLOGY_LABEL = 'topology.kubernetes.io/region';
+
+export interface NodeDecodeOptions {
+  /** The label that names a node's location when it has no location annotation. */
+  readonly topologyLabel: string;
+}
+
+export interface DecodedNode {
+  readonly node: MeshNode;
+  readonly problems: readonly Problem[];
+}
+
+/** Decodes a Node object; throws InvalidObjectError only when the object is unusable as a whole. */
+export function decodeNode(obj: KubeObject, opts: NodeDecodeOptions): DecodedNode {
+  const name = obj.metadata?.name;
+  const problems: Problem[] = [];
+  if (typeof name !== 'string' || name === '') {
+    throw new InvalidObjectError({ kind: 'Node', object: '', field: 'metadata.name', message: 'missing' });
+  }
+  const problem = (field: string, message: string): void => {
+    problems.push({ kind: 'Node', object: name, field, message });
+  };
+  const annotations = stringMap(obj.metadata?.annotations ?? {});
+  if (annotations === undefined) problem('metadata.annotations', 'not a map of strings');
+  const labels = stringMap(obj.metadata?.labels ?? {});
+  if (labels === undefined) problem('metadata.labels', 'not a map of strings');
+
+  // Reads one annotation through `parse`; a bad value is reported and treated as absent.
+  function read<T>(suffix: AnnotationSuffix, parse: (value: string, a: Annotation) => T): T | undefined {
+    const a = readAnnotation(annotations, suffix);
+    if (a === undefined) return undefined;
+    try {
+      return parse(a.value, a);
+    } catch (err) {
+      if (!(err instanceof ParseError)) throw err;
+      problem(`annotation ${a.name}`, err.message);
+      return undefined;
+    }
+  }
+
+  const location = read(ANNOTATIONS.location, (v) => v) ?? labels?.[opts.topologyLabel] ?? '';
+  const endpoint = read(ANNOTATIONS.forceEndpoint, parseEndpoint) ?? read(ANNOTATIONS.endpoint, parseEndpoint);
+  const internalIP = decodeInternalIP(read);
+  const persistentKeepalive = read(ANNOTATIONS.persistentKeepalive, parseKeepalive) ?? 0;
+  const allowedLocationIPs = read(ANNOTATIONS.allowedLocationIPs, (v, a) => parseCidrList(v, a, problem)) ?? [];
+  const discoveredEndpoints = read(ANNOTATIONS.discoveredEndpoints, parseDiscoveredEndpoints) ?? new Map();
+  const publicKey = read(ANNOTATIONS.key, parseKey);
+  const lastSeen = read(ANNOTATIONS.lastSeen, parseUnixSeconds);
+  const wireguardIP = read(ANNOTATIONS.wireguardIP, parseCidr);
+  const granularity = read(ANNOTATIONS.granularity, parseGranularity);
+
+  const node: MeshNode = {
+    name,
+    location,
+    leader: readAnnotation(annotations, ANNOTATIONS.leader) !== undefined,
+    podCIDRs: decodePodCIDRs(obj.spec, problem),
+    persistentKeepalive,
+    allowedLocationIPs,
+    discoveredEndpoints,
+    ...(endpoint && { endpoint }),
+    ...(internalIP && { internalIP }),
+    ...(publicKey && { publicKey }),
+    ...(lastSeen !== undefined && { lastSeen }),
+    ...(wireguardIP && { wireguardIP }),
+    ...(granularity && { granularity }),
+  };
+  return { node, problems };
+}
+
+type Reader = <T>(suffix: AnnotationSuffix, parse: (value: string, a: Annotation) => T) => T | undefined;
+
+// force-internal-ip "" or "-" means "this node has no internal IP" and must not fall back.
+function decodeInternalIP(read: Reader): Cidr | undefined {
+  const forced = read(ANNOTATIONS.forceInternalIP, (v): Cidr | 'none' => (v === '' || v === '-' ? 'none' : parseCidr(v)));
+  if (forced === 'none') return undefined;
+  return forced ?? read(ANNOTATIONS.internalIP, parseCidr);
+}
+
+function decodePodCIDRs(spec: unknown, problem: (field: string, message: string) => void): Cidr[] {
+  if (!isRecord(spec)) return [];
+  const list = Array.isArray(spec['podCIDRs']) && spec['podCIDRs'].length > 0 ? spec['podCIDRs'] : [spec['podCIDR']];
+  const field = Array.isArray(spec['podCIDRs']) && spec['podCIDRs'].length > 0 ? 'spec.podCIDRs' : 'spec.podCIDR';
+  const out: Cidr[] = [];
+  for (const text of list) {
+    if (text === undefined || text === null || text === '') continue;
+    try {
+      if (typeof text !== 'string') throw new ParseError(`${JSON.stringify(text)} is not a CIDR`);
+      out.push(parseCidr(text));
+    } catch (err) {
+      if (!(err instanceof ParseError)) throw err;
+      problem(field, err.message);
+    }
+  }
+  return out;
+}
+
+function parseKeepalive(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new ParseError(`"${text}" is not a keepalive in seconds (0-65535)`);
+  return n;
+}
+
+function parseUnixSeconds(text: string): number {
+  if (!/^\d{1,12}$/.test(text)) throw new ParseError(`"${text}" is not a time in unix seconds`);
+  return Number(text);
+}
+
+// Good entries are kept; each bad one is reported on its own.
+function parseCidrList(text: string, a: Annotation, problem: (field: string, message: string) => void): Cidr[] {
+  const out: Cidr[] = [];
+  for (const part of text.split(',').map((s) => s.trim())) {
+    if (part === '') continue;
+    try {
+      out.push(parseCidr(part));
+    } catch (err) {
+      if (!(err instanceof ParseError)) throw err;
+      problem(`annotation ${a.name}`, err.message);
+    }
+  }
+  return out;
+}
+
+/** JSON object of public key → endpoint, as `"host:port"` or Kilo's `{"IP": "...", "Port": n}`. */
+function parseDiscoveredEndpoints(text: string): Map<WireGuardKey, Endpoint> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ParseError('not a JSON object');
+  }
+  if (!isRecord(parsed)) throw new ParseError('not a JSON object');
+  const out = new Map<WireGuardKey, Endpoint>();
+  for (const [key, value] of Object.entries(parsed)) {
+    if (typeof value === 'string') {
+      out.set(parseKey(key), parseEndpoint(value));
+    } else if (isRecord(value) && typeof value['IP'] === 'string' && typeof value['Port'] === 'number') {
+      const ip = value['IP'];
+      out.set(parseKey(key), parseEndpoint(ip.includes(':') ? `[${ip}]:${value['Port']}` : `${ip}:${value['Port']}`));
+    } else {
+      throw new ParseError(`entry for ${key} is not an endpoint`);
+    }
+  }
+  return out;
+}
+

@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatEndpoint } from '../../src/model/endpoint.js';
+import { formatCidr } from '../../src/model/ip.js';
+import { generatePrivateKey, publicKeyOf } from '../../src/model/key.js';
+import { decodeNode } from '../../src/sources/node.js';
+import type { KubeObject } from '../../src/sources/objects.js';
+import { describeProblem } from '../../src/sources/problem.js';
+
+const KEY = publicKeyOf(generatePrivateKey());
+const OPTS = { topologyLabel: 'topology.kubernetes.io/region' };
+
+function nodeObject(annotations: Record<string, string>, extra: Partial<KubeObject> = {}): KubeObject {
+  return { metadata: { name: 'b', annotations, labels: { 'topology.kubernetes.io/region': 'eu' } }, spec: { podCIDR: '10.2.1.0/24' }, ...extra };
+}
+
+test('every annotation decodes from a good value', () => {
+  const peerKey = publicKeyOf(generatePrivateKey());
+  const { node, problems } = decodeNode(
+    nodeObject({
+      'wirelane.io/location': 'gcp',
+      'wirelane.io/leader': '',
+      'wirelane.io/endpoint': '1.2.3.4:51820',
+      'wirelane.io/internal-ip': '192.168.0.1/24',
+      'wirelane.io/key': KEY,
+      'wirelane.io/last-seen': '1700000000',
+      'wirelane.io/persistent-keepalive': '25',
+      'wirelane.io/allowed-location-ips': '10.9.0.0/16, 10.10.0.0/16',
+      'wirelane.io/discovered-endpoints': JSON.stringify({ [peerKey]: '5.6.7.8:1234' }),
+      'wirelane.io/wireguard-ip': '10.4.0.1/16',
+      'wirelane.io/granularity': 'full',
+    }),
+    OPTS,
+  );
+  assert.deepEqual(problems, []);
+  assert.equal(node.location, 'gcp');
+  assert.equal(node.leader, true);
+  assert.equal(node.endpoint && formatEndpoint(node.endpoint), '1.2.3.4:51820');
+  assert.equal(node.internalIP && formatCidr(node.internalIP), '192.168.0.1/24');
+  assert.equal(node.publicKey, KEY);
+  assert.equal(node.lastSeen, 1700000000);
+  assert.equal(node.persistentKeepalive, 25);
+  assert.deepEqual(node.allowedLocationIPs.map(formatCidr), ['10.9.0.0/16', '10.10.0.0/16']);
+  assert.equal(formatEndpoint(node.discoveredEndpoints.get(peerKey as never)!), '5.6.7.8:1234');
+  assert.equal(node.wireguardIP && formatCidr(node.wireguardIP), '10.4.0.1/16');
+  assert.equal(node.granularity, 'full');
+  assert.deepEqual(node.podCIDRs.map(formatCidr), ['10.2.1.0/24']);
+});
+
+test('a malformed annotation is reported once and the rest of the node still decodes', () => {
+  const cases: [string, string, RegExp][] = [
+    ['internal-ip', '300.1.2.3/99', /is not a CIDR/],
+    ['endpoint', '1.2.3.4:99999', /bad port/],
+    ['key', 'not-a-key', /not a WireGuard key/],
+    ['persistent-keepalive', '-1', /not a keepalive/],
+    ['last-seen', 'yesterday', /unix seconds/],
+    ['wireguard-ip', '10.4.0.1', /no prefix length/],
+    ['granularity', 'galaxy', /not a granularity/],
+    ['discovered-endpoints', '{not json', /not a JSON object/],
+    ['allowed-location-ips', '10.9.0.0/16,bogus', /"bogus" is not a CIDR/],
+    ['force-endpoint', 'nope', /want host:port/],
+  ];
+  for (const [suffix, value, want] of cases) {
+    const { node, problems } = decodeNode(
+      nodeObject({ 'wirelane.io/key': KEY, 'wirelane.io/location': 'gcp', [`wirelane.io/${suffix}`]: value }),
+      OPTS,
+    );
+    assert.equal(problems.length, 1, suffix);
+    const line = describeProblem(problems[0]!);
+    assert.match(line, new RegExp(`^Node "b": annotation wirelane.io/${suffix}: `), suffix);
+    assert.match(line, want, suffix);
+    assert.equal(node.location, 'gcp', suffix);
+    if (suffix !== 'key') assert.equal(node.publicKey, KEY, suffix);
+  }
+});
+
+test('the good entries of a partly bad allowed-location-ips list are kept', () => {
+  const { node } = decodeNode(nodeObject({ 'wirelane.io/allowed-location-ips': '10.9.0.0/16,bogus,10.10.0.0/16' }), OPTS);
+  assert.deepEqual(node.allowedLocationIPs.map(formatCidr), ['10.9.0.0/16', '10.10.0.0/16']);
+});
+
+test('kilo.squat.ai annotations are read, and wirelane.io wins when both are set', () => {
+  const { node } = decodeNode(
+    nodeObject({ 'kilo.squat.ai/location': 'kilo', 'kilo.squat.ai/endpoint': '9.9.9.9:1', 'wirelane.io/endpoint': '1.1.1.1:2' }),
+    OPTS,
+  );
+  assert.equal(node.location, 'kilo');
+  assert.equal(node.endpoint && formatEndpoint(node.endpoint), '1.1.1.1:2');
+});
+
+test('location falls back to the topology label, which is configurable', () => {
+  assert.equal(decodeNode(nodeObject({}), OPTS).node.location, 'eu');
+  const custom = nodeObject({}, { metadata: { name: 'b', labels: { zone: 'z1' } } });
+  assert.equal(decodeNode(custom, { topologyLabel: 'zone' }).node.location, 'z1');
+  assert.equal(decodeNode(custom, OPTS).node.location, '');
+});
+
+test('force-endpoint and force-internal-ip override the discovered values', () => {
+  const { node } = decodeNode(
+    nodeObject({
+      'wirelane.io/endpoint': '1.1.1.1:1',
+      'wirelane.io/force-endpoint': '[fd00::9]:7',
+      'wirelane.io/internal-ip': '192.168.0.1/24',
+      'wirelane.io/force-internal-ip': '172.16.0.1/16',
+    }),
+    OPTS,
+  );
+  assert.equal(node.endpoint && formatEndpoint(node.endpoint), '[fd00::9]:7');
+  assert.equal(node.internalIP && formatCidr(node.internalIP), '172.16.0.1/16');
+});
+
+test('force-internal-ip "" or "-" means no internal IP', () => {
+  for (const none of ['', '-']) {
+    const { node, problems } = decodeNode(
+      nodeObject({ 'wirelane.io/internal-ip': '192.168.0.1/24', 'wirelane.io/force-internal-ip': none }),
+      OPTS,
+    );
+    assert.equal(node.internalIP, undefined);
+    assert.deepEqual(problems, []);
+  }
+});
+
+test('a bad force-endpoint falls back to the endpoint annotation', () => {
+  const { node, problems } = decodeNode(nodeObject({ 'wirelane.io/endpoint': '1.1.1.1:1', 'wirelane.io/force-endpoint': 'x' }), OPTS);
+  assert.equal(node.endpoint && formatEndpoint(node.endpoint), '1.1.1.1:1');
+  assert.equal(problems.length, 1);
+});
+
+test('pod CIDRs come from spec.podCIDRs (both families), else spec.podCIDR', () => {
+  const dual = decodeNode(nodeObject({}, { spec: { podCIDR: '10.2.1.0/24', podCIDRs: ['10.2.1.0/24', 'fd10::/64'] } }), OPTS);
+  assert.deepEqual(dual.node.podCIDRs.map(formatCidr), ['10.2.1.0/24', 'fd10::/64']);
+  const single = decodeNode(nodeObject({}, { spec: { podCIDR: '10.2.1.0/24', podCIDRs: [] } }), OPTS);
+  assert.deepEqual(single.node.podCIDRs.map(formatCidr), ['10.2.1.0/24']);
+  const bad = decodeNode(nodeObject({}, { spec: { podCIDRs: ['10.2.1.0/24', 'x'] } }), OPTS);
+  assert.deepEqual(bad.node.podCIDRs.map(formatCidr), ['10.2.1.0/24']);
+  assert.match(describeProblem(bad.problems[0]!), /spec.podCIDRs: "x" is not a CIDR/);
+  assert.deepEqual(decodeNode(nodeObject({}, { spec: {} }), OPTS).node.podCIDRs, []);
+});
+
+test('Kilo-style discovered endpoints ({IP, Port}) are accepted', () => {
+  const peerKey = publicKeyOf(generatePrivateKey());
+  const { node } = decodeNode(
+    nodeObject({ 'wirelane.io/discovered-endpoints': JSON.stringify({ [peerKey]: { IP: 'fd00::5', Port: 9 } }) }),
+    OPTS,
+  );
+  assert.equal(formatEndpoint(node.discoveredEndpoints.get(peerKey as never)!), '[fd00::5]:9');
+});
+
+test('a node without a name is rejected as a whole', () => {
+  assert.throws(() => decodeNode({ metadata: {} }, OPTS), /Node "": metadata.name: missing/);
+});
+
+test('annotations that are not strings are reported, not crashed on', () => {
+  const { problems } = decodeNode({ metadata: { name: 'b', annotations: { x: 1 } as never } }, OPTS);
+  assert.match(describeProblem(problems[0]!), /metadata.annotations: not a map of strings/);
+});
