@@ -12,6 +12,8 @@ export interface Command {
   readonly usage: string;
   readonly options: Options;
   readonly allowPositionals?: boolean;
+  /** String options that take true/false and may be given bare (`--local` means `--local=true`). */
+  readonly switches?: readonly string[];
   /** Returns the exit code. */
   run(values: Values, positionals: string[]): Promise<number>;
 }

@@ -18,6 +18,14 @@ export function requiredFlag(values: Values, name: string): string {
   return v;
 }
 
+/** A switch (see Command.switches): `--x`, `--x=true` or `--x=false`. */
+export function switchFlag(values: Values, name: string, fallback: boolean): boolean {
+  const v = stringFlag(values, name);
+  if (v === undefined) return fallback;
+  if (v !== 'true' && v !== 'false') throw new UsageError(`--${name}: "${v}" is not true or false`);
+  return v === 'true';
+}
+
 export function booleanFlag(values: Values, name: string): boolean {
   return values[name] === true;
 }

@@ -32,7 +32,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: cmd.allowPositionals ?? false, strict: true });
+    const args = rest.map((a) => (cmd.switches?.includes(a.slice(2)) && a.startsWith('--') ? `${a}=true` : a));
+    parsed = parseArgs({ args, options: cmd.options, allowPositionals: cmd.allowPositionals ?? false, strict: true });
   } catch (err) {
     throw new UsageError((err as Error).message.split('\n')[0] ?? 'bad arguments');
   }
