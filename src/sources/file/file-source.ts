@@ -1,0 +1,76 @@
+// The cluster file as a source: re-read when it changes. A file that stops parsing is reported once
+// and the last good state stays in force, so a typo in an edit never tears the mesh down.
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import type { Logger } from '../../observability/logger.js';
+import type { ClusterSource, SourceObject } from '../source.js';
+import { parseClusterFile } from './cluster-file.js';
+
+export class FileSource implements ClusterSource {
+  readonly kind = 'file';
+  private objects: readonly SourceObject[] = [];
+  private lastText: string | undefined;
+  private watcher: FSWatcher | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly log: Logger,
+    private readonly onInvalid: () => void = () => {},
+  ) {}
+
+  async start(onChange: () => void): Promise<void> {
+    // The first read must succeed: an agent started on a broken file has no last good state.
+    await this.reload(true);
+    // Watch the directory, not the file: editors and `kubectl get > f` replace the inode.
+    this.watcher = watch(dirname(this.path), (_event, name) => {
+      if (name !== null && name !== basename(this.path)) return;
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => {
+        this.reload(false).then(
+          (changed) => changed && onChange(),
+          (err: unknown) => this.log.error({ err }, 'cluster file reload failed'),
+        );
+      }, 100);
+    });
+  }
+
+  /** Re-reads the file; returns whether its content changed. */
+  async reload(strict: boolean): Promise<boolean> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      if (strict) throw err;
+      this.log.error(`cluster file ${this.path}: ${(err as Error).message}; keeping the last good state`);
+      this.onInvalid();
+      return false;
+    }
+    if (text === this.lastText) return false;
+    this.lastText = text;
+    try {
+      this.objects = parseClusterFile(text, this.path);
+    } catch (err) {
+      if (strict) throw err;
+      this.log.error(`${(err as Error).message}; keeping the last good state`);
+      this.onInvalid();
+      return false;
+    }
+    return true;
+  }
+
+  snapshot(): readonly SourceObject[] {
+    return this.objects;
+  }
+
+  // The file is the operator's: the agent never writes to it.
+  async publishNode(): Promise<boolean> {
+    return false;
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.debounce);
+    this.watcher?.close();
+  }
+}
