@@ -1,0 +1,126 @@
+// Runs host commands with argument arrays (never shell strings), optionally inside a network
+// namespace, and turns failures into one-line errors that name the command.
+import { execa, type ResultPromise } from 'execa';
+
+export interface CommandOptions {
+  /** Run inside this named network namespace (`ip netns exec NAME file args`). */
+  readonly netns?: string;
+  /** Written to the command's stdin. */
+  readonly input?: string;
+  /** Return a non-zero exit instead of throwing. A missing binary or a timeout still throws. */
+  readonly allowFailure?: boolean;
+  readonly timeoutMs?: number;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export interface CommandResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly exitCode: number;
+}
+
+/** A command that failed: its message is one line (command, exit code, first stderr line). */
+export class CommandError extends Error {
+  override readonly name = 'CommandError';
+  constructor(
+    readonly argv: readonly string[],
+    readonly exitCode: number | undefined,
+    readonly stdout: string,
+    readonly stderr: string,
+    reason: string,
+  ) {
+    super(`${formatCommand(argv)}: ${reason}`);
+  }
+}
+
+/** The argv actually executed: `ip netns exec NAME` in front when a namespace is given. */
+export function commandLine(file: string, args: readonly string[], netns?: string): string[] {
+  return netns === undefined ? [file, ...args] : ['ip', 'netns', 'exec', netns, file, ...args];
+}
+
+/** A readable, copy-pasteable rendering of an argv; arguments with spaces or quotes are quoted. */
+export function formatCommand(argv: readonly string[]): string {
+  return argv.map((a) => (a === '' || /[\s"'\\$`]/.test(a) ? JSON.stringify(a) : a)).join(' ');
+}
+
+function firstLine(text: string): string {
+  return text.split('\n').find((line) => line.trim() !== '')?.trim() ?? '';
+}
+
+export async function runCommand(
+  file: string,
+  args: readonly string[],
+  opts: CommandOptions = {},
+): Promise<CommandResult> {
+  const [bin, ...rest] = commandLine(file, args, opts.netns) as [string, ...string[]];
+  const result = await execa(bin, rest, {
+    reject: false,
+    stdin: opts.input === undefined ? 'ignore' : 'pipe',
+    ...(opts.input === undefined ? {} : { input: opts.input }),
+    ...(opts.timeoutMs === undefined ? {} : { timeout: opts.timeoutMs }),
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+  });
+  const argv = [bin, ...rest];
+  const { stdout, stderr } = result;
+  if (result.timedOut) {
+    throw new CommandError(argv, undefined, stdout, stderr, `timed out after ${opts.timeoutMs} ms`);
+  }
+  if (result.exitCode === undefined) {
+    // No exit code: the binary could not be started, or a signal ended it.
+    const why = result.signal !== undefined ? `killed by ${result.signal}` : firstLine(result.originalMessage ?? '') || 'could not be started';
+    throw new CommandError(argv, undefined, stdout, stderr, why);
+  }
+  if (result.exitCode !== 0 && opts.allowFailure !== true) {
+    const detail = firstLine(stderr) || firstLine(stdout);
+    const why = `exit code ${result.exitCode}${detail === '' ? '' : `: ${detail}`}`;
+    throw new CommandError(argv, result.exitCode, stdout, stderr, why);
+  }
+  return { stdout, stderr, exitCode: result.exitCode };
+}
+
+/** Where a spawned process's stdout or stderr goes. Buffered 'pipe' is the default. */
+export type OutputTarget = 'pipe' | 'ignore' | 'inherit' | { readonly file: string };
+
+export interface SpawnOptions {
+  readonly netns?: string;
+  readonly env?: Readonly<Record<string, string>>;
+  readonly stdout?: OutputTarget;
+  readonly stderr?: OutputTarget;
+}
+
+interface SpawnExecaOptions {
+  readonly reject: false;
+  readonly stdin: 'ignore';
+  readonly stdout: OutputTarget;
+  readonly stderr: OutputTarget;
+  readonly env?: Readonly<Record<string, string>>;
+  readonly forceKillAfterDelay: false;
+}
+
+/** A long-running child. Awaiting it never throws; it resolves with the exit code or signal. */
+export type SpawnedProcess = ResultPromise<SpawnExecaOptions> & { readonly pid: number };
+
+/**
+ * Starts a long-running process (an agent, wireguard-go in foreground mode). `ip netns exec`
+ * execs into the command, so the returned pid is the command's own pid. Throws if it could
+ * not be started.
+ */
+export function spawnProcess(file: string, args: readonly string[], opts: SpawnOptions = {}): SpawnedProcess {
+  const [bin, ...rest] = commandLine(file, args, opts.netns) as [string, ...string[]];
+  const options: SpawnExecaOptions = {
+    reject: false,
+    stdin: 'ignore',
+    stdout: opts.stdout ?? 'pipe',
+    stderr: opts.stderr ?? 'pipe',
+    // Whoever spawned it decides when to escalate to SIGKILL (see Sandbox.destroy).
+    forceKillAfterDelay: false,
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+  };
+  const child = execa(bin, rest, options);
+  if (child.pid === undefined) {
+    // Swallow the rejection-free result so nothing dangles; the error is reported here.
+    void child.then(() => undefined);
+    throw new CommandError([bin, ...rest], undefined, '', '', 'could not be started');
+  }
+  return child as SpawnedProcess;
+}

@@ -1,0 +1,28 @@
+// The network-namespace sandbox: a simulated cluster for the demo and the integration tests.
+export {
+  createSandbox,
+  withSandbox,
+  Sandbox,
+  type NetnsTarget,
+  type SandboxHost,
+  type SandboxNode,
+  type SandboxOptions,
+  type SandboxPod,
+} from './sandbox.js';
+export {
+  buildPhasesOf,
+  managementRuleset,
+  managementSubnetOf,
+  planSandbox,
+  MANAGEMENT_GATEWAY,
+  SANDBOX_PREFIX_PATTERN,
+  SandboxSpecError,
+  type OutsideHostSpec,
+  type SandboxNodeSpec,
+  type SandboxPlan,
+  type SandboxSpec,
+} from './plan.js';
+export { isReachable, probeTcp, UNUSED_PORT, type TcpProbeResult } from './probe.js';
+export { sweepLeftoverSandboxes, type SweepReport } from './sweep.js';
+export { sandboxUnsupportedReason } from './support.js';
+export { stopProcess } from './teardown.js';

@@ -1,0 +1,425 @@
+// Turns a sandbox spec into every name, address and ip command the build needs. Pure: the
+// builder only executes what this returns, and unit tests check it without root.
+//
+// Layout (P is the sandbox prefix, e.g. "wl3f9a-"):
+//
+//   root ns ── P"mgmt" ═ mgmt0 ── [P"underlay": br0 ] ── n0 ═ eth0 [P"a"] veth0 ═ eth0 [P"a-pod0"]
+//   (optional)                                        └─ o0 ═ eth0 [P"client"]
+//
+// Interface names live inside their own namespace, so only the one link in the root namespace
+// (P"mgmt", 11 characters) carries the prefix; the rest stay short and fixed (IFNAMSIZ is 15).
+//
+// Pods use the point-to-point scheme of the CNI ptp plugin: the pod has IP/32 on eth0 and a
+// default route `via GW dev eth0 onlink`, where GW is the first address of the node's pod CIDR,
+// held as a /32 on every pod-facing veth of that node. The node routes each pod IP/32 to its veth.
+// No bridge and no proxy ARP in the node, so the node's routing table is the whole story.
+//
+// Management (optional) lets node processes reach a server in the root namespace: the underlay
+// namespace owns MANAGEMENT_GATEWAY on br0 and routes to the root through a /30 out of
+// 100.64.0.0/10 picked from the prefix, masquerading so the root needs no route back into the
+// sandbox (concurrent sandboxes reuse the same underlay addresses). Nodes get one host route
+// to the management address; their own addresses are untouched.
+import { formatIp, nthAddress, parseCidr, ParseError, sizeOf, type Cidr, type Family } from '../model/ip.js';
+import type { IpCommand } from '../host/ip.js';
+
+export interface SandboxNodeSpec {
+  /** Lower-case letters, digits and '-' (it becomes part of namespace names). */
+  readonly name: string;
+  /** Metadata for whoever describes the cluster (the `wirelane.io/location` annotation). */
+  readonly location?: string;
+  /** The node's underlay address with its prefix length, e.g. '172.31.0.11/16'. */
+  readonly underlayAddress: string;
+  /** Optional IPv6 underlay address, e.g. 'fd31::11/64'. */
+  readonly underlayAddress6?: string;
+  /** At most one CIDR per family, e.g. ['10.244.1.0/24', 'fd44:1::/64']. */
+  readonly podCIDRs?: readonly string[];
+  /** Pod namespaces to create on this node (default 0); each gets one address per pod CIDR. */
+  readonly pods?: number;
+}
+
+/** A host on the underlay that is not a cluster node: a client outside the cluster. */
+export interface OutsideHostSpec {
+  readonly name: string;
+  readonly underlayAddress: string;
+  readonly underlayAddress6?: string;
+}
+
+export interface SandboxSpec {
+  readonly nodes: readonly SandboxNodeSpec[];
+  readonly outside?: readonly OutsideHostSpec[];
+  /** Give nodes a route to a server bound on `Sandbox.managementAddress` in the root namespace. */
+  readonly management?: boolean;
+}
+
+export interface PlannedAddress {
+  readonly ip: string;
+  /** `ip/prefixLength` as assigned to the interface. */
+  readonly cidr: string;
+}
+
+export interface PlannedPod {
+  readonly name: string;
+  readonly netns: string;
+  /** The pod's interface, inside the pod namespace. */
+  readonly iface: string;
+  /** The pod's veth end inside the node namespace. */
+  readonly nodeIface: string;
+  readonly ip: string;
+  readonly ipv6: string | undefined;
+}
+
+export interface PlannedHost {
+  readonly name: string;
+  readonly netns: string;
+  /** Inside the host's namespace. */
+  readonly underlayIface: string;
+  /** The host's port on the underlay bridge, inside the underlay namespace. */
+  readonly bridgePort: string;
+  readonly underlay: PlannedAddress;
+  readonly underlay6: PlannedAddress | undefined;
+}
+
+export interface PlannedNode extends PlannedHost {
+  readonly location: string | undefined;
+  readonly podCIDRs: readonly string[];
+  /** Per family: the pod gateway address held on the node side of every pod veth. */
+  readonly podGateways: readonly string[];
+  readonly pods: readonly PlannedPod[];
+}
+
+export interface PlannedManagement {
+  /** The root-namespace end of the veth into the underlay namespace. */
+  readonly rootLink: string;
+  /** Root side of the /30: servers bind here. */
+  readonly rootAddress: PlannedAddress;
+  /** Underlay-namespace side of the /30: node traffic is masqueraded to this address. */
+  readonly underlayAddress: PlannedAddress;
+}
+
+export interface SandboxPlan {
+  readonly prefix: string;
+  readonly underlayNetns: string;
+  readonly nodes: readonly PlannedNode[];
+  readonly outside: readonly PlannedHost[];
+  readonly management: PlannedManagement | undefined;
+  /** Every namespace the sandbox creates. */
+  readonly namespaces: readonly string[];
+}
+
+/** Sandbox prefixes: 'wl', four hex digits, '-'. Cleanup only ever touches names matching this. */
+export const SANDBOX_PREFIX_PATTERN = /^wl[0-9a-f]{4}-/;
+
+/** Where node traffic to the management address goes first: br0 in the underlay namespace. */
+export const MANAGEMENT_GATEWAY = '169.254.0.1';
+
+const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
+const MANAGEMENT_RANGE = parseCidr('100.64.0.0/10');
+
+export class SandboxSpecError extends Error {
+  override readonly name = 'SandboxSpecError';
+}
+
+function parseField(text: string | undefined, what: string, family: Family): Cidr {
+  if (text === undefined) throw new SandboxSpecError(`${what} is missing`);
+  let cidr: Cidr;
+  try {
+    cidr = parseCidr(text);
+  } catch (e) {
+    if (e instanceof ParseError) throw new SandboxSpecError(`${what}: ${e.message}`);
+    throw e;
+  }
+  if (cidr.family !== family) throw new SandboxSpecError(`${what}: "${text}" is not an IPv${family} CIDR`);
+  return cidr;
+}
+
+function planAddress(cidr: Cidr): PlannedAddress {
+  const ip = formatIp({ family: cidr.family, value: cidr.addr });
+  return { ip, cidr: `${ip}/${cidr.bits}` };
+}
+
+/** The management /30 for a prefix: 65536 prefixes, 65536 disjoint /30s inside 100.64.0.0/10. */
+export function managementSubnetOf(prefix: string): Cidr {
+  const slot = BigInt(parseInt(prefix.slice(2, 6), 16));
+  return { family: 4, addr: MANAGEMENT_RANGE.addr + slot * 4n, bits: 30 };
+}
+
+function planHost(
+  spec: OutsideHostSpec,
+  prefix: string,
+  bridgePort: string,
+  what: string,
+): PlannedHost {
+  const underlay = parseField(spec.underlayAddress, `${what}: underlayAddress`, 4);
+  const underlay6 =
+    spec.underlayAddress6 === undefined
+      ? undefined
+      : planAddress(parseField(spec.underlayAddress6, `${what}: underlayAddress6`, 6));
+  return {
+    name: spec.name,
+    netns: `${prefix}${spec.name}`,
+    underlayIface: 'eth0',
+    bridgePort,
+    underlay: planAddress(underlay),
+    underlay6,
+  };
+}
+
+function planNode(spec: SandboxNodeSpec, index: number, prefix: string): PlannedNode {
+  const what = `sandbox node "${spec.name}"`;
+  const host = planHost(spec, prefix, `n${index}`, what);
+  const podCount = spec.pods ?? 0;
+  if (!Number.isInteger(podCount) || podCount < 0) {
+    throw new SandboxSpecError(`${what}: pods ${spec.pods} is not a non-negative integer`);
+  }
+  const podCIDRs = (spec.podCIDRs ?? []).map((text, i) => {
+    const cidr = parseField(text, `${what}: podCIDRs[${i}]`, text.includes(':') ? 6 : 4);
+    // The network address, the gateway, the pods, and for IPv4 the broadcast address.
+    const needed = BigInt(podCount + 2 + (cidr.family === 4 ? 1 : 0));
+    if (sizeOf(cidr) < needed) {
+      throw new SandboxSpecError(`${what}: podCIDRs[${i}] "${text}" is too small for ${podCount} pods`);
+    }
+    return cidr;
+  });
+  const v4 = podCIDRs.filter((c) => c.family === 4);
+  const v6 = podCIDRs.filter((c) => c.family === 6);
+  if (v4.length > 1 || v6.length > 1) throw new SandboxSpecError(`${what}: podCIDRs has more than one CIDR per family`);
+  const [podNet4] = v4;
+  if (podCount > 0 && podNet4 === undefined) throw new SandboxSpecError(`${what}: pods need an IPv4 pod CIDR`);
+  const podIp = (cidr: Cidr | undefined, n: number): string | undefined =>
+    cidr === undefined ? undefined : formatIp(nthAddress(cidr, BigInt(n)));
+  const pods = Array.from({ length: podCount }, (_, i): PlannedPod => {
+    const name = `${spec.name}-pod${i}`;
+    return {
+      name,
+      netns: `${prefix}${name}`,
+      iface: 'eth0',
+      nodeIface: `veth${i}`,
+      ip: podIp(podNet4, i + 2) as string,
+      ipv6: podIp(v6[0], i + 2),
+    };
+  });
+  return {
+    ...host,
+    location: spec.location,
+    podCIDRs: spec.podCIDRs ?? [],
+    podGateways: podCIDRs.map((cidr) => formatIp(nthAddress(cidr, 1n))),
+    pods,
+  };
+}
+
+export function planSandbox(spec: SandboxSpec, prefix: string): SandboxPlan {
+  if (!SANDBOX_PREFIX_PATTERN.test(prefix) || prefix.length !== 7) {
+    throw new SandboxSpecError(`sandbox prefix "${prefix}" does not match ${SANDBOX_PREFIX_PATTERN}`);
+  }
+  if (spec.nodes.length === 0) throw new SandboxSpecError('sandbox spec: nodes is empty');
+  for (const host of [...spec.nodes, ...(spec.outside ?? [])]) {
+    if (!NAME_PATTERN.test(host.name)) {
+      throw new SandboxSpecError(`sandbox host "${host.name}": name must be 1-40 of [a-z0-9-], not starting or ending in '-'`);
+    }
+  }
+  const nodes = spec.nodes.map((node, i) => planNode(node, i, prefix));
+  const outside = (spec.outside ?? []).map((host, i) =>
+    planHost(host, prefix, `o${i}`, `sandbox outside host "${host.name}"`),
+  );
+  const underlayNetns = `${prefix}underlay`;
+  const namespaces = [underlayNetns, ...nodes.flatMap((n) => [n.netns, ...n.pods.map((p) => p.netns)]), ...outside.map((h) => h.netns)];
+  const seenNames = new Set<string>();
+  for (const ns of namespaces) {
+    if (seenNames.has(ns)) throw new SandboxSpecError(`sandbox spec: two hosts would share namespace "${ns}"`);
+    seenNames.add(ns);
+  }
+  const seenIps = new Map<string, string>();
+  for (const host of [...nodes, ...outside]) {
+    for (const addr of [host.underlay, host.underlay6]) {
+      if (addr === undefined) continue;
+      const other = seenIps.get(addr.ip);
+      if (other !== undefined) {
+        throw new SandboxSpecError(`sandbox host "${host.name}": underlay address ${addr.ip} is also used by "${other}"`);
+      }
+      seenIps.set(addr.ip, host.name);
+    }
+  }
+  let management: PlannedManagement | undefined;
+  if (spec.management === true) {
+    const subnet = managementSubnetOf(prefix);
+    const at = (n: bigint): PlannedAddress => planAddress({ family: 4, addr: subnet.addr + n, bits: 30 });
+    management = { rootLink: `${prefix}mgmt`, rootAddress: at(1n), underlayAddress: at(2n) };
+  }
+  return { prefix, underlayNetns, nodes, outside, management, namespaces };
+}
+
+/** One `ip -batch -` process, in a namespace (`ip -n`) or in the caller's. */
+export interface BatchStep {
+  readonly netns: string | undefined;
+  readonly commands: readonly IpCommand[];
+}
+
+/** A command that cannot be batched (nft reads a ruleset from stdin). */
+export interface CommandStep {
+  readonly netns: string;
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly input: string;
+}
+
+/** Steps inside a phase run concurrently; phases run in order. */
+export interface BuildPhase {
+  readonly batches: readonly BatchStep[];
+  readonly commands: readonly CommandStep[];
+}
+
+function sysctlCommand(netns: string, settings: readonly string[]): IpCommand {
+  // -e: keys that this kernel lacks (no IPv6, no br_netfilter) are not an error.
+  return ['netns', 'exec', netns, 'sysctl', '-qwe', ...settings];
+}
+
+function hostLinkCommands(host: PlannedHost, underlayNetns: string): IpCommand[] {
+  const cmds: IpCommand[] = [
+    ['link', 'set', 'lo', 'up'],
+    ['link', 'add', host.underlayIface, 'type', 'veth', 'peer', 'name', host.bridgePort, 'netns', underlayNetns],
+    ['addr', 'add', host.underlay.cidr, 'dev', host.underlayIface],
+  ];
+  if (host.underlay6 !== undefined) {
+    cmds.push(['addr', 'add', host.underlay6.cidr, 'dev', host.underlayIface, 'nodad']);
+  }
+  cmds.push(['link', 'set', host.underlayIface, 'up']);
+  return cmds;
+}
+
+function nodeCommands(node: PlannedNode, plan: SandboxPlan): IpCommand[] {
+  const cmds = hostLinkCommands(node, plan.underlayNetns);
+  for (const pod of node.pods) {
+    cmds.push(['link', 'add', pod.nodeIface, 'type', 'veth', 'peer', 'name', pod.iface, 'netns', pod.netns]);
+    for (const gw of node.podGateways) {
+      const host = gw.includes(':') ? `${gw}/128` : `${gw}/32`;
+      cmds.push(['addr', 'add', host, 'dev', pod.nodeIface, ...(gw.includes(':') ? ['nodad'] : [])]);
+    }
+    cmds.push(['link', 'set', pod.nodeIface, 'up']);
+    cmds.push(['route', 'add', `${pod.ip}/32`, 'dev', pod.nodeIface]);
+    if (pod.ipv6 !== undefined) cmds.push(['route', 'add', `${pod.ipv6}/128`, 'dev', pod.nodeIface]);
+  }
+  if (plan.management !== undefined) {
+    cmds.push([
+      'route', 'add', `${plan.management.rootAddress.ip}/32`, 'via', MANAGEMENT_GATEWAY,
+      'dev', node.underlayIface, 'onlink', 'src', node.underlay.ip,
+    ]);
+  }
+  return cmds;
+}
+
+function podCommands(pod: PlannedPod, node: PlannedNode): IpCommand[] {
+  const cmds: IpCommand[] = [['link', 'set', 'lo', 'up']];
+  cmds.push(['addr', 'add', `${pod.ip}/32`, 'dev', pod.iface]);
+  if (pod.ipv6 !== undefined) cmds.push(['addr', 'add', `${pod.ipv6}/128`, 'dev', pod.iface, 'nodad']);
+  cmds.push(['link', 'set', pod.iface, 'up']);
+  for (const gw of node.podGateways) {
+    const anywhere = gw.includes(':') ? '::/0' : '0.0.0.0/0';
+    cmds.push(['route', 'add', anywhere, 'via', gw, 'dev', pod.iface, 'onlink']);
+  }
+  return cmds;
+}
+
+/** The nft ruleset of the underlay namespace: only node-to-management traffic crosses mgmt0. */
+export function managementRuleset(management: PlannedManagement): string {
+  return [
+    'table ip wirelane_sandbox {',
+    '  chain forward {',
+    '    type filter hook forward priority 0; policy accept;',
+    `    oifname "mgmt0" ip daddr != ${management.rootAddress.ip} drop`,
+    '    iifname "mgmt0" ct state != { established, related } drop',
+    '  }',
+    '  chain postrouting {',
+    '    type nat hook postrouting priority 100; policy accept;',
+    '    oifname "mgmt0" masquerade',
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The build, as phases of concurrent steps. `ownPid` names the caller's (root) namespace for
+ * the management veth, so the link is created straight into it and never lands anywhere else.
+ */
+export function buildPhasesOf(plan: SandboxPlan, ownPid: number): BuildPhase[] {
+  const hosts: PlannedHost[] = [...plan.nodes, ...plan.outside];
+  const sysctls: IpCommand[] = [
+    // The underlay is a plain switch: bridged frames do not go through its netfilter hooks.
+    sysctlCommand(plan.underlayNetns, [
+      'net.bridge.bridge-nf-call-iptables=0',
+      'net.bridge.bridge-nf-call-ip6tables=0',
+      'net.bridge.bridge-nf-call-arptables=0',
+      ...(plan.management === undefined ? [] : ['net.ipv4.ip_forward=1']),
+    ]),
+    ...plan.namespaces
+      .filter((ns) => ns !== plan.underlayNetns)
+      .map((ns) => {
+        const isNode = plan.nodes.some((n) => n.netns === ns);
+        return sysctlCommand(ns, [
+          // Duplicate address detection only delays the first IPv6 packets here.
+          'net.ipv6.conf.default.accept_dad=0',
+          'net.ipv6.conf.all.accept_dad=0',
+          ...(isNode ? ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'] : []),
+        ]);
+      }),
+  ];
+  const create: BuildPhase = {
+    batches: [{ netns: undefined, commands: [...plan.namespaces.map((ns) => ['netns', 'add', ns]), ...sysctls] }],
+    commands: [],
+  };
+
+  const underlayFirst: IpCommand[] = [
+    ['link', 'set', 'lo', 'up'],
+    ['link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0'],
+    ['link', 'set', 'br0', 'up'],
+  ];
+  const mgmt = plan.management;
+  if (mgmt !== undefined) {
+    underlayFirst.push(
+      ['link', 'add', 'mgmt0', 'type', 'veth', 'peer', 'name', mgmt.rootLink, 'netns', String(ownPid)],
+      ['addr', 'add', mgmt.underlayAddress.cidr, 'dev', 'mgmt0'],
+      ['link', 'set', 'mgmt0', 'up'],
+      ['addr', 'add', `${MANAGEMENT_GATEWAY}/32`, 'dev', 'br0'],
+      ...plan.nodes.map((n): IpCommand => ['route', 'add', `${n.underlay.ip}/32`, 'dev', 'br0']),
+    );
+  }
+  const links: BuildPhase = {
+    batches: [
+      { netns: plan.underlayNetns, commands: underlayFirst },
+      ...plan.nodes.map((node) => ({ netns: node.netns, commands: nodeCommands(node, plan) })),
+      ...plan.outside.map((host) => ({ netns: host.netns, commands: hostLinkCommands(host, plan.underlayNetns) })),
+    ],
+    commands:
+      mgmt === undefined
+        ? []
+        : [{ netns: plan.underlayNetns, file: 'nft', args: ['-f', '-'], input: managementRuleset(mgmt) }],
+  };
+
+  const finish: BuildPhase = {
+    batches: [
+      {
+        netns: plan.underlayNetns,
+        commands: hosts.flatMap((h): IpCommand[] => [
+          ['link', 'set', h.bridgePort, 'master', 'br0'],
+          ['link', 'set', h.bridgePort, 'up'],
+        ]),
+      },
+      ...plan.nodes.flatMap((node) => node.pods.map((pod) => ({ netns: pod.netns, commands: podCommands(pod, node) }))),
+      ...(mgmt === undefined
+        ? []
+        : [
+            {
+              netns: undefined,
+              commands: [
+                // No IPv6 link-local address or route in the root namespace: only the /30.
+                ['link', 'set', mgmt.rootLink, 'addrgenmode', 'none'],
+                ['addr', 'add', mgmt.rootAddress.cidr, 'dev', mgmt.rootLink],
+                ['link', 'set', mgmt.rootLink, 'up'],
+              ],
+            },
+          ]),
+    ],
+    commands: [],
+  };
+  return [create, links, finish];
+}

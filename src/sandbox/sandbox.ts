@@ -1,0 +1,267 @@
+// A simulated cluster on this machine: nodes, pods and outside hosts as network namespaces on
+// a shared bridge "underlay" (see plan.ts for the layout). Used by `wirelane demo` and by every
+// integration test.
+import {
+  runCommand,
+  spawnProcess,
+  type CommandOptions,
+  type CommandResult,
+  type SpawnedProcess,
+  type SpawnOptions,
+} from '../host/command.js';
+import { listAddresses } from '../host/addresses.js';
+import { runIpBatch } from '../host/ip.js';
+import { overlaps, parseCidr } from '../model/ip.js';
+import { cleanUpOnExit, forgetOnExit } from './exit-cleanup.js';
+import {
+  buildPhasesOf,
+  managementSubnetOf,
+  planSandbox,
+  type PlannedHost,
+  type PlannedNode,
+  type PlannedPod,
+  type SandboxPlan,
+  type SandboxSpec,
+} from './plan.js';
+import { isReachable, probeTcp, UNUSED_PORT, type TcpProbeResult } from './probe.js';
+import { claimPrefix, identify, recordPids, releasePrefix, type ProcessIdentity } from './registry.js';
+import { DEFAULT_GRACE_MS, removeByPrefix, removeNowSync, stopProcess } from './teardown.js';
+
+export interface SandboxHost {
+  readonly name: string;
+  readonly netns: string;
+  /** The underlay interface inside the host's namespace ('eth0'). */
+  readonly underlayIface: string;
+  readonly underlayIP: string;
+  /** `underlayIP/prefixLength`. */
+  readonly underlayCidr: string;
+  readonly underlayIPv6: string | undefined;
+  readonly underlayCidr6: string | undefined;
+}
+
+export interface SandboxPod {
+  readonly name: string;
+  /** The node the pod runs on. */
+  readonly node: string;
+  readonly netns: string;
+  /** Inside the pod namespace ('eth0'). */
+  readonly iface: string;
+  /** The pod's veth in the node namespace ('vethN'). */
+  readonly nodeIface: string;
+  readonly ip: string;
+  readonly ipv6: string | undefined;
+}
+
+export interface SandboxNode extends SandboxHost {
+  readonly location: string | undefined;
+  readonly podCIDRs: readonly string[];
+  /** Per pod CIDR, the gateway address the node holds on every pod veth (first address). */
+  readonly podGateways: readonly string[];
+  readonly pods: readonly SandboxPod[];
+}
+
+/** A namespace name, or anything that has one (a node, pod or outside host). */
+export type NetnsTarget = string | { readonly netns: string };
+
+export interface SandboxOptions {
+  /**
+   * Tear the sandbox down on SIGINT/SIGTERM/SIGHUP (then exit 128+signo) and on process exit.
+   * Default true; turn off only if the caller installs its own handlers and calls destroy().
+   */
+  readonly handleSignals?: boolean;
+  /** How long destroy() waits after SIGTERM before SIGKILL. */
+  readonly graceMs?: number;
+}
+
+function hostView(h: PlannedHost): SandboxHost {
+  return {
+    name: h.name,
+    netns: h.netns,
+    underlayIface: h.underlayIface,
+    underlayIP: h.underlay.ip,
+    underlayCidr: h.underlay.cidr,
+    underlayIPv6: h.underlay6?.ip,
+    underlayCidr6: h.underlay6?.cidr,
+  };
+}
+
+function podView(p: PlannedPod, node: string): SandboxPod {
+  return { name: p.name, node, netns: p.netns, iface: p.iface, nodeIface: p.nodeIface, ip: p.ip, ipv6: p.ipv6 };
+}
+
+function nodeView(n: PlannedNode): SandboxNode {
+  return {
+    ...hostView(n),
+    location: n.location,
+    podCIDRs: n.podCIDRs,
+    podGateways: n.podGateways,
+    pods: n.pods.map((p) => podView(p, n.name)),
+  };
+}
+
+export class Sandbox {
+  readonly prefix: string;
+  readonly nodes: readonly SandboxNode[];
+  readonly outside: readonly SandboxHost[];
+  /** The namespace holding the underlay bridge (br0). */
+  readonly underlayNetns: string;
+  /** Every namespace of the sandbox. */
+  readonly namespaces: readonly string[];
+  /** Root-namespace address that nodes can reach; bind test servers here. Undefined without `management`. */
+  readonly managementAddress: string | undefined;
+  /** The root-namespace link of the management path. */
+  readonly managementLink: string | undefined;
+
+  private readonly children = new Map<SpawnedProcess, ProcessIdentity>();
+  private readonly graceMs: number;
+  private destroying: Promise<void> | undefined;
+
+  constructor(
+    readonly plan: SandboxPlan,
+    opts: SandboxOptions = {},
+  ) {
+    this.prefix = plan.prefix;
+    this.nodes = plan.nodes.map(nodeView);
+    this.outside = plan.outside.map(hostView);
+    this.underlayNetns = plan.underlayNetns;
+    this.namespaces = plan.namespaces;
+    this.managementAddress = plan.management?.rootAddress.ip;
+    this.managementLink = plan.management?.rootLink;
+    this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  }
+
+  node(name: string): SandboxNode {
+    const node = this.nodes.find((n) => n.name === name);
+    if (node === undefined) throw new Error(`sandbox ${this.prefix}: no node "${name}"`);
+    return node;
+  }
+
+  get pods(): SandboxPod[] {
+    return this.nodes.flatMap((n) => n.pods);
+  }
+
+  private netnsOf(target: NetnsTarget): string {
+    const netns = typeof target === 'string' ? target : target.netns;
+    if (!this.namespaces.includes(netns)) throw new Error(`sandbox ${this.prefix}: "${netns}" is not one of its namespaces`);
+    return netns;
+  }
+
+  /** Runs a command to completion inside one of the sandbox's namespaces. */
+  exec(
+    target: NetnsTarget,
+    file: string,
+    args: readonly string[],
+    opts: Omit<CommandOptions, 'netns'> = {},
+  ): Promise<CommandResult> {
+    return runCommand(file, args, { ...opts, netns: this.netnsOf(target) });
+  }
+
+  /**
+   * Starts a long-running process in one of the sandbox's namespaces; destroy() stops it.
+   * It must stay in the foreground (wireguard-go needs -f): a daemon that forks away escapes.
+   */
+  spawn(
+    target: NetnsTarget,
+    file: string,
+    args: readonly string[],
+    opts: Omit<SpawnOptions, 'netns'> = {},
+  ): SpawnedProcess {
+    if (this.destroying !== undefined) throw new Error(`sandbox ${this.prefix}: spawn after destroy`);
+    const child = spawnProcess(file, args, { ...opts, netns: this.netnsOf(target) });
+    const identity = identify(child.pid) ?? { pid: child.pid, startTime: '' };
+    this.children.set(child, identity);
+    this.recordChildren();
+    void child.then(() => {
+      this.children.delete(child);
+      this.recordChildren();
+    });
+    return child;
+  }
+
+  /** Stops one spawned process: SIGTERM, SIGKILL after the grace period. */
+  async stop(child: SpawnedProcess, graceMs = this.graceMs): Promise<void> {
+    if (!this.children.has(child)) throw new Error(`sandbox ${this.prefix}: pid ${child.pid} was not spawned by it`);
+    await stopProcess(child, graceMs);
+  }
+
+  /** TCP connect from a namespace; 'refused' means reachable (see probe.ts). */
+  probe(from: NetnsTarget, host: string, port = UNUSED_PORT, timeoutMs = 2000): Promise<TcpProbeResult> {
+    return probeTcp(this.netnsOf(from), host, port, timeoutMs);
+  }
+
+  /** True when a TCP SYN from `from` to `host` gets an answer (accepted or refused). */
+  async reaches(from: NetnsTarget, host: string, port = UNUSED_PORT, timeoutMs = 2000): Promise<boolean> {
+    return isReachable(await this.probe(from, host, port, timeoutMs));
+  }
+
+  private recordChildren(): void {
+    recordPids(this.prefix, [...this.children.values()]);
+  }
+
+  /** Stops its processes and removes its namespaces and root links. Idempotent. */
+  destroy(): Promise<void> {
+    this.destroying ??= (async () => {
+      await Promise.all([...this.children.keys()].map((child) => stopProcess(child, this.graceMs)));
+      await removeByPrefix([this.prefix]);
+      releasePrefix(this.prefix);
+      forgetOnExit(this);
+    })();
+    return this.destroying;
+  }
+
+  /** Synchronous best effort for process exit: SIGKILL, then delete without listing. */
+  destroyNow(): void {
+    for (const child of this.children.keys()) child.kill('SIGKILL');
+    removeNowSync(this.managementLink === undefined ? [] : [this.managementLink], this.namespaces);
+    releasePrefix(this.prefix);
+  }
+}
+
+async function rootIPv4Networks(): Promise<ReturnType<typeof parseCidr>[]> {
+  return (await listAddresses()).filter((a) => a.family === 4).map((a) => parseCidr(a.cidr));
+}
+
+/**
+ * Builds the sandbox. On failure everything already made is removed before the error is
+ * rethrown (as one line naming the sandbox).
+ */
+export async function createSandbox(spec: SandboxSpec, opts: SandboxOptions = {}): Promise<Sandbox> {
+  const rootNetworks = spec.management === true ? await rootIPv4Networks() : [];
+  const prefix = claimPrefix((p) => !rootNetworks.some((net) => overlaps(net, managementSubnetOf(p))));
+  let sandbox: Sandbox;
+  try {
+    sandbox = new Sandbox(planSandbox(spec, prefix), opts);
+  } catch (e) {
+    releasePrefix(prefix);
+    throw e;
+  }
+  if (opts.handleSignals !== false) cleanUpOnExit(sandbox);
+  try {
+    for (const phase of buildPhasesOf(sandbox.plan, process.pid)) {
+      const outcomes = await Promise.allSettled([
+        ...phase.batches.map((b) => runIpBatch(b.commands, b.netns === undefined ? {} : { netns: b.netns })),
+        ...phase.commands.map((c) => runCommand(c.file, c.args, { netns: c.netns, input: c.input })),
+      ]);
+      const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failure !== undefined) throw failure.reason;
+    }
+  } catch (e) {
+    await sandbox.destroy();
+    throw new Error(`sandbox ${prefix}: build failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  return sandbox;
+}
+
+/** Runs `body` with a fresh sandbox and destroys it afterwards, also when `body` throws. */
+export async function withSandbox<T>(
+  spec: SandboxSpec,
+  body: (sandbox: Sandbox) => Promise<T>,
+  opts: SandboxOptions = {},
+): Promise<T> {
+  const sandbox = await createSandbox(spec, opts);
+  try {
+    return await body(sandbox);
+  } finally {
+    await sandbox.destroy();
+  }
+}
