@@ -1,0 +1,342 @@
+// One WireGuard interface on the host, optionally inside a network namespace: created with the
+// kernel module when there is one, else as a supervised wireguard-go child; configured with `wg`.
+//
+// wireguard-go's UAPI sockets live in /var/run/wireguard/NAME.sock, a directory every network
+// namespace shares (it is a mount, not a netns object). Two wireguard-go devices with the same
+// name in different namespaces collide, so names must be unique per machine — tests included.
+//
+// Key material (the private key read back by `wg showconf`, preshared keys) stays in memory:
+// configs go to `wg` on stdin, and errors from `wg` are rebuilt without its stdout and with
+// anything key-shaped in stderr masked (wg echoes a rejected config line verbatim).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CommandError, commandLine, runCommand } from '../host/command.js';
+import { type InterfaceAddress, listAddresses } from '../host/addresses.js';
+import { runIp } from '../host/ip.js';
+import { type Link, findLink } from '../host/links.js';
+import { type Cidr, equalCidr, formatCidr, parseIp } from '../model/ip.js';
+import { type DiffOptions, describeDiff, diffConfig } from './compare.js';
+import { parseConfig } from './conf-text.js';
+import type { WireGuardConfig } from './config.js';
+import { type WireGuardStatus, parseDump } from './dump.js';
+import { type HostLookup, lookupHost, resolveEndpoints } from './resolve.js';
+import { planWrites } from './update.js';
+import { checkConfig } from './validate.js';
+
+export type WireGuardBackend = 'kernel' | 'userspace';
+
+export const UAPI_DIR = '/var/run/wireguard';
+
+/** A wireguard-go child that ended without destroy() asking it to. */
+export interface BackendExit {
+  readonly name: string;
+  readonly pid: number;
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** The last few KiB of its stdout and stderr. */
+  readonly output: string;
+}
+
+export interface WireGuardDeviceOptions {
+  /** Interface name, at most 15 characters; unique per machine for wireguard-go (see above). */
+  readonly name: string;
+  readonly netns?: string;
+  /** 'auto' (default) tries the kernel module and falls back to wireguard-go. */
+  readonly backend?: 'auto' | WireGuardBackend;
+  readonly wireguardGo?: string;
+  /** How long wireguard-go may take to bring up its socket and link; default 10 s. */
+  readonly readyTimeoutMs?: number;
+  /**
+   * Called when a wireguard-go child exits unexpectedly. Its link is gone with it, along with
+   * addresses and routes on it: call ensure() and re-apply everything.
+   */
+  readonly onBackendExit?: (exit: BackendExit) => void;
+  /** Resolves DNS-named endpoints before comparing; default: the system resolver. */
+  readonly lookupHost?: HostLookup;
+}
+
+export interface EnsureResult {
+  readonly backend: WireGuardBackend;
+  /** False when the interface already existed (ours from before, or left by an earlier agent). */
+  readonly created: boolean;
+  /** The wireguard-go process this object supervises; undefined for the kernel or an adopted one. */
+  readonly pid?: number;
+}
+
+export interface ApplyResult {
+  readonly written: boolean;
+  /** What was written, one line per change, public keys only (describeDiff). */
+  readonly changes: readonly string[];
+  /** Peers whose DNS endpoint did not resolve and were applied without an endpoint. */
+  readonly unresolved: readonly string[];
+}
+
+export class WireGuardDeviceError extends Error {
+  override readonly name = 'WireGuardDeviceError';
+}
+
+const OUTPUT_TAIL_BYTES = 4096;
+const KEY_SHAPED = /[A-Za-z0-9+/]{43}=/g;
+
+export class WireGuardDevice {
+  readonly name: string;
+  readonly netns: string | undefined;
+  private readonly options: WireGuardDeviceOptions;
+  private backendInUse: WireGuardBackend | undefined;
+  private child: ChildProcess | undefined;
+  private childOutput = '';
+  private childReady = false;
+  private stopping = false;
+
+  constructor(options: WireGuardDeviceOptions) {
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(options.name)) {
+      throw new WireGuardDeviceError(`WireGuard interface "${options.name}": name must be 1-15 characters of [A-Za-z0-9_.-]`);
+    }
+    this.name = options.name;
+    this.netns = options.netns;
+    this.options = options;
+  }
+
+  /** The backend found or created by the last ensure(); undefined before, or after it died. */
+  get backend(): WireGuardBackend | undefined {
+    return this.backendInUse;
+  }
+
+  /** PID of the supervised wireguard-go, if this object started one that is still running. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get socketPath(): string {
+    return `${UAPI_DIR}/${this.name}.sock`;
+  }
+
+  /** Creates the interface unless it exists; idempotent. */
+  async ensure(): Promise<EnsureResult> {
+    this.stopping = false;
+    const link = await this.findLink();
+    if (link !== undefined) return this.adopt(link);
+    const wanted = this.options.backend ?? 'auto';
+    if (wanted !== 'userspace') {
+      const added = await runCommand('ip', ['link', 'add', this.name, 'type', 'wireguard'], { netns: this.netns, allowFailure: true });
+      if (added.exitCode === 0) {
+        this.backendInUse = 'kernel';
+        return { backend: 'kernel', created: true };
+      }
+      if (wanted === 'kernel') {
+        throw new WireGuardDeviceError(`${this.where()}: the kernel cannot create it: ${added.stderr.trim()}`);
+      }
+    }
+    const pid = await this.startWireguardGo();
+    this.backendInUse = 'userspace';
+    return { backend: 'userspace', created: true, pid };
+  }
+
+  /** The device's config as `wg showconf` prints it, private key included: never log it. */
+  async read(): Promise<WireGuardConfig> {
+    return parseConfig(await this.runWg(['showconf', this.name]));
+  }
+
+  /** Live state per peer: latest handshake, transfer counters, the endpoint in use. */
+  async dump(): Promise<WireGuardStatus> {
+    return parseDump(await this.runWg(['show', this.name, 'dump']));
+  }
+
+  /**
+   * Makes the device hold `desired`, writing only when it differs semantically (see compare.ts):
+   * removed peers go, changed peers get only their changed fields, unchanged peers keep their
+   * sessions. DNS endpoints are resolved first so that they compare against what `wg` shows.
+   */
+  async apply(desired: WireGuardConfig, options: DiffOptions = {}): Promise<ApplyResult> {
+    checkConfig(desired);
+    const { config, unresolved } = await resolveEndpoints(desired, this.options.lookupHost ?? lookupHost);
+    const diff = diffConfig(await this.read(), config, options);
+    if (!diff.changed) return { written: false, changes: [], unresolved };
+    const writes = planWrites(diff);
+    if (writes.setArgs.length > 0) await this.runWg(['set', this.name, ...writes.setArgs]);
+    if (writes.addconf !== undefined) await this.runWg(['addconf', this.name, '/dev/stdin'], writes.addconf);
+    return { written: true, changes: describeDiff(diff), unresolved };
+  }
+
+  /**
+   * Gives the interface exactly this address (host bits kept: 10.4.0.1/16), or none. Link-local
+   * addresses are the kernel's and are left alone. Returns whether anything changed.
+   */
+  async setAddress(cidr: Cidr | undefined): Promise<boolean> {
+    const current = (await listAddresses({ netns: this.netns, ifname: this.name })).filter((a) => a.scope !== 'link');
+    const isWanted = (a: InterfaceAddress): boolean => {
+      const ip = parseIp(a.address);
+      return cidr !== undefined && equalCidr({ family: ip.family, addr: ip.value, bits: a.prefixLength }, cidr);
+    };
+    let changed = false;
+    for (const address of current.filter((a) => !isWanted(a))) {
+      await runIp(['addr', 'del', address.cidr, 'dev', this.name], { netns: this.netns });
+      changed = true;
+    }
+    if (cidr !== undefined && !current.some(isWanted)) {
+      await runIp(['addr', 'add', formatCidr(cidr), 'dev', this.name], { netns: this.netns });
+      changed = true;
+    }
+    return changed;
+  }
+
+  async setMtu(mtu: number): Promise<boolean> {
+    if ((await this.requireLink()).mtu === mtu) return false;
+    await runIp(['link', 'set', 'dev', this.name, 'mtu', String(mtu)], { netns: this.netns });
+    return true;
+  }
+
+  async up(): Promise<boolean> {
+    return this.setUp(true);
+  }
+
+  async down(): Promise<boolean> {
+    return this.setUp(false);
+  }
+
+  /** Deletes the link and stops the wireguard-go this object started; idempotent. */
+  async destroy(): Promise<void> {
+    this.stopping = true;
+    // Deleting the TUN link makes wireguard-go exit by itself, cleaning up its socket.
+    await runCommand('ip', ['link', 'del', this.name], { netns: this.netns, allowFailure: true });
+    const child = this.child;
+    if (child !== undefined) await stopProcess(child, this.socketPath);
+    this.backendInUse = undefined;
+  }
+
+  private async adopt(link: Link): Promise<EnsureResult> {
+    if (link.kind === 'wireguard') {
+      this.backendInUse = 'kernel';
+      return { backend: 'kernel', created: false };
+    }
+    if (link.kind === 'tun' && (await socketAnswers(this.socketPath))) {
+      this.backendInUse = 'userspace';
+      return { backend: 'userspace', created: false, ...(this.child?.pid === undefined ? {} : { pid: this.child.pid }) };
+    }
+    throw new WireGuardDeviceError(`${this.where()}: a ${link.kind ?? 'plain'} link that is not WireGuard already has this name`);
+  }
+
+  private async startWireguardGo(): Promise<number> {
+    if (await socketAnswers(this.socketPath)) {
+      throw new WireGuardDeviceError(
+        `${this.where()}: another wireguard-go already serves ${this.socketPath}; ` +
+          `${UAPI_DIR} is shared by all network namespaces, so interface names must be unique per machine`,
+      );
+    }
+    const [bin, ...args] = commandLine(this.options.wireguardGo ?? 'wireguard-go', ['-f', this.name], this.netns) as [string, ...string[]];
+    // Not execa: it buffers a child's whole output (and kills it past maxBuffer); a daemon that
+    // lives as long as the agent needs a bounded tail instead.
+    const child = spawn(bin, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'error', WG_PROCESS_FOREGROUND: '1' },
+    });
+    this.child = child;
+    this.childOutput = '';
+    this.childReady = false;
+    const keepTail = (chunk: Buffer): void => {
+      this.childOutput = (this.childOutput + chunk.toString()).slice(-OUTPUT_TAIL_BYTES);
+    };
+    child.stdout?.on('data', keepTail);
+    child.stderr?.on('data', keepTail);
+    let spawnError: Error | undefined;
+    child.on('error', (error) => {
+      spawnError = error;
+    });
+    child.on('exit', (code, signal) => this.childExited(child, code, signal));
+
+    const deadline = Date.now() + (this.options.readyTimeoutMs ?? 10_000);
+    for (;;) {
+      if (spawnError !== undefined || child.exitCode !== null || child.signalCode !== null) {
+        const why = spawnError?.message ?? `exited (${child.exitCode ?? child.signalCode})`;
+        this.child = undefined;
+        throw new WireGuardDeviceError(`${this.where()}: wireguard-go ${why}: ${this.childOutput.trim().split('\n').pop() ?? ''}`);
+      }
+      if ((await socketAnswers(this.socketPath)) && (await this.findLink()) !== undefined) break;
+      if (Date.now() > deadline) {
+        await stopProcess(child, this.socketPath);
+        this.child = undefined;
+        throw new WireGuardDeviceError(`${this.where()}: wireguard-go did not come up within ${this.options.readyTimeoutMs ?? 10_000} ms`);
+      }
+      await sleep(50);
+    }
+    this.childReady = true;
+    return child.pid as number;
+  }
+
+  private childExited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child !== this.child) return;
+    const wasReady = this.childReady;
+    this.child = undefined;
+    this.childReady = false;
+    if (this.stopping || !wasReady) return;
+    this.backendInUse = undefined;
+    this.options.onBackendExit?.({ name: this.name, pid: child.pid as number, code, signal, output: this.childOutput });
+  }
+
+  private async setUp(up: boolean): Promise<boolean> {
+    if ((await this.requireLink()).up === up) return false;
+    await runIp(['link', 'set', 'dev', this.name, up ? 'up' : 'down'], { netns: this.netns });
+    return true;
+  }
+
+  private findLink(): Promise<Link | undefined> {
+    return findLink(this.name, { netns: this.netns });
+  }
+
+  private async requireLink(): Promise<Link> {
+    const link = await this.findLink();
+    if (link === undefined) throw new WireGuardDeviceError(`${this.where()}: does not exist (call ensure() first)`);
+    return link;
+  }
+
+  /** Runs wg; a failure becomes an error without wg's stdout and with key-shaped text masked. */
+  private async runWg(args: readonly string[], input?: string): Promise<string> {
+    try {
+      return (await runCommand('wg', args, { netns: this.netns, ...(input === undefined ? {} : { input }) })).stdout;
+    } catch (error) {
+      if (!(error instanceof CommandError)) throw error;
+      const detail = error.stderr.trim().split('\n')[0]?.replace(KEY_SHAPED, '(key)') ?? '';
+      const status = error.exitCode === undefined ? 'did not run' : `exit code ${error.exitCode}`;
+      throw new WireGuardDeviceError(`${this.where()}: wg ${args[0]} failed (${status}): ${detail}`);
+    }
+  }
+
+  private where(): string {
+    return `WireGuard interface "${this.name}"${this.netns === undefined ? '' : ` in netns ${this.netns}`}`;
+  }
+}
+
+/** Whether something accepts connections on a UAPI socket (a stale file does not). */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ path });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Waits for the child to exit, escalating TERM then KILL; a killed child leaves a stale socket to remove. */
+async function stopProcess(child: ChildProcess, socketPath: string): Promise<void> {
+  if (await exited(child, 2000)) return;
+  child.kill('SIGTERM');
+  if (await exited(child, 2000)) return;
+  child.kill('SIGKILL');
+  await exited(child, 2000);
+  await rm(socketPath, { force: true });
+}
+
+function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
