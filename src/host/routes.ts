@@ -35,7 +35,8 @@ function normaliseDst(dst: string, family: 4 | 6): string {
   return `${dst}/${family === 4 ? 32 : 128}`;
 }
 
-export function parseRoute(value: unknown, family: 4 | 6): Route {
+/** `queriedTable`: ip leaves the table out of routes listed with `table N` (and of main's). */
+export function parseRoute(value: unknown, family: 4 | 6, queriedTable = 'main'): Route {
   const o = new IpJsonObject(value, 'ip route entry');
   return {
     family,
@@ -45,7 +46,7 @@ export function parseRoute(value: unknown, family: 4 | 6): Route {
     dev: o.optionalString('dev'),
     protocol: o.name('protocol') ?? 'boot',
     scope: o.optionalString('scope') ?? 'global',
-    table: o.name('table') ?? 'main',
+    table: o.name('table') ?? (queriedTable === 'all' ? 'main' : queriedTable),
     metric: o.optionalNumber('metric'),
     prefsrc: o.optionalString('prefsrc'),
     flags: o.strings('flags'),
@@ -71,7 +72,7 @@ export async function listRoutes(query: RouteQuery = {}): Promise<Route[]> {
   const lists = await Promise.all(
     families.map(async (family) =>
       (await readIpJson([`-${family}`, '-d', 'route', 'show', 'table', table], query)).map((r) =>
-        parseRoute(r, family),
+        parseRoute(r, family, table),
       ),
     ),
   );

@@ -184,25 +184,28 @@ function planNode(spec: SandboxNodeSpec, index: number, prefix: string): Planned
   const v6 = podCIDRs.filter((c) => c.family === 6);
   if (v4.length > 1 || v6.length > 1) throw new SandboxSpecError(`${what}: podCIDRs has more than one CIDR per family`);
   const [podNet4] = v4;
+  const [podNet6] = v6;
   if (podCount > 0 && podNet4 === undefined) throw new SandboxSpecError(`${what}: pods need an IPv4 pod CIDR`);
-  const podIp = (cidr: Cidr | undefined, n: number): string | undefined =>
-    cidr === undefined ? undefined : formatIp(nthAddress(cidr, BigInt(n)));
-  const pods = Array.from({ length: podCount }, (_, i): PlannedPod => {
-    const name = `${spec.name}-pod${i}`;
-    return {
-      name,
-      netns: `${prefix}${name}`,
-      iface: 'eth0',
-      nodeIface: `veth${i}`,
-      ip: podIp(podNet4, i + 2) as string,
-      ipv6: podIp(v6[0], i + 2),
-    };
-  });
+  const nth = (cidr: Cidr, n: number): string => formatIp(nthAddress(cidr, BigInt(n)));
+  const pods =
+    podNet4 === undefined
+      ? []
+      : Array.from({ length: podCount }, (_, i): PlannedPod => {
+          const name = `${spec.name}-pod${i}`;
+          return {
+            name,
+            netns: `${prefix}${name}`,
+            iface: 'eth0',
+            nodeIface: `veth${i}`,
+            ip: nth(podNet4, i + 2),
+            ipv6: podNet6 === undefined ? undefined : nth(podNet6, i + 2),
+          };
+        });
   return {
     ...host,
     location: spec.location,
     podCIDRs: spec.podCIDRs ?? [],
-    podGateways: podCIDRs.map((cidr) => formatIp(nthAddress(cidr, 1n))),
+    podGateways: podCIDRs.map((cidr) => nth(cidr, 1)),
     pods,
   };
 }

@@ -94,6 +94,30 @@ describe('sandbox', { skip }, () => {
     assert.equal(await sb.probe(to, from.ip), 'refused');
   });
 
+  test('dual stack: IPv6 underlay and pod addresses work, outside hosts reach nodes but do not forward', async () => {
+    const spec: SandboxSpec = {
+      nodes: [
+        { name: 'x', underlayAddress: '172.31.0.1/16', underlayAddress6: 'fd31::1/64', podCIDRs: ['10.244.1.0/24', 'fd44:1::/64'], pods: 1 },
+        { name: 'y', underlayAddress: '172.31.0.2/16', underlayAddress6: 'fd31::2/64', podCIDRs: ['10.244.2.0/24', 'fd44:2::/64'], pods: 1 },
+      ],
+      outside: [{ name: 'client', underlayAddress: '172.31.9.9/16', underlayAddress6: 'fd31::99/64' }],
+    };
+    await withSandbox(spec, async (sb) => {
+      const [x, y] = sb.nodes;
+      const [client] = sb.outside;
+      assert.ok(x && y && client);
+      const pod = x.pods[0]!;
+      assert.equal(pod.ipv6, 'fd44:1::2');
+      assert.equal(await sb.probe(pod, x.podGateways[1]!), 'refused', 'pod -> node over IPv6');
+      assert.equal(await sb.probe(x, pod.ipv6), 'refused', 'node -> pod over IPv6');
+      assert.equal(await sb.probe(x, y.underlayIPv6!), 'refused', 'node -> node over the IPv6 underlay');
+      assert.equal(await sb.probe(client, x.underlayIP), 'refused', 'outside host -> node');
+      assert.equal(await sb.probe(client, y.underlayIPv6!), 'refused', 'outside host -> node over IPv6');
+      assert.equal(await readSysctl('net.ipv6.conf.all.forwarding', { netns: x.netns }), '1');
+      assert.equal(await readSysctl('net.ipv4.ip_forward', { netns: client.netns }), '0');
+    });
+  });
+
   test('a process in a node namespace reaches a server on the management address', async () => {
     await withSandbox(TWO_LOCATIONS, async (sb) => {
       assert.ok(sb.managementAddress);
