@@ -5,8 +5,8 @@
 // namespace shares (it is a mount, not a netns object). Two wireguard-go devices with the same
 // name in different namespaces collide, so names must be unique per machine — tests included.
 //
-// Key material (the private key read back by `wg showconf`, preshared keys) stays in memory:
-// configs go to `wg` on stdin, and errors from `wg` are rebuilt without its stdout and with
+// Key material (the private key read back by `wg showconf`, preshared keys) stays in memory
+// except for the moment `wg addconf` reads it from a private tmpfs file (secret-file.ts); errors from `wg` are rebuilt without its stdout and with
 // anything key-shaped in stderr masked (wg echoes a rejected config line verbatim).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
@@ -22,6 +22,7 @@ import { parseConfig } from './conf-text.js';
 import type { WireGuardConfig } from './config.js';
 import { type WireGuardStatus, parseDump } from './dump.js';
 import { type HostLookup, lookupHost, resolveEndpoints } from './resolve.js';
+import { withSecretFile } from './secret-file.js';
 import { planWrites } from './update.js';
 import { checkConfig } from './validate.js';
 
@@ -156,7 +157,8 @@ export class WireGuardDevice {
     if (!diff.changed) return { written: false, changes: [], unresolved };
     const writes = planWrites(diff);
     if (writes.setArgs.length > 0) await this.runWg(['set', this.name, ...writes.setArgs]);
-    if (writes.addconf !== undefined) await this.runWg(['addconf', this.name, '/dev/stdin'], writes.addconf);
+    const addconf = writes.addconf;
+    if (addconf !== undefined) await withSecretFile(addconf, (path) => this.runWg(['addconf', this.name, path]));
     return { written: true, changes: describeDiff(diff), unresolved };
   }
 
@@ -292,9 +294,9 @@ export class WireGuardDevice {
   }
 
   /** Runs wg; a failure becomes an error without wg's stdout and with key-shaped text masked. */
-  private async runWg(args: readonly string[], input?: string): Promise<string> {
+  private async runWg(args: readonly string[]): Promise<string> {
     try {
-      return (await runCommand('wg', args, { netns: this.netns, ...(input === undefined ? {} : { input }) })).stdout;
+      return (await runCommand('wg', args, { netns: this.netns })).stdout;
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
       const detail = error.stderr.trim().split('\n')[0]?.replace(KEY_SHAPED, '(key)') ?? '';

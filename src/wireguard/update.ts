@@ -3,7 +3,7 @@
 // `wg setconf` would replace every peer; instead:
 // - `wg set NAME peer K remove ...` drops peers, and clears allowed IPs (a config file cannot say
 //   "no allowed IPs": `AllowedIPs =` is a parse error);
-// - `wg addconf NAME /dev/stdin` writes the rest with keys on stdin, never on argv or disk. For an
+// - `wg addconf NAME FILE` writes the rest, keys in a private file, never on argv. For an
 //   existing peer an AllowedIPs line replaces its list, `PersistentKeepalive = off` and the zero
 //   preshared key clear those fields, and lines left out leave fields as they are.
 import { formatEndpoint } from '../model/endpoint.js';
@@ -14,7 +14,7 @@ import { type PeerUpdate, type WireGuardDiff, ZERO_KEY } from './compare.js';
 export interface WireGuardWrites {
   /** Arguments after `wg set NAME`; empty when nothing is removed or cleared. */
   readonly setArgs: readonly string[];
-  /** Text for `wg addconf NAME /dev/stdin`; undefined when there is nothing to add. Holds keys. */
+  /** Text for `wg addconf NAME FILE`; undefined when there is nothing to add. Holds keys. */
   readonly addconf: string | undefined;
 }
 
