@@ -1,0 +1,128 @@
+// The iptables dataplane: programs one owner's chains and jump rules, IPv4 and IPv6, with at most
+// one `iptables-restore --noflush` per family per apply, and never touches a chain it does not own
+// (see restore-plan.ts for how differences are found without normalising rules).
+import { CommandError, runCommand } from '../../host/command.js';
+import type { Family } from '../../model/ip.js';
+import { type CommandRunner, detectIptablesBackend, type IptablesBackend } from './backend.js';
+import { type ChainRef, emptyMemory, type FamilyMemory, forgetAbsent, planRestore, rememberRestore } from './restore-plan.js';
+import { type ChainOwner, type DesiredRules, type FamilyRules, NO_RULES, validateFamilyRules, WIRELANE_OWNER } from './ruleset.js';
+import { parseSavedRules, type SavedRules } from './saved-rules.js';
+
+export interface IptablesChainsOptions {
+  /** Which chains and jump comments are this instance's; default WIRELANE-* / "wirelane:". */
+  readonly owner?: ChainOwner;
+  /** Run every iptables command inside this named network namespace. */
+  readonly netns?: string;
+  /** Default: whatever the host's `iptables -V` reports, detected on first use. */
+  readonly backend?: IptablesBackend;
+  readonly run?: CommandRunner;
+}
+
+export interface FamilyRestore {
+  readonly family: Family;
+  readonly input: string;
+  readonly writtenChains: readonly ChainRef[];
+  readonly deletedChains: readonly ChainRef[];
+  readonly rewrittenJumps: readonly ChainRef[];
+}
+
+export interface IptablesApplyReport {
+  /** iptables-restore calls made: 0 when nothing differed, at most one per family. */
+  readonly written: number;
+  readonly restores: readonly FamilyRestore[];
+}
+
+const FAMILIES: readonly Family[] = [4, 6];
+
+export class IptablesChains {
+  readonly owner: ChainOwner;
+  private readonly netns: string | undefined;
+  private readonly run: CommandRunner;
+  private backend: IptablesBackend | undefined;
+  private readonly memory: Record<Family, FamilyMemory> = { 4: emptyMemory(), 6: emptyMemory() };
+  // apply and cleanup read, plan and write; two of them interleaved would plan on stale state.
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: IptablesChainsOptions = {}) {
+    this.owner = opts.owner ?? WIRELANE_OWNER;
+    this.netns = opts.netns;
+    this.run = opts.run ?? runCommand;
+    this.backend = opts.backend;
+  }
+
+  /** Makes the owner's chains and jumps exactly `desired`, writing only what differs. */
+  apply(desired: DesiredRules): Promise<IptablesApplyReport> {
+    for (const family of FAMILIES) validateFamilyRules(family, desired[family] ?? NO_RULES, this.owner);
+    return this.serialise(() => this.reconcile(desired));
+  }
+
+  /** Removes every chain and jump rule of the owner, in every table and family. */
+  async cleanup(): Promise<IptablesApplyReport> {
+    return this.serialise(() => this.reconcile({}));
+  }
+
+  private serialise<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async reconcile(desired: DesiredRules): Promise<IptablesApplyReport> {
+    const backend = await this.resolveBackend();
+    const restores: FamilyRestore[] = [];
+    for (const family of FAMILIES) {
+      const rules = desired[family] ?? NO_RULES;
+      const memory = this.memory[family];
+      const idle = rules.chains.length === 0 && rules.jumps.length === 0 && memory.chains.size === 0 && memory.jumps.size === 0;
+      let saved: SavedRules;
+      try {
+        saved = await this.readSaved(backend, family);
+      } catch (err) {
+        // A host without IPv6 (ipv6.disable=1) cannot run ip6tables-save; that only matters if
+        // something is wanted there or was written there.
+        if (idle && err instanceof CommandError) continue;
+        throw err;
+      }
+      forgetAbsent(rules, saved, memory);
+      const plan = planRestore(rules, saved, memory);
+      if (plan.input === '') continue;
+      await this.restore(backend, family, plan.input);
+      rememberRestore(plan, await this.readSaved(backend, family), memory);
+      const { input, writtenChains, deletedChains, rewrittenJumps } = plan;
+      restores.push({ family, input, writtenChains, deletedChains, rewrittenJumps });
+    }
+    return { written: restores.length, restores };
+  }
+
+  private async resolveBackend(): Promise<IptablesBackend> {
+    this.backend ??= await detectIptablesBackend(this.run, this.netns);
+    return this.backend;
+  }
+
+  private async readSaved(backend: IptablesBackend, family: Family): Promise<SavedRules> {
+    const { stdout } = await this.run(backend.save[family], [], this.options());
+    return parseSavedRules(stdout, this.owner);
+  }
+
+  private async restore(backend: IptablesBackend, family: Family, input: string): Promise<void> {
+    try {
+      await this.run(backend.restore[family], ['--noflush', '--wait', '10'], this.options(input));
+    } catch (err) {
+      // Whatever was half-applied (legacy commits table by table) is unknown now: rewrite it all.
+      this.memory[family] = emptyMemory();
+      throw restoreError(err, input);
+    }
+  }
+
+  private options(input?: string): { netns?: string; input?: string } {
+    return { ...(this.netns === undefined ? {} : { netns: this.netns }), ...(input === undefined ? {} : { input }) };
+  }
+}
+
+/** iptables-restore names the failing input line by number only; add the line itself. */
+function restoreError(err: unknown, input: string): unknown {
+  if (!(err instanceof CommandError)) return err;
+  const lineNo = /line (\d+) failed/.exec(err.stderr)?.[1];
+  const line = lineNo === undefined ? undefined : input.split('\n')[Number(lineNo) - 1];
+  return line === undefined ? err : new Error(`${err.message} (line ${lineNo}: ${line})`, { cause: err });
+}

@@ -1,0 +1,200 @@
+// Turns "desired chains and jumps" plus "what iptables-save shows" into one iptables-restore
+// --noflush input that rewrites only what differs.
+//
+// How a difference is found: iptables-save does not print a rule the way it was written
+// (`-d 10.0.0.1` comes back as `-d 10.0.0.1/32`, `-p tcp --dport 80` as `-p tcp -m tcp --dport 80`,
+// comments lose or gain quotes), and re-implementing its canonical form for every match module is a
+// losing game. So nothing here normalises. Instead, each owned chain and each group of owned jump
+// rules keeps a fingerprint in memory: the rules the agent last wrote, and the lines iptables-save
+// printed for them right after that write. A chain is up to date when the desired rules equal the
+// ones last written AND iptables-save still prints exactly the lines it printed then. A chain
+// deleted, flushed or edited by someone else therefore no longer matches and is rewritten; after a
+// restart memory is empty, so the first apply rewrites every chain once (as kube-proxy's first sync
+// does) and from then on only changes are written.
+import { chainKey, type FamilyRules, IPTABLES_TABLES, type JumpRule, renderJump } from './ruleset.js';
+import type { SavedRules } from './saved-rules.js';
+
+interface Fingerprint {
+  /** The desired rules (or rendered jump lines) joined by newlines. */
+  readonly wanted: string;
+  /** What iptables-save printed for them right after they were written, joined by newlines. */
+  readonly saved: string;
+}
+
+/** What one family's chains looked like after the agent's last write. Starts empty. */
+export interface FamilyMemory {
+  readonly chains: Map<string, Fingerprint>;
+  readonly jumps: Map<string, Fingerprint>;
+}
+
+export function emptyMemory(): FamilyMemory {
+  return { chains: new Map(), jumps: new Map() };
+}
+
+export interface ChainRef {
+  readonly table: string;
+  readonly chain: string;
+}
+
+interface Written {
+  readonly key: string;
+  readonly wanted: string;
+  readonly count: number;
+}
+
+export interface RestorePlan {
+  /** iptables-restore --noflush input; empty when nothing differs. */
+  readonly input: string;
+  readonly writtenChains: readonly ChainRef[];
+  readonly deletedChains: readonly ChainRef[];
+  /** Non-owned chains whose owned jump rules are rewritten (deleted and added again). */
+  readonly rewrittenJumps: readonly ChainRef[];
+  readonly written: { readonly chains: readonly Written[]; readonly jumps: readonly Written[] };
+}
+
+interface TableSection {
+  readonly declare: string[];
+  readonly fill: string[];
+  readonly unjump: string[];
+  readonly jump: string[];
+  readonly flushGone: string[];
+  readonly deleteGone: string[];
+}
+
+function refOf(key: string): ChainRef {
+  const space = key.indexOf(' ');
+  return { table: key.slice(0, space), chain: key.slice(space + 1) };
+}
+
+function groupJumps(jumps: readonly JumpRule[]): Map<string, JumpRule[]> {
+  const groups = new Map<string, JumpRule[]>();
+  for (const jump of jumps) {
+    const key = chainKey(jump.table, jump.from);
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [jump]);
+    else group.push(jump);
+  }
+  return groups;
+}
+
+function isCurrent(memory: Fingerprint | undefined, wanted: string, saved: readonly string[] | undefined): boolean {
+  return memory !== undefined && saved !== undefined && memory.wanted === wanted && memory.saved === saved.join('\n');
+}
+
+export function planRestore(desired: FamilyRules, saved: SavedRules, memory: FamilyMemory): RestorePlan {
+  const sections = new Map<string, TableSection>();
+  const section = (table: string): TableSection => {
+    let s = sections.get(table);
+    if (s === undefined) {
+      s = { declare: [], fill: [], unjump: [], jump: [], flushGone: [], deleteGone: [] };
+      sections.set(table, s);
+    }
+    return s;
+  };
+  const writtenChains: Written[] = [];
+  const writtenJumps: Written[] = [];
+  const deleted: string[] = [];
+  const rewrittenJumps: string[] = [];
+
+  const wantedChains = new Set<string>();
+  for (const chain of desired.chains) {
+    const key = chainKey(chain.table, chain.name);
+    wantedChains.add(key);
+    const wanted = chain.rules.join('\n');
+    if (isCurrent(memory.chains.get(key), wanted, saved.chains.get(key))) continue;
+    const s = section(chain.table);
+    // A restore with --noflush keeps an existing chain's rules unless told otherwise: flush it.
+    s.declare.push(`:${chain.name} - [0:0]`);
+    s.fill.push(`-F ${chain.name}`);
+    for (const rule of chain.rules) s.fill.push(`-A ${chain.name} ${rule}`);
+    writtenChains.push({ key, wanted, count: chain.rules.length });
+  }
+
+  const desiredJumps = groupJumps(desired.jumps);
+  for (const key of new Set([...desiredJumps.keys(), ...saved.jumps.keys()])) {
+    const group = desiredJumps.get(key) ?? [];
+    const current = saved.jumps.get(key) ?? [];
+    const rendered = group.map(renderJump);
+    const wanted = rendered.join('\n');
+    if (group.length === 0 ? current.length === 0 : isCurrent(memory.jumps.get(key), wanted, current)) continue;
+    // The whole group is rewritten so that our jumps keep their relative order in the chain.
+    const { table, chain } = refOf(key);
+    const s = section(table);
+    for (const line of current) s.unjump.push(`-D ${chain} ${line}`);
+    s.jump.push(...rendered.filter((line) => line.startsWith('-A ')));
+    // Each insert lands on top: insert in reverse to keep the desired order.
+    s.jump.push(...rendered.filter((line) => line.startsWith('-I ')).reverse());
+    rewrittenJumps.push(key);
+    if (group.length > 0) writtenJumps.push({ key, wanted, count: group.length });
+  }
+
+  // Chains no longer wanted go last: their jumps are gone by then. All are flushed before any is
+  // deleted because one may still reference another.
+  for (const key of saved.chains.keys()) {
+    if (wantedChains.has(key)) continue;
+    const { table, chain } = refOf(key);
+    const s = section(table);
+    s.flushGone.push(`-F ${chain}`);
+    s.deleteGone.push(`-X ${chain}`);
+    deleted.push(key);
+  }
+
+  const others = [...sections.keys()].filter((t) => !(IPTABLES_TABLES as readonly string[]).includes(t)).sort();
+  const parts: string[] = [];
+  for (const table of [...IPTABLES_TABLES, ...others]) {
+    const s = sections.get(table);
+    if (s === undefined) continue;
+    parts.push(`*${table}`, ...s.declare, ...s.fill, ...s.unjump, ...s.jump, ...s.flushGone, ...s.deleteGone, 'COMMIT');
+  }
+  return {
+    input: parts.length === 0 ? '' : `${parts.join('\n')}\n`,
+    writtenChains: writtenChains.map((w) => refOf(w.key)),
+    deletedChains: deleted.map(refOf),
+    rewrittenJumps: rewrittenJumps.map(refOf),
+    written: { chains: writtenChains, jumps: writtenJumps },
+  };
+}
+
+/** iptables-save disagrees with what a restore that succeeded should have left. */
+export class IptablesStateError extends Error {
+  override readonly name = 'IptablesStateError';
+}
+
+/**
+ * Records the fingerprints of what a successful restore wrote, from the iptables-save taken right
+ * after it, and forgets what was deleted. Throws when the host does not show what was written
+ * (a rule count differs), leaving those entries forgotten so the next apply rewrites them.
+ */
+export function rememberRestore(plan: RestorePlan, after: SavedRules, memory: FamilyMemory): void {
+  const problems: string[] = [];
+  const record = (kind: 'chain' | 'jumps in', written: Written, lines: readonly string[] | undefined, into: Map<string, Fingerprint>): void => {
+    const shown = lines?.length ?? 0;
+    if (lines === undefined || shown !== written.count) {
+      into.delete(written.key);
+      const { table, chain } = refOf(written.key);
+      problems.push(`${kind} ${table}/${chain}: wrote ${written.count} rules, iptables-save shows ${lines === undefined ? 'no chain' : shown}`);
+      return;
+    }
+    into.set(written.key, { wanted: written.wanted, saved: lines.join('\n') });
+  };
+  for (const w of plan.written.chains) record('chain', w, after.chains.get(w.key), memory.chains);
+  for (const w of plan.written.jumps) record('jumps in', w, after.jumps.get(w.key) ?? [], memory.jumps);
+  for (const ref of plan.deletedChains) {
+    const key = chainKey(ref.table, ref.chain);
+    memory.chains.delete(key);
+    if (after.chains.has(key)) problems.push(`chain ${ref.table}/${ref.chain}: deleted, but iptables-save still shows it`);
+  }
+  for (const ref of plan.rewrittenJumps) {
+    const key = chainKey(ref.table, ref.chain);
+    if (!plan.written.jumps.some((w) => w.key === key)) memory.jumps.delete(key);
+  }
+  if (problems.length > 0) throw new IptablesStateError(`after iptables-restore: ${problems.join('; ')}`);
+}
+
+/** Drops fingerprints of chains and jump groups that are neither desired nor on the host. */
+export function forgetAbsent(desired: FamilyRules, saved: SavedRules, memory: FamilyMemory): void {
+  const wantedChains = new Set(desired.chains.map((c) => chainKey(c.table, c.name)));
+  for (const key of memory.chains.keys()) if (!wantedChains.has(key) && !saved.chains.has(key)) memory.chains.delete(key);
+  const wantedJumps = new Set(desired.jumps.map((j) => chainKey(j.table, j.from)));
+  for (const key of memory.jumps.keys()) if (!wantedJumps.has(key) && !saved.jumps.has(key)) memory.jumps.delete(key);
+}

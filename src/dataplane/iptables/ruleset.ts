@@ -1,0 +1,115 @@
+// The agent's own iptables chains, as data: what a caller asks the iptables dataplane to program.
+// Rules are iptables-restore argument strings (`-s 10.2.1.0/24 -j RETURN`), written as given.
+import type { Family } from '../../model/ip.js';
+
+export type IptablesTable = 'raw' | 'mangle' | 'nat' | 'filter';
+
+export const IPTABLES_TABLES: readonly IptablesTable[] = ['raw', 'mangle', 'nat', 'filter'];
+
+/** A chain the agent owns entirely: every rule in it is the agent's, in this order. */
+export interface OwnedChain {
+  readonly table: IptablesTable;
+  readonly name: string;
+  readonly rules: readonly string[];
+}
+
+/**
+ * A rule the agent places in a chain it does not own (usually a built-in one such as POSTROUTING)
+ * to send traffic into one of its own chains. It is recognised later by its comment alone, so the
+ * comment must start with the owner's comment prefix.
+ */
+export interface JumpRule {
+  readonly table: IptablesTable;
+  readonly from: string;
+  readonly to: string;
+  /** Matches before the comment, e.g. `-s 10.2.1.0/24`; empty or absent for every packet. */
+  readonly match?: string;
+  readonly comment: string;
+  /** `append` after the chain's existing rules, `insert` before them. */
+  readonly position: 'append' | 'insert';
+}
+
+export interface FamilyRules {
+  readonly chains: readonly OwnedChain[];
+  readonly jumps: readonly JumpRule[];
+}
+
+/** A family left out wants nothing: its chains and jumps are removed. */
+export type DesiredRules = Readonly<Partial<Record<Family, FamilyRules>>>;
+
+export const NO_RULES: FamilyRules = { chains: [], jumps: [] };
+
+/**
+ * What marks a chain or a jump as one instance's own. Two instances in one network namespace (the
+ * mesh and the service proxy) need prefixes where neither starts with the other, or each would
+ * delete the other's chains as leftovers.
+ */
+export interface ChainOwner {
+  readonly chainPrefix: string;
+  readonly commentPrefix: string;
+}
+
+export const WIRELANE_OWNER: ChainOwner = { chainPrefix: 'WIRELANE-', commentPrefix: 'wirelane:' };
+
+export class IptablesRulesError extends Error {
+  override readonly name = 'IptablesRulesError';
+}
+
+// The kernel's XT_EXTENSION_MAXNAMELEN is 29 including the terminating NUL.
+const MAX_CHAIN_NAME = 28;
+const CHAIN_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+const TARGET = /(?:^|\s)-[jg]\s+(\S+)/g;
+
+/** The restore line that adds a jump (`-A`/`-I`), with the comment quoted as iptables-save would. */
+export function renderJump(jump: JumpRule): string {
+  const op = jump.position === 'append' ? '-A' : '-I';
+  const match = jump.match === undefined || jump.match.trim() === '' ? '' : `${jump.match.trim()} `;
+  return `${op} ${jump.from} ${match}-m comment --comment "${jump.comment}" -j ${jump.to}`;
+}
+
+/** Throws an IptablesRulesError naming the family, chain and field at fault. */
+export function validateFamilyRules(family: Family, rules: FamilyRules, owner: ChainOwner): void {
+  const where = `IPv${family} iptables rules`;
+  const declared = new Set<string>();
+  for (const chain of rules.chains) {
+    const at = `${where}: chain ${chain.table}/${chain.name}`;
+    if (!IPTABLES_TABLES.includes(chain.table)) throw new IptablesRulesError(`${at}: unknown table "${chain.table}"`);
+    if (!chain.name.startsWith(owner.chainPrefix) || chain.name.length <= owner.chainPrefix.length) {
+      throw new IptablesRulesError(`${at}: name must start with "${owner.chainPrefix}"`);
+    }
+    if (chain.name.length > MAX_CHAIN_NAME || !CHAIN_NAME.test(chain.name)) {
+      throw new IptablesRulesError(`${at}: name must be at most ${MAX_CHAIN_NAME} letters, digits, "_", "." or "-"`);
+    }
+    const key = chainKey(chain.table, chain.name);
+    if (declared.has(key)) throw new IptablesRulesError(`${at}: declared twice`);
+    declared.add(key);
+  }
+  for (const chain of rules.chains) {
+    chain.rules.forEach((rule, i) => {
+      const at = `${where}: chain ${chain.table}/${chain.name} rule ${i + 1}`;
+      if (rule.trim() === '' || /[\n\r]/.test(rule)) throw new IptablesRulesError(`${at}: must be one non-empty line`);
+      for (const [, target] of rule.matchAll(TARGET)) {
+        if (target?.startsWith(owner.chainPrefix) && !declared.has(chainKey(chain.table, target))) {
+          throw new IptablesRulesError(`${at}: jumps to ${target}, which is not a desired chain in table ${chain.table}`);
+        }
+      }
+    });
+  }
+  for (const jump of rules.jumps) {
+    const at = `${where}: jump ${jump.table}/${jump.from} -> ${jump.to}`;
+    if (jump.from.startsWith(owner.chainPrefix)) throw new IptablesRulesError(`${at}: from must be a chain the agent does not own`);
+    if (!declared.has(chainKey(jump.table, jump.to))) throw new IptablesRulesError(`${at}: to must be a desired chain in table ${jump.table}`);
+    if (!jump.comment.startsWith(owner.commentPrefix)) {
+      throw new IptablesRulesError(`${at}: comment "${jump.comment}" must start with "${owner.commentPrefix}"`);
+    }
+    if (/["\\\n\r]/.test(jump.comment) || jump.comment.length > 255) {
+      throw new IptablesRulesError(`${at}: comment must be one line of at most 255 characters without quotes or backslashes`);
+    }
+    if (jump.match !== undefined && /[\n\r]/.test(jump.match)) throw new IptablesRulesError(`${at}: match must be one line`);
+  }
+}
+
+/** Identifies a chain within a family; chain names cannot contain spaces. */
+export function chainKey(table: string, chain: string): string {
+  return `${table} ${chain}`;
+}
