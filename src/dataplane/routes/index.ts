@@ -1,0 +1,13 @@
+// The routes-and-rules dataplane: the agent's routes and policy rules, marked by its route protocol.
+export {
+  DEFAULT_ROUTE_PROTOCOL,
+  DEFAULT_RULE_PRIORITY,
+  RoutesApplyError,
+  RoutesDataplane,
+  type RoutesApplyReport,
+  type RoutesDataplaneOptions,
+  type RoutesDesired,
+  type WriteFailure,
+} from './routes-dataplane.js';
+export { planRoutes, MAIN_TABLE, type Plan, type PlannedWrite, type Rejection } from './route-plan.js';
+export { planRules } from './rule-plan.js';

@@ -1,0 +1,159 @@
+// Programs the mesh's routes and policy rules, touching only what carries the agent's own route
+// protocol number: read what is ours, diff, write the difference in one `ip -batch` per family.
+// A route someone deleted comes back on the next apply; anyone else's route or rule, even one
+// with the same destination, is never changed (the kernel refuses our `add` instead).
+import { readIpJson } from '../../host/ip.js';
+import { listLinks } from '../../host/links.js';
+import { parseRoute, type Route as KernelRoute } from '../../host/routes.js';
+import { parseRule, type Rule as KernelRule } from '../../host/rules.js';
+import type { Family } from '../../model/ip.js';
+import type { Route, Rule } from '../../model/route.js';
+import { runForcedBatch } from './forced-batch.js';
+import { deleteRouteArgs, planRoutes, type PlannedWrite, type Rejection } from './route-plan.js';
+import { deleteRuleArgs, planRules } from './rule-plan.js';
+
+/**
+ * 0x57 ('W'): unassigned in the kernel's rtnetlink.h and iproute2's rt_protos, and distinct from
+ * what other network agents use (Calico 80, BIRD 12, zebra 11, keepalived 18, babel 42, ...).
+ */
+export const DEFAULT_ROUTE_PROTOCOL = 0x57;
+
+/** Before `main` (32766); the rules select only the agent's own /32s, so going early is safe. */
+export const DEFAULT_RULE_PRIORITY = 1107;
+
+export interface RoutesDesired {
+  readonly routes: readonly Route[];
+  readonly rules: readonly Rule[];
+}
+
+export interface RoutesApplyReport {
+  /** Route and rule writes that succeeded (adds, replaces and deletes). */
+  readonly written: number;
+}
+
+export interface RoutesDataplaneOptions {
+  /** Named network namespace to program; the agent's own when absent. */
+  readonly netns?: string;
+  /** Route and rule protocol that marks the agent's own entries (5–255; 0–4 mean something to the kernel). */
+  readonly protocol?: number;
+  /** The priority of every rule the agent installs (1–32765). */
+  readonly rulePriority?: number;
+}
+
+export interface WriteFailure {
+  /** The route or rule and what was being done to it, e.g. "add route 10.4.0.0/16 dev wl0 table main". */
+  readonly what: string;
+  readonly reason: string;
+}
+
+/** Some routes or rules could not be written; the rest were, and `written` counts them. */
+export class RoutesApplyError extends Error {
+  override readonly name = 'RoutesApplyError';
+  constructor(
+    readonly written: number,
+    readonly failures: readonly WriteFailure[],
+  ) {
+    const shown = failures.slice(0, 3).map((f) => `${f.what}: ${f.reason}`);
+    const more = failures.length > 3 ? `; and ${failures.length - 3} more` : '';
+    super(`routes: ${failures.length} change(s) failed: ${shown.join('; ')}${more}`);
+  }
+}
+
+const FAMILIES: readonly Family[] = [4, 6];
+
+export class RoutesDataplane {
+  readonly protocol: number;
+  readonly rulePriority: number;
+  private readonly netns: string | undefined;
+  /** apply and cleanup never overlap: each reads, then writes what it read as missing. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: RoutesDataplaneOptions = {}) {
+    this.netns = opts.netns;
+    this.protocol = opts.protocol ?? DEFAULT_ROUTE_PROTOCOL;
+    this.rulePriority = opts.rulePriority ?? DEFAULT_RULE_PRIORITY;
+    if (!Number.isInteger(this.protocol) || this.protocol < 5 || this.protocol > 255) {
+      throw new RangeError(`routes dataplane: option protocol: ${this.protocol} is not in 5..255`);
+    }
+    if (!Number.isInteger(this.rulePriority) || this.rulePriority < 1 || this.rulePriority > 32765) {
+      throw new RangeError(`routes dataplane: option rulePriority: ${this.rulePriority} is not in 1..32765`);
+    }
+  }
+
+  /** Makes the agent's routes and rules exactly `desired`. Throws RoutesApplyError if some failed. */
+  apply(desired: RoutesDesired): Promise<RoutesApplyReport> {
+    return this.serialise(async () => {
+      const [routes, rules] = await Promise.all([this.readRoutes(), this.readRules()]);
+      const routePlan = planRoutes(desired.routes, routes, this.protocol);
+      const rulePlan = planRules(desired.rules, rules, this.protocol, this.rulePriority);
+      return this.write([...routePlan.writes, ...rulePlan.writes], [...routePlan.rejected, ...rulePlan.rejected]);
+    });
+  }
+
+  /** Deletes every route (in every table) and rule with the agent's protocol, and nothing else. */
+  cleanup(): Promise<void> {
+    return this.serialise(async () => {
+      const [routes, rules] = await Promise.all([this.readRoutes(), this.readRules()]);
+      const writes: PlannedWrite[] = [
+        ...routes.map((r) => ({ family: r.family, args: deleteRouteArgs(r, this.protocol), what: `delete route ${r.dst} table ${r.table}` })),
+        ...rules.map((r) => ({ family: r.family, args: deleteRuleArgs(r, this.protocol), what: `delete rule priority ${r.priority}` })),
+      ];
+      await this.write(writes, []);
+    });
+  }
+
+  private serialise<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** `-N`: tables, protocols and types as numbers, whatever names /etc/iproute2 gives them. */
+  private async readRoutes(): Promise<KernelRoute[]> {
+    const proto = String(this.protocol);
+    const lists = await Promise.all(
+      FAMILIES.map(async (family) =>
+        (await readIpJson(['-N', `-${family}`, '-d', 'route', 'show', 'table', 'all', 'proto', proto], { netns: this.netns })).map((r) =>
+          parseRoute(r, family, 'all'),
+        ),
+      ),
+    );
+    return lists.flat();
+  }
+
+  private async readRules(): Promise<KernelRule[]> {
+    const proto = String(this.protocol);
+    const lists = await Promise.all(
+      FAMILIES.map(async (family) =>
+        (await readIpJson(['-N', `-${family}`, '-d', 'rule', 'show'], { netns: this.netns })).map((r) => parseRule(r, family)),
+      ),
+    );
+    return lists.flat().filter((rule) => rule.protocol === proto);
+  }
+
+  /** Deletes before adds, one forced batch per family; a missing device fails its route only. */
+  private async write(planned: readonly PlannedWrite[], rejected: readonly Rejection[]): Promise<RoutesApplyReport> {
+    const failures: WriteFailure[] = [...rejected];
+    let writes = planned;
+    if (writes.some((w) => w.dev !== undefined)) {
+      const devices = new Set((await listLinks({ netns: this.netns })).map((link) => link.name));
+      writes = planned.filter((w) => {
+        if (w.dev === undefined || devices.has(w.dev)) return true;
+        failures.push({ what: w.what, reason: `device "${w.dev}" does not exist` });
+        return false;
+      });
+    }
+    const isDelete = (w: PlannedWrite): boolean => w.args[1] === 'del';
+    const outcomes = await Promise.all(
+      FAMILIES.map(async (family) => {
+        const batch = [...writes.filter((w) => w.family === family && isDelete(w)), ...writes.filter((w) => w.family === family && !isDelete(w))];
+        const outcome = await runForcedBatch('ip', batch.map((w) => w.args), { netns: this.netns, globalArgs: [`-${family}`] });
+        for (const f of outcome.failures) failures.push({ what: batch[f.index]?.what ?? f.line, reason: f.reason });
+        return outcome.written;
+      }),
+    );
+    const written = outcomes.reduce((a, b) => a + b, 0);
+    if (failures.length > 0) throw new RoutesApplyError(written, failures);
+    return { written };
+  }
+}
