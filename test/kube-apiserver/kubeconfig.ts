@@ -1,0 +1,23 @@
+// A kubeconfig that points a client at this test server.
+import { writeFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
+
+export const defaultTestToken = 'wirelane-test-token';
+
+export function kubeconfigYaml(serverUrl: string, token: string = defaultTestToken): string {
+  const name = 'wirelane-test';
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    // client-node 1.4.0 refuses an http:// server unless insecure-skip-tls-verify is true
+    // (KubeConfig.createAgent: "HTTP protocol is not allowed when skipTLSVerify is not set or false").
+    clusters: [{ name, cluster: { server: serverUrl, 'insecure-skip-tls-verify': true } }],
+    users: [{ name, user: { token } }],
+    contexts: [{ name, context: { cluster: name, user: name } }],
+    'current-context': name,
+  });
+}
+
+export async function writeKubeconfig(path: string, serverUrl: string, token?: string): Promise<void> {
+  await writeFile(path, kubeconfigYaml(serverUrl, token), { mode: 0o600 });
+}

@@ -1,0 +1,413 @@
+// A test-only Kubernetes API server over node:http: LIST, GET, WATCH and PATCH for the resources
+// in resources.ts, enough for @kubernetes/client-node informers to run against it unmodified,
+// plus controls a test uses to change objects and to break watches on purpose.
+import { EventEmitter, once } from 'node:events';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { defaultTestToken, writeKubeconfig } from './kubeconfig.js';
+import { applyPatch, patchTypeOf } from './patch.js';
+import { type ResourceName, type ResourceType, apiVersionOf, resourceTypes } from './resources.js';
+import { type Route, routeOf } from './routes.js';
+import { type ObjectFilter, parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { type Change, type KubeObject, ObjectStore, type ObjectRef, notFound } from './store.js';
+import { type Status, StatusError } from './status.js';
+
+export interface KubeApiServerOptions {
+  // Address to listen on; 127.0.0.1 unless an agent in another network namespace must reach it.
+  readonly host?: string;
+  readonly port?: number;
+  // How many changes (over all resources) watches can replay; older resourceVersions get 410.
+  readonly historyLimit?: number;
+  // When set, every request must carry `Authorization: Bearer <token>`, or it gets 401.
+  readonly token?: string;
+}
+
+export type RequestVerb = 'list' | 'watch' | 'get' | 'patch' | 'other';
+
+export interface RequestRecord {
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly verb: RequestVerb;
+  readonly resource?: ResourceName;
+  readonly contentType?: string;
+  // The HTTP status answered; 0 until the response has closed (a watch: until it ends).
+  status: number;
+}
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+
+export interface WatchEvent {
+  readonly type: WatchEventType;
+  readonly object: KubeObject | Status;
+}
+
+interface OpenWatch {
+  readonly type: ResourceType;
+  readonly filter: ObjectFilter;
+  readonly bookmarks: boolean;
+  readonly response: ServerResponse;
+  timer?: NodeJS.Timeout;
+}
+
+const maxBodyBytes = 1 << 20;
+
+export class KubeApiServer {
+  private readonly store: ObjectStore;
+  private readonly watches = new Set<OpenWatch>();
+  private readonly log: RequestRecord[] = [];
+  private readonly requestEvents = new EventEmitter();
+  private readonly unsubscribe: () => void;
+
+  private constructor(
+    private readonly server: Server,
+    readonly host: string,
+    readonly port: number,
+    private readonly token: string | undefined,
+    historyLimit: number,
+  ) {
+    this.store = new ObjectStore(historyLimit);
+    this.unsubscribe = this.store.subscribe((change) => this.fanOut(change));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res));
+  }
+
+  static async start(options: KubeApiServerOptions = {}): Promise<KubeApiServer> {
+    const host = options.host ?? '127.0.0.1';
+    const server = createServer({ noDelay: true });
+    server.listen(options.port ?? 0, host);
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo; // a TCP listener always has an AddressInfo
+    return new KubeApiServer(server, host, port, options.token, options.historyLimit ?? 1000);
+  }
+
+  get url(): string {
+    return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
+  }
+
+  // The current (latest) resourceVersion, as a LIST would report it.
+  get resourceVersion(): string {
+    return this.store.resourceVersion;
+  }
+
+  create(resource: ResourceName, object: KubeObject): KubeObject {
+    return this.store.create(resource, object);
+  }
+
+  update(resource: ResourceName, object: KubeObject): KubeObject {
+    return this.store.update(resource, object);
+  }
+
+  delete(resource: ResourceName, ref: ObjectRef, namespace?: string): KubeObject {
+    return this.store.delete(resource, ref, namespace);
+  }
+
+  get(resource: ResourceName, ref: ObjectRef, namespace?: string): KubeObject | undefined {
+    return this.store.get(resource, ref, namespace);
+  }
+
+  list(resource: ResourceName, namespace?: string): KubeObject[] {
+    return this.store.list(resource, namespace);
+  }
+
+  // Every resourceVersion handed out so far becomes too old: the next watch from one of them
+  // gets an ERROR event with a 410 Expired Status, which makes an informer LIST again.
+  expireHistory(): void {
+    this.store.expireHistory();
+  }
+
+  // Closes every open watch. By default the stream ends cleanly, as when a real server's watch
+  // times out (client-node's ListWatch then watches again at once from its last resourceVersion).
+  // With abrupt, the socket is destroyed mid-stream, as when a server dies; client-node 1.4.0
+  // reports that as an informer 'error' and does not restart by itself.
+  dropWatches(options: { readonly abrupt?: boolean } = {}): number {
+    const dropped = [...this.watches];
+    for (const watch of dropped) {
+      this.forget(watch);
+      if (options.abrupt) watch.response.socket?.destroy();
+      else watch.response.end();
+    }
+    return dropped.length;
+  }
+
+  // Sends a BOOKMARK at the current resourceVersion to every watch that allowed bookmarks.
+  sendBookmarks(): number {
+    const targets = [...this.watches].filter((w) => w.bookmarks);
+    for (const watch of targets) this.writeEvent(watch, this.bookmarkOf(watch.type));
+    return targets.length;
+  }
+
+  openWatches(resource?: ResourceName): number {
+    return [...this.watches].filter((w) => resource === undefined || w.type.name === resource).length;
+  }
+
+  get requests(): readonly RequestRecord[] {
+    return this.log;
+  }
+
+  requestCount(verb: RequestVerb, resource?: ResourceName): number {
+    return this.log.filter((r) => r.verb === verb && (resource === undefined || r.resource === resource)).length;
+  }
+
+  // Resolves once `count` requests of this verb (and resource) have arrived in total.
+  async waitForRequests(verb: RequestVerb, resource: ResourceName | undefined, count: number, timeoutMs = 5000): Promise<void> {
+    const reached = (): boolean => this.requestCount(verb, resource) >= count;
+    if (reached()) return;
+    await new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (!reached()) return;
+        clearTimeout(timer);
+        this.requestEvents.off('request', check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.requestEvents.off('request', check);
+        reject(
+          new Error(`waited ${timeoutMs} ms for ${count} ${verb} requests on ${resource ?? 'any resource'}, saw ${this.requestCount(verb, resource)}`),
+        );
+      }, timeoutMs);
+      this.requestEvents.on('request', check);
+    });
+  }
+
+  async writeKubeconfig(path: string): Promise<void> {
+    await writeKubeconfig(path, this.url, this.token ?? defaultTestToken);
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.dropWatches();
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://request.invalid');
+    const method = req.method ?? 'GET';
+    const query = url.searchParams;
+    const watching = isTrue(query.get('watch'));
+    let route: Route | undefined;
+    let failure: unknown;
+    try {
+      route = routeOf(url.pathname);
+    } catch (err) {
+      failure = err;
+    }
+    const record: RequestRecord = {
+      method,
+      path: url.pathname,
+      query: url.search,
+      verb: verbOf(method, watching, route),
+      ...(route ? { resource: route.type.name } : {}),
+      ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}),
+      status: 0,
+    };
+    this.log.push(record);
+    res.on('close', () => (record.status = res.statusCode));
+    this.requestEvents.emit('request', record);
+
+    try {
+      if (this.token !== undefined && req.headers.authorization !== `Bearer ${this.token}`) {
+        throw new StatusError(401, 'Unauthorized', 'Unauthorized: missing or wrong bearer token');
+      }
+      if (!route) throw failure;
+      if (method === 'GET' && watching) this.startWatch(route, query, res);
+      else if (method === 'GET' && route.name !== undefined) sendJson(res, 200, this.getOrThrow(route, route.name));
+      else if (method === 'GET') sendJson(res, 200, this.listOf(route, query));
+      else if (method === 'PATCH' && route.name !== undefined) sendJson(res, 200, await this.patch(route, route.name, req, query));
+      else {
+        throw new StatusError(
+          405,
+          'MethodNotAllowed',
+          `${method} ${url.pathname} is not supported by the test API server (it serves GET list/get/watch and PATCH of one object)`,
+        );
+      }
+    } catch (err) {
+      const status =
+        err instanceof StatusError ? err : new StatusError(500, 'InternalError', `internal error: ${err instanceof Error ? err.message : String(err)}`);
+      if (res.headersSent) res.destroy();
+      else sendJson(res, status.code, status.toStatus());
+    }
+  }
+
+  private getOrThrow(route: Route, name: string): KubeObject {
+    const found = this.store.get(route.type.name, name, route.namespace);
+    if (!found || (route.namespace === undefined && route.type.namespaced)) throw notFound(route.type, name);
+    return found;
+  }
+
+  private listOf(route: Route, query: URLSearchParams): object {
+    const filter = filterOf(route, query);
+    const items = this.store
+      .list(route.type.name, route.namespace)
+      .filter(filter)
+      .map((o) => (route.type.builtIn ? withoutTypeMeta(o) : o));
+    return {
+      apiVersion: apiVersionOf(route.type),
+      kind: `${route.type.kind}List`,
+      metadata: { resourceVersion: this.store.resourceVersion },
+      items,
+    };
+  }
+
+  private async patch(route: Route, name: string, req: IncomingMessage, query: URLSearchParams): Promise<KubeObject> {
+    const patchType = patchTypeOf(req.headers['content-type']);
+    const body = await readBody(req);
+    let patch: unknown;
+    try {
+      patch = JSON.parse(body);
+    } catch (err) {
+      throw new StatusError(400, 'BadRequest', `PATCH ${route.type.name}/${name}: body is not JSON: ${(err as Error).message}`);
+    }
+    const current = this.getOrThrow(route, name);
+    const patched = applyPatch(patchType, current, patch);
+    if (typeof patched !== 'object' || patched === null || Array.isArray(patched) || !('metadata' in patched)) {
+      throw new StatusError(422, 'Invalid', `PATCH ${route.type.name}/${name}: the result is not an object with metadata`);
+    }
+    const result = patched as KubeObject; // checked just above: a non-array object with metadata
+    if (result.metadata.name !== name || result.metadata.namespace !== current.metadata.namespace) {
+      throw new StatusError(400, 'BadRequest', `PATCH ${route.type.name}/${name}: metadata.name and metadata.namespace cannot change`);
+    }
+    // A resourceVersion set by the patch is a precondition: the store answers 409 when it is stale.
+    if (query.get('dryRun') === 'All') return result;
+    return this.store.update(route.type.name, result);
+  }
+
+  private startWatch(route: Route, query: URLSearchParams, res: ServerResponse): void {
+    const filter = filterOf(route, query);
+    const timeoutSeconds = parseTimeoutSeconds(query.get('timeoutSeconds'));
+    const requested = query.get('resourceVersion') ?? '';
+    let initial: WatchEvent[];
+    let expired: Status | undefined;
+    // Unset or "0": start from the current state, sent as synthetic ADDED events.
+    if (requested === '' || requested === '0') {
+      initial = this.store
+        .list(route.type.name, route.namespace)
+        .filter(filter)
+        .map((object) => ({ type: 'ADDED', object }));
+    } else {
+      if (!/^\d+$/.test(requested)) {
+        throw new StatusError(400, 'BadRequest', `watch ${route.type.name}: resourceVersion "${requested}" is not a number`);
+      }
+      const since = this.store.changesSince(Number(requested));
+      initial = since.expired ? [] : since.changes.flatMap((c) => eventsFor(c, filter));
+      if (since.expired) {
+        expired = new StatusError(
+          410,
+          'Expired',
+          `too old resource version: ${requested} (${this.store.oldestWatchableRevision})`,
+        ).toStatus();
+      }
+    }
+
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
+    res.flushHeaders(); // a client's fetch resolves on the headers, before any event exists
+    const watch: OpenWatch = { type: route.type, filter, bookmarks: isTrue(query.get('allowWatchBookmarks')), response: res };
+    // A real server reports an expired resourceVersion inside a 200 watch stream and then ends it.
+    if (expired) {
+      this.writeEvent(watch, { type: 'ERROR', object: expired });
+      res.end();
+      return;
+    }
+    this.watches.add(watch);
+    res.on('close', () => this.forget(watch));
+    for (const event of initial) this.writeEvent(watch, event);
+    if (timeoutSeconds > 0) {
+      watch.timer = setTimeout(() => {
+        if (watch.bookmarks) this.writeEvent(watch, this.bookmarkOf(watch.type));
+        this.forget(watch);
+        res.end();
+      }, timeoutSeconds * 1000);
+      watch.timer.unref();
+    }
+  }
+
+  private fanOut(change: Change): void {
+    for (const watch of this.watches) {
+      if (watch.type.name !== change.resource) continue;
+      for (const event of eventsFor(change, watch.filter)) this.writeEvent(watch, event);
+    }
+  }
+
+  private writeEvent(watch: OpenWatch, event: WatchEvent): void {
+    watch.response.write(`${JSON.stringify(event)}\n`);
+  }
+
+  private bookmarkOf(type: ResourceType): WatchEvent {
+    return {
+      type: 'BOOKMARK',
+      object: { apiVersion: apiVersionOf(type), kind: type.kind, metadata: { name: '', resourceVersion: this.store.resourceVersion } },
+    };
+  }
+
+  private forget(watch: OpenWatch): void {
+    clearTimeout(watch.timer);
+    this.watches.delete(watch);
+  }
+}
+
+export function startKubeApiServer(options?: KubeApiServerOptions): Promise<KubeApiServer> {
+  return KubeApiServer.start(options);
+}
+
+// What a watch with this filter sees of one change: an object modified into or out of the
+// filter appears as ADDED or DELETED, as on a real server.
+function eventsFor(change: Change, filter: ObjectFilter): WatchEvent[] {
+  const matchesNow = filter(change.object);
+  if (change.type !== 'MODIFIED') return matchesNow ? [{ type: change.type, object: change.object }] : [];
+  const matchedBefore = change.previous ? filter(change.previous) : matchesNow;
+  if (matchesNow && matchedBefore) return [{ type: 'MODIFIED', object: change.object }];
+  if (matchesNow) return [{ type: 'ADDED', object: change.object }];
+  if (matchedBefore) return [{ type: 'DELETED', object: change.object }];
+  return [];
+}
+
+function filterOf(route: Route, query: URLSearchParams): ObjectFilter {
+  const filters: ObjectFilter[] = [];
+  if (route.namespace !== undefined) filters.push((o) => o.metadata.namespace === route.namespace);
+  if (route.name !== undefined) filters.push((o) => o.metadata.name === route.name);
+  const labelSelector = query.get('labelSelector');
+  if (labelSelector) filters.push(parseLabelSelector(labelSelector));
+  const fieldSelector = query.get('fieldSelector');
+  if (fieldSelector) filters.push(parseFieldSelector(fieldSelector));
+  return (object) => filters.every((matches) => matches(object));
+}
+
+function verbOf(method: string, watching: boolean, route: Route | undefined): RequestVerb {
+  if (method === 'GET' && watching) return 'watch';
+  if (method === 'GET') return route && route.name === undefined ? 'list' : 'get';
+  return method === 'PATCH' ? 'patch' : 'other';
+}
+
+// Go's strconv.ParseBool, which the real server uses for query flags.
+function isTrue(value: string | null): boolean {
+  return value !== null && ['1', 't', 'T', 'true', 'TRUE', 'True'].includes(value);
+}
+
+function parseTimeoutSeconds(value: string | null): number {
+  if (value === null || value === '') return 0;
+  if (!/^\d+$/.test(value)) throw new StatusError(400, 'BadRequest', `timeoutSeconds "${value}" is not a whole number`);
+  return Number(value);
+}
+
+function withoutTypeMeta(object: KubeObject): KubeObject {
+  const { apiVersion: _apiVersion, kind: _kind, ...rest } = object;
+  return rest;
+}
+
+function sendJson(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBodyBytes) throw new StatusError(413, 'RequestEntityTooLarge', `request body is larger than ${maxBodyBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
