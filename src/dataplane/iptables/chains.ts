@@ -119,10 +119,13 @@ export class IptablesChains {
   }
 }
 
-/** iptables-restore names the failing input line by number only; add the line itself. */
+/**
+ * iptables-restore names the failing input line by number only ("Error occurred at line: 3" for a
+ * parse error, "line 3 failed" when the kernel refuses a commit); add the line itself.
+ */
 function restoreError(err: unknown, input: string): unknown {
   if (!(err instanceof CommandError)) return err;
-  const lineNo = /line (\d+) failed/.exec(err.stderr)?.[1];
+  const lineNo = /(?:at line: |line )(\d+)/.exec(err.stderr)?.[1];
   const line = lineNo === undefined ? undefined : input.split('\n')[Number(lineNo) - 1];
   return line === undefined ? err : new Error(`${err.message} (line ${lineNo}: ${line})`, { cause: err });
 }
