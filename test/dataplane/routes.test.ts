@@ -4,7 +4,7 @@ import { runIp, runIpBatch } from '../../src/host/ip.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
 import { listRoutes, type Route as KernelRoute } from '../../src/host/routes.js';
 import { listRules, type Rule as KernelRule } from '../../src/host/rules.js';
-import { RoutesApplyError, RoutesDataplane, planRoutes, type RoutesDesired } from '../../src/dataplane/routes/index.js';
+import { PartialApplyError, RoutesDataplane, planRoutes, type RoutesDesired } from '../../src/dataplane/routes/index.js';
 import { parseCidr, parseIp } from '../../src/model/ip.js';
 import { ENCAPSULATION_TABLE, type Route, type Rule } from '../../src/model/route.js';
 import { claimPrefix, releasePrefix } from '../../src/sandbox/registry.js';
@@ -180,7 +180,7 @@ describe('routes dataplane against a real namespace', { skip }, () => {
       () => assert.fail('apply should have failed'),
       (e: unknown) => e,
     );
-    assert.ok(error instanceof RoutesApplyError, String(error));
+    assert.ok(error instanceof PartialApplyError, String(error));
     // Back to DESIRED: the 10.21 gateway, 10.22 and the from-10.20 rule.
     assert.equal(error.written, 3);
     assert.deepEqual(error.failures, [{ what: 'add route 10.60.0.0/16 dev nosuchdev0 table main', reason: 'device "nosuchdev0" does not exist' }]);
@@ -191,7 +191,7 @@ describe('routes dataplane against a real namespace', { skip }, () => {
   test('a kernel refusal (source address not on this host) fails that route only', async () => {
     const desired: RoutesDesired = { routes: [...ROUTES, route('10.61.0.0/16', 'v0', { src: '192.0.2.99' })], rules: RULES };
     const error = await dataplane.apply(desired).catch((e: unknown) => e);
-    assert.ok(error instanceof RoutesApplyError, String(error));
+    assert.ok(error instanceof PartialApplyError, String(error));
     assert.equal(error.written, 0);
     assert.equal(error.failures.length, 1);
     assert.match(error.failures[0]?.what ?? '', /^add route 10\.61\.0\.0\/16 dev v0 table main$/);

@@ -2,12 +2,11 @@
 export {
   DEFAULT_ROUTE_PROTOCOL,
   DEFAULT_RULE_PRIORITY,
-  RoutesApplyError,
   RoutesDataplane,
   type RoutesApplyReport,
   type RoutesDataplaneOptions,
   type RoutesDesired,
-  type WriteFailure,
 } from './routes-dataplane.js';
-export { planRoutes, MAIN_TABLE, type Plan, type PlannedWrite, type Rejection } from './route-plan.js';
+export { planRoutes, MAIN_TABLE, type Plan, type PlannedWrite } from './route-plan.js';
 export { planRules } from './rule-plan.js';
+export { PartialApplyError, type WriteFailure } from './forced-batch.js';

@@ -4,7 +4,7 @@
 import type { Route as KernelRoute } from '../../host/routes.js';
 import { formatCidr, formatIp, networkOf, parseCidr, parseIp, type Family } from '../../model/ip.js';
 import type { Route } from '../../model/route.js';
-import type { BatchLine } from './forced-batch.js';
+import type { BatchLine, WriteFailure } from './forced-batch.js';
 
 /** The kernel's number for the main table; `ip -N` prints it instead of the name. */
 export const MAIN_TABLE = 254;
@@ -18,15 +18,10 @@ export interface PlannedWrite {
   readonly dev?: string;
 }
 
-/** A desired item that cannot be written at all, with why. */
-export interface Rejection {
-  readonly what: string;
-  readonly reason: string;
-}
-
 export interface Plan {
   readonly writes: readonly PlannedWrite[];
-  readonly rejected: readonly Rejection[];
+  /** Desired items that cannot be written at all, with why. */
+  readonly rejected: readonly WriteFailure[];
 }
 
 /** A route reduced to canonical strings, so equal routes compare equal whatever their spelling. */
@@ -150,7 +145,7 @@ function deletion(route: KernelRoute, protocol: number): PlannedWrite {
  */
 export function planRoutes(desired: readonly Route[], current: readonly KernelRoute[], protocol: number): Plan {
   const wanted = new Map<string, CanonicalRoute>();
-  const rejected: Rejection[] = [];
+  const rejected: WriteFailure[] = [];
   for (const route of desired) {
     const c = canonicalise(route);
     if (typeof c === 'string') {

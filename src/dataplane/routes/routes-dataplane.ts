@@ -8,8 +8,8 @@ import { parseRoute, type Route as KernelRoute } from '../../host/routes.js';
 import { parseRule, type Rule as KernelRule } from '../../host/rules.js';
 import type { Family } from '../../model/ip.js';
 import type { Route, Rule } from '../../model/route.js';
-import { runForcedBatch } from './forced-batch.js';
-import { deleteRouteArgs, planRoutes, type PlannedWrite, type Rejection } from './route-plan.js';
+import { PartialApplyError, runForcedBatch, type WriteFailure } from './forced-batch.js';
+import { deleteRouteArgs, planRoutes, type PlannedWrite } from './route-plan.js';
 import { deleteRuleArgs, planRules } from './rule-plan.js';
 
 /**
@@ -40,25 +40,6 @@ export interface RoutesDataplaneOptions {
   readonly rulePriority?: number;
 }
 
-export interface WriteFailure {
-  /** The route or rule and what was being done to it, e.g. "add route 10.4.0.0/16 dev wl0 table main". */
-  readonly what: string;
-  readonly reason: string;
-}
-
-/** Some routes or rules could not be written; the rest were, and `written` counts them. */
-export class RoutesApplyError extends Error {
-  override readonly name = 'RoutesApplyError';
-  constructor(
-    readonly written: number,
-    readonly failures: readonly WriteFailure[],
-  ) {
-    const shown = failures.slice(0, 3).map((f) => `${f.what}: ${f.reason}`);
-    const more = failures.length > 3 ? `; and ${failures.length - 3} more` : '';
-    super(`routes: ${failures.length} change(s) failed: ${shown.join('; ')}${more}`);
-  }
-}
-
 const FAMILIES: readonly Family[] = [4, 6];
 
 export class RoutesDataplane {
@@ -80,7 +61,7 @@ export class RoutesDataplane {
     }
   }
 
-  /** Makes the agent's routes and rules exactly `desired`. Throws RoutesApplyError if some failed. */
+  /** Makes the agent's routes and rules exactly `desired`. Throws PartialApplyError if some failed. */
   apply(desired: RoutesDesired): Promise<RoutesApplyReport> {
     return this.serialise(async () => {
       const [routes, rules] = await Promise.all([this.readRoutes(), this.readRules()]);
@@ -132,7 +113,7 @@ export class RoutesDataplane {
   }
 
   /** Deletes before adds, one forced batch per family; a missing device fails its route only. */
-  private async write(planned: readonly PlannedWrite[], rejected: readonly Rejection[]): Promise<RoutesApplyReport> {
+  private async write(planned: readonly PlannedWrite[], rejected: readonly WriteFailure[]): Promise<RoutesApplyReport> {
     const failures: WriteFailure[] = [...rejected];
     let writes = planned;
     if (writes.some((w) => w.dev !== undefined)) {
@@ -153,7 +134,7 @@ export class RoutesDataplane {
       }),
     );
     const written = outcomes.reduce((a, b) => a + b, 0);
-    if (failures.length > 0) throw new RoutesApplyError(written, failures);
+    if (failures.length > 0) throw new PartialApplyError('routes', written, failures);
     return { written };
   }
 }

@@ -5,8 +5,8 @@
 import type { Rule as KernelRule } from '../../host/rules.js';
 import { formatCidr, networkOf, parseIpOrCidr, type Cidr, type Family } from '../../model/ip.js';
 import type { Rule } from '../../model/route.js';
-import type { BatchLine } from './forced-batch.js';
-import { isInterfaceName, type Plan, type PlannedWrite, type Rejection } from './route-plan.js';
+import type { BatchLine, WriteFailure } from './forced-batch.js';
+import { isInterfaceName, type Plan, type PlannedWrite } from './route-plan.js';
 
 interface CanonicalRule {
   readonly family: Family;
@@ -95,7 +95,7 @@ function deletion(rule: KernelRule, protocol: number): PlannedWrite {
 /** `current` must hold only the agent's rules (those with its protocol), as `ip -N -d` lists them. */
 export function planRules(desired: readonly Rule[], current: readonly KernelRule[], protocol: number, priority: number): Plan {
   const wanted = new Map<string, CanonicalRule>();
-  const rejected: Rejection[] = [];
+  const rejected: WriteFailure[] = [];
   for (const rule of desired) {
     const c = canonicalise(rule);
     if (typeof c === 'string') rejected.push({ what: describeRule(rule), reason: c });
