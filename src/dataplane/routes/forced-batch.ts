@@ -28,7 +28,7 @@ export interface BatchOptions {
 }
 
 /** Batch lines are split on whitespace by the tool itself; quoting is not supported. */
-export function isBatchSafe(arg: string): boolean {
+function isBatchSafe(arg: string): boolean {
   return arg !== '' && !/[\s"'#\\]/.test(arg);
 }
 

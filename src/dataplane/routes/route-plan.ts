@@ -42,6 +42,12 @@ export function isInterfaceName(name: string): boolean {
   return /^[^\s/:"'#\\]{1,15}$/.test(name) && name !== '.' && name !== '..';
 }
 
+/** Why the agent may not write to `table`, or undefined: 0 is "unspecified", 255 the local table. */
+export function tableProblem(table: number): string | undefined {
+  if (Number.isInteger(table) && table >= 1 && table <= 0xffffffff && table !== 255) return undefined;
+  return `field table: ${table} is not a routing table the agent may use`;
+}
+
 function tableNumber(table: Route['table']): number {
   return table === 'main' ? MAIN_TABLE : table;
 }
@@ -58,7 +64,7 @@ function sameValue(a: CanonicalRoute, b: CanonicalRoute): boolean {
   return a.gw === b.gw && a.dev === b.dev && a.src === b.src && a.onlink === b.onlink;
 }
 
-export function describeRoute(route: Route): string {
+function describeRoute(route: Route): string {
   const dst = formatCidr(networkOf(route.dst));
   const gw = route.gw === undefined ? '' : ` via ${formatIp(route.gw)}`;
   return `route ${dst}${gw} dev ${route.dev} table ${route.table}`;
@@ -67,9 +73,8 @@ export function describeRoute(route: Route): string {
 function canonicalise(route: Route): CanonicalRoute | string {
   if (!isInterfaceName(route.dev)) return `field dev: "${route.dev}" is not an interface name`;
   const table = tableNumber(route.table);
-  if (!Number.isInteger(table) || table < 1 || table > 0xffffffff || table === 255) {
-    return `field table: ${route.table} is not a routing table the agent may use`;
-  }
+  const badTable = tableProblem(table);
+  if (badTable !== undefined) return badTable;
   if (route.gw !== undefined && route.gw.family !== route.dst.family) {
     return `field gw: an IPv${route.gw.family} gateway for an IPv${route.dst.family} destination`;
   }
@@ -99,9 +104,14 @@ function isPlainUnicast(route: KernelRoute): boolean {
   return (route.type === '1' || route.type === 'unicast') && route.nexthops.length === 0 && hasDefaultMetric(route);
 }
 
+/** Tables come as numbers with `ip -N`; 'main' is what the reader fills in when ip leaves it out. */
+function kernelTable(route: KernelRoute): number {
+  return route.table === 'main' ? MAIN_TABLE : Number(route.table);
+}
+
 function canonicaliseKernel(route: KernelRoute): CanonicalRoute {
   const dst = formatCidr(networkOf(parseCidr(route.dst)));
-  const table = Number(route.table);
+  const table = kernelTable(route);
   const gw = route.gateway === undefined ? undefined : formatIp(parseIp(route.gateway));
   return {
     family: route.family,
@@ -128,13 +138,13 @@ function writeArgs(verb: 'add' | 'replace', r: CanonicalRoute, protocol: number)
 }
 
 /** Deletes exactly one of the agent's routes: `proto` makes the kernel skip everyone else's. */
-export function deleteRouteArgs(route: KernelRoute, protocol: number): BatchLine {
+function deleteRouteArgs(route: KernelRoute, protocol: number): BatchLine {
   const dst = formatCidr(networkOf(parseCidr(route.dst)));
   return ['route', 'del', dst, 'table', route.table, 'proto', String(protocol), ...(route.metric === undefined ? [] : ['metric', String(route.metric)])];
 }
 
 function deletion(route: KernelRoute, protocol: number): PlannedWrite {
-  return { family: route.family, args: deleteRouteArgs(route, protocol), what: `delete route ${route.dst} dev ${route.dev ?? '?'} table ${tableLabel(Number(route.table))}` };
+  return { family: route.family, args: deleteRouteArgs(route, protocol), what: `delete route ${route.dst} dev ${route.dev ?? '?'} table ${tableLabel(kernelTable(route))}` };
 }
 
 /**

@@ -9,8 +9,8 @@ import { parseRule, type Rule as KernelRule } from '../../host/rules.js';
 import type { Family } from '../../model/ip.js';
 import type { Route, Rule } from '../../model/route.js';
 import { PartialApplyError, runForcedBatch, type WriteFailure } from './forced-batch.js';
-import { deleteRouteArgs, planRoutes, type PlannedWrite } from './route-plan.js';
-import { deleteRuleArgs, planRules } from './rule-plan.js';
+import { planRoutes, type PlannedWrite } from './route-plan.js';
+import { planRules } from './rule-plan.js';
 
 /**
  * 0x57 ('W'): unassigned in the kernel's rtnetlink.h and iproute2's rt_protos, and distinct from
@@ -75,10 +75,8 @@ export class RoutesDataplane {
   cleanup(): Promise<void> {
     return this.serialise(async () => {
       const [routes, rules] = await Promise.all([this.readRoutes(), this.readRules()]);
-      const writes: PlannedWrite[] = [
-        ...routes.map((r) => ({ family: r.family, args: deleteRouteArgs(r, this.protocol), what: `delete route ${r.dst} table ${r.table}` })),
-        ...rules.map((r) => ({ family: r.family, args: deleteRuleArgs(r, this.protocol), what: `delete rule priority ${r.priority}` })),
-      ];
+      // Nothing desired: the plans are exactly the deletes of everything that is ours.
+      const writes = [...planRoutes([], routes, this.protocol).writes, ...planRules([], rules, this.protocol, this.rulePriority).writes];
       await this.write(writes, []);
     });
   }

@@ -6,7 +6,7 @@ import type { Rule as KernelRule } from '../../host/rules.js';
 import { formatCidr, networkOf, parseIpOrCidr, type Cidr, type Family } from '../../model/ip.js';
 import type { Rule } from '../../model/route.js';
 import type { BatchLine, WriteFailure } from './forced-batch.js';
-import { isInterfaceName, type Plan, type PlannedWrite } from './route-plan.js';
+import { isInterfaceName, tableProblem, type Plan, type PlannedWrite } from './route-plan.js';
 
 interface CanonicalRule {
   readonly family: Family;
@@ -40,7 +40,7 @@ function keyOf(family: Family, from: string | undefined, to: string | undefined,
   return `${family} ${selectorText(from, to, iif, table)}`;
 }
 
-export function describeRule(rule: Rule): string {
+function describeRule(rule: Rule): string {
   return `rule ${selectorText(prefix(rule.from), prefix(rule.to), rule.iif, rule.table)}`;
 }
 
@@ -52,9 +52,8 @@ function canonicalise(rule: Rule): CanonicalRule | string {
     return `field to: an IPv${rule.to.family} prefix with an IPv${rule.from.family} from`;
   }
   if (rule.iif !== undefined && !isInterfaceName(rule.iif)) return `field iif: "${rule.iif}" is not an interface name`;
-  if (!Number.isInteger(rule.table) || rule.table < 1 || rule.table > 0xffffffff || rule.table === 255) {
-    return `field table: ${rule.table} is not a routing table the agent may use`;
-  }
+  const badTable = tableProblem(rule.table);
+  if (badTable !== undefined) return badTable;
   const from = prefix(rule.from);
   const to = prefix(rule.to);
   return { family, key: keyOf(family, from, to, rule.iif, rule.table), from, to, iif: rule.iif, table: rule.table };
@@ -73,7 +72,7 @@ function isPlainLookup(rule: KernelRule, priority: number): boolean {
 }
 
 /** Deletes one rule of ours: every selector it has, plus `protocol` so no one else's can match. */
-export function deleteRuleArgs(rule: KernelRule, protocol: number): BatchLine {
+function deleteRuleArgs(rule: KernelRule, protocol: number): BatchLine {
   return [
     'rule', 'del', 'priority', String(rule.priority),
     ...(rule.not ? ['not'] : []),

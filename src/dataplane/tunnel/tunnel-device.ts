@@ -26,6 +26,7 @@ import { IpJsonObject, readIpJson } from '../../host/ip.js';
 import { findLink } from '../../host/links.js';
 import { formatIp, parseIp, type Ip } from '../../model/ip.js';
 import { PartialApplyError, runForcedBatch, type BatchLine, type WriteFailure } from '../routes/forced-batch.js';
+import { isInterfaceName } from '../routes/route-plan.js';
 import { forwardingOf, planForwarding, vxlanMacOf, type FdbEntry, type NeighbourEntry, type TunnelDesired } from './vxlan-forwarding.js';
 
 export type TunnelMode = 'ipip' | 'vxlan';
@@ -106,7 +107,7 @@ export class TunnelDevice {
     this.port = vxlan?.port ?? DEFAULT_VXLAN_PORT;
     if (!Number.isInteger(this.vni) || this.vni < 1 || this.vni > 0xffffff) throw new RangeError(`tunnel: option vxlan.vni: ${this.vni} is not in 1..16777215`);
     if (!Number.isInteger(this.port) || this.port < 1 || this.port > 65535) throw new RangeError(`tunnel: option vxlan.port: ${this.port} is not in 1..65535`);
-    if (!/^[A-Za-z0-9._-]{1,15}$/.test(this.name)) throw new RangeError(`tunnel: option vxlan.name: "${this.name}" is not an interface name`);
+    if (!isInterfaceName(this.name)) throw new RangeError(`tunnel: option vxlan.name: "${this.name}" is not an interface name`);
   }
 
   /** Detects the mode (unless given) and returns the device; nothing is created until apply. */
@@ -229,13 +230,14 @@ export class TunnelDevice {
     const info = o.object('linkinfo');
     const data = info?.object('info_data');
     const learning = data?.raw('learning');
+    const local = data?.optionalString('local');
     return {
       kind: info?.optionalString('info_kind'),
       up: o.strings('flags').includes('UP'),
       mac: o.optionalString('address'),
       vni: data?.optionalNumber('id'),
       port: data?.optionalNumber('port'),
-      local: data?.optionalString('local'),
+      local: local === undefined ? undefined : formatIp(parseIp(local)),
       underlayDevice: data?.optionalString('link'),
       learning: typeof learning === 'boolean' ? learning : undefined,
     };
