@@ -4,6 +4,10 @@ import { type Command, UsageError } from './command.js';
 
 // Commands load lazily so a quick command does not pay for the Kubernetes client's start-up.
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  agent: { summary: 'run the node agent', load: async () => (await import('./agent.js')).agent },
+  topology: { summary: "print one node's view of the mesh (-o json)", load: async () => (await import('./topology.js')).topology },
+  showconf: { summary: 'print the WireGuard configuration of a node or Peer', load: async () => (await import('./showconf.js')).showconf },
+  graph: { summary: 'draw the mesh as DOT or SVG', load: async () => (await import('./graph.js')).graph },
   keygen: { summary: 'write a WireGuard private key and print its public key', load: async () => (await import('./keygen.js')).keygen },
 };
 

@@ -1,0 +1,68 @@
+// `wirelane agent`: start-up, the reconcile loop, HTTP, and a clean exit on SIGTERM/SIGINT.
+import { join } from 'node:path';
+import { renderSvg } from '../graphviz/render.js';
+import { publicKeyOf } from '../model/key.js';
+import { createLogger } from '../observability/logger.js';
+import { AgentMetrics } from '../observability/metrics.js';
+import { ANNOTATIONS, readAnnotation } from '../sources/annotations.js';
+import { FileSource } from '../sources/file/file-source.js';
+import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
+import type { ClusterSource } from '../sources/source.js';
+import { loadOrCreateKeyFile } from '../state/key-file.js';
+import type { AgentConfig } from './config.js';
+import { startHttpServer } from './http.js';
+import { MeshReconciler } from './mesh-reconciler.js';
+import { ReconcileLoop } from './reconcile-loop.js';
+
+export async function runAgent(config: AgentConfig): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const metrics = new AgentMetrics();
+  const privateKey = await loadOrCreateKeyFile(join(config.stateDir, 'key'));
+  const publicKey = publicKeyOf(privateKey);
+  log.info({ node: config.hostname, publicKey, source: config.source.kind }, 'starting');
+
+  const source: ClusterSource =
+    config.source.kind === 'file'
+      ? new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }))
+      : new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log);
+
+  let loop: ReconcileLoop | undefined;
+  const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });
+  loop = new ReconcileLoop(() => mesh.reconcile(), config.resyncPeriodMs);
+
+  await source.start(() => loop?.trigger());
+  if (source.kind === 'file') checkFileKey(source, config.hostname, publicKey, config.stateDir);
+
+  const server = await startHttpServer(config.listen, {
+    metrics,
+    ready: () => mesh.ready,
+    graph: () => mesh.graph(),
+    renderSvg,
+  });
+  loop.start();
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  log.info({ signal, cleanUp: config.cleanUp }, 'stopping');
+  await loop.stop();
+  if (config.cleanUp) await mesh.cleanup();
+  await source.stop();
+  server.close();
+  log.info('stopped');
+  return 0;
+}
+
+/** With a cluster file the operator wrote our public key into it: a different key is a start-up error. */
+function checkFileKey(source: ClusterSource, hostname: string, publicKey: string, stateDir: string): void {
+  const self = source.snapshot().find((o) => o.kind === 'Node' && o.object.metadata?.name === hostname);
+  if (self === undefined) throw new Error(`cluster file: no Node "${hostname}" (set --hostname)`);
+  const key = readAnnotation(self.object.metadata?.annotations, ANNOTATIONS.key)?.value;
+  if (key !== publicKey) {
+    throw new Error(
+      `cluster file: Node "${hostname}" has key ${key ?? '(none)'} but ${join(stateDir, 'key')} belongs to ${publicKey}; ` +
+        `put the public key printed by 'wirelane keygen' into the file`,
+    );
+  }
+}

@@ -1,0 +1,330 @@
+// The mesh half of the agent: cluster objects → topology (pure) → WireGuard device, routes, tunnel
+// and iptables, each written only where it differs. Each step fails on its own: it is logged once,
+// counted in wirelane_errors_total{step}, and retried at the next resync while the others go on.
+import { IptablesChains } from '../dataplane/iptables/chains.js';
+import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
+import { PartialApplyError } from '../dataplane/routes/forced-batch.js';
+import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
+import { TunnelDevice, VXLAN_DEVICE } from '../dataplane/tunnel/index.js';
+import { listAddresses } from '../host/addresses.js';
+import { findLink } from '../host/links.js';
+import { listRoutes } from '../host/routes.js';
+import { renderGraph } from '../mesh/graph.js';
+import { type Topology, computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf } from '../mesh/topology.js';
+import { nodeConfig } from '../mesh/wireguard.js';
+import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
+import { type Cidr, ParseError, formatCidr, ipOf, parseCidr } from '../model/ip.js';
+import type { WireGuardKey } from '../model/key.js';
+import type { MeshNode } from '../model/mesh.js';
+import type { Logger } from '../observability/logger.js';
+import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
+import { AGENT_WRITTEN, ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
+import { decodeMeshInput, type MeshInput } from '../sources/mesh-input.js';
+import { describeProblem, type Problem } from '../sources/problem.js';
+import type { ClusterSource } from '../sources/source.js';
+import { WireGuardDevice } from '../wireguard/device.js';
+import type { AgentConfig } from './config.js';
+import { discoverAddresses } from './discovery.js';
+
+/** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
+const WIREGUARD_OVERHEAD = 80;
+
+export type MeshStep = 'discover' | 'annotate' | 'topology' | 'wireguard' | 'routes' | 'tunnel' | 'iptables';
+
+/** What the agent learned about its own host this round. */
+interface HostView {
+  readonly endpoint: Endpoint | undefined;
+  readonly internalIP: Cidr | undefined;
+  readonly underlayDevice: string;
+  readonly underlayMtu: number;
+}
+
+export interface MeshReconcilerDeps {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  readonly metrics: AgentMetrics;
+  readonly privateKey: WireGuardKey;
+  readonly publicKey: WireGuardKey;
+  readonly source: ClusterSource;
+  /** Asks the loop for another reconcile (e.g. after wireguard-go died). */
+  readonly requestReconcile: () => void;
+}
+
+export class MeshReconciler {
+  readonly device: WireGuardDevice;
+  private readonly routes = new RoutesDataplane();
+  private readonly iptables = new IptablesChains();
+  private tunnel: TunnelDevice | undefined;
+  private topology: Topology | undefined;
+  private reported = new Set<string>();
+  private publishedLastSeen = 0;
+  private appliedOnce = false;
+
+  constructor(private readonly deps: MeshReconcilerDeps) {
+    this.device = new WireGuardDevice({
+      name: deps.config.interface,
+      onBackendExit: (exit) => {
+        deps.log.error(`wireguard-go (pid ${exit.pid}) exited (code ${exit.code}, signal ${exit.signal}); re-creating ${exit.name}`);
+        deps.metrics.errors.inc({ step: 'wireguard' });
+        deps.requestReconcile();
+      },
+    });
+  }
+
+  /** True after the first reconcile in which every step succeeded. */
+  get ready(): boolean {
+    return this.appliedOnce;
+  }
+
+  graph(): string | undefined {
+    return this.topology && renderGraph(this.topology);
+  }
+
+  async reconcile(): Promise<void> {
+    const endTimer = this.deps.metrics.reconcileDuration.startTimer();
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const host = await this.step('discover', () => this.discoverHost());
+      if (host === undefined) return;
+      await this.step('annotate', () => this.publishNode(host, now, false));
+      // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
+      if (this.deps.config.encapsulate !== 'never') this.tunnel ??= await this.step('tunnel', () => TunnelDevice.open());
+      const t = await this.step('topology', async () => computeTopology(this.meshInput(host, now), this.meshOptions(host, now)));
+      if (t === undefined) return;
+      this.topology = t;
+      this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
+      this.deps.metrics.peers.set(t.peers.length);
+      this.deps.metrics.leader.set(t.leader ? 1 : 0);
+      // WireGuard first: leader routes go through its device.
+      const results = [
+        await this.step('wireguard', () => this.applyWireGuard(t, host)),
+        await this.step('tunnel', () => this.applyTunnel(t, host)),
+        await this.step('routes', () => this.countPartial('route', this.routes.apply(t))),
+        await this.step('iptables', () => this.applyIptables(t)),
+      ];
+      await this.step('annotate', () => this.publishNode(host, now, true));
+      if (results.every((r) => r !== undefined) && !this.appliedOnce) {
+        this.appliedOnce = true;
+        this.deps.log.info({ leader: t.leader, segment: t.segment.key, segments: t.segments.length, peers: t.peers.length }, 'mesh applied');
+      }
+    } finally {
+      endTimer();
+    }
+  }
+
+  /** Runs one step; a failure is logged and counted and the step's result is undefined. */
+  private async step<T>(step: MeshStep, work: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await work();
+    } catch (err) {
+      this.deps.metrics.errors.inc({ step });
+      this.deps.log.error(`${step}: ${(err as Error).message.split('\n')[0]}`);
+      return undefined;
+    }
+  }
+
+  private count(kind: WriteKind, n: number): number {
+    this.deps.metrics.countWrites(kind, n);
+    return n;
+  }
+
+  /** Counts the writes of an apply, including those that succeeded before a partial failure. */
+  private async countPartial(kind: WriteKind, apply: Promise<{ readonly written: number }>): Promise<number> {
+    try {
+      return this.count(kind, (await apply).written);
+    } catch (err) {
+      if (err instanceof PartialApplyError) this.count(kind, err.written);
+      throw err;
+    }
+  }
+
+  private async discoverHost(): Promise<HostView> {
+    const [addresses, defaults] = await Promise.all([listAddresses(), listRoutes({ table: 'main' })]);
+    const defaultDevices = new Set(defaults.filter((r) => r.dst === '0.0.0.0/0' || r.dst === '::/0').map((r) => r.dev));
+    const found = discoverAddresses(
+      addresses
+        .filter((a) => a.scope === 'global')
+        .map((a) => ({ iface: a.ifname, cidr: parseCidr(a.cidr), onDefaultRoute: defaultDevices.has(a.ifname) })),
+      this.deps.config.internalCidrs,
+    );
+    const self = this.ownObject();
+    const forcedEndpoint = this.forced(self, ANNOTATIONS.forceEndpoint, parseEndpoint);
+    const forcedInternal = this.forced(self, ANNOTATIONS.forceInternalIP, (v) => (v === '' || v === '-' ? null : parseCidr(v)));
+    const internalIP = forcedInternal === null ? undefined : (forcedInternal ?? found.internalIP);
+    const endpoint = forcedEndpoint ?? (found.endpointIP && { host: { kind: 'ip' as const, ip: ipOf(found.endpointIP) }, port: this.deps.config.port });
+    const anchor = internalIP ?? found.endpointIP;
+    const device = addresses.find((a) => anchor !== undefined && a.cidr.split('/')[0] === formatCidr(anchor).split('/')[0]);
+    const link = device && (await findLink(device.ifname));
+    return { endpoint, internalIP, underlayDevice: link?.name ?? 'lo', underlayMtu: link?.mtu ?? 1500 };
+  }
+
+  private ownObject() {
+    return this.deps.source.snapshot().find((o) => o.kind === 'Node' && o.object.metadata?.name === this.deps.config.hostname)?.object;
+  }
+
+  /** A force-* annotation of this node; a bad value is left to the decoder to report. */
+  private forced<T>(self: ReturnType<MeshReconciler['ownObject']>, suffix: (typeof ANNOTATIONS)[keyof typeof ANNOTATIONS], parse: (v: string) => T): T | undefined {
+    const a = readAnnotation(self?.metadata?.annotations, suffix);
+    if (a === undefined) return undefined;
+    try {
+      return parse(a.value);
+    } catch (err) {
+      if (err instanceof ParseError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Decodes the source's objects, reporting each new problem once, and overlays what this node knows of itself. */
+  private meshInput(host: HostView, now: number): MeshInput {
+    const decoded = decodeMeshInput(this.deps.source.snapshot(), { topologyLabel: this.deps.config.topologyLabel });
+    this.reportProblems(decoded.problems);
+    const fromFile = this.deps.source.kind === 'file';
+    const nodes = decoded.nodes.map((n): MeshNode => {
+      if (n.name !== this.deps.config.hostname) return fromFile ? { ...n, lastSeen: now } : n;
+      // Our own annotations may not have come back through the watch yet; we know them first-hand.
+      return {
+        ...n,
+        publicKey: this.deps.publicKey,
+        lastSeen: now,
+        granularity: this.deps.config.granularity,
+        ...(fromFile && n.endpoint ? {} : host.endpoint && { endpoint: host.endpoint }),
+        ...(fromFile && n.internalIP ? {} : host.internalIP && { internalIP: host.internalIP }),
+      };
+    });
+    return { nodes, peers: decoded.peers };
+  }
+
+  private reportProblems(problems: readonly Problem[]): void {
+    const current = new Set<string>();
+    for (const p of problems) {
+      const line = describeProblem(p);
+      current.add(line);
+      if (this.reported.has(line)) continue;
+      this.deps.log.warn(`ignored: ${line}`);
+      this.deps.metrics.invalidObjects.inc({ kind: p.kind });
+    }
+    this.reported = current;
+  }
+
+  private meshOptions(host: HostView, now: number) {
+    const c = this.deps.config;
+    return {
+      hostname: c.hostname,
+      granularity: c.granularity,
+      subnet: c.subnet,
+      port: c.port,
+      encapsulate: c.encapsulate,
+      local: c.local,
+      wireguardDevice: c.interface,
+      tunnelDevice: this.tunnel?.name ?? VXLAN_DEVICE,
+      underlayDevice: host.underlayDevice,
+      now,
+      resyncPeriodSeconds: c.resyncPeriodMs / 1000,
+    };
+  }
+
+  private async applyWireGuard(t: Topology, host: HostView): Promise<number> {
+    const d = this.device;
+    await d.ensure();
+    const mtu = this.deps.config.mtu === 'auto' ? host.underlayMtu - WIREGUARD_OVERHEAD : this.deps.config.mtu;
+    const config = nodeConfig(t);
+    // Roaming leaders and peers move: the endpoint WireGuard learned from their packets wins.
+    const roaming = new Set<WireGuardKey>([
+      ...remoteSegmentsOf(t).filter((s) => s.persistentKeepalive > 0).map((s) => s.publicKey),
+      ...t.peers.filter((p) => p.persistentKeepalive > 0).map((p) => p.publicKey),
+    ]);
+    const applied = await d.apply({ ...config, interface: { ...config.interface, privateKey: this.deps.privateKey } }, { ignoreEndpointOf: roaming });
+    for (const line of applied.changes) this.deps.log.info(`wireguard: ${line}`);
+    const writes = [
+      applied.written,
+      await d.setMtu(mtu),
+      await d.setAddress(t.leader ? t.wireguardCIDR : undefined),
+      t.leader ? await d.up() : await d.down(),
+    ];
+    return this.count('wireguard', writes.filter(Boolean).length);
+  }
+
+  private async applyTunnel(t: Topology, host: HostView): Promise<number> {
+    if (this.deps.config.encapsulate === 'never' || host.internalIP === undefined) {
+      if (this.tunnel) await this.tunnel.cleanup();
+      return 0;
+    }
+    if (this.tunnel === undefined) throw new Error('the tunnel device could not be opened');
+    const members = t.segments
+      .filter((s) => s.group === t.segment.group)
+      .flatMap((s) => s.nodes)
+      .flatMap((n) => (n.internalIP ? [{ internalIP: ipOf(n.internalIP), underlayIP: ipOf(n.internalIP) }] : []));
+    return this.countPartial('tunnel', this.tunnel.apply({ localUnderlayIP: ipOf(host.internalIP), members }));
+  }
+
+  private async applyIptables(t: Topology): Promise<number> {
+    const rules = computeMeshRules({
+      localPodCidrs: t.node.podCIDRs,
+      meshDestinations: meshDestinationsOf(t),
+      ...(this.deps.config.iptablesForwardRules && { forwardCidrs: localLocationPrefixesOf(t) }),
+    });
+    return this.count('iptables', (await this.iptables.apply(rules)).written);
+  }
+
+  /**
+   * Publishes this node's agent-written annotations (kubernetes source only). last-seen is refreshed
+   * once per half resync period, not on every event-driven reconcile: each patch comes back as a watch
+   * event, and refreshing on those would loop.
+   */
+  private async publishNode(host: HostView, now: number, afterApply: boolean): Promise<void> {
+    if (this.deps.source.kind !== 'kubernetes') return;
+    const c = this.deps.config;
+    const annotations: Record<string, string | null> = {
+      [PREFIX + ANNOTATIONS.key]: this.deps.publicKey,
+      [PREFIX + ANNOTATIONS.endpoint]: host.endpoint ? formatEndpoint(host.endpoint) : null,
+      [PREFIX + ANNOTATIONS.internalIP]: host.internalIP ? formatCidr(host.internalIP) : null,
+      [PREFIX + ANNOTATIONS.granularity]: c.granularity,
+    };
+    if (now - this.publishedLastSeen >= c.resyncPeriodMs / 2000) {
+      annotations[PREFIX + ANNOTATIONS.lastSeen] = String(now);
+    }
+    if (afterApply && this.topology) {
+      annotations[PREFIX + ANNOTATIONS.wireguardIP] = this.topology.leader ? formatCidr(this.topology.wireguardCIDR) : null;
+      annotations[PREFIX + ANNOTATIONS.discoveredEndpoints] = await this.discoveredEndpoints();
+    }
+    if (await this.deps.source.publishNode(c.hostname, annotations)) this.count('annotation', 1);
+    if (annotations[PREFIX + ANNOTATIONS.lastSeen] !== undefined) this.publishedLastSeen = now;
+  }
+
+  /** Endpoints our device actually saw roaming peers at (Kilo's NAT traversal), as JSON; null when none. */
+  private async discoveredEndpoints(): Promise<string | null> {
+    const t = this.topology;
+    if (!t?.leader) return null;
+    const roaming = new Set<string>([
+      ...t.segments.filter((s) => s.persistentKeepalive > 0).map((s) => s.publicKey),
+      ...t.peers.filter((p) => p.persistentKeepalive > 0).map((p) => p.publicKey),
+    ]);
+    if (roaming.size === 0) return null;
+    const seen: Record<string, string> = {};
+    for (const peer of (await this.device.dump()).peers) {
+      if (roaming.has(peer.publicKey) && peer.latestHandshake && peer.endpoint) seen[peer.publicKey] = formatEndpoint(peer.endpoint);
+    }
+    return Object.keys(seen).length === 0 ? null : JSON.stringify(seen, Object.keys(seen).sort());
+  }
+
+  /** Removes everything the mesh half made on this host, and the node's agent-written annotations. */
+  async cleanup(): Promise<void> {
+    const steps: [string, () => Promise<unknown>][] = [
+      ['iptables', () => this.iptables.cleanup()],
+      ['routes', () => this.routes.cleanup()],
+      ['tunnel', async () => this.tunnel?.cleanup()],
+      ['wireguard', () => this.device.destroy()],
+      [
+        'annotations',
+        () => this.deps.source.publishNode(this.deps.config.hostname, Object.fromEntries(AGENT_WRITTEN.map((s) => [PREFIX + s, null]))),
+      ],
+    ];
+    for (const [what, run] of steps) {
+      try {
+        await run();
+      } catch (err) {
+        this.deps.log.error(`clean-up ${what}: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+  }
+}

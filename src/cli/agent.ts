@@ -1,0 +1,110 @@
+import { hostname as osHostname } from 'node:os';
+import { existsSync } from 'node:fs';
+import type { AgentConfig, SourceConfig } from '../agent/config.js';
+import { parseListenAddress } from '../agent/http.js';
+import { parseCidr } from '../model/ip.js';
+import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
+import { type Command, UsageError, type Values } from './command.js';
+import {
+  durationFlag, integerFlag, parseEncapsulationFlag, parseFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
+  stringFlag, switchFlag,
+} from './flags.js';
+import { DEFAULT_STATE_DIR } from './keygen.js';
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+export const agent: Command = {
+  name: 'agent',
+  summary: 'run the node agent: keep this node in the WireGuard mesh',
+  usage: 'wirelane agent [flags]',
+  help: `Flags:
+  --source kubernetes|file:PATH   where the cluster comes from (default: kubernetes when a kubeconfig
+                                  or in-cluster credentials exist)
+  --kubeconfig FILE               kubeconfig for the kubernetes source (default: in-cluster)
+  --hostname NAME                 this node's name (default: the host name)
+  --state-dir DIR                 private key and state (default ${DEFAULT_STATE_DIR})
+  --interface NAME                WireGuard interface (default wirelane0)
+  --port N                        WireGuard listen port (default 51820)
+  --mtu N|auto                    WireGuard MTU (default auto: underlay MTU - 80)
+  --subnet CIDR                   WireGuard addresses of segments (default 10.4.0.0/16)
+  --mesh-granularity G            location (default), full or cross
+  --encapsulate MODE              never, crosssubnet or always (default never)
+  --local[=true|false]            route to pods of the same location (default true)
+  --topology-label LABEL          node label naming the location (default ${DEFAULT_TOPOLOGY_LABEL})
+  --internal-cidr CIDR[,CIDR]     where to find the node's internal IP (default: any private address)
+  --resync-period DURATION        full reconcile interval (default 30s)
+  --iptables-forward-rules[=true] ACCEPT forwarding for the location's addresses (default false)
+  --listen [HOST]:PORT            metrics, health and graph (default :1107)
+  --clean-up[=true|false]         remove everything on exit (default true)
+  --log-level LEVEL               trace, debug, info, warn, error (default info)`,
+  switches: ['local', 'clean-up', 'iptables-forward-rules'],
+  options: {
+    source: { type: 'string' },
+    kubeconfig: { type: 'string' },
+    hostname: { type: 'string' },
+    'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
+    interface: { type: 'string', default: 'wirelane0' },
+    port: { type: 'string', default: '51820' },
+    mtu: { type: 'string', default: 'auto' },
+    subnet: { type: 'string', default: '10.4.0.0/16' },
+    'mesh-granularity': { type: 'string', default: 'location' },
+    encapsulate: { type: 'string', default: 'never' },
+    local: { type: 'string' },
+    'topology-label': { type: 'string', default: DEFAULT_TOPOLOGY_LABEL },
+    'internal-cidr': { type: 'string' },
+    'resync-period': { type: 'string', default: '30s' },
+    'iptables-forward-rules': { type: 'string' },
+    listen: { type: 'string', default: ':1107' },
+    'clean-up': { type: 'string' },
+    'log-level': { type: 'string', default: 'info' },
+  },
+  async run(values) {
+    const config = parseAgentConfig(values);
+    const { runAgent } = await import('../agent/agent.js');
+    return runAgent(config);
+  },
+};
+
+export function parseAgentConfig(values: Values): AgentConfig {
+  const str = (name: string): string => stringFlag(values, name) ?? '';
+  const iface = str('interface');
+  // IFNAMSIZ is 16 with the terminating NUL.
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(iface)) throw new UsageError(`--interface: "${iface}" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  const listen = parseListenAddress(str('listen'));
+  if (listen === undefined) throw new UsageError(`--listen: "${str('listen')}" is not [HOST]:PORT`);
+  const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
+  const internal = stringFlag(values, 'internal-cidr');
+  return {
+    source: parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig')),
+    hostname: stringFlag(values, 'hostname') ?? osHostname(),
+    stateDir: str('state-dir'),
+    interface: iface,
+    port: integerFlag('port', str('port'), 1, 65535),
+    subnet: parseSubnetFlag(str('subnet')),
+    granularity: parseGranularityFlag('mesh-granularity', str('mesh-granularity')),
+    encapsulate: parseEncapsulationFlag(str('encapsulate')),
+    local: switchFlag(values, 'local', true),
+    topologyLabel: str('topology-label'),
+    internalCidrs: internal === undefined ? [] : internal.split(',').map((c) => parseFlag('internal-cidr', c.trim(), parseCidr)),
+    resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
+    listen,
+    cleanUp: switchFlag(values, 'clean-up', true),
+    mtu,
+    iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),
+    logLevel: parseLogLevelFlag(str('log-level')),
+  };
+}
+
+function parseSource(source: string | undefined, kubeconfig: string | undefined): SourceConfig {
+  if (source?.startsWith('file:')) {
+    const path = source.slice('file:'.length);
+    if (path === '') throw new UsageError('--source file:PATH needs a path');
+    return { kind: 'file', path };
+  }
+  if (source !== undefined && source !== 'kubernetes') throw new UsageError(`--source: "${source}" is not kubernetes or file:PATH`);
+  const path = kubeconfig ?? process.env['KUBECONFIG'];
+  if (path === undefined && !existsSync(IN_CLUSTER_TOKEN)) {
+    throw new UsageError('no Kubernetes credentials: give --kubeconfig, run in a pod, or use --source file:PATH');
+  }
+  return { kind: 'kubernetes', ...(path !== undefined && { kubeconfig: path }) };
+}
