@@ -1,0 +1,238 @@
+// The mesh as this node sees it: segments, leaders, WireGuard addresses, AllowedIPs, routes and rules.
+// Pure: everything (time included) comes in as arguments.
+import type { Endpoint } from '../model/endpoint.js';
+import { type Cidr, type Ip, equalCidr, hostCidr, ipOf, networkOf } from '../model/ip.js';
+import type { WireGuardKey } from '../model/key.js';
+import type { Encapsulation, Granularity, MeshNode, MeshPeer } from '../model/mesh.js';
+import type { Route, Rule } from '../model/route.js';
+import { allocateWireGuardIPs } from './allocation.js';
+import { PrefixIndex, deduplicatePeerIPs, filterAllowedLocationIPs, uniquePrefixes } from './allowed-ips.js';
+import { collectDiscoveredEndpoints, effectiveEndpoint } from './endpoints.js';
+import { MeshError } from './error.js';
+import { electLeader } from './leader.js';
+import { isPeerValid, notReadyReason } from './readiness.js';
+import { routesFor } from './routes.js';
+import { compareStrings, groupIntoSegments, segmentKeyOf } from './segments.js';
+
+export interface MeshInput {
+  readonly nodes: readonly MeshNode[];
+  readonly peers: readonly MeshPeer[];
+}
+
+export interface MeshOptions {
+  /** The node this topology is computed for. */
+  readonly hostname: string;
+  readonly granularity: Granularity;
+  /** The WireGuard subnet segments get their addresses from (the CLI's default is 10.4.0.0/16). */
+  readonly subnet: Cidr;
+  /** The WireGuard listen port of this node. */
+  readonly port: number;
+  readonly encapsulate: Encapsulation;
+  /** Route to the pods of this node's own location (off when another CNI already does). */
+  readonly local: boolean;
+  /** The WireGuard device, e.g. wirelane0. */
+  readonly wireguardDevice: string;
+  /** The encapsulation tunnel between nodes of one location (IPIP or VXLAN device). */
+  readonly tunnelDevice: string;
+  /** The device holding this node's internal IP: unencapsulated routes to location members use it. */
+  readonly underlayDevice: string;
+  /** Unix seconds. */
+  readonly now: number;
+  readonly resyncPeriodSeconds: number;
+}
+
+export interface Segment {
+  /** `location:<location>` or `node:<name>`. */
+  readonly key: string;
+  /** Its members' location ('' when none). */
+  readonly location: string;
+  /** Segments of one underlay group reach each other without WireGuard (see `underlayGroupOf`). */
+  readonly group: string;
+  /** Sorted by name. */
+  readonly nodes: readonly MeshNode[];
+  readonly leader: MeshNode;
+  readonly wireguardIP: Ip;
+  /** The leader's. */
+  readonly publicKey: WireGuardKey;
+  /** The leader's, or where the local view discovered it when the leader roams. */
+  readonly endpoint: Endpoint;
+  /** The leader's. */
+  readonly persistentKeepalive: number;
+  /**
+   * The AllowedIPs of its [Peer], in order: per member (by name) its pod CIDRs and internal IP as a
+   * host prefix, then the WireGuard IP as a host prefix, then `allowedLocationIPs`.
+   */
+  readonly allowedIPs: readonly Cidr[];
+  /** Its members' allowed-location IPs that overlap nothing else in the mesh. */
+  readonly allowedLocationIPs: readonly Cidr[];
+}
+
+export interface TopologyPeer {
+  readonly name: string;
+  readonly publicKey: WireGuardKey;
+  readonly presharedKey?: WireGuardKey;
+  /** Declared, or discovered when the Peer roams. */
+  readonly endpoint?: Endpoint;
+  readonly persistentKeepalive: number;
+  /** Masked; a prefix another Peer (earlier by name) claims is dropped. */
+  readonly allowedIPs: readonly Cidr[];
+}
+
+export interface Topology {
+  readonly options: MeshOptions;
+  /** The local node. */
+  readonly node: MeshNode;
+  /** The local node's segment (one of `segments`). */
+  readonly segment: Segment;
+  /** Whether the local node leads its segment: only leaders bring their WireGuard device up. */
+  readonly leader: boolean;
+  /** A leader's WireGuard IP with the subnet's prefix length; the subnet itself on a non-leader. */
+  readonly wireguardCIDR: Cidr;
+  /** All segments, the local one included, sorted by key. */
+  readonly segments: readonly Segment[];
+  /** Valid Peers sorted by name. */
+  readonly peers: readonly TopologyPeer[];
+  readonly discoveredEndpoints: ReadonlyMap<WireGuardKey, Endpoint>;
+  readonly routes: readonly Route[];
+  readonly rules: readonly Rule[];
+}
+
+/** What routes and rules are derived from. */
+export type TopologyCore = Omit<Topology, 'routes' | 'rules'>;
+
+export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
+  const nodes = readyNodes(input.nodes, opts);
+  const peerInputs = sortedPeers(input.peers);
+  const members = groupIntoSegments(nodes, opts.granularity);
+  const addresses = allocateWireGuardIPs(
+    members.map((m) => m.key),
+    opts.subnet,
+  );
+  const node = nodes.find((n) => n.name === opts.hostname) as MeshNode;
+  const discovered = collectDiscoveredEndpoints(node, members);
+
+  const peerIPs = deduplicatePeerIPs(peerInputs.map((p) => p.allowedIPs));
+  const peers = peerInputs.map(
+    (p, i): TopologyPeer => ({
+      name: p.name,
+      publicKey: p.publicKey,
+      ...(p.presharedKey === undefined ? {} : { presharedKey: p.presharedKey }),
+      ...optionalEndpoint(effectiveEndpoint(p.endpoint, p.publicKey, p.persistentKeepalive, discovered)),
+      persistentKeepalive: p.persistentKeepalive,
+      allowedIPs: peerIPs[i] as Cidr[],
+    }),
+  );
+
+  const baseIPs = members.map((m) => {
+    const own: Cidr[] = [];
+    for (const member of m.nodes) {
+      own.push(...member.podCIDRs);
+      if (member.internalIP !== undefined) own.push(hostCidr(ipOf(member.internalIP)));
+    }
+    own.push(hostCidr(addresses.get(m.key) as Ip));
+    return uniquePrefixes(own);
+  });
+  const taken = new PrefixIndex([...baseIPs.flat(), ...peerIPs.flat()]);
+  const locationIPs = filterAllowedLocationIPs(
+    members.map((m) => m.nodes.flatMap((n) => n.allowedLocationIPs)),
+    taken,
+  );
+
+  const segments = members.map((m, i): Segment => {
+    const leader = electLeader(m.nodes);
+    const allowedLocationIPs = locationIPs[i] as Cidr[];
+    return {
+      key: m.key,
+      location: m.location,
+      group: m.group,
+      nodes: m.nodes,
+      leader,
+      wireguardIP: addresses.get(m.key) as Ip,
+      publicKey: leader.publicKey as WireGuardKey,
+      endpoint: effectiveEndpoint(leader.endpoint, leader.publicKey as WireGuardKey, leader.persistentKeepalive, discovered) as Endpoint,
+      persistentKeepalive: leader.persistentKeepalive,
+      allowedIPs: [...(baseIPs[i] as Cidr[]), ...allowedLocationIPs],
+      allowedLocationIPs,
+    };
+  });
+
+  const localKey = segmentKeyOf(node, opts.granularity);
+  const segment = segments.find((s) => s.key === localKey) as Segment;
+  const leader = segment.leader.name === node.name;
+  const core: TopologyCore = {
+    options: opts,
+    node,
+    segment,
+    leader,
+    wireguardCIDR: leader
+      ? { family: segment.wireguardIP.family, addr: segment.wireguardIP.value, bits: opts.subnet.bits }
+      : networkOf(opts.subnet),
+    segments,
+    peers,
+    discoveredEndpoints: discovered,
+  };
+  return { ...core, ...routesFor(core) };
+}
+
+/** Ready nodes; throws when names repeat or the local node is missing or not ready. */
+function readyNodes(nodes: readonly MeshNode[], opts: MeshOptions): MeshNode[] {
+  const names = new Set<string>();
+  const ready: MeshNode[] = [];
+  let local: MeshNode | undefined;
+  for (const node of nodes) {
+    if (names.has(node.name)) throw new MeshError(`Node "${node.name}": listed twice`);
+    names.add(node.name);
+    if (node.name === opts.hostname) local = node;
+    if (notReadyReason(node, opts.now, opts.resyncPeriodSeconds) === undefined) ready.push(node);
+  }
+  if (local === undefined) throw new MeshError(`Node "${opts.hostname}": not in the cluster`);
+  const reason = notReadyReason(local, opts.now, opts.resyncPeriodSeconds);
+  if (reason !== undefined) throw new MeshError(`Node "${opts.hostname}": not ready: ${reason}`);
+  return ready;
+}
+
+function sortedPeers(peers: readonly MeshPeer[]): MeshPeer[] {
+  const names = new Set<string>();
+  for (const peer of peers) {
+    if (names.has(peer.name)) throw new MeshError(`Peer "${peer.name}": listed twice`);
+    names.add(peer.name);
+  }
+  return peers.filter(isPeerValid).sort((a, b) => compareStrings(a.name, b.name));
+}
+
+function optionalEndpoint(endpoint: Endpoint | undefined): { endpoint?: Endpoint } {
+  return endpoint === undefined ? {} : { endpoint };
+}
+
+/** The segments this node's WireGuard device has a [Peer] for: every segment outside its underlay group. */
+export function remoteSegmentsOf(t: TopologyCore): Segment[] {
+  return t.segments.filter((s) => s.group !== t.segment.group);
+}
+
+/** The segment a node (ready, in this topology) belongs to. */
+export function segmentOfNode(t: TopologyCore, name: string): Segment {
+  const segment = t.segments.find((s) => s.nodes.some((n) => n.name === name));
+  if (segment === undefined) throw new MeshError(`Node "${name}": not in the topology (missing or not ready)`);
+  return segment;
+}
+
+/**
+ * Every address inside the mesh — each segment's AllowedIPs (WireGuard IP included) and each Peer's
+ * allowed IPs — for the NAT chain that must not masquerade them.
+ */
+export function meshDestinationsOf(t: TopologyCore): Cidr[] {
+  return uniquePrefixes([...t.segments.flatMap((s) => s.allowedIPs), ...t.peers.flatMap((p) => p.allowedIPs)]);
+}
+
+/** The local underlay group's pod CIDRs, internal IPs and allowed-location IPs (Kilo's FORWARD accepts). */
+export function localLocationPrefixesOf(t: TopologyCore): Cidr[] {
+  return uniquePrefixes(
+    t.segments
+      .filter((s) => s.group === t.segment.group)
+      .flatMap((s) => s.allowedIPs.filter((c) => !isWireGuardIPOf(s, c))),
+  );
+}
+
+function isWireGuardIPOf(segment: Segment, cidr: Cidr): boolean {
+  return equalCidr(cidr, hostCidr(segment.wireguardIP));
+}
