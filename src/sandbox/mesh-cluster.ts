@@ -1,20 +1,30 @@
 // A cluster of real agents in network namespaces: the sandbox (nodes on an underlay bridge, pods
-// behind veths), the test API server or a cluster file as source, and one `wirelane agent` process
-// per node. Everything is torn down by the test's after-hook, also when the test fails.
+// behind veths), a cluster file or a Kubernetes API as source, and one `wirelane agent` process per
+// node. Used by the demo and the integration tests; destroy() removes everything.
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { SpawnedProcess } from '../../src/host/command.js';
-import { publicKeyOf } from '../../src/model/key.js';
-import { type Sandbox, createSandbox } from '../../src/sandbox/index.js';
-import { writeNewKeyFile } from '../../src/state/key-file.js';
-import { type KubeApiServer, startKubeApiServer } from '../kube-apiserver/index.js';
-import { until } from '../support/wait.js';
+import type { SpawnedProcess } from '../host/command.js';
+import { publicKeyOf } from '../model/key.js';
+import { writeNewKeyFile } from '../state/key-file.js';
+import { type Sandbox, createSandbox } from './sandbox.js';
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'wirelane.js');
-export const WIREGUARD_PORT = 51820;
+/** The compiled CLI, found from this module whether it runs from src/ (tsx) or dist/. */
+function cliPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return join(dir, 'dist', 'cli', 'wirelane.js');
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number, intervalMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
 
 export interface MeshNodeSpec {
   readonly name: string;
@@ -26,28 +36,69 @@ export interface MeshNodeSpec {
 
 export interface MeshClusterSpec {
   readonly nodes: readonly MeshNodeSpec[];
+  /** `kubernetes`: the caller serves the API on the sandbox's management address (see kubernetesNode). */
   readonly source: 'kubernetes' | 'file';
   readonly agentArgs?: readonly string[];
   readonly outside?: readonly { readonly name: string; readonly underlayAddress: string }[];
 }
 
+export const WIREGUARD_PORT = 51820;
+
+// A type, not an interface, so it fits the test API server's index-signature object type.
+type NodeObject = {
+  metadata: { name: string; labels: Record<string, string>; annotations: Record<string, string> };
+  spec: { podCIDR: string };
+};
+
 export class MeshCluster {
   readonly agents = new Map<string, SpawnedProcess>();
 
-  constructor(
+  private constructor(
     readonly sandbox: Sandbox,
     readonly spec: MeshClusterSpec,
+    /** Holds the cluster file or kubeconfig, each node's state dir and each agent's log. */
     readonly dir: string,
-    readonly api: KubeApiServer | undefined,
   ) {}
+
+  static async create(spec: MeshClusterSpec): Promise<MeshCluster> {
+    const sandbox = await createSandbox({
+      nodes: spec.nodes.map((n, i) => ({
+        name: n.name,
+        location: n.location,
+        underlayAddress: `172.31.0.${10 + i}/16`,
+        podCIDRs: [podCIDROf(i)],
+        pods: n.pods ?? 1,
+      })),
+      outside: spec.outside ?? [],
+      management: spec.source === 'kubernetes',
+    });
+    try {
+      const cluster = new MeshCluster(sandbox, spec, await mkdtemp(join(tmpdir(), 'wirelane-mesh-')));
+      if (spec.source === 'file') await cluster.writeClusterFile();
+      return cluster;
+    } catch (err) {
+      await sandbox.destroy();
+      throw err;
+    }
+  }
 
   /** Each node's WireGuard interface: unique on the machine (wireguard-go's socket directory is shared). */
   interfaceOf(name: string): string {
-    return `${this.sandbox.prefix}w${this.spec.nodes.findIndex((n) => n.name === name)}`;
+    return `${this.sandbox.prefix}w${this.indexOf(name)}`;
+  }
+
+  private indexOf(name: string): number {
+    const i = this.spec.nodes.findIndex((n) => n.name === name);
+    if (i < 0) throw new Error(`mesh cluster: no node "${name}"`);
+    return i;
   }
 
   get clusterFile(): string {
     return join(this.dir, 'cluster.yaml');
+  }
+
+  get kubeconfig(): string {
+    return join(this.dir, 'kubeconfig');
   }
 
   stateDir(name: string): string {
@@ -58,14 +109,20 @@ export class MeshCluster {
     return join(this.dir, `${name}.log`);
   }
 
-  agentArgs(name: string, extra: readonly string[] = []): string[] {
-    const source = this.api ? ['--source', 'kubernetes', '--kubeconfig', join(this.dir, 'kubeconfig')] : ['--source', `file:${this.clusterFile}`];
-    return [CLI, 'agent', ...source, '--hostname', name, '--state-dir', this.stateDir(name), '--interface', this.interfaceOf(name),
-      '--listen', ':1107', '--log-level', 'debug', ...(this.spec.agentArgs ?? []), ...extra];
+  /** The Node object for the kubernetes source: the agent publishes key, endpoint and internal IP itself. */
+  kubernetesNode(name: string): NodeObject {
+    const n = this.spec.nodes[this.indexOf(name)] as MeshNodeSpec;
+    return {
+      metadata: { name, labels: { 'topology.kubernetes.io/region': n.location }, annotations: { ...n.annotations } },
+      spec: { podCIDR: podCIDROf(this.indexOf(name)) },
+    };
   }
 
   startAgent(name: string, extra: readonly string[] = []): SpawnedProcess {
-    const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, this.agentArgs(name, extra), {
+    const source = this.spec.source === 'kubernetes' ? ['--source', 'kubernetes', '--kubeconfig', this.kubeconfig] : ['--source', `file:${this.clusterFile}`];
+    const args = [cliPath(), 'agent', ...source, '--hostname', name, '--state-dir', this.stateDir(name), '--interface', this.interfaceOf(name),
+      '--listen', ':1107', '--log-level', 'debug', ...(this.spec.agentArgs ?? []), ...extra];
+    const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, args, {
       stdout: { file: this.logFile(name) },
       stderr: { file: this.logFile(name) },
     });
@@ -86,11 +143,14 @@ export class MeshCluster {
     return readFile(this.logFile(name), 'utf8').catch(() => '');
   }
 
+  private curl(name: string, path: string) {
+    return this.sandbox.exec(this.sandbox.node(name), 'curl', ['-sf', '--max-time', '2', `http://127.0.0.1:1107${path}`], { allowFailure: true });
+  }
+
   /** The agent's /metrics, parsed into `name{labels}` → value. */
   async metrics(name: string): Promise<Map<string, number>> {
-    const out = await this.sandbox.exec(this.sandbox.node(name), 'curl', ['-sf', '--max-time', '2', 'http://127.0.0.1:1107/metrics']);
     const metrics = new Map<string, number>();
-    for (const line of out.stdout.split('\n')) {
+    for (const line of (await this.curl(name, '/metrics')).stdout.split('\n')) {
       const m = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
       if (m) metrics.set(m[1] as string, Number(m[2]));
     }
@@ -98,110 +158,76 @@ export class MeshCluster {
   }
 
   async ready(name: string): Promise<boolean> {
-    const r = await this.sandbox.exec(this.sandbox.node(name), 'curl', ['-sf', '--max-time', '2', 'http://127.0.0.1:1107/readyz'], { allowFailure: true });
-    return r.exitCode === 0;
+    return (await this.curl(name, '/readyz')).exitCode === 0;
   }
 
-  async waitReady(names = this.spec.nodes.map((n) => n.name), timeoutMs = 30_000): Promise<void> {
+  async waitReady(names = [...this.agents.keys()], timeoutMs = 30_000): Promise<void> {
     for (const name of names) {
       await until(`agent ${name} to be ready (log: ${this.logFile(name)})`, () => this.ready(name), timeoutMs, 200);
     }
   }
 
-  async ping(from: string | { netns: string }, ip: string, count = 1): Promise<boolean> {
-    const r = await this.sandbox.exec(from, 'ping', ['-c', String(count), '-W', '1', '-i', '0.2', ip], { allowFailure: true });
-    return r.exitCode === 0;
+  async ping(from: string | { readonly netns: string }, ip: string): Promise<boolean> {
+    return (await this.sandbox.exec(from, 'ping', ['-c', '1', '-W', '1', ip], { allowFailure: true })).exitCode === 0;
+  }
+
+  /** Waits until `from` pings `ip`; false after the timeout. */
+  async waitPing(from: string | { readonly netns: string }, ip: string, timeoutMs = 10_000): Promise<boolean> {
+    return until(`ping ${ip}`, () => this.ping(from, ip), timeoutMs, 200).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Bytes received + sent over a node's WireGuard interface (0 when it has none). */
   async wireguardBytes(name: string): Promise<bigint> {
     const r = await this.sandbox.exec(this.sandbox.node(name), 'wg', ['show', this.interfaceOf(name), 'transfer'], { allowFailure: true });
-    return r.stdout
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .reduce((sum, l) => {
-        const [, rx, tx] = l.split('\t');
-        return sum + BigInt(rx ?? 0) + BigInt(tx ?? 0);
-      }, 0n);
-  }
-
-  /** Dumps agent logs of a failed test to stderr: the first thing anyone needs. */
-  async dumpLogs(): Promise<void> {
-    for (const node of this.spec.nodes) {
-      const text = await this.log(node.name);
-      process.stderr.write(`--- agent ${node.name} (last 40 lines)\n${text.split('\n').slice(-40).join('\n')}\n`);
+    let sum = 0n;
+    for (const line of r.stdout.split('\n')) {
+      const [, rx, tx] = line.split('\t');
+      if (rx !== undefined && tx !== undefined) sum += BigInt(rx) + BigInt(tx);
     }
+    return sum;
+  }
+
+  /** Peers of a node's WireGuard interface with a completed handshake. */
+  async handshakes(name: string): Promise<number> {
+    const r = await this.sandbox.exec(this.sandbox.node(name), 'wg', ['show', this.interfaceOf(name), 'latest-handshakes'], { allowFailure: true });
+    return r.stdout.split('\n').filter((l) => /\t[1-9]\d*$/.test(l)).length;
+  }
+
+  /** The last lines of every agent's log. */
+  async logTails(lines = 40): Promise<string> {
+    const out: string[] = [];
+    for (const node of this.spec.nodes) out.push(`--- agent ${node.name}`, ...(await this.log(node.name)).split('\n').slice(-lines));
+    return out.join('\n');
+  }
+
+  async destroy(): Promise<void> {
+    await this.sandbox.destroy();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** A cluster file with a fresh key per node, written to each node's state dir. */
+  private async writeClusterFile(): Promise<void> {
+    const docs: string[] = [];
+    for (const n of this.spec.nodes) {
+      const key = publicKeyOf(await writeNewKeyFile(join(this.stateDir(n.name), 'key')));
+      const node = this.sandbox.node(n.name);
+      const object = this.kubernetesNode(n.name);
+      object.metadata.annotations = {
+        'wirelane.io/key': key,
+        'wirelane.io/endpoint': `${node.underlayIP}:${WIREGUARD_PORT}`,
+        'wirelane.io/internal-ip': node.underlayCidr,
+        ...n.annotations,
+      };
+      docs.push(JSON.stringify({ apiVersion: 'v1', kind: 'Node', ...object }));
+    }
+    // JSON is YAML: one document per node.
+    await writeFile(this.clusterFile, `${docs.join('\n---\n')}\n`);
   }
 }
 
-export async function startMeshCluster(t: TestContext, spec: MeshClusterSpec): Promise<MeshCluster> {
-  const sandbox = await createSandbox({
-    nodes: spec.nodes.map((n, i) => ({
-      name: n.name,
-      location: n.location,
-      underlayAddress: `172.31.0.${10 + i}/16`,
-      podCIDRs: [`10.244.${i}.0/24`],
-      pods: n.pods ?? 1,
-    })),
-    outside: spec.outside ?? [],
-    management: spec.source === 'kubernetes',
-  });
-  const dir = await mkdtemp(join(tmpdir(), 'wirelane-mesh-'));
-  let api: KubeApiServer | undefined;
-  t.after(async () => {
-    await sandbox.destroy();
-    await api?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
-  const cluster = new MeshCluster(sandbox, spec, dir, undefined);
-  if (spec.source === 'kubernetes') {
-    api = await startKubeApiServer({ host: sandbox.managementAddress });
-    await api.writeKubeconfig(join(dir, 'kubeconfig'));
-    spec.nodes.forEach((n, i) => {
-      api?.create('nodes', {
-        metadata: { name: n.name, labels: { 'topology.kubernetes.io/region': n.location }, annotations: { ...n.annotations } },
-        spec: { podCIDR: `10.244.${i}.0/24` },
-      });
-    });
-    const withApi = new MeshCluster(sandbox, spec, dir, api);
-    t.after(async () => {
-      if (failed(t)) await withApi.dumpLogs();
-    });
-    return withApi;
-  }
-  await writeFile(cluster.clusterFile, await clusterFileFor(cluster));
-  t.after(async () => {
-    if (failed(t)) await cluster.dumpLogs();
-  });
-  return cluster;
-}
-
-// Node 20.12+ has TestContext.passed at run time; @types/node 20 does not declare it yet.
-function failed(t: TestContext): boolean {
-  return (t as TestContext & { readonly passed?: boolean }).passed === false;
-}
-
-/** A cluster file with a fresh key per node (written to each node's state dir). */
-async function clusterFileFor(cluster: MeshCluster): Promise<string> {
-  const docs: string[] = [];
-  for (const [i, n] of cluster.spec.nodes.entries()) {
-    const key = publicKeyOf(await writeNewKeyFile(join(cluster.stateDir(n.name), 'key')));
-    const node = cluster.sandbox.node(n.name);
-    const annotations = {
-      'wirelane.io/key': key,
-      'wirelane.io/endpoint': `${node.underlayIP}:${WIREGUARD_PORT}`,
-      'wirelane.io/internal-ip': node.underlayCidr,
-      ...n.annotations,
-    };
-    docs.push(
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Node',
-        metadata: { name: n.name, labels: { 'topology.kubernetes.io/region': n.location }, annotations },
-        spec: { podCIDR: `10.244.${i}.0/24` },
-      }),
-    );
-  }
-  // JSON is YAML: one document per node.
-  return docs.join('\n---\n');
+function podCIDROf(index: number): string {
+  return `10.244.${index}.0/24`;
 }

@@ -13,7 +13,7 @@ const NODES = [
 
 test('file source, location granularity: every pod reaches every other pod', async (t) => {
   if (await skipUnlessSupported(t)) return;
-  const cluster = await startMeshCluster(t, { nodes: NODES, source: 'file', agentArgs: ['--resync-period', '2s'] });
+  const { cluster } = await startMeshCluster(t, { nodes: NODES, source: 'file', agentArgs: ['--resync-period', '2s'] });
   for (const n of NODES) cluster.startAgent(n.name);
   await cluster.waitReady();
   const pods = cluster.sandbox.pods;
