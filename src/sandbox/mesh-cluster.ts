@@ -44,6 +44,9 @@ export interface MeshClusterSpec {
 
 export const WIREGUARD_PORT = 51820;
 
+/** How long a SIGTERMed agent gets to clean up before SIGKILL. */
+const AGENT_GRACE_MS = 10_000;
+
 // A type, not an interface, so it fits the test API server's index-signature object type.
 type NodeObject = {
   metadata: { name: string; labels: Record<string, string>; annotations: Record<string, string> };
@@ -71,7 +74,7 @@ export class MeshCluster {
       })),
       outside: spec.outside ?? [],
       management: spec.source === 'kubernetes',
-    });
+    }, { graceMs: AGENT_GRACE_MS });
     try {
       const cluster = new MeshCluster(sandbox, spec, await mkdtemp(join(tmpdir(), 'wirelane-mesh-')));
       if (spec.source === 'file') await cluster.writeClusterFile();
@@ -135,7 +138,7 @@ export class MeshCluster {
     const child = this.agents.get(name);
     if (child === undefined) return undefined;
     this.agents.delete(name);
-    await this.sandbox.stop(child, 10_000);
+    await this.sandbox.stop(child, AGENT_GRACE_MS);
     return (await child).exitCode;
   }
 

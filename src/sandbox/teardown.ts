@@ -56,12 +56,42 @@ export async function removeByPrefix(prefixes: readonly string[]): Promise<Remov
   const [namespaces, links] = await Promise.all([listNetns(), listLinks()]);
   const doomedLinks = links.map((l) => l.name).filter(owned);
   const doomedNamespaces = namespaces.filter(owned);
+  await killProcessesIn(doomedNamespaces);
   // Root links first: their peers may sit in a namespace the kernel tears down lazily.
   await runIpBatch([
     ...doomedLinks.map((name) => ['link', 'delete', name]),
     ...doomedNamespaces.map((name) => ['netns', 'delete', name]),
   ]);
   return { namespaces: doomedNamespaces, links: doomedLinks };
+}
+
+/**
+ * SIGKILLs whatever still runs inside the namespaces: children of the sandbox's own processes that
+ * outlived them (a wireguard-go left by an agent killed mid-clean-up). Deleting the namespace would
+ * not end them: their open tun keeps the namespace alive, unnamed and unreachable.
+ */
+async function killProcessesIn(namespaces: readonly string[]): Promise<void> {
+  const pids = new Set<number>();
+  for (const ns of namespaces) {
+    const out = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
+    for (const line of out.stdout?.split('\n') ?? []) if (/^\d+$/.test(line.trim())) pids.add(Number(line));
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      pids.delete(pid); // already gone
+    }
+  }
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 100 && [...pids].some(alive); i++) await sleep(10);
 }
 
 /** The synchronous last resort for process exit: no listing, `-force` past missing names. */

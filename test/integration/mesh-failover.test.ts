@@ -1,0 +1,41 @@
+// Issue acceptance 3: a leader that goes away is replaced, and its location is reachable again
+// within two resync periods of its last-seen ageing out.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { until } from '../support/wait.js';
+import { skipUnlessSupported } from './support.js';
+
+const RESYNC_SECONDS = 2;
+
+test('when the leader stops, the next node of its location takes over', async (t) => {
+  if (await skipUnlessSupported(t)) return;
+  const { cluster } = await startMeshCluster(t, {
+    nodes: [
+      { name: 'a', location: 'east', annotations: { 'wirelane.io/leader': '' } },
+      { name: 'b', location: 'east' },
+      { name: 'c', location: 'west' },
+    ],
+    source: 'kubernetes',
+    agentArgs: ['--resync-period', `${RESYNC_SECONDS}s`],
+  });
+  // a leaves without cleaning up, like a crashed or partitioned node: only its last-seen ages out.
+  cluster.startAgent('a', ['--clean-up=false']);
+  cluster.startAgent('b');
+  cluster.startAgent('c');
+  await cluster.waitReady();
+  const podB = cluster.sandbox.node('b').pods[0]!;
+  const podC = cluster.sandbox.node('c').pods[0]!;
+  assert.ok(await cluster.waitPing(podC, podB.ip), 'c reaches b through leader a');
+  assert.equal((await cluster.metrics('a')).get('wirelane_leader'), 1);
+  assert.equal((await cluster.metrics('b')).get('wirelane_leader'), 0);
+
+  await cluster.stopAgent('a');
+  const stopped = Date.now();
+  await until('b to become leader', async () => (await cluster.metrics('b')).get('wirelane_leader') === 1, 20_000, 200);
+  assert.ok(await cluster.waitPing(podC, podB.ip, 20_000), 'c reaches b again through the new leader');
+  assert.ok(await cluster.ping(podB, podC.ip), 'b reaches c');
+  // Ready → not ready takes 2 resync periods; the takeover must follow within two more.
+  const seconds = (Date.now() - stopped) / 1000;
+  assert.ok(seconds < 4 * RESYNC_SECONDS + 2, `took ${seconds.toFixed(1)} s`);
+});
