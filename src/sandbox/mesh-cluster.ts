@@ -2,7 +2,7 @@
 // behind veths), a cluster file or a Kubernetes API as source, and one `wirelane agent` process per
 // node. Used by the demo and the integration tests; destroy() removes everything.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +12,7 @@ import { writeNewKeyFile } from '../state/key-file.js';
 import { type Sandbox, createSandbox } from './sandbox.js';
 
 /** The compiled CLI, found from this module whether it runs from src/ (tsx) or dist/. */
-function cliPath(): string {
+export function cliPath(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
   return join(dir, 'dist', 'cli', 'wirelane.js');
@@ -211,9 +211,11 @@ export class MeshCluster {
     await rm(this.dir, { recursive: true, force: true });
   }
 
+  /** The cluster file's objects (file source); edit them with editClusterFile. */
+  private fileObjects: Record<string, unknown>[] = [];
+
   /** A cluster file with a fresh key per node, written to each node's state dir. */
   private async writeClusterFile(): Promise<void> {
-    const docs: string[] = [];
     for (const n of this.spec.nodes) {
       const key = publicKeyOf(await writeNewKeyFile(join(this.stateDir(n.name), 'key')));
       const node = this.sandbox.node(n.name);
@@ -224,10 +226,21 @@ export class MeshCluster {
         'wirelane.io/internal-ip': node.underlayCidr,
         ...n.annotations,
       };
-      docs.push(JSON.stringify({ apiVersion: 'v1', kind: 'Node', ...object }));
+      this.fileObjects.push({ apiVersion: 'v1', kind: 'Node', ...object });
     }
-    // JSON is YAML: one document per node.
-    await writeFile(this.clusterFile, `${docs.join('\n---\n')}\n`);
+    await this.saveClusterFile();
+  }
+
+  /** Changes the cluster file's objects in place and rewrites it atomically; agents reload it. */
+  async editClusterFile(edit: (objects: Record<string, unknown>[]) => void): Promise<void> {
+    edit(this.fileObjects);
+    await this.saveClusterFile();
+  }
+
+  private async saveClusterFile(): Promise<void> {
+    // JSON is YAML: one document per object. Rename so an agent never reads half a file.
+    await writeFile(`${this.clusterFile}.new`, `${this.fileObjects.map((o) => JSON.stringify(o)).join('\n---\n')}\n`);
+    await rename(`${this.clusterFile}.new`, this.clusterFile);
   }
 }
 
