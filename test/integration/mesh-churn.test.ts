@@ -1,0 +1,78 @@
+// Issue acceptance 5: idle resyncs write nothing (Kilo #82), and a node joining or leaving changes
+// only what it must.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
+import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { until } from '../support/wait.js';
+import { skipUnlessSupported } from './support.js';
+
+const KINDS = ['wireguard', 'route', 'tunnel', 'iptables'] as const;
+const RESYNC_MS = 1000;
+
+async function writes(cluster: MeshCluster, node: string): Promise<Record<(typeof KINDS)[number], number>> {
+  const m = await cluster.metrics(node);
+  const get = (kind: string) => m.get(`wirelane_writes_total{kind="${kind}"}`) ?? Number.NaN;
+  return { wireguard: get('wireguard'), route: get('route'), tunnel: get('tunnel'), iptables: get('iptables') };
+}
+
+async function reconciles(cluster: MeshCluster, node: string): Promise<number> {
+  return (await cluster.metrics(node)).get('wirelane_reconcile_duration_seconds_count') ?? 0;
+}
+
+test('three idle resyncs write nothing to WireGuard, routes, tunnel or iptables', async (t) => {
+  if (await skipUnlessSupported(t)) return;
+  const nodes = [
+    { name: 'a', location: 'east' },
+    { name: 'b', location: 'east' },
+    { name: 'c', location: 'west' },
+  ];
+  const { cluster } = await startMeshCluster(t, { nodes, source: 'kubernetes', agentArgs: ['--resync-period', `${RESYNC_MS}ms`, '--encapsulate', 'always'] });
+  for (const n of nodes) cluster.startAgent(n.name);
+  await cluster.waitReady();
+  assert.ok(await cluster.waitPing(cluster.sandbox.node('b').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip));
+  for (const n of nodes) {
+    const before = await writes(cluster, n.name);
+    const start = await reconciles(cluster, n.name);
+    await until(`three resyncs on ${n.name}`, async () => (await reconciles(cluster, n.name)) >= start + 3, 10_000, 100);
+    assert.deepEqual(await writes(cluster, n.name), before, `node ${n.name} wrote during idle resyncs`);
+    assert.ok(before.route > 0 && before.wireguard > 0 && before.iptables > 0 && before.tunnel > 0, 'the first apply wrote');
+  }
+});
+
+test('a node joining or leaving changes only its own entries on the others', async (t) => {
+  if (await skipUnlessSupported(t)) return;
+  const nodes = [
+    { name: 'a', location: 'east' },
+    { name: 'b', location: 'east' },
+    { name: 'c', location: 'west' },
+    { name: 'd', location: 'west' },
+  ];
+  const { cluster, api } = await startMeshCluster(t, { nodes, source: 'kubernetes', agentArgs: ['--resync-period', `${RESYNC_MS}ms`] });
+  // d joins later: its Node object exists only once its agent starts.
+  api!.delete('nodes', 'd');
+  for (const n of ['a', 'b', 'c']) cluster.startAgent(n);
+  await cluster.waitReady();
+  const readyNodes = async () => (await cluster.metrics('a')).get('wirelane_nodes');
+  assert.equal(await readyNodes(), 3);
+  const beforeA = await writes(cluster, 'a');
+  const beforeB = await writes(cluster, 'b');
+
+  api!.create('nodes', cluster.kubernetesNode('d'));
+  cluster.startAgent('d');
+  await cluster.waitReady(['d']);
+  const podD = cluster.sandbox.node('d').pods[0]!;
+  assert.ok(await cluster.waitPing(cluster.sandbox.node('b').pods[0]!, podD.ip), 'b reaches the new node');
+  const afterA = await writes(cluster, 'a');
+  const afterB = await writes(cluster, 'b');
+  // Leader a: west's peer gains d's pod CIDR and internal IP (one WireGuard write), plus two routes.
+  assert.deepEqual({ wg: afterA.wireguard - beforeA.wireguard, routes: afterA.route - beforeA.route }, { wg: 1, routes: 2 });
+  // Non-leader b: two routes via its leader; its device stays down and untouched.
+  assert.deepEqual({ wg: afterB.wireguard - beforeB.wireguard, routes: afterB.route - beforeB.route }, { wg: 0, routes: 2 });
+
+  await cluster.stopAgent('d');
+  await until('a to drop d', async () => (await cluster.metrics('a')).get('wirelane_nodes') === 3, 10_000, 100);
+  await until('b to drop d', async () => (await writes(cluster, 'b')).route - afterB.route === 2, 10_000, 100);
+  const removedA = await writes(cluster, 'a');
+  assert.deepEqual({ wg: removedA.wireguard - afterA.wireguard, routes: removedA.route - afterA.route }, { wg: 1, routes: 2 });
+});
