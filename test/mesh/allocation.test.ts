@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { allocateWireGuardIPs, preferredOffsetOf, usableRangeOf } from '../../src/mesh/allocation.js';
+import { allocateWireGuardIPs, fnv1a64, preferredOffsetOf, usableRangeOf } from '../../src/mesh/allocation.js';
 import { MeshError } from '../../src/mesh/error.js';
 import { computeTopology } from '../../src/mesh/topology.js';
 import { type Cidr, containsIp, formatCidr, formatIp, parseCidr } from '../../src/model/ip.js';
@@ -31,6 +31,26 @@ describe('usable addresses of a subnet', () => {
       assert.deepEqual(usableRangeOf(parseCidr(subnet)), { first, count });
     });
   }
+});
+
+describe('the key hash (FNV-1a, 64 bits)', () => {
+  // Published FNV-1a test vectors: every node, whatever its platform, must prefer the same slots.
+  const vectors: [string, bigint][] = [
+    ['', 0xcbf29ce484222325n],
+    ['a', 0xaf63dc4c8601ec8cn],
+    ['foobar', 0x85944171f73967e8n],
+  ];
+  for (const [key, hash] of vectors) test(`"${key}" hashes to ${hash.toString(16)}`, () => assert.equal(fnv1a64(key), hash));
+  test('non-ASCII keys hash their UTF-8 bytes, as a plain BigInt FNV-1a does', () => {
+    const reference = (bytes: Iterable<number>): bigint => {
+      let h = 0xcbf29ce484222325n;
+      for (const b of bytes) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+      return h;
+    };
+    for (const key of ['location:zürich', 'location:東京', 'node:a-very-long-node-name.example.com']) {
+      assert.equal(fnv1a64(key), reference(Buffer.from(key, 'utf8')));
+    }
+  });
 });
 
 describe('WireGuard address allocation', () => {
