@@ -157,7 +157,7 @@ for (const kind of backends) {
         assert.equal(restore.family, 4);
         assert.equal(
           restore.input,
-          '*nat\n:WIRELANE-NAT - [0:0]\n-F WIRELANE-NAT\n-A WIRELANE-NAT -d 10.2.0.0/16 -j RETURN\n-A WIRELANE-NAT -d 10.3.0.0/16 -j RETURN\n-A WIRELANE-NAT -j MASQUERADE\nCOMMIT\n',
+          '*nat\n:WIRELANE-NAT - [0:0]\n-A WIRELANE-NAT -d 10.2.0.0/16 -j RETURN\n-A WIRELANE-NAT -d 10.3.0.0/16 -j RETURN\n-A WIRELANE-NAT -j MASQUERADE\nCOMMIT\n',
         );
         assert.deepEqual(restore.writtenChains, [{ table: 'nat', chain: 'WIRELANE-NAT' }]);
         assert.deepEqual(await chainLines(ns!, kind, 4, 'nat', 'WIRELANE-NAT'), [
@@ -177,7 +177,7 @@ for (const kind of backends) {
         const v4 = without[4]!;
         const report = await chains.apply({ ...without, 4: { chains: v4.chains.filter((c) => c.table === 'nat'), jumps: v4.jumps.filter((j) => j.table === 'nat') } });
         assert.equal(report.written, 1);
-        assert.equal(report.restores[0]!.input, '*filter\n-D FORWARD -m comment --comment "wirelane: forward" -j WIRELANE-FORWARD\n-F WIRELANE-FORWARD\n-X WIRELANE-FORWARD\nCOMMIT\n');
+        assert.equal(report.restores[0]!.input, '*filter\n:WIRELANE-FORWARD - [0:0]\n-D FORWARD -m comment --comment "wirelane: forward" -j WIRELANE-FORWARD\n-X WIRELANE-FORWARD\nCOMMIT\n');
         const filter = (await runCommand(iptablesBackend(kind).save[4], ['-t', 'filter'], { netns: ns! })).stdout;
         assert.doesNotMatch(filter, /WIRELANE|wirelane/);
         assert.equal((await chainLines(ns!, kind, 4, 'nat', 'WIRELANE-NAT')).length, 2);

@@ -57,7 +57,6 @@ interface TableSection {
   readonly fill: string[];
   readonly unjump: string[];
   readonly jump: string[];
-  readonly flushGone: string[];
   readonly deleteGone: string[];
 }
 
@@ -86,7 +85,7 @@ export function planRestore(desired: FamilyRules, saved: SavedRules, memory: Fam
   const section = (table: string): TableSection => {
     let s = sections.get(table);
     if (s === undefined) {
-      s = { declare: [], fill: [], unjump: [], jump: [], flushGone: [], deleteGone: [] };
+      s = { declare: [], fill: [], unjump: [], jump: [], deleteGone: [] };
       sections.set(table, s);
     }
     return s;
@@ -103,9 +102,10 @@ export function planRestore(desired: FamilyRules, saved: SavedRules, memory: Fam
     const wanted = chain.rules.join('\n');
     if (isCurrent(memory.chains.get(key), wanted, saved.chains.get(key))) continue;
     const s = section(chain.table);
-    // A restore with --noflush keeps an existing chain's rules unless told otherwise: flush it.
+    // Declaring a chain empties it, also under --noflush, with both backends (kube-proxy relies on
+    // the same). No `-F`: iptables-nft-restore gets quadratic with it, 209 s instead of 9 s for
+    // 210,000 rules in 10,000 chains.
     s.declare.push(`:${chain.name} - [0:0]`);
-    s.fill.push(`-F ${chain.name}`);
     for (const rule of chain.rules) s.fill.push(`-A ${chain.name} ${rule}`);
     writtenChains.push({ key, wanted, count: chain.rules.length });
   }
@@ -128,26 +128,29 @@ export function planRestore(desired: FamilyRules, saved: SavedRules, memory: Fam
     if (group.length > 0) writtenJumps.push({ key, wanted, count: group.length });
   }
 
-  // Chains no longer wanted go last: their jumps are gone by then. All are flushed before any is
-  // deleted because one may still reference another.
+  // Chains no longer wanted are emptied by their declaration at the top (one may still reference
+  // another) and deleted at the end, once the jumps into them are gone.
   for (const key of saved.chains.keys()) {
     if (wantedChains.has(key)) continue;
     const { table, chain } = refOf(key);
     const s = section(table);
-    s.flushGone.push(`-F ${chain}`);
+    s.declare.push(`:${chain} - [0:0]`);
     s.deleteGone.push(`-X ${chain}`);
     deleted.push(key);
   }
 
   const others = [...sections.keys()].filter((t) => !(IPTABLES_TABLES as readonly string[]).includes(t)).sort();
-  const parts: string[] = [];
+  // Line by line rather than push(...block): a spread of 100,000s of lines overflows the stack.
+  const lines: string[] = [];
   for (const table of [...IPTABLES_TABLES, ...others]) {
     const s = sections.get(table);
     if (s === undefined) continue;
-    parts.push(`*${table}`, ...s.declare, ...s.fill, ...s.unjump, ...s.jump, ...s.flushGone, ...s.deleteGone, 'COMMIT');
+    lines.push(`*${table}`);
+    for (const block of [s.declare, s.fill, s.unjump, s.jump, s.deleteGone]) for (const line of block) lines.push(line);
+    lines.push('COMMIT');
   }
   return {
-    input: parts.length === 0 ? '' : `${parts.join('\n')}\n`,
+    input: lines.length === 0 ? '' : `${lines.join('\n')}\n`,
     writtenChains: writtenChains.map((w) => refOf(w.key)),
     deletedChains: deleted.map(refOf),
     rewrittenJumps: rewrittenJumps.map(refOf),
