@@ -41,10 +41,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   });
   loop.start();
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  const signal = await stopSignal(log);
   log.info({ signal, cleanUp: config.cleanUp }, 'stopping');
   await loop.stop();
   if (config.cleanUp) await mesh.cleanup();
@@ -52,6 +49,27 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   server.close();
   log.info('stopped');
   return 0;
+}
+
+/**
+ * Resolves on the first SIGTERM/SIGINT; a second one ends the process at once. The listeners stay
+ * installed: with `once`, signal-exit (loaded by dependencies) would see no other listener left and
+ * re-raise the signal, killing the agent in the middle of its clean-up.
+ */
+function stopSignal(log: ReturnType<typeof createLogger>): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (received) {
+        log.warn({ signal }, 'second signal: exiting without finishing clean-up');
+        process.exit(1);
+      }
+      received = true;
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
 }
 
 /** With a cluster file the operator wrote our public key into it: a different key is a start-up error. */
