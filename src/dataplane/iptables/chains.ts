@@ -51,7 +51,7 @@ export class IptablesChains {
   }
 
   /** Makes the owner's chains and jumps exactly `desired`, writing only what differs. */
-  apply(desired: DesiredRules): Promise<IptablesApplyReport> {
+  async apply(desired: DesiredRules): Promise<IptablesApplyReport> {
     for (const family of FAMILIES) validateFamilyRules(family, desired[family] ?? NO_RULES, this.owner);
     return this.serialise(() => this.reconcile(desired));
   }
