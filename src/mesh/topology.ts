@@ -12,7 +12,7 @@ import { MeshError } from './error.js';
 import { electLeader } from './leader.js';
 import { isPeerValid, notReadyReason } from './readiness.js';
 import { routesFor } from './routes.js';
-import { compareStrings, groupIntoSegments, segmentKeyOf } from './segments.js';
+import { type SegmentMembers, compareStrings, groupIntoSegments, segmentKeyOf } from './segments.js';
 
 export interface MeshInput {
   readonly nodes: readonly MeshNode[];
@@ -102,59 +102,11 @@ export type TopologyCore = Omit<Topology, 'routes' | 'rules'>;
 
 export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
   const nodes = readyNodes(input.nodes, opts);
-  const peerInputs = sortedPeers(input.peers);
-  const members = groupIntoSegments(nodes, opts.granularity);
-  const addresses = allocateWireGuardIPs(
-    members.map((m) => m.key),
-    opts.subnet,
-  );
   const node = nodes.find((n) => n.name === opts.hostname) as MeshNode;
+  const members = groupIntoSegments(nodes, opts.granularity);
   const discovered = collectDiscoveredEndpoints(node, members);
-
-  const peerIPs = deduplicatePeerIPs(peerInputs.map((p) => p.allowedIPs));
-  const peers = peerInputs.map(
-    (p, i): TopologyPeer => ({
-      name: p.name,
-      publicKey: p.publicKey,
-      ...(p.presharedKey === undefined ? {} : { presharedKey: p.presharedKey }),
-      ...optionalEndpoint(effectiveEndpoint(p.endpoint, p.publicKey, p.persistentKeepalive, discovered)),
-      persistentKeepalive: p.persistentKeepalive,
-      allowedIPs: peerIPs[i] as Cidr[],
-    }),
-  );
-
-  const baseIPs = members.map((m) => {
-    const own: Cidr[] = [];
-    for (const member of m.nodes) {
-      own.push(...member.podCIDRs);
-      if (member.internalIP !== undefined) own.push(hostCidr(ipOf(member.internalIP)));
-    }
-    own.push(hostCidr(addresses.get(m.key) as Ip));
-    return uniquePrefixes(own);
-  });
-  const taken = new PrefixIndex([...baseIPs.flat(), ...peerIPs.flat()]);
-  const locationIPs = filterAllowedLocationIPs(
-    members.map((m) => m.nodes.flatMap((n) => n.allowedLocationIPs)),
-    taken,
-  );
-
-  const segments = members.map((m, i): Segment => {
-    const leader = electLeader(m.nodes);
-    const allowedLocationIPs = locationIPs[i] as Cidr[];
-    return {
-      key: m.key,
-      location: m.location,
-      group: m.group,
-      nodes: m.nodes,
-      leader,
-      wireguardIP: addresses.get(m.key) as Ip,
-      publicKey: leader.publicKey as WireGuardKey,
-      endpoint: effectiveEndpoint(leader.endpoint, leader.publicKey as WireGuardKey, leader.persistentKeepalive, discovered) as Endpoint,
-      persistentKeepalive: leader.persistentKeepalive,
-      allowedIPs: [...(baseIPs[i] as Cidr[]), ...allowedLocationIPs],
-      allowedLocationIPs,
-    };
-  });
+  const peers = topologyPeers(sortedPeers(input.peers), discovered);
+  const segments = buildSegments(members, allocateWireGuardIPs(members.map((m) => m.key), opts.subnet), peers, discovered);
 
   const localKey = segmentKeyOf(node, opts.granularity);
   const segment = segments.find((s) => s.key === localKey) as Segment;
@@ -172,6 +124,62 @@ export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
     discoveredEndpoints: discovered,
   };
   return { ...core, ...routesFor(core) };
+}
+
+function topologyPeers(peers: readonly MeshPeer[], discovered: ReadonlyMap<WireGuardKey, Endpoint>): TopologyPeer[] {
+  const allowedIPs = deduplicatePeerIPs(peers.map((p) => p.allowedIPs));
+  return peers.map((p, i) => {
+    const endpoint = effectiveEndpoint(p.endpoint, p.publicKey, p.persistentKeepalive, discovered);
+    return {
+      name: p.name,
+      publicKey: p.publicKey,
+      ...(p.presharedKey === undefined ? {} : { presharedKey: p.presharedKey }),
+      ...(endpoint === undefined ? {} : { endpoint }),
+      persistentKeepalive: p.persistentKeepalive,
+      allowedIPs: allowedIPs[i] as Cidr[],
+    };
+  });
+}
+
+/** Leaders, addresses and AllowedIPs; allowed-location IPs are filtered against everything else. */
+function buildSegments(
+  members: readonly SegmentMembers[],
+  addresses: ReadonlyMap<string, Ip>,
+  peers: readonly TopologyPeer[],
+  discovered: ReadonlyMap<WireGuardKey, Endpoint>,
+): Segment[] {
+  const baseIPs = members.map((m) => {
+    const own: Cidr[] = [];
+    for (const member of m.nodes) {
+      own.push(...member.podCIDRs);
+      if (member.internalIP !== undefined) own.push(hostCidr(ipOf(member.internalIP)));
+    }
+    own.push(hostCidr(addresses.get(m.key) as Ip));
+    return uniquePrefixes(own);
+  });
+  const locationIPs = filterAllowedLocationIPs(
+    members.map((m) => m.nodes.flatMap((n) => n.allowedLocationIPs)),
+    new PrefixIndex([...baseIPs.flat(), ...peers.flatMap((p) => p.allowedIPs)]),
+  );
+  return members.map((m, i): Segment => {
+    // Readiness guarantees every member a key and an endpoint.
+    const leader = electLeader(m.nodes);
+    const publicKey = leader.publicKey as WireGuardKey;
+    const allowedLocationIPs = locationIPs[i] as Cidr[];
+    return {
+      key: m.key,
+      location: m.location,
+      group: m.group,
+      nodes: m.nodes,
+      leader,
+      wireguardIP: addresses.get(m.key) as Ip,
+      publicKey,
+      endpoint: effectiveEndpoint(leader.endpoint, publicKey, leader.persistentKeepalive, discovered) as Endpoint,
+      persistentKeepalive: leader.persistentKeepalive,
+      allowedIPs: [...(baseIPs[i] as Cidr[]), ...allowedLocationIPs],
+      allowedLocationIPs,
+    };
+  });
 }
 
 /** Ready nodes; throws when names repeat or the local node is missing or not ready. */
@@ -198,10 +206,6 @@ function sortedPeers(peers: readonly MeshPeer[]): MeshPeer[] {
     names.add(peer.name);
   }
   return peers.filter(isPeerValid).sort((a, b) => compareStrings(a.name, b.name));
-}
-
-function optionalEndpoint(endpoint: Endpoint | undefined): { endpoint?: Endpoint } {
-  return endpoint === undefined ? {} : { endpoint };
 }
 
 /** The segments this node's WireGuard device has a [Peer] for: every segment outside its underlay group. */
