@@ -1,7 +1,7 @@
 // A cluster of real agents in network namespaces: the sandbox (nodes on an underlay bridge, pods
 // behind veths), a cluster file or a Kubernetes API as source, and one `wirelane agent` process per
 // node. Used by the demo and the integration tests; destroy() removes everything.
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { SpawnedProcess } from '../host/command.js';
 import { publicKeyOf } from '../model/key.js';
 import { writeNewKeyFile } from '../state/key-file.js';
+import { cleanUpOnExit, forgetOnExit } from './exit-cleanup.js';
 import { type Sandbox, createSandbox } from './sandbox.js';
 
 /** The compiled CLI, found from this module whether it runs from src/ (tsx) or dist/. */
@@ -74,13 +75,15 @@ export class MeshCluster {
       })),
       outside: spec.outside ?? [],
       management: spec.source === 'kubernetes',
-    }, { graceMs: AGENT_GRACE_MS });
+    }, { graceMs: AGENT_GRACE_MS, handleSignals: false });
+    // The cluster, not just its sandbox, answers Ctrl-C: its directory holds private keys.
+    const cluster = new MeshCluster(sandbox, spec, await mkdtemp(join(tmpdir(), 'wirelane-mesh-')));
+    cleanUpOnExit(cluster);
     try {
-      const cluster = new MeshCluster(sandbox, spec, await mkdtemp(join(tmpdir(), 'wirelane-mesh-')));
       if (spec.source === 'file') await cluster.writeClusterFile();
       return cluster;
     } catch (err) {
-      await sandbox.destroy();
+      await cluster.destroy();
       throw err;
     }
   }
@@ -209,6 +212,13 @@ export class MeshCluster {
   async destroy(): Promise<void> {
     await this.sandbox.destroy();
     await rm(this.dir, { recursive: true, force: true });
+    forgetOnExit(this);
+  }
+
+  /** The synchronous last resort when the process exits without destroy(). */
+  destroyNow(): void {
+    this.sandbox.destroyNow();
+    rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** The cluster file's objects (file source); edit them with editClusterFile. */
