@@ -29,7 +29,8 @@ import { discoverAddresses } from './discovery.js';
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
 const WIREGUARD_OVERHEAD = 80;
 
-export type MeshStep = 'discover' | 'annotate' | 'topology' | 'wireguard' | 'routes' | 'tunnel' | 'iptables';
+const MESH_STEPS = ['discover', 'annotate', 'topology', 'wireguard', 'routes', 'tunnel', 'iptables'] as const;
+export type MeshStep = (typeof MESH_STEPS)[number];
 
 /** What the agent learned about its own host this round. */
 interface HostView {
@@ -61,6 +62,8 @@ export class MeshReconciler {
   private appliedOnce = false;
 
   constructor(private readonly deps: MeshReconcilerDeps) {
+    // Every step's series exists from the start, so "no errors" reads as 0 rather than absent.
+    for (const step of MESH_STEPS) deps.metrics.errors.inc({ step }, 0);
     this.device = new WireGuardDevice({
       name: deps.config.interface,
       onBackendExit: (exit) => {

@@ -36,7 +36,9 @@ export function renderGraph(t: TopologyCore): string {
   for (const s of t.segments) groups.set(s.group, [...(groups.get(s.group) ?? []), s]);
   let cluster = 0;
   for (const [group, segments] of groups) {
-    out.push(`  subgraph ${q(`cluster_location_${cluster++}`)} {`, `    label=${q(group)};`, '    style="dashed,rounded";');
+    // A group is a location, or one node without an internal IP (key `node:<name>`).
+    const title = segments[0]?.location || group;
+    out.push(`  subgraph ${q(`cluster_location_${cluster++}`)} {`, `    label=${q(title)};`, '    style="dashed,rounded";');
     for (const s of segments) {
       for (const n of s.nodes) {
         const leader = s.leader.name === n.name;
