@@ -2,7 +2,7 @@
 // cluster file, and real traffic between every pair of pods. New checks (services) join `checks`.
 import { listAddresses } from '../host/addresses.js';
 import { MeshCluster, type MeshNodeSpec } from '../sandbox/mesh-cluster.js';
-import { sandboxUnsupportedReason } from '../sandbox/support.js';
+import { AGENT_TOOLS, sandboxUnsupportedReason } from '../sandbox/support.js';
 import type { Command } from './command.js';
 
 const NODES: readonly MeshNodeSpec[] = [
@@ -50,7 +50,7 @@ runs a real agent per node from a generated cluster file, pings every pod from e
 prints a summary. Exits 1 if a check fails. Everything is removed on exit and on Ctrl-C.`,
   options: {},
   async run() {
-    const unsupported = await sandboxUnsupportedReason();
+    const unsupported = await sandboxUnsupportedReason(AGENT_TOOLS);
     if (unsupported !== undefined) throw new Error(`demo: ${unsupported}`);
     const say = (line: string) => process.stdout.write(`${line}\n`);
     say('building 4 nodes in 2 locations, one pod each…');

@@ -1,17 +1,20 @@
 // Whether this machine can build a sandbox: the demo and the integration tests ask first.
 import { runCommand } from '../host/command.js';
 
-const TOOLS: readonly (readonly [string, readonly string[]])[] = [
+const TOOLS: readonly ToolCheck[] = [
   ['ip', ['-V']],
   ['sysctl', ['--version']],
   ['nft', ['--version']],
 ];
 
-/** Why a sandbox cannot be built here, or undefined when it can. */
-export async function sandboxUnsupportedReason(): Promise<string | undefined> {
+/** A command and arguments that succeed when it is installed (`--version` or the like). */
+export type ToolCheck = readonly [string, readonly string[]];
+
+/** Why a sandbox (and whatever else `tools` names) cannot be used here, or undefined when it can. */
+export async function sandboxUnsupportedReason(tools: readonly ToolCheck[] = []): Promise<string | undefined> {
   if (process.platform !== 'linux') return `network namespaces need Linux, this is ${process.platform}`;
   if (process.getuid?.() !== 0) return 'creating network namespaces needs root';
-  for (const [tool, args] of TOOLS) {
+  for (const [tool, args] of [...TOOLS, ...tools]) {
     try {
       await runCommand(tool, args);
     } catch {
@@ -20,3 +23,8 @@ export async function sandboxUnsupportedReason(): Promise<string | undefined> {
   }
   return undefined;
 }
+
+export const WIREGUARD_TOOLS: readonly ToolCheck[] = [['wg', ['--version']], ['wireguard-go', ['--version']]];
+export const IPTABLES_TOOLS: readonly ToolCheck[] = [['iptables', ['-V']], ['ip6tables', ['-V']]];
+/** What a mesh of real agents in a sandbox needs: WireGuard, iptables, and ping/curl for the checks. */
+export const AGENT_TOOLS: readonly ToolCheck[] = [...WIREGUARD_TOOLS, ...IPTABLES_TOOLS, ['ping', ['-V']], ['curl', ['--version']]];

@@ -11,23 +11,9 @@ import { IptablesChains } from '../../src/dataplane/iptables/chains.js';
 import { computeMeshRules } from '../../src/dataplane/iptables/mesh-rules.js';
 import type { DesiredRules, FamilyRules, OwnedChain } from '../../src/dataplane/iptables/ruleset.js';
 import { parseCidr } from '../../src/model/ip.js';
+import { IPTABLES_TOOLS, capabilitySkip } from '../support/capability.js';
 
-async function missingCapability(): Promise<string | undefined> {
-  if (process.platform !== 'linux') return `needs Linux, this is ${process.platform}`;
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces and write iptables rules';
-  for (const [tool, args] of [['ip', ['-V']], ['iptables', ['-V']], ['ip6tables', ['-V']]] as const) {
-    try {
-      await runCommand(tool, args);
-    } catch {
-      return `the "${tool}" command is missing`;
-    }
-  }
-  return undefined;
-}
-
-const missing = await missingCapability();
-if (missing !== undefined && process.env.CI === 'true') throw new Error(`CI=true, but the iptables tests cannot run: ${missing}`);
-const skip = missing === undefined ? false : `iptables integration tests skipped: ${missing}`;
+const skip = await capabilitySkip('iptables integration tests', IPTABLES_TOOLS);
 
 // Only the backends this machine can run; iptables ≥ 1.8 usually ships both.
 async function availableBackends(): Promise<BackendKind[]> {

@@ -8,7 +8,7 @@ import { PartialApplyError, RoutesDataplane, planRoutes, type RoutesDesired } fr
 import { parseCidr, parseIp } from '../../src/model/ip.js';
 import { ENCAPSULATION_TABLE, type Route, type Rule } from '../../src/model/route.js';
 import { claimPrefix, releasePrefix } from '../../src/sandbox/registry.js';
-import { sandboxSkip } from '../sandbox/support.js';
+import { capabilitySkip } from '../support/capability.js';
 
 const PROTO = 87;
 
@@ -67,7 +67,7 @@ describe('route planning (pure)', () => {
   });
 });
 
-const skip = await sandboxSkip();
+const skip = await capabilitySkip('routes tests');
 
 describe('routes dataplane against a real namespace', { skip }, () => {
   let prefix = '';

@@ -9,7 +9,7 @@ import { findLink, listLinks } from '../../src/host/links.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
 import { parseCidr, parseIp } from '../../src/model/ip.js';
 import { claimPrefix, releasePrefix } from '../../src/sandbox/registry.js';
-import { sandboxSkip } from '../sandbox/support.js';
+import { capabilitySkip } from '../support/capability.js';
 
 test('VXLAN MACs are derived from the underlay address: locally administered, unique for IPv4', () => {
   assert.equal(vxlanMacOf(parseIp('192.168.77.2')), '02:57:c0:a8:4d:02');
@@ -17,7 +17,7 @@ test('VXLAN MACs are derived from the underlay address: locally administered, un
   assert.notEqual(vxlanMacOf(parseIp('fd00::1')), vxlanMacOf(parseIp('fd00::2')));
 });
 
-const skip = await sandboxSkip();
+const skip = await capabilitySkip('tunnel tests');
 
 interface Side {
   readonly netns: string;

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { CommandError, formatCommand, runCommand, spawnProcess } from '../../src/host/command.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
 import { claimPrefix, releasePrefix } from '../../src/sandbox/registry.js';
-import { sandboxSkip } from '../sandbox/support.js';
+import { capabilitySkip } from '../support/capability.js';
 
 const node = process.execPath;
 
@@ -72,7 +72,7 @@ test('spawning a missing binary throws at once', () => {
   assert.throws(() => spawnProcess('wirelane-no-such-binary', []), CommandError);
 });
 
-const skip = await sandboxSkip();
+const skip = await capabilitySkip('command tests');
 
 describe('commands inside a network namespace', { skip }, () => {
   let prefix = '';

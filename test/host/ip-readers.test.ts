@@ -10,9 +10,9 @@ import { listRoutes } from '../../src/host/routes.js';
 import { listRules } from '../../src/host/rules.js';
 import { readSysctl, writeSysctl } from '../../src/host/sysctl.js';
 import { claimPrefix, releasePrefix } from '../../src/sandbox/registry.js';
-import { sandboxSkip } from '../sandbox/support.js';
+import { capabilitySkip } from '../support/capability.js';
 
-const skip = await sandboxSkip();
+const skip = await capabilitySkip('ip-readers tests');
 
 describe('ip readers against a real namespace', { skip }, () => {
   let prefix = '';

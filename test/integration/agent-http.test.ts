@@ -5,15 +5,16 @@ import { test } from 'node:test';
 import { runCommand } from '../../src/host/command.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
-import { skipUnlessSupported } from './support.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+
+const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
 const NODES = [
   { name: 'a', location: 'east' },
   { name: 'c', location: 'west' },
 ];
 
-test('the agent serves /healthz, /readyz, /metrics and /graph as DOT and SVG', async (t) => {
-  if (await skipUnlessSupported(t)) return;
+test('the agent serves /healthz, /readyz, /metrics and /graph as DOT and SVG', { skip }, async (t) => {
   const { cluster } = await startMeshCluster(t, { nodes: NODES, source: 'file', agentArgs: ['--resync-period', '2s'] });
   cluster.startAgent('a');
   cluster.startAgent('c');
@@ -31,8 +32,7 @@ test('the agent serves /healthz, /readyz, /metrics and /graph as DOT and SVG', a
   assert.equal(metrics.get('wirelane_errors_total{step="wireguard"}'), 0);
 });
 
-test('when wireguard-go dies, the agent starts a new one and the mesh comes back', async (t) => {
-  if (await skipUnlessSupported(t)) return;
+test('when wireguard-go dies, the agent starts a new one and the mesh comes back', { skip }, async (t) => {
   const { cluster } = await startMeshCluster(t, { nodes: NODES, source: 'file', agentArgs: ['--resync-period', '30s'] });
   cluster.startAgent('a');
   cluster.startAgent('c');

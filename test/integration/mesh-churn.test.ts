@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
-import { skipUnlessSupported } from './support.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+
+const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
 const KINDS = ['wireguard', 'route', 'tunnel', 'iptables'] as const;
 const RESYNC_MS = 1000;
@@ -20,8 +22,7 @@ async function reconciles(cluster: MeshCluster, node: string): Promise<number> {
   return (await cluster.metrics(node)).get('wirelane_reconcile_duration_seconds_count') ?? 0;
 }
 
-test('three idle resyncs write nothing to WireGuard, routes, tunnel or iptables', async (t) => {
-  if (await skipUnlessSupported(t)) return;
+test('three idle resyncs write nothing to WireGuard, routes, tunnel or iptables', { skip }, async (t) => {
   const nodes = [
     { name: 'a', location: 'east' },
     { name: 'b', location: 'east' },
@@ -40,8 +41,7 @@ test('three idle resyncs write nothing to WireGuard, routes, tunnel or iptables'
   }
 });
 
-test('a node joining or leaving changes only its own entries on the others', async (t) => {
-  if (await skipUnlessSupported(t)) return;
+test('a node joining or leaving changes only its own entries on the others', { skip }, async (t) => {
   const nodes = [
     { name: 'a', location: 'east' },
     { name: 'b', location: 'east' },

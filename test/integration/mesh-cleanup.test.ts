@@ -7,7 +7,9 @@ import { captureNetworkState } from '../../src/host/network-state.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { AGENT_WRITTEN, PREFIX } from '../../src/sources/annotations.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
-import { skipUnlessSupported } from './support.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+
+const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
 /** Everything the agent could touch in a node's namespace, in a comparable form. */
 async function hostState(cluster: MeshCluster, name: string) {
@@ -29,8 +31,7 @@ async function hostState(cluster: MeshCluster, name: string) {
   };
 }
 
-test('--clean-up removes every link, route, rule, chain, process and annotation the agent made', async (t) => {
-  if (await skipUnlessSupported(t)) return;
+test('--clean-up removes every link, route, rule, chain, process and annotation the agent made', { skip }, async (t) => {
   const nodes = [
     { name: 'a', location: 'east' },
     { name: 'b', location: 'east' },

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
-import { skipUnlessSupported } from './support.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+
+const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
 const NODES = [
   { name: 'a', location: 'east' },
@@ -38,14 +40,14 @@ async function wireguardBytesDuring(cluster: MeshCluster, from: string, to: stri
 
 const cases = [
   { granularity: 'location', source: 'kubernetes', sameLocationUsesWireGuard: false },
+  { granularity: 'location', source: 'file', sameLocationUsesWireGuard: false },
   { granularity: 'full', source: 'file', sameLocationUsesWireGuard: true },
   { granularity: 'cross', source: 'kubernetes', sameLocationUsesWireGuard: false },
 ] as const;
 
 for (const { granularity, source, sameLocationUsesWireGuard } of cases) {
-  test(`${granularity} granularity, ${source} source: every pod reaches every pod, and WireGuard carries ${sameLocationUsesWireGuard ? 'all' : 'only cross-location'} traffic`, async (t) => {
-    if (await skipUnlessSupported(t)) return;
-    const { cluster } = await startMeshCluster(t, { nodes: NODES, source, agentArgs: ['--resync-period', '2s', '--mesh-granularity', granularity] });
+  test(`${granularity} granularity, ${source} source: every pod reaches every pod, and WireGuard carries ${sameLocationUsesWireGuard ? 'all' : 'only cross-location'} traffic`, { skip }, async (t) => {
+      const { cluster } = await startMeshCluster(t, { nodes: NODES, source, agentArgs: ['--resync-period', '2s', '--mesh-granularity', granularity] });
     for (const n of NODES) cluster.startAgent(n.name);
     await cluster.waitReady();
     await assertAllPodsReachEachOther(cluster);

@@ -4,12 +4,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
-import { skipUnlessSupported } from './support.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+
+const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
 const RESYNC_SECONDS = 2;
 
-test('when the leader stops, the next node of its location takes over', async (t) => {
-  if (await skipUnlessSupported(t)) return;
+test('when the leader stops, the next node of its location takes over', { skip }, async (t) => {
   const { cluster } = await startMeshCluster(t, {
     nodes: [
       { name: 'a', location: 'east', annotations: { 'wirelane.io/leader': '' } },

@@ -4,10 +4,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
-import { skipUnlessSupported } from './support.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 
-test('a malformed annotation is reported once per agent and the mesh keeps working', async (t) => {
-  if (await skipUnlessSupported(t)) return;
+const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
+
+test('a malformed annotation is reported once per agent and the mesh keeps working', { skip }, async (t) => {
   const nodes = [
     { name: 'a', location: 'east' },
     { name: 'b', location: 'east', annotations: { 'wirelane.io/persistent-keepalive': 'often' } },

@@ -10,13 +10,14 @@ import { generatePrivateKey, publicKeyOf } from '../../src/model/key.js';
 import { cliPath } from '../../src/sandbox/mesh-cluster.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
-import { skipUnlessSupported } from './support.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+
+const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
 const PEER_IP = '10.5.0.1';
 const LOCATION_IP = '10.99.0.1';
 
-test('a Peer outside the cluster and the pods reach each other', async (t) => {
-  if (await skipUnlessSupported(t)) return;
+test('a Peer outside the cluster and the pods reach each other', { skip }, async (t) => {
   const { cluster } = await startMeshCluster(t, {
     nodes: [
       { name: 'a', location: 'east' },
@@ -61,8 +62,7 @@ test('a Peer outside the cluster and the pods reach each other', async (t) => {
   }
 });
 
-test('an allowed-location IP is reachable while annotated and unreachable once the annotation is gone', async (t) => {
-  if (await skipUnlessSupported(t)) return;
+test('an allowed-location IP is reachable while annotated and unreachable once the annotation is gone', { skip }, async (t) => {
   const { cluster } = await startMeshCluster(t, {
     nodes: [
       { name: 'a', location: 'east' },

@@ -21,9 +21,9 @@ import {
   type SandboxSpec,
 } from '../../src/sandbox/index.js';
 import { startTimeOf } from '../../src/sandbox/registry.js';
-import { sandboxSkip } from './support.js';
+import { capabilitySkip } from '../support/capability.js';
 
-const skip = await sandboxSkip();
+const skip = await capabilitySkip('sandbox tests');
 
 const TWO_LOCATIONS: SandboxSpec = {
   management: true,

@@ -16,23 +16,9 @@ import { renderConfig } from '../../src/wireguard/conf-text.js';
 import type { WireGuardConfig } from '../../src/wireguard/config.js';
 import { withSecretFile } from '../../src/wireguard/secret-file.js';
 import { type BackendExit, WireGuardDevice } from '../../src/wireguard/device.js';
+import { WIREGUARD_TOOLS, capabilitySkip } from '../support/capability.js';
 
-async function missingCapability(): Promise<string | undefined> {
-  if (process.platform !== 'linux') return `needs Linux, this is ${process.platform}`;
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces';
-  for (const [tool, args] of [['ip', ['-V']], ['wg', ['--version']], ['wireguard-go', ['--version']]] as const) {
-    try {
-      await runCommand(tool, args);
-    } catch {
-      return `the "${tool}" command is missing`;
-    }
-  }
-  return undefined;
-}
-
-const missing = await missingCapability();
-if (missing !== undefined && process.env.CI === 'true') throw new Error(`CI=true, but the WireGuard device test cannot run: ${missing}`);
-const skip = missing === undefined ? false : `WireGuard device test skipped: ${missing}`;
+const skip = await capabilitySkip('WireGuard device test', WIREGUARD_TOOLS);
 
 const id = process.pid.toString(36);
 const NS_A = `wl-wgdev-${id}-a`;
