@@ -3,7 +3,7 @@
 // counted in wirelane_errors_total{step}, and retried at the next resync while the others go on.
 import { IptablesChains } from '../dataplane/iptables/chains.js';
 import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
-import { PartialApplyError } from '../dataplane/routes/forced-batch.js';
+import { PartialApplyError } from '../dataplane/partial-apply.js';
 import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
 import { TunnelDevice, VXLAN_DEVICE } from '../dataplane/tunnel/index.js';
 import { listAddresses } from '../host/addresses.js';

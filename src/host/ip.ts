@@ -1,6 +1,7 @@
 // The ip(8) command: plain runs, JSON reads (`ip -j`) and batches (`ip -batch -`).
 // `ip -n NS` switches namespace inside ip itself, which is cheaper than `ip netns exec`.
 import { CommandError, runCommand, type CommandResult } from './command.js';
+import { batchText } from './batch.js';
 
 export interface IpOptions {
   /** Named network namespace to act in; the caller's namespace when absent. */
@@ -40,14 +41,7 @@ export async function readIpJson(args: IpCommand, opts: IpOptions = {}): Promise
  */
 export async function runIpBatch(commands: readonly IpCommand[], opts: IpOptions = {}): Promise<void> {
   if (commands.length === 0) return;
-  const lines = commands.map((cmd) => {
-    for (const arg of cmd) {
-      if (arg === '' || /[\s"'#\\]/.test(arg)) {
-        throw new Error(`ip batch: argument ${JSON.stringify(arg)} of "${cmd.join(' ')}" cannot be batched`);
-      }
-    }
-    return cmd.join(' ');
-  });
+  const lines = batchText('ip', commands);
   try {
     await runCommand('ip', [...namespaceArgs(opts), '-batch', '-'], { input: `${lines.join('\n')}\n` });
   } catch (e) {

@@ -3,35 +3,19 @@
 // Kilo compares every allowed-location IP with every segment's and peer's prefixes (O(n²) at 5,000
 // nodes). Prefixes are intervals, so sorting them once answers "does this overlap anything" with a
 // binary search, and a sweep over sorted prefixes finds overlaps between owners.
-import { type Cidr, type Family, widthOf } from '../model/ip.js';
-
-// Masks per family and prefix length, computed once: masking is the hot path at 5,000 nodes and
-// building a mask per call (as model/ip's networkOf does) dominated the profile with bigint garbage.
-const MASKS: Record<Family, bigint[]> = { 4: masksOf(4), 6: masksOf(6) };
-
-function masksOf(family: Family): bigint[] {
-  const width = BigInt(widthOf(family));
-  const all = (1n << width) - 1n;
-  return Array.from({ length: Number(width) + 1 }, (_, bits) => all ^ ((1n << (width - BigInt(bits))) - 1n));
-}
-
-/** The prefix with host bits cleared; the same object when they already are (the usual case). */
-export function maskedPrefix(cidr: Cidr): Cidr {
-  const addr = cidr.addr & (MASKS[cidr.family][cidr.bits] as bigint);
-  return addr === cidr.addr ? cidr : { family: cidr.family, addr, bits: cidr.bits };
-}
+import { type Cidr, type Family, maskOf, networkOf, widthOf } from '../model/ip.js';
 
 /** A prefix's identity after masking: equal keys ⇔ the same network. */
 export function prefixKey(cidr: Cidr): string {
-  const addr = cidr.addr & (MASKS[cidr.family][cidr.bits] as bigint);
+  const addr = cidr.addr & maskOf(cidr.family, cidr.bits);
   // A Number prints much faster than a bigint, and holds any IPv4 address exactly.
   return `${cidr.family}/${cidr.family === 4 ? Number(addr) : addr}/${cidr.bits}`;
 }
 
 function rangeOf(cidr: Cidr): { start: bigint; end: bigint } {
-  const mask = MASKS[cidr.family][cidr.bits] as bigint;
+  const mask = maskOf(cidr.family, cidr.bits);
   const start = cidr.addr & mask;
-  const all = MASKS[cidr.family][widthOf(cidr.family)] as bigint;
+  const all = maskOf(cidr.family, widthOf(cidr.family));
   return { start, end: start | (all ^ mask) };
 }
 
@@ -87,7 +71,7 @@ export function uniquePrefixes(cidrs: Iterable<Cidr>): Cidr[] {
     const key = prefixKey(cidr);
     if (seen.has(key)) continue;
     seen.add(key);
-    unique.push(maskedPrefix(cidr));
+    unique.push(networkOf(cidr));
   }
   return unique;
 }
@@ -104,7 +88,7 @@ export function deduplicatePeerIPs(peerIPs: readonly (readonly Cidr[])[]): Cidr[
       const key = prefixKey(cidr);
       if (claimed.has(key)) continue;
       claimed.add(key);
-      kept.push(maskedPrefix(cidr));
+      kept.push(networkOf(cidr));
     }
     return kept;
   });

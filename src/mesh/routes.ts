@@ -1,8 +1,8 @@
 // The routes and policy rules this node needs (Kilo's Topology.Routes), leader and non-leader.
-import { type Cidr, type Ip, containsIp, equalIp, hostCidr, ipOf } from '../model/ip.js';
+import { type Cidr, type Ip, containsIp, equalIp, hostCidr, ipOf, networkOf } from '../model/ip.js';
 import type { MeshNode } from '../model/mesh.js';
 import { ENCAPSULATION_TABLE, type Route, type Rule } from '../model/route.js';
-import { maskedPrefix, prefixKey } from './allowed-ips.js';
+import { prefixKey } from './allowed-ips.js';
 import type { TopologyCore } from './topology.js';
 
 /**
@@ -32,14 +32,14 @@ class RouteSet {
     const key = `${route.table} ${prefixKey(route.dst)}`;
     if (this.routeKeys.has(key)) return;
     this.routeKeys.add(key);
-    this.routes.push(maskedPrefix(route.dst) === route.dst ? route : { ...route, dst: maskedPrefix(route.dst) });
+    this.routes.push(networkOf(route.dst) === route.dst ? route : { ...route, dst: networkOf(route.dst) });
   }
 
   rule(rule: Rule): void {
     const key = `${rule.table} ${rule.from && prefixKey(rule.from)} ${rule.to && prefixKey(rule.to)} ${rule.iif}`;
     if (this.ruleKeys.has(key)) return;
     this.ruleKeys.add(key);
-    this.rules.push(rule.from === undefined ? rule : { ...rule, from: maskedPrefix(rule.from) });
+    this.rules.push(rule.from === undefined ? rule : { ...rule, from: networkOf(rule.from) });
   }
 }
 

@@ -9,4 +9,4 @@ export {
 } from './routes-dataplane.js';
 export { planRoutes, MAIN_TABLE, type Plan, type PlannedWrite } from './route-plan.js';
 export { planRules } from './rule-plan.js';
-export { PartialApplyError, type WriteFailure } from './forced-batch.js';
+export { PartialApplyError, type WriteFailure } from '../partial-apply.js';

@@ -4,7 +4,8 @@
 import type { Route as KernelRoute } from '../../host/routes.js';
 import { formatCidr, formatIp, networkOf, parseCidr, parseIp, type Family } from '../../model/ip.js';
 import type { Route } from '../../model/route.js';
-import type { BatchLine, WriteFailure } from './forced-batch.js';
+import type { BatchLine } from '../../host/batch.js';
+import type { WriteFailure } from '../partial-apply.js';
 
 /** The kernel's number for the main table; `ip -N` prints it instead of the name. */
 export const MAIN_TABLE = 254;

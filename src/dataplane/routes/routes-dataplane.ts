@@ -8,7 +8,8 @@ import { parseRoute, type Route as KernelRoute } from '../../host/routes.js';
 import { parseRule, type Rule as KernelRule } from '../../host/rules.js';
 import type { Family } from '../../model/ip.js';
 import type { Route, Rule } from '../../model/route.js';
-import { PartialApplyError, runForcedBatch, type WriteFailure } from './forced-batch.js';
+import { runForcedBatch } from '../../host/batch.js';
+import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
 import { planRoutes, type PlannedWrite } from './route-plan.js';
 import { planRules } from './rule-plan.js';
 

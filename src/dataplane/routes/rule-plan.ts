@@ -5,7 +5,8 @@
 import type { Rule as KernelRule } from '../../host/rules.js';
 import { formatCidr, networkOf, parseIpOrCidr, type Cidr, type Family } from '../../model/ip.js';
 import type { Rule } from '../../model/route.js';
-import type { BatchLine, WriteFailure } from './forced-batch.js';
+import type { BatchLine } from '../../host/batch.js';
+import type { WriteFailure } from '../partial-apply.js';
 import { isInterfaceName, tableProblem, type Plan, type PlannedWrite } from './route-plan.js';
 
 interface CanonicalRule {

@@ -25,7 +25,8 @@ import { runCommand } from '../../host/command.js';
 import { IpJsonObject, readIpJson } from '../../host/ip.js';
 import { findLink } from '../../host/links.js';
 import { formatIp, parseIp, type Ip } from '../../model/ip.js';
-import { PartialApplyError, runForcedBatch, type BatchLine, type WriteFailure } from '../routes/forced-batch.js';
+import { type BatchLine, runForcedBatch } from '../../host/batch.js';
+import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
 import { isInterfaceName } from '../routes/route-plan.js';
 import { forwardingOf, planForwarding, vxlanMacOf, type FdbEntry, type NeighbourEntry, type TunnelDesired } from './vxlan-forwarding.js';
 

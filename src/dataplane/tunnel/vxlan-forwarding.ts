@@ -4,7 +4,8 @@
 // Pure: it computes the entries and the batch lines that reconcile them.
 import { createHash } from 'node:crypto';
 import { formatIp, type Ip } from '../../model/ip.js';
-import type { BatchLine, WriteFailure } from '../routes/forced-batch.js';
+import type { BatchLine } from '../../host/batch.js';
+import type { WriteFailure } from '../partial-apply.js';
 
 export interface TunnelMember {
   /** The address the mesh routes through the tunnel point at (`via <internalIP> dev <tunnel>`). */

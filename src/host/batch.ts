@@ -1,7 +1,7 @@
 // Many ip(8) or bridge(8) writes in one process that keeps going past a failing line
 // (`-force -batch -`), so one bad route costs that route only and a reconcile of thousands of
 // routes costs one process, not one per route.
-import { CommandError, runCommand } from '../../host/command.js';
+import { CommandError, runCommand } from './command.js';
 
 /** One batch line as arguments, e.g. ['route', 'add', '10.1.0.0/16', 'dev', 'wg0']. */
 export type BatchLine = readonly string[];
@@ -27,9 +27,13 @@ export interface BatchOptions {
   readonly globalArgs?: readonly string[];
 }
 
-/** Batch lines are split on whitespace by the tool itself; quoting is not supported. */
-function isBatchSafe(arg: string): boolean {
-  return arg !== '' && !/[\s"'#\\]/.test(arg);
+/** Batch lines are split on whitespace by the tool itself, so no argument may need quoting. */
+export function batchText(tool: string, lines: readonly BatchLine[]): string[] {
+  return lines.map((line) => {
+    const bad = line.find((arg) => arg === '' || /[\s"'#\\]/.test(arg));
+    if (bad !== undefined) throw new Error(`${tool} batch: argument ${JSON.stringify(bad)} of "${line.join(' ')}" cannot be batched`);
+    return line.join(' ');
+  });
 }
 
 /**
@@ -38,11 +42,7 @@ function isBatchSafe(arg: string): boolean {
  */
 export async function runForcedBatch(tool: 'ip' | 'bridge', lines: readonly BatchLine[], opts: BatchOptions = {}): Promise<BatchOutcome> {
   if (lines.length === 0) return { written: 0, failures: [] };
-  const texts = lines.map((line) => {
-    const bad = line.find((arg) => !isBatchSafe(arg));
-    if (bad !== undefined) throw new Error(`${tool} batch: argument ${JSON.stringify(bad)} of "${line.join(' ')}" cannot be batched`);
-    return line.join(' ');
-  });
+  const texts = batchText(tool, lines);
   const ns = opts.netns === undefined ? [] : ['-n', opts.netns];
   const args = [...ns, ...(opts.globalArgs ?? []), '-force', '-batch', '-'];
   const result = await runCommand(tool, args, { input: `${texts.join('\n')}\n`, allowFailure: true });
@@ -64,24 +64,4 @@ export async function runForcedBatch(tool: 'ip' | 'bridge', lines: readonly Batc
     throw new CommandError([tool, ...args], result.exitCode, result.stdout, result.stderr, `exit code ${result.exitCode}: ${pending[0] ?? 'no output'}`);
   }
   return { written: lines.length - failures.length, failures };
-}
-
-export interface WriteFailure {
-  /** The object and what was being done to it, e.g. "add route 10.4.0.0/16 dev wl0 table main". */
-  readonly what: string;
-  readonly reason: string;
-}
-
-/** Some writes of an apply failed; the rest were made, and `written` counts them. */
-export class PartialApplyError extends Error {
-  override readonly name = 'PartialApplyError';
-  constructor(
-    readonly dataplane: string,
-    readonly written: number,
-    readonly failures: readonly WriteFailure[],
-  ) {
-    const shown = failures.slice(0, 3).map((f) => `${f.what}: ${f.reason}`);
-    const more = failures.length > 3 ? `; and ${failures.length - 3} more` : '';
-    super(`${dataplane}: ${failures.length} change(s) failed: ${shown.join('; ')}${more}`);
-  }
 }
