@@ -1,0 +1,77 @@
+// The client side of echo/server.ts: COUNT requests, one output line each: the answer, or
+// `ERROR <code>` (ECONNREFUSED, ETIMEDOUT, ...). A new connection or socket per request, unless
+// --same-socket (UDP: one flow). --interval spaces the requests out.
+//   node client.js tcp|udp HOST PORT [--count N] [--interval MS] [--timeout MS] [--same-socket] [--bind ADDRESS]
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6, connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    count: { type: 'string', default: '1' },
+    interval: { type: 'string', default: '0' },
+    timeout: { type: 'string', default: '1000' },
+    'same-socket': { type: 'boolean', default: false },
+    bind: { type: 'string' },
+  },
+});
+const [protocol, host = '', portText = '0'] = positionals;
+const port = Number(portText);
+const timeoutMs = Number(values.timeout);
+
+function tcpRequest(): Promise<string> {
+  return new Promise((resolve) => {
+    let answer = '';
+    const socket = connect({ host, port, timeout: timeoutMs, ...(values.bind && { localAddress: values.bind }) });
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (answer += chunk));
+    socket.on('end', () => resolve(answer.trim()));
+    socket.on('timeout', () => {
+      socket.destroy();
+      resolve('ERROR ETIMEDOUT');
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(`ERROR ${err.code ?? err.message}`));
+  });
+}
+
+function udpRequest(socket: Socket): Promise<string> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done('ERROR ETIMEDOUT'), timeoutMs);
+    const onMessage = (msg: Buffer) => done(msg.toString().trim());
+    const onError = (err: NodeJS.ErrnoException) => done(`ERROR ${err.code ?? err.message}`);
+    function done(line: string): void {
+      clearTimeout(timer);
+      socket.off('message', onMessage);
+      socket.off('error', onError);
+      resolve(line);
+    }
+    socket.on('message', onMessage);
+    socket.on('error', onError);
+    socket.send('ping');
+  });
+}
+
+/** A connected socket: an ICMP port unreachable then surfaces as ECONNREFUSED instead of silence. */
+async function udpSocket(): Promise<Socket> {
+  const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+  await new Promise<void>((resolve) => socket.bind({ ...(values.bind && { address: values.bind }) }, resolve));
+  await new Promise<void>((resolve) => socket.connect(port, host, resolve));
+  return socket;
+}
+
+let shared: Socket | undefined;
+for (let i = 0; i < Number(values.count); i++) {
+  if (i > 0) await sleep(Number(values.interval));
+  let line: string;
+  if (protocol === 'tcp') {
+    line = await tcpRequest();
+  } else {
+    const socket = values['same-socket'] ? (shared ??= await udpSocket()) : await udpSocket();
+    line = await udpRequest(socket);
+    if (socket !== shared) socket.close();
+  }
+  process.stdout.write(`${line}\n`);
+}
+shared?.close();
