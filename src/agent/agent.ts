@@ -24,7 +24,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const source: ClusterSource =
     config.source.kind === 'file'
       ? new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }))
-      : new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log);
+      : new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log, config.serviceProxy !== 'off');
 
   let loop: ReconcileLoop | undefined;
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });

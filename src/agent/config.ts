@@ -5,6 +5,10 @@ import type { LogLevel } from '../observability/logger.js';
 
 export type SourceConfig = { readonly kind: 'kubernetes'; readonly kubeconfig?: string } | { readonly kind: 'file'; readonly path: string };
 
+export type ServiceProxyChoice = 'auto' | 'ebpf' | 'iptables' | 'userspace' | 'off';
+
+export const SERVICE_PROXY_CHOICES: readonly ServiceProxyChoice[] = ['auto', 'ebpf', 'iptables', 'userspace', 'off'];
+
 export interface AgentConfig {
   readonly source: SourceConfig;
   readonly hostname: string;
@@ -24,4 +28,11 @@ export interface AgentConfig {
   readonly mtu: number | 'auto';
   readonly iptablesForwardRules: boolean;
   readonly logLevel: LogLevel;
+  readonly serviceProxy: ServiceProxyChoice;
+  /** --nodeport-addresses: empty = every address of the node (never loopback). */
+  readonly nodePortCIDRs: readonly Cidr[];
+  /** Userspace mode: where proxy ports come from; undefined = any free port. */
+  readonly proxyPortRange?: { readonly min: number; readonly max: number };
+  /** Userspace mode: idle expiry of a UDP client's backend socket. */
+  readonly udpTimeoutMs: number;
 }

@@ -20,11 +20,11 @@ import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
 import { AGENT_WRITTEN, ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
 import { decodeMeshInput, type MeshInput } from '../sources/mesh-input.js';
-import { describeProblem, type Problem } from '../sources/problem.js';
 import type { ClusterSource } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
+import { ProblemReporter } from './problem-reporter.js';
 
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
 const WIREGUARD_OVERHEAD = 80;
@@ -57,13 +57,14 @@ export class MeshReconciler {
   private readonly iptables = new IptablesChains();
   private tunnel: TunnelDevice | undefined;
   private topology: Topology | undefined;
-  private reported = new Set<string>();
   private publishedLastSeen = 0;
   private appliedOnce = false;
+  private readonly problems: ProblemReporter;
 
   constructor(private readonly deps: MeshReconcilerDeps) {
     // Every step's series exists from the start, so "no errors" reads as 0 rather than absent.
     for (const step of MESH_STEPS) deps.metrics.errors.inc({ step }, 0);
+    this.problems = new ProblemReporter(deps.log, deps.metrics);
     this.device = new WireGuardDevice({
       name: deps.config.interface,
       onBackendExit: (exit) => {
@@ -180,7 +181,7 @@ export class MeshReconciler {
   /** Decodes the source's objects, reporting each new problem once, and overlays what this node knows of itself. */
   private meshInput(host: HostView, now: number): MeshInput {
     const decoded = decodeMeshInput(this.deps.source.snapshot(), { topologyLabel: this.deps.config.topologyLabel });
-    this.reportProblems(decoded.problems);
+    this.problems.report(decoded.problems);
     const fromFile = this.deps.source.kind === 'file';
     const nodes = decoded.nodes.map((n): MeshNode => {
       if (n.name !== this.deps.config.hostname) return fromFile ? { ...n, lastSeen: now } : n;
@@ -195,18 +196,6 @@ export class MeshReconciler {
       };
     });
     return { nodes, peers: decoded.peers };
-  }
-
-  private reportProblems(problems: readonly Problem[]): void {
-    const current = new Set<string>();
-    for (const p of problems) {
-      const line = describeProblem(p);
-      current.add(line);
-      if (this.reported.has(line)) continue;
-      this.deps.log.warn(`ignored: ${line}`);
-      this.deps.metrics.invalidObjects.inc({ kind: p.kind });
-    }
-    this.reported = current;
   }
 
   private meshOptions(host: HostView, now: number) {

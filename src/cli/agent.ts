@@ -1,11 +1,12 @@
 import { hostname as osHostname } from 'node:os';
 import { existsSync } from 'node:fs';
-import type { AgentConfig, SourceConfig } from '../agent/config.js';
+import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { parseListenAddress } from '../agent/http.js';
-import { parseCidr } from '../model/ip.js';
+import { type Cidr, parseCidr } from '../model/ip.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
+  choiceFlag,
   durationFlag, integerFlag, parseEncapsulationFlag, parseFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
   stringFlag, switchFlag,
 } from './flags.js';
@@ -36,7 +37,16 @@ export const agent: Command = {
   --iptables-forward-rules[=true] ACCEPT forwarding for the location's addresses (default false)
   --listen [HOST]:PORT            metrics, health and graph (default :1107)
   --clean-up[=true|false]         remove everything on exit (default true)
-  --log-level LEVEL               trace, debug, info, warn, error (default info)`,
+  --log-level LEVEL               trace, debug, info, warn, error (default info)
+
+Services (kube-proxy's job):
+  --service-proxy MODE            auto (default), ebpf, iptables, userspace or off; auto picks the
+                                  fastest data path the host supports
+  --nodeport-addresses CIDR[,..]  serve NodePorts only on node addresses inside these (default: all
+                                  of the node's addresses; never loopback)
+  --proxy-port-range MIN-MAX      userspace mode: ports for proxy sockets (default: any free port)
+  --udp-timeout DURATION          userspace mode: idle time before a UDP client's backend is
+                                  forgotten (default 250ms)`,
   switches: ['local', 'clean-up', 'iptables-forward-rules'],
   options: {
     source: { type: 'string' },
@@ -57,6 +67,10 @@ export const agent: Command = {
     listen: { type: 'string', default: ':1107' },
     'clean-up': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
+    'service-proxy': { type: 'string', default: 'auto' },
+    'nodeport-addresses': { type: 'string' },
+    'proxy-port-range': { type: 'string' },
+    'udp-timeout': { type: 'string', default: '250ms' },
   },
   async run(values) {
     const config = parseAgentConfig(values);
@@ -74,6 +88,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
   if (listen === undefined) throw new UsageError(`--listen: "${str('listen')}" is not [HOST]:PORT`);
   const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
   const internal = stringFlag(values, 'internal-cidr');
+  const cidrList = (name: string): Cidr[] => (stringFlag(values, name) ?? '').split(',').filter((c) => c.trim() !== '').map((c) => parseFlag(name, c.trim(), parseCidr));
   return {
     source: parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig')),
     hostname: stringFlag(values, 'hostname') ?? osHostname(),
@@ -85,14 +100,26 @@ export function parseAgentConfig(values: Values): AgentConfig {
     encapsulate: parseEncapsulationFlag(str('encapsulate')),
     local: switchFlag(values, 'local', true),
     topologyLabel: str('topology-label'),
-    internalCidrs: internal === undefined ? [] : internal.split(',').map((c) => parseFlag('internal-cidr', c.trim(), parseCidr)),
+    internalCidrs: cidrList('internal-cidr'),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
     listen,
     cleanUp: switchFlag(values, 'clean-up', true),
     mtu,
     iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),
     logLevel: parseLogLevelFlag(str('log-level')),
+    serviceProxy: choiceFlag('service-proxy', str('service-proxy'), SERVICE_PROXY_CHOICES),
+    nodePortCIDRs: cidrList('nodeport-addresses'),
+    ...parsePortRange(stringFlag(values, 'proxy-port-range')),
+    udpTimeoutMs: durationFlag('udp-timeout', str('udp-timeout')),
   };
+}
+
+function parsePortRange(text: string | undefined): { proxyPortRange?: { min: number; max: number } } {
+  if (text === undefined) return {};
+  const m = /^(\d+)-(\d+)$/.exec(text);
+  const [min, max] = [Number(m?.[1]), Number(m?.[2])];
+  if (!m || min < 1 || max > 65535 || min > max) throw new UsageError(`--proxy-port-range: "${text}" is not MIN-MAX within 1-65535`);
+  return { proxyPortRange: { min, max } };
 }
 
 function parseSource(source: string | undefined, kubeconfig: string | undefined): SourceConfig {

@@ -29,6 +29,8 @@ test('RBAC grants exactly the calls the Kubernetes source makes', () => {
   assert.deepEqual(role['rules'], [
     { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch', 'patch'] },
     { apiGroups: ['wirelane.io'], resources: ['peers'], verbs: ['list', 'watch'] },
+    { apiGroups: [''], resources: ['services'], verbs: ['list', 'watch'] },
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
   ]);
 });
 

@@ -8,6 +8,8 @@ export interface TestMeshCluster {
   readonly cluster: MeshCluster;
   /** Present with the kubernetes source. */
   readonly api: KubeApiServer | undefined;
+  /** Removes everything; prints the agents' logs first when `failed`. */
+  destroy(failed: boolean): Promise<void>;
 }
 
 // Node 20.12+ has TestContext.passed at run time; @types/node 20 does not declare it yet.
@@ -15,18 +17,31 @@ function failed(t: TestContext): boolean {
   return (t as TestContext & { readonly passed?: boolean }).passed === false;
 }
 
-export async function startMeshCluster(t: TestContext, spec: MeshClusterSpec): Promise<TestMeshCluster> {
+/** For a suite sharing one cluster: the caller destroys it in its own after-hook. */
+export async function createMeshCluster(spec: MeshClusterSpec): Promise<TestMeshCluster> {
   const cluster = await MeshCluster.create(spec);
   let api: KubeApiServer | undefined;
-  t.after(async () => {
-    if (failed(t)) process.stderr.write(`${await cluster.logTails()}\n`);
+  const destroy = async (failedRun: boolean) => {
+    if (failedRun) process.stderr.write(`${await cluster.logTails()}\n`);
     await cluster.destroy();
     await api?.close();
-  });
-  if (spec.source === 'kubernetes') {
-    api = await startKubeApiServer({ host: cluster.sandbox.managementAddress });
-    await api.writeKubeconfig(cluster.kubeconfig);
-    for (const n of spec.nodes) api.create('nodes', cluster.kubernetesNode(n.name));
+  };
+  try {
+    if (spec.source === 'kubernetes') {
+      api = await startKubeApiServer({ host: cluster.sandbox.managementAddress });
+      await api.writeKubeconfig(cluster.kubeconfig);
+      for (const n of spec.nodes) api.create('nodes', cluster.kubernetesNode(n.name));
+    }
+  } catch (err) {
+    await destroy(false);
+    throw err;
   }
-  return { cluster, api };
+  return { cluster, api, destroy };
+}
+
+/** One cluster for one test, destroyed by the test's after-hook. */
+export async function startMeshCluster(t: TestContext, spec: MeshClusterSpec): Promise<TestMeshCluster> {
+  const started = await createMeshCluster(spec);
+  t.after(() => started.destroy(failed(t)));
+  return started;
 }

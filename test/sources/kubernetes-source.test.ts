@@ -16,7 +16,9 @@ async function startSource(t: TestContext) {
   await server.writeKubeconfig(join(dir, 'kubeconfig'));
   server.create('nodes', { metadata: { name: 'a', annotations: { 'wirelane.io/location': 'eu' } } });
   server.create('peers', { apiVersion: 'wirelane.io/v1alpha1', kind: 'Peer', metadata: { name: 'p' }, spec: { allowedIPs: ['10.5.0.1/32'] } });
-  const source = new KubernetesSource(loadKubeConfig(join(dir, 'kubeconfig')), log);
+  server.create('services', { metadata: { name: 's', namespace: 'default' }, spec: { clusterIP: '10.96.0.1' } });
+  server.create('endpointslices', { metadata: { name: 's-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 's' } }, addressType: 'IPv4', endpoints: [] });
+  const source = new KubernetesSource(loadKubeConfig(join(dir, 'kubeconfig')), log, true);
   let changes = 0;
   t.after(async () => {
     await source.stop();
@@ -28,10 +30,12 @@ async function startSource(t: TestContext) {
   return { server, source, names, changes: () => changes };
 }
 
-test('the source lists nodes and peers and follows watch events', async (t) => {
+test('the source lists nodes, peers, services and endpoint slices and follows watch events', async (t) => {
   const { server, names, changes } = await startSource(t);
   assert.deepEqual(names('Node'), ['a']);
   assert.deepEqual(names('Peer'), ['p']);
+  assert.deepEqual(names('Service'), ['s']);
+  assert.deepEqual(names('EndpointSlice'), ['s-1']);
   const before = changes();
   server.create('nodes', { metadata: { name: 'b' } });
   server.delete('peers', 'p');

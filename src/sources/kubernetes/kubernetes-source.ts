@@ -1,6 +1,6 @@
-// The Kubernetes API as a source: informers on Nodes and Peers (Services and EndpointSlices join with
-// the service proxy), and a merge patch for this node's own annotations.
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type KubernetesListObject, type KubernetesObject, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+// The Kubernetes API as a source: informers on Nodes and Peers (and Services and EndpointSlices when
+// a service proxy runs), and a merge patch for this node's own annotations.
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, type KubernetesListObject, type KubernetesObject, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/logger.js';
 import type { KubeObject } from '../objects.js';
 import { PEER_GROUP, PEER_PLURAL, PEER_VERSION } from '../peer.js';
@@ -23,6 +23,8 @@ export class KubernetesSource implements ClusterSource {
   constructor(
     private readonly kubeconfig: KubeConfig,
     private readonly log: Logger,
+    /** Also watch Services and EndpointSlices (only when a service proxy runs: RBAC may not allow it). */
+    private readonly withServices: boolean,
   ) {
     this.core = kubeconfig.makeApiClient(CoreV1Api);
   }
@@ -37,6 +39,11 @@ export class KubernetesSource implements ClusterSource {
     add('Peer', `/apis/${PEER_GROUP}/${PEER_VERSION}/${PEER_PLURAL}`, () =>
       custom.listClusterCustomObject({ group: PEER_GROUP, version: PEER_VERSION, plural: PEER_PLURAL }),
     );
+    if (this.withServices) {
+      const discovery = this.kubeconfig.makeApiClient(DiscoveryV1Api);
+      add('Service', '/api/v1/services', () => this.core.listServiceForAllNamespaces());
+      add('EndpointSlice', '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces());
+    }
     await Promise.all(this.watches.map(({ watch }) => watch.start()));
   }
 

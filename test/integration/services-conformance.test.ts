@@ -1,0 +1,248 @@
+// The services conformance suite: the same behaviours, checked with real traffic, for every service
+// proxy mode. Three nodes (a, b in east; c in west) run real agents with the mesh and the proxy;
+// Services and EndpointSlices come from the test API server; backends are echo servers in pods that
+// answer with their name and the source address they saw; a client host sits outside the cluster.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
+import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
+import type { KubeApiServer } from '../kube-apiserver/index.js';
+import { type TestMeshCluster, createMeshCluster } from '../harness/mesh-cluster.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+import { until } from '../support/wait.js';
+
+const skip = await capabilitySkip('services conformance suite', [...AGENT_TOOLS, ['conntrack', ['--version']]]);
+
+const MODES = [
+  // The userspace proxy terminates connections, so backends see the node, never the client.
+  { mode: 'iptables', preservesSourceIP: true },
+  { mode: 'userspace', preservesSourceIP: false },
+] as const;
+
+const EXTERNAL_IP = '192.0.2.10';
+const LOAD_BALANCER_IP = '192.0.2.20';
+const CLIENT_IP = '172.31.1.1';
+const AFFINITY_SECONDS = 2;
+
+type Endpoint = { pod: string; ready?: boolean; serving?: boolean; terminating?: boolean };
+type ServicePortSpec = { name: string; protocol: string; port: number; targetPort: number; nodePort?: number };
+
+function service(name: string, spec: Record<string, unknown>, status: Record<string, unknown> = {}) {
+  return { metadata: { name, namespace: 'default' }, spec: { type: 'ClusterIP', ...spec }, status };
+}
+
+const httpPort = { name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 };
+const dnsPort = { name: 'dns', protocol: 'UDP', port: 53, targetPort: 8080 };
+
+describe('services conformance', { skip }, () => {
+  for (const { mode, preservesSourceIP } of MODES) {
+    describe(`${mode} mode`, () => {
+      let started: TestMeshCluster;
+      let cluster: MeshCluster;
+      let api: KubeApiServer;
+      let anyFailed = false;
+
+      /** Pod by sandbox name, e.g. 'a-pod1'. */
+      const pod = (name: string) => {
+        const found = cluster.sandbox.pods.find((p) => p.name === name);
+        if (!found) throw new Error(`no pod ${name}`);
+        return found;
+      };
+      const client = () => cluster.sandbox.outside[0]!;
+
+      function slice(name: string, ports: readonly ServicePortSpec[], endpoints: Endpoint[]) {
+        return {
+          metadata: { name: `${name}-1`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
+          addressType: 'IPv4',
+          ports: ports.map((p) => ({ name: p.name, protocol: p.protocol, port: 8080 })),
+          endpoints: endpoints.map((e) => ({
+            addresses: [pod(e.pod).ip],
+            nodeName: pod(e.pod).node,
+            conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
+          })),
+        };
+      }
+
+      function setService(name: string, spec: Record<string, unknown>, endpoints: Endpoint[], status: Record<string, unknown> = {}) {
+        const ports = spec['ports'] as ServicePortSpec[];
+        const svc = service(name, spec, status);
+        if (api.get('services', name, 'default')) api.update('services', svc);
+        else api.create('services', svc);
+        const s = slice(name, ports, endpoints);
+        if (api.get('endpointslices', s.metadata.name, 'default')) api.update('endpointslices', s);
+        else api.create('endpointslices', s);
+      }
+
+      /** Backend names of the answers; errors as `ERROR <code>`. */
+      const backends = (lines: string[]) => lines.map((l) => l.split(' ')[0] === 'ERROR' ? l : (l.split(' ')[0] as string));
+
+      /** Waits until requests get answers again after a change (agents apply on the next event). */
+      async function settle(check: () => Promise<boolean>, what: string) {
+        await until(what, check, 20_000, 250);
+      }
+
+      before(async () => {
+        started = await createMeshCluster({
+          nodes: [
+            { name: 'a', location: 'east', pods: 2 },
+            { name: 'b', location: 'east' },
+            { name: 'c', location: 'west' },
+          ],
+          source: 'kubernetes',
+          outside: [{ name: 'client', underlayAddress: `${CLIENT_IP}/16` }],
+          agentArgs: ['--resync-period', '5s', '--service-proxy', mode],
+        });
+        cluster = started.cluster;
+        api = started.api!;
+        for (const p of ['a-pod0', 'a-pod1', 'b-pod0', 'c-pod0']) {
+          startEchoServer(cluster.sandbox, pod(p), p.replace('-pod', ''), { tcp: 8080, udp: 8080 });
+        }
+        // The outside client reaches external and load-balancer IPs through node a, as a router would send them.
+        await cluster.sandbox.exec(client(), 'ip', ['route', 'add', '192.0.2.0/24', 'via', cluster.sandbox.node('a').underlayIP]);
+        const three = [{ pod: 'a-pod0' }, { pod: 'b-pod0' }, { pod: 'c-pod0' }];
+        setService(
+          'web',
+          {
+            type: 'LoadBalancer',
+            clusterIP: '10.96.0.10',
+            clusterIPs: ['10.96.0.10'],
+            ports: [{ ...httpPort, nodePort: 30080 }, { ...dnsPort, nodePort: 30053 }],
+            externalIPs: [EXTERNAL_IP],
+          },
+          three,
+          { loadBalancer: { ingress: [{ ip: LOAD_BALANCER_IP }] } },
+        );
+        setService('sticky', { clusterIP: '10.96.0.11', ports: [httpPort], sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: AFFINITY_SECONDS } } }, three);
+        setService('local', { type: 'NodePort', clusterIP: '10.96.0.12', ports: [{ ...httpPort, nodePort: 30081 }], externalTrafficPolicy: 'Local' }, [{ pod: 'a-pod1' }]);
+        setService('empty', { clusterIP: '10.96.0.13', ports: [httpPort, dnsPort] }, []);
+        setService('term', { clusterIP: '10.96.0.14', ports: [httpPort] }, [{ pod: 'b-pod0' }, { pod: 'c-pod0', ready: false, serving: true, terminating: true }]);
+        setService('flow', { clusterIP: '10.96.0.15', ports: [dnsPort] }, [{ pod: 'b-pod0' }]);
+        for (const n of ['a', 'b', 'c']) cluster.startAgent(n);
+        await cluster.waitReady();
+        await settle(async () => backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.10', 80))[0]?.startsWith('ERROR') === false, 'the first service to answer');
+      });
+
+      after(async () => {
+        await started?.destroy(anyFailed);
+      });
+
+      const check = (name: string, body: () => Promise<void>) =>
+        test(name, async () => {
+          try {
+            await body();
+          } catch (err) {
+            anyFailed = true;
+            throw err;
+          }
+        });
+
+      check('ClusterIP over TCP and UDP from a pod on the same node, a pod on another node and the host', async () => {
+        for (const from of [pod('a-pod1'), pod('c-pod0'), cluster.sandbox.node('a')]) {
+          for (const [protocol, port] of [['tcp', 80], ['udp', 53]] as const) {
+            const answers = backends(await echoRequests(cluster.sandbox, from, protocol, '10.96.0.10', port, { count: 3 }));
+            assert.ok(answers.every((a) => ['a0', 'b0', 'c0'].includes(a)), `${protocol} from ${from.netns}: ${answers.join(', ')}`);
+          }
+        }
+      });
+
+      check('NodePort, ExternalIP and LoadBalancer IP from outside the cluster', async () => {
+        const targets: [string, 'tcp' | 'udp', number][] = [
+          [cluster.sandbox.node('b').underlayIP, 'tcp', 30080],
+          [cluster.sandbox.node('b').underlayIP, 'udp', 30053],
+          [EXTERNAL_IP, 'tcp', 80],
+          [LOAD_BALANCER_IP, 'tcp', 80],
+        ];
+        for (const [host, protocol, port] of targets) {
+          const answers = backends(await echoRequests(cluster.sandbox, client(), protocol, host, port, { count: 3 }));
+          assert.ok(answers.every((a) => ['a0', 'b0', 'c0'].includes(a)), `${protocol} ${host}:${port}: ${answers.join(', ')}`);
+        }
+      });
+
+      check('requests spread over every endpoint', async () => {
+        const seen = new Set(backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.10', 80, { count: 60 })));
+        assert.deepEqual([...seen].sort(), ['a0', 'b0', 'c0']);
+      });
+
+      check('ClientIP affinity sticks within its timeout and expires after it', async () => {
+        const first = backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.11', 80, { count: 15 }));
+        assert.equal(new Set(first).size, 1, `sticky: ${first.join(', ')}`);
+        // After the timeout the next choice is random again: within a few rounds another backend answers.
+        let moved = false;
+        for (let round = 0; round < 8 && !moved; round++) {
+          await new Promise((resolve) => setTimeout(resolve, (AFFINITY_SECONDS + 1) * 1000));
+          const next = backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.11', 80));
+          moved = next[0] !== first[0];
+        }
+        assert.ok(moved, 'affinity never expired');
+      });
+
+      check(`externalTrafficPolicy Local ${preservesSourceIP ? 'keeps the client source IP' : 'serves from the local endpoint'} and drops on a node without one`, async () => {
+        const [answer] = await echoRequests(cluster.sandbox, client(), 'tcp', cluster.sandbox.node('a').underlayIP, 30081);
+        const [backend, seen] = (answer ?? '').split(' ');
+        assert.equal(backend, 'a1');
+        if (preservesSourceIP) assert.equal(seen?.split(':')[0], CLIENT_IP);
+        const dropped = await echoRequests(cluster.sandbox, client(), 'tcp', cluster.sandbox.node('b').underlayIP, 30081, { timeoutMs: 1500 });
+        assert.deepEqual(dropped, ['ERROR ETIMEDOUT'], 'dropped, not refused');
+      });
+
+      check('a service without endpoints refuses at once, TCP and UDP', async () => {
+        for (const [protocol, port] of [['tcp', 80], ['udp', 53]] as const) {
+          const started = Date.now();
+          const answers = await echoRequests(cluster.sandbox, pod('a-pod1'), protocol, '10.96.0.13', port, { timeoutMs: 3000 });
+          assert.deepEqual(answers, ['ERROR ECONNREFUSED'], protocol);
+          assert.ok(Date.now() - started < 2500, `${protocol} refusal came before the client gave up`);
+        }
+      });
+
+      check('terminating endpoints serve only when nothing is ready', async () => {
+        assert.deepEqual([...new Set(backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.14', 80, { count: 20 })))], ['b0']);
+        setService('term', { clusterIP: '10.96.0.14', ports: [httpPort] }, [{ pod: 'c-pod0', ready: false, serving: true, terminating: true }]);
+        await settle(async () => backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.14', 80))[0] === 'c0', 'the terminating endpoint to take over');
+        assert.deepEqual([...new Set(backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.14', 80, { count: 10 })))], ['c0']);
+      });
+
+      check('a removed endpoint gets no new connections, and a UDP flow moves to another backend', async () => {
+        // The flow starts on b0, the only endpoint; it is replaced by c0 while the flow runs.
+        const flow = echoRequests(cluster.sandbox, pod('a-pod1'), 'udp', '10.96.0.15', 53, { count: 24, intervalMs: 250, sameSocket: true, timeoutMs: 400 });
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        setService('flow', { clusterIP: '10.96.0.15', ports: [dnsPort] }, [{ pod: 'c-pod0' }]);
+        const answers = backends(await flow);
+        assert.equal(answers[0], 'b0');
+        assert.equal(answers.at(-1), 'c0', `the flow stayed on the removed backend: ${answers.join(', ')}`);
+
+        setService('web', { type: 'LoadBalancer', clusterIP: '10.96.0.10', ports: [{ ...httpPort, nodePort: 30080 }, { ...dnsPort, nodePort: 30053 }], externalIPs: [EXTERNAL_IP] },
+          [{ pod: 'a-pod0' }, { pod: 'b-pod0' }], { loadBalancer: { ingress: [{ ip: LOAD_BALANCER_IP }] } });
+        await settle(async () => {
+          const seen = backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.10', 80, { count: 20 }));
+          return !seen.includes('c0');
+        }, 'c0 to leave the web service');
+        const seen = backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.10', 80, { count: 40 }));
+        assert.ok(!seen.includes('c0'), seen.join(', '));
+      });
+
+      check('deleting a service removes its rules and sockets', async () => {
+        api.delete('services', 'sticky', 'default');
+        api.delete('endpointslices', 'sticky-1', 'default');
+        for (const n of ['a', 'b', 'c']) {
+          const node = cluster.sandbox.node(n);
+          await settle(async () => !(await cluster.sandbox.exec(node, 'iptables-save', [])).stdout.includes('10.96.0.11'), `node ${n} to drop the rules for 10.96.0.11`);
+        }
+        const answers = backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.11', 80, { timeoutMs: 1000 }));
+        assert.ok(answers[0]?.startsWith('ERROR'), answers.join(', '));
+      });
+
+      check('--clean-up leaves no rule, chain or socket of the proxy', async () => {
+        for (const n of ['a', 'b', 'c']) assert.equal(await cluster.stopAgent(n), 0);
+        for (const n of ['a', 'b', 'c']) {
+          const node = cluster.sandbox.node(n);
+          for (const tool of ['iptables-save', 'ip6tables-save']) {
+            const rules = (await cluster.sandbox.exec(node, tool, [])).stdout;
+            assert.doesNotMatch(rules, /WLSVC-|WLPROXY-|WIRELANE-|10\.96\.0\./, `${tool} on ${n}`);
+          }
+          const sockets = (await cluster.sandbox.exec(node, 'ss', ['-Hltun'])).stdout.trim();
+          assert.equal(sockets, '', `listening sockets on ${n}`);
+        }
+      });
+    });
+  }
+});
