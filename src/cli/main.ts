@@ -6,6 +6,7 @@ import { type Command, UsageError } from './command.js';
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   agent: { summary: 'run the node agent', load: async () => (await import('./agent.js')).agent },
   topology: { summary: "print one node's view of the mesh (-o json)", load: async () => (await import('./topology.js')).topology },
+  services: { summary: "print one node's service map (-o json)", load: async () => (await import('./services.js')).services },
   showconf: { summary: 'print the WireGuard configuration of a node or Peer', load: async () => (await import('./showconf.js')).showconf },
   graph: { summary: 'draw the mesh as DOT or SVG', load: async () => (await import('./graph.js')).graph },
   demo: { summary: 'run a four-node mesh in network namespaces and check it (root)', load: async () => (await import('./demo.js')).demo },

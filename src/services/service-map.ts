@@ -1,0 +1,133 @@
+// Services + EndpointSlices → what this node must program, as kube-proxy would decide it (its
+// ServiceChangeTracker, EndpointSliceCache and CategorizeEndpoints). Pure: everything comes in as
+// arguments, so a test is a table of inputs and outputs.
+import { type Cidr, type Family, type Ip, compareCidr, containsIp, equalCidr, parseCidr } from '../model/ip.js';
+import type { ServiceBackend, ServiceMap, ServicePort } from '../model/service.js';
+import { categorizeEndpoints, mergeSliceEndpoints } from './endpoints.js';
+import type { EndpointSlice, Service, ServiceMapInput, ServicePortSpec } from './input.js';
+
+export interface ServiceMapOptions {
+  /** --nodeport-addresses: serve NodePorts only on node addresses inside these; absent or empty = all. */
+  readonly nodePortCIDRs?: readonly Cidr[];
+  /** This proxy's name: Services whose service-proxy-name label names another proxy are left alone. */
+  readonly proxyName: string;
+}
+
+export const PROXY_NAME = 'wirelane';
+
+const LOOPBACK = [parseCidr('127.0.0.0/8'), parseCidr('::1/128')];
+
+export function computeServiceMap(input: ServiceMapInput, opts: ServiceMapOptions): ServiceMap {
+  const slices = slicesByService(input.slices);
+  const servicePorts: ServicePort[] = [];
+  for (const svc of input.services) {
+    if (!isProxied(svc, opts.proxyName)) continue;
+    const mine = slices.get(`${svc.namespace}/${svc.name}`) ?? [];
+    for (const port of svc.ports) servicePorts.push(servicePortOf(svc, port, mine, input));
+  }
+  servicePorts.sort(compareServicePorts);
+  return {
+    node: input.node.name,
+    nodePortAddresses: nodePortAddressesOf(input.node.addresses, opts.nodePortCIDRs ?? []),
+    clusterCIDRs: uniqueSorted(input.clusterCIDRs, compareCidr, equalCidr),
+    servicePorts,
+  };
+}
+
+/**
+ * kube-proxy's ShouldSkipService plus the service-proxy-name label: headless and ExternalName
+ * Services have nothing to proxy, nor has a Service whose cluster IP is not allocated yet.
+ */
+export function isProxied(svc: Service, proxyName: string): boolean {
+  if (svc.proxyName !== undefined && svc.proxyName !== proxyName) return false;
+  return svc.type !== 'ExternalName' && !svc.headless && svc.clusterIPs.length > 0;
+}
+
+function servicePortOf(svc: Service, spec: ServicePortSpec, slices: readonly EndpointSlice[], input: ServiceMapInput): ServicePort {
+  // Each family is its own proxy (kube-proxy runs one per family): an address or endpoint of a
+  // family the Service has no cluster IP of is not served.
+  const families = new Set(svc.clusterIPs.map((ip) => ip.family));
+  const served = (ip: Ip): boolean => families.has(ip.family);
+  // kube-proxy's ExternallyAccessible: ETP only means something for traffic that comes from outside.
+  const external = svc.type === 'NodePort' || svc.type === 'LoadBalancer' || svc.externalIPs.length > 0;
+  const externalPolicyLocal = external && svc.externalTrafficPolicy === 'Local';
+  const internalPolicyLocal = svc.internalTrafficPolicy === 'Local';
+  const cluster: ServiceBackend[] = [];
+  const local: ServiceBackend[] = [];
+  for (const family of [4, 6] as const satisfies readonly Family[]) {
+    if (!families.has(family)) continue;
+    const candidates = mergeSliceEndpoints(slices, family, spec.name, spec.protocol, input.node.name);
+    const lists = categorizeEndpoints(candidates, input.node.zone);
+    cluster.push(...lists.cluster);
+    local.push(...lists.local);
+  }
+  const loadBalancerIPs = svc.type === 'LoadBalancer' ? svc.loadBalancerIngress.filter((i) => i.ipMode === 'VIP').map((i) => i.ip) : [];
+  return {
+    service: `${svc.namespace}/${svc.name}`,
+    portName: spec.name,
+    protocol: spec.protocol,
+    clusterIPs: svc.clusterIPs,
+    port: spec.port,
+    ...(spec.nodePort !== undefined && { nodePort: spec.nodePort }),
+    externalIPs: uniqueIps(svc.externalIPs.filter(served)),
+    loadBalancerIPs: uniqueIps(loadBalancerIPs.filter(served)),
+    loadBalancerSourceRanges: uniqueSorted(
+      svc.loadBalancerSourceRanges.filter((r) => families.has(r.family)),
+      compareCidr,
+      equalCidr,
+    ),
+    ...(svc.sessionAffinityTimeoutSeconds !== undefined && { sessionAffinityTimeoutSeconds: svc.sessionAffinityTimeoutSeconds }),
+    // kube-proxy's NeedsHealthCheck: only a LoadBalancer with Local policy asks nodes for their health.
+    ...(svc.type === 'LoadBalancer' && externalPolicyLocal && svc.healthCheckNodePort !== undefined && { healthCheckNodePort: svc.healthCheckNodePort }),
+    externalPolicyLocal,
+    internalPolicyLocal,
+    clusterEndpoints: cluster,
+    internalEndpoints: internalPolicyLocal ? local : cluster,
+    externalEndpoints: externalPolicyLocal ? local : cluster,
+  };
+}
+
+/** Slices grouped by `namespace/service`, each group in slice-name order (ties in merging go to the first). */
+function slicesByService(slices: readonly EndpointSlice[]): Map<string, EndpointSlice[]> {
+  const out = new Map<string, EndpointSlice[]>();
+  for (const s of slices) {
+    const key = `${s.namespace}/${s.service}`;
+    const group = out.get(key);
+    if (group === undefined) out.set(key, [s]);
+    else group.push(s);
+  }
+  for (const group of out.values()) group.sort((a, b) => compareStrings(a.name, b.name) || a.family - b.family);
+  return out;
+}
+
+// Never loopback: NodePorts on 127.0.0.1 reach services from anything local to the node
+// (CVE-2020-8558), so they are not served there even when a CIDR flag would include them.
+function nodePortAddressesOf(addresses: readonly Ip[], cidrs: readonly Cidr[]): Ip[] {
+  const wanted = addresses.filter(
+    (ip) => !LOOPBACK.some((lo) => containsIp(lo, ip)) && (cidrs.length === 0 || cidrs.some((c) => containsIp(c, ip))),
+  );
+  return uniqueIps(wanted);
+}
+
+function compareServicePorts(a: ServicePort, b: ServicePort): number {
+  return compareStrings(a.service, b.service) || compareStrings(a.portName, b.portName) || compareStrings(a.protocol, b.protocol);
+}
+
+// Code-unit order, not locale order: the same everywhere, whatever the machine's locale.
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareIps(a: Ip, b: Ip): number {
+  if (a.family !== b.family) return a.family - b.family;
+  return a.value === b.value ? 0 : a.value < b.value ? -1 : 1;
+}
+
+function uniqueIps(ips: readonly Ip[]): Ip[] {
+  return uniqueSorted(ips, compareIps, (a, b) => compareIps(a, b) === 0);
+}
+
+function uniqueSorted<T>(items: readonly T[], compare: (a: T, b: T) => number, equal: (a: T, b: T) => boolean): T[] {
+  const sorted = [...items].sort(compare);
+  return sorted.filter((item, i) => i === 0 || !equal(item, sorted[i - 1] as T));
+}

@@ -1,0 +1,77 @@
+// discovery.k8s.io/v1 EndpointSlice → EndpointSlice. A bad field rejects the whole slice (one error
+// naming it and the field); what kube-proxy merely ignores is ignored here too: FQDN slices and
+// ports without a number.
+import type { Family } from '../model/ip.js';
+import type { EndpointSlice, SliceEndpoint, SlicePort } from '../services/input.js';
+import type { KubeObject } from './objects.js';
+import { ObjectFields } from './service.js';
+
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+const FAMILIES: Readonly<Record<string, Family | 'FQDN'>> = { IPv4: 4, IPv6: 6, FQDN: 'FQDN' };
+
+/** Returns undefined for an FQDN slice: no proxy forwards to names. */
+export function decodeEndpointSlice(obj: KubeObject): EndpointSlice | undefined {
+  const f: ObjectFields = new ObjectFields('EndpointSlice', obj);
+  const record = obj as Record<string, unknown>;
+  const addressType = f.string('addressType', record['addressType']) ?? f.fail('addressType', 'missing');
+  const family = FAMILIES[addressType] ?? f.fail('addressType', `"${addressType}" is not one of IPv4, IPv6, FQDN`);
+  if (family === 'FQDN') return undefined;
+  const service = f.labels(obj)[SERVICE_NAME_LABEL];
+  if (service === undefined || service === '') f.fail(`metadata.labels[${SERVICE_NAME_LABEL}]`, 'missing');
+  return {
+    namespace: f.namespaceOf(obj),
+    name: obj.metadata?.name as string,
+    service,
+    family,
+    ports: decodePorts(f, record['ports']),
+    endpoints: f.list('endpoints', record['endpoints']).map((item, i) => decodeEndpoint(f, item, `endpoints[${i}]`, family)),
+  };
+}
+
+function decodePorts(f: ObjectFields, value: unknown): SlicePort[] {
+  const byName = new Map<string, number>();
+  const out: SlicePort[] = [];
+  f.list('ports', value).forEach((item, i) => {
+    const at = `ports[${i}]`;
+    const p = f.record(at, item) ?? f.fail(at, 'missing');
+    // The API server defaults a missing name to '' (the unnamed Service port) and protocol to TCP.
+    const name = f.string(`${at}.name`, p['name']) ?? '';
+    const same = byName.get(name);
+    if (same !== undefined) f.fail(`${at}.name`, `"${name}" is also the name of ports[${same}]`);
+    byName.set(name, i);
+    const protocol = f.protocol(`${at}.protocol`, p['protocol']);
+    // kube-proxy ignores a port with no number ("all ports" is not implemented by anyone).
+    const port = f.optionalPort(`${at}.port`, p['port']);
+    if (port !== undefined) out.push({ name, protocol, port });
+  });
+  return out;
+}
+
+function decodeEndpoint(f: ObjectFields, item: unknown, at: string, family: Family): SliceEndpoint {
+  const e = f.record(at, item) ?? f.fail(at, 'missing');
+  const addresses = f.list(`${at}.addresses`, e['addresses']).map((v, j) => f.ip(`${at}.addresses[${j}]`, v, family));
+  if (addresses.length === 0) f.fail(`${at}.addresses`, 'missing');
+  const conditions = f.record(`${at}.conditions`, e['conditions']);
+  // The API's nil meanings: ready unknown = ready, serving unknown = as ready, terminating unknown = not.
+  const ready = f.boolean(`${at}.conditions.ready`, conditions?.['ready']) ?? true;
+  const serving = f.boolean(`${at}.conditions.serving`, conditions?.['serving']) ?? ready;
+  const terminating = f.boolean(`${at}.conditions.terminating`, conditions?.['terminating']) ?? false;
+  const nodeName = f.string(`${at}.nodeName`, e['nodeName']);
+  const zone = f.string(`${at}.zone`, e['zone']);
+  const hints = f.record(`${at}.hints`, e['hints']);
+  const zoneHints = f.list(`${at}.hints.forZones`, hints?.['forZones']).map((z, k) => {
+    const hint = f.record(`${at}.hints.forZones[${k}]`, z);
+    const name = f.string(`${at}.hints.forZones[${k}].name`, hint?.['name']);
+    return name === undefined || name === '' ? f.fail(`${at}.hints.forZones[${k}].name`, 'missing') : name;
+  });
+  return {
+    addresses,
+    ready,
+    serving,
+    terminating,
+    ...(nodeName !== undefined && nodeName !== '' && { nodeName }),
+    ...(zone !== undefined && zone !== '' && { zone }),
+    zoneHints,
+  };
+}
