@@ -1,0 +1,107 @@
+// `--service-proxy iptables`: the service map as kube-proxy-style iptables rules (rules.ts),
+// programmed through the iptables dataplane under its own chain owner, plus the UDP conntrack
+// deletions a change calls for (stale-flows.ts).
+import { type ConntrackFilter, deleteConntrack } from '../../host/conntrack.js';
+import { formatIp } from '../../model/ip.js';
+import type { ServiceMap } from '../../model/service.js';
+import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
+import type { CommandRunner, IptablesBackend } from '../iptables/backend.js';
+import { type FamilyRestore, IptablesChains } from '../iptables/chains.js';
+import { SERVICE_OWNER } from './chain-names.js';
+import { computeServiceRules } from './rules.js';
+import { staleUdpFlows } from './stale-flows.js';
+
+export interface IptablesServiceProxyOptions {
+  /** Program the rules (and delete conntrack entries) inside this named network namespace. */
+  readonly netns?: string;
+  /** Default: the backend of the host's `iptables` command. */
+  readonly backend?: IptablesBackend;
+  /** Runs iptables-save/-restore; the host runner by default. */
+  readonly run?: CommandRunner;
+  /** Deletes conntrack entries; `deleteConntrack` by default. */
+  readonly deleteConntrack?: typeof deleteConntrack;
+}
+
+export interface IptablesServiceProxyReport extends ServiceProxyReport {
+  /** iptables-restore calls: 0 when nothing changed, at most one per family. */
+  readonly written: number;
+  /** What each restore wrote (its input and the chains it rewrote or deleted). */
+  readonly restores: readonly FamilyRestore[];
+  /** conntrack deletions run for UDP flows that lost their endpoint or service. */
+  readonly conntrackDeletions: number;
+}
+
+/** conntrack deletions that failed; the rules are in place, and the next apply retries them. */
+export class ConntrackFlushError extends Error {
+  override readonly name = 'ConntrackFlushError';
+}
+
+export class IptablesServiceProxy implements ServiceProxy {
+  readonly mode = 'iptables' as const;
+  private readonly chains: IptablesChains;
+  private readonly netns: string | undefined;
+  private readonly deleteEntries: typeof deleteConntrack;
+  /** The last map whose rules were written: stale flows are what changed since. */
+  private applied: ServiceMap | undefined;
+  /** Deletions that failed, retried on the next apply. */
+  private pending: ConntrackFilter[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: IptablesServiceProxyOptions = {}) {
+    this.netns = opts.netns;
+    this.deleteEntries = opts.deleteConntrack ?? deleteConntrack;
+    this.chains = new IptablesChains({
+      owner: SERVICE_OWNER,
+      ...(opts.netns === undefined ? {} : { netns: opts.netns }),
+      ...(opts.backend === undefined ? {} : { backend: opts.backend }),
+      ...(opts.run === undefined ? {} : { run: opts.run }),
+    });
+  }
+
+  /** Writes the chains that differ from the last apply, then deletes stale UDP conntrack entries. */
+  apply(map: ServiceMap): Promise<IptablesServiceProxyReport> {
+    return this.serialise(async () => {
+      const report = await this.chains.apply(computeServiceRules(map));
+      const flushes = [...this.pending, ...staleUdpFlows(this.applied, map)];
+      this.applied = map;
+      this.pending = [];
+      const failures: string[] = [];
+      // One at a time: each is a short process, and a burst of them gains nothing on one table.
+      for (const filter of flushes) {
+        try {
+          await this.deleteEntries(filter, this.netns === undefined ? {} : { netns: this.netns });
+        } catch (err) {
+          this.pending.push(filter);
+          failures.push(`${describeFilter(filter)}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      if (failures.length > 0) {
+        throw new ConntrackFlushError(`service proxy (iptables): ${failures.length} of ${flushes.length} UDP conntrack deletions failed, retried on the next apply; first: ${failures[0]}`);
+      }
+      return { written: report.written, restores: report.restores, conntrackDeletions: flushes.length };
+    });
+  }
+
+  /** Removes every WLSVC- chain and every wirelane-svc: jump, also those of a crashed run. */
+  cleanup(): Promise<void> {
+    return this.serialise(async () => {
+      await this.chains.cleanup();
+      this.applied = undefined;
+      this.pending = [];
+    });
+  }
+
+  private serialise<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function describeFilter(f: ConntrackFilter): string {
+  const parts = [`${f.protocol}/IPv${f.family}`];
+  if (f.origDst !== undefined) parts.push(`to ${formatIp(f.origDst)}`);
+  if (f.origDstPort !== undefined) parts.push(`port ${f.origDstPort}`);
+  if (f.replySrc !== undefined) parts.push(`from endpoint ${formatIp(f.replySrc)}`);
+  return parts.join(' ');
+}

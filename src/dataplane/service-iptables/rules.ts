@@ -1,0 +1,330 @@
+// The service map as iptables rules: kube-proxy's iptables design under wirelane's own names.
+// Pure: the same map always gives byte-identical chains, so the iptables dataplane (which diffs per
+// chain) rewrites only the chains of service ports that changed.
+//
+// nat, per family:
+//   PREROUTING, OUTPUT -> WLSVC-SERVICES: per service port and destination (cluster IP, external IP,
+//       load-balancer IP; `-p proto --dport`), a jump to the port's chain; last, for each
+//       node-port address, `-d ADDR -j WLSVC-NODEPORTS` (addresses, never `--dst-type LOCAL`:
+//       that would open node ports on 127.0.0.1 and every other local address, CVE-2020-8558).
+//   WLSVC-SVC-h / SVL-h / SVX-h: one endpoint list each. The cluster IP's off-cluster sources are
+//       marked for masquerade (WLSVC-OFF-CLUSTER), ClientIP affinity is checked (`recent --rcheck`),
+//       then an endpoint is chosen with `statistic --mode random --probability 1/(n-i)`.
+//   WLSVC-SEP-h: one endpoint: hairpin traffic (from the endpoint itself) is marked, the client is
+//       recorded for affinity (`recent --set`), and the packet is DNATed.
+//   WLSVC-EXT-h: external destinations. Cluster policy: mark, then SVC. Local policy: traffic from
+//       pods and from the host short-circuits to the cluster endpoints (the host's masqueraded), the
+//       rest goes to the local endpoints with the client's address kept.
+//   WLSVC-FW-h: load-balancer IPs with source ranges: only those sources reach EXT.
+//   WLSVC-POSTROUTING (from POSTROUTING): masquerades marked packets and clears the mark.
+// filter, per family (INPUT, FORWARD, OUTPUT -> WLSVC-FILTER for new connections):
+//   the filter table sees a packet after nat, so a packet still addressed to a service destination
+//   was not DNATed: REJECT it when the service has no endpoint at all (TCP reset, ICMP port
+//   unreachable otherwise, so clients fail at once), DROP it when only the traffic policy or the
+//   load-balancer source ranges ruled it out (kube-proxy's choice: the load balancer's health check
+//   then moves traffic to another node).
+//
+// Not written: ACCEPT rules for node ports. A node port DNATed to a pod is forwarded, not input,
+// so a default-DROP INPUT policy does not block it; an ACCEPT inserted first in INPUT would instead
+// bypass whatever the administrator filters there. A default-DROP FORWARD policy is the CNI's or the
+// administrator's to open, as with kube-proxy.
+import { formatCidr, formatIp, type Family, type Ip } from '../../model/ip.js';
+import { noEndpointAction, servicePortKey, type ServiceBackend, type ServiceMap, type ServicePort } from '../../model/service.js';
+import type { DesiredRules, FamilyRules, JumpRule, OwnedChain } from '../iptables/ruleset.js';
+import {
+  FILTER_CHAIN,
+  FILTER_NODEPORTS_CHAIN,
+  MARK_MASQ_CHAIN,
+  MASQ_MARK,
+  NODEPORTS_CHAIN,
+  OFF_CLUSTER_CHAIN,
+  POSTROUTING_CHAIN,
+  SERVICE_OWNER,
+  SERVICES_CHAIN,
+  serviceChainName,
+  type ServiceChainKind,
+} from './chain-names.js';
+
+const FAMILIES: readonly Family[] = [4, 6];
+
+export function computeServiceRules(map: ServiceMap): DesiredRules {
+  const desired: Partial<Record<Family, FamilyRules>> = {};
+  for (const family of FAMILIES) {
+    const rules = familyRules(map, family);
+    if (rules !== undefined) desired[family] = rules;
+  }
+  return desired;
+}
+
+/** What one family's service ports add to the shared chains, and their own chains. */
+interface FamilyOutput {
+  readonly family: Family;
+  readonly clusterCidrs: readonly string[];
+  readonly nodePortAddresses: readonly string[];
+  readonly services: string[];
+  readonly nodePorts: string[];
+  readonly filter: string[];
+  readonly filterNodePorts: string[];
+  readonly chains: OwnedChain[];
+}
+
+/** Undefined when no service port has a destination in the family: no chains there (a host may lack IPv6). */
+function familyRules(map: ServiceMap, family: Family): FamilyRules | undefined {
+  const out: FamilyOutput = {
+    family,
+    clusterCidrs: map.clusterCIDRs.filter((c) => c.family === family).map(formatCidr),
+    // Loopback never: a node port on 127.0.0.1 needs route_localnet and exposes it (CVE-2020-8558).
+    nodePortAddresses: map.nodePortAddresses.filter((ip) => ip.family === family && !isLoopback(ip)).map(formatIp),
+    services: [],
+    nodePorts: [],
+    filter: [],
+    filterNodePorts: [],
+    chains: [],
+  };
+  let served = false;
+  for (const port of map.servicePorts) served = addServicePort(out, port) || served;
+  if (!served) return undefined;
+  return { chains: [...baseChains(out), ...out.chains], jumps: baseJumps() };
+}
+
+function isLoopback(ip: Ip): boolean {
+  return ip.family === 4 ? ip.value >> 24n === 127n : ip.value === 1n;
+}
+
+function baseChains(out: FamilyOutput): OwnedChain[] {
+  const toNodePorts = (chain: string) => out.nodePortAddresses.map((addr) => `-d ${addr} -j ${chain}`);
+  const chains: OwnedChain[] = [
+    { table: 'nat', name: SERVICES_CHAIN, rules: [...out.services, ...toNodePorts(NODEPORTS_CHAIN)] },
+    { table: 'nat', name: NODEPORTS_CHAIN, rules: out.nodePorts },
+    { table: 'nat', name: MARK_MASQ_CHAIN, rules: [`-j MARK --or-mark ${MASQ_MARK}`] },
+    {
+      table: 'nat',
+      name: POSTROUTING_CHAIN,
+      rules: [`-m mark ! --mark ${MASQ_MARK}/${MASQ_MARK} -j RETURN`, `-j MARK --xor-mark ${MASQ_MARK}`, '-j MASQUERADE --random-fully'],
+    },
+    { table: 'filter', name: FILTER_CHAIN, rules: [...out.filter, ...toNodePorts(FILTER_NODEPORTS_CHAIN)] },
+    { table: 'filter', name: FILTER_NODEPORTS_CHAIN, rules: out.filterNodePorts },
+  ];
+  // Without cluster CIDRs nothing tells a pod from an off-cluster client, so nothing is marked for
+  // it (kube-proxy without a local-traffic detector does the same).
+  if (out.clusterCidrs.length > 0) {
+    chains.push({
+      table: 'nat',
+      name: OFF_CLUSTER_CHAIN,
+      rules: [...out.clusterCidrs.map((cidr) => `-s ${cidr} -j RETURN`), `-j ${MARK_MASQ_CHAIN}`],
+    });
+  }
+  return chains;
+}
+
+function jump(table: 'nat' | 'filter', from: string, to: string, comment: string, match?: string): JumpRule {
+  // Inserted first, as kube-proxy prepends its jumps: service traffic is DNATed (or rejected)
+  // before anything else sees it, and marked packets are masqueraded before other NAT rules.
+  return { table, from, to, comment: `${SERVICE_OWNER.commentPrefix} ${comment}`, position: 'insert', ...(match === undefined ? {} : { match }) };
+}
+
+function baseJumps(): JumpRule[] {
+  const fresh = '-m conntrack --ctstate NEW';
+  return [
+    jump('nat', 'PREROUTING', SERVICES_CHAIN, 'service portals'),
+    jump('nat', 'OUTPUT', SERVICES_CHAIN, 'service portals'),
+    jump('nat', 'POSTROUTING', POSTROUTING_CHAIN, 'masquerade marked service traffic'),
+    jump('filter', 'INPUT', FILTER_CHAIN, 'service rejects', fresh),
+    jump('filter', 'FORWARD', FILTER_CHAIN, 'service rejects', fresh),
+    jump('filter', 'OUTPUT', FILTER_CHAIN, 'service rejects', fresh),
+  ];
+}
+
+function backendsOf(list: readonly ServiceBackend[], family: Family): ServiceBackend[] {
+  const seen = new Set<string>();
+  const out: ServiceBackend[] = [];
+  for (const b of list) {
+    if (b.ip.family !== family) continue;
+    const text = endpointText(b);
+    if (seen.has(text)) continue;
+    seen.add(text);
+    out.push(b);
+  }
+  return out.sort((a, b) => (a.ip.value < b.ip.value ? -1 : a.ip.value > b.ip.value ? 1 : a.port - b.port));
+}
+
+function endpointText(b: ServiceBackend): string {
+  return b.ip.family === 4 ? `${formatIp(b.ip)}:${b.port}` : `[${formatIp(b.ip)}]:${b.port}`;
+}
+
+// Names and ports reach iptables-restore inside a quoted comment: keep only what cannot break it.
+function labelOf(port: ServicePort): string {
+  return `${port.service}:${port.portName}`.replace(/[^A-Za-z0-9._/:-]/g, '_');
+}
+
+/** The filter target for traffic that has no endpoint to go to; undefined when it has one. */
+function blockingTarget(action: ReturnType<typeof noEndpointAction>, protocol: string, family: Family): string | undefined {
+  switch (action) {
+    case 'forward':
+      return undefined;
+    case 'drop':
+      return '-j DROP';
+    case 'reject':
+      if (protocol === 'tcp') return '-j REJECT --reject-with tcp-reset';
+      return `-j REJECT --reject-with ${family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'}`;
+  }
+}
+
+/** Adds one service port's rules for one family; false when it has no destination there. */
+function addServicePort(out: FamilyOutput, port: ServicePort): boolean {
+  const { family } = out;
+  const ofFamily = (ips: readonly Ip[]) => ips.filter((ip) => ip.family === family).map(formatIp);
+  const clusterIPs = ofFamily(port.clusterIPs);
+  const externalIPs = ofFamily(port.externalIPs);
+  const loadBalancerIPs = ofFamily(port.loadBalancerIPs);
+  if (clusterIPs.length + externalIPs.length + loadBalancerIPs.length === 0) return false;
+  const nodePort = port.nodePort !== undefined && out.nodePortAddresses.length > 0 ? port.nodePort : undefined;
+
+  const key = servicePortKey(port);
+  const protocol = port.protocol.toLowerCase();
+  const dport = (n: number) => `-p ${protocol} -m ${protocol} --dport ${n}`;
+  const label = labelOf(port);
+  const cluster = backendsOf(port.clusterEndpoints, family);
+  const internal = backendsOf(port.internalEndpoints, family);
+  const external = backendsOf(port.externalEndpoints, family);
+  // noEndpointAction tells "no endpoint at all" (reject) from "none under this policy" (drop); in
+  // this family, "at all" means among this family's endpoints.
+  const inFamily: ServicePort = { ...port, clusterEndpoints: cluster };
+  const lists = new EndpointLists(key, cluster);
+
+  const noInternal = blockingTarget(noEndpointAction(inFamily, internal), protocol, family);
+  for (const ip of clusterIPs) {
+    if (noInternal === undefined) {
+      out.services.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} cluster IP" -j ${lists.chainOf(internal, true)}`);
+    } else {
+      out.filter.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} has no endpoints" ${noInternal}`);
+    }
+  }
+
+  const hasExternal = externalIPs.length + loadBalancerIPs.length > 0 || nodePort !== undefined;
+  // With cluster endpoints there is an EXT chain even when the external list is empty: under a
+  // Local policy, pods and the host still short-circuit to the cluster endpoints through it.
+  const ext = hasExternal && cluster.length > 0 ? serviceChainName('EXT', key) : undefined;
+  const noExternal = blockingTarget(noEndpointAction(inFamily, external), protocol, family);
+  for (const ip of externalIPs) {
+    if (ext !== undefined) out.services.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} external IP" -j ${ext}`);
+    if (noExternal !== undefined) out.filter.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} has no external endpoints" ${noExternal}`);
+  }
+  const sourceRanges = port.loadBalancerSourceRanges.filter((c) => c.family === family).map(formatCidr);
+  const filtered = port.loadBalancerSourceRanges.length > 0;
+  const fw = filtered && ext !== undefined && loadBalancerIPs.length > 0 ? serviceChainName('FW', key) : undefined;
+  for (const ip of loadBalancerIPs) {
+    if (ext !== undefined) out.services.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} load balancer IP" -j ${fw ?? ext}`);
+    // Whatever FW did not let through is still addressed to the load-balancer IP here.
+    const target = noExternal ?? (filtered ? '-j DROP' : undefined);
+    if (target !== undefined) out.filter.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} load balancer IP blocked" ${target}`);
+  }
+  if (nodePort !== undefined) {
+    if (ext !== undefined) out.nodePorts.push(`${dport(nodePort)} -m comment --comment "${label} node port" -j ${ext}`);
+    if (noExternal !== undefined) out.filterNodePorts.push(`${dport(nodePort)} -m comment --comment "${label} has no external endpoints" ${noExternal}`);
+  }
+
+  const own: OwnedChain[] = [];
+  if (fw !== undefined && ext !== undefined) {
+    // A family without any range lets nothing through: the list restricts sources, so an IPv6
+    // client is not allowed by IPv4 ranges.
+    own.push({ table: 'nat', name: fw, rules: sourceRanges.map((cidr) => `-s ${cidr} -j ${ext}`) });
+  }
+  if (ext !== undefined) own.push({ table: 'nat', name: ext, rules: externalRules(out, port, lists, cluster, external) });
+  own.push(...lists.render(out, port, clusterIPs, dport(port.port), protocol));
+  out.chains.push(...own);
+  return true;
+}
+
+function externalRules(out: FamilyOutput, port: ServicePort, lists: EndpointLists, cluster: ServiceBackend[], external: ServiceBackend[]): string[] {
+  if (!port.externalPolicyLocal) {
+    // Cluster policy: the endpoint may be on another node, whose reply must come back through
+    // this one to be un-NATed.
+    return [`-j ${MARK_MASQ_CHAIN}`, ...(external.length > 0 ? [`-j ${lists.chainOf(external)}`] : [])];
+  }
+  const all = lists.chainOf(cluster);
+  return [
+    // kube-proxy's short-circuit: pods and the host reaching an external address of a Local
+    // service go to any endpoint, as they would through the cluster IP.
+    ...out.clusterCidrs.map((cidr) => `-s ${cidr} -j ${all}`),
+    `-m addrtype --src-type LOCAL -j ${MARK_MASQ_CHAIN}`,
+    `-m addrtype --src-type LOCAL -j ${all}`,
+    // No local endpoint: no DNAT, and the filter table drops what is still addressed here.
+    ...(external.length > 0 ? [`-j ${lists.chainOf(external)}`] : []),
+  ];
+}
+
+/**
+ * The endpoint-list chains of one service port: one per distinct list (the cluster list is SVC),
+ * each endpoint's SEP chain written once however many lists hold it.
+ */
+class EndpointLists {
+  private readonly chains = new Map<string, { readonly kind: ServiceChainKind; readonly backends: ServiceBackend[]; internal: boolean }>();
+  private readonly clusterText: string;
+
+  constructor(
+    private readonly key: string,
+    cluster: ServiceBackend[],
+  ) {
+    this.clusterText = cluster.map(endpointText).join(' ');
+  }
+
+  /** The chain choosing among `backends`; `internal` when the cluster IP dispatches to it. */
+  chainOf(backends: ServiceBackend[], internal = false): string {
+    const text = backends.map(endpointText).join(' ');
+    let entry = this.chains.get(text);
+    if (entry === undefined) {
+      const kinds = [...this.chains.values()].map((c) => c.kind);
+      const kind: ServiceChainKind = text === this.clusterText ? 'SVC' : kinds.includes('SVL') ? 'SVX' : 'SVL';
+      entry = { kind, backends, internal };
+      this.chains.set(text, entry);
+    }
+    entry.internal ||= internal;
+    return serviceChainName(entry.kind, this.key);
+  }
+
+  render(out: FamilyOutput, port: ServicePort, clusterIPs: readonly string[], dport: string, protocol: string): OwnedChain[] {
+    const affinity = port.sessionAffinityTimeoutSeconds;
+    const endpoints = new Map<string, { readonly backend: ServiceBackend; readonly sep: string }>();
+    const chains: OwnedChain[] = [];
+    const order: ServiceChainKind[] = ['SVC', 'SVL', 'SVX'];
+    const lists = [...this.chains.values()].sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
+    for (const { kind, backends, internal } of lists) {
+      const seps = backends.map((backend) => {
+        const text = endpointText(backend);
+        let endpoint = endpoints.get(text);
+        if (endpoint === undefined) {
+          endpoint = { backend, sep: serviceChainName('SEP', `${this.key}|${text}`) };
+          endpoints.set(text, endpoint);
+        }
+        return endpoint.sep;
+      });
+      const rules: string[] = [];
+      // Restricted to the cluster IP: the same chain may also serve external destinations, which
+      // EXT has already marked (or, under a Local policy, must keep unmasqueraded).
+      if (internal && out.clusterCidrs.length > 0) for (const ip of clusterIPs) rules.push(`-d ${ip} ${dport} -j ${OFF_CLUSTER_CHAIN}`);
+      if (affinity !== undefined) for (const sep of seps) rules.push(`-m recent --name ${sep} --rcheck --seconds ${affinity} --reap -j ${sep}`);
+      seps.forEach((sep, i) => {
+        const left = seps.length - i;
+        // kube-proxy's formatting (%0.10f): each rule takes 1/(endpoints left), so every endpoint
+        // ends up with 1/n.
+        rules.push(left > 1 ? `-m statistic --mode random --probability ${(1 / left).toFixed(10)} -j ${sep}` : `-j ${sep}`);
+      });
+      chains.push({ table: 'nat', name: serviceChainName(kind, this.key), rules });
+    }
+    for (const [text, { backend, sep }] of [...endpoints].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const record = affinity === undefined ? '' : ` -m recent --name ${sep} --set`;
+      chains.push({
+        table: 'nat',
+        name: sep,
+        rules: [
+          // Hairpin: an endpoint reaching itself through the service must see the reply come from
+          // the node, not from its own address.
+          `-s ${formatIp(backend.ip)} -j ${MARK_MASQ_CHAIN}`,
+          `-p ${protocol}${record} -j DNAT --to-destination ${text}`,
+        ],
+      });
+    }
+    return chains;
+  }
+}
