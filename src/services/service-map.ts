@@ -1,6 +1,7 @@
 // Services + EndpointSlices → what this node must program, as kube-proxy would decide it (its
 // ServiceChangeTracker, EndpointSliceCache and CategorizeEndpoints). Pure: everything comes in as
 // arguments, so a test is a table of inputs and outputs.
+import { compareStrings } from '../mesh/segments.js';
 import { type Cidr, type Family, type Ip, compareCidr, containsIp, equalCidr, parseCidr } from '../model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../model/service.js';
 import { categorizeEndpoints, mergeSliceEndpoints } from './endpoints.js';
@@ -111,11 +112,6 @@ function nodePortAddressesOf(addresses: readonly Ip[], cidrs: readonly Cidr[]): 
 
 function compareServicePorts(a: ServicePort, b: ServicePort): number {
   return compareStrings(a.service, b.service) || compareStrings(a.portName, b.portName) || compareStrings(a.protocol, b.protocol);
-}
-
-// Code-unit order, not locale order: the same everywhere, whatever the machine's locale.
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function compareIps(a: Ip, b: Ip): number {

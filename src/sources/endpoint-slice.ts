@@ -12,13 +12,12 @@ const FAMILIES: Readonly<Record<string, Family | 'FQDN'>> = { IPv4: 4, IPv6: 6, 
 
 /** Returns undefined for an FQDN slice: no proxy forwards to names. */
 export function decodeEndpointSlice(obj: KubeObject): EndpointSlice | undefined {
-  const f: ObjectFields = new ObjectFields('EndpointSlice', obj);
+  const f = new ObjectFields('EndpointSlice', obj);
   const record = obj as Record<string, unknown>;
   const addressType = f.string('addressType', record['addressType']) ?? f.fail('addressType', 'missing');
   const family = FAMILIES[addressType] ?? f.fail('addressType', `"${addressType}" is not one of IPv4, IPv6, FQDN`);
   if (family === 'FQDN') return undefined;
-  const service = f.labels(obj)[SERVICE_NAME_LABEL];
-  if (service === undefined || service === '') f.fail(`metadata.labels[${SERVICE_NAME_LABEL}]`, 'missing');
+  const service = f.labels(obj)[SERVICE_NAME_LABEL] || f.fail(`metadata.labels[${SERVICE_NAME_LABEL}]`, 'missing');
   return {
     namespace: f.namespaceOf(obj),
     name: obj.metadata?.name as string,

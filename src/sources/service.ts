@@ -133,7 +133,7 @@ function describe(value: unknown): string {
 }
 
 export function decodeService(obj: KubeObject): Service {
-  const f: ObjectFields = new ObjectFields('Service', obj);
+  const f = new ObjectFields('Service', obj);
   const labels = f.labels(obj);
   const spec = f.record('spec', obj.spec) ?? f.fail('spec', 'missing');
   const type = f.choice('spec.type', spec['type'], SERVICE_TYPES, 'ClusterIP');
@@ -141,12 +141,7 @@ export function decodeService(obj: KubeObject): Service {
   const ports = decodePorts(f, spec, type);
   const externalIPs = f.list('spec.externalIPs', spec['externalIPs']).map((v, i) => f.ip(`spec.externalIPs[${i}]`, v));
   const affinity = f.choice('spec.sessionAffinity', spec['sessionAffinity'], ['None', 'ClientIP'] as const, 'None');
-  const externalTrafficPolicy = f.choice(
-    'spec.externalTrafficPolicy',
-    spec['externalTrafficPolicy'],
-    ['Cluster', 'Local', 'Global'] as const,
-    'Cluster',
-  );
+  const externalTrafficPolicy = f.choice('spec.externalTrafficPolicy', spec['externalTrafficPolicy'], ['Cluster', 'Local', 'Global'] as const, 'Cluster');
   const internalTrafficPolicy: TrafficPolicy = f.choice('spec.internalTrafficPolicy', spec['internalTrafficPolicy'], ['Cluster', 'Local'] as const, 'Cluster');
   const healthCheckNodePort = f.optionalPort('spec.healthCheckNodePort', spec['healthCheckNodePort']);
   const loadBalancerSourceRanges = f
