@@ -13,6 +13,8 @@ import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http.js';
 import { MeshReconciler } from './mesh-reconciler.js';
 import { ReconcileLoop } from './reconcile-loop.js';
+import { openServiceProxy } from './service-proxy-choice.js';
+import { ServiceReconciler } from './service-reconciler.js';
 
 export async function runAgent(config: AgentConfig): Promise<number> {
   const log = createLogger(config.logLevel);
@@ -28,14 +30,20 @@ export async function runAgent(config: AgentConfig): Promise<number> {
 
   let loop: ReconcileLoop | undefined;
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });
-  loop = new ReconcileLoop(() => mesh.reconcile(), config.resyncPeriodMs);
+  const proxy = await openServiceProxy(config, log);
+  const services = proxy && new ServiceReconciler({ config, log, metrics, source, proxy });
+  // Services after the mesh: backends on other nodes are reached through it.
+  loop = new ReconcileLoop(async () => {
+    await mesh.reconcile();
+    await services?.reconcile();
+  }, config.resyncPeriodMs);
 
   await source.start(() => loop?.trigger());
   if (source.kind === 'file') checkFileKey(source, config.hostname, publicKey, config.stateDir);
 
   const server = await startHttpServer(config.listen, {
     metrics,
-    ready: () => mesh.ready,
+    ready: () => mesh.ready && (services?.ready ?? true),
     graph: () => mesh.graph(),
     renderSvg,
   });
@@ -44,7 +52,10 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const signal = await stopSignal(log);
   log.info({ signal, cleanUp: config.cleanUp }, 'stopping');
   await loop.stop();
-  if (config.cleanUp) await mesh.cleanup();
+  if (config.cleanUp) {
+    await services?.cleanup().catch((err: Error) => log.error(`clean-up services: ${err.message.split('\n')[0]}`));
+    await mesh.cleanup();
+  }
   await source.stop();
   server.close();
   log.info('stopped');

@@ -1,6 +1,6 @@
 // The service map: what this node must program for Kubernetes Services, whatever the data path
 // (eBPF, iptables or userspace proxy sockets). Computed by services/ (pure), consumed by dataplanes.
-import type { Cidr, Ip } from './ip.js';
+import type { Cidr, Family, Ip } from './ip.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 
@@ -69,7 +69,9 @@ export function servicePortKey(p: Pick<ServicePort, 'service' | 'portName' | 'pr
  * (clients fail fast), DROP when only the traffic policy rules the others out (kube-proxy's choice:
  * a load balancer's health check then moves traffic to another node).
  */
-export function noEndpointAction(p: ServicePort, endpoints: readonly ServiceBackend[]): 'forward' | 'reject' | 'drop' {
-  if (endpoints.length > 0) return 'forward';
-  return p.clusterEndpoints.length === 0 ? 'reject' : 'drop';
+export function noEndpointAction(p: ServicePort, endpoints: readonly ServiceBackend[], family?: Family): 'forward' | 'reject' | 'drop' {
+  const ofFamily = (e: ServiceBackend) => family === undefined || e.ip.family === family;
+  if (endpoints.some(ofFamily)) return 'forward';
+  // Dual-stack: each family is its own proxy, as in kube-proxy; IPv6 without IPv6 endpoints rejects.
+  return p.clusterEndpoints.some(ofFamily) ? 'drop' : 'reject';
 }

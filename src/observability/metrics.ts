@@ -2,7 +2,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The kinds of host state the agent writes; each write is counted so idle resyncs can be proven idle. */
-export type WriteKind = 'wireguard' | 'route' | 'tunnel' | 'iptables' | 'annotation';
+export type WriteKind = 'wireguard' | 'route' | 'tunnel' | 'iptables' | 'annotation' | 'service';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -16,6 +16,7 @@ export class AgentMetrics {
   readonly writes = new Counter({ name: 'wirelane_writes_total', help: 'Writes to host state, by kind', labelNames: ['kind'], registers: [this.registry] });
   readonly nodes = new Gauge({ name: 'wirelane_nodes', help: 'Ready nodes in the mesh', registers: [this.registry] });
   readonly peers = new Gauge({ name: 'wirelane_peers', help: 'Valid peers in the mesh', registers: [this.registry] });
+  readonly servicePorts = new Gauge({ name: 'wirelane_service_ports', help: 'Service ports programmed on this node', registers: [this.registry] });
   readonly leader = new Gauge({ name: 'wirelane_leader', help: '1 when this node leads its segment', registers: [this.registry] });
   readonly reconcileDuration = new Histogram({
     name: 'wirelane_reconcile_duration_seconds',
@@ -27,7 +28,7 @@ export class AgentMetrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // Make every label value visible from the start, so a zero is a zero and not a missing series.
-    for (const kind of ['wireguard', 'route', 'tunnel', 'iptables', 'annotation'] satisfies WriteKind[]) this.writes.inc({ kind }, 0);
+    for (const kind of ['wireguard', 'route', 'tunnel', 'iptables', 'annotation', 'service'] satisfies WriteKind[]) this.writes.inc({ kind }, 0);
   }
 
   countWrites(kind: WriteKind, n: number): void {

@@ -80,6 +80,9 @@ export class MeshCluster {
     const cluster = new MeshCluster(sandbox, spec, await mkdtemp(join(tmpdir(), 'wirelane-mesh-')));
     cleanUpOnExit(cluster);
     try {
+      // Real nodes have a default route; without one, the host's own connects to service IPs fail
+      // before iptables can rewrite them. Unknown destinations die on the sandbox's underlay.
+      for (const node of sandbox.nodes) await sandbox.exec(node, 'ip', ['route', 'add', 'default', 'dev', node.underlayIface]);
       if (spec.source === 'file') await cluster.writeClusterFile();
       return cluster;
     } catch (err) {

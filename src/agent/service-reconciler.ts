@@ -1,0 +1,102 @@
+// The services half of the agent: Services + EndpointSlices → service map (pure) → the chosen
+// service proxy, plus the health check node ports. Runs after the mesh in the same loop.
+import type { ServiceProxy } from '../dataplane/service-proxy.js';
+import { listAddresses } from '../host/addresses.js';
+import { type Cidr, type Ip, parseIp } from '../model/ip.js';
+import type { ServiceMap } from '../model/service.js';
+import type { Logger } from '../observability/logger.js';
+import type { AgentMetrics } from '../observability/metrics.js';
+import { PROXY_NAME, computeServiceMap } from '../services/service-map.js';
+import { decodeNode } from '../sources/node.js';
+import type { ClusterSource } from '../sources/source.js';
+import { decodeServiceInput } from '../sources/service-input.js';
+import type { AgentConfig } from './config.js';
+import { HealthCheckServers } from './health-check-servers.js';
+import { ProblemReporter } from './problem-reporter.js';
+
+const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+// Addresses that are not the node's own for NodePorts: loopback (CVE-2020-8558), link-local, and
+// the agent's own devices.
+const NOT_NODE_ADDRESS = /^(lo|wirelane\.vx|tunl0)$/;
+
+export interface ServiceReconcilerDeps {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  readonly metrics: AgentMetrics;
+  readonly source: ClusterSource;
+  readonly proxy: ServiceProxy;
+}
+
+export class ServiceReconciler {
+  private readonly problems: ProblemReporter;
+  private readonly healthChecks: HealthCheckServers;
+  private appliedOnce = false;
+  private lastApplyFailed = false;
+
+  constructor(private readonly deps: ServiceReconcilerDeps) {
+    this.problems = new ProblemReporter(deps.log, deps.metrics);
+    this.healthChecks = new HealthCheckServers(() => !this.lastApplyFailed);
+    deps.metrics.errors.inc({ step: 'services' }, 0);
+  }
+
+  get ready(): boolean {
+    return this.appliedOnce;
+  }
+
+  async reconcile(): Promise<void> {
+    try {
+      const map = await this.serviceMap();
+      const report = await this.deps.proxy.apply(map);
+      this.deps.metrics.countWrites('service', report.written);
+      this.deps.metrics.servicePorts.set(map.servicePorts.length);
+      const checks = await this.healthChecks.apply(map);
+      for (const line of checks.failed) this.deps.log.error(line);
+      this.lastApplyFailed = false;
+      if (!this.appliedOnce) this.deps.log.info({ mode: this.deps.proxy.mode, servicePorts: map.servicePorts.length }, 'services applied');
+      this.appliedOnce = true;
+    } catch (err) {
+      this.lastApplyFailed = true;
+      this.deps.metrics.errors.inc({ step: 'services' });
+      this.deps.log.error(`services: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+
+  private async serviceMap(): Promise<ServiceMap> {
+    const objects = this.deps.source.snapshot();
+    const decoded = decodeServiceInput(objects);
+    this.problems.report(decoded.problems);
+    // Node problems are the mesh's to report; here only pod CIDRs and the zone label are read.
+    const clusterCIDRs: Cidr[] = [];
+    let zone: string | undefined;
+    for (const o of objects) {
+      if (o.kind !== 'Node') continue;
+      try {
+        clusterCIDRs.push(...decodeNode(o.object, { topologyLabel: this.deps.config.topologyLabel }).node.podCIDRs);
+      } catch {
+        continue; // a Node without a name: the mesh reports it
+      }
+      if (o.object.metadata?.name === this.deps.config.hostname) zone = o.object.metadata.labels?.[ZONE_LABEL];
+    }
+    return computeServiceMap(
+      {
+        services: decoded.services,
+        slices: decoded.slices,
+        node: { name: this.deps.config.hostname, addresses: await this.nodeAddresses(), ...(zone && { zone }) },
+        clusterCIDRs,
+      },
+      { nodePortCIDRs: this.deps.config.nodePortCIDRs, proxyName: PROXY_NAME },
+    );
+  }
+
+  private async nodeAddresses(): Promise<Ip[]> {
+    return (await listAddresses())
+      .filter((a) => a.scope === 'global' && !NOT_NODE_ADDRESS.test(a.ifname) && a.ifname !== this.deps.config.interface)
+      .map((a) => parseIp(a.address));
+  }
+
+  async cleanup(): Promise<void> {
+    await this.healthChecks.close();
+    await this.deps.proxy.cleanup();
+  }
+}
