@@ -187,12 +187,9 @@ function addServicePort(out: FamilyOutput, port: ServicePort): boolean {
   const cluster = backendsOf(port.clusterEndpoints, family);
   const internal = backendsOf(port.internalEndpoints, family);
   const external = backendsOf(port.externalEndpoints, family);
-  // noEndpointAction tells "no endpoint at all" (reject) from "none under this policy" (drop); in
-  // this family, "at all" means among this family's endpoints.
-  const inFamily: ServicePort = { ...port, clusterEndpoints: cluster };
   const lists = new EndpointLists(key, cluster);
 
-  const noInternal = blockingTarget(noEndpointAction(inFamily, internal), protocol, family);
+  const noInternal = blockingTarget(noEndpointAction(port, internal, family), protocol, family);
   for (const ip of clusterIPs) {
     if (noInternal === undefined) {
       out.services.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} cluster IP" -j ${lists.chainOf(internal, true)}`);
@@ -205,7 +202,7 @@ function addServicePort(out: FamilyOutput, port: ServicePort): boolean {
   // With cluster endpoints there is an EXT chain even when the external list is empty: under a
   // Local policy, pods and the host still short-circuit to the cluster endpoints through it.
   const ext = hasExternal && cluster.length > 0 ? serviceChainName('EXT', key) : undefined;
-  const noExternal = blockingTarget(noEndpointAction(inFamily, external), protocol, family);
+  const noExternal = blockingTarget(noEndpointAction(port, external, family), protocol, family);
   for (const ip of externalIPs) {
     if (ext !== undefined) out.services.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} external IP" -j ${ext}`);
     if (noExternal !== undefined) out.filter.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} has no external endpoints" ${noExternal}`);
