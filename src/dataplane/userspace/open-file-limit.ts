@@ -14,9 +14,12 @@ export interface OpenFileLimit {
 }
 
 export type OpenFileLimitOutcome =
-  | { readonly changed: false; readonly limit: OpenFileLimit }
-  | { readonly changed: true; readonly before: OpenFileLimit; readonly limit: OpenFileLimit }
-  | { readonly changed: false; readonly failed: string };
+  /** The soft limit was already at least the wanted one. */
+  | { readonly status: 'enough'; readonly limit: OpenFileLimit }
+  | { readonly status: 'raised'; readonly before: OpenFileLimit; readonly limit: OpenFileLimit }
+  /** The hard limit could not go up (no CAP_SYS_RESOURCE): the soft limit was raised to it. */
+  | { readonly status: 'partly'; readonly before: OpenFileLimit; readonly limit: OpenFileLimit; readonly reason: string }
+  | { readonly status: 'failed'; readonly reason: string };
 
 /** The "Max open files" row of /proc/PID/limits. */
 export function parseOpenFileLimit(limitsText: string): OpenFileLimit | undefined {
@@ -36,8 +39,9 @@ async function readLimit(pid: number): Promise<OpenFileLimit> {
 
 /**
  * Raises the soft limit of `pid` (this process by default) to `want`, and the hard limit with it
- * when it is lower; a higher limit is never lowered. Failures are returned, not thrown: a proxy
- * with fewer descriptors still works, and the caller logs why.
+ * when it is lower; a higher limit is never lowered. When the hard limit may not be raised, the
+ * soft one goes up to it. Failures are returned, not thrown: a proxy with fewer descriptors still
+ * works, and the caller logs why.
  */
 export async function raiseOpenFileLimit(
   opts: { pid?: number; want?: number; run?: CommandRunner } = {},
@@ -45,23 +49,26 @@ export async function raiseOpenFileLimit(
   const pid = opts.pid ?? process.pid;
   const want = opts.want ?? WANTED_OPEN_FILES;
   const run = opts.run ?? runCommand;
-  let before: OpenFileLimit;
+  const setLimit = (soft: number, hard: number): Promise<unknown> =>
+    run('prlimit', ['--pid', String(pid), `--nofile=${soft}:${hard === Infinity ? 'unlimited' : hard}`]);
   try {
-    before = await readLimit(pid);
+    const before = await readLimit(pid);
+    if (before.soft >= want) return { status: 'enough', limit: before };
+    try {
+      await setLimit(want, Math.max(want, before.hard));
+      return { status: 'raised', before, limit: await readLimit(pid) };
+    } catch (err) {
+      if (err instanceof CommandError && err.exitCode === undefined) return { status: 'failed', reason: 'prlimit (util-linux) is not installed' };
+      if (before.soft >= before.hard) throw err;
+      await setLimit(before.hard, before.hard);
+      const reason = `the hard limit ${before.hard} stays (raising it needs CAP_SYS_RESOURCE): ${errorMessage(err)}`;
+      return { status: 'partly', before, limit: await readLimit(pid), reason };
+    }
   } catch (err) {
-    return { changed: false, failed: err instanceof Error ? err.message : String(err) };
+    return { status: 'failed', reason: errorMessage(err) };
   }
-  if (before.soft >= want) return { changed: false, limit: before };
-  const hard = before.hard >= want ? (before.hard === Infinity ? 'unlimited' : String(before.hard)) : String(want);
-  try {
-    await run('prlimit', ['--pid', String(pid), `--nofile=${want}:${hard}`]);
-  } catch (err) {
-    const why = err instanceof CommandError && err.exitCode === undefined ? 'prlimit (util-linux) is not installed' : err instanceof Error ? err.message : String(err);
-    return { changed: false, failed: why };
-  }
-  try {
-    return { changed: true, before, limit: await readLimit(pid) };
-  } catch (err) {
-    return { changed: false, failed: err instanceof Error ? err.message : String(err) };
-  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -15,7 +15,7 @@ import { IptablesChains } from '../iptables/chains.js';
 import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import { claimNodePort, type NodePortClaim, wildcardAddress } from './node-port-claim.js';
-import { raiseOpenFileLimit } from './open-file-limit.js';
+import { raiseOpenFileLimit, WANTED_OPEN_FILES } from './open-file-limit.js';
 import { frontendAddress, nodePortClaimKey, portalRules, USERSPACE_OWNER } from './portal-rules.js';
 import { isLoopback, type PlannedProxy, planProxies, type ProxyPlan } from './proxy-plan.js';
 import { type PortRange, ProxyPorts, validatePortRange } from './proxy-ports.js';
@@ -318,8 +318,12 @@ export class UserspaceServiceProxy implements ServiceProxy {
     if (!this.openFilesPending) return;
     this.openFilesPending = false;
     const outcome = await raiseOpenFileLimit();
-    if ('failed' in outcome) this.log.warn({ reason: outcome.failed }, 'userspace proxy: could not raise the open-file limit');
-    else if (outcome.changed) this.log.info({ before: outcome.before.soft, now: outcome.limit.soft }, 'userspace proxy: raised the open-file limit');
+    if (outcome.status === 'failed' || outcome.status === 'partly') {
+      this.log.warn({ reason: outcome.reason }, `userspace proxy: could not raise the open-file limit to ${WANTED_OPEN_FILES}`);
+    }
+    if (outcome.status === 'raised' || outcome.status === 'partly') {
+      this.log.info({ before: outcome.before.soft, now: outcome.limit.soft }, 'userspace proxy: raised the open-file limit');
+    }
   }
 }
 
