@@ -2,7 +2,7 @@
 // Brings a machine with only Node.js and npm to where the demo and the tests run: Debian packages
 // (when root), npm dependencies, the compiled TypeScript. Each step is skipped when already done.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -66,7 +66,69 @@ function buildTypeScript() {
   run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
 }
 
+// The libbpf addon (build/Release/wirelane_bpf.node, by node-gyp against this machine's Node
+// headers) and the BPF objects: bpf/NAME.bpf.c -> build/bpf/NAME.bpf.o and
+// test/fixtures/bpf/NAME.bpf.c -> build/bpf/fixtures/NAME.bpf.o, compiled by clang with CO-RE
+// against build/bpf/vmlinux.h (dumped from this kernel's BTF). Each output is rebuilt only when a
+// source is newer. package.json has "gypfile": false so that npm ci does not run `node-gyp rebuild`,
+// which would also wipe build/bpf.
+function buildBpf() {
+  const newest = (paths) => Math.max(0, ...paths.filter((p) => existsSync(p)).map((p) => statSync(p).mtimeMs));
+  const stale = (output, inputs) => !existsSync(output) || statSync(output).mtimeMs < newest(inputs);
+  const filesIn = (dir, suffix) =>
+    existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(suffix)).map((f) => join(dir, f)) : [];
+
+  const addon = join(root, 'build', 'Release', 'wirelane_bpf.node');
+  const gyp = join(root, 'binding.gyp');
+  if (stale(addon, [gyp, ...filesIn(join(root, 'native'), '.cc'), ...filesIn(join(root, 'native'), '.h')])) {
+    // npm run-scripts name npm's own node-gyp and the headers; run directly, find them the same way.
+    const nodeGyp =
+      process.env.npm_config_node_gyp ??
+      join(execFileSync('npm', ['root', '-g'], { encoding: 'utf8' }).trim(), 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    const prefix = dirname(dirname(process.execPath));
+    const nodedir = process.env.npm_config_nodedir ?? (existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined);
+    if (nodedir === undefined) log('no Node headers beside this node binary: node-gyp will try to download them');
+    const gypArgs = nodedir === undefined ? [] : [`--nodedir=${nodedir}`];
+    log('building the libbpf addon');
+    if (stale(join(root, 'build', 'Makefile'), [gyp])) run(process.execPath, [nodeGyp, 'configure', ...gypArgs]);
+    run(process.execPath, [nodeGyp, 'build', ...gypArgs]);
+  }
+
+  const objects = [
+    ...filesIn(join(root, 'bpf'), '.bpf.c').map((src) => [src, join(root, 'build', 'bpf')]),
+    ...filesIn(join(root, 'test', 'fixtures', 'bpf'), '.bpf.c').map((src) => [src, join(root, 'build', 'bpf', 'fixtures')]),
+  ];
+  const vmlinux = join(root, 'build', 'bpf', 'vmlinux.h');
+  if (!existsSync(vmlinux)) {
+    if (!existsSync('/sys/kernel/btf/vmlinux')) {
+      log('skipping the BPF objects: this kernel has no BTF (/sys/kernel/btf/vmlinux)');
+      return;
+    }
+    mkdirSync(dirname(vmlinux), { recursive: true });
+    const dump = spawnSync('bpftool', ['btf', 'dump', 'file', '/sys/kernel/btf/vmlinux', 'format', 'c'], {
+      maxBuffer: 256 << 20,
+    });
+    if (dump.status !== 0) {
+      log(`bpftool btf dump failed: ${dump.stderr?.toString().trim() ?? dump.error?.message}`);
+      process.exit(1);
+    }
+    writeFileSync(vmlinux, dump.stdout);
+  }
+  const arch = { x64: 'x86', arm64: 'arm64', s390x: 's390', ppc64: 'powerpc' }[process.arch] ?? process.arch;
+  const shared = join(root, 'bpf', 'include');
+  for (const [src, outDir] of objects) {
+    const out = join(outDir, src.split('/').pop().replace(/\.c$/, '.o'));
+    const headers = [...filesIn(dirname(src), '.h'), ...filesIn(shared, '.h'), vmlinux];
+    if (!stale(out, [src, ...headers])) continue;
+    mkdirSync(outDir, { recursive: true });
+    log(`clang ${src.slice(root.length + 1)}`);
+    const includes = [dirname(vmlinux), shared, dirname(src)].filter((d) => existsSync(d)).map((d) => `-I${d}`);
+    run('clang', ['-g', '-O2', '-target', 'bpf', `-D__TARGET_ARCH_${arch}`, ...includes, '-c', src, '-o', out]);
+  }
+}
+
 installSystemPackages();
 installNodeModules();
+buildBpf();
 buildTypeScript();
 if (process.argv.includes('--verbose')) log(execFileSync('node', ['--version']).toString().trim());

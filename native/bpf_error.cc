@@ -1,0 +1,74 @@
+#include "bpf_error.h"
+
+#include <bpf/libbpf.h>
+
+#include <cstdarg>
+#include <cstdio>
+
+namespace wirelane {
+
+namespace {
+
+// Verifier logs can reach megabytes; the reason for a rejection is at the end, so keep the tail.
+constexpr size_t kMaxLog = 1 << 20;
+
+thread_local std::string log_text;
+
+int CaptureLibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
+  // Debug output describes every relocation of a successful load: too costly to format per call.
+  if (level == LIBBPF_DEBUG) return 0;
+  char small[512];
+  va_list copy;
+  va_copy(copy, args);
+  int n = vsnprintf(small, sizeof small, format, copy);
+  va_end(copy);
+  if (n < 0) return 0;
+  if (static_cast<size_t>(n) < sizeof small) {
+    log_text.append(small, n);
+  } else {
+    std::string big(static_cast<size_t>(n) + 1, '\0');
+    vsnprintf(big.data(), big.size(), format, args);
+    big.resize(static_cast<size_t>(n));
+    log_text += big;
+  }
+  if (log_text.size() > kMaxLog) log_text.erase(0, log_text.size() - kMaxLog);
+  return n;
+}
+
+}  // namespace
+
+AddonData& DataOf(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+LogCapture::LogCapture() { log_text.clear(); }
+
+std::string LogCapture::Text() { return log_text; }
+
+void InstallLibbpfPrint() { libbpf_set_print(CaptureLibbpfPrint); }
+
+Napi::Error BpfError(Napi::Env env, const std::string& context, const std::string& call, int err,
+                     const std::string& detail) {
+  if (err < 0) err = -err;
+  char reason[256];
+  libbpf_strerror(err, reason, sizeof reason);
+  std::string log = LogCapture::Text();
+  AddonData& data = DataOf(env);
+  if (!data.error_factory.IsEmpty()) {
+    Napi::Object parts = Napi::Object::New(env);
+    parts.Set("context", context);
+    parts.Set("call", call);
+    parts.Set("errno", err);
+    parts.Set("reason", detail.empty() ? std::string(reason) : detail);
+    parts.Set("log", log);
+    Napi::Value made = data.error_factory.Call({parts});
+    if (made.IsObject()) return Napi::Error(env, made);
+  }
+  // Without the TypeScript wrapper (the addon required directly): a plain Error with the fields.
+  std::string message = context + ": " + call + ": " + (detail.empty() ? reason : detail);
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("errno", Napi::Number::New(env, err));
+  error.Set("call", Napi::String::New(env, call));
+  error.Set("log", Napi::String::New(env, log));
+  return error;
+}
+
+}  // namespace wirelane

@@ -1,0 +1,356 @@
+#include "object.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "args.h"
+#include "bpf_error.h"
+#include "link.h"
+#include "map.h"
+#include "tc.h"
+
+namespace wirelane {
+
+namespace {
+
+struct Variable {
+  bpf_map* map;
+  std::string name, section;
+  uint32_t offset, size;
+};
+
+// The global variables of the object's data sections (.rodata for `const volatile`, .data, .bss),
+// found through the BTF DATASEC that describes each internal map.
+std::vector<Variable> VariablesOf(bpf_object* obj) {
+  std::vector<Variable> out;
+  const btf* types = bpf_object__btf(obj);
+  if (types == nullptr) return out;
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    if (!bpf_map__is_internal(map)) continue;
+    const btf_type* sec = btf__type_by_id(types, bpf_map__btf_value_type_id(map));
+    if (sec == nullptr || !btf_is_datasec(sec)) continue;
+    const btf_var_secinfo* info = btf_var_secinfos(sec);
+    for (uint16_t i = 0; i < btf_vlen(sec); ++i, ++info) {
+      const btf_type* var = btf__type_by_id(types, info->type);
+      if (var == nullptr || !btf_is_var(var)) continue;
+      out.push_back({map, btf__name_by_offset(types, var->name_off), btf__name_by_offset(types, sec->name_off),
+                     info->offset, info->size});
+    }
+  }
+  return out;
+}
+
+std::string NamesOf(const std::vector<std::string>& names) {
+  std::string text;
+  for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+  return text.empty() ? "none" : text;
+}
+
+const char* OrUnknown(const char* name) { return name == nullptr ? "unknown" : name; }
+
+}  // namespace
+
+Napi::Function BpfObjectWrap::Define(Napi::Env env) {
+  return DefineClass(env, "NativeObject",
+                     {
+                         InstanceMethod<&BpfObjectWrap::Name>("name"),
+                         InstanceMethod<&BpfObjectWrap::Constants>("constants"),
+                         InstanceMethod<&BpfObjectWrap::SetConstant>("setConstant"),
+                         InstanceMethod<&BpfObjectWrap::SetMaxEntries>("setMaxEntries"),
+                         InstanceMethod<&BpfObjectWrap::SetMapPinPath>("setMapPinPath"),
+                         InstanceMethod<&BpfObjectWrap::Load>("load"),
+                         InstanceMethod<&BpfObjectWrap::Loaded>("loaded"),
+                         InstanceMethod<&BpfObjectWrap::Maps>("maps"),
+                         InstanceMethod<&BpfObjectWrap::Programs>("programs"),
+                         InstanceMethod<&BpfObjectWrap::Map>("map"),
+                         InstanceMethod<&BpfObjectWrap::AttachCgroup>("attachCgroup"),
+                         InstanceMethod<&BpfObjectWrap::AttachTcx>("attachTcx"),
+                         InstanceMethod<&BpfObjectWrap::AttachClsact>("attachClsact"),
+                         InstanceMethod<&BpfObjectWrap::Close>("close"),
+                     });
+}
+
+// new NativeObject(pathOrBytes, name?)
+BpfObjectWrap::BpfObjectWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfObjectWrap>(info) {
+  Napi::Env env = info.Env();
+  std::string given_name;
+  if (info.Length() > 1 && !info[1].IsUndefined()) given_name = StringArg(info, 1, "object name");
+  LogCapture log;
+  if (info.Length() > 0 && info[0].IsString()) {
+    std::string path = StringArg(info, 0, "object path");
+    name_ = given_name.empty() ? path : given_name;
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = given_name.empty() ? nullptr : given_name.c_str());
+    obj_ = bpf_object__open_file(path.c_str(), &opts);
+  } else if (info.Length() > 0 && IsBytes(info[0])) {
+    Bytes bytes = BytesArg(info, 0, "object bytes");
+    name_ = given_name.empty() ? "buffer" : given_name;
+    if (bytes.length == 0) throw BpfError(env, Context(), "bpf_object__open_mem", LIBBPF_ERRNO__FORMAT, "the buffer is empty");
+    image_.assign(bytes.data, bytes.data + bytes.length);
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name_.c_str());
+    obj_ = bpf_object__open_mem(image_.data(), image_.size(), &opts);
+  } else {
+    throw Napi::TypeError::New(env, "a BPF object is opened from a file path (string) or its bytes (Buffer)");
+  }
+  if (obj_ == nullptr) {
+    int err = errno;
+    throw BpfError(env, Context(), info[0].IsString() ? "bpf_object__open_file" : "bpf_object__open_mem", err);
+  }
+  name_ = bpf_object__name(obj_);
+}
+
+BpfObjectWrap::~BpfObjectWrap() { bpf_object__close(obj_); }
+
+void BpfObjectWrap::RequireOpen(Napi::Env env, const char* call) const {
+  if (obj_ == nullptr) throw ClosedError(env, Context(), call);
+}
+
+void BpfObjectWrap::RequireLoaded(Napi::Env env, const char* call) const {
+  RequireOpen(env, call);
+  if (!loaded_) throw BpfError(env, Context(), call, EINVAL, "the object is not loaded yet (call load() first)");
+}
+
+void BpfObjectWrap::RequireNotLoaded(Napi::Env env, const char* call) const {
+  RequireOpen(env, call);
+  if (loaded_) throw BpfError(env, Context(), call, EBUSY, "the object is already loaded (this is set before load())");
+}
+
+bpf_map* BpfObjectWrap::FindMap(Napi::Env env, const std::string& name, const char* call) const {
+  bpf_map* map = bpf_object__find_map_by_name(obj_, name.c_str());
+  if (map != nullptr) return map;
+  std::vector<std::string> names;
+  bpf_map* each;
+  bpf_object__for_each_map(each, obj_) names.push_back(bpf_map__name(each));
+  throw BpfError(env, Context(), call, ENOENT, "no map named " + Quoted(name) + " (maps: " + NamesOf(names) + ")");
+}
+
+bpf_program* BpfObjectWrap::FindProgram(Napi::Env env, const std::string& name, const char* call) const {
+  bpf_program* prog = bpf_object__find_program_by_name(obj_, name.c_str());
+  if (prog != nullptr) return prog;
+  std::vector<std::string> names;
+  bpf_program* each;
+  bpf_object__for_each_program(each, obj_) names.push_back(bpf_program__name(each));
+  throw BpfError(env, Context(), call, ENOENT,
+                 "no program named " + Quoted(name) + " (programs: " + NamesOf(names) + ")");
+}
+
+int BpfObjectWrap::ProgramFd(Napi::Env env, const std::string& name, const char* call) const {
+  RequireLoaded(env, call);
+  bpf_program* prog = FindProgram(env, name, call);
+  int fd = bpf_program__fd(prog);
+  if (fd < 0) throw BpfError(env, Context() + " program " + Quoted(name), call, EINVAL, "the program was not loaded");
+  return fd;
+}
+
+Napi::Value BpfObjectWrap::Name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
+
+Napi::Value BpfObjectWrap::Constants(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireOpen(env, "constants");
+  std::vector<Variable> vars = VariablesOf(obj_);
+  Napi::Array out = Napi::Array::New(env, vars.size());
+  for (size_t i = 0; i < vars.size(); ++i) {
+    Napi::Object var = Napi::Object::New(env);
+    var.Set("name", vars[i].name);
+    var.Set("section", vars[i].section);
+    var.Set("offset", vars[i].offset);
+    var.Set("size", vars[i].size);
+    out.Set(static_cast<uint32_t>(i), var);
+  }
+  return out;
+}
+
+// setConstant(name, bytes): the initial value of a global (a `const volatile` in .rodata is fixed
+// for the program's life once loaded). The bytes must be exactly the variable's size.
+Napi::Value BpfObjectWrap::SetConstant(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "constant name");
+  Bytes bytes = BytesArg(info, 1, "constant value");
+  RequireNotLoaded(env, "bpf_map__set_initial_value");
+  LogCapture log;
+  std::vector<Variable> vars = VariablesOf(obj_);
+  const Variable* found = nullptr;
+  std::vector<std::string> names;
+  for (const Variable& var : vars) {
+    names.push_back(var.name);
+    if (var.name == name) found = &var;
+  }
+  if (found == nullptr) {
+    throw BpfError(env, Context(), "btf_var_secinfos", ENOENT,
+                   "no global variable named " + Quoted(name) + " (globals: " + NamesOf(names) + ")");
+  }
+  if (bytes.length != found->size) {
+    throw Napi::TypeError::New(env, Context() + ": constant " + Quoted(name) + " is " + std::to_string(found->size) +
+                                        " bytes, the value given is " + std::to_string(bytes.length));
+  }
+  size_t size = 0;
+  const void* current = bpf_map__initial_value(found->map, &size);
+  if (current == nullptr || found->offset + found->size > size) {
+    throw BpfError(env, Context(), "bpf_map__initial_value", EINVAL,
+                   "section " + found->section + " has no initial value to hold " + Quoted(name));
+  }
+  std::vector<uint8_t> image(static_cast<const uint8_t*>(current), static_cast<const uint8_t*>(current) + size);
+  std::memcpy(image.data() + found->offset, bytes.data, bytes.length);
+  int err = bpf_map__set_initial_value(found->map, image.data(), image.size());
+  if (err != 0) throw BpfError(env, Context() + " constant " + Quoted(name), "bpf_map__set_initial_value", err);
+  return env.Undefined();
+}
+
+Napi::Value BpfObjectWrap::SetMaxEntries(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "map name");
+  uint32_t entries = U32Arg(info, 1, "max entries");
+  if (entries == 0) throw Napi::RangeError::New(env, Context() + ": map " + Quoted(name) + " needs at least 1 entry");
+  RequireNotLoaded(env, "bpf_map__set_max_entries");
+  LogCapture log;
+  int err = bpf_map__set_max_entries(FindMap(env, name, "bpf_map__set_max_entries"), entries);
+  if (err != 0) throw BpfError(env, Context() + " map " + Quoted(name), "bpf_map__set_max_entries", err);
+  return env.Undefined();
+}
+
+// setMapPinPath(name, path): at load the map is re-used from that pin when it exists (libbpf checks
+// that type, sizes and flags match) or created and pinned there; this is how a restarted agent
+// loads new programs over the maps the old one left.
+Napi::Value BpfObjectWrap::SetMapPinPath(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "map name");
+  std::string path = StringArg(info, 1, "pin path");
+  RequireNotLoaded(env, "bpf_map__set_pin_path");
+  LogCapture log;
+  int err = bpf_map__set_pin_path(FindMap(env, name, "bpf_map__set_pin_path"), path.c_str());
+  if (err != 0) throw BpfError(env, Context() + " map " + Quoted(name), "bpf_map__set_pin_path", err);
+  return env.Undefined();
+}
+
+Napi::Value BpfObjectWrap::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireNotLoaded(env, "bpf_object__load");
+  LogCapture log;
+  int err = bpf_object__load(obj_);
+  if (err != 0) throw BpfError(env, Context(), "bpf_object__load", err);
+  loaded_ = true;
+  return env.Undefined();
+}
+
+Napi::Value BpfObjectWrap::Loaded(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), loaded_); }
+
+Napi::Value BpfObjectWrap::Maps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireOpen(env, "maps");
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj_) {
+    Napi::Object item = Napi::Object::New(env);
+    item.Set("name", bpf_map__name(map));
+    item.Set("type", static_cast<uint32_t>(bpf_map__type(map)));
+    item.Set("typeName", OrUnknown(libbpf_bpf_map_type_str(bpf_map__type(map))));
+    item.Set("keySize", bpf_map__key_size(map));
+    item.Set("valueSize", bpf_map__value_size(map));
+    item.Set("maxEntries", bpf_map__max_entries(map));
+    item.Set("flags", bpf_map__map_flags(map));
+    item.Set("internal", bpf_map__is_internal(map));
+    int fd = bpf_map__fd(map);
+    item.Set("fd", fd >= 0 ? Napi::Value(Napi::Number::New(env, fd)) : env.Undefined());
+    out.Set(i++, item);
+  }
+  return out;
+}
+
+Napi::Value BpfObjectWrap::Programs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireOpen(env, "programs");
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t i = 0;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, obj_) {
+    Napi::Object item = Napi::Object::New(env);
+    item.Set("name", bpf_program__name(prog));
+    item.Set("type", static_cast<uint32_t>(bpf_program__type(prog)));
+    item.Set("typeName", OrUnknown(libbpf_bpf_prog_type_str(bpf_program__type(prog))));
+    item.Set("expectedAttachType", static_cast<uint32_t>(bpf_program__expected_attach_type(prog)));
+    item.Set("expectedAttachTypeName", OrUnknown(libbpf_bpf_attach_type_str(bpf_program__expected_attach_type(prog))));
+    item.Set("section", bpf_program__section_name(prog));
+    int fd = bpf_program__fd(prog);
+    item.Set("fd", fd >= 0 ? Napi::Value(Napi::Number::New(env, fd)) : env.Undefined());
+    out.Set(i++, item);
+  }
+  return out;
+}
+
+// map(name): a handle with its own fd (a dup), valid after this object is closed.
+Napi::Value BpfObjectWrap::Map(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "map name");
+  RequireLoaded(env, "bpf_object__find_map_by_name");
+  LogCapture log;
+  bpf_map* map = FindMap(env, name, "bpf_object__find_map_by_name");
+  int fd = fcntl(bpf_map__fd(map), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) throw BpfError(env, Context() + " map " + Quoted(name), "fcntl(F_DUPFD_CLOEXEC)", errno);
+  MapDescription description;
+  int err = DescribeMapFd(fd, &description);
+  if (err != 0) {
+    close(fd);
+    throw BpfError(env, Context() + " map " + Quoted(name), "bpf_obj_get_info_by_fd", err);
+  }
+  description.name = name;  // the kernel truncates names to 15 characters
+  return BpfMapWrap::Create(env, description);
+}
+
+// attachCgroup(program, cgroupDir): a bpf_link; the attach type is the program's (its section).
+Napi::Value BpfObjectWrap::AttachCgroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "program name");
+  std::string path = StringArg(info, 1, "cgroup path");
+  RequireLoaded(env, "bpf_program__attach_cgroup");
+  bpf_program* prog = FindProgram(env, name, "bpf_program__attach_cgroup");
+  std::string context = Context() + " program " + Quoted(name) + " on cgroup " + Quoted(path);
+  LogCapture log;
+  int cgroup = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgroup < 0) throw BpfError(env, context, "open", errno);
+  bpf_link* link = bpf_program__attach_cgroup(prog, cgroup);
+  int err = errno;
+  close(cgroup);
+  if (link == nullptr) throw BpfError(env, context, "bpf_program__attach_cgroup", err);
+  // The wrapper owns the link fd from here: disconnect so destroying libbpf's struct frees only memory.
+  int fd = bpf_link__fd(link);
+  bpf_link__disconnect(link);
+  bpf_link__destroy(link);
+  return BpfLinkWrap::Create(env, fd);
+}
+
+// attachTcx(program, target): a tcx bpf_link (kernel 6.6+).
+Napi::Value BpfObjectWrap::AttachTcx(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "program name");
+  TcTarget target = TcTargetArg(info, 1);
+  int fd = wirelane::AttachTcx(env, ProgramFd(env, name, "bpf_link_create"), target);
+  return BpfLinkWrap::Create(env, fd);
+}
+
+// attachClsact(program, target, handle, priority): a filter on the clsact qdisc (created if missing).
+// handle and priority 0 let the kernel choose; the result says which it chose.
+Napi::Value BpfObjectWrap::AttachClsact(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "program name");
+  TcTarget target = TcTargetArg(info, 1);
+  uint32_t handle = U32Arg(info, 2, "handle", 0);
+  uint32_t priority = U32Arg(info, 3, "priority", 0);
+  if (priority > 0xffff) throw Napi::RangeError::New(env, "tc priority must be 0-65535, got " + std::to_string(priority));
+  return wirelane::AttachClsact(env, ProgramFd(env, name, "bpf_tc_attach"), target, handle, priority);
+}
+
+Napi::Value BpfObjectWrap::Close(const Napi::CallbackInfo& info) {
+  bpf_object__close(obj_);
+  obj_ = nullptr;
+  image_.clear();
+  image_.shrink_to_fit();
+  return info.Env().Undefined();
+}
+
+}  // namespace wirelane
