@@ -229,6 +229,7 @@ Napi::Value BpfMapWrap::UpdateBatch(const Napi::CallbackInfo& info) {
   LogCapture log;
   // Only BPF_F_LOCK is allowed in a batch's elem_flags (BPF_NOEXIST there is EINVAL): other flags
   // take the per-element path, which honours them.
+  size_t start = 0;
   if (batch_ != 0 && (flags & ~static_cast<uint32_t>(BPF_F_LOCK)) == 0) {
     uint32_t done = static_cast<uint32_t>(count);
     LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags, .flags = 0);
@@ -237,13 +238,19 @@ Napi::Value BpfMapWrap::UpdateBatch(const Napi::CallbackInfo& info) {
       batch_ = 1;
       return Napi::Number::New(env, static_cast<double>(count));
     }
-    if (done != 0 || !BatchUnsupported(err)) {
+    // A command refused up front leaves `done` as it was: only a count below the request is progress.
+    size_t progress = done < count ? done : 0;
+    if (!BatchUnsupported(err)) {
       throw BpfError(env, Context(), "bpf_map_update_batch", err,
-                     std::string(strerror(-err)) + " after " + std::to_string(done) + " of " + std::to_string(count) + " entries");
+                     std::string(strerror(-err)) + " after " + std::to_string(progress) + " of " + std::to_string(count) + " entries");
     }
-    if (err != -EINVAL) batch_ = 0;  // EINVAL may come from the data; ENOTSUPP is the map type
+    if (err == -EINVAL) {
+      start = progress;  // old kernels without the command, or a bad entry: the loop tells which
+    } else {
+      batch_ = 0;  // the map type has no batch ops
+    }
   }
-  for (size_t i = 0; i < count; ++i) {
+  for (size_t i = start; i < count; ++i) {
     int err = bpf_map_update_elem(d_.fd, keys.data + i * d_.key_size, values.data + i * value_bytes_, flags);
     if (err != 0) {
       throw BpfError(env, Context(), "bpf_map_update_elem", err,
@@ -269,20 +276,25 @@ Napi::Value BpfMapWrap::DeleteBatch(const Napi::CallbackInfo& info) {
   size_t offset = 0;
   size_t deleted = 0;
   while (batch_ != 0 && offset < count) {
-    uint32_t done = static_cast<uint32_t>(count - offset);
+    uint32_t requested = static_cast<uint32_t>(count - offset);
+    uint32_t done = requested;
     LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = 0, .flags = 0);
     int err = bpf_map_delete_batch(d_.fd, keys.data + offset * d_.key_size, &done, &opts);
-    deleted += done;
-    offset += done;
     if (err == 0) {
+      deleted += requested;
+      offset = count;
       batch_ = 1;
       break;
     }
+    // A command refused up front leaves `done` as it was: only a count below the request is progress.
+    uint32_t progress = done < requested ? done : 0;
+    deleted += progress;
+    offset += progress;
     if (err == -ENOENT) {
       offset += 1;  // the kernel stops at a missing key: skip it and go on
       continue;
     }
-    if (done != 0 || !BatchUnsupported(err)) {
+    if (!BatchUnsupported(err)) {
       throw BpfError(env, Context(), "bpf_map_delete_batch", err,
                      std::string(strerror(-err)) + " after " + std::to_string(offset) + " of " + std::to_string(count) + " keys");
     }

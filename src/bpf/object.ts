@@ -145,6 +145,9 @@ export class BpfObject {
 }
 
 function encodeInteger(name: string, value: number | bigint | boolean, size: number): Uint8Array {
+  if (typeof value !== 'number' && typeof value !== 'bigint' && typeof value !== 'boolean') {
+    throw new TypeError(`constant "${name}": the value must be bytes, a number, a bigint or a boolean, got ${typeof value}`);
+  }
   if (typeof value === 'number' && !Number.isSafeInteger(value)) {
     throw new RangeError(`constant "${name}": ${value} is not an integer`);
   }
