@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { SpawnedProcess } from '../../src/host/command.js';
+import type { PortRange } from '../../src/dataplane/userspace/index.js';
 import { type Family, parseCidr, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
@@ -72,6 +73,8 @@ const EMPTY: ServiceSpec = { name: 'empty', clusterIPs: ['10.96.0.13'], ports: [
 const FLOW: ServiceSpec = { name: 'flow', clusterIPs: ['10.96.0.15'], ports: [DNS], endpoints: ['a-pod0'] };
 const SLOW: ServiceSpec = { name: 'slow', clusterIPs: ['10.96.0.16'], ports: [HTTP], endpoints: [BLACKHOLE, 'a-pod0'] };
 const BASE = [WEB, STICKY, LOCAL, EMPTY, FLOW, SLOW];
+/** Node b's proxy ports; it overlaps the NodePorts on purpose (they are held first, so skipped). */
+const RANGE_B: PortRange = { min: 30050, max: 30100 };
 
 interface RunnerResult {
   readonly seq: number;
@@ -101,10 +104,10 @@ class ProxyRunner {
   ) {}
 
   /** Starts with a soft open-file limit of 1024, so that the proxy's raising of it shows. */
-  static async start(sandbox: Sandbox, node: SandboxNode, dir: string): Promise<ProxyRunner> {
+  static async start(sandbox: Sandbox, node: SandboxNode, dir: string, proxyPortRange?: PortRange): Promise<ProxyRunner> {
     await mkdir(dir, { recursive: true });
     const hostAddresses = [node.underlayIP, node.underlayIPv6].filter((a) => a !== undefined);
-    await writeFile(join(dir, 'options.json'), JSON.stringify({ hostAddresses }));
+    await writeFile(join(dir, 'options.json'), JSON.stringify({ hostAddresses, proxyPortRange }));
     const logFile = join(dir, 'runner.log');
     const args = ['--nofile=1024:', process.execPath, '--import', import.meta.resolve('tsx'), RUNNER, dir];
     const child = sandbox.spawn(node, 'prlimit', args, { stdout: { file: logFile }, stderr: { file: logFile } });
@@ -273,7 +276,8 @@ describe('userspace service proxy in a sandbox', { skip }, () => {
     // The outside client reaches external and load-balancer IPs through node a, as a router would.
     await sandbox.exec(client(), 'ip', ['route', 'add', '192.0.2.0/24', 'via', node('a').underlayIP]);
     for (const p of THREE) startEchoServer(sandbox, pod(p), p.replace('-pod', ''), { tcp: ECHO_PORT, udp: ECHO_PORT });
-    for (const name of ['a', 'b']) runners.set(name, await ProxyRunner.start(sandbox, node(name), join(workDir, name)));
+    runners.set('a', await ProxyRunner.start(sandbox, node('a'), join(workDir, 'a')));
+    runners.set('b', await ProxyRunner.start(sandbox, node('b'), join(workDir, 'b'), RANGE_B));
     await applyAllOk(BASE);
     await until('the echo servers', async () => backends(await ask(pod('a-pod1'), 'tcp', '10.96.0.10', 80)).every((b) => BACKENDS.includes(b)), 10_000, 100);
   });
@@ -318,6 +322,18 @@ describe('userspace service proxy in a sandbox', { skip }, () => {
     for (const [from, protocol, host, port] of targets) {
       const lines = await ask(from, protocol, host, port, { count: 3 });
       assert.ok(backends(lines).every((b) => BACKENDS.includes(b)), `${protocol} ${host}:${port} from ${typeof from === 'string' ? from : from.netns}: ${lines.join(', ')}`);
+    }
+  });
+
+  check('a proxy port range is used; the NodePorts inside it stay held', async () => {
+    const stats = await runner('b').stats();
+    assert.deepEqual([...new Set(Object.keys(stats.nodePorts).map((key) => Number(key.split('/')[2])))].sort(), [30053, 30080, 30081]);
+    for (const p of stats.proxies) {
+      assert.ok(p.port >= RANGE_B.min && p.port <= RANGE_B.max, `${p.key} on ${p.port}`);
+      // Keys: `default/web:dns/UDP internal IPv4` and `UDP/IPv4/30053`.
+      const [servicePort = '', , family] = p.key.split(' ');
+      const protocol = servicePort.slice(servicePort.lastIndexOf('/') + 1);
+      assert.equal(stats.nodePorts[`${protocol}/${family}/${p.port}`], undefined, `${p.key} took a held NodePort`);
     }
   });
 
@@ -477,7 +493,7 @@ describe('userspace service proxy in a sandbox', { skip }, () => {
     crashed.child.kill('SIGKILL');
     await crashed.child;
     assert.match(await saved(b, 4), /WLPROXY-PORTALS-CONTAINER[\s\S]*10\.96\.0\.11/, 'the crash left its rules');
-    const fresh = await ProxyRunner.start(sandbox, b, join(workDir, 'b-again'));
+    const fresh = await ProxyRunner.start(sandbox, b, join(workDir, 'b-again'), RANGE_B);
     runners.set('b', fresh);
     const result = await fresh.send({ command: 'apply', map: mapFor(b, BASE.filter((s) => s !== STICKY)) });
     assert.ok(result.ok, result.error);

@@ -178,8 +178,12 @@ export class UserspaceServiceProxy implements ServiceProxy {
     const failures: WriteFailure[] = [];
     let written = 0;
 
-    // New sockets first, rules next, old sockets last: no rule ever points at a closed socket
-    // that is still wanted, and a removed service's traffic stops at its rules before its socket.
+    // NodePorts before proxy sockets, so that a proxy port range overlapping the NodePort range
+    // cannot take a NodePort. New sockets first, rules next, old sockets last: no rule ever points
+    // at a closed socket that is still wanted, and a removed service's traffic stops at its rules.
+    const nodePortResult = await this.holdNodePorts(plan);
+    written += nodePortResult.written;
+    failures.push(...nodePortResult.failures);
     const wanted = new Map(plan.proxies.map((p) => [p.key, p] as const));
     for (const planned of plan.proxies) {
       const open = this.proxies.get(planned.key);
@@ -198,10 +202,6 @@ export class UserspaceServiceProxy implements ServiceProxy {
         this.proxies.set(planned.key, { planned, socket: open.socket });
       }
     }
-    const nodePortResult = await this.holdNodePorts(plan);
-    written += nodePortResult.written;
-    failures.push(...nodePortResult.failures);
-
     const ports = new Map([...this.proxies].filter(([key]) => wanted.has(key)).map(([key, open]) => [key, open.socket.port] as const));
     const holders = new Map([...this.nodePorts].map(([key, held]) => [key, held.servicePort] as const));
     try {
