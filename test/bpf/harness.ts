@@ -15,6 +15,34 @@ export const BPF_TOOLS = [
   ['tc', ['-V']],
 ] as const;
 
+const cleanups = new WeakMap<TestContext, Array<() => unknown>>();
+
+/**
+ * Registers clean-up for the test, run after it (also on failure) in reverse order of
+ * registration, unlike t.after which runs first-registered first: a filter must go before the
+ * namespace holding it. Every step runs; the first error is rethrown at the end.
+ */
+export function onCleanup(t: TestContext, step: () => unknown): void {
+  let steps = cleanups.get(t);
+  if (steps === undefined) {
+    const list: Array<() => unknown> = [];
+    steps = list;
+    cleanups.set(t, list);
+    t.after(async () => {
+      const errors: unknown[] = [];
+      for (const run of list.reverse()) {
+        try {
+          await run();
+        } catch (error) {
+          errors.push(error);
+        }
+      }
+      if (errors.length > 0) throw errors[0];
+    });
+  }
+  steps.push(step);
+}
+
 export function bpfSkip(what: string): Promise<string | false> {
   return capabilitySkip(what, BPF_TOOLS);
 }
@@ -33,7 +61,7 @@ export async function bpffsDir(t: TestContext): Promise<string> {
   if (mount === undefined) {
     const own = mkdtempSync(join(tmpdir(), 'wirelane-bpffs-'));
     await runCommand('mount', ['-t', 'bpf', 'bpf', own]);
-    t.after(async () => {
+    onCleanup(t, async () => {
       await runCommand('umount', [own]);
       rmdirSync(own);
     });
@@ -42,7 +70,7 @@ export async function bpffsDir(t: TestContext): Promise<string> {
   if (!isBpffs(mount)) throw new Error(`${mount} is listed as bpffs in /proc/mounts but statfs disagrees`);
   const dir = join(mount, uniqueName('wirelane-test'));
   mkdirSync(dir);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  onCleanup(t, () => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -52,7 +80,7 @@ export function cgroupDir(t: TestContext): string {
   if (root === undefined) throw new Error('cgroup v2 is not mounted (no cgroup2 line in /proc/mounts)');
   const dir = join(root, uniqueName('wirelane-test'));
   mkdirSync(dir);
-  t.after(async () => {
+  onCleanup(t, async () => {
     // A process that just exited can keep the cgroup busy for a moment.
     for (let attempt = 0; ; attempt++) {
       try {
@@ -88,7 +116,7 @@ export async function runChild(
   const child = spawn(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  t.after(() => {
+  onCleanup(t, () => {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
   });
   let stdout = '';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { cpus } from 'node:os';
 import { test, type TestContext } from 'node:test';
 import { BpfError, BpfObject, MapUpdate, bpfFixturePath, type BpfMap } from '../../src/bpf/index.js';
-import { bpfSkip, u32 } from './harness.js';
+import { bpfSkip, onCleanup, u32 } from './harness.js';
 
 const skip = await bpfSkip('BPF map tests');
 
@@ -11,7 +11,7 @@ function loadedMap(t: TestContext, name: string): BpfMap {
   obj.load();
   const map = obj.map(name);
   obj.close();
-  t.after(() => map.close());
+  onCleanup(t, () => map.close());
   return map;
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { BpfError, BpfObject, bpfFixturePath } from '../../src/bpf/index.js';
-import { bpfSkip, u32 } from './harness.js';
+import { bpfSkip, onCleanup, u32 } from './harness.js';
 
 const skip = await bpfSkip('BPF object tests');
 const FIXTURE = bpfFixturePath('addon_fixture');
@@ -18,7 +18,7 @@ function thrown(run: () => unknown): unknown {
 
 test('an object lists its globals, maps and programs, and load-time settings take effect', { skip }, (t) => {
   const obj = BpfObject.open(FIXTURE);
-  t.after(() => obj.close());
+  onCleanup(t, () => obj.close());
   assert.equal(obj.name, 'addon_fixture');
   assert.deepEqual(
     obj.globals().map((g) => [g.name, g.section, g.size]),
@@ -66,7 +66,7 @@ test('an object lists its globals, maps and programs, and load-time settings tak
 
 test('an object opens from a Buffer as from a file', { skip }, (t) => {
   const obj = BpfObject.open(readFileSync(FIXTURE), { name: 'from_memory' });
-  t.after(() => obj.close());
+  onCleanup(t, () => obj.close());
   assert.equal(obj.name, 'from_memory');
   obj.load();
   assert.equal(obj.programs().length, 2);
@@ -91,7 +91,7 @@ test('a missing object file is ENOENT naming the path', { skip }, () => {
 
 test('a program the verifier rejects is EACCES with the verifier log', { skip }, (t) => {
   const obj = BpfObject.open(bpfFixturePath('verifier_reject'));
-  t.after(() => obj.close());
+  onCleanup(t, () => obj.close());
   const error = thrown(() => obj.load());
   assert.ok(error instanceof BpfError, String(error));
   assert.equal(error.code, 'EACCES');
@@ -104,7 +104,7 @@ test('a program the verifier rejects is EACCES with the verifier log', { skip },
 
 test('a missing map or program is ENOENT listing the names there are', { skip }, (t) => {
   const obj = BpfObject.open(FIXTURE);
-  t.after(() => obj.close());
+  onCleanup(t, () => obj.close());
   const resize = thrown(() => obj.setMaxEntries('no_such_map', 4));
   assert.ok(resize instanceof BpfError);
   assert.equal(resize.code, 'ENOENT');
@@ -121,7 +121,7 @@ test('a missing map or program is ENOENT listing the names there are', { skip },
 
 test('constants are checked against their BTF size and name', { skip }, (t) => {
   const obj = BpfObject.open(FIXTURE);
-  t.after(() => obj.close());
+  onCleanup(t, () => obj.close());
   assert.throws(() => obj.setConstant('answer', Buffer.alloc(8)), { name: 'TypeError', message: /"answer" is 4 bytes, the value given is 8/ });
   assert.throws(() => obj.setConstant('answer', 2 ** 32), { name: 'RangeError', message: /does not fit its 4 bytes/ });
   assert.throws(() => obj.setConstant('answer', 1.5), { name: 'RangeError' });
@@ -139,7 +139,7 @@ test('constants are checked against their BTF size and name', { skip }, (t) => {
 
 test('bad arguments are TypeErrors, never a crash', { skip }, (t) => {
   const obj = BpfObject.open(FIXTURE);
-  t.after(() => obj.close());
+  onCleanup(t, () => obj.close());
   // Deliberately wrong types, as untyped JavaScript could pass them.
   const loose = obj as unknown as Record<string, (...args: unknown[]) => unknown>;
   assert.throws(() => BpfObject.open(42 as unknown as string), TypeError);
