@@ -132,23 +132,14 @@ export class UserspaceServiceProxy implements ServiceProxy {
   cleanup(): Promise<void> {
     return this.serialise(async () => {
       const failures: WriteFailure[] = [];
-      let written = 0;
-      for (const [key, open] of this.proxies) {
-        await open.socket.close();
-        this.ports.release(open.socket.port);
-        this.proxies.delete(key);
-        written += 1;
-      }
-      for (const [key, held] of this.nodePorts) {
-        await held.claim.release();
-        this.nodePorts.delete(key);
-        written += 1;
-      }
+      let written = this.proxies.size + this.nodePorts.size;
       try {
         written += (await this.chains.cleanup()).written;
       } catch (err) {
         failures.push({ what: 'remove the userspace proxy iptables rules', reason: errorMessage(err) });
       }
+      for (const key of [...this.proxies.keys()]) await this.closeProxy(key);
+      for (const key of [...this.nodePorts.keys()]) await this.releaseNodePort(key);
       failures.push(...(await this.clearUdpConntrack(new Map())));
       if (failures.length > 0) throw new PartialApplyError(DATAPLANE, written, failures);
     });
@@ -218,13 +209,10 @@ export class UserspaceServiceProxy implements ServiceProxy {
       failures.push({ what: 'write the userspace proxy iptables rules', reason: errorMessage(err) });
     }
 
-    for (const [key, open] of this.proxies) {
+    for (const key of [...this.proxies.keys()]) {
       if (wanted.has(key)) continue;
-      await open.socket.close();
-      this.ports.release(open.socket.port);
-      this.proxies.delete(key);
+      await this.closeProxy(key);
       written += 1;
-      this.log.debug({ proxy: key, port: open.socket.port }, 'closed proxy socket');
     }
     failures.push(...(await this.clearUdpConntrack(udpPortalsOf(plan, ports, holders))));
 
@@ -252,6 +240,20 @@ export class UserspaceServiceProxy implements ServiceProxy {
     return socket;
   }
 
+  private async closeProxy(key: string): Promise<void> {
+    const open = this.proxies.get(key) as OpenProxy;
+    this.proxies.delete(key);
+    await open.socket.close();
+    this.ports.release(open.socket.port);
+    this.log.debug({ proxy: key, port: open.socket.port }, 'closed proxy socket');
+  }
+
+  private async releaseNodePort(key: string): Promise<void> {
+    const held = this.nodePorts.get(key) as HeldNodePort;
+    this.nodePorts.delete(key);
+    await held.claim.release();
+  }
+
   /**
    * Releases NodePorts no longer wanted by their holder, then claims the wanted ones. Of two
    * service ports wanting one NodePort, the one holding it keeps it, else the first in map order;
@@ -267,10 +269,9 @@ export class UserspaceServiceProxy implements ServiceProxy {
       if (list === undefined) wanters.set(key, [w.servicePort]);
       else list.push(w.servicePort);
     }
-    for (const [key, held] of this.nodePorts) {
+    for (const [key, held] of [...this.nodePorts]) {
       if (wanters.get(key)?.includes(held.servicePort) === true) continue;
-      await held.claim.release();
-      this.nodePorts.delete(key);
+      await this.releaseNodePort(key);
       written += 1;
     }
     for (const w of plan.nodePorts) {
