@@ -11,7 +11,7 @@
 // Each kind keeps its own socket even when two lists happen to be equal: an endpoint change then
 // never moves a frontend to another socket, and no connection is cut by it.
 import { type Cidr, containsIp, type Family, type Ip, parseCidr } from '../../model/ip.js';
-import { noEndpointAction, type ServiceBackend, type ServiceMap, type ServicePort, servicePortKey } from '../../model/service.js';
+import { noEndpointAction, type ServiceBackend, type ServiceMap, servicePortKey } from '../../model/service.js';
 
 export type ProxyKind = 'internal' | 'external' | 'shortCircuit';
 export type ProxiedProtocol = 'TCP' | 'UDP';
@@ -97,11 +97,10 @@ export function planProxies(map: ServiceMap): ProxyPlan {
       if (clusterIPs.length === 0) continue;
       const only = (list: readonly ServiceBackend[]): ServiceBackend[] => list.filter((b) => b.ip.family === family);
       const cluster = only(p.clusterEndpoints);
-      const familyView: ServicePort = { ...p, clusterEndpoints: cluster };
       const plan = (kind: ProxyKind, endpoints: ServiceBackend[]): string => {
         const key = proxyKey(servicePort, kind, family);
         const affinityTimeoutMs = p.sessionAffinityTimeoutSeconds === undefined ? undefined : p.sessionAffinityTimeoutSeconds * 1000;
-        proxies.push({ key, servicePort, protocol, family, kind, endpoints, affinityTimeoutMs, action: noEndpointAction(familyView, endpoints) });
+        proxies.push({ key, servicePort, protocol, family, kind, endpoints, affinityTimeoutMs, action: noEndpointAction(p, endpoints, family) });
         return key;
       };
       const internal = plan('internal', only(p.internalEndpoints));
