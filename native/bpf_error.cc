@@ -13,10 +13,11 @@ namespace {
 constexpr size_t kMaxLog = 1 << 20;
 
 thread_local std::string log_text;
+thread_local int captures = 0;
 
 int CaptureLibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
   // Debug output describes every relocation of a successful load: too costly to format per call.
-  if (level == LIBBPF_DEBUG) return 0;
+  if (level == LIBBPF_DEBUG || captures == 0) return 0;
   char small[512];
   va_list copy;
   va_copy(copy, args);
@@ -39,9 +40,13 @@ int CaptureLibbpfPrint(enum libbpf_print_level level, const char* format, va_lis
 
 AddonData& DataOf(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 
-LogCapture::LogCapture() { log_text.clear(); }
+LogCapture::LogCapture() {
+  if (captures++ == 0) log_text.clear();
+}
 
-std::string LogCapture::Text() { return log_text; }
+LogCapture::~LogCapture() { --captures; }
+
+std::string LogCapture::Text() { return captures > 0 ? log_text : std::string(); }
 
 void InstallLibbpfPrint() { libbpf_set_print(CaptureLibbpfPrint); }
 

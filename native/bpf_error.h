@@ -22,10 +22,15 @@ struct AddonData {
 
 AddonData& DataOf(Napi::Env env);
 
-// Clears the calling thread's libbpf log on construction; Text() is what libbpf printed since.
+// Collects what libbpf prints on this thread while it lives (the outermost one starts empty).
+// Text() is that log, or "" outside any capture, so an error raised before a call reached libbpf
+// never carries an earlier call's log.
 class LogCapture {
  public:
   LogCapture();
+  ~LogCapture();
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
   static std::string Text();
 };
 

@@ -91,7 +91,7 @@ function buildBpf() {
     const gypArgs = nodedir === undefined ? [] : [`--nodedir=${nodedir}`];
     log('building the libbpf addon');
     if (stale(join(root, 'build', 'Makefile'), [gyp])) run(process.execPath, [nodeGyp, 'configure', ...gypArgs]);
-    run(process.execPath, [nodeGyp, 'build', ...gypArgs]);
+    run(process.execPath, [nodeGyp, 'build', '--jobs=max', ...gypArgs]);
   }
 
   const objects = [

@@ -63,8 +63,7 @@ export class BpfError extends Error {
 
   constructor(failure: BpfFailure) {
     const code = errnoCode(failure.errno);
-    const verdict = verifierVerdict(failure.log);
-    super(`${failure.context}: ${failure.call}: ${failure.reason} (${code})${verdict === undefined ? '' : `; verifier: ${verdict}`}`);
+    super(`${failure.context}: ${failure.call}: ${failure.reason} (${code})${logSummary(failure.log)}`);
     this.context = failure.context;
     this.call = failure.call;
     this.errno = failure.errno;
@@ -73,10 +72,15 @@ export class BpfError extends Error {
   }
 }
 
-/** The verifier's reason for a rejection: the log line just before its instruction count summary. */
-function verifierVerdict(log: string): string | undefined {
+/**
+ * The log's gist for the message: the verifier's reason for a rejection (the line before its
+ * instruction count summary), else libbpf's first line (e.g. "couldn't reuse pinned map …").
+ */
+function logSummary(log: string): string {
   const lines = log.split('\n');
   const summary = lines.findIndex((line) => line.startsWith('processed ') && line.includes(' insns'));
-  if (summary <= 0) return undefined;
-  return lines[summary - 1]?.trim() || undefined;
+  const verdict = summary > 0 ? lines[summary - 1]?.trim() : undefined;
+  if (verdict) return `; verifier: ${verdict}`;
+  const first = lines[0]?.replace(/^libbpf: /, '').trim();
+  return first ? `; libbpf: ${first}` : '';
 }

@@ -110,6 +110,16 @@ test('an unpinned link detaches when destroyed, and a pin that is not a link is 
   assert.equal(openPinnedMap(`${pins}/table`).keySize, 4);
 });
 
+test('garbage collection never detaches a link; the process exit does, when it is not pinned', { skip }, async (t) => {
+  const cgroup = cgroupDir(t);
+  const result = await runChild(t, './child-gc-link.ts', [cgroup]);
+  assert.equal(result.code, 0, result.stderr);
+  const seen = JSON.parse(result.stdout) as { id: number; collected: boolean; listed: boolean };
+  assert.equal(seen.collected, true, 'the link wrapper was garbage-collected');
+  assert.equal(seen.listed, true, 'the kernel still had the link after collection');
+  assert.ok(!(await kernelLinkIds()).includes(seen.id), 'the link went with the process');
+});
+
 test('attaching to something that is not a cgroup v2 directory is a BpfError', { skip }, async (t) => {
   const obj = BpfObject.open(bpfFixturePath('addon_fixture'));
   onCleanup(t, () => obj.close());

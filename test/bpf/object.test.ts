@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { BpfError, BpfObject, bpfFixturePath } from '../../src/bpf/index.js';
-import { bpfSkip, onCleanup, u32 } from './harness.js';
+import { bpffsDir, bpfSkip, onCleanup, u32 } from './harness.js';
 
 const skip = await bpfSkip('BPF object tests');
 const FIXTURE = bpfFixturePath('addon_fixture');
@@ -167,4 +167,27 @@ test('close() is safe twice, and a closed object says so', { skip }, () => {
   table.close();
   table.close();
   assert.throws(() => table.lookup(u32(1)), (e: unknown) => e instanceof BpfError && e.code === 'EBADF');
+});
+
+test('a map given a pin path is created and pinned at load, and re-used by the next load if it matches', { skip }, async (t) => {
+  const pins = await bpffsDir(t);
+  const first = BpfObject.open(FIXTURE);
+  onCleanup(t, () => first.close());
+  first.setMapPinPath('table', `${pins}/table`);
+  first.load();
+  first.map('table').update(u32(1), Buffer.alloc(8, 1));
+  first.close();
+
+  const second = BpfObject.open(FIXTURE);
+  onCleanup(t, () => second.close());
+  second.setMapPinPath('table', `${pins}/table`);
+  second.load();
+  assert.deepEqual(second.map('table').lookup(u32(1)), Buffer.alloc(8, 1));
+
+  // A layout that no longer matches the pinned map is refused instead of silently replaced.
+  const resized = BpfObject.open(FIXTURE);
+  onCleanup(t, () => resized.close());
+  resized.setMapPinPath('table', `${pins}/table`);
+  resized.setMaxEntries('table', 32);
+  assert.throws(() => resized.load(), (e: unknown) => e instanceof BpfError && e.call === 'bpf_object__load' && /reuse pinned map|mismatch/.test(e.log));
 });
