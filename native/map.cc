@@ -105,6 +105,16 @@ void BpfMapWrap::CheckValue(Napi::Env env, size_t length, const char* what) cons
   }
 }
 
+size_t BpfMapWrap::BatchCount(Napi::Env env, size_t keys_length) const {
+  if (keys_length % d_.key_size != 0) {
+    throw Napi::RangeError::New(env, Context() + ": keys is " + std::to_string(keys_length) +
+                                         " bytes, not a multiple of the key size " + std::to_string(d_.key_size));
+  }
+  size_t count = keys_length / d_.key_size;
+  if (count > UINT32_MAX) throw Napi::RangeError::New(env, Context() + ": more than 2^32-1 entries in one batch");
+  return count;
+}
+
 Napi::Value BpfMapWrap::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -214,18 +224,13 @@ Napi::Value BpfMapWrap::UpdateBatch(const Napi::CallbackInfo& info) {
   Bytes values = BytesArg(info, 1, "values");
   uint32_t flags = U32Arg(info, 2, "flags", BPF_ANY);
   RequireOpen(env, "bpf_map_update_batch");
-  if (keys.length % d_.key_size != 0) {
-    throw Napi::RangeError::New(env, Context() + ": keys is " + std::to_string(keys.length) +
-                                         " bytes, not a multiple of the key size " + std::to_string(d_.key_size));
-  }
-  size_t count = keys.length / d_.key_size;
+  size_t count = BatchCount(env, keys.length);
   if (values.length != count * value_bytes_) {
     throw Napi::RangeError::New(env, Context() + ": values is " + std::to_string(values.length) + " bytes, expected " +
                                          std::to_string(count) + " entries × " + std::to_string(value_bytes_) +
                                          " bytes = " + std::to_string(count * value_bytes_));
   }
   if (count == 0) return Napi::Number::New(env, 0);
-  if (count > UINT32_MAX) throw Napi::RangeError::New(env, Context() + ": more than 2^32-1 entries in one batch");
   LogCapture log;
   // Only BPF_F_LOCK is allowed in a batch's elem_flags (BPF_NOEXIST there is EINVAL): other flags
   // take the per-element path, which honours them.
@@ -266,12 +271,7 @@ Napi::Value BpfMapWrap::DeleteBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Bytes keys = BytesArg(info, 0, "keys");
   RequireOpen(env, "bpf_map_delete_batch");
-  if (keys.length % d_.key_size != 0) {
-    throw Napi::RangeError::New(env, Context() + ": keys is " + std::to_string(keys.length) +
-                                         " bytes, not a multiple of the key size " + std::to_string(d_.key_size));
-  }
-  size_t count = keys.length / d_.key_size;
-  if (count > UINT32_MAX) throw Napi::RangeError::New(env, Context() + ": more than 2^32-1 entries in one batch");
+  size_t count = BatchCount(env, keys.length);
   LogCapture log;
   size_t offset = 0;
   size_t deleted = 0;

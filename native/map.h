@@ -43,6 +43,8 @@ class BpfMapWrap : public Napi::ObjectWrap<BpfMapWrap> {
   void RequireOpen(Napi::Env env, const char* call) const;
   void CheckKey(Napi::Env env, size_t length, const char* what) const;
   void CheckValue(Napi::Env env, size_t length, const char* what) const;
+  // Entries in a batch whose keys are `keys_length` bytes back to back (RangeError if not whole).
+  size_t BatchCount(Napi::Env env, size_t keys_length) const;
   // Bytes of one value as the syscalls read and write it (per-CPU maps hold one slot per CPU).
   size_t ValueBytes() const { return value_bytes_; }
   std::vector<uint8_t> NextKeys(Napi::Env env, size_t* count);

@@ -10,6 +10,7 @@
 
 #include "args.h"
 #include "bpf_error.h"
+#include "tc.h"
 
 namespace wirelane {
 
@@ -20,9 +21,6 @@ namespace {
 const char* const kHelperNames[] = {__BPF_FUNC_MAPPER(WIRELANE_HELPER_NAME)};
 #undef WIRELANE_HELPER_NAME
 constexpr int kHelperCount = sizeof kHelperNames / sizeof kHelperNames[0];
-
-// Not in Debian's uapi headers (see tc.cc).
-constexpr int kTcxIngress = 46;
 
 enum class Kind { Program, Map, Attach, Link, Helper };
 

@@ -12,10 +12,6 @@ namespace wirelane {
 
 namespace {
 
-// Not in libbpf 1.1 nor in Debian's uapi headers; the kernel has had them since 6.6.
-constexpr int kTcxIngress = 46;
-constexpr int kTcxEgress = 47;
-
 // Resolves the interface name to its index in the namespace the thread is in now.
 void ResolveIfindex(Napi::Env env, TcTarget& target) {
   if (target.ifname.empty()) return;

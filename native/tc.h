@@ -10,6 +10,11 @@
 
 namespace wirelane {
 
+// BPF_TCX_INGRESS / BPF_TCX_EGRESS: not in libbpf 1.1 nor in Debian's uapi headers; kernels have
+// had them since 6.6.
+constexpr int kTcxIngress = 46;
+constexpr int kTcxEgress = 47;
+
 struct TcTarget {
   std::string ifname;    // empty when given by index
   uint32_t ifindex = 0;  // resolved inside the namespace
