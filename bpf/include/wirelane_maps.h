@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The maps the service data path shares between its BPF programs (bpf/sock_lb.bpf.c at the socket
+ * layer, bpf/nodeport.bpf.c on tc) and the agent (src/dataplane/ebpf/codec.ts encodes these exact
+ * layouts; it checks at load that every map's key and value sizes equal its own and refuses to run
+ * otherwise). Include after "vmlinux.h".
+ *
+ * Every key is a struct with explicit padding: hash maps compare raw key bytes, so a hole the
+ * compiler filled with garbage would make a lookup miss silently. Writers zero every key and value
+ * before filling it. Addresses are 16 bytes for both families, in network byte order: IPv4 in bytes
+ * 0..3, bytes 4..15 zero. Ports are network byte order (__be16). Everything else is host order.
+ *
+ * Sharing: each map is pinned at <bpffs>/wirelane/<map name> (WL_PIN_DIR below; the agent may pick
+ * another directory, the names inside stay). Every object that uses a map declares it from this
+ * header and the agent points it at the pin before load (bpf_map__set_pin_path), so the kernel
+ * holds one map for all of them. Sizes (max_entries) are set by the agent; the defaults are here.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * wl_services (HASH, no prealloc): one service frontend is 1 + count entries, à la Cilium.
+ *
+ *   key {addr, port, slot, protocol, family, scope}
+ *     slot 0        -> the service entry: count (backend slots), flags (WL_SVC_*), service_id,
+ *                      affinity_timeout (seconds, 0 = none)
+ *     slot 1..count -> backend_id (wl_backends), service_id
+ *
+ *   scope WL_SCOPE_INTERNAL: what sockets on this node reach (sock_lb looks up only this scope)
+ *     - ClusterIP:port            -> the internal endpoints (internalTrafficPolicy applied)
+ *     - ExternalIP/LB IP:port     -> ALL cluster endpoints: kube-proxy's short-circuit, traffic
+ *                                    from pods and the host to an external address ignores
+ *                                    externalTrafficPolicy: Local
+ *     - NodePort (wildcard addr)  -> all cluster endpoints, same reason
+ *   scope WL_SCOPE_EXTERNAL: what traffic from outside the node reaches (tc looks up only this)
+ *     - ExternalIP/LB IP:port     -> the external endpoints (externalTrafficPolicy applied)
+ *     - NodePort (wildcard addr)  -> the external endpoints
+ *
+ *   NodePort: one entry set per service port with addr all zero (the wildcard) and port = the
+ *   node port, flag WL_SVC_NODEPORT. A program first checks that the destination is one of the
+ *   node's NodePort addresses (wl_node_addrs), then looks up the wildcard key. Node addresses
+ *   changing never rewrites services, and 10,000 NodePorts stay 10,000 entry sets.
+ *
+ *   count == 0: no endpoint. WL_SVC_NO_ENDPOINT_DROP tells the reader to drop (a Local policy rules
+ *   every endpoint out), otherwise reject (the service has none at all): connect() fails with
+ *   ECONNREFUSED at the socket layer, tc answers with a reset/ICMP or drops, its choice.
+ *
+ *   Updates are safe for readers in flight: new slots are written before the count grows; the
+ *   count shrinks before the tail slots are deleted; a backend leaving slot i is replaced in slot i
+ *   by the last backend before the count shrinks (slots stay stable otherwise). So a reader that
+ *   sees count n always finds slots 1..n, and a removed backend is in no slot <= count.
+ *
+ *   A remembered choice (affinity, a UDP socket's backend) stores (backend_id, slot); it is still
+ *   valid when slot <= count and that slot still holds backend_id. No other map is needed to know
+ *   that a backend left a service.
+ *
+ * wl_backends (HASH, no prealloc): backend_id -> {addr, port, family, flags (WL_BACKEND_LOCAL)}.
+ *   Ids are shared by every service slot that names the same address:port (any protocol): the
+ *   agent allocates them, never 0.
+ *
+ * wl_node_addrs (HASH): {addr, family} -> flags. The addresses NodePorts are served on.
+ *
+ * wl_affinity (LRU_HASH): {client, service_id, kind, family} -> {backend_id, slot, last_used_ns}.
+ *   kind WL_AFFINITY_NETNS:  client.netns_cookie = bpf_get_netns_cookie() (socket layer: one pod,
+ *                            or the host, is one client, as Cilium does).
+ *   kind WL_AFFINITY_ADDR:   client.addr = the client's address (tc path, ClientIP affinity).
+ *   kind WL_AFFINITY_SOCKET: client.socket_cookie = bpf_get_socket_cookie(): an unconnected UDP
+ *                            socket keeps the backend it was given for each service (no timeout;
+ *                            the LRU evicts).
+ *   An entry older than the service's affinity_timeout, or whose backend left the service, is
+ *   replaced by a new choice. Unused bytes of client are zero.
+ *
+ * wl_sock_rev (LRU_HASH): {socket cookie, backend addr, backend port, family} -> the service
+ *   address and port the socket asked for. Written at connect()/sendmsg(); read at recvmsg() (UDP
+ *   replies come from the service address) and getpeername(). Keyed by backend too, because one
+ *   unconnected UDP socket may talk to several services.
+ * ---------------------------------------------------------------------------------------------
+ */
+#ifndef WIRELANE_MAPS_H
+#define WIRELANE_MAPS_H
+
+/* Pins: <bpffs>/WL_PIN_DIR/<map name>; links of a program at <bpffs>/WL_PIN_DIR/links/<program>. */
+#define WL_PIN_DIR "wirelane"
+#define WL_PIN_LINKS_DIR "links"
+
+/* Map names (also the pin file names; the kernel keeps 15 characters). */
+#define WL_MAP_SERVICES "wl_services"
+#define WL_MAP_BACKENDS "wl_backends"
+#define WL_MAP_NODE_ADDRS "wl_node_addrs"
+#define WL_MAP_AFFINITY "wl_affinity"
+#define WL_MAP_SOCK_REV "wl_sock_rev"
+
+/* Default sizes; the agent may resize before load (every object sharing a map must agree). */
+#define WL_SERVICES_MAX 262144
+#define WL_BACKENDS_MAX 131072
+#define WL_NODE_ADDRS_MAX 256
+#define WL_AFFINITY_MAX 65536
+#define WL_SOCK_REV_MAX 65536
+
+/* wl_service_key.family */
+#define WL_FAMILY_IPV4 4
+#define WL_FAMILY_IPV6 6
+
+/* wl_service_key.scope */
+#define WL_SCOPE_INTERNAL 0 /* from sockets on this node: ClusterIP, and the short-circuit for external addresses */
+#define WL_SCOPE_EXTERNAL 1 /* from outside the node: NodePort, ExternalIP, LB IP */
+
+/* wl_service_value.flags (slot 0) */
+#define WL_SVC_NO_ENDPOINT_DROP (1 << 0) /* count == 0: drop; without it count == 0 means reject */
+#define WL_SVC_LOCAL_ONLY (1 << 1)       /* externalTrafficPolicy Local (external scope): keep the client's source */
+#define WL_SVC_AFFINITY (1 << 2)         /* ClientIP affinity for affinity_timeout seconds */
+#define WL_SVC_NODEPORT (1 << 3)         /* the wildcard NodePort entry (addr all zero) */
+#define WL_SVC_CLUSTER_IP (1 << 4)
+#define WL_SVC_EXTERNAL_IP (1 << 5)
+#define WL_SVC_LOAD_BALANCER (1 << 6)
+#define WL_SVC_SOURCE_RANGES (1 << 7) /* LB IP with loadBalancerSourceRanges: the tc path filters sources */
+
+/* wl_backend.flags */
+#define WL_BACKEND_LOCAL (1 << 0) /* on this node */
+
+/* wl_affinity_key.kind */
+#define WL_AFFINITY_NETNS 1
+#define WL_AFFINITY_ADDR 2
+#define WL_AFFINITY_SOCKET 3
+
+struct wl_service_key {
+	__u8 addr[16];   /* the frontend address; all zero for the NodePort wildcard */
+	__be16 port;     /* the service port, or the node port */
+	__u16 slot;      /* 0: the service entry; 1..count: backend slots */
+	__u8 protocol;   /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
+	__u8 family;     /* WL_FAMILY_* */
+	__u8 scope;      /* WL_SCOPE_* */
+	__u8 pad;
+};
+_Static_assert(sizeof(struct wl_service_key) == 24, "wl_service_key is 24 bytes");
+
+struct wl_service_value {
+	__u32 backend_id;        /* slots 1..count: the backend; slot 0: 0 */
+	__u32 service_id;        /* every slot: the service's id (affinity, reverse translation) */
+	__u16 count;             /* slot 0: backend slots 1..count */
+	__u16 flags;             /* slot 0: WL_SVC_* */
+	__u32 affinity_timeout;  /* slot 0: seconds; 0 = no affinity */
+};
+_Static_assert(sizeof(struct wl_service_value) == 16, "wl_service_value is 16 bytes");
+
+struct wl_backend {
+	__u8 addr[16];
+	__be16 port;
+	__u8 family;  /* WL_FAMILY_* */
+	__u8 flags;   /* WL_BACKEND_* */
+};
+_Static_assert(sizeof(struct wl_backend) == 20, "wl_backend is 20 bytes");
+
+struct wl_node_addr_key {
+	__u8 addr[16];
+	__u8 family;
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct wl_node_addr_key) == 20, "wl_node_addr_key is 20 bytes");
+
+struct wl_node_addr_value {
+	__u32 flags; /* none defined yet; 0 */
+};
+_Static_assert(sizeof(struct wl_node_addr_value) == 4, "wl_node_addr_value is 4 bytes");
+
+union wl_affinity_client {
+	__u64 netns_cookie;  /* WL_AFFINITY_NETNS */
+	__u64 socket_cookie; /* WL_AFFINITY_SOCKET */
+	__u8 addr[16];       /* WL_AFFINITY_ADDR */
+};
+
+struct wl_affinity_key {
+	union wl_affinity_client client;
+	__u32 service_id;
+	__u8 kind;    /* WL_AFFINITY_* */
+	__u8 family;  /* of the service */
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct wl_affinity_key) == 24, "wl_affinity_key is 24 bytes");
+
+struct wl_affinity_value {
+	__u32 backend_id;
+	__u16 slot;        /* where backend_id was when chosen: still there means still valid */
+	__u16 pad;
+	__u64 last_used_ns; /* bpf_ktime_get_ns() */
+};
+_Static_assert(sizeof(struct wl_affinity_value) == 16, "wl_affinity_value is 16 bytes");
+
+struct wl_sock_rev_key {
+	__u64 cookie;     /* bpf_get_socket_cookie() */
+	__u8 addr[16];    /* the backend */
+	__be16 port;
+	__u8 family;
+	__u8 pad[5];
+};
+_Static_assert(sizeof(struct wl_sock_rev_key) == 32, "wl_sock_rev_key is 32 bytes");
+
+struct wl_sock_rev_value {
+	__u8 addr[16];    /* the service frontend the socket asked for */
+	__be16 port;
+	__u8 family;
+	__u8 pad;
+	__u32 service_id;
+};
+_Static_assert(sizeof(struct wl_sock_rev_value) == 24, "wl_sock_rev_value is 24 bytes");
+
+/*
+ * The map definitions, for an object that includes this header (libbpf matches them to the pins by
+ * name, type, sizes and flags, so every object must declare them exactly like this). Define
+ * WL_NO_MAP_DEFINITIONS before including to get only the layouts.
+ */
+#ifndef WL_NO_MAP_DEFINITIONS
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WL_SERVICES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct wl_service_key);
+	__type(value, struct wl_service_value);
+} wl_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WL_BACKENDS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct wl_backend);
+} wl_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WL_NODE_ADDRS_MAX);
+	__type(key, struct wl_node_addr_key);
+	__type(value, struct wl_node_addr_value);
+} wl_node_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WL_AFFINITY_MAX);
+	__type(key, struct wl_affinity_key);
+	__type(value, struct wl_affinity_value);
+} wl_affinity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WL_SOCK_REV_MAX);
+	__type(key, struct wl_sock_rev_key);
+	__type(value, struct wl_sock_rev_value);
+} wl_sock_rev SEC(".maps");
+#endif /* WL_NO_MAP_DEFINITIONS */
+
+#endif /* WIRELANE_MAPS_H */
