@@ -162,11 +162,8 @@ describe('sandbox', { skip }, () => {
 
   test('destroy removes every namespace and root link it made, and is idempotent', async () => {
     const before = await rootNames();
-    const t0 = performance.now();
     const sb = await createSandbox(TWO_LOCATIONS);
-    const buildMs = performance.now() - t0;
     try {
-      assert.ok(buildMs < 10_000, `built in ${Math.round(buildMs)} ms`);
       assert.equal(sb.namespaces.length, 1 + 4 + 4);
       const present = await listNetns();
       for (const ns of sb.namespaces) assert.ok(present.includes(ns), `${ns} exists`);
