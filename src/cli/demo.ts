@@ -1,6 +1,7 @@
 // `wirelane demo`: two locations of two nodes in network namespaces, real agents from a generated
 // cluster file, and real traffic between every pair of pods. New checks (services) join `checks`.
 import { listAddresses } from '../host/addresses.js';
+import { echoRequests, startEchoServer } from '../sandbox/echo/index.js';
 import { MeshCluster, type MeshNodeSpec } from '../sandbox/mesh-cluster.js';
 import { AGENT_TOOLS, sandboxUnsupportedReason } from '../sandbox/support.js';
 import type { Command } from './command.js';
@@ -30,6 +31,36 @@ function pingChecks(cluster: MeshCluster): Check[] {
   );
 }
 
+const SERVICE_IP = '10.96.0.10';
+
+/** A ClusterIP Service whose backends are echo servers in every pod, in the cluster file. */
+async function addEchoService(cluster: MeshCluster): Promise<void> {
+  for (const pod of cluster.sandbox.pods) startEchoServer(cluster.sandbox, pod, pod.name, { tcp: 8080 });
+  await cluster.editClusterFile((objects) => {
+    objects.push(
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: 'demo' }, spec: { clusterIP: SERVICE_IP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name: 'echo-1', namespace: 'demo', labels: { 'kubernetes.io/service-name': 'echo' } },
+        addressType: 'IPv4',
+        ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
+        endpoints: cluster.sandbox.pods.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true } })),
+      },
+    );
+  });
+}
+
+function serviceChecks(cluster: MeshCluster): Check[] {
+  return cluster.sandbox.pods.map((from) => ({
+    name: `service demo/echo (${SERVICE_IP}:80) from ${from.name}: 40 connections reach all ${cluster.sandbox.pods.length} backends`,
+    run: async () => {
+      const answers = await echoRequests(cluster.sandbox, from, 'tcp', SERVICE_IP, 80, { count: 40 });
+      return new Set(answers.map((a) => a.split(' ')[0])).size === cluster.sandbox.pods.length && !answers.some((a) => a.startsWith('ERROR'));
+    },
+  }));
+}
+
 async function describeMesh(cluster: MeshCluster): Promise<string[]> {
   const lines = [`nodes: ${NODES.map((n) => `${n.name} (${n.location}, ${cluster.sandbox.node(n.name).underlayIP})`).join(', ')}`];
   for (const n of NODES) {
@@ -43,11 +74,12 @@ async function describeMesh(cluster: MeshCluster): Promise<string[]> {
 
 export const demo: Command = {
   name: 'demo',
-  summary: 'run a four-node mesh in network namespaces and check pod-to-pod traffic (root)',
+  summary: 'run a four-node mesh in network namespaces and check pod and service traffic (root)',
   usage: 'wirelane demo',
   help: `Builds two locations (east: a, b; west: c, d) with one pod per node out of network namespaces,
-runs a real agent per node from a generated cluster file, pings every pod from every other, and
-prints a summary. Exits 1 if a check fails. Everything is removed on exit and on Ctrl-C.`,
+runs a real agent per node from a generated cluster file, pings every pod from every other, sends
+connections to a ClusterIP Service backed by every pod, and prints a summary. Exits 1 if a check
+fails. Everything is removed on exit and on Ctrl-C.`,
   options: {},
   async run() {
     const unsupported = await sandboxUnsupportedReason(AGENT_TOOLS);
@@ -56,9 +88,12 @@ prints a summary. Exits 1 if a check fails. Everything is removed on exit and on
     say('building 4 nodes in 2 locations, one pod each…');
     const cluster = await MeshCluster.create({ nodes: NODES, source: 'file', agentArgs: ['--resync-period', '5s'] });
     try {
+      await addEchoService(cluster);
       for (const n of NODES) cluster.startAgent(n.name);
       await cluster.waitReady();
-      const checks = pingChecks(cluster);
+      const mode = (await cluster.log('a')).match(/"mode":"(\w+)"[^\n]*services applied/)?.[1] ?? 'unknown';
+      say(`service proxy: ${mode}`);
+      const checks = [...pingChecks(cluster), ...serviceChecks(cluster)];
       let failed = 0;
       for (const check of checks) {
         const ok = await check.run();
