@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+// Socket-level load balancing (east-west), attached to a cgroup v2 directory: at connect() and at
+// sendmsg() of an unconnected UDP socket, a service frontend (ClusterIP, ExternalIP or LB IP:port,
+// or a node address:NodePort) becomes a backend; at recvmsg() and getpeername() the backend becomes
+// the frontend again. Nothing runs per packet on an established flow. Destinations that are not in
+// the maps pass untouched: these programs may sit at the root of the cgroup hierarchy, where every
+// process of the machine connects through them. Map layouts: include/wirelane_maps.h.
+#include "vmlinux.h"
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "wirelane_maps.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ECONNREFUSED 111
+#define EHOSTUNREACH 113
+
+// cgroup sock_addr verdicts: 0 fails the call (with bpf_set_retval's error instead of EPERM).
+#define SYS_REJECT 0
+#define SYS_PROCEED 1
+
+#define NSEC_PER_SEC 1000000000ULL
+// An affinity entry's last-used time is refreshed at most this often: a chatty client would
+// otherwise write the map at every connect.
+#define AFFINITY_REFRESH_NS NSEC_PER_SEC
+
+// The destination a socket asked for, before translation.
+struct frontend {
+	__u8 addr[16];
+	__be16 port;
+	__u8 family;
+	__u8 protocol;
+};
+
+static __always_inline void frontend_from_ctx(struct bpf_sock_addr *ctx, struct frontend *f, __u8 family)
+{
+	f->family = family;
+	f->protocol = (__u8)ctx->protocol;
+	f->port = (__be16)ctx->user_port;
+	if (family == WL_FAMILY_IPV4) {
+		__u32 ip = ctx->user_ip4;
+		__builtin_memcpy(f->addr, &ip, 4);
+	} else {
+		__u32 w0 = ctx->user_ip6[0], w1 = ctx->user_ip6[1], w2 = ctx->user_ip6[2], w3 = ctx->user_ip6[3];
+		__builtin_memcpy(f->addr, &w0, 4);
+		__builtin_memcpy(f->addr + 4, &w1, 4);
+		__builtin_memcpy(f->addr + 8, &w2, 4);
+		__builtin_memcpy(f->addr + 12, &w3, 4);
+	}
+}
+
+static __always_inline void address_to_ctx(struct bpf_sock_addr *ctx, const __u8 *addr, __be16 port, __u8 family)
+{
+	if (family == WL_FAMILY_IPV4) {
+		__u32 ip;
+		__builtin_memcpy(&ip, addr, 4);
+		ctx->user_ip4 = ip;
+	} else {
+		__u32 w0, w1, w2, w3;
+		__builtin_memcpy(&w0, addr, 4);
+		__builtin_memcpy(&w1, addr + 4, 4);
+		__builtin_memcpy(&w2, addr + 8, 4);
+		__builtin_memcpy(&w3, addr + 12, 4);
+		ctx->user_ip6[0] = w0;
+		ctx->user_ip6[1] = w1;
+		ctx->user_ip6[2] = w2;
+		ctx->user_ip6[3] = w3;
+	}
+	ctx->user_port = (__u32)port;
+}
+
+// The service entry (slot 0) for a frontend, seen from this node (internal scope): the exact
+// address first, else the NodePort wildcard when the address is one of the node's. `key` is left
+// as the entry's key, for the slot lookups that follow.
+// clang has no inline memcmp for BPF.
+static __always_inline bool same_address(const __u8 *a, const __u8 *b)
+{
+	__u64 a0, a1, b0, b1;
+	__builtin_memcpy(&a0, a, 8);
+	__builtin_memcpy(&a1, a + 8, 8);
+	__builtin_memcpy(&b0, b, 8);
+	__builtin_memcpy(&b1, b + 8, 8);
+	return a0 == b0 && a1 == b1;
+}
+
+static __always_inline struct wl_service_value *lookup_service(struct wl_service_key *key, const struct frontend *f)
+{
+	__builtin_memcpy(key->addr, f->addr, 16);
+	key->port = f->port;
+	key->slot = 0;
+	key->protocol = f->protocol;
+	key->family = f->family;
+	key->scope = WL_SCOPE_INTERNAL;
+	key->pad = 0;
+	struct wl_service_value *svc = bpf_map_lookup_elem(&wl_services, key);
+	if (svc)
+		return svc;
+
+	struct wl_node_addr_key node = {};
+	__builtin_memcpy(node.addr, f->addr, 16);
+	node.family = f->family;
+	if (!bpf_map_lookup_elem(&wl_node_addrs, &node))
+		return NULL;
+	__builtin_memset(key->addr, 0, 16);
+	return bpf_map_lookup_elem(&wl_services, key);
+}
+
+static __always_inline __u32 backend_in_slot(struct wl_service_key *key, __u16 slot)
+{
+	key->slot = slot;
+	struct wl_service_value *v = bpf_map_lookup_elem(&wl_services, key);
+	return v ? v->backend_id : 0;
+}
+
+// Where the socket's remembered backend comes from: the service's ClientIP affinity (one client is
+// one network namespace, as Cilium does), else for UDP sendmsg the socket itself, so that one
+// unconnected socket keeps one backend per service. 0: pick at random every time.
+static __always_inline __u8 memory_kind(__u16 flags, bool sendmsg)
+{
+	if (flags & WL_SVC_AFFINITY)
+		return WL_AFFINITY_NETNS;
+	return sendmsg ? WL_AFFINITY_SOCKET : 0;
+}
+
+// Translates a frontend to a backend in ctx. SYS_PROCEED for anything not a service.
+static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, bool sendmsg)
+{
+	struct frontend f = {};
+	struct wl_service_key key = {};
+	frontend_from_ctx(ctx, &f, family);
+	struct wl_service_value *svc = lookup_service(&key, &f);
+	if (!svc)
+		return SYS_PROCEED;
+
+	// Read once: the agent may rewrite the entry while this runs.
+	__u16 count = svc->count;
+	__u16 flags = svc->flags;
+	__u32 service_id = svc->service_id;
+	__u64 timeout_ns = (__u64)svc->affinity_timeout * NSEC_PER_SEC;
+	if (count == 0) {
+		// Reject: the service has no endpoint, the client fails at once as with kube-proxy's
+		// REJECT. Drop (a Local policy left none here): a socket cannot be left hanging, so
+		// the nearest honest error.
+		bpf_set_retval(flags & WL_SVC_NO_ENDPOINT_DROP ? -EHOSTUNREACH : -ECONNREFUSED);
+		return SYS_REJECT;
+	}
+
+	__u8 kind = memory_kind(flags, sendmsg);
+	struct wl_affinity_key akey = {};
+	__u64 now = bpf_ktime_get_ns();
+	__u32 backend_id = 0;
+	__u16 slot = 0;
+	bool remember = false;
+	if (kind) {
+		akey.client.netns_cookie = kind == WL_AFFINITY_NETNS ? bpf_get_netns_cookie(ctx) : bpf_get_socket_cookie(ctx);
+		akey.service_id = service_id;
+		akey.kind = kind;
+		akey.family = family;
+		struct wl_affinity_value *seen = bpf_map_lookup_elem(&wl_affinity, &akey);
+		if (seen) {
+			__u32 id = seen->backend_id;
+			__u16 at = seen->slot;
+			__u64 last = seen->last_used_ns;
+			bool fresh = kind == WL_AFFINITY_SOCKET || now - last <= timeout_ns;
+			// Still valid while its slot holds it: a backend that left is in no slot <= count.
+			if (fresh && at >= 1 && at <= count && backend_in_slot(&key, at) == id) {
+				backend_id = id;
+				slot = at;
+				remember = kind == WL_AFFINITY_NETNS && now - last > AFFINITY_REFRESH_NS;
+			}
+		}
+	}
+	if (!backend_id) {
+		slot = (__u16)(bpf_get_prandom_u32() % count) + 1;
+		backend_id = backend_in_slot(&key, slot);
+		remember = kind != 0;
+	}
+	struct wl_backend *backend = backend_id ? bpf_map_lookup_elem(&wl_backends, &backend_id) : NULL;
+	if (!backend) {
+		// Only while the agent is mid-way through a change it would never leave like this.
+		bpf_set_retval(-ECONNREFUSED);
+		return SYS_REJECT;
+	}
+	if (remember) {
+		struct wl_affinity_value value = { .backend_id = backend_id, .slot = slot, .last_used_ns = now };
+		bpf_map_update_elem(&wl_affinity, &akey, &value, BPF_ANY);
+	}
+
+	// Replies (recvmsg) and getpeername() must show the frontend the socket asked for.
+	struct wl_sock_rev_key rkey = {};
+	rkey.cookie = bpf_get_socket_cookie(ctx);
+	__builtin_memcpy(rkey.addr, backend->addr, 16);
+	rkey.port = backend->port;
+	rkey.family = family;
+	struct wl_sock_rev_value *known = bpf_map_lookup_elem(&wl_sock_rev, &rkey);
+	if (!known || known->port != f.port || known->service_id != service_id || !same_address(known->addr, f.addr)) {
+		struct wl_sock_rev_value rev = {};
+		__builtin_memcpy(rev.addr, f.addr, 16);
+		rev.port = f.port;
+		rev.family = family;
+		rev.service_id = service_id;
+		bpf_map_update_elem(&wl_sock_rev, &rkey, &rev, BPF_ANY);
+	}
+
+	address_to_ctx(ctx, backend->addr, backend->port, family);
+	return SYS_PROCEED;
+}
+
+// recvmsg()/getpeername(): a backend this socket was sent to shows as the frontend it asked for.
+static __always_inline int translate_back(struct bpf_sock_addr *ctx, __u8 family)
+{
+	struct frontend f = {};
+	frontend_from_ctx(ctx, &f, family);
+	struct wl_sock_rev_key rkey = {};
+	rkey.cookie = bpf_get_socket_cookie(ctx);
+	__builtin_memcpy(rkey.addr, f.addr, 16);
+	rkey.port = f.port;
+	rkey.family = family;
+	struct wl_sock_rev_value *rev = bpf_map_lookup_elem(&wl_sock_rev, &rkey);
+	if (rev)
+		address_to_ctx(ctx, rev->addr, rev->port, family);
+	return SYS_PROCEED;
+}
+
+SEC("cgroup/connect4")
+int sock_connect4(struct bpf_sock_addr *ctx)
+{
+	return translate(ctx, WL_FAMILY_IPV4, false);
+}
+
+SEC("cgroup/connect6")
+int sock_connect6(struct bpf_sock_addr *ctx)
+{
+	return translate(ctx, WL_FAMILY_IPV6, false);
+}
+
+SEC("cgroup/sendmsg4")
+int sock_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return translate(ctx, WL_FAMILY_IPV4, true);
+}
+
+SEC("cgroup/sendmsg6")
+int sock_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return translate(ctx, WL_FAMILY_IPV6, true);
+}
+
+SEC("cgroup/recvmsg4")
+int sock_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return translate_back(ctx, WL_FAMILY_IPV4);
+}
+
+SEC("cgroup/recvmsg6")
+int sock_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return translate_back(ctx, WL_FAMILY_IPV6);
+}
+
+SEC("cgroup/getpeername4")
+int sock_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return translate_back(ctx, WL_FAMILY_IPV4);
+}
+
+SEC("cgroup/getpeername6")
+int sock_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return translate_back(ctx, WL_FAMILY_IPV6);
+}
+
+char LICENSE[] SEC("license") = "GPL";
