@@ -67,7 +67,7 @@ const sep = (endpoint: string, key = KEY) => serviceChainName('SEP', `${key}|${e
 
 describe('service rules', () => {
   test('a cluster IP dispatches to the service chain, which picks each endpoint with 1/(n-i)', () => {
-    const eps = ['10.244.1.2:8080', '10.244.1.3:8080', '10.244.2.2:8080', '10.244.2.3:8080'].map((e) => backend(e));
+    const eps = [backend('10.244.1.2:8080'), backend('10.244.1.3:8080', true), backend('10.244.2.2:8080'), backend('10.244.2.3:8080')];
     const v4 = family(computeServiceRules(serviceMap([servicePort({ clusterEndpoints: eps, internalEndpoints: eps, externalEndpoints: eps })])), 4);
     assert.deepEqual(chain(v4, 'nat', 'WLSVC-SERVICES'), [
       `-d 10.96.0.10 -p tcp -m tcp --dport 80 -m comment --comment "default/web:http cluster IP" -j ${SVC}`,
@@ -75,15 +75,17 @@ describe('service rules', () => {
     ]);
     assert.deepEqual(chain(v4, 'nat', SVC), [
       `-d 10.96.0.10 -p tcp -m tcp --dport 80 -j WLSVC-OFF-CLUSTER`,
-      `-m statistic --mode random --probability 0.2500000000 -j ${sep('10.244.1.2:8080')}`,
+      '-p tcp -m statistic --mode random --probability 0.2500000000 -j DNAT --to-destination 10.244.1.2:8080',
       `-m statistic --mode random --probability 0.3333333333 -j ${sep('10.244.1.3:8080')}`,
-      `-m statistic --mode random --probability 0.5000000000 -j ${sep('10.244.2.2:8080')}`,
-      `-j ${sep('10.244.2.3:8080')}`,
+      '-p tcp -m statistic --mode random --probability 0.5000000000 -j DNAT --to-destination 10.244.2.2:8080',
+      '-p tcp -j DNAT --to-destination 10.244.2.3:8080',
     ]);
+    // Only the endpoint on this node has a chain: the hairpin mark must come before its DNAT.
     assert.deepEqual(chain(v4, 'nat', sep('10.244.1.3:8080')), [
       '-s 10.244.1.3 -j WLSVC-MARK-MASQ',
       '-p tcp -j DNAT --to-destination 10.244.1.3:8080',
     ]);
+    assert.deepEqual(v4.chains.filter((c) => c.name.startsWith('WLSVC-SEP-')).map((c) => c.name), [sep('10.244.1.3:8080')]);
     assert.deepEqual(chain(v4, 'nat', 'WLSVC-OFF-CLUSTER'), ['-s 10.244.0.0/16 -j RETURN', '-j WLSVC-MARK-MASQ']);
     assert.deepEqual(chain(v4, 'nat', 'WLSVC-MARK-MASQ'), ['-j MARK --or-mark 0x4000']);
     assert.deepEqual(chain(v4, 'nat', 'WLSVC-POSTROUTING'), ['-m mark ! --mark 0x4000/0x4000 -j RETURN', '-j MARK --xor-mark 0x4000', '-j MASQUERADE --random-fully']);
@@ -105,14 +107,14 @@ describe('service rules', () => {
     assert.ok(v4.jumps.every((j) => j.comment.startsWith('wirelane-svc:')));
   });
 
-  test('ClientIP affinity checks every endpoint`s recent list first and records the client in the endpoint chain', () => {
+  test('ClientIP affinity checks every endpoint`s recent list first and records the client where it is DNATed', () => {
     const v4 = family(computeServiceRules(serviceMap([servicePort({ sessionAffinityTimeoutSeconds: 2 })])), 4);
     const [a, b] = [sep('10.244.1.2:8080'), sep('10.244.2.2:8080')];
     assert.deepEqual(chain(v4, 'nat', SVC).slice(1), [
       `-m recent --name ${a} --rcheck --seconds 2 --reap -j ${a}`,
-      `-m recent --name ${b} --rcheck --seconds 2 --reap -j ${b}`,
+      `-p tcp -m recent --name ${b} --update --seconds 2 --reap -j DNAT --to-destination 10.244.2.2:8080`,
       `-m statistic --mode random --probability 0.5000000000 -j ${a}`,
-      `-j ${b}`,
+      `-p tcp -m recent --name ${b} --set -j DNAT --to-destination 10.244.2.2:8080`,
     ]);
     assert.deepEqual(chain(v4, 'nat', a)[1], `-p tcp -m recent --name ${a} --set -j DNAT --to-destination 10.244.1.2:8080`);
   });
@@ -154,15 +156,19 @@ describe('service rules', () => {
   });
 
   test('IPv6 endpoints are DNATed as [address]:port, in IPv6 chains only', () => {
-    const eps = [backend('[fd44:1::2]:8080'), backend('10.244.1.2:8080')];
+    const eps = [backend('[fd44:1::2]:8080', true), backend('[fd44:2::2]:8080'), backend('10.244.1.2:8080')];
     const rules = computeServiceRules(
       serviceMap([servicePort({ clusterIPs: [parseIp('fd96::10'), parseIp('10.96.0.10')], clusterEndpoints: eps, internalEndpoints: eps, externalEndpoints: eps })]),
     );
     const v6 = family(rules, 6);
-    assert.deepEqual(chain(v6, 'nat', SVC), ['-d fd96::10 -p tcp -m tcp --dport 80 -j WLSVC-OFF-CLUSTER', `-j ${sep('[fd44:1::2]:8080')}`]);
-    assert.deepEqual(chain(v6, 'nat', sep('[fd44:1::2]:8080'))[1], '-p tcp -j DNAT --to-destination [fd44:1::2]:8080');
+    assert.deepEqual(chain(v6, 'nat', SVC), [
+      '-d fd96::10 -p tcp -m tcp --dport 80 -j WLSVC-OFF-CLUSTER',
+      `-m statistic --mode random --probability 0.5000000000 -j ${sep('[fd44:1::2]:8080')}`,
+      '-p tcp -j DNAT --to-destination [fd44:2::2]:8080',
+    ]);
+    assert.deepEqual(chain(v6, 'nat', sep('[fd44:1::2]:8080')), ['-s fd44:1::2 -j WLSVC-MARK-MASQ', '-p tcp -j DNAT --to-destination [fd44:1::2]:8080']);
     assert.deepEqual(chain(v6, 'nat', 'WLSVC-OFF-CLUSTER'), ['-s fd44::/48 -j RETURN', '-j WLSVC-MARK-MASQ']);
-    assert.deepEqual(chain(family(rules, 4), 'nat', SVC).slice(1), [`-j ${sep('10.244.1.2:8080')}`]);
+    assert.deepEqual(chain(family(rules, 4), 'nat', SVC).slice(1), ['-p tcp -j DNAT --to-destination 10.244.1.2:8080']);
   });
 
   test('node ports: one jump per node-port address, never loopback, never --dst-type LOCAL; Cluster policy masquerades', () => {
@@ -246,7 +252,13 @@ describe('service rules', () => {
     const text = (rules: DesiredRules) => new Map(family(rules, 4).chains.map((c: OwnedChain) => [c.name, c.rules.join('\n')]));
     const [b, a] = [text(before), text(after)];
     const changed = [...new Set([...b.keys(), ...a.keys()])].filter((name) => b.get(name) !== a.get(name)).sort();
-    assert.deepEqual(changed, [SVC, sep('10.244.2.2:8080'), sep('10.244.2.3:8080')].sort());
+    assert.deepEqual(changed, [SVC]);
+    // A local endpoint has a chain of its own, which goes with it.
+    const local = [backend('10.244.1.2:8080', true), backend('10.244.1.3:8080', true)];
+    const moved = computeServiceRules(serviceMap([other, servicePort({ clusterEndpoints: local, internalEndpoints: local, externalEndpoints: local })]));
+    const m = text(moved);
+    const changedLocal = [...new Set([...b.keys(), ...m.keys()])].filter((name) => b.get(name) !== m.get(name)).sort();
+    assert.deepEqual(changedLocal, [SVC, sep('10.244.1.3:8080')].sort());
   });
 
   test('every chain is acceptable to the iptables dataplane (owner prefix, <= 28 characters, declared targets)', () => {

@@ -240,10 +240,17 @@ describe('iptables service proxy', { skip }, () => {
   });
 
   test('ClientIP affinity sticks to one endpoint, then expires', async () => {
-    await applyEverywhere([{ name: 'sticky', protocol: 'TCP', clusterIPs: ['10.96.0.9'], port: 80, affinitySeconds: 1, backends: ['a0', 'a1', 'b0'] }]);
+    await applyEverywhere([
+      { name: 'sticky', protocol: 'TCP', clusterIPs: ['10.96.0.9'], port: 80, affinitySeconds: 1, backends: ['a0', 'a1', 'b0'] },
+      { name: 'sticky-remote', protocol: 'UDP', clusterIPs: ['10.96.0.9'], port: 53, affinitySeconds: 1, backends: ['a0', 'a1'] },
+    ]);
     const burst = await ask(pod('a-pod2'), 'tcp', '10.96.0.9', 80, { count: 10, intervalMs: 50 });
     assert.equal(new Set(burst.map((a) => a.backend)).size, 1, JSON.stringify(burst));
     assert.ok(burst[0]?.backend !== undefined);
+    // From node b both endpoints are remote, chosen by inline DNAT rules rather than endpoint chains.
+    const remote = await ask(pod('b-pod1'), 'udp', '10.96.0.9', 53, { count: 10, intervalMs: 50 });
+    assert.equal(new Set(remote.map((a) => a.backend)).size, 1, JSON.stringify(remote));
+    assert.ok(remote[0]?.backend !== undefined);
     // Each request after the 1 s timeout chooses afresh: 8 of them land on one backend with
     // probability (1/3)^7 ≈ 5e-4.
     const later = new Set<string | undefined>();

@@ -1,0 +1,189 @@
+// Benchmark: the iptables service proxy's rule sync at 1,000 and 10,000 services × 10 endpoints
+// (ClusterIP, TCP, IPv4): the first full sync, an idle re-apply, a one-endpoint change, clean-up,
+// and how much of it is the pure rule generation. The host's iptables backend first (the one the
+// agent uses), then the other one when installed, for comparison. Needs root; everything happens
+// in a network namespace of its own, removed afterwards.
+// Run: node --import tsx bench/iptables-services.ts   (prints a table, writes bench/results/iptables-services.json)
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { type BackendKind, detectIptablesBackend, iptablesBackend } from '../src/dataplane/iptables/backend.js';
+import { computeServiceRules, IptablesServiceProxy } from '../src/dataplane/service-iptables/index.js';
+import { runCommand } from '../src/host/command.js';
+import { createNetns, deleteNetns } from '../src/host/netns.js';
+import { parseCidr, type Ip } from '../src/model/ip.js';
+import type { ServiceBackend, ServiceMap, ServicePort } from '../src/model/service.js';
+
+const SIZES = [1_000, 10_000];
+const ENDPOINTS = 10;
+/** One-endpoint changes timed at the largest size; the median is reported. */
+const CHANGES = 3;
+
+const v4 = (value: number): Ip => ({ family: 4, value: BigInt(value >>> 0) });
+const CLUSTER_IPS = 0x0a600000; // 10.96.0.0
+const POD_IPS = 0x0a800000; // 10.128.0.0
+
+function servicePort(i: number, endpointShift = 0): ServicePort {
+  const endpoints: ServiceBackend[] = Array.from({ length: ENDPOINTS }, (_, j) => ({
+    ip: v4(POD_IPS + i * ENDPOINTS + j + endpointShift),
+    port: 8080,
+    // This node holds one endpoint in 1,000 (100 pods at 10,000 services): only those get chains.
+    local: (i * ENDPOINTS + j) % 1000 === 0,
+  }));
+  return {
+    service: `bench/svc-${String(i).padStart(5, '0')}`,
+    portName: 'http',
+    protocol: 'TCP',
+    clusterIPs: [v4(CLUSTER_IPS + 1 + i)],
+    port: 80,
+    externalIPs: [],
+    loadBalancerIPs: [],
+    loadBalancerSourceRanges: [],
+    externalPolicyLocal: false,
+    internalPolicyLocal: false,
+    clusterEndpoints: endpoints,
+    internalEndpoints: endpoints,
+    externalEndpoints: endpoints,
+  };
+}
+
+function serviceMap(services: number): ServiceMap {
+  return {
+    node: 'bench',
+    nodePortAddresses: [v4(0xac1f000b)],
+    clusterCIDRs: [parseCidr('10.128.0.0/12')],
+    servicePorts: Array.from({ length: services }, (_, i) => servicePort(i)),
+  };
+}
+
+/** The same map with one endpoint of one service replaced by a new address. */
+function withOneEndpointChanged(map: ServiceMap, round: number): ServiceMap {
+  const ports = [...map.servicePorts];
+  const i = Math.floor(ports.length / 2);
+  const old = ports[i]!;
+  const moved = { ...old.clusterEndpoints[0]!, ip: v4(0x0ac00000 + round) }; // 10.192.0.x: unused elsewhere
+  const endpoints = [moved, ...old.clusterEndpoints.slice(1)];
+  ports[i] = { ...old, clusterEndpoints: endpoints, internalEndpoints: endpoints, externalEndpoints: endpoints };
+  return { ...map, servicePorts: ports };
+}
+
+async function timed<T>(what: string, work: () => Promise<T> | T): Promise<{ ms: number; value: T }> {
+  const start = performance.now();
+  const value = await work();
+  const ms = performance.now() - start;
+  process.stderr.write(`  ${what}: ${ms.toFixed(0)} ms\n`);
+  return { ms, value };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+interface SizeResult {
+  backend: BackendKind;
+  services: number;
+  endpointsPerService: number;
+  chains: number;
+  rules: number;
+  generateMs: number;
+  fullSyncMs: number;
+  idleApplyMs: number;
+  idleApplyRestores: number;
+  oneEndpointChangeMs?: number;
+  oneEndpointChangeRestoreLines?: number;
+  cleanupMs: number;
+}
+
+async function benchSize(netns: string, backend: BackendKind, services: number): Promise<SizeResult> {
+  const map = serviceMap(services);
+  const generated = await timed(`${services} services: generate`, () => computeServiceRules(map));
+  const v4Rules = generated.value[4]!;
+  const proxy = new IptablesServiceProxy({ netns, backend: iptablesBackend(backend) });
+  try {
+    const full = await timed(`${services} services: full sync (${backend})`, () => proxy.apply(map));
+    if (full.value.written !== 1) throw new Error(`full sync: expected one restore, got ${full.value.written}`);
+    const idle = await timed(`${services} services: idle apply (${backend})`, () => proxy.apply(map));
+    const result: SizeResult = {
+      backend,
+      services,
+      endpointsPerService: ENDPOINTS,
+      chains: v4Rules.chains.length,
+      rules: v4Rules.chains.reduce((n, c) => n + c.rules.length, 0) + v4Rules.jumps.length,
+      generateMs: generated.ms,
+      fullSyncMs: full.ms,
+      idleApplyMs: idle.ms,
+      idleApplyRestores: idle.value.written,
+      cleanupMs: 0,
+    };
+    if (services === SIZES[SIZES.length - 1]) {
+      const times: number[] = [];
+      let lines = 0;
+      for (let round = 1; round <= CHANGES; round++) {
+        const change = await timed(`${services} services: one-endpoint change (${backend})`, () => proxy.apply(withOneEndpointChanged(map, round)));
+        if (change.value.written !== 1) throw new Error(`one-endpoint change: expected one restore, got ${change.value.written}`);
+        times.push(change.ms);
+        lines = change.value.restores[0]!.input.split('\n').length - 1;
+      }
+      result.oneEndpointChangeMs = median(times);
+      result.oneEndpointChangeRestoreLines = lines;
+    }
+    result.cleanupMs = (await timed(`${services} services: clean-up (${backend})`, () => proxy.cleanup())).ms;
+    return result;
+  } catch (err) {
+    await proxy.cleanup().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench/iptables-services.ts needs root (it creates a network namespace)');
+  const netns = `wl-bench-svc-${process.pid}`;
+  const removeNetns = () => deleteNetns([netns]).catch(() => undefined);
+  const onSignal = () => void removeNetns().then(() => process.exit(130));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  await createNetns([netns]);
+  const results: SizeResult[] = [];
+  let hostBackend: BackendKind | undefined;
+  try {
+    hostBackend = (await detectIptablesBackend(runCommand, netns)).kind;
+    const other: BackendKind = hostBackend === 'nft' ? 'legacy' : 'nft';
+    const otherInstalled = await runCommand(iptablesBackend(other).save[4], ['--version'], { allowFailure: true }).then((r) => r.exitCode === 0, () => false);
+    for (const backend of otherInstalled ? [hostBackend, other] : [hostBackend]) {
+      for (const services of SIZES) results.push(await benchSize(netns, backend, services));
+    }
+  } finally {
+    await removeNetns();
+  }
+
+  const s = (ms: number | undefined) => (ms === undefined ? '-' : ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`);
+  const rows = [
+    ['backend', 'services × endpoints', 'chains', 'rules', 'generate', 'full sync', 'idle apply', '1-endpoint change', 'clean-up'],
+    ...results.map((r) => [
+      `${r.backend}${r.backend === hostBackend ? ' (host)' : ''}`,
+      `${r.services.toLocaleString('en')} × ${r.endpointsPerService}`,
+      r.chains.toLocaleString('en'),
+      r.rules.toLocaleString('en'),
+      s(r.generateMs),
+      s(r.fullSyncMs),
+      `${s(r.idleApplyMs)} (${r.idleApplyRestores} restores)`,
+      r.oneEndpointChangeMs === undefined ? '-' : `${s(r.oneEndpointChangeMs)} (${r.oneEndpointChangeRestoreLines} lines)`,
+      s(r.cleanupMs),
+    ]),
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  process.stdout.write('iptables service proxy, ClusterIP TCP, IPv4, 1 endpoint in 1,000 on this node\n');
+  for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}\n`);
+
+  const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'iptables-services.json');
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, hostBackend, results }, null, 2)}\n`);
+  process.stdout.write(`wrote ${out}\n`);
+}
+
+await main().catch((err: unknown) => {
+  process.stderr.write(`bench/iptables-services.ts: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
