@@ -34,7 +34,8 @@ export const MASQ_MARK = '0x4000';
  * (the local one under a Local traffic policy), SVX among a third list when the internal and
  * external lists both differ from the cluster list and from each other; EXT handles external
  * destinations (NodePort, external IPs, load-balancer IPs), FW filters load-balancer sources.
- * SEP is one endpoint (its DNAT, hairpin mark and affinity list).
+ * SEP is one endpoint on this node (hairpin mark, affinity record, DNAT); for an endpoint elsewhere
+ * the same name only names its affinity list (`-m recent --name`), as it has no chain.
  */
 export type ServiceChainKind = 'SVC' | 'SVL' | 'SVX' | 'EXT' | 'FW' | 'SEP';
 

@@ -199,6 +199,7 @@ function addServicePort(out: FamilyOutput, port: ServicePort): boolean {
   const protocol = port.protocol.toLowerCase();
   const dport = (n: number) => `-p ${protocol} -m ${protocol} --dport ${n}`;
   const label = labelOf(port);
+  const to = (ip: string, what: string) => `-d ${ip} ${dport(port.port)} -m comment --comment "${label} ${what}"`;
   const known = new Map<ServiceBackend, DnatTarget>();
   const cluster = targetsOf(port.clusterEndpoints, family, known);
   const internal = targetsOf(port.internalEndpoints, family, known);
@@ -208,9 +209,9 @@ function addServicePort(out: FamilyOutput, port: ServicePort): boolean {
   const noInternal = blockingTarget(noEndpointAction(port, internal.map((t) => t.backend), family), protocol, family);
   for (const ip of clusterIPs) {
     if (noInternal === undefined) {
-      out.services.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} cluster IP" -j ${lists.chainOf(internal, true)}`);
+      out.services.push(`${to(ip, 'cluster IP')} -j ${lists.chainOf(internal, true)}`);
     } else {
-      out.filter.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} has no endpoints" ${noInternal}`);
+      out.filter.push(`${to(ip, 'has no endpoints')} ${noInternal}`);
     }
   }
 
@@ -220,32 +221,30 @@ function addServicePort(out: FamilyOutput, port: ServicePort): boolean {
   const ext = hasExternal && cluster.length > 0 ? serviceChainName('EXT', key) : undefined;
   const noExternal = blockingTarget(noEndpointAction(port, external.map((t) => t.backend), family), protocol, family);
   for (const ip of externalIPs) {
-    if (ext !== undefined) out.services.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} external IP" -j ${ext}`);
-    if (noExternal !== undefined) out.filter.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} has no external endpoints" ${noExternal}`);
+    if (ext !== undefined) out.services.push(`${to(ip, 'external IP')} -j ${ext}`);
+    if (noExternal !== undefined) out.filter.push(`${to(ip, 'has no external endpoints')} ${noExternal}`);
   }
   const sourceRanges = port.loadBalancerSourceRanges.filter((c) => c.family === family).map(formatCidr);
   const filtered = port.loadBalancerSourceRanges.length > 0;
   const fw = filtered && ext !== undefined && loadBalancerIPs.length > 0 ? serviceChainName('FW', key) : undefined;
   for (const ip of loadBalancerIPs) {
-    if (ext !== undefined) out.services.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} load balancer IP" -j ${fw ?? ext}`);
+    if (ext !== undefined) out.services.push(`${to(ip, 'load balancer IP')} -j ${fw ?? ext}`);
     // Whatever FW did not let through is still addressed to the load-balancer IP here.
     const target = noExternal ?? (filtered ? '-j DROP' : undefined);
-    if (target !== undefined) out.filter.push(`-d ${ip} ${dport(port.port)} -m comment --comment "${label} load balancer IP blocked" ${target}`);
+    if (target !== undefined) out.filter.push(`${to(ip, 'load balancer IP blocked')} ${target}`);
   }
   if (nodePort !== undefined) {
     if (ext !== undefined) out.nodePorts.push(`${dport(nodePort)} -m comment --comment "${label} node port" -j ${ext}`);
     if (noExternal !== undefined) out.filterNodePorts.push(`${dport(nodePort)} -m comment --comment "${label} has no external endpoints" ${noExternal}`);
   }
 
-  const own: OwnedChain[] = [];
   if (fw !== undefined && ext !== undefined) {
     // A family without any range lets nothing through: the list restricts sources, so an IPv6
     // client is not allowed by IPv4 ranges.
-    own.push({ table: 'nat', name: fw, rules: sourceRanges.map((cidr) => `-s ${cidr} -j ${ext}`) });
+    out.chains.push({ table: 'nat', name: fw, rules: sourceRanges.map((cidr) => `-s ${cidr} -j ${ext}`) });
   }
-  if (ext !== undefined) own.push({ table: 'nat', name: ext, rules: externalRules(out, port, lists, cluster, external) });
-  own.push(...lists.render(out, port, clusterIPs, dport(port.port), protocol));
-  out.chains.push(...own);
+  if (ext !== undefined) out.chains.push({ table: 'nat', name: ext, rules: externalRules(out, port, lists, cluster, external) });
+  for (const chain of lists.render(out, port, clusterIPs, dport(port.port), protocol)) out.chains.push(chain);
   return true;
 }
 
