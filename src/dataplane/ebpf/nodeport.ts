@@ -1,0 +1,442 @@
+// North-south service traffic on tc (bpf/nodeport.bpf.c): the programs on the node's interfaces
+// that translate NodePort, ExternalIP and LoadBalancer traffic from outside, and the maps only they
+// use (include/wirelane_nodeport.h): conntrack/NAT, loadBalancerSourceRanges, the fallback
+// masquerade address, counters. The service, backend, node-address and affinity maps are the
+// service proxy's: this object re-uses their pins (same definitions, one kernel map), reads them
+// and never writes their entries (except affinity, from the data path).
+//
+// Pins, all in `bpffsDir` (the directory the proxy pins its maps in, e.g. /sys/fs/bpf/wirelane):
+//   <map name>                                  every map of the object, shared or ours
+//   links/nodeport-<iface>-<ifindex>-<direction>   tcx links, so the data path outlives the agent
+// On kernels without tcx the programs are clsact filters with a fixed handle and priority instead,
+// which outlive the process by themselves. A new agent re-adopts what it finds instead of
+// attaching again; a link for an ifindex the interface no longer has (it was re-created) is
+// replaced.
+import { mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  BpfError,
+  BpfObject,
+  bpfObjectPath,
+  detachTcFilter,
+  isBpffs,
+  openPinnedLink,
+  openPinnedMap,
+  queryTcFilter,
+  unpin,
+  type BpfMap,
+  type TcFilterId,
+} from '../../bpf/index.js';
+import { runCommand } from '../../host/command.js';
+import { IpJsonObject } from '../../host/ip.js';
+import { widthOf, type Ip } from '../../model/ip.js';
+import type { ServiceMap } from '../../model/service.js';
+import { checkMapLayouts, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddress } from './codec.js';
+
+/** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes. */
+export const NODEPORT_MAPS = {
+  conntrack: { name: 'wl_np_ct', key: 40, value: 52 },
+  sourceRanges: { name: 'wl_np_ranges', key: 44, value: 4 },
+  snat: { name: 'wl_np_snat', key: 4, value: 16 },
+  stats: { name: 'wl_np_stats', key: 4, value: 8 },
+} as const;
+
+/** wl_np_stats slots (WL_NP_STAT_*), in order. */
+export const NODEPORT_STATS = [
+  'newFlow',
+  'forward',
+  'replyIngress',
+  'replyEgress',
+  'dropNoEndpoint',
+  'reject',
+  'dropSourceRange',
+  'dropSnatPorts',
+  'dropNoRoute',
+  'toKernel',
+  'dropError',
+] as const;
+
+export type NodePortStat = (typeof NODEPORT_STATS)[number];
+
+/** Bits of a source-range key before the source address (WL_NP_RANGE_FRONTEND_BITS). */
+const RANGE_FRONTEND_BITS = 168;
+
+/** clsact filters (kernels without tcx): ours by this handle and priority. Priority 1 runs first. */
+const CLSACT_HANDLE = 0x4e50;
+const CLSACT_PRIORITY = 1;
+
+const DIRECTIONS = ['ingress', 'egress'] as const;
+type Direction = (typeof DIRECTIONS)[number];
+
+const LINK_PREFIX = 'nodeport-';
+
+export interface PortRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+export interface NodePortOptions {
+  /** A directory on a bpffs where the service proxy pins its maps; ours and our links go there too. */
+  readonly bpffsDir: string;
+  /** Every interface clients and remote backends' replies arrive on (the underlay, a mesh interface). */
+  readonly interfaces: readonly string[];
+  readonly log?: Logger;
+  /** A network namespace by path (/var/run/netns/NAME) the interfaces are in; the caller's own when absent. */
+  readonly netns?: string;
+  /** Masquerade source ports; default 61000-65535. Keep it outside net.ipv4.ip_local_port_range. */
+  readonly snatPorts?: PortRange;
+  /** Conntrack entries (two per flow); default 65536. A pinned map keeps its size. */
+  readonly conntrackEntries?: number;
+  /** Idle timeouts in seconds; defaults tcp 21600, udp 120, closing (after FIN/RST) 10. */
+  readonly timeouts?: { readonly tcp?: number; readonly udp?: number; readonly closing?: number };
+  /** 'auto' (default): tcx where the kernel has it, else clsact filters. */
+  readonly tcMode?: 'auto' | 'tcx' | 'clsact';
+  /** The compiled object; default build/bpf/nodeport.bpf.o. */
+  readonly objectPath?: string;
+}
+
+/** One program on one interface, as attached or re-adopted. */
+export interface NodePortAttachment {
+  readonly interface: string;
+  readonly direction: Direction;
+  readonly mode: 'tcx' | 'clsact';
+  /** tcx: the link's pin. */
+  readonly pin?: string;
+  /** false: it was already there (pinned link or our clsact filter) and was left as it was. */
+  readonly attached: boolean;
+}
+
+export class NodePortError extends Error {
+  override readonly name = 'NodePortError';
+}
+
+interface OwnMaps {
+  readonly sourceRanges: BpfMap;
+  readonly snat: BpfMap;
+  readonly stats: BpfMap;
+}
+
+interface InterfaceInfo {
+  readonly name: string;
+  readonly ifindex: number;
+  /** No link-layer header (WireGuard, tun): the *_l3 programs. */
+  readonly l3: boolean;
+}
+
+export class NodePortDatapath {
+  readonly #opts: NodePortOptions;
+  readonly #log: Logger | undefined;
+  #maps: OwnMaps | undefined;
+  #attachments: NodePortAttachment[] = [];
+
+  constructor(opts: NodePortOptions) {
+    const ports = opts.snatPorts;
+    if (ports !== undefined && !(Number.isInteger(ports.min) && Number.isInteger(ports.max) && ports.min >= 1024 && ports.min <= ports.max && ports.max <= 65535)) {
+      throw new NodePortError(`nodeport: snatPorts ${ports.min}-${ports.max} is not a port range within 1024-65535`);
+    }
+    if (opts.interfaces.length === 0) throw new NodePortError('nodeport: interfaces is empty');
+    this.#opts = opts;
+    this.#log = opts.log;
+  }
+
+  get linksDir(): string {
+    return join(this.#opts.bpffsDir, PIN_LINKS_DIR);
+  }
+
+  /** What attach() found or made, per interface and direction. */
+  get attachments(): readonly NodePortAttachment[] {
+    return this.#attachments;
+  }
+
+  /**
+   * Loads the programs over the pinned maps (creating and pinning those that are missing) and
+   * attaches them on both directions of every interface, re-adopting what is already attached.
+   */
+  async attach(): Promise<void> {
+    const dir = this.#opts.bpffsDir;
+    if (!isBpffs(dir)) throw new NodePortError(`nodeport: bpffsDir "${dir}" is not on a bpffs`);
+    mkdirSync(this.linksDir, { recursive: true });
+    const interfaces = await Promise.all(this.#opts.interfaces.map((name) => this.#interfaceInfo(name)));
+
+    const obj = BpfObject.open(this.#opts.objectPath ?? bpfObjectPath('nodeport'), { name: 'nodeport' });
+    try {
+      this.#configure(obj);
+      obj.load();
+      checkMapLayouts(obj.maps());
+      checkOwnLayouts(obj.maps());
+      this.#closeMaps();
+      this.#maps = {
+        sourceRanges: obj.map(NODEPORT_MAPS.sourceRanges.name),
+        snat: obj.map(NODEPORT_MAPS.snat.name),
+        stats: obj.map(NODEPORT_MAPS.stats.name),
+      };
+      const attachments: NodePortAttachment[] = [];
+      for (const iface of interfaces) {
+        for (const direction of DIRECTIONS) attachments.push(this.#attachOne(obj, iface, direction));
+      }
+      this.#attachments = attachments;
+    } finally {
+      // Attached programs live on in their links and filters; the object's own fds can go.
+      obj.close();
+    }
+    const made = this.#attachments.filter((a) => a.attached).length;
+    this.#log?.info({ interfaces: this.#opts.interfaces, attached: made, adopted: this.#attachments.length - made }, 'nodeport: tc programs in place');
+  }
+
+  /**
+   * Writes what the tc programs need beyond the proxy's maps: loadBalancerSourceRanges and the
+   * fallback masquerade addresses. Only differences are written; returns the entries written or
+   * deleted. Call it before the proxy writes services that carry WL_SVC_SOURCE_RANGES.
+   */
+  async apply(map: ServiceMap): Promise<number> {
+    const maps = this.#openMaps();
+    let written = 0;
+
+    const snat = new Map<number, Buffer>([
+      [0, Buffer.alloc(16)],
+      [1, Buffer.alloc(16)],
+    ]);
+    for (const family of [4, 6] as const) {
+      const ip = map.nodePortAddresses.find((a) => a.family === family);
+      if (ip !== undefined) writeAddress(snat.get(family === 4 ? 0 : 1) as Buffer, 0, ip);
+    }
+    for (const [index, value] of snat) {
+      const key = u32(index);
+      if (!maps.snat.lookup(key)?.equals(value)) {
+        maps.snat.update(key, value);
+        written++;
+      }
+    }
+
+    const wanted = new Map<string, Buffer>();
+    for (const p of map.servicePorts) {
+      if (p.loadBalancerSourceRanges.length === 0 || p.protocol === 'SCTP') continue;
+      for (const lb of p.loadBalancerIPs) {
+        for (const range of p.loadBalancerSourceRanges) {
+          if (range.family !== lb.family) continue;
+          const key = sourceRangeKey(lb, p.port, PROTOCOL_NUMBERS[p.protocol], { family: range.family, value: range.addr }, range.bits);
+          wanted.set(key.toString('hex'), key);
+        }
+      }
+    }
+    const present = new Set(maps.sourceRanges.keys().map((k) => k.toString('hex')));
+    const stale = [...present].filter((hex) => !wanted.has(hex)).map((hex) => Buffer.from(hex, 'hex'));
+    const missing = [...wanted].filter(([hex]) => !present.has(hex)).map(([, key]) => key);
+    // Additions first: a range that moves from one entry to another never leaves a gap.
+    if (missing.length > 0) written += maps.sourceRanges.updateBatch(Buffer.concat(missing), Buffer.alloc(missing.length * NODEPORT_MAPS.sourceRanges.value));
+    if (stale.length > 0) written += maps.sourceRanges.deleteBatch(Buffer.concat(stale));
+    return written;
+  }
+
+  /** The programs' counters, summed over CPUs. */
+  stats(): Record<NodePortStat, bigint> {
+    const maps = this.#openMaps();
+    const out = {} as Record<NodePortStat, bigint>;
+    NODEPORT_STATS.forEach((name, slot) => {
+      const perCpu = maps.stats.lookup(u32(slot));
+      let sum = 0n;
+      for (let offset = 0; perCpu !== undefined && offset + 8 <= perCpu.length; offset += 8) sum += perCpu.readBigUInt64LE(offset);
+      out[name] = sum;
+    });
+    return out;
+  }
+
+  /**
+   * Detaches every program this data path attached (here or in an earlier run: pinned links and
+   * our clsact filters on the configured interfaces) and removes its own pins. Other programs'
+   * filters, the qdisc and the proxy's maps stay.
+   */
+  async cleanup(): Promise<void> {
+    const failures: string[] = [];
+    const attempt = (what: string, step: () => void): void => {
+      try {
+        step();
+      } catch (error) {
+        failures.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    };
+    for (const pin of this.#linkPins()) {
+      attempt(`link ${pin}`, () => openPinnedLink(pin).destroy());
+    }
+    for (const name of this.#opts.interfaces) {
+      for (const direction of DIRECTIONS) {
+        const filter = this.#filterId(name, direction);
+        attempt(`clsact filter on ${name} ${direction}`, () => {
+          if (queryTcFilter(filter) !== undefined) detachTcFilter(filter);
+        });
+      }
+    }
+    this.#closeMaps();
+    for (const { name } of Object.values(NODEPORT_MAPS)) attempt(`pin of map ${name}`, () => unpin(join(this.#opts.bpffsDir, name)));
+    // The links directory is shared with the socket programs: only an empty one goes.
+    attempt(`directory ${this.linksDir}`, () => {
+      try {
+        rmdirSync(this.linksDir);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTEMPTY') throw error;
+      }
+    });
+    this.#attachments = [];
+    if (failures.length > 0) throw new NodePortError(`nodeport cleanup: ${failures.join('; ')}`);
+  }
+
+  #configure(obj: BpfObject): void {
+    const ports = this.#opts.snatPorts ?? { min: 61000, max: 65535 };
+    const timeouts = this.#opts.timeouts ?? {};
+    obj.setConstant('snat_port_min', ports.min);
+    obj.setConstant('snat_port_max', ports.max);
+    obj.setConstant('ct_timeout_tcp', timeouts.tcp ?? 21600);
+    obj.setConstant('ct_timeout_udp', timeouts.udp ?? 120);
+    obj.setConstant('ct_timeout_closing', timeouts.closing ?? 10);
+    const conntrack = this.#opts.conntrackEntries;
+    for (const info of obj.maps()) {
+      if (info.internal) continue;
+      const pin = join(this.#opts.bpffsDir, info.name);
+      // libbpf re-uses a pin only when the sizes match: take over the size whoever pinned it chose.
+      const pinned = openPinnedMapOrUndefined(pin);
+      if (pinned !== undefined) {
+        if (pinned.maxEntries !== info.maxEntries) obj.setMaxEntries(info.name, pinned.maxEntries);
+        if (info.name === NODEPORT_MAPS.conntrack.name && conntrack !== undefined && conntrack !== pinned.maxEntries) {
+          this.#log?.warn({ pinned: pinned.maxEntries, wanted: conntrack }, 'nodeport: the pinned conntrack map keeps its size until cleanup');
+        }
+        pinned.close();
+      } else if (info.name === NODEPORT_MAPS.conntrack.name && conntrack !== undefined) {
+        obj.setMaxEntries(info.name, conntrack);
+      }
+      obj.setMapPinPath(info.name, pin);
+    }
+  }
+
+  #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction): NodePortAttachment {
+    const program = `np_${direction}${iface.l3 ? '_l3' : ''}`;
+    const target = { interface: iface.name, direction, ...(this.#opts.netns === undefined ? {} : { netns: this.#opts.netns }) };
+    const pin = join(this.linksDir, `${LINK_PREFIX}${iface.name}-${iface.ifindex}-${direction}`);
+    const base = { interface: iface.name, direction };
+    // Pins of this interface for an ifindex it no longer has: the device was re-created and the
+    // old link is defunct.
+    for (const old of this.#linkPins()) {
+      if (old !== pin && linkPinOf(old, iface.name, direction)) {
+        openPinnedLink(old).destroy();
+        this.#log?.info({ pin: old }, 'nodeport: removed the link of a re-created interface');
+      }
+    }
+    const adopted = openPinnedLinkOrUndefined(pin);
+    if (adopted !== undefined) {
+      adopted.close();
+      return { ...base, mode: 'tcx', pin, attached: false };
+    }
+    const filter = this.#filterId(iface.name, direction);
+    if (this.#opts.tcMode !== 'tcx' && queryTcFilter(filter) !== undefined) return { ...base, mode: 'clsact', attached: false };
+    const attachment = obj.attachTc(program, target, {
+      mode: this.#opts.tcMode ?? 'auto',
+      handle: CLSACT_HANDLE,
+      priority: CLSACT_PRIORITY,
+    });
+    if (attachment.mode === 'clsact') return { ...base, mode: 'clsact', attached: true };
+    try {
+      attachment.link.pin(pin);
+    } catch (error) {
+      attachment.link.destroy();
+      throw error;
+    }
+    attachment.link.close();
+    return { ...base, mode: 'tcx', pin, attached: true };
+  }
+
+  #filterId(name: string, direction: Direction): TcFilterId {
+    return { interface: name, direction, handle: CLSACT_HANDLE, priority: CLSACT_PRIORITY, ...(this.#opts.netns === undefined ? {} : { netns: this.#opts.netns }) };
+  }
+
+  /** Our link pins, of any interface (a configured one may have been dropped since). */
+  #linkPins(): string[] {
+    try {
+      return readdirSync(this.linksDir)
+        .filter((name) => name.startsWith(LINK_PREFIX))
+        .map((name) => join(this.linksDir, name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+  }
+
+  async #interfaceInfo(name: string): Promise<InterfaceInfo> {
+    const argv = ['ip', '-j', 'link', 'show', 'dev', name];
+    const netns = this.#opts.netns;
+    const { stdout } = netns === undefined ? await runCommand(argv[0] as string, argv.slice(1)) : await runCommand('nsenter', [`--net=${netns}`, ...argv]);
+    const [entry] = JSON.parse(stdout) as unknown[];
+    const link = new IpJsonObject(entry, `interface "${name}"`);
+    const type = link.optionalString('link_type');
+    return { name, ifindex: link.number('ifindex'), l3: type === 'none' };
+  }
+
+  #openMaps(): OwnMaps {
+    this.#maps ??= {
+      sourceRanges: openPinnedMap(join(this.#opts.bpffsDir, NODEPORT_MAPS.sourceRanges.name)),
+      snat: openPinnedMap(join(this.#opts.bpffsDir, NODEPORT_MAPS.snat.name)),
+      stats: openPinnedMap(join(this.#opts.bpffsDir, NODEPORT_MAPS.stats.name)),
+    };
+    return this.#maps;
+  }
+
+  #closeMaps(): void {
+    if (this.#maps === undefined) return;
+    for (const map of Object.values(this.#maps)) map.close();
+    this.#maps = undefined;
+  }
+}
+
+function checkOwnLayouts(maps: readonly { name: string; keySize: number; valueSize: number }[]): void {
+  for (const layout of Object.values(NODEPORT_MAPS)) {
+    const map = maps.find((m) => m.name === layout.name);
+    if (map === undefined || map.keySize !== layout.key || map.valueSize !== layout.value) {
+      const found = map === undefined ? 'missing' : `key ${map.keySize}, value ${map.valueSize}`;
+      throw new NodePortError(`nodeport: map ${layout.name}: ${found} in the object, key ${layout.key}, value ${layout.value} expected`);
+    }
+  }
+}
+
+/** A wl_np_ranges key: {prefixlen, frontend addr, port, protocol, family, pad, source, pad}. */
+export function sourceRangeKey(frontend: Ip, port: number, protocol: number, source: Ip, bits: number): Buffer {
+  if (bits < 0 || bits > widthOf(source.family)) throw new NodePortError(`nodeport: source range /${bits} does not fit IPv${source.family}`);
+  const key = Buffer.alloc(NODEPORT_MAPS.sourceRanges.key);
+  key.writeUInt32LE(RANGE_FRONTEND_BITS + bits, 0);
+  writeAddress(key, 4, frontend);
+  key.writeUInt16BE(port, 20);
+  key[22] = protocol;
+  key[23] = frontend.family;
+  writeAddress(key, 25, source);
+  return key;
+}
+
+function u32(value: number): Buffer {
+  const buf = Buffer.alloc(4);
+  buf.writeUInt32LE(value);
+  return buf;
+}
+
+function openPinnedMapOrUndefined(path: string): BpfMap | undefined {
+  try {
+    return openPinnedMap(path);
+  } catch (error) {
+    if (error instanceof BpfError && error.code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+function openPinnedLinkOrUndefined(path: string): ReturnType<typeof openPinnedLink> | undefined {
+  try {
+    return openPinnedLink(path);
+  } catch (error) {
+    if (error instanceof BpfError && error.code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** Whether `pin` is one of ours for that interface and direction (any ifindex). */
+function linkPinOf(pin: string, iface: string, direction: Direction): boolean {
+  const name = pin.slice(pin.lastIndexOf('/') + 1);
+  const match = /^nodeport-(.+)-(\d+)-(ingress|egress)$/.exec(name);
+  return match !== null && match[1] === iface && match[3] === direction;
+}
