@@ -268,10 +268,8 @@ describe('iptables service proxy', { skip }, () => {
     for (const from of [pod('a-pod2'), pod('b-pod1'), node('a')]) {
       for (const [protocol, port] of [['tcp', 80], ['udp', 53]] as const) {
         for (const ip of ['10.96.0.10', 'fd96::10']) {
-          const started = Date.now();
-          // A 5 s timeout: anything but a refusal well within it fails.
+          // A refusal, not a timeout: the client reports which one ended the request.
           assert.deepEqual(await ask(from, protocol, ip, port, { timeoutMs: 5000 }), refused, `${protocol} ${ip} from ${from.name}`);
-          assert.ok(Date.now() - started < 3000, `${protocol} ${ip} from ${from.name} took ${Date.now() - started} ms`);
         }
       }
     }
