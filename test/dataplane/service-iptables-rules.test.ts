@@ -8,43 +8,8 @@ import { computeServiceRules } from '../../src/dataplane/service-iptables/rules.
 import { staleUdpFlows } from '../../src/dataplane/service-iptables/stale-flows.js';
 import { conntrackDeleteArgs } from '../../src/host/conntrack.js';
 import { formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
-import { servicePortKey, type ServiceBackend, type ServiceMap, type ServicePort } from '../../src/model/service.js';
-
-function backend(text: string, local = false): ServiceBackend {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text);
-  if (m === null) throw new Error(`bad backend ${text}`);
-  return { ip: parseIp(m[1]!), port: Number(m[2]), local };
-}
-
-function servicePort(over: Partial<ServicePort> = {}): ServicePort {
-  const endpoints = over.clusterEndpoints ?? [backend('10.244.1.2:8080', true), backend('10.244.2.2:8080')];
-  return {
-    service: 'default/web',
-    portName: 'http',
-    protocol: 'TCP',
-    clusterIPs: [parseIp('10.96.0.10')],
-    port: 80,
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    externalPolicyLocal: false,
-    internalPolicyLocal: false,
-    clusterEndpoints: endpoints,
-    internalEndpoints: endpoints,
-    externalEndpoints: endpoints,
-    ...over,
-  };
-}
-
-function serviceMap(ports: ServicePort[], over: Partial<ServiceMap> = {}): ServiceMap {
-  return {
-    node: 'a',
-    nodePortAddresses: [parseIp('172.31.0.11')],
-    clusterCIDRs: [parseCidr('10.244.0.0/16'), parseCidr('fd44::/48')],
-    servicePorts: ports,
-    ...over,
-  };
-}
+import { servicePortKey, type ServiceMap, type ServicePort } from '../../src/model/service.js';
+import { backend, serviceMap, servicePort } from '../support/service-map.js';
 
 function family(rules: DesiredRules, f: 4 | 6): FamilyRules {
   const r = rules[f];

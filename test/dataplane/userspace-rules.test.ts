@@ -18,36 +18,13 @@ import {
 import { planProxies, proxyKey } from '../../src/dataplane/userspace/proxy-plan.js';
 import { type Family, type Ip, parseCidr, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
+import { serviceMap as sharedServiceMap, servicePort } from '../support/service-map.js';
 
 const ep = (ip: string, local = false, port = 8080): ServiceBackend => ({ ip: parseIp(ip), port, local });
 
-function servicePort(over: Partial<ServicePort> & Pick<ServicePort, 'service'>): ServicePort {
-  const all = over.clusterEndpoints ?? [ep('10.244.1.2', true), ep('10.244.2.2')];
-  return {
-    portName: 'http',
-    protocol: 'TCP',
-    clusterIPs: [parseIp('10.96.0.10')],
-    port: 80,
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    externalPolicyLocal: false,
-    internalPolicyLocal: false,
-    clusterEndpoints: all,
-    internalEndpoints: all,
-    externalEndpoints: all,
-    ...over,
-  };
-}
-
-function serviceMap(...ports: ServicePort[]): ServiceMap {
-  return {
-    node: 'a',
-    nodePortAddresses: [parseIp('172.31.0.11'), parseIp('127.0.0.1'), parseIp('fd31::11'), parseIp('::1')],
-    clusterCIDRs: [parseCidr('10.244.0.0/16'), parseCidr('fd44::/48')],
-    servicePorts: ports,
-  };
-}
+// Loopback node addresses too: the portals must leave them out (CVE-2020-8558).
+const serviceMap = (...ports: ServicePort[]): ServiceMap =>
+  sharedServiceMap(ports, { nodePortAddresses: [parseIp('172.31.0.11'), parseIp('127.0.0.1'), parseIp('fd31::11'), parseIp('::1')] });
 
 /** Every planned proxy bound, on ports 40000, 40001, ... in plan order; every NodePort held by its first wanter. */
 function inputFor(map: ServiceMap, over: Partial<PortalInput> = {}): PortalInput {
