@@ -360,12 +360,15 @@ static __always_inline int snat_source(struct __sk_buff *skb, const struct flow 
 	return 0;
 }
 
-static __always_inline __u32 tuple_hash(const struct flow *f, __u32 backend_id)
+// Where a new flow starts probing for a masquerade port. Not the backend: a flow that moves to
+// another backend keeps its port when it is free there.
+static __always_inline __u32 tuple_hash(const struct flow *f)
 {
-	__u32 h = backend_id * 0x9e3779b1;
-	__u32 words[4];
+	__u32 h = 0x9e3779b1;
+	__u32 words[8];
 	__builtin_memcpy(words, f->saddr, 16);
-	for (int i = 0; i < 4; i++) {
+	__builtin_memcpy(words + 4, f->daddr, 16);
+	for (int i = 0; i < 8; i++) {
 		h ^= words[i];
 		h *= 0x85ebca6b;
 		h ^= h >> 13;
@@ -662,7 +665,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f,
 		}
 		__builtin_memcpy(reply.daddr, fwd->saddr, 16);
 		__u32 range = (__u32)snat_port_max - snat_port_min + 1;
-		__u32 start = tuple_hash(f, backend_id);
+		__u32 start = tuple_hash(f);
 		bool taken = false;
 		for (__u32 i = 0; i < SNAT_PROBES; i++) {
 			__u16 port = snat_port_min + (start + i) % range;

@@ -263,7 +263,7 @@ export class NodePortDatapath {
       for (const direction of DIRECTIONS) {
         const filter = this.#filterId(name, direction);
         attempt(`clsact filter on ${name} ${direction}`, () => {
-          if (queryTcFilter(filter) !== undefined) detachTcFilter(filter);
+          if (filterProgram(filter) !== undefined) detachTcFilter(filter);
         });
       }
     }
@@ -328,7 +328,7 @@ export class NodePortDatapath {
       return { ...base, mode: 'tcx', pin, attached: false };
     }
     const filter = this.#filterId(iface.name, direction);
-    if (this.#opts.tcMode !== 'tcx' && queryTcFilter(filter) !== undefined) return { ...base, mode: 'clsact', attached: false };
+    if (this.#opts.tcMode !== 'tcx' && filterProgram(filter) !== undefined) return { ...base, mode: 'clsact', attached: false };
     const attachment = obj.attachTc(program, target, {
       mode: this.#opts.tcMode ?? 'auto',
       handle: CLSACT_HANDLE,
@@ -414,6 +414,17 @@ function u32(value: number): Buffer {
   const buf = Buffer.alloc(4);
   buf.writeUInt32LE(value);
   return buf;
+}
+
+/** The program id in our clsact filter; undefined without one (also without a clsact qdisc, or the interface). */
+function filterProgram(filter: TcFilterId): number | undefined {
+  try {
+    return queryTcFilter(filter);
+  } catch (error) {
+    // EINVAL: "Parent Qdisc doesn't exists"; ENODEV: the interface is gone.
+    if (error instanceof BpfError && (error.code === 'EINVAL' || error.code === 'ENODEV' || error.code === 'ENOENT')) return undefined;
+    throw error;
+  }
 }
 
 function openPinnedMapOrUndefined(path: string): BpfMap | undefined {
