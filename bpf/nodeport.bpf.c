@@ -68,6 +68,9 @@
 #define ETH_ALEN 6
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
+// Not ours: the next program or filter on the hook sees the packet (tcx: TCX_NEXT), and after the
+// last one it passes. TC_ACT_OK would end the chain for traffic that is none of our business.
+#define TC_ACT_UNSPEC (-1)
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 #define IP_MF 0x2000
@@ -79,7 +82,7 @@
 #define NSEC_PER_SEC 1000000000ULL
 // Masquerade ports tried per new flow before giving up (a full range is a sign to widen it).
 #define SNAT_PROBES 32
-// new_flow's "carry on with the rewrite" (TC_ACT_* are all >= -1 and this is not one of them).
+// new_flow's "carry on with the rewrite" (no TC_ACT_* verdict is this).
 #define NP_CONTINUE (-100)
 
 // Load-time settings (src/dataplane/ebpf/nodeport.ts sets them before load).
@@ -134,8 +137,8 @@ static __always_inline bool addr_zero(const __u8 *a)
 	return (a0 | a1) == 0;
 }
 
-// Only TCP and UDP, first fragments and unfragmented packets, and IPv6 without extension headers:
-// anything else (-1) passes untouched.
+// Only TCP and UDP, unfragmented, and IPv6 without extension headers: anything else (-1) passes
+// untouched.
 static __always_inline int parse_flow(struct __sk_buff *skb, __u32 l3_off, struct flow *f)
 {
 	__builtin_memset(f, 0, sizeof(*f));
@@ -709,7 +712,7 @@ static __always_inline int handle_ingress(struct __sk_buff *skb, __u32 l3_off)
 {
 	struct flow f;
 	if (parse_flow(skb, l3_off, &f) < 0)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	__u32 now = now_seconds();
 	struct wl_np_ct_key key;
 	struct wl_np_ct_value to;
@@ -742,7 +745,7 @@ static __always_inline int handle_ingress(struct __sk_buff *skb, __u32 l3_off)
 		__u8 ct_flags = 0;
 		struct wl_service_value *svc = lookup_frontend(&f, &svc_key, &ct_flags);
 		if (!svc)
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		int verdict = new_flow(skb, &f, &svc_key, svc, ct_flags, now, &to);
 		if (verdict != NP_CONTINUE)
 			return verdict;
@@ -760,12 +763,12 @@ static __always_inline int handle_egress(struct __sk_buff *skb, __u32 l3_off)
 {
 	struct flow f;
 	if (parse_flow(skb, l3_off, &f) < 0)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	struct wl_np_ct_key key;
 	ct_key_of(&f, WL_NP_CT_REPLY, &key);
 	struct wl_np_ct_value *reply = bpf_map_lookup_elem(&wl_np_ct, &key);
 	if (!reply || (reply->flags & WL_NP_CT_SNAT))
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	ct_touch(reply, &key, &f, now_seconds());
 	struct wl_np_ct_value to = *reply;
 	if (rewrite(skb, &f, &to) < 0) {

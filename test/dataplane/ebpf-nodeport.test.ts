@@ -318,12 +318,14 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
   });
 
   test('a service without endpoints: TCP is refused at once (a reset), UDP is dropped', async () => {
-    const before = datapath('a').stats();
-    assert.deepEqual(await ask(client(), 'tcp', node('a').underlayIP, 30003, { timeoutMs: 3000 }), ['ERROR ECONNREFUSED']);
-    assert.deepEqual(await ask(client(), 'udp', node('a').underlayIP, 30003, { timeoutMs: 700 }), ['ERROR ETIMEDOUT']);
-    const after = datapath('a').stats();
-    assert.equal(after.reject, before.reject + 1n);
-    assert.ok(after.dropNoEndpoint > before.dropNoEndpoint);
+    for (const address of [node('a').underlayIP, node('a').underlayIPv6 as string]) {
+      const before = datapath('a').stats();
+      assert.deepEqual(await ask(client(), 'tcp', address, 30003, { timeoutMs: 3000 }), ['ERROR ECONNREFUSED'], address);
+      assert.deepEqual(await ask(client(), 'udp', address, 30003, { timeoutMs: 700 }), ['ERROR ETIMEDOUT'], address);
+      const after = datapath('a').stats();
+      assert.equal(after.reject, before.reject + 1n, `${address}: one reset`);
+      assert.ok(after.dropNoEndpoint > before.dropNoEndpoint, address);
+    }
   });
 
   test('loadBalancerSourceRanges: other sources are dropped, the LB IP only', async () => {

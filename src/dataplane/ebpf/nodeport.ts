@@ -12,8 +12,8 @@
 // which outlive the process by themselves. A new agent re-adopts what it finds instead of
 // attaching again; a link for an ifindex the interface no longer has (it was re-created) is
 // replaced.
-import { mkdirSync, readdirSync, rmdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   BpfError,
@@ -155,7 +155,7 @@ export class NodePortDatapath {
    */
   async attach(): Promise<void> {
     const dir = this.#opts.bpffsDir;
-    if (!isBpffs(dir)) throw new NodePortError(`nodeport: bpffsDir "${dir}" is not on a bpffs`);
+    if (!isBpffs(existsSync(dir) ? dir : dirname(dir))) throw new NodePortError(`nodeport: bpffsDir "${dir}" is not on a bpffs`);
     mkdirSync(this.linksDir, { recursive: true });
     const interfaces = await Promise.all(this.#opts.interfaces.map((name) => this.#interfaceInfo(name)));
 
