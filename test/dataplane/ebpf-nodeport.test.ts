@@ -433,6 +433,35 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
     assert.match((await sb().exec(n, 'tc', ['qdisc', 'show', 'dev', n.underlayIface])).stdout, /clsact/);
   });
 
+  test('a re-created interface gets a new link; a tun device gets the programs without a link layer', async () => {
+    const n = node('b');
+    const netns = `/var/run/netns/${n.netns}`;
+    const dir = pinDir('b-spare');
+    mkdirSync(dir);
+    await sb().exec(n, 'ip', ['link', 'add', 'spare0', 'type', 'veth', 'peer', 'name', 'spare1']);
+    await sb().exec(n, 'ip', ['tuntap', 'add', 'dev', 'tun0', 'mode', 'tun']);
+    const spare = new NodePortDatapath({ bpffsDir: dir, interfaces: ['spare0', 'tun0'], netns });
+    datapaths.set('b-spare', spare);
+    await spare.attach();
+    assert.deepEqual(spare.attachments.map((a) => [a.interface, a.program, a.attached]), [
+      ['spare0', 'np_ingress', true], ['spare0', 'np_egress', true], ['tun0', 'np_ingress_l3', true], ['tun0', 'np_egress_l3', true],
+    ]);
+    const pinsOf = (iface: string) => readdirSync(join(dir, 'links')).filter((name) => name.startsWith(`nodeport-${iface}-`)).sort();
+    const before = pinsOf('spare0');
+    await sb().exec(n, 'ip', ['link', 'del', 'spare0']);
+    await sb().exec(n, 'ip', ['link', 'add', 'spare0', 'type', 'veth', 'peer', 'name', 'spare1']);
+    await spare.attach();
+    assert.deepEqual(spare.attachments.map((a) => [a.interface, a.attached]), [['spare0', true], ['spare0', true], ['tun0', false], ['tun0', false]]);
+    const after = pinsOf('spare0');
+    assert.equal(after.length, 2);
+    assert.ok(after.every((pin) => !before.includes(pin)), `old ${before.join(', ')}, new ${after.join(', ')}`);
+    // Interfaces gone altogether: cleanup still removes the links and pins.
+    await sb().exec(n, 'ip', ['link', 'del', 'spare0']);
+    await sb().exec(n, 'ip', ['link', 'del', 'tun0']);
+    await spare.cleanup();
+    assert.deepEqual(readdirSync(dir).filter((name) => name === 'links' || name.startsWith('wl_np_')), []);
+  });
+
   test('cleanup detaches the programs and removes its pins, and only its own', async () => {
     const n = node('a');
     const dir = pinDir('a');

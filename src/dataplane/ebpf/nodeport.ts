@@ -100,6 +100,8 @@ export interface NodePortOptions {
 export interface NodePortAttachment {
   readonly interface: string;
   readonly direction: Direction;
+  /** np_ingress/np_egress, or their *_l3 twins on interfaces without a link-layer header. */
+  readonly program: string;
   readonly mode: 'tcx' | 'clsact';
   /** tcx: the link's pin. */
   readonly pin?: string;
@@ -313,7 +315,7 @@ export class NodePortDatapath {
     const program = `np_${direction}${iface.l3 ? '_l3' : ''}`;
     const target = { interface: iface.name, direction, ...(this.#opts.netns === undefined ? {} : { netns: this.#opts.netns }) };
     const pin = join(this.linksDir, `${LINK_PREFIX}${iface.name}-${iface.ifindex}-${direction}`);
-    const base = { interface: iface.name, direction };
+    const base = { interface: iface.name, direction, program };
     // Pins of this interface for an ifindex it no longer has: the device was re-created and the
     // old link is defunct.
     for (const old of this.#linkPins()) {
