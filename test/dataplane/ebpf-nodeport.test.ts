@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { bpfFixturePath, openPinnedMap, type BpfMap } from '../../src/bpf/index.js';
+import { BpfError, bpfFixturePath, openPinnedMap, type BpfMap } from '../../src/bpf/index.js';
 import { runCommand } from '../../src/host/command.js';
 import {
   MAP_NAMES,
@@ -198,6 +198,14 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
     } finally {
       for (const m of [services, backends, nodeAddrs]) m.close();
     }
+  }
+
+  /** Ids of the kernel's links to our programs, on any interface of the machine. */
+  async function linkIds(): Promise<number[]> {
+    const links = JSON.parse((await runCommand('bpftool', ['-j', 'link', 'show'])).stdout) as Array<{ id: number; prog_id: number }>;
+    const programs = JSON.parse((await runCommand('bpftool', ['-j', 'prog', 'show'])).stdout) as Array<{ id: number; name?: string }>;
+    const ours = new Set(programs.filter((p) => p.name?.startsWith('np_')).map((p) => p.id));
+    return links.filter((l) => ours.has(l.prog_id)).map((l) => l.id);
   }
 
   /** Per-namespace TCP and UDP counters (nstat -a: since boot of the namespace, not since the last call). */
@@ -462,15 +470,29 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
     assert.deepEqual(readdirSync(dir).filter((name) => name === 'links' || name.startsWith('wl_np_')), []);
   });
 
+  test('an attach that fails half-way detaches what it attached', async () => {
+    const n = node('b');
+    const dir = pinDir('b-rollback');
+    const links = join(dir, 'links');
+    mkdirSync(links, { recursive: true });
+    const ifindex = JSON.parse((await sb().exec(n, 'ip', ['-j', 'link', 'show', 'dev', n.underlayIface])).stdout)[0].ifindex as number;
+    // A directory where the egress link's pin belongs: the ingress program is attached by then.
+    const blocker = join(links, `nodeport-${n.underlayIface}-${ifindex}-egress`);
+    mkdirSync(blocker);
+    const before = await linkIds();
+    const failing = new NodePortDatapath({ bpffsDir: dir, interfaces: [n.underlayIface], netns: `/var/run/netns/${n.netns}` });
+    datapaths.set('b-rollback', failing);
+    // It fails at the egress pin, after the ingress program was attached.
+    await assert.rejects(failing.attach(), (e: unknown) => e instanceof BpfError && e.message.includes(basename(blocker)));
+    assert.deepEqual((await linkIds()).sort(), before.sort(), 'no link of this attach remains');
+    assert.deepEqual(readdirSync(links), [basename(blocker)]);
+    rmSync(blocker, { recursive: true });
+    await failing.cleanup();
+  });
+
   test('cleanup detaches the programs and removes its pins, and only its own', async () => {
     const n = node('a');
     const dir = pinDir('a');
-    const linkIds = async (): Promise<number[]> => {
-      const links = JSON.parse((await runCommand('bpftool', ['-j', 'link', 'show'])).stdout) as Array<{ id: number; prog_id: number }>;
-      const programs = JSON.parse((await runCommand('bpftool', ['-j', 'prog', 'show'])).stdout) as Array<{ id: number; name?: string }>;
-      const ours = new Set(programs.filter((p) => p.name === 'np_ingress' || p.name === 'np_egress').map((p) => p.id));
-      return links.filter((l) => ours.has(l.prog_id)).map((l) => l.id);
-    };
     const pinnedLinks = readdirSync(join(dir, 'links'));
     assert.equal(pinnedLinks.length, 2);
     assert.ok((await linkIds()).length >= 2, 'our tcx links are there before');

@@ -13,7 +13,7 @@
 // attaching again; a link for an ifindex the interface no longer has (it was re-created) is
 // replaced.
 import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   BpfError,
@@ -173,11 +173,30 @@ export class NodePortDatapath {
         snat: obj.map(NODEPORT_MAPS.snat.name),
         stats: obj.map(NODEPORT_MAPS.stats.name),
       };
-      const attachments: NodePortAttachment[] = [];
-      for (const iface of interfaces) {
-        for (const direction of DIRECTIONS) attachments.push(this.#attachOne(obj, iface, direction));
+      // Links of interfaces that are no longer configured go (clsact filters there cannot be found).
+      const configured = new Set(interfaces.map((i) => i.name));
+      for (const pin of this.#linkPins()) {
+        const parsed = parseLinkPin(pin);
+        if (parsed !== undefined && !configured.has(parsed.iface)) this.#destroyLink(pin, 'an interface no longer configured');
       }
-      this.#attachments = attachments;
+      const undo: Array<() => void> = [];
+      try {
+        const attachments: NodePortAttachment[] = [];
+        for (const iface of interfaces) {
+          for (const direction of DIRECTIONS) attachments.push(this.#attachOne(obj, iface, direction, undo));
+        }
+        this.#attachments = attachments;
+      } catch (error) {
+        // Never half a data path: what this call attached goes again; what it adopted stays.
+        for (const step of undo.reverse()) {
+          try {
+            step();
+          } catch {
+            // The attach error below is the one worth reporting.
+          }
+        }
+        throw error;
+      }
     } finally {
       // Attached programs live on in their links and filters; the object's own fds can go.
       obj.close();
@@ -195,15 +214,10 @@ export class NodePortDatapath {
     const maps = this.#openMaps();
     let written = 0;
 
-    const snat = new Map<number, Buffer>([
-      [0, Buffer.alloc(16)],
-      [1, Buffer.alloc(16)],
-    ]);
-    for (const family of [4, 6] as const) {
+    for (const [index, family] of [[0, 4], [1, 6]] as const) {
+      const value = Buffer.alloc(NODEPORT_MAPS.snat.value);
       const ip = map.nodePortAddresses.find((a) => a.family === family);
-      if (ip !== undefined) writeAddress(snat.get(family === 4 ? 0 : 1) as Buffer, 0, ip);
-    }
-    for (const [index, value] of snat) {
+      if (ip !== undefined) writeAddress(value, 0, ip);
       const key = u32(index);
       if (!maps.snat.lookup(key)?.equals(value)) {
         maps.snat.update(key, value);
@@ -297,7 +311,7 @@ export class NodePortDatapath {
       if (info.internal) continue;
       const pin = join(this.#opts.bpffsDir, info.name);
       // libbpf re-uses a pin only when the sizes match: take over the size whoever pinned it chose.
-      const pinned = openPinnedMapOrUndefined(pin);
+      const pinned = unlessMissing(() => openPinnedMap(pin));
       if (pinned !== undefined) {
         if (pinned.maxEntries !== info.maxEntries) obj.setMaxEntries(info.name, pinned.maxEntries);
         if (info.name === NODEPORT_MAPS.conntrack.name && conntrack !== undefined && conntrack !== pinned.maxEntries) {
@@ -311,20 +325,19 @@ export class NodePortDatapath {
     }
   }
 
-  #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction): NodePortAttachment {
+  /** Attaches one program, or adopts it; `undo` gets the step that would detach what it attached. */
+  #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction, undo: Array<() => void>): NodePortAttachment {
     const program = `np_${direction}${iface.l3 ? '_l3' : ''}`;
     const target = { interface: iface.name, direction, ...(this.#opts.netns === undefined ? {} : { netns: this.#opts.netns }) };
     const pin = join(this.linksDir, `${LINK_PREFIX}${iface.name}-${iface.ifindex}-${direction}`);
     const base = { interface: iface.name, direction, program };
-    // Pins of this interface for an ifindex it no longer has: the device was re-created and the
+    // A pin of this interface for an ifindex it no longer has: the device was re-created and the
     // old link is defunct.
     for (const old of this.#linkPins()) {
-      if (old !== pin && linkPinOf(old, iface.name, direction)) {
-        openPinnedLink(old).destroy();
-        this.#log?.info({ pin: old }, 'nodeport: removed the link of a re-created interface');
-      }
+      const parsed = parseLinkPin(old);
+      if (old !== pin && parsed?.iface === iface.name && parsed.direction === direction) this.#destroyLink(old, 'a re-created interface');
     }
-    const adopted = openPinnedLinkOrUndefined(pin);
+    const adopted = unlessMissing(() => openPinnedLink(pin));
     if (adopted !== undefined) {
       adopted.close();
       return { ...base, mode: 'tcx', pin, attached: false };
@@ -336,7 +349,10 @@ export class NodePortDatapath {
       handle: CLSACT_HANDLE,
       priority: CLSACT_PRIORITY,
     });
-    if (attachment.mode === 'clsact') return { ...base, mode: 'clsact', attached: true };
+    if (attachment.mode === 'clsact') {
+      undo.push(() => detachTcFilter(filter));
+      return { ...base, mode: 'clsact', attached: true };
+    }
     try {
       attachment.link.pin(pin);
     } catch (error) {
@@ -344,7 +360,13 @@ export class NodePortDatapath {
       throw error;
     }
     attachment.link.close();
+    undo.push(() => openPinnedLink(pin).destroy());
     return { ...base, mode: 'tcx', pin, attached: true };
+  }
+
+  #destroyLink(pin: string, why: string): void {
+    openPinnedLink(pin).destroy();
+    this.#log?.info({ pin }, `nodeport: removed the link of ${why}`);
   }
 
   #filterId(name: string, direction: Direction): TcFilterId {
@@ -429,27 +451,19 @@ function filterProgram(filter: TcFilterId): number | undefined {
   }
 }
 
-function openPinnedMapOrUndefined(path: string): BpfMap | undefined {
+/** What `open` returns, or undefined when the pin is missing (BpfError ENOENT). */
+function unlessMissing<T>(open: () => T): T | undefined {
   try {
-    return openPinnedMap(path);
+    return open();
   } catch (error) {
     if (error instanceof BpfError && error.code === 'ENOENT') return undefined;
     throw error;
   }
 }
 
-function openPinnedLinkOrUndefined(path: string): ReturnType<typeof openPinnedLink> | undefined {
-  try {
-    return openPinnedLink(path);
-  } catch (error) {
-    if (error instanceof BpfError && error.code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-/** Whether `pin` is one of ours for that interface and direction (any ifindex). */
-function linkPinOf(pin: string, iface: string, direction: Direction): boolean {
-  const name = pin.slice(pin.lastIndexOf('/') + 1);
-  const match = /^nodeport-(.+)-(\d+)-(ingress|egress)$/.exec(name);
-  return match !== null && match[1] === iface && match[3] === direction;
+/** A link pin's name (nodeport-<iface>-<ifindex>-<direction>) taken apart; undefined when it is not one of ours. */
+function parseLinkPin(pin: string): { readonly iface: string; readonly ifindex: number; readonly direction: Direction } | undefined {
+  const match = /^nodeport-(.+)-(\d+)-(ingress|egress)$/.exec(basename(pin));
+  if (match === null) return undefined;
+  return { iface: match[1] as string, ifindex: Number(match[2]), direction: match[3] as Direction };
 }
