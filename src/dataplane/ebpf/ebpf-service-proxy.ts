@@ -1,0 +1,266 @@
+// `--service-proxy ebpf`: the service map as entries in pinned BPF maps, read by the socket-LB
+// programs on the cgroup root (east-west) and, when enabled, by the tc NodePort data path on the
+// node's interfaces (north-south, nodeport.ts). A change writes only the entries of the service
+// ports that changed; the programs and maps outlive the agent, and the next one re-adopts them.
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ensureBpffs, findBpffsMount, findCgroup2Mount, isBpffs } from '../../bpf/index.js';
+import type { Family, Ip } from '../../model/ip.js';
+import type { ServiceMap, ServicePort } from '../../model/service.js';
+import type { Logger } from '../../observability/logger.js';
+import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
+import { EntryBatch, MAP_LAYOUTS, PIN_DIR, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
+import { frontendsOf } from './frontends.js';
+import { changedPorts, nodePortFamilies } from './port-changes.js';
+import { MapWrites, type PortChange, ServiceTable } from './service-table.js';
+import { SockLb, removeSockLbPins } from './sock-lb.js';
+
+/** The tc NodePort data path (nodeport.ts), as this proxy drives it. */
+export interface NorthSouthDatapath {
+  attach(): Promise<void>;
+  /** Returns the entries it wrote. */
+  apply(map: ServiceMap): Promise<number>;
+  cleanup(): Promise<void>;
+}
+
+export interface NorthSouthOptions {
+  readonly bpffsDir: string;
+  readonly interfaces: readonly string[];
+  readonly log?: Logger;
+}
+
+export interface EbpfServiceProxyOptions {
+  /** Where maps and links are pinned. Default: <bpffs mount>/wirelane (/sys/fs/bpf/wirelane). */
+  readonly bpffsDir?: string;
+  /** The cgroup v2 directory the socket programs attach to. Default: the cgroup2 mount (every process). */
+  readonly cgroupRoot?: string;
+  readonly log?: Logger;
+  /** NodePort, ExternalIP and LB traffic from outside, by tc programs on these interfaces. */
+  readonly nodePort?: { readonly enabled: boolean; readonly interfaces: readonly string[] };
+  /** Default: build/bpf/sock_lb.bpf.o. */
+  readonly objectPath?: string;
+  /** Default: nodeport.ts's NodePortDatapath. */
+  readonly northSouth?: (options: NorthSouthOptions) => Promise<NorthSouthDatapath>;
+}
+
+export interface EbpfServiceProxyReport extends ServiceProxyReport {
+  /** Map entries written or deleted. */
+  readonly written: number;
+  /** Service ports whose entries were rewritten. */
+  readonly ports: number;
+  /** From the apply call to the last map write, in ms. */
+  readonly ms: number;
+}
+
+export class EbpfStartError extends Error {
+  override readonly name = 'EbpfStartError';
+}
+
+/** The default pin directory: WL_PIN_DIR on the bpffs mount (/sys/fs/bpf when none is mounted yet). */
+export function defaultBpffsDir(): string {
+  return join(findBpffsMount() ?? '/sys/fs/bpf', PIN_DIR);
+}
+
+export class EbpfServiceProxy implements ServiceProxy {
+  readonly mode = 'ebpf' as const;
+  readonly pinDir: string;
+  readonly cgroupRoot: string;
+  readonly #log: Logger | undefined;
+  readonly #sockLb: SockLb;
+  readonly #northSouth: NorthSouthDatapath | undefined;
+  #table: ServiceTable;
+  /** Ports as last applied; undefined until the first apply (or after a failed write): the next apply compares with the maps. */
+  #ports: ReadonlyMap<string, ServicePort> | undefined;
+  #families = new Set<Family>();
+  /** wl_node_addrs as programmed, by key bytes. */
+  #nodeAddrs: Map<string, Ip>;
+  readonly #writes = new MapWrites();
+  readonly #nodeAddrWrites = new EntryBatch(MAP_LAYOUTS.wl_node_addrs.key, MAP_LAYOUTS.wl_node_addrs.value);
+  readonly #nodeAddrDeletes = new EntryBatch(MAP_LAYOUTS.wl_node_addrs.key, 0);
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(pinDir: string, cgroupRoot: string, sockLb: SockLb, northSouth: NorthSouthDatapath | undefined, log: Logger | undefined) {
+    this.pinDir = pinDir;
+    this.cgroupRoot = cgroupRoot;
+    this.#sockLb = sockLb;
+    this.#northSouth = northSouth;
+    this.#log = log;
+    this.#table = readTable(sockLb);
+    this.#nodeAddrs = readNodeAddrs(sockLb);
+  }
+
+  /**
+   * Mounts bpffs if needed, re-adopts the pins of a previous agent or loads and attaches the
+   * programs, then attaches the tc data path when enabled. Throws EbpfStartError, having removed
+   * whatever this call attached, when any step fails.
+   */
+  static async open(options: EbpfServiceProxyOptions = {}): Promise<EbpfServiceProxy> {
+    const log = options.log;
+    const pinDir = options.bpffsDir ?? defaultBpffsDir();
+    const cgroupRoot = options.cgroupRoot ?? findCgroup2Mount();
+    if (cgroupRoot === undefined) throw new EbpfStartError('eBPF service proxy: no cgroup v2 hierarchy is mounted (cgroup2 in /proc/mounts)');
+    try {
+      // The pin directory itself may be a bpffs mount, or a directory on one.
+      if (!isBpffs(pinDir)) await ensureBpffs(dirname(pinDir));
+    } catch (error) {
+      throw new EbpfStartError(`eBPF service proxy: bpffs for ${pinDir}: ${(error as Error).message}`, { cause: error });
+    }
+    let sockLb: SockLb;
+    try {
+      sockLb = SockLb.start({ pinDir, cgroupRoot, ...(options.objectPath !== undefined && { objectPath: options.objectPath }) });
+    } catch (error) {
+      throw new EbpfStartError(`eBPF service proxy: ${(error as Error).message}`, { cause: error });
+    }
+    log?.info({ pinDir, cgroupRoot, adopted: sockLb.adopted }, sockLb.adopted ? 'eBPF socket LB re-adopted from pins' : 'eBPF socket LB attached');
+    let northSouth: NorthSouthDatapath | undefined;
+    if (options.nodePort?.enabled) {
+      try {
+        const make = options.northSouth ?? loadNodePortDatapath;
+        northSouth = await make({ bpffsDir: pinDir, interfaces: options.nodePort.interfaces, ...(log && { log }) });
+        await northSouth.attach();
+      } catch (error) {
+        await northSouth?.cleanup().catch(() => undefined);
+        // Never leave half a data path: what this start attached goes; adopted pins were working before and stay.
+        if (!sockLb.adopted) removeSockLbPins(pinDir);
+        sockLb.close();
+        throw new EbpfStartError(`eBPF service proxy: tc NodePort data path on ${options.nodePort.interfaces.join(', ')}: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    return new EbpfServiceProxy(pinDir, cgroupRoot, sockLb, northSouth, log);
+  }
+
+  /** True when this instance took over pinned programs instead of attaching its own. */
+  get adopted(): boolean {
+    return this.#sockLb.adopted;
+  }
+
+  /** The maps, for inspection (tests, bench). */
+  get maps(): SockLb['maps'] {
+    return this.#sockLb.maps;
+  }
+
+  apply(map: ServiceMap): Promise<EbpfServiceProxyReport> {
+    return this.#serialise(async () => {
+      const started = performance.now();
+      const first = this.#ports === undefined;
+      const families = nodePortFamilies(map);
+      const familiesChanged = families.size !== this.#families.size || [...families].some((f) => !this.#families.has(f));
+      const changes = changedPorts(this.#ports, map, familiesChanged);
+      const plan: PortChange[] = changes.updated.map(([portKey, p]) => ({ portKey, frontends: frontendsOf(p, families) }));
+      for (const portKey of changes.removed) plan.push({ portKey, frontends: undefined });
+      const writes = this.#writes;
+      writes.clear();
+      // The first apply also sweeps what a previous agent left for services that are gone now.
+      this.#table.plan(plan, writes, { sweep: first });
+      for (const c of this.#table.conflicts) {
+        this.#log?.warn({ servicePort: c.portKey, owner: c.owner, frontend: c.frontend }, 'eBPF service proxy: frontend already served by another service port; skipped');
+      }
+      const nodeAddrs = this.#planNodeAddrs(map.nodePortAddresses);
+      let written = 0;
+      try {
+        written = this.#write(writes);
+      } catch (error) {
+        // The maps hold part of this change: read them back before the next apply.
+        this.#table = readTable(this.#sockLb);
+        this.#nodeAddrs = readNodeAddrs(this.#sockLb);
+        this.#ports = undefined;
+        throw new Error(`eBPF service proxy: writing the maps in ${this.pinDir}: ${(error as Error).message}`, { cause: error });
+      }
+      this.#nodeAddrs = nodeAddrs;
+      this.#ports = changes.ports;
+      this.#families = families;
+      const ms = performance.now() - started;
+      if (this.#northSouth) written += await this.#northSouth.apply(map);
+      return { written, ports: plan.length, ms };
+    });
+  }
+
+  /** New node addresses are written before the services, gone ones deleted after: a NodePort never points at nothing. */
+  #planNodeAddrs(addresses: readonly Ip[]): Map<string, Ip> {
+    this.#nodeAddrWrites.clear();
+    this.#nodeAddrDeletes.clear();
+    const next = new Map<string, Ip>();
+    const scratch = Buffer.alloc(MAP_LAYOUTS.wl_node_addrs.key);
+    for (const ip of addresses) {
+      writeNodeAddrKey(scratch, 0, ip);
+      const id = scratch.toString('latin1');
+      next.set(id, ip);
+      if (!this.#nodeAddrs.has(id)) writeNodeAddrKey(this.#nodeAddrWrites.keys, this.#nodeAddrWrites.add() * scratch.length, ip);
+    }
+    for (const [id, ip] of this.#nodeAddrs) {
+      if (!next.has(id)) writeNodeAddrKey(this.#nodeAddrDeletes.keys, this.#nodeAddrDeletes.add() * scratch.length, ip);
+    }
+    return next;
+  }
+
+  #write(writes: MapWrites): number {
+    const { services, backends, nodeAddrs } = this.#sockLb.maps;
+    let n = 0;
+    const update = (map: typeof services, batch: EntryBatch) => {
+      if (batch.count > 0) n += map.updateBatch(batch.keyBytes(), batch.valueBytes());
+    };
+    const remove = (map: typeof services, batch: EntryBatch) => {
+      if (batch.count > 0) n += map.deleteBatch(batch.keyBytes());
+    };
+    update(nodeAddrs, this.#nodeAddrWrites);
+    update(backends, writes.backends);
+    update(services, writes.slots);
+    update(services, writes.heads);
+    remove(services, writes.headDeletes);
+    remove(services, writes.slotDeletes);
+    remove(backends, writes.backendDeletes);
+    remove(nodeAddrs, this.#nodeAddrDeletes);
+    return n;
+  }
+
+  /**
+   * Detaches every program, removes every pin and the pin directory (also pins a crashed agent
+   * left there), and the tc data path's filters.
+   */
+  cleanup(): Promise<void> {
+    return this.#serialise(async () => {
+      await this.#northSouth?.cleanup();
+      this.#sockLb.close();
+      const detached = removeSockLbPins(this.pinDir);
+      this.#log?.info({ pinDir: this.pinDir, detached }, 'eBPF service proxy removed');
+      this.#ports = undefined;
+    });
+  }
+
+  /** Lets go of this process's handles and leaves everything attached and pinned, as a crash would. */
+  close(): void {
+    this.#sockLb.close();
+  }
+
+  #serialise<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(work, work);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function readTable(sockLb: SockLb): ServiceTable {
+  return ServiceTable.fromEntries(sockLb.maps.services.entries(), sockLb.maps.backends.entries());
+}
+
+function readNodeAddrs(sockLb: SockLb): Map<string, Ip> {
+  const out = new Map<string, Ip>();
+  for (const key of sockLb.maps.nodeAddrs.keys()) out.set(key.toString('latin1'), readNodeAddrKey(key));
+  return out;
+}
+
+/**
+ * nodeport.ts's NodePortDatapath, loaded by a computed specifier so that this proxy builds and runs
+ * (socket LB only) while that file is absent.
+ */
+async function loadNodePortDatapath(options: NorthSouthOptions): Promise<NorthSouthDatapath> {
+  const specifier = './nodeport.js';
+  let module: { NodePortDatapath?: new (options: NorthSouthOptions) => NorthSouthDatapath };
+  try {
+    module = (await import(specifier)) as typeof module;
+  } catch (error) {
+    throw new Error(`the tc NodePort data path (src/dataplane/ebpf/nodeport.ts) could not be loaded: ${(error as Error).message}`, { cause: error });
+  }
+  if (module.NodePortDatapath === undefined) throw new Error('src/dataplane/ebpf/nodeport.ts exports no NodePortDatapath');
+  return new module.NodePortDatapath(options);
+}

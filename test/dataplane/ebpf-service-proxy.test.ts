@@ -1,0 +1,414 @@
+// The eBPF service proxy on the real kernel: socket-LB programs on a test-owned cgroup, pins in a
+// test-owned bpffs directory, clients moved into the cgroup and run in a test-owned network
+// namespace that has only loopback (a translation that does not happen fails there instead of
+// leaving the machine), echo backends on 127.0.0.x / ::1 in the same namespace.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { openPinnedLink } from '../../src/bpf/index.js';
+import { runCommand } from '../../src/host/command.js';
+import { createNetns, deleteNetns } from '../../src/host/netns.js';
+import { EbpfServiceProxy, EbpfStartError, SOCK_LB_PROGRAMS, linkPinPath } from '../../src/dataplane/ebpf/index.js';
+import { type Ip, parseIp } from '../../src/model/ip.js';
+import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
+import { bpffsDir, bpfSkip, cgroupDir, onCleanup, uniqueName } from '../bpf/harness.js';
+
+const skip = await bpfSkip('eBPF service proxy tests');
+const OPTIONS = { skip, timeout: 60_000 };
+
+// ---- the world: a namespace with echo backends, clients inside a cgroup -------------------------
+
+const SERVER = `
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+const [name, host, port] = process.argv.slice(1);
+const udp = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+udp.on('message', (_m, from) => udp.send(name + ' ' + from.address + ':' + from.port, from.port, from.address));
+let ready = 0;
+const up = () => { if (++ready === 2) process.stdout.write('ready\\n'); };
+udp.bind(Number(port), host, up);
+createServer((s) => { s.on('error', () => {}); s.end(name + ' ' + s.remoteAddress + ':' + s.remotePort); }).listen(Number(port), host, up);
+`;
+
+// One JSON line per request: {answer, peer} (peer: getpeername, or for UDP the reply's source), or {error}.
+const CLIENT = `
+import { connect } from 'node:net';
+import { createSocket } from 'node:dgram';
+const [protocol, host, port, count, mode] = process.argv.slice(1);
+const timeout = 1500;
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
+function tcp() {
+  return new Promise((resolve) => {
+    let answer = '', peer = '';
+    const s = connect({ host, port: Number(port), timeout });
+    s.on('connect', () => { peer = s.remoteAddress + ':' + s.remotePort; });
+    s.on('data', (d) => (answer += d));
+    s.on('end', () => resolve({ answer, peer }));
+    s.on('timeout', () => { s.destroy(); resolve({ error: 'ETIMEDOUT' }); });
+    s.on('error', (e) => resolve({ error: e.code }));
+  });
+}
+function udpOnce(sock, connected) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => done({ error: 'ETIMEDOUT' }), timeout);
+    const onMessage = (m, rinfo) => done({ answer: m.toString(), peer: connected ? sock.remoteAddress().address + ':' + sock.remoteAddress().port : rinfo.address + ':' + rinfo.port, from: rinfo.address + ':' + rinfo.port });
+    const onError = (e) => done({ error: e.code });
+    function done(r) { clearTimeout(timer); sock.off('message', onMessage); sock.off('error', onError); resolve(r); }
+    sock.on('message', onMessage);
+    sock.on('error', onError);
+    // Without a callback Node drops a send's error (a refused sendmsg()).
+    const sent = (e) => e && done({ error: e.code });
+    if (connected) sock.send('ping', sent); else sock.send('ping', Number(port), host, sent);
+  });
+}
+function udpSocket(connected) {
+  return new Promise((resolve) => {
+    const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    if (!connected) { sock.bind(0, () => resolve({ sock })); return; }
+    // A refused connect() comes back as the callback's argument.
+    sock.connect(Number(port), host, (e) => resolve(e ? { error: e.code, sock } : { sock }));
+  });
+}
+let shared;
+for (let i = 0; i < Number(count); i++) {
+  if (protocol === 'tcp') { out(await tcp()); continue; }
+  const connected = mode !== 'unconnected' && mode !== 'same-socket';
+  const made = mode === 'same-socket' ? (shared ??= await udpSocket(false)) : await udpSocket(connected);
+  if (made.error) { made.sock?.close(); out({ error: made.error }); continue; }
+  out(await udpOnce(made.sock, connected));
+  if (made !== shared) made.sock.close();
+}
+shared?.sock.close();
+`;
+
+interface World {
+  readonly netns: string;
+  readonly cgroup: string;
+  readonly pins: string;
+}
+
+async function world(t: TestContext): Promise<World> {
+  const netns = uniqueName('wlebpf');
+  await createNetns([netns]);
+  onCleanup(t, () => deleteNetns([netns]));
+  await runCommand('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  return { netns, cgroup: cgroupDir(t), pins: join(await bpffsDir(t), 'wirelane') };
+}
+
+function killOnCleanup(t: TestContext, child: ChildProcess): void {
+  onCleanup(t, () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+  });
+}
+
+/** An echo backend (TCP and UDP) on host:port in the namespace, answering `<name> <client>`. */
+async function startBackend(t: TestContext, w: World, name: string, host: string, port: number): Promise<void> {
+  const child = spawn('ip', ['netns', 'exec', w.netns, process.execPath, '--input-type=module', '-e', SERVER, name, host, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  killOnCleanup(t, child);
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+    child.on('exit', (code) => reject(new Error(`backend ${name} exited (${code}): ${err}`)));
+  });
+}
+
+type Reply = { answer?: string; peer?: string; from?: string; error?: string };
+
+/** Runs the client inside the cgroup (a shell moves itself there, then execs) in the namespace. */
+async function request(t: TestContext, w: World, protocol: 'tcp' | 'udp', host: string, port: number, count = 1, mode = ''): Promise<Reply[]> {
+  // Into the cgroup first: `ip netns exec` mounts a fresh /sys, where the cgroup2 mount is gone.
+  const child = spawn(
+    'sh',
+    ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', w.cgroup, 'ip', 'netns', 'exec', w.netns, process.execPath, '--input-type=module', '-e', CLIENT, protocol, host, String(port), String(count), mode],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  killOnCleanup(t, child);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  assert.equal(code, 0, `client failed: ${err}`);
+  return out.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Reply);
+}
+
+const names = (replies: Reply[]) => replies.map((r) => r.error ?? r.answer?.split(' ')[0]);
+
+// ---- service maps ---------------------------------------------------------------------------------
+
+const backend = (ip: string, port: number, local = true): ServiceBackend => ({ ip: parseIp(ip), port, local });
+
+function port(service: string, protocol: 'TCP' | 'UDP', clusterIP: string, servicePort: number, endpoints: ServiceBackend[], extra: Partial<ServicePort> = {}): ServicePort {
+  return {
+    service: `test/${service}`,
+    portName: protocol.toLowerCase(),
+    protocol,
+    clusterIPs: [parseIp(clusterIP)],
+    port: servicePort,
+    externalIPs: [],
+    loadBalancerIPs: [],
+    loadBalancerSourceRanges: [],
+    externalPolicyLocal: false,
+    internalPolicyLocal: false,
+    clusterEndpoints: endpoints,
+    internalEndpoints: endpoints,
+    externalEndpoints: endpoints,
+    ...extra,
+  };
+}
+
+function serviceMap(ports: ServicePort[], nodePortAddresses: Ip[] = []): ServiceMap {
+  const sorted = [...ports].sort((a, b) => (a.service + a.protocol < b.service + b.protocol ? -1 : 1));
+  return { node: 'test', nodePortAddresses, clusterCIDRs: [], servicePorts: sorted };
+}
+
+const THREE = [backend('127.0.0.11', 8080), backend('127.0.0.12', 8080), backend('127.0.0.13', 8080)];
+
+async function startThree(t: TestContext, w: World): Promise<void> {
+  await Promise.all(['b1', 'b2', 'b3'].map((name, i) => startBackend(t, w, name, `127.0.0.1${i + 1}`, 8080)));
+}
+
+async function openProxy(t: TestContext, w: World): Promise<EbpfServiceProxy> {
+  const proxy = await EbpfServiceProxy.open({ bpffsDir: w.pins, cgroupRoot: w.cgroup });
+  // cleanup() is idempotent: also on failure nothing of the proxy stays attached.
+  onCleanup(t, () => proxy.cleanup());
+  return proxy;
+}
+
+interface KernelIds {
+  readonly progs: Set<number>;
+  readonly links: Set<number>;
+  readonly maps: Set<number>;
+}
+
+async function kernelIds(): Promise<KernelIds> {
+  const ids = async (what: string) => new Set(((JSON.parse((await runCommand('bpftool', ['-j', what, 'show'])).stdout || '[]') as Array<{ id: number }>).map((e) => e.id)));
+  return { progs: await ids('prog'), links: await ids('link'), maps: await ids('map') };
+}
+
+// ---- tests ----------------------------------------------------------------------------------------
+
+test('ClusterIP over TCP and UDP reaches every backend, and the socket sees the service address', OPTIONS, async (t) => {
+  const w = await world(t);
+  await startThree(t, w);
+  const proxy = await openProxy(t, w);
+  assert.equal(proxy.adopted, false);
+  const report = await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.1', 80, THREE), port('web', 'UDP', '10.250.0.1', 53, THREE)]));
+  // 3 backends, and per port 3 slots + the service entry.
+  assert.equal(report.written, 3 + 2 * 4);
+
+  const tcp = await request(t, w, 'tcp', '10.250.0.1', 80, 45);
+  assert.deepEqual(new Set(names(tcp)), new Set(['b1', 'b2', 'b3']), 'spread over every backend');
+  for (const r of tcp) assert.equal(r.peer, '10.250.0.1:80', 'getpeername shows the service');
+
+  const connected = await request(t, w, 'udp', '10.250.0.1', 53, 30);
+  assert.deepEqual(new Set(names(connected)), new Set(['b1', 'b2', 'b3']));
+  for (const r of connected) assert.equal(r.peer, '10.250.0.1:53');
+  const unconnected = await request(t, w, 'udp', '10.250.0.1', 53, 5, 'unconnected');
+  for (const r of unconnected) {
+    assert.match(r.answer ?? '', /^b[123] /);
+    assert.equal(r.from, '10.250.0.1:53', 'recvmsg shows the reply coming from the service');
+  }
+  // Destinations that are no service pass untouched.
+  assert.deepEqual(names(await request(t, w, 'tcp', '127.0.0.12', 8080)), ['b2']);
+});
+
+test('IPv6 ClusterIP and a NodePort on a node address', OPTIONS, async (t) => {
+  const w = await world(t);
+  await runCommand('ip', ['-n', w.netns, 'link', 'add', 'node0', 'type', 'veth', 'peer', 'name', 'node0p']);
+  await runCommand('ip', ['-n', w.netns, 'addr', 'add', '192.168.77.1/24', 'dev', 'node0']);
+  await runCommand('ip', ['-n', w.netns, 'link', 'set', 'node0', 'up']);
+  await startBackend(t, w, 'v6a', '::1', 8081);
+  await startBackend(t, w, 'v6b', '::1', 8082);
+  await startBackend(t, w, 'b1', '127.0.0.11', 8080);
+  const proxy = await openProxy(t, w);
+  await proxy.apply(
+    serviceMap(
+      [
+        port('v6', 'TCP', 'fd00:250::1', 80, [backend('::1', 8081), backend('::1', 8082)]),
+        port('np', 'TCP', '10.250.0.2', 80, [backend('127.0.0.11', 8080)], { nodePort: 30080 }),
+      ],
+      [parseIp('192.168.77.1')],
+    ),
+  );
+  const v6 = await request(t, w, 'tcp', 'fd00:250::1', 80, 30);
+  assert.deepEqual(new Set(names(v6)), new Set(['v6a', 'v6b']));
+  for (const r of v6) assert.equal(r.peer, 'fd00:250::1:80');
+  const nodePort = await request(t, w, 'tcp', '192.168.77.1', 30080, 3);
+  assert.deepEqual(names(nodePort), ['b1', 'b1', 'b1']);
+  for (const r of nodePort) assert.equal(r.peer, '192.168.77.1:30080');
+  // Loopback is no NodePort address (CVE-2020-8558): untouched, so refused by the namespace.
+  assert.deepEqual(names(await request(t, w, 'tcp', '127.0.0.1', 30080)), ['ECONNREFUSED']);
+});
+
+test('ClientIP affinity sticks to one backend within its timeout and chooses again after it', OPTIONS, async (t) => {
+  const w = await world(t);
+  await startThree(t, w);
+  const proxy = await openProxy(t, w);
+  await proxy.apply(serviceMap([port('sticky', 'TCP', '10.250.0.3', 80, THREE, { sessionAffinityTimeoutSeconds: 1 })]));
+  const first = names(await request(t, w, 'tcp', '10.250.0.3', 80, 15));
+  assert.equal(new Set(first).size, 1, `sticky: ${first.join(', ')}`);
+  let moved = false;
+  for (let round = 0; round < 10 && !moved; round++) {
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    moved = names(await request(t, w, 'tcp', '10.250.0.3', 80))[0] !== first[0];
+  }
+  assert.ok(moved, 'affinity never expired');
+});
+
+test('a service without endpoints refuses at once, TCP and UDP, connected or not', OPTIONS, async (t) => {
+  const w = await world(t);
+  const proxy = await openProxy(t, w);
+  await proxy.apply(serviceMap([port('empty', 'TCP', '10.250.0.4', 80, []), port('empty', 'UDP', '10.250.0.4', 53, [])]));
+  const started = Date.now();
+  assert.deepEqual(names(await request(t, w, 'tcp', '10.250.0.4', 80)), ['ECONNREFUSED']);
+  assert.deepEqual(names(await request(t, w, 'udp', '10.250.0.4', 53)), ['ECONNREFUSED']);
+  assert.deepEqual(names(await request(t, w, 'udp', '10.250.0.4', 53, 1, 'unconnected')), ['ECONNREFUSED']);
+  // Three client processes; a timeout would have taken 1.5 s each.
+  assert.ok(Date.now() - started < 4000);
+});
+
+test('a removed backend gets no new connections, and a one-endpoint change writes only its entries', OPTIONS, async (t) => {
+  const w = await world(t);
+  await startThree(t, w);
+  await startBackend(t, w, 'b4', '127.0.0.14', 8080);
+  const proxy = await openProxy(t, w);
+  const others = Array.from({ length: 20 }, (_, i) => port(`other${i}`, 'TCP', `10.250.1.${i + 1}`, 80, THREE));
+  await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.5', 80, THREE), ...others]));
+  // b4 replaces b2 in b2's slot; b2 stays in the other services, so its backend entry stays.
+  const replaced = [THREE[0]!, backend('127.0.0.14', 8080), THREE[2]!];
+  const report = await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.5', 80, replaced), ...others]));
+  assert.equal(report.ports, 1);
+  assert.equal(report.written, 2, 'the new backend and the one slot it takes over');
+  const seen = names(await request(t, w, 'tcp', '10.250.0.5', 80, 40));
+  assert.ok(!seen.includes('b2'), seen.join(', '));
+  assert.deepEqual(new Set(seen), new Set(['b1', 'b3', 'b4']));
+
+  // Shrinking: the count goes first, then the tail; a backend nobody uses any more is deleted.
+  const shrink = await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.5', 80, [THREE[0]!]), ...others]));
+  // slot 2 takes nothing (b1 stays in slot 1): service entry, 2 tail slots, b4's backend entry.
+  assert.equal(shrink.written, 4);
+  assert.deepEqual(new Set(names(await request(t, w, 'tcp', '10.250.0.5', 80, 10))), new Set(['b1']));
+  // Nothing changed: nothing written.
+  assert.equal((await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.5', 80, [THREE[0]!]), ...others]))).written, 0);
+});
+
+test('an unconnected UDP socket keeps its backend, and moves when that backend leaves', OPTIONS, async (t) => {
+  const w = await world(t);
+  await startThree(t, w);
+  const proxy = await openProxy(t, w);
+  await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.6', 53, THREE)]));
+  const flow = names(await request(t, w, 'udp', '10.250.0.6', 53, 10, 'same-socket'));
+  assert.equal(new Set(flow).size, 1, `one socket, one backend: ${flow.join(', ')}`);
+});
+
+test('a new instance re-adopts the pins without detaching anything; traffic flows while no agent runs', OPTIONS, async (t) => {
+  const w = await world(t);
+  await startThree(t, w);
+  const first = await openProxy(t, w);
+  await first.apply(serviceMap([port('web', 'TCP', '10.250.0.7', 80, THREE)]));
+  const linksBefore = SOCK_LB_PROGRAMS.map((p) => linkIdOf(p, w));
+  // The agent goes away without cleaning up (its handles close as a crash would close them).
+  first.close();
+  assert.deepEqual(new Set(names(await request(t, w, 'tcp', '10.250.0.7', 80, 30))), new Set(['b1', 'b2', 'b3']), 'served while no agent runs');
+
+  const second = await openProxy(t, w);
+  assert.equal(second.adopted, true);
+  assert.deepEqual(SOCK_LB_PROGRAMS.map((p) => linkIdOf(p, w)), linksBefore, 'the same links, never detached');
+  // The first apply of the new agent compares with the maps: unchanged services write nothing.
+  assert.equal((await second.apply(serviceMap([port('web', 'TCP', '10.250.0.7', 80, THREE)]))).written, 0);
+  // A change made while no agent ran lands.
+  const report = await second.apply(serviceMap([port('web', 'TCP', '10.250.0.7', 80, [THREE[1]!])]));
+  assert.ok(report.written > 0);
+  assert.deepEqual(new Set(names(await request(t, w, 'tcp', '10.250.0.7', 80, 10))), new Set(['b2']));
+});
+
+/** The kernel id of the link pinned for `program` (closing the handle detaches nothing pinned). */
+function linkIdOf(program: string, w: World): number {
+  const link = openPinnedLink(linkPinPath(w.pins, program));
+  try {
+    return link.info().id;
+  } finally {
+    link.close();
+  }
+}
+
+test('cleanup detaches every program and removes every pin and map', OPTIONS, async (t) => {
+  const w = await world(t);
+  const before = await kernelIds();
+  const proxy = await openProxy(t, w);
+  await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.8', 80, THREE)]));
+  const during = await kernelIds();
+  const ours = (what: keyof KernelIds) => [...during[what]].filter((id) => !before[what].has(id));
+  const mine = { progs: ours('progs'), links: ours('links'), maps: ours('maps') };
+  assert.ok(mine.links.length >= SOCK_LB_PROGRAMS.length, `links attached: ${mine.links.length}`);
+  await proxy.cleanup();
+  // The kernel frees maps once the last reference is gone: give it a moment (RCU).
+  let after = await kernelIds();
+  for (let i = 0; i < 50 && mine.maps.some((id) => after.maps.has(id)); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    after = await kernelIds();
+  }
+  for (const what of ['progs', 'links', 'maps'] as const) {
+    assert.deepEqual(mine[what].filter((id) => after[what].has(id)), [], `${what} left behind`);
+  }
+  assert.equal(existsSync(w.pins), false, 'the pin directory is gone');
+});
+
+test('an object whose map layout differs from the codec fails clearly and leaves nothing behind', OPTIONS, async (t) => {
+  const w = await world(t);
+  const dir = mkdtempSync(join(tmpdir(), 'wlebpf-layout-'));
+  onCleanup(t, () => rmSync(dir, { recursive: true, force: true }));
+  const source = join(dir, 'wrong.bpf.c');
+  // The header's maps, but the services key grown by 4 bytes, as a stale build would have it.
+  writeFileSync(
+    source,
+    `#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#define WL_NO_MAP_DEFINITIONS
+#include "wirelane_maps.h"
+struct wrong_key { struct wl_service_key key; __u32 extra; };
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, struct wrong_key); __type(value, struct wl_service_value); } wl_services SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, __u32); __type(value, struct wl_backend); } wl_backends SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16); __type(key, struct wl_node_addr_key); __type(value, struct wl_node_addr_value); } wl_node_addrs SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 16); __type(key, struct wl_affinity_key); __type(value, struct wl_affinity_value); } wl_affinity SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 16); __type(key, struct wl_sock_rev_key); __type(value, struct wl_sock_rev_value); } wl_sock_rev SEC(".maps");
+SEC("cgroup/connect4") int sock_connect4(struct bpf_sock_addr *ctx) { return 1; }
+char LICENSE[] SEC("license") = "GPL";
+`,
+  );
+  const root = new URL('../../', import.meta.url).pathname;
+  const object = join(dir, 'wrong.bpf.o');
+  await runCommand('clang', ['-g', '-O2', '-target', 'bpf', '-D__TARGET_ARCH_x86', `-I${root}build/bpf`, `-I${root}bpf/include`, '-c', source, '-o', object]);
+  const before = await kernelIds();
+  await assert.rejects(EbpfServiceProxy.open({ bpffsDir: w.pins, cgroupRoot: w.cgroup, objectPath: object }), (error: unknown) => {
+    assert.ok(error instanceof EbpfStartError);
+    assert.match(error.message, /map wl_services: key size 28 in the object, 24 in the codec/);
+    return true;
+  });
+  const after = await kernelIds();
+  assert.deepEqual([...after.links].filter((id) => !before.links.has(id)), []);
+  assert.deepEqual(readdirSync(w.pins).filter((name) => name !== 'links'), [], 'no map pinned');
+});
+
+test('a start that cannot attach removes what it made and says why', OPTIONS, async (t) => {
+  const w = await world(t);
+  const notACgroup = mkdtempSync(join(tmpdir(), 'wlebpf-nocg-'));
+  onCleanup(t, () => rmSync(notACgroup, { recursive: true, force: true }));
+  const before = await kernelIds();
+  await assert.rejects(EbpfServiceProxy.open({ bpffsDir: w.pins, cgroupRoot: notACgroup }), (error: unknown) => {
+    assert.ok(error instanceof EbpfStartError);
+    assert.match(error.message, new RegExp(`socket LB on cgroup ${notACgroup}`));
+    return true;
+  });
+  const after = await kernelIds();
+  assert.deepEqual([...after.links].filter((id) => !before.links.has(id)), [], 'no link left');
+  assert.deepEqual(readdirSync(w.pins).filter((name) => name !== 'links'), [], 'no map pin left');
+  assert.deepEqual(readdirSync(join(w.pins, 'links')), [], 'no link pin left');
+});
