@@ -1,6 +1,7 @@
 // A simulated cluster on this machine: nodes, pods and outside hosts as network namespaces on
 // a shared bridge "underlay" (see plan.ts for the layout). Used by `wirelane demo` and by every
 // integration test.
+import { join } from 'node:path';
 import {
   runCommand,
   spawnProcess,
@@ -12,6 +13,7 @@ import {
 import { listAddresses } from '../host/addresses.js';
 import { runIpBatch } from '../host/ip.js';
 import { overlaps, parseCidr } from '../model/ip.js';
+import { createCgroups, inCgroupAndNetns, removeCgroups, type SandboxCgroups, sandboxCgroupsOf } from './cgroups.js';
 import { cleanUpOnExit, forgetOnExit } from './exit-cleanup.js';
 import {
   buildPhasesOf,
@@ -71,6 +73,8 @@ export interface SandboxOptions {
   readonly handleSignals?: boolean;
   /** How long destroy() waits after SIGTERM before SIGKILL. */
   readonly graceMs?: number;
+  /** A cgroup v2 directory per node, and every process of a node (its pods' too) started inside it. */
+  readonly cgroups?: boolean;
 }
 
 function hostView(h: PlannedHost): SandboxHost {
@@ -111,6 +115,8 @@ export class Sandbox {
   readonly managementAddress: string | undefined;
   /** The root-namespace link of the management path. */
   readonly managementLink: string | undefined;
+  /** With `cgroups`: one cgroup per node (see cgroups.ts). */
+  readonly cgroups: SandboxCgroups | undefined;
 
   private readonly children = new Map<SpawnedProcess, ProcessIdentity>();
   private readonly graceMs: number;
@@ -127,6 +133,7 @@ export class Sandbox {
     this.namespaces = plan.namespaces;
     this.managementAddress = plan.management?.rootAddress.ip;
     this.managementLink = plan.management?.rootLink;
+    this.cgroups = opts.cgroups === true ? sandboxCgroupsOf(this.prefix) : undefined;
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   }
 
@@ -138,6 +145,26 @@ export class Sandbox {
 
   get pods(): SandboxPod[] {
     return this.nodes.flatMap((n) => n.pods);
+  }
+
+  /** The node a namespace belongs to (the node's own or one of its pods'). */
+  private nodeOf(target: NetnsTarget): SandboxNode | undefined {
+    const netns = typeof target === 'string' ? target : target.netns;
+    return this.nodes.find((n) => n.netns === netns || n.pods.some((p) => p.netns === netns));
+  }
+
+  /** A node's cgroup as its processes see it (inside `ip netns exec`); undefined without cgroups. */
+  visibleCgroupOf(node: string): string | undefined {
+    return this.cgroups && join(this.cgroups.visibleRoot, node);
+  }
+
+  /** The command and options that run `file args` in a namespace, in its node's cgroup when there is one. */
+  private commandFor(target: NetnsTarget, file: string, args: readonly string[]): { cmd: string; argv: readonly string[]; netns: string | undefined } {
+    const netns = this.netnsOf(target);
+    const node = this.nodeOf(target);
+    if (this.cgroups === undefined || node === undefined) return { cmd: file, argv: args, netns };
+    const [cmd, argv] = inCgroupAndNetns(join(this.cgroups.root, node.name), netns, file, args);
+    return { cmd, argv, netns: undefined };
   }
 
   private netnsOf(target: NetnsTarget): string {
@@ -153,7 +180,8 @@ export class Sandbox {
     args: readonly string[],
     opts: Omit<CommandOptions, 'netns'> = {},
   ): Promise<CommandResult> {
-    return runCommand(file, args, { ...opts, netns: this.netnsOf(target) });
+    const { cmd, argv, netns } = this.commandFor(target, file, args);
+    return runCommand(cmd, argv, { ...opts, ...(netns !== undefined && { netns }) });
   }
 
   /**
@@ -167,7 +195,8 @@ export class Sandbox {
     opts: Omit<SpawnOptions, 'netns'> = {},
   ): SpawnedProcess {
     if (this.destroying !== undefined) throw new Error(`sandbox ${this.prefix}: spawn after destroy`);
-    const child = spawnProcess(file, args, { ...opts, netns: this.netnsOf(target) });
+    const { cmd, argv, netns } = this.commandFor(target, file, args);
+    const child = spawnProcess(cmd, argv, { ...opts, ...(netns !== undefined && { netns }) });
     const identity = identify(child.pid) ?? { pid: child.pid, startTime: '' };
     this.children.set(child, identity);
     this.recordChildren();
@@ -203,6 +232,7 @@ export class Sandbox {
     this.destroying ??= (async () => {
       await Promise.all([...this.children.keys()].map((child) => stopProcess(child, this.graceMs)));
       await removeByPrefix([this.prefix]);
+      if (this.cgroups !== undefined) await removeCgroups(this.cgroups, this.nodes.map((n) => n.name));
       releasePrefix(this.prefix);
       forgetOnExit(this);
     })();
@@ -237,6 +267,7 @@ export async function createSandbox(spec: SandboxSpec, opts: SandboxOptions = {}
   }
   if (opts.handleSignals !== false) cleanUpOnExit(sandbox);
   try {
+    if (sandbox.cgroups !== undefined) await createCgroups(sandbox.cgroups, sandbox.nodes.map((n) => n.name));
     for (const phase of buildPhasesOf(sandbox.plan, process.pid)) {
       const outcomes = await Promise.allSettled([
         ...phase.batches.map((b) => runIpBatch(b.commands, b.netns === undefined ? {} : { netns: b.netns })),

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -277,5 +278,27 @@ describe('sandbox cleanup when its process ends', { skip }, () => {
       assert.ok(!report.prefixes.includes(live.prefix));
       assert.ok(await live.reaches(live.nodes[0]!, live.nodes[1]!.underlayIP), 'live sandbox untouched');
     });
+  });
+});
+
+describe('sandbox with a cgroup per node', { skip }, () => {
+  test("a node's processes and its pods' run in the node's cgroup, which its processes can see", async () => {
+    const sb = await createSandbox(
+      { nodes: [{ name: 'a', underlayAddress: '172.31.0.11/16', podCIDRs: ['10.244.1.0/24'], pods: 1 }] },
+      { cgroups: true, handleSignals: false },
+    );
+    let root = '';
+    try {
+      root = sb.cgroups!.root;
+      const node = sb.nodes[0]!;
+      const cgroupOf = async (target: { netns: string }) => (await sb.exec(target, 'cat', ['/proc/self/cgroup'])).stdout;
+      assert.match(await cgroupOf(node.pods[0]!), new RegExp(`^0::/${sb.prefix}sandbox/a$`, 'm'));
+      assert.match(await cgroupOf(node), new RegExp(`^0::/${sb.prefix}sandbox/a$`, 'm'));
+      const visible = sb.visibleCgroupOf('a')!;
+      assert.equal((await sb.exec(node, 'test', ['-f', `${visible}/cgroup.procs`], { allowFailure: true })).exitCode, 0);
+    } finally {
+      await sb.destroy();
+    }
+    assert.equal(existsSync(root), false, 'the cgroups are removed');
   });
 });
