@@ -35,4 +35,8 @@ export interface AgentConfig {
   readonly proxyPortRange?: { readonly min: number; readonly max: number };
   /** Userspace mode: idle expiry of a UDP client's backend socket. */
   readonly udpTimeoutMs: number;
+  /** eBPF mode: where the socket programs attach; undefined = the cgroup v2 mount. */
+  readonly cgroupRoot?: string;
+  /** eBPF mode: where maps and links are pinned; undefined = <bpffs>/wirelane. */
+  readonly bpfDir?: string;
 }

@@ -46,7 +46,11 @@ Services (kube-proxy's job):
                                   of the node's addresses; never loopback)
   --proxy-port-range MIN-MAX      userspace mode: ports for proxy sockets (default: any free port)
   --udp-timeout DURATION          userspace mode: idle time before a UDP client's backend is
-                                  forgotten (default 250ms)`,
+                                  forgotten (default 250ms)
+  --cgroup-root PATH              eBPF mode: the cgroup v2 directory socket programs attach to
+                                  (default: the cgroup v2 mount, found in /proc/mounts)
+  --bpf-dir PATH                  eBPF mode: where maps and links are pinned, so the data path
+                                  outlives the agent (default: <bpffs>/wirelane)`,
   switches: ['local', 'clean-up', 'iptables-forward-rules'],
   options: {
     source: { type: 'string' },
@@ -71,6 +75,8 @@ Services (kube-proxy's job):
     'nodeport-addresses': { type: 'string' },
     'proxy-port-range': { type: 'string' },
     'udp-timeout': { type: 'string', default: '250ms' },
+    'cgroup-root': { type: 'string' },
+    'bpf-dir': { type: 'string' },
   },
   async run(values) {
     const config = parseAgentConfig(values);
@@ -111,7 +117,16 @@ export function parseAgentConfig(values: Values): AgentConfig {
     nodePortCIDRs: cidrList('nodeport-addresses'),
     ...parsePortRange(stringFlag(values, 'proxy-port-range')),
     udpTimeoutMs: durationFlag('udp-timeout', str('udp-timeout')),
+    ...optionalPath(values, 'cgroup-root', 'cgroupRoot'),
+    ...optionalPath(values, 'bpf-dir', 'bpfDir'),
   };
+}
+
+function optionalPath<K extends string>(values: Values, flag: string, key: K): { [P in K]?: string } {
+  const path = stringFlag(values, flag);
+  if (path === undefined) return {};
+  if (!path.startsWith('/')) throw new UsageError(`--${flag}: "${path}" is not an absolute path`);
+  return { [key]: path } as { [P in K]?: string };
 }
 
 function parsePortRange(text: string | undefined): { proxyPortRange?: { min: number; max: number } } {

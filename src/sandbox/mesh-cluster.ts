@@ -1,12 +1,13 @@
 // A cluster of real agents in network namespaces: the sandbox (nodes on an underlay bridge, pods
 // behind veths), a cluster file or a Kubernetes API as source, and one `wirelane agent` process per
 // node. Used by the demo and the integration tests; destroy() removes everything.
-import { existsSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { SpawnedProcess } from '../host/command.js';
+import { runCommand, type SpawnedProcess } from '../host/command.js';
 import { publicKeyOf } from '../model/key.js';
 import { writeNewKeyFile } from '../state/key-file.js';
 import { cleanUpOnExit, forgetOnExit } from './exit-cleanup.js';
@@ -75,11 +76,12 @@ export class MeshCluster {
       })),
       outside: spec.outside ?? [],
       management: spec.source === 'kubernetes',
-    }, { graceMs: AGENT_GRACE_MS, handleSignals: false });
+    }, { graceMs: AGENT_GRACE_MS, handleSignals: false, cgroups: true });
     // The cluster, not just its sandbox, answers Ctrl-C: its directory holds private keys.
     const cluster = new MeshCluster(sandbox, spec, await mkdtemp(join(tmpdir(), 'wirelane-mesh-')));
     cleanUpOnExit(cluster);
     try {
+      await cluster.mountBpffs();
       // Real nodes have a default route; without one, the host's own connects to service IPs fail
       // before iptables can rewrite them. Unknown destinations die on the sandbox's underlay.
       for (const node of sandbox.nodes) await sandbox.exec(node, 'ip', ['route', 'add', 'default', 'dev', node.underlayIface]);
@@ -127,10 +129,28 @@ export class MeshCluster {
     };
   }
 
+  /**
+   * The sandbox's own bpffs, under /run so agents inside `ip netns exec` see it (each of those gets a
+   * fresh /sys): pins made by one agent process are there for the next, as on a real host.
+   */
+  get bpffs(): string {
+    return join('/run/wirelane', `${this.sandbox.prefix}bpffs`);
+  }
+
+  private async mountBpffs(): Promise<void> {
+    mkdirSync(this.bpffs, { recursive: true });
+    await runCommand('mount', ['-t', 'bpf', 'bpf', this.bpffs]);
+    this.bpffsMounted = true;
+  }
+
+  private bpffsMounted = false;
+
   startAgent(name: string, extra: readonly string[] = []): SpawnedProcess {
     const source = this.spec.source === 'kubernetes' ? ['--source', 'kubernetes', '--kubeconfig', this.kubeconfig] : ['--source', `file:${this.clusterFile}`];
+    // Each simulated node is its own cgroup and pin directory: one kernel, several "hosts".
+    const ebpf = ['--cgroup-root', this.sandbox.visibleCgroupOf(name) as string, '--bpf-dir', join(this.bpffs, name)];
     const args = [cliPath(), 'agent', ...source, '--hostname', name, '--state-dir', this.stateDir(name), '--interface', this.interfaceOf(name),
-      '--listen', ':1107', '--log-level', 'debug', ...(this.spec.agentArgs ?? []), ...extra];
+      '--listen', ':1107', '--log-level', 'debug', ...ebpf, ...(this.spec.agentArgs ?? []), ...extra];
     const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, args, {
       stdout: { file: this.logFile(name) },
       stderr: { file: this.logFile(name) },
@@ -214,13 +234,23 @@ export class MeshCluster {
 
   async destroy(): Promise<void> {
     await this.sandbox.destroy();
+    await this.unmountBpffs();
     await rm(this.dir, { recursive: true, force: true });
     forgetOnExit(this);
   }
 
   /** The synchronous last resort when the process exits without destroy(). */
+  /** Unmounting drops every pin left in it, and with them any program still attached. */
+  private async unmountBpffs(): Promise<void> {
+    if (!this.bpffsMounted) return;
+    await runCommand('umount', ['-l', this.bpffs], { allowFailure: true });
+    rmSync(this.bpffs, { recursive: true, force: true });
+    this.bpffsMounted = false;
+  }
+
   destroyNow(): void {
     this.sandbox.destroyNow();
+    if (this.bpffsMounted) spawnSync('umount', ['-l', this.bpffs]);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
