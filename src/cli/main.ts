@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   showconf: { summary: 'print the WireGuard configuration of a node or Peer', load: async () => (await import('./showconf.js')).showconf },
   graph: { summary: 'draw the mesh as DOT or SVG', load: async () => (await import('./graph.js')).graph },
   demo: { summary: 'run a four-node mesh in network namespaces and check it (root)', load: async () => (await import('./demo.js')).demo },
+  probe: { summary: 'report what the kernel offers the service data paths and the mode auto would choose', load: async () => (await import('./probe.js')).probe },
   keygen: { summary: 'write a WireGuard private key and print its public key', load: async () => (await import('./keygen.js')).keygen },
 };
 

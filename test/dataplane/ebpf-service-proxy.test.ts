@@ -37,7 +37,7 @@ createServer((s) => { s.on('error', () => {}); s.end(name + ' ' + s.remoteAddres
 const CLIENT = `
 import { connect } from 'node:net';
 import { createSocket } from 'node:dgram';
-const [protocol, host, port, count, mode] = process.argv.slice(1);
+const [protocol, host, port, count, mode, interval = '0'] = process.argv.slice(1);
 const timeout = 1500;
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
 function tcp() {
@@ -74,6 +74,7 @@ function udpSocket(connected) {
 }
 let shared;
 for (let i = 0; i < Number(count); i++) {
+  if (i > 0) await new Promise((r) => setTimeout(r, Number(interval)));
   if (protocol === 'tcp') { out(await tcp()); continue; }
   const connected = mode !== 'unconnected' && mode !== 'same-socket';
   const made = mode === 'same-socket' ? (shared ??= await udpSocket(false)) : await udpSocket(connected);
@@ -119,11 +120,11 @@ async function startBackend(t: TestContext, w: World, name: string, host: string
 type Reply = { answer?: string; peer?: string; from?: string; error?: string };
 
 /** Runs the client inside the cgroup (a shell moves itself there, then execs) in the namespace. */
-async function request(t: TestContext, w: World, protocol: 'tcp' | 'udp', host: string, port: number, count = 1, mode = ''): Promise<Reply[]> {
+async function request(t: TestContext, w: World, protocol: 'tcp' | 'udp', host: string, port: number, count = 1, mode = '', intervalMs = 0): Promise<Reply[]> {
   // Into the cgroup first: `ip netns exec` mounts a fresh /sys, where the cgroup2 mount is gone.
   const child = spawn(
     'sh',
-    ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', w.cgroup, 'ip', 'netns', 'exec', w.netns, process.execPath, '--input-type=module', '-e', CLIENT, protocol, host, String(port), String(count), mode],
+    ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', w.cgroup, 'ip', 'netns', 'exec', w.netns, process.execPath, '--input-type=module', '-e', CLIENT, protocol, host, String(port), String(count), mode, String(intervalMs)],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   killOnCleanup(t, child);
@@ -306,6 +307,15 @@ test('an unconnected UDP socket keeps its backend, and moves when that backend l
   await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.6', 53, THREE)]));
   const flow = names(await request(t, w, 'udp', '10.250.0.6', 53, 10, 'same-socket'));
   assert.equal(new Set(flow).size, 1, `one socket, one backend: ${flow.join(', ')}`);
+
+  // A flow of 16 datagrams, 100 ms apart, starts on b1, the only backend; b1 leaves half-way.
+  await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.6', 53, [THREE[0]!])]));
+  const running = request(t, w, 'udp', '10.250.0.6', 53, 16, 'same-socket', 100);
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.6', 53, [THREE[1]!, THREE[2]!])]));
+  const moved = names(await running);
+  assert.equal(moved[0], 'b1');
+  assert.match(moved.at(-1) ?? '', /^b[23]$/, `the flow stayed on the removed backend: ${moved.join(', ')}`);
 });
 
 test('a new instance re-adopts the pins without detaching anything; traffic flows while no agent runs', OPTIONS, async (t) => {

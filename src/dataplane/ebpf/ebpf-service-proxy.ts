@@ -13,9 +13,10 @@ import { EntryBatch, MAP_LAYOUTS, PIN_DIR, readNodeAddrKey, writeNodeAddrKey } f
 import { frontendsOf } from './frontends.js';
 import { changedPorts, nodePortFamilies } from './port-changes.js';
 import { MapWrites, type PortChange, ServiceTable } from './service-table.js';
+import { NodePortDatapath } from './nodeport.js';
 import { SockLb, removeSockLbPins } from './sock-lb.js';
 
-/** The tc NodePort data path (nodeport.ts), as this proxy drives it. */
+/** The tc NodePort data path as this proxy drives it (NodePortDatapath; tests may substitute one). */
 export interface NorthSouthDatapath {
   attach(): Promise<void>;
   /** Returns the entries it wrote. */
@@ -40,7 +41,7 @@ export interface EbpfServiceProxyOptions {
   /** Default: build/bpf/sock_lb.bpf.o. */
   readonly objectPath?: string;
   /** Default: nodeport.ts's NodePortDatapath. */
-  readonly northSouth?: (options: NorthSouthOptions) => Promise<NorthSouthDatapath>;
+  readonly northSouth?: (options: NorthSouthOptions) => NorthSouthDatapath;
 }
 
 export interface EbpfServiceProxyReport extends ServiceProxyReport {
@@ -115,14 +116,17 @@ export class EbpfServiceProxy implements ServiceProxy {
     let northSouth: NorthSouthDatapath | undefined;
     if (options.nodePort?.enabled) {
       try {
-        const make = options.northSouth ?? loadNodePortDatapath;
-        northSouth = await make({ bpffsDir: pinDir, interfaces: options.nodePort.interfaces, ...(log && { log }) });
+        const make = options.northSouth ?? ((o: NorthSouthOptions) => new NodePortDatapath(o));
+        northSouth = make({ bpffsDir: pinDir, interfaces: options.nodePort.interfaces, ...(log && { log }) });
         await northSouth.attach();
       } catch (error) {
-        await northSouth?.cleanup().catch(() => undefined);
-        // Never leave half a data path: what this start attached goes; adopted pins were working before and stay.
-        if (!sockLb.adopted) removeSockLbPins(pinDir);
+        // Never leave half a data path: a failed attach() takes back what it attached itself; a
+        // fresh start removes the rest too. Adopted pins were working before and stay.
         sockLb.close();
+        if (!sockLb.adopted) {
+          await northSouth?.cleanup().catch(() => undefined);
+          removeSockLbPins(pinDir);
+        }
         throw new EbpfStartError(`eBPF service proxy: tc NodePort data path on ${options.nodePort.interfaces.join(', ')}: ${(error as Error).message}`, { cause: error });
       }
     }
@@ -141,6 +145,8 @@ export class EbpfServiceProxy implements ServiceProxy {
 
   apply(map: ServiceMap): Promise<EbpfServiceProxyReport> {
     return this.#serialise(async () => {
+      // The tc side first: source ranges must be in place before services flagged with them appear.
+      const northSouthWritten = (await this.#northSouth?.apply(map)) ?? 0;
       const started = performance.now();
       const first = this.#ports === undefined;
       const families = nodePortFamilies(map);
@@ -170,8 +176,7 @@ export class EbpfServiceProxy implements ServiceProxy {
       this.#ports = changes.ports;
       this.#families = families;
       const ms = performance.now() - started;
-      if (this.#northSouth) written += await this.#northSouth.apply(map);
-      return { written, ports: plan.length, ms };
+      return { written: written + northSouthWritten, ports: plan.length, ms };
     });
   }
 
@@ -247,20 +252,4 @@ function readNodeAddrs(sockLb: SockLb): Map<string, Ip> {
   const out = new Map<string, Ip>();
   for (const key of sockLb.maps.nodeAddrs.keys()) out.set(key.toString('latin1'), readNodeAddrKey(key));
   return out;
-}
-
-/**
- * nodeport.ts's NodePortDatapath, loaded by a computed specifier so that this proxy builds and runs
- * (socket LB only) while that file is absent.
- */
-async function loadNodePortDatapath(options: NorthSouthOptions): Promise<NorthSouthDatapath> {
-  const specifier = './nodeport.js';
-  let module: { NodePortDatapath?: new (options: NorthSouthOptions) => NorthSouthDatapath };
-  try {
-    module = (await import(specifier)) as typeof module;
-  } catch (error) {
-    throw new Error(`the tc NodePort data path (src/dataplane/ebpf/nodeport.ts) could not be loaded: ${(error as Error).message}`, { cause: error });
-  }
-  if (module.NodePortDatapath === undefined) throw new Error('src/dataplane/ebpf/nodeport.ts exports no NodePortDatapath');
-  return new module.NodePortDatapath(options);
 }

@@ -152,25 +152,25 @@ function openMaps(pinDir: string): SockLbMaps {
 }
 
 /**
- * Detaches every program pinned under `pinDir/links` and removes every pin and the directory:
- * what cleanup() needs, also for pins a crashed agent left. Returns how many links were detached.
+ * Detaches the socket programs pinned under `pinDir/links` and removes their pins, the maps' pins
+ * and the directories once empty (the tc data path's pins there are its own): what cleanup()
+ * needs, also for pins a crashed agent left. Returns how many links were detached.
  */
 export function removeSockLbPins(pinDir: string): number {
   let detached = 0;
   const linksDir = join(pinDir, PIN_LINKS_DIR);
-  if (existsSync(linksDir)) {
-    for (const name of readdirSync(linksDir)) {
-      const path = join(linksDir, name);
-      try {
-        openPinnedLink(path).destroy();
-        detached++;
-      } catch {
-        // Not a link (or gone meanwhile): the pin still goes.
-        unpin(path);
-      }
+  for (const program of SOCK_LB_PROGRAMS) {
+    const path = linkPinPath(pinDir, program);
+    if (!existsSync(path)) continue;
+    try {
+      openPinnedLink(path).destroy();
+      detached++;
+    } catch {
+      // Not a link (or gone meanwhile): the pin still goes.
+      unpin(path);
     }
-    rmdirSync(linksDir);
   }
+  if (existsSync(linksDir) && readdirSync(linksDir).length === 0) rmdirSync(linksDir);
   if (existsSync(pinDir)) {
     for (const name of Object.values(MAP_NAMES)) unpin(mapPinPath(pinDir, name));
     // Another data path's pins (the tc program's) are theirs to remove; leave the directory then.

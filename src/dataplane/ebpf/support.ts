@@ -1,0 +1,85 @@
+// Whether this host can run the eBPF service data path, asked cheaply and without side effects:
+// each kernel probe loads at most a trivial program, and the last step loads sock_lb.bpf.o itself
+// (the verifier's word on every program and attach type) without attaching or pinning anything.
+import { existsSync } from 'node:fs';
+import {
+  BpfObject,
+  bpfObjectPath,
+  findBpffsMount,
+  findCgroup2Mount,
+  probeBpf,
+  probeBtf,
+  probeHelper,
+  probeMapType,
+  probeProgramType,
+  probeTcx,
+} from '../../bpf/index.js';
+
+export interface EbpfCheck {
+  /** e.g. 'program type cgroup_sock_addr', 'helper get_netns_cookie'. */
+  readonly name: string;
+  readonly ok: boolean;
+  /** What was found, or why not. */
+  readonly detail?: string;
+  /** false: reported, but the data path works without it (tcx: clsact filters instead). */
+  readonly required: boolean;
+}
+
+export interface EbpfSupport {
+  /** Every required check passed. */
+  readonly usable: boolean;
+  /** The first required check that failed, as one line. */
+  readonly reason?: string;
+  readonly checks: readonly EbpfCheck[];
+}
+
+const PROGRAM_TYPES = ['cgroup_sock_addr', 'sched_cls'];
+const MAP_TYPES = ['hash', 'lru_hash', 'array'];
+const SOCK_ADDR_HELPERS = ['get_netns_cookie', 'get_socket_cookie', 'set_retval', 'get_prandom_u32', 'ktime_get_ns'];
+/** The attach types sock_lb.bpf.o's programs are loaded with (their ELF sections). */
+const ATTACH_TYPES = 'cgroup_inet4_connect, cgroup_inet6_connect, cgroup_udp4_sendmsg, cgroup_udp6_sendmsg, cgroup_udp4_recvmsg, cgroup_udp6_recvmsg, cgroup_inet4_getpeername, cgroup_inet6_getpeername';
+
+function check(name: string, required: boolean, probe: () => boolean | string, failure = 'not available'): EbpfCheck {
+  try {
+    const result = probe();
+    if (typeof result === 'string') return { name, ok: true, detail: result, required };
+    return result ? { name, ok: true, required } : { name, ok: false, detail: failure, required };
+  } catch (error) {
+    return { name, ok: false, detail: (error as Error).message.split('\n')[0] ?? String(error), required };
+  }
+}
+
+/** Probes the kernel and this process; stops at the first step later ones depend on (no syscall, no privilege). */
+export function probeEbpfSupport(options: { readonly objectPath?: string } = {}): EbpfSupport {
+  const checks: EbpfCheck[] = [];
+  const bpf = probeBpf();
+  checks.push({ name: 'bpf syscall', ok: bpf.syscall, required: true, ...(!bpf.syscall && { detail: bpf.reason ?? 'missing' }) });
+  if (bpf.syscall) checks.push({ name: 'privilege to load programs (CAP_BPF, CAP_NET_ADMIN)', ok: bpf.privileged, required: true, ...(!bpf.privileged && { detail: bpf.reason ?? 'denied' }) });
+  checks.push(check('kernel BTF (/sys/kernel/btf/vmlinux)', true, probeBtf, 'missing: CO-RE programs cannot be relocated'));
+  const cgroup2 = findCgroup2Mount();
+  checks.push({ name: 'cgroup v2 mount', ok: cgroup2 !== undefined, required: true, detail: cgroup2 ?? 'no cgroup2 line in /proc/mounts' });
+  const bpffs = findBpffsMount();
+  // Not a failure: the agent mounts one where there is none.
+  checks.push({ name: 'bpffs', ok: true, required: false, detail: bpffs === undefined ? 'not mounted; the agent mounts /sys/fs/bpf' : `mounted at ${bpffs}` });
+  if (bpf.privileged) {
+    for (const type of PROGRAM_TYPES) checks.push(check(`program type ${type}`, true, () => probeProgramType(type)));
+    for (const type of MAP_TYPES) checks.push(check(`map type ${type}`, true, () => probeMapType(type)));
+    for (const helper of SOCK_ADDR_HELPERS) checks.push(check(`helper ${helper} (cgroup_sock_addr)`, true, () => probeHelper('cgroup_sock_addr', helper)));
+    checks.push(check('tcx links', false, () => (probeTcx() ? 'yes' : false), 'no: tc programs use clsact filters'));
+    checks.push(check(`attach types ${ATTACH_TYPES}`, true, () => loadSockLb(options.objectPath)));
+  }
+  const failed = checks.find((c) => c.required && !c.ok);
+  return { usable: failed === undefined, ...(failed && { reason: `${failed.name}: ${failed.detail ?? 'failed'}` }), checks };
+}
+
+/** Loads the socket-LB object (nothing attached or pinned; its maps go with the object). */
+function loadSockLb(objectPath: string = bpfObjectPath('sock_lb')): string {
+  if (!existsSync(objectPath)) throw new Error(`${objectPath} is missing (npm run setup builds it)`);
+  const object = BpfObject.open(objectPath);
+  try {
+    object.load();
+    return `${object.programs().length} programs of ${objectPath} pass the verifier`;
+  } finally {
+    object.close();
+  }
+}
