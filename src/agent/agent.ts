@@ -30,7 +30,10 @@ export async function runAgent(config: AgentConfig): Promise<number> {
 
   let loop: ReconcileLoop | undefined;
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });
-  const proxy = await openServiceProxy(config, log);
+  const proxy = await openServiceProxy(config, log, {
+    ...(config.cgroupRoot !== undefined && { cgroupRoot: config.cgroupRoot }),
+    ...(config.bpfDir !== undefined && { bpffsDir: config.bpfDir }),
+  });
   const services = proxy && new ServiceReconciler({ config, log, metrics, source, proxy });
   // Services after the mesh: backends on other nodes are reached through it.
   loop = new ReconcileLoop(async () => {
