@@ -49,16 +49,28 @@ function udpRequest(socket: Socket): Promise<string> {
     }
     socket.on('message', onMessage);
     socket.on('error', onError);
-    socket.send('ping');
+    socket.send('ping', (err) => err && onError(err));
   });
 }
 
-/** A connected socket: an ICMP port unreachable then surfaces as ECONNREFUSED instead of silence. */
-async function udpSocket(): Promise<Socket> {
+/**
+ * A connected socket: an ICMP port unreachable then surfaces as ECONNREFUSED instead of silence.
+ * The connect itself may fail (a service proxy refusing at connect()), giving the error code.
+ */
+async function udpSocket(): Promise<Socket | string> {
   const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
-  await new Promise<void>((resolve) => socket.bind({ ...(values.bind && { address: values.bind }) }, resolve));
-  await new Promise<void>((resolve) => socket.connect(port, host, resolve));
-  return socket;
+  return new Promise((resolve) => {
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      socket.close();
+      resolve(`ERROR ${err.code ?? err.message}`);
+    });
+    socket.bind({ ...(values.bind && { address: values.bind }) }, () => {
+      socket.connect(port, host, () => {
+        socket.removeAllListeners('error');
+        resolve(socket);
+      });
+    });
+  });
 }
 
 let shared: Socket | undefined;
@@ -68,9 +80,14 @@ for (let i = 0; i < Number(values.count); i++) {
   if (protocol === 'tcp') {
     line = await tcpRequest();
   } else {
-    const socket = values['same-socket'] ? (shared ??= await udpSocket()) : await udpSocket();
-    line = await udpRequest(socket);
-    if (socket !== shared) socket.close();
+    const socket = values['same-socket'] && shared ? shared : await udpSocket();
+    if (typeof socket === 'string') {
+      line = socket;
+    } else {
+      if (values['same-socket']) shared = socket;
+      line = await udpRequest(socket);
+      if (socket !== shared) socket.close();
+    }
   }
   process.stdout.write(`${line}\n`);
 }
