@@ -22,11 +22,11 @@
 //         agent's wl_np_snat) and P is probed from a hash of the tuple within snat_port_min..max
 //         (keep that range out of net.ipv4.ip_local_port_range: the node's own connections must
 //         not collide with it). N:P -> B, so B's node routes the reply back here.
-//      The rewritten packet is routed by bpf_fib_lookup and sent with bpf_redirect_neigh. It never
-//      goes through the kernel's input path: with a source address of this node (b) the kernel
-//      would drop it as a martian (unless accept_local), and it skips netfilter. When the FIB
-//      lookup cannot forward (e.g. the backend is this host's own address) a DNATed-only packet is
-//      left to the kernel (TC_ACT_OK); a masqueraded one is dropped.
+//      A DNATed-only packet (a) goes on to the kernel (TC_ACT_OK), which routes it: netfilter's
+//      conntrack then knows B's reply as the reply of C -> B, so no NAT rule of the node's own
+//      (the mesh masquerades pod traffic leaving the cluster) rewrites it. A masqueraded packet (b)
+//      is routed by bpf_fib_lookup and sent with bpf_redirect_neigh, past the kernel's input path:
+//      with a source address of this node the kernel would drop it as a martian.
 //   2. B's reply, case a: B -> C is routed by the kernel like any packet and leaves through an
 //      interface towards C: at EGRESS the REPLY entry {B -> C} turns it into F -> C.
 //   3. B's reply, case b: B -> N:P comes back to this node and arrives at INGRESS (from the
@@ -755,6 +755,14 @@ static __always_inline int handle_ingress(struct __sk_buff *skb, __u32 l3_off)
 		return TC_ACT_SHOT;
 	}
 	count(WL_NP_STAT_FORWARD);
+	// DNAT only (case a): the kernel routes it, so netfilter's conntrack records C -> B and B's
+	// reply counts as that flow's reply. Redirected past netfilter, the reply would look like a new
+	// connection from a pod and meet the node's own NAT rules (the mesh masquerades pod traffic
+	// leaving the cluster), and the egress program would no longer recognise it.
+	if (!(to.flags & WL_NP_CT_SNAT)) {
+		count(WL_NP_STAT_TO_KERNEL);
+		return TC_ACT_OK;
+	}
 	return forward(skb, &f, &to);
 }
 
