@@ -90,12 +90,16 @@ export function checkMapLayouts(maps: readonly MapShape[]): void {
 
 /**
  * N keys and N values back to back, in buffers that grow by doubling and are reused across
- * batches: one allocation per batch size ever reached, not one per entry. Unused bytes are zero
+ * batches: one allocation per batch size ever reached, not one per entry. Every layout is a whole
+ * number of 32-bit words, so writers fill `keyWords`/`valueWords` (host order, aligned views of the
+ * same bytes) with plain stores, the fastest way to move bytes in JavaScript. Unused bytes are zero
  * (hash keys compare padding too).
  */
 export class EntryBatch {
   keys: Buffer;
   values: Buffer;
+  keyWords: Uint32Array;
+  valueWords: Uint32Array;
   count = 0;
 
   constructor(
@@ -103,21 +107,28 @@ export class EntryBatch {
     readonly valueSize: number,
     capacity = 256,
   ) {
+    if (keySize % 4 !== 0 || valueSize % 4 !== 0) throw new RangeError(`EntryBatch: key ${keySize} and value ${valueSize} bytes must be whole 32-bit words`);
     this.keys = Buffer.alloc(keySize * capacity);
-    this.values = Buffer.alloc(Math.max(valueSize, 1) * capacity);
+    this.values = Buffer.alloc(valueSize * capacity);
+    this.keyWords = wordsOf(this.keys);
+    this.valueWords = wordsOf(this.values);
   }
 
-  /** Room for one more entry: its index (key at index × keySize, value at index × valueSize). */
+  /** Room for one more entry: its index (key at index × keySize bytes, value at index × valueSize). */
   add(): number {
-    if ((this.count + 1) * this.keySize > this.keys.length) {
-      const keys = Buffer.alloc(this.keys.length * 2);
-      this.keys.copy(keys);
-      this.keys = keys;
-      const values = Buffer.alloc(this.values.length * 2);
-      this.values.copy(values);
-      this.values = values;
-    }
+    if ((this.count + 1) * this.keySize > this.keys.length) this.reserve(this.count + 1);
     return this.count++;
+  }
+
+  /** Room for `total` entries at least, in one allocation (each one is external memory the GC counts). */
+  reserve(total: number): void {
+    const capacity = this.keys.length / this.keySize;
+    if (total <= capacity) return;
+    const next = Math.max(total, capacity * 2);
+    this.keys = grown(this.keys, next * this.keySize);
+    this.values = grown(this.values, next * this.valueSize);
+    this.keyWords = wordsOf(this.keys);
+    this.valueWords = wordsOf(this.values);
   }
 
   keyBytes(): Buffer {
@@ -136,17 +147,46 @@ export class EntryBatch {
   }
 }
 
-const LOW_64 = (1n << 64n) - 1n;
+// Buffer.alloc gives every buffer its own zeroed ArrayBuffer at offset 0: word views are aligned.
+function wordsOf(buf: Buffer): Uint32Array {
+  return new Uint32Array(buf.buffer, buf.byteOffset, buf.length >>> 2);
+}
+
+function grown(buf: Buffer, bytes: number): Buffer {
+  const next = Buffer.alloc(bytes);
+  buf.copy(next);
+  return next;
+}
+
+/** Words of an entry: a batch's Uint32Array view, or a plain array (cheaper to make than a typed array). */
+export type Words = Uint32Array | number[];
+
+/** A 32-bit value's bytes reversed: network order bytes read as a little-endian word. */
+function swap32(v: number): number {
+  return (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
+}
+
+function swap16(v: number): number {
+  return ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
+}
+
+/** An address's 16 map bytes (network order, IPv4 in bytes 0..3) as 4 words at `out[at]`; undefined: all zero (the NodePort wildcard). */
+export function addressWords(ip: Ip | undefined, out: Words, at: number): void {
+  if (ip === undefined || ip.family === 4) {
+    out[at] = ip === undefined ? 0 : swap32(Number(ip.value));
+    out[at + 1] = 0;
+    out[at + 2] = 0;
+    out[at + 3] = 0;
+    return;
+  }
+  for (let i = 0; i < 4; i++) out[at + i] = swap32(Number((ip.value >> BigInt(96 - 32 * i)) & 0xffffffffn));
+}
 
 /** An address as the maps hold it: 16 bytes, network order, IPv4 in bytes 0..3 and zeros after. */
 export function writeAddress(buf: Buffer, offset: number, ip: Ip): void {
-  if (ip.family === 4) {
-    buf.writeUInt32BE(Number(ip.value), offset);
-    buf.fill(0, offset + 4, offset + 16);
-  } else {
-    buf.writeBigUInt64BE(ip.value >> 64n, offset);
-    buf.writeBigUInt64BE(ip.value & LOW_64, offset + 8);
-  }
+  const words = new Uint32Array(4);
+  addressWords(ip, words, 0);
+  copyWords(words, buf, offset);
 }
 
 export function readAddress(buf: Buffer, offset: number, family: Family): Ip {
@@ -177,18 +217,33 @@ export interface ServiceKey {
   readonly scope: ScopeValue;
 }
 
-export function writeServiceKey(buf: Buffer, offset: number, key: ServiceKey): void {
-  if (key.addr === undefined) buf.fill(0, offset, offset + 16);
-  else writeAddress(buf, offset, key.addr);
-  buf.writeUInt16BE(key.port, offset + 16);
-  buf.writeUInt16LE(key.slot, offset + 18);
-  buf[offset + 20] = PROTOCOL_NUMBERS[key.protocol];
-  buf[offset + 21] = key.family;
-  buf[offset + 22] = key.scope;
-  buf[offset + 23] = 0;
+/** Service key words (6): address, then port and slot, then protocol, family and scope. */
+export function serviceKeyWords<W extends Words = number[]>(key: ServiceKey, out: W = [0, 0, 0, 0, 0, 0] as W, at = 0): W {
+  addressWords(key.addr, out, at);
+  out[at + 4] = (swap16(key.port) | (key.slot << 16)) >>> 0;
+  out[at + 5] = PROTOCOL_NUMBERS[key.protocol] | (key.family << 8) | (key.scope << 16);
+  return out;
 }
 
-/** Byte offset of the slot field in a service key: copy a frontend's key once, then patch the slot. */
+/** The key words of the same frontend's slot `slot`, from its slot-0 words. */
+export function slotKeyWords(head: ArrayLike<number>, slot: number, out: Words, at: number): void {
+  out[at] = head[0]!;
+  out[at + 1] = head[1]!;
+  out[at + 2] = head[2]!;
+  out[at + 3] = head[3]!;
+  out[at + 4] = ((head[4]! & 0xffff) | (slot << 16)) >>> 0;
+  out[at + 5] = head[5]!;
+}
+
+export function writeServiceKey(buf: Buffer, offset: number, key: ServiceKey): void {
+  copyWords(serviceKeyWords(key, new Uint32Array(6)), buf, offset);
+}
+
+function copyWords(words: Uint32Array, buf: Buffer, offset: number): void {
+  buf.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), offset);
+}
+
+/** Byte offset of the slot field in a service key. */
 export const SERVICE_KEY_SLOT_OFFSET = 18;
 
 export function readServiceKey(buf: Buffer, offset = 0): ServiceKey {
@@ -219,12 +274,18 @@ export interface ServiceValue {
   readonly affinityTimeout: number;
 }
 
+/** Service value words (4) at `out[at]`. */
+export function serviceValueWords(out: Words, at: number, backendId: number, serviceId: number, count: number, flags: number, affinityTimeout: number): void {
+  out[at] = backendId;
+  out[at + 1] = serviceId;
+  out[at + 2] = (count | (flags << 16)) >>> 0;
+  out[at + 3] = affinityTimeout;
+}
+
 export function writeServiceValue(buf: Buffer, offset: number, backendId: number, serviceId: number, count: number, flags: number, affinityTimeout: number): void {
-  buf.writeUInt32LE(backendId, offset);
-  buf.writeUInt32LE(serviceId, offset + 4);
-  buf.writeUInt16LE(count, offset + 8);
-  buf.writeUInt16LE(flags, offset + 10);
-  buf.writeUInt32LE(affinityTimeout, offset + 12);
+  const words = new Uint32Array(4);
+  serviceValueWords(words, 0, backendId, serviceId, count, flags, affinityTimeout);
+  copyWords(words, buf, offset);
 }
 
 export function readServiceValue(buf: Buffer, offset = 0): ServiceValue {
@@ -250,11 +311,15 @@ export function writeBackendKey(buf: Buffer, offset: number, id: number): void {
   buf.writeUInt32LE(id, offset);
 }
 
+/** Backend value words (5) at `out[at]`. */
+export function backendValueWords<W extends Words = Uint32Array>(backend: BackendValue, out: W = new Uint32Array(5) as W, at = 0): W {
+  addressWords(backend.addr, out, at);
+  out[at + 4] = (swap16(backend.port) | (backend.addr.family << 16) | (backend.flags << 24)) >>> 0;
+  return out;
+}
+
 export function writeBackendValue(buf: Buffer, offset: number, backend: BackendValue): void {
-  writeAddress(buf, offset, backend.addr);
-  buf.writeUInt16BE(backend.port, offset + 16);
-  buf[offset + 18] = backend.addr.family;
-  buf[offset + 19] = backend.flags;
+  copyWords(backendValueWords(backend), buf, offset);
 }
 
 export function readBackendValue(buf: Buffer, offset = 0): BackendValue {

@@ -6,12 +6,12 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ensureBpffs, findBpffsMount, findCgroup2Mount, isBpffs } from '../../bpf/index.js';
 import type { Family, Ip } from '../../model/ip.js';
-import type { ServiceMap, ServicePort } from '../../model/service.js';
+import type { ServiceMap } from '../../model/service.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import { EntryBatch, MAP_LAYOUTS, PIN_DIR, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
 import { frontendsOf } from './frontends.js';
-import { changedPorts, nodePortFamilies } from './port-changes.js';
+import { type AppliedPorts, changedPorts, nodePortFamilies } from './port-changes.js';
 import { MapWrites, type PortChange, ServiceTable } from './service-table.js';
 import { NodePortDatapath } from './nodeport.js';
 import { SockLb, removeSockLbPins } from './sock-lb.js';
@@ -51,6 +51,8 @@ export interface EbpfServiceProxyReport extends ServiceProxyReport {
   readonly ports: number;
   /** From the apply call to the last map write, in ms. */
   readonly ms: number;
+  /** Of which computing the writes (the rest is the kernel's). */
+  readonly planMs: number;
 }
 
 export class EbpfStartError extends Error {
@@ -71,7 +73,7 @@ export class EbpfServiceProxy implements ServiceProxy {
   readonly #northSouth: NorthSouthDatapath | undefined;
   #table: ServiceTable;
   /** Ports as last applied; undefined until the first apply (or after a failed write): the next apply compares with the maps. */
-  #ports: ReadonlyMap<string, ServicePort> | undefined;
+  #ports: AppliedPorts | undefined;
   #families = new Set<Family>();
   /** wl_node_addrs as programmed, by key bytes. */
   #nodeAddrs: Map<string, Ip>;
@@ -162,6 +164,7 @@ export class EbpfServiceProxy implements ServiceProxy {
         this.#log?.warn({ servicePort: c.portKey, owner: c.owner, frontend: c.frontend }, 'eBPF service proxy: frontend already served by another service port; skipped');
       }
       const nodeAddrs = this.#planNodeAddrs(map.nodePortAddresses);
+      const planMs = performance.now() - started;
       let written = 0;
       try {
         written = this.#write(writes);
@@ -173,10 +176,10 @@ export class EbpfServiceProxy implements ServiceProxy {
         throw new Error(`eBPF service proxy: writing the maps in ${this.pinDir}: ${(error as Error).message}`, { cause: error });
       }
       this.#nodeAddrs = nodeAddrs;
-      this.#ports = changes.ports;
+      this.#ports = changes.applied;
       this.#families = families;
       const ms = performance.now() - started;
-      return { written: written + northSouthWritten, ports: plan.length, ms };
+      return { written: written + northSouthWritten, ports: plan.length, ms, planMs };
     });
   }
 

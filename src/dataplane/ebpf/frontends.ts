@@ -2,7 +2,7 @@
 // readers may reach (see bpf/include/wirelane_maps.h for who reads which scope).
 import type { Family, Ip } from '../../model/ip.js';
 import { type ServiceBackend, type ServicePort, noEndpointAction, servicePortKey } from '../../model/service.js';
-import { Scope, type ScopeValue, ServiceFlag, writeServiceKey } from './codec.js';
+import { Scope, type ScopeValue, ServiceFlag, serviceKeyWords } from './codec.js';
 
 /**
  * Which endpoint list a frontend serves, and so which service id (affinity and reverse translation
@@ -14,37 +14,47 @@ export type BackendSet = 'internal' | 'cluster' | 'external';
 export interface DesiredFrontend {
   /** The slot-0 key bytes as a latin1 string: the frontend's identity, in the maps and here. */
   readonly id: string;
+  /** The slot-0 key as words (codec.serviceKeyWords). */
+  readonly key: readonly number[];
   readonly addr: Ip | undefined;
   readonly port: number;
   readonly family: Family;
   readonly scope: ScopeValue;
-  /** The service id's group: servicePortKey, family and backend set. */
-  readonly group: string;
+  /** The service id's group within its service port: family and backend set (groupOf). */
+  readonly group: number;
   readonly flags: number;
   readonly affinityTimeout: number;
   /** Of the frontend's family, each address:port once. */
   readonly backends: readonly ServiceBackend[];
 }
 
-const KEY_SCRATCH = Buffer.alloc(24);
-
-/** The identity of a frontend: its slot-0 key as a string (a Map key that costs no formatting). */
-export function frontendId(addr: Ip | undefined, port: number, protocol: ServicePort['protocol'], family: Family, scope: ScopeValue): string {
-  writeServiceKey(KEY_SCRATCH, 0, { addr, port, slot: 0, protocol, family, scope });
-  return KEY_SCRATCH.toString('latin1');
+/** The identity of a frontend key: its words as a 12-character string (a Map key that costs no formatting). */
+export function frontendIdOf(key: ArrayLike<number>): string {
+  const w = (i: number) => key[i]!;
+  // One call, one flat string: concatenating would build a rope that every Map lookup flattens.
+  return String.fromCharCode(
+    w(0) & 0xffff, w(0) >>> 16, w(1) & 0xffff, w(1) >>> 16, w(2) & 0xffff, w(2) >>> 16,
+    w(3) & 0xffff, w(3) >>> 16, w(4) & 0xffff, w(4) >>> 16, w(5) & 0xffff, w(5) >>> 16,
+  );
 }
 
-function ofFamily(endpoints: readonly ServiceBackend[], family: Family): ServiceBackend[] {
-  const seen = new Set<string>();
-  const out: ServiceBackend[] = [];
-  for (const e of endpoints) {
-    if (e.ip.family !== family) continue;
-    const id = `${e.ip.value}/${e.port}`;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    out.push(e);
+/** `endpoints` of `family`, each address:port once; the same array when it already is that (the usual case: no copy). */
+function ofFamily(endpoints: readonly ServiceBackend[], family: Family): readonly ServiceBackend[] {
+  let clean = true;
+  for (let i = 0; i < endpoints.length && clean; i++) {
+    const e = endpoints[i]!;
+    if (e.ip.family !== family) clean = false;
+    // Lists are short: pairwise beats hashing bigints into strings.
+    for (let j = 0; j < i && clean; j++) if (endpoints[j]!.port === e.port && endpoints[j]!.ip.value === e.ip.value) clean = false;
   }
-  return out;
+  if (clean) return endpoints;
+  const seen = new Set<string>();
+  return endpoints.filter((e) => {
+    const id = `${e.ip.value}/${e.port}`;
+    if (e.ip.family !== family || seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
 }
 
 /**
@@ -54,42 +64,56 @@ function ofFamily(endpoints: readonly ServiceBackend[], family: Family): Service
  * listed twice (an ExternalIP equal to the ClusterIP) is kept once, the first.
  */
 export function frontendsOf(p: ServicePort, nodePortFamilies: ReadonlySet<Family>): DesiredFrontend[] {
-  const key = servicePortKey(p);
-  const affinityTimeout = p.sessionAffinityTimeoutSeconds ?? 0;
-  const affinityFlag = affinityTimeout > 0 ? ServiceFlag.affinity : 0;
   const out: DesiredFrontend[] = [];
-  const ids = new Set<string>();
+  const portKey = servicePortKey(p);
   for (const family of [4, 6] as const) {
-    const sets: Record<BackendSet, ServiceBackend[]> = {
-      internal: ofFamily(p.internalEndpoints, family),
-      cluster: ofFamily(p.clusterEndpoints, family),
-      external: ofFamily(p.externalEndpoints, family),
+    const nodePort = p.nodePort !== undefined && nodePortFamilies.has(family);
+    if (!nodePort && !hasFamily(p.clusterIPs, family) && !hasFamily(p.externalIPs, family) && !hasFamily(p.loadBalancerIPs, family)) continue;
+    // internal, cluster and external are usually one array: filter each distinct one once.
+    const internal = ofFamily(p.internalEndpoints, family);
+    const cluster = p.clusterEndpoints === p.internalEndpoints ? internal : ofFamily(p.clusterEndpoints, family);
+    const external = p.externalEndpoints === p.clusterEndpoints ? cluster : ofFamily(p.externalEndpoints, family);
+    const add = (addr: Ip | undefined, port: number, scope: ScopeValue, set: BackendSet, backends: readonly ServiceBackend[], kindFlag: number): void => {
+      const key = serviceKeyWords({ addr, port, slot: 0, protocol: p.protocol, family, scope });
+      const id = frontendIdOf(key);
+      if (out.some((f) => f.id === id)) return;
+      out.push({ id, key, addr, port, family, scope, group: groupOf(family, set), flags: flagsOf(p, family, set, backends, kindFlag), affinityTimeout: p.sessionAffinityTimeoutSeconds ?? 0, backends });
     };
-    const add = (addr: Ip | undefined, port: number, scope: ScopeValue, set: BackendSet, kindFlag: number): void => {
-      const id = frontendId(addr, port, p.protocol, family, scope);
-      if (ids.has(id)) return;
-      ids.add(id);
-      const backends = sets[set];
-      let flags = kindFlag | affinityFlag;
-      if (noEndpointAction(p, backends, family) === 'drop') flags |= ServiceFlag.noEndpointDrop;
-      if (set === 'external' && p.externalPolicyLocal) flags |= ServiceFlag.localOnly;
-      if (kindFlag === ServiceFlag.loadBalancer && p.loadBalancerSourceRanges.length > 0) flags |= ServiceFlag.sourceRanges;
-      out.push({ id, addr, port, family, scope, group: `${key}|${family}|${set}`, flags, affinityTimeout, backends });
-    };
-    for (const ip of p.clusterIPs) if (ip.family === family) add(ip, p.port, Scope.internal, 'internal', ServiceFlag.clusterIP);
-    const externals: Array<[Ip, number]> = [
-      ...p.externalIPs.map((ip): [Ip, number] => [ip, ServiceFlag.externalIP]),
-      ...p.loadBalancerIPs.map((ip): [Ip, number] => [ip, ServiceFlag.loadBalancer]),
-    ];
-    for (const [ip, kindFlag] of externals) {
-      if (ip.family !== family) continue;
-      add(ip, p.port, Scope.internal, 'cluster', kindFlag);
-      add(ip, p.port, Scope.external, 'external', kindFlag);
+    for (const ip of p.clusterIPs) if (ip.family === family) add(ip, p.port, Scope.internal, 'internal', internal, ServiceFlag.clusterIP);
+    for (const [ips, kindFlag] of [[p.externalIPs, ServiceFlag.externalIP], [p.loadBalancerIPs, ServiceFlag.loadBalancer]] as const) {
+      for (const ip of ips) {
+        if (ip.family !== family) continue;
+        add(ip, p.port, Scope.internal, 'cluster', cluster, kindFlag);
+        add(ip, p.port, Scope.external, 'external', external, kindFlag);
+      }
     }
-    if (p.nodePort !== undefined && nodePortFamilies.has(family)) {
-      add(undefined, p.nodePort, Scope.internal, 'cluster', ServiceFlag.nodePort);
-      add(undefined, p.nodePort, Scope.external, 'external', ServiceFlag.nodePort);
+    if (nodePort && p.nodePort !== undefined) {
+      add(undefined, p.nodePort, Scope.internal, 'cluster', cluster, ServiceFlag.nodePort);
+      add(undefined, p.nodePort, Scope.external, 'external', external, ServiceFlag.nodePort);
     }
   }
   return out;
+}
+
+const SETS: readonly BackendSet[] = ['internal', 'cluster', 'external'];
+
+/** The frontends of one service port share a service id per family and backend set: 6 groups, 0..5. */
+export const GROUPS = 2 * SETS.length;
+
+function groupOf(family: Family, set: BackendSet): number {
+  return (family === 4 ? 0 : SETS.length) + SETS.indexOf(set);
+}
+
+function hasFamily(ips: readonly Ip[], family: Family): boolean {
+  for (const ip of ips) if (ip.family === family) return true;
+  return false;
+}
+
+function flagsOf(p: ServicePort, family: Family, set: BackendSet, backends: readonly ServiceBackend[], kindFlag: number): number {
+  let flags = kindFlag;
+  if ((p.sessionAffinityTimeoutSeconds ?? 0) > 0) flags |= ServiceFlag.affinity;
+  if (backends.length === 0 && noEndpointAction(p, backends, family) === 'drop') flags |= ServiceFlag.noEndpointDrop;
+  if (set === 'external' && p.externalPolicyLocal) flags |= ServiceFlag.localOnly;
+  if (kindFlag === ServiceFlag.loadBalancer && p.loadBalancerSourceRanges.length > 0) flags |= ServiceFlag.sourceRanges;
+  return flags;
 }

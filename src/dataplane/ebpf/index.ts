@@ -2,7 +2,7 @@
 // bpf/include/wirelane_maps.h, and the probe that tells whether this host can run it.
 export * from './codec.js';
 export { EbpfServiceProxy, EbpfStartError, defaultBpffsDir, type EbpfServiceProxyOptions, type EbpfServiceProxyReport, type NorthSouthDatapath, type NorthSouthOptions } from './ebpf-service-proxy.js';
-export { frontendsOf, frontendId, type BackendSet, type DesiredFrontend } from './frontends.js';
-export { changedPorts, nodePortFamilies, type PortChanges } from './port-changes.js';
+export { frontendsOf, frontendIdOf, type BackendSet, type DesiredFrontend } from './frontends.js';
+export { changedPorts, nodePortFamilies, type AppliedPorts, type PortChanges } from './port-changes.js';
 export { MapWrites, ServiceTable, assignSlots, MAX_BACKENDS, type PortChange } from './service-table.js';
 export { SOCK_LB_PROGRAMS, SockLb, SockLbStartError, linkPinPath, mapPinPath, removeSockLbPins, type SockLbOptions } from './sock-lb.js';

@@ -5,32 +5,54 @@
 import type { Family, Ip } from '../../model/ip.js';
 import { type ServiceBackend, type ServiceMap, type ServicePort, servicePortKey } from '../../model/service.js';
 
+/** The ports as last applied, in the map's order, with their keys. */
+export interface AppliedPorts {
+  readonly keys: readonly string[];
+  readonly ports: readonly ServicePort[];
+}
+
 export interface PortChanges {
   /** Added or changed: key and the new port. */
   readonly updated: ReadonlyArray<readonly [string, ServicePort]>;
   readonly removed: readonly string[];
-  /** Every port of `next` by key, for the next comparison. */
-  readonly ports: ReadonlyMap<string, ServicePort>;
+  /** `next`'s ports, for the next comparison. */
+  readonly applied: AppliedPorts;
 }
 
-/** `previous` undefined: everything is new. `nodePortFamiliesChanged`: every port with a NodePort counts as changed. */
-export function changedPorts(previous: ReadonlyMap<string, ServicePort> | undefined, next: ServiceMap, nodePortFamiliesChanged: boolean): PortChanges {
-  const ports = new Map<string, ServicePort>();
+/**
+ * `previous` undefined: everything is new. `nodePortFamiliesChanged`: every port with a NodePort
+ * counts as changed. Ports are compared position by position first (the map is sorted, so an
+ * unchanged port is usually at the same index, often the same object: no key to build, nothing to
+ * hash); only when the ports do not line up are they matched by key.
+ */
+export function changedPorts(previous: AppliedPorts | undefined, next: ServiceMap, nodePortFamiliesChanged: boolean): PortChanges {
+  const ports = next.servicePorts;
+  const keys: string[] = new Array<string>(ports.length);
   const updated: Array<readonly [string, ServicePort]> = [];
-  for (const p of next.servicePorts) {
+  const changed = (was: ServicePort, p: ServicePort) => (nodePortFamiliesChanged && (p.nodePort !== undefined || was.nodePort !== undefined)) || !sameForMaps(was, p);
+  let aligned = previous !== undefined && previous.ports.length === ports.length;
+  for (let i = 0; i < ports.length && aligned; i++) {
+    const p = ports[i]!;
+    const was = previous!.ports[i]!;
+    const key = p === was ? previous!.keys[i]! : servicePortKey(p);
+    if (key !== previous!.keys[i]) aligned = false;
+    keys[i] = key;
+    if (aligned && changed(was, p)) updated.push([key, p]);
+  }
+  if (aligned) return { updated, removed: [], applied: { keys, ports } };
+
+  const before = new Map<string, ServicePort>();
+  if (previous !== undefined) previous.keys.forEach((key, i) => before.set(key, previous.ports[i]!));
+  updated.length = 0;
+  for (let i = 0; i < ports.length; i++) {
+    const p = ports[i]!;
     const key = servicePortKey(p);
-    ports.set(key, p);
-    const was = previous?.get(key);
-    if (was === undefined || (nodePortFamiliesChanged && (p.nodePort !== undefined || was.nodePort !== undefined)) || !sameForMaps(was, p)) {
-      updated.push([key, p]);
-    }
+    keys[i] = key;
+    const was = before.get(key);
+    if (was === undefined || changed(was, p)) updated.push([key, p]);
+    before.delete(key);
   }
-  const removed: string[] = [];
-  // Same size and every new key known: nothing can be missing, no need to walk the old map.
-  if (previous !== undefined && (previous.size !== ports.size || updated.some(([key]) => !previous.has(key)))) {
-    for (const key of previous.keys()) if (!ports.has(key)) removed.push(key);
-  }
-  return { updated, removed, ports };
+  return { updated, removed: [...before.keys()], applied: { keys, ports } };
 }
 
 /** The families this node serves NodePorts on. */

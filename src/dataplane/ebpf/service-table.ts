@@ -3,24 +3,15 @@
 // count before the tail goes (bpf/include/wirelane_maps.h says why that keeps readers safe).
 // No I/O here: the writes land in EntryBatches the proxy sends to the kernel.
 import { formatIp } from '../../model/ip.js';
-import type { ServiceBackend } from '../../model/service.js';
-import {
-  BackendFlag,
-  EntryBatch,
-  MAP_LAYOUTS,
-  SERVICE_KEY_SLOT_OFFSET,
-  type BackendValue,
-  readBackendValue,
-  readServiceValue,
-  writeBackendKey,
-  writeBackendValue,
-  writeServiceValue,
-} from './codec.js';
-import type { DesiredFrontend } from './frontends.js';
+import { BackendPool } from './backend-pool.js';
+import { EntryBatch, MAP_LAYOUTS, readBackendValue, readServiceValue, serviceValueWords, slotKeyWords } from './codec.js';
+import { type DesiredFrontend, GROUPS, frontendIdOf } from './frontends.js';
 
 /** A frontend as programmed. */
 interface Frontend {
   readonly id: string;
+  /** The slot-0 key words. */
+  readonly key: readonly number[];
   serviceId: number;
   count: number;
   flags: number;
@@ -29,15 +20,9 @@ interface Frontend {
   slots: number[];
   /** The servicePortKey that claimed it; undefined for one adopted from the maps and not yet claimed. */
   owner: string | undefined;
-  group: string | undefined;
-}
-
-interface Backend {
-  readonly id: number;
-  readonly identity: string;
-  value: BackendValue;
-  /** Slots that name it. */
-  refs: number;
+  /** The service port and group (frontends.GROUPS) whose service id it carries; undefined while adopted and unclaimed. */
+  groupPort: string | undefined;
+  group: number;
 }
 
 /** Where one apply's writes go, in the order the proxy sends them. */
@@ -71,19 +56,17 @@ export interface PortChange {
 /** The most slots a frontend can have (count is 16 bits). */
 export const MAX_BACKENDS = 0xffff;
 
-const SERVICE_KEY = MAP_LAYOUTS.wl_services.key;
-const SERVICE_VALUE = MAP_LAYOUTS.wl_services.value;
+const KEY_WORDS = MAP_LAYOUTS.wl_services.key / 4;
+const VALUE_WORDS = MAP_LAYOUTS.wl_services.value / 4;
 
 export class ServiceTable {
   readonly #frontends = new Map<string, Frontend>();
   readonly #owned = new Map<string, string[]>();
-  readonly #backends = new Map<number, Backend>();
-  readonly #backendIds = new Map<string, number>();
-  readonly #groups = new Map<string, { id: number; frontends: number }>();
-  readonly #serviceIdGroups = new Map<number, string>();
-  #nextBackendId = 1;
+  readonly #backends = new BackendPool();
+  /** Per service port: each group's service id (0: none) and how many frontends carry it. */
+  readonly #serviceIds = new Map<string, { readonly ids: number[]; readonly frontends: number[] }>();
+  readonly #serviceIdsUsed = new Set<number>();
   #nextServiceId = 1;
-  readonly #freeBackendIds: number[] = [];
   readonly #freeServiceIds: number[] = [];
 
   /** Frontends a port could not claim because another port holds them (last plan). */
@@ -92,22 +75,15 @@ export class ServiceTable {
   /** The table as the pinned maps hold it, e.g. left by a previous agent: nothing is owned until claimed. */
   static fromEntries(services: ReadonlyArray<[Buffer, Buffer]>, backends: ReadonlyArray<[Buffer, Buffer]>): ServiceTable {
     const table = new ServiceTable();
-    for (const [key, value] of backends) {
-      const id = key.readUInt32LE(0);
-      const backend = readBackendValue(value);
-      table.#backends.set(id, { id, identity: backendIdentity(backend.addr.family, backend.addr.value, backend.port), value: backend, refs: 0 });
-      table.#backendIds.set(backendIdentity(backend.addr.family, backend.addr.value, backend.port), id);
-      table.#nextBackendId = Math.max(table.#nextBackendId, id + 1);
-    }
-    const headKey = Buffer.alloc(SERVICE_KEY);
-    for (const [key, value] of services) {
-      key.copy(headKey);
-      const slot = headKey.readUInt16LE(SERVICE_KEY_SLOT_OFFSET);
-      headKey.writeUInt16LE(0, SERVICE_KEY_SLOT_OFFSET);
-      const id = headKey.toString('latin1');
+    for (const [key, value] of backends) table.#backends.adopt(key.readUInt32LE(0), readBackendValue(value));
+    for (const [keyBytes, value] of services) {
+      const key = Array.from({ length: KEY_WORDS }, (_, i) => keyBytes.readUInt32LE(i * 4));
+      const slot = key[4]! >>> 16;
+      key[4] = key[4]! & 0xffff;
+      const id = frontendIdOf(key);
       let frontend = table.#frontends.get(id);
       if (frontend === undefined) {
-        frontend = { id, serviceId: 0, count: 0, flags: 0, affinityTimeout: 0, slots: [0], owner: undefined, group: undefined };
+        frontend = { id, key, serviceId: 0, count: 0, flags: 0, affinityTimeout: 0, slots: [0], owner: undefined, groupPort: undefined, group: 0 };
         table.#frontends.set(id, frontend);
       }
       const v = readServiceValue(value);
@@ -117,8 +93,7 @@ export class ServiceTable {
       } else {
         while (frontend.slots.length <= slot) frontend.slots.push(0);
         frontend.slots[slot] = v.backendId;
-        const backend = table.#backends.get(v.backendId);
-        if (backend) backend.refs++;
+        table.#backends.count(v.backendId);
       }
     }
     return table;
@@ -152,6 +127,11 @@ export class ServiceTable {
       this.#owned.delete(portKey);
     }
     const orphaned = new Set<number>();
+    // A full sync writes ~every slot and backend: size the batches once instead of doubling.
+    let slots = 0;
+    for (const { frontends } of changes) for (const f of frontends ?? []) slots += f.backends.length;
+    writes.slots.reserve(writes.slots.count + slots);
+    writes.backends.reserve(writes.backends.count + slots);
     for (const { portKey, frontends } of changes) {
       if (frontends === undefined) continue;
       const owned: string[] = [];
@@ -168,111 +148,87 @@ export class ServiceTable {
     }
     const gone = options.sweep ? [...this.#frontends.values()].filter((f) => f.owner === undefined) : released.filter((f) => f.owner === undefined);
     for (const frontend of gone) this.#remove(frontend, writes, orphaned);
-    for (const id of orphaned) {
-      const backend = this.#backends.get(id);
-      if (backend === undefined || backend.refs > 0) continue;
-      const at = writes.backendDeletes.add();
-      writeBackendKey(writes.backendDeletes.keys, at * 4, id);
-      this.#backends.delete(id);
-      this.#backendIds.delete(backend.identity);
-      this.#freeBackendIds.push(id);
-    }
+    for (const id of orphaned) this.#backends.release(id, writes.backendDeletes);
   }
 
   #write(desired: DesiredFrontend, portKey: string, existing: Frontend | undefined, writes: MapWrites, orphaned: Set<number>): void {
-    const serviceId = this.#claimServiceId(desired.group, existing);
-    const want = desired.backends.slice(0, MAX_BACKENDS).map((b) => this.#refBackend(b, writes));
+    const serviceId = this.#claimServiceId(portKey, desired.group, existing);
+    const backends = desired.backends.length > MAX_BACKENDS ? desired.backends.slice(0, MAX_BACKENDS) : desired.backends;
+    // slots[0] is unused: a new frontend's slots are its backends in order.
+    const ids = [0];
+    for (const b of backends) ids.push(this.#backends.ref(b.ip, b.port, b.local, writes.backends));
     const oldSlots = existing?.slots ?? [0];
-    const oldCount = existing?.count ?? 0;
-    const slots = assignSlots(oldSlots, oldCount, want);
-    const count = want.length;
-    const key = Buffer.from(desired.id, 'latin1');
+    const slots = existing === undefined ? ids : assignSlots(oldSlots, existing.count, ids.slice(1));
+    const count = ids.length - 1;
+    const key = desired.key;
     const idChanged = existing?.serviceId !== serviceId;
+    const batch = writes.slots;
     for (let slot = 1; slot <= count; slot++) {
-      const backendId = slots[slot] ?? 0;
+      const backendId = slots[slot]!;
       if (!idChanged && slot < oldSlots.length && oldSlots[slot] === backendId) continue;
-      const at = writes.slots.add();
-      key.copy(writes.slots.keys, at * SERVICE_KEY);
-      writes.slots.keys.writeUInt16LE(slot, at * SERVICE_KEY + SERVICE_KEY_SLOT_OFFSET);
-      writeServiceValue(writes.slots.values, at * SERVICE_VALUE, backendId, serviceId, 0, 0, 0);
+      const at = batch.add();
+      slotKeyWords(key, slot, batch.keyWords, at * KEY_WORDS);
+      serviceValueWords(batch.valueWords, at * VALUE_WORDS, backendId, serviceId, 0, 0, 0);
     }
     if (idChanged || existing === undefined || existing.count !== count || existing.flags !== desired.flags || existing.affinityTimeout !== desired.affinityTimeout) {
       const at = writes.heads.add();
-      key.copy(writes.heads.keys, at * SERVICE_KEY);
-      writeServiceValue(writes.heads.values, at * SERVICE_VALUE, 0, serviceId, count, desired.flags, desired.affinityTimeout);
+      slotKeyWords(key, 0, writes.heads.keyWords, at * KEY_WORDS);
+      serviceValueWords(writes.heads.valueWords, at * VALUE_WORDS, 0, serviceId, count, desired.flags, desired.affinityTimeout);
     }
     for (let slot = count + 1; slot < oldSlots.length; slot++) deleteSlot(writes.slotDeletes, key, slot);
     // New references were taken above, so a backend that stays never drops to zero on the way.
     for (let slot = 1; slot < oldSlots.length; slot++) this.#unrefBackend(oldSlots[slot] ?? 0, orphaned);
     if (existing === undefined) {
-      this.#frontends.set(desired.id, { id: desired.id, serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, slots, owner: portKey, group: desired.group });
+      this.#frontends.set(desired.id, { id: desired.id, key, serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, slots, owner: portKey, groupPort: portKey, group: desired.group });
     } else {
-      if (existing.group !== desired.group && existing.group !== undefined) this.#releaseServiceId(existing.group);
-      Object.assign(existing, { serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, slots, owner: portKey, group: desired.group });
+      if (existing.groupPort !== undefined && (existing.groupPort !== portKey || existing.group !== desired.group)) this.#releaseServiceId(existing.groupPort, existing.group);
+      Object.assign(existing, { serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, slots, owner: portKey, groupPort: portKey, group: desired.group });
     }
   }
 
   #remove(frontend: Frontend, writes: MapWrites, orphaned: Set<number>): void {
-    const key = Buffer.from(frontend.id, 'latin1');
     const at = writes.headDeletes.add();
-    key.copy(writes.headDeletes.keys, at * SERVICE_KEY);
+    slotKeyWords(frontend.key, 0, writes.headDeletes.keyWords, at * KEY_WORDS);
     for (let slot = 1; slot < frontend.slots.length; slot++) {
-      deleteSlot(writes.slotDeletes, key, slot);
+      deleteSlot(writes.slotDeletes, frontend.key, slot);
       this.#unrefBackend(frontend.slots[slot] ?? 0, orphaned);
     }
-    if (frontend.group !== undefined) this.#releaseServiceId(frontend.group);
+    if (frontend.groupPort !== undefined) this.#releaseServiceId(frontend.groupPort, frontend.group);
     this.#frontends.delete(frontend.id);
   }
 
-  #refBackend(b: ServiceBackend, writes: MapWrites): number {
-    const identity = backendIdentity(b.ip.family, b.ip.value, b.port);
-    const flags = b.local ? BackendFlag.local : 0;
-    const known = this.#backendIds.get(identity);
-    let backend = known === undefined ? undefined : this.#backends.get(known);
-    if (backend === undefined) {
-      const id = this.#freeBackendIds.pop() ?? this.#nextBackendId++;
-      backend = { id, identity, value: { addr: b.ip, port: b.port, flags }, refs: 0 };
-      this.#backends.set(id, backend);
-      this.#backendIds.set(identity, id);
-      writeBackend(writes.backends, backend);
-    } else if (backend.value.flags !== flags) {
-      backend.value = { ...backend.value, flags };
-      writeBackend(writes.backends, backend);
-    }
-    backend.refs++;
-    return backend.id;
-  }
-
   #unrefBackend(id: number, orphaned: Set<number>): void {
-    const backend = this.#backends.get(id);
-    if (backend === undefined) return;
-    backend.refs--;
-    if (backend.refs <= 0) orphaned.add(id);
+    if (this.#backends.unref(id)) orphaned.add(id);
   }
 
   /** The group's service id: kept while any of its frontends exists; an adopted frontend's id is taken over. */
-  #claimServiceId(group: string, existing: Frontend | undefined): number {
-    const known = this.#groups.get(group);
-    if (known !== undefined) {
-      if (existing?.group !== group) known.frontends++;
-      return known.id;
+  #claimServiceId(portKey: string, group: number, existing: Frontend | undefined): number {
+    let port = this.#serviceIds.get(portKey);
+    if (port === undefined) {
+      port = { ids: new Array<number>(GROUPS).fill(0), frontends: new Array<number>(GROUPS).fill(0) };
+      this.#serviceIds.set(portKey, port);
     }
-    let id: number;
-    const adopted = existing?.group === undefined ? existing?.serviceId : undefined;
-    if (adopted !== undefined && adopted > 0 && !this.#serviceIdGroups.has(adopted)) id = adopted;
-    else id = this.#freeServiceIds.pop() ?? this.#nextServiceId++;
-    this.#groups.set(group, { id, frontends: 1 });
-    this.#serviceIdGroups.set(id, group);
+    const carried = existing?.groupPort === portKey && existing.group === group;
+    if (port.ids[group]! !== 0) {
+      if (!carried) port.frontends[group]!++;
+      return port.ids[group]!;
+    }
+    const adopted = existing?.groupPort === undefined ? existing?.serviceId : undefined;
+    const id = adopted !== undefined && adopted > 0 && !this.#serviceIdsUsed.has(adopted) ? adopted : (this.#freeServiceIds.pop() ?? this.#nextServiceId++);
+    port.ids[group] = id;
+    port.frontends[group] = 1;
+    this.#serviceIdsUsed.add(id);
     return id;
   }
 
-  #releaseServiceId(group: string): void {
-    const known = this.#groups.get(group);
-    if (known === undefined) return;
-    if (--known.frontends > 0) return;
-    this.#groups.delete(group);
-    this.#serviceIdGroups.delete(known.id);
-    this.#freeServiceIds.push(known.id);
+  #releaseServiceId(portKey: string, group: number): void {
+    const port = this.#serviceIds.get(portKey);
+    if (port === undefined || port.ids[group] === 0) return;
+    if (--port.frontends[group]! > 0) return;
+    this.#serviceIdsUsed.delete(port.ids[group]!);
+    this.#freeServiceIds.push(port.ids[group]!);
+    port.ids[group] = 0;
+    if (port.frontends.every((n) => n === 0)) this.#serviceIds.delete(portKey);
   }
 }
 
@@ -305,20 +261,8 @@ export function assignSlots(old: readonly number[], oldCount: number, want: read
   return slots;
 }
 
-function backendIdentity(family: number, value: bigint, port: number): string {
-  return `${family}/${value}/${port}`;
-}
-
-function writeBackend(batch: EntryBatch, backend: Backend): void {
-  const at = batch.add();
-  writeBackendKey(batch.keys, at * batch.keySize, backend.id);
-  writeBackendValue(batch.values, at * batch.valueSize, backend.value);
-}
-
-function deleteSlot(batch: EntryBatch, key: Buffer, slot: number): void {
-  const at = batch.add();
-  key.copy(batch.keys, at * SERVICE_KEY);
-  batch.keys.writeUInt16LE(slot, at * SERVICE_KEY + SERVICE_KEY_SLOT_OFFSET);
+function deleteSlot(batch: EntryBatch, key: readonly number[], slot: number): void {
+  slotKeyWords(key, slot, batch.keyWords, batch.add() * KEY_WORDS);
 }
 
 function describeFrontend(f: DesiredFrontend): string {
