@@ -1,0 +1,55 @@
+// `wirelane probe -o json`: what the kernel offers and the mode `auto` would run, from the same
+// decision the agent makes. As root here: eBPF. As an unprivileged user: a step down with reasons.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { bpfSkip } from '../bpf/harness.js';
+
+const skip = await bpfSkip('wirelane probe tests');
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+interface ProbeReport {
+  mode: string;
+  reasons: string[];
+  ebpf: { usable: boolean; reason?: string; checks: Array<{ name: string; ok: boolean; required: boolean; detail?: string }> };
+  iptables: { usable: boolean; reason?: string };
+}
+
+function probe(options: { uid?: number; gid?: number } = {}): ProbeReport {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/wirelane.ts', 'probe', '-o', 'json'], { cwd: root, encoding: 'utf8', ...options });
+  assert.equal(run.status, 0, run.stderr);
+  return JSON.parse(run.stdout) as ProbeReport;
+}
+
+test('as root on this kernel: every check passes and auto runs eBPF', { skip }, () => {
+  const report = probe();
+  assert.equal(report.mode, 'ebpf');
+  assert.deepEqual(report.reasons, []);
+  assert.equal(report.ebpf.usable, true);
+  const names = report.ebpf.checks.map((c) => c.name);
+  for (const expected of [
+    'bpf syscall',
+    'kernel BTF (/sys/kernel/btf/vmlinux)',
+    'cgroup v2 mount',
+    'bpffs',
+    'program type cgroup_sock_addr',
+    'program type sched_cls',
+    'map type lru_hash',
+    'helper get_netns_cookie (cgroup_sock_addr)',
+    'helper set_retval (cgroup_sock_addr)',
+    'tcx links',
+  ]) {
+    assert.ok(names.includes(expected), `${expected} in ${names.join(', ')}`);
+  }
+  assert.ok(names.some((n) => n.startsWith('attach types cgroup_inet4_connect')));
+  for (const c of report.ebpf.checks) assert.ok(c.ok || !c.required, `${c.name}: ${c.detail}`);
+});
+
+test('without privilege: eBPF and iptables step down, each with its reason', { skip }, () => {
+  const report = probe({ uid: 65534, gid: 65534 });
+  assert.equal(report.ebpf.usable, false);
+  assert.match(report.reasons[0] ?? '', /^ebpf: privilege to load programs .*EPERM/);
+  assert.equal(report.mode, report.iptables.usable ? 'iptables' : 'userspace');
+  if (!report.iptables.usable) assert.match(report.reasons[1] ?? '', /^iptables: /);
+});
