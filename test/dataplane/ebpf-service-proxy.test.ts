@@ -12,6 +12,7 @@ import { openPinnedLink } from '../../src/bpf/index.js';
 import { runCommand } from '../../src/host/command.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
 import { EbpfServiceProxy, EbpfStartError, SOCK_LB_PROGRAMS, linkPinPath } from '../../src/dataplane/ebpf/index.js';
+import { NodePortDatapath } from '../../src/dataplane/ebpf/nodeport.js';
 import { type Ip, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
 import { bpffsDir, bpfSkip, cgroupDir, onCleanup, uniqueName } from '../bpf/harness.js';
@@ -421,4 +422,29 @@ test('a start that cannot attach removes what it made and says why', OPTIONS, as
   assert.deepEqual([...after.links].filter((id) => !before.links.has(id)), [], 'no link left');
   assert.deepEqual(readdirSync(w.pins).filter((name) => name !== 'links'), [], 'no map pin left');
   assert.deepEqual(readdirSync(join(w.pins, 'links')), [], 'no link pin left');
+});
+
+test('with the tc NodePort data path: both attach over the shared maps, and cleanup removes both', OPTIONS, async (t) => {
+  const w = await world(t);
+  await runCommand('ip', ['-n', w.netns, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'uplink1']);
+  await runCommand('ip', ['-n', w.netns, 'link', 'set', 'uplink0', 'up']);
+  const before = await kernelIds();
+  const proxy = await EbpfServiceProxy.open({
+    bpffsDir: w.pins,
+    cgroupRoot: w.cgroup,
+    nodePort: { enabled: true, interfaces: ['uplink0'] },
+    northSouth: (options) => new NodePortDatapath({ ...options, netns: `/var/run/netns/${w.netns}` }),
+  });
+  onCleanup(t, () => proxy.cleanup());
+  const report = await proxy.apply(serviceMap([port('np', 'TCP', '10.250.0.9', 80, THREE, { nodePort: 30080 })], [parseIp('192.168.77.1')]));
+  // The socket side's entries (3 backends; ClusterIP, NodePort internal and external: 3 × 4; 1 node
+  // address) and the tc side's own (its masquerade addresses).
+  assert.ok(report.written > 3 + 12 + 1, `written ${report.written}`);
+  const during = await kernelIds();
+  const newLinks = [...during.links].filter((id) => !before.links.has(id));
+  assert.ok(newLinks.length >= SOCK_LB_PROGRAMS.length + 2, `links: ${newLinks.length}`);
+  await proxy.cleanup();
+  const after = await kernelIds();
+  assert.deepEqual(newLinks.filter((id) => after.links.has(id)), [], 'no link left');
+  assert.equal(existsSync(w.pins), false, 'no pin left');
 });
