@@ -39,8 +39,9 @@
  *   changing never rewrites services, and 10,000 NodePorts stay 10,000 entry sets.
  *
  *   count == 0: no endpoint. WL_SVC_NO_ENDPOINT_DROP tells the reader to drop (a Local policy rules
- *   every endpoint out), otherwise reject (the service has none at all): connect() fails with
- *   ECONNREFUSED at the socket layer, tc answers with a reset/ICMP or drops, its choice.
+ *   every endpoint out), otherwise reject (the service has none at all). At the socket layer
+ *   connect()/sendmsg() fail at once, with ECONNREFUSED for reject and EHOSTUNREACH for drop (a
+ *   socket cannot be left hanging); tc answers a reject with a reset/ICMP and drops a drop.
  *
  *   Updates are safe for readers in flight: new slots are written before the count grows; the
  *   count shrinks before the tail slots are deleted; a backend leaving slot i is replaced in slot i
