@@ -2,6 +2,7 @@
 // programs on the cgroup root (east-west) and, when enabled, by the tc NodePort data path on the
 // node's interfaces (north-south, nodeport.ts). A change writes only the entries of the service
 // ports that changed; the programs and maps outlive the agent, and the next one re-adopts them.
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ensureBpffs, findBpffsMount, findCgroup2Mount, isBpffs } from '../../bpf/index.js';
@@ -102,11 +103,16 @@ export class EbpfServiceProxy implements ServiceProxy {
     const pinDir = options.bpffsDir ?? defaultBpffsDir();
     const cgroupRoot = options.cgroupRoot ?? findCgroup2Mount();
     if (cgroupRoot === undefined) throw new EbpfStartError('eBPF service proxy: no cgroup v2 hierarchy is mounted (cgroup2 in /proc/mounts)');
-    try {
-      // The pin directory itself may be a bpffs mount, or a directory on one.
-      if (!isBpffs(pinDir)) await ensureBpffs(dirname(pinDir));
-    } catch (error) {
-      throw new EbpfStartError(`eBPF service proxy: bpffs for ${pinDir}: ${(error as Error).message}`, { cause: error });
+    if (options.bpffsDir === undefined) {
+      // Only the default place is mounted on demand (containers often lack /sys/fs/bpf).
+      try {
+        await ensureBpffs(dirname(pinDir));
+      } catch (error) {
+        throw new EbpfStartError(`eBPF service proxy: mounting bpffs at ${dirname(pinDir)}: ${(error as Error).message}`, { cause: error });
+      }
+    } else if (!isBpffs(nearestExisting(pinDir))) {
+      // Mounting over a directory someone named could hide what is in it: ask instead.
+      throw new EbpfStartError(`eBPF service proxy: pin directory ${pinDir} is not on a bpffs (mount -t bpf bpf DIR first)`);
     }
     let sockLb: SockLb;
     try {
@@ -245,6 +251,12 @@ export class EbpfServiceProxy implements ServiceProxy {
     this.#queue = run.catch(() => undefined);
     return run;
   }
+}
+
+function nearestExisting(path: string): string {
+  let dir = path;
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  return dir;
 }
 
 function readTable(sockLb: SockLb): ServiceTable {
