@@ -117,10 +117,11 @@ export class ServiceTable {
     const released: Frontend[] = [];
     // Release first, so that a frontend moving from one port to another in the same change is free.
     for (const { portKey, frontends } of changes) {
-      const wanted = new Set(frontends?.map((f) => f.id));
-      for (const id of this.#owned.get(portKey) ?? []) {
+      const owned = this.#owned.get(portKey);
+      if (owned === undefined) continue;
+      for (const id of owned) {
         const frontend = this.#frontends.get(id);
-        if (frontend === undefined || wanted.has(id)) continue;
+        if (frontend === undefined || frontends?.some((f) => f.id === id)) continue;
         frontend.owner = undefined;
         released.push(frontend);
       }
