@@ -225,6 +225,21 @@ describe('service table writes', () => {
     assert.equal(table.backendCount, 2);
   });
 
+  test('deletions past a batch’s first buffer are all kept (the batch grows under them)', () => {
+    const table = new ServiceTable();
+    const ports = Array.from({ length: 60 }, (_, i) =>
+      port(`p${i}`, { clusterIPs: [ip(`10.96.1.${i}`)] }, Array.from({ length: 10 }, (_, j) => backend(`10.2.${i}.${j}`))),
+    );
+    plan(table, changesOf(ports));
+    const w = plan(table, changesOf([], ports.map((p) => `${p.service}:http/TCP`)));
+    assert.deepEqual(counts(w), { backends: 0, slots: 0, heads: 0, headDeletes: 60, slotDeletes: 600, backendDeletes: 600 });
+    const slots = Array.from({ length: 600 }, (_, i) => readServiceKey(w.slotDeletes.keys, i * 24).slot);
+    assert.ok(slots.every((slot) => slot >= 1 && slot <= 10), 'every deleted slot key was written');
+    const ids = new Set(Array.from({ length: 600 }, (_, i) => w.backendDeletes.keys.readUInt32LE(i * 4)));
+    assert.equal(ids.size, 600);
+    assert.ok(!ids.has(0));
+  });
+
   test('a frontend another port holds is not taken over', () => {
     const table = new ServiceTable();
     plan(table, changesOf([port('a')]));

@@ -126,7 +126,8 @@ export class BackendPool {
   /** Forgets a backend nothing names and queues its deletion; its id is free for the next apply. */
   release(id: number, deletes: EntryBatch): void {
     if (this.#live[id] !== 1 || this.#refs[id]! > 0) return;
-    deletes.keyWords[deletes.add()] = id;
+    const at = deletes.add(); // first: it may replace the buffer
+    deletes.keyWords[at] = id;
     const value = readBackendValue(Buffer.from(this.#words.buffer, id * WORDS * 4, WORDS * 4));
     if (value.addr.family === 4) this.#v4.delete(Number(value.addr.value), value.port);
     else this.#v6.delete(v6Identity(value.addr, value.port));

@@ -199,11 +199,9 @@ export class EbpfServiceProxy implements ServiceProxy {
       writeNodeAddrKey(scratch, 0, ip);
       const id = scratch.toString('latin1');
       next.set(id, ip);
-      if (!this.#nodeAddrs.has(id)) writeNodeAddrKey(this.#nodeAddrWrites.keys, this.#nodeAddrWrites.add() * scratch.length, ip);
+      if (!this.#nodeAddrs.has(id)) addNodeAddr(this.#nodeAddrWrites, ip);
     }
-    for (const [id, ip] of this.#nodeAddrs) {
-      if (!next.has(id)) writeNodeAddrKey(this.#nodeAddrDeletes.keys, this.#nodeAddrDeletes.add() * scratch.length, ip);
-    }
+    for (const [id, ip] of this.#nodeAddrs) if (!next.has(id)) addNodeAddr(this.#nodeAddrDeletes, ip);
     return next;
   }
 
@@ -251,6 +249,12 @@ export class EbpfServiceProxy implements ServiceProxy {
     this.#queue = run.catch(() => undefined);
     return run;
   }
+}
+
+function addNodeAddr(batch: EntryBatch, ip: Ip): void {
+  // add() first: it may replace the buffer.
+  const at = batch.add();
+  writeNodeAddrKey(batch.keys, at * batch.keySize, ip);
 }
 
 function nearestExisting(path: string): string {

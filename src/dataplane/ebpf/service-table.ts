@@ -263,7 +263,8 @@ export function assignSlots(old: readonly number[], oldCount: number, want: read
 }
 
 function deleteSlot(batch: EntryBatch, key: readonly number[], slot: number): void {
-  slotKeyWords(key, slot, batch.keyWords, batch.add() * KEY_WORDS);
+  const at = batch.add(); // first: it may replace the buffer
+  slotKeyWords(key, slot, batch.keyWords, at * KEY_WORDS);
 }
 
 function describeFrontend(f: DesiredFrontend): string {
