@@ -6,3 +6,4 @@ export { frontendsOf, frontendIdOf, type BackendSet, type DesiredFrontend } from
 export { changedPorts, nodePortFamilies, type AppliedPorts, type PortChanges } from './port-changes.js';
 export { MapWrites, ServiceTable, assignSlots, MAX_BACKENDS, type PortChange } from './service-table.js';
 export { SOCK_LB_PROGRAMS, SockLb, SockLbStartError, linkPinPath, mapPinPath, removeSockLbPins, type SockLbOptions } from './sock-lb.js';
+export { probeEbpfSupport, type EbpfCheck, type EbpfSupport } from './support.js';
