@@ -38,7 +38,10 @@ function tcpRequest(): Promise<string> {
 
 function udpRequest(socket: Socket): Promise<string> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => done('ERROR ETIMEDOUT'), timeoutMs);
+    // A send error (EPERM when an OUTPUT rule rejects) comes before the ICMP answer that the
+    // application sees next; it is the result only when nothing else arrives.
+    let sendError: string | undefined;
+    const timer = setTimeout(() => done(sendError ?? 'ERROR ETIMEDOUT'), timeoutMs);
     const onMessage = (msg: Buffer) => done(msg.toString().trim());
     const onError = (err: NodeJS.ErrnoException) => done(`ERROR ${err.code ?? err.message}`);
     function done(line: string): void {
@@ -49,7 +52,9 @@ function udpRequest(socket: Socket): Promise<string> {
     }
     socket.on('message', onMessage);
     socket.on('error', onError);
-    socket.send('ping', (err) => err && onError(err));
+    socket.send('ping', (err: NodeJS.ErrnoException | null) => {
+      if (err) sendError = `ERROR ${err.code ?? err.message}`;
+    });
   });
 }
 
@@ -60,14 +65,12 @@ function udpRequest(socket: Socket): Promise<string> {
 async function udpSocket(): Promise<Socket | string> {
   const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
   return new Promise((resolve) => {
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      socket.close();
-      resolve(`ERROR ${err.code ?? err.message}`);
-    });
     socket.bind({ ...(values.bind && { address: values.bind }) }, () => {
-      socket.connect(port, host, () => {
-        socket.removeAllListeners('error');
-        resolve(socket);
+      // With a callback, dgram hands a failed connect to it rather than emitting 'error'.
+      socket.connect(port, host, (err?: NodeJS.ErrnoException) => {
+        if (!err) return resolve(socket);
+        socket.close();
+        resolve(`ERROR ${err.code ?? err.message}`);
       });
     });
   });
