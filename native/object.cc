@@ -12,6 +12,7 @@
 #include "bpf_error.h"
 #include "link.h"
 #include "map.h"
+#include "netns.h"
 #include "tc.h"
 
 namespace wirelane {
@@ -72,6 +73,7 @@ Napi::Function BpfObjectWrap::Define(Napi::Env env) {
                          InstanceMethod<&BpfObjectWrap::AttachCgroup>("attachCgroup"),
                          InstanceMethod<&BpfObjectWrap::AttachTcx>("attachTcx"),
                          InstanceMethod<&BpfObjectWrap::AttachClsact>("attachClsact"),
+                         InstanceMethod<&BpfObjectWrap::RunIterator>("runIterator"),
                          InstanceMethod<&BpfObjectWrap::Close>("close"),
                      });
 }
@@ -343,6 +345,48 @@ Napi::Value BpfObjectWrap::AttachClsact(const Napi::CallbackInfo& info) {
   uint32_t priority = U32Arg(info, 3, "priority", 0);
   if (priority > 0xffff) throw Napi::RangeError::New(env, "tc priority must be 0-65535, got " + std::to_string(priority));
   return wirelane::AttachClsact(env, ProgramFd(env, name, "bpf_tc_attach"), target, handle, priority);
+}
+
+// runIterator(program, netnsPath): runs an iterator program (iter/tcp, iter/udp, ...) to the end
+// and returns how many bytes it wrote. Socket iterators walk the network namespace the iterator
+// is created in: netnsPath ("" = this thread's) is entered for the run.
+Napi::Value BpfObjectWrap::RunIterator(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "program name");
+  std::string netns = info.Length() > 1 && !info[1].IsUndefined() ? StringArg(info, 1, "network namespace path") : "";
+  RequireLoaded(env, "bpf_program__attach_iter");
+  bpf_program* prog = FindProgram(env, name, "bpf_program__attach_iter");
+  std::string context = Context() + " iterator " + Quoted(name) + (netns.empty() ? "" : " in " + Quoted(netns));
+  LogCapture log;
+  bpf_link* link = bpf_program__attach_iter(prog, nullptr);
+  if (link == nullptr) throw BpfError(env, context, "bpf_program__attach_iter", errno);
+  int iter = -1;
+  int err = 0;
+  try {
+    NetnsScope scope(env, netns);
+    iter = bpf_iter_create(bpf_link__fd(link));
+    if (iter < 0) err = errno;
+  } catch (...) {
+    bpf_link__destroy(link);
+    throw;
+  }
+  bpf_link__destroy(link);
+  if (iter < 0) throw BpfError(env, context, "bpf_iter_create", err);
+  double total = 0;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(iter, buf, sizeof(buf));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      close(iter);
+      throw BpfError(env, context, "read", err);
+    }
+    total += static_cast<double>(n);
+  }
+  close(iter);
+  return Napi::Number::New(env, total);
 }
 
 Napi::Value BpfObjectWrap::Close(const Napi::CallbackInfo& info) {

@@ -35,6 +35,7 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap> {
   Napi::Value AttachCgroup(const Napi::CallbackInfo& info);
   Napi::Value AttachTcx(const Napi::CallbackInfo& info);
   Napi::Value AttachClsact(const Napi::CallbackInfo& info);
+  Napi::Value RunIterator(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   std::string Context() const { return "object \"" + name_ + "\""; }

@@ -72,6 +72,12 @@
  *   address and port the socket asked for. Written at connect()/sendmsg(); read at recvmsg() (UDP
  *   replies come from the service address) and getpeername(). Keyed by backend too, because one
  *   unconnected UDP socket may talk to several services.
+ *
+ * wl_sock_term (HASH, not pinned; bpf/sock_term.bpf.c's own): {frontend, backend, port, family}
+ *   -> 1. What a change left stale, for the iterator that ends connected UDP sockets: a socket
+ *   whose wl_sock_rev entry names this frontend and port and whose peer is this backend. A zero
+ *   frontend matches any frontend with that port (a NodePort on any node address); a zero
+ *   backend any backend (the frontend itself went away).
  * ---------------------------------------------------------------------------------------------
  */
 #ifndef WIRELANE_MAPS_H
@@ -94,6 +100,7 @@
 #define WL_NODE_ADDRS_MAX 256
 #define WL_AFFINITY_MAX 65536
 #define WL_SOCK_REV_MAX 65536
+#define WL_SOCK_TERM_MAX 4096
 
 /* wl_service_key.family */
 #define WL_FAMILY_IPV4 4
@@ -201,6 +208,15 @@ struct wl_sock_rev_value {
 	__u32 service_id;
 };
 _Static_assert(sizeof(struct wl_sock_rev_value) == 24, "wl_sock_rev_value is 24 bytes");
+
+struct wl_sock_term_key {
+	__u8 frontend[16];
+	__u8 backend[16];
+	__be16 port;      /* the frontend's */
+	__u8 family;
+	__u8 pad;
+};
+_Static_assert(sizeof(struct wl_sock_term_key) == 36, "wl_sock_term_key is 36 bytes");
 
 /*
  * The map definitions, for an object that includes this header (libbpf matches them to the pins by

@@ -61,6 +61,7 @@ export interface NativeObject {
   attachCgroup(program: string, cgroupPath: string): NativeLink;
   attachTcx(program: string, target: NativeTcTarget): NativeLink;
   attachClsact(program: string, target: NativeTcTarget, handle: number, priority: number): NativeClsactFilter;
+  runIterator(program: string, netns: string): number;
   close(): void;
 }
 

@@ -138,6 +138,15 @@ export class BpfObject {
     };
   }
 
+  /**
+   * Runs an iterator program (iter/udp, iter/tcp, …) to the end and returns how many bytes it
+   * wrote. A socket iterator walks the network namespace at `netns` (a /proc/PID/ns/net or
+   * /run/netns path); default: this process's.
+   */
+  runIterator(program: string, netns = ''): number {
+    return this.#native.runIterator(program, netns);
+  }
+
   /** Frees the object and closes its own fds. Maps taken with map() and attached programs live on. Safe twice. */
   close(): void {
     this.#native.close();

@@ -68,6 +68,8 @@ function udpOnce(sock, connected) {
 function udpSocket(connected) {
   return new Promise((resolve) => {
     const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    // An error between requests (a socket the agent ended) is kept for the next request to report.
+    sock.on('error', (e) => { sock.lastError = e.code; });
     if (!connected) { sock.bind(0, () => resolve({ sock })); return; }
     // A refused connect() comes back as the callback's argument.
     sock.connect(Number(port), host, (e) => resolve(e ? { error: e.code, sock } : { sock }));
@@ -78,7 +80,10 @@ for (let i = 0; i < Number(count); i++) {
   if (i > 0) await new Promise((r) => setTimeout(r, Number(interval)));
   if (protocol === 'tcp') { out(await tcp()); continue; }
   const connected = mode !== 'unconnected' && mode !== 'same-socket';
-  const made = mode === 'same-socket' ? (shared ??= await udpSocket(false)) : await udpSocket(connected);
+  // connected-socket: one connected socket, reopened (as an application would) after an error.
+  if (shared?.sock.lastError) { out({ error: shared.sock.lastError }); shared.sock.close(); shared = undefined; continue; }
+  const reuse = mode === 'same-socket' || mode === 'connected-socket';
+  const made = reuse ? (shared ??= await udpSocket(connected)) : await udpSocket(connected);
   if (made.error) { made.sock?.close(); out({ error: made.error }); continue; }
   out(await udpOnce(made.sock, connected));
   if (made !== shared) made.sock.close();
@@ -317,6 +322,27 @@ test('an unconnected UDP socket keeps its backend, and moves when that backend l
   const moved = names(await running);
   assert.equal(moved[0], 'b1');
   assert.match(moved.at(-1) ?? '', /^b[23]$/, `the flow stayed on the removed backend: ${moved.join(', ')}`);
+});
+
+test('a connected UDP socket on a removed backend is ended and reconnects to a current one; others are left alone', OPTIONS, async (t) => {
+  const w = await world(t);
+  await startThree(t, w);
+  const proxy = await openProxy(t, w);
+  await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[0]!])]));
+  // Two flows of one connected socket each, 150 ms between datagrams: one through the service,
+  // one to b1's own address (no translation: not the agent's to end).
+  const viaService = request(t, w, 'udp', '10.250.0.7', 53, 16, 'connected-socket', 150);
+  const direct = request(t, w, 'udp', '127.0.0.11', 8080, 16, 'connected-socket', 150);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const report = await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[1]!])]));
+  assert.equal(report.socketsTerminated, 1);
+  const answers = names(await viaService);
+  const aborted = answers.indexOf('ECONNABORTED');
+  assert.ok(aborted > 0 && answers.slice(0, aborted).every((b) => b === 'b1'), answers.join(', '));
+  assert.ok(answers.slice(aborted + 1).length > 0 && answers.slice(aborted + 1).every((b) => b === 'b2'), answers.join(', '));
+  assert.deepEqual(new Set(names(await direct)), new Set(['b1']));
+  // Nothing changed: nothing is ended.
+  assert.equal((await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[1]!])]))).socketsTerminated, 0);
 });
 
 test('a new instance re-adopts the pins without detaching anything; traffic flows while no agent runs', OPTIONS, async (t) => {

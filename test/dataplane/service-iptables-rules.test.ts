@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { validateFamilyRules, type DesiredRules, type FamilyRules, type OwnedChain } from '../../src/dataplane/iptables/ruleset.js';
 import { SERVICE_OWNER, serviceChainName } from '../../src/dataplane/service-iptables/chain-names.js';
 import { computeServiceRules } from '../../src/dataplane/service-iptables/rules.js';
-import { staleUdpFlows } from '../../src/dataplane/service-iptables/stale-flows.js';
+import { staleUdpFlows } from '../../src/dataplane/stale-udp-flows.js';
 import { conntrackDeleteArgs } from '../../src/host/conntrack.js';
 import { formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
 import { servicePortKey, type ServiceMap, type ServicePort } from '../../src/model/service.js';

@@ -2,6 +2,7 @@
 // programs on the cgroup root (east-west) and, when enabled, by the tc NodePort data path on the
 // node's interfaces (north-south, nodeport.ts). A change writes only the entries of the service
 // ports that changed; the programs and maps outlive the agent, and the next one re-adopts them.
+// Connected UDP sockets still sent to a removed backend are ended afterwards (sock-term.ts).
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -10,12 +11,14 @@ import type { Family, Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
+import { staleUdpFlows } from '../stale-udp-flows.js';
 import { EntryBatch, MAP_LAYOUTS, PIN_DIR, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
 import { frontendsOf } from './frontends.js';
 import { type AppliedPorts, changedPorts, nodePortFamilies } from './port-changes.js';
 import { MapWrites, type PortChange, ServiceTable } from './service-table.js';
 import { NodePortDatapath } from './nodeport.js';
 import { SockLb, removeSockLbPins } from './sock-lb.js';
+import { SockTerminator } from './sock-term.js';
 
 /** The tc NodePort data path as this proxy drives it (NodePortDatapath; tests may substitute one). */
 export interface NorthSouthDatapath {
@@ -41,6 +44,8 @@ export interface EbpfServiceProxyOptions {
   readonly nodePort?: { readonly enabled: boolean; readonly interfaces: readonly string[] };
   /** Default: build/bpf/sock_lb.bpf.o. */
   readonly objectPath?: string;
+  /** Default: build/bpf/sock_term.bpf.o. */
+  readonly sockTermObjectPath?: string;
   /** Default: nodeport.ts's NodePortDatapath. */
   readonly northSouth?: (options: NorthSouthOptions) => NorthSouthDatapath;
 }
@@ -54,6 +59,8 @@ export interface EbpfServiceProxyReport extends ServiceProxyReport {
   readonly ms: number;
   /** Of which computing the writes (the rest is the kernel's). */
   readonly planMs: number;
+  /** Connected UDP sockets ended because their backend or frontend went away. */
+  readonly socketsTerminated: number;
 }
 
 export class EbpfStartError extends Error {
@@ -72,7 +79,10 @@ export class EbpfServiceProxy implements ServiceProxy {
   readonly #log: Logger | undefined;
   readonly #sockLb: SockLb;
   readonly #northSouth: NorthSouthDatapath | undefined;
+  readonly #terminator: SockTerminator | undefined;
   #table: ServiceTable;
+  /** The map last written in full: what stale UDP sockets are judged against. */
+  #applied: ServiceMap | undefined;
   /** Ports as last applied; undefined until the first apply (or after a failed write): the next apply compares with the maps. */
   #ports: AppliedPorts | undefined;
   #families = new Set<Family>();
@@ -83,11 +93,12 @@ export class EbpfServiceProxy implements ServiceProxy {
   readonly #nodeAddrDeletes = new EntryBatch(MAP_LAYOUTS.wl_node_addrs.key, 0);
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(pinDir: string, cgroupRoot: string, sockLb: SockLb, northSouth: NorthSouthDatapath | undefined, log: Logger | undefined) {
+  private constructor(pinDir: string, cgroupRoot: string, sockLb: SockLb, northSouth: NorthSouthDatapath | undefined, terminator: SockTerminator | undefined, log: Logger | undefined) {
     this.pinDir = pinDir;
     this.cgroupRoot = cgroupRoot;
     this.#sockLb = sockLb;
     this.#northSouth = northSouth;
+    this.#terminator = terminator;
     this.#log = log;
     this.#table = readTable(sockLb);
     this.#nodeAddrs = readNodeAddrs(sockLb);
@@ -138,7 +149,15 @@ export class EbpfServiceProxy implements ServiceProxy {
         throw new EbpfStartError(`eBPF service proxy: tc NodePort data path on ${options.nodePort.interfaces.join(', ')}: ${(error as Error).message}`, { cause: error });
       }
     }
-    return new EbpfServiceProxy(pinDir, cgroupRoot, sockLb, northSouth, log);
+    let terminator: SockTerminator | undefined;
+    try {
+      terminator = SockTerminator.load(pinDir, options.sockTermObjectPath);
+    } catch (error) {
+      // Services work without it (Cilium runs so on kernels before 6.5): only a connected UDP
+      // socket stays on a removed backend until the application reconnects.
+      log?.warn({ err: (error as Error).message }, 'eBPF service proxy: cannot end UDP sockets of removed backends (needs bpf_sock_destroy, kernel 6.5+)');
+    }
+    return new EbpfServiceProxy(pinDir, cgroupRoot, sockLb, northSouth, terminator, log);
   }
 
   /** True when this instance took over pinned programs instead of attaching its own. */
@@ -185,8 +204,24 @@ export class EbpfServiceProxy implements ServiceProxy {
       this.#ports = changes.applied;
       this.#families = families;
       const ms = performance.now() - started;
-      return { written: written + northSouthWritten, ports: plan.length, ms, planMs };
+      const stale = staleUdpFlows(this.#applied, map);
+      this.#applied = map;
+      const socketsTerminated = stale.length > 0 ? this.#terminate(stale) : 0;
+      return { written: written + northSouthWritten, ports: plan.length, ms, planMs, socketsTerminated };
     });
+  }
+
+  /** The maps are right whatever happens here: a failure costs only the stale sockets, so it is logged, not thrown. */
+  #terminate(stale: ReturnType<typeof staleUdpFlows>): number {
+    if (!this.#terminator) return 0;
+    try {
+      const { sockets, namespaces } = this.#terminator.terminate(stale);
+      if (sockets > 0) this.#log?.info({ sockets, namespaces }, 'eBPF service proxy: ended connected UDP sockets of removed backends');
+      return sockets;
+    } catch (error) {
+      this.#log?.error({ err: (error as Error).message }, 'eBPF service proxy: ending UDP sockets of removed backends failed');
+      return 0;
+    }
   }
 
   /** New node addresses are written before the services, gone ones deleted after: a NodePort never points at nothing. */
@@ -233,15 +268,18 @@ export class EbpfServiceProxy implements ServiceProxy {
     return this.#serialise(async () => {
       await this.#northSouth?.cleanup();
       this.#sockLb.close();
+      this.#terminator?.close();
       const detached = removeSockLbPins(this.pinDir);
       this.#log?.info({ pinDir: this.pinDir, detached }, 'eBPF service proxy removed');
       this.#ports = undefined;
+      this.#applied = undefined;
     });
   }
 
   /** Lets go of this process's handles and leaves everything attached and pinned, as a crash would. */
   close(): void {
     this.#sockLb.close();
+    this.#terminator?.close();
   }
 
   #serialise<T>(work: () => Promise<T>): Promise<T> {

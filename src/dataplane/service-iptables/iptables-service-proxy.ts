@@ -1,6 +1,6 @@
 // `--service-proxy iptables`: the service map as kube-proxy-style iptables rules (rules.ts),
 // programmed through the iptables dataplane under its own chain owner, plus the UDP conntrack
-// deletions a change calls for (stale-flows.ts).
+// deletions a change calls for (../stale-udp-flows.ts).
 import { type ConntrackFilter, deleteConntrack } from '../../host/conntrack.js';
 import { formatIp } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
@@ -9,7 +9,7 @@ import type { CommandRunner, IptablesBackend } from '../iptables/backend.js';
 import { type FamilyRestore, IptablesChains } from '../iptables/chains.js';
 import { SERVICE_OWNER } from './chain-names.js';
 import { computeServiceRules } from './rules.js';
-import { staleUdpFlows } from './stale-flows.js';
+import { staleUdpFlows } from '../stale-udp-flows.js';
 
 export interface IptablesServiceProxyOptions {
   /** Program the rules (and delete conntrack entries) inside this named network namespace. */

@@ -5,9 +5,10 @@
 //     node port removed from it);
 //   - entries to a remaining destination whose reply source is an endpoint that is gone;
 //   - entries to a service that had no endpoint and now has one.
-import { formatIp, type Family, type Ip } from '../../model/ip.js';
-import { servicePortKey, type ServiceBackend, type ServiceMap, type ServicePort } from '../../model/service.js';
-import type { ConntrackFilter } from '../../host/conntrack.js';
+// The eBPF proxy ends connected UDP sockets by the same filters (ebpf/sock-term.ts).
+import { formatIp, type Family, type Ip } from '../model/ip.js';
+import { servicePortKey, type ServiceBackend, type ServiceMap, type ServicePort } from '../model/service.js';
+import type { ConntrackFilter } from '../host/conntrack.js';
 
 interface Destination {
   readonly family: Family;

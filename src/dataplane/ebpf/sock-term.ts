@@ -1,0 +1,114 @@
+// Ending connected UDP sockets that point at a backend a change removed (bpf/sock_term.bpf.c):
+// the eBPF mode's counterpart of kube-proxy's conntrack deletions, by the same filters
+// (../stale-udp-flows.ts). The iterator walks one network namespace per run, so it runs once in
+// every namespace a process of this host lives in; the socket cookie in wl_sock_rev keeps it to
+// sockets the socket LB translated.
+import { readdirSync, statSync } from 'node:fs';
+import type { ConntrackFilter } from '../../host/conntrack.js';
+import { BpfError, type BpfMap, BpfObject, bpfObjectPath } from '../../bpf/index.js';
+import { EntryBatch, MAP_NAMES, checkMapLayouts, writeAddress } from './codec.js';
+import { mapPinPath } from './sock-lb.js';
+
+const TERM_MAP = 'wl_sock_term';
+const TERM_KEY_SIZE = 36;
+const TERM_PROGRAM = 'sock_term_udp';
+
+/** The wl_sock_term keys for these filters (UDP only: other protocols are left to end on their own). */
+export function termKeys(filters: readonly ConntrackFilter[]): EntryBatch {
+  const batch = new EntryBatch(TERM_KEY_SIZE, 4);
+  for (const f of filters) {
+    if (f.protocol !== 'udp' || f.origDstPort === undefined) continue;
+    // add() first: it may replace the buffer.
+    const at = batch.add();
+    const key = at * TERM_KEY_SIZE;
+    if (f.origDst !== undefined) writeAddress(batch.keys, key, f.origDst);
+    if (f.replySrc !== undefined) writeAddress(batch.keys, key + 16, f.replySrc);
+    batch.keys.writeUInt16BE(f.origDstPort, key + 32);
+    batch.keys.writeUInt8(f.family, key + 34);
+    batch.values.writeUInt32LE(1, at * 4);
+  }
+  return batch;
+}
+
+/** One /proc/PID/ns/net path per network namespace of this host's processes (pid namespace permitting). */
+export function networkNamespaces(proc = '/proc'): string[] {
+  const seen = new Set<string>();
+  const paths: string[] = [];
+  for (const entry of readdirSync(proc)) {
+    if (!/^\d+$/.test(entry)) continue;
+    const path = `${proc}/${entry}/ns/net`;
+    try {
+      const st = statSync(path);
+      const id = `${st.dev}:${st.ino}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      paths.push(path);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return paths;
+}
+
+export interface TermReport {
+  readonly sockets: number;
+  readonly namespaces: number;
+}
+
+export class SockTerminator {
+  readonly #object: BpfObject;
+  readonly #term: BpfMap;
+
+  private constructor(object: BpfObject, term: BpfMap) {
+    this.#object = object;
+    this.#term = term;
+  }
+
+  /**
+   * Loads the iterator over the socket LB's pinned maps in `pinDir` (which must exist). Throws
+   * a BpfError when the kernel lacks UDP iterators or bpf_sock_destroy (before 6.5).
+   */
+  static load(pinDir: string, objectPath?: string): SockTerminator {
+    const object = BpfObject.open(objectPath ?? bpfObjectPath('sock_term'));
+    try {
+      checkMapLayouts(object.maps());
+      // Every shared map the header declares is reused from its pin, never created anew.
+      for (const name of Object.values(MAP_NAMES)) object.setMapPinPath(name, mapPinPath(pinDir, name));
+      object.load();
+      const term = object.map(TERM_MAP);
+      if (term.keySize !== TERM_KEY_SIZE) throw new Error(`${TERM_MAP}: key size ${term.keySize}, expected ${TERM_KEY_SIZE}`);
+      return new SockTerminator(object, term);
+    } catch (error) {
+      object.close();
+      throw error;
+    }
+  }
+
+  /** Ends the connected UDP sockets these filters match, in every network namespace. */
+  terminate(filters: readonly ConntrackFilter[]): TermReport {
+    const keys = termKeys(filters);
+    if (keys.count === 0) return { sockets: 0, namespaces: 0 };
+    this.#term.updateBatch(keys.keyBytes(), keys.valueBytes());
+    let bytes = 0;
+    let namespaces = 0;
+    try {
+      for (const netns of networkNamespaces()) {
+        try {
+          bytes += this.#object.runIterator(TERM_PROGRAM, netns);
+          namespaces++;
+        } catch (error) {
+          // A namespace whose last process ended meanwhile; anything else is a real failure.
+          if (!(error instanceof BpfError && (error.code === 'ENOENT' || error.code === 'ESRCH'))) throw error;
+        }
+      }
+    } finally {
+      this.#term.deleteBatch(keys.keyBytes());
+    }
+    return { sockets: bytes / 4, namespaces };
+  }
+
+  close(): void {
+    this.#term.close();
+    this.#object.close();
+  }
+}
