@@ -3,7 +3,10 @@
 // Services and EndpointSlices come from the test API server; backends are echo servers in pods that
 // answer with their name and the source address they saw; a client host sits outside the cluster.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { runCommand } from '../../src/host/command.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import type { KubeApiServer } from '../kube-apiserver/index.js';
@@ -11,11 +14,12 @@ import { type TestMeshCluster, createMeshCluster } from '../harness/mesh-cluster
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { until } from '../support/wait.js';
 
-const skip = await capabilitySkip('services conformance suite', [...AGENT_TOOLS, ['conntrack', ['--version']]]);
+const skip = await capabilitySkip('services conformance suite', [...AGENT_TOOLS, ['conntrack', ['--version']], ['bpftool', ['version']]]);
 
 const MODES = [
-  // The userspace proxy terminates connections, so backends see the node, never the client.
+  { mode: 'ebpf', preservesSourceIP: true },
   { mode: 'iptables', preservesSourceIP: true },
+  // The userspace proxy terminates connections, so backends see the node, never the client.
   { mode: 'userspace', preservesSourceIP: false },
 ] as const;
 
@@ -153,7 +157,8 @@ describe('services conformance', { skip }, () => {
           [LOAD_BALANCER_IP, 'tcp', 80],
         ];
         for (const [host, protocol, port] of targets) {
-          const answers = backends(await echoRequests(cluster.sandbox, client(), protocol, host, port, { count: 3 }));
+          // The first packet to a new neighbour may be lost while it resolves: allow one retransmission.
+          const answers = backends(await echoRequests(cluster.sandbox, client(), protocol, host, port, { count: 3, timeoutMs: 3000 }));
           assert.ok(answers.every((a) => ['a0', 'b0', 'c0'].includes(a)), `${protocol} ${host}:${port}: ${answers.join(', ')}`);
         }
       });
@@ -177,7 +182,7 @@ describe('services conformance', { skip }, () => {
       });
 
       check(`externalTrafficPolicy Local ${preservesSourceIP ? 'keeps the client source IP' : 'serves from the local endpoint'} and drops on a node without one`, async () => {
-        const [answer] = await echoRequests(cluster.sandbox, client(), 'tcp', cluster.sandbox.node('a').underlayIP, 30081);
+        const [answer] = await echoRequests(cluster.sandbox, client(), 'tcp', cluster.sandbox.node('a').underlayIP, 30081, { timeoutMs: 3000 });
         const [backend, seen] = (answer ?? '').split(' ');
         assert.equal(backend, 'a1');
         if (preservesSourceIP) assert.equal(seen?.split(':')[0], CLIENT_IP);
@@ -219,15 +224,36 @@ describe('services conformance', { skip }, () => {
         assert.ok(!seen.includes('c0'), seen.join(', '));
       });
 
+      if (mode === 'ebpf') {
+        check('no per-service iptables rules: services live in BPF maps', async () => {
+          for (const n of ['a', 'b', 'c']) {
+            for (const tool of ['iptables-save', 'ip6tables-save']) {
+              const rules = (await cluster.sandbox.exec(cluster.sandbox.node(n), tool, [])).stdout;
+              assert.doesNotMatch(rules, /WLSVC-|WLPROXY-|10\.96\.0\.|192\.0\.2\.|3008[01]|30053/, `${tool} on ${n}`);
+            }
+          }
+        });
+      }
+
+      /** The addresses of the service entries in node n's wl_services (eBPF mode). */
+      async function bpfServiceAddresses(n: string): Promise<Set<string>> {
+        const dump = await runCommand('bpftool', ['-j', 'map', 'dump', 'pinned', join(cluster.bpffs, n, 'wl_services')]);
+        const entries = JSON.parse(dump.stdout) as Array<{ key: string[] }>;
+        return new Set(entries.map((e) => e.key.slice(0, 4).map((b) => Number.parseInt(b, 16)).join('.')));
+      }
+
       check('deleting a service removes its rules and sockets', async () => {
+        assert.ok(mode !== 'ebpf' || (await bpfServiceAddresses('a')).has('10.96.0.11'), 'the map dump finds the service before');
         api.delete('services', 'sticky', 'default');
         api.delete('endpointslices', 'sticky-1', 'default');
+        await settle(async () => backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.11', 80, { timeoutMs: 1000 }))[0]?.startsWith('ERROR') === true, 'requests to 10.96.0.11 to fail');
         for (const n of ['a', 'b', 'c']) {
-          const node = cluster.sandbox.node(n);
-          await settle(async () => !(await cluster.sandbox.exec(node, 'iptables-save', [])).stdout.includes('10.96.0.11'), `node ${n} to drop the rules for 10.96.0.11`);
+          if (mode === 'ebpf') {
+            await settle(async () => !(await bpfServiceAddresses(n)).has('10.96.0.11'), `node ${n} to drop the map entries of 10.96.0.11`);
+          } else {
+            await settle(async () => !(await cluster.sandbox.exec(cluster.sandbox.node(n), 'iptables-save', [])).stdout.includes('10.96.0.11'), `node ${n} to drop the rules for 10.96.0.11`);
+          }
         }
-        const answers = backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.11', 80, { timeoutMs: 1000 }));
-        assert.ok(answers[0]?.startsWith('ERROR'), answers.join(', '));
       });
 
       check('--clean-up leaves no rule, chain or socket of the proxy', async () => {
@@ -240,6 +266,13 @@ describe('services conformance', { skip }, () => {
           }
           const sockets = (await cluster.sandbox.exec(node, 'ss', ['-Hltun'])).stdout.trim();
           assert.equal(sockets, '', `listening sockets on ${n}`);
+          if (mode === 'ebpf') {
+            assert.ok(!existsSync(join(cluster.bpffs, n)), `pins of ${n} are gone`);
+            const programs = (await runCommand('bpftool', ['-j', 'cgroup', 'show', join(cluster.sandbox.cgroups!.root, n)])).stdout;
+            assert.deepEqual(JSON.parse(programs || '[]'), [], `programs on the cgroup of ${n}`);
+            const [net] = JSON.parse((await cluster.sandbox.exec(node, 'bpftool', ['-j', 'net', 'show'])).stdout) as Array<{ xdp: unknown[]; tc: unknown[] }>;
+            assert.deepEqual([net?.xdp, net?.tc], [[], []], `tc and XDP programs on the interfaces of ${n}`);
+          }
         }
       });
     });

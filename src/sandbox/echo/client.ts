@@ -77,18 +77,33 @@ async function udpSocket(): Promise<Socket | string> {
 }
 
 let shared: Socket | undefined;
+/** Errors a shared socket reported while no request was waiting. */
+const aborted = new WeakMap<Socket, string>();
 for (let i = 0; i < Number(values.count); i++) {
   if (i > 0) await sleep(Number(values.interval));
   let line: string;
   if (protocol === 'tcp') {
     line = await tcpRequest();
   } else {
+    const broken = shared && aborted.get(shared);
+    if (shared && broken) {
+      // The socket was ended between requests (an eBPF proxy ends those of a removed backend):
+      // report it, and reconnect for the next request as an application would.
+      shared.close();
+      shared = undefined;
+      process.stdout.write(`ERROR ${broken}\n`);
+      continue;
+    }
     const socket = values['same-socket'] && shared ? shared : await udpSocket();
     if (typeof socket === 'string') {
       line = socket;
     } else {
-      if (values['same-socket']) shared = socket;
+      if (values['same-socket'] && !shared) {
+        shared = socket;
+        socket.on('error', (err: NodeJS.ErrnoException) => aborted.set(socket, err.code ?? err.message));
+      }
       line = await udpRequest(socket);
+      aborted.delete(socket); // an error during the request is its answer already
       if (socket !== shared) socket.close();
     }
   }
