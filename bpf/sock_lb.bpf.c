@@ -176,7 +176,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, boo
 		remember = kind != 0;
 	}
 	struct wl_backend *backend = backend_id ? bpf_map_lookup_elem(&wl_backends, &backend_id) : NULL;
-	if (!backend) {
+	if (!backend || backend->family != family) {
 		// Only while the agent is mid-way through a change it would never leave like this.
 		bpf_set_retval(-ECONNREFUSED);
 		return SYS_REJECT;

@@ -322,8 +322,11 @@ export function writeBackendValue(buf: Buffer, offset: number, backend: BackendV
   copyWords(backendValueWords(backend), buf, offset);
 }
 
+/** Where a backend value's family byte is: 0 there is an unused id. */
+export const BACKEND_FAMILY_OFFSET = 18;
+
 export function readBackendValue(buf: Buffer, offset = 0): BackendValue {
-  const family = familyOf(buf[offset + 18] ?? 0, 'wl_backends value');
+  const family = familyOf(buf[offset + BACKEND_FAMILY_OFFSET] ?? 0, 'wl_backends value');
   return { addr: readAddress(buf, offset, family), port: buf.readUInt16BE(offset + 16), flags: buf[offset + 19] ?? 0 };
 }
 

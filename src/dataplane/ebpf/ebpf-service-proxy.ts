@@ -255,7 +255,7 @@ export class EbpfServiceProxy implements ServiceProxy {
     update(services, writes.heads);
     remove(services, writes.headDeletes);
     remove(services, writes.slotDeletes);
-    remove(backends, writes.backendDeletes);
+    update(backends, writes.backendDeletes);
     remove(nodeAddrs, this.#nodeAddrDeletes);
     return n;
   }
@@ -302,7 +302,10 @@ function nearestExisting(path: string): string {
 }
 
 function readTable(sockLb: SockLb): ServiceTable {
-  return ServiceTable.fromEntries(sockLb.maps.services.entries(), sockLb.maps.backends.entries());
+  const services = sockLb.maps.services.entries();
+  // wl_backends is an array: reading it yields every id, used or not. With no service there is
+  // nothing to adopt, and 131,072 pairs of Buffers would only be garbage for the first sync.
+  return ServiceTable.fromEntries(services, services.length === 0 ? [] : sockLb.maps.backends.entries());
 }
 
 function readNodeAddrs(sockLb: SockLb): Map<string, Ip> {

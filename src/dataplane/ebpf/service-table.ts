@@ -4,7 +4,7 @@
 // No I/O here: the writes land in EntryBatches the proxy sends to the kernel.
 import { formatIp } from '../../model/ip.js';
 import { BackendPool } from './backend-pool.js';
-import { EntryBatch, MAP_LAYOUTS, readBackendValue, readServiceValue, serviceValueWords, slotKeyWords } from './codec.js';
+import { BACKEND_FAMILY_OFFSET, EntryBatch, MAP_LAYOUTS, readBackendValue, readServiceValue, serviceValueWords, slotKeyWords } from './codec.js';
 import { type DesiredFrontend, GROUPS, frontendIdOf } from './frontends.js';
 
 /** A frontend as programmed. */
@@ -36,7 +36,8 @@ export class MapWrites {
   readonly headDeletes = new EntryBatch(MAP_LAYOUTS.wl_services.key, 0);
   /** Slots past the new count, after the count shrank. */
   readonly slotDeletes = new EntryBatch(MAP_LAYOUTS.wl_services.key, 0);
-  readonly backendDeletes = new EntryBatch(MAP_LAYOUTS.wl_backends.key, 0);
+  /** Backends nothing names any more: zeroed (wl_backends is an array), after the slots that named them are gone. */
+  readonly backendDeletes = new EntryBatch(MAP_LAYOUTS.wl_backends.key, MAP_LAYOUTS.wl_backends.value);
 
   get total(): number {
     return this.backends.count + this.slots.count + this.heads.count + this.headDeletes.count + this.slotDeletes.count + this.backendDeletes.count;
@@ -75,7 +76,8 @@ export class ServiceTable {
   /** The table as the pinned maps hold it, e.g. left by a previous agent: nothing is owned until claimed. */
   static fromEntries(services: ReadonlyArray<[Buffer, Buffer]>, backends: ReadonlyArray<[Buffer, Buffer]>): ServiceTable {
     const table = new ServiceTable();
-    for (const [key, value] of backends) table.#backends.adopt(key.readUInt32LE(0), readBackendValue(value));
+    // The array holds every id: the unused ones are all zero.
+    for (const [key, value] of backends) if (value[BACKEND_FAMILY_OFFSET] !== 0) table.#backends.adopt(key.readUInt32LE(0), readBackendValue(value));
     for (const [keyBytes, value] of services) {
       const key = Array.from({ length: KEY_WORDS }, (_, i) => keyBytes.readUInt32LE(i * 4));
       const slot = key[4]! >>> 16;
