@@ -49,3 +49,16 @@ test("the DaemonSet's arguments are ones the agent accepts", () => {
   assert.equal(config.cleanUp, true);
   assert.equal(container.readinessProbe.httpGet.path, '/readyz');
 });
+
+test('the DaemonSet gives eBPF mode the host cgroup v2 root, bpffs and PID namespace', () => {
+  const [ds] = docs('daemonset.yaml');
+  const pod = ds!.spec.template.spec;
+  const container = pod.containers[0];
+  assert.equal(pod.hostPID, true);
+  const volume = (name: string) => pod.volumes.find((v: Manifest) => v['name'] === name)?.hostPath?.path;
+  const mountOf = (path: string) => container.volumeMounts.find((m: Manifest) => m['mountPath'] === path);
+  const cgroupRoot = (container.args as string[]).find((a) => a.startsWith('--cgroup-root='))?.split('=')[1];
+  assert.equal(volume(mountOf(cgroupRoot!)?.name), '/sys/fs/cgroup');
+  assert.equal(volume(mountOf('/sys/fs/bpf')?.name), '/sys/fs/bpf');
+  assert.equal(mountOf('/sys/fs/bpf')?.mountPropagation, 'Bidirectional');
+});
