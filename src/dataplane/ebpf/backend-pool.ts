@@ -3,7 +3,7 @@
 // object per backend: at 100,000 backends, per-backend objects and typed arrays cost more in
 // allocation and garbage collection than the kernel's whole batch write.
 import type { Ip } from '../../model/ip.js';
-import { BackendFlag, type BackendValue, EntryBatch, MAP_LAYOUTS, backendValueWords, readBackendValue } from './codec.js';
+import { BackendFlag, type BackendValue, EntryBatch, MAP_LAYOUTS, backendValueWords, ipv4BackendWords, readBackendValue } from './codec.js';
 
 const WORDS = MAP_LAYOUTS.wl_backends.value / 4;
 /** Where the flags byte sits in the value's last word. */
@@ -47,6 +47,13 @@ class Ipv4Index {
     this.#used++;
   }
 
+  /** Room for `total` entries without a rebuild on the way. */
+  reserve(total: number): void {
+    let capacity = this.#ids.length;
+    while (total * 2 > capacity) capacity *= 2;
+    if (capacity > this.#ids.length) this.#rebuild(capacity);
+  }
+
   delete(ip: number, port: number): void {
     const mask = this.#ids.length - 1;
     for (let h = hash(ip, port) & mask; this.#ids[h]! !== 0; h = (h + 1) & mask) {
@@ -65,6 +72,11 @@ class Ipv4Index {
     this.#used = 0;
     for (let i = 0; i < ids.length; i++) if (ids[i]! > 0) this.set(ips[i]!, ports[i]!, ids[i]!);
   }
+}
+
+/** An IPv4 address as a number (one BigInt conversion, which V8 does not inline), -1 for IPv6. */
+function ipv4Number(ip: Ip): number {
+  return ip.family === 4 ? Number(ip.value) : -1;
 }
 
 function hash(ip: number, port: number): number {
@@ -88,10 +100,17 @@ export class BackendPool {
     return this.#size;
   }
 
+  /** Room for `more` backends than there are now, grown once rather than by doubling on the way. */
+  reserve(more: number): void {
+    this.#v4.reserve(this.#size + more);
+    this.#room(this.#next + more);
+  }
+
   /** A backend already in the map (adoption); its references come from the slots read after it. */
   adopt(id: number, value: BackendValue): void {
-    if (this.#find(value.addr, value.port) !== 0) return;
-    this.#add(id, value.addr, value.port);
+    const v4 = ipv4Number(value.addr);
+    if (this.#find(value.addr, v4, value.port) !== 0) return;
+    this.#add(id, value.addr, v4, value.port);
     this.#words.set(backendValueWords(value, this.#scratch), id * WORDS);
     this.#next = Math.max(this.#next, id + 1);
   }
@@ -103,11 +122,14 @@ export class BackendPool {
 
   /** The id for ip:port, taking a reference; a new backend, or a changed local flag, is written to `writes`. */
   ref(ip: Ip, port: number, local: boolean, writes: EntryBatch): number {
-    let id = this.#find(ip, port);
+    const v4 = ipv4Number(ip);
+    let id = this.#find(ip, v4, port);
     if (id === 0) {
       id = this.#free.pop() ?? this.#next++;
-      this.#add(id, ip, port);
-      backendValueWords({ addr: ip, port, flags: local ? BackendFlag.local : 0 }, this.#words, id * WORDS);
+      this.#add(id, ip, v4, port);
+      const flags = local ? BackendFlag.local : 0;
+      if (v4 >= 0) ipv4BackendWords(v4, port, flags, this.#words, id * WORDS);
+      else backendValueWords({ addr: ip, port, flags }, this.#words, id * WORDS);
       this.#write(id, writes);
     } else if (((this.#words[id * WORDS + WORDS - 1]! & LOCAL_BITS) !== 0) !== local) {
       this.#words[id * WORDS + WORDS - 1] = (this.#words[id * WORDS + WORDS - 1]! ^ LOCAL_BITS) >>> 0;
@@ -137,13 +159,14 @@ export class BackendPool {
     this.#free.push(id);
   }
 
-  #find(ip: Ip, port: number): number {
-    return ip.family === 4 ? this.#v4.get(Number(ip.value), port) : (this.#v6.get(v6Identity(ip, port)) ?? 0);
+  /** `v4`: ipv4Number(ip). */
+  #find(ip: Ip, v4: number, port: number): number {
+    return v4 >= 0 ? this.#v4.get(v4, port) : (this.#v6.get(v6Identity(ip, port)) ?? 0);
   }
 
-  #add(id: number, ip: Ip, port: number): void {
+  #add(id: number, ip: Ip, v4: number, port: number): void {
     this.#room(id);
-    if (ip.family === 4) this.#v4.set(Number(ip.value), port, id);
+    if (v4 >= 0) this.#v4.set(v4, port, id);
     else this.#v6.set(v6Identity(ip, port), id);
     this.#live[id] = 1;
     this.#size++;

@@ -313,9 +313,22 @@ export function writeBackendKey(buf: Buffer, offset: number, id: number): void {
 
 /** Backend value words (5) at `out[at]`. */
 export function backendValueWords<W extends Words = Uint32Array>(backend: BackendValue, out: W = new Uint32Array(5) as W, at = 0): W {
+  if (backend.addr.family === 4) {
+    ipv4BackendWords(Number(backend.addr.value), backend.port, backend.flags, out, at);
+    return out;
+  }
   addressWords(backend.addr, out, at);
-  out[at + 4] = (swap16(backend.port) | (backend.addr.family << 16) | (backend.flags << 24)) >>> 0;
+  out[at + 4] = (swap16(backend.port) | (6 << 16) | (backend.flags << 24)) >>> 0;
   return out;
+}
+
+/** An IPv4 backend's value words from the address as a number: the full sync's 100,000 backends convert each BigInt once. */
+export function ipv4BackendWords(ip4: number, port: number, flags: number, out: Words, at: number): void {
+  out[at] = swap32(ip4);
+  out[at + 1] = 0;
+  out[at + 2] = 0;
+  out[at + 3] = 0;
+  out[at + 4] = (swap16(port) | (4 << 16) | (flags << 24)) >>> 0;
 }
 
 export function writeBackendValue(buf: Buffer, offset: number, backend: BackendValue): void {

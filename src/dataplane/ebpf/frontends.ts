@@ -1,7 +1,7 @@
 // Pure: the service frontends one service port becomes in wl_services, each with the backends its
 // readers may reach (see bpf/include/wirelane_maps.h for who reads which scope).
 import type { Family, Ip } from '../../model/ip.js';
-import { type ServiceBackend, type ServicePort, noEndpointAction, servicePortKey } from '../../model/service.js';
+import { type ServiceBackend, type ServicePort, noEndpointAction } from '../../model/service.js';
 import { Scope, type ScopeValue, ServiceFlag, serviceKeyWords } from './codec.js';
 
 /**
@@ -65,34 +65,35 @@ function ofFamily(endpoints: readonly ServiceBackend[], family: Family): readonl
  */
 export function frontendsOf(p: ServicePort, nodePortFamilies: ReadonlySet<Family>): DesiredFrontend[] {
   const out: DesiredFrontend[] = [];
-  const portKey = servicePortKey(p);
-  for (const family of [4, 6] as const) {
+  for (const family of FAMILIES) {
     const nodePort = p.nodePort !== undefined && nodePortFamilies.has(family);
     if (!nodePort && !hasFamily(p.clusterIPs, family) && !hasFamily(p.externalIPs, family) && !hasFamily(p.loadBalancerIPs, family)) continue;
     // internal, cluster and external are usually one array: filter each distinct one once.
     const internal = ofFamily(p.internalEndpoints, family);
     const cluster = p.clusterEndpoints === p.internalEndpoints ? internal : ofFamily(p.clusterEndpoints, family);
     const external = p.externalEndpoints === p.clusterEndpoints ? cluster : ofFamily(p.externalEndpoints, family);
-    const add = (addr: Ip | undefined, port: number, scope: ScopeValue, set: BackendSet, backends: readonly ServiceBackend[], kindFlag: number): void => {
-      const key = serviceKeyWords({ addr, port, slot: 0, protocol: p.protocol, family, scope });
-      const id = frontendIdOf(key);
-      if (out.some((f) => f.id === id)) return;
-      out.push({ id, key, addr, port, family, scope, group: groupOf(family, set), flags: flagsOf(p, family, set, backends, kindFlag), affinityTimeout: p.sessionAffinityTimeoutSeconds ?? 0, backends });
-    };
-    for (const ip of p.clusterIPs) if (ip.family === family) add(ip, p.port, Scope.internal, 'internal', internal, ServiceFlag.clusterIP);
-    for (const [ips, kindFlag] of [[p.externalIPs, ServiceFlag.externalIP], [p.loadBalancerIPs, ServiceFlag.loadBalancer]] as const) {
-      for (const ip of ips) {
-        if (ip.family !== family) continue;
-        add(ip, p.port, Scope.internal, 'cluster', cluster, kindFlag);
-        add(ip, p.port, Scope.external, 'external', external, kindFlag);
-      }
-    }
-    if (nodePort && p.nodePort !== undefined) {
-      add(undefined, p.nodePort, Scope.internal, 'cluster', cluster, ServiceFlag.nodePort);
-      add(undefined, p.nodePort, Scope.external, 'external', external, ServiceFlag.nodePort);
-    }
+    for (const ip of p.clusterIPs) if (ip.family === family) addFrontend(out, p, family, ip, p.port, Scope.internal, 'internal', internal, ServiceFlag.clusterIP);
+    for (const ip of p.externalIPs) if (ip.family === family) addBothScopes(out, p, family, ip, p.port, cluster, external, ServiceFlag.externalIP);
+    for (const ip of p.loadBalancerIPs) if (ip.family === family) addBothScopes(out, p, family, ip, p.port, cluster, external, ServiceFlag.loadBalancer);
+    if (nodePort && p.nodePort !== undefined) addBothScopes(out, p, family, undefined, p.nodePort, cluster, external, ServiceFlag.nodePort);
   }
   return out;
+}
+
+const FAMILIES: readonly Family[] = [4, 6];
+
+// A plain function, not a closure per port: the first sync calls it 10,000s of times.
+function addFrontend(out: DesiredFrontend[], p: ServicePort, family: Family, addr: Ip | undefined, port: number, scope: ScopeValue, set: BackendSet, backends: readonly ServiceBackend[], kindFlag: number): void {
+  const key = serviceKeyWords({ addr, port, slot: 0, protocol: p.protocol, family, scope });
+  const id = frontendIdOf(key);
+  for (const f of out) if (f.id === id) return;
+  out.push({ id, key, addr, port, family, scope, group: groupOf(family, set), flags: flagsOf(p, family, set, backends, kindFlag), affinityTimeout: p.sessionAffinityTimeoutSeconds ?? 0, backends });
+}
+
+/** An address reached from this node (all cluster endpoints) and from outside (the external ones). */
+function addBothScopes(out: DesiredFrontend[], p: ServicePort, family: Family, addr: Ip | undefined, port: number, cluster: readonly ServiceBackend[], external: readonly ServiceBackend[], kindFlag: number): void {
+  addFrontend(out, p, family, addr, port, Scope.internal, 'cluster', cluster, kindFlag);
+  addFrontend(out, p, family, addr, port, Scope.external, 'external', external, kindFlag);
 }
 
 const SETS: readonly BackendSet[] = ['internal', 'cluster', 'external'];

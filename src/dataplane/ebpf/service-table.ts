@@ -135,6 +135,7 @@ export class ServiceTable {
     for (const { frontends } of changes) for (const f of frontends ?? []) slots += f.backends.length;
     writes.slots.reserve(writes.slots.count + slots);
     writes.backends.reserve(writes.backends.count + slots);
+    this.#backends.reserve(slots);
     for (const { portKey, frontends } of changes) {
       if (frontends === undefined) continue;
       const owned: string[] = [];
