@@ -242,8 +242,13 @@ describe('services conformance', { skip }, () => {
         return new Set(entries.map((e) => e.key.slice(0, 4).map((b) => Number.parseInt(b, 16)).join('.')));
       }
 
+      /** Listening TCP sockets per node: the userspace proxy holds one per TCP service port. */
+      const listeningTcp = async () =>
+        Promise.all(['a', 'b', 'c'].map(async (n) => (await cluster.sandbox.exec(cluster.sandbox.node(n), 'ss', ['-Hltn'])).stdout.trim().split('\n').filter((l) => l !== '').length));
+
       check('deleting a service removes its rules and sockets', async () => {
         assert.ok(mode !== 'ebpf' || (await bpfServiceAddresses('a')).has('10.96.0.11'), 'the map dump finds the service before');
+        const socketsBefore = await listeningTcp();
         api.delete('services', 'sticky', 'default');
         api.delete('endpointslices', 'sticky-1', 'default');
         await settle(async () => backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.11', 80, { timeoutMs: 1000 }))[0]?.startsWith('ERROR') === true, 'requests to 10.96.0.11 to fail');
@@ -254,6 +259,9 @@ describe('services conformance', { skip }, () => {
             await settle(async () => !(await cluster.sandbox.exec(cluster.sandbox.node(n), 'iptables-save', [])).stdout.includes('10.96.0.11'), `node ${n} to drop the rules for 10.96.0.11`);
           }
         }
+        // The service had one TCP port: the userspace proxy closes its socket, the others open none.
+        const closed = mode === 'userspace' ? 1 : 0;
+        assert.deepEqual(await listeningTcp(), socketsBefore.map((n) => n - closed), 'listening TCP sockets on a, b, c');
       });
 
       check('--clean-up leaves no rule, chain or socket of the proxy', async () => {
