@@ -24,6 +24,7 @@ const SYSTEM = [
   ['/usr/include/libelf.h', 'libelf-dev'],
   ['/usr/include/zlib.h', 'zlib1g-dev'],
   ['/usr/bin/iperf3', 'iperf3'],
+  ['/usr/bin/sockperf', 'sockperf'],
   ['/usr/bin/ping', 'iputils-ping'],
 ];
 
