@@ -16,6 +16,7 @@ import { NodePortDatapath } from '../../src/dataplane/ebpf/nodeport.js';
 import { type Ip, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
 import { bpffsDir, bpfSkip, cgroupDir, onCleanup, uniqueName } from '../bpf/harness.js';
+import { servicePort as basePort } from '../support/service-map.js';
 
 const skip = await bpfSkip('eBPF service proxy tests');
 const OPTIONS = { skip, timeout: 60_000 };
@@ -152,22 +153,7 @@ const names = (replies: Reply[]) => replies.map((r) => r.error ?? r.answer?.spli
 const backend = (ip: string, port: number, local = true): ServiceBackend => ({ ip: parseIp(ip), port, local });
 
 function port(service: string, protocol: 'TCP' | 'UDP', clusterIP: string, servicePort: number, endpoints: ServiceBackend[], extra: Partial<ServicePort> = {}): ServicePort {
-  return {
-    service: `test/${service}`,
-    portName: protocol.toLowerCase(),
-    protocol,
-    clusterIPs: [parseIp(clusterIP)],
-    port: servicePort,
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    externalPolicyLocal: false,
-    internalPolicyLocal: false,
-    clusterEndpoints: endpoints,
-    internalEndpoints: endpoints,
-    externalEndpoints: endpoints,
-    ...extra,
-  };
+  return basePort({ service: `test/${service}`, portName: protocol.toLowerCase(), protocol, clusterIPs: [parseIp(clusterIP)], port: servicePort, clusterEndpoints: endpoints, ...extra });
 }
 
 function serviceMap(ports: ServicePort[], nodePortAddresses: Ip[] = []): ServiceMap {

@@ -28,27 +28,13 @@ import {
 } from '../../src/dataplane/ebpf/index.js';
 import { type Ip, formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
+import { servicePort } from '../support/service-map.js';
 
 const ip = parseIp;
 const backend = (address: string, port = 8080, local = false): ServiceBackend => ({ ip: ip(address), port, local });
 
 function port(name: string, extra: Partial<ServicePort> = {}, endpoints: ServiceBackend[] = [backend('10.1.0.1'), backend('10.1.0.2')]): ServicePort {
-  return {
-    service: `default/${name}`,
-    portName: 'http',
-    protocol: 'TCP',
-    clusterIPs: [ip('10.96.0.1')],
-    port: 80,
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    externalPolicyLocal: false,
-    internalPolicyLocal: false,
-    clusterEndpoints: endpoints,
-    internalEndpoints: endpoints,
-    externalEndpoints: endpoints,
-    ...extra,
-  };
+  return servicePort({ service: `default/${name}`, clusterIPs: [ip('10.96.0.1')], clusterEndpoints: endpoints, ...extra });
 }
 
 const mapOf = (ports: ServicePort[], nodePortAddresses: Ip[] = []): ServiceMap => ({ node: 'n', nodePortAddresses, clusterCIDRs: [], servicePorts: ports });
