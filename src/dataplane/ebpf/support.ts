@@ -14,6 +14,7 @@ import {
   probeProgramType,
   probeTcx,
 } from '../../bpf/index.js';
+import { MAP_NAMES } from './codec.js';
 
 export interface EbpfCheck {
   /** e.g. 'program type cgroup_sock_addr', 'helper get_netns_cookie'. */
@@ -67,9 +68,22 @@ export function probeEbpfSupport(options: { readonly objectPath?: string } = {})
     for (const helper of SOCK_ADDR_HELPERS) checks.push(check(`helper ${helper} (cgroup_sock_addr)`, true, () => probeHelper('cgroup_sock_addr', helper)));
     checks.push(check('tcx links', false, () => (probeTcx() ? 'yes' : false), 'no: tc programs use clsact filters'));
     checks.push(check(`attach types ${ATTACH_TYPES}`, true, () => loadSockLb(options.objectPath)));
+    checks.push(check('ending UDP sockets of removed backends (iter/udp, bpf_sock_destroy)', false, loadSockTerm, 'no: such sockets stay until the application reconnects'));
   }
   const failed = checks.find((c) => c.required && !c.ok);
   return { usable: failed === undefined, ...(failed && { reason: `${failed.name}: ${failed.detail ?? 'failed'}` }), checks };
+}
+
+/** Loads the socket-termination object with its maps shrunk to one entry (the kernel's word on the kfunc). */
+function loadSockTerm(): string | false {
+  const object = BpfObject.open(bpfObjectPath('sock_term'));
+  try {
+    for (const name of [...Object.values(MAP_NAMES), 'wl_sock_term']) object.setMaxEntries(name, 1);
+    object.load();
+    return 'yes';
+  } finally {
+    object.close();
+  }
 }
 
 /** Loads the socket-LB object (nothing attached or pinned; its maps go with the object). */
