@@ -72,6 +72,8 @@ test('a node joining or leaving changes only its own entries on the others', { s
 
   await cluster.stopAgent('d');
   await until('a to drop d', async () => (await cluster.metrics('a')).get('wirelane_nodes') === 3, 10_000, 100);
+  // The node count changes before the reconcile that follows it has written the routes.
+  await until('a to remove d\'s routes', async () => (await writes(cluster, 'a')).route - afterA.route >= 2, 10_000, 100);
   await until('b to drop d', async () => (await writes(cluster, 'b')).route - afterB.route === 2, 10_000, 100);
   const removedA = await writes(cluster, 'a');
   assert.deepEqual({ wg: removedA.wireguard - afterA.wireguard, routes: removedA.route - afterA.route }, { wg: 1, routes: 2 });
