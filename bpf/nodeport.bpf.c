@@ -243,7 +243,7 @@ static __always_inline void ct_touch(struct wl_np_ct_value *v, const struct wl_n
 		o->last_seen = now;
 }
 
-// The slot-0 key of the external-scope frontend the packet addresses.
+// The key of the external-scope frontend the packet addresses.
 static __always_inline void service_key_of(const struct flow *f, bool nodeport, struct wl_service_key *key)
 {
 	__builtin_memset(key, 0, sizeof(*key));
@@ -256,16 +256,12 @@ static __always_inline void service_key_of(const struct flow *f, bool nodeport, 
 }
 
 // A remembered (backend_id, slot) is still good when the slot is within the count and holds it.
-static __always_inline bool backend_in_service(struct wl_service_key *key, __u32 backend_id, __u16 slot)
+static __always_inline bool backend_in_service(const struct wl_service_value *svc, __u32 backend_id, __u16 slot)
 {
-	key->slot = 0;
-	struct wl_service_value *svc = bpf_map_lookup_elem(&wl_services, key);
-	if (!svc || slot == 0 || slot > svc->count)
+	__u32 first_slot = svc->first_slot;
+	if (slot == 0 || slot > svc->count)
 		return false;
-	key->slot = slot;
-	struct wl_service_value *held = bpf_map_lookup_elem(&wl_services, key);
-	key->slot = 0;
-	return held && held->backend_id == backend_id;
+	return wl_backend_in_slot(first_slot, slot) == backend_id;
 }
 
 // Whether a FORWARD entry still decides where this packet goes (see "Flow lifetime" above).
@@ -281,7 +277,8 @@ static __always_inline bool forward_entry_holds(const struct wl_np_ct_value *e, 
 		return true;
 	}
 	service_key_of(f, e->flags & WL_NP_CT_NODEPORT, &key);
-	return backend_in_service(&key, e->backend_id, e->slot);
+	struct wl_service_value *svc = bpf_map_lookup_elem(&wl_services, &key);
+	return svc && backend_in_service(svc, e->backend_id, e->slot);
 }
 
 // The service entry for the packet's destination: an ExternalIP or LB IP exactly, or a NodePort on
@@ -578,13 +575,13 @@ static __always_inline int no_endpoint(struct __sk_buff *skb, const struct flow 
 	return TC_ACT_SHOT;
 }
 
-// A new flow to the service `svc` (slot 0 of `key`): picks its backend, writes its conntrack
+// A new flow to the service `svc` (the entry of `key`): picks its backend, writes its conntrack
 // entries, and fills `fwd` with what to rewrite the packet to. NP_CONTINUE, or a verdict.
 static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f, struct wl_service_key *key, const struct wl_service_value *svc,
 				    __u8 ct_flags, __u32 now, struct wl_np_ct_value *fwd)
 {
 	__u16 count_ = svc->count, svc_flags = svc->flags;
-	__u32 service_id = svc->service_id, affinity_timeout = svc->affinity_timeout;
+	__u32 service_id = svc->service_id, affinity_timeout = svc->affinity_timeout, first_slot = svc->first_slot;
 	if ((svc_flags & WL_SVC_SOURCE_RANGES) && !source_allowed(f)) {
 		count(WL_NP_STAT_DROP_SOURCE_RANGE);
 		return TC_ACT_SHOT;
@@ -604,22 +601,14 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f,
 		affinity.family = f->family;
 		struct wl_affinity_value *chosen = bpf_map_lookup_elem(&wl_affinity, &affinity);
 		if (chosen && now_ns - chosen->last_used_ns <= (__u64)affinity_timeout * NSEC_PER_SEC &&
-		    backend_in_service(key, chosen->backend_id, chosen->slot)) {
+		    backend_in_service(svc, chosen->backend_id, chosen->slot)) {
 			backend_id = chosen->backend_id;
 			slot = chosen->slot;
 		}
 	}
 	if (backend_id == 0) {
 		slot = bpf_get_prandom_u32() % count_ + 1;
-		key->slot = slot;
-		struct wl_service_value *held = bpf_map_lookup_elem(&wl_services, key);
-		key->slot = 0;
-		// Missing: the service shrank since its count was read; the client's retransmission retries.
-		if (!held) {
-			count(WL_NP_STAT_DROP_ERROR);
-			return TC_ACT_SHOT;
-		}
-		backend_id = held->backend_id;
+		backend_id = wl_backend_in_slot(first_slot, slot);
 	}
 	struct wl_backend *found = bpf_map_lookup_elem(&wl_backends, &backend_id);
 	if (!found || found->family != f->family) {

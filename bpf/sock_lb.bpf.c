@@ -69,9 +69,6 @@ static __always_inline void address_to_ctx(struct bpf_sock_addr *ctx, const __u8
 	ctx->user_port = (__u32)port;
 }
 
-// The service entry (slot 0) for a frontend, seen from this node (internal scope): the exact
-// address first, else the NodePort wildcard when the address is one of the node's. `key` is left
-// as the entry's key, for the slot lookups that follow.
 // clang has no inline memcmp for BPF.
 static __always_inline bool same_address(const __u8 *a, const __u8 *b)
 {
@@ -83,16 +80,17 @@ static __always_inline bool same_address(const __u8 *a, const __u8 *b)
 	return a0 == b0 && a1 == b1;
 }
 
-static __always_inline struct wl_service_value *lookup_service(struct wl_service_key *key, const struct frontend *f)
+// The service entry for a frontend, seen from this node (internal scope): the exact address
+// first, else the NodePort wildcard when the address is one of the node's.
+static __always_inline struct wl_service_value *lookup_service(const struct frontend *f)
 {
-	__builtin_memcpy(key->addr, f->addr, 16);
-	key->port = f->port;
-	key->slot = 0;
-	key->protocol = f->protocol;
-	key->family = f->family;
-	key->scope = WL_SCOPE_INTERNAL;
-	key->pad = 0;
-	struct wl_service_value *svc = bpf_map_lookup_elem(&wl_services, key);
+	struct wl_service_key key = {};
+	__builtin_memcpy(key.addr, f->addr, 16);
+	key.port = f->port;
+	key.protocol = f->protocol;
+	key.family = f->family;
+	key.scope = WL_SCOPE_INTERNAL;
+	struct wl_service_value *svc = bpf_map_lookup_elem(&wl_services, &key);
 	if (svc)
 		return svc;
 
@@ -101,15 +99,8 @@ static __always_inline struct wl_service_value *lookup_service(struct wl_service
 	node.family = f->family;
 	if (!bpf_map_lookup_elem(&wl_node_addrs, &node))
 		return NULL;
-	__builtin_memset(key->addr, 0, 16);
-	return bpf_map_lookup_elem(&wl_services, key);
-}
-
-static __always_inline __u32 backend_in_slot(struct wl_service_key *key, __u16 slot)
-{
-	key->slot = slot;
-	struct wl_service_value *v = bpf_map_lookup_elem(&wl_services, key);
-	return v ? v->backend_id : 0;
+	__builtin_memset(key.addr, 0, 16);
+	return bpf_map_lookup_elem(&wl_services, &key);
 }
 
 // Where the socket's remembered backend comes from: the service's ClientIP affinity (one client is
@@ -126,14 +117,14 @@ static __always_inline __u8 memory_kind(__u16 flags, bool sendmsg)
 static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, bool sendmsg)
 {
 	struct frontend f = {};
-	struct wl_service_key key = {};
 	frontend_from_ctx(ctx, &f, family);
-	struct wl_service_value *svc = lookup_service(&key, &f);
+	struct wl_service_value *svc = lookup_service(&f);
 	if (!svc)
 		return SYS_PROCEED;
 
 	// Read once: the agent may rewrite the entry while this runs.
 	__u16 count = svc->count;
+	__u32 first_slot = svc->first_slot;
 	__u16 flags = svc->flags;
 	__u32 service_id = svc->service_id;
 	__u64 timeout_ns = (__u64)svc->affinity_timeout * NSEC_PER_SEC;
@@ -163,7 +154,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, boo
 			__u64 last = seen->last_used_ns;
 			bool fresh = kind == WL_AFFINITY_SOCKET || now - last <= timeout_ns;
 			// Still valid while its slot holds it: a backend that left is in no slot <= count.
-			if (fresh && at >= 1 && at <= count && backend_in_slot(&key, at) == id) {
+			if (fresh && at >= 1 && at <= count && wl_backend_in_slot(first_slot, at) == id) {
 				backend_id = id;
 				slot = at;
 				remember = kind == WL_AFFINITY_NETNS && now - last > AFFINITY_REFRESH_NS;
@@ -172,7 +163,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, boo
 	}
 	if (!backend_id) {
 		slot = (__u16)(bpf_get_prandom_u32() % count) + 1;
-		backend_id = backend_in_slot(&key, slot);
+		backend_id = wl_backend_in_slot(first_slot, slot);
 		remember = kind != 0;
 	}
 	struct wl_backend *backend = backend_id ? bpf_map_lookup_elem(&wl_backends, &backend_id) : NULL;

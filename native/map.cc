@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -59,6 +60,7 @@ Napi::Function BpfMapWrap::Define(Napi::Env env) {
                          InstanceMethod<&BpfMapWrap::DeleteBatch>("deleteBatch"),
                          InstanceMethod<&BpfMapWrap::BatchSupported>("batchSupported"),
                          InstanceMethod<&BpfMapWrap::Pin>("pin"),
+                         InstanceMethod<&BpfMapWrap::Mmap>("mmap"),
                          InstanceMethod<&BpfMapWrap::Close>("close"),
                      });
 }
@@ -328,7 +330,67 @@ Napi::Value BpfMapWrap::Pin(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The values of a BPF_F_MMAPABLE array, in place: { buffer, stride }. The kernel lays an array out
+// with elem_size = round_up(value_size, 8) from the start of the mapping (kernel/bpf/arraymap.c),
+// so value i is at i * stride; the stride goes to JS rather than refusing the 4- and 20-byte values
+// the data plane uses. The buffer is max_entries * stride bytes; its finalizer unmaps the whole
+// page-rounded mapping, once, when V8 frees the backing store (after GC, or after close() detached
+// it). The mapping holds the map itself, so the buffer stays valid if this handle is collected.
+// One mapping per handle, handed out again while its buffer lives: close() has one buffer to detach
+// and repeated calls do not pile up mappings.
+Napi::Value BpfMapWrap::Mmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireOpen(env, "mmap");
+  if (d_.type != BPF_MAP_TYPE_ARRAY || (d_.flags & BPF_F_MMAPABLE) == 0) {
+    std::string what = d_.type == BPF_MAP_TYPE_ARRAY ? "an array without it" : std::string("a ") + TypeName(d_.type) + " map";
+    throw BpfError(env, Context(), "mmap", EINVAL, "only an array map created with BPF_F_MMAPABLE can be mapped, this is " + what);
+  }
+  size_t stride = (static_cast<size_t>(d_.value_size) + 7) / 8 * 8;
+  size_t length = stride * d_.max_entries;
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("stride", static_cast<double>(stride));
+  if (!mapping_.IsEmpty()) {
+    Napi::ArrayBuffer cached = mapping_.Value();
+    if (!cached.IsEmpty() && !cached.IsDetached()) {
+      out.Set("buffer", cached);
+      return out;
+    }
+    mapping_.Reset();  // collected, or detached elsewhere: map afresh
+  }
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t mapped = (length + page - 1) / page * page;
+  void* data = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, d_.fd, 0);
+  if (data == MAP_FAILED) {
+    int err = errno;
+    std::string detail = strerror(err);
+    // EPERM: frozen (an object's .rodata); EACCES: read-only to programs or to this fd.
+    if (err == EPERM || err == EACCES) detail += " (the map is read-only, it cannot be mapped writable)";
+    throw BpfError(env, Context(), "mmap", err, detail);
+  }
+  Napi::ArrayBuffer buffer;
+  try {
+    buffer = Napi::ArrayBuffer::New(env, data, length, [mapped](Napi::Env, void* start) { munmap(start, mapped); });
+  } catch (...) {
+    munmap(data, mapped);  // no buffer, so no finalizer will
+    throw;
+  }
+  mapping_ = Napi::Reference<Napi::ArrayBuffer>::New(buffer, 0);
+  out.Set("buffer", buffer);
+  return out;
+}
+
+// Detaching drops V8's only hold on the backing store, whose deleter then runs the finalizer (on the
+// next turn of the loop): close() never unmaps itself, so the mapping goes exactly once.
+void BpfMapWrap::DetachMapping() {
+  if (mapping_.IsEmpty()) return;
+  Napi::ArrayBuffer buffer = mapping_.Value();
+  if (!buffer.IsEmpty() && !buffer.IsDetached()) buffer.Detach();
+  mapping_.Reset();
+}
+
+// Also detaches the mapped buffer, so no JS writes into a map this handle has closed.
 Napi::Value BpfMapWrap::Close(const Napi::CallbackInfo& info) {
+  DetachMapping();
   if (d_.fd >= 0) close(d_.fd);
   d_.fd = -1;
   return info.Env().Undefined();

@@ -37,6 +37,7 @@ class BpfMapWrap : public Napi::ObjectWrap<BpfMapWrap> {
   Napi::Value DeleteBatch(const Napi::CallbackInfo& info);
   Napi::Value BatchSupported(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);
+  Napi::Value Mmap(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   std::string Context() const { return "map \"" + d_.name + "\""; }
@@ -48,10 +49,14 @@ class BpfMapWrap : public Napi::ObjectWrap<BpfMapWrap> {
   // Bytes of one value as the syscalls read and write it (per-CPU maps hold one slot per CPU).
   size_t ValueBytes() const { return value_bytes_; }
   std::vector<uint8_t> NextKeys(Napi::Env env, size_t* count);
+  // Detaches the buffer mmap() handed out, if it is still alive (close()).
+  void DetachMapping();
 
   MapDescription d_{};
   size_t value_bytes_ = 0;
   int batch_ = -1;  // -1 unknown, 0 the kernel has no batch ops for this map, 1 batch worked
+  // Weak: the buffer over this handle's mapping, which its finalizer unmaps; empty before mmap().
+  Napi::Reference<Napi::ArrayBuffer> mapping_;
 };
 
 }  // namespace wirelane

@@ -16,12 +16,12 @@
  * holds one map for all of them. Sizes (max_entries) are set by the agent; the defaults are here.
  *
  * ---------------------------------------------------------------------------------------------
- * wl_services (HASH): one service frontend is 1 + count entries, à la Cilium.
+ * wl_services (HASH): one entry per service frontend; its backends are a range of wl_slots.
  *
- *   key {addr, port, slot, protocol, family, scope}
- *     slot 0        -> the service entry: count (backend slots), flags (WL_SVC_*), service_id,
- *                      affinity_timeout (seconds, 0 = none)
- *     slot 1..count -> backend_id (wl_backends), service_id
+ *   key {addr, port, protocol, family, scope} -> {first_slot, service_id, count, flags (WL_SVC_*),
+ *   affinity_timeout (seconds, 0 = none), capacity}. Slot i (1..count) of the frontend is
+ *   wl_slots[first_slot + i - 1]; the range holds `capacity` slots, so a frontend grows in place
+ *   until it needs a bigger range.
  *
  *   scope WL_SCOPE_INTERNAL: what sockets on this node reach (sock_lb looks up only this scope)
  *     - ClusterIP:port            -> the internal endpoints (internalTrafficPolicy applied)
@@ -33,30 +33,37 @@
  *     - ExternalIP/LB IP:port     -> the external endpoints (externalTrafficPolicy applied)
  *     - NodePort (wildcard addr)  -> the external endpoints
  *
- *   NodePort: one entry set per service port with addr all zero (the wildcard) and port = the
- *   node port, flag WL_SVC_NODEPORT. A program first checks that the destination is one of the
- *   node's NodePort addresses (wl_node_addrs), then looks up the wildcard key. Node addresses
- *   changing never rewrites services, and 10,000 NodePorts stay 10,000 entry sets.
+ *   NodePort: one entry per service port with addr all zero (the wildcard) and port = the node
+ *   port, flag WL_SVC_NODEPORT. A program first checks that the destination is one of the node's
+ *   NodePort addresses (wl_node_addrs), then looks up the wildcard key. Node addresses changing
+ *   never rewrites services, and 10,000 NodePorts stay 10,000 entries.
  *
  *   count == 0: no endpoint. WL_SVC_NO_ENDPOINT_DROP tells the reader to drop (a Local policy rules
  *   every endpoint out), otherwise reject (the service has none at all). At the socket layer
  *   connect()/sendmsg() fail at once, with ECONNREFUSED for reject and EHOSTUNREACH for drop (a
  *   socket cannot be left hanging); tc answers a reject with a reset/ICMP and drops a drop.
  *
- *   Updates are safe for readers in flight: new slots are written before the count grows; the
- *   count shrinks before the tail slots are deleted; a backend leaving slot i is replaced in slot i
- *   by the last backend before the count shrinks (slots stay stable otherwise). So a reader that
- *   sees count n always finds slots 1..n, and a removed backend is in no slot <= count.
+ *   Updates are safe for readers in flight: a new backend is written before any slot names it;
+ *   slots past the count, or in a range no entry points at yet, are written before the entry that
+ *   makes them visible (a hash update swaps the whole value); a slot within the count is only ever
+ *   replaced by another live backend (one 32-bit store); slots past a shrunk count are cleared, a
+ *   range given up is reused and a backend nothing names is cleared, only after the entries stop
+ *   naming them (ranges in the next change). So a reader that sees count n finds live backends in
+ *   slots 1..n, and a removed backend is in no slot <= count.
  *
  *   A remembered choice (affinity, a UDP socket's backend) stores (backend_id, slot); it is still
  *   valid when slot <= count and that slot still holds backend_id. No other map is needed to know
  *   that a backend left a service.
  *
- * wl_backends (ARRAY): backend_id -> {addr, port, family, flags (WL_BACKEND_LOCAL)}.
+ * wl_slots (ARRAY, mmapable): slot index -> backend_id (0: none). Ranges of it belong to
+ *   wl_services entries. Memory-mapped by the agent, which writes it in place: a full sync of
+ *   100,000 slots costs no syscall (as hash entries it cost ~40 ms of hash inserts).
+ *
+ * wl_backends (ARRAY, mmapable): backend_id -> {addr, port, family, flags (WL_BACKEND_LOCAL)}.
  *   Ids are shared by every service slot that names the same address:port (any protocol): the
  *   agent allocates them densely, never 0, and reuses freed ones. An unused id holds all zero
- *   (family 0): readers check the family. An array, not a hash: writing 100,000 backends costs
- *   a copy each instead of a hash insert (~35 ms less per full sync at 10,000 x 10).
+ *   (family 0): readers check the family. Written in place through the agent's mapping, like
+ *   wl_slots.
  *
  * wl_node_addrs (HASH): {addr, family} -> flags. The addresses NodePorts are served on.
  *
@@ -91,13 +98,15 @@
 
 /* Map names (also the pin file names; the kernel keeps 15 characters). */
 #define WL_MAP_SERVICES "wl_services"
+#define WL_MAP_SLOTS "wl_slots"
 #define WL_MAP_BACKENDS "wl_backends"
 #define WL_MAP_NODE_ADDRS "wl_node_addrs"
 #define WL_MAP_AFFINITY "wl_affinity"
 #define WL_MAP_SOCK_REV "wl_sock_rev"
 
 /* Default sizes; the agent may resize before load (every object sharing a map must agree). */
-#define WL_SERVICES_MAX 262144
+#define WL_SERVICES_MAX 131072
+#define WL_SLOTS_MAX 1048576
 #define WL_BACKENDS_MAX 131072
 #define WL_NODE_ADDRS_MAX 256
 #define WL_AFFINITY_MAX 65536
@@ -112,7 +121,7 @@
 #define WL_SCOPE_INTERNAL 0 /* from sockets on this node: ClusterIP, and the short-circuit for external addresses */
 #define WL_SCOPE_EXTERNAL 1 /* from outside the node: NodePort, ExternalIP, LB IP */
 
-/* wl_service_value.flags (slot 0) */
+/* wl_service_value.flags */
 #define WL_SVC_NO_ENDPOINT_DROP (1 << 0) /* count == 0: drop; without it count == 0 means reject */
 #define WL_SVC_LOCAL_ONLY (1 << 1)       /* externalTrafficPolicy Local (external scope): keep the client's source */
 #define WL_SVC_AFFINITY (1 << 2)         /* ClientIP affinity for affinity_timeout seconds */
@@ -133,22 +142,23 @@
 struct wl_service_key {
 	__u8 addr[16];   /* the frontend address; all zero for the NodePort wildcard */
 	__be16 port;     /* the service port, or the node port */
-	__u16 slot;      /* 0: the service entry; 1..count: backend slots */
 	__u8 protocol;   /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
 	__u8 family;     /* WL_FAMILY_* */
 	__u8 scope;      /* WL_SCOPE_* */
-	__u8 pad;
+	__u8 pad[3];
 };
 _Static_assert(sizeof(struct wl_service_key) == 24, "wl_service_key is 24 bytes");
 
 struct wl_service_value {
-	__u32 backend_id;        /* slots 1..count: the backend; slot 0: 0 */
-	__u32 service_id;        /* every slot: the service's id (affinity, reverse translation) */
-	__u16 count;             /* slot 0: backend slots 1..count */
-	__u16 flags;             /* slot 0: WL_SVC_* */
-	__u32 affinity_timeout;  /* slot 0: seconds; 0 = no affinity */
+	__u32 first_slot;        /* wl_slots index of slot 1 */
+	__u32 service_id;        /* affinity, reverse translation */
+	__u16 count;             /* backend slots 1..count */
+	__u16 flags;             /* WL_SVC_* */
+	__u32 affinity_timeout;  /* seconds; 0 = no affinity */
+	__u16 capacity;          /* slots the range holds (>= count); the agent's, readers ignore it */
+	__u16 pad;
 };
-_Static_assert(sizeof(struct wl_service_value) == 16, "wl_service_value is 16 bytes");
+_Static_assert(sizeof(struct wl_service_value) == 20, "wl_service_value is 20 bytes");
 
 struct wl_backend {
 	__u8 addr[16];
@@ -226,11 +236,7 @@ _Static_assert(sizeof(struct wl_sock_term_key) == 36, "wl_sock_term_key is 36 by
  * WL_NO_MAP_DEFINITIONS before including to get only the layouts.
  */
 #ifndef WL_NO_MAP_DEFINITIONS
-/*
- * wl_services is preallocated: writing its 110,000 entries at 10,000 services x 10 endpoints
- * takes ~40 ms this way, about twice that with BPF_F_NO_PREALLOC, for ~26 MiB of memlock charged
- * up front (about what the entries would cost unpreallocated).
- */
+/* Preallocated: inserts cost about half of what they do with BPF_F_NO_PREALLOC. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, WL_SERVICES_MAX);
@@ -240,7 +246,16 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WL_SLOTS_MAX);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+} wl_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, WL_BACKENDS_MAX);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct wl_backend);
 } wl_backends SEC(".maps");
@@ -265,6 +280,14 @@ struct {
 	__type(key, struct wl_sock_rev_key);
 	__type(value, struct wl_sock_rev_value);
 } wl_sock_rev SEC(".maps");
+
+/* The backend in slot `slot` (1..count) of a service whose slots start at `first_slot`; 0: none. */
+static __always_inline __u32 wl_backend_in_slot(__u32 first_slot, __u16 slot)
+{
+	__u32 index = first_slot + slot - 1;
+	__u32 *id = bpf_map_lookup_elem(&wl_slots, &index);
+	return id ? *id : 0;
+}
 #endif /* WL_NO_MAP_DEFINITIONS */
 
 #endif /* WIRELANE_MAPS_H */

@@ -77,6 +77,11 @@ export interface NativeMapDescription {
   readonly id: number;
 }
 
+export interface NativeMappedArray {
+  readonly buffer: ArrayBuffer;
+  readonly stride: number;
+}
+
 export interface NativeMap {
   info(): NativeMapDescription;
   lookup(key: Uint8Array): Buffer | undefined;
@@ -88,6 +93,7 @@ export interface NativeMap {
   deleteBatch(keys: Uint8Array): number;
   batchSupported(): boolean | undefined;
   pin(path: string): void;
+  mmap(): NativeMappedArray;
   close(): void;
 }
 

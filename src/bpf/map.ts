@@ -1,6 +1,6 @@
 // A BPF map: lookups and updates with Buffers whose lengths the addon checks against the map's key
-// and value sizes (a TypeError naming both sizes otherwise), iteration, and batches that cross into
-// native code once for many entries.
+// and value sizes (a TypeError naming both sizes otherwise), iteration, batches that cross into
+// native code once for many entries, and mmapable arrays read and written in place.
 import { bpfAddon, type NativeMap } from './addon.js';
 
 /** Flags for update/updateBatch (BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK). */
@@ -20,6 +20,17 @@ export interface MapDescription {
   readonly flags: number;
   /** The kernel's map id (bpftool map show id N). */
   readonly id: number;
+}
+
+/** The values of an mmapable array map, in place (BpfMap.mmap). */
+export interface MappedArray {
+  /**
+   * maxEntries × stride bytes of map memory shared with the kernel and the programs; value i is the
+   * valueSize bytes at i × stride. Detached (byteLength 0) once the map handle is closed.
+   */
+  readonly buffer: ArrayBuffer;
+  /** Bytes from one value to the next: valueSize rounded up to 8, as the kernel lays out an array. */
+  readonly stride: number;
 }
 
 export class BpfMap implements MapDescription {
@@ -97,7 +108,20 @@ export class BpfMap implements MapDescription {
     this.#native.pin(path);
   }
 
-  /** Closes this handle's fd; the map lives on while programs, pins or other fds hold it. Safe twice. */
+  /**
+   * Maps the values of an array map created with BPF_F_MMAPABLE, to read and write them without a
+   * syscall. Shared with the programs and without locking: an aligned access of up to 8 bytes is
+   * atomic, a whole value is not. Calls on one handle return the same buffer while it lives. A
+   * BpfError with EINVAL for any other map, EPERM or EACCES for a read-only one (a frozen .rodata).
+   */
+  mmap(): MappedArray {
+    return this.#native.mmap();
+  }
+
+  /**
+   * Closes this handle's fd, and detaches the buffer mmap() returned, so nothing writes into the map
+   * through it afterwards; the map lives on while programs, pins or other fds hold it. Safe twice.
+   */
   close(): void {
     this.#native.close();
   }

@@ -154,3 +154,66 @@ test('per-CPU maps take one 8-byte-aligned value per possible CPU', { skip }, (t
   assert.equal(perCpu.lookup(u32(0))?.readUInt32LE(0), 5);
   assert.throws(() => perCpu.update(u32(0), Buffer.alloc(4)), { name: 'TypeError', message: /value size is \d+ \(value size 4 per CPU/ });
 });
+
+/** `size` bytes seed, seed+1, … (mod 256), never all zero. */
+function pattern(seed: number, size: number): Buffer {
+  return Buffer.from(Array.from({ length: size }, (_, i) => (seed + i) % 255 + 1));
+}
+
+test('an mmapable array is read and written in place, values round_up(valueSize, 8) apart', { skip }, (t) => {
+  for (const [name, size, stride] of [['mapped_u32', 4, 8], ['mapped_wide', 20, 24]] as const) {
+    const map = loadedMap(t, name);
+    const mapped = map.mmap();
+    assert.equal(map.valueSize, size);
+    assert.equal(mapped.stride, stride, name);
+    assert.equal(mapped.buffer.byteLength, map.maxEntries * stride);
+    assert.equal(map.mmap().buffer, mapped.buffer, 'one buffer per handle while it lives');
+    const last = map.maxEntries - 1; // past the first page
+    for (const index of [1, 2, last]) {
+      // Written in place, read by the syscall.
+      new Uint8Array(mapped.buffer, index * stride, size).set(pattern(index, size));
+      assert.deepEqual(map.lookup(u32(index)), pattern(index, size), `${name}[${index}]`);
+      // Written by the syscall, seen in place; the padding after the value stays zero.
+      map.update(u32(index), pattern(index + 100, size));
+      assert.deepEqual(Buffer.from(mapped.buffer, index * stride, size), pattern(index + 100, size), `${name}[${index}]`);
+      assert.ok(Buffer.from(mapped.buffer, index * stride + size, stride - size).every((byte) => byte === 0));
+    }
+    assert.ok(Buffer.from(mapped.buffer, 0, stride).every((byte) => byte === 0), 'value 0 untouched');
+  }
+});
+
+test('mmap refuses other maps with EINVAL and a read-only map with EPERM', { skip }, (t) => {
+  const refused = (code: string, message: RegExp) => (e: unknown) => e instanceof BpfError && e.code === code && e.call === 'mmap' && message.test(e.message);
+  assert.throws(() => loadedMap(t, 'table').mmap(), refused('EINVAL', /^map "table": mmap: only an array map created with BPF_F_MMAPABLE can be mapped, this is a hash map/));
+  assert.throws(() => loadedMap(t, 'counters').mmap(), refused('EINVAL', /^map "counters": .*this is an array without it/));
+  // libbpf creates an object's .rodata mmapable and then freezes it: no writable mapping.
+  const obj = BpfObject.open(bpfFixturePath('addon_fixture'));
+  onCleanup(t, () => obj.close());
+  obj.load();
+  const rodata = obj.map(obj.maps().find((m) => m.name.endsWith('.rodata'))?.name ?? '.rodata');
+  onCleanup(t, () => rodata.close());
+  assert.ok((rodata.flags & 1024) !== 0, 'BPF_F_MMAPABLE');
+  assert.throws(() => rodata.mmap(), refused('EPERM', /the map is read-only/));
+});
+
+test('close() detaches the mapped buffer, is safe twice, and leaves other handles mapped', { skip }, (t) => {
+  const obj = BpfObject.open(bpfFixturePath('addon_fixture'));
+  onCleanup(t, () => obj.close());
+  obj.load();
+  const closing = obj.map('mapped_u32');
+  const other = obj.map('mapped_u32');
+  onCleanup(t, () => other.close());
+  const { buffer, stride } = closing.mmap();
+  const view = new Uint32Array(buffer);
+  view[(3 * stride) / 4] = 33; // value 3
+  const kept = other.mmap();
+  closing.close();
+  assert.equal(buffer.byteLength, 0);
+  assert.equal(view.length, 0);
+  view[(3 * stride) / 4] = 34; // a write to a detached view goes nowhere
+  closing.close();
+  assert.throws(() => closing.mmap(), (e: unknown) => e instanceof BpfError && e.code === 'EBADF' && e.call === 'mmap');
+  assert.notEqual(kept.buffer, buffer);
+  assert.equal(new DataView(kept.buffer).getUint32(3 * stride, true), 33);
+  assert.equal(other.lookup(u32(3))?.readUInt32LE(0), 33);
+});

@@ -43,6 +43,8 @@ test('an object lists its globals, maps and programs, and load-time settings tak
       ['prefixes', 'lpm_trie', 8, 4, 16],
       ['redirects', 'devmap', 4, 4, 4],
       ['per_cpu', 'percpu_array', 4, 4, 1],
+      ['mapped_u32', 'array', 4, 4, 1000],
+      ['mapped_wide', 'array', 4, 20, 300],
     ],
   );
   assert.ok([...maps.values()].every((m) => typeof m.fd === 'number' && m.fd >= 0));

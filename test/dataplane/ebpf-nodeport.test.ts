@@ -149,6 +149,7 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
   function writeServices(dir: string, map: ServiceMap): void {
     const open = (name: string): BpfMap => openPinnedMap(join(dir, name));
     const services = open(MAP_NAMES.services);
+    const slots = open(MAP_NAMES.slots);
     const backends = open(MAP_NAMES.backends);
     const nodeAddrs = open(MAP_NAMES.nodeAddrs);
     try {
@@ -158,6 +159,7 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
         nodeAddrs.update(key, Buffer.alloc(4));
       }
       let serviceId = 0;
+      let nextSlot = 0;
       for (const p of map.servicePorts) {
         serviceId++;
         for (const family of [4, 6] as const) {
@@ -179,24 +181,25 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
           ];
           for (const [addr, port, kind] of frontends) {
             if (addr !== undefined && addr.family !== family) continue;
-            const base = { addr, port, protocol: p.protocol, family, scope: Scope.external };
+            const firstSlot = nextSlot;
             chosen.forEach((e, i) => {
-              const key = Buffer.alloc(24);
-              const value = Buffer.alloc(16);
-              writeServiceKey(key, 0, { ...base, slot: i + 1 });
-              writeServiceValue(value, 0, backendId(e.ip, e.port), serviceId, 0, 0, 0);
-              services.update(key, value);
+              const index = Buffer.alloc(4);
+              index.writeUInt32LE(firstSlot + i);
+              const id = Buffer.alloc(4);
+              id.writeUInt32LE(backendId(e.ip, e.port));
+              slots.update(index, id);
             });
+            nextSlot += chosen.length;
             const key = Buffer.alloc(24);
-            const value = Buffer.alloc(16);
-            writeServiceKey(key, 0, { ...base, slot: 0 });
-            writeServiceValue(value, 0, 0, serviceId, chosen.length, flags | kind, p.sessionAffinityTimeoutSeconds ?? 0);
+            const value = Buffer.alloc(20);
+            writeServiceKey(key, 0, { addr, port, protocol: p.protocol, family, scope: Scope.external });
+            writeServiceValue(value, 0, { firstSlot, serviceId, count: chosen.length, flags: flags | kind, affinityTimeout: p.sessionAffinityTimeoutSeconds ?? 0, capacity: chosen.length });
             services.update(key, value);
           }
         }
       }
     } finally {
-      for (const m of [services, backends, nodeAddrs]) m.close();
+      for (const m of [services, slots, backends, nodeAddrs]) m.close();
     }
   }
 

@@ -1,19 +1,26 @@
 // The pure side of the eBPF service proxy: the map codec, the frontends a service port becomes, the
-// slot assignment and the writes a change produces (no kernel needed).
+// slot assignment, the slot ranges and what a change writes, in what order (no kernel needed).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  BACKEND_STRIDE,
   EntryBatch,
   MAP_LAYOUTS,
+  MAX_BACKENDS,
   MapLayoutError,
   MapWrites,
   Scope,
   ServiceFlag,
+  SLOT_STRIDE,
   ServiceTable,
+  SlotRanges,
+  SlotRangesFullError,
   assignSlots,
+  capacityFor,
   changedPorts,
   checkMapLayouts,
   frontendsOf,
+  plainMemory,
   readAffinityKey,
   readBackendValue,
   readNodeAddrKey,
@@ -25,6 +32,7 @@ import {
   writeServiceKey,
   writeServiceValue,
   type PortChange,
+  type ServiceValue,
 } from '../../src/dataplane/ebpf/index.js';
 import { type Ip, formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
@@ -43,20 +51,21 @@ describe('codec', () => {
   test('keys and values read back as written, for both families and the NodePort wildcard', () => {
     const buf = Buffer.alloc(24);
     for (const key of [
-      { addr: ip('10.96.0.1'), port: 80, slot: 3, protocol: 'UDP' as const, family: 4 as const, scope: Scope.internal },
-      { addr: ip('fd00::1:2'), port: 443, slot: 0, protocol: 'TCP' as const, family: 6 as const, scope: Scope.external },
-      { addr: undefined, port: 30080, slot: 65535, protocol: 'SCTP' as const, family: 4 as const, scope: Scope.external },
+      { addr: ip('10.96.0.1'), port: 80, protocol: 'UDP' as const, family: 4 as const, scope: Scope.internal },
+      { addr: ip('fd00::1:2'), port: 443, protocol: 'TCP' as const, family: 6 as const, scope: Scope.external },
+      { addr: undefined, port: 30080, protocol: 'SCTP' as const, family: 4 as const, scope: Scope.external },
     ]) {
       writeServiceKey(buf, 0, key);
       assert.deepEqual(readServiceKey(buf), key);
     }
     // Network order where the kernel reads packets' bytes, host order elsewhere.
-    writeServiceKey(buf, 0, { addr: ip('10.96.0.1'), port: 80, slot: 2, protocol: 'TCP', family: 4, scope: Scope.external });
-    assert.equal(buf.toString('hex'), `0a600001${'00'.repeat(12)}0050` + '0200' + '06' + '04' + '01' + '00');
+    writeServiceKey(buf, 0, { addr: ip('10.96.0.1'), port: 80, protocol: 'TCP', family: 4, scope: Scope.external });
+    assert.equal(buf.toString('hex'), `0a600001${'00'.repeat(12)}0050` + '06' + '04' + '01' + '000000');
 
-    const value = Buffer.alloc(16);
-    writeServiceValue(value, 0, 7, 9, 300, ServiceFlag.affinity | ServiceFlag.clusterIP, 10800);
-    assert.deepEqual(readServiceValue(value), { backendId: 7, serviceId: 9, count: 300, flags: ServiceFlag.affinity | ServiceFlag.clusterIP, affinityTimeout: 10800 });
+    const value = Buffer.alloc(20);
+    const service = { firstSlot: 70000, serviceId: 9, count: 300, flags: ServiceFlag.affinity | ServiceFlag.clusterIP, affinityTimeout: 10800, capacity: 384 };
+    writeServiceValue(value, 0, service);
+    assert.deepEqual(readServiceValue(value), service);
 
     const b = Buffer.alloc(20);
     writeBackendValue(b, 0, { addr: ip('2001:db8::5'), port: 8443, flags: 1 });
@@ -136,14 +145,15 @@ describe('frontends of a service port', () => {
     assert.equal(scopes(p)[0]?.flags, ServiceFlag.clusterIP | ServiceFlag.noEndpointDrop);
   });
 
-  test('affinity, dual-stack endpoints split by family, duplicates once', () => {
+  test('affinity, dual-stack endpoints split by family, a duplicate left to the table', () => {
     const endpoints = [backend('10.1.0.1'), backend('fd00::1'), backend('10.1.0.1')];
     const p = port('dual', { clusterIPs: [ip('10.96.0.1'), ip('fd00:96::1')], externalIPs: [ip('10.96.0.1')], sessionAffinityTimeoutSeconds: 60 }, endpoints);
     const fronts = frontendsOf(p, new Set());
     assert.deepEqual(fronts.map((f) => [f.family, f.scope, f.backends.map((b) => b.ip.family)]), [
-      [4, Scope.internal, [4]],
+      // 10.1.0.1 twice: the table writes it once (see 'an endpoint listed twice takes one slot').
+      [4, Scope.internal, [4, 4]],
       // The ExternalIP equal to the ClusterIP: its internal frontend is the ClusterIP's, kept once.
-      [4, Scope.external, [4]],
+      [4, Scope.external, [4, 4]],
       [6, Scope.internal, [6]],
     ]);
     assert.ok(fronts.every((f) => f.affinityTimeout === 60 && (f.flags & ServiceFlag.affinity) !== 0));
@@ -166,84 +176,203 @@ describe('slots', () => {
   }
 });
 
-describe('service table writes', () => {
+describe('slot ranges', () => {
+  test('capacities come in classes about 1.5 times apart, up to the 16-bit count', () => {
+    assert.deepEqual([0, 1, 2, 3, 4, 5, 7, 9, 10, 13, 17, 100].map(capacityFor), [0, 1, 2, 3, 4, 6, 8, 12, 12, 16, 24, 128]);
+    assert.equal(capacityFor(MAX_BACKENDS), MAX_BACKENDS);
+  });
+
+  test('a released range is reused from the next change on, not in the same one', () => {
+    const ranges = new SlotRanges(64);
+    const a = ranges.allocate(12);
+    ranges.release(a, 12);
+    assert.notEqual(ranges.allocate(12), a, 'a reader may still follow the old entry');
+    ranges.recycle();
+    assert.equal(ranges.allocate(12), a);
+  });
+
+  test('read back from the entries: the gaps are free, and a full map says so', () => {
+    const ranges = SlotRanges.fromUsed(32, [[0, 8], [12, 4], [20, 12]]);
+    assert.equal(ranges.inUse, 24);
+    const got = [ranges.allocate(4), ranges.allocate(4)].sort((x, y) => x - y);
+    assert.deepEqual(got, [8, 16]);
+    assert.throws(() => ranges.allocate(4), (e: unknown) => e instanceof SlotRangesFullError && /wl_slots is full: 32 of 32 slots in use/.test(e.message));
+  });
+
+  test('free neighbours merge when nothing else fits', () => {
+    const ranges = new SlotRanges(16);
+    const firsts = [ranges.allocate(4), ranges.allocate(4), ranges.allocate(4), ranges.allocate(4)];
+    for (const first of firsts.slice(1, 3)) ranges.release(first, 4);
+    ranges.recycle();
+    assert.equal(ranges.allocate(8), firsts[1]);
+  });
+});
+
+describe('service table', () => {
   const changesOf = (ports: ServicePort[], removed: string[] = []): PortChange[] => [
     ...ports.map((p) => ({ portKey: `${p.service}:${p.portName}/${p.protocol}`, frontends: frontendsOf(p, new Set([4])) })),
     ...removed.map((portKey) => ({ portKey, frontends: undefined })),
   ];
-  const counts = (w: MapWrites) => ({ backends: w.backends.count, slots: w.slots.count, heads: w.heads.count, headDeletes: w.headDeletes.count, slotDeletes: w.slotDeletes.count, backendDeletes: w.backendDeletes.count });
-  const plan = (table: ServiceTable, changes: PortChange[], sweep = false) => {
-    const writes = new MapWrites();
-    table.plan(changes, writes, { sweep });
-    return writes;
-  };
 
-  test('a new port writes its backends, its slots and its service entry; backends shared by ports are written once', () => {
-    const table = new ServiceTable();
-    const w = plan(table, changesOf([port('a'), port('b', { clusterIPs: [ip('10.96.0.2')] })]));
-    assert.deepEqual(counts(w), { backends: 2, slots: 4, heads: 2, headDeletes: 0, slotDeletes: 0, backendDeletes: 0 });
-    // Slot keys carry the head's key with the slot number; values carry the backend and service ids.
-    assert.deepEqual(readServiceKey(w.slots.keys, 24).slot, 2);
-    const head = readServiceValue(w.heads.values, 0);
-    assert.equal(head.count, 2);
-    assert.equal(readServiceValue(w.slots.values, 0).serviceId, head.serviceId);
-    assert.notEqual(readServiceValue(w.heads.values, 16).serviceId, head.serviceId, 'each port its own service id');
+  /** The table over plain arrays and a Map standing for wl_services, changed the way the proxy does it. */
+  class Harness {
+    readonly memory = plainMemory(256, 1024);
+    readonly services = new Map<string, ServiceValue>();
+    table = new ServiceTable(this.memory);
+
+    /** plan(), then `between` (what a reader could see while the entries are written), then the entries, then finish(). */
+    change(changes: PortChange[], options: { sweep?: boolean; between?: () => void } = {}): MapWrites {
+      const w = new MapWrites();
+      this.table.plan(changes, w, options);
+      options.between?.();
+      for (let i = 0; i < w.heads.count; i++) this.services.set(w.heads.keys.subarray(i * 24, (i + 1) * 24).toString('hex'), readServiceValue(w.heads.values, i * 20));
+      for (let i = 0; i < w.headDeletes.count; i++) this.services.delete(w.headDeletes.keys.subarray(i * 24, (i + 1) * 24).toString('hex'));
+      this.table.finish(w);
+      return w;
+    }
+
+    entry(clusterIP: string): ServiceValue {
+      const key = Buffer.alloc(24);
+      writeServiceKey(key, 0, { addr: ip(clusterIP), port: 80, protocol: 'TCP', family: 4, scope: Scope.internal });
+      const v = this.services.get(key.toString('hex'));
+      assert.ok(v, `an entry for ${clusterIP}`);
+      return v;
+    }
+
+    /** The backend addresses in the entry's slots 1..count, as a reader finds them. */
+    backends(clusterIP: string): string[] {
+      const v = this.entry(clusterIP);
+      return Array.from({ length: v.count }, (_, i) => this.backend(this.slot(v.firstSlot + i)));
+    }
+
+    slot(index: number): number {
+      return this.memory.slots[index * SLOT_STRIDE]!;
+    }
+
+    backend(id: number): string {
+      const bytes = Buffer.from(this.memory.backends.buffer, id * BACKEND_STRIDE * 4, 20);
+      return bytes[18] === 0 ? '(cleared)' : formatIp(readBackendValue(bytes).addr);
+    }
+
+    idOf(address: string): number {
+      for (let id = 1; id < 1024; id++) if (this.backend(id) === address) return id;
+      return 0;
+    }
+  }
+
+  test('a new port writes its backends and slots in place and one entry; a backend shared by ports is written once', () => {
+    const h = new Harness();
+    const w = h.change(changesOf([port('a'), port('b', { clusterIPs: [ip('10.96.0.2')] })]));
+    assert.equal(w.heads.count, 2);
+    assert.equal(w.stores, 2 + 2 + 2, 'two backends, then two slots per port');
+    assert.deepEqual(h.backends('10.96.0.1'), ['10.1.0.1', '10.1.0.2']);
+    assert.deepEqual(h.backends('10.96.0.2'), ['10.1.0.1', '10.1.0.2']);
+    const [a, b] = [h.entry('10.96.0.1'), h.entry('10.96.0.2')];
+    assert.notEqual(a.firstSlot, b.firstSlot, 'each frontend its own range');
+    assert.equal(a.capacity, 2);
+    assert.notEqual(a.serviceId, b.serviceId, 'each port its own service id');
   });
 
-  test('one endpoint replaced writes one backend and one slot; shrinking writes the count and deletes the tail and unused backends', () => {
-    const table = new ServiceTable();
-    plan(table, changesOf([port('a', {}, [backend('10.1.0.1'), backend('10.1.0.2'), backend('10.1.0.3')])]));
-    const replaced = plan(table, changesOf([port('a', {}, [backend('10.1.0.1'), backend('10.1.0.9'), backend('10.1.0.3')])]));
-    assert.deepEqual(counts(replaced), { backends: 1, slots: 1, heads: 0, headDeletes: 0, slotDeletes: 0, backendDeletes: 1 });
-    assert.equal(readServiceKey(replaced.slots.keys, 0).slot, 2, 'the new backend takes the old one’s slot');
-    const shrunk = plan(table, changesOf([port('a', {}, [backend('10.1.0.3')])]));
-    // 10.1.0.3 moves from slot 3 to slot 1; the count drops to 1; slots 2 and 3 go.
-    assert.deepEqual(counts(shrunk), { backends: 0, slots: 1, heads: 1, headDeletes: 0, slotDeletes: 2, backendDeletes: 2 });
-    assert.equal(readServiceValue(shrunk.heads.values, 0).count, 1);
+  test('one endpoint replaced: one backend and one slot in place, no entry; the old backend is cleared only after the entries', () => {
+    const h = new Harness();
+    h.change(changesOf([port('a', {}, [backend('10.1.0.1'), backend('10.1.0.2'), backend('10.1.0.3')])]));
+    const gone = h.idOf('10.1.0.2');
+    const w = h.change(changesOf([port('a', {}, [backend('10.1.0.1'), backend('10.1.0.9'), backend('10.1.0.3')])]), {
+      between: () => assert.equal(h.backend(gone), '10.1.0.2', 'a reader that read the old slot still finds its backend'),
+    });
+    assert.equal(w.heads.count, 0);
+    assert.equal(w.stores, 3, 'the new backend, its slot, the old backend cleared');
+    assert.deepEqual(h.backends('10.96.0.1'), ['10.1.0.1', '10.1.0.9', '10.1.0.3'], 'the new backend takes the old one’s slot');
+    assert.equal(h.backend(gone), '(cleared)');
   });
 
-  test('a removed port deletes its service entry before its slots, and keeps backends other ports use', () => {
-    const table = new ServiceTable();
-    plan(table, changesOf([port('a'), port('b', { clusterIPs: [ip('10.96.0.2')] })]));
-    const w = plan(table, changesOf([], ['default/a:http/TCP']));
-    assert.deepEqual(counts(w), { backends: 0, slots: 0, heads: 0, headDeletes: 1, slotDeletes: 2, backendDeletes: 0 });
-    assert.equal(table.frontendCount, 1);
-    assert.equal(table.backendCount, 2);
+  test('shrinking: the last backend moves into a freed slot, the count drops, the tail is cleared after the entry', () => {
+    const h = new Harness();
+    h.change(changesOf([port('a', {}, [backend('10.1.0.1'), backend('10.1.0.2'), backend('10.1.0.3')])]));
+    const { firstSlot } = h.entry('10.96.0.1');
+    const w = h.change(changesOf([port('a', {}, [backend('10.1.0.3')])]), {
+      between: () => assert.deepEqual([0, 1, 2].map((i) => h.backend(h.slot(firstSlot + i))), ['10.1.0.3', '10.1.0.2', '10.1.0.3'], 'every slot within the old count holds a live backend'),
+    });
+    assert.equal(w.heads.count, 1);
+    assert.deepEqual(h.backends('10.96.0.1'), ['10.1.0.3']);
+    assert.equal(h.entry('10.96.0.1').firstSlot, firstSlot, 'in place');
+    assert.deepEqual([h.slot(firstSlot + 1), h.slot(firstSlot + 2)], [0, 0]);
+    assert.equal(w.stores, 1 + 2 + 2, 'one slot, two tail slots and two backends cleared');
   });
 
-  test('deletions past a batch’s first buffer are all kept (the batch grows under them)', () => {
-    const table = new ServiceTable();
-    const ports = Array.from({ length: 60 }, (_, i) =>
-      port(`p${i}`, { clusterIPs: [ip(`10.96.1.${i}`)] }, Array.from({ length: 10 }, (_, j) => backend(`10.2.${i}.${j}`))),
-    );
-    plan(table, changesOf(ports));
-    const w = plan(table, changesOf([], ports.map((p) => `${p.service}:http/TCP`)));
-    assert.deepEqual(counts(w), { backends: 0, slots: 0, heads: 0, headDeletes: 60, slotDeletes: 600, backendDeletes: 600 });
-    const slots = Array.from({ length: 600 }, (_, i) => readServiceKey(w.slotDeletes.keys, i * 24).slot);
-    assert.ok(slots.every((slot) => slot >= 1 && slot <= 10), 'every deleted slot key was written');
-    const ids = new Set(Array.from({ length: 600 }, (_, i) => w.backendDeletes.keys.readUInt32LE(i * 4)));
-    assert.equal(ids.size, 600);
-    assert.ok(!ids.has(0));
+  test('growing past the range moves to a new one with the entry; the old range is cleared after it and reused from the next change', () => {
+    const h = new Harness();
+    h.change(changesOf([port('a')]));
+    const before = h.entry('10.96.0.1');
+    h.change(changesOf([port('a', {}, [backend('10.1.0.1'), backend('10.1.0.2'), backend('10.1.0.3')])]), {
+      between: () => assert.deepEqual([h.slot(before.firstSlot), h.slot(before.firstSlot + 1)].map((id) => h.backend(id)), ['10.1.0.1', '10.1.0.2'], 'the old range is intact while the old entry may be read'),
+    });
+    const after = h.entry('10.96.0.1');
+    assert.notEqual(after.firstSlot, before.firstSlot);
+    assert.equal(after.capacity, 3);
+    assert.deepEqual(h.backends('10.96.0.1'), ['10.1.0.1', '10.1.0.2', '10.1.0.3'], 'backends keep their slots (affinity remembers slots)');
+    assert.deepEqual([h.slot(before.firstSlot), h.slot(before.firstSlot + 1)], [0, 0]);
+    h.change(changesOf([port('a', {}, [backend('10.1.0.1'), backend('10.1.0.2'), backend('10.1.0.3')]), port('b', { clusterIPs: [ip('10.96.0.2')] })]));
+    assert.equal(h.entry('10.96.0.2').firstSlot, before.firstSlot);
+  });
+
+  test('a removed port deletes its entry, clears its slots after it, and keeps backends other ports use', () => {
+    const h = new Harness();
+    h.change(changesOf([port('a'), port('b', { clusterIPs: [ip('10.96.0.2')] })]));
+    const { firstSlot } = h.entry('10.96.0.1');
+    const w = h.change(changesOf([], ['default/a:http/TCP']));
+    assert.equal(w.headDeletes.count, 1);
+    assert.equal(w.stores, 2);
+    assert.deepEqual([h.slot(firstSlot), h.slot(firstSlot + 1)], [0, 0]);
+    assert.equal(h.table.frontendCount, 1);
+    assert.equal(h.table.backendCount, 2);
+    assert.deepEqual(h.backends('10.96.0.2'), ['10.1.0.1', '10.1.0.2']);
+  });
+
+  test('sixty ports of ten go at once: every slot and backend is cleared and every range is free again', () => {
+    const h = new Harness();
+    const ports = Array.from({ length: 60 }, (_, i) => port(`p${i}`, { clusterIPs: [ip(`10.96.1.${i}`)] }, Array.from({ length: 10 }, (_, j) => backend(`10.2.${i}.${j}`))));
+    const slots = new Harness().memory.slots.length / SLOT_STRIDE;
+    assert.ok(60 * 12 > slots, 'the ports need more slots than the harness has: ranges must be reused');
+    // 60 × 12 slots do not fit in 256: in two halves, with the first half removed in between.
+    h.change(changesOf(ports.slice(0, 20)));
+    const w = h.change(changesOf([], ports.slice(0, 20).map((p) => `${p.service}:http/TCP`)));
+    assert.equal(w.headDeletes.count, 20);
+    assert.equal(w.stores, 20 * 10 + 200, 'slots and backends cleared');
+    assert.ok(h.memory.slots.every((v) => v === 0) && h.memory.backends.every((v) => v === 0));
+    assert.equal(h.table.slotsInUse, 0);
+    h.change(changesOf(ports.slice(20, 40)));
+    assert.deepEqual(h.backends('10.96.1.39'), Array.from({ length: 10 }, (_, j) => `10.2.39.${j}`));
+  });
+
+  test('an endpoint listed twice takes one slot', () => {
+    const h = new Harness();
+    h.change(changesOf([port('a', {}, [backend('10.1.0.1'), backend('10.1.0.2'), backend('10.1.0.1')])]));
+    assert.deepEqual(h.backends('10.96.0.1'), ['10.1.0.1', '10.1.0.2']);
   });
 
   test('a frontend another port holds is not taken over', () => {
-    const table = new ServiceTable();
-    plan(table, changesOf([port('a')]));
-    const w = plan(table, changesOf([port('b')]));
+    const h = new Harness();
+    h.change(changesOf([port('a')]));
+    const w = h.change(changesOf([port('b')]));
     assert.equal(w.total, 0);
-    assert.deepEqual(table.conflicts.map((c) => [c.portKey, c.owner]), [['default/b:http/TCP', 'default/a:http/TCP']]);
+    assert.deepEqual(h.table.conflicts.map((c) => [c.portKey, c.owner]), [['default/b:http/TCP', 'default/a:http/TCP']]);
   });
 
   test('a table read back from the maps writes nothing for the same ports, and sweeps what nobody claims', () => {
-    const first = new ServiceTable();
-    const written = plan(first, changesOf([port('a'), port('gone', { clusterIPs: [ip('10.96.0.9')] }, [backend('10.1.0.7')])]));
-    const entries = (keys: EntryBatch, values: EntryBatch): Array<[Buffer, Buffer]> =>
-      Array.from({ length: keys.count }, (_, i) => [Buffer.from(keys.keys.subarray(i * keys.keySize, (i + 1) * keys.keySize)), Buffer.from(values.values.subarray(i * values.valueSize, (i + 1) * values.valueSize))]);
-    const services = [...entries(written.slots, written.slots), ...entries(written.heads, written.heads)];
-    const backends = entries(written.backends, written.backends);
-    const adopted = ServiceTable.fromEntries(services, backends);
-    const w = plan(adopted, changesOf([port('a')]), true);
-    assert.deepEqual(counts(w), { backends: 0, slots: 0, heads: 0, headDeletes: 1, slotDeletes: 1, backendDeletes: 1 });
+    const h = new Harness();
+    h.change(changesOf([port('a'), port('gone', { clusterIPs: [ip('10.96.0.9')] }, [backend('10.1.0.7')])]));
+    const entries: Array<[Buffer, Buffer]> = [...h.services].map(([key, value]) => {
+      const v = Buffer.alloc(20);
+      writeServiceValue(v, 0, value);
+      return [Buffer.from(key, 'hex'), v];
+    });
+    h.table = ServiceTable.fromMaps(entries, h.memory);
+    assert.equal(h.table.backendCount, 3);
+    const w = h.change(changesOf([port('a')]), { sweep: true });
+    assert.deepEqual({ heads: w.heads.count, headDeletes: w.headDeletes.count, stores: w.stores }, { heads: 0, headDeletes: 1, stores: 2 });
+    assert.equal(h.backend(h.idOf('10.1.0.7')), '(cleared)');
+    assert.equal(h.idOf('10.1.0.7'), 0);
   });
 });
 

@@ -1,11 +1,10 @@
 // The backends wl_backends holds, by id: one id per address:port however many service slots name
-// it, reference-counted by those slots. Kept as flat typed arrays indexed by id rather than an
-// object per backend: at 100,000 backends, per-backend objects and typed arrays cost more in
-// allocation and garbage collection than the kernel's whole batch write.
+// it, reference-counted by those slots. The values live in the mapped array itself; the rest is
+// flat typed arrays indexed by id rather than an object per backend: at 100,000 backends,
+// per-backend objects cost more in allocation and garbage collection than all the writes.
 import type { Ip } from '../../model/ip.js';
-import { BackendFlag, type BackendValue, EntryBatch, MAP_LAYOUTS, backendValueWords, ipv4BackendWords, readBackendValue } from './codec.js';
+import { BACKEND_STRIDE, BackendFlag, type BackendValue, MAP_LAYOUTS, backendValueWords, ipv4BackendWords, readBackendValue } from './codec.js';
 
-const WORDS = MAP_LAYOUTS.wl_backends.value / 4;
 /** Where the flags byte sits in the value's last word. */
 const LOCAL_BITS = BackendFlag.local << 24;
 
@@ -84,35 +83,52 @@ function hash(ip: number, port: number): number {
 }
 
 export class BackendPool {
-  /** wl_backend words of id i at i × WORDS. */
-  #words = new Uint32Array(1024 * WORDS);
-  #refs = new Int32Array(1024);
+  /** wl_backends as mapped: the words of id i at i × BACKEND_STRIDE. */
+  readonly #words: Uint32Array;
+  readonly #refs: Int32Array;
   /** Whether id i is in use. */
-  #live = new Uint8Array(1024);
+  readonly #live: Uint8Array;
+  /** The last mark() given to id i. */
+  readonly #marks: Uint32Array;
+  #mark = 0;
   readonly #v4 = new Ipv4Index();
   readonly #v6 = new Map<string, number>();
   #size = 0;
   readonly #free: number[] = [];
   #next = 1;
-  readonly #scratch = new Uint32Array(WORDS);
+  /** Elements written or cleared in `words` since the last takeStores(). */
+  #stores = 0;
+
+  constructor(words: Uint32Array) {
+    this.#words = words;
+    const ids = Math.floor(words.length / BACKEND_STRIDE);
+    this.#refs = new Int32Array(ids);
+    this.#live = new Uint8Array(ids);
+    this.#marks = new Uint32Array(ids);
+  }
 
   get size(): number {
     return this.#size;
   }
 
-  /** Room for `more` backends than there are now, grown once rather than by doubling on the way. */
+  /** Room in the index for `more` backends than there are now, grown once rather than by doubling on the way. */
   reserve(more: number): void {
     this.#v4.reserve(this.#size + more);
-    this.#room(this.#next + more);
   }
 
-  /** A backend already in the map (adoption); its references come from the slots read after it. */
-  adopt(id: number, value: BackendValue): void {
-    const v4 = ipv4Number(value.addr);
-    if (this.#find(value.addr, v4, value.port) !== 0) return;
-    this.#add(id, value.addr, v4, value.port);
-    this.#words.set(backendValueWords(value, this.#scratch), id * WORDS);
-    this.#next = Math.max(this.#next, id + 1);
+  /** Takes in every backend the mapped array holds (adoption); their references come from the slots counted after. */
+  adoptAll(): void {
+    const words = this.#words;
+    for (let id = 1; id < this.#live.length; id++) {
+      const family = (words[id * BACKEND_STRIDE + 4]! >>> 16) & 0xff;
+      if (family === 0) continue;
+      const value = this.#read(id);
+      const v4 = ipv4Number(value.addr);
+      if (this.#find(value.addr, v4, value.port) !== 0) continue;
+      this.#add(id, value.addr, v4, value.port);
+      this.#next = Math.max(this.#next, id + 1);
+    }
+    for (let id = 1; id < this.#next; id++) if (this.#live[id] === 0) this.#free.push(id);
   }
 
   /** One more slot names `id` (an adopted slot). */
@@ -120,22 +136,42 @@ export class BackendPool {
     if (this.#live[id] === 1) this.#refs[id]!++;
   }
 
-  /** The id for ip:port, taking a reference; a new backend, or a changed local flag, is written to `writes`. */
-  ref(ip: Ip, port: number, local: boolean, writes: EntryBatch): number {
+  /** Adopted backends no slot names: for release() once the change that adopted them is written. */
+  unnamed(): number[] {
+    const out: number[] = [];
+    for (let id = 1; id < this.#next; id++) if (this.#live[id] === 1 && this.#refs[id] === 0) out.push(id);
+    return out;
+  }
+
+  /** A new mark for ref(): backends referenced under one mark are referenced once. */
+  newMark(): number {
+    return ++this.#mark;
+  }
+
+  /**
+   * The id for ip:port, taking a reference; 0 when it was already referenced under `mark` (an
+   * endpoint listed twice). A new backend, or a changed local flag, is written in place (no slot
+   * names a new id yet).
+   */
+  ref(ip: Ip, port: number, local: boolean, mark: number): number {
     const v4 = ipv4Number(ip);
     let id = this.#find(ip, v4, port);
+    const words = this.#words;
+    if (id !== 0 && this.#marks[id] === mark) return 0;
     if (id === 0) {
       id = this.#free.pop() ?? this.#next++;
+      if (id >= this.#live.length) throw new RangeError(`wl_backends is full: ${this.#size} backends in ${this.#live.length - 1} ids`);
       this.#add(id, ip, v4, port);
       const flags = local ? BackendFlag.local : 0;
-      if (v4 >= 0) ipv4BackendWords(v4, port, flags, this.#words, id * WORDS);
-      else backendValueWords({ addr: ip, port, flags }, this.#words, id * WORDS);
-      this.#write(id, writes);
-    } else if (((this.#words[id * WORDS + WORDS - 1]! & LOCAL_BITS) !== 0) !== local) {
-      this.#words[id * WORDS + WORDS - 1] = (this.#words[id * WORDS + WORDS - 1]! ^ LOCAL_BITS) >>> 0;
-      this.#write(id, writes);
+      if (v4 >= 0) ipv4BackendWords(v4, port, flags, words, id * BACKEND_STRIDE);
+      else backendValueWords({ addr: ip, port, flags }, words, id * BACKEND_STRIDE);
+      this.#stores++;
+    } else if (((words[id * BACKEND_STRIDE + 4]! & LOCAL_BITS) !== 0) !== local) {
+      words[id * BACKEND_STRIDE + 4] = (words[id * BACKEND_STRIDE + 4]! ^ LOCAL_BITS) >>> 0;
+      this.#stores++;
     }
     this.#refs[id]!++;
+    this.#marks[id] = mark;
     return id;
   }
 
@@ -145,18 +181,30 @@ export class BackendPool {
     return --this.#refs[id]! <= 0;
   }
 
-  /** Forgets a backend nothing names and queues its deletion; its id is free for the next apply. */
-  release(id: number, deletes: EntryBatch): void {
+  /** Clears a backend nothing names (only once no slot within a count names it); its id is free for the next change. */
+  release(id: number): void {
     if (this.#live[id] !== 1 || this.#refs[id]! > 0) return;
-    const at = deletes.add(); // first: it may replace the buffer
-    deletes.keyWords[at] = id;
-    const value = readBackendValue(Buffer.from(this.#words.buffer, id * WORDS * 4, WORDS * 4));
+    const value = this.#read(id);
     if (value.addr.family === 4) this.#v4.delete(Number(value.addr.value), value.port);
     else this.#v6.delete(v6Identity(value.addr, value.port));
+    this.#words.fill(0, id * BACKEND_STRIDE, (id + 1) * BACKEND_STRIDE);
+    this.#stores++;
     this.#live[id] = 0;
     this.#refs[id] = 0;
     this.#size--;
     this.#free.push(id);
+  }
+
+  /** Elements written or cleared since the last call. */
+  takeStores(): number {
+    const n = this.#stores;
+    this.#stores = 0;
+    return n;
+  }
+
+  #read(id: number): BackendValue {
+    const w = this.#words;
+    return readBackendValue(Buffer.from(w.buffer, w.byteOffset + id * BACKEND_STRIDE * 4, MAP_LAYOUTS.wl_backends.value));
   }
 
   /** `v4`: ipv4Number(ip). */
@@ -165,32 +213,9 @@ export class BackendPool {
   }
 
   #add(id: number, ip: Ip, v4: number, port: number): void {
-    this.#room(id);
     if (v4 >= 0) this.#v4.set(v4, port, id);
     else this.#v6.set(v6Identity(ip, port), id);
     this.#live[id] = 1;
     this.#size++;
-  }
-
-  #write(id: number, writes: EntryBatch): void {
-    const at = writes.add();
-    writes.keyWords[at] = id;
-    // Word by word: a subarray per backend would allocate a typed array each time.
-    for (let i = 0; i < WORDS; i++) writes.valueWords[at * WORDS + i] = this.#words[id * WORDS + i]!;
-  }
-
-  #room(id: number): void {
-    if (id < this.#refs.length) return;
-    let capacity = this.#refs.length;
-    while (capacity <= id) capacity *= 2;
-    const words = new Uint32Array(capacity * WORDS);
-    words.set(this.#words);
-    this.#words = words;
-    const refs = new Int32Array(capacity);
-    refs.set(this.#refs);
-    this.#refs = refs;
-    const live = new Uint8Array(capacity);
-    live.set(this.#live);
-    this.#live = live;
   }
 }

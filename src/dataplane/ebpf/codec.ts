@@ -12,6 +12,7 @@ if (endianness() !== 'LE') throw new Error('the eBPF map codec writes host-order
 /** Map names, as in the header (WL_MAP_*), also the pin file names. */
 export const MAP_NAMES = {
   services: 'wl_services',
+  slots: 'wl_slots',
   backends: 'wl_backends',
   nodeAddrs: 'wl_node_addrs',
   affinity: 'wl_affinity',
@@ -22,7 +23,8 @@ export type MapName = (typeof MAP_NAMES)[keyof typeof MAP_NAMES];
 
 /** Key and value sizes in bytes, as the header's _Static_asserts pin them. */
 export const MAP_LAYOUTS: Readonly<Record<MapName, { readonly key: number; readonly value: number }>> = {
-  wl_services: { key: 24, value: 16 },
+  wl_services: { key: 24, value: 20 },
+  wl_slots: { key: 4, value: 4 },
   wl_backends: { key: 4, value: 20 },
   wl_node_addrs: { key: 20, value: 4 },
   wl_affinity: { key: 24, value: 16 },
@@ -211,28 +213,17 @@ export interface ServiceKey {
   /** undefined: the NodePort wildcard (all-zero address). */
   readonly addr: Ip | undefined;
   readonly port: number;
-  readonly slot: number;
   readonly protocol: Protocol;
   readonly family: Family;
   readonly scope: ScopeValue;
 }
 
-/** Service key words (6): address, then port and slot, then protocol, family and scope. */
+/** Service key words (6): address, then port, protocol and family, then scope. */
 export function serviceKeyWords<W extends Words = number[]>(key: ServiceKey, out: W = [0, 0, 0, 0, 0, 0] as W, at = 0): W {
   addressWords(key.addr, out, at);
-  out[at + 4] = (swap16(key.port) | (key.slot << 16)) >>> 0;
-  out[at + 5] = PROTOCOL_NUMBERS[key.protocol] | (key.family << 8) | (key.scope << 16);
+  out[at + 4] = (swap16(key.port) | (PROTOCOL_NUMBERS[key.protocol] << 16) | (key.family << 24)) >>> 0;
+  out[at + 5] = key.scope;
   return out;
-}
-
-/** The key words of the same frontend's slot `slot`, from its slot-0 words. */
-export function slotKeyWords(head: ArrayLike<number>, slot: number, out: Words, at: number): void {
-  out[at] = head[0]!;
-  out[at + 1] = head[1]!;
-  out[at + 2] = head[2]!;
-  out[at + 3] = head[3]!;
-  out[at + 4] = ((head[4]! & 0xffff) | (slot << 16)) >>> 0;
-  out[at + 5] = head[5]!;
 }
 
 export function writeServiceKey(buf: Buffer, offset: number, key: ServiceKey): void {
@@ -243,62 +234,75 @@ function copyWords(words: Uint32Array, buf: Buffer, offset: number): void {
   buf.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), offset);
 }
 
-/** Byte offset of the slot field in a service key. */
-export const SERVICE_KEY_SLOT_OFFSET = 18;
-
 export function readServiceKey(buf: Buffer, offset = 0): ServiceKey {
-  const family = familyOf(buf[offset + 21] ?? 0, 'wl_services key');
+  const family = familyOf(buf[offset + 19] ?? 0, 'wl_services key');
   let wildcard = true;
   for (let i = 0; i < 16; i++) if (buf[offset + i] !== 0) wildcard = false;
-  const scope = buf[offset + 22];
+  const scope = buf[offset + 20];
   if (scope !== Scope.internal && scope !== Scope.external) throw new MapLayoutError(`wl_services key: scope ${scope} is unknown`);
   return {
     addr: wildcard ? undefined : readAddress(buf, offset, family),
     port: buf.readUInt16BE(offset + 16),
-    slot: buf.readUInt16LE(offset + 18),
-    protocol: protocolOf(buf[offset + 20] ?? 0, 'wl_services key'),
+    protocol: protocolOf(buf[offset + 18] ?? 0, 'wl_services key'),
     family,
     scope,
   };
 }
 
 export interface ServiceValue {
-  /** Slots 1..count: the backend; slot 0: 0. */
-  readonly backendId: number;
+  /** The wl_slots index of slot 1. */
+  readonly firstSlot: number;
   readonly serviceId: number;
-  /** Slot 0: backend slots 1..count. */
+  /** Backend slots 1..count. */
   readonly count: number;
-  /** Slot 0: ServiceFlag bits. */
+  /** ServiceFlag bits. */
   readonly flags: number;
-  /** Slot 0: seconds; 0 = no affinity. */
+  /** Seconds; 0 = no affinity. */
   readonly affinityTimeout: number;
+  /** Slots the range holds, from firstSlot. */
+  readonly capacity: number;
 }
 
-/** Service value words (4) at `out[at]`. */
-export function serviceValueWords(out: Words, at: number, backendId: number, serviceId: number, count: number, flags: number, affinityTimeout: number): void {
-  out[at] = backendId;
-  out[at + 1] = serviceId;
-  out[at + 2] = (count | (flags << 16)) >>> 0;
-  out[at + 3] = affinityTimeout;
+/** Service value words (5) at `out[at]`. */
+export function serviceValueWords(out: Words, at: number, v: ServiceValue): void {
+  out[at] = v.firstSlot;
+  out[at + 1] = v.serviceId;
+  out[at + 2] = (v.count | (v.flags << 16)) >>> 0;
+  out[at + 3] = v.affinityTimeout;
+  out[at + 4] = v.capacity;
 }
 
-export function writeServiceValue(buf: Buffer, offset: number, backendId: number, serviceId: number, count: number, flags: number, affinityTimeout: number): void {
-  const words = new Uint32Array(4);
-  serviceValueWords(words, 0, backendId, serviceId, count, flags, affinityTimeout);
+export function writeServiceValue(buf: Buffer, offset: number, value: ServiceValue): void {
+  const words = new Uint32Array(5);
+  serviceValueWords(words, 0, value);
   copyWords(words, buf, offset);
 }
 
 export function readServiceValue(buf: Buffer, offset = 0): ServiceValue {
   return {
-    backendId: buf.readUInt32LE(offset),
+    firstSlot: buf.readUInt32LE(offset),
     serviceId: buf.readUInt32LE(offset + 4),
     count: buf.readUInt16LE(offset + 8),
     flags: buf.readUInt16LE(offset + 10),
     affinityTimeout: buf.readUInt32LE(offset + 12),
+    capacity: buf.readUInt16LE(offset + 16),
   };
 }
 
-// ---- wl_backends ----------------------------------------------------------------------------
+// ---- wl_slots and wl_backends: arrays the agent writes through its mapping --------------------
+
+/**
+ * Bytes from one element of an mmapable array to the next: the kernel lays values out at
+ * round_up(value_size, 8) (kernel/bpf/arraymap.c), so a 4-byte slot takes 8 and a 20-byte backend 24.
+ */
+export function arrayStride(valueSize: number): number {
+  return Math.ceil(valueSize / 8) * 8;
+}
+
+/** 32-bit words from one wl_slots element to the next in the mapping. */
+export const SLOT_STRIDE = arrayStride(4) / 4;
+/** 32-bit words from one wl_backends element to the next in the mapping. */
+export const BACKEND_STRIDE = arrayStride(20) / 4;
 
 export interface BackendValue {
   readonly addr: Ip;

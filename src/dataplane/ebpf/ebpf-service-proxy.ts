@@ -12,10 +12,10 @@ import type { ServiceMap } from '../../model/service.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import { staleUdpFlows } from '../stale-udp-flows.js';
-import { EntryBatch, MAP_LAYOUTS, PIN_DIR, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
+import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, PIN_DIR, SLOT_STRIDE, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
 import { frontendsOf } from './frontends.js';
 import { type AppliedPorts, changedPorts, nodePortFamilies } from './port-changes.js';
-import { MapWrites, type PortChange, ServiceTable } from './service-table.js';
+import { MapWrites, type PortChange, ServiceTable, type TableMemory } from './service-table.js';
 import { NodePortDatapath } from './nodeport.js';
 import { SockLb, removeSockLbPins } from './sock-lb.js';
 import { SockTerminator } from './sock-term.js';
@@ -80,6 +80,7 @@ export class EbpfServiceProxy implements ServiceProxy {
   readonly #sockLb: SockLb;
   readonly #northSouth: NorthSouthDatapath | undefined;
   readonly #terminator: SockTerminator | undefined;
+  readonly #memory: TableMemory;
   #table: ServiceTable;
   /** The map last written in full: what stale UDP sockets are judged against. */
   #applied: ServiceMap | undefined;
@@ -93,14 +94,15 @@ export class EbpfServiceProxy implements ServiceProxy {
   readonly #nodeAddrDeletes = new EntryBatch(MAP_LAYOUTS.wl_node_addrs.key, 0);
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(pinDir: string, cgroupRoot: string, sockLb: SockLb, northSouth: NorthSouthDatapath | undefined, terminator: SockTerminator | undefined, log: Logger | undefined) {
+  private constructor(pinDir: string, cgroupRoot: string, sockLb: SockLb, memory: TableMemory, northSouth: NorthSouthDatapath | undefined, terminator: SockTerminator | undefined, log: Logger | undefined) {
     this.pinDir = pinDir;
     this.cgroupRoot = cgroupRoot;
     this.#sockLb = sockLb;
     this.#northSouth = northSouth;
     this.#terminator = terminator;
     this.#log = log;
-    this.#table = readTable(sockLb);
+    this.#memory = memory;
+    this.#table = readTable(sockLb, memory);
     this.#nodeAddrs = readNodeAddrs(sockLb);
   }
 
@@ -131,6 +133,14 @@ export class EbpfServiceProxy implements ServiceProxy {
     } catch (error) {
       throw new EbpfStartError(`eBPF service proxy: ${(error as Error).message}`, { cause: error });
     }
+    let memory: TableMemory;
+    try {
+      memory = mapMemory(sockLb);
+    } catch (error) {
+      sockLb.close();
+      if (!sockLb.adopted) removeSockLbPins(pinDir);
+      throw new EbpfStartError(`eBPF service proxy: mapping wl_slots and wl_backends: ${(error as Error).message}`, { cause: error });
+    }
     log?.info({ pinDir, cgroupRoot, adopted: sockLb.adopted }, sockLb.adopted ? 'eBPF socket LB re-adopted from pins' : 'eBPF socket LB attached');
     let northSouth: NorthSouthDatapath | undefined;
     if (options.nodePort?.enabled) {
@@ -157,7 +167,7 @@ export class EbpfServiceProxy implements ServiceProxy {
       // socket stays on a removed backend until the application reconnects.
       log?.warn({ err: (error as Error).message }, 'eBPF service proxy: cannot end UDP sockets of removed backends (needs bpf_sock_destroy, kernel 6.5+)');
     }
-    return new EbpfServiceProxy(pinDir, cgroupRoot, sockLb, northSouth, terminator, log);
+    return new EbpfServiceProxy(pinDir, cgroupRoot, sockLb, memory, northSouth, terminator, log);
   }
 
   /** True when this instance took over pinned programs instead of attaching its own. */
@@ -195,7 +205,7 @@ export class EbpfServiceProxy implements ServiceProxy {
         written = this.#write(writes);
       } catch (error) {
         // The maps hold part of this change: read them back before the next apply.
-        this.#table = readTable(this.#sockLb);
+        this.#table = readTable(this.#sockLb, this.#memory);
         this.#nodeAddrs = readNodeAddrs(this.#sockLb);
         this.#ports = undefined;
         throw new Error(`eBPF service proxy: writing the maps in ${this.pinDir}: ${(error as Error).message}`, { cause: error });
@@ -240,24 +250,16 @@ export class EbpfServiceProxy implements ServiceProxy {
     return next;
   }
 
+  /** The kernel's part of a change, between plan() and finish(): node addresses and service entries. */
   #write(writes: MapWrites): number {
-    const { services, backends, nodeAddrs } = this.#sockLb.maps;
+    const { services, nodeAddrs } = this.#sockLb.maps;
     let n = 0;
-    const update = (map: typeof services, batch: EntryBatch) => {
-      if (batch.count > 0) n += map.updateBatch(batch.keyBytes(), batch.valueBytes());
-    };
-    const remove = (map: typeof services, batch: EntryBatch) => {
-      if (batch.count > 0) n += map.deleteBatch(batch.keyBytes());
-    };
-    update(nodeAddrs, this.#nodeAddrWrites);
-    update(backends, writes.backends);
-    update(services, writes.slots);
-    update(services, writes.heads);
-    remove(services, writes.headDeletes);
-    remove(services, writes.slotDeletes);
-    update(backends, writes.backendDeletes);
-    remove(nodeAddrs, this.#nodeAddrDeletes);
-    return n;
+    if (this.#nodeAddrWrites.count > 0) n += nodeAddrs.updateBatch(this.#nodeAddrWrites.keyBytes(), this.#nodeAddrWrites.valueBytes());
+    if (writes.heads.count > 0) n += services.updateBatch(writes.heads.keyBytes(), writes.heads.valueBytes());
+    if (writes.headDeletes.count > 0) n += services.deleteBatch(writes.headDeletes.keyBytes());
+    this.#table.finish(writes);
+    if (this.#nodeAddrDeletes.count > 0) n += nodeAddrs.deleteBatch(this.#nodeAddrDeletes.keyBytes());
+    return n + writes.stores;
   }
 
   /**
@@ -301,11 +303,19 @@ function nearestExisting(path: string): string {
   return dir;
 }
 
-function readTable(sockLb: SockLb): ServiceTable {
-  const services = sockLb.maps.services.entries();
-  // wl_backends is an array: reading it yields every id, used or not. With no service there is
-  // nothing to adopt, and 131,072 pairs of Buffers would only be garbage for the first sync.
-  return ServiceTable.fromEntries(services, services.length === 0 ? [] : sockLb.maps.backends.entries());
+/** wl_slots and wl_backends as this process's mapping of them (the same memory the programs read). */
+function mapMemory(sockLb: SockLb): TableMemory {
+  const slots = sockLb.maps.slots.mmap();
+  const backends = sockLb.maps.backends.mmap();
+  // The table indexes by the codec's strides: a kernel laying arrays out otherwise must stop here.
+  if (slots.stride !== SLOT_STRIDE * 4 || backends.stride !== BACKEND_STRIDE * 4) {
+    throw new Error(`array strides ${slots.stride} and ${backends.stride} bytes, the codec expects ${SLOT_STRIDE * 4} and ${BACKEND_STRIDE * 4}`);
+  }
+  return { slots: new Uint32Array(slots.buffer), backends: new Uint32Array(backends.buffer) };
+}
+
+function readTable(sockLb: SockLb, memory: TableMemory): ServiceTable {
+  return ServiceTable.fromMaps(sockLb.maps.services.entries(), memory);
 }
 
 function readNodeAddrs(sockLb: SockLb): Map<string, Ip> {

@@ -12,9 +12,9 @@ import { Scope, type ScopeValue, ServiceFlag, serviceKeyWords } from './codec.js
 export type BackendSet = 'internal' | 'cluster' | 'external';
 
 export interface DesiredFrontend {
-  /** The slot-0 key bytes as a latin1 string: the frontend's identity, in the maps and here. */
+  /** The key words as a string (frontendIdOf): the frontend's identity, in the maps and here. */
   readonly id: string;
-  /** The slot-0 key as words (codec.serviceKeyWords). */
+  /** The wl_services key as words (codec.serviceKeyWords). */
   readonly key: readonly number[];
   readonly addr: Ip | undefined;
   readonly port: number;
@@ -24,37 +24,22 @@ export interface DesiredFrontend {
   readonly group: number;
   readonly flags: number;
   readonly affinityTimeout: number;
-  /** Of the frontend's family, each address:port once. */
+  /** Of the frontend's family; an address:port listed twice is written once (ServiceTable). */
   readonly backends: readonly ServiceBackend[];
 }
 
 /** The identity of a frontend key: its words as a 12-character string (a Map key that costs no formatting). */
 export function frontendIdOf(key: ArrayLike<number>): string {
-  const w = (i: number) => key[i]!;
   // One call, one flat string: concatenating would build a rope that every Map lookup flattens.
-  return String.fromCharCode(
-    w(0) & 0xffff, w(0) >>> 16, w(1) & 0xffff, w(1) >>> 16, w(2) & 0xffff, w(2) >>> 16,
-    w(3) & 0xffff, w(3) >>> 16, w(4) & 0xffff, w(4) >>> 16, w(5) & 0xffff, w(5) >>> 16,
-  );
+  // No helper closure: this runs once per frontend of a full sync.
+  const [w0, w1, w2, w3, w4, w5] = [key[0]!, key[1]!, key[2]!, key[3]!, key[4]!, key[5]!];
+  return String.fromCharCode(w0 & 0xffff, w0 >>> 16, w1 & 0xffff, w1 >>> 16, w2 & 0xffff, w2 >>> 16, w3 & 0xffff, w3 >>> 16, w4 & 0xffff, w4 >>> 16, w5 & 0xffff, w5 >>> 16);
 }
 
-/** `endpoints` of `family`, each address:port once; the same array when it already is that (the usual case: no copy). */
+/** `endpoints` of `family`: the same array when they all are (the usual case: no copy). */
 function ofFamily(endpoints: readonly ServiceBackend[], family: Family): readonly ServiceBackend[] {
-  let clean = true;
-  for (let i = 0; i < endpoints.length && clean; i++) {
-    const e = endpoints[i]!;
-    if (e.ip.family !== family) clean = false;
-    // Lists are short: pairwise beats hashing bigints into strings.
-    for (let j = 0; j < i && clean; j++) if (endpoints[j]!.port === e.port && endpoints[j]!.ip.value === e.ip.value) clean = false;
-  }
-  if (clean) return endpoints;
-  const seen = new Set<string>();
-  return endpoints.filter((e) => {
-    const id = `${e.ip.value}/${e.port}`;
-    if (e.ip.family !== family || seen.has(id)) return false;
-    seen.add(id);
-    return true;
-  });
+  for (const e of endpoints) if (e.ip.family !== family) return endpoints.filter((f) => f.ip.family === family);
+  return endpoints;
 }
 
 /**
@@ -84,7 +69,7 @@ const FAMILIES: readonly Family[] = [4, 6];
 
 // A plain function, not a closure per port: the first sync calls it 10,000s of times.
 function addFrontend(out: DesiredFrontend[], p: ServicePort, family: Family, addr: Ip | undefined, port: number, scope: ScopeValue, set: BackendSet, backends: readonly ServiceBackend[], kindFlag: number): void {
-  const key = serviceKeyWords({ addr, port, slot: 0, protocol: p.protocol, family, scope });
+  const key = serviceKeyWords({ addr, port, protocol: p.protocol, family, scope });
   const id = frontendIdOf(key);
   for (const f of out) if (f.id === id) return;
   out.push({ id, key, addr, port, family, scope, group: groupOf(family, set), flags: flagsOf(p, family, set, backends, kindFlag), affinityTimeout: p.sessionAffinityTimeoutSeconds ?? 0, backends });

@@ -1,23 +1,41 @@
-// What wl_services and wl_backends hold, mirrored in memory, and the writes that take them to a
-// new set of frontends: only the frontends that differ, backends and slots before the count, the
-// count before the tail goes (bpf/include/wirelane_maps.h says why that keeps readers safe).
-// No I/O here: the writes land in EntryBatches the proxy sends to the kernel.
+// What wl_services, wl_slots and wl_backends hold, mirrored in memory, and the changes that take
+// them to a new set of frontends (only the frontends that differ). wl_slots and wl_backends are
+// written in place through TableMemory (the agent's mapping of the kernel's arrays; plain arrays in
+// tests); wl_services entries land in batches the proxy sends to the kernel. The order keeps
+// readers safe (bpf/include/wirelane_maps.h): plan() writes backends, and slots no entry makes
+// visible yet or live backends over live ones; the proxy writes the entries; finish() clears what
+// the entries no longer name. No I/O here.
 import { formatIp } from '../../model/ip.js';
 import { BackendPool } from './backend-pool.js';
-import { BACKEND_FAMILY_OFFSET, EntryBatch, MAP_LAYOUTS, readBackendValue, readServiceValue, serviceValueWords, slotKeyWords } from './codec.js';
+import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, SLOT_STRIDE, readServiceValue, serviceValueWords } from './codec.js';
 import { type DesiredFrontend, GROUPS, frontendIdOf } from './frontends.js';
+import { SlotRanges, capacityFor } from './slot-ranges.js';
+
+/** The arrays the table writes in place. */
+export interface TableMemory {
+  /** wl_slots: the backend id in slot index i at i × SLOT_STRIDE. */
+  readonly slots: Uint32Array;
+  /** wl_backends: the value words of id i at i × BACKEND_STRIDE. */
+  readonly backends: Uint32Array;
+}
+
+/** Zeroed arrays shaped like the mapped ones, for `slots` slot indices and `backends` ids (tests, bench). */
+export function plainMemory(slots: number, backends: number): TableMemory {
+  return { slots: new Uint32Array(slots * SLOT_STRIDE), backends: new Uint32Array(backends * BACKEND_STRIDE) };
+}
 
 /** A frontend as programmed. */
 interface Frontend {
   readonly id: string;
-  /** The slot-0 key words. */
+  /** The key words. */
   readonly key: readonly number[];
   serviceId: number;
   count: number;
   flags: number;
   affinityTimeout: number;
-  /** slots[i]: the backend id in slot i (index 0 unused). May run past count after an interrupted change: that tail is deleted by the next write. */
-  slots: number[];
+  /** Its wl_slots range: slot i at index first + i - 1. */
+  first: number;
+  capacity: number;
   /** The servicePortKey that claimed it; undefined for one adopted from the maps and not yet claimed. */
   owner: string | undefined;
   /** The service port and group (frontends.GROUPS) whose service id it carries; undefined while adopted and unclaimed. */
@@ -25,26 +43,29 @@ interface Frontend {
   group: number;
 }
 
-/** Where one apply's writes go, in the order the proxy sends them. */
+/** One change's writes, besides the in-place stores plan() made. */
 export class MapWrites {
-  readonly backends = new EntryBatch(MAP_LAYOUTS.wl_backends.key, MAP_LAYOUTS.wl_backends.value);
-  /** Backend slots (1..count), before any count grows. */
-  readonly slots = new EntryBatch(MAP_LAYOUTS.wl_services.key, MAP_LAYOUTS.wl_services.value);
-  /** Service entries (slot 0). */
+  /** Service entries, new or changed: after plan(), before finish(). */
   readonly heads = new EntryBatch(MAP_LAYOUTS.wl_services.key, MAP_LAYOUTS.wl_services.value);
-  /** Service entries of frontends that go, before their slots. */
+  /** Service entries of frontends that go, with the heads. */
   readonly headDeletes = new EntryBatch(MAP_LAYOUTS.wl_services.key, 0);
-  /** Slots past the new count, after the count shrank. */
-  readonly slotDeletes = new EntryBatch(MAP_LAYOUTS.wl_services.key, 0);
-  /** Backends nothing names any more: zeroed (wl_backends is an array), after the slots that named them are gone. */
-  readonly backendDeletes = new EntryBatch(MAP_LAYOUTS.wl_backends.key, MAP_LAYOUTS.wl_backends.value);
+  /** Slot and backend elements stored in place, by plan() and finish(). */
+  stores = 0;
+  /** For finish(): wl_slots index ranges [start, end) the entries no longer name, as pairs. */
+  readonly clears: number[] = [];
+  /** For finish(): backends that may be named by nothing once the entries are written. */
+  readonly orphans = new Set<number>();
 
   get total(): number {
-    return this.backends.count + this.slots.count + this.heads.count + this.headDeletes.count + this.slotDeletes.count + this.backendDeletes.count;
+    return this.heads.count + this.headDeletes.count + this.stores;
   }
 
   clear(): void {
-    for (const batch of [this.backends, this.slots, this.heads, this.headDeletes, this.slotDeletes, this.backendDeletes]) batch.clear();
+    this.heads.clear();
+    this.headDeletes.clear();
+    this.stores = 0;
+    this.clears.length = 0;
+    this.orphans.clear();
   }
 }
 
@@ -63,41 +84,47 @@ const VALUE_WORDS = MAP_LAYOUTS.wl_services.value / 4;
 export class ServiceTable {
   readonly #frontends = new Map<string, Frontend>();
   readonly #owned = new Map<string, string[]>();
-  readonly #backends = new BackendPool();
+  readonly #slots: Uint32Array;
+  readonly #backends: BackendPool;
+  #ranges: SlotRanges;
   /** Per service port: each group's service id (0: none) and how many frontends carry it. */
   readonly #serviceIds = new Map<string, { readonly ids: number[]; readonly frontends: number[] }>();
   readonly #serviceIdsUsed = new Set<number>();
   #nextServiceId = 1;
   readonly #freeServiceIds: number[] = [];
+  /** Adopted backends no slot named: released by the first change. */
+  #unnamed: number[] = [];
+  /** Scratch for a frontend's old slots (index 0 unused). */
+  readonly #old: number[] = [0];
 
   /** Frontends a port could not claim because another port holds them (last plan). */
   conflicts: Array<{ portKey: string; owner: string; frontend: string }> = [];
 
-  /** The table as the pinned maps hold it, e.g. left by a previous agent: nothing is owned until claimed. */
-  static fromEntries(services: ReadonlyArray<[Buffer, Buffer]>, backends: ReadonlyArray<[Buffer, Buffer]>): ServiceTable {
-    const table = new ServiceTable();
-    // The array holds every id: the unused ones are all zero.
-    for (const [key, value] of backends) if (value[BACKEND_FAMILY_OFFSET] !== 0) table.#backends.adopt(key.readUInt32LE(0), readBackendValue(value));
+  constructor(memory: TableMemory) {
+    this.#slots = memory.slots;
+    this.#backends = new BackendPool(memory.backends);
+    this.#ranges = new SlotRanges(Math.floor(memory.slots.length / SLOT_STRIDE));
+  }
+
+  /**
+   * The table as the maps hold it, e.g. left by a previous agent: `services` are wl_services'
+   * entries, `memory` the arrays. Nothing is owned until claimed.
+   */
+  static fromMaps(services: ReadonlyArray<[Buffer, Buffer]>, memory: TableMemory): ServiceTable {
+    const table = new ServiceTable(memory);
+    table.#backends.adoptAll();
+    const ranges: Array<[number, number]> = [];
     for (const [keyBytes, value] of services) {
       const key = Array.from({ length: KEY_WORDS }, (_, i) => keyBytes.readUInt32LE(i * 4));
-      const slot = key[4]! >>> 16;
-      key[4] = key[4]! & 0xffff;
-      const id = frontendIdOf(key);
-      let frontend = table.#frontends.get(id);
-      if (frontend === undefined) {
-        frontend = { id, key, serviceId: 0, count: 0, flags: 0, affinityTimeout: 0, slots: [0], owner: undefined, groupPort: undefined, group: 0 };
-        table.#frontends.set(id, frontend);
-      }
       const v = readServiceValue(value);
-      if (slot === 0) {
-        Object.assign(frontend, { serviceId: v.serviceId, count: v.count, flags: v.flags, affinityTimeout: v.affinityTimeout });
-        table.#nextServiceId = Math.max(table.#nextServiceId, v.serviceId + 1);
-      } else {
-        while (frontend.slots.length <= slot) frontend.slots.push(0);
-        frontend.slots[slot] = v.backendId;
-        table.#backends.count(v.backendId);
-      }
+      const id = frontendIdOf(key);
+      table.#frontends.set(id, { id, key, serviceId: v.serviceId, count: v.count, flags: v.flags, affinityTimeout: v.affinityTimeout, first: v.firstSlot, capacity: v.capacity, owner: undefined, groupPort: undefined, group: 0 });
+      table.#nextServiceId = Math.max(table.#nextServiceId, v.serviceId + 1);
+      if (v.capacity > 0) ranges.push([v.firstSlot, v.capacity]);
+      for (let slot = 1; slot <= v.count; slot++) table.#backends.count(table.#slot(v.firstSlot, slot));
     }
+    table.#ranges = SlotRanges.fromUsed(table.#ranges.size, ranges);
+    table.#unnamed = table.#backends.unnamed();
     return table;
   }
 
@@ -109,13 +136,23 @@ export class ServiceTable {
     return this.#backends.size;
   }
 
+  /** wl_slots indices held by frontends. */
+  get slotsInUse(): number {
+    return this.#ranges.inUse;
+  }
+
   /**
-   * Takes the table to `changes` (each port's complete new set of frontends, or none), writing the
-   * difference into `writes`. With `sweep`, frontends nobody claims (adopted leftovers of services
-   * that went while no agent ran) are removed too.
+   * Takes the table to `changes` (each port's complete new set of frontends, or none): stores the
+   * backends and slots no reader sees yet in place, and puts the entries to write, and what to
+   * clear after them, into `writes`. With `sweep`, frontends nobody claims (adopted leftovers of
+   * services that went while no agent ran) are removed too. Then the entries go to the kernel,
+   * then finish().
    */
   plan(changes: readonly PortChange[], writes: MapWrites, options: { readonly sweep?: boolean } = {}): void {
     this.conflicts = [];
+    this.#ranges.recycle();
+    for (const id of this.#unnamed) writes.orphans.add(id);
+    this.#unnamed = [];
     const released: Frontend[] = [];
     // Release first, so that a frontend moving from one port to another in the same change is free.
     for (const { portKey, frontends } of changes) {
@@ -129,12 +166,8 @@ export class ServiceTable {
       }
       this.#owned.delete(portKey);
     }
-    const orphaned = new Set<number>();
-    // A full sync writes ~every slot and backend: size the batches once instead of doubling.
     let slots = 0;
     for (const { frontends } of changes) for (const f of frontends ?? []) slots += f.backends.length;
-    writes.slots.reserve(writes.slots.count + slots);
-    writes.backends.reserve(writes.backends.count + slots);
     this.#backends.reserve(slots);
     for (const { portKey, frontends } of changes) {
       if (frontends === undefined) continue;
@@ -145,64 +178,101 @@ export class ServiceTable {
           this.conflicts.push({ portKey, owner: existing.owner, frontend: describeFrontend(desired) });
           continue;
         }
-        this.#write(desired, portKey, existing, writes, orphaned);
+        this.#write(desired, portKey, existing, writes);
         owned.push(desired.id);
       }
       this.#owned.set(portKey, owned);
     }
     const gone = options.sweep ? [...this.#frontends.values()].filter((f) => f.owner === undefined) : released.filter((f) => f.owner === undefined);
-    for (const frontend of gone) this.#remove(frontend, writes, orphaned);
-    for (const id of orphaned) this.#backends.release(id, writes.backendDeletes);
+    for (const frontend of gone) this.#remove(frontend, writes);
+    writes.stores += this.#backends.takeStores();
   }
 
-  #write(desired: DesiredFrontend, portKey: string, existing: Frontend | undefined, writes: MapWrites, orphaned: Set<number>): void {
+  /** After the entries are written: clears the slots they no longer name and the backends nothing names. */
+  finish(writes: MapWrites): void {
+    const clears = writes.clears;
+    for (let i = 0; i < clears.length; i += 2) {
+      this.#slots.fill(0, clears[i]! * SLOT_STRIDE, clears[i + 1]! * SLOT_STRIDE);
+      writes.stores += clears[i + 1]! - clears[i]!;
+    }
+    for (const id of writes.orphans) this.#backends.release(id);
+    writes.stores += this.#backends.takeStores();
+  }
+
+  #slot(first: number, slot: number): number {
+    return this.#slots[(first + slot - 1) * SLOT_STRIDE]!;
+  }
+
+  #write(desired: DesiredFrontend, portKey: string, existing: Frontend | undefined, writes: MapWrites): void {
     const serviceId = this.#claimServiceId(portKey, desired.group, existing);
-    const backends = desired.backends.length > MAX_BACKENDS ? desired.backends.slice(0, MAX_BACKENDS) : desired.backends;
-    // slots[0] is unused: a new frontend's slots are its backends in order.
-    const ids = [0];
-    for (const b of backends) ids.push(this.#backends.ref(b.ip, b.port, b.local, writes.backends));
-    const oldSlots = existing?.slots ?? [0];
-    const slots = existing === undefined ? ids : assignSlots(oldSlots, existing.count, ids.slice(1));
-    const count = ids.length - 1;
-    const key = desired.key;
-    const idChanged = existing?.serviceId !== serviceId;
-    const batch = writes.slots;
-    for (let slot = 1; slot <= count; slot++) {
-      const backendId = slots[slot]!;
-      if (!idChanged && slot < oldSlots.length && oldSlots[slot] === backendId) continue;
-      const at = batch.add();
-      slotKeyWords(key, slot, batch.keyWords, at * KEY_WORDS);
-      serviceValueWords(batch.valueWords, at * VALUE_WORDS, backendId, serviceId, 0, 0, 0);
+    const memory = this.#slots;
+    // New references first, so that a backend that stays never drops to zero on the way.
+    const ids: number[] = [];
+    const mark = this.#backends.newMark();
+    for (const b of desired.backends) {
+      if (ids.length === MAX_BACKENDS) break;
+      const id = this.#backends.ref(b.ip, b.port, b.local, mark);
+      if (id !== 0) ids.push(id);
     }
-    if (idChanged || existing === undefined || existing.count !== count || existing.flags !== desired.flags || existing.affinityTimeout !== desired.affinityTimeout) {
-      const at = writes.heads.add();
-      slotKeyWords(key, 0, writes.heads.keyWords, at * KEY_WORDS);
-      serviceValueWords(writes.heads.valueWords, at * VALUE_WORDS, 0, serviceId, count, desired.flags, desired.affinityTimeout);
-    }
-    for (let slot = count + 1; slot < oldSlots.length; slot++) deleteSlot(writes.slotDeletes, key, slot);
-    // New references were taken above, so a backend that stays never drops to zero on the way.
-    for (let slot = 1; slot < oldSlots.length; slot++) this.#unrefBackend(oldSlots[slot] ?? 0, orphaned);
+    const count = ids.length;
+    let first: number;
+    let capacity: number;
     if (existing === undefined) {
-      this.#frontends.set(desired.id, { id: desired.id, key, serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, slots, owner: portKey, groupPort: portKey, group: desired.group });
+      capacity = capacityFor(count);
+      first = capacity === 0 ? 0 : this.#ranges.allocate(capacity);
+      for (let i = 0; i < count; i++) memory[(first + i) * SLOT_STRIDE] = ids[i]!;
+      writes.stores += count;
+    } else {
+      const old = this.#old;
+      old.length = existing.count + 1;
+      for (let slot = 1; slot <= existing.count; slot++) old[slot] = this.#slot(existing.first, slot);
+      const slots = assignSlots(old, existing.count, ids);
+      // In place while the range holds them and is not far too big; else a new range, visible with the entry.
+      const inPlace = count <= existing.capacity && existing.capacity <= 4 * Math.max(capacityFor(count), 4);
+      first = inPlace ? existing.first : 0;
+      capacity = inPlace ? existing.capacity : capacityFor(count);
+      if (!inPlace && capacity > 0) first = this.#ranges.allocate(capacity);
+      for (let slot = 1; slot <= count; slot++) {
+        // A slot within the old count is only rewritten with another live backend.
+        if (inPlace && slot <= existing.count && old[slot] === slots[slot]) continue;
+        memory[(first + slot - 1) * SLOT_STRIDE] = slots[slot]!;
+        writes.stores++;
+      }
+      if (inPlace && existing.count > count) writes.clears.push(first + count, first + existing.count);
+      if (!inPlace) this.#giveUp(existing, writes);
+      for (let slot = 1; slot <= existing.count; slot++) if (this.#backends.unref(old[slot]!)) writes.orphans.add(old[slot]!);
+    }
+    if (existing === undefined || existing.serviceId !== serviceId || existing.count !== count || existing.flags !== desired.flags || existing.affinityTimeout !== desired.affinityTimeout || existing.first !== first || existing.capacity !== capacity) {
+      const heads = writes.heads;
+      const at = heads.add();
+      copyKey(desired.key, heads.keyWords, at * KEY_WORDS);
+      serviceValueWords(heads.valueWords, at * VALUE_WORDS, { firstSlot: first, serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, capacity });
+    }
+    if (existing === undefined) {
+      this.#frontends.set(desired.id, { id: desired.id, key: desired.key, serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, first, capacity, owner: portKey, groupPort: portKey, group: desired.group });
     } else {
       if (existing.groupPort !== undefined && (existing.groupPort !== portKey || existing.group !== desired.group)) this.#releaseServiceId(existing.groupPort, existing.group);
-      Object.assign(existing, { serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, slots, owner: portKey, groupPort: portKey, group: desired.group });
+      Object.assign(existing, { serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, first, capacity, owner: portKey, groupPort: portKey, group: desired.group });
     }
   }
 
-  #remove(frontend: Frontend, writes: MapWrites, orphaned: Set<number>): void {
+  #remove(frontend: Frontend, writes: MapWrites): void {
     const at = writes.headDeletes.add();
-    slotKeyWords(frontend.key, 0, writes.headDeletes.keyWords, at * KEY_WORDS);
-    for (let slot = 1; slot < frontend.slots.length; slot++) {
-      deleteSlot(writes.slotDeletes, frontend.key, slot);
-      this.#unrefBackend(frontend.slots[slot] ?? 0, orphaned);
+    copyKey(frontend.key, writes.headDeletes.keyWords, at * KEY_WORDS);
+    for (let slot = 1; slot <= frontend.count; slot++) {
+      const id = this.#slot(frontend.first, slot);
+      if (this.#backends.unref(id)) writes.orphans.add(id);
     }
+    this.#giveUp(frontend, writes);
     if (frontend.groupPort !== undefined) this.#releaseServiceId(frontend.groupPort, frontend.group);
     this.#frontends.delete(frontend.id);
   }
 
-  #unrefBackend(id: number, orphaned: Set<number>): void {
-    if (this.#backends.unref(id)) orphaned.add(id);
+  /** A range no entry will name once the entries are written: cleared then, reused from the next change. */
+  #giveUp(frontend: Frontend, writes: MapWrites): void {
+    if (frontend.capacity === 0) return;
+    writes.clears.push(frontend.first, frontend.first + frontend.count);
+    this.#ranges.release(frontend.first, frontend.capacity);
   }
 
   /** The group's service id: kept while any of its frontends exists; an adopted frontend's id is taken over. */
@@ -265,9 +335,8 @@ export function assignSlots(old: readonly number[], oldCount: number, want: read
   return slots;
 }
 
-function deleteSlot(batch: EntryBatch, key: readonly number[], slot: number): void {
-  const at = batch.add(); // first: it may replace the buffer
-  slotKeyWords(key, slot, batch.keyWords, at * KEY_WORDS);
+function copyKey(key: readonly number[], out: Uint32Array, at: number): void {
+  for (let i = 0; i < KEY_WORDS; i++) out[at + i] = key[i]!;
 }
 
 function describeFrontend(f: DesiredFrontend): string {

@@ -137,6 +137,7 @@ function openMaps(pinDir: string): SockLbMaps {
     };
     const maps: SockLbMaps = {
       services: open(MAP_NAMES.services),
+      slots: open(MAP_NAMES.slots),
       backends: open(MAP_NAMES.backends),
       nodeAddrs: open(MAP_NAMES.nodeAddrs),
       affinity: open(MAP_NAMES.affinity),
