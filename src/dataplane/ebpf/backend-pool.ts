@@ -14,72 +14,79 @@ function v6Identity(ip: Ip, port: number): string {
 }
 
 /**
- * IPv4 address:port → id, open addressing over typed arrays: no allocation per lookup (a Map keyed
- * by a 48-bit number boxes every key, and at 100,000 backends that garbage was most of the time).
- * Deleted slots are tombstones until a rebuild; ids are positive.
+ * IPv4 address:port → id, open addressing over one typed array: no allocation per lookup (a Map
+ * keyed by a 48-bit number boxes every key, and at 100,000 backends that garbage was most of the
+ * time), and a probe's address, port and id in one 16-byte cell (one cache miss, not three).
+ * Deleted cells are tombstones until a rebuild; ids are positive.
  */
 class Ipv4Index {
-  #ips = new Uint32Array(1024);
-  #ports = new Uint16Array(1024);
-  /** 0 empty, -1 deleted, else the id. */
-  #ids = new Int32Array(1024);
+  /** Cell i at i × 4: the address (int32), the port, the id (0 empty, -1 deleted), unused. */
+  #cells = new Int32Array(1024 * 4);
   #used = 0;
+  /** Where the last get() stopped: the hit, or the empty cell insert() fills. */
+  #at = 0;
 
+  get capacity(): number {
+    return this.#cells.length >> 2;
+  }
+
+  /** `ip`: the address as an int32 (ip | 0). */
   get(ip: number, port: number): number {
-    const mask = this.#ids.length - 1;
+    const cells = this.#cells;
+    const mask = this.capacity - 1;
     for (let h = hash(ip, port) & mask; ; h = (h + 1) & mask) {
-      const id = this.#ids[h]!;
-      if (id === 0) return 0;
-      if (id > 0 && this.#ips[h] === ip && this.#ports[h] === port) return id;
+      const id = cells[h * 4 + 2]!;
+      if (id === 0 || (id > 0 && cells[h * 4] === ip && cells[h * 4 + 1] === port)) {
+        this.#at = h;
+        return id;
+      }
     }
   }
 
-  /** Only for a key get() did not find. */
-  set(ip: number, port: number, id: number): void {
-    if ((this.#used + 1) * 2 > this.#ids.length) this.#rebuild(this.#ids.length * 2);
-    const mask = this.#ids.length - 1;
-    let h = hash(ip, port) & mask;
-    while (this.#ids[h]! !== 0) h = (h + 1) & mask;
-    this.#ips[h] = ip;
-    this.#ports[h] = port;
-    this.#ids[h] = id;
+  /** Only right after a get() of the same key that found nothing. */
+  insert(ip: number, port: number, id: number): void {
+    if ((this.#used + 1) * 2 > this.capacity) {
+      this.#rebuild(this.capacity * 2);
+      this.get(ip, port);
+    }
+    const at = this.#at * 4;
+    this.#cells[at] = ip;
+    this.#cells[at + 1] = port;
+    this.#cells[at + 2] = id;
     this.#used++;
   }
 
   /** Room for `total` entries without a rebuild on the way. */
   reserve(total: number): void {
-    let capacity = this.#ids.length;
+    let capacity = this.capacity;
     while (total * 2 > capacity) capacity *= 2;
-    if (capacity > this.#ids.length) this.#rebuild(capacity);
+    if (capacity > this.capacity) this.#rebuild(capacity);
   }
 
   delete(ip: number, port: number): void {
-    const mask = this.#ids.length - 1;
-    for (let h = hash(ip, port) & mask; this.#ids[h]! !== 0; h = (h + 1) & mask) {
-      if (this.#ids[h]! > 0 && this.#ips[h] === ip && this.#ports[h] === port) {
-        this.#ids[h] = -1;
-        return;
-      }
-    }
+    if (this.get(ip, port) > 0) this.#cells[this.#at * 4 + 2] = -1;
   }
 
   #rebuild(capacity: number): void {
-    const [ips, ports, ids] = [this.#ips, this.#ports, this.#ids];
-    this.#ips = new Uint32Array(capacity);
-    this.#ports = new Uint16Array(capacity);
-    this.#ids = new Int32Array(capacity);
+    const old = this.#cells;
+    this.#cells = new Int32Array(capacity * 4);
     this.#used = 0;
-    for (let i = 0; i < ids.length; i++) if (ids[i]! > 0) this.set(ips[i]!, ports[i]!, ids[i]!);
+    for (let i = 0; i < old.length; i += 4) {
+      if (old[i + 2]! <= 0) continue;
+      this.get(old[i]!, old[i + 1]!);
+      this.insert(old[i]!, old[i + 1]!, old[i + 2]!);
+    }
   }
 }
 
-/** An IPv4 address as a number (one BigInt conversion, which V8 does not inline), -1 for IPv6. */
-function ipv4Number(ip: Ip): number {
-  return ip.family === 4 ? Number(ip.value) : -1;
+/** An IPv4 address as an int32 (one BigInt conversion, which V8 does not inline), undefined for IPv6. */
+function ipv4Number(ip: Ip): number | undefined {
+  return ip.family === 4 ? Number(ip.value) | 0 : undefined;
 }
 
+/** An int32 (no `>>> 0`: a uint32 above 2^31 is a heap number in unoptimized code). */
 function hash(ip: number, port: number): number {
-  return Math.imul(ip ^ Math.imul(port, 0x9e3779b1), 0x85ebca6b) >>> 0;
+  return Math.imul(ip ^ Math.imul(port, 0x9e3779b1), 0x85ebca6b);
 }
 
 export class BackendPool {
@@ -163,11 +170,11 @@ export class BackendPool {
       if (id >= this.#live.length) throw new RangeError(`wl_backends is full: ${this.#size} backends in ${this.#live.length - 1} ids`);
       this.#add(id, ip, v4, port);
       const flags = local ? BackendFlag.local : 0;
-      if (v4 >= 0) ipv4BackendWords(v4, port, flags, words, id * BACKEND_STRIDE);
+      if (v4 !== undefined) ipv4BackendWords(v4, port, flags, words, id * BACKEND_STRIDE);
       else backendValueWords({ addr: ip, port, flags }, words, id * BACKEND_STRIDE);
       this.#stores++;
     } else if (((words[id * BACKEND_STRIDE + 4]! & LOCAL_BITS) !== 0) !== local) {
-      words[id * BACKEND_STRIDE + 4] = (words[id * BACKEND_STRIDE + 4]! ^ LOCAL_BITS) >>> 0;
+      words[id * BACKEND_STRIDE + 4] = words[id * BACKEND_STRIDE + 4]! ^ LOCAL_BITS;
       this.#stores++;
     }
     this.#refs[id]!++;
@@ -185,7 +192,7 @@ export class BackendPool {
   release(id: number): void {
     if (this.#live[id] !== 1 || this.#refs[id]! > 0) return;
     const value = this.#read(id);
-    if (value.addr.family === 4) this.#v4.delete(Number(value.addr.value), value.port);
+    if (value.addr.family === 4) this.#v4.delete(Number(value.addr.value) | 0, value.port);
     else this.#v6.delete(v6Identity(value.addr, value.port));
     this.#words.fill(0, id * BACKEND_STRIDE, (id + 1) * BACKEND_STRIDE);
     this.#stores++;
@@ -208,12 +215,13 @@ export class BackendPool {
   }
 
   /** `v4`: ipv4Number(ip). */
-  #find(ip: Ip, v4: number, port: number): number {
-    return v4 >= 0 ? this.#v4.get(v4, port) : (this.#v6.get(v6Identity(ip, port)) ?? 0);
+  #find(ip: Ip, v4: number | undefined, port: number): number {
+    return v4 !== undefined ? this.#v4.get(v4, port) : (this.#v6.get(v6Identity(ip, port)) ?? 0);
   }
 
-  #add(id: number, ip: Ip, v4: number, port: number): void {
-    if (v4 >= 0) this.#v4.set(v4, port, id);
+  /** Right after a #find() of the same backend that found nothing. */
+  #add(id: number, ip: Ip, v4: number | undefined, port: number): void {
+    if (v4 !== undefined) this.#v4.insert(v4, port, id);
     else this.#v6.set(v6Identity(ip, port), id);
     this.#live[id] = 1;
     this.#size++;

@@ -220,10 +220,15 @@ export interface ServiceKey {
 
 /** Service key words (6): address, then port, protocol and family, then scope. */
 export function serviceKeyWords<W extends Words = number[]>(key: ServiceKey, out: W = [0, 0, 0, 0, 0, 0] as W, at = 0): W {
-  addressWords(key.addr, out, at);
-  out[at + 4] = (swap16(key.port) | (PROTOCOL_NUMBERS[key.protocol] << 16) | (key.family << 24)) >>> 0;
-  out[at + 5] = key.scope;
+  serviceKeyWordsOf(key.addr, key.port, key.protocol, key.family, key.scope, out, at);
   return out;
+}
+
+/** serviceKeyWords with the fields as arguments: no key object per frontend of a full sync. */
+export function serviceKeyWordsOf(addr: Ip | undefined, port: number, protocol: Protocol, family: Family, scope: ScopeValue, out: Words, at: number): void {
+  addressWords(addr, out, at);
+  out[at + 4] = (swap16(port) | (PROTOCOL_NUMBERS[protocol] << 16) | (family << 24)) >>> 0;
+  out[at + 5] = scope;
 }
 
 export function writeServiceKey(buf: Buffer, offset: number, key: ServiceKey): void {
@@ -264,17 +269,17 @@ export interface ServiceValue {
 }
 
 /** Service value words (5) at `out[at]`. */
-export function serviceValueWords(out: Words, at: number, v: ServiceValue): void {
-  out[at] = v.firstSlot;
-  out[at + 1] = v.serviceId;
-  out[at + 2] = (v.count | (v.flags << 16)) >>> 0;
-  out[at + 3] = v.affinityTimeout;
-  out[at + 4] = v.capacity;
+export function serviceValueWords(out: Words, at: number, firstSlot: number, serviceId: number, count: number, flags: number, affinityTimeout: number, capacity: number): void {
+  out[at] = firstSlot;
+  out[at + 1] = serviceId;
+  out[at + 2] = (count | (flags << 16)) >>> 0;
+  out[at + 3] = affinityTimeout;
+  out[at + 4] = capacity;
 }
 
-export function writeServiceValue(buf: Buffer, offset: number, value: ServiceValue): void {
+export function writeServiceValue(buf: Buffer, offset: number, v: ServiceValue): void {
   const words = new Uint32Array(5);
-  serviceValueWords(words, 0, value);
+  serviceValueWords(words, 0, v.firstSlot, v.serviceId, v.count, v.flags, v.affinityTimeout, v.capacity);
   copyWords(words, buf, offset);
 }
 
@@ -316,7 +321,7 @@ export function writeBackendKey(buf: Buffer, offset: number, id: number): void {
 }
 
 /** Backend value words (5) at `out[at]`. */
-export function backendValueWords<W extends Words = Uint32Array>(backend: BackendValue, out: W = new Uint32Array(5) as W, at = 0): W {
+export function backendValueWords(backend: BackendValue, out: Uint32Array = new Uint32Array(5), at = 0): Uint32Array {
   if (backend.addr.family === 4) {
     ipv4BackendWords(Number(backend.addr.value), backend.port, backend.flags, out, at);
     return out;
@@ -326,13 +331,17 @@ export function backendValueWords<W extends Words = Uint32Array>(backend: Backen
   return out;
 }
 
-/** An IPv4 backend's value words from the address as a number: the full sync's 100,000 backends convert each BigInt once. */
-export function ipv4BackendWords(ip4: number, port: number, flags: number, out: Words, at: number): void {
-  out[at] = swap32(ip4);
+/**
+ * An IPv4 backend's value words from the address as a number: the full sync's 100,000 backends
+ * convert each BigInt once. Int32 arithmetic throughout (a Uint32Array store wraps it): a uint32
+ * above 2^31 is a heap number in code the JIT has not optimized yet.
+ */
+export function ipv4BackendWords(ip4: number, port: number, flags: number, out: Uint32Array, at: number): void {
+  out[at] = ((ip4 & 0xff) << 24) | ((ip4 & 0xff00) << 8) | ((ip4 >>> 8) & 0xff00) | ((ip4 >>> 24) & 0xff);
   out[at + 1] = 0;
   out[at + 2] = 0;
   out[at + 3] = 0;
-  out[at + 4] = (swap16(port) | (4 << 16) | (flags << 24)) >>> 0;
+  out[at + 4] = swap16(port) | (4 << 16) | (flags << 24);
 }
 
 export function writeBackendValue(buf: Buffer, offset: number, backend: BackendValue): void {

@@ -2,7 +2,7 @@
 // readers may reach (see bpf/include/wirelane_maps.h for who reads which scope).
 import type { Family, Ip } from '../../model/ip.js';
 import { type ServiceBackend, type ServicePort, noEndpointAction } from '../../model/service.js';
-import { Scope, type ScopeValue, ServiceFlag, serviceKeyWords } from './codec.js';
+import { Scope, type ScopeValue, ServiceFlag, serviceKeyWordsOf } from './codec.js';
 
 /**
  * Which endpoint list a frontend serves, and so which service id (affinity and reverse translation
@@ -12,10 +12,8 @@ import { Scope, type ScopeValue, ServiceFlag, serviceKeyWords } from './codec.js
 export type BackendSet = 'internal' | 'cluster' | 'external';
 
 export interface DesiredFrontend {
-  /** The key words as a string (frontendIdOf): the frontend's identity, in the maps and here. */
+  /** The wl_services key words as a string (frontendIdOf): the frontend's identity, in the maps and here. */
   readonly id: string;
-  /** The wl_services key as words (codec.serviceKeyWords). */
-  readonly key: readonly number[];
   readonly addr: Ip | undefined;
   readonly port: number;
   readonly family: Family;
@@ -28,17 +26,22 @@ export interface DesiredFrontend {
   readonly backends: readonly ServiceBackend[];
 }
 
-/** The identity of a frontend key: its words as a 12-character string (a Map key that costs no formatting). */
+/** The identity of a frontend key: its words as a 12-character string (a Map key that costs no formatting, and all of the key: keyWordsOfId). */
 export function frontendIdOf(key: ArrayLike<number>): string {
   // One call, one flat string: concatenating would build a rope that every Map lookup flattens.
   // No helper closure: this runs once per frontend of a full sync.
-  const [w0, w1, w2, w3, w4, w5] = [key[0]!, key[1]!, key[2]!, key[3]!, key[4]!, key[5]!];
+  const w0 = key[0]!, w1 = key[1]!, w2 = key[2]!, w3 = key[3]!, w4 = key[4]!, w5 = key[5]!;
   return String.fromCharCode(w0 & 0xffff, w0 >>> 16, w1 & 0xffff, w1 >>> 16, w2 & 0xffff, w2 >>> 16, w3 & 0xffff, w3 >>> 16, w4 & 0xffff, w4 >>> 16, w5 & 0xffff, w5 >>> 16);
+}
+
+/** The key words a frontendIdOf() string holds, into `out` at `at`. */
+export function keyWordsOfId(id: string, out: Uint32Array, at: number): void {
+  for (let i = 0; i < 6; i++) out[at + i] = id.charCodeAt(2 * i) | (id.charCodeAt(2 * i + 1) << 16);
 }
 
 /** `endpoints` of `family`: the same array when they all are (the usual case: no copy). */
 function ofFamily(endpoints: readonly ServiceBackend[], family: Family): readonly ServiceBackend[] {
-  for (const e of endpoints) if (e.ip.family !== family) return endpoints.filter((f) => f.ip.family === family);
+  for (let i = 0; i < endpoints.length; i++) if (endpoints[i]!.ip.family !== family) return endpoints.filter((f) => f.ip.family === family);
   return endpoints;
 }
 
@@ -50,16 +53,28 @@ function ofFamily(endpoints: readonly ServiceBackend[], family: Family): readonl
  */
 export function frontendsOf(p: ServicePort, nodePortFamilies: ReadonlySet<Family>): DesiredFrontend[] {
   const out: DesiredFrontend[] = [];
-  for (const family of FAMILIES) {
+  // Indexed loops, no for-of: before the JIT has optimized this (the first full sync is 10,000s of
+  // calls), each for-of allocates an iterator and a result per element.
+  for (let f = 0; f < FAMILIES.length; f++) {
+    const family = FAMILIES[f]!;
     const nodePort = p.nodePort !== undefined && nodePortFamilies.has(family);
     if (!nodePort && !hasFamily(p.clusterIPs, family) && !hasFamily(p.externalIPs, family) && !hasFamily(p.loadBalancerIPs, family)) continue;
     // internal, cluster and external are usually one array: filter each distinct one once.
     const internal = ofFamily(p.internalEndpoints, family);
     const cluster = p.clusterEndpoints === p.internalEndpoints ? internal : ofFamily(p.clusterEndpoints, family);
     const external = p.externalEndpoints === p.clusterEndpoints ? cluster : ofFamily(p.externalEndpoints, family);
-    for (const ip of p.clusterIPs) if (ip.family === family) addFrontend(out, p, family, ip, p.port, Scope.internal, 'internal', internal, ServiceFlag.clusterIP);
-    for (const ip of p.externalIPs) if (ip.family === family) addBothScopes(out, p, family, ip, p.port, cluster, external, ServiceFlag.externalIP);
-    for (const ip of p.loadBalancerIPs) if (ip.family === family) addBothScopes(out, p, family, ip, p.port, cluster, external, ServiceFlag.loadBalancer);
+    for (let i = 0; i < p.clusterIPs.length; i++) {
+      const ip = p.clusterIPs[i]!;
+      if (ip.family === family) addFrontend(out, p, family, ip, p.port, Scope.internal, 'internal', internal, ServiceFlag.clusterIP);
+    }
+    for (let i = 0; i < p.externalIPs.length; i++) {
+      const ip = p.externalIPs[i]!;
+      if (ip.family === family) addBothScopes(out, p, family, ip, p.port, cluster, external, ServiceFlag.externalIP);
+    }
+    for (let i = 0; i < p.loadBalancerIPs.length; i++) {
+      const ip = p.loadBalancerIPs[i]!;
+      if (ip.family === family) addBothScopes(out, p, family, ip, p.port, cluster, external, ServiceFlag.loadBalancer);
+    }
     if (nodePort && p.nodePort !== undefined) addBothScopes(out, p, family, undefined, p.nodePort, cluster, external, ServiceFlag.nodePort);
   }
   return out;
@@ -67,12 +82,15 @@ export function frontendsOf(p: ServicePort, nodePortFamilies: ReadonlySet<Family
 
 const FAMILIES: readonly Family[] = [4, 6];
 
+/** Scratch for a key's words on the way to its id. */
+const KEY = new Uint32Array(6);
+
 // A plain function, not a closure per port: the first sync calls it 10,000s of times.
 function addFrontend(out: DesiredFrontend[], p: ServicePort, family: Family, addr: Ip | undefined, port: number, scope: ScopeValue, set: BackendSet, backends: readonly ServiceBackend[], kindFlag: number): void {
-  const key = serviceKeyWords({ addr, port, protocol: p.protocol, family, scope });
-  const id = frontendIdOf(key);
-  for (const f of out) if (f.id === id) return;
-  out.push({ id, key, addr, port, family, scope, group: groupOf(family, set), flags: flagsOf(p, family, set, backends, kindFlag), affinityTimeout: p.sessionAffinityTimeoutSeconds ?? 0, backends });
+  serviceKeyWordsOf(addr, port, p.protocol, family, scope, KEY, 0);
+  const id = frontendIdOf(KEY);
+  for (let i = 0; i < out.length; i++) if (out[i]!.id === id) return;
+  out.push({ id, addr, port, family, scope, group: groupOf(family, set), flags: flagsOf(p, family, set, backends, kindFlag), affinityTimeout: p.sessionAffinityTimeoutSeconds ?? 0, backends });
 }
 
 /** An address reached from this node (all cluster endpoints) and from outside (the external ones). */
@@ -91,7 +109,7 @@ function groupOf(family: Family, set: BackendSet): number {
 }
 
 function hasFamily(ips: readonly Ip[], family: Family): boolean {
-  for (const ip of ips) if (ip.family === family) return true;
+  for (let i = 0; i < ips.length; i++) if (ips[i]!.family === family) return true;
   return false;
 }
 

@@ -8,7 +8,7 @@
 import { formatIp } from '../../model/ip.js';
 import { BackendPool } from './backend-pool.js';
 import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, SLOT_STRIDE, readServiceValue, serviceValueWords } from './codec.js';
-import { type DesiredFrontend, GROUPS, frontendIdOf } from './frontends.js';
+import { type DesiredFrontend, GROUPS, frontendIdOf, keyWordsOfId } from './frontends.js';
 import { SlotRanges, capacityFor } from './slot-ranges.js';
 
 /** The arrays the table writes in place. */
@@ -26,9 +26,8 @@ export function plainMemory(slots: number, backends: number): TableMemory {
 
 /** A frontend as programmed. */
 interface Frontend {
+  /** The key, as frontendIdOf() gives it. */
   readonly id: string;
-  /** The key words. */
-  readonly key: readonly number[];
   serviceId: number;
   count: number;
   flags: number;
@@ -78,6 +77,10 @@ export interface PortChange {
 /** The most slots a frontend can have (count is 16 bits). */
 export const MAX_BACKENDS = 0xffff;
 
+/** A zero per group: a literal, cheaper than new Array(GROUPS).fill(0) 10,000 times. */
+const perGroup = (): number[] => [0, 0, 0, 0, 0, 0];
+if (perGroup().length !== GROUPS) throw new Error('service-table: perGroup() must have GROUPS entries');
+
 const KEY_WORDS = MAP_LAYOUTS.wl_services.key / 4;
 const VALUE_WORDS = MAP_LAYOUTS.wl_services.value / 4;
 
@@ -89,13 +92,15 @@ export class ServiceTable {
   #ranges: SlotRanges;
   /** Per service port: each group's service id (0: none) and how many frontends carry it. */
   readonly #serviceIds = new Map<string, { readonly ids: number[]; readonly frontends: number[] }>();
-  readonly #serviceIdsUsed = new Set<number>();
+  /** 1 for a service id in use (a byte per id: cheaper than a Set at 10,000s). */
+  #serviceIdsUsed = new Uint8Array(1024);
   #nextServiceId = 1;
   readonly #freeServiceIds: number[] = [];
   /** Adopted backends no slot named: released by the first change. */
   #unnamed: number[] = [];
-  /** Scratch for a frontend's old slots (index 0 unused). */
+  /** Scratch for a frontend's old slots (index 0 unused) and its new backend ids. */
   readonly #old: number[] = [0];
+  readonly #ids: number[] = [];
 
   /** Frontends a port could not claim because another port holds them (last plan). */
   conflicts: Array<{ portKey: string; owner: string; frontend: string }> = [];
@@ -115,10 +120,9 @@ export class ServiceTable {
     table.#backends.adoptAll();
     const ranges: Array<[number, number]> = [];
     for (const [keyBytes, value] of services) {
-      const key = Array.from({ length: KEY_WORDS }, (_, i) => keyBytes.readUInt32LE(i * 4));
       const v = readServiceValue(value);
-      const id = frontendIdOf(key);
-      table.#frontends.set(id, { id, key, serviceId: v.serviceId, count: v.count, flags: v.flags, affinityTimeout: v.affinityTimeout, first: v.firstSlot, capacity: v.capacity, owner: undefined, groupPort: undefined, group: 0 });
+      const id = frontendIdOf(Array.from({ length: KEY_WORDS }, (_, i) => keyBytes.readUInt32LE(i * 4)));
+      table.#frontends.set(id, { id, serviceId: v.serviceId, count: v.count, flags: v.flags, affinityTimeout: v.affinityTimeout, first: v.firstSlot, capacity: v.capacity, owner: undefined, groupPort: undefined, group: 0 });
       table.#nextServiceId = Math.max(table.#nextServiceId, v.serviceId + 1);
       if (v.capacity > 0) ranges.push([v.firstSlot, v.capacity]);
       for (let slot = 1; slot <= v.count; slot++) table.#backends.count(table.#slot(v.firstSlot, slot));
@@ -154,8 +158,10 @@ export class ServiceTable {
     for (const id of this.#unnamed) writes.orphans.add(id);
     this.#unnamed = [];
     const released: Frontend[] = [];
+    // Indexed loops: see frontendsOf.
     // Release first, so that a frontend moving from one port to another in the same change is free.
-    for (const { portKey, frontends } of changes) {
+    for (let c = 0; c < changes.length; c++) {
+      const { portKey, frontends } = changes[c]!;
       const owned = this.#owned.get(portKey);
       if (owned === undefined) continue;
       for (const id of owned) {
@@ -167,12 +173,17 @@ export class ServiceTable {
       this.#owned.delete(portKey);
     }
     let slots = 0;
-    for (const { frontends } of changes) for (const f of frontends ?? []) slots += f.backends.length;
+    for (let c = 0; c < changes.length; c++) {
+      const frontends = changes[c]!.frontends;
+      if (frontends !== undefined) for (let i = 0; i < frontends.length; i++) slots += frontends[i]!.backends.length;
+    }
     this.#backends.reserve(slots);
-    for (const { portKey, frontends } of changes) {
+    for (let c = 0; c < changes.length; c++) {
+      const { portKey, frontends } = changes[c]!;
       if (frontends === undefined) continue;
       const owned: string[] = [];
-      for (const desired of frontends) {
+      for (let i = 0; i < frontends.length; i++) {
+        const desired = frontends[i]!;
         const existing = this.#frontends.get(desired.id);
         if (existing?.owner !== undefined && existing.owner !== portKey) {
           this.conflicts.push({ portKey, owner: existing.owner, frontend: describeFrontend(desired) });
@@ -206,23 +217,31 @@ export class ServiceTable {
   #write(desired: DesiredFrontend, portKey: string, existing: Frontend | undefined, writes: MapWrites): void {
     const serviceId = this.#claimServiceId(portKey, desired.group, existing);
     const memory = this.#slots;
-    // New references first, so that a backend that stays never drops to zero on the way.
-    const ids: number[] = [];
+    const backends = desired.backends;
     const mark = this.#backends.newMark();
-    for (const b of desired.backends) {
-      if (ids.length === MAX_BACKENDS) break;
-      const id = this.#backends.ref(b.ip, b.port, b.local, mark);
-      if (id !== 0) ids.push(id);
-    }
-    const count = ids.length;
     let first: number;
     let capacity: number;
+    let count = 0;
     if (existing === undefined) {
-      capacity = capacityFor(count);
+      // Straight into a new range (the listed backends bound the count: a duplicate only leaves room).
+      capacity = capacityFor(Math.min(backends.length, MAX_BACKENDS));
       first = capacity === 0 ? 0 : this.#ranges.allocate(capacity);
-      for (let i = 0; i < count; i++) memory[(first + i) * SLOT_STRIDE] = ids[i]!;
+      for (let i = 0; i < backends.length && count < capacity; i++) {
+        const b = backends[i]!;
+        const id = this.#backends.ref(b.ip, b.port, b.local, mark);
+        if (id !== 0) memory[(first + count++) * SLOT_STRIDE] = id;
+      }
       writes.stores += count;
     } else {
+      // New references first, so that a backend that stays never drops to zero on the way.
+      const ids = this.#ids;
+      ids.length = 0;
+      for (let i = 0; i < backends.length && ids.length < MAX_BACKENDS; i++) {
+        const b = backends[i]!;
+        const id = this.#backends.ref(b.ip, b.port, b.local, mark);
+        if (id !== 0) ids.push(id);
+      }
+      count = ids.length;
       const old = this.#old;
       old.length = existing.count + 1;
       for (let slot = 1; slot <= existing.count; slot++) old[slot] = this.#slot(existing.first, slot);
@@ -245,11 +264,11 @@ export class ServiceTable {
     if (existing === undefined || existing.serviceId !== serviceId || existing.count !== count || existing.flags !== desired.flags || existing.affinityTimeout !== desired.affinityTimeout || existing.first !== first || existing.capacity !== capacity) {
       const heads = writes.heads;
       const at = heads.add();
-      copyKey(desired.key, heads.keyWords, at * KEY_WORDS);
-      serviceValueWords(heads.valueWords, at * VALUE_WORDS, { firstSlot: first, serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, capacity });
+      keyWordsOfId(desired.id, heads.keyWords, at * KEY_WORDS);
+      serviceValueWords(heads.valueWords, at * VALUE_WORDS, first, serviceId, count, desired.flags, desired.affinityTimeout, capacity);
     }
     if (existing === undefined) {
-      this.#frontends.set(desired.id, { id: desired.id, key: desired.key, serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, first, capacity, owner: portKey, groupPort: portKey, group: desired.group });
+      this.#frontends.set(desired.id, { id: desired.id, serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, first, capacity, owner: portKey, groupPort: portKey, group: desired.group });
     } else {
       if (existing.groupPort !== undefined && (existing.groupPort !== portKey || existing.group !== desired.group)) this.#releaseServiceId(existing.groupPort, existing.group);
       Object.assign(existing, { serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, first, capacity, owner: portKey, groupPort: portKey, group: desired.group });
@@ -258,7 +277,7 @@ export class ServiceTable {
 
   #remove(frontend: Frontend, writes: MapWrites): void {
     const at = writes.headDeletes.add();
-    copyKey(frontend.key, writes.headDeletes.keyWords, at * KEY_WORDS);
+    keyWordsOfId(frontend.id, writes.headDeletes.keyWords, at * KEY_WORDS);
     for (let slot = 1; slot <= frontend.count; slot++) {
       const id = this.#slot(frontend.first, slot);
       if (this.#backends.unref(id)) writes.orphans.add(id);
@@ -279,7 +298,7 @@ export class ServiceTable {
   #claimServiceId(portKey: string, group: number, existing: Frontend | undefined): number {
     let port = this.#serviceIds.get(portKey);
     if (port === undefined) {
-      port = { ids: new Array<number>(GROUPS).fill(0), frontends: new Array<number>(GROUPS).fill(0) };
+      port = { ids: perGroup(), frontends: perGroup() };
       this.#serviceIds.set(portKey, port);
     }
     const carried = existing?.groupPort === portKey && existing.group === group;
@@ -288,10 +307,15 @@ export class ServiceTable {
       return port.ids[group]!;
     }
     const adopted = existing?.groupPort === undefined ? existing?.serviceId : undefined;
-    const id = adopted !== undefined && adopted > 0 && !this.#serviceIdsUsed.has(adopted) ? adopted : (this.#freeServiceIds.pop() ?? this.#nextServiceId++);
+    const id = adopted !== undefined && adopted > 0 && this.#serviceIdsUsed[adopted] !== 1 ? adopted : (this.#freeServiceIds.pop() ?? this.#nextServiceId++);
     port.ids[group] = id;
     port.frontends[group] = 1;
-    this.#serviceIdsUsed.add(id);
+    if (id >= this.#serviceIdsUsed.length) {
+      const grown = new Uint8Array(Math.max(id + 1, this.#serviceIdsUsed.length * 2));
+      grown.set(this.#serviceIdsUsed);
+      this.#serviceIdsUsed = grown;
+    }
+    this.#serviceIdsUsed[id] = 1;
     return id;
   }
 
@@ -299,7 +323,7 @@ export class ServiceTable {
     const port = this.#serviceIds.get(portKey);
     if (port === undefined || port.ids[group] === 0) return;
     if (--port.frontends[group]! > 0) return;
-    this.#serviceIdsUsed.delete(port.ids[group]!);
+    this.#serviceIdsUsed[port.ids[group]!] = 0;
     this.#freeServiceIds.push(port.ids[group]!);
     port.ids[group] = 0;
     if (port.frontends.every((n) => n === 0)) this.#serviceIds.delete(portKey);
@@ -335,9 +359,7 @@ export function assignSlots(old: readonly number[], oldCount: number, want: read
   return slots;
 }
 
-function copyKey(key: readonly number[], out: Uint32Array, at: number): void {
-  for (let i = 0; i < KEY_WORDS; i++) out[at + i] = key[i]!;
-}
+
 
 function describeFrontend(f: DesiredFrontend): string {
   const where = f.addr === undefined ? `NodePort ${f.port}/IPv${f.family}` : `${formatIp(f.addr)} port ${f.port}`;
