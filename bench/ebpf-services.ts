@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { findCgroup2Mount } from '../src/bpf/index.js';
+import { type BpfMap, findCgroup2Mount } from '../src/bpf/index.js';
 import { EbpfServiceProxy } from '../src/dataplane/ebpf/index.js';
 import { IptablesServiceProxy } from '../src/dataplane/service-iptables/index.js';
 import { runCommand } from '../src/host/command.js';
@@ -92,11 +92,20 @@ interface MapMemory {
   readonly bytesMemlock: number;
 }
 
+/** An array map's elements that are not all zero, read through its mapping (keys() would be a Buffer per element, 1,048,576 of them for wl_slots). */
+function usedElements(map: BpfMap): number {
+  const { buffer, stride } = map.mmap();
+  const bytes = new Uint8Array(buffer);
+  let used = 0;
+  for (let at = 0; at < bytes.length; at += stride) if (bytes.subarray(at, at + map.valueSize).some((b) => b !== 0)) used++;
+  return used;
+}
+
 async function mapMemory(proxy: EbpfServiceProxy): Promise<MapMemory[]> {
   const out: MapMemory[] = [];
   for (const map of Object.values(proxy.maps)) {
     const info = JSON.parse((await runCommand('bpftool', ['-j', 'map', 'show', 'id', String(map.id)])).stdout) as { bytes_memlock?: number };
-    out.push({ name: map.name, entries: map.keys().length, bytesMemlock: info.bytes_memlock ?? 0 });
+    out.push({ name: map.name, entries: map.typeName === 'array' ? usedElements(map) : map.keys().length, bytesMemlock: info.bytes_memlock ?? 0 });
   }
   return out;
 }

@@ -341,6 +341,7 @@ describe('service table', () => {
     assert.equal(w.stores, 20 * 10 + 200, 'slots and backends cleared');
     assert.ok(h.memory.slots.every((v) => v === 0) && h.memory.backends.every((v) => v === 0));
     assert.equal(h.table.slotsInUse, 0);
+    assert.equal(h.table.portCount, 0, 'nothing is kept for ports that went');
     h.change(changesOf(ports.slice(20, 40)));
     assert.deepEqual(h.backends('10.96.1.39'), Array.from({ length: 10 }, (_, j) => `10.2.39.${j}`));
   });
@@ -357,6 +358,8 @@ describe('service table', () => {
     const w = h.change(changesOf([port('b')]));
     assert.equal(w.total, 0);
     assert.deepEqual(h.table.conflicts.map((c) => [c.portKey, c.owner]), [['default/b:http/TCP', 'default/a:http/TCP']]);
+    h.change(changesOf([], ['default/b:http/TCP']));
+    assert.equal(h.table.portCount, 1, 'the port that owned nothing is forgotten when it goes');
   });
 
   test('a table read back from the maps writes nothing for the same ports, and sweeps what nobody claims', () => {

@@ -189,7 +189,11 @@ export class EbpfServiceProxy implements ServiceProxy {
       const families = nodePortFamilies(map);
       const familiesChanged = families.size !== this.#families.size || [...families].some((f) => !this.#families.has(f));
       const changes = changedPorts(this.#ports, map, familiesChanged);
-      const plan: PortChange[] = changes.updated.map(([portKey, p]) => ({ portKey, frontends: frontendsOf(p, families) }));
+      const plan: PortChange[] = [];
+      for (let i = 0; i < changes.updated.length; i++) {
+        const [portKey, p] = changes.updated[i]!;
+        plan.push({ portKey, frontends: frontendsOf(p, families) });
+      }
       for (const portKey of changes.removed) plan.push({ portKey, frontends: undefined });
       const writes = this.#writes;
       writes.clear();
