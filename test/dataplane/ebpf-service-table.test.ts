@@ -34,6 +34,7 @@ import {
   type PortChange,
   type ServiceValue,
 } from '../../src/dataplane/ebpf/index.js';
+import { BackendPool } from '../../src/dataplane/ebpf/backend-pool.js';
 import { type Ip, formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
 import { servicePort } from '../support/service-map.js';
@@ -205,6 +206,27 @@ describe('slot ranges', () => {
     for (const first of firsts.slice(1, 3)) ranges.release(first, 4);
     ranges.recycle();
     assert.equal(ranges.allocate(8), firsts[1]);
+  });
+});
+
+describe('backend pool', () => {
+  test('one id per address and port, reused once released; churn does not grow the index', () => {
+    const pool = new BackendPool(new Uint32Array(64 * BACKEND_STRIDE));
+    const capacity = pool.indexCapacity;
+    const a = pool.ref(ip('10.1.0.1'), 80, false, pool.newMark());
+    assert.equal(pool.ref(ip('10.1.0.1'), 80, false, pool.newMark()), a, 'the same backend, the same id');
+    assert.notEqual(pool.ref(ip('10.1.0.1'), 81, false, pool.newMark()), a, 'another port, another id');
+    for (let i = 0; i < 10_000; i++) {
+      const address: Ip = { family: 4, value: BigInt(0x0a020000 + i) };
+      const id = pool.ref(address, 8080, false, pool.newMark());
+      assert.ok(pool.unref(id));
+      pool.release(id);
+    }
+    assert.equal(pool.size, 2);
+    assert.equal(pool.indexCapacity, capacity, 'tombstones are swept, not grown over');
+    assert.throws(() => {
+      for (let i = 0; i < 64; i++) pool.ref({ family: 4, value: BigInt(0x0a030000 + i) }, 80, false, pool.newMark());
+    }, /wl_backends is full: 63 backends in 63 ids/);
   });
 });
 
