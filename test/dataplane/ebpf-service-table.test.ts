@@ -137,7 +137,7 @@ describe('frontends of a service port', () => {
       ['*', 30080, Scope.internal, ServiceFlag.nodePort],
       ['*', 30080, Scope.external, ServiceFlag.nodePort],
     ]);
-    assert.deepEqual(frontendsOf(p, new Set([4, 6])).slice(3).map((f) => [f.family, f.backends.length]), [[6, 0], [6, 0]]);
+    assert.deepEqual(frontendsOf(p, new Set([4, 6])).slice(3).map((f) => [f.family, f.backends.filter((b) => b.ip.family === f.family).length]), [[6, 0], [6, 0]]);
   });
 
   test('no endpoint at all rejects; a Local policy that rules every endpoint out drops', () => {
@@ -150,7 +150,8 @@ describe('frontends of a service port', () => {
     const endpoints = [backend('10.1.0.1'), backend('fd00::1'), backend('10.1.0.1')];
     const p = port('dual', { clusterIPs: [ip('10.96.0.1'), ip('fd00:96::1')], externalIPs: [ip('10.96.0.1')], sessionAffinityTimeoutSeconds: 60 }, endpoints);
     const fronts = frontendsOf(p, new Set());
-    assert.deepEqual(fronts.map((f) => [f.family, f.scope, f.backends.map((b) => b.ip.family)]), [
+    // The table takes the endpoints of the frontend's family (see 'each family its own backends').
+    assert.deepEqual(fronts.map((f) => [f.family, f.scope, f.backends.filter((b) => b.ip.family === f.family).map((b) => b.ip.family)]), [
       // 10.1.0.1 twice: the table writes it once (see 'an endpoint listed twice takes one slot').
       [4, Scope.internal, [4, 4]],
       // The ExternalIP equal to the ClusterIP: its internal frontend is the ClusterIP's, kept once.
@@ -366,6 +367,17 @@ describe('service table', () => {
     assert.equal(h.table.portCount, 0, 'nothing is kept for ports that went');
     h.change(changesOf(ports.slice(20, 40)));
     assert.deepEqual(h.backends('10.96.1.39'), Array.from({ length: 10 }, (_, j) => `10.2.39.${j}`));
+  });
+
+  test('each family its own backends: a dual-stack port\'s IPv4 ClusterIP gets the IPv4 endpoints, its IPv6 one the IPv6 endpoints', () => {
+    const h = new Harness();
+    h.change(changesOf([port('dual', { clusterIPs: [ip('10.96.0.1'), ip('fd00:96::1')] }, [backend('10.1.0.1'), backend('fd00::1'), backend('10.1.0.2')])]));
+    assert.deepEqual(h.backends('10.96.0.1'), ['10.1.0.1', '10.1.0.2']);
+    const key = Buffer.alloc(24);
+    writeServiceKey(key, 0, { addr: ip('fd00:96::1'), port: 80, protocol: 'TCP', family: 6, scope: Scope.internal });
+    const v6 = h.services.get(key.toString('hex'));
+    assert.equal(v6?.count, 1);
+    assert.equal(h.backend(h.slot(v6.firstSlot)), 'fd00::1');
   });
 
   test('an endpoint listed twice takes one slot', () => {

@@ -22,7 +22,10 @@ export interface DesiredFrontend {
   readonly group: number;
   readonly flags: number;
   readonly affinityTimeout: number;
-  /** Of the frontend's family; an address:port listed twice is written once (ServiceTable). */
+  /**
+   * The endpoints it may reach, of either family: the table takes those of `family`, each
+   * address:port once (not filtered here: a full sync would read every endpoint twice).
+   */
   readonly backends: readonly ServiceBackend[];
 }
 
@@ -39,10 +42,10 @@ export function keyWordsOfId(id: string, out: Uint32Array, at: number): void {
   for (let i = 0; i < 6; i++) out[at + i] = id.charCodeAt(2 * i) | (id.charCodeAt(2 * i + 1) << 16);
 }
 
-/** `endpoints` of `family`: the same array when they all are (the usual case: no copy). */
-function ofFamily(endpoints: readonly ServiceBackend[], family: Family): readonly ServiceBackend[] {
-  for (let i = 0; i < endpoints.length; i++) if (endpoints[i]!.ip.family !== family) return endpoints.filter((f) => f.ip.family === family);
-  return endpoints;
+/** Whether any of `endpoints` is of `family` (usually the first one is). */
+function anyOfFamily(endpoints: readonly ServiceBackend[], family: Family): boolean {
+  for (let i = 0; i < endpoints.length; i++) if (endpoints[i]!.ip.family === family) return true;
+  return false;
 }
 
 /**
@@ -59,10 +62,9 @@ export function frontendsOf(p: ServicePort, nodePortFamilies: ReadonlySet<Family
     const family = FAMILIES[f]!;
     const nodePort = p.nodePort !== undefined && nodePortFamilies.has(family);
     if (!nodePort && !hasFamily(p.clusterIPs, family) && !hasFamily(p.externalIPs, family) && !hasFamily(p.loadBalancerIPs, family)) continue;
-    // internal, cluster and external are usually one array: filter each distinct one once.
-    const internal = ofFamily(p.internalEndpoints, family);
-    const cluster = p.clusterEndpoints === p.internalEndpoints ? internal : ofFamily(p.clusterEndpoints, family);
-    const external = p.externalEndpoints === p.clusterEndpoints ? cluster : ofFamily(p.externalEndpoints, family);
+    const internal = p.internalEndpoints;
+    const cluster = p.clusterEndpoints;
+    const external = p.externalEndpoints;
     for (let i = 0; i < p.clusterIPs.length; i++) {
       const ip = p.clusterIPs[i]!;
       if (ip.family === family) addFrontend(out, p, family, ip, p.port, Scope.internal, 'internal', internal, ServiceFlag.clusterIP);
@@ -116,7 +118,7 @@ function hasFamily(ips: readonly Ip[], family: Family): boolean {
 function flagsOf(p: ServicePort, family: Family, set: BackendSet, backends: readonly ServiceBackend[], kindFlag: number): number {
   let flags = kindFlag;
   if ((p.sessionAffinityTimeoutSeconds ?? 0) > 0) flags |= ServiceFlag.affinity;
-  if (backends.length === 0 && noEndpointAction(p, backends, family) === 'drop') flags |= ServiceFlag.noEndpointDrop;
+  if (!anyOfFamily(backends, family) && noEndpointAction(p, backends, family) === 'drop') flags |= ServiceFlag.noEndpointDrop;
   if (set === 'external' && p.externalPolicyLocal) flags |= ServiceFlag.localOnly;
   if (kindFlag === ServiceFlag.loadBalancer && p.loadBalancerSourceRanges.length > 0) flags |= ServiceFlag.sourceRanges;
   return flags;

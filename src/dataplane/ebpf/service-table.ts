@@ -6,7 +6,6 @@
 // visible yet or live backends over live ones; the proxy writes the entries; finish() clears what
 // the entries no longer name. No I/O here.
 import { formatIp } from '../../model/ip.js';
-import type { ServiceBackend } from '../../model/service.js';
 import { BackendPool } from './backend-pool.js';
 import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, SLOT_STRIDE, readServiceValue, serviceValueWords } from './codec.js';
 import { type DesiredFrontend, GROUPS, frontendIdOf, keyWordsOfId } from './frontends.js';
@@ -78,10 +77,10 @@ interface PortState {
   readonly carriers: number[];
 }
 
-/** Frontends created in a change, and the backends #fill() gives them. */
+/** Frontends created in a change, and what #fill() gives them. */
 interface Fresh {
   readonly frontends: Frontend[];
-  readonly backends: Array<readonly ServiceBackend[]>;
+  readonly desired: DesiredFrontend[];
 }
 
 /** One service port's frontends after a change; undefined when the port is gone. */
@@ -114,7 +113,8 @@ export class ServiceTable {
   #unnamed: number[] = [];
   /** Scratch for a frontend's old slots (index 0 unused) and its new backend ids. */
   readonly #old: number[] = [0];
-  readonly #ids: number[] = [];
+  /** Scratch for a frontend's new backend ids (a typed array: `length = 0` on an array would free its store). */
+  readonly #ids = new Uint32Array(MAX_BACKENDS);
 
   /** Frontends a port could not claim because another port holds them (last plan). */
   conflicts: Array<{ portKey: string; owner: string; frontend: string }> = [];
@@ -199,7 +199,7 @@ export class ServiceTable {
       if (frontends !== undefined) for (let i = 0; i < frontends.length; i++) slots += frontends[i]!.backends.length;
     }
     this.#backends.reserve(slots);
-    const fresh: Fresh = { frontends: [], backends: [] };
+    const fresh: Fresh = { frontends: [], desired: [] };
     for (let c = 0; c < changes.length; c++) {
       const { portKey, frontends } = changes[c]!;
       if (frontends === undefined) continue;
@@ -247,17 +247,9 @@ export class ServiceTable {
   #update(desired: DesiredFrontend, portKey: string, port: PortState, existing: Frontend, writes: MapWrites): void {
     const serviceId = this.#claimServiceId(portKey, port, desired.group, existing);
     const memory = this.#slots;
-    const backends = desired.backends;
-    const mark = this.#backends.newMark();
     // New references first, so that a backend that stays never drops to zero on the way.
-    const ids = this.#ids;
-    ids.length = 0;
-    for (let i = 0; i < backends.length && ids.length < MAX_BACKENDS; i++) {
-      const b = backends[i]!;
-      const id = this.#backends.ref(b.ip, b.port, b.local, mark);
-      if (id !== 0) ids.push(id);
-    }
-    const count = ids.length;
+    const count = this.#idsOf(desired);
+    const ids = Array.from(this.#ids.subarray(0, count));
     const old = this.#old;
     old.length = existing.count + 1;
     for (let slot = 1; slot <= existing.count; slot++) old[slot] = this.#slot(existing.first, slot);
@@ -282,41 +274,51 @@ export class ServiceTable {
     Object.assign(existing, { serviceId, count, flags: desired.flags, affinityTimeout: desired.affinityTimeout, first, capacity, owner: portKey, groupPort: portKey, group: desired.group });
   }
 
-  /** A new frontend with a range for its backends, which #fill() writes; its entry too. */
+  /** A new frontend, whose backends, slot range and entry #fill() writes. */
   #create(desired: DesiredFrontend, portKey: string, port: PortState, fresh: Fresh): void {
     const serviceId = this.#claimServiceId(portKey, port, desired.group, undefined);
-    // The listed backends bound the count: a duplicate only leaves room.
-    const capacity = capacityFor(Math.min(desired.backends.length, MAX_BACKENDS));
-    const first = capacity === 0 ? 0 : this.#ranges.allocate(capacity);
-    const frontend: Frontend = { id: desired.id, serviceId, count: 0, flags: desired.flags, affinityTimeout: desired.affinityTimeout, first, capacity, owner: portKey, groupPort: portKey, group: desired.group };
+    const frontend: Frontend = { id: desired.id, serviceId, count: 0, flags: desired.flags, affinityTimeout: desired.affinityTimeout, first: 0, capacity: 0, owner: portKey, groupPort: portKey, group: desired.group };
     this.#frontends.set(desired.id, frontend);
     fresh.frontends.push(frontend);
-    fresh.backends.push(desired.backends);
+    fresh.desired.push(desired);
   }
 
   /**
-   * The slots and entries of the frontends #create() made. One pass over all of them rather than a
-   * loop per frontend: at a full sync's 100,000 backends the JIT optimizes this loop early, where
-   * 10,000 short loops would mostly run unoptimized.
+   * The backends, slots and entries of the frontends #create() made. One pass over all of them
+   * rather than a loop per frontend: at a full sync's 100,000 backends the JIT optimizes this loop
+   * early, where 10,000 short loops would mostly run unoptimized.
    */
   #fill(fresh: Fresh, writes: MapWrites): void {
     const memory = this.#slots;
-    const pool = this.#backends;
     for (let f = 0; f < fresh.frontends.length; f++) {
       const frontend = fresh.frontends[f]!;
-      const backends = fresh.backends[f]!;
-      const mark = pool.newMark();
-      const { first, capacity } = frontend;
-      let count = 0;
-      for (let i = 0; i < backends.length && count < capacity; i++) {
-        const b = backends[i]!;
-        const id = pool.ref(b.ip, b.port, b.local, mark);
-        if (id !== 0) memory[(first + count++) * SLOT_STRIDE] = id;
-      }
+      const count = this.#idsOf(fresh.desired[f]!);
+      const ids = this.#ids;
+      const capacity = capacityFor(count);
+      const first = capacity === 0 ? 0 : this.#ranges.allocate(capacity);
+      for (let i = 0; i < count; i++) memory[(first + i) * SLOT_STRIDE] = ids[i]!;
       frontend.count = count;
+      frontend.first = first;
+      frontend.capacity = capacity;
       writes.stores += count;
       writeHead(writes.heads, frontend.id, first, frontend.serviceId, count, frontend.flags, frontend.affinityTimeout, capacity);
     }
+  }
+
+  /** How many backends of its family the frontend has, each once: their ids in #ids, each with a reference taken. */
+  #idsOf(desired: DesiredFrontend): number {
+    const pool = this.#backends;
+    const { backends, family } = desired;
+    const ids = this.#ids;
+    const mark = pool.newMark();
+    let count = 0;
+    for (let i = 0; i < backends.length && count < MAX_BACKENDS; i++) {
+      const b = backends[i]!;
+      if (b.ip.family !== family) continue;
+      const id = pool.ref(b.ip, b.port, b.local, mark);
+      if (id !== 0) ids[count++] = id;
+    }
+    return count;
   }
 
   #remove(frontend: Frontend, writes: MapWrites): void {
