@@ -111,7 +111,7 @@ export class ServiceTable {
   readonly #freeServiceIds: number[] = [];
   /** Adopted backends no slot named: released by the first change. */
   #unnamed: number[] = [];
-  /** Scratch for a frontend's old slots (index 0 unused) and its new backend ids. */
+  /** Scratch for a frontend's old slots (index 0 unused). */
   readonly #old: number[] = [0];
   /** Scratch for a frontend's new backend ids (a typed array: `length = 0` on an array would free its store). */
   readonly #ids = new Uint32Array(MAX_BACKENDS);
