@@ -5,8 +5,9 @@
 // maps (bpftool's bytes_memlock) and this process's RSS at that scale. Needs root; the programs
 // attach to a cgroup of the bench's own (no process in it), pins go to a bpffs the bench mounts,
 // the iptables rules into a network namespace of its own; all removed afterwards.
-// Goals (issue: the eBPF data plane): a full sync under 150 ms, against seconds for iptables-restore;
-// a one-endpoint change under 5 ms from apply() to the last map write.
+// Goals (issue: the eBPF data plane): a full sync under 150 ms, against seconds for iptables-restore
+// (judged on the median first sync of 5 fresh processes: one sample of this machine is noisy); a
+// one-endpoint change under 5 ms from apply() to the last map write.
 // Run: node --expose-gc --import tsx bench/ebpf-services.ts   (prints a table, writes bench/results/ebpf-services.json)
 import { mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +26,8 @@ const SERVICES = 10_000;
 const ENDPOINTS = 10;
 /** One-endpoint changes timed per kind; the median is reported. */
 const CHANGES = 15;
+/** Fresh processes whose first full sync is timed (the goal is judged on their median). */
+const FIRST_SYNC_PROCESSES = 5;
 const GOALS = { fullSyncMs: 150, oneEndpointChangeMs: 5 };
 
 const v4 = (value: number): Ip => ({ family: 4, value: BigInt(value >>> 0) });
@@ -136,19 +139,51 @@ interface EbpfResult {
   readonly cleanupMs: number;
 }
 
-async function benchEbpf(map: ServiceMap): Promise<EbpfResult> {
+/** A cgroup and a bpffs of the bench's own for `work`, removed afterwards with whatever proxy it left open. */
+async function inSandbox<T>(work: (open: () => Promise<EbpfServiceProxy>) => Promise<T>): Promise<T> {
   const cgroupMount = findCgroup2Mount();
   if (cgroupMount === undefined) throw new Error('no cgroup v2 mount');
   const cgroup = join(cgroupMount, `wl-bench-ebpf-${process.pid}`);
   const bpffs = mkdtempSync(join(tmpdir(), 'wl-bench-bpffs-'));
   mkdirSync(cgroup);
   await runCommand('mount', ['-t', 'bpf', 'bpf', bpffs]);
-  let proxy: EbpfServiceProxy | undefined;
-  const open = () => EbpfServiceProxy.open({ bpffsDir: join(bpffs, 'wirelane'), cgroupRoot: cgroup });
+  const opened: EbpfServiceProxy[] = [];
   try {
+    return await work(async () => {
+      const proxy = await EbpfServiceProxy.open({ bpffsDir: join(bpffs, 'wirelane'), cgroupRoot: cgroup });
+      opened.push(proxy);
+      return proxy;
+    });
+  } finally {
+    for (const proxy of opened) await proxy.cleanup().catch(() => undefined);
+    await runCommand('umount', [bpffs]).catch(() => undefined);
+    rmdirSync(bpffs);
+    rmdirSync(cgroup);
+  }
+}
+
+/** The first full sync of a fresh process (the child side of firstSyncs()). */
+async function firstSyncHere(): Promise<void> {
+  const map = serviceMap();
+  settledMemory();
+  const report = await inSandbox(async (open) => (await open()).apply(map));
+  process.stdout.write(`${JSON.stringify({ ms: report.ms, planMs: report.planMs })}\n`);
+}
+
+/** First full syncs, each in a process of its own: one first sync is one sample of a noisy machine. */
+async function firstSyncs(): Promise<Array<{ ms: number; planMs: number }>> {
+  const out: Array<{ ms: number; planMs: number }> = [];
+  for (let i = 0; i < FIRST_SYNC_PROCESSES; i++) {
+    const child = await runCommand(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--first-sync']);
+    out.push(JSON.parse(child.stdout.trim()) as { ms: number; planMs: number });
+  }
+  return out;
+}
+
+async function benchEbpf(map: ServiceMap): Promise<EbpfResult> {
+  return inSandbox(async (open) => {
     const before = settledMemory();
-    proxy = await open();
-    const p = proxy;
+    const p = await open();
     const full = await timed(() => p.apply(map));
     const idle = await timed(() => p.apply(map));
     const reused: number[] = [];
@@ -170,9 +205,9 @@ async function benchEbpf(map: ServiceMap): Promise<EbpfResult> {
     const cleanup = await timed(() => p.cleanup());
     // As before the first sync: the 30 service maps the changes above built are not this sync's garbage.
     settledMemory();
-    proxy = await open();
-    const warm = await proxy.apply(map);
-    await proxy.cleanup();
+    const second = await open();
+    const warm = await second.apply(map);
+    await second.cleanup();
     return {
       fullSyncMs: full.value.ms,
       fullSyncPlanMs: full.value.planMs,
@@ -191,12 +226,7 @@ async function benchEbpf(map: ServiceMap): Promise<EbpfResult> {
       heapAfterMiB: after.heapUsed / 2 ** 20,
       cleanupMs: cleanup.ms,
     };
-  } finally {
-    await proxy?.cleanup().catch(() => undefined);
-    await runCommand('umount', [bpffs]).catch(() => undefined);
-    rmdirSync(bpffs);
-    rmdirSync(cgroup);
-  }
+  });
 }
 
 async function benchIptables(map: ServiceMap): Promise<{ fullSyncMs: number; oneEndpointChangeMs: number }> {
@@ -217,6 +247,8 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench/ebpf-services.ts needs root (BPF programs, a bpffs mount, a network namespace)');
   const map = serviceMap();
   const ebpf = await benchEbpf(map);
+  const firsts = await firstSyncs();
+  const firstMedian = median(firsts.map((f) => f.ms));
   const iptables = await benchIptables(map);
 
   const ms = (v: number) => (v < 10 ? `${v.toFixed(2)} ms` : v < 1000 ? `${v.toFixed(0)} ms` : `${(v / 1000).toFixed(2)} s`);
@@ -226,6 +258,7 @@ async function main(): Promise<void> {
   const rows = [
     ['measure', 'eBPF', 'iptables', 'iptables / eBPF'],
     ['full sync, first (cold JIT)', `${ms(ebpf.fullSyncMs)} (${ebpf.fullSyncEntries.toLocaleString('en')} entries; JS ${ms(ebpf.fullSyncPlanMs)})`, ms(iptables.fullSyncMs), `${(iptables.fullSyncMs / ebpf.fullSyncMs).toFixed(0)}×`],
+    [`full sync, first, ${FIRST_SYNC_PROCESSES} fresh processes`, `median ${ms(firstMedian)} (${firsts.map((f) => f.ms.toFixed(0)).join(', ')})`, '-', `${(iptables.fullSyncMs / firstMedian).toFixed(0)}×`],
     ['full sync, again (warm JIT)', `${ms(ebpf.fullSyncWarmMs)} (JS ${ms(ebpf.fullSyncWarmPlanMs)})`, '-', '-'],
     ['idle re-apply', `${ms(ebpf.idleApplyMs)} (${ebpf.idleApplyEntries} entries)`, '-', '-'],
     ['1-endpoint change, other ports reused', `${ms(ebpf.oneEndpointChangeMs)} (${ebpf.oneEndpointChangeEntries} entries)`, ms(iptables.oneEndpointChangeMs), `${(iptables.oneEndpointChangeMs / ebpf.oneEndpointChangeMs).toFixed(0)}×`],
@@ -239,16 +272,16 @@ async function main(): Promise<void> {
   process.stdout.write(`eBPF vs iptables service proxy, ${SERVICES.toLocaleString('en')} ClusterIP services × ${ENDPOINTS} endpoints (TCP, IPv4)\n`);
   for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}\n`);
   for (const m of ebpf.maps) process.stdout.write(`  ${m.name.padEnd(14)} ${m.entries.toLocaleString('en').padStart(8)} entries  ${mib(m.bytesMemlock)}\n`);
-  process.stdout.write(`goal, full sync: first ${verdict(ebpf.fullSyncMs, GOALS.fullSyncMs)}, again ${verdict(ebpf.fullSyncWarmMs, GOALS.fullSyncMs)}\n`);
+  process.stdout.write(`goal, full sync: first (median of ${FIRST_SYNC_PROCESSES} processes) ${verdict(firstMedian, GOALS.fullSyncMs)}, again ${verdict(ebpf.fullSyncWarmMs, GOALS.fullSyncMs)}\n`);
   process.stdout.write(`goal, 1-endpoint change: ${verdict(ebpf.oneEndpointChangeMs, GOALS.oneEndpointChangeMs)}\n`);
 
   const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'ebpf-services.json');
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, services: SERVICES, endpointsPerService: ENDPOINTS, goals: GOALS, ebpf, iptables, ratios: { fullSync: iptables.fullSyncMs / ebpf.fullSyncMs, oneEndpointChange: iptables.oneEndpointChangeMs / ebpf.oneEndpointChangeMs } }, null, 2)}\n`);
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, services: SERVICES, endpointsPerService: ENDPOINTS, goals: GOALS, ebpf, firstSyncs: firsts, iptables, ratios: { fullSync: iptables.fullSyncMs / ebpf.fullSyncMs, oneEndpointChange: iptables.oneEndpointChangeMs / ebpf.oneEndpointChangeMs } }, null, 2)}\n`);
   process.stdout.write(`wrote ${out}\n`);
 }
 
-await main().catch((err: unknown) => {
+await (process.argv.includes('--first-sync') ? firstSyncHere() : main()).catch((err: unknown) => {
   process.stderr.write(`bench/ebpf-services.ts: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -19,7 +19,7 @@
  * wl_np_ranges (LPM_TRIE): loadBalancerSourceRanges. The key's data is {frontend addr, port,
  *   protocol, family, source}; prefixlen = WL_NP_RANGE_FRONTEND_BITS + the range's prefix length,
  *   so a lookup with the full source address finds whether any range of that frontend holds it.
- *   Only consulted for a service slot 0 with WL_SVC_SOURCE_RANGES.
+ *   Only consulted for a service entry with WL_SVC_SOURCE_RANGES.
  *
  * wl_np_snat (ARRAY, 2): the address to masquerade to, [0] IPv4, [1] IPv6, when the kernel cannot
  *   tell the route's source address (bpf_fib_lookup without BPF_FIB_LOOKUP_SRC, before 6.8).
