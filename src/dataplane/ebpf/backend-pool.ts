@@ -137,11 +137,6 @@ export class BackendPool {
     return this.#v4.capacity;
   }
 
-  /** Room in the index for `more` backends than there are now, grown once rather than by doubling on the way. */
-  reserve(more: number): void {
-    this.#v4.reserve(this.#size + more);
-  }
-
   /** Takes in every backend the mapped array holds (adoption); their references come from the slots counted after. */
   adoptAll(): void {
     const words = this.#words;

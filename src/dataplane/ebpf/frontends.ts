@@ -62,9 +62,7 @@ export function frontendsOf(p: ServicePort, nodePortFamilies: ReadonlySet<Family
     const family = FAMILIES[f]!;
     const nodePort = p.nodePort !== undefined && nodePortFamilies.has(family);
     if (!nodePort && !hasFamily(p.clusterIPs, family) && !hasFamily(p.externalIPs, family) && !hasFamily(p.loadBalancerIPs, family)) continue;
-    const internal = p.internalEndpoints;
-    const cluster = p.clusterEndpoints;
-    const external = p.externalEndpoints;
+    const { internalEndpoints: internal, clusterEndpoints: cluster, externalEndpoints: external } = p;
     for (let i = 0; i < p.clusterIPs.length; i++) {
       const ip = p.clusterIPs[i]!;
       if (ip.family === family) addFrontend(out, p, family, ip, p.port, Scope.internal, 'internal', internal, ServiceFlag.clusterIP);

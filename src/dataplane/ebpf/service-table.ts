@@ -193,12 +193,6 @@ export class ServiceTable {
       // Gone with no frontend carrying its ids: nothing will release it later.
       if (frontends === undefined && port.carriers.every((n) => n === 0)) this.#ports.delete(portKey);
     }
-    let slots = 0;
-    for (let c = 0; c < changes.length; c++) {
-      const frontends = changes[c]!.frontends;
-      if (frontends !== undefined) for (let i = 0; i < frontends.length; i++) slots += frontends[i]!.backends.length;
-    }
-    this.#backends.reserve(slots);
     const fresh: Fresh = { frontends: [], desired: [] };
     for (let c = 0; c < changes.length; c++) {
       const { portKey, frontends } = changes[c]!;
