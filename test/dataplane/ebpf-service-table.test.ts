@@ -32,6 +32,7 @@ import {
   writeServiceKey,
   writeServiceValue,
   type PortChange,
+  type PortChanges,
   type ServiceValue,
 } from '../../src/dataplane/ebpf/index.js';
 import { BackendPool } from '../../src/dataplane/ebpf/backend-pool.js';
@@ -414,16 +415,18 @@ describe('service table', () => {
 });
 
 describe('changed ports', () => {
+  const updatedKeys = (changes: PortChanges): string[] => changes.updated.map((i) => changes.applied.keys[i]!);
+
   test('by position when the ports line up; reused objects are not compared', () => {
     const a = port('a');
     const b = port('b', { clusterIPs: [ip('10.96.0.2')] });
     const first = changedPorts(undefined, mapOf([a, b]), false);
-    assert.deepEqual(first.updated.map(([k]) => k), ['default/a:http/TCP', 'default/b:http/TCP']);
+    assert.deepEqual(updatedKeys(first), ['default/a:http/TCP', 'default/b:http/TCP']);
     assert.deepEqual(changedPorts(first.applied, mapOf([a, b]), false).updated, []);
     // Equal content in new objects is no change; one endpoint more is.
     assert.deepEqual(changedPorts(first.applied, mapOf([port('a'), port('b', { clusterIPs: [ip('10.96.0.2')] })]), false).updated, []);
     const moved = port('b', { clusterIPs: [ip('10.96.0.2')] }, [backend('10.1.0.1'), backend('10.1.0.2'), backend('10.1.0.3')]);
-    assert.deepEqual(changedPorts(first.applied, mapOf([a, moved]), false).updated.map(([k]) => k), ['default/b:http/TCP']);
+    assert.deepEqual(updatedKeys(changedPorts(first.applied, mapOf([a, moved]), false)), ['default/b:http/TCP']);
   });
 
   test('by key when ports come and go; NodePort ports all change when the node-port families do', () => {
@@ -432,8 +435,8 @@ describe('changed ports', () => {
     const c = port('c', { clusterIPs: [ip('10.96.0.3')] });
     const first = changedPorts(undefined, mapOf([a, b]), false);
     const next = changedPorts(first.applied, mapOf([a, c]), false);
-    assert.deepEqual(next.updated.map(([k]) => k), ['default/c:http/TCP']);
+    assert.deepEqual(updatedKeys(next), ['default/c:http/TCP']);
     assert.deepEqual(next.removed, ['default/b:http/TCP']);
-    assert.deepEqual(changedPorts(next.applied, mapOf([a, c]), true).updated.map(([k]) => k), ['default/a:http/TCP']);
+    assert.deepEqual(updatedKeys(changedPorts(next.applied, mapOf([a, c]), true)), ['default/a:http/TCP']);
   });
 });

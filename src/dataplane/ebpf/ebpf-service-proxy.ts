@@ -190,9 +190,10 @@ export class EbpfServiceProxy implements ServiceProxy {
       const familiesChanged = families.size !== this.#families.size || [...families].some((f) => !this.#families.has(f));
       const changes = changedPorts(this.#ports, map, familiesChanged);
       const plan: PortChange[] = [];
-      for (let i = 0; i < changes.updated.length; i++) {
-        const [portKey, p] = changes.updated[i]!;
-        plan.push({ portKey, frontends: frontendsOf(p, families) });
+      // Indexed, no destructuring: unoptimized, `[a, b] = pair` runs the iterator protocol.
+      for (let u = 0; u < changes.updated.length; u++) {
+        const i = changes.updated[u]!;
+        plan.push({ portKey: changes.applied.keys[i]!, frontends: frontendsOf(changes.applied.ports[i]!, families) });
       }
       for (const portKey of changes.removed) plan.push({ portKey, frontends: undefined });
       const writes = this.#writes;

@@ -12,8 +12,8 @@ export interface AppliedPorts {
 }
 
 export interface PortChanges {
-  /** Added or changed: key and the new port. */
-  readonly updated: ReadonlyArray<readonly [string, ServicePort]>;
+  /** Added or changed: their indices in `applied` (numbers, not a [key, port] pair each: 10,000 at a full sync). */
+  readonly updated: readonly number[];
   readonly removed: readonly string[];
   /** `next`'s ports, for the next comparison. */
   readonly applied: AppliedPorts;
@@ -28,7 +28,7 @@ export interface PortChanges {
 export function changedPorts(previous: AppliedPorts | undefined, next: ServiceMap, nodePortFamiliesChanged: boolean): PortChanges {
   const ports = next.servicePorts;
   const keys: string[] = new Array<string>(ports.length);
-  const updated: Array<readonly [string, ServicePort]> = [];
+  const updated: number[] = [];
   const changed = (was: ServicePort, p: ServicePort) => (nodePortFamiliesChanged && (p.nodePort !== undefined || was.nodePort !== undefined)) || !sameForMaps(was, p);
   let aligned = previous !== undefined && previous.ports.length === ports.length;
   for (let i = 0; i < ports.length && aligned; i++) {
@@ -37,7 +37,7 @@ export function changedPorts(previous: AppliedPorts | undefined, next: ServiceMa
     const key = p === was ? previous!.keys[i]! : servicePortKey(p);
     if (key !== previous!.keys[i]) aligned = false;
     keys[i] = key;
-    if (aligned && changed(was, p)) updated.push([key, p]);
+    if (aligned && changed(was, p)) updated.push(i);
   }
   if (aligned) return { updated, removed: [], applied: { keys, ports } };
 
@@ -49,7 +49,7 @@ export function changedPorts(previous: AppliedPorts | undefined, next: ServiceMa
     const key = servicePortKey(p);
     keys[i] = key;
     const was = before.get(key);
-    if (was === undefined || changed(was, p)) updated.push([key, p]);
+    if (was === undefined || changed(was, p)) updated.push(i);
     before.delete(key);
   }
   return { updated, removed: [...before.keys()], applied: { keys, ports } };

@@ -202,7 +202,9 @@ export class ServiceTable {
         port = { owned: undefined, ids: perGroup(), carriers: perGroup() };
         this.#ports.set(portKey, port);
       }
-      const owned: string[] = [];
+      // Sized up front (see frontendsOf), cut if a frontend was another port's.
+      const owned = new Array<string>(frontends.length);
+      let n = 0;
       for (let i = 0; i < frontends.length; i++) {
         const desired = frontends[i]!;
         const existing = this.#frontends.get(desired.id);
@@ -212,8 +214,9 @@ export class ServiceTable {
         }
         if (existing === undefined) this.#create(desired, portKey, port, fresh);
         else this.#update(desired, portKey, port, existing, writes);
-        owned.push(desired.id);
+        owned[n++] = desired.id;
       }
+      owned.length = n;
       port.owned = owned;
     }
     this.#fill(fresh, writes);
