@@ -268,7 +268,7 @@ async function main(): Promise<void> {
   const verdict = (value: number, goal: number) => `${value < goal ? 'met' : 'NOT met'} (goal < ${goal} ms)`;
   const rows = [
     ['measure', 'eBPF', 'iptables', 'iptables / eBPF'],
-    ['full sync, first (cold JIT)', `${ms(ebpf.fullSyncMs)} (${ebpf.fullSyncEntries.toLocaleString('en')} entries; JS ${ms(ebpf.fullSyncPlanMs)})`, ms(iptables.fullSyncMs), `${(iptables.fullSyncMs / ebpf.fullSyncMs).toFixed(0)}×`],
+    ['full sync, first, in this process (cold JIT)', `${ms(ebpf.fullSyncMs)} (${ebpf.fullSyncEntries.toLocaleString('en')} entries; JS ${ms(ebpf.fullSyncPlanMs)})`, ms(iptables.fullSyncMs), `${(iptables.fullSyncMs / ebpf.fullSyncMs).toFixed(0)}×`],
     [`full sync, first, ${FIRST_SYNC_PROCESSES} fresh processes (${agentFlags.join(' ')})`, `median ${ms(firstMedian)} (${firsts.map((f) => f.ms.toFixed(0)).join(', ')})`, '-', `${(iptables.fullSyncMs / firstMedian).toFixed(0)}×`],
     [`full sync, first, ${FIRST_SYNC_PROCESSES} fresh processes (Node's defaults)`, `median ${ms(median(firstsNodeDefaults.map((f) => f.ms)))} (${firstsNodeDefaults.map((f) => f.ms.toFixed(0)).join(', ')})`, '-', '-'],
     ['full sync, again (warm JIT)', `${ms(ebpf.fullSyncWarmMs)} (JS ${ms(ebpf.fullSyncWarmPlanMs)})`, '-', '-'],
@@ -281,7 +281,7 @@ async function main(): Promise<void> {
     ['clean-up', ms(ebpf.cleanupMs), '-', '-'],
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  process.stdout.write(`eBPF vs iptables service proxy, ${SERVICES.toLocaleString('en')} ClusterIP services × ${ENDPOINTS} endpoints (TCP, IPv4)\n`);
+  process.stdout.write(`eBPF vs iptables service proxy, ${SERVICES.toLocaleString('en')} ClusterIP services × ${ENDPOINTS} endpoints (TCP, IPv4); this process: node ${process.execArgv.join(' ')}\n`);
   for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')}\n`);
   for (const m of ebpf.maps) process.stdout.write(`  ${m.name.padEnd(14)} ${m.entries.toLocaleString('en').padStart(8)} entries  ${mib(m.bytesMemlock)}\n`);
   process.stdout.write(`goal, full sync: first (median of ${FIRST_SYNC_PROCESSES} processes) ${verdict(firstMedian, GOALS.fullSyncMs)}, again ${verdict(ebpf.fullSyncWarmMs, GOALS.fullSyncMs)}\n`);
