@@ -25,6 +25,21 @@ async function reconciles(cluster: MeshCluster, node: string): Promise<number> {
   return (await cluster.metrics(node)).get('wirelane_reconcile_duration_seconds_count') ?? 0;
 }
 
+/**
+ * Until every node has reconciled twice with no write anywhere: the mesh has converged (on a slow
+ * machine a node's annotations can still be arriving at the others after the first ping). A mesh
+ * that writes on every resync never gets here, and the test fails on the timeout.
+ */
+async function converged(cluster: MeshCluster, names: readonly string[]): Promise<void> {
+  const snapshot = async () => JSON.stringify(await Promise.all(names.map((n) => writes(cluster, n))));
+  await until('a round of reconciles on every node that writes nothing', async () => {
+    const before = await snapshot();
+    const starts = await Promise.all(names.map((n) => reconciles(cluster, n)));
+    for (const [i, n] of names.entries()) await until(`two reconciles on ${n}`, async () => (await reconciles(cluster, n)) >= starts[i]! + 2, 10_000, 100);
+    return (await snapshot()) === before;
+  }, 60_000, 0);
+}
+
 test('three idle resyncs write nothing to WireGuard, routes, tunnel or iptables', { skip }, async (t) => {
   const nodes = [
     { name: 'a', location: 'east' },
@@ -35,6 +50,7 @@ test('three idle resyncs write nothing to WireGuard, routes, tunnel or iptables'
   for (const n of nodes) cluster.startAgent(n.name);
   await cluster.waitReady();
   assert.ok(await cluster.waitPing(cluster.sandbox.node('b').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip));
+  await converged(cluster, nodes.map((n) => n.name));
   for (const n of nodes) {
     const before = await writes(cluster, n.name);
     const start = await reconciles(cluster, n.name);
@@ -58,6 +74,7 @@ test('a node joining or leaving changes only its own entries on the others', { s
   await cluster.waitReady();
   const readyNodes = async () => (await cluster.metrics('a')).get('wirelane_nodes');
   assert.equal(await readyNodes(), 3);
+  await converged(cluster, ['a', 'b', 'c']);
   const beforeA = await writes(cluster, 'a');
   const beforeB = await writes(cluster, 'b');
 
@@ -66,6 +83,7 @@ test('a node joining or leaving changes only its own entries on the others', { s
   await cluster.waitReady(['d']);
   const podD = cluster.sandbox.node('d').pods[0]!;
   assert.ok(await cluster.waitPing(cluster.sandbox.node('b').pods[0]!, podD.ip), 'b reaches the new node');
+  await converged(cluster, ['a', 'b', 'c', 'd']);
   const afterA = await writes(cluster, 'a');
   const afterB = await writes(cluster, 'b');
   // Leader a: west's peer gains d's pod CIDR and internal IP (one WireGuard write), plus two routes.
