@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { raiseOpenFileLimit, parseOpenFileLimit } from '../../src/dataplane/userspace/open-file-limit.js';
 import { ProxyPorts } from '../../src/dataplane/userspace/proxy-ports.js';
 import type { ProxySocket } from '../../src/dataplane/userspace/proxy-socket.js';
-import { TcpProxy } from '../../src/dataplane/userspace/tcp-proxy.js';
+import { TcpProxy, dial } from '../../src/dataplane/userspace/tcp-proxy.js';
 import { UdpProxy } from '../../src/dataplane/userspace/udp-proxy.js';
 import { runCommand, spawnProcess } from '../../src/host/command.js';
 import { parseIp } from '../../src/model/ip.js';
@@ -35,6 +35,14 @@ async function listening(server: Server): Promise<number> {
   server.listen(0, LOOPBACK);
   await once(server, 'listening');
   return (server.address() as AddressInfo).port;
+}
+
+/** Blocks the event loop, as a long GC or a busy agent does: timers expire meanwhile, sockets are not read. */
+function stall(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // busy: nothing else runs
+  }
 }
 
 /** A backend answering each connection with its name, then closing. */
@@ -180,6 +188,17 @@ describe('TCP proxy socket', () => {
       assert.equal(received, TOTAL);
     }));
 
+  test('a connection made while the event loop stalled past the dial timeout is taken, not failed', () =>
+    withCleanup(async (defer) => {
+      const port = await namedServer('a', defer);
+      const dialing = dial(backend(port), 4, 50);
+      stall(200);
+      const socket = await dialing;
+      defer(() => socket.destroy());
+      assert.equal(socket.remotePort, port);
+      await assert.rejects(dial(backend(await closedPort()), 4, 50), /ECONNREFUSED/);
+    }));
+
   test('closing the proxy ends its connections and stops listening', () =>
     withCleanup(async (defer) => {
       const server = createServer((s) => s.on('error', () => {}));
@@ -247,6 +266,20 @@ describe('UDP proxy socket', () => {
       const client = await udpClient(defer);
       assert.equal((await udpAsk(client, proxy.port))?.answer, 'a');
       assert.equal(proxy.stats().connections, 1);
+      await until('the idle flow to end', () => proxy.stats().connections === 0, 2000);
+    }));
+
+  test('a reply that arrived while the event loop stalled past the idle timeout is delivered', () =>
+    withCleanup(async (defer) => {
+      // The backend answers, then stalls the loop: the flow's idle timer expires before its socket is read.
+      const s = createSocket('udp4');
+      s.on('message', (_m, from) => s.send('slow\n', from.port, from.address, () => stall(300)));
+      s.bind(0, LOOPBACK);
+      await once(s, 'listening');
+      defer(() => new Promise<void>((resolve) => s.close(() => resolve())));
+      const proxy = await openUdp([backend(s.address().port)], defer, 100);
+      const client = await udpClient(defer);
+      assert.equal((await udpAsk(client, proxy.port, 2000))?.answer, 'slow');
       await until('the idle flow to end', () => proxy.stats().connections === 0, 2000);
     }));
 

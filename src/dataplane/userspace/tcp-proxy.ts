@@ -120,22 +120,27 @@ export class TcpProxy implements ProxySocket {
   }
 }
 
-function dial(endpoint: ServiceBackend, family: Family, timeoutMs: number): Promise<Socket> {
+/** A connection to `endpoint`, or an error when it refuses or does not answer within `timeoutMs`. */
+export function dial(endpoint: ServiceBackend, family: Family, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: formatIp(endpoint.ip), port: endpoint.port, family, allowHalfOpen: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onError = (err: Error): void => {
+    // The event loop runs expired timers before it polls the sockets: after a stall, a connection
+    // made in time may not have been seen yet. The timeout is judged after the poll (setImmediate).
+    const timer = setTimeout(() => setImmediate(() => fail(new Error(`no answer within ${timeoutMs} ms`))), timeoutMs);
+    let settled = false;
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.destroy();
       reject(err);
     };
-    socket.once('error', onError);
+    socket.once('error', fail);
     socket.once('connect', () => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      socket.off('error', onError);
+      socket.off('error', fail);
       resolve(socket);
     });
   });

@@ -24,6 +24,8 @@ interface Flow {
   readonly endpoint: string;
   readonly socket: Socket;
   readonly idle: NodeJS.Timeout;
+  /** Datagrams either way so far: what the idle timer checks once the sockets are read. */
+  seen: number;
   /** Datagrams received before the flow's socket finished connecting; undefined once connected. */
   pending: Buffer[] | undefined;
 }
@@ -99,6 +101,7 @@ export class UdpProxy implements ProxySocket {
       if (endpoint === undefined) return;
       flow = this.openFlow(key, clientIp, from, endpoint);
     }
+    flow.seen++;
     flow.idle.refresh();
     if (flow.pending === undefined) flow.socket.send(msg);
     else if (flow.pending.length < MAX_PENDING) flow.pending.push(msg);
@@ -106,11 +109,12 @@ export class UdpProxy implements ProxySocket {
 
   private openFlow(key: string, clientIp: string, client: RemoteInfo, endpoint: ServiceBackend): Flow {
     const socket = createSocket(this.family === 4 ? 'udp4' : 'udp6');
-    const idle = setTimeout(() => this.endFlow(key, flow), this.idleTimeoutMs);
+    const idle = setTimeout(() => this.expire(key, flow), this.idleTimeoutMs);
     idle.unref();
-    const flow: Flow = { clientIp, endpoint: formatBackend(endpoint), socket, idle, pending: [] };
+    const flow: Flow = { clientIp, endpoint: formatBackend(endpoint), socket, idle, seen: 0, pending: [] };
     this.flows.set(key, flow);
     socket.on('message', (reply) => {
+      flow.seen++;
       flow.idle.refresh();
       this.socket.send(reply, client.port, client.address);
     });
@@ -134,6 +138,18 @@ export class UdpProxy implements ProxySocket {
       for (const msg of queued) socket.send(msg);
     });
     return flow;
+  }
+
+  /**
+   * The idle timer fired. The event loop runs expired timers before it polls the sockets, so after
+   * a stall a reply that arrived in time may still be unread: the flow ends only if nothing was
+   * seen once the poll has run (setImmediate). A datagram seen re-armed the timer.
+   */
+  private expire(key: string, flow: Flow): void {
+    const seen = flow.seen;
+    setImmediate(() => {
+      if (flow.seen === seen) this.endFlow(key, flow);
+    });
   }
 
   private endFlow(key: string, flow: Flow): void {
