@@ -26,8 +26,7 @@ const MODES = [
 const EXTERNAL_IP = '192.0.2.10';
 const LOAD_BALANCER_IP = '192.0.2.20';
 const CLIENT_IP = '172.31.1.1';
-// Long enough that the sticky requests' gaps never reach it while the three modes' clusters share
-// two cores (at 2 s, userspace mode's session expired mid-run in CI).
+// Long enough that a gap between the sticky requests never reaches it on a loaded machine.
 const AFFINITY_SECONDS = 5;
 
 type Endpoint = { pod: string; ready?: boolean; serving?: boolean; terminating?: boolean };
