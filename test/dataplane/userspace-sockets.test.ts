@@ -215,10 +215,10 @@ describe('TCP proxy socket', () => {
     }));
 });
 
-/** A UDP backend answering each datagram with its name. */
-async function udpServer(name: string, defer: (close: () => unknown) => void): Promise<number> {
+/** A UDP backend answering each datagram with its name (then calling `afterReply`). */
+async function udpServer(name: string, defer: (close: () => unknown) => void, afterReply?: () => void): Promise<number> {
   const s = createSocket('udp4');
-  s.on('message', (_m, from) => s.send(`${name}\n`, from.port, from.address));
+  s.on('message', (_m, from) => s.send(`${name}\n`, from.port, from.address, afterReply));
   s.bind(0, LOOPBACK);
   await once(s, 'listening');
   defer(() => new Promise<void>((resolve) => s.close(() => resolve())));
@@ -272,12 +272,7 @@ describe('UDP proxy socket', () => {
   test('a reply that arrived while the event loop stalled past the idle timeout is delivered', () =>
     withCleanup(async (defer) => {
       // The backend answers, then stalls the loop: the flow's idle timer expires before its socket is read.
-      const s = createSocket('udp4');
-      s.on('message', (_m, from) => s.send('slow\n', from.port, from.address, () => stall(300)));
-      s.bind(0, LOOPBACK);
-      await once(s, 'listening');
-      defer(() => new Promise<void>((resolve) => s.close(() => resolve())));
-      const proxy = await openUdp([backend(s.address().port)], defer, 100);
+      const proxy = await openUdp([backend(await udpServer('slow', defer, () => stall(300)))], defer, 100);
       const client = await udpClient(defer);
       assert.equal((await udpAsk(client, proxy.port, 2000))?.answer, 'slow');
       await until('the idle flow to end', () => proxy.stats().connections === 0, 2000);
