@@ -1,0 +1,142 @@
+// Steady traffic through a sandbox while a test injects faults: each flow is one long-running
+// client (echo client or ping) sending a request every interval; every answer and every failure is
+// counted as it arrives, so a test can assert "0 failed" over exactly the window it cares about.
+import type { SpawnedProcess } from '../../src/host/command.js';
+import type { NetnsTarget, Sandbox } from '../../src/sandbox/sandbox.js';
+import { cliPath } from '../../src/sandbox/mesh-cluster.js';
+import { dirname, join } from 'node:path';
+
+export interface Flow {
+  /** How the flow is named in counts and failure messages, e.g. `pod a0 → ClusterIP tcp`. */
+  readonly name: string;
+  readonly from: NetnsTarget;
+  /** `ping`: ICMP echo (cross-location pings); otherwise a request to the echo server. */
+  readonly protocol: 'tcp' | 'udp' | 'ping';
+  readonly host: string;
+  readonly port?: number;
+}
+
+export interface FlowCount {
+  readonly sent: number;
+  readonly failed: number;
+  /** The last few failure lines (`ERROR ETIMEDOUT`, `no answer yet for icmp_seq=12`). */
+  readonly failures: readonly string[];
+}
+
+export interface TrafficOptions {
+  /** Between two requests of one flow. Default 250 ms (four a second). */
+  readonly intervalMs?: number;
+  /** A request without an answer within this counts as failed. Default 2000 ms. */
+  readonly timeoutMs?: number;
+}
+
+interface Counter {
+  sent: number;
+  failed: number;
+  failures: string[];
+}
+
+const echoClient = join(dirname(cliPath()), '..', 'sandbox', 'echo', 'client.js');
+
+export class SteadyTraffic {
+  private readonly counters = new Map<string, Counter>();
+  private readonly children: SpawnedProcess[] = [];
+
+  private constructor(private readonly sandbox: Sandbox) {}
+
+  /** Starts every flow; the caller stops them with stop() (also when the test fails). */
+  static start(sandbox: Sandbox, flows: readonly Flow[], options: TrafficOptions = {}): SteadyTraffic {
+    const traffic = new SteadyTraffic(sandbox);
+    const interval = options.intervalMs ?? 250;
+    const timeout = options.timeoutMs ?? 2000;
+    for (const flow of flows) {
+      if (traffic.counters.has(flow.name)) throw new Error(`steady traffic: two flows named "${flow.name}"`);
+      const counter: Counter = { sent: 0, failed: 0, failures: [] };
+      traffic.counters.set(flow.name, counter);
+      const child =
+        flow.protocol === 'ping'
+          ? // -O reports every request without an answer before the next one is sent.
+            sandbox.spawn(flow.from, 'ping', ['-n', '-O', '-i', String(interval / 1000), '-W', String(timeout / 1000), flow.host])
+          : sandbox.spawn(flow.from, process.execPath, [
+              echoClient,
+              flow.protocol,
+              flow.host,
+              String(flow.port),
+              '--count',
+              '1000000000',
+              '--interval',
+              String(interval),
+              '--timeout',
+              String(timeout),
+            ]);
+      traffic.children.push(child);
+      let partial = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        const lines = (partial + chunk.toString()).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) countLine(counter, flow, line);
+      });
+    }
+    return traffic;
+  }
+
+  /** Counts so far, per flow. */
+  counts(): Record<string, FlowCount> {
+    return Object.fromEntries([...this.counters].map(([name, c]) => [name, { sent: c.sent, failed: c.failed, failures: [...c.failures] }]));
+  }
+
+  /** What happened since `before` (an earlier counts()), per flow. */
+  since(before: Record<string, FlowCount>): Record<string, FlowCount> {
+    const now = this.counts();
+    return Object.fromEntries(
+      Object.entries(now).map(([name, c]) => {
+        const b = before[name] ?? { sent: 0, failed: 0, failures: [] };
+        return [name, { sent: c.sent - b.sent, failed: c.failed - b.failed, failures: c.failed > b.failed ? c.failures : [] }];
+      }),
+    );
+  }
+
+  /** Resolves once every flow has sent `n` more requests than in `before`. */
+  async waitSent(before: Record<string, FlowCount>, n: number, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Object.values(this.since(before)).some((c) => c.sent < n)) {
+      if (Date.now() > deadline) throw new Error(`steady traffic: fewer than ${n} requests per flow after ${timeoutMs} ms: ${summary(this.since(before))}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  async stop(): Promise<Record<string, FlowCount>> {
+    await Promise.all(this.children.map((child) => this.sandbox.stop(child, 1000).catch(() => {})));
+    return this.counts();
+  }
+}
+
+/** `name: failed/sent (last failures)` per flow, for assertion messages and the docs. */
+export function summary(counts: Record<string, FlowCount>): string {
+  return Object.entries(counts)
+    .map(([name, c]) => `${name}: ${c.failed}/${c.sent} failed${c.failed > 0 ? ` (${c.failures.join('; ')})` : ''}`)
+    .join(', ');
+}
+
+/** Total failures over every flow. */
+export function totalFailed(counts: Record<string, FlowCount>): number {
+  return Object.values(counts).reduce((n, c) => n + c.failed, 0);
+}
+
+function countLine(counter: Counter, flow: Flow, line: string): void {
+  if (flow.protocol === 'ping') {
+    if (/icmp_seq=\d+ .*time=/.test(line)) counter.sent++;
+    else if (/no answer yet|Unreachable|unreachable/.test(line)) fail(counter, line);
+    return;
+  }
+  if (line.trim() === '') return;
+  if (line.startsWith('ERROR')) fail(counter, line);
+  else counter.sent++;
+}
+
+function fail(counter: Counter, line: string): void {
+  counter.sent++;
+  counter.failed++;
+  counter.failures.push(line.trim());
+  if (counter.failures.length > 5) counter.failures.shift();
+}
