@@ -10,6 +10,7 @@ import { listAddresses } from '../host/addresses.js';
 import { findLink } from '../host/links.js';
 import { listRoutes } from '../host/routes.js';
 import { renderGraph } from '../mesh/graph.js';
+import { type Heartbeat, type LivenessEvidence, heardAt, recordHeartbeats } from '../mesh/liveness.js';
 import { type Topology, computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf } from '../mesh/topology.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
@@ -58,6 +59,10 @@ export class MeshReconciler {
   private tunnel: TunnelDevice | undefined;
   private topology: Topology | undefined;
   private publishedLastSeen = 0;
+  /** Other nodes' last-seen values and when this agent saw each change (see mesh/liveness.ts). */
+  private heartbeats: ReadonlyMap<string, Heartbeat> = new Map();
+  /** The end of this agent's last blind period: its start, or the last failed heartbeat write. */
+  private trustedSince = Math.floor(Date.now() / 1000);
   private appliedOnce = false;
   private readonly problems: ProblemReporter;
 
@@ -93,7 +98,7 @@ export class MeshReconciler {
       await this.step('annotate', () => this.publishNode(host, now, false));
       // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
       if (this.deps.config.encapsulate !== 'never') this.tunnel ??= await this.step('tunnel', () => TunnelDevice.open());
-      const t = await this.step('topology', async () => computeTopology(this.meshInput(host, now), this.meshOptions(host, now)));
+      const t = await this.step('topology', async () => computeTopology(await this.meshInput(host, now), this.meshOptions(host, now)));
       if (t === undefined) return;
       this.topology = t;
       this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
@@ -178,13 +183,17 @@ export class MeshReconciler {
     }
   }
 
-  /** Decodes the source's objects, reporting each new problem once, and overlays what this node knows of itself. */
-  private meshInput(host: HostView, now: number): MeshInput {
+  /**
+   * Decodes the source's objects, reporting each new problem once, and overlays what this node knows
+   * first-hand: its own state, and when it last heard from every other node (its own clock).
+   */
+  private async meshInput(host: HostView, now: number): Promise<MeshInput> {
     const decoded = decodeMeshInput(this.deps.source.snapshot(), { topologyLabel: this.deps.config.topologyLabel });
     this.problems.report(decoded.problems);
     const fromFile = this.deps.source.kind === 'file';
+    const liveness = fromFile ? undefined : await this.livenessEvidence(decoded.nodes, now);
     const nodes = decoded.nodes.map((n): MeshNode => {
-      if (n.name !== this.deps.config.hostname) return fromFile ? { ...n, lastSeen: now } : n;
+      if (n.name !== this.deps.config.hostname) return { ...n, lastSeen: liveness ? heardAt(n, liveness) : now };
       // Our own annotations may not have come back through the watch yet; we know them first-hand.
       return {
         ...n,
@@ -196,6 +205,20 @@ export class MeshReconciler {
       };
     });
     return { nodes, peers: decoded.peers };
+  }
+
+  /** Heartbeats as this agent saw them, and the device's handshakes when a node would otherwise be stale. */
+  private async livenessEvidence(nodes: readonly MeshNode[], now: number): Promise<LivenessEvidence> {
+    this.heartbeats = recordHeartbeats(this.heartbeats, nodes, now);
+    const evidence = { heartbeats: this.heartbeats, handshakes: new Map<string, number>(), trustedSince: this.trustedSince };
+    const window = (2 * this.deps.config.resyncPeriodMs) / 1000;
+    const stale = nodes.some((n) => n.name !== this.deps.config.hostname && now - (heardAt(n, evidence) ?? now) >= window);
+    if (!stale) return evidence;
+    const status = await this.device.dump().catch(() => undefined);
+    for (const peer of status?.peers ?? []) {
+      if (peer.latestHandshake) evidence.handshakes.set(peer.publicKey, Math.floor(peer.latestHandshake.getTime() / 1000));
+    }
+    return evidence;
   }
 
   private meshOptions(host: HostView, now: number) {
@@ -279,8 +302,15 @@ export class MeshReconciler {
       annotations[PREFIX + ANNOTATIONS.wireguardIP] = this.topology.leader ? formatCidr(this.topology.wireguardCIDR) : null;
       annotations[PREFIX + ANNOTATIONS.discoveredEndpoints] = await this.discoveredEndpoints();
     }
-    if (await this.deps.source.publishNode(c.hostname, annotations)) this.count('annotation', 1);
-    if (annotations[PREFIX + ANNOTATIONS.lastSeen] !== undefined) this.publishedLastSeen = now;
+    const heartbeat = annotations[PREFIX + ANNOTATIONS.lastSeen] !== undefined;
+    try {
+      if (await this.deps.source.publishNode(c.hostname, annotations)) this.count('annotation', 1);
+    } catch (err) {
+      // Our heartbeat cannot be written: nor, maybe, can anyone's. Until it can, nobody ages.
+      if (heartbeat) this.trustedSince = now;
+      throw err;
+    }
+    if (heartbeat) this.publishedLastSeen = now;
   }
 
   /** Endpoints our device actually saw roaming peers at (Kilo's NAT traversal), as JSON; null when none. */
