@@ -1,8 +1,10 @@
 // Whether the agent's reconcile loops keep up: what /healthz answers. kube-proxy's rule: unhealthy
-// once a sync became due (an event or the resync timer) and no run started after that moment has
-// succeeded within the bound, 2 × the resync period (kube-proxy's healthz timeout is 2 × its sync
-// period). The mesh and the services loop are judged separately; a sync is successful when every
-// step of that loop succeeded. Pure: the shell (loop-health.ts) records the times and asks.
+// once a sync became due (an event or the resync timer) and no sync has succeeded since, for longer
+// than the bound, 2 × the resync period (kube-proxy's healthz timeout is 2 × its sync period). As
+// in kube-proxy, a success answers everything due before it ended, events that came during the run
+// included: health says whether the loop makes progress, and the next run applies those events.
+// The mesh and the services loop are judged separately; a sync is successful when every step of
+// that loop succeeded. Pure: the shell (loop-health.ts) records the times and asks.
 
 export type LoopName = 'mesh' | 'services';
 
@@ -10,10 +12,8 @@ export type LoopName = 'mesh' | 'services';
 export type SyncResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
 
 export interface SyncState {
-  /** The oldest moment a sync became due that no run has taken up yet. */
+  /** The oldest moment a sync became due since the last successful one; undefined when none is. */
   readonly dueSince: number | undefined;
-  /** While a run is in progress: the oldest due moment it answers (undefined when nothing was due). */
-  readonly runningDueSince: number | undefined;
   readonly runningSince: number | undefined;
   readonly lastSuccess: number | undefined;
   readonly lastFailure: { readonly at: number; readonly error: string } | undefined;
@@ -21,7 +21,6 @@ export interface SyncState {
 
 export const NEVER_SYNCED: SyncState = {
   dueSince: undefined,
-  runningDueSince: undefined,
   runningSince: undefined,
   lastSuccess: undefined,
   lastFailure: undefined,
@@ -38,38 +37,23 @@ export function healthBoundMs(resyncPeriodMs: number): number {
   return 2 * resyncPeriodMs;
 }
 
-function oldest(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
-}
-
-/**
- * A run answers what was due before it started; what becomes due while it runs waits for the next
- * run. A failed run leaves what it took up due, so a loop that keeps failing stays overdue from
- * the first moment it was due.
- */
+/** A failed run leaves the sync due, so a loop that keeps failing stays due from its first moment. */
 export function recordSync(state: SyncState, event: SyncEvent): SyncState {
   switch (event.kind) {
     case 'due':
       return { ...state, dueSince: state.dueSince ?? event.at };
     case 'started':
-      return { ...state, dueSince: undefined, runningDueSince: oldest(state.runningDueSince, state.dueSince), runningSince: event.at };
+      return { ...state, runningSince: event.at };
     case 'succeeded':
-      return { ...state, runningDueSince: undefined, runningSince: undefined, lastSuccess: event.at };
+      return { ...state, dueSince: undefined, runningSince: undefined, lastSuccess: event.at };
     case 'failed':
-      return {
-        ...state,
-        dueSince: oldest(state.runningDueSince, state.dueSince),
-        runningDueSince: undefined,
-        runningSince: undefined,
-        lastFailure: { at: event.at, error: event.error },
-      };
+      return { ...state, runningSince: undefined, lastFailure: { at: event.at, error: event.error } };
   }
 }
 
-/** Since when a sync of this loop has been due without a successful one; undefined when none is. */
+/** Since when a sync of this loop has been due without a successful one, once that exceeds the bound. */
 export function overdueSince(state: SyncState, now: number, boundMs: number): number | undefined {
-  const due = oldest(state.dueSince, state.runningDueSince);
-  return due !== undefined && now - due > boundMs ? due : undefined;
+  return state.dueSince !== undefined && now - state.dueSince > boundMs ? state.dueSince : undefined;
 }
 
 export interface HealthVerdict {

@@ -36,13 +36,12 @@ const OVERDUE: [string, SyncEvent[], number, number | undefined][] = [
   ['due, run and succeeded', [due(0), started(0), succeeded(1)], 100, undefined],
   ['a run that fails leaves the sync due from its first moment', [due(0), started(0), failed(5)], 11, 0],
   ['failing runs one after another keep the first due moment', [due(0), started(0), failed(3), due(5), started(5), failed(8)], 11, 0],
-  ['a success after failures answers everything due before it started', [due(0), started(0), failed(3), due(5), started(5), failed(8), due(10), started(10), succeeded(12)], 40, undefined],
+  ['a success after failures answers everything due before it', [due(0), started(0), failed(3), due(5), started(5), failed(8), due(10), started(10), succeeded(12)], 40, undefined],
   ['a run in progress past the bound (a step that never ends)', [due(0), started(0)], 11, 0],
-  ['an event during a run is answered only by a later run', [due(0), started(0), due(5), succeeded(6)], 16, 5],
-  ['... and within the bound it is not yet overdue', [due(0), started(0), due(5), succeeded(6)], 15, undefined],
-  ['... the next run answers it', [due(0), started(0), due(5), succeeded(6), started(6), succeeded(7)], 100, undefined],
+  ['a success answers an event that came during its run (kube-proxy clears on every success)', [due(0), started(0), due(5), succeeded(6)], 100, undefined],
   ['due again after a success and stuck', [due(0), started(0), succeeded(1), due(30), started(30)], 41, 30],
-  ['a failed run puts back both what it took up and what came during it', [due(0), started(1), due(2), failed(3)], 11, 0],
+  ['due again after a success, within the bound', [due(0), started(0), succeeded(1), due(30), started(30)], 40, undefined],
+  ['runs back to back, each longer than the resync period but succeeding', [due(0), started(0), due(4), succeeded(7), started(7), due(8), due(12), succeeded(14), started(14), due(16)], 21, undefined],
 ];
 
 for (const [name, events, now, expected] of OVERDUE) {
