@@ -1,6 +1,7 @@
 // `wirelane agent`: start-up, the reconcile loop, HTTP, and a clean exit on SIGTERM/SIGINT.
 import { join } from 'node:path';
 import { renderSvg } from '../graphviz/render.js';
+import { configureTimeouts } from '../host/timeouts.js';
 import { publicKeyOf } from '../model/key.js';
 import { createLogger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
@@ -8,7 +9,6 @@ import { ANNOTATIONS, readAnnotation } from '../sources/annotations.js';
 import { FileSource } from '../sources/file/file-source.js';
 import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
 import type { ClusterSource } from '../sources/source.js';
-import { configureTimeouts } from '../host/timeouts.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http.js';
