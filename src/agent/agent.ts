@@ -1,6 +1,7 @@
 // `wirelane agent`: start-up, the reconcile loop, HTTP, and a clean exit on SIGTERM/SIGINT.
 import { join } from 'node:path';
 import { renderSvg } from '../graphviz/render.js';
+import { configureTimeouts } from '../host/timeouts.js';
 import { publicKeyOf } from '../model/key.js';
 import { createLogger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
@@ -11,14 +12,17 @@ import type { ClusterSource } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http.js';
+import { LoopHealth } from './loop-health.js';
 import { MeshReconciler } from './mesh-reconciler.js';
 import { ReconcileLoop } from './reconcile-loop.js';
 import { openServiceProxy } from './service-proxy-choice.js';
 import { ServiceReconciler } from './service-reconciler.js';
+import { type LoopName, healthBoundMs } from './sync-health.js';
 
 export async function runAgent(config: AgentConfig): Promise<number> {
   const log = createLogger(config.logLevel);
   const metrics = new AgentMetrics();
+  configureTimeouts({ commandTimeoutMs: config.commandTimeoutMs, onTimeout: (command) => metrics.commandTimeouts.inc({ command }) });
   const privateKey = await loadOrCreateKeyFile(join(config.stateDir, 'key'));
   const publicKey = publicKeyOf(privateKey);
   log.info({ node: config.hostname, publicKey, source: config.source.kind }, 'starting');
@@ -35,17 +39,27 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     ...(config.bpfDir !== undefined && { bpffsDir: config.bpfDir }),
   });
   const services = proxy && new ServiceReconciler({ config, log, metrics, source, proxy });
+  const loops: LoopName[] = services ? ['mesh', 'services'] : ['mesh'];
+  for (const name of loops) for (const result of ['success', 'failure']) metrics.syncs.inc({ loop: name, result }, 0);
+  const health = new LoopHealth(loops, healthBoundMs(config.resyncPeriodMs), (name, result) =>
+    metrics.syncs.inc({ loop: name, result: result.ok ? 'success' : 'failure' }),
+  );
   // Services after the mesh: backends on other nodes are reached through it.
-  loop = new ReconcileLoop(async () => {
-    await mesh.reconcile();
-    await services?.reconcile();
-  }, config.resyncPeriodMs);
+  loop = new ReconcileLoop(
+    async () => {
+      await health.run('mesh', () => mesh.reconcile());
+      if (services) await health.run('services', () => services.reconcile());
+    },
+    config.resyncPeriodMs,
+    { onDue: () => health.due() },
+  );
 
   await source.start(() => loop?.trigger());
   if (source.kind === 'file') checkFileKey(source, config.hostname, publicKey, config.stateDir);
 
   const server = await startHttpServer(config.listen, {
     metrics,
+    health: () => health.verdict(),
     ready: () => mesh.ready && (services?.ready ?? true),
     graph: () => mesh.graph(),
     renderSvg,

@@ -22,6 +22,8 @@ export interface AgentConfig {
   readonly topologyLabel: string;
   readonly internalCidrs: readonly Cidr[];
   readonly resyncPeriodMs: number;
+  /** The timeout of an external command that has no bound of its own (iptables-restore has). */
+  readonly commandTimeoutMs: number;
   readonly listen: { readonly host: string | undefined; readonly port: number };
   readonly cleanUp: boolean;
   /** 'auto' = underlay MTU − 80 (WireGuard's overhead over IPv6). */

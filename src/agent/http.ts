@@ -5,6 +5,8 @@ import type { AgentMetrics } from '../observability/metrics.js';
 
 export interface AgentHttpState {
   readonly metrics: AgentMetrics;
+  /** Whether every reconcile loop keeps up, with the body to say so (sync-health.ts). */
+  health(): { readonly healthy: boolean; readonly body: string };
   /** True after the first successful apply. */
   ready(): boolean;
   /** The current mesh as DOT, or undefined before the first topology. */
@@ -33,8 +35,10 @@ export async function startHttpServer(listen: { host: string | undefined; port: 
       switch (url.pathname) {
         case '/metrics':
           return reply(200, state.metrics.registry.contentType, await state.metrics.registry.metrics());
-        case '/healthz':
-          return reply(200, 'text/plain', 'ok\n');
+        case '/healthz': {
+          const { healthy, body } = state.health();
+          return reply(healthy ? 200 : 503, 'text/plain', body);
+        }
         case '/readyz':
           return state.ready() ? reply(200, 'text/plain', 'ok\n') : reply(503, 'text/plain', 'not ready: no successful apply yet\n');
         case '/graph': {

@@ -26,6 +26,7 @@ import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
 import { ProblemReporter } from './problem-reporter.js';
+import type { SyncResult } from './sync-health.js';
 
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
 const WIREGUARD_OVERHEAD = 80;
@@ -64,6 +65,8 @@ export class MeshReconciler {
   /** The end of this agent's last blind period: its start, or the last failed heartbeat write. */
   private trustedSince = Math.floor(Date.now() / 1000);
   private appliedOnce = false;
+  /** The failed steps of the reconcile in progress, one line each. */
+  private failures: string[] = [];
   private readonly problems: ProblemReporter;
 
   constructor(private readonly deps: MeshReconcilerDeps) {
@@ -89,17 +92,19 @@ export class MeshReconciler {
     return this.topology && renderGraph(this.topology);
   }
 
-  async reconcile(): Promise<void> {
+  /** One pass over every step; successful only when each of them succeeded. */
+  async reconcile(): Promise<SyncResult> {
     const endTimer = this.deps.metrics.reconcileDuration.startTimer();
+    this.failures = [];
     try {
       const now = Math.floor(Date.now() / 1000);
       const host = await this.step('discover', () => this.discoverHost());
-      if (host === undefined) return;
+      if (host === undefined) return this.outcome();
       await this.step('annotate', () => this.publishNode(host, now, false));
       // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
       if (this.deps.config.encapsulate !== 'never') this.tunnel ??= await this.step('tunnel', () => TunnelDevice.open());
       const t = await this.step('topology', async () => computeTopology(await this.meshInput(host, now), this.meshOptions(host, now)));
-      if (t === undefined) return;
+      if (t === undefined) return this.outcome();
       this.topology = t;
       this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
       this.deps.metrics.peers.set(t.peers.length);
@@ -116,9 +121,14 @@ export class MeshReconciler {
         this.appliedOnce = true;
         this.deps.log.info({ leader: t.leader, segment: t.segment.key, segments: t.segments.length, peers: t.peers.length }, 'mesh applied');
       }
+      return this.outcome();
     } finally {
       endTimer();
     }
+  }
+
+  private outcome(): SyncResult {
+    return this.failures.length === 0 ? { ok: true } : { ok: false, error: this.failures.join('; ') };
   }
 
   /** Runs one step; a failure is logged and counted and the step's result is undefined. */
@@ -126,8 +136,10 @@ export class MeshReconciler {
     try {
       return await work();
     } catch (err) {
+      const line = `${step}: ${(err as Error).message.split('\n')[0]}`;
+      this.failures.push(line);
       this.deps.metrics.errors.inc({ step });
-      this.deps.log.error(`${step}: ${(err as Error).message.split('\n')[0]}`);
+      this.deps.log.error(line);
       return undefined;
     }
   }
@@ -250,6 +262,8 @@ export class MeshReconciler {
     ]);
     const applied = await d.apply({ ...config, interface: { ...config.interface, privateKey: this.deps.privateKey } }, { ignoreEndpointOf: roaming });
     for (const line of applied.changes) this.deps.log.info(`wireguard: ${line}`);
+    // The peer keeps the endpoint the device has; a name that never resolves must still be seen.
+    for (const line of applied.unresolved) this.deps.log.warn(`wireguard: ${line}`);
     const writes = [
       applied.written,
       await d.setMtu(mtu),

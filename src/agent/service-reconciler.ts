@@ -13,6 +13,7 @@ import { decodeServiceInput } from '../sources/service-input.js';
 import type { AgentConfig } from './config.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import { ProblemReporter } from './problem-reporter.js';
+import type { SyncResult } from './sync-health.js';
 
 const ZONE_LABEL = 'topology.kubernetes.io/zone';
 
@@ -44,7 +45,7 @@ export class ServiceReconciler {
     return this.appliedOnce;
   }
 
-  async reconcile(): Promise<void> {
+  async reconcile(): Promise<SyncResult> {
     try {
       const map = await this.serviceMap();
       const report = await this.deps.proxy.apply(map);
@@ -55,10 +56,13 @@ export class ServiceReconciler {
       this.lastApplyFailed = false;
       if (!this.appliedOnce) this.deps.log.info({ mode: this.deps.proxy.mode, servicePorts: map.servicePorts.length }, 'services applied');
       this.appliedOnce = true;
+      return { ok: true };
     } catch (err) {
+      const line = `services: ${(err as Error).message.split('\n')[0]}`;
       this.lastApplyFailed = true;
       this.deps.metrics.errors.inc({ step: 'services' });
-      this.deps.log.error(`services: ${(err as Error).message.split('\n')[0]}`);
+      this.deps.log.error(line);
+      return { ok: false, error: line };
     }
   }
 

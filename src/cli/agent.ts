@@ -33,7 +33,10 @@ export const agent: Command = {
   --local[=true|false]            route to pods of the same location (default true)
   --topology-label LABEL          node label naming the location (default ${DEFAULT_TOPOLOGY_LABEL})
   --internal-cidr CIDR[,CIDR]     where to find the node's internal IP (default: any private address)
-  --resync-period DURATION        full reconcile interval (default 30s)
+  --resync-period DURATION        full reconcile interval (default 30s); /healthz fails when a due
+                                  sync has not succeeded within 2 × this
+  --command-timeout DURATION      bound of an external command (wg, ip, conntrack; default 30s;
+                                  iptables-save/-restore have their own 5m)
   --iptables-forward-rules[=true] ACCEPT forwarding for the location's addresses (default false)
   --listen [HOST]:PORT            metrics, health and graph (default :1107)
   --clean-up[=true|false]         remove everything on exit (default true)
@@ -67,6 +70,7 @@ Services (kube-proxy's job):
     'topology-label': { type: 'string', default: DEFAULT_TOPOLOGY_LABEL },
     'internal-cidr': { type: 'string' },
     'resync-period': { type: 'string', default: '30s' },
+    'command-timeout': { type: 'string', default: '30s' },
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
     'clean-up': { type: 'string' },
@@ -108,6 +112,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     topologyLabel: str('topology-label'),
     internalCidrs: cidrList('internal-cidr'),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
+    commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
     listen,
     cleanUp: switchFlag(values, 'clean-up', true),
     mtu,

@@ -1,6 +1,13 @@
 // Runs host commands with argument arrays (never shell strings), optionally inside a network
-// namespace, and turns failures into one-line errors that name the command.
+// namespace, and turns failures into one-line errors that name the command. Every command has a
+// timeout (the caller's, else the process default of timeouts.ts) after which its whole process
+// group gets SIGTERM, then SIGKILL.
+import { basename } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { defaultCommandTimeoutMs, reportTimeout } from './timeouts.js';
+
+/** Between SIGTERM and SIGKILL of a command that timed out. */
+export const KILL_GRACE_MS = 2_000;
 
 export interface CommandOptions {
   /** Run inside this named network namespace (`ip netns exec NAME file args`). */
@@ -9,6 +16,7 @@ export interface CommandOptions {
   readonly input?: string;
   /** Return a non-zero exit instead of throwing. A missing binary or a timeout still throws. */
   readonly allowFailure?: boolean;
+  /** Default: defaultCommandTimeoutMs() (--command-timeout); Infinity for none. */
   readonly timeoutMs?: number;
   readonly env?: Readonly<Record<string, string>>;
 }
@@ -27,7 +35,9 @@ export class CommandError extends Error {
     readonly exitCode: number | undefined,
     readonly stdout: string,
     readonly stderr: string,
-    reason: string,
+    /** Why it failed, without the command: `exit code 2: …`, `timed out after 30000 ms`. */
+    readonly reason: string,
+    readonly timedOut = false,
   ) {
     super(`${formatCommand(argv)}: ${reason}`);
   }
@@ -53,17 +63,24 @@ export async function runCommand(
   opts: CommandOptions = {},
 ): Promise<CommandResult> {
   const [bin, ...rest] = commandLine(file, args, opts.netns) as [string, ...string[]];
-  const result = await execa(bin, rest, {
+  const timeoutMs = opts.timeoutMs ?? defaultCommandTimeoutMs();
+  if (!(timeoutMs > 0)) throw new RangeError(`${file}: timeout ${timeoutMs} ms is not positive`);
+  const child = execa(bin, rest, {
     reject: false,
+    // Its own process group, so that a timeout ends everything it started: execa waits for the
+    // output pipes to close, and a script's children (a `sleep` in a hung wrapper) hold them open.
+    detached: true,
     stdin: opts.input === undefined ? 'ignore' : 'pipe',
     ...(opts.input === undefined ? {} : { input: opts.input }),
-    ...(opts.timeoutMs === undefined ? {} : { timeout: opts.timeoutMs }),
     ...(opts.env === undefined ? {} : { env: opts.env }),
   });
+  const deadline = child.pid === undefined ? undefined : new Deadline(child.pid, timeoutMs);
+  const result = await child.finally(() => deadline?.disarm());
   const argv = [bin, ...rest];
   const { stdout, stderr } = result;
-  if (result.timedOut) {
-    throw new CommandError(argv, undefined, stdout, stderr, `timed out after ${opts.timeoutMs} ms`);
+  if (deadline?.expired === true) {
+    reportTimeout(basename(file));
+    throw new CommandError(argv, undefined, stdout, stderr, `timed out after ${timeoutMs} ms`, true);
   }
   if (result.exitCode === undefined) {
     // No exit code: the binary could not be started, or a signal ended it.
@@ -76,6 +93,56 @@ export async function runCommand(
     throw new CommandError(argv, result.exitCode, stdout, stderr, why);
   }
   return { stdout, stderr, exitCode: result.exitCode };
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Process groups of commands still running: an agent that exits takes them with it. */
+const runningGroups = new Set<number>();
+let killOnExit = false;
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: every process of the group is gone already.
+  }
+}
+
+/**
+ * A command's time limit: SIGTERM to its process group when it expires, SIGKILL after KILL_GRACE_MS
+ * (a process may ignore SIGTERM; nothing ignores SIGKILL), and SIGKILL to whatever of the group is
+ * left once the command's pipes have closed.
+ */
+class Deadline {
+  expired = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly pgid: number,
+    timeoutMs: number,
+  ) {
+    runningGroups.add(pgid);
+    if (!killOnExit) {
+      killOnExit = true;
+      process.on('exit', () => runningGroups.forEach((group) => signalGroup(group, 'SIGKILL')));
+    }
+    // setTimeout fires at once past 2^31 - 1 ms; anything that long means no limit.
+    if (timeoutMs > MAX_TIMER_MS) return;
+    this.timers.push(
+      setTimeout(() => {
+        this.expired = true;
+        signalGroup(pgid, 'SIGTERM');
+        this.timers.push(setTimeout(() => signalGroup(pgid, 'SIGKILL'), KILL_GRACE_MS));
+      }, timeoutMs),
+    );
+  }
+
+  disarm(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    runningGroups.delete(this.pgid);
+    if (this.expired) signalGroup(this.pgid, 'SIGKILL');
+  }
 }
 
 /** Where a spawned process's stdout or stderr goes. Buffered 'pipe' is the default. */

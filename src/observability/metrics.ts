@@ -18,6 +18,18 @@ export class AgentMetrics {
   readonly peers = new Gauge({ name: 'wirelane_peers', help: 'Valid peers in the mesh', registers: [this.registry] });
   readonly servicePorts = new Gauge({ name: 'wirelane_service_ports', help: 'Service ports programmed on this node', registers: [this.registry] });
   readonly leader = new Gauge({ name: 'wirelane_leader', help: '1 when this node leads its segment', registers: [this.registry] });
+  readonly commandTimeouts = new Counter({
+    name: 'wirelane_command_timeouts_total',
+    help: 'External commands (by name) and DNS look-ups (command="dns") that timed out',
+    labelNames: ['command'],
+    registers: [this.registry],
+  });
+  readonly syncs = new Counter({
+    name: 'wirelane_syncs_total',
+    help: 'Runs of a reconcile loop (mesh, services); success means every step succeeded',
+    labelNames: ['loop', 'result'],
+    registers: [this.registry],
+  });
   readonly reconcileDuration = new Histogram({
     name: 'wirelane_reconcile_duration_seconds',
     help: 'Time of one reconcile',

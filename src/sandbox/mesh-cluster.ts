@@ -145,7 +145,8 @@ export class MeshCluster {
 
   private bpffsMounted = false;
 
-  startAgent(name: string, extra: readonly string[] = []): SpawnedProcess {
+  /** `env` adds to (or overrides) the agent's environment, e.g. a PATH with a stand-in tool first. */
+  startAgent(name: string, extra: readonly string[] = [], options: { readonly env?: Readonly<Record<string, string>> } = {}): SpawnedProcess {
     const source = this.spec.source === 'kubernetes' ? ['--source', 'kubernetes', '--kubeconfig', this.kubeconfig] : ['--source', `file:${this.clusterFile}`];
     // Each simulated node is its own cgroup and pin directory: one kernel, several "hosts".
     const ebpf = ['--cgroup-root', this.sandbox.visibleCgroupOf(name) as string, '--bpf-dir', join(this.bpffs, name)];
@@ -154,6 +155,7 @@ export class MeshCluster {
     const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, args, {
       stdout: { file: this.logFile(name) },
       stderr: { file: this.logFile(name) },
+      ...(options.env && { env: options.env }),
     });
     this.agents.set(name, child);
     return child;

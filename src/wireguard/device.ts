@@ -300,6 +300,7 @@ export class WireGuardDevice {
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
       const detail = error.stderr.trim().split('\n')[0]?.replace(KEY_SHAPED, '(key)') ?? '';
+      if (error.timedOut) throw new WireGuardDeviceError(`${this.where()}: wg ${args[0]} ${error.reason}`);
       const status = error.exitCode === undefined ? 'did not run' : `exit code ${error.exitCode}`;
       throw new WireGuardDeviceError(`${this.where()}: wg ${args[0]} failed (${status}): ${detail}`);
     }

@@ -5,13 +5,16 @@
 // of getaddrinfo), makes the comparison exact, and re-resolving on every apply moves a peer when
 // its name moves, which `wg` alone never does (it resolves once, when the peer is set).
 import { lookup } from 'node:dns/promises';
+import { DNS_LOOKUP_TIMEOUT_MS, withTimeout } from '../host/timeouts.js';
 import type { Endpoint } from '../model/endpoint.js';
 import { type Ip, parseIp } from '../model/ip.js';
 import type { WireGuardConfig, WireGuardPeer } from './config.js';
 
 export type HostLookup = (name: string) => Promise<Ip>;
 
-export const lookupHost: HostLookup = async (name) => parseIp((await lookup(name)).address);
+/** The system resolver (getaddrinfo, as `wg` uses), bounded: a hung resolver must not hold the mesh. */
+export const lookupHost: HostLookup = async (name) =>
+  parseIp((await withTimeout(lookup(name), DNS_LOOKUP_TIMEOUT_MS, 'dns', `DNS look-up of ${name}`)).address);
 
 export interface ResolvedConfig {
   /** The config with every endpoint an IP; a peer whose name did not resolve has no endpoint. */

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import { CommandError, formatCommand, runCommand, spawnProcess } from '../../src/host/command.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, configureTimeouts } from '../../src/host/timeouts.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
 import { claimPrefix, releasePrefix } from '../../src/sandbox/registry.js';
 import { capabilitySkip } from '../support/capability.js';
@@ -55,6 +57,48 @@ test('a command past its timeout is killed and reported', async () => {
     message: 'sleep 5: timed out after 100 ms',
   });
   assert.ok(Date.now() - started < 4000);
+});
+
+/** Gone, or a zombie nobody has reaped yet: either way it runs no more. */
+function isGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+test('a timed-out command that ignores SIGTERM is killed with SIGKILL, with the children holding its output', async () => {
+  // The wrapper prints its child's pid; the child inherits the ignored SIGTERM and keeps stdout open.
+  const script = "trap '' TERM; sleep 1000 & echo $!; wait";
+  const error = await runCommand('sh', ['-c', script], { timeoutMs: 200 }).then(
+    () => assert.fail('resolved'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof CommandError);
+  assert.equal(error.timedOut, true);
+  assert.equal(error.reason, 'timed out after 200 ms');
+  const child = Number(error.stdout.trim());
+  assert.ok(child > 0, `child pid in ${JSON.stringify(error.stdout)}`);
+  assert.ok(isGone(child), `sleep ${child} was left running`);
+});
+
+test('without a timeout of its own a command gets the default, and each timeout is reported by command name', async () => {
+  const reported: string[] = [];
+  configureTimeouts({ commandTimeoutMs: 200, onTimeout: (command) => reported.push(command) });
+  try {
+    await assert.rejects(runCommand('/bin/sleep', ['5']), { message: '/bin/sleep 5: timed out after 200 ms' });
+    const explicit = await runCommand(node, ['-e', 'setTimeout(() => {}, 400)'], { timeoutMs: 10_000 });
+    assert.equal(explicit.exitCode, 0, 'an explicit timeout wins over the default');
+    assert.deepEqual(reported, ['sleep']);
+  } finally {
+    configureTimeouts({ commandTimeoutMs: DEFAULT_COMMAND_TIMEOUT_MS });
+  }
+});
+
+test('a timeout that is not positive is refused before anything runs', async () => {
+  await assert.rejects(runCommand('true', [], { timeoutMs: 0 }), RangeError);
 });
 
 test('formatCommand quotes only what needs quoting', () => {

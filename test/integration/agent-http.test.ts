@@ -20,12 +20,12 @@ test('the agent serves /healthz, /readyz, /metrics and /graph as DOT and SVG', {
   cluster.startAgent('c');
   await cluster.waitReady();
   const get = async (path: string) => (await cluster.sandbox.exec(cluster.sandbox.node('a'), 'curl', ['-sf', `http://127.0.0.1:1107${path}`])).stdout;
-  assert.equal(await get('/healthz'), 'ok');
+  assert.match(await get('/healthz'), /^ok\nmesh: last sync \d+\.\d s ago(, a sync running for \d+\.\d s)?\nservices: last sync \d+\.\d s ago/);
   assert.equal(await get('/readyz'), 'ok');
   assert.match(await get('/graph'), /^digraph wirelane \{[\s\S]*"a" -> "c" \[dir=both\];/);
   assert.match(await get('/graph?format=svg'), /<svg[\s>]/);
   const metrics = await cluster.metrics('a');
-  for (const name of ['wirelane_nodes', 'wirelane_peers', 'wirelane_leader', 'wirelane_reconcile_duration_seconds_count', 'wirelane_errors_total{step="wireguard"}', 'wirelane_writes_total{kind="route"}', 'process_resident_memory_bytes']) {
+  for (const name of ['wirelane_nodes', 'wirelane_peers', 'wirelane_leader', 'wirelane_reconcile_duration_seconds_count', 'wirelane_errors_total{step="wireguard"}', 'wirelane_writes_total{kind="route"}', 'wirelane_syncs_total{loop="mesh",result="success"}', 'process_resident_memory_bytes']) {
     assert.ok(metrics.has(name), `metric ${name}`);
   }
   assert.equal(metrics.get('wirelane_nodes'), 2);

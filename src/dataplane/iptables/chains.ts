@@ -1,7 +1,7 @@
 // The iptables dataplane: programs one owner's chains and jump rules, IPv4 and IPv6, with at most
 // one `iptables-restore --noflush` per family per apply, and never touches a chain it does not own
 // (see restore-plan.ts for how differences are found without normalising rules).
-import { CommandError, runCommand } from '../../host/command.js';
+import { CommandError, type CommandOptions, runCommand } from '../../host/command.js';
 import type { Family } from '../../model/ip.js';
 import { type CommandRunner, detectIptablesBackend, type IptablesBackend } from './backend.js';
 import { type ChainRef, emptyMemory, type FamilyMemory, forgetAbsent, planRestore, rememberRestore } from './restore-plan.js';
@@ -33,6 +33,13 @@ export interface IptablesApplyReport {
 }
 
 const FAMILIES: readonly Family[] = [4, 6];
+
+/**
+ * iptables-save and -restore take time in proportion to the rules: a full restore of 10,000
+ * services' chains took about 60 s on a loaded 2-core test machine, so they get five times that
+ * instead of the default command timeout. `--wait 10` for the xtables lock is inside this bound.
+ */
+export const IPTABLES_TIMEOUT_MS = 300_000;
 
 export class IptablesChains {
   readonly owner: ChainOwner;
@@ -114,8 +121,8 @@ export class IptablesChains {
     }
   }
 
-  private options(input?: string): { netns?: string; input?: string } {
-    return { ...(this.netns === undefined ? {} : { netns: this.netns }), ...(input === undefined ? {} : { input }) };
+  private options(input?: string): CommandOptions {
+    return { ...(this.netns === undefined ? {} : { netns: this.netns }), ...(input === undefined ? {} : { input }), timeoutMs: IPTABLES_TIMEOUT_MS };
   }
 }
 
