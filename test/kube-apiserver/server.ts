@@ -290,7 +290,7 @@ export class KubeApiServer {
         throw new StatusError(400, 'BadRequest', `watch ${route.type.name}: resourceVersion "${requested}" is not a number`);
       }
       const since = this.store.changesSince(Number(requested));
-      initial = since.expired ? [] : since.changes.flatMap((c) => eventsFor(c, filter));
+      initial = since.expired ? [] : since.changes.filter((c) => c.resource === route.type.name).flatMap((c) => eventsFor(c, filter));
       if (since.expired) {
         expired = new StatusError(
           410,
