@@ -10,7 +10,8 @@
 //   next one ask for a consistent read ("").
 // - The watch starts from the list's resourceVersion with bookmarks. A watch the server ends is
 //   resumed from the last resourceVersion without a list; a failing watch is retried (also without a
-//   list: the watch cache replays what was missed, or answers 410); only 410, 404 or 403 lead to a list.
+//   list: the watch cache replays what was missed, or answers 410); only 410, 404, 403 or "too large"
+//   lead to a list.
 //
 // Backoff (backoff.ts: 0.5 s doubling to 30 s, ±25 % jitter) counts two things separately:
 // - `failures`: consecutive requests that failed (5xx, network, timeouts, 401/403/404). Reset by any
@@ -178,8 +179,10 @@ export class Reflector {
       return false;
     }
     this.failures += 1;
+    const { reason } = end.failure;
+    if (reason === 'resource_version_too_large') this.consistentListNeeded = true;
     this.failed('watch', end.failure);
-    return end.failure.reason === 'not_found' || end.failure.reason === 'forbidden';
+    return reason === 'not_found' || reason === 'forbidden' || reason === 'resource_version_too_large';
   }
 
   /** The server accepted a watch: it answers again, and the store follows it. */
