@@ -21,7 +21,7 @@
 //   (client-go's "very short watch" rule). The first one costs nothing (one re-list after a 410 is
 //   normal), then it backs off, so a server that answers every watch with 410 is re-listed at most
 //   every 30 s instead of in a hot loop, although every one of those lists succeeds.
-// The wait before any request is the longer of the two delays.
+// The wait before a request is the longer of the two delays; none between a list and its watch.
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
 import { type KubeObject, nameOf } from '../objects.js';
@@ -113,11 +113,18 @@ export class Reflector {
 
   private async run(): Promise<void> {
     let needList = true;
+    let listed = false;
     while (!this.stopped) {
-      await this.sleep(Math.max(backoffDelayMs(this.failures, this.random()), backoffDelayMs(this.churn - 1, this.random())));
+      // The watch that follows a successful list starts at once: the store is at the list's version.
+      if (!listed) await this.sleep(Math.max(backoffDelayMs(this.failures, this.random()), backoffDelayMs(this.churn - 1, this.random())));
       if (this.stopped) return;
-      if (needList) needList = !(await this.list());
-      else needList = await this.watch();
+      if (needList) {
+        listed = await this.list();
+        needList = !listed;
+      } else {
+        listed = false;
+        needList = await this.watch();
+      }
     }
   }
 
