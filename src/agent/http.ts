@@ -7,6 +7,8 @@ export interface AgentHttpState {
   readonly metrics: AgentMetrics;
   /** True after the first successful apply. */
   ready(): boolean;
+  /** The cluster source's resources that have not synced once, each as one line; empty when all have. */
+  unsyncedResources(): readonly string[];
   /** The current mesh as DOT, or undefined before the first topology. */
   graph(): string | undefined;
   /** Renders DOT to SVG (Graphviz). */
@@ -35,8 +37,11 @@ export async function startHttpServer(listen: { host: string | undefined; port: 
           return reply(200, state.metrics.registry.contentType, await state.metrics.registry.metrics());
         case '/healthz':
           return reply(200, 'text/plain', 'ok\n');
-        case '/readyz':
+        case '/readyz': {
+          const unsynced = state.unsyncedResources();
+          if (unsynced.length > 0) return reply(503, 'text/plain', `not ready: not synced: ${unsynced.join('; ')}\n`);
           return state.ready() ? reply(200, 'text/plain', 'ok\n') : reply(503, 'text/plain', 'not ready: no successful apply yet\n');
+        }
         case '/graph': {
           const dot = state.graph();
           if (dot === undefined) return reply(503, 'text/plain', 'no topology yet\n');
