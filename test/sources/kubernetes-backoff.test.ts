@@ -3,27 +3,27 @@ import { test } from 'node:test';
 import { failureOfResponse, failureOfWatchError } from '../../src/sources/kubernetes/api-failure.js';
 import { BACKOFF_CAP_MS, backoffDelayMs } from '../../src/sources/kubernetes/backoff.js';
 
-test('backoff: no wait without failures, then doubling from 0.5 s with ±25 % jitter, capped at 30 s', () => {
+test('backoff: no wait without failures, then doubling from 0.5 s, up to 25 % shorter at random, capped at 30 s', () => {
   const cases: [failures: number, random: number, ms: number][] = [
     [0, 0.9, 0],
     [-1, 0.5, 0],
-    [1, 0.5, 500],
-    [1, 0, 375],
-    [1, 0.999999, 625],
-    [2, 0.5, 1000],
-    [3, 0.5, 2000],
-    [6, 0.5, 16000],
-    [7, 0.5, 30000],
-    [7, 0, 22500],
-    [8, 0.999999, 37500],
-    [1000, 0.5, 30000],
+    [1, 0, 500],
+    [1, 0.5, 438],
+    [1, 0.999999, 375],
+    [2, 0, 1000],
+    [3, 0, 2000],
+    [6, 0, 16000],
+    [7, 0, 30000],
+    [7, 0.999999, 22500],
+    [8, 0.5, 26250],
+    [1000, 0, 30000],
   ];
   for (const [failures, random, ms] of cases) assert.equal(backoffDelayMs(failures, random), ms, `${failures} failures, random ${random}`);
 });
 
 test('backoff: every delay exceeds the one before until the cap, whatever the jitter', () => {
   for (let failures = 1; BACKOFF_CAP_MS > 500 * 2 ** failures; failures++) {
-    assert.ok(backoffDelayMs(failures + 1, 0) > backoffDelayMs(failures, 0.999999), `after ${failures} failures`);
+    assert.ok(backoffDelayMs(failures + 1, 0.999999) > backoffDelayMs(failures, 0), `after ${failures} failures`);
   }
 });
 

@@ -303,7 +303,7 @@ test('a start-up during a 20 s outage backs off with growing, jittered gaps, and
   const gapsOf: Record<string, number[]> = {};
   for (const kind of KINDS) {
     const lists = c.server.requestsOf('list', RESOURCE[kind]).filter((r) => r.at - outageStart < 20_000);
-    // 0.5 s doubling with ±25 % jitter: 6 lists in 20 s (without backoff, 2 a second would be 40).
+    // 0.5 s doubling, up to 25 % shorter: 6 lists in 20 s (without backoff, 2 a second would be 40).
     assert.ok(lists.length >= 4 && lists.length <= 8, `${kind}: ${lists.length} lists in 20 s`);
     const g = gaps(lists);
     gapsOf[kind] = g;

@@ -13,7 +13,7 @@
 //   list: the watch cache replays what was missed, or answers 410); only 410, 404, 403 or "too large"
 //   lead to a list.
 //
-// Backoff (backoff.ts: 0.5 s doubling to 30 s, ±25 % jitter) counts two things separately:
+// Backoff (backoff.ts: 0.5 s doubling to 30 s, up to 25 % shorter at random) counts two things:
 // - `failures`: consecutive requests that failed (5xx, network, timeouts, 401/403/404). Reset by any
 //   successful answer: a list, or a watch the server accepted.
 // - `churn`: consecutive watches that were accepted but did nothing: a 410 at once, or a clean end
