@@ -342,3 +342,180 @@ test('a server listens on the host it is given', async (t) => {
   const core = cluster.kubeconfig.makeApiClient(CoreV1Api);
   assert.deepEqual(namesIn((await core.listNode()).items), ['a']);
 });
+
+// --- Fault switches -------------------------------------------------------------------------------
+
+// Opens a watch with plain fetch and collects its lines until it ends; `ended` says how.
+function openWatch(url: string): { lines: string[]; ended: Promise<'end' | 'error'> } {
+  const lines: string[] = [];
+  const ended = (async (): Promise<'end' | 'error'> => {
+    const response = await fetch(url);
+    assert.equal(response.status, 200);
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+        lines.push(...decoder.decode(chunk, { stream: true }).split('\n').filter((l) => l !== ''));
+      }
+      return 'end';
+    } catch {
+      return 'error';
+    }
+  })();
+  return { lines, ended };
+}
+
+test('failRequests: every request gets the status until switched off, and open watches are cut', async (t) => {
+  const cluster = await startCluster(t);
+  const { server } = cluster;
+  server.create('nodes', node('a'));
+  const watch = openWatch(`${server.url}/api/v1/nodes?watch=true`);
+  await server.waitForRequests('watch', 'nodes', 1);
+  await until('the watch to be open', () => server.openWatches('nodes') === 1);
+
+  server.failRequests({ status: 503 });
+  assert.equal(await watch.ended, 'error', 'an outage cuts open watches abruptly');
+  assert.equal(server.failingRequests, true);
+  for (const path of ['/api/v1/nodes', '/api/v1/nodes/a', '/api/v1/nodes?watch=1', '/apis/wirelane.io/v1alpha1/peers']) {
+    const response = await fetch(`${server.url}${path}`);
+    assert.equal(response.status, 503, path);
+    assert.deepEqual(await response.json(), {
+      apiVersion: 'v1',
+      kind: 'Status',
+      metadata: {},
+      status: 'Failure',
+      message: 'injected fault: the test API server answers 503 to every request',
+      reason: 'ServiceUnavailable',
+      code: 503,
+    });
+  }
+  const core = cluster.kubeconfig.makeApiClient(CoreV1Api);
+  await assert.rejects(core.listNode(), { code: 503 });
+
+  server.stopFailingRequests();
+  assert.equal(server.failingRequests, false);
+  assert.equal((await fetch(`${server.url}/api/v1/nodes`)).status, 200);
+  // Counted and timed like any other request.
+  const lists = server.requestsOf('list', 'nodes');
+  assert.deepEqual(lists.map((r) => r.status), [503, 503, 200]);
+  assert.ok(lists.every((r, i) => i === 0 || r.at >= (lists[i - 1]?.at ?? 0)));
+});
+
+test('failRequests for a period ends by itself, and can be narrowed to verbs and resources', async (t) => {
+  const { server } = await startCluster(t);
+  server.create('nodes', node('a'));
+  server.failRequests({ forMs: 300, verbs: ['list'], resources: ['nodes'] });
+  assert.equal((await fetch(`${server.url}/api/v1/nodes`)).status, 500);
+  assert.equal((await fetch(`${server.url}/api/v1/nodes/a`)).status, 200, 'a GET is not a list');
+  assert.equal((await fetch(`${server.url}/apis/wirelane.io/v1alpha1/peers`)).status, 200, 'another resource');
+  await until('the outage to run out', () => !server.failingRequests, 3000);
+  assert.equal((await fetch(`${server.url}/api/v1/nodes`)).status, 200);
+});
+
+test('cutWatchesEvery ends every open watch again and again until switched off', async (t) => {
+  const { server } = await startCluster(t);
+  server.create('nodes', node('a'));
+  server.cutWatchesEvery(100);
+  const first = openWatch(`${server.url}/api/v1/nodes?watch=true`);
+  assert.equal(await first.ended, 'end');
+  assert.deepEqual(first.lines.map((l) => (JSON.parse(l) as { type: string }).type), ['ADDED']);
+  const second = openWatch(`${server.url}/api/v1/nodes?watch=true&resourceVersion=${server.resourceVersion}`);
+  assert.equal(await second.ended, 'end');
+
+  server.cutWatchesEvery(100, { abrupt: true });
+  assert.equal(await openWatch(`${server.url}/api/v1/nodes?watch=true`).ended, 'error');
+
+  server.cutWatchesEvery(0);
+  const kept = openWatch(`${server.url}/api/v1/nodes?watch=true&resourceVersion=${server.resourceVersion}`);
+  await until('the watch to be open', () => server.openWatches('nodes') === 1);
+  server.create('nodes', node('b'));
+  await until('the event to arrive', () => kept.lines.length === 1);
+  assert.equal(server.openWatches('nodes'), 1, 'no cut after switching off');
+  server.dropWatches();
+  assert.equal(await kept.ended, 'end');
+});
+
+test('answerWatches: every watch gets 410 Gone, in the stream or as the HTTP status', async (t) => {
+  const { server } = await startCluster(t);
+  server.create('nodes', node('a'));
+  const from = server.resourceVersion;
+  server.answerWatches('gone-event');
+  const events = await watchEvents(`${server.url}/api/v1/nodes?watch=true&resourceVersion=${from}`);
+  assert.deepEqual(events.map((e) => [e.type, e.object.code, e.object.reason]), [['ERROR', 410, 'Expired']]);
+
+  server.answerWatches('gone-status');
+  const response = await fetch(`${server.url}/api/v1/nodes?watch=true&resourceVersion=${from}`);
+  assert.equal(response.status, 410);
+  assert.equal(((await response.json()) as { reason: string }).reason, 'Expired');
+  assert.equal((await fetch(`${server.url}/api/v1/nodes`)).status, 200, 'lists are not affected');
+
+  server.answerWatches('served');
+  const watch = openWatch(`${server.url}/api/v1/nodes?watch=true&resourceVersion=${from}`);
+  await until('the watch to be open', () => server.openWatches('nodes') === 1);
+  server.dropWatches();
+  assert.equal(await watch.ended, 'end');
+  assert.deepEqual(watch.lines, []);
+});
+
+test('delayLists answers late with the state of when the list was asked', async (t) => {
+  const { server } = await startCluster(t);
+  server.create('nodes', node('a'));
+  const asked = server.resourceVersion;
+  server.delayLists(400, 'nodes');
+  const started = Date.now();
+  const pending = fetch(`${server.url}/api/v1/nodes`).then((r) => r.json() as Promise<{ metadata: { resourceVersion: string }; items: KubeObject[] }>);
+  await server.waitForRequests('list', 'nodes', 1);
+  server.create('nodes', node('b'));
+  const list = await pending;
+  assert.ok(Date.now() - started >= 400, 'the answer came after the delay');
+  assert.equal(list.metadata.resourceVersion, asked);
+  assert.deepEqual(list.items.map((o) => o.metadata.name), ['a']);
+  const peers = Date.now();
+  await fetch(`${server.url}/apis/wirelane.io/v1alpha1/peers`);
+  assert.ok(Date.now() - peers < 400, 'another resource is not delayed');
+
+  server.delayLists(0, 'nodes');
+  const now = (await (await fetch(`${server.url}/api/v1/nodes`)).json()) as { items: KubeObject[] };
+  assert.deepEqual(now.items.map((o) => o.metadata.name), ['a', 'b']);
+});
+
+test('setResourceAnswer: a resource answers 404 as a missing CRD or 403 as RBAC does, and comes back', async (t) => {
+  const { server } = await startCluster(t);
+  server.create('peers', { metadata: { name: 'p' }, spec: {} });
+  const peersUrl = `${server.url}/apis/wirelane.io/v1alpha1/peers`;
+  const watch = openWatch(`${peersUrl}?watch=true&resourceVersion=${server.resourceVersion}`);
+  await until('the watch to be open', () => server.openWatches('peers') === 1);
+
+  server.setResourceAnswer('peers', 'missing');
+  assert.equal(await watch.ended, 'end', 'open watches on a removed CRD end');
+  for (const url of [peersUrl, `${peersUrl}?watch=true`, `${peersUrl}/p`]) {
+    const response = await fetch(url);
+    assert.equal(response.status, 404, url);
+    assert.equal(((await response.json()) as { reason: string }).reason, 'NotFound');
+  }
+  assert.equal((await fetch(`${server.url}/api/v1/nodes`)).status, 200, 'other resources are served');
+
+  server.setResourceAnswer('peers', 'forbidden');
+  const forbidden = await fetch(peersUrl);
+  assert.equal(forbidden.status, 403);
+  const status = (await forbidden.json()) as { reason: string; message: string };
+  assert.equal(status.reason, 'Forbidden');
+  assert.match(status.message, /cannot list resource "peers"/);
+
+  server.setResourceAnswer('peers', 'served');
+  const list = (await (await fetch(peersUrl)).json()) as { items: KubeObject[] };
+  assert.deepEqual(list.items.map((o) => o.metadata.name), ['p']);
+});
+
+test('a resourceVersion newer than the server has is answered 504 ResourceVersionTooLarge', async (t) => {
+  const { server } = await startCluster(t);
+  server.create('nodes', node('a'));
+  const future = Number(server.resourceVersion) + 10;
+  for (const url of [`${server.url}/api/v1/nodes?resourceVersion=${future}`, `${server.url}/api/v1/nodes?watch=1&resourceVersion=${future}`]) {
+    const response = await fetch(url);
+    assert.equal(response.status, 504, url);
+    const status = (await response.json()) as { reason: string; details: { causes: { reason: string }[] } };
+    assert.equal(status.reason, 'Timeout');
+    assert.deepEqual(status.details.causes.map((c) => c.reason), ['ResourceVersionTooLarge']);
+  }
+  assert.equal((await fetch(`${server.url}/api/v1/nodes?resourceVersion=${server.resourceVersion}`)).status, 200);
+});

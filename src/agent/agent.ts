@@ -8,7 +8,7 @@ import { AgentMetrics } from '../observability/metrics.js';
 import { ANNOTATIONS, readAnnotation } from '../sources/annotations.js';
 import { FileSource } from '../sources/file/file-source.js';
 import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
-import type { ClusterSource } from '../sources/source.js';
+import type { ClusterSource, ResourceStatus } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http.js';
@@ -30,7 +30,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const source: ClusterSource =
     config.source.kind === 'file'
       ? new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }))
-      : new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log, config.serviceProxy !== 'off');
+      : new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log, config.serviceProxy !== 'off', { metrics: metrics.source });
 
   let loop: ReconcileLoop | undefined;
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });
@@ -54,19 +54,30 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     { onDue: () => health.due() },
   );
 
-  await source.start(() => loop?.trigger());
-  if (source.kind === 'file') checkFileKey(source, config.hostname, publicKey, config.stateDir);
-
+  // HTTP first: /healthz and /readyz answer (not ready, and why) during a long first sync.
   const server = await startHttpServer(config.listen, {
     metrics,
     health: () => health.verdict(),
     ready: () => mesh.ready && (services?.ready ?? true),
+    unsyncedResources: () => source.resourceStatus().filter((r) => !r.settled).map(describeUnsynced),
     graph: () => mesh.graph(),
     renderSvg,
   });
-  loop.start();
+  const stopping = stopSignal(log);
+  let synced = false;
+  try {
+    // Nothing is reconciled before every resource has listed once: an unsynced source is unknown, not empty.
+    // (Changes during the first sync trigger nothing: loop.start() runs a reconcile anyway.)
+    synced = await Promise.race([source.start(() => synced && loop?.trigger()).then(() => true), stopping.then(() => false)]);
+    if (synced && source.kind === 'file') checkFileKey(source, config.hostname, publicKey, config.stateDir);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  if (synced) loop.start();
+  else log.warn('stop signal before the cluster source synced: nothing was reconciled');
 
-  const signal = await stopSignal(log);
+  const signal = await stopping;
   log.info({ signal, cleanUp: config.cleanUp }, 'stopping');
   await loop.stop();
   if (config.cleanUp) {
@@ -98,6 +109,11 @@ function stopSignal(log: ReturnType<typeof createLogger>): Promise<NodeJS.Signal
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+}
+
+/** `Service (forbidden: list: 403 Forbidden: ...)` for /readyz. */
+function describeUnsynced(r: ResourceStatus): string {
+  return `${r.kind} (${r.state}${r.lastError !== undefined ? `: ${r.lastError}` : ''})`;
 }
 
 /** With a cluster file the operator wrote our public key into it: a different key is a start-up error. */

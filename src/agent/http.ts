@@ -9,6 +9,8 @@ export interface AgentHttpState {
   health(): { readonly healthy: boolean; readonly body: string };
   /** True after the first successful apply. */
   ready(): boolean;
+  /** The cluster source's resources that have not synced once, each as one line; empty when all have. */
+  unsyncedResources(): readonly string[];
   /** The current mesh as DOT, or undefined before the first topology. */
   graph(): string | undefined;
   /** Renders DOT to SVG (Graphviz). */
@@ -39,8 +41,11 @@ export async function startHttpServer(listen: { host: string | undefined; port: 
           const { healthy, body } = state.health();
           return reply(healthy ? 200 : 503, 'text/plain', body);
         }
-        case '/readyz':
+        case '/readyz': {
+          const unsynced = state.unsyncedResources();
+          if (unsynced.length > 0) return reply(503, 'text/plain', `not ready: not synced: ${unsynced.join('; ')}\n`);
           return state.ready() ? reply(200, 'text/plain', 'ok\n') : reply(503, 'text/plain', 'not ready: no successful apply yet\n');
+        }
         case '/graph': {
           const dot = state.graph();
           if (dot === undefined) return reply(503, 'text/plain', 'no topology yet\n');

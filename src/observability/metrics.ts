@@ -37,6 +37,8 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly source = new SourceMetrics(this.registry);
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // Make every label value visible from the start, so a zero is a zero and not a missing series.
@@ -45,5 +47,52 @@ export class AgentMetrics {
 
   countWrites(kind: WriteKind, n: number): void {
     if (n > 0) this.writes.inc({ kind }, n);
+  }
+}
+
+/**
+ * The Kubernetes source, per resource (`nodes`, `peers`, `services`, `endpointslices`): the sync
+ * state (1 for the current one, 0 for the others), failed lists by reason, the time of the last
+ * successful list, and watches that ended and were opened again, by how they ended.
+ */
+export class SourceMetrics {
+  static readonly STATES = ['never-synced', 'synced', 'stale', 'missing', 'forbidden'] as const;
+  readonly syncState: Gauge;
+  readonly listFailures: Counter;
+  readonly lastSuccessfulList: Gauge;
+  readonly watchRestarts: Counter;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.syncState = new Gauge({ name: 'wirelane_source_sync_state', help: 'Sync state of each resource the source reads', labelNames: ['resource', 'state'], registers });
+    this.listFailures = new Counter({ name: 'wirelane_source_list_failures_total', help: 'Failed lists, by reason', labelNames: ['resource', 'reason'], registers });
+    this.lastSuccessfulList = new Gauge({
+      name: 'wirelane_source_last_successful_list_timestamp_seconds',
+      help: 'Unix time of the last successful list',
+      labelNames: ['resource'],
+      registers,
+    });
+    this.watchRestarts = new Counter({
+      name: 'wirelane_source_watch_restarts_total',
+      help: 'Watches that ended and were followed by another request, by how they ended (closed, expired, failed)',
+      labelNames: ['resource', 'reason'],
+      registers,
+    });
+  }
+
+  setState(resource: string, state: (typeof SourceMetrics.STATES)[number]): void {
+    for (const s of SourceMetrics.STATES) this.syncState.set({ resource, state: s }, s === state ? 1 : 0);
+  }
+
+  listSucceeded(resource: string, nowMs = Date.now()): void {
+    this.lastSuccessfulList.set({ resource }, nowMs / 1000);
+  }
+
+  listFailed(resource: string, reason: string): void {
+    this.listFailures.inc({ resource, reason });
+  }
+
+  watchRestarted(resource: string, reason: string): void {
+    this.watchRestarts.inc({ resource, reason });
   }
 }

@@ -10,12 +10,40 @@ export interface SourceObject {
   readonly where?: string;
 }
 
+/**
+ * Where a source stands with one kind of object. Only `synced` and `missing` are positive knowledge;
+ * in every other state the snapshot holds the last objects known (none before the first sync).
+ * - never-synced: no list has succeeded yet.
+ * - synced: listed, and the last request about it succeeded.
+ * - stale: was synced; the API now fails (5xx, timeouts, broken watches): the last objects stay.
+ * - missing: the API answers 404 for the whole resource (a CRD not installed). Before the first sync
+ *   this counts as "no objects of this kind"; after it, the last objects stay until a list succeeds.
+ * - forbidden: 403 (RBAC). Never read as an empty list: not synced until a list succeeds.
+ */
+export type ResourceSyncState = 'never-synced' | 'synced' | 'stale' | 'missing' | 'forbidden';
+
+export interface ResourceStatus {
+  readonly kind: SourceObjectKind;
+  readonly state: ResourceSyncState;
+  /** A list has succeeded at least once, or the resource was `missing` before it ever listed. */
+  readonly settled: boolean;
+  /** Why the last request failed, one line; absent while it works. */
+  readonly lastError?: string;
+}
+
 export interface ClusterSource {
   readonly kind: 'kubernetes' | 'file';
-  /** Resolves once the first full state is known; `onChange` fires on every later change. */
+  /**
+   * Resolves once every resource is settled (listed successfully once, or explicitly missing), or
+   * when the source is stopped first; `onChange` fires on every later change.
+   */
   start(onChange: () => void): Promise<void>;
   /** Every object the source currently holds. */
   snapshot(): readonly SourceObject[];
+  /** True once every resource has settled (see ResourceStatus.settled). */
+  hasSynced(): boolean;
+  /** One entry per resource the source reads. */
+  resourceStatus(): readonly ResourceStatus[];
   /** Writes this node's agent-owned annotations (null removes one). Returns whether anything was written. */
   publishNode(name: string, annotations: Readonly<Record<string, string | null>>): Promise<boolean>;
   stop(): Promise<void>;

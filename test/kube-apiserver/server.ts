@@ -1,9 +1,12 @@
 // A test-only Kubernetes API server over node:http: LIST, GET, WATCH and PATCH for the resources
 // in resources.ts, enough for @kubernetes/client-node informers to run against it unmodified,
-// plus controls a test uses to change objects and to break watches on purpose.
+// plus controls a test uses to change objects, to break watches on purpose and to inject faults
+// (faults.ts: outages, 410 on watches, slow lists, missing or forbidden resources).
 import { EventEmitter, once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FaultSwitches, type OutageOptions, type ResourceAnswer, type WatchAnswer } from './faults.js';
 import { defaultTestToken, writeKubeconfig } from './kubeconfig.js';
 import { applyPatch, patchTypeOf } from './patch.js';
 import { type ResourceName, type ResourceType, apiVersionOf, resourceTypes } from './resources.js';
@@ -31,6 +34,8 @@ export interface RequestRecord {
   readonly verb: RequestVerb;
   readonly resource?: ResourceName;
   readonly contentType?: string;
+  // When it arrived (Date.now()).
+  readonly at: number;
   // The HTTP status answered; 0 until the response has closed (a watch: until it ends).
   status: number;
 }
@@ -58,6 +63,8 @@ export class KubeApiServer {
   private readonly log: RequestRecord[] = [];
   private readonly requestEvents = new EventEmitter();
   private readonly unsubscribe: () => void;
+  private readonly faults = new FaultSwitches();
+  private watchCutter: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -121,11 +128,7 @@ export class KubeApiServer {
   // reports that as an informer 'error' and does not restart by itself.
   dropWatches(options: { readonly abrupt?: boolean } = {}): number {
     const dropped = [...this.watches];
-    for (const watch of dropped) {
-      this.forget(watch);
-      if (options.abrupt) watch.response.socket?.destroy();
-      else watch.response.end();
-    }
+    for (const watch of dropped) this.cutWatch(watch, options.abrupt ?? false);
     return dropped.length;
   }
 
@@ -134,6 +137,61 @@ export class KubeApiServer {
     const targets = [...this.watches].filter((w) => w.bookmarks);
     for (const watch of targets) this.writeEvent(watch, this.bookmarkOf(watch.type));
     return targets.length;
+  }
+
+  // --- Faults -------------------------------------------------------------------------------
+  // Every request (or only the given verbs/resources) fails with `status` (500 unless given), for
+  // `forMs` or until stopFailingRequests(). Open watches are cut abruptly at the start, as when an
+  // API server restarts or its etcd goes away, unless keepWatches is set.
+  failRequests(options: OutageOptions & { readonly keepWatches?: boolean } = {}): void {
+    this.faults.startOutage(options);
+    if (!options.keepWatches) {
+      const cut = [...this.watches].filter((w) => options.resources === undefined || options.resources.includes(w.type.name));
+      for (const watch of cut) this.cutWatch(watch, true);
+    }
+  }
+
+  stopFailingRequests(): void {
+    this.faults.stopOutage();
+  }
+
+  // True while a failRequests() outage is on and has not run out.
+  get failingRequests(): boolean {
+    return this.faults.inOutage;
+  }
+
+  // Cuts every open watch every `ms` (cleanly unless abrupt); 0 stops it.
+  cutWatchesEvery(ms: number, options: { readonly abrupt?: boolean } = {}): void {
+    clearInterval(this.watchCutter);
+    this.watchCutter = undefined;
+    if (ms <= 0) return;
+    this.watchCutter = setInterval(() => this.dropWatches(options), ms);
+    this.watchCutter.unref();
+  }
+
+  // Every new watch is answered 410 Gone: 'gone-event' as the watch cache does (an ERROR event in a
+  // 200 stream), 'gone-status' as an HTTP 410; 'served' switches it off.
+  answerWatches(answer: WatchAnswer): void {
+    this.faults.watchAnswer = answer;
+  }
+
+  // Every LIST (of one resource, or of all) is answered `ms` late, with the state of when it was
+  // asked (its resourceVersion too); 0 switches it off.
+  delayLists(ms: number, resource?: ResourceName): void {
+    this.faults.delayLists(ms, resource);
+  }
+
+  // 'missing': every request on the resource gets 404, as when its CRD is not installed (open watches
+  // end, as on a CRD's removal); 'forbidden': 403, as RBAC answers; 'served': back to normal.
+  setResourceAnswer(resource: ResourceName, answer: ResourceAnswer): void {
+    this.faults.setAnswer(resource, answer);
+    if (answer === 'missing') for (const watch of [...this.watches].filter((w) => w.type.name === resource)) this.cutWatch(watch, false);
+  }
+
+  // Switches every fault off.
+  clearFaults(): void {
+    this.faults.clear();
+    this.cutWatchesEvery(0);
   }
 
   openWatches(resource?: ResourceName): number {
@@ -145,7 +203,12 @@ export class KubeApiServer {
   }
 
   requestCount(verb: RequestVerb, resource?: ResourceName): number {
-    return this.log.filter((r) => r.verb === verb && (resource === undefined || r.resource === resource)).length;
+    return this.requestsOf(verb, resource).length;
+  }
+
+  // The requests of one verb (and resource), oldest first.
+  requestsOf(verb: RequestVerb, resource?: ResourceName): readonly RequestRecord[] {
+    return this.log.filter((r) => r.verb === verb && (resource === undefined || r.resource === resource));
   }
 
   // Resolves once `count` requests of this verb (and resource) have arrived in total.
@@ -175,6 +238,7 @@ export class KubeApiServer {
 
   async close(): Promise<void> {
     this.unsubscribe();
+    this.clearFaults();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.dropWatches();
     this.server.closeAllConnections();
@@ -200,6 +264,7 @@ export class KubeApiServer {
       verb: verbOf(method, watching, route),
       ...(route ? { resource: route.type.name } : {}),
       ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}),
+      at: Date.now(),
       status: 0,
     };
     this.log.push(record);
@@ -211,9 +276,16 @@ export class KubeApiServer {
         throw new StatusError(401, 'Unauthorized', 'Unauthorized: missing or wrong bearer token');
       }
       if (!route) throw failure;
+      const fault = this.faults.failureFor(record.verb, route.type.name);
+      if (fault) throw fault;
       if (method === 'GET' && watching) this.startWatch(route, query, res);
       else if (method === 'GET' && route.name !== undefined) sendJson(res, 200, this.getOrThrow(route, route.name));
-      else if (method === 'GET') sendJson(res, 200, this.listOf(route, query));
+      else if (method === 'GET') {
+        const list = this.listOf(route, query);
+        const delay = this.faults.listDelayOf(route.type.name);
+        if (delay > 0) await sleep(delay, undefined, { ref: false });
+        if (!res.destroyed) sendJson(res, 200, list);
+      }
       else if (method === 'PATCH' && route.name !== undefined) sendJson(res, 200, await this.patch(route, route.name, req, query));
       else {
         throw new StatusError(
@@ -237,6 +309,7 @@ export class KubeApiServer {
   }
 
   private listOf(route: Route, query: URLSearchParams): object {
+    this.checkNotFuture(route, query.get('resourceVersion'));
     const filter = filterOf(route, query);
     const items = this.store
       .list(route.type.name, route.namespace)
@@ -273,10 +346,24 @@ export class KubeApiServer {
     return this.store.update(route.type.name, result);
   }
 
+  // A resourceVersion newer than any the server has handed out: a real server's watch cache waits
+  // up to 3 s for it, then answers 504 with the cause ResourceVersionTooLarge (clients then list
+  // with a consistent read). Seen after an etcd restore, or from a client that talked to another
+  // server; here, from a client that outlived a restarted test server. This one answers at once.
+  private checkNotFuture(route: Route, requested: string | null): void {
+    if (requested === null || !/^\d+$/.test(requested) || Number(requested) <= Number(this.store.resourceVersion)) return;
+    throw new StatusError(504, 'Timeout', `Too large resource version: ${requested}, current: ${this.store.resourceVersion}`, {
+      kind: route.type.name,
+      causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+    });
+  }
+
   private startWatch(route: Route, query: URLSearchParams, res: ServerResponse): void {
     const filter = filterOf(route, query);
     const timeoutSeconds = parseTimeoutSeconds(query.get('timeoutSeconds'));
     const requested = query.get('resourceVersion') ?? '';
+    const gone = new StatusError(410, 'Expired', `too old resource version: ${requested} (${this.store.oldestWatchableRevision})`);
+    if (this.faults.watchAnswer === 'gone-status') throw gone;
     let initial: WatchEvent[];
     let expired: Status | undefined;
     // Unset or "0": start from the current state, sent as synthetic ADDED events.
@@ -289,16 +376,12 @@ export class KubeApiServer {
       if (!/^\d+$/.test(requested)) {
         throw new StatusError(400, 'BadRequest', `watch ${route.type.name}: resourceVersion "${requested}" is not a number`);
       }
+      this.checkNotFuture(route, requested);
       const since = this.store.changesSince(Number(requested));
-      initial = since.expired ? [] : since.changes.flatMap((c) => eventsFor(c, filter));
-      if (since.expired) {
-        expired = new StatusError(
-          410,
-          'Expired',
-          `too old resource version: ${requested} (${this.store.oldestWatchableRevision})`,
-        ).toStatus();
-      }
+      initial = since.expired ? [] : since.changes.filter((c) => c.resource === route.type.name).flatMap((c) => eventsFor(c, filter));
+      if (since.expired) expired = gone.toStatus();
     }
+    if (this.faults.watchAnswer === 'gone-event') expired = gone.toStatus();
 
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
     res.flushHeaders(); // a client's fetch resolves on the headers, before any event exists
@@ -338,6 +421,12 @@ export class KubeApiServer {
       type: 'BOOKMARK',
       object: { apiVersion: apiVersionOf(type), kind: type.kind, metadata: { name: '', resourceVersion: this.store.resourceVersion } },
     };
+  }
+
+  private cutWatch(watch: OpenWatch, abrupt: boolean): void {
+    this.forget(watch);
+    if (abrupt) watch.response.socket?.destroy();
+    else watch.response.end();
   }
 
   private forget(watch: OpenWatch): void {

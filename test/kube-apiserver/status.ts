@@ -4,6 +4,7 @@
 export type StatusReason =
   | 'BadRequest'
   | 'Unauthorized'
+  | 'Forbidden'
   | 'NotFound'
   | 'MethodNotAllowed'
   | 'AlreadyExists'
@@ -12,12 +13,16 @@ export type StatusReason =
   | 'RequestEntityTooLarge'
   | 'UnsupportedMediaType'
   | 'Invalid'
-  | 'InternalError';
+  | 'TooManyRequests'
+  | 'InternalError'
+  | 'ServiceUnavailable'
+  | 'Timeout';
 
 export interface StatusDetails {
   readonly name?: string;
   readonly kind?: string;
   readonly group?: string;
+  readonly causes?: readonly { readonly reason: string; readonly message: string }[];
 }
 
 export interface Status {

@@ -59,7 +59,7 @@ test('publishNode merge-patches only what differs, and null removes an annotatio
   const annotations = () => server.get('nodes', 'a')?.metadata?.annotations ?? {};
   assert.equal(await source.publishNode('a', { 'wirelane.io/key': 'K', 'wirelane.io/location': null }), true);
   assert.deepEqual(annotations(), { 'wirelane.io/key': 'K' });
-  await until('the informer to see the patch', () =>
+  await until('the source to see the patch', () =>
     source.snapshot().some((o) => o.object.metadata?.annotations?.['wirelane.io/key'] === 'K'));
   const patches = server.requestCount('patch', 'nodes');
   assert.equal(await source.publishNode('a', { 'wirelane.io/key': 'K', 'wirelane.io/location': null }), false);

@@ -4,12 +4,13 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Logger } from '../../observability/logger.js';
-import type { ClusterSource, SourceObject } from '../source.js';
+import type { ClusterSource, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
 import { parseClusterFile } from './cluster-file.js';
 
 export class FileSource implements ClusterSource {
   readonly kind = 'file';
   private objects: readonly SourceObject[] = [];
+  private started = false;
   private lastText: string | undefined;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -23,6 +24,7 @@ export class FileSource implements ClusterSource {
   async start(onChange: () => void): Promise<void> {
     // The first read must succeed: an agent started on a broken file has no last good state.
     await this.reload(true);
+    this.started = true;
     // Watch the directory, not the file: editors and `kubectl get > f` replace the inode.
     this.watcher = watch(dirname(this.path), (_event, name) => {
       if (name !== null && name !== basename(this.path)) return;
@@ -62,6 +64,16 @@ export class FileSource implements ClusterSource {
 
   snapshot(): readonly SourceObject[] {
     return this.objects;
+  }
+
+  // The whole file is read at once: every kind is known as soon as the first read succeeded.
+  hasSynced(): boolean {
+    return this.started;
+  }
+
+  resourceStatus(): readonly ResourceStatus[] {
+    const kinds: SourceObjectKind[] = ['Node', 'Peer', 'Service', 'EndpointSlice'];
+    return kinds.map((kind) => ({ kind, state: this.started ? 'synced' : 'never-synced', settled: this.started }));
   }
 
   // The file is the operator's: the agent never writes to it.

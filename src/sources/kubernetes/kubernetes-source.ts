@@ -1,11 +1,12 @@
-// The Kubernetes API as a source: informers on Nodes and Peers (and Services and EndpointSlices when
-// a service proxy runs), and a merge patch for this node's own annotations.
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, type KubernetesListObject, type KubernetesObject, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+// The Kubernetes API as a source: a reflector (list, then watch) on Nodes and Peers (and Services and
+// EndpointSlices when a service proxy runs), and a merge patch for this node's own annotations.
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/logger.js';
-import type { KubeObject } from '../objects.js';
+import type { SourceMetrics } from '../../observability/metrics.js';
 import { PEER_GROUP, PEER_PLURAL, PEER_VERSION } from '../peer.js';
-import type { ClusterSource, SourceObject, SourceObjectKind } from '../source.js';
-import { ResourceWatch } from './resource-watch.js';
+import type { ClusterSource, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
+import { ListWatch } from './list-watch.js';
+import { Reflector } from './reflector.js';
 
 /** A kubeconfig file, or in-cluster credentials when no path is given. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -15,46 +16,68 @@ export function loadKubeConfig(path: string | undefined): KubeConfig {
   return kc;
 }
 
+export interface KubernetesSourceOptions {
+  readonly metrics?: SourceMetrics;
+  /** The random draws of backoff jitter and watch timeouts (tests may pin them). */
+  readonly random?: () => number;
+}
+
+const PATHS: Readonly<Record<SourceObjectKind, string>> = {
+  Node: '/api/v1/nodes',
+  Peer: `/apis/${PEER_GROUP}/${PEER_VERSION}/${PEER_PLURAL}`,
+  Service: '/api/v1/services',
+  EndpointSlice: '/apis/discovery.k8s.io/v1/endpointslices',
+};
+
 export class KubernetesSource implements ClusterSource {
   readonly kind = 'kubernetes';
   private readonly core: CoreV1Api;
-  private readonly watches: { kind: SourceObjectKind; watch: ResourceWatch }[] = [];
+  private readonly reflectors: readonly Reflector[];
+  private onChange: () => void = () => {};
 
   constructor(
     private readonly kubeconfig: KubeConfig,
-    private readonly log: Logger,
+    log: Logger,
     /** Also watch Services and EndpointSlices (only when a service proxy runs: RBAC may not allow it). */
-    private readonly withServices: boolean,
+    withServices: boolean,
+    options: KubernetesSourceOptions = {},
   ) {
     this.core = kubeconfig.makeApiClient(CoreV1Api);
+    const kinds: SourceObjectKind[] = withServices ? ['Node', 'Peer', 'Service', 'EndpointSlice'] : ['Node', 'Peer'];
+    this.reflectors = kinds.map(
+      (kind) =>
+        new Reflector({
+          kind,
+          listWatch: new ListWatch(kubeconfig, PATHS[kind]),
+          log,
+          ...(options.metrics ? { metrics: options.metrics } : {}),
+          ...(options.random ? { random: options.random } : {}),
+          onChange: () => this.onChange(),
+        }),
+    );
   }
 
   async start(onChange: () => void): Promise<void> {
-    const custom = this.kubeconfig.makeApiClient(CustomObjectsApi);
-    const add = (kind: SourceObjectKind, path: string, list: () => Promise<unknown>): void => {
-      const typedList = list as () => Promise<KubernetesListObject<KubernetesObject>>;
-      this.watches.push({ kind, watch: new ResourceWatch(this.kubeconfig, path, typedList, onChange, this.log) });
-    };
-    add('Node', '/api/v1/nodes', () => this.core.listNode());
-    add('Peer', `/apis/${PEER_GROUP}/${PEER_VERSION}/${PEER_PLURAL}`, () =>
-      custom.listClusterCustomObject({ group: PEER_GROUP, version: PEER_VERSION, plural: PEER_PLURAL }),
-    );
-    if (this.withServices) {
-      const discovery = this.kubeconfig.makeApiClient(DiscoveryV1Api);
-      add('Service', '/api/v1/services', () => this.core.listServiceForAllNamespaces());
-      add('EndpointSlice', '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces());
-    }
-    await Promise.all(this.watches.map(({ watch }) => watch.start()));
+    this.onChange = onChange;
+    await Promise.all(this.reflectors.map((r) => r.start()));
   }
 
   snapshot(): readonly SourceObject[] {
-    return this.watches.flatMap(({ kind, watch }) => watch.objects().map((object) => ({ kind, object: object as KubeObject })));
+    return this.reflectors.flatMap((r) => r.objects().map((object) => ({ kind: r.kind, object })));
+  }
+
+  hasSynced(): boolean {
+    return this.reflectors.every((r) => r.status().settled);
+  }
+
+  resourceStatus(): readonly ResourceStatus[] {
+    return this.reflectors.map((r) => r.status());
   }
 
   async publishNode(name: string, annotations: Readonly<Record<string, string | null>>): Promise<boolean> {
-    const node = this.watches.find((w) => w.kind === 'Node')?.watch.objects().find((n) => n.metadata?.name === name);
+    const node = this.reflectors.find((r) => r.kind === 'Node')?.objects().find((n) => n.metadata?.name === name);
     const current = node?.metadata?.annotations ?? {};
-    // Only send what differs from what the informer last saw: idle resyncs write nothing.
+    // Only send what differs from what the reflector last saw: idle resyncs write nothing.
     const patch = Object.fromEntries(
       Object.entries(annotations).filter(([k, v]) => (v === null ? k in current : current[k] !== v)),
     );
@@ -67,6 +90,6 @@ export class KubernetesSource implements ClusterSource {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.watches.map(({ watch }) => watch.stop()));
+    await Promise.all(this.reflectors.map((r) => r.stop()));
   }
 }

@@ -1,0 +1,46 @@
+// /readyz follows the cluster source: not ready, saying which resources and why, until every one has
+// listed once; the HTTP server answers during that wait, and nothing is reconciled before it ends.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+import { until } from '../support/wait.js';
+
+const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
+
+test('/readyz is not ready while a resource is forbidden, names it, and turns ready once it lists', { skip }, async (t) => {
+  const { cluster, api } = await startMeshCluster(t, {
+    nodes: [
+      { name: 'a', location: 'east' },
+      { name: 'c', location: 'west' },
+    ],
+    source: 'kubernetes',
+    agentArgs: ['--resync-period', '2s', '--service-proxy', 'off', '--clean-up=false'],
+  });
+  assert.ok(api);
+  api.setResourceAnswer('peers', 'forbidden');
+  cluster.startAgent('a');
+  const get = async (path: string): Promise<{ code: number; body: string }> => {
+    const out = (await cluster.sandbox.exec(cluster.sandbox.node('a'), 'curl', ['-s', '--max-time', '2', '-w', '\n%{http_code}', `http://127.0.0.1:1107${path}`], { allowFailure: true })).stdout;
+    const cut = out.lastIndexOf('\n');
+    return { code: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
+  };
+
+  await until('the agent to answer /readyz', async () => (await get('/readyz')).code !== 0, 20_000, 200);
+  await api.waitForRequests('list', 'peers', 2, 10_000);
+  const readyz = await get('/readyz');
+  assert.equal(readyz.code, 503);
+  assert.match(readyz.body, /^not ready: not synced: Peer \(forbidden: list: 403 Forbidden: peers is forbidden/);
+  assert.doesNotMatch(readyz.body, /Node/, 'nodes have synced');
+  assert.ok([200, 503].includes((await get('/healthz')).code), '/healthz answers during the first sync');
+  const metrics = await get('/metrics');
+  assert.match(metrics.body, /^wirelane_source_sync_state\{resource="peers",state="forbidden"\} 1$/m);
+  assert.match(metrics.body, /^wirelane_source_sync_state\{resource="nodes",state="synced"\} 1$/m);
+  // Nothing is reconciled on a half-known cluster: not even this node's own annotations.
+  assert.equal(api.requestCount('patch', 'nodes'), 0);
+
+  api.setResourceAnswer('peers', 'served');
+  await cluster.waitReady(['a'], 60_000);
+  assert.equal((await get('/readyz')).body, 'ok\n');
+  assert.ok(api.requestCount('patch', 'nodes') > 0, 'the agent reconciles once synced');
+});
