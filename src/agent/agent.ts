@@ -7,6 +7,7 @@ import { createLogger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
 import { ANNOTATIONS, readAnnotation } from '../sources/annotations.js';
 import { FileSource } from '../sources/file/file-source.js';
+import { BACKOFF_CAP_MS } from '../sources/kubernetes/backoff.js';
 import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
 import type { ClusterSource, ResourceStatus } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
@@ -30,7 +31,11 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const source: ClusterSource =
     config.source.kind === 'file'
       ? new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }))
-      : new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log, config.serviceProxy !== 'off', { metrics: metrics.source });
+      : new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log, config.serviceProxy !== 'off', {
+          metrics: metrics.source,
+          // Retry at least once a resync: what changed during an outage lands one resync after it.
+          maxBackoffMs: Math.min(BACKOFF_CAP_MS, config.resyncPeriodMs),
+        });
 
   let loop: ReconcileLoop | undefined;
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });

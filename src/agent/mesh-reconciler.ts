@@ -62,7 +62,7 @@ export class MeshReconciler {
   private publishedLastSeen = 0;
   /** Other nodes' last-seen values and when this agent saw each change (see mesh/liveness.ts). */
   private heartbeats: ReadonlyMap<string, Heartbeat> = new Map();
-  /** The end of this agent's last blind period: its start, or the last failed heartbeat write. */
+  /** The end of this agent's last blind period: its start, a failed heartbeat write, an unsynced Node watch. */
   private trustedSince = Math.floor(Date.now() / 1000);
   private appliedOnce = false;
   /** The failed steps of the reconcile in progress, one line each. */
@@ -222,6 +222,8 @@ export class MeshReconciler {
   /** Heartbeats as this agent saw them, and the device's handshakes when a node would otherwise be stale. */
   private async livenessEvidence(nodes: readonly MeshNode[], now: number): Promise<LivenessEvidence> {
     this.heartbeats = recordHeartbeats(this.heartbeats, nodes, now);
+    // A Node watch that is failing delivers no heartbeats: as blind as a failing heartbeat write.
+    if (this.deps.source.resourceStatus().some((r) => r.kind === 'Node' && r.state !== 'synced')) this.trustedSince = now;
     const evidence = { heartbeats: this.heartbeats, handshakes: new Map<string, number>(), trustedSince: this.trustedSince };
     const window = (2 * this.deps.config.resyncPeriodMs) / 1000;
     const stale = nodes.some((n) => n.name !== this.deps.config.hostname && now - (heardAt(n, evidence) ?? now) >= window);

@@ -21,6 +21,12 @@ test('backoff: no wait without failures, then doubling from 0.5 s, up to 25 % sh
   for (const [failures, random, ms] of cases) assert.equal(backoffDelayMs(failures, random), ms, `${failures} failures, random ${random}`);
 });
 
+test('backoff: a smaller cap (the agent passes its resync period) bounds every delay', () => {
+  assert.equal(backoffDelayMs(3, 0, 2000), 2000);
+  assert.equal(backoffDelayMs(4, 0, 2000), 2000);
+  assert.equal(backoffDelayMs(100, 0.5, 2000), 1750);
+});
+
 test('backoff: every delay exceeds the one before until the cap, whatever the jitter', () => {
   for (let failures = 1; BACKOFF_CAP_MS > 500 * 2 ** failures; failures++) {
     assert.ok(backoffDelayMs(failures + 1, 0.999999) > backoffDelayMs(failures, 0), `after ${failures} failures`);

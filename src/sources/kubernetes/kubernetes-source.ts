@@ -20,6 +20,8 @@ export interface KubernetesSourceOptions {
   readonly metrics?: SourceMetrics;
   /** The random draws of backoff jitter and watch timeouts (tests may pin them). */
   readonly random?: () => number;
+  /** The longest wait between two attempts after failures (default 30 s). */
+  readonly maxBackoffMs?: number;
 }
 
 const PATHS: Readonly<Record<SourceObjectKind, string>> = {
@@ -52,6 +54,7 @@ export class KubernetesSource implements ClusterSource {
           log,
           ...(options.metrics ? { metrics: options.metrics } : {}),
           ...(options.random ? { random: options.random } : {}),
+          ...(options.maxBackoffMs !== undefined && { maxBackoffMs: options.maxBackoffMs }),
           onChange: () => this.onChange(),
         }),
     );

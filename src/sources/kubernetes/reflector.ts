@@ -47,6 +47,8 @@ export interface ReflectorOptions {
   /** Fires after every change to the store (a watch event, or a re-list that differs). */
   readonly onChange: () => void;
   readonly random?: () => number;
+  /** The longest wait between two attempts (default BACKOFF_CAP_MS). */
+  readonly maxBackoffMs?: number;
 }
 
 export class Reflector {
@@ -103,6 +105,10 @@ export class Reflector {
     await this.running;
   }
 
+  private backoff(failures: number, random: number): number {
+    return backoffDelayMs(failures, random, this.options.maxBackoffMs);
+  }
+
   private get resource(): string {
     return this.options.listWatch.path.split('/').at(-1) ?? this.options.kind;
   }
@@ -116,7 +122,7 @@ export class Reflector {
     let listed = false;
     while (!this.stopped) {
       // The watch that follows a successful list starts at once: the store is at the list's version.
-      if (!listed) await this.sleep(Math.max(backoffDelayMs(this.failures, this.random()), backoffDelayMs(this.churn - 1, this.random())));
+      if (!listed) await this.sleep(Math.max(this.backoff(this.failures, this.random()), this.backoff(this.churn - 1, this.random())));
       if (this.stopped) return;
       if (needList) {
         listed = await this.list();
@@ -222,7 +228,7 @@ export class Reflector {
   private failed(request: 'list' | 'watch', failure: ApiFailure): void {
     const state: ResourceSyncState =
       failure.reason === 'not_found' ? 'missing' : failure.reason === 'forbidden' ? 'forbidden' : this.listedOnce ? 'stale' : 'never-synced';
-    const delay = backoffDelayMs(this.failures, 0.5);
+    const delay = this.backoff(this.failures, 0.5);
     this.enter(state, `${request}: ${firstLine(failure.message)}`, `retrying in about ${(delay / 1000).toFixed(1)} s`);
     if (state === 'missing' && !this.listedOnce) this.settle();
   }
