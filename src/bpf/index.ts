@@ -6,6 +6,7 @@ export { BpfLink, openPinnedLink, unpin, type LinkInfo } from './link.js';
 export { BpfMap, MapUpdate, openPinnedMap, type MapDescription } from './map.js';
 export { ensureBpffs, findBpffsMount, findCgroup2Mount, isBpffs, parseMounts, type Mount } from './mounts.js';
 export { BpfObject, type GlobalVariable, type MapInfo, type ProgramInfo } from './object.js';
+export { openMapById, programInfoById, type ProgramDescription } from './program.js';
 export { probeBpf, probeBtf, probeHelper, probeMapType, probeProgramType, probeTcx, typeNames, type BpfSupport } from './probe.js';
 export {
   detachTc,
