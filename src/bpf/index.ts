@@ -1,6 +1,6 @@
 // The libbpf addon's TypeScript API: what the eBPF data plane is built on.
 export { bpfAddon } from './addon.js';
-export { ADDON_PATH, bpfFixturePath, bpfObjectPath } from './artifacts.js';
+export { ADDON_PATH, bpfFixtureDir, bpfFixturePath, bpfObjectPath } from './artifacts.js';
 export { BpfError, errnoCode, type BpfFailure } from './error.js';
 export { BpfLink, openPinnedLink, unpin, type LinkInfo } from './link.js';
 export { BpfMap, MapUpdate, openPinnedMap, type MapDescription } from './map.js';
