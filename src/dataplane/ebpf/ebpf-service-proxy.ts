@@ -162,6 +162,7 @@ export class EbpfServiceProxy implements ServiceProxy {
     }
     log?.info({ pinDir, cgroupRoot, adopted: sockLb.adopted }, sockLb.adopted ? 'eBPF socket LB re-adopted from pins' : 'eBPF socket LB attached');
     for (const swap of sockLb.swaps) log?.info(swapLogFields(swap), 'eBPF service proxy: socket program replaced in place');
+    for (const e of sockLb.unswapped) log?.warn({ program: e.program, where: e.where, err: e.message }, 'eBPF service proxy: a socket program of other code serves on (the same maps): replacing it failed');
     if (sockLb.staged !== undefined) {
       log?.warn({ pinDir, maps: Object.fromEntries(sockLb.staged) }, 'eBPF service proxy: pinned maps have another layout; new maps are built beside them and replace them after the first full write');
     }

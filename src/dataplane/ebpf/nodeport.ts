@@ -34,7 +34,7 @@ import { widthOf, type Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
 import { checkMapLayouts, MAP_NAMES, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddress } from './codec.js';
 import { copyEntries, layoutDifferences, stagingDir } from './map-staging.js';
-import { type ProgramSwap, swapFilterProgram, swapLinkProgram, swapLogFields } from './program-swap.js';
+import { type ProgramSwap, type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
 
 /** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes. */
 export const NODEPORT_MAPS = {
@@ -443,7 +443,7 @@ export class NodePortDatapath {
       try {
         // During a rebuild the running program stays until the new maps are full.
         if (pending !== undefined) pending.programs.push({ program, pin });
-        else this.#recordSwap(swapLinkProgram(adopted, obj, program, pin));
+        else this.#recordSwap(swapOrKeep(() => swapLinkProgram(adopted, obj, program, pin), (e) => this.#keep(e)));
       } finally {
         adopted.close();
       }
@@ -452,7 +452,7 @@ export class NodePortDatapath {
     const filter = this.#filterId(iface.name, direction);
     if (this.#opts.tcMode !== 'tcx' && filterProgram(filter) !== undefined) {
       if (pending !== undefined) pending.programs.push({ program, filter });
-      else this.#recordSwap(swapFilterProgram(filter, obj, program));
+      else this.#recordSwap(swapOrKeep(() => swapFilterProgram(filter, obj, program), (e) => this.#keep(e)));
       return { ...base, mode: 'clsact', attached: false };
     }
     const attachment = obj.attachTc(program, target, {
@@ -477,6 +477,11 @@ export class NodePortDatapath {
 
   #recordSwap(swap: ProgramSwap | undefined): void {
     if (swap !== undefined) this.#swaps.push(swap);
+  }
+
+  /** A program of other code over the same maps still serves correctly: an upgrade deferred, not a failure. */
+  #keep(error: ProgramSwapError): void {
+    this.#log?.warn({ program: error.program, where: error.where, err: error.message }, 'nodeport: a tc program of other code serves on (the same maps): replacing it failed');
   }
 
   #destroyLink(pin: string, why: string): void {

@@ -30,6 +30,28 @@ export interface ProgramSwap {
 
 export type SwapReason = 'code' | 'constants' | 'maps';
 
+/** A running program that differs and could not be replaced; `why` says how it differs. */
+export class ProgramSwapError extends Error {
+  override readonly name = 'ProgramSwapError';
+
+  constructor(
+    readonly program: string,
+    readonly where: string,
+    readonly why: readonly SwapReason[],
+    cause: unknown,
+  ) {
+    super(`replacing ${program} at ${where} (it differs in ${why.join(' and ')}): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+
+  /**
+   * Only the code or constants differ: the running program serves the same maps correctly, so it
+   * may run on (an upgrade deferred), where a program on other maps would serve stale services.
+   */
+  get keepable(): boolean {
+    return !this.why.includes('maps');
+  }
+}
+
 interface ProgramMaps {
   /** Ids of the maps the program shares with others (no '.' in the name), sorted. */
   readonly shared: readonly number[];
@@ -60,7 +82,11 @@ export function swapLinkProgram(link: BpfLink, object: BpfObject, program: strin
   const loaded = object.programInfo(program);
   const why = programDifferences(running, loaded);
   if (why.length === 0) return undefined;
-  link.update(object.programFd(program), { expectedProgramId: running.id });
+  try {
+    link.update(object.programFd(program), { expectedProgramId: running.id });
+  } catch (error) {
+    throw new ProgramSwapError(program, where, why, error);
+  }
   return { program, where, linkId, from: brief(running), to: brief(loaded), why };
 }
 
@@ -76,8 +102,26 @@ export function swapFilterProgram(filter: TcFilterId, object: BpfObject, program
   const loaded = object.programInfo(program);
   const why = programDifferences(running, loaded);
   if (why.length === 0) return undefined;
-  object.attachTc(program, filter, { mode: 'clsact', handle: filter.handle, priority: filter.priority, replace: true });
+  try {
+    object.attachTc(program, filter, { mode: 'clsact', handle: filter.handle, priority: filter.priority, replace: true });
+  } catch (error) {
+    throw new ProgramSwapError(program, where, why, error);
+  }
   return { program, where, from: brief(running), to: brief(loaded), why };
+}
+
+/**
+ * `swap()`'s result, or undefined when it failed with a ProgramSwapError that leaves a correct
+ * program running (passed to `kept`); any other failure is thrown.
+ */
+export function swapOrKeep(swap: () => ProgramSwap | undefined, kept: (error: ProgramSwapError) => void): ProgramSwap | undefined {
+  try {
+    return swap();
+  } catch (error) {
+    if (!(error instanceof ProgramSwapError && error.keepable)) throw error;
+    kept(error);
+    return undefined;
+  }
 }
 
 /** The fields of a swap worth a log line. */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { type BpfLink, type BpfMap, BpfObject, bpfObjectPath, openPinnedLink, openPinnedMap, unpin } from '../../bpf/index.js';
 import { MAP_NAMES, type MapName, PIN_LINKS_DIR, checkMapLayouts } from './codec.js';
 import { changedLayouts, copyEntries, discardStaging, promoteStagedPins, stagingDir } from './map-staging.js';
-import { type ProgramSwap, swapLinkProgram } from './program-swap.js';
+import { type ProgramSwap, type ProgramSwapError, swapLinkProgram, swapOrKeep } from './program-swap.js';
 
 /** Every program of sock_lb.bpf.o, attached to the cgroup root as a link each. */
 export const SOCK_LB_PROGRAMS = [
@@ -65,6 +65,8 @@ export class SockLb {
     readonly adopted: boolean,
     /** Pinned programs this start replaced in place (another build, same maps). */
     readonly swaps: readonly ProgramSwap[],
+    /** Pinned programs of other code that could not be replaced and serve on (the same maps). */
+    readonly unswapped: readonly ProgramSwapError[],
     staged?: StagedMaps,
   ) {
     this.#links = links;
@@ -109,6 +111,7 @@ export class SockLb {
     const made: { links: BpfLink[]; mapPins: string[] } = { links: [], mapPins: [] };
     const kept: BpfLink[] = [];
     const swaps: ProgramSwap[] = [];
+    const unswapped: ProgramSwapError[] = [];
     let object: BpfObject | undefined;
     let keepObject = false;
     try {
@@ -126,7 +129,7 @@ export class SockLb {
         // The old programs keep serving the old maps until commit().
         const maps = openMaps(mapsDir);
         keepObject = true;
-        return new SockLb(pinDir, maps, [], allPinned, [], { object, changed });
+        return new SockLb(pinDir, maps, [], allPinned, [], [], { object, changed });
       }
       // Links pinned over maps that were not there point at maps nobody else sees: replace them.
       const linksUsable = mapsPinned.length === mapNames.length;
@@ -136,7 +139,8 @@ export class SockLb {
           const old = openPinnedLink(path);
           if (linksUsable) {
             kept.push(old);
-            const swap = swapLinkProgram(old, object, program, path);
+            const loaded = object;
+            const swap = swapOrKeep(() => swapLinkProgram(old, loaded, program, path), (e) => unswapped.push(e));
             if (swap !== undefined) swaps.push(swap);
             continue;
           }
@@ -147,7 +151,7 @@ export class SockLb {
         link.pin(path);
       }
       const maps = openMaps(pinDir);
-      return new SockLb(pinDir, maps, [...kept, ...made.links], allPinned, swaps);
+      return new SockLb(pinDir, maps, [...kept, ...made.links], allPinned, swaps, unswapped);
     } catch (error) {
       // Programs already swapped stay: each swap was whole, and the new program serves the same maps.
       for (const link of made.links) link.destroy();
