@@ -120,6 +120,13 @@ test('maps of another layout are staged beside the old ones, which serve until t
   const affinityKey = Buffer.alloc(24, 7);
   const affinityValue = Buffer.alloc(16, 9);
   old.maps.affinity.update(affinityKey, affinityValue);
+  // And a NodePort flow in the tc path's own conntrack map, whose flags differ in that build too.
+  const oldConntrack = openPinnedMap(join(w.pins, 'wl_np_ct'));
+  onCleanup(t, () => oldConntrack.close());
+  assert.equal(oldConntrack.flags, 2, 'BPF_F_NO_COMMON_LRU in the older build');
+  const flowKey = Buffer.alloc(40, 3);
+  const flowValue = Buffer.alloc(52, 4);
+  oldConntrack.update(flowKey, flowValue);
   old.close();
   const before = socketLinks(w);
   const oldServices = mapId(w, MAP_NAMES.services);
@@ -131,7 +138,7 @@ test('maps of another layout are staged beside the old ones, which serve until t
   assert.deepEqual(socketLinks(w), before, 'the old programs run on until the new maps are full');
   assert.equal(mapId(w, MAP_NAMES.services), oldServices, 'the old pins stay meanwhile');
   assert.equal(openPinnedMap(mapPinPath(w.pins, MAP_NAMES.services)).keys().length, oldEntries, 'and keep their entries');
-  assert.deepEqual(readdirSync(join(w.pins, STAGING_DIR)).sort(), [...Object.values(MAP_NAMES)].sort());
+  assert.deepEqual(readdirSync(join(w.pins, STAGING_DIR)).sort(), [...Object.values(MAP_NAMES), 'wl_np_ct'].sort());
 
   await next.apply(MAP);
   assert.equal(next.upgradePending, false);
@@ -150,6 +157,11 @@ test('maps of another layout are staged beside the old ones, which serve until t
   assert.ok(connect.mapIds.includes(services.id));
   assert.deepEqual(next.programSwaps.filter((s) => s.why.includes('maps')).map((s) => s.program).filter((p) => p.startsWith('sock_')), [...SOCK_LB_PROGRAMS]);
   assert.deepEqual(openPinnedMap(mapPinPath(w.pins, MAP_NAMES.affinity)).lookup(affinityKey), affinityValue, 'remembered choices carried over');
+  const conntrack = openPinnedMap(join(w.pins, 'wl_np_ct'));
+  onCleanup(t, () => conntrack.close());
+  assert.notEqual(conntrack.id, oldConntrack.id, 'the tc path rebuilt its own map of another layout');
+  assert.equal(conntrack.flags, 0);
+  assert.deepEqual(conntrack.lookup(flowKey), flowValue, 'flows in progress carried over');
 });
 
 test('a staging directory an interrupted upgrade left, unused by any program, is discarded at start', OPTIONS, async (t) => {

@@ -282,6 +282,7 @@ export class NodePortDatapath {
       }
       if (swap !== undefined) {
         swaps.push(swap);
+        this.#swaps.push(swap);
         this.#log?.info(swapLogFields(swap), 'nodeport: tc program replaced in place');
       }
     }
@@ -289,7 +290,6 @@ export class NodePortDatapath {
     for (const name of pending.stagedOwn) renameSync(join(stagingDir(dir), name), join(dir, name));
     pending.obj.close();
     this.#pending = undefined;
-    this.#swaps.push(...swaps);
     return swaps;
   }
 
