@@ -70,8 +70,8 @@ function socketLinks(w: World): Array<{ link: number; prog: number }> {
   });
 }
 
-function mapId(w: World, name: MapName): number {
-  const map = openPinnedMap(mapPinPath(w.pins, name));
+function mapId(w: World, name: MapName, dir = w.pins): number {
+  const map = openPinnedMap(mapPinPath(dir, name));
   map.close();
   return map.id;
 }
@@ -185,4 +185,38 @@ test('a staging directory an interrupted upgrade left, unused by any program, is
   assert.equal(second.upgradePending, false);
   assert.deepEqual(socketLinks(w), before);
   assert.notEqual(mapId(w, MAP_NAMES.services), map.id, 'the live pins were kept');
+});
+
+test('a staging directory whose maps a running program already uses is promoted at start, and every program moves to it', OPTIONS, async (t) => {
+  const w = await world(t);
+  const old = await openProxy(t, w, 'older-layout');
+  await old.apply(MAP);
+  old.close();
+  // An agent that stopped mid-switch: its rebuilt maps staged, one program already moved to them.
+  const interrupted = await openProxy(t, w, undefined);
+  assert.equal(interrupted.upgradePending, true);
+  const moved = BpfObject.open(bpfObjectPath('sock_lb'));
+  onCleanup(t, () => moved.close());
+  for (const name of Object.values(MAP_NAMES)) moved.setMapPinPath(name, join(w.pins, STAGING_DIR, name));
+  moved.load();
+  const staged = mapId(w, MAP_NAMES.services, join(w.pins, STAGING_DIR));
+  const connect4 = openPinnedLink(linkPinPath(w.pins, 'sock_connect4'));
+  onCleanup(t, () => connect4.close());
+  connect4.update(moved.programFd('sock_connect4'));
+  interrupted.close();
+
+  const next = await openProxy(t, w, undefined);
+  assert.equal(existsSync(join(w.pins, STAGING_DIR)), false);
+  assert.equal(mapId(w, MAP_NAMES.services), staged, 'the staged maps are the pinned ones now');
+  assert.equal(next.upgradePending, false);
+  for (const program of SOCK_LB_PROGRAMS) {
+    const link = openPinnedLink(linkPinPath(w.pins, program));
+    const { mapIds } = programInfoById(link.info().progId);
+    link.close();
+    if (program.startsWith('sock_connect') || program.startsWith('sock_sendmsg')) assert.ok(mapIds.includes(staged), `${program} reads the promoted maps`);
+  }
+  await next.apply(MAP);
+  const services = openPinnedMap(mapPinPath(w.pins, MAP_NAMES.services));
+  onCleanup(t, () => services.close());
+  assert.ok(services.keys().length > 0, 'and the first apply fills them');
 });
