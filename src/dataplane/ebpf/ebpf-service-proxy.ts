@@ -261,7 +261,7 @@ export class EbpfServiceProxy implements ServiceProxy {
   /**
    * The staged maps hold the full service map now: the tc programs, then the socket programs,
    * move to them (each swap whole), and the staged pins replace the old ones. A failure throws and
-   * leaves the rest staged; the next apply writes the new maps again and retries.
+   * leaves the rest staged: the next apply keeps writing the new maps and retries the switch.
    */
   async #commitUpgrade(): Promise<void> {
     const staged = this.#sockLb.staged;
