@@ -86,6 +86,21 @@ export function copyEntries(from: BpfMap, to: BpfMap, options: { readonly onlyMi
   return written;
 }
 
+/** copyEntries from the map pinned at <pinDir>/<name> into its staged successor. */
+export function copyToStaged(pinDir: string, name: string, options: { readonly onlyMissing?: boolean } = {}): number {
+  const old = openPinnedMap(join(pinDir, name));
+  try {
+    const next = openPinnedMap(join(stagingDir(pinDir), name));
+    try {
+      return copyEntries(old, next, options);
+    } finally {
+      next.close();
+    }
+  } finally {
+    old.close();
+  }
+}
+
 /** Moves every staged pin over its old one and removes the staging directory. Returns the map names. */
 export function promoteStagedPins(pinDir: string): string[] {
   const dir = stagingDir(pinDir);

@@ -33,7 +33,7 @@ import { IpJsonObject } from '../../host/ip.js';
 import { widthOf, type Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
 import { checkMapLayouts, MAP_NAMES, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddress } from './codec.js';
-import { copyEntries, layoutDifferences, stagingDir } from './map-staging.js';
+import { copyToStaged, layoutDifferences, stagingDir } from './map-staging.js';
 import { type ProgramSwap, type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
 
 /** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes. */
@@ -256,15 +256,7 @@ export class NodePortDatapath {
     const dir = this.#opts.bpffsDir;
     const ctStaged = pending.stagedOwn.includes(NODEPORT_MAPS.conntrack.name);
     const copyConntrack = (onlyMissing: boolean): void => {
-      if (!ctStaged) return;
-      const old = openPinnedMap(join(dir, NODEPORT_MAPS.conntrack.name));
-      const next = openPinnedMap(join(stagingDir(dir), NODEPORT_MAPS.conntrack.name));
-      try {
-        copyEntries(old, next, { onlyMissing });
-      } finally {
-        old.close();
-        next.close();
-      }
+      if (ctStaged) copyToStaged(dir, NODEPORT_MAPS.conntrack.name, { onlyMissing });
     };
     copyConntrack(false);
     const swaps: ProgramSwap[] = [];

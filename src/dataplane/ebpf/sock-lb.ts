@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BpfLink, type BpfMap, BpfObject, bpfObjectPath, openPinnedLink, openPinnedMap, unpin } from '../../bpf/index.js';
 import { MAP_NAMES, type MapName, PIN_LINKS_DIR, checkMapLayouts } from './codec.js';
-import { changedLayouts, copyEntries, discardStaging, promoteStagedPins, stagingDir } from './map-staging.js';
+import { changedLayouts, copyToStaged, discardStaging, promoteStagedPins, stagingDir } from './map-staging.js';
 import { type ProgramSwap, type ProgramSwapError, swapLinkProgram, swapOrKeep } from './program-swap.js';
 
 /** Every program of sock_lb.bpf.o, attached to the cgroup root as a link each. */
@@ -176,18 +176,8 @@ export class SockLb {
   commit(cgroupRoot: string): ProgramSwap[] {
     const staged = this.#staged;
     if (staged === undefined) return [];
-    const remembered = [MAP_NAMES.affinity, MAP_NAMES.sockRev];
     const copy = (onlyMissing: boolean): void => {
-      for (const name of remembered) {
-        const old = openPinnedMap(mapPinPath(this.pinDir, name));
-        const next = openPinnedMap(join(stagingDir(this.pinDir), name));
-        try {
-          copyEntries(old, next, { onlyMissing });
-        } finally {
-          old.close();
-          next.close();
-        }
-      }
+      for (const name of [MAP_NAMES.affinity, MAP_NAMES.sockRev]) copyToStaged(this.pinDir, name, { onlyMissing });
     };
     copy(false);
     const swaps: ProgramSwap[] = [];
