@@ -9,6 +9,7 @@
         "native/map.cc",
         "native/object.cc",
         "native/probe.cc",
+        "native/program.cc",
         "native/tc.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -81,7 +81,10 @@
 #define TCP_ACK 0x10
 #define NSEC_PER_SEC 1000000000ULL
 // Masquerade ports tried per new flow before giving up (a full range is a sign to widen it).
+// (A build may set it with -D: the upgrade tests build an older program that way.)
+#ifndef SNAT_PROBES
 #define SNAT_PROBES 32
+#endif
 // new_flow's "carry on with the rewrite" (no TC_ACT_* verdict is this).
 #define NP_CONTINUE (-100)
 

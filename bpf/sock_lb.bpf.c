@@ -22,7 +22,10 @@
 #define NSEC_PER_SEC 1000000000ULL
 // An affinity entry's last-used time is refreshed at most this often: a chatty client would
 // otherwise write the map at every connect.
+// (A build may set it with -D: the upgrade tests build an older program that way.)
+#ifndef AFFINITY_REFRESH_NS
 #define AFFINITY_REFRESH_NS NSEC_PER_SEC
+#endif
 
 // The destination a socket asked for, before translation.
 struct frontend {

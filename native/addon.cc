@@ -12,6 +12,7 @@
 #include "map.h"
 #include "object.h"
 #include "probe.h"
+#include "program.h"
 #include "tc.h"
 
 namespace wirelane {
@@ -72,6 +73,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorFactory", Napi::Function::New<SetErrorFactory>(env, "setErrorFactory"));
   exports.Set("openPinnedMap", Napi::Function::New<OpenPinnedMap>(env, "openPinnedMap"));
   exports.Set("openPinnedLink", Napi::Function::New<OpenPinnedLink>(env, "openPinnedLink"));
+  exports.Set("programInfoById", Napi::Function::New<ProgramInfoById>(env, "programInfoById"));
+  exports.Set("openMapById", Napi::Function::New<OpenMapById>(env, "openMapById"));
   exports.Set("detachClsact", Napi::Function::New<DetachClsact>(env, "detachClsact"));
   exports.Set("queryClsact", Napi::Function::New<QueryClsact>(env, "queryClsact"));
   exports.Set("probeBpf", Napi::Function::New<ProbeBpf>(env, "probeBpf"));

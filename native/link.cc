@@ -15,6 +15,7 @@ Napi::Function BpfLinkWrap::Define(Napi::Env env) {
                          InstanceMethod<&BpfLinkWrap::Fd>("fd"),
                          InstanceMethod<&BpfLinkWrap::Info>("info"),
                          InstanceMethod<&BpfLinkWrap::Pin>("pin"),
+                         InstanceMethod<&BpfLinkWrap::Update>("update"),
                          InstanceMethod<&BpfLinkWrap::Detach>("detach"),
                          InstanceMethod<&BpfLinkWrap::Close>("close"),
                      });
@@ -65,6 +66,29 @@ Napi::Value BpfLinkWrap::Pin(const Napi::CallbackInfo& info) {
   LogCapture log;
   int err = bpf_obj_pin(fd_, path.c_str());
   if (err != 0) throw BpfError(env, "link pin " + Quoted(path), "bpf_obj_pin", err);
+  return env.Undefined();
+}
+
+// update(progFd, expectedProgId?): swaps the link's program for another in one step (bpf_link_update):
+// the hook never runs without a program. With expectedProgId the swap happens only while the link
+// still runs that program (BPF_F_REPLACE; EPERM otherwise), so two agents cannot undo each other.
+Napi::Value BpfLinkWrap::Update(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t prog_fd = U32Arg(info, 0, "program fd");
+  bool expect = info.Length() > 1 && !info[1].IsUndefined();
+  uint32_t expected_id = expect ? U32Arg(info, 1, "expected program id") : 0;
+  RequireOpen(env, "bpf_link_update");
+  LogCapture log;
+  int old_fd = -1;
+  if (expect) {
+    old_fd = bpf_prog_get_fd_by_id(expected_id);
+    if (old_fd < 0) throw BpfError(env, "link (expected program id " + std::to_string(expected_id) + ")", "bpf_prog_get_fd_by_id", errno);
+  }
+  LIBBPF_OPTS(bpf_link_update_opts, opts, .flags = expect ? static_cast<__u32>(BPF_F_REPLACE) : 0u,
+              .old_prog_fd = expect ? static_cast<__u32>(old_fd) : 0u);
+  int err = bpf_link_update(fd_, static_cast<int>(prog_fd), &opts);
+  if (old_fd >= 0) close(old_fd);
+  if (err != 0) throw BpfError(env, "link", "bpf_link_update", err);
   return env.Undefined();
 }
 

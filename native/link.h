@@ -18,6 +18,7 @@ class BpfLinkWrap : public Napi::ObjectWrap<BpfLinkWrap> {
   Napi::Value Fd(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);
+  Napi::Value Update(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   void RequireOpen(Napi::Env env, const char* call) const;

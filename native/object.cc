@@ -13,6 +13,7 @@
 #include "link.h"
 #include "map.h"
 #include "netns.h"
+#include "program.h"
 #include "tc.h"
 
 namespace wirelane {
@@ -70,6 +71,7 @@ Napi::Function BpfObjectWrap::Define(Napi::Env env) {
                          InstanceMethod<&BpfObjectWrap::Maps>("maps"),
                          InstanceMethod<&BpfObjectWrap::Programs>("programs"),
                          InstanceMethod<&BpfObjectWrap::Map>("map"),
+                         InstanceMethod<&BpfObjectWrap::ProgramInfo>("programInfo"),
                          InstanceMethod<&BpfObjectWrap::AttachCgroup>("attachCgroup"),
                          InstanceMethod<&BpfObjectWrap::AttachTcx>("attachTcx"),
                          InstanceMethod<&BpfObjectWrap::AttachClsact>("attachClsact"),
@@ -304,6 +306,14 @@ Napi::Value BpfObjectWrap::Map(const Napi::CallbackInfo& info) {
   return BpfMapWrap::Create(env, description);
 }
 
+// programInfo(name): the loaded program as the kernel describes it (id, tag, map ids).
+Napi::Value BpfObjectWrap::ProgramInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = StringArg(info, 0, "program name");
+  int fd = ProgramFd(env, name, "bpf_obj_get_info_by_fd");
+  return DescribeProgramFd(env, fd, Context() + " program " + Quoted(name));
+}
+
 // attachCgroup(program, cgroupDir): a bpf_link; the attach type is the program's (its section).
 Napi::Value BpfObjectWrap::AttachCgroup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -335,8 +345,9 @@ Napi::Value BpfObjectWrap::AttachTcx(const Napi::CallbackInfo& info) {
   return BpfLinkWrap::Create(env, fd);
 }
 
-// attachClsact(program, target, handle, priority): a filter on the clsact qdisc (created if missing).
-// handle and priority 0 let the kernel choose; the result says which it chose.
+// attachClsact(program, target, handle, priority, replace): a filter on the clsact qdisc (created if
+// missing). handle and priority 0 let the kernel choose; the result says which it chose. With
+// replace, a filter already at that handle and priority gets the new program in one step.
 Napi::Value BpfObjectWrap::AttachClsact(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string name = StringArg(info, 0, "program name");
@@ -344,7 +355,8 @@ Napi::Value BpfObjectWrap::AttachClsact(const Napi::CallbackInfo& info) {
   uint32_t handle = U32Arg(info, 2, "handle", 0);
   uint32_t priority = U32Arg(info, 3, "priority", 0);
   if (priority > 0xffff) throw Napi::RangeError::New(env, "tc priority must be 0-65535, got " + std::to_string(priority));
-  return wirelane::AttachClsact(env, ProgramFd(env, name, "bpf_tc_attach"), target, handle, priority);
+  bool replace = info.Length() > 4 && info[4].ToBoolean().Value();
+  return wirelane::AttachClsact(env, ProgramFd(env, name, "bpf_tc_attach"), target, handle, priority, replace);
 }
 
 // runIterator(program, netnsPath): runs an iterator program (iter/tcp, iter/udp, ...) to the end

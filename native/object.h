@@ -32,6 +32,7 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap> {
   Napi::Value Maps(const Napi::CallbackInfo& info);
   Napi::Value Programs(const Napi::CallbackInfo& info);
   Napi::Value Map(const Napi::CallbackInfo& info);
+  Napi::Value ProgramInfo(const Napi::CallbackInfo& info);
   Napi::Value AttachCgroup(const Napi::CallbackInfo& info);
   Napi::Value AttachTcx(const Napi::CallbackInfo& info);
   Napi::Value AttachClsact(const Napi::CallbackInfo& info);

@@ -88,7 +88,7 @@ int AttachTcx(Napi::Env env, int prog_fd, TcTarget target) {
   return fd;
 }
 
-Napi::Object AttachClsact(Napi::Env env, int prog_fd, TcTarget target, uint32_t handle, uint32_t priority) {
+Napi::Object AttachClsact(Napi::Env env, int prog_fd, TcTarget target, uint32_t handle, uint32_t priority, bool replace) {
   NetnsScope scope(env, target.netns);
   ResolveIfindex(env, target);
   LogCapture log;
@@ -96,7 +96,8 @@ Napi::Object AttachClsact(Napi::Env env, int prog_fd, TcTarget target, uint32_t 
   int err = bpf_tc_hook_create(&hook);
   bool created = err == 0;
   if (err != 0 && err != -EEXIST) throw BpfError(env, "clsact " + target.Describe(), "bpf_tc_hook_create", err);
-  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = 0, .prog_id = 0, .handle = handle, .priority = priority);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog_fd, .flags = replace ? static_cast<__u32>(BPF_TC_F_REPLACE) : 0u, .prog_id = 0,
+              .handle = handle, .priority = priority);
   err = bpf_tc_attach(&hook, &opts);
   if (err != 0) throw BpfError(env, "clsact " + target.Describe(), "bpf_tc_attach", err);
   Napi::Object out = Napi::Object::New(env);

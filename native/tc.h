@@ -29,7 +29,9 @@ TcTarget TcTargetArg(const Napi::CallbackInfo& info, size_t i);
 // Returns the new link's fd.
 int AttachTcx(Napi::Env env, int prog_fd, TcTarget target);
 // Returns { ifindex, handle, priority, progId, createdQdisc }.
-Napi::Object AttachClsact(Napi::Env env, int prog_fd, TcTarget target, uint32_t handle, uint32_t priority);
+// replace: swap the program of the filter at handle/priority in place (BPF_TC_F_REPLACE), with no
+// moment without one; otherwise an existing filter there is EEXIST.
+Napi::Object AttachClsact(Napi::Env env, int prog_fd, TcTarget target, uint32_t handle, uint32_t priority, bool replace);
 
 Napi::Value DetachClsact(const Napi::CallbackInfo& info);
 Napi::Value QueryClsact(const Napi::CallbackInfo& info);

@@ -95,9 +95,15 @@ function buildBpf() {
     run(process.execPath, [nodeGyp, 'build', '--jobs=max', ...gypArgs]);
   }
 
+  // Fixtures in a subdirectory (test/fixtures/bpf/DIR/NAME.bpf.c -> build/bpf/fixtures/DIR/) are
+  // whole sets of objects, e.g. an older build of bpf/ for the upgrade tests: they may include the
+  // sources in bpf/, so those count as their inputs too.
+  const fixtures = join(root, 'test', 'fixtures', 'bpf');
+  const fixtureSets = existsSync(fixtures) ? readdirSync(fixtures, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name) : [];
   const objects = [
     ...filesIn(join(root, 'bpf'), '.bpf.c').map((src) => [src, join(root, 'build', 'bpf')]),
-    ...filesIn(join(root, 'test', 'fixtures', 'bpf'), '.bpf.c').map((src) => [src, join(root, 'build', 'bpf', 'fixtures')]),
+    ...filesIn(fixtures, '.bpf.c').map((src) => [src, join(root, 'build', 'bpf', 'fixtures')]),
+    ...fixtureSets.flatMap((set) => filesIn(join(fixtures, set), '.bpf.c').map((src) => [src, join(root, 'build', 'bpf', 'fixtures', set)])),
   ];
   const vmlinux = join(root, 'build', 'bpf', 'vmlinux.h');
   if (!existsSync(vmlinux)) {
@@ -119,7 +125,7 @@ function buildBpf() {
   const shared = join(root, 'bpf', 'include');
   for (const [src, outDir] of objects) {
     const out = join(outDir, src.split('/').pop().replace(/\.c$/, '.o'));
-    const headers = [...filesIn(dirname(src), '.h'), ...filesIn(shared, '.h'), vmlinux];
+    const headers = [...filesIn(dirname(src), '.h'), ...filesIn(shared, '.h'), vmlinux, ...(src.startsWith(fixtures) ? filesIn(join(root, 'bpf'), '.bpf.c') : [])];
     if (!stale(out, [src, ...headers])) continue;
     mkdirSync(outDir, { recursive: true });
     log(`clang ${src.slice(root.length + 1)}`);

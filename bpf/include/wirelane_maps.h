@@ -104,14 +104,29 @@
 #define WL_MAP_AFFINITY "wl_affinity"
 #define WL_MAP_SOCK_REV "wl_sock_rev"
 
-/* Default sizes; the agent may resize before load (every object sharing a map must agree). */
+/* Default sizes; the agent may resize before load (every object sharing a map must agree). A build
+ * may set them with -D (the upgrade tests' fixture of an older map layout does). */
+#ifndef WL_SERVICES_MAX
 #define WL_SERVICES_MAX 131072
+#endif
+#ifndef WL_SLOTS_MAX
 #define WL_SLOTS_MAX 1048576
+#endif
+#ifndef WL_BACKENDS_MAX
 #define WL_BACKENDS_MAX 131072
+#endif
+#ifndef WL_NODE_ADDRS_MAX
 #define WL_NODE_ADDRS_MAX 256
+#endif
+#ifndef WL_AFFINITY_MAX
 #define WL_AFFINITY_MAX 65536
+#endif
+#ifndef WL_SOCK_REV_MAX
 #define WL_SOCK_REV_MAX 65536
+#endif
+#ifndef WL_SOCK_TERM_MAX
 #define WL_SOCK_TERM_MAX 4096
+#endif
 
 /* wl_service_key.family */
 #define WL_FAMILY_IPV4 4

@@ -36,6 +36,10 @@
 
 #define WL_NP_CT_MAX 65536
 #define WL_NP_RANGES_MAX 16384
+/* wl_np_ct's map flags; a build may set them with -D (the upgrade tests' older map layout does). */
+#ifndef WL_NP_CT_FLAGS
+#define WL_NP_CT_FLAGS 0
+#endif
 
 /* wl_np_ct_key.direction */
 #define WL_NP_CT_FORWARD 0
@@ -113,6 +117,7 @@ struct wl_np_snat_value {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WL_NP_CT_MAX);
+	__uint(map_flags, WL_NP_CT_FLAGS);
 	__type(key, struct wl_np_ct_key);
 	__type(value, struct wl_np_ct_value);
 } wl_np_ct SEC(".maps");

@@ -47,6 +47,15 @@ export interface NativeClsactFilter {
   readonly createdQdisc: boolean;
 }
 
+export interface NativeProgramDescription {
+  readonly id: number;
+  readonly tag: string;
+  readonly name: string;
+  readonly type: number;
+  readonly typeName: string;
+  readonly mapIds: number[];
+}
+
 export interface NativeObject {
   name(): string;
   constants(): NativeGlobalVariable[];
@@ -58,9 +67,10 @@ export interface NativeObject {
   maps(): NativeMapInfo[];
   programs(): NativeProgramInfo[];
   map(name: string): NativeMap;
+  programInfo(name: string): NativeProgramDescription;
   attachCgroup(program: string, cgroupPath: string): NativeLink;
   attachTcx(program: string, target: NativeTcTarget): NativeLink;
-  attachClsact(program: string, target: NativeTcTarget, handle: number, priority: number): NativeClsactFilter;
+  attachClsact(program: string, target: NativeTcTarget, handle: number, priority: number, replace: boolean): NativeClsactFilter;
   runIterator(program: string, netns: string): number;
   close(): void;
 }
@@ -108,6 +118,7 @@ export interface NativeLink {
   fd(): number | undefined;
   info(): NativeLinkInfo;
   pin(path: string): void;
+  update(programFd: number, expectedProgramId?: number): void;
   detach(): void;
   close(): void;
 }
@@ -119,6 +130,8 @@ export interface NativeAddon {
   setErrorFactory(factory: (failure: BpfFailure) => Error): void;
   openPinnedMap(path: string): NativeMap;
   openPinnedLink(path: string): NativeLink;
+  programInfoById(id: number): NativeProgramDescription;
+  openMapById(id: number): NativeMap;
   detachClsact(target: NativeTcTarget, handle: number, priority: number): boolean;
   queryClsact(target: NativeTcTarget, handle: number, priority: number): number | undefined;
   probeBpf(): { socketFilter: number; schedCls: number; log: string };

@@ -51,6 +51,16 @@ export class BpfLink {
     return removed;
   }
 
+  /**
+   * Swaps the link's program for the one behind `programFd` in one step (bpf_link_update): the hook
+   * never runs without a program, and the link keeps its id and pin. With `expectedProgramId` the
+   * swap happens only while the link still runs that program (BpfError EPERM otherwise). A program
+   * of another type or attach type is EINVAL; an fd that is not open, EBADF.
+   */
+  update(programFd: number, options: { readonly expectedProgramId?: number } = {}): void {
+    this.#native.update(programFd, options.expectedProgramId);
+  }
+
   /** Detaches the program now, whatever else holds the link (pins, other processes' fds). */
   detach(): void {
     this.#native.detach();

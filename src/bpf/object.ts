@@ -3,6 +3,7 @@
 import { bpfAddon, type NativeObject, type NativeTcTarget } from './addon.js';
 import { BpfLink } from './link.js';
 import { BpfMap } from './map.js';
+import type { ProgramDescription } from './program.js';
 import { probeTcx } from './probe.js';
 import type { TcAttachment, TcAttachOptions, TcTarget } from './tc.js';
 
@@ -115,6 +116,20 @@ export class BpfObject {
     return new BpfMap(this.#native.map(name));
   }
 
+  /** A loaded program as the kernel describes it: id, tag, the maps it uses. */
+  programInfo(name: string): ProgramDescription {
+    return this.#native.programInfo(name);
+  }
+
+  /** A loaded program's fd (owned by this object: valid until close()). BpfError ENOENT for an unknown name. */
+  programFd(name: string): number {
+    const fd = this.programs().find((p) => p.name === name)?.fd;
+    if (fd !== undefined) return fd;
+    // The addon's own error: no such program (listing those there are), or not loaded yet.
+    this.#native.programInfo(name);
+    throw new Error(`object "${this.name}": program "${name}" has no fd`);
+  }
+
   /** Attaches a cgroup program (connect4/6, sendmsg4/6, recvmsg4/6, getpeername4/6, …) to a cgroup v2 directory. */
   attachCgroup(program: string, cgroupPath: string): BpfLink {
     return new BpfLink(this.#native.attachCgroup(program, cgroupPath));
@@ -130,7 +145,7 @@ export class BpfObject {
     if (mode === 'tcx' || (mode === 'auto' && probeTcx())) {
       return { mode: 'tcx', target, link: new BpfLink(this.#native.attachTcx(program, native)) };
     }
-    const filter = this.#native.attachClsact(program, native, options.handle ?? 0, options.priority ?? 0);
+    const filter = this.#native.attachClsact(program, native, options.handle ?? 0, options.priority ?? 0, options.replace ?? false);
     return {
       mode: 'clsact',
       target,

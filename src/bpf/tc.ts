@@ -19,6 +19,8 @@ export interface TcAttachOptions {
   /** clsact only: the filter's handle and priority (1-65535); 0 or absent lets the kernel choose. */
   readonly handle?: number;
   readonly priority?: number;
+  /** clsact only: a filter already at handle/priority gets the new program in one step (BPF_TC_F_REPLACE). */
+  readonly replace?: boolean;
 }
 
 /** A clsact filter, as much as is needed to find and remove it later (from another process too). */

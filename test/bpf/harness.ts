@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { findBpffsMount, findCgroup2Mount, isBpffs } from '../../src/bpf/index.js';
+import { findCgroup2Mount, isBpffs } from '../../src/bpf/index.js';
 import { runCommand } from '../../src/host/command.js';
 import { capabilitySkip } from '../support/capability.js';
 
@@ -54,10 +54,12 @@ export function uniqueName(prefix: string): string {
 
 /**
  * A fresh directory on a bpffs, removed after the test with everything pinned in it. Uses the
- * machine's bpffs mount; where there is none, mounts a private one for the test and unmounts it.
+ * machine's bpffs at /sys/fs/bpf; where that is not mounted, mounts a private one for the test
+ * and unmounts it. (Another bpffs in /proc/mounts may be a sandbox's, unmounted under the test
+ * when that sandbox goes.)
  */
 export async function bpffsDir(t: TestContext): Promise<string> {
-  let mount = findBpffsMount();
+  let mount = isBpffs('/sys/fs/bpf') ? '/sys/fs/bpf' : undefined;
   if (mount === undefined) {
     const own = mkdtempSync(join(tmpdir(), 'wirelane-bpffs-'));
     await runCommand('mount', ['-t', 'bpf', 'bpf', own]);

@@ -137,6 +137,31 @@ test('clsact: our filter is removed and the qdisc and other users\' filters stay
   assert.equal(packets(counters), seen);
 });
 
+test('clsact: a filter gets another program in place with replace, at its handle and priority', { skip }, async (t) => {
+  const pair = await vethPair(t);
+  const old = loaded(t);
+  const next = loaded(t);
+  const target: TcTarget = { interface: 'vb', direction: 'ingress', netns: `/var/run/netns/${pair.b}` };
+  const attachment = old.obj.attachTc('count_packets', target, { mode: 'clsact', handle: 7, priority: 5 });
+  assert.equal(attachment.mode, 'clsact');
+  if (attachment.mode !== 'clsact') return;
+  onCleanup(t, () => detachTcFilter(attachment.filter));
+  await ping(pair);
+  const counted = packets(old.counters);
+  assert.ok(counted >= 2n);
+
+  const replaced = next.obj.attachTc('count_packets', target, { mode: 'clsact', handle: 7, priority: 5, replace: true });
+  assert.equal(replaced.mode, 'clsact');
+  if (replaced.mode !== 'clsact') return;
+  assert.deepEqual([replaced.filter.handle, replaced.filter.priority], [7, 5]);
+  assert.equal(queryTcFilter(attachment.filter), next.obj.programInfo('count_packets').id, 'the new program in the same filter');
+  const filters = (await runCommand('tc', ['-n', pair.b, 'filter', 'show', 'dev', 'vb', 'ingress'])).stdout;
+  assert.equal(filters.match(/pref 5 bpf .*handle 0x7 /g)?.length, 1, `one filter: ${filters}`);
+  await ping(pair);
+  assert.equal(packets(old.counters), counted, 'the old program no longer runs');
+  assert.ok(packets(next.counters) >= 2n, 'the new one does');
+});
+
 test('clsact: without a qdisc one is created, and the kernel picks handle and priority', { skip }, async (t) => {
   const pair = await vethPair(t);
   const { obj } = loaded(t);

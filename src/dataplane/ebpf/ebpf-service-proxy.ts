@@ -19,6 +19,8 @@ import { MapWrites, type PortChange, ServiceTable, type TableMemory } from './se
 import { NodePortDatapath } from './nodeport.js';
 import { SockLb, removeSockLbPins } from './sock-lb.js';
 import { SockTerminator } from './sock-term.js';
+import { discardStaging, settleStaging } from './map-staging.js';
+import { type ProgramSwap, swapLogFields } from './program-swap.js';
 
 /** The tc NodePort data path as this proxy drives it (NodePortDatapath; tests may substitute one). */
 export interface NorthSouthDatapath {
@@ -26,10 +28,17 @@ export interface NorthSouthDatapath {
   /** Returns the entries it wrote. */
   apply(map: ServiceMap): Promise<number>;
   cleanup(): Promise<void>;
+  /** Programs attach() replaced in place; for NodePortDatapath, also those commitUpgrade() did. */
+  readonly swaps?: readonly ProgramSwap[];
+  /** attach() staged a map rebuild and left the running programs until commitUpgrade(). */
+  readonly upgradePending?: boolean;
+  commitUpgrade?(): Promise<ProgramSwap[]>;
 }
 
 export interface NorthSouthOptions {
   readonly bpffsDir: string;
+  /** Where the proxy's maps are: the staging directory while a rebuild waits for its first full write. */
+  readonly sharedMapsDir?: string;
   readonly interfaces: readonly string[];
   readonly log?: Logger;
 }
@@ -93,6 +102,8 @@ export class EbpfServiceProxy implements ServiceProxy {
   readonly #nodeAddrWrites = new EntryBatch(MAP_LAYOUTS.wl_node_addrs.key, MAP_LAYOUTS.wl_node_addrs.value);
   readonly #nodeAddrDeletes = new EntryBatch(MAP_LAYOUTS.wl_node_addrs.key, 0);
   #queue: Promise<unknown> = Promise.resolve();
+  /** Socket programs replaced by a rebuild's commit (start-time swaps are the SockLb's). */
+  readonly #committedSwaps: ProgramSwap[] = [];
 
   private constructor(pinDir: string, cgroupRoot: string, sockLb: SockLb, memory: TableMemory, northSouth: NorthSouthDatapath | undefined, terminator: SockTerminator | undefined, log: Logger | undefined) {
     this.pinDir = pinDir;
@@ -129,39 +140,49 @@ export class EbpfServiceProxy implements ServiceProxy {
     }
     let sockLb: SockLb;
     try {
+      const settled = settleStaging(pinDir);
+      if (settled !== undefined) log?.warn({ pinDir, ...settled }, 'eBPF service proxy: a map rebuild an earlier agent left unfinished was settled');
       sockLb = SockLb.start({ pinDir, cgroupRoot, ...(options.objectPath !== undefined && { objectPath: options.objectPath }) });
     } catch (error) {
       throw new EbpfStartError(`eBPF service proxy: ${(error as Error).message}`, { cause: error });
     }
+    // What a start that fails after this point undoes: a fresh start everything, an adopting one
+    // only its staged rebuild (the pins it found were serving and stay).
+    const undoStart = (): void => {
+      sockLb.close();
+      if (!sockLb.adopted) removeSockLbPins(pinDir);
+      else discardStaging(pinDir);
+    };
     let memory: TableMemory;
     try {
       memory = mapMemory(sockLb);
     } catch (error) {
-      sockLb.close();
-      if (!sockLb.adopted) removeSockLbPins(pinDir);
+      undoStart();
       throw new EbpfStartError(`eBPF service proxy: mapping wl_slots and wl_backends: ${(error as Error).message}`, { cause: error });
     }
     log?.info({ pinDir, cgroupRoot, adopted: sockLb.adopted }, sockLb.adopted ? 'eBPF socket LB re-adopted from pins' : 'eBPF socket LB attached');
+    for (const swap of sockLb.swaps) log?.info(swapLogFields(swap), 'eBPF service proxy: socket program replaced in place');
+    for (const e of sockLb.unswapped) log?.warn({ program: e.program, where: e.where, err: e.message }, 'eBPF service proxy: a socket program of other code serves on (the same maps): replacing it failed');
+    if (sockLb.staged !== undefined) {
+      log?.warn({ pinDir, maps: Object.fromEntries(sockLb.staged) }, 'eBPF service proxy: pinned maps have another layout; new maps are built beside them and replace them after the first full write');
+    }
     let northSouth: NorthSouthDatapath | undefined;
     if (options.nodePort?.enabled) {
       try {
         const make = options.northSouth ?? ((o: NorthSouthOptions) => new NodePortDatapath(o));
-        northSouth = make({ bpffsDir: pinDir, interfaces: options.nodePort.interfaces, ...(log && { log }) });
+        northSouth = make({ bpffsDir: pinDir, sharedMapsDir: sockLb.mapsDir, interfaces: options.nodePort.interfaces, ...(log && { log }) });
         await northSouth.attach();
       } catch (error) {
         // Never leave half a data path: a failed attach() takes back what it attached itself; a
         // fresh start removes the rest too. Adopted pins were working before and stay.
-        sockLb.close();
-        if (!sockLb.adopted) {
-          await northSouth?.cleanup().catch(() => undefined);
-          removeSockLbPins(pinDir);
-        }
+        if (!sockLb.adopted) await northSouth?.cleanup().catch(() => undefined);
+        undoStart();
         throw new EbpfStartError(`eBPF service proxy: tc NodePort data path on ${options.nodePort.interfaces.join(', ')}: ${(error as Error).message}`, { cause: error });
       }
     }
     let terminator: SockTerminator | undefined;
     try {
-      terminator = SockTerminator.load(pinDir, options.sockTermObjectPath);
+      terminator = SockTerminator.load(sockLb.mapsDir, options.sockTermObjectPath);
     } catch (error) {
       // Services work without it (Cilium runs so on kernels before 6.5): only a connected UDP
       // socket stays on a removed backend until the application reconnects.
@@ -173,6 +194,16 @@ export class EbpfServiceProxy implements ServiceProxy {
   /** True when this instance took over pinned programs instead of attaching its own. */
   get adopted(): boolean {
     return this.#sockLb.adopted;
+  }
+
+  /** Pinned programs replaced in place by this proxy, socket and tc, at start and by a rebuild's commit. */
+  get programSwaps(): readonly ProgramSwap[] {
+    return [...this.#sockLb.swaps, ...this.#committedSwaps, ...(this.#northSouth?.swaps ?? [])];
+  }
+
+  /** A map rebuild is staged: the old programs serve until the first full write commits it. */
+  get upgradePending(): boolean {
+    return this.#sockLb.staged !== undefined || this.#northSouth?.upgradePending === true;
   }
 
   /** The maps, for inspection (tests, bench). */
@@ -222,8 +253,27 @@ export class EbpfServiceProxy implements ServiceProxy {
       const stale = staleUdpFlows(this.#applied, map);
       this.#applied = map;
       const socketsTerminated = stale.length > 0 ? this.#terminate(stale) : 0;
+      if (this.upgradePending) await this.#commitUpgrade();
       return { written: written + northSouthWritten, ports: plan.length, ms, planMs, socketsTerminated };
     });
+  }
+
+  /**
+   * The staged maps hold the full service map now: the tc programs, then the socket programs,
+   * move to them (each swap whole), and the staged pins replace the old ones. A failure throws and
+   * leaves the rest staged: the next apply keeps writing the new maps and retries the switch.
+   */
+  async #commitUpgrade(): Promise<void> {
+    const staged = this.#sockLb.staged;
+    try {
+      await this.#northSouth?.commitUpgrade?.();
+      const swaps = this.#sockLb.commit(this.cgroupRoot);
+      this.#committedSwaps.push(...swaps);
+      for (const swap of swaps) this.#log?.info(swapLogFields(swap), 'eBPF service proxy: socket program replaced in place');
+    } catch (error) {
+      throw new Error(`eBPF service proxy: switching to the rebuilt maps in ${this.pinDir}: ${(error as Error).message}`, { cause: error });
+    }
+    if (staged !== undefined) this.#log?.info({ pinDir: this.pinDir, maps: [...staged.keys()] }, 'eBPF service proxy: rebuilt maps in service, the old ones released');
   }
 
   /** The maps are right whatever happens here: a failure costs only the stale sockets, so it is logged, not thrown. */

@@ -12,7 +12,7 @@
 // which outlive the process by themselves. A new agent re-adopts what it finds instead of
 // attaching again; a link for an ifindex the interface no longer has (it was re-created) is
 // replaced.
-import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -32,7 +32,9 @@ import { runCommand } from '../../host/command.js';
 import { IpJsonObject } from '../../host/ip.js';
 import { widthOf, type Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
-import { checkMapLayouts, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddress } from './codec.js';
+import { checkMapLayouts, MAP_NAMES, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddress } from './codec.js';
+import { copyToStaged, layoutDifferences, stagingDir } from './map-staging.js';
+import { type ProgramSwap, type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
 
 /** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes. */
 export const NODEPORT_MAPS = {
@@ -94,6 +96,12 @@ export interface NodePortOptions {
   readonly tcMode?: 'auto' | 'tcx' | 'clsact';
   /** The compiled object; default build/bpf/nodeport.bpf.o. */
   readonly objectPath?: string;
+  /**
+   * Where the service proxy's maps are pinned; default bpffsDir. The staging directory while the
+   * proxy rebuilds maps of a changed layout (map-staging.ts): then attach() loads over the new maps
+   * and leaves the running programs alone until commitUpgrade().
+   */
+  readonly sharedMapsDir?: string;
 }
 
 /** One program on one interface, as attached or re-adopted. */
@@ -105,8 +113,16 @@ export interface NodePortAttachment {
   readonly mode: 'tcx' | 'clsact';
   /** tcx: the link's pin. */
   readonly pin?: string;
-  /** false: it was already there (pinned link or our clsact filter) and was left as it was. */
+  /** false: it was already there (pinned link or our clsact filter); its program may have been swapped. */
   readonly attached: boolean;
+}
+
+/** A rebuild waiting for commitUpgrade(): the loaded object and the programs it replaces then. */
+interface PendingUpgrade {
+  readonly obj: BpfObject;
+  /** Our own maps whose pinned layout differs, staged beside the shared ones. */
+  readonly stagedOwn: readonly string[];
+  readonly programs: Array<{ readonly program: string; readonly pin?: string; readonly filter?: TcFilterId }>;
 }
 
 export class NodePortError extends Error {
@@ -131,6 +147,8 @@ export class NodePortDatapath {
   readonly #log: Logger | undefined;
   #maps: OwnMaps | undefined;
   #attachments: NodePortAttachment[] = [];
+  #pending: PendingUpgrade | undefined;
+  readonly #swaps: ProgramSwap[] = [];
 
   constructor(opts: NodePortOptions) {
     const ports = opts.snatPorts;
@@ -144,6 +162,16 @@ export class NodePortDatapath {
 
   get linksDir(): string {
     return join(this.#opts.bpffsDir, PIN_LINKS_DIR);
+  }
+
+  /** Programs replaced in place, by attach() or commitUpgrade(). */
+  get swaps(): readonly ProgramSwap[] {
+    return this.#swaps;
+  }
+
+  /** Whether attach() staged a rebuild that commitUpgrade() must finish. */
+  get upgradePending(): boolean {
+    return this.#pending !== undefined;
   }
 
   /** What attach() found or made, per interface and direction. */
@@ -162,9 +190,14 @@ export class NodePortDatapath {
     const interfaces = await Promise.all(this.#opts.interfaces.map((name) => this.#interfaceInfo(name)));
 
     const obj = BpfObject.open(this.#opts.objectPath ?? bpfObjectPath('nodeport'), { name: 'nodeport' });
+    let pending: PendingUpgrade | undefined;
+    let attached = false;
+    const swapsBefore = this.#swaps.length;
     try {
-      this.#configure(obj);
+      const stagedOwn = this.#configure(obj);
       obj.load();
+      const sharedDir = this.#opts.sharedMapsDir ?? dir;
+      if (stagedOwn.length > 0 || sharedDir !== dir) pending = { obj, stagedOwn, programs: [] };
       checkMapLayouts(obj.maps());
       checkOwnLayouts(obj.maps());
       this.#closeMaps();
@@ -183,9 +216,10 @@ export class NodePortDatapath {
       try {
         const attachments: NodePortAttachment[] = [];
         for (const iface of interfaces) {
-          for (const direction of DIRECTIONS) attachments.push(this.#attachOne(obj, iface, direction, undo));
+          for (const direction of DIRECTIONS) attachments.push(this.#attachOne(obj, iface, direction, undo, pending));
         }
         this.#attachments = attachments;
+        attached = true;
       } catch (error) {
         // Never half a data path: what this call attached goes again; what it adopted stays.
         for (const step of undo.reverse()) {
@@ -198,11 +232,57 @@ export class NodePortDatapath {
         throw error;
       }
     } finally {
-      // Attached programs live on in their links and filters; the object's own fds can go.
-      obj.close();
+      // Attached programs live on in their links and filters; the object's own fds can go, unless
+      // its programs are still to replace the running ones.
+      if (pending === undefined || !attached) obj.close();
     }
+    this.#pending?.obj.close();
+    this.#pending = pending;
+    for (const swap of this.#swaps.slice(swapsBefore)) this.#log?.info(swapLogFields(swap), 'nodeport: tc program replaced in place');
     const made = this.#attachments.filter((a) => a.attached).length;
-    this.#log?.info({ interfaces: this.#opts.interfaces, attached: made, adopted: this.#attachments.length - made }, 'nodeport: tc programs in place');
+    this.#log?.info({ interfaces: this.#opts.interfaces, attached: made, adopted: this.#attachments.length - made, upgradePending: pending !== undefined }, 'nodeport: tc programs in place');
+  }
+
+  /**
+   * Finishes a staged rebuild (the maps the programs will read hold the full service map by now):
+   * copies conntrack from the old map if ours was staged, swaps every program attach() deferred,
+   * copies the flows the old programs made meanwhile, and moves our staged pins over the old ones.
+   * The proxy's staged pins are its own to move, after this. A failure leaves it pending; calling
+   * again finishes it.
+   */
+  async commitUpgrade(): Promise<ProgramSwap[]> {
+    const pending = this.#pending;
+    if (pending === undefined) return [];
+    const dir = this.#opts.bpffsDir;
+    const ctStaged = pending.stagedOwn.includes(NODEPORT_MAPS.conntrack.name);
+    const copyConntrack = (onlyMissing: boolean): void => {
+      if (ctStaged) copyToStaged(dir, NODEPORT_MAPS.conntrack.name, { onlyMissing });
+    };
+    copyConntrack(false);
+    const swaps: ProgramSwap[] = [];
+    for (const { program, pin, filter } of pending.programs) {
+      let swap: ProgramSwap | undefined;
+      if (pin !== undefined) {
+        const link = openPinnedLink(pin);
+        try {
+          swap = swapLinkProgram(link, pending.obj, program, pin);
+        } finally {
+          link.close();
+        }
+      } else if (filter !== undefined) {
+        swap = swapFilterProgram(filter, pending.obj, program);
+      }
+      if (swap !== undefined) {
+        swaps.push(swap);
+        this.#swaps.push(swap);
+        this.#log?.info(swapLogFields(swap), 'nodeport: tc program replaced in place');
+      }
+    }
+    copyConntrack(true);
+    for (const name of pending.stagedOwn) renameSync(join(stagingDir(dir), name), join(dir, name));
+    pending.obj.close();
+    this.#pending = undefined;
+    return swaps;
   }
 
   /**
@@ -284,6 +364,8 @@ export class NodePortDatapath {
       }
     }
     this.#closeMaps();
+    this.#pending?.obj.close();
+    this.#pending = undefined;
     for (const { name } of Object.values(NODEPORT_MAPS)) attempt(`pin of map ${name}`, () => unpin(join(this.#opts.bpffsDir, name)));
     // The links directory is shared with the socket programs: only an empty one goes.
     attempt(`directory ${this.linksDir}`, () => {
@@ -298,7 +380,8 @@ export class NodePortDatapath {
     if (failures.length > 0) throw new NodePortError(`nodeport cleanup: ${failures.join('; ')}`);
   }
 
-  #configure(obj: BpfObject): void {
+  /** Sets constants, sizes and pin paths; returns our own maps whose pinned layout differs (staged instead). */
+  #configure(obj: BpfObject): string[] {
     const ports = this.#opts.snatPorts ?? { min: 61000, max: 65535 };
     const timeouts = this.#opts.timeouts ?? {};
     obj.setConstant('snat_port_min', ports.min);
@@ -307,11 +390,20 @@ export class NodePortDatapath {
     obj.setConstant('ct_timeout_udp', timeouts.udp ?? 120);
     obj.setConstant('ct_timeout_closing', timeouts.closing ?? 10);
     const conntrack = this.#opts.conntrackEntries;
+    const shared = new Set<string>(Object.values(MAP_NAMES));
+    const staged: string[] = [];
     for (const info of obj.maps()) {
       if (info.internal) continue;
-      const pin = join(this.#opts.bpffsDir, info.name);
+      let pin = join(shared.has(info.name) ? (this.#opts.sharedMapsDir ?? this.#opts.bpffsDir) : this.#opts.bpffsDir, info.name);
       // libbpf re-uses a pin only when the sizes match: take over the size whoever pinned it chose.
       const pinned = unlessMissing(() => openPinnedMap(pin));
+      if (pinned !== undefined && !shared.has(info.name) && layoutDifferences(pinned, { ...info, maxEntries: pinned.maxEntries }).length > 0) {
+        // Another build's layout: a new map beside it, swapped in by commitUpgrade().
+        staged.push(info.name);
+        mkdirSync(stagingDir(this.#opts.bpffsDir), { recursive: true });
+        pin = join(stagingDir(this.#opts.bpffsDir), info.name);
+        unpin(pin);
+      }
       if (pinned !== undefined) {
         if (pinned.maxEntries !== info.maxEntries) obj.setMaxEntries(info.name, pinned.maxEntries);
         if (info.name === NODEPORT_MAPS.conntrack.name && conntrack !== undefined && conntrack !== pinned.maxEntries) {
@@ -323,10 +415,11 @@ export class NodePortDatapath {
       }
       obj.setMapPinPath(info.name, pin);
     }
+    return staged;
   }
 
   /** Attaches one program, or adopts it; `undo` gets the step that would detach what it attached. */
-  #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction, undo: Array<() => void>): NodePortAttachment {
+  #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction, undo: Array<() => void>, pending: PendingUpgrade | undefined): NodePortAttachment {
     const program = `np_${direction}${iface.l3 ? '_l3' : ''}`;
     const target = { interface: iface.name, direction, ...(this.#opts.netns === undefined ? {} : { netns: this.#opts.netns }) };
     const pin = join(this.linksDir, `${LINK_PREFIX}${iface.name}-${iface.ifindex}-${direction}`);
@@ -339,11 +432,21 @@ export class NodePortDatapath {
     }
     const adopted = unlessMissing(() => openPinnedLink(pin));
     if (adopted !== undefined) {
-      adopted.close();
+      try {
+        // During a rebuild the running program stays until the new maps are full.
+        if (pending !== undefined) pending.programs.push({ program, pin });
+        else this.#recordSwap(swapOrKeep(() => swapLinkProgram(adopted, obj, program, pin), (e) => this.#keep(e)));
+      } finally {
+        adopted.close();
+      }
       return { ...base, mode: 'tcx', pin, attached: false };
     }
     const filter = this.#filterId(iface.name, direction);
-    if (this.#opts.tcMode !== 'tcx' && filterProgram(filter) !== undefined) return { ...base, mode: 'clsact', attached: false };
+    if (this.#opts.tcMode !== 'tcx' && filterProgram(filter) !== undefined) {
+      if (pending !== undefined) pending.programs.push({ program, filter });
+      else this.#recordSwap(swapOrKeep(() => swapFilterProgram(filter, obj, program), (e) => this.#keep(e)));
+      return { ...base, mode: 'clsact', attached: false };
+    }
     const attachment = obj.attachTc(program, target, {
       mode: this.#opts.tcMode ?? 'auto',
       handle: CLSACT_HANDLE,
@@ -362,6 +465,15 @@ export class NodePortDatapath {
     attachment.link.close();
     undo.push(() => openPinnedLink(pin).destroy());
     return { ...base, mode: 'tcx', pin, attached: true };
+  }
+
+  #recordSwap(swap: ProgramSwap | undefined): void {
+    if (swap !== undefined) this.#swaps.push(swap);
+  }
+
+  /** A program of other code over the same maps still serves correctly: an upgrade deferred, not a failure. */
+  #keep(error: ProgramSwapError): void {
+    this.#log?.warn({ program: error.program, where: error.where, err: error.message }, 'nodeport: a tc program of other code serves on (the same maps): replacing it failed');
   }
 
   #destroyLink(pin: string, why: string): void {

@@ -5,6 +5,8 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BpfLink, type BpfMap, BpfObject, bpfObjectPath, openPinnedLink, openPinnedMap, unpin } from '../../bpf/index.js';
 import { MAP_NAMES, type MapName, PIN_LINKS_DIR, checkMapLayouts } from './codec.js';
+import { changedLayouts, copyToStaged, discardStaging, promoteStagedPins, stagingDir } from './map-staging.js';
+import { type ProgramSwap, type ProgramSwapError, swapLinkProgram, swapOrKeep } from './program-swap.js';
 
 /** Every program of sock_lb.bpf.o, attached to the cgroup root as a link each. */
 export const SOCK_LB_PROGRAMS = [
@@ -41,21 +43,62 @@ export function linkPinPath(pinDir: string, program: string): string {
   return join(pinDir, PIN_LINKS_DIR, program);
 }
 
+/** A map rebuild waiting for its first full write: the new maps are staged, the old programs still run. */
+interface StagedMaps {
+  /** The loaded object, whose programs replace the pinned ones at commit(). */
+  readonly object: BpfObject;
+  /** Shared maps whose pinned layout differs, with what differs. */
+  readonly changed: ReadonlyMap<string, readonly string[]>;
+}
+
 /** The programs attached and the maps opened, adopted from pins or made now. */
 export class SockLb {
+  #staged: StagedMaps | undefined;
+  #links: readonly BpfLink[];
+
   /** Made by start(). */
   constructor(
+    readonly pinDir: string,
     readonly maps: SockLbMaps,
-    readonly links: readonly BpfLink[],
-    /** Every pin was there: nothing was loaded or attached by this start. */
+    links: readonly BpfLink[],
+    /** Every pin was there: nothing was attached anew (programs may have been swapped). */
     readonly adopted: boolean,
-  ) {}
+    /** Pinned programs this start replaced in place (another build, same maps). */
+    readonly swaps: readonly ProgramSwap[],
+    /** Pinned programs of other code that could not be replaced and serve on (the same maps). */
+    readonly unswapped: readonly ProgramSwapError[],
+    staged?: StagedMaps,
+  ) {
+    this.#links = links;
+    this.#staged = staged;
+  }
+
+  /** This process's handles on the pinned links (none while a rebuild is staged). */
+  get links(): readonly BpfLink[] {
+    return this.#links;
+  }
 
   /**
-   * Adopts the pins under `pinDir` when they are all there; otherwise loads the object over
-   * whichever maps are pinned (creating and pinning the rest) and attaches and pins the programs
-   * whose links are missing. On failure, whatever this call attached or pinned is removed again and
-   * a SockLbStartError says what failed; links and maps that were pinned before are left alone.
+   * Where `maps` are pinned: the pin directory, or its staging directory while a rebuild of maps
+   * with a changed layout waits for commit() (other objects sharing the maps load over these).
+   */
+  get mapsDir(): string {
+    return this.#staged === undefined ? this.pinDir : stagingDir(this.pinDir);
+  }
+
+  /** Maps whose layout changed, staged and not yet serving: write them in full, then commit(). */
+  get staged(): ReadonlyMap<string, readonly string[]> | undefined {
+    return this.#staged?.changed;
+  }
+
+  /**
+   * Adopts the pins under `pinDir`: loads the object over the pinned maps (creating and pinning
+   * those that are missing), swaps pinned programs that differ from the loaded ones in place, and
+   * attaches and pins the programs whose links are missing. When a pinned map's layout differs
+   * from the object's, nothing running is touched: the new maps are created in the staging
+   * directory and `staged` says so; commit() switches over once they hold the full service map.
+   * On failure, whatever this call attached or pinned is removed again and a SockLbStartError says
+   * what failed; links and maps that were pinned before are left alone.
    */
   static start(options: SockLbOptions): SockLb {
     const { pinDir, cgroupRoot } = options;
@@ -63,20 +106,31 @@ export class SockLb {
     const mapNames = Object.values(MAP_NAMES);
     const mapsPinned = mapNames.filter((name) => existsSync(mapPinPath(pinDir, name)));
     const linksPinned = SOCK_LB_PROGRAMS.filter((p) => existsSync(linkPinPath(pinDir, p)));
-    if (mapsPinned.length === mapNames.length && linksPinned.length === SOCK_LB_PROGRAMS.length) {
-      return adopt(pinDir);
-    }
+    const allPinned = mapsPinned.length === mapNames.length && linksPinned.length === SOCK_LB_PROGRAMS.length;
 
     const made: { links: BpfLink[]; mapPins: string[] } = { links: [], mapPins: [] };
     const kept: BpfLink[] = [];
+    const swaps: ProgramSwap[] = [];
+    const unswapped: ProgramSwapError[] = [];
     let object: BpfObject | undefined;
+    let keepObject = false;
     try {
       object = BpfObject.open(options.objectPath ?? bpfObjectPath('sock_lb'));
       // Before anything reaches the kernel: an object built from another header must not be written.
       checkMapLayouts(object.maps());
-      for (const name of mapNames) object.setMapPinPath(name, mapPinPath(pinDir, name));
+      const wanted = object.maps().filter((m) => (mapNames as readonly string[]).includes(m.name));
+      const changed = changedLayouts(pinDir, wanted);
+      const mapsDir = changed.size > 0 ? stagingDir(pinDir) : pinDir;
+      if (changed.size > 0) mkdirSync(mapsDir, { recursive: true });
+      for (const name of mapNames) object.setMapPinPath(name, join(mapsDir, name));
       object.load();
-      made.mapPins.push(...mapNames.filter((name) => !mapsPinned.includes(name)).map((name) => mapPinPath(pinDir, name)));
+      made.mapPins.push(...mapNames.filter((name) => mapsDir !== pinDir || !mapsPinned.includes(name)).map((name) => join(mapsDir, name)));
+      if (changed.size > 0) {
+        // The old programs keep serving the old maps until commit().
+        const maps = openMaps(mapsDir);
+        keepObject = true;
+        return new SockLb(pinDir, maps, [], allPinned, [], [], { object, changed });
+      }
       // Links pinned over maps that were not there point at maps nobody else sees: replace them.
       const linksUsable = mapsPinned.length === mapNames.length;
       for (const program of SOCK_LB_PROGRAMS) {
@@ -85,6 +139,9 @@ export class SockLb {
           const old = openPinnedLink(path);
           if (linksUsable) {
             kept.push(old);
+            const loaded = object;
+            const swap = swapOrKeep(() => swapLinkProgram(old, loaded, program, path), (e) => unswapped.push(e));
+            if (swap !== undefined) swaps.push(swap);
             continue;
           }
           old.destroy();
@@ -94,36 +151,68 @@ export class SockLb {
         link.pin(path);
       }
       const maps = openMaps(pinDir);
-      return new SockLb(maps, [...kept, ...made.links], false);
+      return new SockLb(pinDir, maps, [...kept, ...made.links], allPinned, swaps, unswapped);
     } catch (error) {
+      // Programs already swapped stay: each swap was whole, and the new program serves the same maps.
       for (const link of made.links) link.destroy();
       for (const link of kept) link.close();
       for (const path of made.mapPins) unpin(path);
+      if (existsSync(stagingDir(pinDir)) && readdirSync(stagingDir(pinDir)).length === 0) rmdirSync(stagingDir(pinDir));
       const what = error instanceof Error ? error.message : String(error);
       throw new SockLbStartError(`socket LB on cgroup ${cgroupRoot} (pins ${pinDir}): ${what}`, { cause: error });
     } finally {
-      object?.close();
+      if (!keepObject) object?.close();
     }
+  }
+
+  /**
+   * After a rebuild's maps hold the full service map: copies what the programs remember
+   * (affinity, reverse translation) from the old maps, swaps every pinned program for the new one
+   * over the new maps (attaching those that are missing), copies what the old programs added
+   * meanwhile, and moves the staged pins over the old ones (also the other objects' staged maps:
+   * swap their programs before this). Returns the swaps; a failure leaves the rebuild staged, and
+   * calling commit() again finishes it (a program already swapped is the same as the loaded one).
+   */
+  commit(cgroupRoot: string): ProgramSwap[] {
+    const staged = this.#staged;
+    if (staged === undefined) return [];
+    const copy = (onlyMissing: boolean): void => {
+      for (const name of [MAP_NAMES.affinity, MAP_NAMES.sockRev]) copyToStaged(this.pinDir, name, { onlyMissing });
+    };
+    copy(false);
+    const swaps: ProgramSwap[] = [];
+    const links: BpfLink[] = [];
+    try {
+      for (const program of SOCK_LB_PROGRAMS) {
+        const path = linkPinPath(this.pinDir, program);
+        if (existsSync(path)) {
+          const link = openPinnedLink(path);
+          links.push(link);
+          const swap = swapLinkProgram(link, staged.object, program, path);
+          if (swap !== undefined) swaps.push(swap);
+        } else {
+          const link = staged.object.attachCgroup(program, cgroupRoot);
+          link.pin(path);
+          links.push(link);
+        }
+      }
+    } catch (error) {
+      for (const link of links) link.close();
+      throw error;
+    }
+    copy(true);
+    promoteStagedPins(this.pinDir);
+    this.#staged = undefined;
+    staged.object.close();
+    this.#links = links;
+    return swaps;
   }
 
   /** Releases this process's handles; pinned programs stay attached (the next agent adopts them). */
   close(): void {
-    for (const link of this.links) link.close();
+    for (const link of this.#links) link.close();
     for (const map of Object.values(this.maps)) map.close();
-  }
-}
-
-function adopt(pinDir: string): SockLb {
-  const links: BpfLink[] = [];
-  try {
-    const maps = openMaps(pinDir);
-    for (const program of SOCK_LB_PROGRAMS) links.push(openPinnedLink(linkPinPath(pinDir, program)));
-    return new SockLb(maps, links, true);
-  } catch (error) {
-    // Only handles were opened: closing them detaches nothing that is pinned.
-    for (const link of links) link.close();
-    const what = error instanceof Error ? error.message : String(error);
-    throw new SockLbStartError(`socket LB: re-adopting the pins in ${pinDir}: ${what}`, { cause: error });
+    this.#staged?.object.close();
   }
 }
 
@@ -173,6 +262,7 @@ export function removeSockLbPins(pinDir: string): number {
   }
   if (existsSync(linksDir) && readdirSync(linksDir).length === 0) rmdirSync(linksDir);
   if (existsSync(pinDir)) {
+    discardStaging(pinDir);
     for (const name of Object.values(MAP_NAMES)) unpin(mapPinPath(pinDir, name));
     // Another data path's pins (the tc program's) are theirs to remove; leave the directory then.
     if (readdirSync(pinDir).length === 0) rmdirSync(pinDir);
