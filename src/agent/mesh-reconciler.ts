@@ -67,6 +67,7 @@ export class MeshReconciler {
     this.problems = new ProblemReporter(deps.log, deps.metrics);
     this.device = new WireGuardDevice({
       name: deps.config.interface,
+      userspace: deps.config.userspaceWireGuard,
       onBackendExit: (exit) => {
         deps.log.error(`wireguard-go (pid ${exit.pid}) exited (code ${exit.code}, signal ${exit.signal}); re-creating ${exit.name}`);
         deps.metrics.errors.inc({ step: 'wireguard' });
@@ -297,6 +298,11 @@ export class MeshReconciler {
       if (roaming.has(peer.publicKey) && peer.latestHandshake && peer.endpoint) seen[peer.publicKey] = formatEndpoint(peer.endpoint);
     }
     return Object.keys(seen).length === 0 ? null : JSON.stringify(seen, Object.keys(seen).sort());
+  }
+
+  /** Leaves everything in place for the next agent to adopt (--clean-up=false), wireguard-go included. */
+  release(): void {
+    this.device.release();
   }
 
   /** Removes everything the mesh half made on this host, and the node's agent-written annotations. */

@@ -4,6 +4,7 @@ import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../a
 import { parseListenAddress } from '../agent/http.js';
 import { type Cidr, parseCidr } from '../model/ip.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
+import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
   choiceFlag,
@@ -36,7 +37,11 @@ export const agent: Command = {
   --resync-period DURATION        full reconcile interval (default 30s)
   --iptables-forward-rules[=true] ACCEPT forwarding for the location's addresses (default false)
   --listen [HOST]:PORT            metrics, health and graph (default :1107)
-  --clean-up[=true|false]         remove everything on exit (default true)
+  --clean-up[=true|false]         remove everything on exit (default true); with false a restart
+                                  keeps traffic flowing and 'wirelane cleanup' removes everything
+  --userspace-wireguard MODE      where the kernel has no WireGuard: child (default) starts
+                                  wireguard-go, which ends with the agent; external adopts the device
+                                  'wirelane wireguard-go' serves (the DaemonSet's wireguard container)
   --log-level LEVEL               trace, debug, info, warn, error (default info)
 
 Services (kube-proxy's job):
@@ -70,6 +75,7 @@ Services (kube-proxy's job):
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
     'clean-up': { type: 'string' },
+    'userspace-wireguard': { type: 'string', default: 'child' },
     'log-level': { type: 'string', default: 'info' },
     'service-proxy': { type: 'string', default: 'auto' },
     'nodeport-addresses': { type: 'string' },
@@ -110,6 +116,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
     listen,
     cleanUp: switchFlag(values, 'clean-up', true),
+    userspaceWireGuard: choiceFlag('userspace-wireguard', str('userspace-wireguard'), USERSPACE_WIREGUARD_CHOICES),
     mtu,
     iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),
     logLevel: parseLogLevelFlag(str('log-level')),

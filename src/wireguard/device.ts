@@ -1,5 +1,6 @@
 // One WireGuard interface on the host, optionally inside a network namespace: created with the
-// kernel module when there is one, else as a supervised wireguard-go child; configured with `wg`.
+// kernel module when there is one, else served by wireguard-go (a supervised child, or one that
+// another process runs: see `userspace`); configured with `wg`.
 //
 // wireguard-go's UAPI sockets live in /var/run/wireguard/NAME.sock, a directory every network
 // namespace shares (it is a mount, not a netns object). Two wireguard-go devices with the same
@@ -9,8 +10,10 @@
 // except for the moment `wg addconf` reads it from a private tmpfs file (secret-file.ts); errors from `wg` are rebuilt without its stdout and with
 // anything key-shaped in stderr masked (wg echoes a rejected config line verbatim).
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandError, commandLine, runCommand } from '../host/command.js';
 import { type InterfaceAddress, listAddresses } from '../host/addresses.js';
@@ -24,11 +27,22 @@ import { type WireGuardStatus, parseDump } from './dump.js';
 import { type HostLookup, lookupHost, resolveEndpoints } from './resolve.js';
 import { withSecretFile } from './secret-file.js';
 import { planWrites } from './update.js';
+import { UAPI_DIR, uapiSocketAnswers as socketAnswers, uapiSocketPath } from './uapi-socket.js';
 import { checkConfig } from './validate.js';
+
+export { UAPI_DIR };
 
 export type WireGuardBackend = 'kernel' | 'userspace';
 
-export const UAPI_DIR = '/var/run/wireguard';
+/**
+ * Who runs wireguard-go where the kernel has no WireGuard. `child`: this process starts it, and it
+ * dies with this process's container. `external`: another process runs it (the DaemonSet's
+ * wireguard container, `wirelane wireguard-go`), so the tunnel outlives the agent's restarts;
+ * ensure() waits for its device and adopts it, and nothing here ever starts or signals one.
+ */
+export type UserspaceWireGuard = 'child' | 'external';
+
+export const USERSPACE_WIREGUARD_CHOICES: readonly UserspaceWireGuard[] = ['child', 'external'];
 
 /** A wireguard-go child that ended without destroy() asking it to. */
 export interface BackendExit {
@@ -47,7 +61,9 @@ export interface WireGuardDeviceOptions {
   /** 'auto' (default) tries the kernel module and falls back to wireguard-go. */
   readonly backend?: 'auto' | WireGuardBackend;
   readonly wireguardGo?: string;
-  /** How long wireguard-go may take to bring up its socket and link; default 10 s. */
+  /** Default `child`. */
+  readonly userspace?: UserspaceWireGuard;
+  /** How long wireguard-go may take to bring up its socket and link (`external`: to appear); default 10 s. */
   readonly readyTimeoutMs?: number;
   /**
    * Called when a wireguard-go child exits unexpectedly. Its link is gone with it, along with
@@ -87,7 +103,6 @@ export class WireGuardDevice {
   private readonly options: WireGuardDeviceOptions;
   private backendInUse: WireGuardBackend | undefined;
   private child: ChildProcess | undefined;
-  private childOutput = '';
   private childReady = false;
   private stopping = false;
 
@@ -111,14 +126,15 @@ export class WireGuardDevice {
   }
 
   get socketPath(): string {
-    return `${UAPI_DIR}/${this.name}.sock`;
+    return uapiSocketPath(this.name);
   }
 
   /** Creates the interface unless it exists; idempotent. */
   async ensure(): Promise<EnsureResult> {
     this.stopping = false;
     const link = await this.findLink();
-    if (link !== undefined) return this.adopt(link);
+    // An external wireguard-go's TUN link may be there before its socket: wait for the socket.
+    if (link !== undefined) return this.adopt(link.kind === 'tun' && this.options.userspace === 'external' ? await this.awaitExternal() : link);
     const wanted = this.options.backend ?? 'auto';
     if (wanted !== 'userspace') {
       const added = await runCommand('ip', ['link', 'add', this.name, 'type', 'wireguard'], { netns: this.netns, allowFailure: true });
@@ -130,6 +146,7 @@ export class WireGuardDevice {
         throw new WireGuardDeviceError(`${this.where()}: the kernel cannot create it: ${added.stderr.trim()}`);
       }
     }
+    if (this.options.userspace === 'external') return this.adopt(await this.awaitExternal());
     const pid = await this.startWireguardGo();
     this.backendInUse = 'userspace';
     return { backend: 'userspace', created: true, pid };
@@ -205,7 +222,17 @@ export class WireGuardDevice {
     await runCommand('ip', ['link', 'del', this.name], { netns: this.netns, allowFailure: true });
     const child = this.child;
     if (child !== undefined) await stopProcess(child, this.socketPath);
+    await rm(this.logPath, { force: true });
     this.backendInUse = undefined;
+  }
+
+  /**
+   * Stops supervising without stopping anything: the wireguard-go this object started keeps serving
+   * the device after this process exits (--clean-up=false), and the next agent adopts it.
+   */
+  release(): void {
+    this.stopping = true;
+    this.child?.unref();
   }
 
   private async adopt(link: Link): Promise<EnsureResult> {
@@ -220,6 +247,26 @@ export class WireGuardDevice {
     throw new WireGuardDeviceError(`${this.where()}: a ${link.kind ?? 'plain'} link that is not WireGuard already has this name`);
   }
 
+  /**
+   * Waits for the external wireguard-go to serve the device. Its TUN link appears a moment before
+   * its socket answers, so a TUN link alone is not yet a device to adopt.
+   */
+  private async awaitExternal(): Promise<Link> {
+    const timeoutMs = this.options.readyTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const link = await this.findLink();
+      if (link !== undefined && (link.kind !== 'tun' || (await socketAnswers(this.socketPath)))) return link;
+      if (Date.now() > deadline) {
+        throw new WireGuardDeviceError(
+          `${this.where()}: no wireguard-go serves it after ${timeoutMs} ms; with --userspace-wireguard external ` +
+            `the DaemonSet's wireguard container (wirelane wireguard-go) runs it`,
+        );
+      }
+      await sleep(100);
+    }
+  }
+
   private async startWireguardGo(): Promise<number> {
     if (await socketAnswers(this.socketPath)) {
       throw new WireGuardDeviceError(
@@ -228,20 +275,21 @@ export class WireGuardDevice {
       );
     }
     const [bin, ...args] = commandLine(this.options.wireguardGo ?? 'wireguard-go', ['-f', this.name], this.netns) as [string, ...string[]];
-    // Not execa: it buffers a child's whole output (and kills it past maxBuffer); a daemon that
-    // lives as long as the agent needs a bounded tail instead.
-    const child = spawn(bin, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LOG_LEVEL: 'error', WG_PROCESS_FOREGROUND: '1' },
-    });
+    // Its output goes to a file, not a pipe: after release() it outlives this process, and Go
+    // dies of SIGPIPE on its next log line into a pipe nobody reads. Not execa either: it buffers
+    // a child's whole output; a tail of the file is enough for errors.
+    const log = openSync(this.logPath, 'w', 0o600);
+    let child: ChildProcess;
+    try {
+      child = spawn(bin, args, {
+        stdio: ['ignore', log, log],
+        env: { ...process.env, LOG_LEVEL: 'error', WG_PROCESS_FOREGROUND: '1' },
+      });
+    } finally {
+      closeSync(log);
+    }
     this.child = child;
-    this.childOutput = '';
     this.childReady = false;
-    const keepTail = (chunk: Buffer): void => {
-      this.childOutput = (this.childOutput + chunk.toString()).slice(-OUTPUT_TAIL_BYTES);
-    };
-    child.stdout?.on('data', keepTail);
-    child.stderr?.on('data', keepTail);
     let spawnError: Error | undefined;
     child.on('error', (error) => {
       spawnError = error;
@@ -253,7 +301,7 @@ export class WireGuardDevice {
       if (spawnError !== undefined || child.exitCode !== null || child.signalCode !== null) {
         const why = spawnError?.message ?? `exited (${child.exitCode ?? child.signalCode})`;
         this.child = undefined;
-        throw new WireGuardDeviceError(`${this.where()}: wireguard-go ${why}: ${this.childOutput.trim().split('\n').pop() ?? ''}`);
+        throw new WireGuardDeviceError(`${this.where()}: wireguard-go ${why}: ${this.outputTail().trim().split('\n').pop() ?? ''}`);
       }
       if ((await socketAnswers(this.socketPath)) && (await this.findLink()) !== undefined) break;
       if (Date.now() > deadline) {
@@ -267,6 +315,20 @@ export class WireGuardDevice {
     return child.pid as number;
   }
 
+  /** Where a wireguard-go this object starts writes its output. */
+  get logPath(): string {
+    return join(tmpdir(), `wirelane-wireguard-go-${this.name}.log`);
+  }
+
+  private outputTail(): string {
+    try {
+      const data = readFileSync(this.logPath);
+      return data.subarray(Math.max(0, data.length - OUTPUT_TAIL_BYTES)).toString();
+    } catch {
+      return '';
+    }
+  }
+
   private childExited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (child !== this.child) return;
     const wasReady = this.childReady;
@@ -274,7 +336,7 @@ export class WireGuardDevice {
     this.childReady = false;
     if (this.stopping || !wasReady) return;
     this.backendInUse = undefined;
-    this.options.onBackendExit?.({ name: this.name, pid: child.pid as number, code, signal, output: this.childOutput });
+    this.options.onBackendExit?.({ name: this.name, pid: child.pid as number, code, signal, output: this.outputTail() });
   }
 
   private async setUp(up: boolean): Promise<boolean> {
@@ -308,18 +370,6 @@ export class WireGuardDevice {
   private where(): string {
     return `WireGuard interface "${this.name}"${this.netns === undefined ? '' : ` in netns ${this.netns}`}`;
   }
-}
-
-/** Whether something accepts connections on a UAPI socket (a stale file does not). */
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ path });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Waits for the child to exit, escalating TERM then KILL; a killed child leaves a stale socket to remove. */
