@@ -1,6 +1,7 @@
 // The mesh half of the agent: cluster objects → topology (pure) → WireGuard device, routes, tunnel
 // and iptables, each written only where it differs. Each step fails on its own: it is logged once,
 // counted in wirelane_errors_total{step}, and retried at the next resync while the others go on.
+import { join } from 'node:path';
 import { IptablesChains } from '../dataplane/iptables/chains.js';
 import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
 import { PartialApplyError } from '../dataplane/partial-apply.js';
@@ -68,6 +69,7 @@ export class MeshReconciler {
     this.device = new WireGuardDevice({
       name: deps.config.interface,
       userspace: deps.config.userspaceWireGuard,
+      outputFile: join(deps.config.stateDir, `wireguard-go-${deps.config.interface}.log`),
       onBackendExit: (exit) => {
         deps.log.error(`wireguard-go (pid ${exit.pid}) exited (code ${exit.code}, signal ${exit.signal}); re-creating ${exit.name}`);
         deps.metrics.errors.inc({ step: 'wireguard' });

@@ -63,6 +63,8 @@ export interface WireGuardDeviceOptions {
   readonly wireguardGo?: string;
   /** Default `child`. */
   readonly userspace?: UserspaceWireGuard;
+  /** Where a wireguard-go this object starts writes its output; default <tmpdir>/wirelane-wireguard-go-NAME.log. */
+  readonly outputFile?: string;
   /** How long wireguard-go may take to bring up its socket and link (`external`: to appear); default 10 s. */
   readonly readyTimeoutMs?: number;
   /**
@@ -317,7 +319,7 @@ export class WireGuardDevice {
 
   /** Where a wireguard-go this object starts writes its output. */
   get logPath(): string {
-    return join(tmpdir(), `wirelane-wireguard-go-${this.name}.log`);
+    return this.options.outputFile ?? join(tmpdir(), `wirelane-wireguard-go-${this.name}.log`);
   }
 
   private outputTail(): string {
