@@ -87,7 +87,10 @@ Services (kube-proxy's job):
   async run(values) {
     const config = parseAgentConfig(values);
     const { runAgent } = await import('../agent/agent.js');
-    return runAgent(config);
+    const code = await runAgent(config);
+    // Stopped: what --clean-up=false leaves open on purpose (the userspace proxy's sockets, health
+    // check servers) or a library's keep-alive connection must not hold the process until SIGKILL.
+    process.exit(code);
   },
 };
 
