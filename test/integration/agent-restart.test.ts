@@ -154,10 +154,12 @@ class KernelChanges {
   static async start(cluster: MeshCluster, node: string): Promise<KernelChanges> {
     const monitor = cluster.sandbox.spawn(cluster.sandbox.node(node), 'ip', ['-o', 'monitor', 'link', 'address', 'route', 'rule']);
     const changes = new KernelChanges(cluster, node, monitor);
-    // Until the monitor has subscribed, the marker's addition goes unseen: add it until it is seen.
+    // Until the monitor has subscribed, the marker's addition goes unseen: add it anew until it is seen.
+    const ip = (args: readonly string[]) => cluster.sandbox.exec(cluster.sandbox.node(node), 'ip', args, { allowFailure: true });
     await until('ip monitor to listen', async () => {
-      await cluster.sandbox.exec(cluster.sandbox.node(node), 'ip', ['route', 'replace', ...KernelChanges.MARKER]);
-      return changes.lines.some((l) => l.includes('192.0.2.107'));
+      await ip(['route', 'del', ...KernelChanges.MARKER]);
+      await ip(['route', 'add', ...KernelChanges.MARKER]);
+      return changes.lines.some((l) => !l.startsWith('Deleted') && l.includes('192.0.2.107'));
     }, 10_000, 100);
     changes.lines.length = 0;
     return changes;
