@@ -75,6 +75,11 @@ export class MeshReconciler {
         deps.metrics.errors.inc({ step: 'wireguard' });
         deps.requestReconcile();
       },
+      onExternalGone: () => {
+        deps.log.error(`the wireguard-go serving ${deps.config.interface} went away (its container restarted?); waiting for the next one`);
+        deps.metrics.errors.inc({ step: 'wireguard' });
+        deps.requestReconcile();
+      },
     });
   }
 

@@ -72,6 +72,14 @@ export interface WireGuardDeviceOptions {
    * addresses and routes on it: call ensure() and re-apply everything.
    */
   readonly onBackendExit?: (exit: BackendExit) => void;
+  /**
+   * `external`: called when the wireguard-go serving an adopted device stops answering (its
+   * container restarted). The link is gone with it, along with addresses and routes on it: call
+   * ensure(), which waits for the next one, and re-apply everything.
+   */
+  readonly onExternalGone?: () => void;
+  /** How often an adopted external wireguard-go is checked; default 1 s. */
+  readonly watchIntervalMs?: number;
   /** Resolves DNS-named endpoints before comparing; default: the system resolver. */
   readonly lookupHost?: HostLookup;
 }
@@ -107,6 +115,7 @@ export class WireGuardDevice {
   private child: ChildProcess | undefined;
   private childReady = false;
   private stopping = false;
+  private watch: NodeJS.Timeout | undefined;
 
   constructor(options: WireGuardDeviceOptions) {
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(options.name)) {
@@ -220,6 +229,7 @@ export class WireGuardDevice {
   /** Deletes the link and stops the wireguard-go this object started; idempotent. */
   async destroy(): Promise<void> {
     this.stopping = true;
+    this.stopWatching();
     // Deleting the TUN link makes wireguard-go exit by itself, cleaning up its socket.
     await runCommand('ip', ['link', 'del', this.name], { netns: this.netns, allowFailure: true });
     const child = this.child;
@@ -234,6 +244,7 @@ export class WireGuardDevice {
    */
   release(): void {
     this.stopping = true;
+    this.stopWatching();
     this.child?.unref();
   }
 
@@ -244,9 +255,34 @@ export class WireGuardDevice {
     }
     if (link.kind === 'tun' && (await socketAnswers(this.socketPath))) {
       this.backendInUse = 'userspace';
+      if (this.options.userspace === 'external') this.watchExternal();
       return { backend: 'userspace', created: false, ...(this.child?.pid === undefined ? {} : { pid: this.child.pid }) };
     }
     throw new WireGuardDeviceError(`${this.where()}: a ${link.kind ?? 'plain'} link that is not WireGuard already has this name`);
+  }
+
+  /** Polls the adopted external wireguard-go's socket (a cheap connect) until it stops answering. */
+  private watchExternal(): void {
+    if (this.watch !== undefined || this.options.onExternalGone === undefined) return;
+    let checking = false;
+    this.watch = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void socketAnswers(this.socketPath).then((answers) => {
+        checking = false;
+        if (answers || this.stopping || this.watch === undefined) return;
+        this.stopWatching();
+        this.backendInUse = undefined;
+        this.options.onExternalGone?.();
+      });
+    }, this.options.watchIntervalMs ?? 1000);
+    // Watching must not keep a stopping agent alive.
+    this.watch.unref();
+  }
+
+  private stopWatching(): void {
+    clearInterval(this.watch);
+    this.watch = undefined;
   }
 
   /**

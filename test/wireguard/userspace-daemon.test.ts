@@ -117,6 +117,22 @@ test('an agent adopts the daemon\'s device, and its restart neither stops nor re
   assert.equal(await findLink(NAME, { netns: NS }), undefined);
 });
 
+test("when the daemon's wireguard-go goes (its container restarts) the agent hears of it and adopts the next one", { skip }, async (t) => {
+  if (kernel) return t.skip('this kernel has WireGuard: the daemon idles (test above)');
+  let gone = 0;
+  const device = new WireGuardDevice({ name: NAME, netns: NS, userspace: 'external', watchIntervalMs: 100, onExternalGone: () => gone++ });
+  t.after(() => device.release());
+  const first = startDaemon();
+  await until('the daemon to serve the device', served, 15_000, 50);
+  await device.ensure();
+  await stopProcess(first, 5000);
+  await until('the device to report it', () => gone === 1, 10_000, 50);
+  assert.equal(device.backend, undefined);
+  const second = startDaemon();
+  assert.deepEqual(await device.ensure(), { backend: 'userspace', created: false }, 'ensure waits for the next one');
+  await stopProcess(second, 5000);
+});
+
 test('a second daemon waits for the first one\'s wireguard-go instead of stopping it, then takes over', { skip }, async (t) => {
   if (kernel) return t.skip('this kernel has WireGuard: the daemon idles (test above)');
   const firstDaemon = startDaemon();
