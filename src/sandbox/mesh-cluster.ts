@@ -50,7 +50,7 @@ export interface MeshClusterSpec {
   readonly wireguardContainer?: boolean;
 }
 
-/** The sandbox containers (child cgroups of a node's, see Sandbox.killContainer) of a node's processes. */
+/** A node's sandbox containers (child cgroups of its own, see Sandbox.killContainer). */
 export const AGENT_CONTAINER = 'agent';
 export const WIREGUARD_CONTAINER = 'wireguard';
 

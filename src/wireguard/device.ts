@@ -30,15 +30,14 @@ import { planWrites } from './update.js';
 import { UAPI_DIR, uapiSocketAnswers as socketAnswers, uapiSocketPath } from './uapi-socket.js';
 import { checkConfig } from './validate.js';
 
-export { UAPI_DIR };
-
 export type WireGuardBackend = 'kernel' | 'userspace';
 
 /**
  * Who runs wireguard-go where the kernel has no WireGuard. `child`: this process starts it, and it
  * dies with this process's container. `external`: another process runs it (the DaemonSet's
  * wireguard container, `wirelane wireguard-go`), so the tunnel outlives the agent's restarts;
- * ensure() waits for its device and adopts it, and nothing here ever starts or signals one.
+ * ensure() waits for its device and adopts it, and nothing here starts or signals one (destroy()
+ * still deletes the device, which ends the wireguard-go serving it).
  */
 export type UserspaceWireGuard = 'child' | 'external';
 
