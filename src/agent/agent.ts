@@ -88,6 +88,8 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   if (config.cleanUp) {
     await services?.cleanup().catch((err: Error) => log.error(`clean-up services: ${err.message.split('\n')[0]}`));
     await mesh.cleanup();
+  } else {
+    mesh.release();
   }
   await source.stop();
   server.close();

@@ -2,6 +2,7 @@
 import type { Cidr } from '../model/ip.js';
 import type { Encapsulation, Granularity } from '../model/mesh.js';
 import type { LogLevel } from '../observability/logger.js';
+import type { UserspaceWireGuard } from '../wireguard/device.js';
 
 export type SourceConfig = { readonly kind: 'kubernetes'; readonly kubeconfig?: string } | { readonly kind: 'file'; readonly path: string };
 
@@ -26,6 +27,8 @@ export interface AgentConfig {
   readonly commandTimeoutMs: number;
   readonly listen: { readonly host: string | undefined; readonly port: number };
   readonly cleanUp: boolean;
+  /** Where the kernel has no WireGuard: whether the agent runs wireguard-go or adopts another's. */
+  readonly userspaceWireGuard: UserspaceWireGuard;
   /** 'auto' = underlay MTU − 80 (WireGuard's overhead over IPv6). */
   readonly mtu: number | 'auto';
   readonly iptablesForwardRules: boolean;

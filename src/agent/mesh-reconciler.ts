@@ -1,6 +1,7 @@
 // The mesh half of the agent: cluster objects → topology (pure) → WireGuard device, routes, tunnel
 // and iptables, each written only where it differs. Each step fails on its own: it is logged once,
 // counted in wirelane_errors_total{step}, and retried at the next resync while the others go on.
+import { join } from 'node:path';
 import { IptablesChains } from '../dataplane/iptables/chains.js';
 import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
 import { PartialApplyError } from '../dataplane/partial-apply.js';
@@ -75,8 +76,15 @@ export class MeshReconciler {
     this.problems = new ProblemReporter(deps.log, deps.metrics);
     this.device = new WireGuardDevice({
       name: deps.config.interface,
+      userspace: deps.config.userspaceWireGuard,
+      outputFile: join(deps.config.stateDir, `wireguard-go-${deps.config.interface}.log`),
       onBackendExit: (exit) => {
         deps.log.error(`wireguard-go (pid ${exit.pid}) exited (code ${exit.code}, signal ${exit.signal}); re-creating ${exit.name}`);
+        deps.metrics.errors.inc({ step: 'wireguard' });
+        deps.requestReconcile();
+      },
+      onExternalGone: () => {
+        deps.log.error(`the wireguard-go serving ${deps.config.interface} went away (its container restarted?); waiting for the next one`);
         deps.metrics.errors.inc({ step: 'wireguard' });
         deps.requestReconcile();
       },
@@ -343,6 +351,11 @@ export class MeshReconciler {
       if (roaming.has(peer.publicKey) && peer.latestHandshake && peer.endpoint) seen[peer.publicKey] = formatEndpoint(peer.endpoint);
     }
     return Object.keys(seen).length === 0 ? null : JSON.stringify(seen, Object.keys(seen).sort());
+  }
+
+  /** Leaves everything in place for the next agent to adopt (--clean-up=false), wireguard-go included. */
+  release(): void {
+    this.device.release();
   }
 
   /** Removes everything the mesh half made on this host, and the node's agent-written annotations. */

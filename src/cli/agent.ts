@@ -4,6 +4,7 @@ import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../a
 import { parseListenAddress } from '../agent/http.js';
 import { type Cidr, parseCidr } from '../model/ip.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
+import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
   choiceFlag,
@@ -39,7 +40,11 @@ export const agent: Command = {
                                   iptables-save/-restore have their own 5m)
   --iptables-forward-rules[=true] ACCEPT forwarding for the location's addresses (default false)
   --listen [HOST]:PORT            metrics, health and graph (default :1107)
-  --clean-up[=true|false]         remove everything on exit (default true)
+  --clean-up[=true|false]         remove everything on exit (default true); with false a restart
+                                  keeps traffic flowing and 'wirelane cleanup' removes everything
+  --userspace-wireguard MODE      where the kernel has no WireGuard: child (default) starts
+                                  wireguard-go, which ends with the agent; external adopts the device
+                                  'wirelane wireguard-go' serves (the DaemonSet's wireguard container)
   --log-level LEVEL               trace, debug, info, warn, error (default info)
 
 Services (kube-proxy's job):
@@ -74,6 +79,7 @@ Services (kube-proxy's job):
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
     'clean-up': { type: 'string' },
+    'userspace-wireguard': { type: 'string', default: 'child' },
     'log-level': { type: 'string', default: 'info' },
     'service-proxy': { type: 'string', default: 'auto' },
     'nodeport-addresses': { type: 'string' },
@@ -85,7 +91,10 @@ Services (kube-proxy's job):
   async run(values) {
     const config = parseAgentConfig(values);
     const { runAgent } = await import('../agent/agent.js');
-    return runAgent(config);
+    const code = await runAgent(config);
+    // Stopped: what --clean-up=false leaves open on purpose (the userspace proxy's sockets, health
+    // check servers) or a library's keep-alive connection must not hold the process until SIGKILL.
+    process.exit(code);
   },
 };
 
@@ -115,6 +124,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
     listen,
     cleanUp: switchFlag(values, 'clean-up', true),
+    userspaceWireGuard: choiceFlag('userspace-wireguard', str('userspace-wireguard'), USERSPACE_WIREGUARD_CHOICES),
     mtu,
     iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),
     logLevel: parseLogLevelFlag(str('log-level')),

@@ -6,8 +6,9 @@
 // `ip netns exec` mounts a fresh /sys for the command, hiding the cgroup2 mount under it: processes
 // are moved into their cgroup before `ip netns exec`, and agents see the cgroups through a bind
 // mount under /run, which `ip netns exec` leaves visible.
-import { mkdirSync, rmdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { findCgroup2Mount } from '../bpf/mounts.js';
 import { runCommand } from '../host/command.js';
 
@@ -35,7 +36,8 @@ export async function createCgroups(cgroups: SandboxCgroups, names: readonly str
 export async function removeCgroups(cgroups: SandboxCgroups, names: readonly string[]): Promise<string[]> {
   const left: string[] = [];
   await runCommand('umount', ['-l', cgroups.visibleRoot], { allowFailure: true });
-  for (const dir of [cgroups.visibleRoot, ...names.map((n) => join(cgroups.root, n)), cgroups.root]) {
+  const nodes = names.map((n) => join(cgroups.root, n));
+  for (const dir of [cgroups.visibleRoot, ...nodes.flatMap((n) => [...containersIn(n), n]), cgroups.root]) {
     try {
       rmdirSync(dir);
     } catch (err) {
@@ -51,4 +53,35 @@ export async function removeCgroups(cgroups: SandboxCgroups, names: readonly str
  */
 export function inCgroupAndNetns(cgroup: string, netns: string, file: string, args: readonly string[]): [string, string[]] {
   return ['sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, 'ip', 'netns', 'exec', netns, file, ...args]];
+}
+
+/** A node's "containers": the child cgroups some of its processes run in (see containerCgroup). */
+function containersIn(nodeCgroup: string): string[] {
+  try {
+    return readdirSync(nodeCgroup, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(nodeCgroup, e.name));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A child cgroup of a node's cgroup, made on first use: a process group the sandbox can kill as one,
+ * the way a container runtime ends a container. Socket programs attached at the node's cgroup still
+ * apply inside it (cgroup BPF programs are inherited).
+ */
+export function containerCgroup(nodeCgroup: string, container: string): string {
+  if (!/^[a-z0-9-]+$/.test(container)) throw new Error(`sandbox container "${container}": name must be [a-z0-9-]+`);
+  const dir = join(nodeCgroup, container);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** SIGKILLs every process in the cgroup at once (cgroup.kill) and waits until it is empty. */
+export async function killCgroup(dir: string, timeoutMs = 5000): Promise<void> {
+  writeFileSync(join(dir, 'cgroup.kill'), '1');
+  const deadline = Date.now() + timeoutMs;
+  while (/^populated 1$/m.test(readFileSync(join(dir, 'cgroup.events'), 'utf8'))) {
+    if (Date.now() > deadline) throw new Error(`cgroup ${dir}: processes left ${timeoutMs} ms after cgroup.kill`);
+    await sleep(10);
+  }
 }

@@ -42,7 +42,17 @@ export interface MeshClusterSpec {
   readonly source: 'kubernetes' | 'file';
   readonly agentArgs?: readonly string[];
   readonly outside?: readonly { readonly name: string; readonly underlayAddress: string }[];
+  /**
+   * Run each node's wireguard-go in a container of its own (`wirelane wireguard-go`, started with
+   * the node's first agent), as the DaemonSet does, and have agents adopt its device
+   * (--userspace-wireguard external). Default: each agent starts wireguard-go as its own child.
+   */
+  readonly wireguardContainer?: boolean;
 }
+
+/** A node's sandbox containers (child cgroups of its own, see Sandbox.killContainer). */
+export const AGENT_CONTAINER = 'agent';
+export const WIREGUARD_CONTAINER = 'wireguard';
 
 export const WIREGUARD_PORT = 51820;
 
@@ -57,6 +67,8 @@ type NodeObject = {
 
 export class MeshCluster {
   readonly agents = new Map<string, SpawnedProcess>();
+  /** With `wireguardContainer`: each node's `wirelane wireguard-go`. */
+  readonly wireguards = new Map<string, SpawnedProcess>();
 
   private constructor(
     readonly sandbox: Sandbox,
@@ -120,6 +132,10 @@ export class MeshCluster {
     return join(this.dir, `${name}.log`);
   }
 
+  wireguardLogFile(name: string): string {
+    return join(this.dir, `${name}-wireguard.log`);
+  }
+
   /** The Node object for the kubernetes source: the agent publishes key, endpoint and internal IP itself. */
   kubernetesNode(name: string): NodeObject {
     const n = this.spec.nodes[this.indexOf(name)] as MeshNodeSpec;
@@ -145,14 +161,27 @@ export class MeshCluster {
 
   private bpffsMounted = false;
 
+  /** Starts a node's wireguard container (`wirelane wireguard-go` for its interface); see `wireguardContainer`. */
+  startWireguard(name: string): SpawnedProcess {
+    const args = [cliPath(), 'wireguard-go', '--interface', this.interfaceOf(name), '--log-level', 'debug'];
+    const log = { file: this.wireguardLogFile(name) };
+    const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, args, { container: WIREGUARD_CONTAINER, stdout: log, stderr: log });
+    this.wireguards.set(name, child);
+    return child;
+  }
+
   /** `env` adds to (or overrides) the agent's environment, e.g. a PATH with a stand-in tool first. */
   startAgent(name: string, extra: readonly string[] = [], options: { readonly env?: Readonly<Record<string, string>> } = {}): SpawnedProcess {
+    const external = this.spec.wireguardContainer === true;
+    if (external && !this.wireguards.has(name)) this.startWireguard(name);
     const source = this.spec.source === 'kubernetes' ? ['--source', 'kubernetes', '--kubeconfig', this.kubeconfig] : ['--source', `file:${this.clusterFile}`];
     // Each simulated node is its own cgroup and pin directory: one kernel, several "hosts".
     const ebpf = ['--cgroup-root', this.sandbox.visibleCgroupOf(name) as string, '--bpf-dir', join(this.bpffs, name)];
     const args = [cliPath(), 'agent', ...source, '--hostname', name, '--state-dir', this.stateDir(name), '--interface', this.interfaceOf(name),
-      '--listen', ':1107', '--log-level', 'debug', ...ebpf, ...(this.spec.agentArgs ?? []), ...extra];
+      '--listen', ':1107', '--log-level', 'debug', ...ebpf, ...(external ? ['--userspace-wireguard', 'external'] : []), ...(this.spec.agentArgs ?? []), ...extra];
+    // The agent's own container: killAgentContainer ends it with everything it started.
     const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, args, {
+      container: AGENT_CONTAINER,
       stdout: { file: this.logFile(name) },
       stderr: { file: this.logFile(name) },
       ...(options.env && { env: options.env }),
@@ -168,6 +197,17 @@ export class MeshCluster {
     this.agents.delete(name);
     await this.sandbox.stop(child, AGENT_GRACE_MS);
     return (await child).exitCode;
+  }
+
+  /**
+   * SIGKILLs the agent's whole container at once (the agent and every process it started, e.g. its
+   * own wireguard-go), as a container runtime ends a container; resolves when all are gone.
+   */
+  async killAgentContainer(name: string): Promise<void> {
+    const child = this.agents.get(name);
+    this.agents.delete(name);
+    await this.sandbox.killContainer(name, AGENT_CONTAINER);
+    await child;
   }
 
   async log(name: string): Promise<string> {
@@ -231,6 +271,10 @@ export class MeshCluster {
   async logTails(lines = 40): Promise<string> {
     const out: string[] = [];
     for (const node of this.spec.nodes) out.push(`--- agent ${node.name}`, ...(await this.log(node.name)).split('\n').slice(-lines));
+    for (const name of this.wireguards.keys()) {
+      const log = await readFile(this.wireguardLogFile(name), 'utf8').catch(() => '');
+      out.push(`--- wireguard ${name}`, ...log.split('\n').slice(-lines));
+    }
     return out.join('\n');
   }
 

@@ -13,7 +13,7 @@ import {
 import { listAddresses } from '../host/addresses.js';
 import { runIpBatch } from '../host/ip.js';
 import { overlaps, parseCidr } from '../model/ip.js';
-import { createCgroups, inCgroupAndNetns, removeCgroups, type SandboxCgroups, sandboxCgroupsOf } from './cgroups.js';
+import { containerCgroup, createCgroups, inCgroupAndNetns, killCgroup, removeCgroups, type SandboxCgroups, sandboxCgroupsOf } from './cgroups.js';
 import { cleanUpOnExit, forgetOnExit } from './exit-cleanup.js';
 import {
   buildPhasesOf,
@@ -60,6 +60,14 @@ export interface SandboxNode extends SandboxHost {
   /** Per pod CIDR, the gateway address the node holds on every pod veth (first address). */
   readonly podGateways: readonly string[];
   readonly pods: readonly SandboxPod[];
+}
+
+export interface SandboxSpawnOptions extends Omit<SpawnOptions, 'netns'> {
+  /**
+   * With cgroups, on a node: run in this "container" of the node (a child cgroup, see
+   * killContainer) instead of in the node's cgroup itself.
+   */
+  readonly container?: string;
 }
 
 /** A namespace name, or anything that has one (a node, pod or outside host). */
@@ -159,11 +167,17 @@ export class Sandbox {
   }
 
   /** The command and options that run `file args` in a namespace, in its node's cgroup when there is one. */
-  private commandFor(target: NetnsTarget, file: string, args: readonly string[]): { cmd: string; argv: readonly string[]; netns: string | undefined } {
+  private commandFor(
+    target: NetnsTarget,
+    file: string,
+    args: readonly string[],
+    container?: string,
+  ): { cmd: string; argv: readonly string[]; netns: string | undefined } {
     const netns = this.netnsOf(target);
     const node = this.nodeOf(target);
     if (this.cgroups === undefined || node === undefined) return { cmd: file, argv: args, netns };
-    const [cmd, argv] = inCgroupAndNetns(join(this.cgroups.root, node.name), netns, file, args);
+    const nodeCgroup = join(this.cgroups.root, node.name);
+    const [cmd, argv] = inCgroupAndNetns(container === undefined ? nodeCgroup : containerCgroup(nodeCgroup, container), netns, file, args);
     return { cmd, argv, netns: undefined };
   }
 
@@ -192,11 +206,12 @@ export class Sandbox {
     target: NetnsTarget,
     file: string,
     args: readonly string[],
-    opts: Omit<SpawnOptions, 'netns'> = {},
+    opts: SandboxSpawnOptions = {},
   ): SpawnedProcess {
     if (this.destroying !== undefined) throw new Error(`sandbox ${this.prefix}: spawn after destroy`);
-    const { cmd, argv, netns } = this.commandFor(target, file, args);
-    const child = spawnProcess(cmd, argv, { ...opts, ...(netns !== undefined && { netns }) });
+    const { container, ...spawnOpts } = opts;
+    const { cmd, argv, netns } = this.commandFor(target, file, args, container);
+    const child = spawnProcess(cmd, argv, { ...spawnOpts, ...(netns !== undefined && { netns }) });
     const identity = identify(child.pid) ?? { pid: child.pid, startTime: '' };
     this.children.set(child, identity);
     this.recordChildren();
@@ -211,6 +226,15 @@ export class Sandbox {
   async stop(child: SpawnedProcess, graceMs = this.graceMs): Promise<void> {
     if (!this.children.has(child)) throw new Error(`sandbox ${this.prefix}: pid ${child.pid} was not spawned by it`);
     await stopProcess(child, graceMs);
+  }
+
+  /**
+   * SIGKILLs every process of a node's container at once, children and daemons included, as a
+   * container runtime ends a container; resolves when none is left.
+   */
+  async killContainer(node: string, container: string): Promise<void> {
+    if (this.cgroups === undefined) throw new Error(`sandbox ${this.prefix}: containers need cgroups (cgroup v2)`);
+    await killCgroup(join(this.cgroups.root, this.node(node).name, container));
   }
 
   /** TCP connect from a namespace; 'refused' means reachable (see probe.ts). */

@@ -1,5 +1,6 @@
 // One WireGuard interface on the host, optionally inside a network namespace: created with the
-// kernel module when there is one, else as a supervised wireguard-go child; configured with `wg`.
+// kernel module when there is one, else served by wireguard-go (a supervised child, or one that
+// another process runs: see `userspace`); configured with `wg`.
 //
 // wireguard-go's UAPI sockets live in /var/run/wireguard/NAME.sock, a directory every network
 // namespace shares (it is a mount, not a netns object). Two wireguard-go devices with the same
@@ -9,8 +10,10 @@
 // except for the moment `wg addconf` reads it from a private tmpfs file (secret-file.ts); errors from `wg` are rebuilt without its stdout and with
 // anything key-shaped in stderr masked (wg echoes a rejected config line verbatim).
 import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandError, commandLine, runCommand } from '../host/command.js';
 import { type InterfaceAddress, listAddresses } from '../host/addresses.js';
@@ -24,11 +27,21 @@ import { type WireGuardStatus, parseDump } from './dump.js';
 import { type HostLookup, lookupHost, resolveEndpoints } from './resolve.js';
 import { withSecretFile } from './secret-file.js';
 import { planWrites } from './update.js';
+import { UAPI_DIR, uapiSocketAnswers as socketAnswers, uapiSocketPath } from './uapi-socket.js';
 import { checkConfig } from './validate.js';
 
 export type WireGuardBackend = 'kernel' | 'userspace';
 
-export const UAPI_DIR = '/var/run/wireguard';
+/**
+ * Who runs wireguard-go where the kernel has no WireGuard. `child`: this process starts it, and it
+ * dies with this process's container. `external`: another process runs it (the DaemonSet's
+ * wireguard container, `wirelane wireguard-go`), so the tunnel outlives the agent's restarts;
+ * ensure() waits for its device and adopts it, and nothing here starts or signals one (destroy()
+ * still deletes the device, which ends the wireguard-go serving it).
+ */
+export type UserspaceWireGuard = 'child' | 'external';
+
+export const USERSPACE_WIREGUARD_CHOICES: readonly UserspaceWireGuard[] = ['child', 'external'];
 
 /** A wireguard-go child that ended without destroy() asking it to. */
 export interface BackendExit {
@@ -47,13 +60,25 @@ export interface WireGuardDeviceOptions {
   /** 'auto' (default) tries the kernel module and falls back to wireguard-go. */
   readonly backend?: 'auto' | WireGuardBackend;
   readonly wireguardGo?: string;
-  /** How long wireguard-go may take to bring up its socket and link; default 10 s. */
+  /** Default `child`. */
+  readonly userspace?: UserspaceWireGuard;
+  /** Where a wireguard-go this object starts writes its output; default <tmpdir>/wirelane-wireguard-go-NAME.log. */
+  readonly outputFile?: string;
+  /** How long wireguard-go may take to bring up its socket and link (`external`: to appear); default 10 s. */
   readonly readyTimeoutMs?: number;
   /**
    * Called when a wireguard-go child exits unexpectedly. Its link is gone with it, along with
    * addresses and routes on it: call ensure() and re-apply everything.
    */
   readonly onBackendExit?: (exit: BackendExit) => void;
+  /**
+   * `external`: called when the wireguard-go serving an adopted device stops answering (its
+   * container restarted). The link is gone with it, along with addresses and routes on it: call
+   * ensure(), which waits for the next one, and re-apply everything.
+   */
+  readonly onExternalGone?: () => void;
+  /** How often an adopted external wireguard-go is checked; default 1 s. */
+  readonly watchIntervalMs?: number;
   /** Resolves DNS-named endpoints before comparing; default: the system resolver. */
   readonly lookupHost?: HostLookup;
 }
@@ -87,9 +112,9 @@ export class WireGuardDevice {
   private readonly options: WireGuardDeviceOptions;
   private backendInUse: WireGuardBackend | undefined;
   private child: ChildProcess | undefined;
-  private childOutput = '';
   private childReady = false;
   private stopping = false;
+  private watch: NodeJS.Timeout | undefined;
 
   constructor(options: WireGuardDeviceOptions) {
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(options.name)) {
@@ -111,14 +136,15 @@ export class WireGuardDevice {
   }
 
   get socketPath(): string {
-    return `${UAPI_DIR}/${this.name}.sock`;
+    return uapiSocketPath(this.name);
   }
 
   /** Creates the interface unless it exists; idempotent. */
   async ensure(): Promise<EnsureResult> {
     this.stopping = false;
     const link = await this.findLink();
-    if (link !== undefined) return this.adopt(link);
+    // An external wireguard-go's TUN link may be there before its socket: wait for the socket.
+    if (link !== undefined) return this.adopt(link.kind === 'tun' && this.options.userspace === 'external' ? await this.awaitExternal() : link);
     const wanted = this.options.backend ?? 'auto';
     if (wanted !== 'userspace') {
       const added = await runCommand('ip', ['link', 'add', this.name, 'type', 'wireguard'], { netns: this.netns, allowFailure: true });
@@ -130,6 +156,7 @@ export class WireGuardDevice {
         throw new WireGuardDeviceError(`${this.where()}: the kernel cannot create it: ${added.stderr.trim()}`);
       }
     }
+    if (this.options.userspace === 'external') return this.adopt(await this.awaitExternal());
     const pid = await this.startWireguardGo();
     this.backendInUse = 'userspace';
     return { backend: 'userspace', created: true, pid };
@@ -201,11 +228,23 @@ export class WireGuardDevice {
   /** Deletes the link and stops the wireguard-go this object started; idempotent. */
   async destroy(): Promise<void> {
     this.stopping = true;
+    this.stopWatching();
     // Deleting the TUN link makes wireguard-go exit by itself, cleaning up its socket.
     await runCommand('ip', ['link', 'del', this.name], { netns: this.netns, allowFailure: true });
     const child = this.child;
     if (child !== undefined) await stopProcess(child, this.socketPath);
+    await rm(this.logPath, { force: true });
     this.backendInUse = undefined;
+  }
+
+  /**
+   * Stops supervising without stopping anything: the wireguard-go this object started keeps serving
+   * the device after this process exits (--clean-up=false), and the next agent adopts it.
+   */
+  release(): void {
+    this.stopping = true;
+    this.stopWatching();
+    this.child?.unref();
   }
 
   private async adopt(link: Link): Promise<EnsureResult> {
@@ -215,9 +254,54 @@ export class WireGuardDevice {
     }
     if (link.kind === 'tun' && (await socketAnswers(this.socketPath))) {
       this.backendInUse = 'userspace';
+      if (this.options.userspace === 'external') this.watchExternal();
       return { backend: 'userspace', created: false, ...(this.child?.pid === undefined ? {} : { pid: this.child.pid }) };
     }
     throw new WireGuardDeviceError(`${this.where()}: a ${link.kind ?? 'plain'} link that is not WireGuard already has this name`);
+  }
+
+  /** Polls the adopted external wireguard-go's socket (a cheap connect) until it stops answering. */
+  private watchExternal(): void {
+    if (this.watch !== undefined || this.options.onExternalGone === undefined) return;
+    let checking = false;
+    this.watch = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      void socketAnswers(this.socketPath).then((answers) => {
+        checking = false;
+        if (answers || this.stopping || this.watch === undefined) return;
+        this.stopWatching();
+        this.backendInUse = undefined;
+        this.options.onExternalGone?.();
+      });
+    }, this.options.watchIntervalMs ?? 1000);
+    // Watching must not keep a stopping agent alive.
+    this.watch.unref();
+  }
+
+  private stopWatching(): void {
+    clearInterval(this.watch);
+    this.watch = undefined;
+  }
+
+  /**
+   * Waits for the external wireguard-go to serve the device. Its TUN link appears a moment before
+   * its socket answers, so a TUN link alone is not yet a device to adopt.
+   */
+  private async awaitExternal(): Promise<Link> {
+    const timeoutMs = this.options.readyTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const link = await this.findLink();
+      if (link !== undefined && (link.kind !== 'tun' || (await socketAnswers(this.socketPath)))) return link;
+      if (Date.now() > deadline) {
+        throw new WireGuardDeviceError(
+          `${this.where()}: no wireguard-go serves it after ${timeoutMs} ms; with --userspace-wireguard external ` +
+            `the DaemonSet's wireguard container (wirelane wireguard-go) runs it`,
+        );
+      }
+      await sleep(100);
+    }
   }
 
   private async startWireguardGo(): Promise<number> {
@@ -228,20 +312,21 @@ export class WireGuardDevice {
       );
     }
     const [bin, ...args] = commandLine(this.options.wireguardGo ?? 'wireguard-go', ['-f', this.name], this.netns) as [string, ...string[]];
-    // Not execa: it buffers a child's whole output (and kills it past maxBuffer); a daemon that
-    // lives as long as the agent needs a bounded tail instead.
-    const child = spawn(bin, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LOG_LEVEL: 'error', WG_PROCESS_FOREGROUND: '1' },
-    });
+    // Its output goes to a file, not a pipe: after release() it outlives this process, and Go
+    // dies of SIGPIPE on its next log line into a pipe nobody reads. Not execa either: it buffers
+    // a child's whole output; a tail of the file is enough for errors.
+    const log = openSync(this.logPath, 'w', 0o600);
+    let child: ChildProcess;
+    try {
+      child = spawn(bin, args, {
+        stdio: ['ignore', log, log],
+        env: { ...process.env, LOG_LEVEL: 'error', WG_PROCESS_FOREGROUND: '1' },
+      });
+    } finally {
+      closeSync(log);
+    }
     this.child = child;
-    this.childOutput = '';
     this.childReady = false;
-    const keepTail = (chunk: Buffer): void => {
-      this.childOutput = (this.childOutput + chunk.toString()).slice(-OUTPUT_TAIL_BYTES);
-    };
-    child.stdout?.on('data', keepTail);
-    child.stderr?.on('data', keepTail);
     let spawnError: Error | undefined;
     child.on('error', (error) => {
       spawnError = error;
@@ -253,7 +338,7 @@ export class WireGuardDevice {
       if (spawnError !== undefined || child.exitCode !== null || child.signalCode !== null) {
         const why = spawnError?.message ?? `exited (${child.exitCode ?? child.signalCode})`;
         this.child = undefined;
-        throw new WireGuardDeviceError(`${this.where()}: wireguard-go ${why}: ${this.childOutput.trim().split('\n').pop() ?? ''}`);
+        throw new WireGuardDeviceError(`${this.where()}: wireguard-go ${why}: ${this.outputTail().trim().split('\n').pop() ?? ''}`);
       }
       if ((await socketAnswers(this.socketPath)) && (await this.findLink()) !== undefined) break;
       if (Date.now() > deadline) {
@@ -267,6 +352,20 @@ export class WireGuardDevice {
     return child.pid as number;
   }
 
+  /** Where a wireguard-go this object starts writes its output. */
+  get logPath(): string {
+    return this.options.outputFile ?? join(tmpdir(), `wirelane-wireguard-go-${this.name}.log`);
+  }
+
+  private outputTail(): string {
+    try {
+      const data = readFileSync(this.logPath);
+      return data.subarray(Math.max(0, data.length - OUTPUT_TAIL_BYTES)).toString();
+    } catch {
+      return '';
+    }
+  }
+
   private childExited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (child !== this.child) return;
     const wasReady = this.childReady;
@@ -274,7 +373,7 @@ export class WireGuardDevice {
     this.childReady = false;
     if (this.stopping || !wasReady) return;
     this.backendInUse = undefined;
-    this.options.onBackendExit?.({ name: this.name, pid: child.pid as number, code, signal, output: this.childOutput });
+    this.options.onBackendExit?.({ name: this.name, pid: child.pid as number, code, signal, output: this.outputTail() });
   }
 
   private async setUp(up: boolean): Promise<boolean> {
@@ -309,18 +408,6 @@ export class WireGuardDevice {
   private where(): string {
     return `WireGuard interface "${this.name}"${this.netns === undefined ? '' : ` in netns ${this.netns}`}`;
   }
-}
-
-/** Whether something accepts connections on a UAPI socket (a stale file does not). */
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ path });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** Waits for the child to exit, escalating TERM then KILL; a killed child leaves a stale socket to remove. */

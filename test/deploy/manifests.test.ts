@@ -8,7 +8,9 @@ import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { parseArgs } from 'node:util';
 import { agent, parseAgentConfig } from '../../src/cli/agent.js';
+import { wireguardGo } from '../../src/cli/wireguard-go.js';
 import { decodePeer } from '../../src/sources/peer.js';
+import { UAPI_DIR } from '../../src/wireguard/uapi-socket.js';
 
 const DEPLOY = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'deploy');
 // `any`: the tests walk deep into arbitrary manifest YAML and assert on what they find.
@@ -34,20 +36,48 @@ test('RBAC grants exactly the calls the Kubernetes source makes', () => {
   ]);
 });
 
+/** The agent container's configuration as the agent parses it. */
+function agentConfigOf(container: Manifest) {
+  const [, ...args] = (container.args as string[]).map((a) => a.replace('$(NODE_NAME)', 'node-1'));
+  const saved = process.env['KUBECONFIG'];
+  process.env['KUBECONFIG'] = '/dev/null'; // stands in for the in-cluster credentials
+  try {
+    return parseAgentConfig(parseArgs({ args, options: agent.options, strict: true }).values);
+  } finally {
+    if (saved === undefined) delete process.env['KUBECONFIG'];
+    else process.env['KUBECONFIG'] = saved;
+  }
+}
+
 test("the DaemonSet's arguments are ones the agent accepts", () => {
   const [ds] = docs('daemonset.yaml');
   const container = ds!.spec.template.spec.containers[0];
-  const [command, ...args] = (container.args as string[]).map((a) => a.replace('$(NODE_NAME)', 'node-1'));
-  assert.equal(command, 'agent');
-  const parsed = parseArgs({ args, options: agent.options, strict: true });
-  const saved = process.env['KUBECONFIG'];
-  process.env['KUBECONFIG'] = '/dev/null'; // stands in for the in-cluster credentials
-  const config = parseAgentConfig(parsed.values);
-  if (saved === undefined) delete process.env['KUBECONFIG'];
-  else process.env['KUBECONFIG'] = saved;
-  assert.equal(config.hostname, 'node-1');
-  assert.equal(config.cleanUp, true);
+  assert.equal(container.args[0], 'agent');
+  assert.equal(agentConfigOf(container).hostname, 'node-1');
   assert.equal(container.readinessProbe.httpGet.path, '/readyz');
+});
+
+test('a restart of the agent removes nothing: it runs with --clean-up=false', () => {
+  const [ds] = docs('daemonset.yaml');
+  assert.equal(agentConfigOf(ds!.spec.template.spec.containers[0]).cleanUp, false);
+});
+
+test("the DaemonSet runs wireguard-go in a container of its own, for the agent's interface, and the agent adopts it", () => {
+  const [ds] = docs('daemonset.yaml');
+  const pod = ds!.spec.template.spec;
+  const [agentContainer, wireguard] = [pod.containers.find((c: Manifest) => c['name'] === 'agent'), pod.containers.find((c: Manifest) => c['name'] === 'wireguard')];
+  assert.ok(wireguard, 'a wireguard container');
+  const [command, ...args] = wireguard.args as string[];
+  assert.equal(command, 'wireguard-go');
+  const values = parseArgs({ args, options: wireguardGo.options, strict: true }).values;
+  const config = agentConfigOf(agentContainer);
+  assert.equal(values['interface'], config.interface);
+  assert.equal(config.userspaceWireGuard, 'external');
+  // The UAPI socket is how the agent finds and configures the device: both see the host's directory.
+  const socketsVolume = (c: Manifest) => c['volumeMounts'].find((m: Manifest) => m['mountPath'] === UAPI_DIR)?.name;
+  assert.equal(socketsVolume(wireguard), socketsVolume(agentContainer));
+  assert.equal(pod.volumes.find((v: Manifest) => v['name'] === socketsVolume(wireguard))?.hostPath?.path, UAPI_DIR);
+  assert.equal(wireguard.securityContext?.privileged, true, 'wireguard-go opens /dev/net/tun');
 });
 
 test('the DaemonSet gives eBPF mode the host cgroup v2 root, bpffs and PID namespace', () => {

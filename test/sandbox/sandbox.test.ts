@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -300,5 +300,28 @@ describe('sandbox with a cgroup per node', { skip }, () => {
       await sb.destroy();
     }
     assert.equal(existsSync(root), false, 'the cgroups are removed');
+  });
+  test("killContainer ends every process of one container of a node at once, children included, and no other", async () => {
+    const sb = await createSandbox(
+      { nodes: [{ name: 'a', underlayAddress: '172.31.0.11/16', podCIDRs: ['10.244.1.0/24'], pods: 0 }] },
+      { cgroups: true, handleSignals: false },
+    );
+    let root = '';
+    try {
+      root = sb.cgroups!.root;
+      const node = sb.nodes[0]!;
+      // A "container" whose main process has a child of its own (the way an agent starts wireguard-go).
+      const main = sb.spawn(node, 'sh', ['-c', 'sleep 600 & echo $!; wait'], { container: 'agent' });
+      const sibling = sb.spawn(node, 'sleep', ['600'], { container: 'wireguard' });
+      const childPid = await new Promise<number>((resolve) => main.stdout?.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+      assert.match(readFileSync(`/proc/${childPid}/cgroup`, 'utf8'), new RegExp(`^0::/${sb.prefix}sandbox/a/agent$`, 'm'));
+      await sb.killContainer('a', 'agent');
+      assert.equal((await main).signal, 'SIGKILL');
+      assert.equal(startTimeOf(childPid), undefined, "the main process's child is gone too");
+      assert.equal(sibling.exitCode, null, 'another container of the node runs on');
+    } finally {
+      await sb.destroy();
+    }
+    assert.equal(existsSync(root), false, 'the cgroups are removed, containers included');
   });
 });

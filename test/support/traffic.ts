@@ -1,6 +1,7 @@
 // Steady traffic through a sandbox while a test injects faults: each flow is one long-running
 // client (echo client or ping) sending a request every interval; every answer and every failure is
 // counted as it arrives, so a test can assert "0 failed" over exactly the window it cares about.
+// A ping answered after the next one was sent is late, not lost (see Counter.unanswered).
 import type { SpawnedProcess } from '../../src/host/command.js';
 import type { NetnsTarget, Sandbox } from '../../src/sandbox/sandbox.js';
 import { cliPath } from '../../src/sandbox/mesh-cluster.js';
@@ -34,6 +35,12 @@ interface Counter {
   sent: number;
   failed: number;
   failures: string[];
+  /**
+   * Pings: sequence numbers `ping -O` reported unanswered when it sent the next one, and when. An
+   * answer slower than the interval is late, not lost: each is a failure only once the timeout has
+   * passed without its answer.
+   */
+  unanswered: Map<number, number>;
 }
 
 const echoClient = join(dirname(cliPath()), '..', 'sandbox', 'echo', 'client.js');
@@ -42,16 +49,19 @@ export class SteadyTraffic {
   private readonly counters = new Map<string, Counter>();
   private readonly children: SpawnedProcess[] = [];
 
-  private constructor(private readonly sandbox: Sandbox) {}
+  private constructor(
+    private readonly sandbox: Sandbox,
+    private readonly timeoutMs: number,
+  ) {}
 
   /** Starts every flow; the caller stops them with stop() (also when the test fails). */
   static start(sandbox: Sandbox, flows: readonly Flow[], options: TrafficOptions = {}): SteadyTraffic {
-    const traffic = new SteadyTraffic(sandbox);
-    const interval = options.intervalMs ?? 250;
     const timeout = options.timeoutMs ?? 2000;
+    const traffic = new SteadyTraffic(sandbox, timeout);
+    const interval = options.intervalMs ?? 250;
     for (const flow of flows) {
       if (traffic.counters.has(flow.name)) throw new Error(`steady traffic: two flows named "${flow.name}"`);
-      const counter: Counter = { sent: 0, failed: 0, failures: [] };
+      const counter: Counter = { sent: 0, failed: 0, failures: [], unanswered: new Map() };
       traffic.counters.set(flow.name, counter);
       const child =
         flow.protocol === 'ping'
@@ -82,6 +92,7 @@ export class SteadyTraffic {
 
   /** Counts so far, per flow. */
   counts(): Record<string, FlowCount> {
+    for (const counter of this.counters.values()) failUnanswered(counter, Date.now() - this.timeoutMs);
     return Object.fromEntries([...this.counters].map(([name, c]) => [name, { sent: c.sent, failed: c.failed, failures: [...c.failures] }]));
   }
 
@@ -107,6 +118,8 @@ export class SteadyTraffic {
 
   async stop(): Promise<Record<string, FlowCount>> {
     await Promise.all(this.children.map((child) => this.sandbox.stop(child, 1000).catch(() => {})));
+    // No answer can come any more: whatever is still unanswered is lost.
+    for (const counter of this.counters.values()) failUnanswered(counter, Infinity);
     return this.counts();
   }
 }
@@ -125,8 +138,16 @@ export function totalFailed(counts: Record<string, FlowCount>): number {
 
 function countLine(counter: Counter, flow: Flow, line: string): void {
   if (flow.protocol === 'ping') {
-    if (/icmp_seq=\d+ .*time=/.test(line)) counter.sent++;
-    else if (/no answer yet|Unreachable|unreachable/.test(line)) fail(counter, line);
+    const seq = Number(/icmp_seq=(\d+)/.exec(line)?.[1]);
+    if (/icmp_seq=\d+ .*time=/.test(line)) {
+      // A late answer was counted as sent when ping reported it outstanding.
+      if (!counter.unanswered.delete(seq)) counter.sent++;
+    } else if (/no answer yet/.test(line)) {
+      counter.sent++;
+      counter.unanswered.set(seq, Date.now());
+    } else if (/Unreachable|unreachable/.test(line)) {
+      fail(counter, line);
+    }
     return;
   }
   if (line.trim() === '') return;
@@ -134,9 +155,23 @@ function countLine(counter: Counter, flow: Flow, line: string): void {
   else counter.sent++;
 }
 
+/** Pings reported unanswered before `cutoff` (a Date.now() value) and still unanswered are lost. */
+function failUnanswered(counter: Counter, cutoff: number): void {
+  for (const [seq, since] of counter.unanswered) {
+    if (since > cutoff) continue;
+    counter.unanswered.delete(seq);
+    counter.failed++;
+    record(counter, `no answer for icmp_seq=${seq}`);
+  }
+}
+
 function fail(counter: Counter, line: string): void {
   counter.sent++;
   counter.failed++;
-  counter.failures.push(line.trim());
+  record(counter, line.trim());
+}
+
+function record(counter: Counter, failure: string): void {
+  counter.failures.push(failure);
   if (counter.failures.length > 5) counter.failures.shift();
 }
