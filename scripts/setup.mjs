@@ -26,6 +26,8 @@ const SYSTEM = [
   ['/usr/bin/iperf3', 'iperf3'],
   ['/usr/bin/sockperf', 'sockperf'],
   ['/usr/bin/ping', 'iputils-ping'],
+  ['/usr/sbin/sysctl', 'procps'],
+  ['/usr/bin/curl', 'curl'],
 ];
 
 function log(message) {
