@@ -25,7 +25,8 @@ export interface NorthSouthDatapath {
   attach(): Promise<void>;
   /** Returns the entries it wrote. */
   apply(map: ServiceMap): Promise<number>;
-  cleanup(): Promise<void>;
+  /** Resolves with whatever it reports (NodePortDatapath: the programs it detached). */
+  cleanup(): Promise<unknown>;
 }
 
 export interface NorthSouthOptions {
