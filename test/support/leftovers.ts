@@ -1,5 +1,6 @@
-// What an agent can leave on a sandbox node, read the way an operator would (ip, iptables-save,
-// bpftool, the pin directory), for tests that check a host is as it was or holds no state of a mode.
+// What an agent can leave on a sandbox node, whatever it made, read the way an operator would (ip,
+// iptables-save, bpftool, the pin directory): for tests that check a node is as it was before an
+// agent ran, or holds nothing of a service proxy mode.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand } from '../../src/host/command.js';
@@ -59,7 +60,7 @@ export async function serviceState(cluster: MeshCluster, node: string) {
 }
 
 /** Everything the agent could touch on a node, comparable with deepEqual. */
-export async function hostState(cluster: MeshCluster, node: string) {
+export async function nodeState(cluster: MeshCluster, node: string) {
   const n = cluster.sandbox.node(node);
   const net = await captureNetworkState({ netns: n.netns });
   const services = await serviceState(cluster, node);
