@@ -34,7 +34,8 @@ export async function removeWireGuardDevice(name: string, opts: { readonly netns
   }
   if (state === 'stale') {
     await rm(socketPath, { force: true });
-    removed.push(`stale wireguard-go socket ${socketPath}`);
+    // Once its device is deleted, wireguard-go may be between closing its socket and removing it.
+    if (!wireguardGo) removed.push(`stale wireguard-go socket ${socketPath}`);
   }
   return removed;
 }
