@@ -106,7 +106,7 @@ export async function removeLeftoversOfModes(modes: readonly ServiceProxyMode[],
  * The chosen proxy, with the other modes' leftovers removed after its first successful apply; until
  * that removal has succeeded every apply retries it and fails (a services error, readiness withheld).
  */
-class LeftoverRemovingProxy implements ServiceProxy {
+export class LeftoverRemovingProxy implements ServiceProxy {
   readonly mode: ServiceProxyMode;
   #leftovers = true;
 
