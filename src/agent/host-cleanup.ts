@@ -3,7 +3,6 @@
 // part is found by the agent's own marks (chain prefixes, route protocol, rule priority, device
 // names, pin names), never by absence from a desired state, and each part is tried whatever
 // happened to the others. On a clean host it removes nothing and succeeds.
-import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { removeOwnedChains } from '../dataplane/iptables/chains.js';
 import { WIRELANE_OWNER } from '../dataplane/iptables/ruleset.js';
 import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
@@ -11,7 +10,6 @@ import { VXLAN_DEVICE } from '../dataplane/tunnel/tunnel-device.js';
 import { runIp } from '../host/ip.js';
 import { findLink } from '../host/links.js';
 import { AGENT_WRITTEN, PREFIX } from '../sources/annotations.js';
-import { loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
 import { removeWireGuardDevice } from '../wireguard/device-removal.js';
 import type { AgentConfig } from './config.js';
 import { SERVICE_PROXY_MODES, type ServicePlacement } from './service-proxy-modes.js';
@@ -44,28 +42,37 @@ export interface HostCleanupReport {
   readonly failures: readonly string[];
 }
 
+type Part = readonly [name: string, remove: () => Promise<readonly string[]>];
+
 /**
- * The parts, in the order they go: service data paths first (every mode's), then the mesh from
- * the outside in (rules, routes, devices), annotations last, once nothing on the host is left
- * that other nodes could reach through what they announce.
+ * The parts, in stages whose parts run side by side (on an agent's exit this races the grace period
+ * before SIGKILL): the service data paths of every mode with the mesh's rules and routes; then the
+ * devices, once no route of ours points at them (deleting a device takes its routes along, and the
+ * route deletes would fail); the annotations last, once nothing is left that other nodes could
+ * reach through what they announce.
  */
 export async function removeHostState(placement: HostPlacement, annotations?: AnnotationTarget): Promise<HostCleanupReport> {
-  const parts: [string, () => Promise<readonly string[]>][] = [
-    ...SERVICE_PROXY_MODES.map((row): [string, () => Promise<string[]>] => [`${row.mode} service proxy`, () => row.removeLeftovers(placement)]),
-    ['mesh iptables rules', () => removeOwnedChains(WIRELANE_OWNER)],
-    ['routes and rules', removeRoutesAndRules],
-    ['tunnel', removeVxlanDevice],
-    ['wireguard', () => removeWireGuardDevice(placement.interface)],
-    ...(annotations === undefined ? [] : [['annotations', () => removeAgentAnnotations(annotations)] as [string, () => Promise<string[]>]]),
+  const stages: Part[][] = [
+    [
+      ...SERVICE_PROXY_MODES.map((row): Part => [`${row.mode} service proxy`, () => row.removeLeftovers(placement)]),
+      ['mesh iptables rules', () => removeOwnedChains(WIRELANE_OWNER)],
+      ['routes and rules', removeRoutesAndRules],
+    ],
+    [
+      ['tunnel', removeVxlanDevice],
+      ['wireguard', () => removeWireGuardDevice(placement.interface)],
+    ],
+    annotations === undefined ? [] : [['annotations', () => removeAgentAnnotations(annotations)]],
   ];
   const removed: string[] = [];
   const failures: string[] = [];
-  for (const [part, remove] of parts) {
-    try {
-      removed.push(...(await remove()).map((what) => `${part}: ${what}`));
-    } catch (error) {
-      failures.push(`${part}: ${(error as Error).message.split('\n')[0]}`);
-    }
+  for (const stage of stages) {
+    const outcomes = await Promise.allSettled(stage.map(([, remove]) => remove()));
+    outcomes.forEach((outcome, i) => {
+      const part = stage[i]![0];
+      if (outcome.status === 'fulfilled') removed.push(...outcome.value.map((what) => `${part}: ${what}`));
+      else failures.push(`${part}: ${(outcome.reason as Error).message.split('\n')[0]}`);
+    });
   }
   return { removed, failures };
 }
@@ -90,6 +97,11 @@ async function removeVxlanDevice(): Promise<string[]> {
  * list by name, not a get: the agent's RBAC grants list, watch and patch on nodes.
  */
 async function removeAgentAnnotations(target: AnnotationTarget): Promise<string[]> {
+  // Loaded only here: the client takes seconds to load, and a host clean-up needs it only for this.
+  const [{ CoreV1Api, PatchStrategy, setHeaderOptions }, { loadKubeConfig }] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('../sources/kubernetes/kubernetes-source.js'),
+  ]);
   const core = loadKubeConfig(target.kubeconfig).makeApiClient(CoreV1Api);
   const { items } = await core.listNode({ fieldSelector: `metadata.name=${target.node}` });
   const present = Object.keys(items[0]?.metadata?.annotations ?? {}).filter((key) => AGENT_WRITTEN.some((suffix) => key === PREFIX + suffix));
