@@ -32,7 +32,10 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   let loop: ReconcileLoop | undefined;
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });
   const placement = hostPlacementOf(config);
-  const proxy = await openServiceProxy(config, log, placement);
+  const proxy = await openServiceProxy(config, log, placement, (failure) => {
+    log.error(`services: ${failure}`);
+    metrics.errors.inc({ step: 'services' });
+  });
   const services = proxy && new ServiceReconciler({ config, log, metrics, source, proxy });
   // Services after the mesh: backends on other nodes are reached through it.
   loop = new ReconcileLoop(async () => {

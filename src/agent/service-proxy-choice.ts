@@ -40,18 +40,24 @@ export async function decideServiceProxy(placement: ServicePlacement = {}): Prom
 /**
  * Starts the mode `config.serviceProxy` names (`auto`: the first of the table that probes usable
  * and starts), or none for `off`. The proxy removes the other modes' leftovers after its first
- * apply; with `off` they are removed here.
+ * apply; with `off` they are removed here. A part that cannot be removed goes to `reportFailure`
+ * (one line) and is tried again at the next apply: it never fails the apply, whose rules are in
+ * place (a failed apply would mark health check node ports unhealthy and drain load balancers).
  */
-export async function openServiceProxy(config: AgentConfig, log: Logger, placement: ServicePlacement = {}): Promise<ServiceProxy | undefined> {
+export async function openServiceProxy(
+  config: AgentConfig,
+  log: Logger,
+  placement: ServicePlacement = {},
+  reportFailure: (failure: string) => void = (failure) => log.error(failure),
+): Promise<ServiceProxy | undefined> {
   const start: ModeStart = { config, log, placement };
   const choice = config.serviceProxy;
   if (choice === 'off') {
-    const failures = await removeLeftoversOfModes(otherModes(undefined), placement, log);
-    for (const failure of failures) log.error(`service proxy off: ${failure}`);
+    for (const failure of await removeLeftoversOfModes(otherModes(undefined), placement, log)) reportFailure(failure);
     return undefined;
   }
   const proxy = choice === 'auto' ? await openAuto(start) : await openExplicit(choice, start);
-  return new LeftoverRemovingProxy(proxy, () => removeLeftoversOfModes(otherModes(proxy.mode), placement, log));
+  return new LeftoverRemovingProxy(proxy, () => removeLeftoversOfModes(otherModes(proxy.mode), placement, log), reportFailure);
 }
 
 async function openExplicit(mode: ServiceProxyMode, start: ModeStart): Promise<ServiceProxy> {
@@ -102,10 +108,7 @@ export async function removeLeftoversOfModes(modes: readonly ServiceProxyMode[],
   return failures;
 }
 
-/**
- * The chosen proxy, with the other modes' leftovers removed after its first successful apply; until
- * that removal has succeeded every apply retries it and fails (a services error, readiness withheld).
- */
+/** The chosen proxy, removing the other modes' leftovers after each successful apply until that has worked once. */
 export class LeftoverRemovingProxy implements ServiceProxy {
   readonly mode: ServiceProxyMode;
   #leftovers = true;
@@ -113,6 +116,7 @@ export class LeftoverRemovingProxy implements ServiceProxy {
   constructor(
     private readonly proxy: ServiceProxy,
     private readonly removeLeftovers: () => Promise<string[]>,
+    private readonly reportFailure: (failure: string) => void,
   ) {
     this.mode = proxy.mode;
   }
@@ -121,8 +125,8 @@ export class LeftoverRemovingProxy implements ServiceProxy {
     const report = await this.proxy.apply(map);
     if (this.#leftovers) {
       const failures = await this.removeLeftovers();
-      if (failures.length > 0) throw new Error(failures.join('; '));
-      this.#leftovers = false;
+      failures.forEach(this.reportFailure);
+      this.#leftovers = failures.length > 0;
     }
     return report;
   }
