@@ -12,6 +12,7 @@ import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernet
 import type { ClusterSource, ResourceStatus } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
+import { hostPlacementOf, removeHostState } from './host-cleanup.js';
 import { startHttpServer } from './http.js';
 import { LoopHealth } from './loop-health.js';
 import { MeshReconciler } from './mesh-reconciler.js';
@@ -39,9 +40,10 @@ export async function runAgent(config: AgentConfig): Promise<number> {
 
   let loop: ReconcileLoop | undefined;
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });
-  const proxy = await openServiceProxy(config, log, {
-    ...(config.cgroupRoot !== undefined && { cgroupRoot: config.cgroupRoot }),
-    ...(config.bpfDir !== undefined && { bpffsDir: config.bpfDir }),
+  const placement = hostPlacementOf(config);
+  const proxy = await openServiceProxy(config, log, placement, (failure) => {
+    log.error(`services: ${failure}`);
+    metrics.errors.inc({ step: 'services' });
   });
   const services = proxy && new ServiceReconciler({ config, log, metrics, source, proxy });
   const loops: LoopName[] = services ? ['mesh', 'services'] : ['mesh'];
@@ -86,8 +88,14 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   log.info({ signal, cleanUp: config.cleanUp }, 'stopping');
   await loop.stop();
   if (config.cleanUp) {
+    // First what only this process holds (proxy sockets and their UDP flows, the wireguard-go it
+    // supervises), then the same removal `wirelane cleanup` runs: nothing any mode made stays.
     await services?.cleanup().catch((err: Error) => log.error(`clean-up services: ${err.message.split('\n')[0]}`));
-    await mesh.cleanup();
+    await mesh.prepareCleanup();
+    const annotations = config.source.kind === 'kubernetes' ? { kubeconfig: config.source.kubeconfig, node: config.hostname } : undefined;
+    const report = await removeHostState(placement, annotations);
+    if (report.removed.length > 0) log.info({ removed: report.removed }, 'clean-up');
+    for (const failure of report.failures) log.error(`clean-up ${failure}`);
   } else {
     mesh.release();
   }

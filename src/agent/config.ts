@@ -1,14 +1,16 @@
 // The agent's configuration, parsed and checked once at start.
+import type { ServiceProxyMode } from '../dataplane/service-proxy.js';
 import type { Cidr } from '../model/ip.js';
 import type { Encapsulation, Granularity } from '../model/mesh.js';
 import type { LogLevel } from '../observability/logger.js';
 import type { UserspaceWireGuard } from '../wireguard/device.js';
+import { SERVICE_PROXY_MODES } from './service-proxy-modes.js';
 
 export type SourceConfig = { readonly kind: 'kubernetes'; readonly kubeconfig?: string } | { readonly kind: 'file'; readonly path: string };
 
-export type ServiceProxyChoice = 'auto' | 'ebpf' | 'iptables' | 'userspace' | 'off';
+export type ServiceProxyChoice = 'auto' | ServiceProxyMode | 'off';
 
-export const SERVICE_PROXY_CHOICES: readonly ServiceProxyChoice[] = ['auto', 'ebpf', 'iptables', 'userspace', 'off'];
+export const SERVICE_PROXY_CHOICES: readonly ServiceProxyChoice[] = ['auto', ...SERVICE_PROXY_MODES.map((row) => row.mode), 'off'];
 
 export interface AgentConfig {
   readonly source: SourceConfig;

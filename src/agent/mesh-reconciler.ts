@@ -20,7 +20,7 @@ import type { WireGuardKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
-import { AGENT_WRITTEN, ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
+import { ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
 import { decodeMeshInput, type MeshInput } from '../sources/mesh-input.js';
 import type { ClusterSource } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
@@ -358,24 +358,13 @@ export class MeshReconciler {
     this.device.release();
   }
 
-  /** Removes everything the mesh half made on this host, and the node's agent-written annotations. */
-  async cleanup(): Promise<void> {
-    const steps: [string, () => Promise<unknown>][] = [
-      ['iptables', () => this.iptables.cleanup()],
-      ['routes', () => this.routes.cleanup()],
-      ['tunnel', async () => this.tunnel?.cleanup()],
-      ['wireguard', () => this.device.destroy()],
-      [
-        'annotations',
-        () => this.deps.source.publishNode(this.deps.config.hostname, Object.fromEntries(AGENT_WRITTEN.map((s) => [PREFIX + s, null]))),
-      ],
-    ];
-    for (const [what, run] of steps) {
-      try {
-        await run();
-      } catch (err) {
-        this.deps.log.error(`clean-up ${what}: ${(err as Error).message.split('\n')[0]}`);
-      }
-    }
+  /**
+   * Lets go of what only this process knows before the host's state is removed (host-cleanup.ts):
+   * the wireguard-go it supervises is stopped with its device, so its exit is no crash to recover
+   * from, and a tunl0 this agent brought up goes down again.
+   */
+  async prepareCleanup(): Promise<void> {
+    if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${err.message.split('\n')[0]}`));
+    await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${err.message.split('\n')[0]}`));
   }
 }

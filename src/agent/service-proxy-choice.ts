@@ -1,15 +1,16 @@
-// Which service data path to run. `auto` takes the fastest the host supports, stepping down with a
-// reason: eBPF → iptables → userspace. One function decides (decideServiceProxy); `wirelane probe`
-// prints its answer and the agent acts on it.
-import type { EbpfServiceProxyOptions } from '../dataplane/ebpf/ebpf-service-proxy.js';
-import { type EbpfSupport, probeEbpfSupport } from '../dataplane/ebpf/support.js';
-import type { ServiceProxy, ServiceProxyMode } from '../dataplane/service-proxy.js';
-import { listAddresses } from '../host/addresses.js';
-import { runCommand } from '../host/command.js';
-import { listRoutes } from '../host/routes.js';
-import { type Ip, parseIp } from '../model/ip.js';
+// Which service data path to run, from the table of modes (service-proxy-modes.ts). `auto` takes
+// the fastest the host supports, stepping down with a reason; one function decides
+// (decideServiceProxy), `wirelane probe` prints its answer and the agent acts on it.
+//
+// Whatever mode starts, what the other modes left on the host goes once the new one has programmed
+// its first service map (with `off`, at once): only one data path may answer for service addresses,
+// and removing the old one only after the new one is in place leaves no moment with neither. This is
+// also how `auto` gives up programs it re-adopted before stepping down.
+import type { ServiceProxy, ServiceProxyMode, ServiceProxyReport } from '../dataplane/service-proxy.js';
+import type { ServiceMap } from '../model/service.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentConfig } from './config.js';
+import { type ModeProbe, type ModeStart, SERVICE_PROXY_MODES, type ServicePlacement, modeRow } from './service-proxy-modes.js';
 
 export class ServiceProxyUnavailableError extends Error {
   override readonly name = 'ServiceProxyUnavailableError';
@@ -18,127 +19,119 @@ export class ServiceProxyUnavailableError extends Error {
 export interface ServiceProxyDecision {
   /** What `auto` runs. */
   readonly mode: ServiceProxyMode;
-  /** Why each faster mode was passed over, in order: `ebpf: …`, `iptables: …`. Empty for eBPF. */
+  /** Why each faster mode was passed over, in order: `ebpf: …`, `iptables: …`. Empty for the fastest. */
   readonly reasons: readonly string[];
-  readonly ebpf: EbpfSupport;
-  /** Undefined when iptables is usable. */
-  readonly iptablesReason: string | undefined;
-}
-
-/** Where the eBPF data path attaches and pins; the agent's flags fill these in. */
-export interface EbpfPlacement {
-  /** Default: the cgroup v2 mount. */
-  readonly cgroupRoot?: string;
-  /** Default: <bpffs>/wirelane. */
-  readonly bpffsDir?: string;
-  /** Where NodePort/ExternalIP/LB traffic from outside arrives; default: the default routes' interfaces. */
-  readonly nodePortInterfaces?: readonly string[];
-}
-
-/** Why iptables cannot be used here, or undefined when it can (both the tool and the kernel's NAT). */
-async function iptablesUnusableReason(): Promise<string | undefined> {
-  const probe = await runCommand('iptables', ['-t', 'nat', '-S', 'PREROUTING'], { allowFailure: true }).catch((err: Error) => ({ exitCode: 1, stderr: err.message }));
-  return probe.exitCode === 0 ? undefined : `iptables nat table unusable: ${probe.stderr.trim().split('\n')[0]}`;
+  /** Every mode's probe, in the table's order. */
+  readonly probes: ReadonlyMap<ServiceProxyMode, ModeProbe>;
 }
 
 /** The one decision `auto` makes, from what the kernel and the host offer. */
-export async function decideServiceProxy(): Promise<ServiceProxyDecision> {
-  const ebpf = probeEbpfSupport();
-  const iptablesReason = await iptablesUnusableReason();
+export async function decideServiceProxy(placement: ServicePlacement = {}): Promise<ServiceProxyDecision> {
+  const probes = new Map<ServiceProxyMode, ModeProbe>();
+  for (const row of SERVICE_PROXY_MODES) probes.set(row.mode, await row.probe(placement));
   const reasons: string[] = [];
-  if (ebpf.usable) return { mode: 'ebpf', reasons, ebpf, iptablesReason };
-  reasons.push(`ebpf: ${ebpf.reason ?? 'unusable'}`);
-  if (iptablesReason === undefined) return { mode: 'iptables', reasons, ebpf, iptablesReason };
-  reasons.push(`iptables: ${iptablesReason}`);
-  return { mode: 'userspace', reasons, ebpf, iptablesReason };
-}
-
-async function defaultRouteDevices(): Promise<Set<string>> {
-  const routes = await listRoutes({ table: 'main' });
-  const devices = new Set<string>();
-  for (const r of routes) if ((r.dst === '0.0.0.0/0' || r.dst === '::/0') && r.dev !== undefined) devices.add(r.dev);
-  return devices;
+  for (const [mode, probe] of probes) {
+    if (probe.usable) return { mode, reasons, probes };
+    reasons.push(`${mode}: ${probe.reason ?? 'unusable'}`);
+  }
+  throw new ServiceProxyUnavailableError(`no service proxy mode can run here: ${reasons.join('; ')}`);
 }
 
 /**
- * A non-loopback address per family for userspace host portals: the source the host uses towards
- * service IPs, i.e. an address of the default-route interface (else any global address).
+ * Starts the mode `config.serviceProxy` names (`auto`: the first of the table that probes usable
+ * and starts), or none for `off`. The proxy removes the other modes' leftovers after its first
+ * apply; with `off` they are removed here. A part that cannot be removed goes to `reportFailure`
+ * (one line) and is tried again at the next apply: it never fails the apply, whose rules are in
+ * place (a failed apply would mark health check node ports unhealthy and drain load balancers).
  */
-async function hostAddresses(): Promise<Ip[]> {
-  const [addresses, defaultDevices] = await Promise.all([listAddresses(), defaultRouteDevices()]);
-  const global = addresses.filter((a) => a.scope === 'global' && a.ifname !== 'lo');
-  const out: Ip[] = [];
-  for (const family of [4, 6] as const) {
-    const ofFamily = global.filter((a) => a.family === family);
-    const chosen = ofFamily.find((a) => defaultDevices.has(a.ifname)) ?? ofFamily[0];
-    if (chosen) out.push(parseIp(chosen.address));
+export async function openServiceProxy(
+  config: AgentConfig,
+  log: Logger,
+  placement: ServicePlacement = {},
+  reportFailure: (failure: string) => void = (failure) => log.error(failure),
+): Promise<ServiceProxy | undefined> {
+  const start: ModeStart = { config, log, placement };
+  const choice = config.serviceProxy;
+  if (choice === 'off') {
+    for (const failure of await removeLeftoversOfModes(otherModes(undefined), placement, log)) reportFailure(failure);
+    return undefined;
   }
-  return out;
+  const proxy = choice === 'auto' ? await openAuto(start) : await openExplicit(choice, start);
+  return new LeftoverRemovingProxy(proxy, () => removeLeftoversOfModes(otherModes(proxy.mode), placement, log), reportFailure);
 }
 
-export async function openServiceProxy(config: AgentConfig, log: Logger, placement: EbpfPlacement = {}): Promise<ServiceProxy | undefined> {
-  const userspace = async (): Promise<ServiceProxy> => {
-    const { UserspaceServiceProxy } = await import('../dataplane/userspace/index.js');
-    return new UserspaceServiceProxy({
-      hostAddress: await hostAddresses(),
-      udpIdleTimeoutMs: config.udpTimeoutMs,
-      ...(config.proxyPortRange && { proxyPortRange: config.proxyPortRange }),
-      log,
-    });
-  };
-  const iptables = async (): Promise<ServiceProxy> => {
-    const { IptablesServiceProxy } = await import('../dataplane/service-iptables/index.js');
-    return new IptablesServiceProxy();
-  };
-  const ebpf = async (): Promise<ServiceProxy> => {
-    const { EbpfServiceProxy } = await import('../dataplane/ebpf/ebpf-service-proxy.js');
-    const interfaces = placement.nodePortInterfaces ?? [...(await defaultRouteDevices())];
-    const options: EbpfServiceProxyOptions = {
-      log,
-      ...(placement.cgroupRoot !== undefined && { cgroupRoot: placement.cgroupRoot }),
-      ...(placement.bpffsDir !== undefined && { bpffsDir: placement.bpffsDir }),
-      // Without an interface to attach to there is no traffic from outside to translate.
-      nodePort: { enabled: interfaces.length > 0, interfaces },
-    };
-    return EbpfServiceProxy.open(options);
-  };
-  switch (config.serviceProxy) {
-    case 'off':
-      return undefined;
-    case 'userspace':
-      return userspace();
-    case 'iptables': {
-      const reason = await iptablesUnusableReason();
-      if (reason) throw new ServiceProxyUnavailableError(`--service-proxy iptables: ${reason}`);
-      return iptables();
+async function openExplicit(mode: ServiceProxyMode, start: ModeStart): Promise<ServiceProxy> {
+  try {
+    return await modeRow(mode).open(start);
+  } catch (error) {
+    throw new ServiceProxyUnavailableError(`--service-proxy ${mode}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+async function openAuto(start: ModeStart): Promise<ServiceProxy> {
+  const decision = await decideServiceProxy(start.placement);
+  const reasons = [...decision.reasons];
+  for (const row of SERVICE_PROXY_MODES.slice(SERVICE_PROXY_MODES.findIndex((r) => r.mode === decision.mode))) {
+    const probe = decision.probes.get(row.mode);
+    if (probe?.usable !== true) {
+      reasons.push(`${row.mode}: ${probe?.reason ?? 'unusable'}`);
+      continue;
     }
-    case 'ebpf':
-      try {
-        return await ebpf();
-      } catch (error) {
-        throw new ServiceProxyUnavailableError(`--service-proxy ebpf: ${(error as Error).message}`, { cause: error });
-      }
-    case 'auto': {
-      const decision = await decideServiceProxy();
-      const reasons = [...decision.reasons];
-      if (decision.mode === 'ebpf') {
-        try {
-          const proxy = await ebpf();
-          log.info({ mode: 'ebpf', reasons }, 'service proxy chosen');
-          return proxy;
-        } catch (error) {
-          // The probe said yes but the start failed (it removed what it attached): step down.
-          reasons.push(`ebpf: start failed: ${(error as Error).message.split('\n')[0]}`);
-          log.warn({ err: (error as Error).message }, 'eBPF service proxy failed to start; falling back');
-        }
-      }
-      if (decision.iptablesReason === undefined) {
-        log.info({ mode: 'iptables', reasons }, 'service proxy chosen');
-        return iptables();
-      }
-      if (!reasons.some((r) => r.startsWith('iptables:'))) reasons.push(`iptables: ${decision.iptablesReason}`);
-      log.info({ mode: 'userspace', reasons }, 'service proxy chosen');
-      return userspace();
+    try {
+      const proxy = await row.open(start);
+      start.log.info({ mode: row.mode, reasons }, 'service proxy chosen');
+      return proxy;
+    } catch (error) {
+      // The probe said yes but the start failed (it removed what it attached): step down.
+      reasons.push(`${row.mode}: start failed: ${(error as Error).message.split('\n')[0]}`);
+      start.log.warn({ err: (error as Error).message }, `${row.mode} service proxy failed to start; falling back`);
     }
+  }
+  throw new ServiceProxyUnavailableError(`--service-proxy auto: no mode could start: ${reasons.join('; ')}`);
+}
+
+function otherModes(mode: ServiceProxyMode | undefined): ServiceProxyMode[] {
+  return SERVICE_PROXY_MODES.map((row) => row.mode).filter((m) => m !== mode);
+}
+
+/** Removes what runs of `modes` left; returns the failures, one line each (the others still run). */
+export async function removeLeftoversOfModes(modes: readonly ServiceProxyMode[], placement: ServicePlacement, log: Logger): Promise<string[]> {
+  const failures: string[] = [];
+  for (const mode of modes) {
+    try {
+      const removed = await modeRow(mode).removeLeftovers(placement);
+      if (removed.length > 0) log.info({ mode, removed }, `removed what the ${mode} service proxy left`);
+    } catch (error) {
+      failures.push(`removing what the ${mode} service proxy left: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  return failures;
+}
+
+/** The chosen proxy, removing the other modes' leftovers after each successful apply until that has worked once. */
+export class LeftoverRemovingProxy implements ServiceProxy {
+  readonly mode: ServiceProxyMode;
+  #leftovers = true;
+
+  constructor(
+    private readonly proxy: ServiceProxy,
+    private readonly removeLeftovers: () => Promise<string[]>,
+    private readonly reportFailure: (failure: string) => void,
+  ) {
+    this.mode = proxy.mode;
+  }
+
+  async apply(map: ServiceMap): Promise<ServiceProxyReport> {
+    const report = await this.proxy.apply(map);
+    if (this.#leftovers) {
+      const failures = await this.removeLeftovers();
+      failures.forEach(this.reportFailure);
+      this.#leftovers = failures.length > 0;
+    }
+    return report;
+  }
+
+  cleanup(): Promise<void> {
+    return this.proxy.cleanup();
   }
 }

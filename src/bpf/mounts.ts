@@ -11,6 +11,7 @@ export interface Mount {
 }
 
 const BPF_FS_MAGIC = 0xcafe4a11;
+const CGROUP2_SUPER_MAGIC = 0x63677270;
 
 /** /proc/mounts lines; paths have spaces and the like as octal escapes (\040). */
 export function parseMounts(text: string): Mount[] {
@@ -44,6 +45,15 @@ export function findBpffsMount(): string | undefined {
 export function isBpffs(path: string): boolean {
   try {
     return statfsSync(path).type === BPF_FS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `path` is a directory of a cgroup v2 hierarchy (where socket programs can attach). */
+export function isCgroup2(path: string): boolean {
+  try {
+    return statfsSync(path).type === CGROUP2_SUPER_MAGIC;
   } catch {
     return false;
   }

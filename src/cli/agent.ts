@@ -2,6 +2,7 @@ import { hostname as osHostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { parseListenAddress } from '../agent/http.js';
+import { SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
 import { type Cidr, parseCidr } from '../model/ip.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
@@ -48,8 +49,9 @@ export const agent: Command = {
   --log-level LEVEL               trace, debug, info, warn, error (default info)
 
 Services (kube-proxy's job):
-  --service-proxy MODE            auto (default), ebpf, iptables, userspace or off; auto picks the
-                                  fastest data path the host supports
+  --service-proxy MODE            auto (default): the first of these the host supports
+${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mode.padEnd(10)} ${row.summary}`).join('\n')}
+                                  or off; each mode removes what the others left on the host
   --nodeport-addresses CIDR[,..]  serve NodePorts only on node addresses inside these (default: all
                                   of the node's addresses; never loopback)
   --proxy-port-range MIN-MAX      userspace mode: ports for proxy sockets (default: any free port)
@@ -98,11 +100,17 @@ Services (kube-proxy's job):
   },
 };
 
-export function parseAgentConfig(values: Values): AgentConfig {
-  const str = (name: string): string => stringFlag(values, name) ?? '';
-  const iface = str('interface');
+/** Where the agent keeps its host state: the flags `wirelane cleanup` takes too. */
+export function parsePlacementFlags(values: Values): Pick<AgentConfig, 'interface' | 'cgroupRoot' | 'bpfDir'> {
+  const iface = stringFlag(values, 'interface') ?? '';
   // IFNAMSIZ is 16 with the terminating NUL.
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(iface)) throw new UsageError(`--interface: "${iface}" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  return { interface: iface, ...optionalPath(values, 'cgroup-root', 'cgroupRoot'), ...optionalPath(values, 'bpf-dir', 'bpfDir') };
+}
+
+export function parseAgentConfig(values: Values): AgentConfig {
+  const str = (name: string): string => stringFlag(values, name) ?? '';
+  const placement = parsePlacementFlags(values);
   const listen = parseListenAddress(str('listen'));
   if (listen === undefined) throw new UsageError(`--listen: "${str('listen')}" is not [HOST]:PORT`);
   const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
@@ -112,7 +120,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     source: parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig')),
     hostname: stringFlag(values, 'hostname') ?? osHostname(),
     stateDir: str('state-dir'),
-    interface: iface,
+    ...placement,
     port: integerFlag('port', str('port'), 1, 65535),
     subnet: parseSubnetFlag(str('subnet')),
     granularity: parseGranularityFlag('mesh-granularity', str('mesh-granularity')),
@@ -132,8 +140,6 @@ export function parseAgentConfig(values: Values): AgentConfig {
     nodePortCIDRs: cidrList('nodeport-addresses'),
     ...parsePortRange(stringFlag(values, 'proxy-port-range')),
     udpTimeoutMs: durationFlag('udp-timeout', str('udp-timeout')),
-    ...optionalPath(values, 'cgroup-root', 'cgroupRoot'),
-    ...optionalPath(values, 'bpf-dir', 'bpfDir'),
   };
 }
 
@@ -159,9 +165,13 @@ function parseSource(source: string | undefined, kubeconfig: string | undefined)
     return { kind: 'file', path };
   }
   if (source !== undefined && source !== 'kubernetes') throw new UsageError(`--source: "${source}" is not kubernetes or file:PATH`);
-  const path = kubeconfig ?? process.env['KUBECONFIG'];
-  if (path === undefined && !existsSync(IN_CLUSTER_TOKEN)) {
-    throw new UsageError('no Kubernetes credentials: give --kubeconfig, run in a pod, or use --source file:PATH');
-  }
+  const path = kubeconfigPath(kubeconfig, 'or use --source file:PATH');
   return { kind: 'kubernetes', ...(path !== undefined && { kubeconfig: path }) };
+}
+
+/** --kubeconfig, else $KUBECONFIG, else undefined for in-cluster credentials; a usage error without any. */
+export function kubeconfigPath(flag: string | undefined, otherwise: string): string | undefined {
+  const path = flag ?? process.env['KUBECONFIG'];
+  if (path === undefined && !existsSync(IN_CLUSTER_TOKEN)) throw new UsageError(`no Kubernetes credentials: give --kubeconfig, run in a pod, ${otherwise}`);
+  return path;
 }

@@ -5,6 +5,7 @@ import { type Command, UsageError } from './command.js';
 // Commands load lazily so a quick command does not pay for the Kubernetes client's start-up.
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   agent: { summary: 'run the node agent', load: async () => (await import('./agent.js')).agent },
+  cleanup: { summary: 'remove everything the agent made on this host, whatever mode made it', load: async () => (await import('./cleanup.js')).cleanup },
   topology: { summary: "print one node's view of the mesh (-o json)", load: async () => (await import('./topology.js')).topology },
   services: { summary: "print one node's service map (-o json)", load: async () => (await import('./services.js')).services },
   showconf: { summary: 'print the WireGuard configuration of a node or Peer', load: async () => (await import('./showconf.js')).showconf },

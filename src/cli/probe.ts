@@ -8,32 +8,33 @@ import { stringFlag } from './flags.js';
 export const probe: Command = {
   name: 'probe',
   summary: 'report the kernel features the service data paths need and the mode auto would choose',
-  usage: 'wirelane probe [-o text|json]',
+  usage: 'wirelane probe [-o text|json] [--cgroup-root PATH]',
   help: `Flags:
-  -o, --output text|json   text (default): one line per check; json: {"mode", "reasons", "ebpf": {"usable",
-                           "reason", "checks": [{"name", "ok", "required", "detail"}]}, "iptables": {"usable", "reason"}}
+  -o, --output text|json   text (default): one line per check; json: {"mode", "reasons", and per mode
+                           ("ebpf", "iptables", "userspace") {"usable", "reason", "checks": [{"name",
+                           "ok", "required", "detail"}]}}
+  --cgroup-root PATH       the agent's --cgroup-root: check that directory instead of the cgroup v2 mount
 
 Loads at most trivial programs and the socket-LB object itself; attaches and pins nothing. Run as
 root to see what the agent would see.`,
   options: {
     output: { type: 'string', short: 'o', default: 'text' },
+    'cgroup-root': { type: 'string' },
   },
   async run(values) {
     const output = stringFlag(values, 'output');
     if (output !== 'text' && output !== 'json') throw new UsageError(`-o: "${output}" is not text or json`);
-    const decision = await decideServiceProxy();
+    const cgroupRoot = stringFlag(values, 'cgroup-root');
+    const decision = await decideServiceProxy(cgroupRoot === undefined ? {} : { cgroupRoot });
     if (output === 'json') {
-      const report = {
-        mode: decision.mode,
-        reasons: decision.reasons,
-        ebpf: { usable: decision.ebpf.usable, ...(decision.ebpf.reason !== undefined && { reason: decision.ebpf.reason }), checks: decision.ebpf.checks },
-        iptables: { usable: decision.iptablesReason === undefined, ...(decision.iptablesReason !== undefined && { reason: decision.iptablesReason }) },
-      };
+      const report: Record<string, unknown> = { mode: decision.mode, reasons: decision.reasons };
+      for (const [mode, p] of decision.probes) report[mode] = { usable: p.usable, ...(p.reason !== undefined && { reason: p.reason }), checks: p.checks };
       process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return 0;
     }
-    const lines = decision.ebpf.checks.map((c) => `${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'no  '} ${c.name}${c.detail === undefined ? '' : `: ${c.detail}`}`);
-    lines.push(`${decision.iptablesReason === undefined ? 'ok  ' : 'FAIL'} iptables nat table${decision.iptablesReason === undefined ? '' : `: ${decision.iptablesReason}`}`);
+    const lines = [...decision.probes.values()]
+      .flatMap((p) => p.checks)
+      .map((c) => `${c.ok ? 'ok  ' : c.required ? 'FAIL' : 'no  '} ${c.name}${c.detail === undefined ? '' : `: ${c.detail}`}`);
     lines.push('', `mode: ${decision.mode}`, ...decision.reasons.map((r) => `  stepped down: ${r}`));
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;

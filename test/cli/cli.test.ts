@@ -18,7 +18,7 @@ function wirelane(...args: string[]): { code: number | null; stdout: string; std
 test('every command has --help', () => {
   const top = wirelane('--help');
   assert.equal(top.code, 0);
-  for (const cmd of ['agent', 'topology', 'showconf', 'graph', 'keygen', 'demo']) {
+  for (const cmd of ['agent', 'cleanup', 'topology', 'showconf', 'graph', 'keygen', 'demo', 'probe']) {
     assert.match(top.stdout, new RegExp(`^  ${cmd} `, 'm'));
     const help = wirelane(cmd, '--help');
     assert.equal(help.code, 0, cmd);
@@ -52,6 +52,9 @@ test('failures are one line on stderr with a non-zero exit', () => {
     [['agent', '--source', 'file:x', '--listen', 'nowhere'], 2, /^wirelane: --listen: "nowhere" is not \[HOST\]:PORT$/],
     [['agent', '--source', 'file:x', '--local=maybe'], 2, /^wirelane: --local: "maybe" is not true or false$/],
     [['agent', '--source', 'carrier-pigeon'], 2, /^wirelane: --source: "carrier-pigeon" is not kubernetes or file:PATH$/],
+    [['cleanup', '--bpf-dir', 'pins'], 2, /^wirelane: --bpf-dir: "pins" is not an absolute path$/],
+    [['cleanup', '--interface', 'much-too-long-name'], 2, /^wirelane: --interface: "much-too-long-name" is not an interface name/],
+    [['cleanup', '--annotations=maybe'], 2, /^wirelane: --annotations: "maybe" is not true or false$/],
   ];
   for (const [args, code, message] of cases) {
     const r = wirelane(...args);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { SERVICE_PROXY_MODES } from '../../src/agent/service-proxy-modes.js';
 import { runCommand } from '../../src/host/command.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
@@ -16,12 +17,9 @@ import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('services conformance suite', [...AGENT_TOOLS, ['conntrack', ['--version']], ['bpftool', ['version']]]);
 
-const MODES = [
-  { mode: 'ebpf', preservesSourceIP: true },
-  { mode: 'iptables', preservesSourceIP: true },
-  // The userspace proxy terminates connections, so backends see the node, never the client.
-  { mode: 'userspace', preservesSourceIP: false },
-] as const;
+// Every mode of the agent's table; the userspace proxy terminates connections, so there backends
+// see the node, never the client.
+const MODES = SERVICE_PROXY_MODES.map((row) => ({ mode: row.mode, preservesSourceIP: row.preservesClientAddress }));
 
 const EXTERNAL_IP = '192.0.2.10';
 const LOAD_BALANCER_IP = '192.0.2.20';

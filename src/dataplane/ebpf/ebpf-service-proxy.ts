@@ -27,7 +27,8 @@ export interface NorthSouthDatapath {
   attach(): Promise<void>;
   /** Returns the entries it wrote. */
   apply(map: ServiceMap): Promise<number>;
-  cleanup(): Promise<void>;
+  /** Resolves with whatever it reports (NodePortDatapath: the programs it detached). */
+  cleanup(): Promise<unknown>;
   /** Programs attach() replaced in place; for NodePortDatapath, also those commitUpgrade() did. */
   readonly swaps?: readonly ProgramSwap[];
   /** attach() staged a map rebuild and left the running programs until commitUpgrade(). */

@@ -340,11 +340,13 @@ export class NodePortDatapath {
 
   /**
    * Detaches every program this data path attached (here or in an earlier run: pinned links and
-   * our clsact filters on the configured interfaces) and removes its own pins. Other programs'
-   * filters, the qdisc and the proxy's maps stay.
+   * our clsact filters on the configured interfaces) and removes its own pins, also a pin at a
+   * link's path that holds no link. Other programs' filters, the qdisc and the proxy's maps stay.
+   * Returns how many programs were detached.
    */
-  async cleanup(): Promise<void> {
+  async cleanup(): Promise<number> {
     const failures: string[] = [];
+    let detached = 0;
     const attempt = (what: string, step: () => void): void => {
       try {
         step();
@@ -353,13 +355,21 @@ export class NodePortDatapath {
       }
     };
     for (const pin of this.#linkPins()) {
-      attempt(`link ${pin}`, () => openPinnedLink(pin).destroy());
+      attempt(`link ${pin}`, () => {
+        const link = unlessNotALink(() => openPinnedLink(pin));
+        if (link === undefined) {
+          unpin(pin);
+          return;
+        }
+        link.destroy();
+        detached++;
+      });
     }
     for (const name of this.#opts.interfaces) {
       for (const direction of DIRECTIONS) {
         const filter = this.#filterId(name, direction);
         attempt(`clsact filter on ${name} ${direction}`, () => {
-          if (filterProgram(filter) !== undefined) detachTcFilter(filter);
+          if (filterProgram(filter) !== undefined && detachTcFilter(filter)) detached++;
         });
       }
     }
@@ -378,6 +388,7 @@ export class NodePortDatapath {
     });
     this.#attachments = [];
     if (failures.length > 0) throw new NodePortError(`nodeport cleanup: ${failures.join('; ')}`);
+    return detached;
   }
 
   /** Sets constants, sizes and pin paths; returns our own maps whose pinned layout differs (staged instead). */
@@ -569,6 +580,16 @@ function unlessMissing<T>(open: () => T): T | undefined {
     return open();
   } catch (error) {
     if (error instanceof BpfError && error.code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** What `open` returns, or undefined when the pin holds something else than a link (EINVAL) or is gone (ENOENT). */
+function unlessNotALink<T>(open: () => T): T | undefined {
+  try {
+    return open();
+  } catch (error) {
+    if (error instanceof BpfError && (error.code === 'EINVAL' || error.code === 'ENOENT')) return undefined;
     throw error;
   }
 }

@@ -7,6 +7,7 @@ import {
   bpfObjectPath,
   findBpffsMount,
   findCgroup2Mount,
+  isCgroup2,
   probeBpf,
   probeBtf,
   probeHelper,
@@ -50,15 +51,20 @@ function check(name: string, required: boolean, probe: () => boolean | string, f
   }
 }
 
+export interface EbpfProbeOptions {
+  readonly objectPath?: string;
+  /** The cgroup the agent was told to attach to (--cgroup-root); default: the cgroup v2 mount must exist. */
+  readonly cgroupRoot?: string;
+}
+
 /** Probes the kernel and this process; stops at the first step later ones depend on (no syscall, no privilege). */
-export function probeEbpfSupport(options: { readonly objectPath?: string } = {}): EbpfSupport {
+export function probeEbpfSupport(options: EbpfProbeOptions = {}): EbpfSupport {
   const checks: EbpfCheck[] = [];
   const bpf = probeBpf();
   checks.push({ name: 'bpf syscall', ok: bpf.syscall, required: true, ...(!bpf.syscall && { detail: bpf.reason ?? 'missing' }) });
   if (bpf.syscall) checks.push({ name: 'privilege to load programs (CAP_BPF, CAP_NET_ADMIN)', ok: bpf.privileged, required: true, ...(!bpf.privileged && { detail: bpf.reason ?? 'denied' }) });
   checks.push(check('kernel BTF (/sys/kernel/btf/vmlinux)', true, probeBtf, 'missing: CO-RE programs cannot be relocated'));
-  const cgroup2 = findCgroup2Mount();
-  checks.push({ name: 'cgroup v2 mount', ok: cgroup2 !== undefined, required: true, detail: cgroup2 ?? 'no cgroup2 line in /proc/mounts' });
+  checks.push(cgroupCheck(options.cgroupRoot));
   const bpffs = findBpffsMount();
   // Not a failure: the agent mounts one where there is none.
   checks.push({ name: 'bpffs', ok: true, required: false, detail: bpffs === undefined ? 'not mounted; the agent mounts /sys/fs/bpf' : `mounted at ${bpffs}` });
@@ -72,6 +78,19 @@ export function probeEbpfSupport(options: { readonly objectPath?: string } = {})
   }
   const failed = checks.find((c) => c.required && !c.ok);
   return { usable: failed === undefined, ...(failed && { reason: `${failed.name}: ${failed.detail ?? 'failed'}` }), checks };
+}
+
+/**
+ * A given cgroup root must itself be cgroup v2 (it may be a bind mount that /proc/mounts does not
+ * list as cgroup2, as inside `ip netns exec`); without one, the mount the agent would default to.
+ */
+function cgroupCheck(cgroupRoot: string | undefined): EbpfCheck {
+  const name = 'cgroup v2 mount';
+  if (cgroupRoot !== undefined) {
+    return isCgroup2(cgroupRoot) ? { name, ok: true, required: true, detail: cgroupRoot } : { name, ok: false, required: true, detail: `${cgroupRoot} is not a cgroup v2 directory` };
+  }
+  const cgroup2 = findCgroup2Mount();
+  return { name, ok: cgroup2 !== undefined, required: true, detail: cgroup2 ?? 'no cgroup2 line in /proc/mounts' };
 }
 
 /** Loads the socket-termination object with its maps shrunk to one entry (the kernel's word on the kfunc). */

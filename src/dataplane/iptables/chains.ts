@@ -136,3 +136,22 @@ function restoreError(err: unknown, input: string): unknown {
   const line = lineNo === undefined ? undefined : input.split('\n')[Number(lineNo) - 1];
   return line === undefined ? err : new Error(`${err.message} (line ${lineNo}: ${line})`, { cause: err });
 }
+
+/** The host's backend, asked once for the removals of every owner. */
+let hostBackend: Promise<IptablesBackend> | undefined;
+
+/**
+ * Removes every chain and jump of `owner` in both families, on the host's backend, whoever wrote
+ * them (a crashed or earlier run): one line per family that had any.
+ */
+export async function removeOwnedChains(owner: ChainOwner): Promise<string[]> {
+  hostBackend ??= detectIptablesBackend();
+  const report = await new IptablesChains({ owner, backend: await hostBackend.catch((error: unknown) => {
+    hostBackend = undefined;
+    throw error;
+  }) }).cleanup();
+  return report.restores.map(({ family, deletedChains, rewrittenJumps }) => {
+    const jumps = rewrittenJumps.map((c) => `${c.table}/${c.chain}`).join(', ');
+    return `IPv${family}: ${deletedChains.length} ${owner.chainPrefix}* chains${jumps === '' ? '' : `, jumps from ${jumps}`}`;
+  });
+}

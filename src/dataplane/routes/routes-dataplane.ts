@@ -73,12 +73,12 @@ export class RoutesDataplane {
   }
 
   /** Deletes every route (in every table) and rule with the agent's protocol, and nothing else. */
-  cleanup(): Promise<void> {
+  cleanup(): Promise<RoutesApplyReport> {
     return this.serialise(async () => {
       const [routes, rules] = await Promise.all([this.readRoutes(), this.readRules()]);
       // Nothing desired: the plans are exactly the deletes of everything that is ours.
       const writes = [...planRoutes([], routes, this.protocol).writes, ...planRules([], rules, this.protocol, this.rulePriority).writes];
-      await this.write(writes, []);
+      return this.write(writes, []);
     });
   }
 

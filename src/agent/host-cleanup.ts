@@ -1,0 +1,112 @@
+// Everything the agent can make on a host, removed whatever mode or run made it: what `wirelane
+// cleanup` does and what the agent's own --clean-up does on exit, so the two cover the same. Each
+// part is found by the agent's own marks (chain prefixes, route protocol, rule priority, device
+// names, pin names), never by absence from a desired state, and each part is tried whatever
+// happened to the others. On a clean host it removes nothing and succeeds.
+import { removeOwnedChains } from '../dataplane/iptables/chains.js';
+import { WIRELANE_OWNER } from '../dataplane/iptables/ruleset.js';
+import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
+import { VXLAN_DEVICE } from '../dataplane/tunnel/tunnel-device.js';
+import { runIp } from '../host/ip.js';
+import { findLink } from '../host/links.js';
+import { AGENT_WRITTEN, PREFIX } from '../sources/annotations.js';
+import { removeWireGuardDevice } from '../wireguard/device-removal.js';
+import type { AgentConfig } from './config.js';
+import { SERVICE_PROXY_MODES, type ServicePlacement } from './service-proxy-modes.js';
+
+export interface HostPlacement extends ServicePlacement {
+  /** The WireGuard interface (--interface). */
+  readonly interface: string;
+}
+
+/** Where the agent's host state lives, from its flags. */
+export function hostPlacementOf(config: Pick<AgentConfig, 'interface' | 'cgroupRoot' | 'bpfDir'>): HostPlacement {
+  return {
+    interface: config.interface,
+    ...(config.cgroupRoot !== undefined && { cgroupRoot: config.cgroupRoot }),
+    ...(config.bpfDir !== undefined && { bpffsDir: config.bpfDir }),
+  };
+}
+
+/** With these, the node's agent-written annotations go too. */
+export interface AnnotationTarget {
+  /** A kubeconfig file; in-cluster credentials when undefined. */
+  readonly kubeconfig: string | undefined;
+  readonly node: string;
+}
+
+export interface HostCleanupReport {
+  /** What was removed, `part: what` per line; empty on a clean host. */
+  readonly removed: readonly string[];
+  /** Parts that could not be removed, `part: why` per line. */
+  readonly failures: readonly string[];
+}
+
+type Part = readonly [name: string, remove: () => Promise<readonly string[]>];
+
+/**
+ * The parts, in stages whose parts run side by side (on an agent's exit this races the grace period
+ * before SIGKILL): the service data paths of every mode with the mesh's rules and routes; then the
+ * devices, once no route of ours points at them (deleting a device takes its routes along, and the
+ * route deletes would fail); the annotations last, once nothing is left that other nodes could
+ * reach through what they announce.
+ */
+export async function removeHostState(placement: HostPlacement, annotations?: AnnotationTarget): Promise<HostCleanupReport> {
+  const stages: Part[][] = [
+    [
+      ...SERVICE_PROXY_MODES.map((row): Part => [`${row.mode} service proxy`, () => row.removeLeftovers(placement)]),
+      ['mesh iptables rules', () => removeOwnedChains(WIRELANE_OWNER)],
+      ['routes and rules', removeRoutesAndRules],
+    ],
+    [
+      ['tunnel', removeVxlanDevice],
+      ['wireguard', () => removeWireGuardDevice(placement.interface)],
+    ],
+    annotations === undefined ? [] : [['annotations', () => removeAgentAnnotations(annotations)]],
+  ];
+  const removed: string[] = [];
+  const failures: string[] = [];
+  for (const stage of stages) {
+    const outcomes = await Promise.allSettled(stage.map(([, remove]) => remove()));
+    outcomes.forEach((outcome, i) => {
+      const part = stage[i]![0];
+      if (outcome.status === 'fulfilled') removed.push(...outcome.value.map((what) => `${part}: ${what}`));
+      else failures.push(`${part}: ${(outcome.reason as Error).message.split('\n')[0]}`);
+    });
+  }
+  return { removed, failures };
+}
+
+async function removeRoutesAndRules(): Promise<string[]> {
+  const { written } = await new RoutesDataplane().cleanup();
+  return written > 0 ? [`${written} routes and rules deleted`] : [];
+}
+
+/**
+ * The VXLAN device carries the agent's name. IPIP's tunl0 is shared with other software (Calico)
+ * and is the kernel's own once the module is loaded: the routes through it went with the others.
+ */
+async function removeVxlanDevice(): Promise<string[]> {
+  if ((await findLink(VXLAN_DEVICE))?.kind !== 'vxlan') return [];
+  await runIp(['link', 'del', VXLAN_DEVICE]);
+  return [`VXLAN device ${VXLAN_DEVICE}`];
+}
+
+/**
+ * The agent-written annotations the Node has, removed with a merge patch (null removes a key). A
+ * list by name, not a get: the agent's RBAC grants list, watch and patch on nodes.
+ */
+async function removeAgentAnnotations(target: AnnotationTarget): Promise<string[]> {
+  // Loaded only here: the client takes seconds to load, and a host clean-up needs it only for this.
+  const [{ CoreV1Api, PatchStrategy, setHeaderOptions }, { loadKubeConfig }] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('../sources/kubernetes/kubernetes-source.js'),
+  ]);
+  const core = loadKubeConfig(target.kubeconfig).makeApiClient(CoreV1Api);
+  const { items } = await core.listNode({ fieldSelector: `metadata.name=${target.node}` });
+  const present = Object.keys(items[0]?.metadata?.annotations ?? {}).filter((key) => AGENT_WRITTEN.some((suffix) => key === PREFIX + suffix));
+  if (present.length === 0) return [];
+  const annotations = Object.fromEntries(present.map((key) => [key, null]));
+  await core.patchNode({ name: target.node, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  return [`Node ${target.node}: ${present.sort().join(', ')}`];
+}

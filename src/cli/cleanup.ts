@@ -1,0 +1,59 @@
+// `wirelane cleanup`: removes everything the agent can make on this host, whichever mode and run
+// made it, by the same code as the agent's --clean-up on exit (agent/host-cleanup.ts). For an
+// uninstall (deploy/uninstall.yaml) or by hand, with the agent stopped.
+import { hostname } from 'node:os';
+import { type AnnotationTarget, hostPlacementOf, removeHostState } from '../agent/host-cleanup.js';
+import { kubeconfigPath, parsePlacementFlags } from './agent.js';
+import type { Command, Values } from './command.js';
+import { parseLogLevelFlag, stringFlag, switchFlag } from './flags.js';
+
+export const cleanup: Command = {
+  name: 'cleanup',
+  summary: 'remove everything the agent made on this host, whatever mode made it',
+  usage: 'wirelane cleanup [flags]',
+  help: `Removes, on this host (run it in the host's network namespace, with the agent stopped): the
+WireGuard device (kernel or wireguard-go) and a stale wireguard-go socket, routes with protocol 0x57
+(every table) and rules of priority 1107, the VXLAN device wirelane.vx, iptables chains WIRELANE-*,
+WLSVC-* and WLPROXY-* with their jumps (IPv4 and IPv6, the backend of the host's iptables), eBPF
+programs (cgroup links, tc links, tc filters) and their pins. With --annotations also the Node's
+agent-written annotations. Safe to run again and on a clean host. The private key in the state
+directory stays.
+
+Flags (the agent's, for the same host):
+  --interface NAME          WireGuard interface (default wirelane0)
+  --bpf-dir PATH            where the eBPF data path pinned maps and links (default: <bpffs>/wirelane)
+  --cgroup-root PATH        accepted as the agent takes it; the socket programs are found through
+                            their pins in --bpf-dir
+  --annotations[=true]      also remove the Node's agent-written annotations (default false)
+  --kubeconfig FILE         for --annotations (default: $KUBECONFIG, else in-cluster credentials)
+  --hostname NAME           the Node for --annotations (default: the host name)
+  --log-level debug         a failure's stack trace on stderr
+
+Prints one line per thing removed. Exit 0 when nothing of the agent's is left (nothing printed on a
+clean host); 1 when a part could not be removed (every other part is still removed; one line on
+stderr names each failed part); 2 for bad flags.`,
+  switches: ['annotations'],
+  options: {
+    interface: { type: 'string', default: 'wirelane0' },
+    'bpf-dir': { type: 'string' },
+    'cgroup-root': { type: 'string' },
+    annotations: { type: 'string' },
+    kubeconfig: { type: 'string' },
+    hostname: { type: 'string' },
+    'log-level': { type: 'string', default: 'info' },
+  },
+  async run(values) {
+    parseLogLevelFlag(stringFlag(values, 'log-level') ?? 'info');
+    const placement = hostPlacementOf(parsePlacementFlags(values));
+    const report = await removeHostState(placement, annotationTarget(values));
+    for (const line of report.removed) process.stdout.write(`removed ${line}\n`);
+    if (report.failures.length === 0) return 0;
+    throw new Error(`cleanup: ${report.failures.length} part${report.failures.length === 1 ? '' : 's'} not removed: ${report.failures.join('; ')}`);
+  },
+};
+
+function annotationTarget(values: Values): AnnotationTarget | undefined {
+  if (!switchFlag(values, 'annotations', false)) return undefined;
+  const kubeconfig = kubeconfigPath(stringFlag(values, 'kubeconfig'), 'or leave out --annotations');
+  return { kubeconfig, node: stringFlag(values, 'hostname') ?? hostname() };
+}
