@@ -11,7 +11,7 @@ import { listAddresses } from '../host/addresses.js';
 import { findLink } from '../host/links.js';
 import { listRoutes } from '../host/routes.js';
 import { renderGraph } from '../mesh/graph.js';
-import { type Heartbeat, type LivenessEvidence, heardAt, recordHeartbeats } from '../mesh/liveness.js';
+import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, recordHeartbeats } from '../mesh/liveness.js';
 import { type Topology, computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf } from '../mesh/topology.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
@@ -63,8 +63,9 @@ export class MeshReconciler {
   private publishedLastSeen = 0;
   /** Other nodes' last-seen values and when this agent saw each change (see mesh/liveness.ts). */
   private heartbeats: ReadonlyMap<string, Heartbeat> = new Map();
-  /** The end of this agent's last blind period: its start, a failed heartbeat write, an unsynced Node watch. */
+  /** The end of this agent's last blind period: its start, a failed heartbeat write, a Node watch (re)opened. */
   private trustedSince = Math.floor(Date.now() / 1000);
+  private gone: ReadonlySet<string> = new Set();
   private appliedOnce = false;
   /** The failed steps of the reconcile in progress, one line each. */
   private failures: string[] = [];
@@ -230,16 +231,22 @@ export class MeshReconciler {
   /** Heartbeats as this agent saw them, and the device's handshakes when a node would otherwise be stale. */
   private async livenessEvidence(nodes: readonly MeshNode[], now: number): Promise<LivenessEvidence> {
     this.heartbeats = recordHeartbeats(this.heartbeats, nodes, now);
-    // A Node watch that is failing delivers no heartbeats: as blind as a failing heartbeat write.
-    if (this.deps.source.resourceStatus().some((r) => r.kind === 'Node' && r.state !== 'synced')) this.trustedSince = now;
-    const evidence = { heartbeats: this.heartbeats, handshakes: new Map<string, number>(), trustedSince: this.trustedSince };
+    // Heartbeats arrive as they are written only through a Node watch: while none streams (the API
+    // failing, watches expiring, lists catching up late) this agent is as blind as when its own
+    // heartbeat fails, and nobody ages until a watch has streamed for a while again.
+    const watch = this.deps.source.resourceStatus().find((r) => r.kind === 'Node');
+    const streamingSince = watch?.state === 'synced' && watch.watchingSince !== undefined ? Math.floor(watch.watchingSince / 1000) : now;
+    this.trustedSince = Math.max(this.trustedSince, streamingSince);
+    const evidence = { heartbeats: this.heartbeats, handshakes: new Map<string, number>(), trustedSince: this.trustedSince, gone: this.gone };
     const window = (2 * this.deps.config.resyncPeriodMs) / 1000;
-    const stale = nodes.some((n) => n.name !== this.deps.config.hostname && now - (heardAt(n, evidence) ?? now) >= window);
-    if (!stale) return evidence;
-    const status = await this.device.dump().catch(() => undefined);
-    for (const peer of status?.peers ?? []) {
-      if (peer.latestHandshake) evidence.handshakes.set(peer.publicKey, Math.floor(peer.latestHandshake.getTime() / 1000));
+    const others = nodes.filter((n) => n.name !== this.deps.config.hostname);
+    if (goneNodes(others, evidence, now, window).size > 0) {
+      const status = await this.device.dump().catch(() => undefined);
+      for (const peer of status?.peers ?? []) {
+        if (peer.latestHandshake) evidence.handshakes.set(peer.publicKey, Math.floor(peer.latestHandshake.getTime() / 1000));
+      }
     }
+    this.gone = goneNodes(others, evidence, now, window);
     return evidence;
   }
 

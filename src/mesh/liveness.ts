@@ -2,7 +2,7 @@
 // written with the writer's clock, so its value is only ever compared for change: the age is how
 // long ago this agent saw it change. A recent WireGuard handshake is proof of life too. Time during
 // which this agent could not hear anyone (its own heartbeat failed: an API outage) counts against
-// nobody: it cannot tell an outage from a death.
+// nobody: it cannot tell an outage from a death. Nor does it bring back a node already judged gone.
 import type { MeshNode } from '../model/mesh.js';
 
 /** A node's last-seen value and when (this agent's clock, unix seconds) it was first seen with it. */
@@ -18,6 +18,8 @@ export interface LivenessEvidence {
   readonly handshakes: ReadonlyMap<string, number>;
   /** The end of this agent's last blind period (unix seconds; its start, or an outage's end). */
   readonly trustedSince: number;
+  /** Nodes already judged gone: blind time does not bring them back, only a new heartbeat or handshake. */
+  readonly gone: ReadonlySet<string>;
 }
 
 /**
@@ -40,5 +42,15 @@ export function heardAt(node: MeshNode, evidence: LivenessEvidence): number | un
   const heartbeat = evidence.heartbeats.get(node.name);
   if (heartbeat === undefined) return undefined;
   const handshake = node.publicKey === undefined ? undefined : evidence.handshakes.get(node.publicKey);
-  return Math.max(heartbeat.heardAt, handshake ?? -Infinity, evidence.trustedSince);
+  return Math.max(heartbeat.heardAt, handshake ?? -Infinity, evidence.gone.has(node.name) ? -Infinity : evidence.trustedSince);
+}
+
+/** The nodes this agent has not heard from within `windowSeconds` at `now` (see LivenessEvidence.gone). */
+export function goneNodes(nodes: readonly MeshNode[], evidence: LivenessEvidence, now: number, windowSeconds: number): Set<string> {
+  const gone = new Set<string>();
+  for (const node of nodes) {
+    const heard = heardAt(node, evidence);
+    if (heard !== undefined && now - heard >= windowSeconds) gone.add(node.name);
+  }
+  return gone;
 }

@@ -29,6 +29,8 @@ export interface ResourceStatus {
   readonly settled: boolean;
   /** Why the last request failed, one line; absent while it works. */
   readonly lastError?: string;
+  /** Since when (epoch ms) a watch has streamed changes without a break; absent while none does. */
+  readonly watchingSince?: number;
 }
 
 export interface ClusterSource {

@@ -110,7 +110,7 @@ test('the resync timer and events both report a sync as due', async () => {
   assert.ok(due >= runs, `${due} due for ${runs} runs`);
 });
 
-test('back-to-back reconciles run in a loop: the call stack is the same at the 2nd and the 300th run', async () => {
+test('back-to-back reconciles run in a loop: the call stack does not grow over 300 runs', async () => {
   const depths: number[] = [];
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = Infinity;
@@ -131,5 +131,8 @@ test('back-to-back reconciles run in a loop: the call stack is the same at the 2
   } finally {
     Error.stackTraceLimit = limit;
   }
-  assert.equal(depths[299], depths[1], `stack depth at run 2: ${depths[1]}, at run 300: ${depths[299]}`);
+  // A run may start from the loop or, when the machine is slow, from the trigger's timer: the
+  // depth varies by a frame or two either way, but it must not grow with the number of runs.
+  const deepest = (runs: number[]) => Math.max(...runs);
+  assert.ok(deepest(depths.slice(250)) <= deepest(depths.slice(0, 50)), `stack depth over the first 50 runs up to ${deepest(depths.slice(0, 50))}, over the last 50 up to ${deepest(depths.slice(250))}`);
 });

@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Heartbeat, heardAt, recordHeartbeats } from '../../src/mesh/liveness.js';
+import { type Heartbeat, goneNodes, heardAt, recordHeartbeats } from '../../src/mesh/liveness.js';
 import { isNodeReady } from '../../src/mesh/readiness.js';
 import { NOW, keyOf, node } from './builder.js';
 
 const RESYNC = 30;
 /** Everything a node needs to be ready but a heartbeat. */
 const up = { ep: '10.1.0.2:51820', pods: ['10.2.2.0/24'] };
-const evidence = (heartbeats: Map<string, Heartbeat>, opts: { handshakes?: Record<string, number>; trustedSince?: number } = {}) => ({
+const evidence = (heartbeats: Map<string, Heartbeat>, opts: { handshakes?: Record<string, number>; trustedSince?: number; gone?: string[] } = {}) => ({
   heartbeats,
   handshakes: new Map(Object.entries(opts.handshakes ?? {}).map(([name, t]) => [keyOf(name) as string, t])),
   trustedSince: opts.trustedSince ?? 0,
+  gone: new Set(opts.gone ?? []),
 });
 /** Is `name` ready at `now` when judged by what this agent heard, as the mesh reconciler overlays it? */
 const readyAt = (n: ReturnType<typeof node>, e: ReturnType<typeof evidence>, now: number) => isNodeReady({ ...n, lastSeen: heardAt(n, e) }, now, RESYNC);
@@ -70,6 +71,21 @@ describe('heartbeats judged by this agent clock', () => {
     const outageEnd = NOW + 180;
     assert.equal(readyAt(b, evidence(log, { trustedSince: outageEnd }), outageEnd + 2 * RESYNC - 1), true, 'a full window after the outage to hear from b');
     assert.equal(readyAt(b, evidence(log, { trustedSince: outageEnd }), outageEnd + 2 * RESYNC), false, 'then a node that really left is removed');
+  });
+
+  test('a node judged gone stays gone through blind time, and comes back with a new heartbeat or a handshake', () => {
+    const b = node('b', { ...up, lastSeen: 100 });
+    let log = recordHeartbeats(new Map(), [b], NOW);
+    const gone = goneNodes([b], evidence(log), NOW + 2 * RESYNC, 2 * RESYNC);
+    assert.deepEqual([...gone], ['b']);
+    // A Node watch restarted (or an outage ended) later: trust alone does not revive b.
+    const later = NOW + 10 * RESYNC;
+    assert.equal(readyAt(b, evidence(log, { trustedSince: later, gone: [...gone] }), later), false);
+    assert.deepEqual([...goneNodes([b], evidence(log, { trustedSince: later, gone: [...gone] }), later, 2 * RESYNC)], ['b']);
+    assert.equal(readyAt(b, evidence(log, { trustedSince: later, gone: [...gone], handshakes: { b: later } }), later), true, 'a handshake');
+    const again = node('b', { ...up, lastSeen: 200 });
+    log = recordHeartbeats(log, [again], later);
+    assert.equal(readyAt(again, evidence(log, { trustedSince: later, gone: [...gone] }), later), true, 'a new heartbeat');
   });
 
   test('a node never heard from is not made ready by handshakes or trust', () => {

@@ -64,6 +64,8 @@ export class Reflector {
   private lastError: string | undefined;
   private failures = 0;
   private churn = 0;
+  /** When the open watch was accepted; undefined between watches. */
+  private watchOpenedAt: number | undefined;
   private readonly stopping = new AbortController();
   private running: Promise<void> | undefined;
   private settle: () => void = () => {};
@@ -96,6 +98,7 @@ export class Reflector {
       state: this.state,
       settled: this.listedOnce || this.state === 'missing',
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      ...(this.watchOpenedAt !== undefined ? { watchingSince: this.watchOpenedAt } : {}),
     };
   }
 
@@ -175,6 +178,7 @@ export class Reflector {
       },
       (type, object) => this.apply(type, object),
     );
+    this.watchOpenedAt = undefined;
     if (end.kind === 'aborted' || this.stopped) return false;
     const productive = end.events > 0 || Date.now() - openedAt >= PRODUCTIVE_WATCH_MS;
     this.options.metrics?.watchRestarted(this.resource, end.kind);
@@ -201,6 +205,7 @@ export class Reflector {
   /** The server accepted a watch: it answers again, and the store follows it. */
   private watchAccepted(): void {
     this.failures = 0;
+    this.watchOpenedAt = Date.now();
     if (this.listedOnce) this.enter('synced', undefined, 'watching again');
   }
 
