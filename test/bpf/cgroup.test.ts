@@ -1,27 +1,12 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync } from 'node:fs';
-import { connect, createServer, type Server } from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { test } from 'node:test';
 import { BpfError, BpfObject, bpfFixturePath, openPinnedLink, openPinnedMap, type BpfMap } from '../../src/bpf/index.js';
 import { runCommand } from '../../src/host/command.js';
-import { bpffsDir, bpfSkip, cgroupDir, onCleanup, runChild, u32 } from './harness.js';
+import { bpffsDir, bpfSkip, cgroupDir, connectFrom, listen, onCleanup, runChild, u32 } from './harness.js';
 
 const skip = await bpfSkip('BPF cgroup attach tests');
-
-async function listen(t: TestContext): Promise<number> {
-  const server: Server = createServer((socket) => socket.destroy());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onCleanup(t, () => server.close());
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
-}
-
-/** Runs a child inside `cgroup` that connects once to `port`. */
-async function connectFrom(t: TestContext, cgroup: string, port: number): Promise<void> {
-  const result = await runChild(t, './child-connect.ts', [String(port)], (pid) => appendFileSync(`${cgroup}/cgroup.procs`, `${pid}\n`));
-  assert.equal(result.code, 0, result.stderr);
-}
 
 function counter(map: BpfMap, slot: number): bigint {
   return map.lookup(u32(slot))?.readBigUInt64LE(0) ?? -1n;

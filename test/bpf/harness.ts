@@ -1,7 +1,9 @@
 // Shared by the addon's kernel tests: the capability gate, and test-owned kernel state (bpffs
 // directories, cgroups, child processes) that is removed in t.after, also when the test fails.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -145,4 +147,20 @@ export function u32(value: number): Buffer {
   const key = Buffer.alloc(4);
   key.writeUInt32LE(value);
   return key;
+}
+
+/** A local TCP listener that closes every connection at once; its port. */
+export async function listen(t: TestContext): Promise<number> {
+  const server: Server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onCleanup(t, () => server.close());
+  const address = server.address();
+  assert.ok(address !== null && typeof address === 'object');
+  return address.port;
+}
+
+/** Runs a child inside `cgroup` that connects once to `port`. */
+export async function connectFrom(t: TestContext, cgroup: string, port: number): Promise<void> {
+  const result = await runChild(t, './child-connect.ts', [String(port)], (pid) => appendFileSync(`${cgroup}/cgroup.procs`, `${pid}\n`));
+  assert.equal(result.code, 0, result.stderr);
 }

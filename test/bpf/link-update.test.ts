@@ -1,11 +1,9 @@
 // Replacing the program of a live link (bpf_link_update), and the kernel's description of loaded
 // programs that tells an upgrade whether a running program differs from the one it loaded.
 import assert from 'node:assert/strict';
-import { appendFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { BpfError, BpfObject, bpfFixturePath, openMapById, programInfoById, type BpfLink, type BpfMap } from '../../src/bpf/index.js';
-import { bpfSkip, cgroupDir, onCleanup, runChild, u32 } from './harness.js';
+import { bpfSkip, cgroupDir, connectFrom, listen, onCleanup, u32 } from './harness.js';
 
 const skip = await bpfSkip('BPF link update tests');
 
@@ -24,20 +22,6 @@ function attached(t: TestContext, obj: BpfObject, cgroup: string): BpfLink {
   const link = obj.attachCgroup('count_connect4', cgroup);
   onCleanup(t, () => link.destroy());
   return link;
-}
-
-async function listen(t: TestContext): Promise<number> {
-  const server: Server = createServer((socket) => socket.destroy());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onCleanup(t, () => server.close());
-  const address = server.address();
-  assert.ok(address !== null && typeof address === 'object');
-  return address.port;
-}
-
-async function connectFrom(t: TestContext, cgroup: string, port: number): Promise<void> {
-  const result = await runChild(t, './child-connect.ts', [String(port)], (pid) => appendFileSync(`${cgroup}/cgroup.procs`, `${pid}\n`));
-  assert.equal(result.code, 0, result.stderr);
 }
 
 const slot = (map: BpfMap, n: number): bigint => map.lookup(u32(n))?.readBigUInt64LE(0) ?? -1n;

@@ -5,24 +5,17 @@ import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { until } from '../support/wait.js';
 import { type TestMeshCluster, startMeshCluster } from './mesh-cluster.js';
+import { CLUSTER_IP, webEndpoints, webService } from './web-service.js';
 
-export const CLUSTER_IP = '10.96.0.10';
+export { CLUSTER_IP };
 
 export async function startServiceNode(t: TestContext, agentArgs: readonly string[]): Promise<TestMeshCluster> {
   const started = await startMeshCluster(t, { nodes: [{ name: 'a', location: 'east', pods: 2 }], source: 'kubernetes', agentArgs });
   const { cluster, api } = started;
   const backend = cluster.sandbox.node('a').pods[1]!;
   startEchoServer(cluster.sandbox, backend, 'a1', { tcp: 8080 });
-  api!.create('services', {
-    metadata: { name: 'web', namespace: 'default' },
-    spec: { type: 'ClusterIP', clusterIP: CLUSTER_IP, ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 }] },
-  });
-  api!.create('endpointslices', {
-    metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-    endpoints: [{ addresses: [backend.ip], nodeName: 'a', conditions: { ready: true } }],
-  });
+  api!.create('services', webService('ClusterIP'));
+  api!.create('endpointslices', webEndpoints([backend]));
   return started;
 }
 

@@ -15,6 +15,7 @@ import { runCommand, type SpawnedProcess } from '../../src/host/command.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { CLUSTER_IP, NODE_PORT, webEndpoints, webService } from '../harness/web-service.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { type Flow, type FlowCount, SteadyTraffic, summary, totalFailed } from '../support/traffic.js';
 import { until } from '../support/wait.js';
@@ -25,8 +26,6 @@ const RESTARTS = 10;
 /** Generous for a loaded machine: a restart's outage would fail requests whatever the bound. */
 const READY_TIMEOUT_MS = 60_000;
 const TRAFFIC = { timeoutMs: 5000 };
-const CLUSTER_IP = '10.96.0.10';
-const NODE_PORT = 30080;
 /** The restarted node: the leader of location east, so cross-location traffic goes through its tunnel. */
 const RESTARTED = 'a';
 
@@ -67,16 +66,8 @@ async function startRestartCluster(t: TestContext, mode: Mode): Promise<RestartC
   const sandbox = cluster.sandbox;
   const [a0, b0, c0] = ['a', 'b', 'c'].map((n) => sandbox.node(n).pods[0]!) as [typeof sandbox.pods[0], typeof sandbox.pods[0], typeof sandbox.pods[0]];
   for (const [pod, name] of [[b0, 'b0'], [c0, 'c0']] as const) startEchoServer(sandbox, pod, name, { tcp: 8080 });
-  api!.create('services', {
-    metadata: { name: 'web', namespace: 'default' },
-    spec: { type: 'NodePort', clusterIP: CLUSTER_IP, ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: NODE_PORT }] },
-  });
-  api!.create('endpointslices', {
-    metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-    endpoints: [b0, c0].map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true } })),
-  });
+  api!.create('services', webService());
+  api!.create('endpointslices', webEndpoints([b0, c0]));
   for (const n of ['a', 'b', 'c']) cluster.startAgent(n);
   await cluster.waitReady(undefined, READY_TIMEOUT_MS);
 

@@ -12,6 +12,7 @@ import { generatePrivateKey, parseKey, publicKeyOf } from '../../src/model/key.j
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import type { SandboxPod } from '../../src/sandbox/sandbox.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { CLUSTER_IP, NODE_PORT, webEndpoints, webService } from '../harness/web-service.js';
 import type { KubeApiServer } from '../kube-apiserver/index.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { type HostState, hostState, removedBetween } from '../support/host-state.js';
@@ -42,17 +43,8 @@ test('API faults under load: nothing removed, nothing lost, changes applied afte
   const [a0, b0, c0, c1] = [sandbox.node('a').pods[0], sandbox.node('b').pods[0], ...sandbox.node('c').pods] as SandboxPod[];
   startEchoServer(sandbox, c0!, c0!.name, { tcp: 8080 });
   startEchoServer(sandbox, c1!, c1!.name, { tcp: 8080 });
-  const slice = (pod: SandboxPod) => ({
-    metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-    endpoints: [{ addresses: [pod.ip], nodeName: pod.node, conditions: { ready: true } }],
-  });
-  api.create('services', {
-    metadata: { name: 'web', namespace: 'default' },
-    spec: { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }] },
-  });
-  api.create('endpointslices', slice(c0!));
+  api.create('services', webService());
+  api.create('endpointslices', webEndpoints([c0!]));
   const laptop = publicKeyOf(generatePrivateKey());
   api.create('peers', { apiVersion: 'wirelane.io/v1alpha1', kind: 'Peer', metadata: { name: 'laptop' }, spec: { allowedIPs: ['10.5.0.1/32'], publicKey: laptop } });
 
@@ -65,7 +57,7 @@ test('API faults under load: nothing removed, nothing lost, changes applied afte
   const nodeA = sandbox.node('a');
   const nodeB = sandbox.node('b');
   const client = sandbox.outside[0]!;
-  const backend = async (from: SandboxPod) => (await echoRequests(sandbox, from, 'tcp', '10.96.0.10', 80, { timeoutMs: 2000 }))[0]?.split(' ')[0];
+  const backend = async (from: SandboxPod) => (await echoRequests(sandbox, from, 'tcp', CLUSTER_IP, 80, { timeoutMs: 2000 }))[0]?.split(' ')[0];
   let lastAnswers = '';
   const servedBy = (name: string) => async () => {
     const answers = [await backend(a0!), await backend(b0!)];
@@ -85,10 +77,10 @@ test('API faults under load: nothing removed, nothing lost, changes applied afte
   }, 30_000, 250);
 
   const traffic = SteadyTraffic.start(sandbox, [
-    { name: 'a0 → ClusterIP (ebpf)', from: a0!, protocol: 'tcp', host: '10.96.0.10', port: 80 },
-    { name: 'b0 → ClusterIP (iptables)', from: b0!, protocol: 'tcp', host: '10.96.0.10', port: 80 },
-    { name: 'outside → NodePort on a (ebpf)', from: client, protocol: 'tcp', host: nodeA.underlayIP, port: 30080 },
-    { name: 'outside → NodePort on b (iptables)', from: client, protocol: 'tcp', host: nodeB.underlayIP, port: 30080 },
+    { name: 'a0 → ClusterIP (ebpf)', from: a0!, protocol: 'tcp', host: CLUSTER_IP, port: 80 },
+    { name: 'b0 → ClusterIP (iptables)', from: b0!, protocol: 'tcp', host: CLUSTER_IP, port: 80 },
+    { name: 'outside → NodePort on a (ebpf)', from: client, protocol: 'tcp', host: nodeA.underlayIP, port: NODE_PORT },
+    { name: 'outside → NodePort on b (iptables)', from: client, protocol: 'tcp', host: nodeB.underlayIP, port: NODE_PORT },
     { name: 'a0 ⇢ c0 ping', from: a0!, protocol: 'ping', host: c0!.ip },
     { name: 'b0 ⇢ c0 ping', from: b0!, protocol: 'ping', host: c0!.ip },
   ]);
@@ -105,7 +97,7 @@ test('API faults under load: nothing removed, nothing lost, changes applied afte
     begin();
     const deadline = Date.now() + ms;
     const movedFrom = moveTo === c0 ? c1! : c0!;
-    api.update('endpointslices', slice(moveTo));
+    api.update('endpointslices', webEndpoints([moveTo]));
     try {
       while (Date.now() < deadline) {
         for (const n of WATCHED) {

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { runCommand } from '../../src/host/command.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { CLUSTER_IP, NODE_PORT, webEndpoints, webService } from '../harness/web-service.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { until } from '../support/wait.js';
 
@@ -25,24 +26,15 @@ test('a SIGKILLed agent leaves its eBPF data path serving, and its successor ado
   const b0 = cluster.sandbox.node('b').pods[0]!;
   startEchoServer(cluster.sandbox, b0, 'b0', { tcp: 8080 });
   startEchoServer(cluster.sandbox, a1, 'a1', { tcp: 8080 });
-  const endpoints = (pods: (typeof b0)[]) => ({
-    metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-    endpoints: pods.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true } })),
-  });
-  api!.create('services', {
-    metadata: { name: 'web', namespace: 'default' },
-    spec: { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }] },
-  });
-  api!.create('endpointslices', endpoints([b0]));
+  api!.create('services', webService());
+  api!.create('endpointslices', webEndpoints([b0]));
   const agent = cluster.startAgent('a');
   cluster.startAgent('b');
   await cluster.waitReady();
 
   const nodeA = cluster.sandbox.node('a');
-  const clusterIP = () => echoRequests(cluster.sandbox, a0, 'tcp', '10.96.0.10', 80, { count: 5, timeoutMs: 3000 });
-  const nodePort = () => echoRequests(cluster.sandbox, cluster.sandbox.outside[0]!, 'tcp', nodeA.underlayIP, 30080, { count: 5, timeoutMs: 3000 });
+  const clusterIP = () => echoRequests(cluster.sandbox, a0, 'tcp', CLUSTER_IP, 80, { count: 5, timeoutMs: 3000 });
+  const nodePort = () => echoRequests(cluster.sandbox, cluster.sandbox.outside[0]!, 'tcp', nodeA.underlayIP, NODE_PORT, { count: 5, timeoutMs: 3000 });
   const names = (lines: string[]) => [...new Set(lines.map((l) => l.split(' ')[0]))];
   await until('the service to answer', async () => names(await clusterIP()).join() === 'b0', 20_000, 250);
   assert.deepEqual(names(await nodePort()), ['b0']);
@@ -61,7 +53,7 @@ test('a SIGKILLed agent leaves its eBPF data path serving, and its successor ado
   assert.deepEqual(await attached(), before, 'nothing was detached by the kill');
 
   // A change while the agent is down: the backend moves to a1.
-  api!.update('endpointslices', endpoints([a1]));
+  api!.update('endpointslices', webEndpoints([a1]));
   assert.deepEqual(names(await clusterIP()), ['b0'], 'the pinned state serves the old endpoints meanwhile');
 
   cluster.startAgent('a');

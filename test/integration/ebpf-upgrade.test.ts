@@ -14,6 +14,7 @@ import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import { type MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import type { KubeApiServer } from '../kube-apiserver/index.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { CLUSTER_IP, NODE_PORT, webEndpoints, webService } from '../harness/web-service.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { SteadyTraffic, summary, totalFailed } from '../support/traffic.js';
 import { until } from '../support/wait.js';
@@ -91,17 +92,8 @@ async function startOlderAgent(t: TestContext, build: string | undefined): Promi
   const [a0, a1, a2] = cluster.sandbox.node('a').pods as [Pod, Pod, Pod];
   startEchoServer(cluster.sandbox, a1, 'a1', { tcp: 8080 });
   startEchoServer(cluster.sandbox, a2, 'a2', { tcp: 8080 });
-  const slice = (pods: Pod[]) => ({
-    metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-    endpoints: pods.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true } })),
-  });
-  api!.create('services', {
-    metadata: { name: 'web', namespace: 'default' },
-    spec: { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', protocol: 'TCP', port: 80, targetPort: 8080, nodePort: 30080 }] },
-  });
-  api!.create('endpointslices', slice([a1]));
+  api!.create('services', webService());
+  api!.create('endpointslices', webEndpoints([a1]));
   // The older build is the agent's only through its environment (inherited by the spawned agent).
   if (build !== undefined) process.env['WIRELANE_BPF_OBJECTS'] = bpfFixtureDir(build);
   try {
@@ -110,9 +102,9 @@ async function startOlderAgent(t: TestContext, build: string | undefined): Promi
     delete process.env['WIRELANE_BPF_OBJECTS'];
   }
   await cluster.waitReady();
-  const clusterIP = async () => (await echoRequests(cluster.sandbox, a0, 'tcp', '10.96.0.10', 80, { count: 3, timeoutMs: 3000 })).map((l) => l.split(' ')[0] as string);
+  const clusterIP = async () => (await echoRequests(cluster.sandbox, a0, 'tcp', CLUSTER_IP, 80, { count: 3, timeoutMs: 3000 })).map((l) => l.split(' ')[0] as string);
   await until('the older agent to serve the ClusterIP', async () => (await clusterIP()).join() === 'a1,a1,a1', 30_000, 250);
-  return { cluster, api: api!, pins: join(cluster.bpffs, 'a'), moveBackend: () => api!.update('endpointslices', slice([a2])), clusterIP };
+  return { cluster, api: api!, pins: join(cluster.bpffs, 'a'), moveBackend: () => api!.update('endpointslices', webEndpoints([a2])), clusterIP };
 }
 
 /** Kills node a's agent and starts the current build over its pins, under steady traffic; returns the counts of that window. */
@@ -120,8 +112,8 @@ async function upgradeUnderLoad(u: Upgrade): Promise<ReturnType<SteadyTraffic['c
   const { cluster } = u;
   const nodeA = cluster.sandbox.node('a');
   const traffic = SteadyTraffic.start(cluster.sandbox, [
-    { name: 'pod a0 → ClusterIP', from: nodeA.pods[0]!, protocol: 'tcp', host: '10.96.0.10', port: 80 },
-    { name: 'outside → NodePort', from: cluster.sandbox.outside[0]!, protocol: 'tcp', host: nodeA.underlayIP, port: 30080 },
+    { name: 'pod a0 → ClusterIP', from: nodeA.pods[0]!, protocol: 'tcp', host: CLUSTER_IP, port: 80 },
+    { name: 'outside → NodePort', from: cluster.sandbox.outside[0]!, protocol: 'tcp', host: nodeA.underlayIP, port: NODE_PORT },
   ]);
   try {
     const before = traffic.counts();
@@ -167,7 +159,7 @@ test('a newer agent replaces programs of an older build in place under load, wit
   // The replaced programs serve the maps the new agent writes: a change lands.
   u.moveBackend();
   await until('the backend change to reach the new programs', async () => (await u.clusterIP()).join() === 'a2,a2,a2', 20_000, 250);
-  const nodePort = await echoRequests(u.cluster.sandbox, u.cluster.sandbox.outside[0]!, 'tcp', u.cluster.sandbox.node('a').underlayIP, 30080, { count: 3, timeoutMs: 3000 });
+  const nodePort = await echoRequests(u.cluster.sandbox, u.cluster.sandbox.outside[0]!, 'tcp', u.cluster.sandbox.node('a').underlayIP, NODE_PORT, { count: 3, timeoutMs: 3000 });
   assert.deepEqual(nodePort.map((l) => l.split(' ')[0]), ['a2', 'a2', 'a2']);
 });
 
