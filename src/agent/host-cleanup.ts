@@ -13,6 +13,7 @@ import { AGENT_WRITTEN, PREFIX } from '../sources/annotations.js';
 import { removeWireGuardDevice } from '../wireguard/device-removal.js';
 import type { AgentConfig } from './config.js';
 import { SERVICE_PROXY_MODES, type ServicePlacement } from './service-proxy-modes.js';
+import { defaultCommandTimeoutMs, withTimeout } from '../host/timeouts.js';
 
 export interface HostPlacement extends ServicePlacement {
   /** The WireGuard interface (--interface). */
@@ -103,10 +104,11 @@ async function removeAgentAnnotations(target: AnnotationTarget): Promise<string[
     import('../sources/kubernetes/kubernetes-source.js'),
   ]);
   const core = loadKubeConfig(target.kubeconfig).makeApiClient(CoreV1Api);
-  const { items } = await core.listNode({ fieldSelector: `metadata.name=${target.node}` });
+  const bounded = <T>(work: Promise<T>, what: string) => withTimeout(work, defaultCommandTimeoutMs(), 'kubernetes api', what);
+  const { items } = await bounded(core.listNode({ fieldSelector: `metadata.name=${target.node}` }), `listing node ${target.node}`);
   const present = Object.keys(items[0]?.metadata?.annotations ?? {}).filter((key) => AGENT_WRITTEN.some((suffix) => key === PREFIX + suffix));
   if (present.length === 0) return [];
   const annotations = Object.fromEntries(present.map((key) => [key, null]));
-  await core.patchNode({ name: target.node, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  await bounded(core.patchNode({ name: target.node, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)), `PATCH node ${target.node}`);
   return [`Node ${target.node}: ${present.sort().join(', ')}`];
 }

@@ -7,6 +7,7 @@ import { PEER_GROUP, PEER_PLURAL, PEER_VERSION } from '../peer.js';
 import type { ClusterSource, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
 import { ListWatch } from './list-watch.js';
 import { Reflector } from './reflector.js';
+import { defaultCommandTimeoutMs, withTimeout } from '../../host/timeouts.js';
 
 /** A kubeconfig file, or in-cluster credentials when no path is given. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -85,9 +86,12 @@ export class KubernetesSource implements ClusterSource {
       Object.entries(annotations).filter(([k, v]) => (v === null ? k in current : current[k] !== v)),
     );
     if (Object.keys(patch).length === 0) return false;
-    await this.core.patchNode(
-      { name, body: { metadata: { annotations: patch } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    // Bounded like every call out of the process: a hung API server costs this step, not the loop.
+    await withTimeout(
+      this.core.patchNode({ name, body: { metadata: { annotations: patch } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+      defaultCommandTimeoutMs(),
+      'kubernetes api',
+      `PATCH node ${name}`,
     );
     return true;
   }
