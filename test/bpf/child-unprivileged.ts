@@ -4,14 +4,16 @@ import { BpfError, BpfObject, bpfAddon, probeBpf } from '../../src/bpf/index.js'
 
 const [objectPath] = process.argv.slice(2);
 if (objectPath === undefined) throw new Error('usage: child-unprivileged.ts OBJECT');
-bpfAddon(); // loaded while still root: the build directory need not be readable by nobody
+// Addon and object read while still root: a checkout under /root is not readable by nobody.
+bpfAddon();
+const object = BpfObject.open(objectPath);
 process.setgroups?.([]);
 process.setgid?.(65534);
 process.setuid?.(65534);
 
 let load: unknown;
 try {
-  BpfObject.open(objectPath).load();
+  object.load();
   load = { loaded: true };
 } catch (error) {
   if (!(error instanceof BpfError)) throw error;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { bpfSkip } from '../bpf/harness.js';
+import { bpfSkip, runChild } from '../bpf/harness.js';
 
 const skip = await bpfSkip('wirelane probe tests');
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -16,8 +16,8 @@ interface ProbeReport {
   iptables: { usable: boolean; reason?: string };
 }
 
-function probe(options: { uid?: number; gid?: number } = {}): ProbeReport {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/wirelane.ts', 'probe', '-o', 'json'], { cwd: root, encoding: 'utf8', ...options });
+function probe(): ProbeReport {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/wirelane.ts', 'probe', '-o', 'json'], { cwd: root, encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
   return JSON.parse(run.stdout) as ProbeReport;
 }
@@ -48,8 +48,11 @@ test('as root on this kernel: every check passes and auto runs eBPF', { skip }, 
   for (const c of report.ebpf.checks) assert.ok(c.ok || !c.required, `${c.name}: ${c.detail}`);
 });
 
-test('without privilege: eBPF and iptables step down, each with its reason', { skip }, () => {
-  const report = probe({ uid: 65534, gid: 65534 });
+test('without privilege: eBPF and iptables step down, each with its reason', { skip }, async (t) => {
+  const child = await runChild(t, '../dataplane/child-probe-unprivileged.ts', []);
+  assert.equal(child.code, 0, child.stderr);
+  const report = JSON.parse(child.stdout) as ProbeReport & { uid: number };
+  assert.equal(report.uid, 65534);
   assert.equal(report.ebpf.usable, false);
   assert.match(report.reasons[0] ?? '', /^ebpf: privilege to load programs .*EPERM/);
   assert.equal(report.mode, report.iptables.usable ? 'iptables' : 'userspace');
