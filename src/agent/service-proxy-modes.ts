@@ -2,7 +2,7 @@
 // the host can run the mode, how to start it, and how to remove what a run of it left behind;
 // `auto`, an explicit --service-proxy, `wirelane probe`, the help text, the mode-change clean-up,
 // `wirelane cleanup` and the conformance suite all read this table. A new mode is one new row.
-import type { EbpfCheck } from '../dataplane/ebpf/support.js';
+import { type EbpfCheck, probeEbpfSupport } from '../dataplane/ebpf/support.js';
 import { removeOwnedChains } from '../dataplane/iptables/chains.js';
 import { SERVICE_OWNER } from '../dataplane/service-iptables/chain-names.js';
 import type { ServiceProxy, ServiceProxyMode } from '../dataplane/service-proxy.js';
@@ -62,7 +62,6 @@ const ebpf = {
   summary: 'socket-level load balancing; tc programs for traffic from outside',
   preservesClientAddress: true,
   async probe(placement) {
-    const { probeEbpfSupport } = await import('../dataplane/ebpf/support.js');
     return probeEbpfSupport(placement.cgroupRoot === undefined ? {} : { cgroupRoot: placement.cgroupRoot });
   },
   async open({ log, placement }) {

@@ -4,7 +4,6 @@
 import { decideServiceProxy } from '../../src/agent/service-proxy-choice.js';
 import { bpfAddon } from '../../src/bpf/index.js';
 
-await import('../../src/dataplane/ebpf/support.js'); // the modes table imports it when it probes
 bpfAddon();
 process.setgroups?.([]);
 process.setgid?.(65534);
