@@ -240,13 +240,15 @@ export class MeshReconciler {
     const evidence = { heartbeats: this.heartbeats, handshakes: new Map<string, number>(), trustedSince: this.trustedSince, gone: this.gone };
     const window = (2 * this.deps.config.resyncPeriodMs) / 1000;
     const others = nodes.filter((n) => n.name !== this.deps.config.hostname);
-    if (goneNodes(others, evidence, now, window).size > 0) {
+    let gone = goneNodes(others, evidence, now, window);
+    if (gone.size > 0) {
       const status = await this.device.dump().catch(() => undefined);
       for (const peer of status?.peers ?? []) {
         if (peer.latestHandshake) evidence.handshakes.set(peer.publicKey, Math.floor(peer.latestHandshake.getTime() / 1000));
       }
+      gone = goneNodes(others, evidence, now, window);
     }
-    this.gone = goneNodes(others, evidence, now, window);
+    this.gone = gone;
     return evidence;
   }
 
