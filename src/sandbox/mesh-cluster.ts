@@ -238,8 +238,9 @@ export class MeshCluster {
     }
   }
 
-  async ping(from: string | { readonly netns: string }, ip: string): Promise<boolean> {
-    return (await this.sandbox.exec(from, 'ping', ['-c', '1', '-W', '1', ip], { allowFailure: true })).exitCode === 0;
+  async ping(from: string | { readonly netns: string }, ip: string, payloadBytes = 56): Promise<boolean> {
+    const args = ['-c', '1', '-W', '1', '-s', String(payloadBytes), ip];
+    return (await this.sandbox.exec(from, 'ping', args, { allowFailure: true })).exitCode === 0;
   }
 
   /** Waits until `from` pings `ip`; false after the timeout. */

@@ -24,7 +24,16 @@ async function assertAllPodsReachEachOther(cluster: MeshCluster): Promise<void> 
   }
 }
 
-/** WireGuard bytes on every node, summed, around a burst of pings from one pod to another. */
+const PINGS = 5;
+const PAYLOAD = 1000;
+/** What the pings put on WireGuard when they cross it: each echo and reply leaves one node and enters another. */
+const PING_VOLUME = BigInt(PINGS * 2 * 2 * PAYLOAD);
+
+/**
+ * WireGuard bytes on every node, summed, around a burst of pings from one pod to another. The sum also
+ * holds the mesh's own handshakes and keepalives (up to a few hundred bytes at any moment), so callers
+ * compare it with the pings' volume rather than with zero.
+ */
 async function wireguardBytesDuring(cluster: MeshCluster, from: string, to: string): Promise<bigint> {
   const total = async () => {
     let sum = 0n;
@@ -34,7 +43,7 @@ async function wireguardBytesDuring(cluster: MeshCluster, from: string, to: stri
   const before = await total();
   const fromPod = cluster.sandbox.node(from).pods[0]!;
   const toPod = cluster.sandbox.node(to).pods[0]!;
-  for (let i = 0; i < 5; i++) assert.ok(await cluster.ping(fromPod, toPod.ip), `${from} → ${to}`);
+  for (let i = 0; i < PINGS; i++) assert.ok(await cluster.ping(fromPod, toPod.ip, PAYLOAD), `${from} → ${to}`);
   return (await total()) - before;
 }
 
@@ -52,9 +61,9 @@ for (const { granularity, source, sameLocationUsesWireGuard } of cases) {
     await cluster.waitReady();
     await assertAllPodsReachEachOther(cluster);
     // b and d are not leaders under location granularity: the path crosses both leaders.
-    assert.ok((await wireguardBytesDuring(cluster, 'b', 'd')) > 0n, 'cross-location traffic must cross WireGuard');
+    assert.ok((await wireguardBytesDuring(cluster, 'b', 'd')) >= PING_VOLUME, 'cross-location traffic must cross WireGuard');
     const inside = await wireguardBytesDuring(cluster, 'a', 'b');
-    if (sameLocationUsesWireGuard) assert.ok(inside > 0n, 'under full granularity every node pair uses WireGuard');
-    else assert.equal(inside, 0n, 'traffic inside a location must stay on the underlay');
+    if (sameLocationUsesWireGuard) assert.ok(inside >= PING_VOLUME, 'under full granularity every node pair uses WireGuard');
+    else assert.ok(inside < PING_VOLUME / 4n, `traffic inside a location must stay on the underlay (${inside} WireGuard bytes)`);
   });
 }
