@@ -35,6 +35,7 @@ import type { ServiceMap } from '../../model/service.js';
 import { checkMapLayouts, MAP_NAMES, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddress } from './codec.js';
 import { MAPS, NP_RANGE_KEY, NP_SNAT_VALUE } from './layouts.js';
 import { copyToStaged, layoutDifferences, stagingDir } from './map-staging.js';
+import { UndoStack } from '../undo-stack.js';
 import { type ProgramSwap, type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
 
 /** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes (layouts.ts). */
@@ -218,25 +219,15 @@ export class NodePortDatapath {
         const parsed = parseLinkPin(pin);
         if (parsed !== undefined && !configured.has(parsed.iface)) this.#destroyLink(pin, 'an interface no longer configured');
       }
-      const undo: Array<() => void> = [];
-      try {
+      // Never half a data path: what this call attached goes again; what it adopted stays.
+      this.#attachments = await UndoStack.run((undo) => {
         const attachments: NodePortAttachment[] = [];
         for (const iface of interfaces) {
           for (const direction of DIRECTIONS) attachments.push(this.#attachOne(obj, iface, direction, undo, pending));
         }
-        this.#attachments = attachments;
-        attached = true;
-      } catch (error) {
-        // Never half a data path: what this call attached goes again; what it adopted stays.
-        for (const step of undo.reverse()) {
-          try {
-            step();
-          } catch {
-            // The attach error below is the one worth reporting.
-          }
-        }
-        throw error;
-      }
+        return attachments;
+      });
+      attached = true;
     } finally {
       // Attached programs live on in their links and filters; the object's own fds can go, unless
       // its programs are still to replace the running ones.
@@ -436,7 +427,7 @@ export class NodePortDatapath {
   }
 
   /** Attaches one program, or adopts it; `undo` gets the step that would detach what it attached. */
-  #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction, undo: Array<() => void>, pending: PendingUpgrade | undefined): NodePortAttachment {
+  #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction, undo: UndoStack, pending: PendingUpgrade | undefined): NodePortAttachment {
     const program = `np_${direction}${iface.l3 ? '_l3' : ''}`;
     const target = { interface: iface.name, direction, ...(this.#opts.netns === undefined ? {} : { netns: this.#opts.netns }) };
     const pin = join(this.linksDir, `${LINK_PREFIX}${iface.name}-${iface.ifindex}-${direction}`);
