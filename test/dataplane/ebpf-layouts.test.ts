@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { test } from 'node:test';
 import { bpfObjectPath } from '../../src/bpf/index.js';
-import { AGGREGATES, MAPS } from '../../src/dataplane/ebpf/layouts.js';
+import { AGGREGATES, type Layout, MAPS, SERVICE_KEY, sharedWord, wordOf } from '../../src/dataplane/ebpf/layouts.js';
 import { type BtfType, aggregateNames, layoutDifferences, mapNames, readBtf } from '../support/btf-layouts.js';
 
 /** Every program of bpf/, by the name its object is built under. */
@@ -72,4 +72,15 @@ test('the check finds a moved member, a resized struct, a member the table lacks
   assert.ok(problems.includes('x.o: struct wl_service_value.weight (offset 20, 4 bytes) is not in layouts.ts'), problems.join('\n'));
   assert.ok(problems.includes('x.o: map wl_slots value is scalar __u32 (4 bytes), layouts.ts says struct wl_backend (20 bytes)'), problems.join('\n'));
   assert.deepEqual(layoutDifferences('x.o', first.btf, AGGREGATES.filter((l) => l.name !== 'wl_affinity_client'), MAPS), ['x.o: union wl_affinity_client is not in layouts.ts']);
+});
+
+test('the encoders\' word plan refuses a layout it would write wrong', () => {
+  assert.deepEqual(wordOf(SERVICE_KEY, 'family'), { word: 4, shift: 24 });
+  assert.equal(sharedWord(SERVICE_KEY, 'port', 'protocol', 'family'), 4);
+  // The header with scope moved next to family: a writer of port, protocol and family would zero it.
+  const moved: Layout = { ...SERVICE_KEY, fields: { ...SERVICE_KEY.fields, family: { offset: 18, size: 1 }, scope: { offset: 19, size: 1 }, protocol: { offset: 20, size: 1 } } };
+  assert.throws(() => sharedWord(moved, 'port', 'protocol', 'family'), /port, protocol, family are not in one 32-bit word/);
+  assert.throws(() => sharedWord(moved, 'port', 'family'), /scope shares a 32-bit word with port, family/);
+  const straddling: Layout = { ...SERVICE_KEY, fields: { ...SERVICE_KEY.fields, port: { offset: 19, size: 2 } } };
+  assert.throws(() => wordOf(straddling, 'port'), /wl_service_key.port \(offset 19, 2 bytes\) is not within one 32-bit word/);
 });

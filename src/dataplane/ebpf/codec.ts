@@ -6,7 +6,7 @@
 import { endianness } from 'node:os';
 import type { Family, Ip } from '../../model/ip.js';
 import type { Protocol } from '../../model/service.js';
-import { AFFINITY_CLIENT, AFFINITY_KEY, BACKEND, type Field, MAPS, NODE_ADDR_KEY, SERVICE_KEY, SERVICE_VALUE, alignedWord, sharedWord, wordOf } from './layouts.js';
+import { AFFINITY_CLIENT, AFFINITY_KEY, BACKEND, type Field, type Layout, MAPS, NODE_ADDR_KEY, SERVICE_KEY, SERVICE_VALUE, alignedWord, sharedWord, wordOf } from './layouts.js';
 
 // Host-order fields are written little-endian; a big-endian host would need every writer changed.
 if (endianness() !== 'LE') throw new Error('the eBPF map codec writes host-order fields little-endian; this host is big-endian');
@@ -182,6 +182,14 @@ function readUint(buf: Buffer, base: number, field: Field): number {
   throw new MapLayoutError(`a ${field.size}-byte field is not read as a number`);
 }
 
+/** The first word of a 16-byte address member, which addressWords fills. */
+function addressWord(layout: Layout, field: string): number {
+  const word = alignedWord(layout, field);
+  const size = (layout.fields as Readonly<Record<string, Field>>)[field]?.size;
+  if (size !== 16) throw new MapLayoutError(`${layout.name}.${field} is ${size} bytes, not a 16-byte address`);
+  return word;
+}
+
 /** An address's 16 map bytes (network order, IPv4 in bytes 0..3) as 4 words at `out[at]`; undefined: all zero (the NodePort wildcard). */
 function addressWords(ip: Ip | undefined, out: Words, at: number): void {
   if (ip === undefined || ip.family === 4) {
@@ -232,7 +240,7 @@ export interface ServiceKey {
 // the writers pack together into another word).
 const SK = SERVICE_KEY.fields;
 const SK_WORDS = SERVICE_KEY.size / 4;
-const SK_ADDR = alignedWord(SERVICE_KEY, 'addr');
+const SK_ADDR = addressWord(SERVICE_KEY, 'addr');
 const SK_PORT = sharedWord(SERVICE_KEY, 'port', 'protocol', 'family');
 const SK_PORT_SHIFT = wordOf(SERVICE_KEY, 'port').shift;
 const SK_PROTOCOL_SHIFT = wordOf(SERVICE_KEY, 'protocol').shift;
@@ -341,7 +349,7 @@ export interface BackendValue {
 }
 
 const BV = BACKEND.fields;
-const BV_ADDR = alignedWord(BACKEND, 'addr');
+const BV_ADDR = addressWord(BACKEND, 'addr');
 const BV_PORT = sharedWord(BACKEND, 'port', 'family', 'flags');
 const BV_PORT_SHIFT = wordOf(BACKEND, 'port').shift;
 const BV_FAMILY_SHIFT = wordOf(BACKEND, 'family').shift;

@@ -37,8 +37,8 @@ const struct = <F extends string>(name: string, size: number, members: Members<F
 const union = <F extends string>(name: string, size: number, members: Members<F>): Layout<F> => aggregate('union', name, size, members);
 const scalar = (name: string, size: number): Layout<never> => ({ kind: 'scalar', name, size, fields: {} });
 
-export const U32 = scalar('__u32', 4);
-export const U64 = scalar('__u64', 8);
+const U32 = scalar('__u32', 4);
+const U64 = scalar('__u64', 8);
 
 // ---- wirelane_maps.h ------------------------------------------------------------------------
 
@@ -74,7 +74,7 @@ export const NODE_ADDR_KEY = struct('wl_node_addr_key', 20, {
   pad: [17, 3],
 });
 
-export const NODE_ADDR_VALUE = struct('wl_node_addr_value', 4, {
+const NODE_ADDR_VALUE = struct('wl_node_addr_value', 4, {
   flags: [0, 4],
 });
 
@@ -92,14 +92,14 @@ export const AFFINITY_KEY = struct('wl_affinity_key', 24, {
   pad: [22, 2],
 });
 
-export const AFFINITY_VALUE = struct('wl_affinity_value', 16, {
+const AFFINITY_VALUE = struct('wl_affinity_value', 16, {
   backend_id: [0, 4],
   slot: [4, 2],
   pad: [6, 2],
   last_used_ns: [8, 8],
 });
 
-export const SOCK_REV_KEY = struct('wl_sock_rev_key', 32, {
+const SOCK_REV_KEY = struct('wl_sock_rev_key', 32, {
   cookie: [0, 8],
   addr: [8, 16],
   port: [24, 2],
@@ -107,7 +107,7 @@ export const SOCK_REV_KEY = struct('wl_sock_rev_key', 32, {
   pad: [27, 5],
 });
 
-export const SOCK_REV_VALUE = struct('wl_sock_rev_value', 24, {
+const SOCK_REV_VALUE = struct('wl_sock_rev_value', 24, {
   addr: [0, 16],
   port: [16, 2],
   family: [18, 1],
@@ -125,7 +125,7 @@ export const SOCK_TERM_KEY = struct('wl_sock_term_key', 36, {
 
 // ---- wirelane_nodeport.h --------------------------------------------------------------------
 
-export const NP_CT_KEY = struct('wl_np_ct_key', 40, {
+const NP_CT_KEY = struct('wl_np_ct_key', 40, {
   saddr: [0, 16],
   daddr: [16, 16],
   sport: [32, 2],
@@ -136,7 +136,7 @@ export const NP_CT_KEY = struct('wl_np_ct_key', 40, {
   pad: [39, 1],
 });
 
-export const NP_CT_VALUE = struct('wl_np_ct_value', 52, {
+const NP_CT_VALUE = struct('wl_np_ct_value', 52, {
   saddr: [0, 16],
   daddr: [16, 16],
   sport: [32, 2],
@@ -160,7 +160,7 @@ export const NP_RANGE_KEY = struct('wl_np_range_key', 44, {
   pad2: [41, 3],
 });
 
-export const NP_RANGE_VALUE = struct('wl_np_range_value', 4, {
+const NP_RANGE_VALUE = struct('wl_np_range_value', 4, {
   flags: [0, 4],
 });
 

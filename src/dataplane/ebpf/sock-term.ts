@@ -32,7 +32,7 @@ export function termKeys(filters: readonly ConntrackFilter[]): EntryBatch {
 }
 
 /** One /proc/PID/ns/net path per network namespace of this host's processes (pid namespace permitting). */
-export function networkNamespaces(proc = '/proc'): string[] {
+function networkNamespaces(proc = '/proc'): string[] {
   const seen = new Set<string>();
   const paths: string[] = [];
   for (const entry of readdirSync(proc)) {
