@@ -71,7 +71,8 @@ test('the check finds a moved member, a resized struct, a member the table lacks
   assert.ok(problems.includes('x.o: struct wl_service_value is 24 bytes, 20 in layouts.ts'), problems.join('\n'));
   assert.ok(problems.includes('x.o: struct wl_service_value.weight (offset 20, 4 bytes) is not in layouts.ts'), problems.join('\n'));
   assert.ok(problems.includes('x.o: map wl_slots value is scalar __u32 (4 bytes), layouts.ts says struct wl_backend (20 bytes)'), problems.join('\n'));
-  assert.deepEqual(layoutDifferences('x.o', first.btf, AGGREGATES.filter((l) => l.name !== 'wl_affinity_client'), MAPS), ['x.o: union wl_affinity_client is not in layouts.ts']);
+  const unlisted = layoutDifferences('x.o', first.btf, AGGREGATES.filter((l) => l.name !== 'wl_affinity_client'), MAPS);
+  assert.ok(unlisted.includes('x.o: union wl_affinity_client is not in layouts.ts'), unlisted.join('\n'));
 });
 
 test('the encoders\' word plan refuses a layout it would write wrong', () => {

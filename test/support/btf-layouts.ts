@@ -110,7 +110,7 @@ export function layoutDifferences(object: string, btf: readonly BtfType[], aggre
       const found = index.describe(types[part]);
       const want = layout[part];
       if (found.kind !== want.kind || found.name !== want.name || found.size !== want.size) {
-        problems.push(`${object}: map ${name} ${part} is ${found.kind} ${found.name} (${found.size} bytes), layouts.ts says ${want.kind} ${want.name} (${want.size} bytes)`);
+        problems.push(`${object}: map ${name} ${part} is ${found.kind} ${found.name} (${bytes(found.size)}), layouts.ts says ${want.kind} ${want.name} (${bytes(want.size)})`);
       }
     }
   }
@@ -121,17 +121,21 @@ function differencesOf(object: string, found: Found, layout: Layout): string[] {
   const where = `${object}: ${found.kind} ${found.name}`;
   const problems: string[] = [];
   if (found.kind !== layout.kind) problems.push(`${where} is a ${layout.kind} in layouts.ts`);
-  if (found.size !== layout.size) problems.push(`${where} is ${found.size} bytes, ${layout.size} in layouts.ts`);
+  if (found.size !== layout.size) problems.push(`${where} is ${bytes(found.size)}, ${layout.size} in layouts.ts`);
   const table = new Map(Object.entries<{ offset: number; size: number }>(layout.fields));
   for (const f of found.fields) {
     const want = table.get(f.name);
     if (f.bitfield) problems.push(`${where}.${f.name} is a bit field, which layouts.ts cannot describe`);
-    else if (want === undefined) problems.push(`${where}.${f.name} (offset ${f.offset}, ${f.size} bytes) is not in layouts.ts`);
-    else if (want.offset !== f.offset || want.size !== f.size) problems.push(`${where}.${f.name} is at offset ${f.offset}, ${f.size} bytes; layouts.ts says offset ${want.offset}, ${want.size} bytes`);
+    else if (want === undefined) problems.push(`${where}.${f.name} (offset ${f.offset}, ${bytes(f.size)}) is not in layouts.ts`);
+    else if (want.offset !== f.offset || want.size !== f.size) problems.push(`${where}.${f.name} is at offset ${f.offset}, ${bytes(f.size)}; layouts.ts says offset ${want.offset}, ${bytes(want.size)}`);
     table.delete(f.name);
   }
   for (const name of table.keys()) problems.push(`${where} has no member ${name}, which layouts.ts lists`);
   return problems;
+}
+
+function bytes(n: number): string {
+  return n === 1 ? '1 byte' : `${n} bytes`;
 }
 
 /** Struct and union names of `btf` the check covers. */
