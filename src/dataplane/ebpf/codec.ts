@@ -6,7 +6,7 @@
 import { endianness } from 'node:os';
 import type { Family, Ip } from '../../model/ip.js';
 import type { Protocol } from '../../model/service.js';
-import { AFFINITY_CLIENT, AFFINITY_KEY, BACKEND, type Field, type Layout, MAPS, NODE_ADDR_KEY, SERVICE_KEY, SERVICE_VALUE, alignedWord, sharedWord, wordOf } from './layouts.js';
+import { AFFINITY_CLIENT, AFFINITY_KEY, BACKEND, type Field, type Layout, MAPS, NODE_ADDR_KEY, SERVICE_KEY, SERVICE_VALUE, alignedWord, fieldOf, sharedWord, wordOf } from './layouts.js';
 
 // Host-order fields are written little-endian; a big-endian host would need every writer changed.
 if (endianness() !== 'LE') throw new Error('the eBPF map codec writes host-order fields little-endian; this host is big-endian');
@@ -184,10 +184,9 @@ function readUint(buf: Buffer, base: number, field: Field): number {
 
 /** The first word of a 16-byte address member, which addressWords fills. */
 function addressWord(layout: Layout, field: string): number {
-  const word = alignedWord(layout, field);
-  const size = (layout.fields as Readonly<Record<string, Field>>)[field]?.size;
+  const { size } = fieldOf(layout, field);
   if (size !== 16) throw new MapLayoutError(`${layout.name}.${field} is ${size} bytes, not a 16-byte address`);
-  return word;
+  return alignedWord(layout, field);
 }
 
 /** An address's 16 map bytes (network order, IPv4 in bytes 0..3) as 4 words at `out[at]`; undefined: all zero (the NodePort wildcard). */

@@ -249,7 +249,8 @@ export function sharedWord(layout: Layout, ...fields: string[]): number {
   return word;
 }
 
-function fieldOf(layout: Layout, name: string): Field {
+/** A member by name; throws when the layout has none. */
+export function fieldOf(layout: Layout, name: string): Field {
   const f = (layout.fields as Readonly<Record<string, Field>>)[name];
   if (f === undefined) throw new Error(`${layout.name} has no member ${name}`);
   return f;

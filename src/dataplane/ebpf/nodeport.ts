@@ -32,10 +32,10 @@ import { runCommand } from '../../host/command.js';
 import { IpJsonObject } from '../../host/ip.js';
 import { widthOf, type Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
+import { UndoStack } from '../undo-stack.js';
 import { checkMapLayouts, MAP_NAMES, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddress } from './codec.js';
 import { MAPS, NP_RANGE_KEY, NP_SNAT_VALUE } from './layouts.js';
 import { copyToStaged, layoutDifferences, stagingDir } from './map-staging.js';
-import { UndoStack } from '../undo-stack.js';
 import { type ProgramSwap, type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
 
 /** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes (layouts.ts). */
