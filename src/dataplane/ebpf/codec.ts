@@ -183,7 +183,7 @@ function readUint(buf: Buffer, base: number, field: Field): number {
 }
 
 /** The first word of a 16-byte address member, which addressWords fills. */
-function addressWord(layout: Layout, field: string): number {
+function addressWord<F extends string>(layout: Layout<F>, field: F): number {
   const { size } = fieldOf(layout, field);
   if (size !== 16) throw new MapLayoutError(`${layout.name}.${field} is ${size} bytes, not a 16-byte address`);
   return alignedWord(layout, field);

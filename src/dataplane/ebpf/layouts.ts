@@ -217,7 +217,7 @@ export interface WordField {
 }
 
 /** Where a field of at most 4 bytes is among the layout's words; throws when it straddles two. */
-export function wordOf(layout: Layout, field: string): WordField {
+export function wordOf<F extends string>(layout: Layout<F>, field: F): WordField {
   const f = fieldOf(layout, field);
   const word = f.offset >>> 2;
   if (f.size > 4 || (f.offset + f.size - 1) >>> 2 !== word) throw new Error(`${layout.name}.${field} (offset ${f.offset}, ${f.size} bytes) is not within one 32-bit word`);
@@ -225,7 +225,7 @@ export function wordOf(layout: Layout, field: string): WordField {
 }
 
 /** The first word of a word-aligned field (an address, a u32, a u64); throws when it is not aligned. */
-export function alignedWord(layout: Layout, field: string): number {
+export function alignedWord<F extends string>(layout: Layout<F>, field: F): number {
   const f = fieldOf(layout, field);
   if (f.offset % 4 !== 0 || f.size % 4 !== 0) throw new Error(`${layout.name}.${field} (offset ${f.offset}, ${f.size} bytes) is not whole 32-bit words`);
   return f.offset >>> 2;
@@ -235,13 +235,14 @@ export function alignedWord(layout: Layout, field: string): number {
  * The one word `fields` share, which a writer stores whole: throws unless they are all in it and
  * every other member overlapping it is padding (stored as zero).
  */
-export function sharedWord(layout: Layout, ...fields: string[]): number {
-  const word = wordOf(layout, fields[0] ?? '').word;
+export function sharedWord<F extends string>(layout: Layout<F>, first: F, ...rest: F[]): number {
+  const fields = [first, ...rest];
+  const word = wordOf(layout, first).word;
   for (const name of fields) {
     if (wordOf(layout, name).word !== word) throw new Error(`${layout.name}: ${fields.join(', ')} are not in one 32-bit word`);
   }
   for (const [name, f] of Object.entries<Field>(layout.fields)) {
-    if (fields.includes(name) || name.startsWith('pad')) continue;
+    if ((fields as string[]).includes(name) || name.startsWith('pad')) continue;
     if (f.offset < (word + 1) * 4 && f.offset + f.size > word * 4) {
       throw new Error(`${layout.name}: ${name} shares a 32-bit word with ${fields.join(', ')}, and a writer of those would zero it`);
     }
@@ -250,8 +251,8 @@ export function sharedWord(layout: Layout, ...fields: string[]): number {
 }
 
 /** A member by name; throws when the layout has none. */
-export function fieldOf(layout: Layout, name: string): Field {
-  const f = (layout.fields as Readonly<Record<string, Field>>)[name];
+export function fieldOf<F extends string>(layout: Layout<F>, name: F): Field {
+  const f = (layout.fields as Readonly<Record<string, Field | undefined>>)[name];
   if (f === undefined) throw new Error(`${layout.name} has no member ${name}`);
   return f;
 }
