@@ -1,0 +1,147 @@
+// Properties of the annotation codec and Node decoding (src/sources/node.ts, annotations.ts) and of
+// the mesh loop over Nodes (decodeMeshInput).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ANNOTATIONS, type AnnotationSuffix, KILO_PREFIX, PREFIX } from '../../src/sources/annotations.js';
+import { decodeMeshInput } from '../../src/sources/mesh-input.js';
+import { decodeNode } from '../../src/sources/node.js';
+import type { KubeObject } from '../../src/sources/objects.js';
+import type { SourceObject } from '../../src/sources/source.js';
+import { assertMeshInputAccounted } from './accounting.js';
+import {
+  PROTOTYPE_NAMES,
+  REMOVE,
+  kubeShaped,
+  notACidr,
+  notAKey,
+  notAnEndpoint,
+  notOneOf,
+  otherThan,
+  withOneFieldMutated,
+  withValueAt,
+} from './junk.js';
+import { TOPOLOGY_LABEL, nodeObject } from './objects.js';
+import { fc } from './setup.js';
+import { cidr, endpoint, wireGuardKey } from './values.js';
+import { assertWellFormedNode } from './well-formed.js';
+
+const OPTS = { topologyLabel: TOPOLOGY_LABEL };
+
+/** Not a string: what an unquoted number or a nested map in a cluster file's annotations becomes. */
+const notAString = otherThan('string');
+
+/** Values certainly invalid for each annotation. Any string is a location, and any value sets leader. */
+const JUNK: Readonly<Record<AnnotationSuffix, fc.Arbitrary<unknown>>> = {
+  [ANNOTATIONS.location]: notAString,
+  [ANNOTATIONS.leader]: notAString,
+  [ANNOTATIONS.forceEndpoint]: fc.oneof(notAnEndpoint, notAString),
+  [ANNOTATIONS.endpoint]: fc.oneof(notAnEndpoint, notAString),
+  // '' and '-' mean "no internal IP".
+  [ANNOTATIONS.forceInternalIP]: fc.oneof(
+    notACidr.filter((v) => v !== ''),
+    notAString,
+  ),
+  [ANNOTATIONS.internalIP]: fc.oneof(notACidr, notAString),
+  [ANNOTATIONS.wireguardIP]: fc.oneof(notACidr, notAString),
+  [ANNOTATIONS.persistentKeepalive]: fc.oneof(
+    fc.constantFrom('', '-1', '1.5', ' 1', '0x10', '1e3', ...PROTOTYPE_NAMES),
+    fc.integer({ min: 65536 }).map(String),
+    notAString,
+  ),
+  // Bad entries of the list cost only themselves (see below); the whole value is junk only when it
+  // is not a string at all.
+  [ANNOTATIONS.allowedLocationIPs]: notAString,
+  [ANNOTATIONS.key]: fc.oneof(notAKey, notAString),
+  [ANNOTATIONS.lastSeen]: fc.oneof(
+    fc.constantFrom('', '-1', '1.5', ' 1', ...PROTOTYPE_NAMES),
+    fc.bigInt({ min: 10n ** 12n }).map(String),
+    notAString,
+  ),
+  [ANNOTATIONS.discoveredEndpoints]: fc.oneof(
+    fc.constantFrom('', '{', '[]', '1', 'null', '"x"', '{"a": "1.2.3.4:1"}'),
+    fc.tuple(notAKey, endpoint).map(([k, e]) => JSON.stringify(Object.fromEntries([[k, e]]))),
+    fc.tuple(wireGuardKey, fc.oneof(notAnEndpoint, otherThan('string', 'record'))).map(([k, e]) => JSON.stringify({ [k]: e })),
+    notAString,
+  ),
+  [ANNOTATIONS.granularity]: fc.oneof(notOneOf(['location', 'data-center', 'full', 'node', 'cross']), fc.constant(null)),
+};
+
+function withAnnotation(object: KubeObject, name: string, value: unknown): KubeObject {
+  return withValueAt(object, ['metadata', 'annotations', name], value) as KubeObject;
+}
+
+interface JunkCase {
+  /** The node with junk in it. */
+  readonly bad: KubeObject;
+  /** The same node without the junk. */
+  readonly reference: KubeObject;
+  /** The field the one problem must name. */
+  readonly field: string;
+}
+
+const prefix = fc.constantFrom(PREFIX, KILO_PREFIX);
+
+// One annotation, under either prefix, set to junk; without it, the node is the same.
+const junkAnnotation: fc.Arbitrary<JunkCase> = fc
+  .tuple(nodeObject, prefix, fc.oneof(...Object.values(ANNOTATIONS).map((s) => fc.tuple(fc.constant(s), JUNK[s]))))
+  .map(([node, p, [suffix, junk]]) => ({
+    bad: withAnnotation(node, p + suffix, junk),
+    reference: withAnnotation(node, p + suffix, REMOVE),
+    field: `annotation ${p}${suffix}`,
+  }));
+
+// One bad entry among good ones in allowed-location-ips: the good entries are kept.
+const junkListEntry: fc.Arbitrary<JunkCase> = fc
+  .tuple(nodeObject, prefix, fc.array(cidr, { maxLength: 3 }), notACidr.filter((v) => !v.includes(',') && v.trim() !== ''), fc.nat())
+  .map(([node, p, good, junk, at]) => {
+    const name = p + ANNOTATIONS.allowedLocationIPs;
+    const entries = [...good];
+    entries.splice(at % (good.length + 1), 0, junk);
+    return { bad: withAnnotation(node, name, entries.join(',')), reference: withAnnotation(node, name, good.join(',')), field: `annotation ${name}` };
+  });
+
+// The annotations as a whole not a map: the node is the same as one without annotations.
+const junkAnnotationMap: fc.Arbitrary<JunkCase> = fc
+  .tuple(nodeObject, otherThan('record', 'null'))
+  .map(([node, junk]) => ({
+    bad: withValueAt(node, ['metadata', 'annotations'], junk) as KubeObject,
+    reference: withValueAt(node, ['metadata', 'annotations'], REMOVE) as KubeObject,
+    field: 'metadata.annotations',
+  }));
+
+test('a Node built from valid values decodes without a problem', () => {
+  fc.assert(
+    fc.property(nodeObject, (object) => {
+      const { node, problems } = decodeNode(object as KubeObject, OPTS);
+      assert.deepEqual(problems, []);
+      assertWellFormedNode(node);
+      const annotations = (object as { metadata: { annotations: Record<string, string> } }).metadata.annotations;
+      assert.equal(node.publicKey, annotations[PREFIX + ANNOTATIONS.key] ?? annotations[KILO_PREFIX + ANNOTATIONS.key]);
+    }),
+  );
+});
+
+test('a junk annotation costs only itself: the same node as without it, and one problem naming it', () => {
+  fc.assert(
+    fc.property(fc.oneof(junkAnnotation, junkListEntry, junkAnnotationMap), ({ bad, reference, field }) => {
+      const expected = decodeNode(reference, OPTS);
+      assert.deepEqual(expected.problems, [], 'the reference node is valid');
+      const got = decodeNode(bad, OPTS);
+      assert.deepEqual(got.node, expected.node);
+      assert.deepEqual(
+        got.problems.map((p) => [p.kind, p.object, p.field]),
+        [['Node', expected.node.name, field]],
+      );
+    }),
+  );
+});
+
+test('the mesh loop accounts for every Node, valid, with one field mutated, or arbitrary JSON', () => {
+  const anyNode = fc.oneof(nodeObject, withOneFieldMutated(nodeObject), kubeShaped);
+  fc.assert(
+    fc.property(fc.array(anyNode, { maxLength: 6 }), (objects) => {
+      const sources: SourceObject[] = objects.map((object, i) => ({ kind: 'Node', object: object as KubeObject, where: `document ${i + 1}` }));
+      assertMeshInputAccounted(sources, decodeMeshInput(sources, OPTS));
+    }),
+  );
+});
