@@ -42,9 +42,13 @@ export function readAnnotation(
   annotations: Readonly<Record<string, string>> | undefined,
   suffix: AnnotationSuffix,
 ): Annotation | undefined {
-  for (const prefix of [PREFIX, KILO_PREFIX]) {
+  return annotationsOf(annotations, suffix)[0];
+}
+
+/** Every spelling of an annotation the node has, ours first. */
+export function annotationsOf(annotations: Readonly<Record<string, string>> | undefined, suffix: AnnotationSuffix): Annotation[] {
+  return [PREFIX, KILO_PREFIX].flatMap((prefix) => {
     const value = annotations?.[prefix + suffix];
-    if (value !== undefined) return { name: prefix + suffix, value };
-  }
-  return undefined;
+    return value === undefined ? [] : [{ name: prefix + suffix, value }];
+  });
 }

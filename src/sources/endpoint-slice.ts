@@ -8,14 +8,19 @@ import { ObjectFields } from './service.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
-const FAMILIES: Readonly<Record<string, Family | 'FQDN'>> = { IPv4: 4, IPv6: 6, FQDN: 'FQDN' };
+// A Map: an object literal would answer `toString` with Object.prototype's.
+const FAMILIES: ReadonlyMap<string, Family | 'FQDN'> = new Map<string, Family | 'FQDN'>([
+  ['IPv4', 4],
+  ['IPv6', 6],
+  ['FQDN', 'FQDN'],
+]);
 
 /** Returns undefined for an FQDN slice: no proxy forwards to names. */
 export function decodeEndpointSlice(obj: KubeObject): EndpointSlice | undefined {
   const f = new ObjectFields('EndpointSlice', obj);
   const record = obj as Record<string, unknown>;
   const addressType = f.string('addressType', record['addressType']) ?? f.fail('addressType', 'missing');
-  const family = FAMILIES[addressType] ?? f.fail('addressType', `"${addressType}" is not one of IPv4, IPv6, FQDN`);
+  const family = FAMILIES.get(addressType) ?? f.fail('addressType', `"${addressType}" is not one of IPv4, IPv6, FQDN`);
   if (family === 'FQDN') return undefined;
   const service = f.labels(obj)[SERVICE_NAME_LABEL] || f.fail(`metadata.labels[${SERVICE_NAME_LABEL}]`, 'missing');
   return {

@@ -4,9 +4,9 @@ import { type Endpoint, parseEndpoint } from '../model/endpoint.js';
 import { type Cidr, ParseError, parseCidr } from '../model/ip.js';
 import { type WireGuardKey, parseKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
-import { ANNOTATIONS, type Annotation, type AnnotationSuffix, readAnnotation } from './annotations.js';
+import { ANNOTATIONS, type Annotation, type AnnotationSuffix, annotationsOf, readAnnotation } from './annotations.js';
 import { parseGranularity } from './granularity.js';
-import { type KubeObject, isRecord, stringMap } from './objects.js';
+import { type KubeObject, isRecord } from './objects.js';
 import { InvalidObjectError, type Problem } from './problem.js';
 
 export const DEFAULT_TOPOLOGY_LABEL = 'topology.kubernetes.io/region';
@@ -31,22 +31,21 @@ export function decodeNode(obj: KubeObject, opts: NodeDecodeOptions): DecodedNod
   const problem = (field: string, message: string): void => {
     problems.push({ kind: 'Node', object: name, field, message });
   };
-  const annotations = stringMap(obj.metadata?.annotations ?? {});
-  if (annotations === undefined) problem('metadata.annotations', 'not a map of strings');
-  const labels = stringMap(obj.metadata?.labels ?? {});
-  if (labels === undefined) problem('metadata.labels', 'not a map of strings');
+  const annotations = stringEntries(obj.metadata?.annotations, 'metadata.annotations', (k) => `annotation ${k}`, problem);
+  const labels = stringEntries(obj.metadata?.labels, 'metadata.labels', (k) => `label ${k}`, problem);
 
-  // Reads one annotation through `parse`; a bad value is reported and treated as absent.
+  // Reads one annotation through `parse`; a bad value is reported and treated as absent, so Kilo's
+  // spelling is read when ours is bad.
   function read<T>(suffix: AnnotationSuffix, parse: (value: string, a: Annotation) => T): T | undefined {
-    const a = readAnnotation(annotations, suffix);
-    if (a === undefined) return undefined;
-    try {
-      return parse(a.value, a);
-    } catch (err) {
-      if (!(err instanceof ParseError)) throw err;
-      problem(`annotation ${a.name}`, err.message);
-      return undefined;
+    for (const a of annotationsOf(annotations, suffix)) {
+      try {
+        return parse(a.value, a);
+      } catch (err) {
+        if (!(err instanceof ParseError)) throw err;
+        problem(`annotation ${a.name}`, err.message);
+      }
     }
+    return undefined;
   }
 
   const location = read(ANNOTATIONS.location, (v) => v) ?? labels?.[opts.topologyLabel] ?? '';
@@ -76,6 +75,27 @@ export function decodeNode(obj: KubeObject, opts: NodeDecodeOptions): DecodedNod
     ...(granularity && { granularity }),
   };
   return { node, problems };
+}
+
+// Each value that is not a string (an unquoted number in a cluster file) is reported and left out on
+// its own: one bad annotation must not cost the node all the others. Undefined when not a map at all.
+function stringEntries(
+  value: unknown,
+  field: string,
+  entryField: (key: string) => string,
+  problem: (field: string, message: string) => void,
+): Record<string, string> | undefined {
+  if (value === undefined || value === null) return {};
+  if (!isRecord(value)) {
+    problem(field, 'not a map of strings');
+    return undefined;
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v === 'string') out[k] = v;
+    else problem(entryField(k), `${JSON.stringify(v)} is not a string`);
+  }
+  return out;
 }
 
 type Reader = <T>(suffix: AnnotationSuffix, parse: (value: string, a: Annotation) => T) => T | undefined;

@@ -12,7 +12,7 @@ export const PEER_VERSION = 'v1alpha1';
 export const PEER_PLURAL = 'peers';
 
 export function decodePeer(obj: KubeObject): MeshPeer {
-  const name = obj.metadata?.name ?? '';
+  const name = typeof obj.metadata?.name === 'string' ? obj.metadata.name : '';
   const fail = (field: string, message: string): never => {
     throw new InvalidObjectError({ kind: 'Peer', object: name, field, message });
   };
@@ -32,15 +32,15 @@ export function decodePeer(obj: KubeObject): MeshPeer {
   const allowed = spec['allowedIPs'];
   if (!Array.isArray(allowed) || allowed.length === 0) fail('spec.allowedIPs', 'want a non-empty list of CIDRs');
   const allowedIPs: Cidr[] = (allowed as unknown[]).map((text, i) =>
-    parse(`spec.allowedIPs[${i}]`, () => parseCidr(String(text))),
+    parse(`spec.allowedIPs[${i}]`, () => parseCidr(stringOf(text))),
   );
-  const publicKey = parse('spec.publicKey', () => parseKey(String(spec['publicKey'] ?? '')));
+  const publicKey = parse('spec.publicKey', () => parseKey(stringOf(spec['publicKey'] ?? '')));
   const keepalive = spec['persistentKeepalive'] ?? 0;
   if (typeof keepalive !== 'number' || !Number.isInteger(keepalive) || keepalive < 0 || keepalive > 65535) {
     fail('spec.persistentKeepalive', `${JSON.stringify(keepalive)} is not a keepalive in seconds (0-65535)`);
   }
   const psk = spec['presharedKey'];
-  const presharedKey = psk === undefined || psk === '' ? undefined : parse('spec.presharedKey', () => parseKey(String(psk)));
+  const presharedKey = psk === undefined || psk === '' ? undefined : parse('spec.presharedKey', () => parseKey(stringOf(psk)));
   const endpoint = spec['endpoint'] === undefined ? undefined : parse('spec.endpoint', () => decodeEndpoint(spec['endpoint']));
   return {
     name,
@@ -58,6 +58,15 @@ function decodeEndpoint(value: unknown): Endpoint {
   if (!isRecord(value) || !isRecord(value['dnsOrIP'])) throw new ParseError('want "host:port" or {dnsOrIP, port}');
   const host = value['dnsOrIP']['ip'] ?? value['dnsOrIP']['dns'];
   if (typeof host !== 'string' || host === '') throw new ParseError('dnsOrIP needs dns or ip');
-  const port = parsePort(String(value['port']));
+  // Kilo writes the port as a number; a quoted one reads too, a list holding one does not.
+  const portValue = value['port'];
+  if (typeof portValue !== 'number' && typeof portValue !== 'string') throw new ParseError('port: want a number');
+  const port = parsePort(String(portValue));
   return parseEndpoint(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+}
+
+// A CIDR or a key is a string: String() would read ["10.0.0.0/8"] as one and throw on {toString: 1}.
+function stringOf(value: unknown): string {
+  if (typeof value !== 'string') throw new ParseError(`${JSON.stringify(value) ?? 'undefined'} is not a string`);
+  return value;
 }

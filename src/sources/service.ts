@@ -34,6 +34,9 @@ export class ObjectFields {
     const name = typeof obj.metadata?.name === 'string' ? obj.metadata.name : '';
     this.object = namespaced ? `${this.namespaceOf(obj)}/${name}` : name;
     if (name === '') this.fail('metadata.name', 'missing');
+    // A namespace that is not a string (`namespace: 2024` unquoted in a cluster file) is junk, not `default`.
+    const ns: unknown = obj.metadata?.namespace;
+    if (namespaced && ns !== undefined && ns !== null && typeof ns !== 'string') this.fail('metadata.namespace', `${describe(ns)} is not a string`);
   }
 
   /** metadata.namespace, `default` when absent as the API server would set it. */

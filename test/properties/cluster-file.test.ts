@@ -72,7 +72,7 @@ const TOKENS = [
   'apiVersion: v1\n', 'apiVersion: wirelane.io/v1alpha1\n', 'kind: Node\n', 'kind: Peer\n', 'kind: List\n', 'kind: Service\n',
   'items:\n', '- ', '  ', '---\n', '...\n', 'metadata:\n', 'metadata: {name: a}\n', 'name: b\n', 'spec: ', '&a ', '*a', '&b ',
   '*b', '!!binary ', '!!str ', '!!map ', '!!set ', '!!timestamp ', '%YAML 1.1\n', '%TAG ! tag:x,2000:\n', '{', '}', '[', ']',
-  ', ', ': ', '"', "'", '\t', '\n', '#', '? ', '|\n', '>\n', 'toString: 1\n', '__proto__: {a: 1}\n', 'kind: {toString: 1}\n',
+  ', ', ': ', '"', "'", '\t', '\n', '#', '|\n', '>\n', 'toString: 1\n', '__proto__: {a: 1}\n', 'kind: {toString: 1}\n',
   '<<: *a\n', '1e999', '.nan', '-.inf', '0x1F', '2001-12-14', 'y', 'null', '~',
 ];
 const tokenSoup = fc.array(fc.constantFrom(...TOKENS), { maxLength: 30 }).map((t) => t.join(''));

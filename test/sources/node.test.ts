@@ -150,7 +150,10 @@ test('a node without a name is rejected as a whole', () => {
   assert.throws(() => decodeNode({ metadata: {} }, OPTS), /Node "": metadata.name: missing/);
 });
 
-test('annotations that are not strings are reported, not crashed on', () => {
-  const { problems } = decodeNode({ metadata: { name: 'b', annotations: { x: 1 } as never } }, OPTS);
-  assert.match(describeProblem(problems[0]!), /metadata.annotations: not a map of strings/);
+test('an annotation that is not a string is reported on its own, not crashed on', () => {
+  const { node, problems } = decodeNode({ metadata: { name: 'b', annotations: { x: 1, 'wirelane.io/location': 'gcp' } as never } }, OPTS);
+  assert.deepEqual(problems.map(describeProblem), ['Node "b": annotation x: 1 is not a string']);
+  assert.equal(node.location, 'gcp');
+  const whole = decodeNode({ metadata: { name: 'b', annotations: [] as never } }, OPTS);
+  assert.deepEqual(whole.problems.map(describeProblem), ['Node "b": metadata.annotations: not a map of strings']);
 });

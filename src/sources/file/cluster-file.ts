@@ -28,12 +28,13 @@ const KINDS: Readonly<Record<string, ClusterObjectKind>> = {
 /** Parses the whole stream; any structural fault throws one error naming the document (and object). */
 export function parseClusterFile(text: string, source = 'cluster file'): ClusterFileObject[] {
   const out: ClusterFileObject[] = [];
-  parseAllDocuments(text).forEach((doc, i) => {
+  // stringKeys: a map key is a string, as in JSON; a list or map as a key is an error, not a warning.
+  parseAllDocuments(text, { stringKeys: true }).forEach((doc, i) => {
     const where = `document ${i + 1}`;
     if (doc.errors.length > 0) {
       throw new ClusterFileError(`${source}: ${where}: ${doc.errors[0]?.message.split('\n')[0]}`);
     }
-    const value: unknown = doc.toJS();
+    const value = jsonOf(doc, `${source}: ${where}`);
     if (value === null || value === undefined) return; // an empty document, e.g. after a trailing `---`
     if (isRecord(value) && value['kind'] === 'List') {
       const items = value['items'];
@@ -46,14 +47,37 @@ export function parseClusterFile(text: string, source = 'cluster file'): Cluster
   return out;
 }
 
+// kubectl prints YAML that is JSON in another syntax; YAML can say more (an alias repeated into a
+// bomb, one that contains itself, tags that make dates or bytes). That is refused or flattened to JSON
+// here, so the decoders see only what the API server would send. yaml throws, not reports, on a bomb
+// or an alias without its anchor; JSON.stringify throws on a cycle.
+function jsonOf(doc: { toJS(): unknown }, context: string): unknown {
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (err) {
+    throw new ClusterFileError(`${context}: ${err instanceof Error ? err.message : 'unreadable'}`);
+  }
+  try {
+    return JSON.parse(JSON.stringify(value) ?? 'null');
+  } catch {
+    throw new ClusterFileError(`${context}: an alias contains itself`);
+  }
+}
+
+/** A field's value for an error message; String() would throw on a map with a `toString` key. */
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? 'undefined');
+}
+
 function classify(value: unknown, where: string, source: string): ClusterFileObject {
   if (!isRecord(value)) throw new ClusterFileError(`${source}: ${where}: not an object`);
   const name = isRecord(value['metadata']) ? value['metadata']['name'] : undefined;
-  const label = `${String(value['kind'] ?? 'object')} ${typeof name === 'string' ? `"${name}"` : '(no name)'}`;
-  const kind = KINDS[`${String(value['apiVersion'])}/${String(value['kind'])}`];
+  const label = `${text(value['kind'] ?? 'object')} ${typeof name === 'string' ? `"${name}"` : '(no name)'}`;
+  const kind = KINDS[`${text(value['apiVersion'])}/${text(value['kind'])}`];
   if (kind === undefined) {
     throw new ClusterFileError(
-      `${source}: ${where} (${label}): unsupported apiVersion/kind ${String(value['apiVersion'])}/${String(value['kind'])}`,
+      `${source}: ${where} (${label}): unsupported apiVersion/kind ${text(value['apiVersion'])}/${text(value['kind'])}`,
     );
   }
   if (typeof name !== 'string' || name === '') throw new ClusterFileError(`${source}: ${where} (${label}): metadata.name is missing`);
