@@ -140,8 +140,6 @@ function stage(dir, node) {
   mkdirSync(sbin, { recursive: true });
   copyFileSync(join(root, 'image', 'iptables-wrapper'), join(sbin, 'iptables-wrapper'));
   chmodSync(join(sbin, 'iptables-wrapper'), 0o755);
-  mkdirSync(join(dir, 'tmp'), { recursive: true, mode: 0o1777 });
-  copyFileSync(join(root, 'image', 'finish-rootfs.sh'), join(dir, 'tmp', 'finish-rootfs.sh'));
   if (node.binary !== undefined) {
     const bin = join(dir, 'usr', 'local', 'bin');
     mkdirSync(bin, { recursive: true });
@@ -150,6 +148,11 @@ function stage(dir, node) {
     if (strip.status !== 0) copyFileSync(node.binary, join(bin, 'node'));
     chmodSync(join(bin, 'node'), 0o755);
   }
+}
+
+/** A word for sh -c: the hooks below are shell commands. */
+function quote(word) {
+  return `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 function rootfs(tar, stageDir, suite, packages) {
@@ -164,10 +167,10 @@ function rootfs(tar, stageDir, suite, packages) {
     '--dpkgopt=path-include=/usr/share/doc/*/copyright',
     // The .deb cache: in before the download, out after the install; the tarball gets none of it.
     '--skip=essential/unlink',
-    `--setup-hook=mkdir -p "$1"/var/cache/apt/archives && cp -a ${CACHE}/. "$1"/var/cache/apt/archives/`,
-    `--customize-hook=cp -a "$1"/var/cache/apt/archives/. ${CACHE}/ && rm -f ${CACHE}/lock && rm -rf ${CACHE}/partial`,
-    `--customize-hook=cp -a ${stageDir}/. "$1"/`,
-    '--customize-hook=chroot "$1" sh /tmp/finish-rootfs.sh && rm "$1"/tmp/finish-rootfs.sh',
+    `--setup-hook=mkdir -p "$1"/var/cache/apt/archives && cp -a ${quote(CACHE)}/. "$1"/var/cache/apt/archives/`,
+    `--customize-hook=cp -a "$1"/var/cache/apt/archives/. ${quote(CACHE)}/ && rm -rf ${quote(CACHE)}/lock ${quote(CACHE)}/partial`,
+    `--customize-hook=cp -a ${quote(stageDir)}/. "$1"/`,
+    `--customize-hook=cp ${quote(join(root, 'image', 'finish-rootfs.sh'))} "$1"/tmp/ && chroot "$1" sh /tmp/finish-rootfs.sh && rm "$1"/tmp/finish-rootfs.sh`,
     suite,
     tar,
     ...mirrorsFor(suite),
