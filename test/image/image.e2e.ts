@@ -143,6 +143,10 @@ test('two agents run from the image mesh their nodes and proxy a ClusterIP Servi
       closeSync(log);
     }
     await cluster.waitReady(nodes.map((n) => n.name), 60_000);
+    // The mode the agent in the image chose is the one the host's probe picks for that node.
+    const probe = spawnSync(process.execPath, [cliPath(), 'probe', '-o', 'json', '--cgroup-root', cluster.sandbox.visibleCgroupOf('a') as string], { encoding: 'utf8' });
+    const expectedMode = (JSON.parse(ok(probe, 'probe on the host')) as { mode: string }).mode;
+    assert.equal((await cluster.log('a')).match(/"mode":"(\w+)"[^\n]*services applied/)?.[1], expectedMode, 'the service proxy mode');
     const [a, b] = [pods.find((p) => p.node === 'a')!, pods.find((p) => p.node === 'b')!];
     assert.ok(await cluster.waitPing(a, b.ip), `ping ${a.ip} → ${b.ip} across WireGuard\n${await cluster.logTails(20)}`);
     assert.ok(await cluster.handshakes('a') > 0, 'a WireGuard handshake between the locations');
