@@ -18,7 +18,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
 // The one place the image is named: package.json. deploy/ refers to the same NAME:VERSION (checked
-// by test/deploy/manifests.test.ts). Container runtimes read an unqualified name as Docker Hub's
+// by test/deploy/install.test.ts). Container runtimes read an unqualified name as Docker Hub's
 // library, so that is the name in the archive: kubelet then finds the loaded image as `NAME:VERSION`.
 const IMAGE = `${pkg.name}:${pkg.version}`;
 const QUALIFIED = `docker.io/library/${IMAGE}`;
