@@ -18,8 +18,11 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 # As on a development machine: the libbpf addon, the BPF objects (CO-RE, compiled against the build
 # host's /sys/kernel/btf/vmlinux: the build host's kernel needs BTF) and dist/. The setup script also
-# installs the commands the tests use; they stay in this stage.
-RUN node scripts/setup.mjs && npm prune --omit=dev --no-audit --no-fund
+# installs the commands the tests use; they stay in this stage. The production dependencies are
+# installed as scripts/build-image.mjs installs them.
+RUN node scripts/setup.mjs \
+ && rm -rf node_modules dist/.tsbuildinfo \
+ && npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM debian:${DEBIAN_SUITE}-slim
 COPY image/packages.txt /tmp/packages.txt

@@ -159,7 +159,8 @@ function rootfs(tar, stageDir, suite, packages) {
   mkdirSync(CACHE, { recursive: true });
   const excludes = ['/usr/share/man/*', '/usr/share/doc/*', '/usr/share/info/*', '/usr/share/locale/*'].map((p) => `--dpkgopt=path-exclude=${p}`);
   run('mmdebstrap', [
-    '--variant=essential',
+    // What debian:SUITE-slim, the Dockerfile's base, is made of: Priority required, and apt.
+    '--variant=minbase',
     // Merged /usr without the usrmerge package, which pulls in perl.
     '--hook-dir=/usr/share/mmdebstrap/hooks/maybe-merged-usr',
     `--include=${packages.join(',')}`,
