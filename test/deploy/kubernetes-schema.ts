@@ -1,11 +1,11 @@
 // Kubernetes manifests checked against the API's OpenAPI definitions, as strictly as `kubectl apply`
 // (its default --validate=strict: an unknown field is an error, not a silently dropped line).
 //
-// The definitions are data from the pinned devDependency kubernetes-models 3.1.0, Kubernetes 1.24's
+// The definitions are data from the pinned devDependency kubernetes-models 3.1.0, Kubernetes 1.23's
 // OpenAPI document split per definition: each `_schemas/<Id>.js` of it and of its
 // @kubernetes-models/apimachinery holds one `const schema = {...}` in JSON (later releases ship
 // compiled validators instead, which do not reject unknown fields). A kind's module names the
-// definition of its objects. A manifest valid against 1.24 applies to later releases too: stable
+// definition of its objects. A manifest valid against 1.23 applies to later releases too: stable
 // APIs only gain fields.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
