@@ -30,9 +30,9 @@ function log(message) {
   process.stderr.write(`build-image: ${message}\n`);
 }
 
+/** Thrown, not exited: the work directory is removed on the way out. */
 function fail(message) {
-  log(message);
-  process.exit(1);
+  throw new Error(message);
 }
 
 function run(file, args, opts = {}) {
@@ -221,4 +221,9 @@ function main() {
   }
 }
 
-main();
+try {
+  main();
+} catch (err) {
+  log(err.message);
+  process.exitCode = 1;
+}
