@@ -27,6 +27,7 @@ import { findLink } from '../../host/links.js';
 import { formatIp, parseIp, type Ip } from '../../model/ip.js';
 import { type BatchLine, runForcedBatch } from '../../host/batch.js';
 import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
+import { SerialQueue } from '../serial-queue.js';
 import { isInterfaceName } from '../routes/route-plan.js';
 import { forwardingOf, planForwarding, vxlanMacOf, type FdbEntry, type NeighbourEntry, type TunnelDesired } from './vxlan-forwarding.js';
 
@@ -96,7 +97,7 @@ export class TunnelDevice {
   private readonly port: number;
   /** IPIP only: tunl0 is shared with other software (Calico), so only undo what this object did. */
   private changedTunl0 = false;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   private constructor(
     readonly mode: TunnelMode,
@@ -119,12 +120,12 @@ export class TunnelDevice {
 
   /** Idempotent: writes nothing when the device and its forwarding entries are as desired. */
   apply(desired: TunnelDesired): Promise<TunnelApplyReport> {
-    return this.serialise(() => (this.mode === 'ipip' ? this.applyIpip(desired) : this.applyVxlan(desired)));
+    return this.queue.run(() => (this.mode === 'ipip' ? this.applyIpip(desired) : this.applyVxlan(desired)));
   }
 
   /** VXLAN: deletes the device (its FDB and neighbour entries go with it). IPIP: see changedTunl0. */
   cleanup(): Promise<void> {
-    return this.serialise(async () => {
+    return this.queue.run(async () => {
       const device = await this.readDevice();
       if (device === undefined) return;
       if (this.mode === 'vxlan') {
@@ -137,12 +138,6 @@ export class TunnelDevice {
       if (deleted.exitCode !== 0) await this.ip(['link', 'set', 'dev', this.name, 'down']);
       this.changedTunl0 = false;
     });
-  }
-
-  private serialise<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
   private async ip(args: readonly string[]): Promise<void> {
