@@ -20,6 +20,7 @@ import { ReconcileLoop } from './reconcile-loop.js';
 import { openServiceProxy } from './service-proxy-choice.js';
 import { ServiceReconciler } from './service-reconciler.js';
 import { type LoopName, healthBoundMs } from './sync-health.js';
+import { errorLine } from '../observability/first-line.js';
 
 export async function runAgent(config: AgentConfig): Promise<number> {
   const log = createLogger(config.logLevel);
@@ -90,7 +91,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   if (config.cleanUp) {
     // First what only this process holds (proxy sockets and their UDP flows, the wireguard-go it
     // supervises), then the same removal `wirelane cleanup` runs: nothing any mode made stays.
-    await services?.cleanup().catch((err: Error) => log.error(`clean-up services: ${err.message.split('\n')[0]}`));
+    await services?.cleanup().catch((err: Error) => log.error(`clean-up services: ${errorLine(err)}`));
     await mesh.prepareCleanup();
     const annotations = config.source.kind === 'kubernetes' ? { kubeconfig: config.source.kubeconfig, node: config.hostname } : undefined;
     const report = await removeHostState(placement, annotations);

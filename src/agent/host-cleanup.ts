@@ -14,6 +14,7 @@ import { removeWireGuardDevice } from '../wireguard/device-removal.js';
 import type { AgentConfig } from './config.js';
 import { SERVICE_PROXY_MODES, type ServicePlacement } from './service-proxy-modes.js';
 import { defaultCommandTimeoutMs, withTimeout } from '../host/timeouts.js';
+import { errorLine } from '../observability/first-line.js';
 
 export interface HostPlacement extends ServicePlacement {
   /** The WireGuard interface (--interface). */
@@ -72,7 +73,7 @@ export async function removeHostState(placement: HostPlacement, annotations?: An
     outcomes.forEach((outcome, i) => {
       const part = stage[i]![0];
       if (outcome.status === 'fulfilled') removed.push(...outcome.value.map((what) => `${part}: ${what}`));
-      else failures.push(`${part}: ${(outcome.reason as Error).message.split('\n')[0]}`);
+      else failures.push(`${part}: ${errorLine(outcome.reason)}`);
     });
   }
   return { removed, failures };

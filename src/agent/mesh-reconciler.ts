@@ -28,6 +28,7 @@ import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
 import { ProblemReporter } from './problem-reporter.js';
 import type { SyncResult } from './sync-health.js';
+import { errorLine } from '../observability/first-line.js';
 
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
 const WIREGUARD_OVERHEAD = 80;
@@ -145,7 +146,7 @@ export class MeshReconciler {
     try {
       return await work();
     } catch (err) {
-      const line = `${step}: ${(err as Error).message.split('\n')[0]}`;
+      const line = `${step}: ${errorLine(err)}`;
       this.failures.push(line);
       this.deps.metrics.errors.inc({ step });
       this.deps.log.error(line);
@@ -373,7 +374,7 @@ export class MeshReconciler {
    * from, and a tunl0 this agent brought up goes down again.
    */
   async prepareCleanup(): Promise<void> {
-    if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${err.message.split('\n')[0]}`));
-    await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${err.message.split('\n')[0]}`));
+    if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${errorLine(err)}`));
+    await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${errorLine(err)}`));
   }
 }

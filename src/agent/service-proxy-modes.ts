@@ -13,6 +13,7 @@ import { listRoutes } from '../host/routes.js';
 import { type Ip, parseIp } from '../model/ip.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentConfig } from './config.js';
+import { firstLine } from '../observability/first-line.js';
 
 /** Where the modes keep their state on this host; the agent's flags fill these in. */
 export interface ServicePlacement {
@@ -132,7 +133,7 @@ export function modeRow(mode: ServiceProxyMode): ServiceProxyModeRow {
 /** Why `iptables -t nat` cannot be used here (the tool or the kernel's NAT), or undefined when it can. */
 async function iptablesNatFailure(): Promise<string | undefined> {
   const probe = await runCommand('iptables', ['-t', 'nat', '-S', 'PREROUTING'], { allowFailure: true }).catch((err: Error) => ({ exitCode: 1, stderr: err.message }));
-  return probe.exitCode === 0 ? undefined : (probe.stderr.trim().split('\n')[0] ?? 'failed');
+  return probe.exitCode === 0 ? undefined : (firstLine(probe.stderr) || 'failed');
 }
 
 async function defaultRouteDevices(): Promise<Set<string>> {

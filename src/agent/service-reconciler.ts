@@ -14,6 +14,7 @@ import type { AgentConfig } from './config.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import { ProblemReporter } from './problem-reporter.js';
 import type { SyncResult } from './sync-health.js';
+import { errorLine } from '../observability/first-line.js';
 
 const ZONE_LABEL = 'topology.kubernetes.io/zone';
 
@@ -58,7 +59,7 @@ export class ServiceReconciler {
       this.appliedOnce = true;
       return { ok: true };
     } catch (err) {
-      const line = `services: ${(err as Error).message.split('\n')[0]}`;
+      const line = `services: ${errorLine(err)}`;
       this.lastApplyFailed = true;
       this.deps.metrics.errors.inc({ step: 'services' });
       this.deps.log.error(line);

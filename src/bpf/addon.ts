@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { ADDON_PATH } from './artifacts.js';
 import { BpfError, type BpfFailure } from './error.js';
+import { errorLine } from '../observability/first-line.js';
 
 export interface NativeGlobalVariable {
   readonly name: string;
@@ -153,7 +154,7 @@ export function bpfAddon(): NativeAddon {
     addon = require(ADDON_PATH) as NativeAddon;
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND';
-    const why = missing ? 'it is not built' : `it does not load: ${(error as Error).message.split('\n')[0]}`;
+    const why = missing ? 'it is not built' : `it does not load: ${errorLine(error)}`;
     throw new Error(`the libbpf addon ${ADDON_PATH}: ${why} (run npm run setup)`, { cause: error });
   }
   addon.setErrorFactory((failure) => new BpfError(failure));

@@ -29,6 +29,7 @@ import { withSecretFile } from './secret-file.js';
 import { planWrites } from './update.js';
 import { UAPI_DIR, uapiSocketAnswers as socketAnswers, uapiSocketPath } from './uapi-socket.js';
 import { checkConfig } from './validate.js';
+import { firstLine } from '../observability/first-line.js';
 
 export type WireGuardBackend = 'kernel' | 'userspace';
 
@@ -398,7 +399,7 @@ export class WireGuardDevice {
       return (await runCommand('wg', args, { netns: this.netns })).stdout;
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
-      const detail = error.stderr.trim().split('\n')[0]?.replace(KEY_SHAPED, '(key)') ?? '';
+      const detail = firstLine(error.stderr).replace(KEY_SHAPED, '(key)');
       if (error.timedOut) throw new WireGuardDeviceError(`${this.where()}: wg ${args[0]} ${error.reason}`);
       const status = error.exitCode === undefined ? 'did not run' : `exit code ${error.exitCode}`;
       throw new WireGuardDeviceError(`${this.where()}: wg ${args[0]} failed (${status}): ${detail}`);

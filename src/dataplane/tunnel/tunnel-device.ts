@@ -30,6 +30,7 @@ import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
 import { SerialQueue } from '../serial-queue.js';
 import { isInterfaceName } from '../routes/route-plan.js';
 import { forwardingOf, planForwarding, vxlanMacOf, type FdbEntry, type NeighbourEntry, type TunnelDesired } from './vxlan-forwarding.js';
+import { firstLine } from '../../observability/first-line.js';
 
 export type TunnelMode = 'ipip' | 'vxlan';
 
@@ -75,7 +76,7 @@ export async function detectTunnelMode(opts: { readonly netns?: string } = {}): 
     return 'ipip';
   }
   if (/unknown device type|not supported/i.test(result.stderr)) return 'vxlan';
-  throw new TunnelError(`tunnel: cannot tell whether IPIP is available: ip ${args.join(' ')}: ${result.stderr.trim().split('\n')[0] ?? ''}`);
+  throw new TunnelError(`tunnel: cannot tell whether IPIP is available: ip ${args.join(' ')}: ${firstLine(result.stderr)}`);
 }
 
 /** The parts of `ip -d link show` the tunnel compares. */
@@ -219,7 +220,7 @@ export class TunnelDevice {
     const result = await runCommand('ip', [...namespaceArgs(this.netns), '-j', '-d', 'link', 'show', 'dev', this.name], { allowFailure: true });
     if (result.exitCode !== 0) {
       if (/does not exist|cannot find device/i.test(result.stderr)) return undefined;
-      throw new TunnelError(`tunnel: ip link show ${this.name}: ${result.stderr.trim().split('\n')[0] ?? ''}`);
+      throw new TunnelError(`tunnel: ip link show ${this.name}: ${firstLine(result.stderr)}`);
     }
     const [entry] = JSON.parse(result.stdout) as unknown[];
     const o = new IpJsonObject(entry, `ip link entry ${this.name}`);

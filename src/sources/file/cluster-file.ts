@@ -2,6 +2,7 @@
 // (single objects, or `kind: List` documents holding them).
 import { parseAllDocuments } from 'yaml';
 import { type KubeObject, isRecord } from '../objects.js';
+import { errorLine } from '../../observability/first-line.js';
 
 export type ClusterObjectKind = 'Node' | 'Peer' | 'Service' | 'EndpointSlice';
 
@@ -31,7 +32,7 @@ export function parseClusterFile(text: string, source = 'cluster file'): Cluster
   parseAllDocuments(text).forEach((doc, i) => {
     const where = `document ${i + 1}`;
     if (doc.errors.length > 0) {
-      throw new ClusterFileError(`${source}: ${where}: ${doc.errors[0]?.message.split('\n')[0]}`);
+      throw new ClusterFileError(`${source}: ${where}: ${errorLine(doc.errors[0])}`);
     }
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) return; // an empty document, e.g. after a trailing `---`
