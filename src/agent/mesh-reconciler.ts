@@ -12,7 +12,8 @@ import { findLink } from '../host/links.js';
 import { listRoutes } from '../host/routes.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, recordHeartbeats } from '../mesh/liveness.js';
-import { type Topology, computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf } from '../mesh/topology.js';
+import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf } from '../mesh/topology.js';
+import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
 import { type Cidr, ParseError, formatCidr, ipOf, parseCidr } from '../model/ip.js';
@@ -21,7 +22,7 @@ import type { MeshNode } from '../model/mesh.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
 import { ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
-import { decodeMeshInput, type MeshInput } from '../sources/mesh-input.js';
+import { decodeMeshInput } from '../sources/mesh-input.js';
 import type { ClusterSource } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
@@ -253,7 +254,7 @@ export class MeshReconciler {
     return evidence;
   }
 
-  private meshOptions(host: HostView, now: number) {
+  private meshOptions(host: HostView, now: number): MeshOptions {
     const c = this.deps.config;
     return {
       hostname: c.hostname,

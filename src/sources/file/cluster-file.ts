@@ -1,14 +1,11 @@
 // The cluster file: a YAML stream of Kubernetes-shaped objects as `kubectl get -o yaml` prints them
 // (single objects, or `kind: List` documents holding them).
 import { parseAllDocuments } from 'yaml';
-import { type KubeObject, isRecord } from '../objects.js';
 import { errorLine } from '../../observability/first-line.js';
+import { type KubeObject, isRecord } from '../objects.js';
+import type { SourceObject, SourceObjectKind } from '../source.js';
 
-export type ClusterObjectKind = 'Node' | 'Peer' | 'Service' | 'EndpointSlice';
-
-export interface ClusterFileObject {
-  readonly kind: ClusterObjectKind;
-  readonly object: KubeObject;
+export interface ClusterFileObject extends SourceObject {
   /** Where it stands, for error messages: `document 3` or `document 1, item 4`. */
   readonly where: string;
 }
@@ -17,7 +14,7 @@ export class ClusterFileError extends Error {
   override readonly name = 'ClusterFileError';
 }
 
-const KINDS: Readonly<Record<string, ClusterObjectKind>> = {
+const KINDS: Readonly<Record<string, SourceObjectKind>> = {
   'v1/Node': 'Node',
   'v1/Service': 'Service',
   'discovery.k8s.io/v1/EndpointSlice': 'EndpointSlice',
