@@ -213,8 +213,10 @@ export class MeshReconciler {
   private async meshInput(host: HostView, now: number): Promise<MeshInput> {
     const decoded = decodeMeshInput(this.deps.source.snapshot(), { topologyLabel: this.deps.config.topologyLabel });
     this.problems.report(decoded.problems);
-    const fromFile = this.deps.source.kind === 'file';
-    const liveness = fromFile ? undefined : await this.livenessEvidence(decoded.nodes, now);
+    // Where nobody publishes heartbeats, every node counts as fresh, and the addresses written for
+    // this node (by the operator) stand over those the agent discovers.
+    const publishes = this.deps.source.publisher !== undefined;
+    const liveness = publishes ? await this.livenessEvidence(decoded.nodes, now) : undefined;
     const nodes = decoded.nodes.map((n): MeshNode => {
       if (n.name !== this.deps.config.hostname) return { ...n, lastSeen: liveness ? heardAt(n, liveness) : now };
       // Our own annotations may not have come back through the watch yet; we know them first-hand.
@@ -223,8 +225,8 @@ export class MeshReconciler {
         publicKey: this.deps.publicKey,
         lastSeen: now,
         granularity: this.deps.config.granularity,
-        ...(fromFile && n.endpoint ? {} : host.endpoint && { endpoint: host.endpoint }),
-        ...(fromFile && n.internalIP ? {} : host.internalIP && { internalIP: host.internalIP }),
+        ...(!publishes && n.endpoint ? {} : host.endpoint && { endpoint: host.endpoint }),
+        ...(!publishes && n.internalIP ? {} : host.internalIP && { internalIP: host.internalIP }),
       };
     });
     return { nodes, peers: decoded.peers };
@@ -317,12 +319,13 @@ export class MeshReconciler {
   }
 
   /**
-   * Publishes this node's agent-written annotations (kubernetes source only). last-seen is refreshed
-   * once per half resync period, not on every event-driven reconcile: each patch comes back as a watch
-   * event, and refreshing on those would loop.
+   * Publishes this node's agent-written annotations where the source takes them. last-seen is
+   * refreshed once per half resync period, not on every event-driven reconcile: each patch comes back
+   * as a watch event, and refreshing on those would loop.
    */
   private async publishNode(host: HostView, now: number, afterApply: boolean): Promise<void> {
-    if (this.deps.source.kind !== 'kubernetes') return;
+    const publisher = this.deps.source.publisher;
+    if (publisher === undefined) return;
     const c = this.deps.config;
     const annotations: Record<string, string | null> = {
       [PREFIX + ANNOTATIONS.key]: this.deps.publicKey,
@@ -339,7 +342,7 @@ export class MeshReconciler {
     }
     const heartbeat = annotations[PREFIX + ANNOTATIONS.lastSeen] !== undefined;
     try {
-      if (await this.deps.source.publishNode(c.hostname, annotations)) this.count('annotation', 1);
+      if (await publisher.publishNode(c.hostname, annotations)) this.count('annotation', 1);
     } catch (err) {
       // Our heartbeat cannot be written: nor, maybe, can anyone's. Until it can, nobody ages.
       if (heartbeat) this.trustedSince = now;
