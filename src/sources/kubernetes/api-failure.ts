@@ -16,20 +16,6 @@ export type FailureReason =
   | 'client_error'
   | 'bad_response';
 
-export const FAILURE_REASONS: readonly FailureReason[] = [
-  'timeout',
-  'network',
-  'unauthorized',
-  'forbidden',
-  'not_found',
-  'expired',
-  'resource_version_too_large',
-  'throttled',
-  'server_error',
-  'client_error',
-  'bad_response',
-];
-
 export class ApiFailure extends Error {
   override readonly name = 'ApiFailure';
   constructor(
