@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { renderSvg } from '../graphviz/render.js';
 import { configureTimeouts } from '../host/timeouts.js';
 import { publicKeyOf } from '../model/key.js';
+import { errorLine } from '../observability/first-line.js';
 import { createLogger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
 import type { ResourceStatus } from '../sources/source.js';
@@ -17,7 +18,6 @@ import { openServiceProxy } from './service-proxy-choice.js';
 import { ServiceReconciler } from './service-reconciler.js';
 import { openClusterSource } from './source-choice.js';
 import { type LoopName, healthBoundMs } from './sync-health.js';
-import { errorLine } from '../observability/first-line.js';
 
 export async function runAgent(config: AgentConfig): Promise<number> {
   const log = createLogger(config.logLevel);

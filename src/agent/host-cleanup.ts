@@ -9,10 +9,10 @@ import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
 import { VXLAN_DEVICE } from '../dataplane/tunnel/tunnel-device.js';
 import { runIp } from '../host/ip.js';
 import { findLink } from '../host/links.js';
+import { errorLine } from '../observability/first-line.js';
 import { removeWireGuardDevice } from '../wireguard/device-removal.js';
 import type { AgentConfig } from './config.js';
 import { SERVICE_PROXY_MODES, type ServicePlacement } from './service-proxy-modes.js';
-import { errorLine } from '../observability/first-line.js';
 
 export interface HostPlacement extends ServicePlacement {
   /** The WireGuard interface (--interface). */

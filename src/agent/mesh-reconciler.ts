@@ -19,6 +19,7 @@ import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.
 import { type Cidr, ParseError, formatCidr, ipOf, parseCidr } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
+import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
 import { ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
@@ -29,7 +30,6 @@ import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
 import { ProblemReporter } from './problem-reporter.js';
 import type { SyncResult } from './sync-health.js';
-import { errorLine } from '../observability/first-line.js';
 
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
 const WIREGUARD_OVERHEAD = 80;

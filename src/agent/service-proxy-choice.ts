@@ -8,10 +8,10 @@
 // also how `auto` gives up programs it re-adopted before stepping down.
 import type { ServiceProxy, ServiceProxyMode, ServiceProxyReport } from '../dataplane/service-proxy.js';
 import type { ServiceMap } from '../model/service.js';
+import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentConfig } from './config.js';
 import { type ModeProbe, type ModeStart, SERVICE_PROXY_MODES, type ServicePlacement, modeRow } from './service-proxy-modes.js';
-import { errorLine } from '../observability/first-line.js';
 
 export class ServiceProxyUnavailableError extends Error {
   override readonly name = 'ServiceProxyUnavailableError';

@@ -11,9 +11,9 @@ import { listAddresses } from '../host/addresses.js';
 import { runCommand } from '../host/command.js';
 import { listRoutes } from '../host/routes.js';
 import { type Ip, parseIp } from '../model/ip.js';
+import { firstLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentConfig } from './config.js';
-import { firstLine } from '../observability/first-line.js';
 
 /** Where the modes keep their state on this host; the agent's flags fill these in. */
 export interface ServicePlacement {

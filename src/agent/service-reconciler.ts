@@ -4,6 +4,7 @@ import type { ServiceProxy } from '../dataplane/service-proxy.js';
 import { listAddresses } from '../host/addresses.js';
 import { type Cidr, type Ip, parseIp } from '../model/ip.js';
 import type { ServiceMap } from '../model/service.js';
+import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics } from '../observability/metrics.js';
 import { PROXY_NAME, computeServiceMap } from '../services/service-map.js';
@@ -14,7 +15,6 @@ import type { AgentConfig } from './config.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import { ProblemReporter } from './problem-reporter.js';
 import type { SyncResult } from './sync-health.js';
-import { errorLine } from '../observability/first-line.js';
 
 const ZONE_LABEL = 'topology.kubernetes.io/zone';
 

@@ -1,9 +1,9 @@
 // Loads the compiled libbpf addon once, on first use (importing src/bpf never fails, so the probe
 // can report a missing build instead of crashing), and routes its failures through BpfError.
 import { createRequire } from 'node:module';
+import { errorLine } from '../observability/first-line.js';
 import { ADDON_PATH } from './artifacts.js';
 import { BpfError, type BpfFailure } from './error.js';
-import { errorLine } from '../observability/first-line.js';
 
 export interface NativeGlobalVariable {
   readonly name: string;

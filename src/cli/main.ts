@@ -1,7 +1,7 @@
 // `wirelane <command>`: dispatch, --help, and the one-line error contract (exit 2 usage, 1 failure).
 import { parseArgs } from 'node:util';
-import { type Command, UsageError } from './command.js';
 import { errorLine } from '../observability/first-line.js';
+import { type Command, UsageError } from './command.js';
 
 // Commands load lazily so a quick command does not pay for the Kubernetes client's start-up.
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {

@@ -4,8 +4,8 @@
 // group gets SIGTERM, then SIGKILL.
 import { basename } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { defaultCommandTimeoutMs, reportTimeout } from './timeouts.js';
 import { firstLine } from '../observability/first-line.js';
+import { defaultCommandTimeoutMs, reportTimeout } from './timeouts.js';
 
 /** Between SIGTERM and SIGKILL of a command that timed out. */
 export const KILL_GRACE_MS = 2_000;

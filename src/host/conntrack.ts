@@ -4,8 +4,8 @@
 // that keeps sending (DNS) never recovers by itself (k/k #19029, #48370).
 import type { Family, Ip } from '../model/ip.js';
 import { formatIp } from '../model/ip.js';
-import { CommandError, commandLine, runCommand } from './command.js';
 import { firstLine } from '../observability/first-line.js';
+import { CommandError, commandLine, runCommand } from './command.js';
 
 /** Which entries to delete: every given field must match; at least protocol and family. */
 export interface ConntrackFilter {

@@ -1,8 +1,8 @@
 // The ip(8) command: plain runs, JSON reads (`ip -j`) and batches (`ip -batch -`).
 // `ip -n NS` switches namespace inside ip itself, which is cheaper than `ip netns exec`.
+import { firstLine } from '../observability/first-line.js';
 import { CommandError, runCommand, type CommandResult } from './command.js';
 import { batchText } from './batch.js';
-import { firstLine } from '../observability/first-line.js';
 
 export interface IpOptions {
   /** Named network namespace to act in; the caller's namespace when absent. */

@@ -20,6 +20,7 @@ import { type InterfaceAddress, listAddresses } from '../host/addresses.js';
 import { runIp } from '../host/ip.js';
 import { type Link, findLink } from '../host/links.js';
 import { type Cidr, equalCidr, formatCidr, parseIp } from '../model/ip.js';
+import { firstLine } from '../observability/first-line.js';
 import { type DiffOptions, describeDiff, diffConfig } from './compare.js';
 import { parseConfig } from './conf-text.js';
 import type { WireGuardConfig } from './config.js';
@@ -29,7 +30,6 @@ import { withSecretFile } from './secret-file.js';
 import { planWrites } from './update.js';
 import { UAPI_DIR, uapiSocketAnswers as socketAnswers, uapiSocketPath } from './uapi-socket.js';
 import { checkConfig } from './validate.js';
-import { firstLine } from '../observability/first-line.js';
 
 export type WireGuardBackend = 'kernel' | 'userspace';
 

@@ -10,8 +10,8 @@ import { ensureBpffs, findBpffsMount, findCgroup2Mount, isBpffs } from '../../bp
 import type { Family, Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
 import type { Logger } from '../../observability/logger.js';
-import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import { SerialQueue } from '../serial-queue.js';
+import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import { staleUdpFlows } from '../stale-udp-flows.js';
 import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, PIN_DIR, SLOT_STRIDE, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
 import { frontendsOf } from './frontends.js';

@@ -15,8 +15,8 @@ import {
   probeProgramType,
   probeTcx,
 } from '../../bpf/index.js';
-import { MAP_NAMES } from './codec.js';
 import { errorLine } from '../../observability/first-line.js';
+import { MAP_NAMES } from './codec.js';
 
 export interface EbpfCheck {
   /** e.g. 'program type cgroup_sock_addr', 'helper get_netns_cookie'. */

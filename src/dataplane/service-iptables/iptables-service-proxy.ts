@@ -7,10 +7,10 @@ import type { ServiceMap } from '../../model/service.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import type { CommandRunner, IptablesBackend } from '../iptables/backend.js';
 import { type FamilyRestore, IptablesChains } from '../iptables/chains.js';
+import { SerialQueue } from '../serial-queue.js';
 import { SERVICE_OWNER } from './chain-names.js';
 import { computeServiceRules } from './rules.js';
 import { staleUdpFlows } from '../stale-udp-flows.js';
-import { SerialQueue } from '../serial-queue.js';
 
 export interface IptablesServiceProxyOptions {
   /** Program the rules (and delete conntrack entries) inside this named network namespace. */

@@ -26,11 +26,11 @@ import { IpJsonObject, readIpJson } from '../../host/ip.js';
 import { findLink } from '../../host/links.js';
 import { formatIp, parseIp, type Ip } from '../../model/ip.js';
 import { type BatchLine, runForcedBatch } from '../../host/batch.js';
+import { firstLine } from '../../observability/first-line.js';
 import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
 import { SerialQueue } from '../serial-queue.js';
 import { isInterfaceName } from '../routes/route-plan.js';
 import { forwardingOf, planForwarding, vxlanMacOf, type FdbEntry, type NeighbourEntry, type TunnelDesired } from './vxlan-forwarding.js';
-import { firstLine } from '../../observability/first-line.js';
 
 export type TunnelMode = 'ipip' | 'vxlan';
 
