@@ -1,6 +1,5 @@
 // The agent's HTTP endpoint: /metrics, /healthz, /readyz and /graph?format=dot|svg.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { AgentMetrics } from '../observability/metrics.js';
 
 export interface AgentHttpState {
@@ -65,8 +64,4 @@ export async function startHttpServer(listen: { host: string | undefined; port: 
     server.listen(listen.port, listen.host, resolve);
   });
   return server;
-}
-
-export function boundPort(server: Server): number {
-  return (server.address() as AddressInfo).port;
 }
