@@ -100,11 +100,12 @@ const selfReference = fc
 const anyText = fc.oneof(fc.string({ unit: 'binary', maxLength: 60 }), tokenSoup, editedStream, aliasBomb, selfReference);
 
 /** A tree of JSON values only: what both sources promise the decoders (no cycles, dates or bytes). */
-function assertPlainJson(value: unknown, at = 'object'): void {
+function assertPlainJson(value: unknown, at = 'object', above: readonly unknown[] = []): void {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
   if (typeof value === 'number') return assert.ok(Number.isFinite(value), `${at}: ${value}`);
   assert.ok(Array.isArray(value) || Object.getPrototypeOf(value) === Object.prototype, `${at}: not JSON`);
-  for (const [k, v] of Object.entries(value as object)) assertPlainJson(v, `${at}.${k}`);
+  assert.ok(!above.includes(value), `${at}: contains itself`);
+  for (const [k, v] of Object.entries(value as object)) assertPlainJson(v, `${at}.${k}`, [...above, value]);
 }
 
 /** Decodes what a parse returned as the agent would, checking every object is accounted for. */

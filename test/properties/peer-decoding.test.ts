@@ -76,7 +76,7 @@ test('a bad value in a Peer is reported naming the field, and rejects that Peer'
         if (!(err instanceof InvalidObjectError)) throw err;
         problem = err.problem;
       }
-      assert.ok(problem !== undefined, `a Peer with a bad ${bad.field} was accepted`);
+      assert.ok(problem !== undefined, `Peer: a bad ${bad.field} was accepted`);
       assert.equal(problem.kind, 'Peer');
       assert.ok(namesField(problem.field, bad), `${bad.field} reported as ${problem.field}`);
     }),

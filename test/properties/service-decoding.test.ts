@@ -153,7 +153,7 @@ test('a bad value in a Service or an EndpointSlice is reported naming the field,
   fc.assert(
     fc.property(fc.oneof(badService, badSlice), ({ kind, bad }) => {
       const problem = problemOf(kind, bad);
-      assert.ok(problem !== undefined, `a ${kind} with a bad ${bad.field} was accepted`);
+      assert.ok(problem !== undefined, `${kind}: a bad ${bad.field} was accepted`);
       assert.equal(problem.kind, kind);
       assert.ok(namesField(problem.field, bad), `${bad.field} reported as ${problem.field}`);
     }),

@@ -2,7 +2,7 @@
 // number of inputs each property draws. To explore other inputs, pick another seed:
 //   WIRELANE_FC_SEED=42 node --import tsx --test test/properties/*.test.ts
 // A failure prints its seed and counterexample path; rerun with that seed to reproduce it, and add the
-// shrunk counterexample to the decoder's unit tests once it is fixed.
+// shrunk counterexample to counterexamples.test.ts once the decoder is fixed.
 import fc from 'fast-check';
 
 const seedText = process.env['WIRELANE_FC_SEED'] ?? '1107';
