@@ -54,7 +54,7 @@ const readableObject: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
 type Document = { readonly object: Record<string, unknown> } | { readonly list: Record<string, unknown>[] } | null;
 const document: fc.Arbitrary<Document> = fc.oneof(
   { weight: 4, arbitrary: readableObject.map((object) => ({ object })) },
-  { weight: 1, arbitrary: fc.array(readableObject, { maxLength: 3 }).map((list) => ({ list })) },
+  { weight: 1, arbitrary: fc.array(readableObject, { maxLength: 2 }).map((list) => ({ list })) },
   { weight: 1, arbitrary: fc.constant(null) },
 );
 
@@ -64,7 +64,7 @@ function render(documents: readonly Document[]): string {
     .join('');
 }
 
-const stream = fc.array(document, { maxLength: 5 });
+const stream = fc.array(document, { maxLength: 3 });
 
 // Text the parser must survive: YAML-ish token soup (anchors, aliases, tags, directives, prototype
 // names), streams with random edits, alias bombs and self-referencing aliases.
