@@ -19,13 +19,13 @@ function metadataOf(object: KubeObject): Record<string, unknown> {
 }
 
 /** The name an object goes by, '' when it has none that is a string. */
-export function nameOf(object: KubeObject): string {
+function nameOf(object: KubeObject): string {
   const name = metadataOf(object)['name'];
   return typeof name === 'string' ? name : '';
 }
 
 /** What a problem about `object` must call it. */
-export function identityOf(kind: SourceObject['kind'], object: KubeObject): string {
+function identityOf(kind: SourceObject['kind'], object: KubeObject): string {
   if (kind === 'Node' || kind === 'Peer') return nameOf(object);
   const ns = metadataOf(object)['namespace'];
   return `${typeof ns === 'string' && ns !== '' ? ns : 'default'}/${nameOf(object)}`;
@@ -64,6 +64,17 @@ export function assertMeshInputAccounted(sources: readonly SourceObject[], decod
   assert.deepEqual(decoded.peers.map((p) => p.name), decodedPeers, 'the decoded Peers');
   decoded.nodes.forEach(assertWellFormedNode);
   decoded.peers.forEach(assertWellFormedPeer);
+}
+
+/** The problem `decode` rejects its object with, undefined when it decodes; any other error escapes. */
+export function rejectionOf(decode: () => unknown): Problem | undefined {
+  try {
+    decode();
+    return undefined;
+  } catch (err) {
+    if (err instanceof InvalidObjectError) return err.problem;
+    throw err;
+  }
 }
 
 type Outcome =

@@ -14,11 +14,9 @@ import { decodeMeshInput } from '../../src/sources/mesh-input.js';
 import { decodeServiceInput } from '../../src/sources/service-input.js';
 import { assertMeshInputAccounted, assertServiceInputAccounted } from './accounting.js';
 import { kubeShaped, withOneFieldMutated } from './junk.js';
-import { TOPOLOGY_LABEL, endpointSliceObject, nodeObject, peerObject, serviceObject } from './objects.js';
+import { NODE_DECODE_OPTIONS as OPTS, endpointSliceObject, nodeObject, peerObject, serviceObject } from './objects.js';
 import { fc } from './setup.js';
 import { freeText, objectName } from './values.js';
-
-const OPTS = { topologyLabel: TOPOLOGY_LABEL };
 
 const KIND_OF = {
   'v1/Node': 'Node',

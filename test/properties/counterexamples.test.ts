@@ -8,20 +8,14 @@ import { ClusterFileError, parseClusterFile } from '../../src/sources/file/clust
 import { decodeNode } from '../../src/sources/node.js';
 import type { KubeObject } from '../../src/sources/objects.js';
 import { decodePeer } from '../../src/sources/peer.js';
-import { InvalidObjectError } from '../../src/sources/problem.js';
 import { decodeService } from '../../src/sources/service.js';
+import { rejectionOf } from './accounting.js';
+import { NODE_DECODE_OPTIONS as OPTS } from './objects.js';
 
 const KEY = 'AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=';
-const OPTS = { topologyLabel: 'topology.kubernetes.io/region' };
 
 function rejectedField(decode: () => unknown): string {
-  try {
-    decode();
-  } catch (err) {
-    if (err instanceof InvalidObjectError) return err.problem.field;
-    throw err;
-  }
-  return '(accepted)';
+  return rejectionOf(decode)?.field ?? '(accepted)';
 }
 
 test('the cluster file refuses what is not JSON with ClusterFileError, not ReferenceError or TypeError', () => {

@@ -16,7 +16,7 @@ const FIELD_NAMES = [
 const shortText = fc.oneof(fc.string({ maxLength: 8 }), fc.string({ unit: 'binary', maxLength: 8 }));
 
 /** Strings close to some format's values without being one: the junk a typo or a wrong field makes. */
-export const nearMiss: fc.Arbitrary<string> = fc.oneof(
+const nearMiss: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom('', ' ', '-', 'None', '0', '-1', '65536', '1.5', 'null', 'true', '{}', 'tcp', 'IPv5', ...PROTOTYPE_NAMES),
   fc.tuple(fc.oneof(cidr, endpoint, ip, wireGuardKey), fc.nat(), shortText).map(([valid, at, text]) => {
     const i = at % (valid.length + 1);
@@ -41,7 +41,7 @@ const tree = fc.letrec<{ value: unknown; list: unknown[]; record: Record<string,
   record: fc.array(fc.tuple(jsonKey, tie('value')), { maxLength: 4 }).map((entries) => Object.fromEntries(entries)),
 }));
 export const json: fc.Arbitrary<unknown> = tree.value;
-export const jsonRecord: fc.Arbitrary<Record<string, unknown>> = tree.record;
+const jsonRecord: fc.Arbitrary<Record<string, unknown>> = tree.record;
 
 /** A JSON object shaped like a Kubernetes object, so junk reaches past the decoders' first checks. */
 export const kubeShaped: fc.Arbitrary<Record<string, unknown>> = fc.record(
@@ -131,13 +131,13 @@ export function notOneOf(choices: readonly string[]): fc.Arbitrary<unknown> {
 
 // ---- paths into a JSON tree ----
 
-export type Path = readonly (string | number)[];
+type Path = readonly (string | number)[];
 
 /** Removes the field instead of replacing it. */
 export const REMOVE: unique symbol = Symbol('remove');
 
 /** Every path in a JSON tree, the root excluded, parents before children. */
-export function pathsOf(value: unknown, at: Path = []): Path[] {
+function pathsOf(value: unknown, at: Path = []): Path[] {
   const children: [string | number, unknown][] = Array.isArray(value)
     ? value.map((v, i) => [i, v])
     : typeof value === 'object' && value !== null
@@ -169,14 +169,14 @@ export function withValueAt(value: unknown, path: Path, replacement: unknown): u
 }
 
 /** `spec.ports[0].port`, `metadata.labels[kubernetes.io/service-name]`: the decoders' notation. */
-export function formatField(path: Path): string {
+function formatField(path: Path): string {
   return path
     .map((p, i) => (typeof p === 'number' ? `[${p}]` : /^[A-Za-z0-9_]+$/.test(p) ? `${i === 0 ? '' : '.'}${p}` : `[${p}]`))
     .join('');
 }
 
 /** `spec.ports.*.port`: the path with list indices left out. */
-export function patternOf(path: Path): string {
+function patternOf(path: Path): string {
   return path.map((p) => (typeof p === 'number' ? '*' : p)).join('.');
 }
 

@@ -20,12 +20,10 @@ import {
   withOneFieldMutated,
   withValueAt,
 } from './junk.js';
-import { TOPOLOGY_LABEL, nodeObject } from './objects.js';
+import { NODE_DECODE_OPTIONS as OPTS, nodeObject } from './objects.js';
 import { fc } from './setup.js';
 import { cidr, endpoint, wireGuardKey } from './values.js';
 import { assertWellFormedNode } from './well-formed.js';
-
-const OPTS = { topologyLabel: TOPOLOGY_LABEL };
 
 /** Not a string: what an unquoted number or a nested map in a cluster file's annotations becomes. */
 const notAString = otherThan('string');

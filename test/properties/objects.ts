@@ -25,7 +25,7 @@ import {
   zone,
 } from './values.js';
 
-export const TOPOLOGY_LABEL = DEFAULT_TOPOLOGY_LABEL;
+export const NODE_DECODE_OPTIONS = { topologyLabel: DEFAULT_TOPOLOGY_LABEL };
 
 const optional = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> => fc.option(arb, { nil: undefined });
 
@@ -46,7 +46,7 @@ const discoveredEndpoints = fc
   .map((entries) => JSON.stringify(Object.fromEntries(entries)));
 
 /** A valid value for every annotation wirelane reads. */
-export const ANNOTATION_VALUES: Readonly<Record<AnnotationSuffix, fc.Arbitrary<string>>> = {
+const ANNOTATION_VALUES: Readonly<Record<AnnotationSuffix, fc.Arbitrary<string>>> = {
   [ANNOTATIONS.location]: freeText,
   [ANNOTATIONS.leader]: fc.constantFrom('', 'true'),
   [ANNOTATIONS.forceEndpoint]: endpoint,
@@ -62,7 +62,7 @@ export const ANNOTATION_VALUES: Readonly<Record<AnnotationSuffix, fc.Arbitrary<s
   [ANNOTATIONS.granularity]: fc.constantFrom('location', 'data-center', 'full', 'node', 'cross'),
 };
 
-export const SUFFIXES = Object.values(ANNOTATIONS);
+const SUFFIXES = Object.values(ANNOTATIONS);
 
 // Each annotation absent, under wirelane.io/, under kilo.squat.ai/, or under both (a Kilo cluster
 // switching over), with independent values.
@@ -79,7 +79,7 @@ const annotationEntries = (suffix: AnnotationSuffix): fc.Arbitrary<[string, stri
   );
 };
 
-export const nodeAnnotations: fc.Arbitrary<Record<string, string>> = fc
+const nodeAnnotations: fc.Arbitrary<Record<string, string>> = fc
   .tuple(fc.dictionary(freeText, freeText, { maxKeys: 2 }), fc.tuple(...SUFFIXES.map(annotationEntries)))
   .map(([others, ours]) => ({ ...others, ...Object.fromEntries(ours.flat()) }));
 
@@ -96,7 +96,7 @@ export const nodeObject = fc
     present({
       apiVersion: 'v1',
       kind: 'Node',
-      metadata: { name, annotations, ...(region !== undefined && { labels: { [TOPOLOGY_LABEL]: region } }) },
+      metadata: { name, annotations, ...(region !== undefined && { labels: { [DEFAULT_TOPOLOGY_LABEL]: region } }) },
       spec,
     }),
   );

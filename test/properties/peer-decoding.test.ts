@@ -4,9 +4,8 @@ import { test } from 'node:test';
 import { decodeMeshInput } from '../../src/sources/mesh-input.js';
 import type { KubeObject } from '../../src/sources/objects.js';
 import { decodePeer } from '../../src/sources/peer.js';
-import { InvalidObjectError } from '../../src/sources/problem.js';
 import type { SourceObject } from '../../src/sources/source.js';
-import { assertMeshInputAccounted } from './accounting.js';
+import { assertMeshInputAccounted, rejectionOf } from './accounting.js';
 import {
   type FieldJunk,
   kubeShaped,
@@ -19,11 +18,9 @@ import {
   withOneBadField,
   withOneFieldMutated,
 } from './junk.js';
-import { nodeObject, peerObject } from './objects.js';
+import { NODE_DECODE_OPTIONS as OPTS, nodeObject, peerObject } from './objects.js';
 import { fc } from './setup.js';
 import { assertWellFormedPeer } from './well-formed.js';
-
-const OPTS = { topologyLabel: 'topology.kubernetes.io/region' };
 
 // A bad Peer field rejects the whole Peer, naming the field; anything inside the endpoint is named
 // as the endpoint, which is parsed as one value.
@@ -69,13 +66,7 @@ test('a Peer built from valid values decodes to what it was built from', () => {
 test('a bad value in a Peer is reported naming the field, and rejects that Peer', () => {
   fc.assert(
     fc.property(withOneBadField(peerObject, PEER_FIELDS), (bad) => {
-      let problem;
-      try {
-        decodePeer(bad.object as KubeObject);
-      } catch (err) {
-        if (!(err instanceof InvalidObjectError)) throw err;
-        problem = err.problem;
-      }
+      const problem = rejectionOf(() => decodePeer(bad.object as KubeObject));
       assert.ok(problem !== undefined, `Peer: a bad ${bad.field} was accepted`);
       assert.equal(problem.kind, 'Peer');
       assert.ok(namesField(problem.field, bad), `${bad.field} reported as ${problem.field}`);
@@ -96,19 +87,9 @@ test('junk Peers beside valid ones, in any order, leave the valid ones decoded a
       const sources = entries.map((e, i) => ({ ...e, where: `document ${i + 1}` }));
       const decoded = decodeMeshInput(sources, OPTS);
       assertMeshInputAccounted(sources, decoded);
-      const validPeers = sources.filter((s) => s.kind === 'Peer' && decodesAlone(s.object));
+      const validPeers = sources.filter((s) => s.kind === 'Peer' && rejectionOf(() => decodePeer(s.object)) === undefined);
       assert.deepEqual(decoded.peers, decodeMeshInput(validPeers, OPTS).peers);
       assert.deepEqual(decoded.nodes, decodeMeshInput(sources.filter((s) => s.kind === 'Node'), OPTS).nodes);
     }),
   );
 });
-
-function decodesAlone(object: KubeObject): boolean {
-  try {
-    decodePeer(object);
-    return true;
-  } catch (err) {
-    if (err instanceof InvalidObjectError) return false;
-    throw err;
-  }
-}

@@ -8,11 +8,11 @@ import { SERVICE_TYPES } from '../../src/services/input.js';
 import { PROXY_NAME, computeServiceMap } from '../../src/services/service-map.js';
 import { decodeEndpointSlice } from '../../src/sources/endpoint-slice.js';
 import type { KubeObject } from '../../src/sources/objects.js';
-import { InvalidObjectError, type Problem } from '../../src/sources/problem.js';
+import type { Problem } from '../../src/sources/problem.js';
 import { type DecodedServiceInput, decodeServiceInput } from '../../src/sources/service-input.js';
 import { decodeService } from '../../src/sources/service.js';
 import type { SourceObject } from '../../src/sources/source.js';
-import { assertServiceInputAccounted, decodeAlone } from './accounting.js';
+import { assertServiceInputAccounted, decodeAlone, rejectionOf } from './accounting.js';
 import {
   type BadField,
   type FieldJunk,
@@ -127,14 +127,7 @@ function serviceMapOf(decoded: DecodedServiceInput): ReturnType<typeof computeSe
 }
 
 function problemOf(kind: 'Service' | 'EndpointSlice', bad: BadField): Problem | undefined {
-  try {
-    if (kind === 'Service') decodeService(bad.object as KubeObject);
-    else decodeEndpointSlice(bad.object as KubeObject);
-  } catch (err) {
-    if (err instanceof InvalidObjectError) return err.problem;
-    throw err;
-  }
-  return undefined;
+  return rejectionOf(() => (kind === 'Service' ? decodeService : decodeEndpointSlice)(bad.object as KubeObject));
 }
 
 test('Services and EndpointSlices built from valid values decode (FQDN slices are ignored)', () => {

@@ -6,11 +6,11 @@
 import fc from 'fast-check';
 
 const seedText = process.env['WIRELANE_FC_SEED'] ?? '1107';
-export const SEED = Number(seedText);
+const SEED = Number(seedText);
 if (!Number.isSafeInteger(SEED)) throw new Error(`WIRELANE_FC_SEED: "${seedText}" is not an integer`);
 
 /** The issue asks for at least 10,000 generated inputs per decoder. */
-export const RUNS = 10_000;
+const RUNS = 10_000;
 
 // includeErrorInReport: a failure shows the assertion that failed, not only the counterexample.
 fc.configureGlobal({ seed: SEED, numRuns: RUNS, includeErrorInReport: true });
