@@ -37,7 +37,7 @@ export class ServiceReconciler {
 
   constructor(private readonly deps: ServiceReconcilerDeps) {
     this.problems = new ProblemReporter(deps.log, deps.metrics);
-    this.healthChecks = new HealthCheckServers(() => !this.lastApplyFailed);
+    this.healthChecks = new HealthCheckServers(() => !this.lastApplyFailed, (message) => deps.log.error(message));
     deps.metrics.errors.inc({ step: 'services' }, 0);
   }
 

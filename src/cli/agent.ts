@@ -1,7 +1,7 @@
 import { hostname as osHostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
-import { parseListenAddress } from '../agent/http.js';
+import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
 import { SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
 import { type Cidr, parseCidr } from '../model/ip.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
@@ -40,7 +40,10 @@ export const agent: Command = {
   --command-timeout DURATION      bound of an external command (wg, ip, conntrack; default 30s;
                                   iptables-save/-restore have their own 5m)
   --iptables-forward-rules[=true] ACCEPT forwarding for the location's addresses (default false)
-  --listen [HOST]:PORT            metrics, health and graph (default :1107)
+  --listen [HOST]:PORT            /healthz and /readyz, for the kubelet's probes (default :1107)
+  --metrics-listen [HOST]:PORT    /metrics and /graph, which name internal addresses and Peer
+                                  endpoints (default 127.0.0.1:1108; the same as --listen serves
+                                  everything on one port)
   --clean-up[=true|false]         remove everything on exit (default true); with false a restart
                                   keeps traffic flowing and 'wirelane cleanup' removes everything
   --userspace-wireguard MODE      where the kernel has no WireGuard: child (default) starts
@@ -80,6 +83,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'command-timeout': { type: 'string', default: '30s' },
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
+    'metrics-listen': { type: 'string', default: '127.0.0.1:1108' },
     'clean-up': { type: 'string' },
     'userspace-wireguard': { type: 'string', default: 'child' },
     'log-level': { type: 'string', default: 'info' },
@@ -111,8 +115,13 @@ export function parsePlacementFlags(values: Values): Pick<AgentConfig, 'interfac
 export function parseAgentConfig(values: Values): AgentConfig {
   const str = (name: string): string => stringFlag(values, name) ?? '';
   const placement = parsePlacementFlags(values);
-  const listen = parseListenAddress(str('listen'));
-  if (listen === undefined) throw new UsageError(`--listen: "${str('listen')}" is not [HOST]:PORT`);
+  const address = (name: string): ListenAddress => {
+    const parsed = parseListenAddress(str(name));
+    if (parsed === undefined) throw new UsageError(`--${name}: "${str(name)}" is not [HOST]:PORT`);
+    return parsed;
+  };
+  const listen = address('listen');
+  const metricsListen = address('metrics-listen');
   const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
   const internal = stringFlag(values, 'internal-cidr');
   const cidrList = (name: string): Cidr[] => (stringFlag(values, name) ?? '').split(',').filter((c) => c.trim() !== '').map((c) => parseFlag(name, c.trim(), parseCidr));
@@ -131,6 +140,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
     commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
     listen,
+    metricsListen,
     cleanUp: switchFlag(values, 'clean-up', true),
     userspaceWireGuard: choiceFlag('userspace-wireguard', str('userspace-wireguard'), USERSPACE_WIREGUARD_CHOICES),
     mtu,
