@@ -12,7 +12,7 @@ import { findLink } from '../host/links.js';
 import { listRoutes } from '../host/routes.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, recordHeartbeats } from '../mesh/liveness.js';
-import { type Topology, computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf } from '../mesh/topology.js';
+import { type Topology, computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
 import { type Cidr, ParseError, formatCidr, ipOf, parseCidr } from '../model/ip.js';
@@ -123,7 +123,7 @@ export class MeshReconciler {
         await this.step('wireguard', () => this.applyWireGuard(t, host)),
         await this.step('tunnel', () => this.applyTunnel(t, host)),
         await this.step('routes', () => this.countPartial('route', this.routes.apply(t))),
-        await this.step('iptables', () => this.applyIptables(t)),
+        await this.step('iptables', () => this.applyIptables(t, host)),
       ];
       await this.step('annotate', () => this.publishNode(host, now, true));
       if (results.every((r) => r !== undefined) && !this.appliedOnce) {
@@ -298,18 +298,19 @@ export class MeshReconciler {
       return 0;
     }
     if (this.tunnel === undefined) throw new Error('the tunnel device could not be opened');
-    const members = t.segments
-      .filter((s) => s.group === t.segment.group)
-      .flatMap((s) => s.nodes)
-      .flatMap((n) => (n.internalIP ? [{ internalIP: ipOf(n.internalIP), underlayIP: ipOf(n.internalIP) }] : []));
+    const members = tunnelMembersOf(t).map((ip) => ({ internalIP: ip, underlayIP: ip }));
     return this.countPartial('tunnel', this.tunnel.apply({ localUnderlayIP: ipOf(host.internalIP), members }));
   }
 
-  private async applyIptables(t: Topology): Promise<number> {
+  private async applyIptables(t: Topology, host: HostView): Promise<number> {
+    const tunnel = this.tunnel;
+    const encapsulates = tunnel !== undefined && this.deps.config.encapsulate !== 'never' && host.internalIP !== undefined;
+    const members = tunnelMembersOf(t);
     const rules = computeMeshRules({
       localPodCidrs: t.node.podCIDRs,
       meshDestinations: meshDestinationsOf(t),
       ...(this.deps.config.iptablesForwardRules && { forwardCidrs: localLocationPrefixesOf(t) }),
+      ...(encapsulates && { tunnel: tunnel.mode === 'vxlan' ? { mode: 'vxlan', port: tunnel.port, members } : { mode: 'ipip', members } }),
     });
     return this.count('iptables', (await this.iptables.apply(rules)).written);
   }

@@ -237,6 +237,14 @@ export function localLocationPrefixesOf(t: TopologyCore): Cidr[] {
   );
 }
 
+/** The underlay addresses of the local group's nodes (this one included): the ends of its encapsulation. */
+export function tunnelMembersOf(t: TopologyCore): Ip[] {
+  return t.segments
+    .filter((s) => s.group === t.segment.group)
+    .flatMap((s) => s.nodes)
+    .flatMap((n) => (n.internalIP ? [ipOf(n.internalIP)] : []));
+}
+
 function isWireGuardIPOf(segment: Segment, cidr: Cidr): boolean {
   return equalCidr(cidr, hostCidr(segment.wireguardIP));
 }
