@@ -61,6 +61,7 @@
 #include <bpf/bpf_helpers.h>
 #include "wirelane_maps.h"
 #include "wirelane_nodeport.h"
+#include "wirelane_lb.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -120,16 +121,6 @@ static __always_inline void count(__u32 slot)
 static __always_inline __u32 now_seconds(void)
 {
 	return bpf_ktime_get_ns() / NSEC_PER_SEC;
-}
-
-static __always_inline bool addr_equal(const __u8 *a, const __u8 *b)
-{
-	__u64 a0, a1, b0, b1;
-	__builtin_memcpy(&a0, a, 8);
-	__builtin_memcpy(&a1, a + 8, 8);
-	__builtin_memcpy(&b0, b, 8);
-	__builtin_memcpy(&b1, b + 8, 8);
-	return a0 == b0 && a1 == b1;
 }
 
 static __always_inline bool addr_zero(const __u8 *a)
@@ -258,15 +249,6 @@ static __always_inline void service_key_of(const struct flow *f, bool nodeport, 
 	key->scope = WL_SCOPE_EXTERNAL;
 }
 
-// A remembered (backend_id, slot) is still good when the slot is within the count and holds it.
-static __always_inline bool backend_in_service(const struct wl_service_value *svc, __u32 backend_id, __u16 slot)
-{
-	__u32 first_slot = svc->first_slot;
-	if (slot == 0 || slot > svc->count)
-		return false;
-	return wl_backend_in_slot(first_slot, slot) == backend_id;
-}
-
 // Whether a FORWARD entry still decides where this packet goes (see "Flow lifetime" above).
 static __always_inline bool forward_entry_holds(const struct wl_np_ct_value *e, const struct flow *f, __u32 now)
 {
@@ -281,7 +263,7 @@ static __always_inline bool forward_entry_holds(const struct wl_np_ct_value *e, 
 	}
 	service_key_of(f, e->flags & WL_NP_CT_NODEPORT, &key);
 	struct wl_service_value *svc = bpf_map_lookup_elem(&wl_services, &key);
-	return svc && backend_in_service(svc, e->backend_id, e->slot);
+	return svc && wl_remembered_backend_valid(svc->first_slot, svc->count, e->backend_id, e->slot);
 }
 
 // The service entry for the packet's destination: an ExternalIP or LB IP exactly, or a NodePort on
@@ -395,7 +377,7 @@ static __always_inline __u32 daddr_offset(__u8 family)
 static __always_inline int rewrite_address(struct __sk_buff *skb, const struct flow *f, __u32 field, __u32 csum_off, __u64 l4_flags,
 					   const __u8 *from, const __u8 *to)
 {
-	if (addr_equal(from, to))
+	if (wl_addr_equal(from, to))
 		return 0;
 	if (f->family == WL_FAMILY_IPV4) {
 		__be32 old, new;
@@ -604,7 +586,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f,
 		affinity.family = f->family;
 		struct wl_affinity_value *chosen = bpf_map_lookup_elem(&wl_affinity, &affinity);
 		if (chosen && now_ns - chosen->last_used_ns <= (__u64)affinity_timeout * NSEC_PER_SEC &&
-		    backend_in_service(svc, chosen->backend_id, chosen->slot)) {
+		    wl_remembered_backend_valid(svc->first_slot, svc->count, chosen->backend_id, chosen->slot)) {
 			backend_id = chosen->backend_id;
 			slot = chosen->slot;
 		}

@@ -9,6 +9,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 #include "wirelane_maps.h"
+#include "wirelane_lb.h"
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -70,17 +71,6 @@ static __always_inline void address_to_ctx(struct bpf_sock_addr *ctx, const __u8
 		ctx->user_ip6[3] = w3;
 	}
 	ctx->user_port = (__u32)port;
-}
-
-// clang has no inline memcmp for BPF.
-static __always_inline bool same_address(const __u8 *a, const __u8 *b)
-{
-	__u64 a0, a1, b0, b1;
-	__builtin_memcpy(&a0, a, 8);
-	__builtin_memcpy(&a1, a + 8, 8);
-	__builtin_memcpy(&b0, b, 8);
-	__builtin_memcpy(&b1, b + 8, 8);
-	return a0 == b0 && a1 == b1;
 }
 
 // The service entry for a frontend, seen from this node (internal scope): the exact address
@@ -156,8 +146,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, boo
 			__u16 at = seen->slot;
 			__u64 last = seen->last_used_ns;
 			bool fresh = kind == WL_AFFINITY_SOCKET || now - last <= timeout_ns;
-			// Still valid while its slot holds it: a backend that left is in no slot <= count.
-			if (fresh && at >= 1 && at <= count && wl_backend_in_slot(first_slot, at) == id) {
+			if (fresh && wl_remembered_backend_valid(first_slot, count, id, at)) {
 				backend_id = id;
 				slot = at;
 				remember = kind == WL_AFFINITY_NETNS && now - last > AFFINITY_REFRESH_NS;
@@ -187,7 +176,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, boo
 	rkey.port = backend->port;
 	rkey.family = family;
 	struct wl_sock_rev_value *known = bpf_map_lookup_elem(&wl_sock_rev, &rkey);
-	if (!known || known->port != f.port || known->service_id != service_id || !same_address(known->addr, f.addr)) {
+	if (!known || known->port != f.port || known->service_id != service_id || !wl_addr_equal(known->addr, f.addr)) {
 		struct wl_sock_rev_value rev = {};
 		__builtin_memcpy(rev.addr, f.addr, 16);
 		rev.port = f.port;

@@ -42,14 +42,7 @@ int OpenPin(Napi::Env env, const std::string& path, const std::string& kind) {
 Napi::Value OpenPinnedMap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = StringArg(info, 0, "pin path");
-  int fd = OpenPin(env, path, "bpf-map");
-  MapDescription description;
-  int err = DescribeMapFd(fd, &description);
-  if (err != 0) {
-    close(fd);
-    throw BpfError(env, "pin " + Quoted(path), "bpf_obj_get_info_by_fd", err);
-  }
-  return BpfMapWrap::Create(env, description);
+  return BpfMapWrap::FromFd(env, OpenPin(env, path, "bpf-map"), "pin " + Quoted(path));
 }
 
 Napi::Value OpenPinnedLink(const Napi::CallbackInfo& info) {

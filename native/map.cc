@@ -29,8 +29,7 @@ const char* TypeName(uint32_t type) {
   return name == nullptr ? "unknown" : name;
 }
 
-}  // namespace
-
+// Describes the map behind `fd` from the kernel; returns 0 or -errno.
 int DescribeMapFd(int fd, MapDescription* out) {
   bpf_map_info info{};
   uint32_t length = sizeof info;
@@ -46,6 +45,8 @@ int DescribeMapFd(int fd, MapDescription* out) {
   out->id = info.id;
   return 0;
 }
+
+}  // namespace
 
 Napi::Function BpfMapWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeMap",
@@ -65,9 +66,16 @@ Napi::Function BpfMapWrap::Define(Napi::Env env) {
                      });
 }
 
-Napi::Object BpfMapWrap::Create(Napi::Env env, const MapDescription& description) {
-  MapDescription copy = description;
-  return DataOf(env).map_ctor.New({Napi::External<MapDescription>::New(env, &copy)});
+Napi::Object BpfMapWrap::FromFd(Napi::Env env, int fd, const std::string& context, const std::string& name) {
+  LogCapture log;
+  MapDescription description;
+  int err = DescribeMapFd(fd, &description);
+  if (err != 0) {
+    close(fd);
+    throw BpfError(env, context, "bpf_obj_get_info_by_fd", err);
+  }
+  if (!name.empty()) description.name = name;
+  return DataOf(env).map_ctor.New({Napi::External<MapDescription>::New(env, &description)});
 }
 
 BpfMapWrap::BpfMapWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfMapWrap>(info) {

@@ -11,18 +11,18 @@
 namespace wirelane {
 
 struct MapDescription {
-  int fd;  // owned by the new wrapper
+  int fd;  // owned by the wrapper
   std::string name;
   uint32_t type, key_size, value_size, max_entries, flags, id;
 };
 
-// Describes the map behind `fd` from the kernel (bpf_obj_get_info_by_fd); returns 0 or -errno.
-int DescribeMapFd(int fd, MapDescription* out);
-
 class BpfMapWrap : public Napi::ObjectWrap<BpfMapWrap> {
  public:
   static Napi::Function Define(Napi::Env env);
-  static Napi::Object Create(Napi::Env env, const MapDescription& description);
+  // A NativeMap that owns `fd`, described by the kernel (bpf_obj_get_info_by_fd). When the kernel
+  // cannot describe it, `fd` is closed and a BpfError naming `context` thrown. `name` replaces the
+  // kernel's name (cut to 15 characters) when given.
+  static Napi::Object FromFd(Napi::Env env, int fd, const std::string& context, const std::string& name = "");
   explicit BpfMapWrap(const Napi::CallbackInfo& info);
   ~BpfMapWrap() override;
 

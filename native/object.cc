@@ -296,14 +296,8 @@ Napi::Value BpfObjectWrap::Map(const Napi::CallbackInfo& info) {
   bpf_map* map = FindMap(env, name, "bpf_object__find_map_by_name");
   int fd = fcntl(bpf_map__fd(map), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) throw BpfError(env, Context() + " map " + Quoted(name), "fcntl(F_DUPFD_CLOEXEC)", errno);
-  MapDescription description;
-  int err = DescribeMapFd(fd, &description);
-  if (err != 0) {
-    close(fd);
-    throw BpfError(env, Context() + " map " + Quoted(name), "bpf_obj_get_info_by_fd", err);
-  }
-  description.name = name;  // the kernel truncates names to 15 characters
-  return BpfMapWrap::Create(env, description);
+  // The object's name for it: the kernel's is cut to 15 characters.
+  return BpfMapWrap::FromFd(env, fd, Context() + " map " + Quoted(name), name);
 }
 
 // programInfo(name): the loaded program as the kernel describes it (id, tag, map ids).

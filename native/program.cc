@@ -46,37 +46,43 @@ Napi::Object DescribeProgramFd(Napi::Env env, int fd, const std::string& context
   return out;
 }
 
-Napi::Value ProgramInfoById(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint32_t id = U32Arg(info, 0, "program id");
-  std::string context = "program id " + std::to_string(id);
+namespace {
+
+// A kernel object opened by the id in argument 0: its fd (the caller's to close) and the name
+// errors give it ("map id 7").
+struct ById {
+  int fd;
+  std::string context;
+};
+
+// `what` names the argument ("map id"), `open` is libbpf's bpf_*_get_fd_by_id and `call` its name.
+// A bad argument is a TypeError or RangeError, an id the kernel does not know a BpfError (ENOENT).
+ById OpenById(const Napi::CallbackInfo& info, const char* what, int (*open)(__u32), const char* call) {
+  uint32_t id = U32Arg(info, 0, what);
+  std::string context = std::string(what) + " " + std::to_string(id);
   LogCapture log;
-  int fd = bpf_prog_get_fd_by_id(id);
-  if (fd < 0) throw BpfError(env, context, "bpf_prog_get_fd_by_id", errno);
-  try {
-    Napi::Object out = DescribeProgramFd(env, fd, context);
-    close(fd);
-    return out;
-  } catch (...) {
-    close(fd);
-    throw;
-  }
+  int fd = open(id);
+  if (fd < 0) throw BpfError(info.Env(), context, call, errno);
+  return {fd, context};
+}
+
+// Closes an fd when the scope ends, however it ends.
+struct ClosedAtExit {
+  int fd;
+  ~ClosedAtExit() { close(fd); }
+};
+
+}  // namespace
+
+Napi::Value ProgramInfoById(const Napi::CallbackInfo& info) {
+  ById program = OpenById(info, "program id", bpf_prog_get_fd_by_id, "bpf_prog_get_fd_by_id");
+  ClosedAtExit closed{program.fd};
+  return DescribeProgramFd(info.Env(), program.fd, program.context);
 }
 
 Napi::Value OpenMapById(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  uint32_t id = U32Arg(info, 0, "map id");
-  std::string context = "map id " + std::to_string(id);
-  LogCapture log;
-  int fd = bpf_map_get_fd_by_id(id);
-  if (fd < 0) throw BpfError(env, context, "bpf_map_get_fd_by_id", errno);
-  MapDescription description;
-  int err = DescribeMapFd(fd, &description);
-  if (err != 0) {
-    close(fd);
-    throw BpfError(env, context, "bpf_obj_get_info_by_fd", err);
-  }
-  return BpfMapWrap::Create(env, description);
+  ById map = OpenById(info, "map id", bpf_map_get_fd_by_id, "bpf_map_get_fd_by_id");
+  return BpfMapWrap::FromFd(info.Env(), map.fd, map.context);
 }
 
 }  // namespace wirelane

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The maps the service data path shares between its BPF programs (bpf/sock_lb.bpf.c at the socket
- * layer, bpf/nodeport.bpf.c on tc) and the agent (src/dataplane/ebpf/codec.ts encodes these exact
- * layouts; it checks at load that every map's key and value sizes equal its own and refuses to run
- * otherwise). Include after "vmlinux.h".
+ * layer, bpf/nodeport.bpf.c on tc) and the agent. src/dataplane/ebpf/layouts.ts states every struct
+ * here member by member for the agent's encoders (test/dataplane/ebpf-layouts.test.ts compares it
+ * with the BTF of the built objects: change both together); at load the agent also checks every
+ * map's key and value sizes and refuses to run otherwise. Include after "vmlinux.h".
  *
  * Every key is a struct with explicit padding: hash maps compare raw key bytes, so a hole the
  * compiler filled with garbage would make a lookup miss silently. Writers zero every key and value

@@ -2,7 +2,8 @@
 /*
  * The maps only the tc NodePort program (bpf/nodeport.bpf.c) and its agent side
  * (src/dataplane/ebpf/nodeport.ts) use; the service, backend, node-address and affinity maps it
- * reads come from wirelane_maps.h. Include after "vmlinux.h" and "wirelane_maps.h". Same rules:
+ * reads come from wirelane_maps.h. Include after "vmlinux.h" and "wirelane_maps.h". Same rules
+ * (and the same table in src/dataplane/ebpf/layouts.ts, checked against BTF):
  * explicit padding, writers zero keys and values, addresses 16 bytes in network order (IPv4 in
  * bytes 0..3), ports network order, everything else host order. Pinned next to the shared maps
  * (<bpffs>/wirelane/<map name>) so flows in progress survive an agent restart.

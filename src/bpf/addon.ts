@@ -1,99 +1,41 @@
 // Loads the compiled libbpf addon once, on first use (importing src/bpf never fails, so the probe
-// can report a missing build instead of crashing), and routes its failures through BpfError.
+// can report a missing build instead of crashing), and routes its failures through BpfError. The
+// addon's handles are typed here; what they return are the public types of the modules that wrap
+// them (the addon builds exactly those objects).
 import { createRequire } from 'node:module';
 import { ADDON_PATH } from './artifacts.js';
 import { BpfError, type BpfFailure } from './error.js';
+import type { LinkInfo } from './link.js';
+import type { MapDescription, MappedArray } from './map.js';
+import type { GlobalVariable, MapInfo, ProgramInfo } from './object.js';
+import type { BpfTypeKind } from './probe.js';
+import type { ProgramDescription } from './program.js';
+import type { TcFilter, TcTarget } from './tc.js';
 
-export interface NativeGlobalVariable {
-  readonly name: string;
-  readonly section: string;
-  readonly offset: number;
-  readonly size: number;
-}
-
-export interface NativeMapInfo {
-  readonly name: string;
-  readonly type: number;
-  readonly typeName: string;
-  readonly keySize: number;
-  readonly valueSize: number;
-  readonly maxEntries: number;
-  readonly flags: number;
-  readonly internal: boolean;
-  readonly fd: number | undefined;
-}
-
-export interface NativeProgramInfo {
-  readonly name: string;
-  readonly type: number;
-  readonly typeName: string;
-  readonly expectedAttachType: number;
-  readonly expectedAttachTypeName: string;
-  readonly section: string;
-  readonly fd: number | undefined;
-}
-
-export interface NativeTcTarget {
-  readonly interface: string | number;
-  readonly direction: 'ingress' | 'egress';
-  readonly netns?: string | undefined;
-}
-
-export interface NativeClsactFilter {
-  readonly ifindex: number;
-  readonly handle: number;
-  readonly priority: number;
-  readonly progId: number;
-  readonly createdQdisc: boolean;
-}
-
-export interface NativeProgramDescription {
-  readonly id: number;
-  readonly tag: string;
-  readonly name: string;
-  readonly type: number;
-  readonly typeName: string;
-  readonly mapIds: number[];
-}
+/** What attachClsact reports: the filter without the target it was given. */
+type ClsactFilter = Omit<TcFilter, keyof TcTarget>;
 
 export interface NativeObject {
   name(): string;
-  constants(): NativeGlobalVariable[];
+  constants(): GlobalVariable[];
   setConstant(name: string, value: Uint8Array): void;
   setMaxEntries(map: string, entries: number): void;
   setMapPinPath(map: string, path: string): void;
   load(): void;
   loaded(): boolean;
-  maps(): NativeMapInfo[];
-  programs(): NativeProgramInfo[];
+  maps(): MapInfo[];
+  programs(): ProgramInfo[];
   map(name: string): NativeMap;
-  programInfo(name: string): NativeProgramDescription;
+  programInfo(name: string): ProgramDescription;
   attachCgroup(program: string, cgroupPath: string): NativeLink;
-  attachTcx(program: string, target: NativeTcTarget): NativeLink;
-  attachClsact(program: string, target: NativeTcTarget, handle: number, priority: number, replace: boolean): NativeClsactFilter;
+  attachTcx(program: string, target: TcTarget): NativeLink;
+  attachClsact(program: string, target: TcTarget, handle: number, priority: number, replace: boolean): ClsactFilter;
   runIterator(program: string, netns: string): number;
   close(): void;
 }
 
-export interface NativeMapDescription {
-  readonly name: string;
-  readonly type: number;
-  readonly typeName: string;
-  readonly keySize: number;
-  readonly valueSize: number;
-  readonly valueBytes: number;
-  readonly maxEntries: number;
-  readonly flags: number;
-  readonly id: number;
-}
-
-export interface NativeMappedArray {
-  readonly buffer: ArrayBuffer;
-  readonly stride: number;
-}
-
 export interface NativeMap {
-  info(): NativeMapDescription;
+  info(): MapDescription;
   lookup(key: Uint8Array): Buffer | undefined;
   update(key: Uint8Array, value: Uint8Array, flags: number): void;
   delete(key: Uint8Array): boolean;
@@ -103,43 +45,34 @@ export interface NativeMap {
   deleteBatch(keys: Uint8Array): number;
   batchSupported(): boolean | undefined;
   pin(path: string): void;
-  mmap(): NativeMappedArray;
+  mmap(): MappedArray;
   close(): void;
-}
-
-export interface NativeLinkInfo {
-  readonly id: number;
-  readonly type: number;
-  readonly typeName: string;
-  readonly progId: number;
 }
 
 export interface NativeLink {
   fd(): number | undefined;
-  info(): NativeLinkInfo;
+  info(): LinkInfo;
   pin(path: string): void;
   update(programFd: number, expectedProgramId?: number): void;
   detach(): void;
   close(): void;
 }
 
-export type NativeTypeKind = 'program' | 'map' | 'attach' | 'link' | 'helper';
-
 export interface NativeAddon {
   NativeObject: new (source: string | Uint8Array, name?: string) => NativeObject;
   setErrorFactory(factory: (failure: BpfFailure) => Error): void;
   openPinnedMap(path: string): NativeMap;
   openPinnedLink(path: string): NativeLink;
-  programInfoById(id: number): NativeProgramDescription;
+  programInfoById(id: number): ProgramDescription;
   openMapById(id: number): NativeMap;
-  detachClsact(target: NativeTcTarget, handle: number, priority: number): boolean;
-  queryClsact(target: NativeTcTarget, handle: number, priority: number): number | undefined;
+  detachClsact(target: TcTarget, handle: number, priority: number): boolean;
+  queryClsact(target: TcTarget, handle: number, priority: number): number | undefined;
   probeBpf(): { socketFilter: number; schedCls: number; log: string };
   probeProgramType(type: string | number): boolean;
   probeMapType(type: string | number): boolean;
   probeHelper(programType: string | number, helper: string | number): boolean;
   probeTcx(): boolean;
-  typeNames(kind: NativeTypeKind): string[];
+  typeNames(kind: BpfTypeKind): string[];
 }
 
 let loaded: NativeAddon | undefined;

@@ -7,7 +7,7 @@ export { BpfMap, MapUpdate, openPinnedMap, type MapDescription } from './map.js'
 export { ensureBpffs, findBpffsMount, findCgroup2Mount, isBpffs, isCgroup2, parseMounts, type Mount } from './mounts.js';
 export { BpfObject, type GlobalVariable, type MapInfo, type ProgramInfo } from './object.js';
 export { openMapById, programInfoById, type ProgramDescription } from './program.js';
-export { probeBpf, probeBtf, probeHelper, probeMapType, probeProgramType, probeTcx, typeNames, type BpfSupport } from './probe.js';
+export { probeBpf, probeBtf, probeHelper, probeMapType, probeProgramType, probeTcx, typeNames, type BpfSupport, type BpfTypeKind } from './probe.js';
 export {
   detachTc,
   detachTcFilter,

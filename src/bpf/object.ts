@@ -1,6 +1,6 @@
 // A BPF object file, from open to attach: set load-time constants and map sizes, load (the
 // verifier's verdict comes back as a BpfError with its log), then take maps and attach programs.
-import { bpfAddon, type NativeObject, type NativeTcTarget } from './addon.js';
+import { bpfAddon, type NativeObject } from './addon.js';
 import { BpfLink } from './link.js';
 import { BpfMap } from './map.js';
 import type { ProgramDescription } from './program.js';
@@ -140,17 +140,12 @@ export class BpfObject {
    * given; the calling thread returns to its own namespace afterwards, on failure too).
    */
   attachTc(program: string, target: TcTarget, options: TcAttachOptions = {}): TcAttachment {
-    const native: NativeTcTarget = { interface: target.interface, direction: target.direction, netns: target.netns };
     const mode = options.mode ?? 'auto';
     if (mode === 'tcx' || (mode === 'auto' && probeTcx())) {
-      return { mode: 'tcx', target, link: new BpfLink(this.#native.attachTcx(program, native)) };
+      return { mode: 'tcx', target, link: new BpfLink(this.#native.attachTcx(program, target)) };
     }
-    const filter = this.#native.attachClsact(program, native, options.handle ?? 0, options.priority ?? 0, options.replace ?? false);
-    return {
-      mode: 'clsact',
-      target,
-      filter: { ...target, ifindex: filter.ifindex, handle: filter.handle, priority: filter.priority, progId: filter.progId, createdQdisc: filter.createdQdisc },
-    };
+    const filter = this.#native.attachClsact(program, target, options.handle ?? 0, options.priority ?? 0, options.replace ?? false);
+    return { mode: 'clsact', target, filter: { ...target, ...filter } };
   }
 
   /**

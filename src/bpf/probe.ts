@@ -3,7 +3,7 @@
 // proxy mode decide on.
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
-import { bpfAddon, type NativeTypeKind } from './addon.js';
+import { bpfAddon } from './addon.js';
 import { errnoCode } from './error.js';
 
 export interface BpfSupport {
@@ -64,7 +64,9 @@ export function probeBtf(): boolean {
   return existsSync('/sys/kernel/btf/vmlinux');
 }
 
+export type BpfTypeKind = 'program' | 'map' | 'attach' | 'link' | 'helper';
+
 /** libbpf's names of program types, map types, attach types, link types or helpers, indexed by id. */
-export function typeNames(kind: NativeTypeKind): readonly string[] {
+export function typeNames(kind: BpfTypeKind): readonly string[] {
   return bpfAddon().typeNames(kind);
 }

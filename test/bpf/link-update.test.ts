@@ -72,6 +72,9 @@ test('the kernel describes a loaded program: its tag follows the code, not const
   assert.ok(names.includes('counters') && names.some((n) => n.endsWith('.rodata')), names.join(', '));
   assert.throws(() => programInfoById(0xfffffff0), bpfFailure('ENOENT', 'bpf_prog_get_fd_by_id', /program id 4294967280/));
   assert.throws(() => openMapById(0xfffffff0), bpfFailure('ENOENT', 'bpf_map_get_fd_by_id'));
+  // Bad ids are argument errors naming the argument, never a crash.
+  assert.throws(() => programInfoById(-1), { name: 'RangeError', message: /program id must be an integer/ });
+  assert.throws(() => openMapById('7' as unknown as number), { name: 'TypeError', message: 'map id must be a number' });
   assert.throws(() => a.obj.programFd('no_such_program'), bpfFailure('ENOENT', 'bpf_obj_get_info_by_fd', /no program named "no_such_program"/));
 });
 

@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { NODEPORT_MAPS, NODEPORT_STATS, NodePortDatapath, NodePortError, sourceRangeKey } from '../../src/dataplane/ebpf/nodeport.js';
+import { NODEPORT_MAPS, NODEPORT_STATS, NodePortDatapath, NodePortError, RANGE_FRONTEND_BITS, sourceRangeKey } from '../../src/dataplane/ebpf/nodeport.js';
 import { parseIp } from '../../src/model/ip.js';
 
 const header = readFileSync(new URL('../../bpf/include/wirelane_nodeport.h', import.meta.url), 'utf8');
@@ -24,6 +24,10 @@ test('map names and sizes are the header\'s', () => {
   for (const [macro, map] of [['CT', 'conntrack'], ['RANGES', 'sourceRanges'], ['SNAT', 'snat'], ['STATS', 'stats']] as const) {
     assert.match(header, new RegExp(`#define WL_MAP_NP_${macro} "${NODEPORT_MAPS[map].name}"`));
   }
+});
+
+test('the source-range prefix before the source is the header\'s WL_NP_RANGE_FRONTEND_BITS', () => {
+  assert.match(header, new RegExp(`#define WL_NP_RANGE_FRONTEND_BITS ${RANGE_FRONTEND_BITS}\\b`));
 });
 
 test('counter names follow the header\'s slots', () => {

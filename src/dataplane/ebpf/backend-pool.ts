@@ -3,10 +3,18 @@
 // flat typed arrays indexed by id rather than an object per backend: at 100,000 backends,
 // per-backend objects cost more in allocation and garbage collection than all the writes.
 import type { Ip } from '../../model/ip.js';
-import { BACKEND_STRIDE, BackendFlag, type BackendValue, MAP_LAYOUTS, backendValueWords, ipv4BackendWords, readBackendValue } from './codec.js';
-
-/** Where the flags byte sits in the value's last word. */
-const LOCAL_BITS = BackendFlag.local << 24;
+import {
+  BACKEND_FLAGS_WORD,
+  BACKEND_LOCAL_BITS,
+  BACKEND_STRIDE,
+  BackendFlag,
+  type BackendValue,
+  MAP_LAYOUTS,
+  backendFamilyAt,
+  backendValueWords,
+  ipv4BackendWords,
+  readBackendValue,
+} from './codec.js';
 
 /** IPv6 address:port, as a Map key. */
 function v6Identity(ip: Ip, port: number): string {
@@ -141,8 +149,7 @@ export class BackendPool {
   adoptAll(): void {
     const words = this.#words;
     for (let id = 1; id < this.#live.length; id++) {
-      const family = (words[id * BACKEND_STRIDE + 4]! >>> 16) & 0xff;
-      if (family === 0) continue;
+      if (backendFamilyAt(words, id * BACKEND_STRIDE) === 0) continue;
       const value = this.#read(id);
       const v4 = ipv4Number(value.addr);
       if (this.#find(value.addr, v4, value.port) !== 0) continue;
@@ -187,8 +194,8 @@ export class BackendPool {
       if (v4 !== undefined) ipv4BackendWords(v4, port, flags, words, id * BACKEND_STRIDE);
       else backendValueWords({ addr: ip, port, flags }, words, id * BACKEND_STRIDE);
       this.#stores++;
-    } else if (((words[id * BACKEND_STRIDE + 4]! & LOCAL_BITS) !== 0) !== local) {
-      words[id * BACKEND_STRIDE + 4] = words[id * BACKEND_STRIDE + 4]! ^ LOCAL_BITS;
+    } else if (((words[id * BACKEND_STRIDE + BACKEND_FLAGS_WORD]! & BACKEND_LOCAL_BITS) !== 0) !== local) {
+      words[id * BACKEND_STRIDE + BACKEND_FLAGS_WORD] = words[id * BACKEND_STRIDE + BACKEND_FLAGS_WORD]! ^ BACKEND_LOCAL_BITS;
       this.#stores++;
     }
     this.#refs[id]!++;

@@ -1,10 +1,12 @@
-// The byte layouts of bpf/include/wirelane_maps.h, in TypeScript: encoders that write keys and
-// values straight into one preallocated Buffer per batch (encoding dominates a full sync, and a
-// Buffer per entry costs four times the kernel's work), decoders for reading the maps back, and
-// the load-time check that the object's maps have exactly the sizes this codec writes.
+// The shared maps' keys and values (bpf/include/wirelane_maps.h), encoded at the offsets of
+// layouts.ts: encoders that write keys and values straight into one preallocated Buffer per batch
+// (encoding dominates a full sync, and a Buffer per entry costs four times the kernel's work),
+// decoders for reading the maps back, and the load-time check that the object's maps have exactly
+// the sizes this codec writes.
 import { endianness } from 'node:os';
 import type { Family, Ip } from '../../model/ip.js';
 import type { Protocol } from '../../model/service.js';
+import { AFFINITY_CLIENT, AFFINITY_KEY, BACKEND, type Field, type Layout, MAPS, NODE_ADDR_KEY, SERVICE_KEY, SERVICE_VALUE, alignedWord, fieldOf, sharedWord, wordOf } from './layouts.js';
 
 // Host-order fields are written little-endian; a big-endian host would need every writer changed.
 if (endianness() !== 'LE') throw new Error('the eBPF map codec writes host-order fields little-endian; this host is big-endian');
@@ -21,15 +23,10 @@ export const MAP_NAMES = {
 
 export type MapName = (typeof MAP_NAMES)[keyof typeof MAP_NAMES];
 
-/** Key and value sizes in bytes, as the header's _Static_asserts pin them. */
-export const MAP_LAYOUTS: Readonly<Record<MapName, { readonly key: number; readonly value: number }>> = {
-  wl_services: { key: 24, value: 20 },
-  wl_slots: { key: 4, value: 4 },
-  wl_backends: { key: 4, value: 20 },
-  wl_node_addrs: { key: 20, value: 4 },
-  wl_affinity: { key: 24, value: 16 },
-  wl_sock_rev: { key: 32, value: 24 },
-};
+/** Key and value sizes in bytes of the shared maps (layouts.ts). */
+export const MAP_LAYOUTS = Object.fromEntries(
+  Object.values(MAP_NAMES).map((name) => [name, { key: MAPS[name].key.size, value: MAPS[name].value.size }]),
+) as Readonly<Record<MapName, { readonly key: number; readonly value: number }>>;
 
 /** Pins: <bpffs>/PIN_DIR/<map name>, links at <bpffs>/PIN_DIR/links/<program>. */
 export const PIN_DIR = 'wirelane';
@@ -55,7 +52,7 @@ export const ServiceFlag = {
 export const BackendFlag = { local: 1 << 0 } as const;
 
 /** wl_affinity_key.kind (WL_AFFINITY_*) */
-export const AffinityKind = { netns: 1, addr: 2, socket: 3 } as const;
+const AffinityKind = { netns: 1, addr: 2, socket: 3 } as const;
 
 export const PROTOCOL_NUMBERS: Readonly<Record<Protocol, number>> = { TCP: 6, UDP: 17, SCTP: 132 };
 const PROTOCOLS_BY_NUMBER = new Map<number, Protocol>(Object.entries(PROTOCOL_NUMBERS).map(([name, n]) => [n, name as Protocol]));
@@ -172,8 +169,28 @@ function swap16(v: number): number {
   return ((v & 0xff) << 8) | ((v >>> 8) & 0xff);
 }
 
+function copyWords(words: Uint32Array, buf: Buffer, offset: number): void {
+  buf.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), offset);
+}
+
+/** A host-order unsigned field of 1, 2 or 4 bytes at `base` + its offset. */
+function readUint(buf: Buffer, base: number, field: Field): number {
+  const at = base + field.offset;
+  if (field.size === 1) return buf[at] ?? 0;
+  if (field.size === 2) return buf.readUInt16LE(at);
+  if (field.size === 4) return buf.readUInt32LE(at);
+  throw new MapLayoutError(`a ${field.size}-byte field is not read as a number`);
+}
+
+/** The first word of a 16-byte address member, which addressWords fills. */
+function addressWord<F extends string>(layout: Layout<F>, field: F): number {
+  const { size } = fieldOf(layout, field);
+  if (size !== 16) throw new MapLayoutError(`${layout.name}.${field} is ${size} bytes, not a 16-byte address`);
+  return alignedWord(layout, field);
+}
+
 /** An address's 16 map bytes (network order, IPv4 in bytes 0..3) as 4 words at `out[at]`; undefined: all zero (the NodePort wildcard). */
-export function addressWords(ip: Ip | undefined, out: Words, at: number): void {
+function addressWords(ip: Ip | undefined, out: Words, at: number): void {
   if (ip === undefined || ip.family === 4) {
     out[at] = ip === undefined ? 0 : swap32(Number(ip.value));
     out[at + 1] = 0;
@@ -191,19 +208,19 @@ export function writeAddress(buf: Buffer, offset: number, ip: Ip): void {
   copyWords(words, buf, offset);
 }
 
-export function readAddress(buf: Buffer, offset: number, family: Family): Ip {
+function readAddress(buf: Buffer, offset: number, family: Family): Ip {
   if (family === 4) return { family, value: BigInt(buf.readUInt32BE(offset)) };
   return { family, value: (buf.readBigUInt64BE(offset) << 64n) | buf.readBigUInt64BE(offset + 8) };
 }
 
-function familyOf(byte: number, what: string): Family {
+function familyOf(byte: number | undefined, what: string): Family {
   if (byte === 4 || byte === 6) return byte;
-  throw new MapLayoutError(`${what}: family ${byte} is neither 4 nor 6`);
+  throw new MapLayoutError(`${what}: family ${byte ?? 0} is neither 4 nor 6`);
 }
 
-function protocolOf(byte: number, what: string): Protocol {
-  const protocol = PROTOCOLS_BY_NUMBER.get(byte);
-  if (protocol === undefined) throw new MapLayoutError(`${what}: protocol ${byte} is not TCP, UDP or SCTP`);
+function protocolOf(byte: number | undefined, what: string): Protocol {
+  const protocol = PROTOCOLS_BY_NUMBER.get(byte ?? 0);
+  if (protocol === undefined) throw new MapLayoutError(`${what}: protocol ${byte ?? 0} is not TCP, UDP or SCTP`);
   return protocol;
 }
 
@@ -218,37 +235,41 @@ export interface ServiceKey {
   readonly scope: ScopeValue;
 }
 
-/** Service key words (6): address, then port, protocol and family, then scope. */
-export function serviceKeyWords<W extends Words = number[]>(key: ServiceKey, out: W = [0, 0, 0, 0, 0, 0] as W, at = 0): W {
-  serviceKeyWordsOf(key.addr, key.port, key.protocol, key.family, key.scope, out, at);
-  return out;
-}
+// The words the writers store, from the table (an import-time error if the header moved a field
+// the writers pack together into another word).
+const SK = SERVICE_KEY.fields;
+const SK_WORDS = SERVICE_KEY.size / 4;
+const SK_ADDR = addressWord(SERVICE_KEY, 'addr');
+const SK_PORT = sharedWord(SERVICE_KEY, 'port', 'protocol', 'family');
+const SK_PORT_SHIFT = wordOf(SERVICE_KEY, 'port').shift;
+const SK_PROTOCOL_SHIFT = wordOf(SERVICE_KEY, 'protocol').shift;
+const SK_FAMILY_SHIFT = wordOf(SERVICE_KEY, 'family').shift;
+const SK_SCOPE = sharedWord(SERVICE_KEY, 'scope');
+const SK_SCOPE_SHIFT = wordOf(SERVICE_KEY, 'scope').shift;
 
-/** serviceKeyWords with the fields as arguments: no key object per frontend of a full sync. */
+/** A service key's words at `out[at]` (SERVICE_KEY.size / 4 of them), from its fields: no key object per frontend of a full sync. */
 export function serviceKeyWordsOf(addr: Ip | undefined, port: number, protocol: Protocol, family: Family, scope: ScopeValue, out: Words, at: number): void {
-  addressWords(addr, out, at);
-  out[at + 4] = (swap16(port) | (PROTOCOL_NUMBERS[protocol] << 16) | (family << 24)) >>> 0;
-  out[at + 5] = scope;
+  addressWords(addr, out, at + SK_ADDR);
+  out[at + SK_PORT] = ((swap16(port) << SK_PORT_SHIFT) | (PROTOCOL_NUMBERS[protocol] << SK_PROTOCOL_SHIFT) | (family << SK_FAMILY_SHIFT)) >>> 0;
+  out[at + SK_SCOPE] = (scope << SK_SCOPE_SHIFT) >>> 0;
 }
 
 export function writeServiceKey(buf: Buffer, offset: number, key: ServiceKey): void {
-  copyWords(serviceKeyWords(key, new Uint32Array(6)), buf, offset);
-}
-
-function copyWords(words: Uint32Array, buf: Buffer, offset: number): void {
-  buf.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength), offset);
+  const words = new Uint32Array(SK_WORDS);
+  serviceKeyWordsOf(key.addr, key.port, key.protocol, key.family, key.scope, words, 0);
+  copyWords(words, buf, offset);
 }
 
 export function readServiceKey(buf: Buffer, offset = 0): ServiceKey {
-  const family = familyOf(buf[offset + 19] ?? 0, 'wl_services key');
+  const family = familyOf(buf[offset + SK.family.offset], 'wl_services key');
   let wildcard = true;
-  for (let i = 0; i < 16; i++) if (buf[offset + i] !== 0) wildcard = false;
-  const scope = buf[offset + 20];
+  for (let i = 0; i < SK.addr.size; i++) if (buf[offset + SK.addr.offset + i] !== 0) wildcard = false;
+  const scope = buf[offset + SK.scope.offset];
   if (scope !== Scope.internal && scope !== Scope.external) throw new MapLayoutError(`wl_services key: scope ${scope} is unknown`);
   return {
-    addr: wildcard ? undefined : readAddress(buf, offset, family),
-    port: buf.readUInt16BE(offset + 16),
-    protocol: protocolOf(buf[offset + 18] ?? 0, 'wl_services key'),
+    addr: wildcard ? undefined : readAddress(buf, offset + SK.addr.offset, family),
+    port: buf.readUInt16BE(offset + SK.port.offset),
+    protocol: protocolOf(buf[offset + SK.protocol.offset], 'wl_services key'),
     family,
     scope,
   };
@@ -268,29 +289,39 @@ export interface ServiceValue {
   readonly capacity: number;
 }
 
-/** Service value words (5) at `out[at]`. */
+const SV = SERVICE_VALUE.fields;
+const SV_FIRST_SLOT = alignedWord(SERVICE_VALUE, 'first_slot');
+const SV_SERVICE_ID = alignedWord(SERVICE_VALUE, 'service_id');
+const SV_COUNT = sharedWord(SERVICE_VALUE, 'count', 'flags');
+const SV_COUNT_SHIFT = wordOf(SERVICE_VALUE, 'count').shift;
+const SV_FLAGS_SHIFT = wordOf(SERVICE_VALUE, 'flags').shift;
+const SV_TIMEOUT = alignedWord(SERVICE_VALUE, 'affinity_timeout');
+const SV_CAPACITY = sharedWord(SERVICE_VALUE, 'capacity');
+const SV_CAPACITY_SHIFT = wordOf(SERVICE_VALUE, 'capacity').shift;
+
+/** A service value's words (SERVICE_VALUE.size / 4) at `out[at]`. */
 export function serviceValueWords(out: Words, at: number, firstSlot: number, serviceId: number, count: number, flags: number, affinityTimeout: number, capacity: number): void {
-  out[at] = firstSlot;
-  out[at + 1] = serviceId;
-  out[at + 2] = (count | (flags << 16)) >>> 0;
-  out[at + 3] = affinityTimeout;
-  out[at + 4] = capacity;
+  out[at + SV_FIRST_SLOT] = firstSlot;
+  out[at + SV_SERVICE_ID] = serviceId;
+  out[at + SV_COUNT] = ((count << SV_COUNT_SHIFT) | (flags << SV_FLAGS_SHIFT)) >>> 0;
+  out[at + SV_TIMEOUT] = affinityTimeout;
+  out[at + SV_CAPACITY] = (capacity << SV_CAPACITY_SHIFT) >>> 0;
 }
 
 export function writeServiceValue(buf: Buffer, offset: number, v: ServiceValue): void {
-  const words = new Uint32Array(5);
+  const words = new Uint32Array(SERVICE_VALUE.size / 4);
   serviceValueWords(words, 0, v.firstSlot, v.serviceId, v.count, v.flags, v.affinityTimeout, v.capacity);
   copyWords(words, buf, offset);
 }
 
 export function readServiceValue(buf: Buffer, offset = 0): ServiceValue {
   return {
-    firstSlot: buf.readUInt32LE(offset),
-    serviceId: buf.readUInt32LE(offset + 4),
-    count: buf.readUInt16LE(offset + 8),
-    flags: buf.readUInt16LE(offset + 10),
-    affinityTimeout: buf.readUInt32LE(offset + 12),
-    capacity: buf.readUInt16LE(offset + 16),
+    firstSlot: readUint(buf, offset, SV.first_slot),
+    serviceId: readUint(buf, offset, SV.service_id),
+    count: readUint(buf, offset, SV.count),
+    flags: readUint(buf, offset, SV.flags),
+    affinityTimeout: readUint(buf, offset, SV.affinity_timeout),
+    capacity: readUint(buf, offset, SV.capacity),
   };
 }
 
@@ -300,14 +331,14 @@ export function readServiceValue(buf: Buffer, offset = 0): ServiceValue {
  * Bytes from one element of an mmapable array to the next: the kernel lays values out at
  * round_up(value_size, 8) (kernel/bpf/arraymap.c), so a 4-byte slot takes 8 and a 20-byte backend 24.
  */
-export function arrayStride(valueSize: number): number {
+function arrayStride(valueSize: number): number {
   return Math.ceil(valueSize / 8) * 8;
 }
 
 /** 32-bit words from one wl_slots element to the next in the mapping. */
-export const SLOT_STRIDE = arrayStride(4) / 4;
+export const SLOT_STRIDE = arrayStride(MAPS.wl_slots.value.size) / 4;
 /** 32-bit words from one wl_backends element to the next in the mapping. */
-export const BACKEND_STRIDE = arrayStride(20) / 4;
+export const BACKEND_STRIDE = arrayStride(BACKEND.size) / 4;
 
 export interface BackendValue {
   readonly addr: Ip;
@@ -316,18 +347,34 @@ export interface BackendValue {
   readonly flags: number;
 }
 
+const BV = BACKEND.fields;
+const BV_ADDR = addressWord(BACKEND, 'addr');
+const BV_PORT = sharedWord(BACKEND, 'port', 'family', 'flags');
+const BV_PORT_SHIFT = wordOf(BACKEND, 'port').shift;
+const BV_FAMILY_SHIFT = wordOf(BACKEND, 'family').shift;
+const BV_FLAGS_SHIFT = wordOf(BACKEND, 'flags').shift;
+
+/** The backend value word holding its flags (a local flag flips in place), and the local flag's bits there. */
+export const BACKEND_FLAGS_WORD = BV_PORT;
+export const BACKEND_LOCAL_BITS = BackendFlag.local << BV_FLAGS_SHIFT;
+
+/** The family byte of the backend value at `words[at]`: 0 for an unused id. */
+export function backendFamilyAt(words: Uint32Array, at: number): number {
+  return (words[at + BV_PORT]! >>> BV_FAMILY_SHIFT) & 0xff;
+}
+
 export function writeBackendKey(buf: Buffer, offset: number, id: number): void {
   buf.writeUInt32LE(id, offset);
 }
 
-/** Backend value words (5) at `out[at]`. */
-export function backendValueWords(backend: BackendValue, out: Uint32Array = new Uint32Array(5), at = 0): Uint32Array {
+/** A backend value's words (BACKEND.size / 4) at `out[at]`. */
+export function backendValueWords(backend: BackendValue, out: Uint32Array = new Uint32Array(BACKEND.size / 4), at = 0): Uint32Array {
   if (backend.addr.family === 4) {
     ipv4BackendWords(Number(backend.addr.value), backend.port, backend.flags, out, at);
     return out;
   }
-  addressWords(backend.addr, out, at);
-  out[at + 4] = (swap16(backend.port) | (6 << 16) | (backend.flags << 24)) >>> 0;
+  addressWords(backend.addr, out, at + BV_ADDR);
+  out[at + BV_PORT] = ((swap16(backend.port) << BV_PORT_SHIFT) | (6 << BV_FAMILY_SHIFT) | (backend.flags << BV_FLAGS_SHIFT)) >>> 0;
   return out;
 }
 
@@ -337,35 +384,35 @@ export function backendValueWords(backend: BackendValue, out: Uint32Array = new 
  * above 2^31 is a heap number in code the JIT has not optimized yet.
  */
 export function ipv4BackendWords(ip4: number, port: number, flags: number, out: Uint32Array, at: number): void {
-  out[at] = ((ip4 & 0xff) << 24) | ((ip4 & 0xff00) << 8) | ((ip4 >>> 8) & 0xff00) | ((ip4 >>> 24) & 0xff);
-  out[at + 1] = 0;
-  out[at + 2] = 0;
-  out[at + 3] = 0;
-  out[at + 4] = swap16(port) | (4 << 16) | (flags << 24);
+  const addr = at + BV_ADDR;
+  out[addr] = ((ip4 & 0xff) << 24) | ((ip4 & 0xff00) << 8) | ((ip4 >>> 8) & 0xff00) | ((ip4 >>> 24) & 0xff);
+  out[addr + 1] = 0;
+  out[addr + 2] = 0;
+  out[addr + 3] = 0;
+  out[at + BV_PORT] = (swap16(port) << BV_PORT_SHIFT) | (4 << BV_FAMILY_SHIFT) | (flags << BV_FLAGS_SHIFT);
 }
 
 export function writeBackendValue(buf: Buffer, offset: number, backend: BackendValue): void {
   copyWords(backendValueWords(backend), buf, offset);
 }
 
-/** Where a backend value's family byte is: 0 there is an unused id. */
-export const BACKEND_FAMILY_OFFSET = 18;
-
 export function readBackendValue(buf: Buffer, offset = 0): BackendValue {
-  const family = familyOf(buf[offset + BACKEND_FAMILY_OFFSET] ?? 0, 'wl_backends value');
-  return { addr: readAddress(buf, offset, family), port: buf.readUInt16BE(offset + 16), flags: buf[offset + 19] ?? 0 };
+  const family = familyOf(buf[offset + BV.family.offset], 'wl_backends value');
+  return { addr: readAddress(buf, offset + BV.addr.offset, family), port: buf.readUInt16BE(offset + BV.port.offset), flags: readUint(buf, offset, BV.flags) };
 }
 
 // ---- wl_node_addrs --------------------------------------------------------------------------
 
+const NA = NODE_ADDR_KEY.fields;
+
 export function writeNodeAddrKey(buf: Buffer, offset: number, ip: Ip): void {
-  writeAddress(buf, offset, ip);
-  buf[offset + 16] = ip.family;
-  buf.fill(0, offset + 17, offset + 20);
+  buf.fill(0, offset, offset + NODE_ADDR_KEY.size);
+  writeAddress(buf, offset + NA.addr.offset, ip);
+  buf[offset + NA.family.offset] = ip.family;
 }
 
 export function readNodeAddrKey(buf: Buffer, offset = 0): Ip {
-  return readAddress(buf, offset, familyOf(buf[offset + 16] ?? 0, 'wl_node_addrs key'));
+  return readAddress(buf, offset + NA.addr.offset, familyOf(buf[offset + NA.family.offset], 'wl_node_addrs key'));
 }
 
 // ---- wl_affinity ----------------------------------------------------------------------------
@@ -378,55 +425,29 @@ export interface AffinityKey {
   readonly family: Family;
 }
 
-export interface AffinityValue {
-  readonly backendId: number;
-  readonly slot: number;
-  readonly lastUsedNs: bigint;
-}
+const AK = AFFINITY_KEY.fields;
+const AC = AFFINITY_CLIENT.fields;
+const COOKIE_OF = { netns: AC.netns_cookie, socket: AC.socket_cookie } as const;
 
 export function writeAffinityKey(buf: Buffer, offset: number, key: AffinityKey): void {
-  buf.fill(0, offset, offset + 24);
-  if (key.client.kind === 'addr') writeAddress(buf, offset, key.client.addr);
-  else buf.writeBigUInt64LE(key.client.cookie, offset);
-  buf.writeUInt32LE(key.serviceId, offset + 16);
-  buf[offset + 20] = AffinityKind[key.client.kind];
-  buf[offset + 21] = key.family;
+  buf.fill(0, offset, offset + AFFINITY_KEY.size);
+  const client = offset + AK.client.offset;
+  if (key.client.kind === 'addr') writeAddress(buf, client + AC.addr.offset, key.client.addr);
+  else buf.writeBigUInt64LE(key.client.cookie, client + COOKIE_OF[key.client.kind].offset);
+  buf.writeUInt32LE(key.serviceId, offset + AK.service_id.offset);
+  buf[offset + AK.kind.offset] = AffinityKind[key.client.kind];
+  buf[offset + AK.family.offset] = key.family;
 }
 
 export function readAffinityKey(buf: Buffer, offset = 0): AffinityKey {
-  const family = familyOf(buf[offset + 21] ?? 0, 'wl_affinity key');
-  const kind = buf[offset + 20];
-  const serviceId = buf.readUInt32LE(offset + 16);
-  if (kind === AffinityKind.addr) return { client: { kind: 'addr', addr: readAddress(buf, offset, family) }, serviceId, family };
+  const family = familyOf(buf[offset + AK.family.offset], 'wl_affinity key');
+  const kind = buf[offset + AK.kind.offset];
+  const serviceId = readUint(buf, offset, AK.service_id);
+  const client = offset + AK.client.offset;
+  if (kind === AffinityKind.addr) return { client: { kind: 'addr', addr: readAddress(buf, client + AC.addr.offset, family) }, serviceId, family };
   if (kind === AffinityKind.netns || kind === AffinityKind.socket) {
-    return { client: { kind: kind === AffinityKind.netns ? 'netns' : 'socket', cookie: buf.readBigUInt64LE(offset) }, serviceId, family };
+    const name = kind === AffinityKind.netns ? 'netns' : 'socket';
+    return { client: { kind: name, cookie: buf.readBigUInt64LE(client + COOKIE_OF[name].offset) }, serviceId, family };
   }
   throw new MapLayoutError(`wl_affinity key: kind ${kind} is unknown`);
-}
-
-export function readAffinityValue(buf: Buffer, offset = 0): AffinityValue {
-  return { backendId: buf.readUInt32LE(offset), slot: buf.readUInt16LE(offset + 4), lastUsedNs: buf.readBigUInt64LE(offset + 8) };
-}
-
-// ---- wl_sock_rev ----------------------------------------------------------------------------
-
-export interface SockRevEntry {
-  readonly cookie: bigint;
-  readonly backend: Ip;
-  readonly backendPort: number;
-  readonly frontend: Ip;
-  readonly frontendPort: number;
-  readonly serviceId: number;
-}
-
-export function readSockRev(key: Buffer, value: Buffer): SockRevEntry {
-  const family = familyOf(key[26] ?? 0, 'wl_sock_rev key');
-  return {
-    cookie: key.readBigUInt64LE(0),
-    backend: readAddress(key, 8, family),
-    backendPort: key.readUInt16BE(24),
-    frontend: readAddress(value, 0, family),
-    frontendPort: value.readUInt16BE(16),
-    serviceId: value.readUInt32LE(20),
-  };
 }

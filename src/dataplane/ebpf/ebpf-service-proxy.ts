@@ -12,6 +12,7 @@ import type { ServiceMap } from '../../model/service.js';
 import type { Logger } from '../../observability/logger.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import { staleUdpFlows } from '../stale-udp-flows.js';
+import { UndoStack } from '../undo-stack.js';
 import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, PIN_DIR, SLOT_STRIDE, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
 import { frontendsOf } from './frontends.js';
 import { type AppliedPorts, changedPorts, nodePortFamilies } from './port-changes.js';
@@ -130,66 +131,55 @@ export class EbpfServiceProxy implements ServiceProxy {
     if (cgroupRoot === undefined) throw new EbpfStartError('eBPF service proxy: no cgroup v2 hierarchy is mounted (cgroup2 in /proc/mounts)');
     if (options.bpffsDir === undefined) {
       // Only the default place is mounted on demand (containers often lack /sys/fs/bpf).
-      try {
-        await ensureBpffs(dirname(pinDir));
-      } catch (error) {
-        throw new EbpfStartError(`eBPF service proxy: mounting bpffs at ${dirname(pinDir)}: ${(error as Error).message}`, { cause: error });
-      }
+      await startStep(`mounting bpffs at ${dirname(pinDir)}`, () => ensureBpffs(dirname(pinDir)));
     } else if (!isBpffs(nearestExisting(pinDir))) {
       // Mounting over a directory someone named could hide what is in it: ask instead.
       throw new EbpfStartError(`eBPF service proxy: pin directory ${pinDir} is not on a bpffs (mount -t bpf bpf DIR first)`);
     }
-    let sockLb: SockLb;
-    try {
-      const settled = settleStaging(pinDir);
-      if (settled !== undefined) log?.warn({ pinDir, ...settled }, 'eBPF service proxy: a map rebuild an earlier agent left unfinished was settled');
-      sockLb = SockLb.start({ pinDir, cgroupRoot, ...(options.objectPath !== undefined && { objectPath: options.objectPath }) });
-    } catch (error) {
-      throw new EbpfStartError(`eBPF service proxy: ${(error as Error).message}`, { cause: error });
-    }
-    // What a start that fails after this point undoes: a fresh start everything, an adopting one
-    // only its staged rebuild (the pins it found were serving and stay).
-    const undoStart = (): void => {
-      sockLb.close();
-      if (!sockLb.adopted) removeSockLbPins(pinDir);
-      else discardStaging(pinDir);
-    };
-    let memory: TableMemory;
-    try {
-      memory = mapMemory(sockLb);
-    } catch (error) {
-      undoStart();
-      throw new EbpfStartError(`eBPF service proxy: mapping wl_slots and wl_backends: ${(error as Error).message}`, { cause: error });
-    }
-    log?.info({ pinDir, cgroupRoot, adopted: sockLb.adopted }, sockLb.adopted ? 'eBPF socket LB re-adopted from pins' : 'eBPF socket LB attached');
-    for (const swap of sockLb.swaps) log?.info(swapLogFields(swap), 'eBPF service proxy: socket program replaced in place');
-    for (const e of sockLb.unswapped) log?.warn({ program: e.program, where: e.where, err: e.message }, 'eBPF service proxy: a socket program of other code serves on (the same maps): replacing it failed');
-    if (sockLb.staged !== undefined) {
-      log?.warn({ pinDir, maps: Object.fromEntries(sockLb.staged) }, 'eBPF service proxy: pinned maps have another layout; new maps are built beside them and replace them after the first full write');
-    }
-    let northSouth: NorthSouthDatapath | undefined;
-    if (options.nodePort?.enabled) {
-      try {
-        const make = options.northSouth ?? ((o: NorthSouthOptions) => new NodePortDatapath(o));
-        northSouth = make({ bpffsDir: pinDir, sharedMapsDir: sockLb.mapsDir, interfaces: options.nodePort.interfaces, ...(log && { log }) });
-        await northSouth.attach();
-      } catch (error) {
-        // Never leave half a data path: a failed attach() takes back what it attached itself; a
-        // fresh start removes the rest too. Adopted pins were working before and stay.
-        if (!sockLb.adopted) await northSouth?.cleanup().catch(() => undefined);
-        undoStart();
-        throw new EbpfStartError(`eBPF service proxy: tc NodePort data path on ${options.nodePort.interfaces.join(', ')}: ${(error as Error).message}`, { cause: error });
+    const started = await UndoStack.run(async (undo) => {
+      const sockLb = await startStep(undefined, () => {
+        const settled = settleStaging(pinDir);
+        if (settled !== undefined) log?.warn({ pinDir, ...settled }, 'eBPF service proxy: a map rebuild an earlier agent left unfinished was settled');
+        return SockLb.start({ pinDir, cgroupRoot, ...(options.objectPath !== undefined && { objectPath: options.objectPath }) });
+      });
+      // A fresh start undoes everything, an adopting one only its staged rebuild (the pins it
+      // found were serving and stay).
+      undo.push(() => {
+        sockLb.close();
+        if (!sockLb.adopted) removeSockLbPins(pinDir);
+        else discardStaging(pinDir);
+      });
+      const memory = await startStep('mapping wl_slots and wl_backends', () => mapMemory(sockLb));
+      log?.info({ pinDir, cgroupRoot, adopted: sockLb.adopted }, sockLb.adopted ? 'eBPF socket LB re-adopted from pins' : 'eBPF socket LB attached');
+      for (const swap of sockLb.swaps) log?.info(swapLogFields(swap), 'eBPF service proxy: socket program replaced in place');
+      for (const e of sockLb.unswapped) log?.warn({ program: e.program, where: e.where, err: e.message }, 'eBPF service proxy: a socket program of other code serves on (the same maps): replacing it failed');
+      if (sockLb.staged !== undefined) {
+        log?.warn({ pinDir, maps: Object.fromEntries(sockLb.staged) }, 'eBPF service proxy: pinned maps have another layout; new maps are built beside them and replace them after the first full write');
       }
-    }
-    let terminator: SockTerminator | undefined;
-    try {
-      terminator = SockTerminator.load(sockLb.mapsDir, options.sockTermObjectPath);
-    } catch (error) {
-      // Services work without it (Cilium runs so on kernels before 6.5): only a connected UDP
-      // socket stays on a removed backend until the application reconnects.
-      log?.warn({ err: (error as Error).message }, 'eBPF service proxy: cannot end UDP sockets of removed backends (needs bpf_sock_destroy, kernel 6.5+)');
-    }
-    return new EbpfServiceProxy(pinDir, cgroupRoot, sockLb, memory, northSouth, terminator, log);
+      let northSouth: NorthSouthDatapath | undefined;
+      const nodePort = options.nodePort;
+      if (nodePort?.enabled) {
+        northSouth = await startStep(`tc NodePort data path on ${nodePort.interfaces.join(', ')}`, async () => {
+          const make = options.northSouth ?? ((o: NorthSouthOptions) => new NodePortDatapath(o));
+          const datapath = make({ bpffsDir: pinDir, sharedMapsDir: sockLb.mapsDir, interfaces: nodePort.interfaces, ...(log && { log }) });
+          // A failed attach() takes back what it attached itself; a fresh start removes the rest
+          // too. Adopted pins were working before and stay.
+          if (!sockLb.adopted) undo.push(() => datapath.cleanup());
+          await datapath.attach();
+          return datapath;
+        });
+      }
+      let terminator: SockTerminator | undefined;
+      try {
+        terminator = SockTerminator.load(sockLb.mapsDir, options.sockTermObjectPath);
+      } catch (error) {
+        // Services work without it (Cilium runs so on kernels before 6.5): only a connected UDP
+        // socket stays on a removed backend until the application reconnects.
+        log?.warn({ err: (error as Error).message }, 'eBPF service proxy: cannot end UDP sockets of removed backends (needs bpf_sock_destroy, kernel 6.5+)');
+      }
+      return { sockLb, memory, northSouth, terminator };
+    });
+    return new EbpfServiceProxy(pinDir, cgroupRoot, started.sockLb, started.memory, started.northSouth, started.terminator, log);
   }
 
   /** True when this instance took over pinned programs instead of attaching its own. */
@@ -351,6 +341,15 @@ function addNodeAddr(batch: EntryBatch, ip: Ip): void {
   // add() first: it may replace the buffer.
   const at = batch.add();
   writeNodeAddrKey(batch.keys, at * batch.keySize, ip);
+}
+
+/** One step of open(): its failure is an EbpfStartError naming the step (`what`) and why. */
+async function startStep<T>(what: string | undefined, step: () => T | Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    throw new EbpfStartError(`eBPF service proxy: ${what === undefined ? '' : `${what}: `}${(error as Error).message}`, { cause: error });
+  }
 }
 
 function nearestExisting(path: string): string {

@@ -3,6 +3,7 @@
 import type { Family, Ip } from '../../model/ip.js';
 import { type ServiceBackend, type ServicePort, noEndpointAction } from '../../model/service.js';
 import { Scope, type ScopeValue, ServiceFlag, serviceKeyWordsOf } from './codec.js';
+import { SERVICE_KEY } from './layouts.js';
 
 /**
  * Which endpoint list a frontend serves, and so which service id (affinity and reverse translation
@@ -87,7 +88,9 @@ export function frontendsOf(p: ServicePort, nodePortFamilies: ReadonlySet<Family
 const FAMILIES: readonly Family[] = [4, 6];
 
 /** Scratch for a key's words on the way to its id. */
-const KEY = new Uint32Array(6);
+const KEY = new Uint32Array(SERVICE_KEY.size / 4);
+// frontendIdOf and keyWordsOfId are unrolled for this many words.
+if (KEY.length !== 6) throw new Error(`frontends: a wl_service_key of ${KEY.length} words needs frontendIdOf and keyWordsOfId changed`);
 
 // A plain function, not a closure per port: the first sync calls it 10,000s of times. Puts the
 // frontend at out[n] unless out[0..n) has it; returns the new n.

@@ -68,7 +68,7 @@ export function changedLayouts(pinDir: string, wanted: readonly MapLayout[]): Ma
  * already has keep their value (the new programs wrote them: they are newer). Returns the entries
  * written. Entries that vanish while copying (LRU eviction) are skipped.
  */
-export function copyEntries(from: BpfMap, to: BpfMap, options: { readonly onlyMissing?: boolean } = {}): number {
+function copyEntries(from: BpfMap, to: BpfMap, options: { readonly onlyMissing?: boolean } = {}): number {
   if (from.keySize !== to.keySize || from.valueBytes !== to.valueBytes) return 0;
   let written = 0;
   const flags = options.onlyMissing ? MapUpdate.noExist : MapUpdate.any;

@@ -32,17 +32,23 @@ import { runCommand } from '../../host/command.js';
 import { IpJsonObject } from '../../host/ip.js';
 import { widthOf, type Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
+import { UndoStack } from '../undo-stack.js';
 import { checkMapLayouts, MAP_NAMES, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddress } from './codec.js';
+import { MAPS, NP_RANGE_KEY, NP_SNAT_VALUE } from './layouts.js';
 import { copyToStaged, layoutDifferences, stagingDir } from './map-staging.js';
 import { type ProgramSwap, type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
 
-/** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes. */
+/** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes (layouts.ts). */
 export const NODEPORT_MAPS = {
-  conntrack: { name: 'wl_np_ct', key: 40, value: 52 },
-  sourceRanges: { name: 'wl_np_ranges', key: 44, value: 4 },
-  snat: { name: 'wl_np_snat', key: 4, value: 16 },
-  stats: { name: 'wl_np_stats', key: 4, value: 8 },
-} as const;
+  conntrack: ownMap('wl_np_ct'),
+  sourceRanges: ownMap('wl_np_ranges'),
+  snat: ownMap('wl_np_snat'),
+  stats: ownMap('wl_np_stats'),
+};
+
+function ownMap<N extends keyof typeof MAPS>(name: N): { readonly name: N; readonly key: number; readonly value: number } {
+  return { name, key: MAPS[name].key.size, value: MAPS[name].value.size };
+}
 
 /** wl_np_stats slots (WL_NP_STAT_*), in order. */
 export const NODEPORT_STATS = [
@@ -61,8 +67,9 @@ export const NODEPORT_STATS = [
 
 export type NodePortStat = (typeof NODEPORT_STATS)[number];
 
-/** Bits of a source-range key before the source address (WL_NP_RANGE_FRONTEND_BITS). */
-const RANGE_FRONTEND_BITS = 168;
+const RANGE_KEY = NP_RANGE_KEY.fields;
+/** Bits of a source-range key's data (after prefixlen) before the source address (WL_NP_RANGE_FRONTEND_BITS). */
+export const RANGE_FRONTEND_BITS = (RANGE_KEY.source.offset - RANGE_KEY.prefixlen.offset - RANGE_KEY.prefixlen.size) * 8;
 
 /** clsact filters (kernels without tcx): ours by this handle and priority. Priority 1 runs first. */
 const CLSACT_HANDLE = 0x4e50;
@@ -212,25 +219,15 @@ export class NodePortDatapath {
         const parsed = parseLinkPin(pin);
         if (parsed !== undefined && !configured.has(parsed.iface)) this.#destroyLink(pin, 'an interface no longer configured');
       }
-      const undo: Array<() => void> = [];
-      try {
+      // Never half a data path: what this call attached goes again; what it adopted stays.
+      this.#attachments = await UndoStack.run((undo) => {
         const attachments: NodePortAttachment[] = [];
         for (const iface of interfaces) {
           for (const direction of DIRECTIONS) attachments.push(this.#attachOne(obj, iface, direction, undo, pending));
         }
-        this.#attachments = attachments;
-        attached = true;
-      } catch (error) {
-        // Never half a data path: what this call attached goes again; what it adopted stays.
-        for (const step of undo.reverse()) {
-          try {
-            step();
-          } catch {
-            // The attach error below is the one worth reporting.
-          }
-        }
-        throw error;
-      }
+        return attachments;
+      });
+      attached = true;
     } finally {
       // Attached programs live on in their links and filters; the object's own fds can go, unless
       // its programs are still to replace the running ones.
@@ -297,7 +294,7 @@ export class NodePortDatapath {
     for (const [index, family] of [[0, 4], [1, 6]] as const) {
       const value = Buffer.alloc(NODEPORT_MAPS.snat.value);
       const ip = map.nodePortAddresses.find((a) => a.family === family);
-      if (ip !== undefined) writeAddress(value, 0, ip);
+      if (ip !== undefined) writeAddress(value, NP_SNAT_VALUE.fields.addr.offset, ip);
       const key = u32(index);
       if (!maps.snat.lookup(key)?.equals(value)) {
         maps.snat.update(key, value);
@@ -430,7 +427,7 @@ export class NodePortDatapath {
   }
 
   /** Attaches one program, or adopts it; `undo` gets the step that would detach what it attached. */
-  #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction, undo: Array<() => void>, pending: PendingUpgrade | undefined): NodePortAttachment {
+  #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction, undo: UndoStack, pending: PendingUpgrade | undefined): NodePortAttachment {
     const program = `np_${direction}${iface.l3 ? '_l3' : ''}`;
     const target = { interface: iface.name, direction, ...(this.#opts.netns === undefined ? {} : { netns: this.#opts.netns }) };
     const pin = join(this.linksDir, `${LINK_PREFIX}${iface.name}-${iface.ifindex}-${direction}`);
@@ -547,13 +544,13 @@ function checkOwnLayouts(maps: readonly { name: string; keySize: number; valueSi
 /** A wl_np_ranges key: {prefixlen, frontend addr, port, protocol, family, pad, source, pad}. */
 export function sourceRangeKey(frontend: Ip, port: number, protocol: number, source: Ip, bits: number): Buffer {
   if (bits < 0 || bits > widthOf(source.family)) throw new NodePortError(`nodeport: source range /${bits} does not fit IPv${source.family}`);
-  const key = Buffer.alloc(NODEPORT_MAPS.sourceRanges.key);
-  key.writeUInt32LE(RANGE_FRONTEND_BITS + bits, 0);
-  writeAddress(key, 4, frontend);
-  key.writeUInt16BE(port, 20);
-  key[22] = protocol;
-  key[23] = frontend.family;
-  writeAddress(key, 25, source);
+  const key = Buffer.alloc(NP_RANGE_KEY.size);
+  key.writeUInt32LE(RANGE_FRONTEND_BITS + bits, RANGE_KEY.prefixlen.offset);
+  writeAddress(key, RANGE_KEY.addr.offset, frontend);
+  key.writeUInt16BE(port, RANGE_KEY.port.offset);
+  key[RANGE_KEY.protocol.offset] = protocol;
+  key[RANGE_KEY.family.offset] = frontend.family;
+  writeAddress(key, RANGE_KEY.source.offset, source);
   return key;
 }
 

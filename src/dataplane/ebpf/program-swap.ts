@@ -60,7 +60,7 @@ interface ProgramMaps {
 }
 
 /** What differs between a running program and the loaded one; empty: the same program. */
-export function programDifferences(running: ProgramDescription, loaded: ProgramDescription): SwapReason[] {
+function programDifferences(running: ProgramDescription, loaded: ProgramDescription): SwapReason[] {
   if (running.id === loaded.id) return [];
   const why: SwapReason[] = [];
   if (running.tag !== loaded.tag) why.push('code');

@@ -5,7 +5,7 @@
 // still follow it (bpf/include/wirelane_maps.h).
 
 /** The most slots one range holds (wl_service_value.capacity is 16 bits). */
-export const MAX_CAPACITY = 0xffff;
+const MAX_CAPACITY = 0xffff;
 
 /** The capacity class a frontend of `count` backends gets: the smallest class that holds them. */
 export function capacityFor(count: number): number {

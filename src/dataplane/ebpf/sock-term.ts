@@ -7,31 +7,32 @@ import { readdirSync, statSync } from 'node:fs';
 import type { ConntrackFilter } from '../../host/conntrack.js';
 import { BpfError, type BpfMap, BpfObject, bpfObjectPath } from '../../bpf/index.js';
 import { EntryBatch, MAP_NAMES, checkMapLayouts, writeAddress } from './codec.js';
+import { MAPS, SOCK_TERM_KEY } from './layouts.js';
 import { mapPinPath } from './sock-lb.js';
 
 const TERM_MAP = 'wl_sock_term';
-const TERM_KEY_SIZE = 36;
+const TERM_KEY = SOCK_TERM_KEY.fields;
 const TERM_PROGRAM = 'sock_term_udp';
 
 /** The wl_sock_term keys for these filters (UDP only: other protocols are left to end on their own). */
 export function termKeys(filters: readonly ConntrackFilter[]): EntryBatch {
-  const batch = new EntryBatch(TERM_KEY_SIZE, 4);
+  const batch = new EntryBatch(SOCK_TERM_KEY.size, MAPS.wl_sock_term.value.size);
   for (const f of filters) {
     if (f.protocol !== 'udp' || f.origDstPort === undefined) continue;
     // add() first: it may replace the buffer.
     const at = batch.add();
-    const key = at * TERM_KEY_SIZE;
-    if (f.origDst !== undefined) writeAddress(batch.keys, key, f.origDst);
-    if (f.replySrc !== undefined) writeAddress(batch.keys, key + 16, f.replySrc);
-    batch.keys.writeUInt16BE(f.origDstPort, key + 32);
-    batch.keys.writeUInt8(f.family, key + 34);
-    batch.values.writeUInt32LE(1, at * 4);
+    const key = at * batch.keySize;
+    if (f.origDst !== undefined) writeAddress(batch.keys, key + TERM_KEY.frontend.offset, f.origDst);
+    if (f.replySrc !== undefined) writeAddress(batch.keys, key + TERM_KEY.backend.offset, f.replySrc);
+    batch.keys.writeUInt16BE(f.origDstPort, key + TERM_KEY.port.offset);
+    batch.keys.writeUInt8(f.family, key + TERM_KEY.family.offset);
+    batch.values.writeUInt32LE(1, at * batch.valueSize);
   }
   return batch;
 }
 
 /** One /proc/PID/ns/net path per network namespace of this host's processes (pid namespace permitting). */
-export function networkNamespaces(proc = '/proc'): string[] {
+function networkNamespaces(proc = '/proc'): string[] {
   const seen = new Set<string>();
   const paths: string[] = [];
   for (const entry of readdirSync(proc)) {
@@ -76,7 +77,7 @@ export class SockTerminator {
       for (const name of Object.values(MAP_NAMES)) object.setMapPinPath(name, mapPinPath(pinDir, name));
       object.load();
       const term = object.map(TERM_MAP);
-      if (term.keySize !== TERM_KEY_SIZE) throw new Error(`${TERM_MAP}: key size ${term.keySize}, expected ${TERM_KEY_SIZE}`);
+      if (term.keySize !== SOCK_TERM_KEY.size) throw new Error(`${TERM_MAP}: key size ${term.keySize}, expected ${SOCK_TERM_KEY.size}`);
       return new SockTerminator(object, term);
     } catch (error) {
       object.close();
