@@ -1,6 +1,6 @@
 // `wirelane cleanup`: removes everything the agent can make on this host, whichever mode and run
 // made it, by the same code as the agent's --clean-up on exit (agent/host-cleanup.ts). For an
-// uninstall (deploy/uninstall.yaml) or by hand, with the agent stopped.
+// uninstall (deploy/uninstall/) or by hand, with the agent stopped.
 import { hostname } from 'node:os';
 import { type AnnotationTarget, hostPlacementOf, removeHostState } from '../agent/host-cleanup.js';
 import { kubeconfigPath, parsePlacementFlags } from './agent.js';
