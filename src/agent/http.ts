@@ -5,6 +5,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observability/logger.js';
+import { errorLine } from '../observability/first-line.js';
 import type { AgentMetrics } from '../observability/metrics.js';
 import { closeServer, createBoundedServer, listen, type ListenAddress, sameListenAddress } from './http-server.js';
 
@@ -80,7 +81,7 @@ function serve(routes: Record<string, Route>, req: IncomingMessage, res: ServerR
     .then(() => route(url, reply))
     .catch((err: unknown) => {
       // The message may hold paths or command output: it goes to the log, not to the client.
-      log.error(`http ${url.pathname}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+      log.error(`http ${url.pathname}: ${errorLine(err)}`);
       reply(500, 'text/plain', 'internal error\n');
     });
 }

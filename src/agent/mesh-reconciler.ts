@@ -12,16 +12,18 @@ import { findLink } from '../host/links.js';
 import { listRoutes } from '../host/routes.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, recordHeartbeats } from '../mesh/liveness.js';
-import { type Topology, computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
+import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
+import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
 import { type Cidr, ParseError, formatCidr, ipOf, parseCidr } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
+import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
 import { ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
-import { decodeMeshInput, type MeshInput } from '../sources/mesh-input.js';
+import { decodeMeshInput } from '../sources/mesh-input.js';
 import type { ClusterSource } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
@@ -145,7 +147,7 @@ export class MeshReconciler {
     try {
       return await work();
     } catch (err) {
-      const line = `${step}: ${(err as Error).message.split('\n')[0]}`;
+      const line = `${step}: ${errorLine(err)}`;
       this.failures.push(line);
       this.deps.metrics.errors.inc({ step });
       this.deps.log.error(line);
@@ -211,8 +213,10 @@ export class MeshReconciler {
   private async meshInput(host: HostView, now: number): Promise<MeshInput> {
     const decoded = decodeMeshInput(this.deps.source.snapshot(), { topologyLabel: this.deps.config.topologyLabel });
     this.problems.report(decoded.problems);
-    const fromFile = this.deps.source.kind === 'file';
-    const liveness = fromFile ? undefined : await this.livenessEvidence(decoded.nodes, now);
+    // Where nobody publishes heartbeats, every node counts as fresh, and the addresses written for
+    // this node (by the operator) stand over those the agent discovers.
+    const publishes = this.deps.source.publisher !== undefined;
+    const liveness = publishes ? await this.livenessEvidence(decoded.nodes, now) : undefined;
     const nodes = decoded.nodes.map((n): MeshNode => {
       if (n.name !== this.deps.config.hostname) return { ...n, lastSeen: liveness ? heardAt(n, liveness) : now };
       // Our own annotations may not have come back through the watch yet; we know them first-hand.
@@ -221,8 +225,8 @@ export class MeshReconciler {
         publicKey: this.deps.publicKey,
         lastSeen: now,
         granularity: this.deps.config.granularity,
-        ...(fromFile && n.endpoint ? {} : host.endpoint && { endpoint: host.endpoint }),
-        ...(fromFile && n.internalIP ? {} : host.internalIP && { internalIP: host.internalIP }),
+        ...(!publishes && n.endpoint ? {} : host.endpoint && { endpoint: host.endpoint }),
+        ...(!publishes && n.internalIP ? {} : host.internalIP && { internalIP: host.internalIP }),
       };
     });
     return { nodes, peers: decoded.peers };
@@ -252,7 +256,7 @@ export class MeshReconciler {
     return evidence;
   }
 
-  private meshOptions(host: HostView, now: number) {
+  private meshOptions(host: HostView, now: number): MeshOptions {
     const c = this.deps.config;
     return {
       hostname: c.hostname,
@@ -316,12 +320,13 @@ export class MeshReconciler {
   }
 
   /**
-   * Publishes this node's agent-written annotations (kubernetes source only). last-seen is refreshed
-   * once per half resync period, not on every event-driven reconcile: each patch comes back as a watch
-   * event, and refreshing on those would loop.
+   * Publishes this node's agent-written annotations where the source takes them. last-seen is
+   * refreshed once per half resync period, not on every event-driven reconcile: each patch comes back
+   * as a watch event, and refreshing on those would loop.
    */
   private async publishNode(host: HostView, now: number, afterApply: boolean): Promise<void> {
-    if (this.deps.source.kind !== 'kubernetes') return;
+    const publisher = this.deps.source.publisher;
+    if (publisher === undefined) return;
     const c = this.deps.config;
     const annotations: Record<string, string | null> = {
       [PREFIX + ANNOTATIONS.key]: this.deps.publicKey,
@@ -338,7 +343,7 @@ export class MeshReconciler {
     }
     const heartbeat = annotations[PREFIX + ANNOTATIONS.lastSeen] !== undefined;
     try {
-      if (await this.deps.source.publishNode(c.hostname, annotations)) this.count('annotation', 1);
+      if (await publisher.publishNode(c.hostname, annotations)) this.count('annotation', 1);
     } catch (err) {
       // Our heartbeat cannot be written: nor, maybe, can anyone's. Until it can, nobody ages.
       if (heartbeat) this.trustedSince = now;
@@ -374,7 +379,7 @@ export class MeshReconciler {
    * from, and a tunl0 this agent brought up goes down again.
    */
   async prepareCleanup(): Promise<void> {
-    if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${err.message.split('\n')[0]}`));
-    await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${err.message.split('\n')[0]}`));
+    if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${errorLine(err)}`));
+    await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${errorLine(err)}`));
   }
 }

@@ -1,5 +1,6 @@
 // `wirelane <command>`: dispatch, --help, and the one-line error contract (exit 2 usage, 1 failure).
 import { parseArgs } from 'node:util';
+import { errorLine } from '../observability/first-line.js';
 import { type Command, UsageError } from './command.js';
 import { wirelaneVersion } from './version.js';
 
@@ -49,12 +50,12 @@ export async function main(argv: string[]): Promise<number> {
     const args = rest.map((a) => (cmd.switches?.includes(a.slice(2)) && a.startsWith('--') ? `${a}=true` : a));
     parsed = parseArgs({ args, options: cmd.options, allowPositionals: cmd.allowPositionals ?? false, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0] ?? 'bad arguments');
+    throw new UsageError(errorLine(err) || 'bad arguments');
   }
   return cmd.run(parsed.values, parsed.positionals);
 }
 
 export function describeFailure(err: unknown, verbose: boolean): string {
   if (verbose && err instanceof Error && err.stack) return err.stack;
-  return err instanceof Error ? err.message.split('\n')[0] ?? String(err) : String(err);
+  return errorLine(err);
 }

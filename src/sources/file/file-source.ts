@@ -3,12 +3,13 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import type { WireGuardKey } from '../../model/key.js';
 import type { Logger } from '../../observability/logger.js';
+import { ANNOTATIONS, readAnnotation } from '../annotations.js';
 import type { ClusterSource, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
 import { parseClusterFile } from './cluster-file.js';
 
 export class FileSource implements ClusterSource {
-  readonly kind = 'file';
   private objects: readonly SourceObject[] = [];
   private started = false;
   private lastText: string | undefined;
@@ -77,8 +78,19 @@ export class FileSource implements ClusterSource {
   }
 
   // The file is the operator's: the agent never writes to it.
-  async publishNode(): Promise<boolean> {
-    return false;
+  readonly publisher = undefined;
+
+  /** The operator wrote this node's public key into the file: a different key is a start-up error. */
+  checkOwnKey(node: string, publicKey: WireGuardKey, keyFile: string): void {
+    const self = this.objects.find((o) => o.kind === 'Node' && o.object.metadata?.name === node);
+    if (self === undefined) throw new Error(`cluster file: no Node "${node}" (set --hostname)`);
+    const key = readAnnotation(self.object.metadata?.annotations, ANNOTATIONS.key)?.value;
+    if (key !== publicKey) {
+      throw new Error(
+        `cluster file: Node "${node}" has key ${key ?? '(none)'} but ${keyFile} belongs to ${publicKey}; ` +
+          `put the public key printed by 'wirelane keygen' into the file`,
+      );
+    }
   }
 
   async stop(): Promise<void> {
