@@ -20,6 +20,10 @@ export interface AgentConfig {
   readonly interface: string;
   readonly port: number;
   readonly subnet: Cidr;
+  /** --service-cidr: the cluster's service ranges, which no Peer or location may claim. */
+  readonly serviceCIDRs: readonly Cidr[];
+  /** --allow-wide-claims: Peers and locations may claim prefixes wider than /8 (IPv4) or /16 (IPv6). */
+  readonly allowWideClaims: boolean;
   readonly granularity: Granularity;
   readonly encapsulate: Encapsulation;
   readonly local: boolean;

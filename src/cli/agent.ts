@@ -35,6 +35,9 @@ export const agent: Command = {
   --local[=true|false]            route to pods of the same location (default true)
   --topology-label LABEL          node label naming the location (default ${DEFAULT_TOPOLOGY_LABEL})
   --internal-cidr CIDR[,CIDR]     where to find the node's internal IP (default: any private address)
+  --service-cidr CIDR[,CIDR]      the cluster's service ranges: no Peer or location may claim them
+  --allow-wide-claims[=true]      let Peers and locations claim prefixes wider than /8 (IPv4) or
+                                  /16 (IPv6), default routes included (default false)
   --resync-period DURATION        full reconcile interval (default 30s); /healthz fails when a due
                                   sync has not succeeded within 2 × this
   --command-timeout DURATION      bound of an external command (wg, ip, conntrack; default 30s;
@@ -64,7 +67,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
                                   (default: the cgroup v2 mount, found in /proc/mounts)
   --bpf-dir PATH                  eBPF mode: where maps and links are pinned, so the data path
                                   outlives the agent (default: <bpffs>/wirelane)`,
-  switches: ['local', 'clean-up', 'iptables-forward-rules'],
+  switches: ['local', 'clean-up', 'iptables-forward-rules', 'allow-wide-claims'],
   options: {
     source: { type: 'string' },
     kubeconfig: { type: 'string' },
@@ -79,6 +82,8 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     local: { type: 'string' },
     'topology-label': { type: 'string', default: DEFAULT_TOPOLOGY_LABEL },
     'internal-cidr': { type: 'string' },
+    'service-cidr': { type: 'string' },
+    'allow-wide-claims': { type: 'string' },
     'resync-period': { type: 'string', default: '30s' },
     'command-timeout': { type: 'string', default: '30s' },
     'iptables-forward-rules': { type: 'string' },
@@ -137,6 +142,8 @@ export function parseAgentConfig(values: Values): AgentConfig {
     local: switchFlag(values, 'local', true),
     topologyLabel: str('topology-label'),
     internalCidrs: cidrList('internal-cidr'),
+    serviceCIDRs: cidrList('service-cidr'),
+    allowWideClaims: switchFlag(values, 'allow-wide-claims', false),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
     commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
     listen,
