@@ -17,7 +17,6 @@ import {
   SlotRangesFullError,
   assignSlots,
   capacityFor,
-  changedPorts,
   checkMapLayouts,
   frontendsOf,
   plainMemory,
@@ -32,7 +31,6 @@ import {
   writeServiceKey,
   writeServiceValue,
   type PortChange,
-  type PortChanges,
   type ServiceValue,
 } from '../../src/dataplane/ebpf/index.js';
 import { BackendPool } from '../../src/dataplane/ebpf/backend-pool.js';
@@ -411,32 +409,5 @@ describe('service table', () => {
     assert.deepEqual({ heads: w.heads.count, headDeletes: w.headDeletes.count, stores: w.stores }, { heads: 0, headDeletes: 1, stores: 2 });
     assert.equal(h.backend(h.idOf('10.1.0.7')), '(cleared)');
     assert.equal(h.idOf('10.1.0.7'), 0);
-  });
-});
-
-describe('changed ports', () => {
-  const updatedKeys = (changes: PortChanges): string[] => changes.updated.map((i) => changes.applied.keys[i]!);
-
-  test('by position when the ports line up; reused objects are not compared', () => {
-    const a = port('a');
-    const b = port('b', { clusterIPs: [ip('10.96.0.2')] });
-    const first = changedPorts(undefined, mapOf([a, b]), false);
-    assert.deepEqual(updatedKeys(first), ['default/a:http/TCP', 'default/b:http/TCP']);
-    assert.deepEqual(changedPorts(first.applied, mapOf([a, b]), false).updated, []);
-    // Equal content in new objects is no change; one endpoint more is.
-    assert.deepEqual(changedPorts(first.applied, mapOf([port('a'), port('b', { clusterIPs: [ip('10.96.0.2')] })]), false).updated, []);
-    const moved = port('b', { clusterIPs: [ip('10.96.0.2')] }, [backend('10.1.0.1'), backend('10.1.0.2'), backend('10.1.0.3')]);
-    assert.deepEqual(updatedKeys(changedPorts(first.applied, mapOf([a, moved]), false)), ['default/b:http/TCP']);
-  });
-
-  test('by key when ports come and go; NodePort ports all change when the node-port families do', () => {
-    const a = port('a', { nodePort: 30080 });
-    const b = port('b', { clusterIPs: [ip('10.96.0.2')] });
-    const c = port('c', { clusterIPs: [ip('10.96.0.3')] });
-    const first = changedPorts(undefined, mapOf([a, b]), false);
-    const next = changedPorts(first.applied, mapOf([a, c]), false);
-    assert.deepEqual(updatedKeys(next), ['default/c:http/TCP']);
-    assert.deepEqual(next.removed, ['default/b:http/TCP']);
-    assert.deepEqual(updatedKeys(changedPorts(next.applied, mapOf([a, c]), true)), ['default/a:http/TCP']);
   });
 });

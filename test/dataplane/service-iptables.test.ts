@@ -11,6 +11,7 @@ import { parseCidr, parseIp } from '../../src/model/ip.js';
 import { type Protocol, type ServiceBackend, type ServiceMap, type ServicePort, servicePortKey } from '../../src/model/service.js';
 import { createSandbox, type Sandbox, type SandboxNode, type SandboxPod } from '../../src/sandbox/index.js';
 import { echoRequests, startEchoServer, type EchoRequestOptions } from '../../src/sandbox/echo/index.js';
+import { applyMap } from '../support/apply-map.js';
 import { IPTABLES_TOOLS, capabilitySkip } from '../support/capability.js';
 import { until } from '../support/wait.js';
 
@@ -100,7 +101,7 @@ describe('iptables service proxy', { skip }, () => {
 
   async function applyEverywhere(specs: readonly ServiceSpec[]): Promise<Map<string, IptablesServiceProxyReport>> {
     const reports = new Map<string, IptablesServiceProxyReport>();
-    for (const n of sandbox.nodes) reports.set(n.name, await proxies.get(n.name)!.apply(mapFor(n, specs)));
+    for (const n of sandbox.nodes) reports.set(n.name, await applyMap(proxies.get(n.name)!, mapFor(n, specs)));
     return reports;
   }
 
