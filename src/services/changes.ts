@@ -1,6 +1,6 @@
 // What changed in the service map since the last apply that succeeded, computed once per sync for
 // whichever proxy runs (kube-proxy's change trackers feed every proxier the same way): the ports to
-// rewrite, the ports gone, the map-wide fields that moved, and the UDP flows left stale. Pure: the
+// rewrite, the ports gone, the map-wide fields that moved, and the UDP flows left stale. No I/O: the
 // tracker holds the last applied map and what failed applies may have written, nothing else.
 //
 // Fast on purpose: a one-endpoint change at 10,000 ports × 10 endpoints must reach the eBPF maps
@@ -32,7 +32,7 @@ export interface ServiceChanges {
    * map (a previous agent's state) is for it to remove, as `removed` cannot name it.
    */
   readonly full: boolean;
-  /** Map-wide fields that differ from the last successful apply (or that a failed apply may have written). */
+  /** Map-wide fields that differ from the last successful apply (all without one), or that a failed apply may have written. */
   readonly mapFields: Readonly<Record<MapField, boolean>>;
   /** The families this node serves NodePorts in. */
   readonly nodePortFamilies: ReadonlySet<Family>;
