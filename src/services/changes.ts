@@ -96,7 +96,7 @@ export class ServiceChangeTracker {
     const diff = diffPorts(base, map, families);
     const flows = new StaleUdpFlows();
     diff.addStaleFlows(flows);
-    const mapFields = base === undefined ? { node: true, nodePortAddresses: true, clusterCIDRs: true } : changedMapFields(base.map, map);
+    const mapFields: Record<MapField, boolean> = base === undefined ? { node: true, nodePortAddresses: true, clusterCIDRs: true } : changedMapFields(base.map, map);
     let { updated, removed } = diff;
     if (pending !== undefined) {
       diffPorts(pending.attempted, map, families).addStaleFlows(flows);

@@ -4,36 +4,6 @@
 import type { Cidr, Family, Ip } from '../model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../model/service.js';
 
-// Element by element, no generic deep equality: these run for every port of a recomputed map.
-function sameIps(a: readonly Ip[], b: readonly Ip[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i]!.family !== b[i]!.family || a[i]!.value !== b[i]!.value) return false;
-  return true;
-}
-
-function sameCidrs(a: readonly Cidr[], b: readonly Cidr[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.family !== y.family || x.addr !== y.addr || x.bits !== y.bits) return false;
-  }
-  return true;
-}
-
-function sameBackends(a: readonly ServiceBackend[], b: readonly ServiceBackend[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x.port !== y.port || x.local !== y.local || x.ip.family !== y.ip.family || x.ip.value !== y.ip.value) return false;
-  }
-  return true;
-}
-
 /**
  * How each ServicePort field counts when two ports of one key are compared:
  * - 'key': part of servicePortKey, so never different (a change is one port removed, one added);
@@ -105,4 +75,34 @@ export function changedMapFields(a: ServiceMap, b: ServiceMap): Record<MapField,
 /** The families this node serves NodePorts in. */
 export function nodePortFamilies(map: ServiceMap): Set<Family> {
   return new Set(map.nodePortAddresses.map((ip) => ip.family));
+}
+
+// Element by element, no generic deep equality: these run for every port of a recomputed map.
+function sameIps(a: readonly Ip[], b: readonly Ip[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i]!.family !== b[i]!.family || a[i]!.value !== b[i]!.value) return false;
+  return true;
+}
+
+function sameCidrs(a: readonly Cidr[], b: readonly Cidr[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.family !== y.family || x.addr !== y.addr || x.bits !== y.bits) return false;
+  }
+  return true;
+}
+
+function sameBackends(a: readonly ServiceBackend[], b: readonly ServiceBackend[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x.port !== y.port || x.local !== y.local || x.ip.family !== y.ip.family || x.ip.value !== y.ip.value) return false;
+  }
+  return true;
 }
