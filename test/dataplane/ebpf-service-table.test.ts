@@ -35,7 +35,7 @@ import {
 } from '../../src/dataplane/ebpf/index.js';
 import { BackendPool } from '../../src/dataplane/ebpf/backend-pool.js';
 import { type Ip, formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
-import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
+import type { ServiceBackend, ServicePort } from '../../src/model/service.js';
 import { servicePort } from '../support/service-map.js';
 
 const ip = parseIp;
@@ -44,8 +44,6 @@ const backend = (address: string, port = 8080, local = false): ServiceBackend =>
 function port(name: string, extra: Partial<ServicePort> = {}, endpoints: ServiceBackend[] = [backend('10.1.0.1'), backend('10.1.0.2')]): ServicePort {
   return servicePort({ service: `default/${name}`, clusterIPs: [ip('10.96.0.1')], clusterEndpoints: endpoints, ...extra });
 }
-
-const mapOf = (ports: ServicePort[], nodePortAddresses: Ip[] = []): ServiceMap => ({ node: 'n', nodePortAddresses, clusterCIDRs: [], servicePorts: ports });
 
 describe('codec', () => {
   test('keys and values read back as written, for both families and the NodePort wildcard', () => {
