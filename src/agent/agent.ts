@@ -10,7 +10,7 @@ import type { ResourceStatus } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
 import { hostPlacementOf, removeHostState } from './host-cleanup.js';
-import { startHttpServer } from './http.js';
+import { startHttpServers } from './http.js';
 import { LoopHealth } from './loop-health.js';
 import { MeshReconciler } from './mesh-reconciler.js';
 import { ReconcileLoop } from './reconcile-loop.js';
@@ -53,14 +53,14 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   );
 
   // HTTP first: /healthz and /readyz answer (not ready, and why) during a long first sync.
-  const server = await startHttpServer(config.listen, {
+  const http = await startHttpServers({ health: config.listen, metrics: config.metricsListen }, {
     metrics,
     health: () => health.verdict(),
     ready: () => mesh.ready && (services?.ready ?? true),
     unsyncedResources: () => source.resourceStatus().filter((r) => !r.settled).map(describeUnsynced),
     graph: () => mesh.graph(),
     renderSvg,
-  });
+  }, log);
   const stopping = stopSignal(log);
   let synced = false;
   try {
@@ -69,7 +69,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     synced = await Promise.race([source.start(() => synced && loop?.trigger()).then(() => true), stopping.then(() => false)]);
     if (synced) source.checkOwnKey(config.hostname, publicKey, join(config.stateDir, 'key'));
   } catch (err) {
-    server.close();
+    await http.close();
     throw err;
   }
   if (synced) loop.start();
@@ -91,7 +91,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     mesh.release();
   }
   await source.stop();
-  server.close();
+  await http.close();
   log.info('stopped');
   return 0;
 }

@@ -12,7 +12,7 @@ import { findLink } from '../host/links.js';
 import { listRoutes } from '../host/routes.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, recordHeartbeats } from '../mesh/liveness.js';
-import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf } from '../mesh/topology.js';
+import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
 import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
@@ -29,6 +29,8 @@ import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
 import { ProblemReporter } from './problem-reporter.js';
+import type { Problem } from '../sources/problem.js';
+import type { RejectedClaim } from '../mesh/claims.js';
 import type { SyncResult } from './sync-health.js';
 
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
@@ -72,11 +74,13 @@ export class MeshReconciler {
   /** The failed steps of the reconcile in progress, one line each. */
   private failures: string[] = [];
   private readonly problems: ProblemReporter;
+  private readonly claims: ProblemReporter;
 
   constructor(private readonly deps: MeshReconcilerDeps) {
     // Every step's series exists from the start, so "no errors" reads as 0 rather than absent.
     for (const step of MESH_STEPS) deps.metrics.errors.inc({ step }, 0);
     this.problems = new ProblemReporter(deps.log, deps.metrics);
+    this.claims = new ProblemReporter(deps.log, deps.metrics, (p) => deps.metrics.rejectedClaims.inc({ kind: p.kind }));
     this.device = new WireGuardDevice({
       name: deps.config.interface,
       userspace: deps.config.userspaceWireGuard,
@@ -115,6 +119,7 @@ export class MeshReconciler {
       // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
       if (this.deps.config.encapsulate !== 'never') this.tunnel ??= await this.step('tunnel', () => TunnelDevice.open());
       const t = await this.step('topology', async () => computeTopology(await this.meshInput(host, now), this.meshOptions(host, now)));
+      if (t) this.claims.report(t.rejectedClaims.map(claimProblem));
       if (t === undefined) return this.outcome();
       this.topology = t;
       this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
@@ -125,7 +130,7 @@ export class MeshReconciler {
         await this.step('wireguard', () => this.applyWireGuard(t, host)),
         await this.step('tunnel', () => this.applyTunnel(t, host)),
         await this.step('routes', () => this.countPartial('route', this.routes.apply(t))),
-        await this.step('iptables', () => this.applyIptables(t)),
+        await this.step('iptables', () => this.applyIptables(t, host)),
       ];
       await this.step('annotate', () => this.publishNode(host, now, true));
       if (results.every((r) => r !== undefined) && !this.appliedOnce) {
@@ -270,6 +275,8 @@ export class MeshReconciler {
       underlayDevice: host.underlayDevice,
       now,
       resyncPeriodSeconds: c.resyncPeriodMs / 1000,
+      serviceCIDRs: c.serviceCIDRs,
+      allowWideClaims: c.allowWideClaims,
     };
   }
 
@@ -302,18 +309,19 @@ export class MeshReconciler {
       return 0;
     }
     if (this.tunnel === undefined) throw new Error('the tunnel device could not be opened');
-    const members = t.segments
-      .filter((s) => s.group === t.segment.group)
-      .flatMap((s) => s.nodes)
-      .flatMap((n) => (n.internalIP ? [{ internalIP: ipOf(n.internalIP), underlayIP: ipOf(n.internalIP) }] : []));
+    const members = tunnelMembersOf(t).map((ip) => ({ internalIP: ip, underlayIP: ip }));
     return this.countPartial('tunnel', this.tunnel.apply({ localUnderlayIP: ipOf(host.internalIP), members }));
   }
 
-  private async applyIptables(t: Topology): Promise<number> {
+  private async applyIptables(t: Topology, host: HostView): Promise<number> {
+    const tunnel = this.tunnel;
+    const encapsulates = tunnel !== undefined && this.deps.config.encapsulate !== 'never' && host.internalIP !== undefined;
+    const members = tunnelMembersOf(t);
     const rules = computeMeshRules({
       localPodCidrs: t.node.podCIDRs,
       meshDestinations: meshDestinationsOf(t),
       ...(this.deps.config.iptablesForwardRules && { forwardCidrs: localLocationPrefixesOf(t) }),
+      ...(encapsulates && { tunnel: tunnel.mode === 'vxlan' ? { mode: 'vxlan', port: tunnel.port, members } : { mode: 'ipip', members } }),
     });
     return this.count('iptables', (await this.iptables.apply(rules)).written);
   }
@@ -381,4 +389,9 @@ export class MeshReconciler {
     if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${errorLine(err)}`));
     await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${errorLine(err)}`));
   }
+}
+
+/** A dropped claim as a problem of its claimant: `Peer "x": spec.allowedIPs: 10.44.2.0/24 overlaps …`. */
+function claimProblem(c: RejectedClaim): Problem {
+  return { kind: c.kind, object: c.name, field: c.field, message: `${formatCidr(c.prefix)} ${c.reason}` };
 }

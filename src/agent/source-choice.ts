@@ -11,7 +11,7 @@ import type { AgentConfig } from './config.js';
 export function openClusterSource(config: AgentConfig, log: Logger, metrics: AgentMetrics): ClusterSource {
   switch (config.source.kind) {
     case 'file':
-      return new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }));
+      return new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }), config.resyncPeriodMs);
     case 'kubernetes':
       return new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log, config.serviceProxy !== 'off', {
         metrics: metrics.source,

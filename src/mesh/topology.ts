@@ -5,7 +5,8 @@ import { type Cidr, type Ip, equalCidr, hostCidr, ipOf, networkOf } from '../mod
 import type { WireGuardKey } from '../model/key.js';
 import type { MeshNode, MeshPeer } from '../model/mesh.js';
 import { allocateWireGuardIPs } from './allocation.js';
-import { PrefixIndex, deduplicatePeerIPs, filterAllowedLocationIPs, uniquePrefixes } from './allowed-ips.js';
+import { uniquePrefixes } from './allowed-ips.js';
+import { type ClaimRules, type ReservedRange, resolveContestedClaims, resolveOrderedClaims } from './claims.js';
 import { collectDiscoveredEndpoints, effectiveEndpoint } from './endpoints.js';
 import { MeshError } from './error.js';
 import { electLeader } from './leader.js';
@@ -19,8 +20,16 @@ export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
   const node = nodes.find((n) => n.name === opts.hostname) as MeshNode;
   const members = groupIntoSegments(nodes, opts.granularity);
   const discovered = collectDiscoveredEndpoints(node, members);
-  const peers = topologyPeers(sortedPeers(input.peers), discovered);
-  const segments = buildSegments(members, allocateWireGuardIPs(members.map((m) => m.key), opts.subnet), peers, discovered);
+  const rules: ClaimRules = { reserved: reservedRanges(input.nodes, opts), allowWide: opts.allowWideClaims ?? false };
+  const sorted = sortedPeers(input.peers);
+  const peerClaims = resolveOrderedClaims(sorted.map((p) => ({ kind: 'Peer', name: p.name, field: 'spec.allowedIPs', prefixes: p.allowedIPs })), rules);
+  const peers = topologyPeers(sorted, peerClaims.kept, discovered);
+  const locationClaims = resolveContestedClaims(
+    members.flatMap((m) => m.nodes.map((n) => ({ kind: 'Node' as const, name: n.name, field: 'annotation allowed-location-ips', prefixes: n.allowedLocationIPs, group: m.key }))),
+    rules,
+    peers.flatMap((p) => p.allowedIPs.map((prefix) => ({ prefix, holder: `the allowed IPs of Peer "${p.name}"` }))),
+  );
+  const segments = buildSegments(members, allocateWireGuardIPs(members.map((m) => m.key), opts.subnet), locationClaims.kept, discovered);
 
   const localKey = segmentKeyOf(node, opts.granularity);
   const segment = segments.find((s) => s.key === localKey) as Segment;
@@ -36,12 +45,23 @@ export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
     segments,
     peers,
     discoveredEndpoints: discovered,
+    rejectedClaims: [...peerClaims.rejected, ...locationClaims.rejected],
   };
   return { ...core, ...routesFor(core) };
 }
 
-function topologyPeers(peers: readonly MeshPeer[], discovered: ReadonlyMap<WireGuardKey, Endpoint>): TopologyPeer[] {
-  const allowedIPs = deduplicatePeerIPs(peers.map((p) => p.allowedIPs));
+/** What the cluster itself holds: every node's pod CIDRs and internal IP (ready or not), the WireGuard subnet, the service CIDRs. */
+function reservedRanges(nodes: readonly MeshNode[], opts: MeshOptions): ReservedRange[] {
+  const reserved: ReservedRange[] = [{ prefix: opts.subnet, holder: 'the WireGuard subnet' }];
+  for (const cidr of opts.serviceCIDRs ?? []) reserved.push({ prefix: cidr, holder: 'the service CIDR' });
+  for (const n of nodes) {
+    for (const cidr of n.podCIDRs) reserved.push({ prefix: cidr, holder: `the pod CIDR of Node "${n.name}"` });
+    if (n.internalIP !== undefined) reserved.push({ prefix: hostCidr(ipOf(n.internalIP)), holder: `the internal IP of Node "${n.name}"` });
+  }
+  return reserved;
+}
+
+function topologyPeers(peers: readonly MeshPeer[], allowedIPs: readonly Cidr[][], discovered: ReadonlyMap<WireGuardKey, Endpoint>): TopologyPeer[] {
   return peers.map((p, i) => {
     const endpoint = effectiveEndpoint(p.endpoint, p.publicKey, p.persistentKeepalive, discovered);
     return {
@@ -55,11 +75,11 @@ function topologyPeers(peers: readonly MeshPeer[], discovered: ReadonlyMap<WireG
   });
 }
 
-/** Leaders, addresses and AllowedIPs; allowed-location IPs are filtered against everything else. */
+/** Leaders, addresses and AllowedIPs; `locationIPs`: per node of `members` in order, its kept allowed-location IPs. */
 function buildSegments(
   members: readonly SegmentMembers[],
   addresses: ReadonlyMap<string, Ip>,
-  peers: readonly TopologyPeer[],
+  locationIPsByNode: readonly Cidr[][],
   discovered: ReadonlyMap<WireGuardKey, Endpoint>,
 ): Segment[] {
   const baseIPs = members.map((m) => {
@@ -71,10 +91,8 @@ function buildSegments(
     own.push(hostCidr(addresses.get(m.key) as Ip));
     return uniquePrefixes(own);
   });
-  const locationIPs = filterAllowedLocationIPs(
-    members.map((m) => m.nodes.flatMap((n) => n.allowedLocationIPs)),
-    new PrefixIndex([...baseIPs.flat(), ...peers.flatMap((p) => p.allowedIPs)]),
-  );
+  let nodeIndex = 0;
+  const locationIPs = members.map((m) => uniquePrefixes(m.nodes.flatMap(() => locationIPsByNode[nodeIndex++] as Cidr[])));
   return members.map((m, i): Segment => {
     // Readiness guarantees every member a key and an endpoint.
     const leader = electLeader(m.nodes);
@@ -149,6 +167,14 @@ export function localLocationPrefixesOf(t: TopologyCore): Cidr[] {
       .filter((s) => s.group === t.segment.group)
       .flatMap((s) => s.allowedIPs.filter((c) => !isWireGuardIPOf(s, c))),
   );
+}
+
+/** The underlay addresses of the local group's nodes (this one included): the ends of its encapsulation. */
+export function tunnelMembersOf(t: TopologyCore): Ip[] {
+  return t.segments
+    .filter((s) => s.group === t.segment.group)
+    .flatMap((s) => s.nodes)
+    .flatMap((n) => (n.internalIP ? [ipOf(n.internalIP)] : []));
 }
 
 function isWireGuardIPOf(segment: Segment, cidr: Cidr): boolean {

@@ -6,6 +6,7 @@ import type { Cidr, Ip } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
 import type { Encapsulation, Granularity, MeshNode, MeshPeer } from '../model/mesh.js';
 import type { Route, Rule } from '../model/route.js';
+import type { RejectedClaim } from './claims.js';
 
 export interface MeshInput {
   readonly nodes: readonly MeshNode[];
@@ -32,6 +33,10 @@ export interface MeshOptions {
   /** Unix seconds. */
   readonly now: number;
   readonly resyncPeriodSeconds: number;
+  /** The cluster's service ranges (--service-cidr): no Peer or location may claim them. */
+  readonly serviceCIDRs?: readonly Cidr[];
+  /** Claims wider than WIDEST_CLAIM (default routes) are refused unless this is set. */
+  readonly allowWideClaims?: boolean;
 }
 
 export interface Segment {
@@ -86,6 +91,8 @@ export interface Topology {
   /** Valid Peers sorted by name. */
   readonly peers: readonly TopologyPeer[];
   readonly discoveredEndpoints: ReadonlyMap<WireGuardKey, Endpoint>;
+  /** Peer allowed IPs and allowed-location IPs dropped for overlapping what others hold (claims.ts). */
+  readonly rejectedClaims: readonly RejectedClaim[];
   readonly routes: readonly Route[];
   readonly rules: readonly Rule[];
 }

@@ -86,7 +86,7 @@ test('the schema check rejects what the API rejects', () => {
 test('kubectl apply -f deploy/ installs everything in one go: each namespace before what lives in it', () => {
   const manifests = applied().map((a) => a.manifest);
   const kinds = new Set(manifests.map((m) => m['kind']));
-  for (const kind of ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'DaemonSet', 'Service']) {
+  for (const kind of ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'DaemonSet']) {
     assert.ok(kinds.has(kind), `deploy/ has a ${kind}`);
   }
   const created = new Set<string>();
@@ -121,19 +121,21 @@ test('the ClusterRoleBinding binds the service account both DaemonSets run as', 
   }
 });
 
-test("the metrics Service is headless and reaches every agent on the agent's --listen port", () => {
-  const manifests = applied().map((a) => a.manifest);
-  const service = manifests.find((m) => m['kind'] === 'Service')!;
-  const ds = manifests.find((m) => m['kind'] === 'DaemonSet')!;
+test('the install keeps /metrics on loopback; the optional metrics Service scrapes the port its comment tells the DaemonSet to open', () => {
+  const ds = applied().map((a) => a.manifest).find((m) => m['kind'] === 'DaemonSet')!;
+  assert.ok(!applied().some((a) => a.manifest['kind'] === 'Service'), 'no metrics Service in the install itself');
+  const agentContainer = ds['spec'].template.spec.containers.find((c: Manifest) => c['name'] === 'agent');
+  const args = parseArgs({ args: (agentContainer.args as string[]).slice(1), options: agent.options, strict: true }).values;
+  assert.equal(args['metrics-listen'], '127.0.0.1:1108');
+  assert.equal(agentContainer.ports.find((p: Manifest) => p['name'] === 'health')?.containerPort, Number(String(args['listen']).split(':').pop()));
+  const { manifest: service, file } = allManifests().find((a) => a.manifest['kind'] === 'Service')!;
+  assert.equal(file, join('metrics', 'service.yaml'));
   assert.equal(service['spec'].clusterIP, 'None');
   assert.equal(service['metadata'].namespace, ds['metadata'].namespace);
   const podLabels = ds['spec'].template.metadata.labels as Record<string, string>;
   for (const [key, value] of Object.entries(service['spec'].selector as Record<string, string>)) assert.equal(podLabels[key], value, key);
-  const agentContainer = ds['spec'].template.spec.containers.find((c: Manifest) => c['name'] === 'agent');
   const [port] = service['spec'].ports;
-  const containerPort = agentContainer.ports.find((p: Manifest) => p['name'] === port.targetPort)?.containerPort;
-  const listen = parseArgs({ args: (agentContainer.args as string[]).slice(1), options: agent.options, strict: true }).values['listen'] as string;
-  assert.equal(containerPort, Number(listen.split(':').pop()));
-  assert.equal(port.port, containerPort);
-  assert.equal(service['metadata'].annotations['prometheus.io/port'], String(containerPort));
+  assert.deepEqual([port.port, port.targetPort, service['metadata'].annotations['prometheus.io/port']], [1108, 1108, '1108']);
+  assert.match(readFileSync(join(DEPLOY, file), 'utf8'), /--metrics-listen=\$\(HOST_IP\):1108/);
+  assert.ok(agentContainer.env.some((e: Manifest) => e['name'] === 'HOST_IP' && e['valueFrom'].fieldRef.fieldPath === 'status.hostIP'));
 });

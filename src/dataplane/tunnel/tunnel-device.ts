@@ -95,7 +95,8 @@ export class TunnelDevice {
   /** The device the mesh's encapsulated routes go through (its `tunnelDevice` option). */
   readonly name: string;
   private readonly vni: number;
-  private readonly port: number;
+  /** VXLAN's UDP port. */
+  readonly port: number;
   /** IPIP only: tunl0 is shared with other software (Calico), so only undo what this object did. */
   private changedTunl0 = false;
   private readonly queue = new SerialQueue();

@@ -1,5 +1,8 @@
 // The cluster file as a source: re-read when it changes. A file that stops parsing is reported once
-// and the last good state stays in force, so a typo in an edit never tears the mesh down.
+// and the last good state stays in force, so a typo in an edit never tears the mesh down. A file
+// from a ConfigMap is a symlink through `..data`, which the kubelet swaps to update it: the events
+// then name `..data`, never the file, so those count too, and the file is also re-read every
+// `pollMs` (a missed event costs one poll, and an unchanged file costs nothing).
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
@@ -15,11 +18,13 @@ export class FileSource implements ClusterSource {
   private lastText: string | undefined;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
+  private poll: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly path: string,
     private readonly log: Logger,
     private readonly onInvalid: () => void = () => {},
+    private readonly pollMs = 30_000,
   ) {}
 
   async start(onChange: () => void): Promise<void> {
@@ -27,16 +32,18 @@ export class FileSource implements ClusterSource {
     await this.reload(true);
     this.started = true;
     // Watch the directory, not the file: editors and `kubectl get > f` replace the inode.
+    const reload = () =>
+      this.reload(false).then(
+        (changed) => changed && onChange(),
+        (err: unknown) => this.log.error({ err }, 'cluster file reload failed'),
+      );
     this.watcher = watch(dirname(this.path), (_event, name) => {
-      if (name !== null && name !== basename(this.path)) return;
+      if (name !== null && name !== basename(this.path) && !name.startsWith('..')) return;
       clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => {
-        this.reload(false).then(
-          (changed) => changed && onChange(),
-          (err: unknown) => this.log.error({ err }, 'cluster file reload failed'),
-        );
-      }, 100);
+      this.debounce = setTimeout(reload, 100);
     });
+    this.poll = setInterval(reload, this.pollMs);
+    this.poll.unref();
   }
 
   /** Re-reads the file; returns whether its content changed. */
@@ -95,6 +102,7 @@ export class FileSource implements ClusterSource {
 
   async stop(): Promise<void> {
     clearTimeout(this.debounce);
+    clearInterval(this.poll);
     this.watcher?.close();
   }
 }
