@@ -242,11 +242,12 @@ static __always_inline bool pending_expired(const struct wl_np_ct_value *v, __u3
 // Records that the flow is alive (at most one write a second) and whether it is closing, in both
 // directions' entries of `map` (wl_np_ct, or wl_np_pending whose values start with the same
 // struct): a masquerade port is free again only once its REPLY entry timed out, so packets towards
-// the backend keep it alive too.
-static __always_inline void ct_touch(void *map, struct wl_np_ct_value *v, const struct wl_np_ct_key *self, const struct flow *f, __u32 now)
+// the backend keep it alive too. `alive` false: only whether it is closing (a backend's packets do
+// not keep an unconfirmed flow alive: it answers spoofed SYNs too, and retransmits its SYN-ACKs).
+static __always_inline void ct_touch(void *map, struct wl_np_ct_value *v, const struct wl_np_ct_key *self, const struct flow *f, __u32 now, bool alive)
 {
 	bool closing = f->protocol == IPPROTO_TCP && (f->tcp_flags & (TCP_FIN | TCP_RST)) && !(v->flags & WL_NP_CT_CLOSING);
-	bool stale = v->last_seen != now;
+	bool stale = alive && v->last_seen != now;
 	if (!closing && !stale)
 		return;
 	if (closing)
@@ -840,7 +841,7 @@ static __always_inline bool reply_entry(struct __sk_buff *skb, const struct flow
 	ct_key_of(f, WL_NP_CT_REPLY, &key);
 	struct wl_np_ct_value *reply = bpf_map_lookup_elem(&wl_np_ct, &key);
 	if (reply && !(reply->flags & WL_NP_CT_SNAT) == !snat) {
-		ct_touch(&wl_np_ct, reply, &key, f, now);
+		ct_touch(&wl_np_ct, reply, &key, f, now, true);
 		*to = *reply;
 		return true;
 	}
@@ -848,7 +849,7 @@ static __always_inline bool reply_entry(struct __sk_buff *skb, const struct flow
 	if (!pending || !(pending->flow.flags & WL_NP_CT_SNAT) != !snat)
 		return false;
 	note_reply(skb, f, &pending->flow, &key);
-	ct_touch(&wl_np_pending, &pending->flow, &key, f, now);
+	ct_touch(&wl_np_pending, &pending->flow, &key, f, now, false);
 	*to = pending->flow;
 	return true;
 }
@@ -866,7 +867,7 @@ static __always_inline int unconfirmed_or_new_flow(struct __sk_buff *skb, const 
 		pending = NULL;
 	}
 	if (pending && forward_entry_holds(&pending->flow, f, now)) {
-		ct_touch(&wl_np_pending, &pending->flow, key, f, now);
+		ct_touch(&wl_np_pending, &pending->flow, key, f, now, true);
 		*to = pending->flow;
 		confirm_if_due(skb, f, pending, key, now);
 		return NP_CONTINUE;
@@ -919,7 +920,7 @@ static __always_inline int handle_ingress(struct __sk_buff *skb, __u32 l3_off)
 	ct_key_of(&f, WL_NP_CT_FORWARD, &key);
 	struct wl_np_ct_value *known = bpf_map_lookup_elem(&wl_np_ct, &key);
 	if (known && forward_entry_holds(known, &f, now)) {
-		ct_touch(&wl_np_ct, known, &key, &f, now);
+		ct_touch(&wl_np_ct, known, &key, &f, now, true);
 		to = *known;
 	} else {
 		int verdict = unconfirmed_or_new_flow(skb, &f, &key, known, now, &to);
