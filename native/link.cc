@@ -21,8 +21,14 @@ Napi::Function BpfLinkWrap::Define(Napi::Env env) {
                      });
 }
 
+// The wrapper owns the fd from here on; if it cannot be made, nothing else will close the fd.
 Napi::Object BpfLinkWrap::Create(Napi::Env env, int fd) {
-  return DataOf(env).link_ctor.New({Napi::External<int>::New(env, &fd)});
+  try {
+    return DataOf(env).link_ctor.New({Napi::External<int>::New(env, &fd)});
+  } catch (...) {
+    close(fd);
+    throw;
+  }
 }
 
 BpfLinkWrap::BpfLinkWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfLinkWrap>(info) {

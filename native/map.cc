@@ -75,7 +75,12 @@ Napi::Object BpfMapWrap::FromFd(Napi::Env env, int fd, const std::string& contex
     throw BpfError(env, context, "bpf_obj_get_info_by_fd", err);
   }
   if (!name.empty()) description.name = name;
-  return DataOf(env).map_ctor.New({Napi::External<MapDescription>::New(env, &description)});
+  try {
+    return DataOf(env).map_ctor.New({Napi::External<MapDescription>::New(env, &description)});
+  } catch (...) {
+    close(fd);  // no wrapper owns it
+    throw;
+  }
 }
 
 BpfMapWrap::BpfMapWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfMapWrap>(info) {
@@ -116,6 +121,8 @@ void BpfMapWrap::CheckValue(Napi::Env env, size_t length, const char* what) cons
 }
 
 size_t BpfMapWrap::BatchCount(Napi::Env env, size_t keys_length) const {
+  // Queues, stacks, ring buffers and bloom filters have no keys (and a 0 here would divide by zero).
+  if (d_.key_size == 0) throw Napi::TypeError::New(env, Context() + ": a " + TypeName(d_.type) + " map has no keys to batch");
   if (keys_length % d_.key_size != 0) {
     throw Napi::RangeError::New(env, Context() + ": keys is " + std::to_string(keys_length) +
                                          " bytes, not a multiple of the key size " + std::to_string(d_.key_size));

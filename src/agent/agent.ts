@@ -3,23 +3,21 @@ import { join } from 'node:path';
 import { renderSvg } from '../graphviz/render.js';
 import { configureTimeouts } from '../host/timeouts.js';
 import { publicKeyOf } from '../model/key.js';
+import { errorLine } from '../observability/first-line.js';
 import { createLogger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
-import { ANNOTATIONS, readAnnotation } from '../sources/annotations.js';
-import { FileSource } from '../sources/file/file-source.js';
-import { BACKOFF_CAP_MS } from '../sources/kubernetes/backoff.js';
-import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
-import type { ClusterSource, ResourceStatus } from '../sources/source.js';
+import type { ResourceStatus } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
 import { hostPlacementOf, removeHostState } from './host-cleanup.js';
-import { startHttpServer } from './http.js';
+import { startHttpServers } from './http.js';
 import { LoopHealth } from './loop-health.js';
 import { MeshReconciler } from './mesh-reconciler.js';
 import { ReconcileLoop } from './reconcile-loop.js';
 import { openServiceProxy } from './service-proxy-choice.js';
 import { ebpfNodePortCounters } from './service-proxy-modes.js';
 import { ServiceReconciler } from './service-reconciler.js';
+import { openClusterSource } from './source-choice.js';
 import { type LoopName, healthBoundMs } from './sync-health.js';
 
 export async function runAgent(config: AgentConfig): Promise<number> {
@@ -30,14 +28,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const publicKey = publicKeyOf(privateKey);
   log.info({ node: config.hostname, publicKey, source: config.source.kind }, 'starting');
 
-  const source: ClusterSource =
-    config.source.kind === 'file'
-      ? new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }))
-      : new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log, config.serviceProxy !== 'off', {
-          metrics: metrics.source,
-          // Retry at least once a resync: what changed during an outage lands one resync after it.
-          maxBackoffMs: Math.min(BACKOFF_CAP_MS, config.resyncPeriodMs),
-        });
+  const source = openClusterSource(config, log, metrics);
 
   let loop: ReconcileLoop | undefined;
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });
@@ -64,23 +55,23 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   );
 
   // HTTP first: /healthz and /readyz answer (not ready, and why) during a long first sync.
-  const server = await startHttpServer(config.listen, {
+  const http = await startHttpServers({ health: config.listen, metrics: config.metricsListen }, {
     metrics,
     health: () => health.verdict(),
     ready: () => mesh.ready && (services?.ready ?? true),
     unsyncedResources: () => source.resourceStatus().filter((r) => !r.settled).map(describeUnsynced),
     graph: () => mesh.graph(),
     renderSvg,
-  });
+  }, log);
   const stopping = stopSignal(log);
   let synced = false;
   try {
     // Nothing is reconciled before every resource has listed once: an unsynced source is unknown, not empty.
     // (Changes during the first sync trigger nothing: loop.start() runs a reconcile anyway.)
     synced = await Promise.race([source.start(() => synced && loop?.trigger()).then(() => true), stopping.then(() => false)]);
-    if (synced && source.kind === 'file') checkFileKey(source, config.hostname, publicKey, config.stateDir);
+    if (synced) source.checkOwnKey(config.hostname, publicKey, join(config.stateDir, 'key'));
   } catch (err) {
-    server.close();
+    await http.close();
     throw err;
   }
   if (synced) loop.start();
@@ -92,17 +83,17 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   if (config.cleanUp) {
     // First what only this process holds (proxy sockets and their UDP flows, the wireguard-go it
     // supervises), then the same removal `wirelane cleanup` runs: nothing any mode made stays.
-    await services?.cleanup().catch((err: Error) => log.error(`clean-up services: ${err.message.split('\n')[0]}`));
+    await services?.cleanup().catch((err: Error) => log.error(`clean-up services: ${errorLine(err)}`));
     await mesh.prepareCleanup();
-    const annotations = config.source.kind === 'kubernetes' ? { kubeconfig: config.source.kubeconfig, node: config.hostname } : undefined;
-    const report = await removeHostState(placement, annotations);
+    const publisher = source.publisher;
+    const report = await removeHostState(placement, publisher && (() => publisher.unpublishNode(config.hostname)));
     if (report.removed.length > 0) log.info({ removed: report.removed }, 'clean-up');
     for (const failure of report.failures) log.error(`clean-up ${failure}`);
   } else {
     mesh.release();
   }
   await source.stop();
-  server.close();
+  await http.close();
   log.info('stopped');
   return 0;
 }
@@ -131,17 +122,4 @@ function stopSignal(log: ReturnType<typeof createLogger>): Promise<NodeJS.Signal
 /** `Service (forbidden: list: 403 Forbidden: ...)` for /readyz. */
 function describeUnsynced(r: ResourceStatus): string {
   return `${r.kind} (${r.state}${r.lastError !== undefined ? `: ${r.lastError}` : ''})`;
-}
-
-/** With a cluster file the operator wrote our public key into it: a different key is a start-up error. */
-function checkFileKey(source: ClusterSource, hostname: string, publicKey: string, stateDir: string): void {
-  const self = source.snapshot().find((o) => o.kind === 'Node' && o.object.metadata?.name === hostname);
-  if (self === undefined) throw new Error(`cluster file: no Node "${hostname}" (set --hostname)`);
-  const key = readAnnotation(self.object.metadata?.annotations, ANNOTATIONS.key)?.value;
-  if (key !== publicKey) {
-    throw new Error(
-      `cluster file: Node "${hostname}" has key ${key ?? '(none)'} but ${join(stateDir, 'key')} belongs to ${publicKey}; ` +
-        `put the public key printed by 'wirelane keygen' into the file`,
-    );
-  }
 }

@@ -4,6 +4,7 @@ import type { ServiceProxyMode } from '../dataplane/service-proxy.js';
 import type { Cidr } from '../model/ip.js';
 import type { Encapsulation, Granularity } from '../model/mesh.js';
 import type { LogLevel } from '../observability/logger.js';
+import type { ListenAddress } from './http-server.js';
 import type { UserspaceWireGuard } from '../wireguard/device.js';
 import { SERVICE_PROXY_MODES } from './service-proxy-modes.js';
 
@@ -20,6 +21,10 @@ export interface AgentConfig {
   readonly interface: string;
   readonly port: number;
   readonly subnet: Cidr;
+  /** --service-cidr: the cluster's service ranges, which no Peer or location may claim. */
+  readonly serviceCIDRs: readonly Cidr[];
+  /** --allow-wide-claims: Peers and locations may claim prefixes wider than /8 (IPv4) or /16 (IPv6). */
+  readonly allowWideClaims: boolean;
   readonly granularity: Granularity;
   readonly encapsulate: Encapsulation;
   readonly local: boolean;
@@ -28,7 +33,10 @@ export interface AgentConfig {
   readonly resyncPeriodMs: number;
   /** The timeout of an external command that has no bound of its own (iptables-restore has). */
   readonly commandTimeoutMs: number;
-  readonly listen: { readonly host: string | undefined; readonly port: number };
+  /** Health (/healthz, /readyz): reachable by the kubelet's probes. */
+  readonly listen: ListenAddress;
+  /** /metrics and /graph (and health): loopback unless exposed. */
+  readonly metricsListen: ListenAddress;
   readonly cleanUp: boolean;
   /** Where the kernel has no WireGuard: whether the agent runs wireguard-go or adopts another's. */
   readonly userspaceWireGuard: UserspaceWireGuard;

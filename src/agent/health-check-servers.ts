@@ -1,9 +1,10 @@
 // kube-proxy's health check node ports: for a LoadBalancer Service with externalTrafficPolicy Local,
 // an HTTP server on its healthCheckNodePort tells the load balancer whether this node has local
 // endpoints (200) or not (503), so traffic only goes to nodes that can serve it without SNAT.
-import { createServer, type Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { formatIp } from '../model/ip.js';
 import type { ServiceMap } from '../model/service.js';
+import { closeServer, createBoundedServer, listen } from './http-server.js';
 
 export interface HealthCheck {
   readonly port: number;
@@ -27,7 +28,11 @@ export function healthChecksOf(map: ServiceMap): HealthCheck[] {
 export class HealthCheckServers {
   private readonly servers = new Map<number, { server: Server; check: HealthCheck }>();
 
-  constructor(private readonly proxyHealthy: () => boolean) {}
+  /** `onError`: an error of an open server (an accept failure), which must not end the agent. */
+  constructor(
+    private readonly proxyHealthy: () => boolean,
+    private readonly onError: (message: string) => void,
+  ) {}
 
   /** Opens, updates and closes servers to match the map; returns the ports that could not be opened. */
   async apply(map: ServiceMap): Promise<{ opened: number; closed: number; failed: string[] }> {
@@ -35,7 +40,7 @@ export class HealthCheckServers {
     let closed = 0;
     for (const [port, entry] of this.servers) {
       if (wanted.get(port)?.service === entry.check.service) continue;
-      await close(entry.server);
+      await closeServer(entry.server);
       this.servers.delete(port);
       closed++;
     }
@@ -47,9 +52,9 @@ export class HealthCheckServers {
         existing.check = check;
         continue;
       }
-      const entry = { check, server: createServer((_req, res) => this.answer(entry.check, res)) };
+      const entry = { check, server: createBoundedServer((_req, res) => this.answer(entry.check, res)) };
       try {
-        await listen(entry.server, port);
+        await listen(entry.server, { host: undefined, port }, (err) => this.onError(`health check port ${port}: ${err.message}`));
         this.servers.set(port, entry);
         opened++;
       } catch (err) {
@@ -59,7 +64,7 @@ export class HealthCheckServers {
     return { opened, closed, failed };
   }
 
-  private answer(check: HealthCheck, res: import('node:http').ServerResponse): void {
+  private answer(check: HealthCheck, res: ServerResponse): void {
     const [namespace, name] = check.service.split('/');
     const healthy = this.proxyHealthy();
     const body = JSON.stringify({ service: { namespace, name }, localEndpoints: check.localEndpoints, serviceProxyHealthy: healthy });
@@ -73,24 +78,8 @@ export class HealthCheckServers {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.servers.values()].map(({ server }) => close(server)));
+    await Promise.all([...this.servers.values()].map(({ server }) => closeServer(server)));
     this.servers.clear();
   }
 }
 
-function listen(server: Server, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-function close(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}

@@ -9,11 +9,10 @@ import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
 import { VXLAN_DEVICE } from '../dataplane/tunnel/tunnel-device.js';
 import { runIp } from '../host/ip.js';
 import { findLink } from '../host/links.js';
-import { AGENT_WRITTEN, PREFIX } from '../sources/annotations.js';
+import { errorLine } from '../observability/first-line.js';
 import { removeWireGuardDevice } from '../wireguard/device-removal.js';
 import type { AgentConfig } from './config.js';
 import { SERVICE_PROXY_MODES, type ServicePlacement } from './service-proxy-modes.js';
-import { defaultCommandTimeoutMs, withTimeout } from '../host/timeouts.js';
 
 export interface HostPlacement extends ServicePlacement {
   /** The WireGuard interface (--interface). */
@@ -29,12 +28,8 @@ export function hostPlacementOf(config: Pick<AgentConfig, 'interface' | 'cgroupR
   };
 }
 
-/** With these, the node's agent-written annotations go too. */
-export interface AnnotationTarget {
-  /** A kubeconfig file; in-cluster credentials when undefined. */
-  readonly kubeconfig: string | undefined;
-  readonly node: string;
-}
+/** Removes the node's agent-written annotations, one line per annotation removed (see NodePublisher). */
+export type RemoveAnnotations = () => Promise<readonly string[]>;
 
 export interface HostCleanupReport {
   /** What was removed, `part: what` per line; empty on a clean host. */
@@ -52,7 +47,7 @@ type Part = readonly [name: string, remove: () => Promise<readonly string[]>];
  * route deletes would fail); the annotations last, once nothing is left that other nodes could
  * reach through what they announce.
  */
-export async function removeHostState(placement: HostPlacement, annotations?: AnnotationTarget): Promise<HostCleanupReport> {
+export async function removeHostState(placement: HostPlacement, removeAnnotations?: RemoveAnnotations): Promise<HostCleanupReport> {
   const stages: Part[][] = [
     [
       ...SERVICE_PROXY_MODES.map((row): Part => [`${row.mode} service proxy`, () => row.removeLeftovers(placement)]),
@@ -63,7 +58,7 @@ export async function removeHostState(placement: HostPlacement, annotations?: An
       ['tunnel', removeVxlanDevice],
       ['wireguard', () => removeWireGuardDevice(placement.interface)],
     ],
-    annotations === undefined ? [] : [['annotations', () => removeAgentAnnotations(annotations)]],
+    removeAnnotations === undefined ? [] : [['annotations', removeAnnotations]],
   ];
   const removed: string[] = [];
   const failures: string[] = [];
@@ -72,7 +67,7 @@ export async function removeHostState(placement: HostPlacement, annotations?: An
     outcomes.forEach((outcome, i) => {
       const part = stage[i]![0];
       if (outcome.status === 'fulfilled') removed.push(...outcome.value.map((what) => `${part}: ${what}`));
-      else failures.push(`${part}: ${(outcome.reason as Error).message.split('\n')[0]}`);
+      else failures.push(`${part}: ${errorLine(outcome.reason)}`);
     });
   }
   return { removed, failures };
@@ -91,24 +86,4 @@ async function removeVxlanDevice(): Promise<string[]> {
   if ((await findLink(VXLAN_DEVICE))?.kind !== 'vxlan') return [];
   await runIp(['link', 'del', VXLAN_DEVICE]);
   return [`VXLAN device ${VXLAN_DEVICE}`];
-}
-
-/**
- * The agent-written annotations the Node has, removed with a merge patch (null removes a key). A
- * list by name, not a get: the agent's RBAC grants list, watch and patch on nodes.
- */
-async function removeAgentAnnotations(target: AnnotationTarget): Promise<string[]> {
-  // Loaded only here: the client takes seconds to load, and a host clean-up needs it only for this.
-  const [{ CoreV1Api, PatchStrategy, setHeaderOptions }, { loadKubeConfig }] = await Promise.all([
-    import('@kubernetes/client-node'),
-    import('../sources/kubernetes/kubernetes-source.js'),
-  ]);
-  const core = loadKubeConfig(target.kubeconfig).makeApiClient(CoreV1Api);
-  const bounded = <T>(work: Promise<T>, what: string) => withTimeout(work, defaultCommandTimeoutMs(), 'kubernetes api', what);
-  const { items } = await bounded(core.listNode({ fieldSelector: `metadata.name=${target.node}` }), `listing node ${target.node}`);
-  const present = Object.keys(items[0]?.metadata?.annotations ?? {}).filter((key) => AGENT_WRITTEN.some((suffix) => key === PREFIX + suffix));
-  if (present.length === 0) return [];
-  const annotations = Object.fromEntries(present.map((key) => [key, null]));
-  await bounded(core.patchNode({ name: target.node, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)), `PATCH node ${target.node}`);
-  return [`Node ${target.node}: ${present.sort().join(', ')}`];
 }

@@ -12,21 +12,25 @@ import { findLink } from '../host/links.js';
 import { listRoutes } from '../host/routes.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, recordHeartbeats } from '../mesh/liveness.js';
-import { type Topology, computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf } from '../mesh/topology.js';
+import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
+import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
 import { type Cidr, ParseError, formatCidr, ipOf, parseCidr } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
+import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
 import { ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
-import { decodeMeshInput, type MeshInput } from '../sources/mesh-input.js';
+import { decodeMeshInput } from '../sources/mesh-input.js';
 import type { ClusterSource } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
 import { ProblemReporter } from './problem-reporter.js';
+import type { Problem } from '../sources/problem.js';
+import type { RejectedClaim } from '../mesh/claims.js';
 import type { SyncResult } from './sync-health.js';
 
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
@@ -70,11 +74,13 @@ export class MeshReconciler {
   /** The failed steps of the reconcile in progress, one line each. */
   private failures: string[] = [];
   private readonly problems: ProblemReporter;
+  private readonly claims: ProblemReporter;
 
   constructor(private readonly deps: MeshReconcilerDeps) {
     // Every step's series exists from the start, so "no errors" reads as 0 rather than absent.
     for (const step of MESH_STEPS) deps.metrics.errors.inc({ step }, 0);
     this.problems = new ProblemReporter(deps.log, deps.metrics);
+    this.claims = new ProblemReporter(deps.log, deps.metrics, (p) => deps.metrics.rejectedClaims.inc({ kind: p.kind }));
     this.device = new WireGuardDevice({
       name: deps.config.interface,
       userspace: deps.config.userspaceWireGuard,
@@ -113,6 +119,7 @@ export class MeshReconciler {
       // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
       if (this.deps.config.encapsulate !== 'never') this.tunnel ??= await this.step('tunnel', () => TunnelDevice.open());
       const t = await this.step('topology', async () => computeTopology(await this.meshInput(host, now), this.meshOptions(host, now)));
+      if (t) this.claims.report(t.rejectedClaims.map(claimProblem));
       if (t === undefined) return this.outcome();
       this.topology = t;
       this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
@@ -123,7 +130,7 @@ export class MeshReconciler {
         await this.step('wireguard', () => this.applyWireGuard(t, host)),
         await this.step('tunnel', () => this.applyTunnel(t, host)),
         await this.step('routes', () => this.countPartial('route', this.routes.apply(t))),
-        await this.step('iptables', () => this.applyIptables(t)),
+        await this.step('iptables', () => this.applyIptables(t, host)),
       ];
       await this.step('annotate', () => this.publishNode(host, now, true));
       if (results.every((r) => r !== undefined) && !this.appliedOnce) {
@@ -145,7 +152,7 @@ export class MeshReconciler {
     try {
       return await work();
     } catch (err) {
-      const line = `${step}: ${(err as Error).message.split('\n')[0]}`;
+      const line = `${step}: ${errorLine(err)}`;
       this.failures.push(line);
       this.deps.metrics.errors.inc({ step });
       this.deps.log.error(line);
@@ -211,8 +218,10 @@ export class MeshReconciler {
   private async meshInput(host: HostView, now: number): Promise<MeshInput> {
     const decoded = decodeMeshInput(this.deps.source.snapshot(), { topologyLabel: this.deps.config.topologyLabel });
     this.problems.report(decoded.problems);
-    const fromFile = this.deps.source.kind === 'file';
-    const liveness = fromFile ? undefined : await this.livenessEvidence(decoded.nodes, now);
+    // Where nobody publishes heartbeats, every node counts as fresh, and the addresses written for
+    // this node (by the operator) stand over those the agent discovers.
+    const publishes = this.deps.source.publisher !== undefined;
+    const liveness = publishes ? await this.livenessEvidence(decoded.nodes, now) : undefined;
     const nodes = decoded.nodes.map((n): MeshNode => {
       if (n.name !== this.deps.config.hostname) return { ...n, lastSeen: liveness ? heardAt(n, liveness) : now };
       // Our own annotations may not have come back through the watch yet; we know them first-hand.
@@ -221,8 +230,8 @@ export class MeshReconciler {
         publicKey: this.deps.publicKey,
         lastSeen: now,
         granularity: this.deps.config.granularity,
-        ...(fromFile && n.endpoint ? {} : host.endpoint && { endpoint: host.endpoint }),
-        ...(fromFile && n.internalIP ? {} : host.internalIP && { internalIP: host.internalIP }),
+        ...(!publishes && n.endpoint ? {} : host.endpoint && { endpoint: host.endpoint }),
+        ...(!publishes && n.internalIP ? {} : host.internalIP && { internalIP: host.internalIP }),
       };
     });
     return { nodes, peers: decoded.peers };
@@ -252,7 +261,7 @@ export class MeshReconciler {
     return evidence;
   }
 
-  private meshOptions(host: HostView, now: number) {
+  private meshOptions(host: HostView, now: number): MeshOptions {
     const c = this.deps.config;
     return {
       hostname: c.hostname,
@@ -266,6 +275,8 @@ export class MeshReconciler {
       underlayDevice: host.underlayDevice,
       now,
       resyncPeriodSeconds: c.resyncPeriodMs / 1000,
+      serviceCIDRs: c.serviceCIDRs,
+      allowWideClaims: c.allowWideClaims,
     };
   }
 
@@ -298,29 +309,31 @@ export class MeshReconciler {
       return 0;
     }
     if (this.tunnel === undefined) throw new Error('the tunnel device could not be opened');
-    const members = t.segments
-      .filter((s) => s.group === t.segment.group)
-      .flatMap((s) => s.nodes)
-      .flatMap((n) => (n.internalIP ? [{ internalIP: ipOf(n.internalIP), underlayIP: ipOf(n.internalIP) }] : []));
+    const members = tunnelMembersOf(t).map((ip) => ({ internalIP: ip, underlayIP: ip }));
     return this.countPartial('tunnel', this.tunnel.apply({ localUnderlayIP: ipOf(host.internalIP), members }));
   }
 
-  private async applyIptables(t: Topology): Promise<number> {
+  private async applyIptables(t: Topology, host: HostView): Promise<number> {
+    const tunnel = this.tunnel;
+    const encapsulates = tunnel !== undefined && this.deps.config.encapsulate !== 'never' && host.internalIP !== undefined;
+    const members = tunnelMembersOf(t);
     const rules = computeMeshRules({
       localPodCidrs: t.node.podCIDRs,
       meshDestinations: meshDestinationsOf(t),
       ...(this.deps.config.iptablesForwardRules && { forwardCidrs: localLocationPrefixesOf(t) }),
+      ...(encapsulates && { tunnel: tunnel.mode === 'vxlan' ? { mode: 'vxlan', port: tunnel.port, members } : { mode: 'ipip', members } }),
     });
     return this.count('iptables', (await this.iptables.apply(rules)).written);
   }
 
   /**
-   * Publishes this node's agent-written annotations (kubernetes source only). last-seen is refreshed
-   * once per half resync period, not on every event-driven reconcile: each patch comes back as a watch
-   * event, and refreshing on those would loop.
+   * Publishes this node's agent-written annotations where the source takes them. last-seen is
+   * refreshed once per half resync period, not on every event-driven reconcile: each patch comes back
+   * as a watch event, and refreshing on those would loop.
    */
   private async publishNode(host: HostView, now: number, afterApply: boolean): Promise<void> {
-    if (this.deps.source.kind !== 'kubernetes') return;
+    const publisher = this.deps.source.publisher;
+    if (publisher === undefined) return;
     const c = this.deps.config;
     const annotations: Record<string, string | null> = {
       [PREFIX + ANNOTATIONS.key]: this.deps.publicKey,
@@ -337,7 +350,7 @@ export class MeshReconciler {
     }
     const heartbeat = annotations[PREFIX + ANNOTATIONS.lastSeen] !== undefined;
     try {
-      if (await this.deps.source.publishNode(c.hostname, annotations)) this.count('annotation', 1);
+      if (await publisher.publishNode(c.hostname, annotations)) this.count('annotation', 1);
     } catch (err) {
       // Our heartbeat cannot be written: nor, maybe, can anyone's. Until it can, nobody ages.
       if (heartbeat) this.trustedSince = now;
@@ -373,7 +386,12 @@ export class MeshReconciler {
    * from, and a tunl0 this agent brought up goes down again.
    */
   async prepareCleanup(): Promise<void> {
-    if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${err.message.split('\n')[0]}`));
-    await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${err.message.split('\n')[0]}`));
+    if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${errorLine(err)}`));
+    await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${errorLine(err)}`));
   }
+}
+
+/** A dropped claim as a problem of its claimant: `Peer "x": spec.allowedIPs: 10.44.2.0/24 overlaps …`. */
+function claimProblem(c: RejectedClaim): Problem {
+  return { kind: c.kind, object: c.name, field: c.field, message: `${formatCidr(c.prefix)} ${c.reason}` };
 }

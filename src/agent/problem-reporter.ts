@@ -7,9 +7,11 @@ import { describeProblem, type Problem } from '../sources/problem.js';
 export class ProblemReporter {
   private reported = new Set<string>();
 
+  /** `count`: the metric each new problem adds to (default: wirelane_invalid_objects_total). */
   constructor(
     private readonly log: Logger,
-    private readonly metrics: AgentMetrics,
+    metrics: AgentMetrics,
+    private readonly count: (p: Problem) => void = (p) => metrics.invalidObjects.inc({ kind: p.kind }),
   ) {}
 
   /** `problems` is the whole current set for this reporter's inputs. */
@@ -20,7 +22,7 @@ export class ProblemReporter {
       current.add(line);
       if (this.reported.has(line)) continue;
       this.log.warn(`ignored: ${line}`);
-      this.metrics.invalidObjects.inc({ kind: p.kind });
+      this.count(p);
     }
     this.reported = current;
   }

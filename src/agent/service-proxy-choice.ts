@@ -8,6 +8,7 @@
 // also how `auto` gives up programs it re-adopted before stepping down.
 import type { ServiceProxy, ServiceProxyMode, ServiceProxyReport } from '../dataplane/service-proxy.js';
 import type { ServiceMap } from '../model/service.js';
+import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentConfig } from './config.js';
 import { type ModeProbe, type ModeStart, SERVICE_PROXY_MODES, type ServicePlacement, modeRow } from './service-proxy-modes.js';
@@ -83,7 +84,7 @@ async function openAuto(start: ModeStart): Promise<ServiceProxy> {
       return proxy;
     } catch (error) {
       // The probe said yes but the start failed (it removed what it attached): step down.
-      reasons.push(`${row.mode}: start failed: ${(error as Error).message.split('\n')[0]}`);
+      reasons.push(`${row.mode}: start failed: ${errorLine(error)}`);
       start.log.warn({ err: (error as Error).message }, `${row.mode} service proxy failed to start; falling back`);
     }
   }
@@ -102,7 +103,7 @@ export async function removeLeftoversOfModes(modes: readonly ServiceProxyMode[],
       const removed = await modeRow(mode).removeLeftovers(placement);
       if (removed.length > 0) log.info({ mode, removed }, `removed what the ${mode} service proxy left`);
     } catch (error) {
-      failures.push(`removing what the ${mode} service proxy left: ${(error as Error).message.split('\n')[0]}`);
+      failures.push(`removing what the ${mode} service proxy left: ${errorLine(error)}`);
     }
   }
   return failures;

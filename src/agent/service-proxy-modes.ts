@@ -13,6 +13,7 @@ import { listAddresses } from '../host/addresses.js';
 import { runCommand } from '../host/command.js';
 import { listRoutes } from '../host/routes.js';
 import { type Ip, parseIp } from '../model/ip.js';
+import { firstLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentConfig } from './config.js';
 
@@ -150,7 +151,7 @@ export function modeRow(mode: ServiceProxyMode): ServiceProxyModeRow {
 /** Why `iptables -t nat` cannot be used here (the tool or the kernel's NAT), or undefined when it can. */
 async function iptablesNatFailure(): Promise<string | undefined> {
   const probe = await runCommand('iptables', ['-t', 'nat', '-S', 'PREROUTING'], { allowFailure: true }).catch((err: Error) => ({ exitCode: 1, stderr: err.message }));
-  return probe.exitCode === 0 ? undefined : (probe.stderr.trim().split('\n')[0] ?? 'failed');
+  return probe.exitCode === 0 ? undefined : (firstLine(probe.stderr) || 'failed');
 }
 
 async function defaultRouteDevices(): Promise<Set<string>> {

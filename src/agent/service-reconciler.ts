@@ -4,6 +4,7 @@ import type { ServiceProxy } from '../dataplane/service-proxy.js';
 import { listAddresses } from '../host/addresses.js';
 import { type Cidr, type Ip, parseIp } from '../model/ip.js';
 import type { ServiceMap } from '../model/service.js';
+import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics } from '../observability/metrics.js';
 import { PROXY_NAME, computeServiceMap } from '../services/service-map.js';
@@ -37,7 +38,7 @@ export class ServiceReconciler {
 
   constructor(private readonly deps: ServiceReconcilerDeps) {
     this.problems = new ProblemReporter(deps.log, deps.metrics);
-    this.healthChecks = new HealthCheckServers(() => !this.lastApplyFailed);
+    this.healthChecks = new HealthCheckServers(() => !this.lastApplyFailed, (message) => deps.log.error(message));
     deps.metrics.errors.inc({ step: 'services' }, 0);
   }
 
@@ -58,7 +59,7 @@ export class ServiceReconciler {
       this.appliedOnce = true;
       return { ok: true };
     } catch (err) {
-      const line = `services: ${(err as Error).message.split('\n')[0]}`;
+      const line = `services: ${errorLine(err)}`;
       this.lastApplyFailed = true;
       this.deps.metrics.errors.inc({ step: 'services' });
       this.deps.log.error(line);

@@ -3,6 +3,7 @@
 // addon's handles are typed here; what they return are the public types of the modules that wrap
 // them (the addon builds exactly those objects).
 import { createRequire } from 'node:module';
+import { errorLine } from '../observability/first-line.js';
 import { ADDON_PATH } from './artifacts.js';
 import { BpfError, type BpfFailure } from './error.js';
 import type { LinkInfo } from './link.js';
@@ -86,7 +87,7 @@ export function bpfAddon(): NativeAddon {
     addon = require(ADDON_PATH) as NativeAddon;
   } catch (error) {
     const missing = (error as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND';
-    const why = missing ? 'it is not built' : `it does not load: ${(error as Error).message.split('\n')[0]}`;
+    const why = missing ? 'it is not built' : `it does not load: ${errorLine(error)}`;
     throw new Error(`the libbpf addon ${ADDON_PATH}: ${why} (run npm run setup)`, { cause: error });
   }
   addon.setErrorFactory((failure) => new BpfError(failure));

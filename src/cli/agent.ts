@@ -1,7 +1,7 @@
 import { hostname as osHostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
-import { parseListenAddress } from '../agent/http.js';
+import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
 import { type Cidr, parseCidr } from '../model/ip.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
@@ -35,12 +35,18 @@ export const agent: Command = {
   --local[=true|false]            route to pods of the same location (default true)
   --topology-label LABEL          node label naming the location (default ${DEFAULT_TOPOLOGY_LABEL})
   --internal-cidr CIDR[,CIDR]     where to find the node's internal IP (default: any private address)
+  --service-cidr CIDR[,CIDR]      the cluster's service ranges: no Peer or location may claim them
+  --allow-wide-claims[=true]      let Peers and locations claim prefixes wider than /8 (IPv4) or
+                                  /16 (IPv6), default routes included (default false)
   --resync-period DURATION        full reconcile interval (default 30s); /healthz fails when a due
                                   sync has not succeeded within 2 × this
   --command-timeout DURATION      bound of an external command (wg, ip, conntrack; default 30s;
                                   iptables-save/-restore have their own 5m)
   --iptables-forward-rules[=true] ACCEPT forwarding for the location's addresses (default false)
-  --listen [HOST]:PORT            metrics, health and graph (default :1107)
+  --listen [HOST]:PORT            /healthz and /readyz, for the kubelet's probes (default :1107)
+  --metrics-listen [HOST]:PORT    /metrics and /graph, which name internal addresses and Peer
+                                  endpoints (default 127.0.0.1:1108; the same as --listen serves
+                                  everything on one port)
   --clean-up[=true|false]         remove everything on exit (default true); with false a restart
                                   keeps traffic flowing and 'wirelane cleanup' removes everything
   --userspace-wireguard MODE      where the kernel has no WireGuard: child (default) starts
@@ -70,7 +76,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
   --affinity-entries N            eBPF mode: ClientIP affinity choices, of pods and of outside
                                   clients each (default ${EBPF_MAP_SIZES.affinityEntries}); a changed size rebuilds
                                   its map at the next start, entries kept`,
-  switches: ['local', 'clean-up', 'iptables-forward-rules'],
+  switches: ['local', 'clean-up', 'iptables-forward-rules', 'allow-wide-claims'],
   options: {
     source: { type: 'string' },
     kubeconfig: { type: 'string' },
@@ -85,10 +91,13 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     local: { type: 'string' },
     'topology-label': { type: 'string', default: DEFAULT_TOPOLOGY_LABEL },
     'internal-cidr': { type: 'string' },
+    'service-cidr': { type: 'string' },
+    'allow-wide-claims': { type: 'string' },
     'resync-period': { type: 'string', default: '30s' },
     'command-timeout': { type: 'string', default: '30s' },
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
+    'metrics-listen': { type: 'string', default: '127.0.0.1:1108' },
     'clean-up': { type: 'string' },
     'userspace-wireguard': { type: 'string', default: 'child' },
     'log-level': { type: 'string', default: 'info' },
@@ -124,8 +133,13 @@ export function parsePlacementFlags(values: Values): Pick<AgentConfig, 'interfac
 export function parseAgentConfig(values: Values): AgentConfig {
   const str = (name: string): string => stringFlag(values, name) ?? '';
   const placement = parsePlacementFlags(values);
-  const listen = parseListenAddress(str('listen'));
-  if (listen === undefined) throw new UsageError(`--listen: "${str('listen')}" is not [HOST]:PORT`);
+  const address = (name: string): ListenAddress => {
+    const parsed = parseListenAddress(str(name));
+    if (parsed === undefined) throw new UsageError(`--${name}: "${str(name)}" is not [HOST]:PORT`);
+    return parsed;
+  };
+  const listen = address('listen');
+  const metricsListen = address('metrics-listen');
   const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
   const internal = stringFlag(values, 'internal-cidr');
   const mapSizeFlag = (name: string): number => integerFlag(name, str(name), 1024, 1 << 24);
@@ -142,9 +156,12 @@ export function parseAgentConfig(values: Values): AgentConfig {
     local: switchFlag(values, 'local', true),
     topologyLabel: str('topology-label'),
     internalCidrs: cidrList('internal-cidr'),
+    serviceCIDRs: cidrList('service-cidr'),
+    allowWideClaims: switchFlag(values, 'allow-wide-claims', false),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
     commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
     listen,
+    metricsListen,
     cleanUp: switchFlag(values, 'clean-up', true),
     userspaceWireGuard: choiceFlag('userspace-wireguard', str('userspace-wireguard'), USERSPACE_WIREGUARD_CHOICES),
     mtu,

@@ -1,8 +1,8 @@
 // `wirelane cleanup`: removes everything the agent can make on this host, whichever mode and run
 // made it, by the same code as the agent's --clean-up on exit (agent/host-cleanup.ts). For an
-// uninstall (deploy/uninstall.yaml) or by hand, with the agent stopped.
+// uninstall (deploy/uninstall/) or by hand, with the agent stopped.
 import { hostname } from 'node:os';
-import { type AnnotationTarget, hostPlacementOf, removeHostState } from '../agent/host-cleanup.js';
+import { type RemoveAnnotations, hostPlacementOf, removeHostState } from '../agent/host-cleanup.js';
 import { kubeconfigPath, parsePlacementFlags } from './agent.js';
 import type { Command, Values } from './command.js';
 import { parseLogLevelFlag, stringFlag, switchFlag } from './flags.js';
@@ -45,15 +45,24 @@ stderr names each failed part); 2 for bad flags.`,
   async run(values) {
     parseLogLevelFlag(stringFlag(values, 'log-level') ?? 'info');
     const placement = hostPlacementOf(parsePlacementFlags(values));
-    const report = await removeHostState(placement, annotationTarget(values));
+    const report = await removeHostState(placement, annotationRemoval(values));
     for (const line of report.removed) process.stdout.write(`removed ${line}\n`);
     if (report.failures.length === 0) return 0;
     throw new Error(`cleanup: ${report.failures.length} part${report.failures.length === 1 ? '' : 's'} not removed: ${report.failures.join('; ')}`);
   },
 };
 
-function annotationTarget(values: Values): AnnotationTarget | undefined {
+function annotationRemoval(values: Values): RemoveAnnotations | undefined {
   if (!switchFlag(values, 'annotations', false)) return undefined;
   const kubeconfig = kubeconfigPath(stringFlag(values, 'kubeconfig'), 'or leave out --annotations');
-  return { kubeconfig, node: stringFlag(values, 'hostname') ?? hostname() };
+  const node = stringFlag(values, 'hostname') ?? hostname();
+  return async () => {
+    // Loaded only here: the client takes seconds to load, and a host clean-up needs it only for this.
+    const [{ CoreV1Api }, { loadKubeConfig }, { removeAgentAnnotations }] = await Promise.all([
+      import('@kubernetes/client-node'),
+      import('../sources/kubernetes/kubernetes-source.js'),
+      import('../sources/kubernetes/node-annotations.js'),
+    ]);
+    return removeAgentAnnotations(loadKubeConfig(kubeconfig).makeApiClient(CoreV1Api), node);
+  };
 }

@@ -2,10 +2,10 @@
 // document) and turn the mesh flags into MeshOptions.
 import { readFile } from 'node:fs/promises';
 import { VXLAN_DEVICE } from '../dataplane/tunnel/tunnel-device.js';
-import type { MeshOptions } from '../mesh/topology.js';
+import type { MeshInput, MeshOptions } from '../mesh/types.js';
 import type { MeshNode } from '../model/mesh.js';
 import { parseClusterFile } from '../sources/file/cluster-file.js';
-import { type MeshInput, decodeMeshInput } from '../sources/mesh-input.js';
+import { decodeMeshInput } from '../sources/mesh-input.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { describeProblem } from '../sources/problem.js';
 import type { Options, Values } from './command.js';

@@ -1,6 +1,8 @@
 // `wirelane <command>`: dispatch, --help, and the one-line error contract (exit 2 usage, 1 failure).
 import { parseArgs } from 'node:util';
+import { errorLine } from '../observability/first-line.js';
 import { type Command, UsageError } from './command.js';
+import { wirelaneVersion } from './version.js';
 
 // Commands load lazily so a quick command does not pay for the Kubernetes client's start-up.
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
@@ -19,7 +21,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
 function topLevelHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return `Usage: wirelane <command> [flags]\n\nCommands:\n${lines.join('\n')}\n\nRun 'wirelane <command> --help' for a command's flags.\n`;
+  return `Usage: wirelane <command> [flags]\n       wirelane --version\n\nCommands:\n${lines.join('\n')}\n\nRun 'wirelane <command> --help' for a command's flags.\n`;
 }
 
 export function commandHelp(cmd: Command): string {
@@ -31,6 +33,10 @@ export async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(topLevelHelp());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version') {
+    process.stdout.write(`wirelane ${wirelaneVersion()}\n`);
+    return 0;
   }
   const entry = COMMANDS[name];
   if (entry === undefined) throw new UsageError(`unknown command "${name}" (see wirelane --help)`);
@@ -44,12 +50,12 @@ export async function main(argv: string[]): Promise<number> {
     const args = rest.map((a) => (cmd.switches?.includes(a.slice(2)) && a.startsWith('--') ? `${a}=true` : a));
     parsed = parseArgs({ args, options: cmd.options, allowPositionals: cmd.allowPositionals ?? false, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0] ?? 'bad arguments');
+    throw new UsageError(errorLine(err) || 'bad arguments');
   }
   return cmd.run(parsed.values, parsed.positionals);
 }
 
 export function describeFailure(err: unknown, verbose: boolean): string {
   if (verbose && err instanceof Error && err.stack) return err.stack;
-  return err instanceof Error ? err.message.split('\n')[0] ?? String(err) : String(err);
+  return errorLine(err);
 }

@@ -13,13 +13,15 @@ export const showconf: Command = {
 [Peer] per remote segment and per Peer. With --as-peer it prints NAME's segment as the single
 [Peer] a WireGuard host outside the cluster adds. 'peer NAME' prints what the Peer NAME needs:
 one [Peer] per segment and per other Peer; add its own [Interface] (PrivateKey, ListenPort).
+Preshared keys print as ${'`'}(hidden)${'`'} unless --show-keys is given.
 
 Flags:
   --as-peer                 node only: the node's segment as one [Peer]
+  --show-keys               print preshared keys (for a configuration to install, not a terminal)
 ${MESH_FLAGS_HELP}`,
   switches: ['local'],
   allowPositionals: true,
-  options: { ...MESH_OPTIONS, 'as-peer': { type: 'boolean', default: false } },
+  options: { ...MESH_OPTIONS, 'as-peer': { type: 'boolean', default: false }, 'show-keys': { type: 'boolean', default: false } },
   async run(values, positionals) {
     const [kind, name, ...extra] = positionals;
     if ((kind !== 'node' && kind !== 'peer') || name === undefined || extra.length > 0) {
@@ -27,17 +29,18 @@ ${MESH_FLAGS_HELP}`,
     }
     const asPeer = booleanFlag(values, 'as-peer');
     if (asPeer && kind === 'peer') throw new UsageError('--as-peer goes with showconf node');
+    const render = { hideKeys: !booleanFlag(values, 'show-keys') };
     const now = Math.floor(Date.now() / 1000);
     const input = await readClusterFileInput(values, now);
     const t = computeTopology(input, meshOptionsFrom(values, kind === 'node' ? name : anyNodeName(input), now));
     let text: string;
     if (kind === 'peer') {
-      text = renderConfig(peerConfig(t, name));
+      text = renderConfig(peerConfig(t, name), render);
     } else if (asPeer) {
-      text = renderConfig({ interface: {}, peers: [segmentAsPeer(t, t.segment.key)] });
+      text = renderConfig({ interface: {}, peers: [segmentAsPeer(t, t.segment.key)] }, render);
     } else {
       const note = t.leader ? '' : `# ${name} is not the leader of ${t.segment.key}: its device stays down (leader: ${t.segment.leader.name}).\n`;
-      text = note + renderConfig(nodeConfig(t));
+      text = note + renderConfig(nodeConfig(t), render);
     }
     process.stdout.write(text);
     return 0;

@@ -4,6 +4,7 @@
 // group gets SIGTERM, then SIGKILL.
 import { basename } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
+import { firstLine } from '../observability/first-line.js';
 import { defaultCommandTimeoutMs, reportTimeout } from './timeouts.js';
 
 /** Between SIGTERM and SIGKILL of a command that timed out. */
@@ -51,10 +52,6 @@ export function commandLine(file: string, args: readonly string[], netns?: strin
 /** A readable, copy-pasteable rendering of an argv; arguments with spaces or quotes are quoted. */
 export function formatCommand(argv: readonly string[]): string {
   return argv.map((a) => (a === '' || /[\s"'\\$`]/.test(a) ? JSON.stringify(a) : a)).join(' ');
-}
-
-function firstLine(text: string): string {
-  return text.split('\n').find((line) => line.trim() !== '')?.trim() ?? '';
 }
 
 export async function runCommand(

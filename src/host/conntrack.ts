@@ -4,6 +4,7 @@
 // that keeps sending (DNS) never recovers by itself (k/k #19029, #48370).
 import type { Family, Ip } from '../model/ip.js';
 import { formatIp } from '../model/ip.js';
+import { firstLine } from '../observability/first-line.js';
 import { CommandError, commandLine, runCommand } from './command.js';
 
 /** Which entries to delete: every given field must match; at least protocol and family. */
@@ -54,6 +55,6 @@ export async function deleteConntrack(filter: ConntrackFilter, opts: ConntrackOp
   const result = await runCommand('conntrack', args, { ...(opts.netns === undefined ? {} : { netns: opts.netns }), allowFailure: true });
   const deleted = DELETED.exec(result.stderr) ?? DELETED.exec(result.stdout);
   if (result.exitCode === 0 || (result.exitCode === 1 && deleted?.[1] === '0')) return Number(deleted?.[1] ?? 0);
-  const detail = result.stderr.trim().split('\n')[0] ?? '';
+  const detail = firstLine(result.stderr);
   throw new CommandError(commandLine('conntrack', args, opts.netns), result.exitCode, result.stdout, result.stderr, `exit code ${result.exitCode}${detail === '' ? '' : `: ${detail}`}`);
 }

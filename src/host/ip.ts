@@ -1,5 +1,6 @@
 // The ip(8) command: plain runs, JSON reads (`ip -j`) and batches (`ip -batch -`).
 // `ip -n NS` switches namespace inside ip itself, which is cheaper than `ip netns exec`.
+import { firstLine } from '../observability/first-line.js';
 import { CommandError, runCommand, type CommandResult } from './command.js';
 import { batchText } from './batch.js';
 
@@ -50,7 +51,7 @@ export async function runIpBatch(commands: readonly IpCommand[], opts: IpOptions
     const failed = line === undefined ? undefined : lines[Number(line) - 1];
     if (!(e instanceof CommandError) || failed === undefined) throw e;
     const where = opts.netns === undefined ? '' : ` in ${opts.netns}`;
-    const detail = e.stderr.split('\n')[0] ?? '';
+    const detail = firstLine(e.stderr);
     throw new CommandError(e.argv, e.exitCode, e.stdout, e.stderr, `"${failed}"${where} failed: ${detail}`);
   }
 }

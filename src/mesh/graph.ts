@@ -5,7 +5,7 @@
 import { formatEndpoint } from '../model/endpoint.js';
 import { formatCidr, formatIp, ipOf, networkOf } from '../model/ip.js';
 import type { MeshNode } from '../model/mesh.js';
-import type { Segment, TopologyCore } from './topology.js';
+import type { Segment, TopologyCore } from './types.js';
 
 /** Quotes a DOT identifier or label. */
 function q(text: string): string {

@@ -1,7 +1,7 @@
 // The topology as data (`wirelane topology -o json`): IPs as strings, absent values as null.
 import { formatEndpoint } from '../model/endpoint.js';
 import { type Cidr, formatCidr, formatIp } from '../model/ip.js';
-import type { Topology } from './topology.js';
+import type { Topology } from './types.js';
 
 export interface SegmentJSON {
   key: string;

@@ -3,7 +3,7 @@ import { type Cidr, type Ip, containsIp, equalIp, hostCidr, ipOf, networkOf } fr
 import type { MeshNode } from '../model/mesh.js';
 import { ENCAPSULATION_TABLE, type Route, type Rule } from '../model/route.js';
 import { prefixKey } from './allowed-ips.js';
-import type { TopologyCore } from './topology.js';
+import type { TopologyCore } from './types.js';
 
 /**
  * Routes and rules in a deterministic order (segments by key, members by name, Peers by name).

@@ -3,110 +3,33 @@
 import type { Endpoint } from '../model/endpoint.js';
 import { type Cidr, type Ip, equalCidr, hostCidr, ipOf, networkOf } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
-import type { Encapsulation, Granularity, MeshNode, MeshPeer } from '../model/mesh.js';
-import type { Route, Rule } from '../model/route.js';
+import type { MeshNode, MeshPeer } from '../model/mesh.js';
 import { allocateWireGuardIPs } from './allocation.js';
-import { PrefixIndex, deduplicatePeerIPs, filterAllowedLocationIPs, uniquePrefixes } from './allowed-ips.js';
+import { uniquePrefixes } from './allowed-ips.js';
+import { type ClaimRules, type ReservedRange, resolveContestedClaims, resolveOrderedClaims } from './claims.js';
 import { collectDiscoveredEndpoints, effectiveEndpoint } from './endpoints.js';
 import { MeshError } from './error.js';
 import { electLeader } from './leader.js';
 import { isPeerValid, notReadyReason } from './readiness.js';
 import { routesFor } from './routes.js';
 import { type SegmentMembers, compareStrings, groupIntoSegments, segmentKeyOf } from './segments.js';
-
-export interface MeshInput {
-  readonly nodes: readonly MeshNode[];
-  readonly peers: readonly MeshPeer[];
-}
-
-export interface MeshOptions {
-  /** The node this topology is computed for. */
-  readonly hostname: string;
-  readonly granularity: Granularity;
-  /** The WireGuard subnet segments get their addresses from (the CLI's default is 10.4.0.0/16). */
-  readonly subnet: Cidr;
-  /** The WireGuard listen port of this node. */
-  readonly port: number;
-  readonly encapsulate: Encapsulation;
-  /** Route to the pods of this node's own location (off when another CNI already does). */
-  readonly local: boolean;
-  /** The WireGuard device, e.g. wirelane0. */
-  readonly wireguardDevice: string;
-  /** The encapsulation tunnel between nodes of one location (IPIP or VXLAN device). */
-  readonly tunnelDevice: string;
-  /** The device holding this node's internal IP: unencapsulated routes to location members use it. */
-  readonly underlayDevice: string;
-  /** Unix seconds. */
-  readonly now: number;
-  readonly resyncPeriodSeconds: number;
-}
-
-export interface Segment {
-  /** `location:<location>` or `node:<name>`. */
-  readonly key: string;
-  /** Its members' location ('' when none). */
-  readonly location: string;
-  /** Segments of one underlay group reach each other without WireGuard (see `underlayGroupOf`). */
-  readonly group: string;
-  /** Sorted by name. */
-  readonly nodes: readonly MeshNode[];
-  readonly leader: MeshNode;
-  readonly wireguardIP: Ip;
-  /** The leader's. */
-  readonly publicKey: WireGuardKey;
-  /** The leader's, or where the local view discovered it when the leader roams. */
-  readonly endpoint: Endpoint;
-  /** The leader's. */
-  readonly persistentKeepalive: number;
-  /**
-   * The AllowedIPs of its [Peer], in order: per member (by name) its pod CIDRs and internal IP as a
-   * host prefix, then the WireGuard IP as a host prefix, then `allowedLocationIPs`.
-   */
-  readonly allowedIPs: readonly Cidr[];
-  /** Its members' allowed-location IPs that overlap nothing else in the mesh. */
-  readonly allowedLocationIPs: readonly Cidr[];
-}
-
-export interface TopologyPeer {
-  readonly name: string;
-  readonly publicKey: WireGuardKey;
-  readonly presharedKey?: WireGuardKey;
-  /** Declared, or discovered when the Peer roams. */
-  readonly endpoint?: Endpoint;
-  readonly persistentKeepalive: number;
-  /** Masked; a prefix another Peer (earlier by name) claims is dropped. */
-  readonly allowedIPs: readonly Cidr[];
-}
-
-export interface Topology {
-  readonly options: MeshOptions;
-  /** The local node. */
-  readonly node: MeshNode;
-  /** The local node's segment (one of `segments`). */
-  readonly segment: Segment;
-  /** Whether the local node leads its segment: only leaders bring their WireGuard device up. */
-  readonly leader: boolean;
-  /** A leader's WireGuard IP with the subnet's prefix length; the subnet itself on a non-leader. */
-  readonly wireguardCIDR: Cidr;
-  /** All segments, the local one included, sorted by key. */
-  readonly segments: readonly Segment[];
-  /** Valid Peers sorted by name. */
-  readonly peers: readonly TopologyPeer[];
-  readonly discoveredEndpoints: ReadonlyMap<WireGuardKey, Endpoint>;
-  readonly routes: readonly Route[];
-  readonly rules: readonly Rule[];
-}
-
-/** What routes and rules are derived from. */
-export type TopologyCore = Omit<Topology, 'routes' | 'rules'>;
+import type { MeshInput, MeshOptions, Segment, Topology, TopologyCore, TopologyPeer } from './types.js';
 
 export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
   const nodes = readyNodes(input.nodes, opts);
   const node = nodes.find((n) => n.name === opts.hostname) as MeshNode;
   const members = groupIntoSegments(nodes, opts.granularity);
   const discovered = collectDiscoveredEndpoints(node, members);
-  const peers = topologyPeers(sortedPeers(input.peers), discovered);
-  const segments = buildSegments(members, allocateWireGuardIPs(members.map((m) => m.key), opts.subnet), peers, discovered);
+  const rules: ClaimRules = { reserved: reservedRanges(input.nodes, opts), allowWide: opts.allowWideClaims ?? false };
+  const sorted = sortedPeers(input.peers);
+  const peerClaims = resolveOrderedClaims(sorted.map((p) => ({ kind: 'Peer', name: p.name, field: 'spec.allowedIPs', prefixes: p.allowedIPs })), rules);
+  const peers = topologyPeers(sorted, peerClaims.kept, discovered);
+  const locationClaims = resolveContestedClaims(
+    members.flatMap((m) => m.nodes.map((n) => ({ kind: 'Node' as const, name: n.name, field: 'annotation allowed-location-ips', prefixes: n.allowedLocationIPs, group: m.key }))),
+    rules,
+    peers.flatMap((p) => p.allowedIPs.map((prefix) => ({ prefix, holder: `the allowed IPs of Peer "${p.name}"` }))),
+  );
+  const segments = buildSegments(members, allocateWireGuardIPs(members.map((m) => m.key), opts.subnet), locationClaims.kept, discovered);
 
   const localKey = segmentKeyOf(node, opts.granularity);
   const segment = segments.find((s) => s.key === localKey) as Segment;
@@ -122,12 +45,23 @@ export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
     segments,
     peers,
     discoveredEndpoints: discovered,
+    rejectedClaims: [...peerClaims.rejected, ...locationClaims.rejected],
   };
   return { ...core, ...routesFor(core) };
 }
 
-function topologyPeers(peers: readonly MeshPeer[], discovered: ReadonlyMap<WireGuardKey, Endpoint>): TopologyPeer[] {
-  const allowedIPs = deduplicatePeerIPs(peers.map((p) => p.allowedIPs));
+/** What the cluster itself holds: every node's pod CIDRs and internal IP (ready or not), the WireGuard subnet, the service CIDRs. */
+function reservedRanges(nodes: readonly MeshNode[], opts: MeshOptions): ReservedRange[] {
+  const reserved: ReservedRange[] = [{ prefix: opts.subnet, holder: 'the WireGuard subnet' }];
+  for (const cidr of opts.serviceCIDRs ?? []) reserved.push({ prefix: cidr, holder: 'the service CIDR' });
+  for (const n of nodes) {
+    for (const cidr of n.podCIDRs) reserved.push({ prefix: cidr, holder: `the pod CIDR of Node "${n.name}"` });
+    if (n.internalIP !== undefined) reserved.push({ prefix: hostCidr(ipOf(n.internalIP)), holder: `the internal IP of Node "${n.name}"` });
+  }
+  return reserved;
+}
+
+function topologyPeers(peers: readonly MeshPeer[], allowedIPs: readonly Cidr[][], discovered: ReadonlyMap<WireGuardKey, Endpoint>): TopologyPeer[] {
   return peers.map((p, i) => {
     const endpoint = effectiveEndpoint(p.endpoint, p.publicKey, p.persistentKeepalive, discovered);
     return {
@@ -141,11 +75,11 @@ function topologyPeers(peers: readonly MeshPeer[], discovered: ReadonlyMap<WireG
   });
 }
 
-/** Leaders, addresses and AllowedIPs; allowed-location IPs are filtered against everything else. */
+/** Leaders, addresses and AllowedIPs; `locationIPs`: per node of `members` in order, its kept allowed-location IPs. */
 function buildSegments(
   members: readonly SegmentMembers[],
   addresses: ReadonlyMap<string, Ip>,
-  peers: readonly TopologyPeer[],
+  locationIPsByNode: readonly Cidr[][],
   discovered: ReadonlyMap<WireGuardKey, Endpoint>,
 ): Segment[] {
   const baseIPs = members.map((m) => {
@@ -157,10 +91,8 @@ function buildSegments(
     own.push(hostCidr(addresses.get(m.key) as Ip));
     return uniquePrefixes(own);
   });
-  const locationIPs = filterAllowedLocationIPs(
-    members.map((m) => m.nodes.flatMap((n) => n.allowedLocationIPs)),
-    new PrefixIndex([...baseIPs.flat(), ...peers.flatMap((p) => p.allowedIPs)]),
-  );
+  let nodeIndex = 0;
+  const locationIPs = members.map((m) => uniquePrefixes(m.nodes.flatMap(() => locationIPsByNode[nodeIndex++] as Cidr[])));
   return members.map((m, i): Segment => {
     // Readiness guarantees every member a key and an endpoint.
     const leader = electLeader(m.nodes);
@@ -235,6 +167,14 @@ export function localLocationPrefixesOf(t: TopologyCore): Cidr[] {
       .filter((s) => s.group === t.segment.group)
       .flatMap((s) => s.allowedIPs.filter((c) => !isWireGuardIPOf(s, c))),
   );
+}
+
+/** The underlay addresses of the local group's nodes (this one included): the ends of its encapsulation. */
+export function tunnelMembersOf(t: TopologyCore): Ip[] {
+  return t.segments
+    .filter((s) => s.group === t.segment.group)
+    .flatMap((s) => s.nodes)
+    .flatMap((n) => (n.internalIP ? [ipOf(n.internalIP)] : []));
 }
 
 function isWireGuardIPOf(segment: Segment, cidr: Cidr): boolean {

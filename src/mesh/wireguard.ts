@@ -5,7 +5,8 @@ import type { Cidr } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
 import type { WireGuardConfig, WireGuardPeer } from '../wireguard/config.js';
 import { MeshError } from './error.js';
-import { type Segment, type Topology, type TopologyPeer, remoteSegmentsOf } from './topology.js';
+import { remoteSegmentsOf } from './topology.js';
+import type { Segment, Topology, TopologyPeer } from './types.js';
 
 function peerEntry(
   publicKey: WireGuardKey,

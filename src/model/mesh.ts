@@ -6,8 +6,6 @@ import type { WireGuardKey } from './key.js';
 /** How nodes are grouped into WireGuard segments. */
 export type Granularity = 'location' | 'full' | 'cross';
 
-export const GRANULARITIES: readonly Granularity[] = ['location', 'full', 'cross'];
-
 /** Encapsulation of traffic between nodes of one location. */
 export type Encapsulation = 'never' | 'crosssubnet' | 'always';
 

@@ -14,6 +14,12 @@ export class AgentMetrics {
     labelNames: ['kind'],
     registers: [this.registry],
   });
+  readonly rejectedClaims = new Counter({
+    name: 'wirelane_rejected_claims_total',
+    help: 'Peer allowed IPs and allowed-location IPs dropped for overlapping what others hold, by claimant kind',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
   readonly writes = new Counter({ name: 'wirelane_writes_total', help: 'Writes to host state, by kind', labelNames: ['kind'], registers: [this.registry] });
   readonly nodes = new Gauge({ name: 'wirelane_nodes', help: 'Ready nodes in the mesh', registers: [this.registry] });
   readonly peers = new Gauge({ name: 'wirelane_peers', help: 'Valid peers in the mesh', registers: [this.registry] });

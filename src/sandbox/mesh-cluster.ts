@@ -178,7 +178,7 @@ export class MeshCluster {
     // Each simulated node is its own cgroup and pin directory: one kernel, several "hosts".
     const ebpf = ['--cgroup-root', this.sandbox.visibleCgroupOf(name) as string, '--bpf-dir', join(this.bpffs, name)];
     const args = [cliPath(), 'agent', ...source, '--hostname', name, '--state-dir', this.stateDir(name), '--interface', this.interfaceOf(name),
-      '--listen', ':1107', '--log-level', 'debug', ...ebpf, ...(external ? ['--userspace-wireguard', 'external'] : []), ...(this.spec.agentArgs ?? []), ...extra];
+      '--listen', `:${HEALTH_PORT}`, '--metrics-listen', `127.0.0.1:${METRICS_PORT}`, '--log-level', 'debug', ...ebpf, ...(external ? ['--userspace-wireguard', 'external'] : []), ...(this.spec.agentArgs ?? []), ...extra];
     // The agent's own container: killAgentContainer ends it with everything it started.
     const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, args, {
       container: AGENT_CONTAINER,
@@ -214,8 +214,9 @@ export class MeshCluster {
     return readFile(this.logFile(name), 'utf8').catch(() => '');
   }
 
+  /** GET from inside the node's namespace: health on --listen, metrics and graph on the loopback --metrics-listen. */
   private curl(name: string, path: string) {
-    return this.sandbox.exec(this.sandbox.node(name), 'curl', ['-sf', '--max-time', '2', `http://127.0.0.1:1107${path}`], { allowFailure: true });
+    return this.sandbox.exec(this.sandbox.node(name), 'curl', ['-sf', '--max-time', '2', agentUrl(path)], { allowFailure: true });
   }
 
   /** The agent's /metrics, parsed into `name{labels}` → value. */
@@ -336,4 +337,13 @@ export class MeshCluster {
 
 function podCIDROf(index: number): string {
   return `10.244.${index}.0/24`;
+}
+
+const HEALTH_PORT = 1107;
+const METRICS_PORT = 1108;
+
+/** The agent's URL for `path` as seen from its node's namespace. */
+export function agentUrl(path: string): string {
+  const port = path.startsWith('/metrics') || path.startsWith('/graph') ? METRICS_PORT : HEALTH_PORT;
+  return `http://127.0.0.1:${port}${path}`;
 }

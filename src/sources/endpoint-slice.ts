@@ -35,7 +35,7 @@ function decodePorts(f: ObjectFields, value: unknown): SlicePort[] {
     const at = `ports[${i}]`;
     const p = f.record(at, item) ?? f.fail(at, 'missing');
     // The API server defaults a missing name to '' (the unnamed Service port) and protocol to TCP.
-    const name = f.string(`${at}.name`, p['name']) ?? '';
+    const name = f.portName(`${at}.name`, p['name']);
     const same = byName.get(name);
     if (same !== undefined) f.fail(`${at}.name`, `"${name}" is also the name of ports[${same}]`);
     byName.set(name, i);

@@ -1,14 +1,10 @@
 // Turns decoded cluster objects into the mesh core's input, collecting what was rejected.
+import type { MeshInput } from '../mesh/types.js';
 import type { MeshNode, MeshPeer } from '../model/mesh.js';
 import { type NodeDecodeOptions, decodeNode } from './node.js';
-import type { KubeObject } from './objects.js';
 import { decodePeer } from './peer.js';
 import { InvalidObjectError, type Problem } from './problem.js';
-
-export interface MeshInput {
-  readonly nodes: readonly MeshNode[];
-  readonly peers: readonly MeshPeer[];
-}
+import type { SourceObject } from './source.js';
 
 export interface LocatedProblem extends Problem {
   /** Where the object came from, e.g. `document 3 (Node "b")`; absent for API objects. */
@@ -17,12 +13,6 @@ export interface LocatedProblem extends Problem {
 
 export interface DecodedMeshInput extends MeshInput {
   readonly problems: readonly LocatedProblem[];
-}
-
-interface SourceObject {
-  readonly kind: string;
-  readonly object: KubeObject;
-  readonly where?: string;
 }
 
 export function decodeMeshInput(objects: Iterable<SourceObject>, opts: NodeDecodeOptions): DecodedMeshInput {

@@ -17,6 +17,8 @@ import { InvalidObjectError, type ObjectKind } from './problem.js';
 export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
 export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
 const MAX_AFFINITY_TIMEOUT_SECONDS = 86400;
+const DNS_LABEL = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /**
  * Reads the fields of one object and rejects the object as a whole at the first bad one. Shared by
@@ -34,6 +36,9 @@ export class ObjectFields {
     const name = typeof obj.metadata?.name === 'string' ? obj.metadata.name : '';
     this.object = namespaced ? `${this.namespaceOf(obj)}/${name}` : name;
     if (name === '') this.fail('metadata.name', 'missing');
+    // The API server enforces these; a cluster file does not, and names reach rule comments and logs.
+    if (!DNS_SUBDOMAIN.test(name)) this.fail('metadata.name', `"${name}" is not a DNS subdomain (a-z, 0-9, '-' and '.')`);
+    if (namespaced && !DNS_LABEL.test(this.namespaceOf(obj))) this.fail('metadata.namespace', 'not a DNS label (a-z, 0-9 and \'-\', at most 63)');
   }
 
   /** metadata.namespace, `default` when absent as the API server would set it. */
@@ -67,6 +72,13 @@ export class ObjectFields {
   string(field: string, value: unknown): string | undefined {
     if (value === undefined || value === null) return undefined;
     return typeof value === 'string' ? value : this.fail(field, `${describe(value)} is not a string`);
+  }
+
+  /** A Service or EndpointSlice port name: '' (the unnamed port) or a DNS label, as the API server requires. */
+  portName(field: string, value: unknown): string {
+    const name = this.string(field, value) ?? '';
+    if (name !== '' && !DNS_LABEL.test(name)) this.fail(field, `${JSON.stringify(name)} is not a DNS label (a-z, 0-9 and '-', at most 63)`);
+    return name;
   }
 
   /** undefined and null read as absent. */
@@ -196,7 +208,7 @@ function decodePorts(f: ObjectFields, spec: Record<string, unknown>, type: Servi
   return items.map((item, i): ServicePortSpec => {
     const at = `spec.ports[${i}]`;
     const p = f.record(at, item) ?? f.fail(at, 'missing');
-    const name = f.string(`${at}.name`, p['name']) ?? '';
+    const name = f.portName(`${at}.name`, p['name']);
     if (name === '' && items.length > 1) f.fail(`${at}.name`, 'missing (every port of a multi-port Service needs one)');
     const sameName = byName.get(name);
     if (sameName !== undefined) f.fail(`${at}.name`, `"${name}" is also the name of spec.ports[${sameName}]`);

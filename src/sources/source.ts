@@ -1,4 +1,6 @@
-// Where the agent learns what the cluster looks like: the Kubernetes API or a cluster file.
+// Where the agent learns what the cluster looks like (the Kubernetes API, a cluster file), and what
+// differs between such places: whether the agent publishes its own node there, how its key is checked.
+import type { WireGuardKey } from '../model/key.js';
 import type { KubeObject } from './objects.js';
 
 export type SourceObjectKind = 'Node' | 'Peer' | 'Service' | 'EndpointSlice';
@@ -34,7 +36,6 @@ export interface ResourceStatus {
 }
 
 export interface ClusterSource {
-  readonly kind: 'kubernetes' | 'file';
   /**
    * Resolves once every resource is settled (listed successfully once, or explicitly missing), or
    * when the source is stopped first; `onChange` fires on every later change.
@@ -46,7 +47,25 @@ export interface ClusterSource {
   hasSynced(): boolean;
   /** One entry per resource the source reads. */
   resourceStatus(): readonly ResourceStatus[];
+  /**
+   * How the agent writes its own Node's annotations (its key, addresses and last-seen heartbeat);
+   * undefined where someone else writes them (a cluster file: the operator). Without it no node
+   * publishes a heartbeat, so none can be judged gone, and the addresses the source holds for this
+   * node stand over those the agent discovers.
+   */
+  readonly publisher: NodePublisher | undefined;
+  /**
+   * Throws, naming the mismatch, when what the source holds about this node contradicts the agent's
+   * key; called once, after the first sync. A source the agent publishes its key to has nothing to check.
+   */
+  checkOwnKey(node: string, publicKey: WireGuardKey, keyFile: string): void;
+  stop(): Promise<void>;
+}
+
+/** Where the agent publishes its own Node's annotations. */
+export interface NodePublisher {
   /** Writes this node's agent-owned annotations (null removes one). Returns whether anything was written. */
   publishNode(name: string, annotations: Readonly<Record<string, string | null>>): Promise<boolean>;
-  stop(): Promise<void>;
+  /** Removes every agent-written annotation the node has (a clean exit); one line per annotation removed. */
+  unpublishNode(name: string): Promise<readonly string[]>;
 }

@@ -3,11 +3,10 @@
 // and its UAPI socket. Only on positive evidence that the link is WireGuard: a plain TUN device of
 // the same name without a wireguard-go behind it is someone else's.
 import { rm } from 'node:fs/promises';
-import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runIp } from '../host/ip.js';
 import { findLink } from '../host/links.js';
-import { uapiSocketPath } from './uapi-socket.js';
+import { probeUapiSocket, uapiSocketPath } from './uapi-socket.js';
 
 /** How long wireguard-go gets to notice its TUN device is gone and remove its socket. */
 const EXIT_WAIT_MS = 5000;
@@ -40,20 +39,8 @@ export async function removeWireGuardDevice(name: string, opts: { readonly netns
   return removed;
 }
 
-/**
- * `stale`: the file is there and connecting is refused (a wireguard-go that was killed left it).
- * Anything short of that proof, a slow answer included, counts as served.
- */
-function socketState(path: string): Promise<'served' | 'stale' | 'absent'> {
-  return new Promise((resolve) => {
-    const socket = createConnection(path);
-    const done = (state: 'served' | 'stale' | 'absent'): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(state);
-    };
-    const timer = setTimeout(() => done('served'), 1000);
-    socket.once('connect', () => done('served'));
-    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'ENOENT' ? 'absent' : error.code === 'ECONNREFUSED' ? 'stale' : 'served'));
-  });
+/** Anything short of proof that nobody serves the socket, a slow answer included, counts as served. */
+async function socketState(path: string): Promise<'served' | 'stale' | 'absent'> {
+  const state = await probeUapiSocket(path);
+  return state === 'unknown' ? 'served' : state;
 }

@@ -20,6 +20,7 @@ import { type InterfaceAddress, listAddresses } from '../host/addresses.js';
 import { runIp } from '../host/ip.js';
 import { type Link, findLink } from '../host/links.js';
 import { type Cidr, equalCidr, formatCidr, parseIp } from '../model/ip.js';
+import { firstLine } from '../observability/first-line.js';
 import { type DiffOptions, describeDiff, diffConfig } from './compare.js';
 import { parseConfig } from './conf-text.js';
 import type { WireGuardConfig } from './config.js';
@@ -398,7 +399,7 @@ export class WireGuardDevice {
       return (await runCommand('wg', args, { netns: this.netns })).stdout;
     } catch (error) {
       if (!(error instanceof CommandError)) throw error;
-      const detail = error.stderr.trim().split('\n')[0]?.replace(KEY_SHAPED, '(key)') ?? '';
+      const detail = firstLine(error.stderr).replace(KEY_SHAPED, '(key)');
       if (error.timedOut) throw new WireGuardDeviceError(`${this.where()}: wg ${args[0]} ${error.reason}`);
       const status = error.exitCode === undefined ? 'did not run' : `exit code ${error.exitCode}`;
       throw new WireGuardDeviceError(`${this.where()}: wg ${args[0]} failed (${status}): ${detail}`);

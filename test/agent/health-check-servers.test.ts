@@ -32,7 +32,7 @@ test('local endpoints are counted once per address across the service ports', ()
 
 test('the health check answers 200 with local endpoints, 503 without, and closes with the service', async (t) => {
   const port = await freePort();
-  const servers = new HealthCheckServers(() => true);
+  const servers = new HealthCheckServers(() => true, (message) => assert.fail(message));
   t.after(() => servers.close());
   const get = async () => {
     const res = await fetch(`http://127.0.0.1:${port}/`);

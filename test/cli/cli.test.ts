@@ -2,7 +2,7 @@
 // stdout. Runs the compiled CLI as operators do (the setup script builds it).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -110,6 +110,20 @@ test('showconf prints configurations without private keys', () => {
   const laptop = wirelane('showconf', 'peer', 'laptop', '--from', FIXTURE).stdout;
   assert.equal(laptop.match(/\[Peer\]/g)?.length, 2, 'one [Peer] per segment');
   assert.equal(laptop.match(/PersistentKeepalive = 25/g)?.length, 2, "the Peer's keepalive on each");
+});
+
+test('showconf hides preshared keys unless --show-keys', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wirelane-psk-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const psk = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
+  const file = join(dir, 'cluster.yaml');
+  await writeFile(file, (await readFile(FIXTURE, 'utf8')).replace('  persistentKeepalive: 25', `  persistentKeepalive: 25\n  presharedKey: ${psk}`));
+  for (const args of [['node', 'a'], ['peer', 'laptop']]) {
+    const hidden = wirelane('showconf', ...args, '--from', file).stdout;
+    assert.match(hidden, /PresharedKey = \(hidden\)/, args.join(' '));
+    assert.ok(!hidden.includes(psk), args.join(' '));
+    assert.match(wirelane('showconf', ...args, '--from', file, '--show-keys').stdout, new RegExp(`PresharedKey = ${psk.replace(/[+/]/g, '\\$&')}`), args.join(' '));
+  }
 });
 
 test('graph renders DOT, and SVG through Graphviz', () => {

@@ -331,6 +331,22 @@ test('a connected UDP socket on a removed backend is ended and reconnects to a c
   assert.equal((await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[1]!])]))).socketsTerminated, 0);
 });
 
+test('more stale UDP flows than the termination map holds still end the socket of a removed backend', OPTIONS, async (t) => {
+  const w = await world(t);
+  await startThree(t, w);
+  const proxy = await openProxy(t, w);
+  // 4,500 UDP services removed at once (4,500 stale destinations, more than wl_sock_term's 4,096
+  // entries) beside the one whose backend moves; it sorts last, so its key is in the second chunk.
+  const fillers = Array.from({ length: 4_500 }, (_, i) => port(`filler-${String(i).padStart(4, '0')}`, 'UDP', `10.251.${i >> 8}.${i & 255}`, 53, [THREE[2]!]));
+  await proxy.apply(serviceMap([...fillers, port('zz-dns', 'UDP', '10.250.0.8', 53, [THREE[0]!])]));
+  const viaService = request(t, w, 'udp', '10.250.0.8', 53, 16, 'connected-socket', 150);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const report = await proxy.apply(serviceMap([port('zz-dns', 'UDP', '10.250.0.8', 53, [THREE[1]!])]));
+  assert.equal(report.socketsTerminated, 1);
+  const answers = names(await viaService);
+  assert.ok(answers.includes('ECONNABORTED') && answers.at(-1) === 'b2', answers.join(', '));
+});
+
 test('a new instance re-adopts the pins without detaching anything; traffic flows while no agent runs', OPTIONS, async (t) => {
   const w = await world(t);
   await startThree(t, w);

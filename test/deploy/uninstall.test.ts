@@ -1,4 +1,4 @@
-// deploy/uninstall.yaml must run `wirelane cleanup` as the CLI accepts it, on every node the agent
+// deploy/uninstall/daemonset.yaml must run `wirelane cleanup` as the CLI accepts it, on every node the agent
 // ran on, with the host paths where the agent's DaemonSet keeps what cleanup removes.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ type Manifest = Record<string, any>;
 const podSpec = (file: string): Manifest => (parseAllDocuments(readFileSync(join(DEPLOY, file), 'utf8'))[0]!.toJS() as Manifest).spec.template.spec;
 
 test('the uninstall DaemonSet runs wirelane cleanup with flags it accepts, before its pod is ready', () => {
-  const pod = podSpec('uninstall.yaml');
+  const pod = podSpec('uninstall/daemonset.yaml');
   const [init] = pod.initContainers;
   const [command, ...args] = (init.args as string[]).map((a) => a.replace('$(NODE_NAME)', 'node-1'));
   assert.equal(command, 'cleanup');
@@ -30,7 +30,7 @@ test('the uninstall DaemonSet runs wirelane cleanup with flags it accepts, befor
 
 test("the uninstall DaemonSet reaches the nodes and host paths of the agent's", () => {
   const agent = podSpec('daemonset.yaml');
-  const uninstall = podSpec('uninstall.yaml');
+  const uninstall = podSpec('uninstall/daemonset.yaml');
   assert.deepEqual(uninstall.tolerations, agent.tolerations);
   assert.equal(uninstall.serviceAccountName, agent.serviceAccountName, 'RBAC to list and patch its Node');
   assert.equal(uninstall.initContainers[0].image, agent.containers[0].image);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { runCommand } from '../../src/host/command.js';
+import { agentUrl } from '../../src/sandbox/mesh-cluster.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
@@ -19,7 +20,7 @@ test('the agent serves /healthz, /readyz, /metrics and /graph as DOT and SVG', {
   cluster.startAgent('a');
   cluster.startAgent('c');
   await cluster.waitReady();
-  const get = async (path: string) => (await cluster.sandbox.exec(cluster.sandbox.node('a'), 'curl', ['-sf', `http://127.0.0.1:1107${path}`])).stdout;
+  const get = async (path: string) => (await cluster.sandbox.exec(cluster.sandbox.node('a'), 'curl', ['-sf', agentUrl(path)])).stdout;
   assert.match(await get('/healthz'), /^ok\nmesh: last sync \d+\.\d s ago(, a sync running for \d+\.\d s)?\nservices: last sync \d+\.\d s ago/);
   assert.equal(await get('/readyz'), 'ok');
   assert.match(await get('/graph'), /^digraph wirelane \{[\s\S]*"a" -> "c" \[dir=both\];/);

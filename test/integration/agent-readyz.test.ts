@@ -2,6 +2,7 @@
 // listed once; the HTTP server answers during that wait, and nothing is reconciled before it ends.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { agentUrl } from '../../src/sandbox/mesh-cluster.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { until } from '../support/wait.js';
@@ -21,7 +22,7 @@ test('/readyz is not ready while a resource is forbidden, names it, and turns re
   api.setResourceAnswer('peers', 'forbidden');
   cluster.startAgent('a');
   const get = async (path: string): Promise<{ code: number; body: string }> => {
-    const out = (await cluster.sandbox.exec(cluster.sandbox.node('a'), 'curl', ['-s', '--max-time', '2', '-w', '\n%{http_code}', `http://127.0.0.1:1107${path}`], { allowFailure: true })).stdout;
+    const out = (await cluster.sandbox.exec(cluster.sandbox.node('a'), 'curl', ['-s', '--max-time', '2', '-w', '\n%{http_code}', agentUrl(path)], { allowFailure: true })).stdout;
     const cut = out.lastIndexOf('\n');
     return { code: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
   };

@@ -2,34 +2,12 @@
 // route, rule, iptables chain, process or annotation of its own behind.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runCommand } from '../../src/host/command.js';
-import { captureNetworkState } from '../../src/host/network-state.js';
-import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { AGENT_WRITTEN, PREFIX } from '../../src/sources/annotations.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+import { nodeState } from '../support/leftovers.js';
 
-const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
-
-/** Everything the agent could touch in a node's namespace, in a comparable form. */
-async function hostState(cluster: MeshCluster, name: string) {
-  const node = cluster.sandbox.node(name);
-  const net = await captureNetworkState({ netns: node.netns });
-  const iptables = async (tool: string) =>
-    (await cluster.sandbox.exec(node, tool, []))
-      .stdout.split('\n')
-      // Rules and user chains; empty built-in tables appear once anything used iptables-nft.
-      .filter((l) => l.startsWith('-A') || (l.startsWith(':') && !/^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /.test(l)));
-  return {
-    links: net.links.map((l) => `${l.name} ${l.kind ?? ''} mtu ${l.mtu} ${l.up ? 'up' : 'down'}`).sort(),
-    addresses: net.addresses.map((a) => `${a.ifname} ${a.cidr}`).sort(),
-    routes: net.routes.map((r) => `${r.table} ${r.dst} ${r.gateway ?? ''} ${r.dev ?? ''} ${r.protocol}`).sort(),
-    rules: net.rules.map((r) => JSON.stringify(r)).sort(),
-    iptables: await iptables('iptables-save'),
-    ip6tables: await iptables('ip6tables-save'),
-    processes: (await runCommand('ip', ['netns', 'pids', node.netns])).stdout.trim(),
-  };
-}
+const skip = await capabilitySkip('mesh integration tests', [...AGENT_TOOLS, ['bpftool', ['version']]]);
 
 test('--clean-up removes every link, route, rule, chain, process and annotation the agent made', { skip }, async (t) => {
   const nodes = [
@@ -42,18 +20,18 @@ test('--clean-up removes every link, route, rule, chain, process and annotation 
     source: 'kubernetes',
     agentArgs: ['--resync-period', '2s', '--encapsulate', 'always', '--iptables-forward-rules'],
   });
-  const before = new Map<string, Awaited<ReturnType<typeof hostState>>>();
-  for (const n of nodes) before.set(n.name, await hostState(cluster, n.name));
+  const before = new Map<string, Awaited<ReturnType<typeof nodeState>>>();
+  for (const n of nodes) before.set(n.name, await nodeState(cluster, n.name));
   for (const n of nodes) cluster.startAgent(n.name);
   await cluster.waitReady();
   assert.ok(await cluster.waitPing(cluster.sandbox.node('b').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip));
-  const during = await hostState(cluster, 'a');
+  const during = await nodeState(cluster, 'a');
   assert.ok(during.iptables.some((l) => l.startsWith(':WIRELANE-')), 'the agent made iptables chains');
   assert.ok(during.links.some((l) => l.startsWith(cluster.interfaceOf('a'))), 'the agent made its WireGuard link');
 
   for (const n of nodes) assert.equal(await cluster.stopAgent(n.name), 0, `agent ${n.name} exits cleanly`);
   for (const n of nodes) {
-    assert.deepEqual(await hostState(cluster, n.name), before.get(n.name), `node ${n.name} is as it was`);
+    assert.deepEqual(await nodeState(cluster, n.name), before.get(n.name), `node ${n.name} is as it was`);
     const annotations = Object.keys(api!.get('nodes', n.name)?.metadata.annotations ?? {});
     assert.deepEqual(annotations.filter((k) => AGENT_WRITTEN.some((s) => k === PREFIX + s)), [], `node ${n.name} annotations`);
   }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { PrefixIndex, deduplicatePeerIPs, filterAllowedLocationIPs } from '../../src/mesh/allowed-ips.js';
+import { PrefixIndex } from '../../src/mesh/allowed-ips.js';
+import { resolveContestedClaims, resolveOrderedClaims } from '../../src/mesh/claims.js';
 import { computeTopology } from '../../src/mesh/topology.js';
 import { type Cidr, formatCidr, formatIp, overlaps, parseCidr } from '../../src/model/ip.js';
 import { member, node, options, peer } from './builder.js';
@@ -73,7 +74,7 @@ describe('allowed-location IP filtering', () => {
     assert.deepEqual(cidrs(t.segments[1]?.allowedLocationIPs ?? []), ['172.20.0.0/24']);
   });
 
-  test('filtering matches a brute-force pairwise check on random prefixes', () => {
+  test('contested claims match a brute-force pairwise check on random prefixes', () => {
     let seed = 7;
     const random = (n: number): number => {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
@@ -83,13 +84,14 @@ describe('allowed-location IP filtering', () => {
     for (let round = 0; round < 50; round++) {
       const perSegment = Array.from({ length: 6 }, () => Array.from({ length: random(4) }, prefix));
       const taken = Array.from({ length: 5 }, prefix);
-      const kept = filterAllowedLocationIPs(perSegment, new PrefixIndex(taken));
+      const claims = perSegment.map((prefixes, i) => ({ kind: 'Node' as const, name: `n${i}`, field: 'f', prefixes }));
+      const { kept } = resolveContestedClaims(claims, { reserved: taken.map((t) => ({ prefix: t, holder: 't' })), allowWide: false }, []);
       perSegment.forEach((ips, owner) => {
         const expected = ips.filter(
           (ip, i) =>
             ips.findIndex((other) => formatCidr(other) === formatCidr(ip)) === i &&
             !taken.some((t) => overlaps(t, ip)) &&
-            !perSegment.some((others, o) => o !== owner && others.some((other) => overlaps(other, ip))),
+            !perSegment.some((others, o) => o !== owner && others.some((other) => overlaps(other, ip) && !taken.some((t) => overlaps(t, other)))),
         );
         assert.deepEqual(cidrs(kept[owner] ?? []), cidrs(expected), `round ${round} segment ${owner}`);
       });
@@ -119,17 +121,21 @@ describe('prefix index', () => {
 });
 
 describe('peer allowed IPs', () => {
+  const resolve = (...peers: string[][]) =>
+    resolveOrderedClaims(peers.map((ips, i) => ({ kind: 'Peer' as const, name: `p${i}`, field: 'spec.allowedIPs', prefixes: parse(ips) })), { reserved: [], allowWide: false });
+
   test('a prefix claimed by several peers stays with the first by name', () => {
-    const deduped = deduplicatePeerIPs([parse(['10.5.0.1/32', '10.5.1.0/24']), parse(['10.5.0.1/32', '10.5.2.0/24']), parse(['10.5.1.0/24'])]);
-    assert.deepEqual(deduped.map(cidrs), [['10.5.0.1/32', '10.5.1.0/24'], ['10.5.2.0/24'], []]);
+    assert.deepEqual(resolve(['10.5.0.1/32', '10.5.1.0/24'], ['10.5.0.1/32', '10.5.2.0/24'], ['10.5.1.0/24']).kept.map(cidrs), [['10.5.0.1/32', '10.5.1.0/24'], ['10.5.2.0/24'], []]);
   });
 
-  test('overlapping but different prefixes are both kept (WireGuard picks the longest match)', () => {
-    assert.deepEqual(deduplicatePeerIPs([parse(['10.5.0.0/16']), parse(['10.5.0.0/24'])]).map(cidrs), [['10.5.0.0/16'], ['10.5.0.0/24']]);
+  test('a prefix overlapping an earlier peer\'s is dropped too, whichever contains the other', () => {
+    const { kept, rejected } = resolve(['10.5.0.0/24'], ['10.5.0.0/16'], ['10.5.0.128/25']);
+    assert.deepEqual(kept.map(cidrs), [['10.5.0.0/24'], [], []]);
+    assert.deepEqual(rejected.map((r) => `${r.name} ${formatCidr(r.prefix)}: ${r.reason}`), ['p1 10.5.0.0/16: overlaps 10.5.0.0/24 of Peer "p0"', 'p2 10.5.0.128/25: overlaps 10.5.0.0/24 of Peer "p0"']);
   });
 
   test('prefixes equal after masking count as the same', () => {
-    assert.deepEqual(deduplicatePeerIPs([parse(['10.5.0.0/24']), parse(['10.5.0.9/24'])]).map(cidrs), [['10.5.0.0/24'], []]);
+    assert.deepEqual(resolve(['10.5.0.0/24'], ['10.5.0.9/24']).kept.map(cidrs), [['10.5.0.0/24'], []]);
   });
 
   test('the topology sorts peers by name before deduplicating, whatever the input order', () => {

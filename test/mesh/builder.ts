@@ -5,7 +5,7 @@ import { formatCidr, formatIp, parseCidr } from '../../src/model/ip.js';
 import { type WireGuardKey, parseKey } from '../../src/model/key.js';
 import type { MeshNode, MeshPeer } from '../../src/model/mesh.js';
 import type { Route, Rule } from '../../src/model/route.js';
-import type { MeshOptions } from '../../src/mesh/topology.js';
+import type { MeshOptions } from '../../src/mesh/types.js';
 
 export const NOW = 1_700_000_000;
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type MeshOptions, type Topology, computeTopology } from '../../src/mesh/topology.js';
+import { computeTopology } from '../../src/mesh/topology.js';
+import type { MeshOptions, Topology } from '../../src/mesh/types.js';
 import { formatIp, parseCidr } from '../../src/model/ip.js';
 import type { MeshNode, MeshPeer } from '../../src/model/mesh.js';
 import { member, node, options, peer, showRoute, showRule } from './builder.js';

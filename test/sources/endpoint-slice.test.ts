@@ -97,6 +97,7 @@ describe('decodeEndpointSlice', () => {
     ['a port out of range', obj({ ports: [{ name: 'http', port: 65536 }] }), 'EndpointSlice "shop/web-abc": ports[0].port: 65536 is not a port (1-65535)'],
     ['a fractional port', obj({ ports: [{ name: 'http', port: 80.5 }] }), 'EndpointSlice "shop/web-abc": ports[0].port: 80.5 is not a port (1-65535)'],
     ['an unknown protocol', obj({ ports: [{ name: 'http', port: 80, protocol: 'QUIC' }] }), 'EndpointSlice "shop/web-abc": ports[0].protocol: "QUIC" is not one of TCP, UDP, SCTP'],
+    ['a port name that is not a DNS label', obj({ ports: [{ name: 'http"', port: 80 }] }), 'EndpointSlice "shop/web-abc": ports[0].name: "http\\"" is not a DNS label (a-z, 0-9 and \'-\', at most 63)'],
     ['duplicate port names', obj({ ports: [{ name: 'http', port: 80 }, { name: 'http', port: 81, protocol: 'UDP' }] }), 'EndpointSlice "shop/web-abc": ports[1].name: "http" is also the name of ports[0]'],
     ['a port name that is not a string', obj({ ports: [{ name: 7, port: 80 }] }), 'EndpointSlice "shop/web-abc": ports[0].name: 7 is not a string'],
     ['endpoints that are not a list', obj({ endpoints: 'all' }), 'EndpointSlice "shop/web-abc": endpoints: "all" is not a list'],

@@ -54,14 +54,23 @@ test('after the watch history expires and the connection drops, the source re-li
   assert.ok(server.requestCount('list', 'nodes') > lists);
 });
 
-test('publishNode merge-patches only what differs, and null removes an annotation', async (t) => {
+test('the publisher merge-patches only what differs, and null removes an annotation', async (t) => {
   const { server, source } = await startSource(t);
   const annotations = () => server.get('nodes', 'a')?.metadata?.annotations ?? {};
-  assert.equal(await source.publishNode('a', { 'wirelane.io/key': 'K', 'wirelane.io/location': null }), true);
+  assert.equal(await source.publisher.publishNode('a', { 'wirelane.io/key': 'K', 'wirelane.io/location': null }), true);
   assert.deepEqual(annotations(), { 'wirelane.io/key': 'K' });
   await until('the source to see the patch', () =>
     source.snapshot().some((o) => o.object.metadata?.annotations?.['wirelane.io/key'] === 'K'));
   const patches = server.requestCount('patch', 'nodes');
-  assert.equal(await source.publishNode('a', { 'wirelane.io/key': 'K', 'wirelane.io/location': null }), false);
+  assert.equal(await source.publisher.publishNode('a', { 'wirelane.io/key': 'K', 'wirelane.io/location': null }), false);
   assert.equal(server.requestCount('patch', 'nodes'), patches);
+});
+
+test('the publisher removes the agent-written annotations, and only those', async (t) => {
+  const { server, source } = await startSource(t);
+  const annotations = () => server.get('nodes', 'a')?.metadata?.annotations ?? {};
+  await source.publisher.publishNode('a', { 'wirelane.io/key': 'K', 'wirelane.io/last-seen': '1700000000' });
+  assert.deepEqual(await source.publisher.unpublishNode('a'), ['Node a: wirelane.io/key, wirelane.io/last-seen']);
+  assert.deepEqual(annotations(), { 'wirelane.io/location': 'eu' }, "the operator's annotation stays");
+  assert.deepEqual(await source.publisher.unpublishNode('a'), [], 'nothing left to remove');
 });

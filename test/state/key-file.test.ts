@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -41,4 +41,28 @@ test('a key readable by others or malformed is refused', () =>
     await writeFile(path, 'garbage', { mode: 0o600 });
     await chmod(path, 0o600);
     await assert.rejects(readKeyFile(path), /not a WireGuard key/);
+  }));
+
+test('--force replaces a symlink at the key path, never the file it points to; no temporary file stays', () =>
+  withTempDir(async (dir) => {
+    const target = join(dir, 'elsewhere');
+    await writeFile(target, 'not yours\n');
+    const path = join(dir, 'key');
+    await symlink(target, path);
+    await assert.rejects(writeNewKeyFile(path), /already exists/);
+    const key = await writeNewKeyFile(path, true);
+    assert.equal(await readFile(target, 'utf8'), 'not yours\n');
+    assert.ok((await lstat(path)).isFile());
+    assert.equal(await readKeyFile(path), key);
+    assert.deepEqual((await readdir(dir)).sort(), ['elsewhere', 'key']);
+  }));
+
+test('an empty key file (a write that never completed) is replaced at start; a malformed one is not', () =>
+  withTempDir(async (dir) => {
+    const path = join(dir, 'key');
+    await writeFile(path, '', { mode: 0o600 });
+    const key = await loadOrCreateKeyFile(path);
+    assert.equal(await readKeyFile(path), key);
+    await writeFile(path, 'garbage', { mode: 0o600 });
+    await assert.rejects(loadOrCreateKeyFile(path), /not a WireGuard key/);
   }));

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runCommand } from '../../src/host/command.js';
 import { captureNetworkState } from '../../src/host/network-state.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
-import { UAPI_DIR } from '../../src/wireguard/uapi-socket.js';
+import { uapiSocketPath } from '../../src/wireguard/uapi-socket.js';
 
 /** Rules and user chains of one iptables-save; empty built-in tables appear once anything used iptables-nft. */
 async function iptablesLines(cluster: MeshCluster, node: string, tool: 'iptables-save' | 'ip6tables-save'): Promise<string[]> {
@@ -72,7 +72,7 @@ export async function nodeState(cluster: MeshCluster, node: string) {
     iptables: await iptablesLines(cluster, node, 'iptables-save'),
     ip6tables: await iptablesLines(cluster, node, 'ip6tables-save'),
     ebpf: services.ebpf,
-    wireguardSocket: existsSync(join(UAPI_DIR, `${cluster.interfaceOf(node)}.sock`)),
+    wireguardSocket: existsSync(uapiSocketPath(cluster.interfaceOf(node))),
     processes: (await runCommand('ip', ['netns', 'pids', n.netns])).stdout.trim(),
   };
 }

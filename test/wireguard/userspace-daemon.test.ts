@@ -15,7 +15,7 @@ import { cliPath } from '../../src/sandbox/mesh-cluster.js';
 import { stopProcess } from '../../src/sandbox/teardown.js';
 import { WireGuardDevice } from '../../src/wireguard/device.js';
 import { kernelHasWireGuard } from '../../src/wireguard/kernel-support.js';
-import { uapiSocketAnswers } from '../../src/wireguard/uapi-socket.js';
+import { uapiSocketAnswers, uapiSocketPath } from '../../src/wireguard/uapi-socket.js';
 import { type DeviceState, decideDaemonAction } from '../../src/wireguard/userspace-daemon.js';
 import { WIREGUARD_TOOLS, capabilitySkip } from '../support/capability.js';
 import { until } from '../support/wait.js';
@@ -59,7 +59,7 @@ function startDaemon(): SpawnedProcess {
   return child;
 }
 
-const served = async () => (await findLink(NAME, { netns: NS }))?.kind === 'tun' && (await uapiSocketAnswers(`/var/run/wireguard/${NAME}.sock`));
+const served = async () => (await findLink(NAME, { netns: NS }))?.kind === 'tun' && (await uapiSocketAnswers(uapiSocketPath(NAME)));
 const pidsInNamespace = () => spawnSync('ip', ['netns', 'pids', NS], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
 const wireguardGoPid = () => pidsInNamespace().find((pid) => /wireguard-go/.test(spawnSync('ps', ['-o', 'comm=', '-p', String(pid)], { encoding: 'utf8' }).stdout));
 

@@ -10,6 +10,7 @@ import { ensureBpffs, findBpffsMount, findCgroup2Mount, isBpffs } from '../../bp
 import type { Family, Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
 import type { Logger } from '../../observability/logger.js';
+import { SerialQueue } from '../serial-queue.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import { staleUdpFlows } from '../stale-udp-flows.js';
 import { UndoStack } from '../undo-stack.js';
@@ -118,7 +119,7 @@ export class EbpfServiceProxy implements ServiceProxy {
   readonly #writes = new MapWrites();
   readonly #nodeAddrWrites = new EntryBatch(MAP_LAYOUTS.wl_node_addrs.key, MAP_LAYOUTS.wl_node_addrs.value);
   readonly #nodeAddrDeletes = new EntryBatch(MAP_LAYOUTS.wl_node_addrs.key, 0);
-  #queue: Promise<unknown> = Promise.resolve();
+  readonly #queue = new SerialQueue();
   /** Socket programs replaced by a rebuild's commit (start-time swaps are the SockLb's). */
   readonly #committedSwaps: ProgramSwap[] = [];
 
@@ -220,7 +221,7 @@ export class EbpfServiceProxy implements ServiceProxy {
   }
 
   apply(map: ServiceMap): Promise<EbpfServiceProxyReport> {
-    return this.#serialise(async () => {
+    return this.#queue.run(async () => {
       // The tc side first: source ranges must be in place before services flagged with them appear.
       const northSouthWritten = (await this.#northSouth?.apply(map)) ?? 0;
       const started = performance.now();
@@ -330,7 +331,7 @@ export class EbpfServiceProxy implements ServiceProxy {
    * left there), and the tc data path's filters.
    */
   cleanup(): Promise<void> {
-    return this.#serialise(async () => {
+    return this.#queue.run(async () => {
       await this.#northSouth?.cleanup();
       this.#sockLb.close();
       this.#terminator?.close();
@@ -345,12 +346,6 @@ export class EbpfServiceProxy implements ServiceProxy {
   close(): void {
     this.#sockLb.close();
     this.#terminator?.close();
-  }
-
-  #serialise<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(work, work);
-    this.#queue = run.catch(() => undefined);
-    return run;
   }
 }
 

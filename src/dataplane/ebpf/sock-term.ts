@@ -93,25 +93,40 @@ export class SockTerminator {
     }
   }
 
-  /** Ends the connected UDP sockets these filters match, in every network namespace. */
+  /**
+   * Ends the connected UDP sockets these filters match, in every network namespace. The keys go in
+   * chunks the map can hold, and each chunk is deleted whatever happens: a key left behind would
+   * end healthy sockets of a later backend at the same address.
+   */
   terminate(filters: readonly ConntrackFilter[]): TermReport {
-    const keys = termKeys(filters);
-    if (keys.count === 0) return { sockets: 0, namespaces: 0 };
-    this.#term.updateBatch(keys.keyBytes(), keys.valueBytes());
+    let sockets = 0;
+    let namespaces = 0;
+    for (let from = 0; from < filters.length; from += this.#term.maxEntries) {
+      const keys = termKeys(filters.slice(from, from + this.#term.maxEntries));
+      if (keys.count === 0) continue;
+      try {
+        this.#term.updateBatch(keys.keyBytes(), keys.valueBytes());
+        const run = this.#runEverywhere();
+        sockets += run.sockets;
+        namespaces = Math.max(namespaces, run.namespaces);
+      } finally {
+        this.#term.deleteBatch(keys.keyBytes());
+      }
+    }
+    return { sockets, namespaces };
+  }
+
+  #runEverywhere(): TermReport {
     let bytes = 0;
     let namespaces = 0;
-    try {
-      for (const netns of networkNamespaces()) {
-        try {
-          bytes += this.#object.runIterator(TERM_PROGRAM, netns);
-          namespaces++;
-        } catch (error) {
-          // A namespace whose last process ended meanwhile; anything else is a real failure.
-          if (!(error instanceof BpfError && (error.code === 'ENOENT' || error.code === 'ESRCH'))) throw error;
-        }
+    for (const netns of networkNamespaces()) {
+      try {
+        bytes += this.#object.runIterator(TERM_PROGRAM, netns);
+        namespaces++;
+      } catch (error) {
+        // A namespace whose last process ended meanwhile; anything else is a real failure.
+        if (!(error instanceof BpfError && (error.code === 'ENOENT' || error.code === 'ESRCH'))) throw error;
       }
-    } finally {
-      this.#term.deleteBatch(keys.keyBytes());
     }
     return { sockets: bytes / 4, namespaces };
   }

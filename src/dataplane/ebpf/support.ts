@@ -15,6 +15,7 @@ import {
   probeProgramType,
   probeTcx,
 } from '../../bpf/index.js';
+import { errorLine } from '../../observability/first-line.js';
 import { MAP_NAMES } from './codec.js';
 
 export interface EbpfCheck {
@@ -47,7 +48,7 @@ function check(name: string, required: boolean, probe: () => boolean | string, f
     if (typeof result === 'string') return { name, ok: true, detail: result, required };
     return result ? { name, ok: true, required } : { name, ok: false, detail: failure, required };
   } catch (error) {
-    return { name, ok: false, detail: (error as Error).message.split('\n')[0] ?? String(error), required };
+    return { name, ok: false, detail: errorLine(error), required };
   }
 }
 

@@ -3,6 +3,7 @@
 // vice versa, and mixing them makes packets traverse two rule sets that nobody sees together.
 import { type CommandOptions, type CommandResult, runCommand } from '../../host/command.js';
 import type { Family } from '../../model/ip.js';
+import { firstLine } from '../../observability/first-line.js';
 
 /** Runs a host command; `runCommand` in production, the same signature anywhere else. */
 export type CommandRunner = (file: string, args: readonly string[], opts?: CommandOptions) => Promise<CommandResult>;
@@ -36,7 +37,7 @@ export function iptablesBackend(kind: BackendKind): IptablesBackend {
  */
 export function backendFromVersion(versionText: string): IptablesBackend {
   const text = versionText.trim();
-  if (!/^iptables v\d/.test(text)) throw new Error(`iptables -V: unexpected output "${text.split('\n')[0]}"`);
+  if (!/^iptables v\d/.test(text)) throw new Error(`iptables -V: unexpected output "${firstLine(text)}"`);
   if (text.includes('(nf_tables)')) return iptablesBackend('nft');
   if (text.includes('(legacy)')) return iptablesBackend('legacy');
   return toolsNamed('legacy', '');

@@ -3,6 +3,7 @@
 // (see restore-plan.ts for how differences are found without normalising rules).
 import { CommandError, type CommandOptions, runCommand } from '../../host/command.js';
 import type { Family } from '../../model/ip.js';
+import { SerialQueue } from '../serial-queue.js';
 import { type CommandRunner, detectIptablesBackend, type IptablesBackend } from './backend.js';
 import { type ChainRef, emptyMemory, type FamilyMemory, forgetAbsent, planRestore, rememberRestore } from './restore-plan.js';
 import { type ChainOwner, type DesiredRules, type FamilyRules, NO_RULES, validateFamilyRules, WIRELANE_OWNER } from './ruleset.js';
@@ -48,7 +49,7 @@ export class IptablesChains {
   private backend: IptablesBackend | undefined;
   private readonly memory: Record<Family, FamilyMemory> = { 4: emptyMemory(), 6: emptyMemory() };
   // apply and cleanup read, plan and write; two of them interleaved would plan on stale state.
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(opts: IptablesChainsOptions = {}) {
     this.owner = opts.owner ?? WIRELANE_OWNER;
@@ -60,18 +61,12 @@ export class IptablesChains {
   /** Makes the owner's chains and jumps exactly `desired`, writing only what differs. */
   async apply(desired: DesiredRules): Promise<IptablesApplyReport> {
     for (const family of FAMILIES) validateFamilyRules(family, desired[family] ?? NO_RULES, this.owner);
-    return this.serialise(() => this.reconcile(desired));
+    return this.queue.run(() => this.reconcile(desired));
   }
 
   /** Removes every chain and jump rule of the owner, in every table and family. */
   async cleanup(): Promise<IptablesApplyReport> {
-    return this.serialise(() => this.reconcile({}));
-  }
-
-  private serialise<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(work, work);
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(() => this.reconcile({}));
   }
 
   private async reconcile(desired: DesiredRules): Promise<IptablesApplyReport> {

@@ -1,10 +1,16 @@
 // The mesh's own iptables rules (Kilo's KILO-NAT and its optional FORWARD accepts), as a pure
 // function of addresses: what the iptables dataplane should program on this node.
-import { type Cidr, compareCidr, containsIp, type Family, formatCidr, ipOf, networkOf } from '../../model/ip.js';
+import { type Cidr, compareCidr, containsIp, type Family, formatCidr, hostCidr, type Ip, ipOf, networkOf } from '../../model/ip.js';
 import type { DesiredRules, FamilyRules, JumpRule, OwnedChain } from './ruleset.js';
 
 export const MESH_NAT_CHAIN = 'WIRELANE-NAT';
 export const MESH_FORWARD_CHAIN = 'WIRELANE-FORWARD';
+export const MESH_TUNNEL_CHAIN = 'WIRELANE-TUNNEL';
+
+/** The encapsulation in use, whose packets only the location's members may send (as Calico accepts only known hosts). */
+export type TunnelFilter =
+  | { readonly mode: 'vxlan'; readonly port: number; readonly members: readonly Ip[] }
+  | { readonly mode: 'ipip'; readonly members: readonly Ip[] };
 
 export interface MeshRulesInput {
   /** This node's pod CIDRs, both families: traffic from them is masqueraded unless it stays in the mesh. */
@@ -18,6 +24,8 @@ export interface MeshRulesInput {
    * IPs, accepted in FORWARD in both directions. Absent: no FORWARD chain at all.
    */
   readonly forwardCidrs?: readonly Cidr[];
+  /** With encapsulation: anyone on the underlay could otherwise inject packets into the pod network. */
+  readonly tunnel?: TunnelFilter;
 }
 
 /**
@@ -73,6 +81,19 @@ function familyRules(input: MeshRulesInput, family: Family): FamilyRules {
       // Appended: an ACCEPT inserted first would bypass network policies that others put in FORWARD.
       jumps.push({ table: 'filter', from: 'FORWARD', to: MESH_FORWARD_CHAIN, comment: 'wirelane: forward mesh traffic', position: 'append' });
     }
+  }
+  // Only the underlay's family carries the tunnel (members include this node itself); tunl0 is IPv4 only.
+  const tunnel = input.tunnel;
+  const members = coveringPrefixes((tunnel?.members ?? []).filter((ip) => ip.family === family).map(hostCidr), family);
+  if (tunnel !== undefined && members.length > 0 && (tunnel.mode === 'vxlan' || family === 4)) {
+    chains.push({
+      table: 'filter',
+      name: MESH_TUNNEL_CHAIN,
+      rules: [...members.map((c) => `-s ${formatCidr(c)} -j RETURN`), '-m comment --comment "wirelane: encapsulated packet from a non-member" -j DROP'],
+    });
+    // Inserted: an ACCEPT others put in INPUT first would let the packet reach the tunnel device.
+    const match = tunnel.mode === 'vxlan' ? `-p udp -m udp --dport ${tunnel.port}` : '-p ipencap';
+    jumps.push({ table: 'filter', from: 'INPUT', to: MESH_TUNNEL_CHAIN, match, comment: 'wirelane: encapsulated packets only from members', position: 'insert' });
   }
   return { chains, jumps };
 }

@@ -6,6 +6,15 @@ export type IptablesTable = 'raw' | 'mangle' | 'nat' | 'filter';
 
 export const IPTABLES_TABLES: readonly IptablesTable[] = ['raw', 'mangle', 'nat', 'filter'];
 
+/**
+ * Text for a rule's quoted `--comment`. Parts of it (Service and port names) come from the cluster,
+ * where a cluster file is not checked by an API server: only characters that cannot close the quotes
+ * or escape stay, every other one becomes '_'. Every mode that writes comments goes through this.
+ */
+export function ruleComment(text: string): string {
+  return text.replace(/[^A-Za-z0-9._/: -]/g, '_');
+}
+
 /** A chain the agent owns entirely: every rule in it is the agent's, in this order. */
 export interface OwnedChain {
   readonly table: IptablesTable;

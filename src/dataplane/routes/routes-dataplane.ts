@@ -10,6 +10,7 @@ import type { Family } from '../../model/ip.js';
 import type { Route, Rule } from '../../model/route.js';
 import { runForcedBatch } from '../../host/batch.js';
 import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
+import { SerialQueue } from '../serial-queue.js';
 import { planRoutes, type PlannedWrite } from './route-plan.js';
 import { planRules } from './rule-plan.js';
 
@@ -48,7 +49,7 @@ export class RoutesDataplane {
   readonly rulePriority: number;
   private readonly netns: string | undefined;
   /** apply and cleanup never overlap: each reads, then writes what it read as missing. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(opts: RoutesDataplaneOptions = {}) {
     this.netns = opts.netns;
@@ -64,7 +65,7 @@ export class RoutesDataplane {
 
   /** Makes the agent's routes and rules exactly `desired`. Throws PartialApplyError if some failed. */
   apply(desired: RoutesDesired): Promise<RoutesApplyReport> {
-    return this.serialise(async () => {
+    return this.queue.run(async () => {
       const [routes, rules] = await Promise.all([this.readRoutes(), this.readRules()]);
       const routePlan = planRoutes(desired.routes, routes, this.protocol);
       const rulePlan = planRules(desired.rules, rules, this.protocol, this.rulePriority);
@@ -74,18 +75,12 @@ export class RoutesDataplane {
 
   /** Deletes every route (in every table) and rule with the agent's protocol, and nothing else. */
   cleanup(): Promise<RoutesApplyReport> {
-    return this.serialise(async () => {
+    return this.queue.run(async () => {
       const [routes, rules] = await Promise.all([this.readRoutes(), this.readRules()]);
       // Nothing desired: the plans are exactly the deletes of everything that is ours.
       const writes = [...planRoutes([], routes, this.protocol).writes, ...planRules([], rules, this.protocol, this.rulePriority).writes];
       return this.write(writes, []);
     });
-  }
-
-  private serialise<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
   /** `-N`: tables, protocols and types as numbers, whatever names /etc/iproute2 gives them. */

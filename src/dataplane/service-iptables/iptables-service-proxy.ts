@@ -7,6 +7,7 @@ import type { ServiceMap } from '../../model/service.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import type { CommandRunner, IptablesBackend } from '../iptables/backend.js';
 import { type FamilyRestore, IptablesChains } from '../iptables/chains.js';
+import { SerialQueue } from '../serial-queue.js';
 import { SERVICE_OWNER } from './chain-names.js';
 import { computeServiceRules } from './rules.js';
 import { staleUdpFlows } from '../stale-udp-flows.js';
@@ -45,7 +46,7 @@ export class IptablesServiceProxy implements ServiceProxy {
   private applied: ServiceMap | undefined;
   /** Deletions that failed, retried on the next apply. */
   private pending: ConntrackFilter[] = [];
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(opts: IptablesServiceProxyOptions = {}) {
     this.netns = opts.netns;
@@ -60,7 +61,7 @@ export class IptablesServiceProxy implements ServiceProxy {
 
   /** Writes the chains that differ from the last apply, then deletes stale UDP conntrack entries. */
   apply(map: ServiceMap): Promise<IptablesServiceProxyReport> {
-    return this.serialise(async () => {
+    return this.queue.run(async () => {
       const report = await this.chains.apply(computeServiceRules(map));
       const flushes = [...this.pending, ...staleUdpFlows(this.applied, map)];
       this.applied = map;
@@ -84,17 +85,11 @@ export class IptablesServiceProxy implements ServiceProxy {
 
   /** Removes every WLSVC- chain and every wirelane-svc: jump, also those of a crashed run. */
   cleanup(): Promise<void> {
-    return this.serialise(async () => {
+    return this.queue.run(async () => {
       await this.chains.cleanup();
       this.applied = undefined;
       this.pending = [];
     });
-  }
-
-  private serialise<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(work, work);
-    this.queue = next.catch(() => undefined);
-    return next;
   }
 }
 

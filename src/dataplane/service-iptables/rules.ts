@@ -31,7 +31,7 @@
 // administrator's to open, as with kube-proxy.
 import { formatCidr, formatIp, type Family, type Ip } from '../../model/ip.js';
 import { noEndpointAction, servicePortKey, type ServiceBackend, type ServiceMap, type ServicePort } from '../../model/service.js';
-import type { DesiredRules, FamilyRules, JumpRule, OwnedChain } from '../iptables/ruleset.js';
+import { type DesiredRules, type FamilyRules, type JumpRule, type OwnedChain, ruleComment } from '../iptables/ruleset.js';
 import {
   FILTER_CHAIN,
   FILTER_NODEPORTS_CHAIN,
@@ -167,9 +167,8 @@ function targetsOf(list: readonly ServiceBackend[], family: Family, known: Map<S
   });
 }
 
-// Names and ports reach iptables-restore inside a quoted comment: keep only what cannot break it.
 function labelOf(port: ServicePort): string {
-  return `${port.service}:${port.portName}`.replace(/[^A-Za-z0-9._/:-]/g, '_');
+  return ruleComment(`${port.service}:${port.portName}`);
 }
 
 /** The filter target for traffic that has no endpoint to go to; undefined when it has one. */

@@ -26,7 +26,9 @@ import { IpJsonObject, readIpJson } from '../../host/ip.js';
 import { findLink } from '../../host/links.js';
 import { formatIp, parseIp, type Ip } from '../../model/ip.js';
 import { type BatchLine, runForcedBatch } from '../../host/batch.js';
+import { firstLine } from '../../observability/first-line.js';
 import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
+import { SerialQueue } from '../serial-queue.js';
 import { isInterfaceName } from '../routes/route-plan.js';
 import { forwardingOf, planForwarding, vxlanMacOf, type FdbEntry, type NeighbourEntry, type TunnelDesired } from './vxlan-forwarding.js';
 
@@ -74,7 +76,7 @@ export async function detectTunnelMode(opts: { readonly netns?: string } = {}): 
     return 'ipip';
   }
   if (/unknown device type|not supported/i.test(result.stderr)) return 'vxlan';
-  throw new TunnelError(`tunnel: cannot tell whether IPIP is available: ip ${args.join(' ')}: ${result.stderr.trim().split('\n')[0] ?? ''}`);
+  throw new TunnelError(`tunnel: cannot tell whether IPIP is available: ip ${args.join(' ')}: ${firstLine(result.stderr)}`);
 }
 
 /** The parts of `ip -d link show` the tunnel compares. */
@@ -93,10 +95,11 @@ export class TunnelDevice {
   /** The device the mesh's encapsulated routes go through (its `tunnelDevice` option). */
   readonly name: string;
   private readonly vni: number;
-  private readonly port: number;
+  /** VXLAN's UDP port. */
+  readonly port: number;
   /** IPIP only: tunl0 is shared with other software (Calico), so only undo what this object did. */
   private changedTunl0 = false;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   private constructor(
     readonly mode: TunnelMode,
@@ -119,12 +122,12 @@ export class TunnelDevice {
 
   /** Idempotent: writes nothing when the device and its forwarding entries are as desired. */
   apply(desired: TunnelDesired): Promise<TunnelApplyReport> {
-    return this.serialise(() => (this.mode === 'ipip' ? this.applyIpip(desired) : this.applyVxlan(desired)));
+    return this.queue.run(() => (this.mode === 'ipip' ? this.applyIpip(desired) : this.applyVxlan(desired)));
   }
 
   /** VXLAN: deletes the device (its FDB and neighbour entries go with it). IPIP: see changedTunl0. */
   cleanup(): Promise<void> {
-    return this.serialise(async () => {
+    return this.queue.run(async () => {
       const device = await this.readDevice();
       if (device === undefined) return;
       if (this.mode === 'vxlan') {
@@ -137,12 +140,6 @@ export class TunnelDevice {
       if (deleted.exitCode !== 0) await this.ip(['link', 'set', 'dev', this.name, 'down']);
       this.changedTunl0 = false;
     });
-  }
-
-  private serialise<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(work, work);
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 
   private async ip(args: readonly string[]): Promise<void> {
@@ -224,7 +221,7 @@ export class TunnelDevice {
     const result = await runCommand('ip', [...namespaceArgs(this.netns), '-j', '-d', 'link', 'show', 'dev', this.name], { allowFailure: true });
     if (result.exitCode !== 0) {
       if (/does not exist|cannot find device/i.test(result.stderr)) return undefined;
-      throw new TunnelError(`tunnel: ip link show ${this.name}: ${result.stderr.trim().split('\n')[0] ?? ''}`);
+      throw new TunnelError(`tunnel: ip link show ${this.name}: ${firstLine(result.stderr)}`);
     }
     const [entry] = JSON.parse(result.stdout) as unknown[];
     const o = new IpJsonObject(entry, `ip link entry ${this.name}`);

@@ -15,7 +15,7 @@
 // A frontend without endpoints gets no portal: nat cannot REJECT, so its packets go on to the
 // filter rules (the proxy socket stays open, and resets a TCP client that reaches it anyway).
 import { type Cidr, type Family, formatCidr, formatIp, hostCidr, type Ip } from '../../model/ip.js';
-import type { ChainOwner, DesiredRules, FamilyRules, JumpRule, OwnedChain } from '../iptables/ruleset.js';
+import { type ChainOwner, type DesiredRules, type FamilyRules, type JumpRule, type OwnedChain, ruleComment } from '../iptables/ruleset.js';
 import type { Frontend, PlannedProxy, ProxyPlan } from './proxy-plan.js';
 
 export const USERSPACE_OWNER: ChainOwner = { chainPrefix: 'WLPROXY-', commentPrefix: 'wirelane-proxy:' };
@@ -88,7 +88,7 @@ function familyRules(family: Family, input: PortalInput): FamilyRules {
     if (f.kind === 'nodePort' && input.nodePortHolders.get(nodePortClaimKey(f.protocol, family, f.port)) !== f.servicePort) continue;
     const container = f.kind === 'nodePort' ? chains.nodePortContainer : chains.portalsContainer;
     const host = f.kind === 'nodePort' ? chains.nodePortHost : chains.portalsHost;
-    const match = `-m comment --comment "${f.servicePort} ${f.kind}" -p ${f.protocol.toLowerCase()} -d ${formatCidr(hostCidr(f.ip))} --dport ${f.port}`;
+    const match = `-m comment --comment "${ruleComment(`${f.servicePort} ${f.kind}`)}" -p ${f.protocol.toLowerCase()} -d ${formatCidr(hostCidr(f.ip))} --dport ${f.port}`;
     const outside = forwarding(f.proxy);
     const inCluster = forwarding(f.inClusterProxy);
     if (f.inClusterProxy !== f.proxy && inCluster !== undefined) {

@@ -13,6 +13,7 @@ import { formatBackend } from '../../services/json.js';
 import { createLogger, type Logger } from '../../observability/logger.js';
 import { IptablesChains } from '../iptables/chains.js';
 import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
+import { SerialQueue } from '../serial-queue.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import { claimNodePort, type NodePortClaim, wildcardAddress } from './node-port-claim.js';
 import { raiseOpenFileLimit, WANTED_OPEN_FILES } from './open-file-limit.js';
@@ -91,7 +92,7 @@ export class UserspaceServiceProxy implements ServiceProxy {
   private readonly reportedUnsupported = new Set<string>();
   private openFilesPending: boolean;
   // apply and cleanup each read and replace the whole state; interleaved they would both open sockets.
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(private readonly opts: UserspaceProxyOptions) {
     this.log = opts.log ?? createLogger('silent');
@@ -125,12 +126,12 @@ export class UserspaceServiceProxy implements ServiceProxy {
    * conntrack clean-up failed; a NodePort conflict fails the service port that came second.
    */
   apply(map: ServiceMap): Promise<ServiceProxyReport> {
-    return this.serialise(() => this.reconcile(map));
+    return this.queue.run(() => this.reconcile(map));
   }
 
   /** Closes every socket, removes every rule (also a crashed run's) and clears UDP conntrack entries. */
   cleanup(): Promise<void> {
-    return this.serialise(async () => {
+    return this.queue.run(async () => {
       const failures: WriteFailure[] = [];
       let written = this.proxies.size + this.nodePorts.size;
       try {
@@ -150,12 +151,6 @@ export class UserspaceServiceProxy implements ServiceProxy {
       proxies: [...this.proxies.values()].map(({ planned, socket }) => ({ key: planned.key, port: socket.port, ...socket.stats() })),
       nodePorts: Object.fromEntries([...this.nodePorts].map(([key, held]) => [key, held.servicePort])),
     };
-  }
-
-  private serialise<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(work, work);
-    this.queue = next.catch(() => undefined);
-    return next;
   }
 
   private async reconcile(map: ServiceMap): Promise<ServiceProxyReport> {

@@ -1,13 +1,11 @@
 // The cluster file: a YAML stream of Kubernetes-shaped objects as `kubectl get -o yaml` prints them
 // (single objects, or `kind: List` documents holding them).
 import { parseAllDocuments } from 'yaml';
+import { errorLine } from '../../observability/first-line.js';
 import { type KubeObject, isRecord } from '../objects.js';
+import type { SourceObject, SourceObjectKind } from '../source.js';
 
-export type ClusterObjectKind = 'Node' | 'Peer' | 'Service' | 'EndpointSlice';
-
-export interface ClusterFileObject {
-  readonly kind: ClusterObjectKind;
-  readonly object: KubeObject;
+export interface ClusterFileObject extends SourceObject {
   /** Where it stands, for error messages: `document 3` or `document 1, item 4`. */
   readonly where: string;
 }
@@ -16,7 +14,7 @@ export class ClusterFileError extends Error {
   override readonly name = 'ClusterFileError';
 }
 
-const KINDS: Readonly<Record<string, ClusterObjectKind>> = {
+const KINDS: Readonly<Record<string, SourceObjectKind>> = {
   'v1/Node': 'Node',
   'v1/Service': 'Service',
   'discovery.k8s.io/v1/EndpointSlice': 'EndpointSlice',
@@ -31,7 +29,7 @@ export function parseClusterFile(text: string, source = 'cluster file'): Cluster
   parseAllDocuments(text).forEach((doc, i) => {
     const where = `document ${i + 1}`;
     if (doc.errors.length > 0) {
-      throw new ClusterFileError(`${source}: ${where}: ${doc.errors[0]?.message.split('\n')[0]}`);
+      throw new ClusterFileError(`${source}: ${where}: ${errorLine(doc.errors[0])}`);
     }
     const value: unknown = doc.toJS();
     if (value === null || value === undefined) return; // an empty document, e.g. after a trailing `---`

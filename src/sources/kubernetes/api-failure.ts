@@ -1,5 +1,6 @@
 // Why a request to the API server failed, in a few kinds a reflector acts on and a metric can
 // count (the `reason` label stays small and fixed).
+import { firstLine } from '../../observability/first-line.js';
 import { isRecord } from '../objects.js';
 
 export type FailureReason =
@@ -14,20 +15,6 @@ export type FailureReason =
   | 'server_error'
   | 'client_error'
   | 'bad_response';
-
-export const FAILURE_REASONS: readonly FailureReason[] = [
-  'timeout',
-  'network',
-  'unauthorized',
-  'forbidden',
-  'not_found',
-  'expired',
-  'resource_version_too_large',
-  'throttled',
-  'server_error',
-  'client_error',
-  'bad_response',
-];
 
 export class ApiFailure extends Error {
   override readonly name = 'ApiFailure';
@@ -48,7 +35,7 @@ export class ApiFailure extends Error {
  */
 export function failureOfResponse(code: number, body: string): ApiFailure {
   const status = parseStatus(body);
-  const message = `${code}${status?.reason ? ` ${status.reason}` : ''}: ${firstLine(status?.message ?? body) || 'no message'}`;
+  const message = `${code}${status?.reason ? ` ${status.reason}` : ''}: ${messageLine(status?.message ?? body) || 'no message'}`;
   return new ApiFailure(reasonOf(code, status), message, code);
 }
 
@@ -56,7 +43,7 @@ export function failureOfResponse(code: number, body: string): ApiFailure {
 export function failureOfWatchError(object: unknown): ApiFailure {
   const status = isRecord(object) ? statusFields(object) : undefined;
   const code = status?.code ?? 500;
-  const message = `watch ERROR ${code}${status?.reason ? ` ${status.reason}` : ''}: ${firstLine(status?.message ?? '') || 'no message'}`;
+  const message = `watch ERROR ${code}${status?.reason ? ` ${status.reason}` : ''}: ${messageLine(status?.message ?? '') || 'no message'}`;
   return new ApiFailure(reasonOf(code, status), message, code);
 }
 
@@ -98,6 +85,7 @@ function statusFields(object: Record<string, unknown>): StatusFields {
   };
 }
 
-export function firstLine(text: string): string {
-  return (text.split('\n')[0] ?? '').trim().slice(0, 300);
+/** An API server's message as one line, however long the body it came from (an HTML error page). */
+export function messageLine(text: string): string {
+  return firstLine(text).slice(0, 300);
 }

@@ -1,13 +1,13 @@
 // The Kubernetes API as a source: a reflector (list, then watch) on Nodes and Peers (and Services and
-// EndpointSlices when a service proxy runs), and a merge patch for this node's own annotations.
-import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+// EndpointSlices when a service proxy runs); this node's own annotations go through NodeAnnotations.
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
 import { PEER_GROUP, PEER_PLURAL, PEER_VERSION } from '../peer.js';
 import type { ClusterSource, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
 import { ListWatch } from './list-watch.js';
+import { NodeAnnotations } from './node-annotations.js';
 import { Reflector } from './reflector.js';
-import { defaultCommandTimeoutMs, withTimeout } from '../../host/timeouts.js';
 
 /** A kubeconfig file, or in-cluster credentials when no path is given. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -33,19 +33,17 @@ const PATHS: Readonly<Record<SourceObjectKind, string>> = {
 };
 
 export class KubernetesSource implements ClusterSource {
-  readonly kind = 'kubernetes';
-  private readonly core: CoreV1Api;
+  readonly publisher: NodeAnnotations;
   private readonly reflectors: readonly Reflector[];
   private onChange: () => void = () => {};
 
   constructor(
-    private readonly kubeconfig: KubeConfig,
+    kubeconfig: KubeConfig,
     log: Logger,
     /** Also watch Services and EndpointSlices (only when a service proxy runs: RBAC may not allow it). */
     withServices: boolean,
     options: KubernetesSourceOptions = {},
   ) {
-    this.core = kubeconfig.makeApiClient(CoreV1Api);
     const kinds: SourceObjectKind[] = withServices ? ['Node', 'Peer', 'Service', 'EndpointSlice'] : ['Node', 'Peer'];
     this.reflectors = kinds.map(
       (kind) =>
@@ -59,6 +57,8 @@ export class KubernetesSource implements ClusterSource {
           onChange: () => this.onChange(),
         }),
     );
+    const nodes = this.reflectors.find((r) => r.kind === 'Node');
+    this.publisher = new NodeAnnotations(kubeconfig.makeApiClient(CoreV1Api), (name) => nodes?.objects().find((n) => n.metadata?.name === name));
   }
 
   async start(onChange: () => void): Promise<void> {
@@ -78,23 +78,8 @@ export class KubernetesSource implements ClusterSource {
     return this.reflectors.map((r) => r.status());
   }
 
-  async publishNode(name: string, annotations: Readonly<Record<string, string | null>>): Promise<boolean> {
-    const node = this.reflectors.find((r) => r.kind === 'Node')?.objects().find((n) => n.metadata?.name === name);
-    const current = node?.metadata?.annotations ?? {};
-    // Only send what differs from what the reflector last saw: idle resyncs write nothing.
-    const patch = Object.fromEntries(
-      Object.entries(annotations).filter(([k, v]) => (v === null ? k in current : current[k] !== v)),
-    );
-    if (Object.keys(patch).length === 0) return false;
-    // Bounded like every call out of the process: a hung API server costs this step, not the loop.
-    await withTimeout(
-      this.core.patchNode({ name, body: { metadata: { annotations: patch } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
-      defaultCommandTimeoutMs(),
-      'kubernetes api',
-      `PATCH node ${name}`,
-    );
-    return true;
-  }
+  // The agent publishes its key itself: nothing here can contradict it.
+  checkOwnKey(): void {}
 
   async stop(): Promise<void> {
     await Promise.all(this.reflectors.map((r) => r.stop()));

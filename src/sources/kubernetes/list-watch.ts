@@ -9,7 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { type RequestOptions, request as httpsRequest } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { type KubeObject, isRecord } from '../objects.js';
-import { ApiFailure, failureOfResponse, failureOfWatchError, firstLine } from './api-failure.js';
+import { ApiFailure, failureOfResponse, failureOfWatchError, messageLine } from './api-failure.js';
 
 export interface ListResult {
   readonly items: readonly KubeObject[];
@@ -206,7 +206,7 @@ function parseEvent(line: string): { type: WatchEventType; object: KubeObject } 
   try {
     parsed = JSON.parse(line);
   } catch {
-    return new ApiFailure('bad_response', `watch: a line is not JSON: ${firstLine(line).slice(0, 80)}`);
+    return new ApiFailure('bad_response', `watch: a line is not JSON: ${messageLine(line).slice(0, 80)}`);
   }
   if (!isRecord(parsed)) return new ApiFailure('bad_response', 'watch: an event is not an object');
   const { type, object } = parsed;
@@ -233,6 +233,6 @@ function failed(err: unknown, events: number, opened: boolean): WatchEnd {
 function asFailure(err: unknown): ApiFailure {
   if (err instanceof ApiFailure) return err;
   const code = isRecord(err) && typeof err.code === 'string' ? err.code : undefined;
-  const message = err instanceof Error ? firstLine(err.message) : String(err);
+  const message = err instanceof Error ? messageLine(err.message) : String(err);
   return new ApiFailure(code === 'ETIMEDOUT' ? 'timeout' : 'network', message);
 }

@@ -26,7 +26,7 @@ import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
 import { type KubeObject, nameOf } from '../objects.js';
 import type { ResourceStatus, ResourceSyncState, SourceObjectKind } from '../source.js';
-import { type ApiFailure, firstLine } from './api-failure.js';
+import { type ApiFailure, messageLine } from './api-failure.js';
 import { backoffDelayMs } from './backoff.js';
 import type { ListWatch, WatchEnd } from './list-watch.js';
 
@@ -191,7 +191,7 @@ export class Reflector {
       // Ended by the server (its timeout, a graceful shutdown) or cut after it was accepted: resume
       // from where the store is. Not a failure of the API until the next request fails.
       this.churn = productive ? 0 : this.churn + 1;
-      const how = end.kind === 'closed' ? 'ended' : `broke (${firstLine(end.failure.message)})`;
+      const how = end.kind === 'closed' ? 'ended' : `broke (${messageLine(end.failure.message)})`;
       this.options.log.debug(`${this.describe()}: watch ${how} after ${end.events} events; resuming from ${this.resourceVersion ?? '0'}`);
       return false;
     }
@@ -234,7 +234,7 @@ export class Reflector {
     const state: ResourceSyncState =
       failure.reason === 'not_found' ? 'missing' : failure.reason === 'forbidden' ? 'forbidden' : this.listedOnce ? 'stale' : 'never-synced';
     const delay = this.backoff(this.failures, 0.5);
-    this.enter(state, `${request}: ${firstLine(failure.message)}`, `retrying in about ${(delay / 1000).toFixed(1)} s`);
+    this.enter(state, `${request}: ${messageLine(failure.message)}`, `retrying in about ${(delay / 1000).toFixed(1)} s`);
     if (state === 'missing' && !this.listedOnce) this.settle();
   }
 
