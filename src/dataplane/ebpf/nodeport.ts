@@ -308,6 +308,8 @@ export class NodePortDatapath {
     }
     copyRemembered(true);
     for (const name of pending.stagedOwn) renameSync(join(stagingDir(dir), name), join(dir, name));
+    // Only ours were staged (the proxy's maps kept their layout): nobody else removes the directory.
+    if (existsSync(stagingDir(dir)) && readdirSync(stagingDir(dir)).length === 0) rmdirSync(stagingDir(dir));
     pending.obj.close();
     this.#pending = undefined;
     return swaps;
