@@ -141,7 +141,7 @@ function assertAbout(counted: number, answered: number, what: string): void {
   assert.ok(counted >= answered && counted <= answered + IN_FLIGHT, `${what}: ${counted} for ${answered} answered requests`);
 }
 
-/** Connections a stop may leave unanswered: the steady traffic's two clients, and their previous run's. */
+/** Connections the program counts but no client answer does: one per client cut off by stop(), and late ones of an earlier stop. */
 const IN_FLIGHT = 4;
 
 describe('NodePort floods from spoofed sources', { skip }, () => {
