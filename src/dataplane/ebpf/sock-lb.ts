@@ -246,18 +246,18 @@ function pinOwnMap(object: BpfObject, pinDir: string): string[] {
   const path = join(pinDir, SOCK_OWNED_MAP);
   const info = object.maps().find((m) => m.name === SOCK_OWNED_MAP);
   if (info === undefined) throw new Error(`map ${SOCK_OWNED_MAP}: missing from the object`);
-  if (existsSync(path)) {
+  let made = !existsSync(path);
+  if (!made) {
     const pinned = openPinnedMap(path);
     const differs = layoutDifferences(pinned, info).length > 0;
     pinned.close();
-    if (!differs) {
-      object.setMapPinPath(SOCK_OWNED_MAP, path);
-      return [];
+    if (differs) {
+      unpin(path);
+      made = true;
     }
-    unpin(path);
   }
   object.setMapPinPath(SOCK_OWNED_MAP, path);
-  return [path];
+  return made ? [path] : [];
 }
 
 function openMaps(pinDir: string): SockLbMaps {
