@@ -14,6 +14,7 @@ import { runCommand } from '../src/host/command.js';
 import { createNetns, deleteNetns } from '../src/host/netns.js';
 import { parseCidr, type Ip } from '../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../src/model/service.js';
+import { ServiceChangeTracker } from '../src/services/changes.js';
 
 const SIZES = [1_000, 10_000];
 const ENDPOINTS = 10;
@@ -101,10 +102,13 @@ async function benchSize(netns: string, backend: BackendKind, services: number):
   const generated = await timed(`${services} services: generate`, () => computeServiceRules(map));
   const v4Rules = generated.value[4]!;
   const proxy = new IptablesServiceProxy({ netns, backend: iptablesBackend(backend) });
+  // As the agent applies: through the proxy's change tracker (its comparison is timed too).
+  const tracker = new ServiceChangeTracker();
+  const apply = (next: ServiceMap) => tracker.track(next, (changes) => proxy.apply(changes));
   try {
-    const full = await timed(`${services} services: full sync (${backend})`, () => proxy.apply(map));
+    const full = await timed(`${services} services: full sync (${backend})`, () => apply(map));
     if (full.value.written !== 1) throw new Error(`full sync: expected one restore, got ${full.value.written}`);
-    const idle = await timed(`${services} services: idle apply (${backend})`, () => proxy.apply(map));
+    const idle = await timed(`${services} services: idle apply (${backend})`, () => apply(map));
     const result: SizeResult = {
       backend,
       services,
@@ -121,7 +125,7 @@ async function benchSize(netns: string, backend: BackendKind, services: number):
       const times: number[] = [];
       let lines = 0;
       for (let round = 1; round <= CHANGES; round++) {
-        const change = await timed(`${services} services: one-endpoint change (${backend})`, () => proxy.apply(withOneEndpointChanged(map, round)));
+        const change = await timed(`${services} services: one-endpoint change (${backend})`, () => apply(withOneEndpointChanged(map, round)));
         if (change.value.written !== 1) throw new Error(`one-endpoint change: expected one restore, got ${change.value.written}`);
         times.push(change.ms);
         lines = change.value.restores[0]!.input.split('\n').length - 1;

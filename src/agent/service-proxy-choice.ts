@@ -7,8 +7,8 @@
 // and removing the old one only after the new one is in place leaves no moment with neither. This is
 // also how `auto` gives up programs it re-adopted before stepping down.
 import type { ServiceProxy, ServiceProxyMode, ServiceProxyReport } from '../dataplane/service-proxy.js';
-import type { ServiceMap } from '../model/service.js';
 import { errorLine } from '../observability/first-line.js';
+import type { ServiceChanges } from '../services/changes.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentConfig } from './config.js';
 import { type ModeProbe, type ModeStart, SERVICE_PROXY_MODES, type ServicePlacement, modeRow } from './service-proxy-modes.js';
@@ -122,8 +122,8 @@ export class LeftoverRemovingProxy implements ServiceProxy {
     this.mode = proxy.mode;
   }
 
-  async apply(map: ServiceMap): Promise<ServiceProxyReport> {
-    const report = await this.proxy.apply(map);
+  async apply(changes: ServiceChanges): Promise<ServiceProxyReport> {
+    const report = await this.proxy.apply(changes);
     if (this.#leftovers) {
       const failures = await this.removeLeftovers();
       failures.forEach(this.reportFailure);

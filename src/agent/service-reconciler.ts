@@ -7,6 +7,7 @@ import type { ServiceMap } from '../model/service.js';
 import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics } from '../observability/metrics.js';
+import { ServiceChangeTracker } from '../services/changes.js';
 import { PROXY_NAME, computeServiceMap } from '../services/service-map.js';
 import { decodeNode } from '../sources/node.js';
 import type { ClusterSource } from '../sources/source.js';
@@ -33,6 +34,8 @@ export interface ServiceReconcilerDeps {
 export class ServiceReconciler {
   private readonly problems: ProblemReporter;
   private readonly healthChecks: HealthCheckServers;
+  /** What changed since the proxy's last successful apply; the proxy is this reconciler's alone. */
+  private readonly changes = new ServiceChangeTracker();
   private appliedOnce = false;
   private lastApplyFailed = false;
 
@@ -49,7 +52,7 @@ export class ServiceReconciler {
   async reconcile(): Promise<SyncResult> {
     try {
       const map = await this.serviceMap();
-      const report = await this.deps.proxy.apply(map);
+      const report = await this.changes.track(map, (changes) => this.deps.proxy.apply(changes));
       this.deps.metrics.countWrites('service', report.written);
       this.deps.metrics.servicePorts.set(map.servicePorts.length);
       const checks = await this.healthChecks.apply(map);

@@ -1,5 +1,5 @@
 // The contract every service data path (iptables, userspace, eBPF) fulfils.
-import type { ServiceMap } from '../model/service.js';
+import type { ServiceChanges } from '../services/changes.js';
 
 export type ServiceProxyMode = 'ebpf' | 'iptables' | 'userspace';
 
@@ -10,8 +10,12 @@ export interface ServiceProxyReport {
 
 export interface ServiceProxy {
   readonly mode: ServiceProxyMode;
-  /** Idempotent: programs exactly `map`, writing only what differs from what this proxy last did. */
-  apply(map: ServiceMap): Promise<ServiceProxyReport>;
+  /**
+   * Idempotent: programs exactly `changes.map`, writing only what differs from what this proxy
+   * last did. `changes` are what differs from this proxy's last successful apply (one
+   * ServiceChangeTracker per proxy, services/changes.ts); each proxy takes from them what it needs.
+   */
+  apply(changes: ServiceChanges): Promise<ServiceProxyReport>;
   /** Removes every rule, socket, program and pin this proxy made (and leftovers of a crashed run). */
   cleanup(): Promise<void>;
 }

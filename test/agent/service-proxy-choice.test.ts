@@ -6,6 +6,7 @@ import { SERVICE_PROXY_CHOICES } from '../../src/agent/config.js';
 import { LeftoverRemovingProxy } from '../../src/agent/service-proxy-choice.js';
 import { SERVICE_PROXY_MODES } from '../../src/agent/service-proxy-modes.js';
 import type { ServiceProxy } from '../../src/dataplane/service-proxy.js';
+import { applyMap } from '../support/apply-map.js';
 import { serviceMap } from '../support/service-map.js';
 
 /** A proxy whose applies succeed or fail as told, recording every call, removal and reported failure in one list. */
@@ -34,19 +35,19 @@ function recording(outcomes: boolean[], removals: (string | undefined)[]) {
 test('the other modes’ leftovers go after the first successful apply, and only then', async () => {
   const { proxy, calls } = recording([false, true, true], [undefined]);
   assert.equal(proxy.mode, 'iptables');
-  await assert.rejects(proxy.apply(serviceMap([])), /restore failed/);
+  await assert.rejects(applyMap(proxy, serviceMap([])), /restore failed/);
   assert.deepEqual(calls, ['apply'], 'a failed apply leaves the old data path serving');
-  assert.deepEqual(await proxy.apply(serviceMap([])), { written: 1 });
-  await proxy.apply(serviceMap([]));
+  assert.deepEqual(await applyMap(proxy, serviceMap([])), { written: 1 });
+  await applyMap(proxy, serviceMap([]));
   await proxy.cleanup();
   assert.deepEqual(calls, ['apply', 'apply', 'remove leftovers', 'apply', 'cleanup']);
 });
 
 test('a removal that fails is reported, does not fail the apply, and is tried again at the next', async () => {
   const { proxy, calls } = recording([true, true, true], ['removing what the ebpf service proxy left: EBUSY', undefined]);
-  assert.deepEqual(await proxy.apply(serviceMap([])), { written: 1 });
-  await proxy.apply(serviceMap([]));
-  await proxy.apply(serviceMap([]));
+  assert.deepEqual(await applyMap(proxy, serviceMap([])), { written: 1 });
+  await applyMap(proxy, serviceMap([]));
+  await applyMap(proxy, serviceMap([]));
   assert.deepEqual(calls, ['apply', 'remove leftovers', 'reported: removing what the ebpf service proxy left: EBUSY', 'apply', 'remove leftovers', 'apply']);
 });
 

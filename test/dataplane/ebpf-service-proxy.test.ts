@@ -16,6 +16,7 @@ import { NodePortDatapath } from '../../src/dataplane/ebpf/nodeport.js';
 import { type Ip, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
 import { bpffsDir, bpfSkip, cgroupDir, onCleanup, uniqueName } from '../bpf/harness.js';
+import { applyMap } from '../support/apply-map.js';
 import { servicePort as basePort } from '../support/service-map.js';
 
 const skip = await bpfSkip('eBPF service proxy tests');
@@ -192,7 +193,7 @@ test('ClusterIP over TCP and UDP reaches every backend, and the socket sees the 
   await startThree(t, w);
   const proxy = await openProxy(t, w);
   assert.equal(proxy.adopted, false);
-  const report = await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.1', 80, THREE), port('web', 'UDP', '10.250.0.1', 53, THREE)]));
+  const report = await applyMap(proxy, serviceMap([port('web', 'TCP', '10.250.0.1', 80, THREE), port('web', 'UDP', '10.250.0.1', 53, THREE)]));
   // 3 backends, and per port 3 slots + the service entry.
   assert.equal(report.written, 3 + 2 * 4);
 
@@ -221,7 +222,8 @@ test('IPv6 ClusterIP and a NodePort on a node address', OPTIONS, async (t) => {
   await startBackend(t, w, 'v6b', '::1', 8082);
   await startBackend(t, w, 'b1', '127.0.0.11', 8080);
   const proxy = await openProxy(t, w);
-  await proxy.apply(
+  await applyMap(
+    proxy,
     serviceMap(
       [
         port('v6', 'TCP', 'fd00:250::1', 80, [backend('::1', 8081), backend('::1', 8082)]),
@@ -244,7 +246,7 @@ test('ClientIP affinity sticks to one backend within its timeout and chooses aga
   const w = await world(t);
   await startThree(t, w);
   const proxy = await openProxy(t, w);
-  await proxy.apply(serviceMap([port('sticky', 'TCP', '10.250.0.3', 80, THREE, { sessionAffinityTimeoutSeconds: 1 })]));
+  await applyMap(proxy, serviceMap([port('sticky', 'TCP', '10.250.0.3', 80, THREE, { sessionAffinityTimeoutSeconds: 1 })]));
   const first = names(await request(t, w, 'tcp', '10.250.0.3', 80, 15));
   assert.equal(new Set(first).size, 1, `sticky: ${first.join(', ')}`);
   let moved = false;
@@ -258,7 +260,7 @@ test('ClientIP affinity sticks to one backend within its timeout and chooses aga
 test('a service without endpoints refuses at once, TCP and UDP, connected or not', OPTIONS, async (t) => {
   const w = await world(t);
   const proxy = await openProxy(t, w);
-  await proxy.apply(serviceMap([port('empty', 'TCP', '10.250.0.4', 80, []), port('empty', 'UDP', '10.250.0.4', 53, [])]));
+  await applyMap(proxy, serviceMap([port('empty', 'TCP', '10.250.0.4', 80, []), port('empty', 'UDP', '10.250.0.4', 53, [])]));
   const started = Date.now();
   assert.deepEqual(names(await request(t, w, 'tcp', '10.250.0.4', 80)), ['ECONNREFUSED']);
   assert.deepEqual(names(await request(t, w, 'udp', '10.250.0.4', 53)), ['ECONNREFUSED']);
@@ -273,10 +275,10 @@ test('a removed backend gets no new connections, and a one-endpoint change write
   await startBackend(t, w, 'b4', '127.0.0.14', 8080);
   const proxy = await openProxy(t, w);
   const others = Array.from({ length: 20 }, (_, i) => port(`other${i}`, 'TCP', `10.250.1.${i + 1}`, 80, THREE));
-  await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.5', 80, THREE), ...others]));
+  await applyMap(proxy, serviceMap([port('web', 'TCP', '10.250.0.5', 80, THREE), ...others]));
   // b4 replaces b2 in b2's slot; b2 stays in the other services, so its backend entry stays.
   const replaced = [THREE[0]!, backend('127.0.0.14', 8080), THREE[2]!];
-  const report = await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.5', 80, replaced), ...others]));
+  const report = await applyMap(proxy, serviceMap([port('web', 'TCP', '10.250.0.5', 80, replaced), ...others]));
   assert.equal(report.ports, 1);
   assert.equal(report.written, 2, 'the new backend and the one slot it takes over');
   const seen = names(await request(t, w, 'tcp', '10.250.0.5', 80, 40));
@@ -284,27 +286,27 @@ test('a removed backend gets no new connections, and a one-endpoint change write
   assert.deepEqual(new Set(seen), new Set(['b1', 'b3', 'b4']));
 
   // Shrinking: the count goes first, then the tail; a backend nobody uses any more is deleted.
-  const shrink = await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.5', 80, [THREE[0]!]), ...others]));
+  const shrink = await applyMap(proxy, serviceMap([port('web', 'TCP', '10.250.0.5', 80, [THREE[0]!]), ...others]));
   // slot 2 takes nothing (b1 stays in slot 1): service entry, 2 tail slots, b4's backend entry.
   assert.equal(shrink.written, 4);
   assert.deepEqual(new Set(names(await request(t, w, 'tcp', '10.250.0.5', 80, 10))), new Set(['b1']));
   // Nothing changed: nothing written.
-  assert.equal((await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.5', 80, [THREE[0]!]), ...others]))).written, 0);
+  assert.equal((await applyMap(proxy, serviceMap([port('web', 'TCP', '10.250.0.5', 80, [THREE[0]!]), ...others]))).written, 0);
 });
 
 test('an unconnected UDP socket keeps its backend, and moves when that backend leaves', OPTIONS, async (t) => {
   const w = await world(t);
   await startThree(t, w);
   const proxy = await openProxy(t, w);
-  await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.6', 53, THREE)]));
+  await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.6', 53, THREE)]));
   const flow = names(await request(t, w, 'udp', '10.250.0.6', 53, 10, 'same-socket'));
   assert.equal(new Set(flow).size, 1, `one socket, one backend: ${flow.join(', ')}`);
 
   // A flow of 16 datagrams, 100 ms apart, starts on b1, the only backend; b1 leaves half-way.
-  await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.6', 53, [THREE[0]!])]));
+  await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.6', 53, [THREE[0]!])]));
   const running = request(t, w, 'udp', '10.250.0.6', 53, 16, 'same-socket', 100);
   await new Promise((resolve) => setTimeout(resolve, 700));
-  await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.6', 53, [THREE[1]!, THREE[2]!])]));
+  await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.6', 53, [THREE[1]!, THREE[2]!])]));
   const moved = names(await running);
   assert.equal(moved[0], 'b1');
   assert.match(moved.at(-1) ?? '', /^b[23]$/, `the flow stayed on the removed backend: ${moved.join(', ')}`);
@@ -314,13 +316,13 @@ test('a connected UDP socket on a removed backend is ended and reconnects to a c
   const w = await world(t);
   await startThree(t, w);
   const proxy = await openProxy(t, w);
-  await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[0]!])]));
+  await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[0]!])]));
   // Two flows of one connected socket each, 150 ms between datagrams: one through the service,
   // one to b1's own address (no translation: not the agent's to end).
   const viaService = request(t, w, 'udp', '10.250.0.7', 53, 16, 'connected-socket', 150);
   const direct = request(t, w, 'udp', '127.0.0.11', 8080, 16, 'connected-socket', 150);
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  const report = await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[1]!])]));
+  const report = await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[1]!])]));
   assert.equal(report.socketsTerminated, 1);
   const answers = names(await viaService);
   const aborted = answers.indexOf('ECONNABORTED');
@@ -328,7 +330,7 @@ test('a connected UDP socket on a removed backend is ended and reconnects to a c
   assert.ok(answers.slice(aborted + 1).length > 0 && answers.slice(aborted + 1).every((b) => b === 'b2'), answers.join(', '));
   assert.deepEqual(new Set(names(await direct)), new Set(['b1']));
   // Nothing changed: nothing is ended.
-  assert.equal((await proxy.apply(serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[1]!])]))).socketsTerminated, 0);
+  assert.equal((await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[1]!])]))).socketsTerminated, 0);
 });
 
 test('more stale UDP flows than the termination map holds still end the socket of a removed backend', OPTIONS, async (t) => {
@@ -338,10 +340,10 @@ test('more stale UDP flows than the termination map holds still end the socket o
   // 4,500 UDP services removed at once (4,500 stale destinations, more than wl_sock_term's 4,096
   // entries) beside the one whose backend moves; it sorts last, so its key is in the second chunk.
   const fillers = Array.from({ length: 4_500 }, (_, i) => port(`filler-${String(i).padStart(4, '0')}`, 'UDP', `10.251.${i >> 8}.${i & 255}`, 53, [THREE[2]!]));
-  await proxy.apply(serviceMap([...fillers, port('zz-dns', 'UDP', '10.250.0.8', 53, [THREE[0]!])]));
+  await applyMap(proxy, serviceMap([...fillers, port('zz-dns', 'UDP', '10.250.0.8', 53, [THREE[0]!])]));
   const viaService = request(t, w, 'udp', '10.250.0.8', 53, 16, 'connected-socket', 150);
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  const report = await proxy.apply(serviceMap([port('zz-dns', 'UDP', '10.250.0.8', 53, [THREE[1]!])]));
+  const report = await applyMap(proxy, serviceMap([port('zz-dns', 'UDP', '10.250.0.8', 53, [THREE[1]!])]));
   assert.equal(report.socketsTerminated, 1);
   const answers = names(await viaService);
   assert.ok(answers.includes('ECONNABORTED') && answers.at(-1) === 'b2', answers.join(', '));
@@ -351,7 +353,7 @@ test('a new instance re-adopts the pins without detaching anything; traffic flow
   const w = await world(t);
   await startThree(t, w);
   const first = await openProxy(t, w);
-  await first.apply(serviceMap([port('web', 'TCP', '10.250.0.7', 80, THREE)]));
+  await applyMap(first, serviceMap([port('web', 'TCP', '10.250.0.7', 80, THREE)]));
   const linksBefore = SOCK_LB_PROGRAMS.map((p) => linkIdOf(p, w));
   // The agent goes away without cleaning up (its handles close as a crash would close them).
   first.close();
@@ -361,9 +363,9 @@ test('a new instance re-adopts the pins without detaching anything; traffic flow
   assert.equal(second.adopted, true);
   assert.deepEqual(SOCK_LB_PROGRAMS.map((p) => linkIdOf(p, w)), linksBefore, 'the same links, never detached');
   // The first apply of the new agent compares with the maps: unchanged services write nothing.
-  assert.equal((await second.apply(serviceMap([port('web', 'TCP', '10.250.0.7', 80, THREE)]))).written, 0);
+  assert.equal((await applyMap(second, serviceMap([port('web', 'TCP', '10.250.0.7', 80, THREE)]))).written, 0);
   // A change made while no agent ran lands.
-  const report = await second.apply(serviceMap([port('web', 'TCP', '10.250.0.7', 80, [THREE[1]!])]));
+  const report = await applyMap(second, serviceMap([port('web', 'TCP', '10.250.0.7', 80, [THREE[1]!])]));
   assert.ok(report.written > 0);
   assert.deepEqual(new Set(names(await request(t, w, 'tcp', '10.250.0.7', 80, 10))), new Set(['b2']));
 });
@@ -382,7 +384,7 @@ test('cleanup detaches every program and removes every pin and map', OPTIONS, as
   const w = await world(t);
   const before = await kernelIds();
   const proxy = await openProxy(t, w);
-  await proxy.apply(serviceMap([port('web', 'TCP', '10.250.0.8', 80, THREE)]));
+  await applyMap(proxy, serviceMap([port('web', 'TCP', '10.250.0.8', 80, THREE)]));
   const during = await kernelIds();
   const ours = (what: keyof KernelIds) => [...during[what]].filter((id) => !before[what].has(id));
   const mine = { progs: ours('progs'), links: ours('links'), maps: ours('maps') };
@@ -464,7 +466,7 @@ test('with the tc NodePort data path: both attach over the shared maps, and clea
     northSouth: (options) => new NodePortDatapath({ ...options, netns: `/var/run/netns/${w.netns}` }),
   });
   onCleanup(t, () => proxy.cleanup());
-  const report = await proxy.apply(serviceMap([port('np', 'TCP', '10.250.0.9', 80, THREE, { nodePort: 30080 })], [parseIp('192.168.77.1')]));
+  const report = await applyMap(proxy, serviceMap([port('np', 'TCP', '10.250.0.9', 80, THREE, { nodePort: 30080 })], [parseIp('192.168.77.1')]));
   // The socket side's entries (3 backends; ClusterIP, NodePort internal and external: 3 × 4; 1 node
   // address) and the tc side's own (its masquerade addresses).
   assert.ok(report.written > 3 + 12 + 1, `written ${report.written}`);

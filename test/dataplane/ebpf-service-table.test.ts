@@ -17,7 +17,6 @@ import {
   SlotRangesFullError,
   assignSlots,
   capacityFor,
-  changedPorts,
   checkMapLayouts,
   frontendsOf,
   plainMemory,
@@ -32,12 +31,11 @@ import {
   writeServiceKey,
   writeServiceValue,
   type PortChange,
-  type PortChanges,
   type ServiceValue,
 } from '../../src/dataplane/ebpf/index.js';
 import { BackendPool } from '../../src/dataplane/ebpf/backend-pool.js';
 import { type Ip, formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
-import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
+import type { ServiceBackend, ServicePort } from '../../src/model/service.js';
 import { servicePort } from '../support/service-map.js';
 
 const ip = parseIp;
@@ -46,8 +44,6 @@ const backend = (address: string, port = 8080, local = false): ServiceBackend =>
 function port(name: string, extra: Partial<ServicePort> = {}, endpoints: ServiceBackend[] = [backend('10.1.0.1'), backend('10.1.0.2')]): ServicePort {
   return servicePort({ service: `default/${name}`, clusterIPs: [ip('10.96.0.1')], clusterEndpoints: endpoints, ...extra });
 }
-
-const mapOf = (ports: ServicePort[], nodePortAddresses: Ip[] = []): ServiceMap => ({ node: 'n', nodePortAddresses, clusterCIDRs: [], servicePorts: ports });
 
 describe('codec', () => {
   test('keys and values read back as written, for both families and the NodePort wildcard', () => {
@@ -411,32 +407,5 @@ describe('service table', () => {
     assert.deepEqual({ heads: w.heads.count, headDeletes: w.headDeletes.count, stores: w.stores }, { heads: 0, headDeletes: 1, stores: 2 });
     assert.equal(h.backend(h.idOf('10.1.0.7')), '(cleared)');
     assert.equal(h.idOf('10.1.0.7'), 0);
-  });
-});
-
-describe('changed ports', () => {
-  const updatedKeys = (changes: PortChanges): string[] => changes.updated.map((i) => changes.applied.keys[i]!);
-
-  test('by position when the ports line up; reused objects are not compared', () => {
-    const a = port('a');
-    const b = port('b', { clusterIPs: [ip('10.96.0.2')] });
-    const first = changedPorts(undefined, mapOf([a, b]), false);
-    assert.deepEqual(updatedKeys(first), ['default/a:http/TCP', 'default/b:http/TCP']);
-    assert.deepEqual(changedPorts(first.applied, mapOf([a, b]), false).updated, []);
-    // Equal content in new objects is no change; one endpoint more is.
-    assert.deepEqual(changedPorts(first.applied, mapOf([port('a'), port('b', { clusterIPs: [ip('10.96.0.2')] })]), false).updated, []);
-    const moved = port('b', { clusterIPs: [ip('10.96.0.2')] }, [backend('10.1.0.1'), backend('10.1.0.2'), backend('10.1.0.3')]);
-    assert.deepEqual(updatedKeys(changedPorts(first.applied, mapOf([a, moved]), false)), ['default/b:http/TCP']);
-  });
-
-  test('by key when ports come and go; NodePort ports all change when the node-port families do', () => {
-    const a = port('a', { nodePort: 30080 });
-    const b = port('b', { clusterIPs: [ip('10.96.0.2')] });
-    const c = port('c', { clusterIPs: [ip('10.96.0.3')] });
-    const first = changedPorts(undefined, mapOf([a, b]), false);
-    const next = changedPorts(first.applied, mapOf([a, c]), false);
-    assert.deepEqual(updatedKeys(next), ['default/c:http/TCP']);
-    assert.deepEqual(next.removed, ['default/b:http/TCP']);
-    assert.deepEqual(updatedKeys(changedPorts(next.applied, mapOf([a, c]), true)), ['default/a:http/TCP']);
   });
 });

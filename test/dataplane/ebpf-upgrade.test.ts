@@ -17,6 +17,7 @@ import { SOCK_OWNED_MAP } from '../../src/dataplane/ebpf/sock-lb.js';
 import { parseIp } from '../../src/model/ip.js';
 import type { ServiceMap } from '../../src/model/service.js';
 import { bpffsDir, bpfSkip, cgroupDir, onCleanup, uniqueName } from '../bpf/harness.js';
+import { applyMap } from '../support/apply-map.js';
 import { backend, servicePort } from '../support/service-map.js';
 
 const skip = await bpfSkip('eBPF upgrade tests');
@@ -147,7 +148,7 @@ const filterOf = (w: World, direction: 'ingress' | 'egress') => ({ interface: 'u
 test('clsact filters of an older build get the current programs in place; programs of the same code stay', OPTIONS, async (t) => {
   const w = await world(t);
   const old = await openProxy(t, w, 'older-code', 'clsact');
-  await old.apply(MAP);
+  await applyMap(old, MAP);
   old.close();
   const before = { ingress: queryTcFilter(filterOf(w, 'ingress')), egress: queryTcFilter(filterOf(w, 'egress')) };
   assert.ok(before.ingress !== undefined && before.egress !== undefined);
@@ -169,7 +170,7 @@ test('clsact filters of an older build get the current programs in place; progra
 test('a start over pins of the same build replaces nothing and keeps every program', OPTIONS, async (t) => {
   const w = await world(t);
   const first = await openProxy(t, w, undefined);
-  await first.apply(MAP);
+  await applyMap(first, MAP);
   const before = socketLinks(w);
   first.close();
   const second = await openProxy(t, w, undefined);
@@ -181,7 +182,7 @@ test('a start over pins of the same build replaces nothing and keeps every progr
 test('maps of another layout are staged beside the old ones, which serve until the first full write', OPTIONS, async (t) => {
   const w = await world(t);
   const old = await openProxy(t, w, 'older-layout');
-  await old.apply(MAP);
+  await applyMap(old, MAP);
   // Something the old programs remember: an affinity choice, to be carried over.
   const affinityKey = Buffer.alloc(24, 7);
   const affinityValue = Buffer.alloc(16, 9);
@@ -206,7 +207,7 @@ test('maps of another layout are staged beside the old ones, which serve until t
   assert.equal(openPinnedMap(mapPinPath(w.pins, MAP_NAMES.services)).keys().length, oldEntries, 'and keep their entries');
   assert.deepEqual(readdirSync(join(w.pins, STAGING_DIR)).sort(), [...Object.values(MAP_NAMES), 'wl_np_ct'].sort());
 
-  await next.apply(MAP);
+  await applyMap(next, MAP);
   assert.equal(next.upgradePending, false);
   assert.equal(existsSync(join(w.pins, STAGING_DIR)), false);
   const services = openPinnedMap(mapPinPath(w.pins, MAP_NAMES.services));
@@ -233,7 +234,7 @@ test('maps of another layout are staged beside the old ones, which serve until t
 test('a staging directory an interrupted upgrade left, unused by any program, is discarded at start', OPTIONS, async (t) => {
   const w = await world(t);
   const first = await openProxy(t, w, undefined);
-  await first.apply(MAP);
+  await applyMap(first, MAP);
   first.close();
   // A map nobody reads, pinned where a rebuild stages its maps.
   mkdirSync(join(w.pins, STAGING_DIR));
@@ -256,7 +257,7 @@ test('a staging directory an interrupted upgrade left, unused by any program, is
 test('a staging directory whose maps a running program already uses is promoted at start, and every program moves to it', OPTIONS, async (t) => {
   const w = await world(t);
   const old = await openProxy(t, w, 'older-layout');
-  await old.apply(MAP);
+  await applyMap(old, MAP);
   old.close();
   // An agent that stopped mid-switch: its rebuilt maps staged, one program already moved to them.
   const interrupted = await openProxy(t, w, undefined);
@@ -281,7 +282,7 @@ test('a staging directory whose maps a running program already uses is promoted 
     link.close();
     if (program.startsWith('sock_connect') || program.startsWith('sock_sendmsg')) assert.ok(mapIds.includes(staged), `${program} reads the promoted maps`);
   }
-  await next.apply(MAP);
+  await applyMap(next, MAP);
   const services = openPinnedMap(mapPinPath(w.pins, MAP_NAMES.services));
   onCleanup(t, () => services.close());
   assert.ok(services.keys().length > 0, 'and the first apply fills them');

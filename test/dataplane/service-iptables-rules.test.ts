@@ -1,14 +1,13 @@
-// Pure parts of the iptables service proxy: the service map as rules, the UDP conntrack entries a
-// change leaves stale, and the conntrack command line.
+// Pure parts of the iptables service proxy: the service map as rules and the conntrack command line
+// (the UDP conntrack entries a change leaves stale: test/services/changes.test.ts).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { validateFamilyRules, type DesiredRules, type FamilyRules, type OwnedChain } from '../../src/dataplane/iptables/ruleset.js';
 import { SERVICE_OWNER, serviceChainName } from '../../src/dataplane/service-iptables/chain-names.js';
 import { computeServiceRules } from '../../src/dataplane/service-iptables/rules.js';
-import { staleUdpFlows } from '../../src/dataplane/stale-udp-flows.js';
 import { conntrackDeleteArgs } from '../../src/host/conntrack.js';
-import { formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
-import { servicePortKey, type ServiceMap, type ServicePort } from '../../src/model/service.js';
+import { parseCidr, parseIp } from '../../src/model/ip.js';
+import { servicePortKey, type ServiceMap } from '../../src/model/service.js';
 import { backend, serviceMap, servicePort } from '../support/service-map.js';
 
 function family(rules: DesiredRules, f: 4 | 6): FamilyRules {
@@ -251,39 +250,6 @@ describe('service rules', () => {
     assert.equal(rules[6], undefined);
     assert.deepEqual(computeServiceRules(serviceMap([])), {});
   });
-});
-
-describe('stale UDP conntrack entries', () => {
-  const dns = (over: Partial<ServicePort> = {}) =>
-    servicePort({ service: 'kube-system/dns', portName: 'dns', protocol: 'UDP', port: 53, clusterIPs: [parseIp('10.96.0.10')], nodePort: 30053, ...over });
-  const render = (filters: ReturnType<typeof staleUdpFlows>) =>
-    filters.map((f) => `${f.family} ${f.origDst === undefined ? '*' : formatIp(f.origDst)}:${f.origDstPort} <- ${f.replySrc === undefined ? '*' : formatIp(f.replySrc)}`);
-
-  const cases: { name: string; before: ServicePort[] | undefined; after: ServicePort[]; expected: string[] }[] = [
-    { name: 'first apply: nothing', before: undefined, after: [dns()], expected: [] },
-    { name: 'unchanged: nothing', before: [dns()], after: [dns()], expected: [] },
-    { name: 'TCP changes: nothing', before: [servicePort()], after: [], expected: [] },
-    { name: 'deleted UDP service: every destination', before: [dns()], after: [], expected: ['4 10.96.0.10:53 <- *', '4 *:30053 <- *'] },
-    {
-      name: 'removed endpoint: entries it answers, at every destination',
-      before: [dns()],
-      after: [dns({ clusterEndpoints: [backend('10.244.1.2:8080')], internalEndpoints: [backend('10.244.1.2:8080')], externalEndpoints: [backend('10.244.1.2:8080')] })],
-      expected: ['4 10.96.0.10:53 <- 10.244.2.2', '4 *:30053 <- 10.244.2.2'],
-    },
-    { name: 'removed node port', before: [dns()], after: [dns({ nodePort: undefined })], expected: ['4 *:30053 <- *'] },
-    {
-      name: 'endpoints again after none',
-      before: [dns({ clusterEndpoints: [], internalEndpoints: [], externalEndpoints: [] })],
-      after: [dns({ nodePort: undefined })],
-      expected: ['4 *:30053 <- *', '4 10.96.0.10:53 <- *'],
-    },
-  ];
-  for (const c of cases) {
-    test(c.name, () => {
-      const after = serviceMap(c.after);
-      assert.deepEqual(render(staleUdpFlows(c.before === undefined ? undefined : serviceMap(c.before), after)), c.expected);
-    });
-  }
 });
 
 describe('conntrack command line', () => {

@@ -6,12 +6,16 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { runCommand } from '../../src/host/command.js';
-import { IptablesServiceProxy, type IptablesServiceProxyReport, serviceChainName } from '../../src/dataplane/service-iptables/index.js';
-import { parseCidr, parseIp } from '../../src/model/ip.js';
+import { deleteConntrack } from '../../src/host/conntrack.js';
+import { createNetns, deleteNetns } from '../../src/host/netns.js';
+import { ConntrackFlushError, IptablesServiceProxy, type IptablesServiceProxyReport, serviceChainName } from '../../src/dataplane/service-iptables/index.js';
+import { formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
 import { type Protocol, type ServiceBackend, type ServiceMap, type ServicePort, servicePortKey } from '../../src/model/service.js';
 import { createSandbox, type Sandbox, type SandboxNode, type SandboxPod } from '../../src/sandbox/index.js';
 import { echoRequests, startEchoServer, type EchoRequestOptions } from '../../src/sandbox/echo/index.js';
+import { applyMap } from '../support/apply-map.js';
 import { IPTABLES_TOOLS, capabilitySkip } from '../support/capability.js';
+import { backend as testBackend, serviceMap as testServiceMap, servicePort as testServicePort } from '../support/service-map.js';
 import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('iptables service proxy tests', [...IPTABLES_TOOLS, ['conntrack', ['--version']]]);
@@ -100,7 +104,7 @@ describe('iptables service proxy', { skip }, () => {
 
   async function applyEverywhere(specs: readonly ServiceSpec[]): Promise<Map<string, IptablesServiceProxyReport>> {
     const reports = new Map<string, IptablesServiceProxyReport>();
-    for (const n of sandbox.nodes) reports.set(n.name, await proxies.get(n.name)!.apply(mapFor(n, specs)));
+    for (const n of sandbox.nodes) reports.set(n.name, await applyMap(proxies.get(n.name)!, mapFor(n, specs)));
     return reports;
   }
 
@@ -352,5 +356,35 @@ describe('iptables service proxy', { skip }, () => {
         assert.ok(!text.includes('WLSVC') && !text.includes('wirelane-svc'), `node ${n.name} IPv${family}:\n${text}`);
       }
     }
+  });
+});
+
+describe('iptables service proxy: a UDP conntrack deletion that fails', { skip }, () => {
+  test('is retried at the next apply, since the change stays pending until an apply succeeds', async (t) => {
+    const netns = `wl-ipt-ct-${process.pid}`;
+    let proxy: IptablesServiceProxy | undefined;
+    await createNetns([netns]);
+    t.after(async () => {
+      await proxy?.cleanup();
+      await deleteNetns([netns]);
+    });
+    const tried: string[] = [];
+    let failures = 1;
+    // The real deletion, after one failure (a conntrack process that could not run).
+    const deleteEntries: typeof deleteConntrack = async (filter, opts) => {
+      tried.push(`${formatIp(filter.origDst!)}:${filter.origDstPort} <- ${filter.replySrc === undefined ? '*' : formatIp(filter.replySrc)}`);
+      if (failures-- > 0) throw new Error('conntrack: cannot run');
+      return deleteConntrack(filter, opts);
+    };
+    proxy = new IptablesServiceProxy({ netns, deleteConntrack: deleteEntries });
+    const dns = (...endpoints: string[]): ServiceMap => {
+      const backends = endpoints.map((e) => testBackend(e));
+      return testServiceMap([testServicePort({ service: 'kube-system/dns', portName: 'dns', protocol: 'UDP', port: 53, clusterEndpoints: backends, internalEndpoints: backends, externalEndpoints: backends })]);
+    };
+    await applyMap(proxy, dns('10.244.1.2:53', '10.244.2.2:53'));
+    await assert.rejects(applyMap(proxy, dns('10.244.1.2:53')), ConntrackFlushError);
+    assert.equal((await applyMap(proxy, dns('10.244.1.2:53'))).conntrackDeletions, 1);
+    assert.equal((await applyMap(proxy, dns('10.244.1.2:53'))).conntrackDeletions, 0);
+    assert.deepEqual(tried, ['10.96.0.10:53 <- 10.244.2.2', '10.96.0.10:53 <- 10.244.2.2']);
   });
 });

@@ -17,6 +17,7 @@ import { UserspaceServiceProxy } from '../../src/dataplane/userspace/index.js';
 import { parseIp } from '../../src/model/ip.js';
 import type { ServiceMap } from '../../src/model/service.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { applyMap } from '../support/apply-map.js';
 
 interface RunnerOptions {
   readonly hostAddresses: readonly string[];
@@ -47,7 +48,7 @@ async function run(command: Command): Promise<Record<string, unknown>> {
   try {
     switch (command.command) {
       case 'apply':
-        return { ok: true, written: (await proxy.apply(command.map)).written };
+        return { ok: true, written: (await applyMap(proxy, command.map)).written };
       case 'cleanup':
         await proxy.cleanup();
         return { ok: true };

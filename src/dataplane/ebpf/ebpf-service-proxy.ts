@@ -7,16 +7,16 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ensureBpffs, findBpffsMount, findCgroup2Mount, isBpffs } from '../../bpf/index.js';
-import type { Family, Ip } from '../../model/ip.js';
+import type { Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
 import type { Logger } from '../../observability/logger.js';
+import type { ServiceChanges } from '../../services/changes.js';
+import type { StaleUdpFlow } from '../../services/stale-udp-flows.js';
 import { SerialQueue } from '../serial-queue.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
-import { staleUdpFlows } from '../stale-udp-flows.js';
 import { UndoStack } from '../undo-stack.js';
 import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, PIN_DIR, SLOT_STRIDE, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
 import { frontendsOf } from './frontends.js';
-import { type AppliedPorts, changedPorts, nodePortFamilies } from './port-changes.js';
 import { MapWrites, type PortChange, ServiceTable, type TableMemory } from './service-table.js';
 import { NodePortDatapath, type NodePortSizes } from './nodeport.js';
 import { SockLb, removeSockLbPins } from './sock-lb.js';
@@ -109,11 +109,11 @@ export class EbpfServiceProxy implements ServiceProxy {
   readonly #terminator: SockTerminator | undefined;
   readonly #memory: TableMemory;
   #table: ServiceTable;
-  /** The map last written in full: what stale UDP sockets are judged against. */
-  #applied: ServiceMap | undefined;
-  /** Ports as last applied; undefined until the first apply (or after a failed write): the next apply compares with the maps. */
-  #ports: AppliedPorts | undefined;
-  #families = new Set<Family>();
+  /**
+   * The table holds what the maps hold, not what the last apply said (first apply, after a failed
+   * write, after cleanup): the next apply plans every port and sweeps what none claims.
+   */
+  #planEveryPort = true;
   /** wl_node_addrs as programmed, by key bytes. */
   #nodeAddrs: Map<string, Ip>;
   readonly #writes = new MapWrites();
@@ -220,26 +220,28 @@ export class EbpfServiceProxy implements ServiceProxy {
     return this.#sockLb.maps;
   }
 
-  apply(map: ServiceMap): Promise<EbpfServiceProxyReport> {
+  apply(changes: ServiceChanges): Promise<EbpfServiceProxyReport> {
     return this.#queue.run(async () => {
+      const { map, keys, nodePortFamilies: families } = changes;
       // The tc side first: source ranges must be in place before services flagged with them appear.
       const northSouthWritten = (await this.#northSouth?.apply(map)) ?? 0;
       const started = performance.now();
-      const first = this.#ports === undefined;
-      const families = nodePortFamilies(map);
-      const familiesChanged = families.size !== this.#families.size || [...families].some((f) => !this.#families.has(f));
-      const changes = changedPorts(this.#ports, map, familiesChanged);
+      // Also what a previous agent left for services that are gone now.
+      const sweep = this.#planEveryPort || changes.full;
       const plan: PortChange[] = [];
+      const ports = map.servicePorts;
       // Indexed, no destructuring: unoptimized, `[a, b] = pair` runs the iterator protocol.
-      for (let u = 0; u < changes.updated.length; u++) {
-        const i = changes.updated[u]!;
-        plan.push({ portKey: changes.applied.keys[i]!, frontends: frontendsOf(changes.applied.ports[i]!, families) });
+      if (sweep) for (let i = 0; i < ports.length; i++) plan.push({ portKey: keys[i]!, frontends: frontendsOf(ports[i]!, families) });
+      else {
+        for (let u = 0; u < changes.updated.length; u++) {
+          const i = changes.updated[u]!;
+          plan.push({ portKey: keys[i]!, frontends: frontendsOf(ports[i]!, families) });
+        }
       }
       for (const portKey of changes.removed) plan.push({ portKey, frontends: undefined });
       const writes = this.#writes;
       writes.clear();
-      // The first apply also sweeps what a previous agent left for services that are gone now.
-      this.#table.plan(plan, writes, { sweep: first });
+      this.#table.plan(plan, writes, { sweep });
       for (const c of this.#table.conflicts) {
         this.#log?.warn({ servicePort: c.portKey, owner: c.owner, frontend: c.frontend }, 'eBPF service proxy: frontend already served by another service port; skipped');
       }
@@ -252,15 +254,13 @@ export class EbpfServiceProxy implements ServiceProxy {
         // The maps hold part of this change: read them back before the next apply.
         this.#table = readTable(this.#sockLb, this.#memory);
         this.#nodeAddrs = readNodeAddrs(this.#sockLb);
-        this.#ports = undefined;
+        this.#planEveryPort = true;
         throw new Error(`eBPF service proxy: writing the maps in ${this.pinDir}: ${(error as Error).message}`, { cause: error });
       }
       this.#nodeAddrs = nodeAddrs;
-      this.#ports = changes.applied;
-      this.#families = families;
+      this.#planEveryPort = false;
       const ms = performance.now() - started;
-      const stale = staleUdpFlows(this.#applied, map);
-      this.#applied = map;
+      const stale = changes.staleUdpFlows;
       const socketsTerminated = stale.length > 0 ? this.#terminate(stale) : 0;
       if (this.upgradePending) await this.#commitUpgrade();
       return { written: written + northSouthWritten, ports: plan.length, ms, planMs, socketsTerminated };
@@ -286,7 +286,7 @@ export class EbpfServiceProxy implements ServiceProxy {
   }
 
   /** The maps are right whatever happens here: a failure costs only the stale sockets, so it is logged, not thrown. */
-  #terminate(stale: ReturnType<typeof staleUdpFlows>): number {
+  #terminate(stale: readonly StaleUdpFlow[]): number {
     if (!this.#terminator) return 0;
     try {
       const { sockets, namespaces } = this.#terminator.terminate(stale);
@@ -337,8 +337,7 @@ export class EbpfServiceProxy implements ServiceProxy {
       this.#terminator?.close();
       const detached = removeSockLbPins(this.pinDir);
       this.#log?.info({ pinDir: this.pinDir, detached }, 'eBPF service proxy removed');
-      this.#ports = undefined;
-      this.#applied = undefined;
+      this.#planEveryPort = true;
     });
   }
 

@@ -3,7 +3,6 @@
 export * from './codec.js';
 export { EbpfServiceProxy, EbpfStartError, defaultBpffsDir, type EbpfServiceProxyOptions, type EbpfServiceProxyReport, type NorthSouthDatapath, type NorthSouthOptions } from './ebpf-service-proxy.js';
 export { frontendsOf, frontendIdOf, type BackendSet, type DesiredFrontend } from './frontends.js';
-export { changedPorts, nodePortFamilies, type AppliedPorts, type PortChanges } from './port-changes.js';
 export { MapWrites, ServiceTable, assignSlots, plainMemory, MAX_BACKENDS, type PortChange, type TableMemory } from './service-table.js';
 export { SlotRanges, SlotRangesFullError, capacityFor } from './slot-ranges.js';
 export { SOCK_LB_PROGRAMS, SockLb, SockLbStartError, linkPinPath, mapPinPath, removeSockLbPins, type SockLbOptions } from './sock-lb.js';

@@ -1,6 +1,6 @@
 // Ending connected UDP sockets that point at a backend a change removed (bpf/sock_term.bpf.c):
 // the eBPF mode's counterpart of kube-proxy's conntrack deletions, by the same filters
-// (../stale-udp-flows.ts). The iterator walks one network namespace per run, so it runs once in
+// (services/stale-udp-flows.ts). The iterator walks one network namespace per run, so it runs once in
 // every namespace a process of this host lives in; the socket cookie in wl_sock_rev keeps it to
 // sockets the socket LB translated.
 import { readdirSync, statSync } from 'node:fs';

@@ -1,7 +1,6 @@
 // The iptables service proxy: kube-proxy's iptables design under wirelane's own chain names.
 export { ConntrackFlushError, IptablesServiceProxy, type IptablesServiceProxyOptions, type IptablesServiceProxyReport } from './iptables-service-proxy.js';
 export { computeServiceRules } from './rules.js';
-export { staleUdpFlows } from '../stale-udp-flows.js';
 export {
   FILTER_CHAIN,
   FILTER_NODEPORTS_CHAIN,

@@ -1,16 +1,15 @@
 // `--service-proxy iptables`: the service map as kube-proxy-style iptables rules (rules.ts),
 // programmed through the iptables dataplane under its own chain owner, plus the UDP conntrack
-// deletions a change calls for (../stale-udp-flows.ts).
+// deletions a change calls for (services/stale-udp-flows.ts).
 import { type ConntrackFilter, deleteConntrack } from '../../host/conntrack.js';
 import { formatIp } from '../../model/ip.js';
-import type { ServiceMap } from '../../model/service.js';
+import type { ServiceChanges } from '../../services/changes.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import type { CommandRunner, IptablesBackend } from '../iptables/backend.js';
 import { type FamilyRestore, IptablesChains } from '../iptables/chains.js';
 import { SerialQueue } from '../serial-queue.js';
 import { SERVICE_OWNER } from './chain-names.js';
 import { computeServiceRules } from './rules.js';
-import { staleUdpFlows } from '../stale-udp-flows.js';
 
 export interface IptablesServiceProxyOptions {
   /** Program the rules (and delete conntrack entries) inside this named network namespace. */
@@ -32,7 +31,7 @@ export interface IptablesServiceProxyReport extends ServiceProxyReport {
   readonly conntrackDeletions: number;
 }
 
-/** conntrack deletions that failed; the rules are in place, and the next apply retries them. */
+/** conntrack deletions that failed; the rules are in place, and the next apply retries them (the change stays pending). */
 export class ConntrackFlushError extends Error {
   override readonly name = 'ConntrackFlushError';
 }
@@ -42,10 +41,6 @@ export class IptablesServiceProxy implements ServiceProxy {
   private readonly chains: IptablesChains;
   private readonly netns: string | undefined;
   private readonly deleteEntries: typeof deleteConntrack;
-  /** The last map whose rules were written: stale flows are what changed since. */
-  private applied: ServiceMap | undefined;
-  /** Deletions that failed, retried on the next apply. */
-  private pending: ConntrackFilter[] = [];
   private readonly queue = new SerialQueue();
 
   constructor(opts: IptablesServiceProxyOptions = {}) {
@@ -59,20 +54,17 @@ export class IptablesServiceProxy implements ServiceProxy {
     });
   }
 
-  /** Writes the chains that differ from the last apply, then deletes stale UDP conntrack entries. */
-  apply(map: ServiceMap): Promise<IptablesServiceProxyReport> {
+  /** Writes the chains that differ from the last apply, then deletes the change's stale UDP conntrack entries. */
+  apply(changes: ServiceChanges): Promise<IptablesServiceProxyReport> {
     return this.queue.run(async () => {
-      const report = await this.chains.apply(computeServiceRules(map));
-      const flushes = [...this.pending, ...staleUdpFlows(this.applied, map)];
-      this.applied = map;
-      this.pending = [];
+      const report = await this.chains.apply(computeServiceRules(changes.map));
+      const flushes = changes.staleUdpFlows;
       const failures: string[] = [];
       // One at a time: each is a short process, and a burst of them gains nothing on one table.
       for (const filter of flushes) {
         try {
           await this.deleteEntries(filter, this.netns === undefined ? {} : { netns: this.netns });
         } catch (err) {
-          this.pending.push(filter);
           failures.push(`${describeFilter(filter)}: ${err instanceof Error ? err.message : String(err)}`);
         }
       }
@@ -87,8 +79,6 @@ export class IptablesServiceProxy implements ServiceProxy {
   cleanup(): Promise<void> {
     return this.queue.run(async () => {
       await this.chains.cleanup();
-      this.applied = undefined;
-      this.pending = [];
     });
   }
 }

@@ -9,6 +9,7 @@
 import { type ConntrackFilter, type ConntrackOptions, deleteConntrack } from '../../host/conntrack.js';
 import { type Family, formatIp, type Ip, parseIp } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
+import type { ServiceChanges } from '../../services/changes.js';
 import { formatBackend } from '../../services/json.js';
 import { createLogger, type Logger } from '../../observability/logger.js';
 import { IptablesChains } from '../iptables/chains.js';
@@ -67,7 +68,12 @@ interface HeldNodePort {
   readonly claim: NodePortClaim;
 }
 
-/** What a UDP frontend sent where: conntrack entries of flows that went elsewhere are cleared. */
+/**
+ * What a UDP frontend sent where: conntrack entries of flows that went elsewhere are cleared. Not
+ * the change's staleUdpFlows: here an entry NATs a frontend to this proxy's socket, never to an
+ * endpoint (a gone endpoint is the socket's business), and which socket, if any, is host state no
+ * map comparison sees (a socket that failed to open, a NodePort another service port holds).
+ */
 interface UdpPortal {
   readonly family: Family;
   readonly ip: Ip;
@@ -125,8 +131,8 @@ export class UserspaceServiceProxy implements ServiceProxy {
    * PartialApplyError (after doing the rest) when a socket, a NodePort claim, the rules or a
    * conntrack clean-up failed; a NodePort conflict fails the service port that came second.
    */
-  apply(map: ServiceMap): Promise<ServiceProxyReport> {
-    return this.queue.run(() => this.reconcile(map));
+  apply(changes: ServiceChanges): Promise<ServiceProxyReport> {
+    return this.queue.run(() => this.reconcile(changes.map));
   }
 
   /** Closes every socket, removes every rule (also a crashed run's) and clears UDP conntrack entries. */
