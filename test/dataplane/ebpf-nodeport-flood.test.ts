@@ -18,6 +18,7 @@ import type { ServicePort } from '../../src/model/service.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import { createSandbox, type NetnsTarget, type Sandbox, type SandboxHost, type SandboxNode } from '../../src/sandbox/index.js';
 import { IPTABLES_TOOLS, capabilitySkip } from '../support/capability.js';
+import { applyMap } from '../support/apply-map.js';
 import { backend, serviceMap, servicePort } from '../support/service-map.js';
 import { SteadyTraffic, summary, totalFailed } from '../support/traffic.js';
 
@@ -241,18 +242,14 @@ describe('NodePort floods from spoofed sources', { skip }, () => {
     const to = (pod: typeof a0, port: number, local: boolean) => [backend(`${pod.ip}:${port}`, local)];
     const port = (name: string, endpoints: ServicePort['clusterEndpoints'], frontend: Partial<ServicePort>): ServicePort =>
       servicePort({ service: `default/${name}`, clusterIPs: [], clusterEndpoints: endpoints, internalEndpoints: endpoints, externalEndpoints: endpoints, ...frontend });
-    await proxy.apply(
-      serviceMap(
-        [
-          port('local', to(a0, ECHO, true), { nodePort: LOCAL.echo }),
-          port('local-stream', to(a0, STREAM, true), { nodePort: LOCAL.stream }),
-          port('remote', to(b0, ECHO, false), { nodePort: REMOTE.echo }),
-          port('remote-stream', to(b0, STREAM, false), { nodePort: REMOTE.stream }),
-          port('external', to(a0, ECHO, true), { externalIPs: [parseIp(EXTERNAL_IP)] }),
-        ],
-        { nodePortAddresses: [parseIp(a.underlayIP)] },
-      ),
-    );
+    const ports = [
+      port('local', to(a0, ECHO, true), { nodePort: LOCAL.echo }),
+      port('local-stream', to(a0, STREAM, true), { nodePort: LOCAL.stream }),
+      port('remote', to(b0, ECHO, false), { nodePort: REMOTE.echo }),
+      port('remote-stream', to(b0, STREAM, false), { nodePort: REMOTE.stream }),
+      port('external', to(a0, ECHO, true), { externalIPs: [parseIp(EXTERNAL_IP)] }),
+    ];
+    await applyMap(proxy, serviceMap(ports, { nodePortAddresses: [parseIp(a.underlayIP)] }));
     // Every backend answers through node a before anything is measured.
     for (const p of [LOCAL.echo, REMOTE.echo]) {
       for (let attempt = 0; ; attempt++) {

@@ -15,6 +15,7 @@ import { EbpfServiceProxy, MAP_NAMES, mapPinPath } from '../../src/dataplane/ebp
 import { parseIp } from '../../src/model/ip.js';
 import type { ServicePort } from '../../src/model/service.js';
 import { bpffsDir, bpfSkip, cgroupDir, onCleanup, uniqueName } from '../bpf/harness.js';
+import { applyMap } from '../support/apply-map.js';
 import { backend, serviceMap, servicePort } from '../support/service-map.js';
 
 const skip = await bpfSkip('socket LB churn test');
@@ -173,7 +174,7 @@ test("one pod's 100,000 sockets towards ClusterIPs leave another pod's UDP repli
     const endpoints = [backend(`${BACKEND}:${to}`, true)];
     return servicePort({ service: `test/${service}`, portName: protocol.toLowerCase(), protocol, clusterIPs: [parseIp(ip)], port, clusterEndpoints: endpoints, internalEndpoints: endpoints, externalEndpoints: endpoints });
   };
-  await proxy.apply(serviceMap([at('dns', 'UDP', SERVICE.ip, SERVICE.udp, 8053), at('web', 'TCP', SERVICE.ip, SERVICE.tcp, 8080)]));
+  await applyMap(proxy, serviceMap([at('dns', 'UDP', SERVICE.ip, SERVICE.udp, 8053), at('web', 'TCP', SERVICE.ip, SERVICE.tcp, 8080)]));
   assert.equal(proxy.maps.sockRev.maxEntries, SOCK_LB_ENTRIES);
 
   const keeper = run(t, w, keeperPod, KEEPER, [SERVICE.ip, String(SERVICE.udp)]);

@@ -307,7 +307,7 @@ test("the previous release's pins: programs replaced in place, sock_release and 
   const next = await openProxy(t, w, undefined, 'tcx', EBPF_MAP_SIZES);
   assert.equal(next.adopted, true, 'a data path that was serving is adopted');
   assert.equal(next.upgradePending, true, 'the tc maps of another size and layout are staged');
-  await next.apply(MAP);
+  await applyMap(next, MAP);
   assert.equal(next.upgradePending, false);
   assert.equal(existsSync(join(w.pins, STAGING_DIR)), false);
 
@@ -339,7 +339,7 @@ test('a size changed between two starts rebuilds those maps beside the old ones 
   const w = await world(t);
   const sizes = { sockLbEntries: 4096, affinityEntries: 4096, nodePortFlows: 2048, nodePortPendingFlows: 1024 };
   const first = await openProxy(t, w, undefined, 'tcx', sizes);
-  await first.apply(MAP);
+  await applyMap(first, MAP);
   // One entry in each map the programs fill: the rebuilt maps must hold them.
   const remembered = [
     [MAP_NAMES.sockRev, Buffer.alloc(32, 1), Buffer.alloc(24, 2)],
@@ -360,7 +360,7 @@ test('a size changed between two starts rebuilds those maps beside the old ones 
   const second = await openProxy(t, w, undefined, 'tcx', bigger);
   assert.equal(second.upgradePending, true);
   for (const [name] of remembered) assert.equal(pinnedMap(w, name).id, before.get(name)!.id, `${name}: the old map serves until the first full write`);
-  await second.apply(MAP);
+  await applyMap(second, MAP);
   assert.equal(second.upgradePending, false);
   assert.equal(existsSync(join(w.pins, STAGING_DIR)), false);
   const wanted = {
