@@ -4,8 +4,9 @@
 // backend here, per packet, with a conntrack/NAT map of our own (include/wirelane_nodeport.h).
 // Traffic from this node's own sockets never gets here translated: the socket layer
 // (sock_lb.bpf.c) has already turned the service into a backend at connect(). IPv4 and IPv6,
-// TCP and UDP. The services, backends, node addresses and affinity come from the shared maps of
-// include/wirelane_maps.h (written by the agent; this program only writes affinity entries).
+// TCP and UDP. The services, backends and node addresses come from the shared maps of
+// include/wirelane_maps.h (written by the agent, only read here); flows and the affinity of outside
+// clients are in this program's own maps (include/wirelane_nodeport.h).
 //
 // The packet walk (C = outside client, N = this node's address, F = the frontend the client
 // addressed: N:nodePort, or an ExternalIP/LB IP:port; B = the backend; P = a masquerade port)
@@ -14,7 +15,7 @@
 //      new flow looks F up in wl_services (scope external: the exact address first, then the
 //      NodePort wildcard if the destination is in wl_node_addrs), checks loadBalancerSourceRanges,
 //      picks a backend (ClientIP affinity by C's address, else a random slot), and writes the
-//      FORWARD entry and the REPLY entry for the way back.
+//      FORWARD entry and the REPLY entry for the way back, unconfirmed (see "Floods" below).
 //      a) B is on this node, or the service's externalTrafficPolicy is Local: DNAT only. The
 //         client's address is kept. C -> B.
 //      b) B is on another node and the policy is Cluster: DNAT and SNAT to N:P, where N is the
@@ -42,11 +43,29 @@
 // (BPF_F_MARK_MANGLED_0, which also writes a computed 0 as 0xffff).
 //
 // Flow lifetime: the LRU map only evicts when full, so entries carry a last-seen time; a TCP flow
-// that saw a FIN or RST times out after ct_timeout_closing, others after ct_timeout_tcp/udp. An
-// existing TCP flow keeps its backend until it ends (kube-proxy keeps conntrack for removed TCP
-// endpoints too); a SYN on a closed, timed-out or stale entry picks anew. A UDP flow re-checks
-// once a second that its backend is still in the service and moves when it is not (kube-proxy
-// flushes UDP conntrack for removed endpoints). Timed-out REPLY entries free their masquerade port.
+// that saw a FIN or RST times out after ct_timeout_closing, others after ct_timeout_tcp/udp, and
+// an unconfirmed one after ct_timeout_unconfirmed. An existing TCP flow keeps its backend until it
+// ends (kube-proxy keeps conntrack for removed TCP endpoints too); a SYN on a closed, timed-out or
+// stale entry picks anew. A UDP flow re-checks once a second that its backend is still in the
+// service and moves when it is not (kube-proxy flushes UDP conntrack for removed endpoints).
+// Timed-out REPLY entries free their masquerade port.
+//
+// Floods: state is made only for what can start a flow, and kept long only for flows the client
+// proved real. A TCP packet other than a SYN creates nothing. A SYN (or a UDP datagram) creates the
+// two entries in wl_np_pending, under ct_timeout_unconfirmed (as conntrack's SYN_SENT/SYN_RECV);
+// they move to wl_np_ct, under the long timeouts, when the client's ACK acknowledges the backend's
+// SYN-ACK (UDP: the client sends again after a reply). Spoofed sources never see the SYN-ACK, so a
+// SYN flood only churns wl_np_pending and cannot evict confirmed flows; an ACK flood makes no state
+// at all. A masquerade port held by an unconfirmed flow idle longer than snat_reclaim_age is taken
+// over when all probed ports are held, so a flood cannot hold a backend's ports for long either.
+// ClientIP affinity of outside clients is written at confirmation, so spoofed sources write none.
+//
+// A TCP packet without SYN of no known flow: to a NodePort (a node address) it is left to the
+// node's stack (TC_ACT_UNSPEC), which answers like any closed port with a reset, so a client whose
+// flow was lost fails at once instead of retransmitting for minutes, and a flow netfilter's
+// conntrack still translates (one that began under the iptables mode) carries on. To an ExternalIP
+// or LB IP it is dropped: those addresses are often not the node's own, and the node would route
+// the packet on, back towards the load balancer (a spoofed flood then loops until its TTL ends).
 //
 // No endpoint: WL_SVC_NO_ENDPOINT_DROP drops. Otherwise (the service has no endpoint at all) a TCP
 // SYN is answered with a RST built in place and sent back out of the interface it came in on (the
@@ -95,6 +114,8 @@ const volatile __u16 snat_port_max = 65535;
 const volatile __u32 ct_timeout_tcp = 21600;
 const volatile __u32 ct_timeout_udp = 120;
 const volatile __u32 ct_timeout_closing = 10;
+const volatile __u32 ct_timeout_unconfirmed = 30;
+const volatile __u32 snat_reclaim_age = 1;
 
 // One packet's tuple and where its headers are.
 struct flow {
@@ -211,13 +232,22 @@ static __always_inline bool ct_expired(const struct wl_np_ct_value *v, __u8 prot
 	return now - v->last_seen > timeout;
 }
 
+// The same for an entry of wl_np_pending.
+static __always_inline bool pending_expired(const struct wl_np_ct_value *v, __u32 now)
+{
+	__u32 timeout = (v->flags & WL_NP_CT_CLOSING) ? ct_timeout_closing : ct_timeout_unconfirmed;
+	return now - v->last_seen > timeout;
+}
+
 // Records that the flow is alive (at most one write a second) and whether it is closing, in both
-// directions' entries: a masquerade port is free again only once its REPLY entry timed out, so
-// packets towards the backend keep it alive too.
-static __always_inline void ct_touch(struct wl_np_ct_value *v, const struct wl_np_ct_key *self, const struct flow *f, __u32 now)
+// directions' entries of `map` (wl_np_ct, or wl_np_pending whose values start with the same
+// struct): a masquerade port is free again only once its REPLY entry timed out, so packets towards
+// the backend keep it alive too. `alive` false: only whether it is closing (a backend's packets do
+// not keep an unconfirmed flow alive: it answers spoofed SYNs too, and retransmits its SYN-ACKs).
+static __always_inline void ct_touch(void *map, struct wl_np_ct_value *v, const struct wl_np_ct_key *self, const struct flow *f, __u32 now, bool alive)
 {
 	bool closing = f->protocol == IPPROTO_TCP && (f->tcp_flags & (TCP_FIN | TCP_RST)) && !(v->flags & WL_NP_CT_CLOSING);
-	bool stale = v->last_seen != now;
+	bool stale = alive && v->last_seen != now;
 	if (!closing && !stale)
 		return;
 	if (closing)
@@ -228,13 +258,24 @@ static __always_inline void ct_touch(struct wl_np_ct_value *v, const struct wl_n
 		return;
 	struct wl_np_ct_key other;
 	ct_other_key(v, self, &other);
-	struct wl_np_ct_value *o = bpf_map_lookup_elem(&wl_np_ct, &other);
-	if (!o)
+	struct wl_np_ct_value *o = bpf_map_lookup_elem(map, &other);
+	if (!o) {
+		count(WL_NP_STAT_EVICTED);
 		return;
+	}
 	if (closing)
 		o->flags |= WL_NP_CT_CLOSING;
 	if (stale && self->direction == WL_NP_CT_FORWARD)
 		o->last_seen = now;
+}
+
+// Deletes a flow's entry `self` of `map` and the other direction's (`v` is self's value).
+static __always_inline void ct_forget(void *map, const struct wl_np_ct_value *v, const struct wl_np_ct_key *self)
+{
+	struct wl_np_ct_key other;
+	ct_other_key(v, self, &other);
+	bpf_map_delete_elem(map, &other);
+	bpf_map_delete_elem(map, self);
 }
 
 // The key of the external-scope frontend the packet addresses.
@@ -560,7 +601,48 @@ static __always_inline int no_endpoint(struct __sk_buff *skb, const struct flow 
 	return TC_ACT_SHOT;
 }
 
-// A new flow to the service `svc` (the entry of `key`): picks its backend, writes its conntrack
+// Takes the masquerade port in `reply` (its destination port) for a new flow whose REPLY entry is
+// `rev`: a port is free when no flow holds it, or when the flow holding it timed out. With
+// `reclaim` (every probed port was held), an unconfirmed flow idle longer than snat_reclaim_age
+// gives its port up too: a SYN flood cannot hold a backend's ports for ct_timeout_unconfirmed.
+static __always_inline bool take_snat_port(struct wl_np_ct_key *reply, const struct wl_np_pending_value *rev, __u32 now, bool reclaim)
+{
+	struct wl_np_ct_value *live = bpf_map_lookup_elem(&wl_np_ct, reply);
+	if (live) {
+		if (reclaim || !ct_expired(live, reply->protocol, now))
+			return false;
+		// Its client would reach the new flow's backend through the FORWARD entry: both go.
+		ct_forget(&wl_np_ct, live, reply);
+	}
+	if (!reclaim && bpf_map_update_elem(&wl_np_pending, reply, rev, BPF_NOEXIST) == 0)
+		return true;
+	struct wl_np_pending_value *held = bpf_map_lookup_elem(&wl_np_pending, reply);
+	if (!held)
+		return bpf_map_update_elem(&wl_np_pending, reply, rev, BPF_NOEXIST) == 0;
+	if (pending_expired(&held->flow, now)) {
+		count(WL_NP_STAT_UNCONFIRMED_EXPIRED);
+	} else if (reclaim && now - held->flow.last_seen > snat_reclaim_age) {
+		count(WL_NP_STAT_SNAT_RECLAIMED);
+	} else {
+		return false;
+	}
+	struct wl_np_ct_key forward;
+	ct_other_key(&held->flow, reply, &forward);
+	bpf_map_delete_elem(&wl_np_pending, &forward);
+	return bpf_map_update_elem(&wl_np_pending, reply, rev, BPF_ANY) == 0;
+}
+
+// The ClientIP affinity key of an outside client.
+static __always_inline void affinity_key_of(const __u8 *client, __u32 service_id, __u8 family, struct wl_affinity_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	__builtin_memcpy(key->client.addr, client, 16);
+	key->service_id = service_id;
+	key->kind = WL_AFFINITY_ADDR;
+	key->family = family;
+}
+
+// A new flow to the service `svc` (the entry of `key`): picks its backend, writes its unconfirmed
 // entries, and fills `fwd` with what to rewrite the packet to. NP_CONTINUE, or a verdict.
 static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f, struct wl_service_key *key, const struct wl_service_value *svc,
 				    __u8 ct_flags, __u32 now, struct wl_np_ct_value *fwd)
@@ -576,16 +658,15 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f,
 
 	__u32 backend_id = 0;
 	__u16 slot = 0;
-	__u64 now_ns = bpf_ktime_get_ns();
 	bool sticky = (svc_flags & WL_SVC_AFFINITY) && affinity_timeout > 0;
-	struct wl_affinity_key affinity = {};
 	if (sticky) {
-		__builtin_memcpy(affinity.client.addr, f->saddr, 16);
-		affinity.service_id = service_id;
-		affinity.kind = WL_AFFINITY_ADDR;
-		affinity.family = f->family;
-		struct wl_affinity_value *chosen = bpf_map_lookup_elem(&wl_affinity, &affinity);
-		if (chosen && now_ns - chosen->last_used_ns <= (__u64)affinity_timeout * NSEC_PER_SEC &&
+		struct wl_affinity_key affinity;
+		affinity_key_of(f->saddr, service_id, f->family, &affinity);
+		struct wl_affinity_value *chosen = bpf_map_lookup_elem(&wl_np_affinity, &affinity);
+		// An older build kept outside clients' choices among the pods' (read only, until they age out).
+		if (!chosen)
+			chosen = bpf_map_lookup_elem(&wl_affinity, &affinity);
+		if (chosen && bpf_ktime_get_ns() - chosen->last_used_ns <= (__u64)affinity_timeout * NSEC_PER_SEC &&
 		    wl_remembered_backend_valid(svc->first_slot, svc->count, chosen->backend_id, chosen->slot)) {
 			backend_id = chosen->backend_id;
 			slot = chosen->slot;
@@ -601,10 +682,6 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f,
 		return TC_ACT_SHOT;
 	}
 	struct wl_backend backend = *found;
-	if (sticky) {
-		struct wl_affinity_value chosen = { .backend_id = backend_id, .slot = slot, .last_used_ns = now_ns };
-		bpf_map_update_elem(&wl_affinity, &affinity, &chosen, BPF_ANY);
-	}
 
 	bool snat = !(backend.flags & WL_BACKEND_LOCAL) && !(svc_flags & WL_SVC_LOCAL_ONLY);
 	__builtin_memset(fwd, 0, sizeof(*fwd));
@@ -615,19 +692,19 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f,
 	fwd->backend_id = backend_id;
 	fwd->service_id = service_id;
 	fwd->slot = slot;
-	fwd->flags = ct_flags | (snat ? WL_NP_CT_SNAT : 0);
+	fwd->flags = ct_flags | (snat ? WL_NP_CT_SNAT : 0) | (sticky ? WL_NP_CT_STICKY : 0);
 	fwd->last_seen = now;
 
-	struct wl_np_ct_value rev = {};
-	__builtin_memcpy(rev.saddr, f->daddr, 16);
-	__builtin_memcpy(rev.daddr, f->saddr, 16);
-	rev.sport = f->dport;
-	rev.dport = f->sport;
-	rev.backend_id = backend_id;
-	rev.service_id = service_id;
-	rev.slot = slot;
-	rev.flags = snat ? WL_NP_CT_SNAT : 0;
-	rev.last_seen = now;
+	struct wl_np_pending_value rev = {};
+	__builtin_memcpy(rev.flow.saddr, f->daddr, 16);
+	__builtin_memcpy(rev.flow.daddr, f->saddr, 16);
+	rev.flow.sport = f->dport;
+	rev.flow.dport = f->sport;
+	rev.flow.backend_id = backend_id;
+	rev.flow.service_id = service_id;
+	rev.flow.slot = slot;
+	rev.flow.flags = snat ? WL_NP_CT_SNAT : 0;
+	rev.flow.last_seen = now;
 
 	struct wl_np_ct_key reply = {};
 	__builtin_memcpy(reply.saddr, backend.addr, 16);
@@ -644,20 +721,14 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f,
 		__u32 range = (__u32)snat_port_max - snat_port_min + 1;
 		__u32 start = tuple_hash(f);
 		bool taken = false;
-		for (__u32 i = 0; i < SNAT_PROBES; i++) {
-			__u16 port = snat_port_min + (start + i) % range;
-			reply.dport = bpf_htons(port);
-			if (bpf_map_update_elem(&wl_np_ct, &reply, &rev, BPF_NOEXIST) == 0) {
-				taken = true;
-				break;
-			}
-			struct wl_np_ct_value *held = bpf_map_lookup_elem(&wl_np_ct, &reply);
-			if (held && ct_expired(held, f->protocol, now)) {
-				if (bpf_map_update_elem(&wl_np_ct, &reply, &rev, BPF_ANY) == 0) {
-					taken = true;
-					break;
-				}
-			}
+		// First a free port or one of a timed-out flow; only then one an unconfirmed flow holds.
+		for (__u32 i = 0; i < SNAT_PROBES && !taken; i++) {
+			reply.dport = bpf_htons(snat_port_min + (start + i) % range);
+			taken = take_snat_port(&reply, &rev, now, false);
+		}
+		for (__u32 i = 0; i < SNAT_PROBES && !taken; i++) {
+			reply.dport = bpf_htons(snat_port_min + (start + i) % range);
+			taken = take_snat_port(&reply, &rev, now, true);
 		}
 		if (!taken) {
 			count(WL_NP_STAT_DROP_SNAT_PORTS);
@@ -667,19 +738,161 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct flow *f,
 	} else {
 		__builtin_memcpy(reply.daddr, f->saddr, 16);
 		reply.dport = f->sport;
-		if (bpf_map_update_elem(&wl_np_ct, &reply, &rev, BPF_ANY) < 0) {
+		// A confirmed entry of this key would answer the replies first and the flow never confirm.
+		bpf_map_delete_elem(&wl_np_ct, &reply);
+		if (bpf_map_update_elem(&wl_np_pending, &reply, &rev, BPF_ANY) < 0) {
 			count(WL_NP_STAT_DROP_ERROR);
 			return TC_ACT_SHOT;
 		}
 	}
 	struct wl_np_ct_key forward_key;
 	ct_key_of(f, WL_NP_CT_FORWARD, &forward_key);
-	if (bpf_map_update_elem(&wl_np_ct, &forward_key, fwd, BPF_ANY) < 0) {
+	struct wl_np_pending_value pending = { .flow = *fwd };
+	if (bpf_map_update_elem(&wl_np_pending, &forward_key, &pending, BPF_ANY) < 0) {
 		count(WL_NP_STAT_DROP_ERROR);
 		return TC_ACT_SHOT;
 	}
 	count(WL_NP_STAT_NEW_FLOW);
 	return NP_CONTINUE;
+}
+
+// An unconfirmed flow's FORWARD entry `key` moves to wl_np_ct with its REPLY entry; the client's
+// ClientIP affinity is written now that it is known to be real.
+static __always_inline void confirm(const struct wl_np_pending_value *p, const struct wl_np_ct_key *key, __u32 now)
+{
+	struct wl_np_ct_value fwd = p->flow;
+	fwd.flags &= ~WL_NP_CT_REPLIED;
+	fwd.last_seen = now;
+	struct wl_np_ct_key reply_key;
+	ct_other_key(&fwd, key, &reply_key);
+	struct wl_np_pending_value *held = bpf_map_lookup_elem(&wl_np_pending, &reply_key);
+	if (!held) {
+		count(WL_NP_STAT_EVICTED);
+		return;
+	}
+	struct wl_np_ct_value rev = held->flow;
+	rev.last_seen = now;
+	// The way back first: from the moment the FORWARD entry is there, replies look in wl_np_ct.
+	if (bpf_map_update_elem(&wl_np_ct, &reply_key, &rev, BPF_ANY) < 0 || bpf_map_update_elem(&wl_np_ct, key, &fwd, BPF_ANY) < 0) {
+		count(WL_NP_STAT_DROP_ERROR);
+		return;
+	}
+	bpf_map_delete_elem(&wl_np_pending, key);
+	bpf_map_delete_elem(&wl_np_pending, &reply_key);
+	count(WL_NP_STAT_CONFIRMED);
+	if (fwd.flags & WL_NP_CT_STICKY) {
+		struct wl_affinity_key affinity;
+		affinity_key_of(key->saddr, fwd.service_id, key->family, &affinity);
+		struct wl_affinity_value chosen = { .backend_id = fwd.backend_id, .slot = fwd.slot, .last_used_ns = bpf_ktime_get_ns() };
+		bpf_map_update_elem(&wl_np_affinity, &affinity, &chosen, BPF_ANY);
+	}
+}
+
+// A client packet of an unconfirmed flow the backend has answered: for TCP, an ACK carrying the
+// SYN-ACK's sequence number + 1 confirms it; for UDP, any packet after a reply.
+static __always_inline void confirm_if_due(struct __sk_buff *skb, const struct flow *f, const struct wl_np_pending_value *p, const struct wl_np_ct_key *key,
+					   __u32 now)
+{
+	if (!(p->flow.flags & WL_NP_CT_REPLIED))
+		return;
+	if (f->protocol == IPPROTO_TCP) {
+		if ((f->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_ACK)
+			return;
+		__be32 ack;
+		if (bpf_skb_load_bytes(skb, f->l4_off + 8, &ack, sizeof(ack)) < 0)
+			return;
+		if (bpf_ntohl(ack) != p->handshake_ack) {
+			count(WL_NP_STAT_HANDSHAKE_MISMATCH);
+			return;
+		}
+	}
+	confirm(p, key, now);
+}
+
+// The backend answered an unconfirmed flow (`reply` is its REPLY entry, at `self`): its FORWARD
+// entry learns the number the client's ACK must carry (TCP: only a SYN-ACK counts).
+static __always_inline void note_reply(struct __sk_buff *skb, const struct flow *f, const struct wl_np_ct_value *reply, const struct wl_np_ct_key *self)
+{
+	__u32 ack = 0;
+	if (f->protocol == IPPROTO_TCP) {
+		if ((f->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != (TCP_SYN | TCP_ACK))
+			return;
+		__be32 seq;
+		if (bpf_skb_load_bytes(skb, f->l4_off + 4, &seq, sizeof(seq)) < 0)
+			return;
+		ack = bpf_ntohl(seq) + 1;
+	}
+	struct wl_np_ct_key forward;
+	ct_other_key(reply, self, &forward);
+	struct wl_np_pending_value *p = bpf_map_lookup_elem(&wl_np_pending, &forward);
+	if (!p) {
+		count(WL_NP_STAT_EVICTED);
+		return;
+	}
+	p->handshake_ack = ack;
+	p->flow.flags |= WL_NP_CT_REPLIED;
+}
+
+// The REPLY entry for a packet from a backend, confirmed or not, whose masquerading matches `snat`
+// (ingress: masqueraded flows; egress: the others). False: none, the packet is not ours.
+static __always_inline bool reply_entry(struct __sk_buff *skb, const struct flow *f, bool snat, __u32 now, struct wl_np_ct_value *to)
+{
+	struct wl_np_ct_key key;
+	ct_key_of(f, WL_NP_CT_REPLY, &key);
+	struct wl_np_ct_value *reply = bpf_map_lookup_elem(&wl_np_ct, &key);
+	if (reply && !(reply->flags & WL_NP_CT_SNAT) == !snat) {
+		ct_touch(&wl_np_ct, reply, &key, f, now, true);
+		*to = *reply;
+		return true;
+	}
+	struct wl_np_pending_value *pending = bpf_map_lookup_elem(&wl_np_pending, &key);
+	if (!pending || !(pending->flow.flags & WL_NP_CT_SNAT) != !snat)
+		return false;
+	note_reply(skb, f, &pending->flow, &key);
+	ct_touch(&wl_np_pending, &pending->flow, &key, f, now, false);
+	*to = pending->flow;
+	return true;
+}
+
+// A packet towards a frontend without a confirmed flow that holds: its unconfirmed flow, or a new
+// one if the packet may start one. `stale`: wl_np_ct has an entry for it that no longer holds.
+// Fills `to`; NP_CONTINUE, or a verdict.
+static __always_inline int unconfirmed_or_new_flow(struct __sk_buff *skb, const struct flow *f, const struct wl_np_ct_key *key, struct wl_np_ct_value *stale,
+						   __u32 now, struct wl_np_ct_value *to)
+{
+	struct wl_np_pending_value *pending = bpf_map_lookup_elem(&wl_np_pending, key);
+	if (pending && pending_expired(&pending->flow, now)) {
+		count(WL_NP_STAT_UNCONFIRMED_EXPIRED);
+		ct_forget(&wl_np_pending, &pending->flow, key);
+		pending = NULL;
+	}
+	if (pending && forward_entry_holds(&pending->flow, f, now)) {
+		ct_touch(&wl_np_pending, &pending->flow, key, f, now, true);
+		*to = pending->flow;
+		confirm_if_due(skb, f, pending, key, now);
+		return NP_CONTINUE;
+	}
+	struct wl_service_key svc_key;
+	__u8 ct_flags = 0;
+	struct wl_service_value *svc = lookup_frontend(f, &svc_key, &ct_flags);
+	if (!svc)
+		return TC_ACT_UNSPEC;
+	// Only a SYN starts a TCP flow (see "Floods" above).
+	if (f->protocol == IPPROTO_TCP && (f->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) {
+		if (ct_flags & WL_NP_CT_NODEPORT) {
+			count(WL_NP_STAT_PASS_NOT_SYN);
+			return TC_ACT_UNSPEC;
+		}
+		count(WL_NP_STAT_DROP_NOT_SYN);
+		return TC_ACT_SHOT;
+	}
+	// What the tuple had before goes, with its masquerade port: its REPLY entry would otherwise
+	// answer for the new flow, and its FORWARD entry be found first.
+	if (stale)
+		ct_forget(&wl_np_ct, stale, key);
+	if (pending)
+		ct_forget(&wl_np_pending, &pending->flow, key);
+	return new_flow(skb, f, &svc_key, svc, ct_flags, now, to);
 }
 
 static __always_inline int handle_ingress(struct __sk_buff *skb, __u32 l3_off)
@@ -689,38 +902,28 @@ static __always_inline int handle_ingress(struct __sk_buff *skb, __u32 l3_off)
 		return TC_ACT_UNSPEC;
 	__u32 now = now_seconds();
 	struct wl_np_ct_key key;
-	struct wl_np_ct_value to;
+	// Zeroed: clang cannot tell that every NP_CONTINUE fills it, and would read a register it never set.
+	struct wl_np_ct_value to = {};
 
 	// 3. A masqueraded flow's reply, to one of our masquerade ports.
 	__u16 dport = bpf_ntohs(f.dport);
-	if (dport >= snat_port_min && dport <= snat_port_max) {
-		ct_key_of(&f, WL_NP_CT_REPLY, &key);
-		struct wl_np_ct_value *reply = bpf_map_lookup_elem(&wl_np_ct, &key);
-		if (reply && (reply->flags & WL_NP_CT_SNAT)) {
-			ct_touch(reply, &key, &f, now);
-			to = *reply;
-			if (rewrite(skb, &f, &to) < 0) {
-				count(WL_NP_STAT_DROP_ERROR);
-				return TC_ACT_SHOT;
-			}
-			count(WL_NP_STAT_REPLY_INGRESS);
-			return forward(skb, &f, &to);
+	if (dport >= snat_port_min && dport <= snat_port_max && reply_entry(skb, &f, true, now, &to)) {
+		if (rewrite(skb, &f, &to) < 0) {
+			count(WL_NP_STAT_DROP_ERROR);
+			return TC_ACT_SHOT;
 		}
+		count(WL_NP_STAT_REPLY_INGRESS);
+		return forward(skb, &f, &to);
 	}
 
-	// 1. Towards a service: a known flow, or a new one.
+	// 1. Towards a service: a confirmed flow, an unconfirmed one, or a new one.
 	ct_key_of(&f, WL_NP_CT_FORWARD, &key);
 	struct wl_np_ct_value *known = bpf_map_lookup_elem(&wl_np_ct, &key);
 	if (known && forward_entry_holds(known, &f, now)) {
-		ct_touch(known, &key, &f, now);
+		ct_touch(&wl_np_ct, known, &key, &f, now, true);
 		to = *known;
 	} else {
-		struct wl_service_key svc_key;
-		__u8 ct_flags = 0;
-		struct wl_service_value *svc = lookup_frontend(&f, &svc_key, &ct_flags);
-		if (!svc)
-			return TC_ACT_UNSPEC;
-		int verdict = new_flow(skb, &f, &svc_key, svc, ct_flags, now, &to);
+		int verdict = unconfirmed_or_new_flow(skb, &f, &key, known, now, &to);
 		if (verdict != NP_CONTINUE)
 			return verdict;
 	}
@@ -746,13 +949,9 @@ static __always_inline int handle_egress(struct __sk_buff *skb, __u32 l3_off)
 	struct flow f;
 	if (parse_flow(skb, l3_off, &f) < 0)
 		return TC_ACT_UNSPEC;
-	struct wl_np_ct_key key;
-	ct_key_of(&f, WL_NP_CT_REPLY, &key);
-	struct wl_np_ct_value *reply = bpf_map_lookup_elem(&wl_np_ct, &key);
-	if (!reply || (reply->flags & WL_NP_CT_SNAT))
+	struct wl_np_ct_value to;
+	if (!reply_entry(skb, &f, false, now_seconds(), &to))
 		return TC_ACT_UNSPEC;
-	ct_touch(reply, &key, &f, now_seconds());
-	struct wl_np_ct_value to = *reply;
 	if (rewrite(skb, &f, &to) < 0) {
 		count(WL_NP_STAT_DROP_ERROR);
 		return TC_ACT_SHOT;

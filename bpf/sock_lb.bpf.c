@@ -4,7 +4,9 @@
 // or a node address:NodePort) becomes a backend; at recvmsg() and getpeername() the backend becomes
 // the frontend again. Nothing runs per packet on an established flow. Destinations that are not in
 // the maps pass untouched: these programs may sit at the root of the cgroup hierarchy, where every
-// process of the machine connects through them. Map layouts: include/wirelane_maps.h.
+// process of the machine connects through them. When a socket is released, what it left in the
+// shared maps (reverse translation, its own backend memory) goes with it. Map layouts:
+// include/wirelane_maps.h.
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
@@ -27,6 +29,14 @@
 #ifndef AFFINITY_REFRESH_NS
 #define AFFINITY_REFRESH_NS NSEC_PER_SEC
 #endif
+
+// What an unconnected UDP socket left in the shared maps, for sock_release (wirelane_maps.h).
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct wl_sock_owned);
+} wl_sock_owned SEC(".maps");
 
 // The destination a socket asked for, before translation.
 struct frontend {
@@ -106,6 +116,32 @@ static __always_inline __u8 memory_kind(__u16 flags, bool sendmsg)
 	return sendmsg ? WL_AFFINITY_SOCKET : 0;
 }
 
+// Lists a backend (and the service of its WL_AFFINITY_SOCKET entry) in the socket's wl_sock_owned,
+// unless it is there. Threads sending on one socket at once may race here: the worst outcome is an
+// entry left to the LRU.
+static __always_inline void remember_owned(struct bpf_sock_addr *ctx, const __u8 *addr, __be16 port, __u8 family, __u32 service_id)
+{
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk)
+		return;
+	struct wl_sock_owned *owned = bpf_sk_storage_get(&wl_sock_owned, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!owned)
+		return;
+	for (int i = 0; i < WL_SOCK_OWNED_SLOTS; i++) {
+		struct wl_sock_owned_entry *e = &owned->entries[i];
+		if (e->family == family && e->port == port && e->service_id == service_id && wl_addr_equal(e->addr, addr))
+			return;
+	}
+	__u32 at = owned->next % WL_SOCK_OWNED_SLOTS;
+	owned->next = at + 1;
+	struct wl_sock_owned_entry *e = &owned->entries[at];
+	__builtin_memcpy(e->addr, addr, 16);
+	e->port = port;
+	e->family = family;
+	e->pad = 0;
+	e->service_id = service_id;
+}
+
 // Translates a frontend to a backend in ctx. SYS_PROCEED for anything not a service.
 static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, bool sendmsg)
 {
@@ -176,6 +212,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, boo
 	rkey.port = backend->port;
 	rkey.family = family;
 	struct wl_sock_rev_value *known = bpf_map_lookup_elem(&wl_sock_rev, &rkey);
+	bool written = remember && kind == WL_AFFINITY_SOCKET;
 	if (!known || known->port != f.port || known->service_id != service_id || !wl_addr_equal(known->addr, f.addr)) {
 		struct wl_sock_rev_value rev = {};
 		__builtin_memcpy(rev.addr, f.addr, 16);
@@ -183,7 +220,11 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, boo
 		rev.family = family;
 		rev.service_id = service_id;
 		bpf_map_update_elem(&wl_sock_rev, &rkey, &rev, BPF_ANY);
+		written = true;
 	}
+	// A connected socket's entry is found by its peer at release; an unconnected one's are listed.
+	if (sendmsg && written)
+		remember_owned(ctx, rkey.addr, rkey.port, family, service_id);
 
 	address_to_ctx(ctx, backend->addr, backend->port, family);
 	return SYS_PROCEED;
@@ -202,6 +243,55 @@ static __always_inline int translate_back(struct bpf_sock_addr *ctx, __u8 family
 	struct wl_sock_rev_value *rev = bpf_map_lookup_elem(&wl_sock_rev, &rkey);
 	if (rev)
 		address_to_ctx(ctx, rev->addr, rev->port, family);
+	return SYS_PROCEED;
+}
+
+// The socket is going: its reverse translation and its own backend memory go too. A connected
+// socket's wl_sock_rev entry is keyed by its peer (the backend connect() was sent to); what an
+// unconnected one was sent to is listed in its wl_sock_owned. NETNS affinity stays: it is the
+// pod's, not the socket's.
+SEC("cgroup/sock_release")
+int sock_release(struct bpf_sock *ctx)
+{
+	__u8 family = ctx->family == AF_INET ? WL_FAMILY_IPV4 : ctx->family == AF_INET6 ? WL_FAMILY_IPV6 : 0;
+	if (!family)
+		return SYS_PROCEED;
+	struct wl_sock_rev_key rkey = {};
+	rkey.cookie = bpf_get_socket_cookie(ctx);
+	rkey.family = family;
+	__be16 peer_port = ctx->dst_port;
+	if (peer_port) {
+		if (family == WL_FAMILY_IPV4) {
+			__u32 ip = ctx->dst_ip4;
+			__builtin_memcpy(rkey.addr, &ip, 4);
+		} else {
+			__u32 w0 = ctx->dst_ip6[0], w1 = ctx->dst_ip6[1], w2 = ctx->dst_ip6[2], w3 = ctx->dst_ip6[3];
+			__builtin_memcpy(rkey.addr, &w0, 4);
+			__builtin_memcpy(rkey.addr + 4, &w1, 4);
+			__builtin_memcpy(rkey.addr + 8, &w2, 4);
+			__builtin_memcpy(rkey.addr + 12, &w3, 4);
+		}
+		rkey.port = peer_port;
+		bpf_map_delete_elem(&wl_sock_rev, &rkey);
+	}
+	struct wl_sock_owned *owned = bpf_sk_storage_get(&wl_sock_owned, ctx, 0, 0);
+	if (!owned)
+		return SYS_PROCEED;
+	struct wl_affinity_key akey = {};
+	akey.client.socket_cookie = rkey.cookie;
+	akey.kind = WL_AFFINITY_SOCKET;
+	for (int i = 0; i < WL_SOCK_OWNED_SLOTS; i++) {
+		struct wl_sock_owned_entry *e = &owned->entries[i];
+		if (!e->family)
+			continue;
+		__builtin_memcpy(rkey.addr, e->addr, 16);
+		rkey.port = e->port;
+		rkey.family = e->family;
+		bpf_map_delete_elem(&wl_sock_rev, &rkey);
+		akey.service_id = e->service_id;
+		akey.family = e->family;
+		bpf_map_delete_elem(&wl_affinity, &akey);
+	}
 	return SYS_PROCEED;
 }
 

@@ -77,11 +77,25 @@
  *                            the LRU evicts).
  *   An entry older than the service's affinity_timeout, or whose backend left the service, is
  *   replaced by a new choice. Unused bytes of client are zero.
+ *   Per owner: a pod has one NETNS entry per sticky service, however many sockets it opens; a
+ *   SOCKET entry goes when its socket is released (sock_lb's cgroup/sock_release, through
+ *   wl_sock_owned); outside clients' choices are the tc path's own map (wl_np_affinity), written
+ *   only for confirmed flows. So no pod and no flood from outside can churn the entries of others;
+ *   what remains is the size (the agent's --affinity-entries).
  *
  * wl_sock_rev (LRU_HASH): {socket cookie, backend addr, backend port, family} -> the service
  *   address and port the socket asked for. Written at connect()/sendmsg(); read at recvmsg() (UDP
  *   replies come from the service address) and getpeername(). Keyed by backend too, because one
- *   unconnected UDP socket may talk to several services.
+ *   unconnected UDP socket may talk to several services. Removed when the socket is released
+ *   (cgroup/sock_release): a connected socket's entry by its peer, an unconnected one's through
+ *   wl_sock_owned. So a pod churning sockets holds entries only for the sockets it keeps open, and
+ *   cannot evict other pods' entries unless it keeps more open than the map holds (the agent's
+ *   --sock-lb-entries); the LRU only evicts what a release could not name.
+ *
+ * wl_sock_owned (SK_STORAGE, sock_lb's own, pinned with the others): per unconnected UDP socket,
+ *   the last WL_SOCK_OWNED_SLOTS {backend, service_id} it was sent to, i.e. the keys of its
+ *   wl_sock_rev and WL_AFFINITY_SOCKET entries, for cgroup/sock_release to delete. The kernel frees
+ *   it with the socket. A socket talking to more backends than that leaves the oldest to the LRU.
  *
  * wl_sock_term (HASH, not pinned; bpf/sock_term.bpf.c's own): {frontend, backend, port, family}
  *   -> 1. What a change left stale, for the iterator that ends connected UDP sockets: a socket
@@ -236,6 +250,24 @@ struct wl_sock_rev_value {
 	__u32 service_id;
 };
 _Static_assert(sizeof(struct wl_sock_rev_value) == 24, "wl_sock_rev_value is 24 bytes");
+
+#define WL_SOCK_OWNED_SLOTS 8
+
+struct wl_sock_owned_entry {
+	__u8 addr[16];     /* the backend, as in wl_sock_rev_key */
+	__be16 port;
+	__u8 family;       /* 0: unused slot */
+	__u8 pad;
+	__u32 service_id;  /* its WL_AFFINITY_SOCKET entry */
+};
+_Static_assert(sizeof(struct wl_sock_owned_entry) == 24, "wl_sock_owned_entry is 24 bytes");
+
+struct wl_sock_owned {
+	__u32 next;        /* the slot the next entry takes, modulo WL_SOCK_OWNED_SLOTS */
+	__u32 pad;
+	struct wl_sock_owned_entry entries[WL_SOCK_OWNED_SLOTS];
+};
+_Static_assert(sizeof(struct wl_sock_owned) == 200, "wl_sock_owned is 200 bytes");
 
 struct wl_sock_term_key {
 	__u8 frontend[16];

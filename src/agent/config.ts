@@ -1,4 +1,5 @@
 // The agent's configuration, parsed and checked once at start.
+import type { EbpfMapSizes } from '../dataplane/ebpf/ebpf-service-proxy.js';
 import type { ServiceProxyMode } from '../dataplane/service-proxy.js';
 import type { Cidr } from '../model/ip.js';
 import type { Encapsulation, Granularity } from '../model/mesh.js';
@@ -54,4 +55,6 @@ export interface AgentConfig {
   readonly cgroupRoot?: string;
   /** eBPF mode: where maps and links are pinned; undefined = <bpffs>/wirelane. */
   readonly bpfDir?: string;
+  /** eBPF mode: sizes of the maps the programs fill (--nodeport-flows, --sock-lb-entries, ...). */
+  readonly ebpfMapSizes: EbpfMapSizes;
 }

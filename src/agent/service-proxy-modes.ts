@@ -2,6 +2,8 @@
 // the host can run the mode, how to start it, and how to remove what a run of it left behind;
 // `auto`, an explicit --service-proxy, `wirelane probe`, the help text, the mode-change clean-up,
 // `wirelane cleanup` and the conformance suite all read this table. A new mode is one new row.
+import type { EbpfMapSizes } from '../dataplane/ebpf/ebpf-service-proxy.js';
+import type { NodePortStat } from '../dataplane/ebpf/nodeport.js';
 import { type EbpfCheck, probeEbpfSupport } from '../dataplane/ebpf/support.js';
 import { removeOwnedChains } from '../dataplane/iptables/chains.js';
 import { SERVICE_OWNER } from '../dataplane/service-iptables/chain-names.js';
@@ -35,8 +37,16 @@ export interface ModeProbe {
   readonly checks: readonly ModeCheck[];
 }
 
+/** The eBPF mode's map sizes unless the agent's flags say otherwise. */
+export const EBPF_MAP_SIZES = {
+  nodePortFlows: 65536,
+  nodePortPendingFlows: 16384,
+  sockLbEntries: 65536,
+  affinityEntries: 65536,
+} as const satisfies Required<EbpfMapSizes>;
+
 export interface ModeStart {
-  readonly config: Pick<AgentConfig, 'udpTimeoutMs' | 'proxyPortRange'>;
+  readonly config: Pick<AgentConfig, 'udpTimeoutMs' | 'proxyPortRange' | 'ebpfMapSizes'>;
   readonly log: Logger;
   readonly placement: ServicePlacement;
 }
@@ -65,7 +75,7 @@ const ebpf = {
   async probe(placement) {
     return probeEbpfSupport(placement.cgroupRoot === undefined ? {} : { cgroupRoot: placement.cgroupRoot });
   },
-  async open({ log, placement }) {
+  async open({ config, log, placement }) {
     const { EbpfServiceProxy } = await import('../dataplane/ebpf/ebpf-service-proxy.js');
     const interfaces = placement.nodePortInterfaces ?? [...(await defaultRouteDevices())];
     return EbpfServiceProxy.open({
@@ -74,6 +84,7 @@ const ebpf = {
       ...(placement.bpffsDir !== undefined && { bpffsDir: placement.bpffsDir }),
       // Without an interface to attach to there is no traffic from outside to translate.
       nodePort: { enabled: interfaces.length > 0, interfaces },
+      sizes: config.ebpfMapSizes,
     });
   },
   async removeLeftovers(placement) {
@@ -81,6 +92,13 @@ const ebpf = {
     return removeEbpfLeftovers(placement.bpffsDir ?? defaultBpffsDir());
   },
 } satisfies ServiceProxyModeRow;
+
+/** A reader of the eBPF mode's tc counters (wl_np_stats) for the agent's metrics; nothing is loaded or attached. */
+export async function ebpfNodePortCounters(placement: ServicePlacement): Promise<() => Record<NodePortStat, bigint> | undefined> {
+  const [{ readNodePortStats }, { defaultBpffsDir }] = await Promise.all([import('../dataplane/ebpf/nodeport.js'), import('../dataplane/ebpf/ebpf-service-proxy.js')]);
+  const dir = placement.bpffsDir ?? defaultBpffsDir();
+  return () => readNodePortStats(dir);
+}
 
 const iptables = {
   mode: 'iptables',

@@ -2,7 +2,7 @@ import { hostname as osHostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
-import { SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
+import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
 import { type Cidr, parseCidr } from '../model/ip.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
@@ -66,7 +66,16 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
   --cgroup-root PATH              eBPF mode: the cgroup v2 directory socket programs attach to
                                   (default: the cgroup v2 mount, found in /proc/mounts)
   --bpf-dir PATH                  eBPF mode: where maps and links are pinned, so the data path
-                                  outlives the agent (default: <bpffs>/wirelane)`,
+                                  outlives the agent (default: <bpffs>/wirelane)
+  --nodeport-flows N              eBPF mode: NodePort, ExternalIP and LB flows from outside that
+                                  completed their handshake (default ${EBPF_MAP_SIZES.nodePortFlows})
+  --nodeport-pending-flows N      eBPF mode: such flows not confirmed yet; a SYN flood fills only
+                                  these (default ${EBPF_MAP_SIZES.nodePortPendingFlows})
+  --sock-lb-entries N             eBPF mode: sockets translated at connect()/sendmsg() open at once
+                                  (default ${EBPF_MAP_SIZES.sockLbEntries})
+  --affinity-entries N            eBPF mode: ClientIP affinity choices, of pods and of outside
+                                  clients each (default ${EBPF_MAP_SIZES.affinityEntries}); a changed size rebuilds
+                                  its map at the next start, entries kept`,
   switches: ['local', 'clean-up', 'iptables-forward-rules', 'allow-wide-claims'],
   options: {
     source: { type: 'string' },
@@ -98,6 +107,10 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'udp-timeout': { type: 'string', default: '250ms' },
     'cgroup-root': { type: 'string' },
     'bpf-dir': { type: 'string' },
+    'nodeport-flows': { type: 'string', default: String(EBPF_MAP_SIZES.nodePortFlows) },
+    'nodeport-pending-flows': { type: 'string', default: String(EBPF_MAP_SIZES.nodePortPendingFlows) },
+    'sock-lb-entries': { type: 'string', default: String(EBPF_MAP_SIZES.sockLbEntries) },
+    'affinity-entries': { type: 'string', default: String(EBPF_MAP_SIZES.affinityEntries) },
   },
   async run(values) {
     const config = parseAgentConfig(values);
@@ -129,6 +142,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
   const metricsListen = address('metrics-listen');
   const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
   const internal = stringFlag(values, 'internal-cidr');
+  const mapSizeFlag = (name: string): number => integerFlag(name, str(name), 1024, 1 << 24);
   const cidrList = (name: string): Cidr[] => (stringFlag(values, name) ?? '').split(',').filter((c) => c.trim() !== '').map((c) => parseFlag(name, c.trim(), parseCidr));
   return {
     source: parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig')),
@@ -157,6 +171,12 @@ export function parseAgentConfig(values: Values): AgentConfig {
     nodePortCIDRs: cidrList('nodeport-addresses'),
     ...parsePortRange(stringFlag(values, 'proxy-port-range')),
     udpTimeoutMs: durationFlag('udp-timeout', str('udp-timeout')),
+    ebpfMapSizes: {
+      nodePortFlows: mapSizeFlag('nodeport-flows'),
+      nodePortPendingFlows: mapSizeFlag('nodeport-pending-flows'),
+      sockLbEntries: mapSizeFlag('sock-lb-entries'),
+      affinityEntries: mapSizeFlag('affinity-entries'),
+    },
   };
 }
 

@@ -1,5 +1,6 @@
 // The agent's Prometheus metrics. One registry per agent so tests can run several in one process.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NodePortStat } from '../dataplane/ebpf/nodeport.js';
 
 /** The kinds of host state the agent writes; each write is counted so idle resyncs can be proven idle. */
 export type WriteKind = 'wireguard' | 'route' | 'tunnel' | 'iptables' | 'annotation' | 'service';
@@ -44,6 +45,7 @@ export class AgentMetrics {
   });
 
   readonly source = new SourceMetrics(this.registry);
+  readonly nodePort = new NodePortMetrics(this.registry);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -100,5 +102,71 @@ export class SourceMetrics {
 
   watchRestarted(resource: string, reason: string): void {
     this.watchRestarts.inc({ resource, reason });
+  }
+}
+
+/** Which metric and label each wl_np_stats counter is exported as (README: "eBPF NodePort counters"). */
+const NODEPORT_COUNTERS = {
+  newFlow: ['flows', 'new'],
+  confirmed: ['flows', 'confirmed'],
+  unconfirmedExpired: ['flows', 'unconfirmed_expired'],
+  snatReclaimed: ['flows', 'snat_port_reclaimed'],
+  evicted: ['flows', 'evicted'],
+  forward: ['packets', 'forward'],
+  replyIngress: ['packets', 'reply_ingress'],
+  replyEgress: ['packets', 'reply_egress'],
+  toKernel: ['packets', 'to_kernel'],
+  reject: ['packets', 'reject'],
+  passNotSyn: ['packets', 'pass_not_syn'],
+  handshakeMismatch: ['packets', 'handshake_mismatch'],
+  dropNoEndpoint: ['drops', 'no_endpoint'],
+  dropSourceRange: ['drops', 'source_range'],
+  dropSnatPorts: ['drops', 'snat_ports_exhausted'],
+  dropNoRoute: ['drops', 'no_route'],
+  dropError: ['drops', 'error'],
+  dropNotSyn: ['drops', 'not_syn'],
+} as const satisfies Record<NodePortStat, readonly ['flows' | 'packets' | 'drops', string]>;
+
+/**
+ * The eBPF tc data path's counters (wl_np_stats, per CPU in the kernel), read at each scrape:
+ * wirelane_nodeport_flows_total{event}, wirelane_nodeport_packets_total{action} and
+ * wirelane_nodeport_drops_total{reason}. Absent until the eBPF mode names its reader; a read that
+ * fails leaves the last values.
+ */
+export class NodePortMetrics {
+  #read: (() => Readonly<Record<NodePortStat, bigint>> | undefined) | undefined;
+
+  constructor(registry: Registry) {
+    const counter = (kind: 'flows' | 'packets' | 'drops', label: string, help: string): void => {
+      const read = (): Readonly<Record<NodePortStat, bigint>> | undefined => {
+        try {
+          return this.#read?.();
+        } catch {
+          return undefined;
+        }
+      };
+      new Counter({
+        name: `wirelane_nodeport_${kind}_total`,
+        help,
+        labelNames: [label],
+        registers: [registry],
+        collect() {
+          const values = read();
+          if (values === undefined) return;
+          this.reset();
+          for (const [stat, [of, value]] of Object.entries(NODEPORT_COUNTERS)) {
+            if (of === kind) this.inc({ [label]: value }, Number(values[stat as NodePortStat]));
+          }
+        },
+      });
+    };
+    counter('flows', 'event', 'NodePort/ExternalIP/LB flows from outside (eBPF tc path), by what happened to them');
+    counter('packets', 'action', 'Packets the eBPF tc path translated or passed on, by action');
+    counter('drops', 'reason', 'Packets the eBPF tc path dropped, by reason (snat_ports_exhausted: no free masquerade port)');
+  }
+
+  /** Where the counters come from; undefined from `read`: not there (yet). */
+  readFrom(read: () => Readonly<Record<NodePortStat, bigint>> | undefined): void {
+    this.#read = read;
   }
 }

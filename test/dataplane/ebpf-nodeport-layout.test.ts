@@ -21,7 +21,10 @@ test('map names and sizes are the header\'s', () => {
   assert.equal(NODEPORT_MAPS.conntrack.key, assertedSize('wl_np_ct_key'));
   assert.equal(NODEPORT_MAPS.conntrack.value, assertedSize('wl_np_ct_value'));
   assert.equal(NODEPORT_MAPS.sourceRanges.key, assertedSize('wl_np_range_key'));
-  for (const [macro, map] of [['CT', 'conntrack'], ['RANGES', 'sourceRanges'], ['SNAT', 'snat'], ['STATS', 'stats']] as const) {
+  assert.equal(NODEPORT_MAPS.pending.value, assertedSize('wl_np_pending_value'));
+  const macros = [['CT', 'conntrack'], ['PENDING', 'pending'], ['AFFINITY', 'affinity'], ['RANGES', 'sourceRanges'], ['SNAT', 'snat'], ['STATS', 'stats']] as const;
+  assert.deepEqual(macros.map(([, map]) => map).sort(), Object.keys(NODEPORT_MAPS).sort());
+  for (const [macro, map] of macros) {
     assert.match(header, new RegExp(`#define WL_MAP_NP_${macro} "${NODEPORT_MAPS[map].name}"`));
   }
 });
@@ -31,13 +34,16 @@ test('the source-range prefix before the source is the header\'s WL_NP_RANGE_FRO
 });
 
 test('counter names follow the header\'s slots', () => {
-  const slots = [...header.matchAll(/#define WL_NP_STAT_([A-Z_]+) (\d+)/g)].filter(([, name]) => name !== 'MAX');
+  const slots = [...header.matchAll(/#define WL_NP_STAT_([A-Z_]+) (\d+)/g)].filter(([, name]) => name !== 'MAX' && name !== 'SLOTS');
   assert.equal(slots.length, NODEPORT_STATS.length);
   for (const [, name = '', slot] of slots) {
     const camel = name.toLowerCase().replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
     assert.equal(NODEPORT_STATS[Number(slot)], camel, `WL_NP_STAT_${name}`);
   }
   assert.match(header, new RegExp(`#define WL_NP_STAT_MAX ${NODEPORT_STATS.length}\\b`));
+  // The map has room for more: a new counter needs no new map layout.
+  const room = /#define WL_NP_STAT_SLOTS (\d+)/.exec(header);
+  assert.ok(room && Number(room[1]) >= NODEPORT_STATS.length, 'WL_NP_STAT_SLOTS holds every counter');
 });
 
 test('a source-range key: prefix length over the frontend and the range, fields where the header puts them', () => {
@@ -63,6 +69,9 @@ test('bad options are refused before anything is loaded', async () => {
   assert.throws(() => new NodePortDatapath({ ...opts, interfaces: [] }), /interfaces is empty/);
   for (const snatPorts of [{ min: 70000, max: 70001 }, { min: 62000, max: 61000 }, { min: 80, max: 90 }, { min: 61000.5, max: 62000 }]) {
     assert.throws(() => new NodePortDatapath({ ...opts, snatPorts }), NodePortError, JSON.stringify(snatPorts));
+  }
+  for (const sizes of [{ flows: 0 }, { pendingFlows: 1.5 }, { affinityEntries: -1 }, { flows: 1 << 30 }]) {
+    assert.throws(() => new NodePortDatapath({ ...opts, sizes }), NodePortError, JSON.stringify(sizes));
   }
   const notBpffs = mkdtempSync(join(tmpdir(), 'wl-nodeport-'));
   try {

@@ -1,5 +1,6 @@
-// The eBPF service proxy started over the pins of an older build (test/fixtures/bpf/older-*): what
-// it replaces in place, what it stages, and what it leaves. Kernel state only; traffic through an
+// The eBPF service proxy started over the pins of an older build (test/fixtures/bpf/older-*, and
+// the previous release's own sources in test/fixtures/bpf/previous-release): what it replaces in
+// place, what it adds, what it stages, and what it leaves. Kernel state only; traffic through an
 // upgrade is test/integration/ebpf-upgrade.test.ts.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
@@ -8,9 +9,11 @@ import { type TestContext, test } from 'node:test';
 import { BpfObject, bpfFixtureDir, bpfObjectPath, openPinnedLink, openPinnedMap, programInfoById, queryTcFilter } from '../../src/bpf/index.js';
 import { runCommand } from '../../src/host/command.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
+import { EBPF_MAP_SIZES } from '../../src/agent/service-proxy-modes.js';
 import { EbpfServiceProxy, MAP_NAMES, type MapName, SOCK_LB_PROGRAMS, linkPinPath, mapPinPath } from '../../src/dataplane/ebpf/index.js';
 import { STAGING_DIR } from '../../src/dataplane/ebpf/map-staging.js';
-import { NodePortDatapath } from '../../src/dataplane/ebpf/nodeport.js';
+import { NODEPORT_MAPS, NODEPORT_STATS, NodePortDatapath, readNodePortStats } from '../../src/dataplane/ebpf/nodeport.js';
+import { SOCK_OWNED_MAP } from '../../src/dataplane/ebpf/sock-lb.js';
 import { parseIp } from '../../src/model/ip.js';
 import type { ServiceMap } from '../../src/model/service.js';
 import { bpffsDir, bpfSkip, cgroupDir, onCleanup, uniqueName } from '../bpf/harness.js';
@@ -37,7 +40,7 @@ async function world(t: TestContext): Promise<World> {
 }
 
 /** A proxy of `build` (a fixture set; undefined: the current objects) with the tc path on uplink0. */
-async function openProxy(t: TestContext, w: World, build: string | undefined, tcMode: 'tcx' | 'clsact' = 'tcx'): Promise<EbpfServiceProxy> {
+async function openProxy(t: TestContext, w: World, build: string | undefined, tcMode: 'tcx' | 'clsact' = 'tcx', sizes = {}): Promise<EbpfServiceProxy> {
   const object = (name: string) => (build === undefined ? bpfObjectPath(name) : join(bpfFixtureDir(build), `${name}.bpf.o`));
   const proxy = await EbpfServiceProxy.open({
     bpffsDir: w.pins,
@@ -46,6 +49,7 @@ async function openProxy(t: TestContext, w: World, build: string | undefined, tc
     sockTermObjectPath: object('sock_term'),
     nodePort: { enabled: true, interfaces: ['uplink0'] },
     northSouth: (options) => new NodePortDatapath({ ...options, netns: `/var/run/netns/${w.netns}`, tcMode, objectPath: object('nodeport') }),
+    sizes,
   });
   onCleanup(t, () => proxy.cleanup());
   return proxy;
@@ -75,6 +79,68 @@ function mapId(w: World, name: MapName, dir = w.pins): number {
   const map = openPinnedMap(mapPinPath(dir, name));
   map.close();
   return map.id;
+}
+
+/** The socket programs of the previous release (before sock_release). */
+const PREVIOUS_SOCKET_PROGRAMS = SOCK_LB_PROGRAMS.filter((p) => p !== 'sock_release');
+
+/**
+ * What an agent of the previous release left pinned, made from that release's objects the way it
+ * made it: the shared maps and its socket links on the cgroup, the tc programs' own maps and their
+ * tcx links on uplink0. Its agent code cannot drive those objects any more (the current one wants
+ * sock_release and the new maps), so the pins are made here.
+ */
+async function pinPreviousRelease(t: TestContext, w: World): Promise<void> {
+  const dir = bpfFixtureDir('previous-release');
+  mkdirSync(join(w.pins, 'links'), { recursive: true });
+  const sockLb = BpfObject.open(join(dir, 'sock_lb.bpf.o'));
+  onCleanup(t, () => sockLb.close());
+  for (const name of Object.values(MAP_NAMES)) sockLb.setMapPinPath(name, mapPinPath(w.pins, name));
+  sockLb.load();
+  for (const program of PREVIOUS_SOCKET_PROGRAMS) {
+    const link = sockLb.attachCgroup(program, w.cgroup);
+    link.pin(linkPinPath(w.pins, program));
+    link.close();
+  }
+  const nodePort = BpfObject.open(join(dir, 'nodeport.bpf.o'));
+  onCleanup(t, () => nodePort.close());
+  for (const map of nodePort.maps()) if (!map.internal) nodePort.setMapPinPath(map.name, join(w.pins, map.name));
+  nodePort.load();
+  const ifindex = (JSON.parse((await runCommand('ip', ['-n', w.netns, '-j', 'link', 'show', 'dev', 'uplink0'])).stdout) as Array<{ ifindex: number }>)[0]!.ifindex;
+  for (const direction of ['ingress', 'egress'] as const) {
+    const attached = nodePort.attachTc(`np_${direction}`, { interface: 'uplink0', direction, netns: `/var/run/netns/${w.netns}` }, { mode: 'tcx' });
+    assert.equal(attached.mode, 'tcx');
+    attached.link.pin(join(w.pins, 'links', `nodeport-uplink0-${ifindex}-${direction}`));
+    attached.link.close();
+  }
+}
+
+/** The kernel's tag of each program of the current build, by `object/program`. */
+function currentTags(t: TestContext): Map<string, string> {
+  const tags = new Map<string, string>();
+  for (const name of ['sock_lb', 'nodeport']) {
+    const object = BpfObject.open(bpfObjectPath(name));
+    onCleanup(t, () => object.close());
+    object.load();
+    for (const { name: program } of object.programs()) tags.set(`${name}/${program}`, object.programInfo(program).tag);
+  }
+  return tags;
+}
+
+function pinnedLink(path: string): { link: number; prog: number } {
+  const link = openPinnedLink(path);
+  try {
+    const info = link.info();
+    return { link: info.id, prog: info.progId };
+  } finally {
+    link.close();
+  }
+}
+
+function pinnedMap(w: World, name: string): { id: number; maxEntries: number } {
+  const map = openPinnedMap(join(w.pins, name));
+  map.close();
+  return { id: map.id, maxEntries: map.maxEntries };
 }
 
 const filterOf = (w: World, direction: 'ingress' | 'egress') => ({ interface: 'uplink0', direction, handle: 0x4e50, priority: 1, netns: `/var/run/netns/${w.netns}` });
@@ -220,4 +286,103 @@ test('a staging directory whose maps a running program already uses is promoted 
   const services = openPinnedMap(mapPinPath(w.pins, MAP_NAMES.services));
   onCleanup(t, () => services.close());
   assert.ok(services.keys().length > 0, 'and the first apply fills them');
+});
+
+test("the previous release's pins: programs replaced in place, sock_release and the new maps added, the tc maps rebuilt with their flows", OPTIONS, async (t) => {
+  const w = await world(t);
+  await pinPreviousRelease(t, w);
+  const tcLinks = readdirSync(join(w.pins, 'links')).filter((name) => name.startsWith('nodeport-')).map((name) => join(w.pins, 'links', name));
+  const linksBefore = [...PREVIOUS_SOCKET_PROGRAMS.map((p) => linkPinPath(w.pins, p)), ...tcLinks].map((path) => ({ path, ...pinnedLink(path) }));
+  const conntrack = pinnedMap(w, NODEPORT_MAPS.conntrack.name);
+  assert.deepEqual([conntrack.maxEntries, pinnedMap(w, NODEPORT_MAPS.stats.name).maxEntries], [65536, 11], "the previous release's sizes");
+  // A flow in progress: the rebuilt conntrack map takes it over.
+  const flowKey = Buffer.alloc(40, 3);
+  const flowValue = Buffer.alloc(52, 4);
+  const old = openPinnedMap(join(w.pins, NODEPORT_MAPS.conntrack.name));
+  old.update(flowKey, flowValue);
+  old.close();
+  const services = pinnedMap(w, MAP_NAMES.services);
+
+  // As the agent starts it: its flags' sizes.
+  const next = await openProxy(t, w, undefined, 'tcx', EBPF_MAP_SIZES);
+  assert.equal(next.adopted, true, 'a data path that was serving is adopted');
+  assert.equal(next.upgradePending, true, 'the tc maps of another size and layout are staged');
+  await applyMap(next, MAP);
+  assert.equal(next.upgradePending, false);
+  assert.equal(existsSync(join(w.pins, STAGING_DIR)), false);
+
+  const tags = currentTags(t);
+  for (const before of linksBefore) {
+    const after = pinnedLink(before.path);
+    assert.equal(after.link, before.link, `${before.path}: the same link`);
+    const program = before.path.includes('/nodeport-') ? `nodeport/np_${before.path.split('-').pop()}` : `sock_lb/${before.path.split('/').pop()}`;
+    assert.equal(programInfoById(after.prog).tag, tags.get(program), `${before.path}: runs the current build's code`);
+  }
+  assert.ok(next.programSwaps.some((s) => s.program === 'sock_connect4') && next.programSwaps.some((s) => s.program === 'np_ingress'), 'the changed programs were swapped');
+  const release = pinnedLink(linkPinPath(w.pins, 'sock_release'));
+  const cgroupPrograms = JSON.parse((await runCommand('bpftool', ['-j', 'cgroup', 'show', w.cgroup])).stdout) as Array<{ id: number; attach_type: string }>;
+  assert.ok(cgroupPrograms.some((p) => p.id === release.prog && p.attach_type === 'cgroup_inet_sock_release'), JSON.stringify(cgroupPrograms));
+  assert.equal(pinnedMap(w, MAP_NAMES.services).id, services.id, 'the shared maps are kept');
+  assert.ok(existsSync(join(w.pins, SOCK_OWNED_MAP)));
+  assert.equal(pinnedMap(w, NODEPORT_MAPS.pending.name).maxEntries, 2 * EBPF_MAP_SIZES.nodePortPendingFlows);
+  assert.equal(pinnedMap(w, NODEPORT_MAPS.affinity.name).maxEntries, EBPF_MAP_SIZES.affinityEntries);
+  const rebuilt = pinnedMap(w, NODEPORT_MAPS.conntrack.name);
+  assert.notEqual(rebuilt.id, conntrack.id);
+  assert.equal(rebuilt.maxEntries, 2 * EBPF_MAP_SIZES.nodePortFlows);
+  const current = openPinnedMap(join(w.pins, NODEPORT_MAPS.conntrack.name));
+  onCleanup(t, () => current.close());
+  assert.deepEqual(current.lookup(flowKey), flowValue, 'the flow in progress was carried over');
+  assert.deepEqual(Object.keys(readNodePortStats(w.pins) ?? {}), [...NODEPORT_STATS], 'every counter readable');
+});
+
+test('a size changed between two starts rebuilds those maps beside the old ones and carries their entries over', OPTIONS, async (t) => {
+  const w = await world(t);
+  const sizes = { sockLbEntries: 4096, affinityEntries: 4096, nodePortFlows: 2048, nodePortPendingFlows: 1024 };
+  const first = await openProxy(t, w, undefined, 'tcx', sizes);
+  await applyMap(first, MAP);
+  // One entry in each map the programs fill: the rebuilt maps must hold them.
+  const remembered = [
+    [MAP_NAMES.sockRev, Buffer.alloc(32, 1), Buffer.alloc(24, 2)],
+    [MAP_NAMES.affinity, Buffer.alloc(24, 3), Buffer.alloc(16, 4)],
+    [NODEPORT_MAPS.conntrack.name, Buffer.alloc(40, 5), Buffer.alloc(52, 6)],
+    [NODEPORT_MAPS.pending.name, Buffer.alloc(40, 7), Buffer.alloc(56, 8)],
+    [NODEPORT_MAPS.affinity.name, Buffer.alloc(24, 9), Buffer.alloc(16, 10)],
+  ] as const;
+  for (const [name, key, value] of remembered) {
+    const map = openPinnedMap(join(w.pins, name));
+    map.update(key, value);
+    map.close();
+  }
+  const before = new Map(remembered.map(([name]) => [name, pinnedMap(w, name)]));
+  first.close();
+
+  const bigger = { sockLbEntries: 8192, affinityEntries: 8192, nodePortFlows: 4096, nodePortPendingFlows: 2048 };
+  const second = await openProxy(t, w, undefined, 'tcx', bigger);
+  assert.equal(second.upgradePending, true);
+  for (const [name] of remembered) assert.equal(pinnedMap(w, name).id, before.get(name)!.id, `${name}: the old map serves until the first full write`);
+  await applyMap(second, MAP);
+  assert.equal(second.upgradePending, false);
+  assert.equal(existsSync(join(w.pins, STAGING_DIR)), false);
+  const wanted = {
+    [MAP_NAMES.sockRev]: bigger.sockLbEntries,
+    [MAP_NAMES.affinity]: bigger.affinityEntries,
+    [NODEPORT_MAPS.conntrack.name]: 2 * bigger.nodePortFlows,
+    [NODEPORT_MAPS.pending.name]: 2 * bigger.nodePortPendingFlows,
+    [NODEPORT_MAPS.affinity.name]: bigger.affinityEntries,
+  };
+  for (const [name, key, value] of remembered) {
+    const map = openPinnedMap(join(w.pins, name));
+    onCleanup(t, () => map.close());
+    assert.notEqual(map.id, before.get(name)!.id, `${name}: rebuilt`);
+    assert.equal(map.maxEntries, wanted[name], `${name}: the new size`);
+    assert.deepEqual(map.lookup(key), value, `${name}: its entry carried over`);
+  }
+  // Every program reads the rebuilt maps.
+  const rebuilt = new Set(remembered.map(([name]) => pinnedMap(w, name).id));
+  const oldIds = new Set([...before.values()].map((m) => m.id));
+  for (const program of SOCK_LB_PROGRAMS) {
+    const { mapIds } = programInfoById(pinnedLink(linkPinPath(w.pins, program)).prog);
+    assert.deepEqual(mapIds.filter((id) => oldIds.has(id)), [], `${program} uses none of the old maps`);
+    if (program === 'sock_connect4') assert.ok(mapIds.some((id) => rebuilt.has(id)));
+  }
 });

@@ -38,6 +38,10 @@ test('a SIGKILLed agent leaves its eBPF data path serving, and its successor ado
   const names = (lines: string[]) => [...new Set(lines.map((l) => l.split(' ')[0]))];
   await until('the service to answer', async () => names(await clusterIP()).join() === 'b0', 20_000, 250);
   assert.deepEqual(names(await nodePort()), ['b0']);
+  // The tc path's counters, read from the kernel at the scrape: the five NodePort connections.
+  const metrics = await cluster.metrics('a');
+  assert.ok((metrics.get('wirelane_nodeport_flows_total{event="confirmed"}') ?? 0) >= 5, `confirmed flows: ${metrics.get('wirelane_nodeport_flows_total{event="confirmed"}')}`);
+  assert.equal(metrics.get('wirelane_nodeport_drops_total{reason="snat_ports_exhausted"}'), 0);
 
   // What is attached to node a's cgroup: program ids must survive the agent.
   const attached = async () =>

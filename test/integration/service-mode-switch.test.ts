@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { SOCK_LB_PROGRAMS } from '../../src/dataplane/ebpf/index.js';
 import { runCommand } from '../../src/host/command.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { startServiceNode, waitForService } from '../harness/service-node.js';
@@ -41,8 +42,8 @@ test('iptables → ebpf → userspace → off: each start leaves nothing of the 
     assert.deepEqual(modesPresent(state), mode === 'off' ? [] : [mode], `${mode}: ${JSON.stringify(state)}`);
     if (mode === 'ebpf') {
       ebpfLinks = await pinnedLinkIds(cluster, 'a');
-      // 8 socket programs on the cgroup, tc ingress and egress on the underlay.
-      assert.equal(ebpfLinks.length, 10, `eBPF links pinned: ${state.ebpf.pins.join(', ')}`);
+      // The socket programs on the cgroup (sock_release among them), tc ingress and egress on the underlay.
+      assert.equal(ebpfLinks.length, SOCK_LB_PROGRAMS.length + 2, `eBPF links pinned: ${state.ebpf.pins.join(', ')}`);
     } else {
       assert.deepEqual(await existingLinks(ebpfLinks), [], `${mode}: the eBPF run's links are gone`);
     }

@@ -18,7 +18,7 @@ import { UndoStack } from '../undo-stack.js';
 import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, PIN_DIR, SLOT_STRIDE, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
 import { frontendsOf } from './frontends.js';
 import { MapWrites, type PortChange, ServiceTable, type TableMemory } from './service-table.js';
-import { NodePortDatapath } from './nodeport.js';
+import { NodePortDatapath, type NodePortSizes } from './nodeport.js';
 import { SockLb, removeSockLbPins } from './sock-lb.js';
 import { SockTerminator } from './sock-term.js';
 import { discardStaging, settleStaging } from './map-staging.js';
@@ -44,6 +44,19 @@ export interface NorthSouthOptions {
   readonly sharedMapsDir?: string;
   readonly interfaces: readonly string[];
   readonly log?: Logger;
+  readonly sizes?: NodePortSizes;
+}
+
+/** Sizes of the maps the programs fill (the agent's flags); unset: the header's, or what is pinned. */
+export interface EbpfMapSizes {
+  /** wl_sock_rev: sockets translated at connect()/sendmsg() that are open at once. */
+  readonly sockLbEntries?: number;
+  /** wl_affinity (pods) and wl_np_affinity (outside clients): ClientIP affinity choices. */
+  readonly affinityEntries?: number;
+  /** wl_np_ct: confirmed NodePort flows. */
+  readonly nodePortFlows?: number;
+  /** wl_np_pending: NodePort flows not confirmed yet. */
+  readonly nodePortPendingFlows?: number;
 }
 
 export interface EbpfServiceProxyOptions {
@@ -60,6 +73,8 @@ export interface EbpfServiceProxyOptions {
   readonly sockTermObjectPath?: string;
   /** Default: nodeport.ts's NodePortDatapath. */
   readonly northSouth?: (options: NorthSouthOptions) => NorthSouthDatapath;
+  /** A pinned map of another size is rebuilt and replaces the old one at the first full write. */
+  readonly sizes?: EbpfMapSizes;
 }
 
 export interface EbpfServiceProxyReport extends ServiceProxyReport {
@@ -141,7 +156,8 @@ export class EbpfServiceProxy implements ServiceProxy {
       const sockLb = await startStep(undefined, () => {
         const settled = settleStaging(pinDir);
         if (settled !== undefined) log?.warn({ pinDir, ...settled }, 'eBPF service proxy: a map rebuild an earlier agent left unfinished was settled');
-        return SockLb.start({ pinDir, cgroupRoot, ...(options.objectPath !== undefined && { objectPath: options.objectPath }) });
+        const sizes = { sockRevEntries: options.sizes?.sockLbEntries, affinityEntries: options.sizes?.affinityEntries };
+        return SockLb.start({ pinDir, cgroupRoot, sizes, ...(options.objectPath !== undefined && { objectPath: options.objectPath }) });
       });
       // A fresh start undoes everything, an adopting one only its staged rebuild (the pins it
       // found were serving and stay).
@@ -162,7 +178,8 @@ export class EbpfServiceProxy implements ServiceProxy {
       if (nodePort?.enabled) {
         northSouth = await startStep(`tc NodePort data path on ${nodePort.interfaces.join(', ')}`, async () => {
           const make = options.northSouth ?? ((o: NorthSouthOptions) => new NodePortDatapath(o));
-          const datapath = make({ bpffsDir: pinDir, sharedMapsDir: sockLb.mapsDir, interfaces: nodePort.interfaces, ...(log && { log }) });
+          const sizes = { flows: options.sizes?.nodePortFlows, pendingFlows: options.sizes?.nodePortPendingFlows, affinityEntries: options.sizes?.affinityEntries };
+          const datapath = make({ bpffsDir: pinDir, sharedMapsDir: sockLb.mapsDir, interfaces: nodePort.interfaces, sizes, ...(log && { log }) });
           // A failed attach() takes back what it attached itself; a fresh start removes the rest
           // too. Adopted pins were working before and stay.
           if (!sockLb.adopted) undo.push(() => datapath.cleanup());

@@ -39,6 +39,7 @@ const scalar = (name: string, size: number): Layout<never> => ({ kind: 'scalar',
 
 const U32 = scalar('__u32', 4);
 const U64 = scalar('__u64', 8);
+const INT = scalar('int', 4);
 
 // ---- wirelane_maps.h ------------------------------------------------------------------------
 
@@ -115,6 +116,20 @@ const SOCK_REV_VALUE = struct('wl_sock_rev_value', 24, {
   service_id: [20, 4],
 });
 
+const SOCK_OWNED_ENTRY = struct('wl_sock_owned_entry', 24, {
+  addr: [0, 16],
+  port: [16, 2],
+  family: [18, 1],
+  pad: [19, 1],
+  service_id: [20, 4],
+});
+
+const SOCK_OWNED = struct('wl_sock_owned', 8 + 8 * SOCK_OWNED_ENTRY.size, {
+  next: [0, 4],
+  pad: [4, 4],
+  entries: [8, 8 * SOCK_OWNED_ENTRY.size],
+});
+
 export const SOCK_TERM_KEY = struct('wl_sock_term_key', 36, {
   frontend: [0, 16],
   backend: [16, 16],
@@ -149,6 +164,11 @@ const NP_CT_VALUE = struct('wl_np_ct_value', 52, {
   last_seen: [48, 4],
 });
 
+const NP_PENDING_VALUE = struct('wl_np_pending_value', 56, {
+  flow: [0, NP_CT_VALUE.size],
+  handshake_ack: [52, 4],
+});
+
 export const NP_RANGE_KEY = struct('wl_np_range_key', 44, {
   prefixlen: [0, 4],
   addr: [4, 16],
@@ -180,9 +200,12 @@ export const AGGREGATES: readonly Layout[] = [
   AFFINITY_VALUE,
   SOCK_REV_KEY,
   SOCK_REV_VALUE,
+  SOCK_OWNED_ENTRY,
+  SOCK_OWNED,
   SOCK_TERM_KEY,
   NP_CT_KEY,
   NP_CT_VALUE,
+  NP_PENDING_VALUE,
   NP_RANGE_KEY,
   NP_RANGE_VALUE,
   NP_SNAT_VALUE,
@@ -201,8 +224,11 @@ export const MAPS = {
   wl_node_addrs: { key: NODE_ADDR_KEY, value: NODE_ADDR_VALUE },
   wl_affinity: { key: AFFINITY_KEY, value: AFFINITY_VALUE },
   wl_sock_rev: { key: SOCK_REV_KEY, value: SOCK_REV_VALUE },
+  wl_sock_owned: { key: INT, value: SOCK_OWNED },
   wl_sock_term: { key: SOCK_TERM_KEY, value: U32 },
   wl_np_ct: { key: NP_CT_KEY, value: NP_CT_VALUE },
+  wl_np_pending: { key: NP_CT_KEY, value: NP_PENDING_VALUE },
+  wl_np_affinity: { key: AFFINITY_KEY, value: AFFINITY_VALUE },
   wl_np_ranges: { key: NP_RANGE_KEY, value: NP_RANGE_VALUE },
   wl_np_snat: { key: U32, value: NP_SNAT_VALUE },
   wl_np_stats: { key: U32, value: U64 },

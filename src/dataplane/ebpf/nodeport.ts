@@ -1,9 +1,9 @@
 // North-south service traffic on tc (bpf/nodeport.bpf.c): the programs on the node's interfaces
 // that translate NodePort, ExternalIP and LoadBalancer traffic from outside, and the maps only they
-// use (include/wirelane_nodeport.h): conntrack/NAT, loadBalancerSourceRanges, the fallback
-// masquerade address, counters. The service, backend, node-address and affinity maps are the
-// service proxy's: this object re-uses their pins (same definitions, one kernel map), reads them
-// and never writes their entries (except affinity, from the data path).
+// use (include/wirelane_nodeport.h): conntrack/NAT of confirmed and of unconfirmed flows, outside
+// clients' affinity, loadBalancerSourceRanges, the fallback masquerade address, counters. The
+// service, backend, node-address and affinity maps are the service proxy's: this object re-uses
+// their pins (same definitions, one kernel map), reads them and never writes their entries.
 //
 // Pins, all in `bpffsDir` (the directory the proxy pins its maps in, e.g. /sys/fs/bpf/wirelane):
 //   <map name>                                  every map of the object, shared or ours
@@ -41,6 +41,8 @@ import { type ProgramSwap, type ProgramSwapError, swapFilterProgram, swapLinkPro
 /** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes (layouts.ts). */
 export const NODEPORT_MAPS = {
   conntrack: ownMap('wl_np_ct'),
+  pending: ownMap('wl_np_pending'),
+  affinity: ownMap('wl_np_affinity'),
   sourceRanges: ownMap('wl_np_ranges'),
   snat: ownMap('wl_np_snat'),
   stats: ownMap('wl_np_stats'),
@@ -63,6 +65,13 @@ export const NODEPORT_STATS = [
   'dropNoRoute',
   'toKernel',
   'dropError',
+  'passNotSyn',
+  'dropNotSyn',
+  'confirmed',
+  'unconfirmedExpired',
+  'snatReclaimed',
+  'handshakeMismatch',
+  'evicted',
 ] as const;
 
 export type NodePortStat = (typeof NODEPORT_STATS)[number];
@@ -95,10 +104,21 @@ export interface NodePortOptions {
   readonly netns?: string;
   /** Masquerade source ports; default 61000-65535. Keep it outside net.ipv4.ip_local_port_range. */
   readonly snatPorts?: PortRange;
-  /** Conntrack entries (two per flow); default 65536. A pinned map keeps its size. */
-  readonly conntrackEntries?: number;
-  /** Idle timeouts in seconds; defaults tcp 21600, udp 120, closing (after FIN/RST) 10. */
-  readonly timeouts?: { readonly tcp?: number; readonly udp?: number; readonly closing?: number };
+  /**
+   * Map sizes. flows: confirmed flows (wl_np_ct, two entries each; default 65536); pendingFlows:
+   * flows not confirmed yet (wl_np_pending; default 16384); affinityEntries: outside clients'
+   * ClientIP affinity (wl_np_affinity; default 65536). Unset: a pinned map keeps its size. A pinned
+   * map of another size is rebuilt beside the old one and replaces it at commitUpgrade(), with the
+   * flows it holds (map-staging.ts).
+   */
+  readonly sizes?: NodePortSizes;
+  /**
+   * Idle timeouts in seconds; defaults tcp 21600, udp 120, closing (after FIN/RST) 10, unconfirmed
+   * (a flow whose handshake has not completed, a UDP flow not answered and continued) 30.
+   */
+  readonly timeouts?: { readonly tcp?: number; readonly udp?: number; readonly closing?: number; readonly unconfirmed?: number };
+  /** Seconds an unconfirmed flow must be idle before a new flow may take its masquerade port when all probed ports are held; default 1. */
+  readonly snatReclaimAge?: number;
   /** 'auto' (default): tcx where the kernel has it, else clsact filters. */
   readonly tcMode?: 'auto' | 'tcx' | 'clsact';
   /** The compiled object; default build/bpf/nodeport.bpf.o. */
@@ -109,6 +129,12 @@ export interface NodePortOptions {
    * and leaves the running programs alone until commitUpgrade().
    */
   readonly sharedMapsDir?: string;
+}
+
+export interface NodePortSizes {
+  readonly flows?: number;
+  readonly pendingFlows?: number;
+  readonly affinityEntries?: number;
 }
 
 /** One program on one interface, as attached or re-adopted. */
@@ -152,6 +178,8 @@ interface InterfaceInfo {
 export class NodePortDatapath {
   readonly #opts: NodePortOptions;
   readonly #log: Logger | undefined;
+  /** Our maps' sizes asked for, in entries, by map name. */
+  readonly #sizes: ReadonlyMap<string, number>;
   #maps: OwnMaps | undefined;
   #attachments: NodePortAttachment[] = [];
   #pending: PendingUpgrade | undefined;
@@ -163,6 +191,7 @@ export class NodePortDatapath {
       throw new NodePortError(`nodeport: snatPorts ${ports.min}-${ports.max} is not a port range within 1024-65535`);
     }
     if (opts.interfaces.length === 0) throw new NodePortError('nodeport: interfaces is empty');
+    this.#sizes = ownMapSizes(opts.sizes ?? {});
     this.#opts = opts;
     this.#log = opts.log;
   }
@@ -242,20 +271,22 @@ export class NodePortDatapath {
 
   /**
    * Finishes a staged rebuild (the maps the programs will read hold the full service map by now):
-   * copies conntrack from the old map if ours was staged, swaps every program attach() deferred,
-   * copies the flows the old programs made meanwhile, and moves our staged pins over the old ones.
-   * The proxy's staged pins are its own to move, after this. A failure leaves it pending; calling
-   * again finishes it.
+   * copies flows and affinity from the old maps where ours were staged, swaps every program
+   * attach() deferred, copies what the old programs made meanwhile, and moves our staged pins over
+   * the old ones. The proxy's staged pins are its own to move, after this. A failure leaves it
+   * pending; calling again finishes it.
    */
   async commitUpgrade(): Promise<ProgramSwap[]> {
     const pending = this.#pending;
     if (pending === undefined) return [];
     const dir = this.#opts.bpffsDir;
-    const ctStaged = pending.stagedOwn.includes(NODEPORT_MAPS.conntrack.name);
-    const copyConntrack = (onlyMissing: boolean): void => {
-      if (ctStaged) copyToStaged(dir, NODEPORT_MAPS.conntrack.name, { onlyMissing });
+    // What the programs remember (flows, outside clients' affinity) goes over; the counters start
+    // again, as any counter does after an upgrade.
+    const remembered = [NODEPORT_MAPS.conntrack.name, NODEPORT_MAPS.pending.name, NODEPORT_MAPS.affinity.name].filter((name) => pending.stagedOwn.includes(name));
+    const copyRemembered = (onlyMissing: boolean): void => {
+      for (const name of remembered) copyToStaged(dir, name, { onlyMissing });
     };
-    copyConntrack(false);
+    copyRemembered(false);
     const swaps: ProgramSwap[] = [];
     for (const { program, pin, filter } of pending.programs) {
       let swap: ProgramSwap | undefined;
@@ -275,8 +306,10 @@ export class NodePortDatapath {
         this.#log?.info(swapLogFields(swap), 'nodeport: tc program replaced in place');
       }
     }
-    copyConntrack(true);
+    copyRemembered(true);
     for (const name of pending.stagedOwn) renameSync(join(stagingDir(dir), name), join(dir, name));
+    // Only ours were staged (the proxy's maps kept their layout): nobody else removes the directory.
+    if (existsSync(stagingDir(dir)) && readdirSync(stagingDir(dir)).length === 0) rmdirSync(stagingDir(dir));
     pending.obj.close();
     this.#pending = undefined;
     return swaps;
@@ -324,15 +357,7 @@ export class NodePortDatapath {
 
   /** The programs' counters, summed over CPUs. */
   stats(): Record<NodePortStat, bigint> {
-    const maps = this.#openMaps();
-    const out = {} as Record<NodePortStat, bigint>;
-    NODEPORT_STATS.forEach((name, slot) => {
-      const perCpu = maps.stats.lookup(u32(slot));
-      let sum = 0n;
-      for (let offset = 0; perCpu !== undefined && offset + 8 <= perCpu.length; offset += 8) sum += perCpu.readBigUInt64LE(offset);
-      out[name] = sum;
-    });
-    return out;
+    return sumCounters(this.#openMaps().stats);
   }
 
   /**
@@ -388,7 +413,10 @@ export class NodePortDatapath {
     return detached;
   }
 
-  /** Sets constants, sizes and pin paths; returns our own maps whose pinned layout differs (staged instead). */
+  /**
+   * Sets constants, sizes and pin paths; returns our own maps whose pin holds another layout or
+   * size (staged instead: the running programs keep the old ones until commitUpgrade()).
+   */
   #configure(obj: BpfObject): string[] {
     const ports = this.#opts.snatPorts ?? { min: 61000, max: 65535 };
     const timeouts = this.#opts.timeouts ?? {};
@@ -397,32 +425,29 @@ export class NodePortDatapath {
     obj.setConstant('ct_timeout_tcp', timeouts.tcp ?? 21600);
     obj.setConstant('ct_timeout_udp', timeouts.udp ?? 120);
     obj.setConstant('ct_timeout_closing', timeouts.closing ?? 10);
-    const conntrack = this.#opts.conntrackEntries;
+    obj.setConstant('ct_timeout_unconfirmed', timeouts.unconfirmed ?? 30);
+    obj.setConstant('snat_reclaim_age', this.#opts.snatReclaimAge ?? 1);
     const shared = new Set<string>(Object.values(MAP_NAMES));
     const staged: string[] = [];
     for (const info of obj.maps()) {
       if (info.internal) continue;
       let pin = join(shared.has(info.name) ? (this.#opts.sharedMapsDir ?? this.#opts.bpffsDir) : this.#opts.bpffsDir, info.name);
-      // libbpf re-uses a pin only when the sizes match: take over the size whoever pinned it chose.
       const pinned = unlessMissing(() => openPinnedMap(pin));
-      if (pinned !== undefined && !shared.has(info.name) && layoutDifferences(pinned, { ...info, maxEntries: pinned.maxEntries }).length > 0) {
-        // Another build's layout: a new map beside it, swapped in by commitUpgrade().
+      // libbpf re-uses a pin only when the sizes match: shared maps are the proxy's, whose size
+      // this object takes over; ours have the size asked for, else the pinned one.
+      const size = (shared.has(info.name) ? undefined : this.#sizes.get(info.name)) ?? pinned?.maxEntries ?? info.maxEntries;
+      if (pinned !== undefined && !shared.has(info.name) && layoutDifferences(pinned, { ...info, maxEntries: size }).length > 0) {
+        // Another build's layout, or another size: a new map beside it, swapped in by commitUpgrade().
         staged.push(info.name);
         mkdirSync(stagingDir(this.#opts.bpffsDir), { recursive: true });
         pin = join(stagingDir(this.#opts.bpffsDir), info.name);
         unpin(pin);
       }
-      if (pinned !== undefined) {
-        if (pinned.maxEntries !== info.maxEntries) obj.setMaxEntries(info.name, pinned.maxEntries);
-        if (info.name === NODEPORT_MAPS.conntrack.name && conntrack !== undefined && conntrack !== pinned.maxEntries) {
-          this.#log?.warn({ pinned: pinned.maxEntries, wanted: conntrack }, 'nodeport: the pinned conntrack map keeps its size until cleanup');
-        }
-        pinned.close();
-      } else if (info.name === NODEPORT_MAPS.conntrack.name && conntrack !== undefined) {
-        obj.setMaxEntries(info.name, conntrack);
-      }
+      pinned?.close();
+      if (size !== info.maxEntries) obj.setMaxEntries(info.name, size);
       obj.setMapPinPath(info.name, pin);
     }
+    if (staged.length > 0) this.#log?.warn({ maps: staged }, 'nodeport: pinned maps of another layout or size; new ones are built beside them and replace them after the first full write');
     return staged;
   }
 
@@ -529,6 +554,51 @@ export class NodePortDatapath {
     for (const map of Object.values(this.#maps)) map.close();
     this.#maps = undefined;
   }
+}
+
+/** The sizes asked for, in entries, by map name (two entries per flow). */
+function ownMapSizes(sizes: NodePortSizes): Map<string, number> {
+  const out = new Map<string, number>();
+  const set = (name: string, value: number | undefined, what: string, entriesEach: number): void => {
+    if (value === undefined) return;
+    if (!Number.isSafeInteger(value) || value < 1 || value * entriesEach > MAX_MAP_ENTRIES) {
+      throw new NodePortError(`nodeport: ${what} ${value} is not a whole number within 1-${MAX_MAP_ENTRIES / entriesEach}`);
+    }
+    out.set(name, value * entriesEach);
+  };
+  set(NODEPORT_MAPS.conntrack.name, sizes.flows, 'flows', 2);
+  set(NODEPORT_MAPS.pending.name, sizes.pendingFlows, 'pendingFlows', 2);
+  set(NODEPORT_MAPS.affinity.name, sizes.affinityEntries, 'affinityEntries', 1);
+  return out;
+}
+
+/** Bound of a map size the agent asks for (2^25 entries: gigabytes of preallocated LRU). */
+export const MAX_MAP_ENTRIES = 1 << 25;
+
+/**
+ * The counters of the tc data path pinned in `bpffsDir`, summed over CPUs, without attaching or
+ * loading anything (for the agent's metrics); undefined when the data path has not pinned them.
+ */
+export function readNodePortStats(bpffsDir: string): Record<NodePortStat, bigint> | undefined {
+  const map = unlessMissing(() => openPinnedMap(join(bpffsDir, NODEPORT_MAPS.stats.name)));
+  if (map === undefined) return undefined;
+  try {
+    return sumCounters(map);
+  } finally {
+    map.close();
+  }
+}
+
+/** wl_np_stats by name, each slot's per-CPU values summed (slots the map lacks count 0). */
+function sumCounters(stats: BpfMap): Record<NodePortStat, bigint> {
+  const out = {} as Record<NodePortStat, bigint>;
+  NODEPORT_STATS.forEach((name, slot) => {
+    const perCpu = slot < stats.maxEntries ? stats.lookup(u32(slot)) : undefined;
+    let sum = 0n;
+    for (let offset = 0; perCpu !== undefined && offset + 8 <= perCpu.length; offset += 8) sum += perCpu.readBigUInt64LE(offset);
+    out[name] = sum;
+  });
+  return out;
 }
 
 function checkOwnLayouts(maps: readonly { name: string; keySize: number; valueSize: number }[]): void {

@@ -1,11 +1,13 @@
 // The socket-LB programs (bpf/sock_lb.bpf.c) on a cgroup, and the maps they share, kept alive by
 // pins under one bpffs directory: <dir>/<map name> and <dir>/links/<program>. A new agent finds the
 // pins and re-adopts them without detaching anything; only what is missing is loaded and attached.
+// Besides the shared maps the object has one of its own, wl_sock_owned (socket storage: what an
+// unconnected UDP socket must have removed when it is released), pinned beside them.
 import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BpfLink, type BpfMap, BpfObject, bpfObjectPath, openPinnedLink, openPinnedMap, unpin } from '../../bpf/index.js';
 import { MAP_NAMES, type MapName, PIN_LINKS_DIR, checkMapLayouts } from './codec.js';
-import { changedLayouts, copyToStaged, discardStaging, promoteStagedPins, stagingDir } from './map-staging.js';
+import { changedLayouts, copyToStaged, discardStaging, layoutDifferences, promoteStagedPins, stagingDir } from './map-staging.js';
 import { type ProgramSwap, type ProgramSwapError, swapLinkProgram, swapOrKeep } from './program-swap.js';
 
 /** Every program of sock_lb.bpf.o, attached to the cgroup root as a link each. */
@@ -18,7 +20,11 @@ export const SOCK_LB_PROGRAMS = [
   'sock_recvmsg6',
   'sock_getpeername4',
   'sock_getpeername6',
+  'sock_release',
 ] as const;
+
+/** sock_lb's own map (not shared with the other objects). */
+export const SOCK_OWNED_MAP = 'wl_sock_owned';
 
 export type SockLbMaps = { readonly [K in keyof typeof MAP_NAMES]: BpfMap };
 
@@ -33,6 +39,16 @@ export interface SockLbOptions {
   readonly cgroupRoot: string;
   /** Default: build/bpf/sock_lb.bpf.o. */
   readonly objectPath?: string;
+  /**
+   * Sizes of the maps whose entries the programs make: wl_sock_rev (sockets translated at once) and
+   * wl_affinity. Unset: the header's. Pinned maps of other sizes are rebuilt (see start()).
+   */
+  readonly sizes?: SockLbSizes;
+}
+
+export interface SockLbSizes {
+  readonly sockRevEntries?: number;
+  readonly affinityEntries?: number;
 }
 
 export function mapPinPath(pinDir: string, map: MapName): string {
@@ -61,7 +77,7 @@ export class SockLb {
     readonly pinDir: string,
     readonly maps: SockLbMaps,
     links: readonly BpfLink[],
-    /** Every pin was there: nothing was attached anew (programs may have been swapped). */
+    /** The pins of a serving data path were there and are kept (programs may have been swapped, missing ones attached). */
     readonly adopted: boolean,
     /** Pinned programs this start replaced in place (another build, same maps). */
     readonly swaps: readonly ProgramSwap[],
@@ -106,7 +122,8 @@ export class SockLb {
     const mapNames = Object.values(MAP_NAMES);
     const mapsPinned = mapNames.filter((name) => existsSync(mapPinPath(pinDir, name)));
     const linksPinned = SOCK_LB_PROGRAMS.filter((p) => existsSync(linkPinPath(pinDir, p)));
-    const allPinned = mapsPinned.length === mapNames.length && linksPinned.length === SOCK_LB_PROGRAMS.length;
+    // Every map and some program: a data path was serving (an older build may lack a program this one has).
+    const serving = mapsPinned.length === mapNames.length && linksPinned.length > 0;
 
     const made: { links: BpfLink[]; mapPins: string[] } = { links: [], mapPins: [] };
     const kept: BpfLink[] = [];
@@ -118,6 +135,10 @@ export class SockLb {
       object = BpfObject.open(options.objectPath ?? bpfObjectPath('sock_lb'));
       // Before anything reaches the kernel: an object built from another header must not be written.
       checkMapLayouts(object.maps());
+      // A size asked for is part of the layout: a pin of another size is rebuilt like one of another build.
+      if (options.sizes?.sockRevEntries !== undefined) object.setMaxEntries(MAP_NAMES.sockRev, options.sizes.sockRevEntries);
+      if (options.sizes?.affinityEntries !== undefined) object.setMaxEntries(MAP_NAMES.affinity, options.sizes.affinityEntries);
+      made.mapPins.push(...pinOwnMap(object, pinDir));
       const wanted = object.maps().filter((m) => (mapNames as readonly string[]).includes(m.name));
       const changed = changedLayouts(pinDir, wanted);
       const mapsDir = changed.size > 0 ? stagingDir(pinDir) : pinDir;
@@ -129,7 +150,7 @@ export class SockLb {
         // The old programs keep serving the old maps until commit().
         const maps = openMaps(mapsDir);
         keepObject = true;
-        return new SockLb(pinDir, maps, [], allPinned, [], [], { object, changed });
+        return new SockLb(pinDir, maps, [], serving, [], [], { object, changed });
       }
       // Links pinned over maps that were not there point at maps nobody else sees: replace them.
       const linksUsable = mapsPinned.length === mapNames.length;
@@ -151,7 +172,7 @@ export class SockLb {
         link.pin(path);
       }
       const maps = openMaps(pinDir);
-      return new SockLb(pinDir, maps, [...kept, ...made.links], allPinned, swaps, unswapped);
+      return new SockLb(pinDir, maps, [...kept, ...made.links], serving, swaps, unswapped);
     } catch (error) {
       // Programs already swapped stay: each swap was whole, and the new program serves the same maps.
       for (const link of made.links) link.destroy();
@@ -216,6 +237,29 @@ export class SockLb {
   }
 }
 
+/**
+ * Points the object's own map at its pin in `pinDir`. A pin of another layout is removed first:
+ * what it lists only spares the LRU some work, and the programs still using it keep it alive.
+ * Returns the pin when this start makes it.
+ */
+function pinOwnMap(object: BpfObject, pinDir: string): string[] {
+  const path = join(pinDir, SOCK_OWNED_MAP);
+  const info = object.maps().find((m) => m.name === SOCK_OWNED_MAP);
+  if (info === undefined) throw new Error(`map ${SOCK_OWNED_MAP}: missing from the object`);
+  let made = !existsSync(path);
+  if (!made) {
+    const pinned = openPinnedMap(path);
+    const differs = layoutDifferences(pinned, info).length > 0;
+    pinned.close();
+    if (differs) {
+      unpin(path);
+      made = true;
+    }
+  }
+  object.setMapPinPath(SOCK_OWNED_MAP, path);
+  return made ? [path] : [];
+}
+
 function openMaps(pinDir: string): SockLbMaps {
   const opened: BpfMap[] = [];
   try {
@@ -263,7 +307,7 @@ export function removeSockLbPins(pinDir: string): number {
   if (existsSync(linksDir) && readdirSync(linksDir).length === 0) rmdirSync(linksDir);
   if (existsSync(pinDir)) {
     discardStaging(pinDir);
-    for (const name of Object.values(MAP_NAMES)) unpin(mapPinPath(pinDir, name));
+    for (const name of [...Object.values(MAP_NAMES), SOCK_OWNED_MAP]) unpin(join(pinDir, name));
     // Another data path's pins (the tc program's) are theirs to remove; leave the directory then.
     if (readdirSync(pinDir).length === 0) rmdirSync(pinDir);
   }

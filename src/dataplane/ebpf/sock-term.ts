@@ -5,7 +5,7 @@
 // sockets the socket LB translated.
 import { readdirSync, statSync } from 'node:fs';
 import type { ConntrackFilter } from '../../host/conntrack.js';
-import { BpfError, type BpfMap, BpfObject, bpfObjectPath } from '../../bpf/index.js';
+import { BpfError, type BpfMap, BpfObject, bpfObjectPath, openPinnedMap } from '../../bpf/index.js';
 import { EntryBatch, MAP_NAMES, checkMapLayouts, writeAddress } from './codec.js';
 import { MAPS, SOCK_TERM_KEY } from './layouts.js';
 import { mapPinPath } from './sock-lb.js';
@@ -73,8 +73,16 @@ export class SockTerminator {
     const object = BpfObject.open(objectPath ?? bpfObjectPath('sock_term'));
     try {
       checkMapLayouts(object.maps());
-      // Every shared map the header declares is reused from its pin, never created anew.
-      for (const name of Object.values(MAP_NAMES)) object.setMapPinPath(name, mapPinPath(pinDir, name));
+      // Every shared map the header declares is reused from its pin, never created anew, with the
+      // size the socket LB gave it (libbpf re-uses a pin only when the sizes match).
+      for (const name of Object.values(MAP_NAMES)) {
+        const path = mapPinPath(pinDir, name);
+        const pinned = openPinnedMap(path);
+        const size = pinned.maxEntries;
+        pinned.close();
+        object.setMaxEntries(name, size);
+        object.setMapPinPath(name, path);
+      }
       object.load();
       const term = object.map(TERM_MAP);
       if (term.keySize !== SOCK_TERM_KEY.size) throw new Error(`${TERM_MAP}: key size ${term.keySize}, expected ${SOCK_TERM_KEY.size}`);

@@ -36,11 +36,14 @@ export interface EbpfSupport {
   readonly checks: readonly EbpfCheck[];
 }
 
-const PROGRAM_TYPES = ['cgroup_sock_addr', 'sched_cls'];
-const MAP_TYPES = ['hash', 'lru_hash', 'array'];
-const SOCK_ADDR_HELPERS = ['get_netns_cookie', 'get_socket_cookie', 'set_retval', 'get_prandom_u32', 'ktime_get_ns'];
+// cgroup_sock and sk_storage: sock_release removes what a closed socket left (kernels that have
+// set_retval, 5.18, have them too).
+const PROGRAM_TYPES = ['cgroup_sock_addr', 'cgroup_sock', 'sched_cls'];
+const MAP_TYPES = ['hash', 'lru_hash', 'array', 'sk_storage'];
+const SOCK_ADDR_HELPERS = ['get_netns_cookie', 'get_socket_cookie', 'set_retval', 'get_prandom_u32', 'ktime_get_ns', 'sk_storage_get'];
 /** The attach types sock_lb.bpf.o's programs are loaded with (their ELF sections). */
-const ATTACH_TYPES = 'cgroup_inet4_connect, cgroup_inet6_connect, cgroup_udp4_sendmsg, cgroup_udp6_sendmsg, cgroup_udp4_recvmsg, cgroup_udp6_recvmsg, cgroup_inet4_getpeername, cgroup_inet6_getpeername';
+const ATTACH_TYPES =
+  'cgroup_inet4_connect, cgroup_inet6_connect, cgroup_udp4_sendmsg, cgroup_udp6_sendmsg, cgroup_udp4_recvmsg, cgroup_udp6_recvmsg, cgroup_inet4_getpeername, cgroup_inet6_getpeername, cgroup_inet_sock_release';
 
 function check(name: string, required: boolean, probe: () => boolean | string, failure = 'not available'): EbpfCheck {
   try {
