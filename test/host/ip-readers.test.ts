@@ -122,10 +122,14 @@ describe('ip readers against a real namespace', { skip }, () => {
   });
 
   test('sysctls are per namespace', async () => {
-    assert.equal(await readSysctl('net.ipv4.ip_forward', inNs()), '0');
-    await writeSysctl('net.ipv4.ip_forward', '1', inNs());
-    assert.equal(await readSysctl('net.ipv4.ip_forward', inNs()), '1');
-    await writeSysctl('net.ipv4.ip_forward', '0', inNs());
+    // A new namespace starts from the host's value (devconf_inherit_init_net), whatever that is.
+    const host = await readSysctl('net.ipv4.ip_forward');
+    const initial = await readSysctl('net.ipv4.ip_forward', inNs());
+    const flipped = initial === '1' ? '0' : '1';
+    await writeSysctl('net.ipv4.ip_forward', flipped, inNs());
+    assert.equal(await readSysctl('net.ipv4.ip_forward', inNs()), flipped);
+    assert.equal(await readSysctl('net.ipv4.ip_forward'), host, "the host's value is untouched");
+    await writeSysctl('net.ipv4.ip_forward', initial, inNs());
   });
 
   test('a network state snapshot is stable and sees a change', async () => {
