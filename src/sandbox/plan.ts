@@ -362,7 +362,8 @@ export function buildPhasesOf(plan: SandboxPlan, ownPid: number): BuildPhase[] {
           // Duplicate address detection only delays the first IPv6 packets here.
           'net.ipv6.conf.default.accept_dad=0',
           'net.ipv6.conf.all.accept_dad=0',
-          ...(isNode ? ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'] : []),
+          // Set either way: a new namespace starts from the host's value, which is the host's business.
+          ...(isNode ? ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'] : ['net.ipv4.ip_forward=0', 'net.ipv6.conf.all.forwarding=0']),
         ]);
       }),
   ];
