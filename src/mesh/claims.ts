@@ -51,7 +51,8 @@ export interface ResolvedClaims {
  */
 export function resolveOrderedClaims(claims: readonly Claim[], rules: ClaimRules): ResolvedClaims {
   const rejected: RejectedClaim[] = [];
-  const candidates = claims.map((claim) => admissible(claim, rules, rejected));
+  const index = new PrefixIndex(rules.reserved.map((r) => r.prefix));
+  const candidates = claims.map((claim) => admissible(claim, rules, index, rejected));
   // Prefixes nest or are disjoint, so among the admissible ones the earliest claim of any nest wins.
   const owners = overlappingOwners(candidates);
   const kept = candidates.map((prefixes, owner) =>
@@ -75,7 +76,8 @@ export function resolveOrderedClaims(claims: readonly Claim[], rules: ClaimRules
 export function resolveContestedClaims(claims: readonly Claim[], rules: ClaimRules, taken: readonly ReservedRange[]): ResolvedClaims {
   const rejected: RejectedClaim[] = [];
   const rulesWithTaken = { ...rules, reserved: [...rules.reserved, ...taken] };
-  const candidates = claims.map((claim) => admissible(claim, rulesWithTaken, rejected));
+  const index = new PrefixIndex(rulesWithTaken.reserved.map((r) => r.prefix));
+  const candidates = claims.map((claim) => admissible(claim, rulesWithTaken, index, rejected));
   const contested = contestants(candidates, claims.map((c, i) => c.group ?? `#${i}`));
   const kept = candidates.map((prefixes, owner) =>
     prefixes.filter((prefix) => {
@@ -90,8 +92,7 @@ export function resolveContestedClaims(claims: readonly Claim[], rules: ClaimRul
 }
 
 /** The claim's prefixes that are narrow enough and overlap nothing reserved; the others go to `rejected`. */
-function admissible(claim: Claim, rules: ClaimRules, rejected: RejectedClaim[]): Cidr[] {
-  const index = reservedIndex(rules.reserved);
+function admissible(claim: Claim, rules: ClaimRules, index: PrefixIndex, rejected: RejectedClaim[]): Cidr[] {
   const seen = new Set<string>();
   const out: Cidr[] = [];
   for (const prefix of claim.prefixes) {
@@ -108,14 +109,6 @@ function admissible(claim: Claim, rules: ClaimRules, rejected: RejectedClaim[]):
     }
   }
   return out;
-}
-
-// One index per reserved list: claims of one resolution share it.
-const indexes = new WeakMap<readonly ReservedRange[], PrefixIndex>();
-function reservedIndex(reserved: readonly ReservedRange[]): PrefixIndex {
-  let index = indexes.get(reserved);
-  if (index === undefined) indexes.set(reserved, (index = new PrefixIndex(reserved.map((r) => r.prefix))));
-  return index;
 }
 
 function reject(claim: Claim, prefix: Cidr, reason: string): RejectedClaim {
