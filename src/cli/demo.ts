@@ -1,7 +1,8 @@
 // `wirelane demo`: two locations of two nodes in network namespaces, real agents from a generated
 // cluster file, and real traffic between every pair of pods. New checks (services) join `checks`.
 import { listAddresses } from '../host/addresses.js';
-import { echoRequests, startEchoServer } from '../sandbox/echo/index.js';
+import { addEchoService, ECHO_SERVICE_IP as SERVICE_IP } from '../sandbox/echo-service.js';
+import { echoRequests } from '../sandbox/echo/index.js';
 import { MeshCluster, type MeshNodeSpec } from '../sandbox/mesh-cluster.js';
 import { AGENT_TOOLS, sandboxUnsupportedReason } from '../sandbox/support.js';
 import type { Command } from './command.js';
@@ -29,26 +30,6 @@ function pingChecks(cluster: MeshCluster): Check[] {
         run: () => cluster.waitPing(from, to.ip),
       })),
   );
-}
-
-const SERVICE_IP = '10.96.0.10';
-
-/** A ClusterIP Service whose backends are echo servers in every pod, in the cluster file. */
-async function addEchoService(cluster: MeshCluster): Promise<void> {
-  for (const pod of cluster.sandbox.pods) startEchoServer(cluster.sandbox, pod, pod.name, { tcp: 8080 });
-  await cluster.editClusterFile((objects) => {
-    objects.push(
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: 'demo' }, spec: { clusterIP: SERVICE_IP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
-      {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: { name: 'echo-1', namespace: 'demo', labels: { 'kubernetes.io/service-name': 'echo' } },
-        addressType: 'IPv4',
-        ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-        endpoints: cluster.sandbox.pods.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true } })),
-      },
-    );
-  });
 }
 
 function serviceChecks(cluster: MeshCluster): Check[] {

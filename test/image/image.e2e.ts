@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { findCgroup2Mount } from '../../src/bpf/mounts.js';
-import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
+import { echoRequests } from '../../src/sandbox/echo/index.js';
+import { addEchoService, ECHO_SERVICE_IP } from '../../src/sandbox/echo-service.js';
 import { cliPath, MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 
 const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
@@ -104,7 +105,6 @@ test("the image's iptables is the backend that holds the host's rules", async (t
   }
 });
 
-const SERVICE_IP = '10.96.0.10';
 
 test('two agents run from the image mesh their nodes and proxy a ClusterIP Service', { timeout: 300_000 }, async () => {
   const nodes = [{ name: 'a', location: 'east' }, { name: 'b', location: 'west' }];
@@ -113,20 +113,7 @@ test('two agents run from the image mesh their nodes and proxy a ClusterIP Servi
   const containerOf = (node: string) => `${cluster.sandbox.prefix}agent-${node}`;
   try {
     const pods = cluster.sandbox.pods;
-    for (const pod of pods) startEchoServer(cluster.sandbox, pod, pod.name, { tcp: 8080 });
-    await cluster.editClusterFile((objects) => {
-      objects.push(
-        { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo', namespace: 'demo' }, spec: { clusterIP: SERVICE_IP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
-        {
-          apiVersion: 'discovery.k8s.io/v1',
-          kind: 'EndpointSlice',
-          metadata: { name: 'echo-1', namespace: 'demo', labels: { 'kubernetes.io/service-name': 'echo' } },
-          addressType: 'IPv4',
-          ports: [{ name: 'http', protocol: 'TCP', port: 8080 }],
-          endpoints: pods.map((p) => ({ addresses: [p.ip], nodeName: p.node, conditions: { ready: true } })),
-        },
-      );
-    });
+    await addEchoService(cluster);
     mkdirSync('/var/run/wireguard', { recursive: true });
     for (const { name } of nodes) {
       const node = cluster.sandbox.node(name);
@@ -150,7 +137,7 @@ test('two agents run from the image mesh their nodes and proxy a ClusterIP Servi
     const [a, b] = [pods.find((p) => p.node === 'a')!, pods.find((p) => p.node === 'b')!];
     assert.ok(await cluster.waitPing(a, b.ip), `ping ${a.ip} → ${b.ip} across WireGuard\n${await cluster.logTails(20)}`);
     assert.ok(await cluster.handshakes('a') > 0, 'a WireGuard handshake between the locations');
-    const answers = await echoRequests(cluster.sandbox, a, 'tcp', SERVICE_IP, 80, { count: 20 });
+    const answers = await echoRequests(cluster.sandbox, a, 'tcp', ECHO_SERVICE_IP, 80, { count: 20 });
     assert.deepEqual([...new Set(answers.map((line) => line.split(' ')[0]))].sort(), pods.map((p) => p.name).sort(), answers.join('\n'));
   } finally {
     // SIGTERM to podman (by PID) reaches the agent; the containers go with --rm, or by name here.
