@@ -1,20 +1,17 @@
 import { hostname as osHostname } from 'node:os';
-import { existsSync } from 'node:fs';
 import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
-import { type Cidr, parseCidr } from '../model/ip.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
-  choiceFlag,
-  durationFlag, integerFlag, parseEncapsulationFlag, parseFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
+  DEFAULT_RESYNC_PERIOD, choiceFlag, cidrListFlag,
+  durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
   stringFlag, switchFlag,
 } from './flags.js';
 import { DEFAULT_STATE_DIR } from './keygen.js';
-
-const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+import { kubeconfigPath } from './kubeconfig.js';
 
 export const agent: Command = {
   name: 'agent',
@@ -93,7 +90,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'internal-cidr': { type: 'string' },
     'service-cidr': { type: 'string' },
     'allow-wide-claims': { type: 'string' },
-    'resync-period': { type: 'string', default: '30s' },
+    'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
     'command-timeout': { type: 'string', default: '30s' },
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
@@ -143,7 +140,6 @@ export function parseAgentConfig(values: Values): AgentConfig {
   const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
   const internal = stringFlag(values, 'internal-cidr');
   const mapSizeFlag = (name: string): number => integerFlag(name, str(name), 1024, 1 << 24);
-  const cidrList = (name: string): Cidr[] => (stringFlag(values, name) ?? '').split(',').filter((c) => c.trim() !== '').map((c) => parseFlag(name, c.trim(), parseCidr));
   return {
     source: parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig')),
     hostname: stringFlag(values, 'hostname') ?? osHostname(),
@@ -155,9 +151,8 @@ export function parseAgentConfig(values: Values): AgentConfig {
     encapsulate: parseEncapsulationFlag(str('encapsulate')),
     local: switchFlag(values, 'local', true),
     topologyLabel: str('topology-label'),
-    internalCidrs: cidrList('internal-cidr'),
-    serviceCIDRs: cidrList('service-cidr'),
-    allowWideClaims: switchFlag(values, 'allow-wide-claims', false),
+    internalCidrs: cidrListFlag(values, 'internal-cidr'),
+    ...parseClaimFlags(values),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
     commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
     listen,
@@ -168,7 +163,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),
     logLevel: parseLogLevelFlag(str('log-level')),
     serviceProxy: choiceFlag('service-proxy', str('service-proxy'), SERVICE_PROXY_CHOICES),
-    nodePortCIDRs: cidrList('nodeport-addresses'),
+    nodePortCIDRs: cidrListFlag(values, 'nodeport-addresses'),
     ...parsePortRange(stringFlag(values, 'proxy-port-range')),
     udpTimeoutMs: durationFlag('udp-timeout', str('udp-timeout')),
     ebpfMapSizes: {
@@ -204,11 +199,4 @@ function parseSource(source: string | undefined, kubeconfig: string | undefined)
   if (source !== undefined && source !== 'kubernetes') throw new UsageError(`--source: "${source}" is not kubernetes or file:PATH`);
   const path = kubeconfigPath(kubeconfig, 'or use --source file:PATH');
   return { kind: 'kubernetes', ...(path !== undefined && { kubeconfig: path }) };
-}
-
-/** --kubeconfig, else $KUBECONFIG, else undefined for in-cluster credentials; a usage error without any. */
-export function kubeconfigPath(flag: string | undefined, otherwise: string): string | undefined {
-  const path = flag ?? process.env['KUBECONFIG'];
-  if (path === undefined && !existsSync(IN_CLUSTER_TOKEN)) throw new UsageError(`no Kubernetes credentials: give --kubeconfig, run in a pod, ${otherwise}`);
-  return path;
 }
