@@ -7,7 +7,7 @@ import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import type { MeshNode } from '../model/mesh.js';
 import { decodeMeshInput } from '../sources/mesh-input.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
-import { rejectedClaimProblem } from '../sources/problem.js';
+import { locatedProblem, rejectedClaimProblem } from '../sources/problem.js';
 import { SOURCE_OPTIONS, clusterOriginOf, readClusterObjects, sourceFlagsHelp, strictFlag } from './cluster-objects.js';
 import type { Options, Values } from './command.js';
 import {
@@ -55,6 +55,8 @@ export interface MeshCommandInput {
   readonly options: Omit<MeshOptions, 'hostname'>;
   readonly warnings: InputWarnings;
   readonly strict: boolean;
+  /** Where each Node and Peer stands in a file (`Peer/laptop` → `document 5 (Peer "laptop")`). */
+  readonly located: ReadonlyMap<string, string>;
 }
 
 /**
@@ -71,13 +73,14 @@ export async function readMeshInput(values: Values): Promise<MeshCommandInput> {
   const warnings = new InputWarnings(origin);
   warnings.report(decoded.problems);
   const nodes = origin.kind === 'file' ? decoded.nodes.map((n): MeshNode => ({ ...n, lastSeen: options.now })) : decoded.nodes;
-  return { input: { nodes, peers: decoded.peers }, options, warnings, strict: strictFlag(values) };
+  const located = new Map(objects.flatMap((o) => (o.where === undefined ? [] : [[`${o.kind}/${o.object.metadata?.name ?? ''}`, o.where] as const])));
+  return { input: { nodes, peers: decoded.peers }, options, warnings, strict: strictFlag(values), located };
 }
 
 /** `hostname`'s view; claims the core dropped are warnings too (the agent logs them so). */
 export function meshTopologyOf(mesh: MeshCommandInput, hostname: string): Topology {
   const t = computeTopology(mesh.input, { ...mesh.options, hostname });
-  mesh.warnings.report(t.rejectedClaims.map(rejectedClaimProblem));
+  mesh.warnings.report(t.rejectedClaims.map((c) => locatedProblem(rejectedClaimProblem(c), mesh.located.get(`${c.kind}/${c.name}`))));
   mesh.warnings.failIfStrict(mesh.strict);
   return t;
 }
