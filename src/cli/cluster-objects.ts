@@ -23,9 +23,9 @@ export const SOURCE_OPTIONS: Options = {
 /** The source flags' help lines, their descriptions starting at `column`. */
 export function sourceFlagsHelp(column: number): string {
   return [
-    ['--from FILE', 'a cluster file (YAML stream of Kubernetes-shaped objects); its nodes count as fresh'],
-    ['--kubeconfig FILE', 'read the live cluster instead (default: $KUBECONFIG, else in-cluster credentials)'],
-    ['--strict', 'exit 1 when any input is malformed (each is still one warning), e.g. to lint a file'],
+    ['--from FILE', 'a cluster file (Kubernetes objects); its nodes count as fresh'],
+    ['--kubeconfig FILE', 'the live cluster (default: $KUBECONFIG, else in-cluster credentials)'],
+    ['--strict', 'exit 1 when any input is malformed (one warning each): lint a file'],
   ]
     .map(([flag, text]) => `  ${(flag as string).padEnd(column - 2)}${text as string}`)
     .join('\n');

@@ -43,8 +43,10 @@ export const MESH_FLAGS_HELP = `${sourceFlagsHelp(28)}
   --local[=true|false]      route to pods of the same location (default true)
   --port N                  WireGuard listen port (default ${DEFAULT_PORT})
   --topology-label LABEL    node label naming the location (default ${DEFAULT_TOPOLOGY_LABEL})
-  --service-cidr CIDR[,CIDR]  the cluster's service ranges: no Peer or location may claim them
-  --allow-wide-claims[=true]  let Peers and locations claim prefixes wider than /8 (IPv4) or /16
+  --service-cidr CIDR[,CIDR]
+                            the cluster's service ranges: no Peer or location may claim them
+  --allow-wide-claims[=true]
+                            let Peers and locations claim prefixes wider than /8 (IPv4) or /16
                             (IPv6), default routes included (default false)
   --resync-period DURATION  the agents' resync period (default ${DEFAULT_RESYNC_PERIOD}): a live node whose
                             last-seen is 2 × this old is not ready, as the agents judge it`;
