@@ -22,13 +22,12 @@ export const SOURCE_OPTIONS: Options = {
 
 /** The source flags' help lines, their descriptions starting at `column`. */
 export function sourceFlagsHelp(column: number): string {
-  return [
+  const rows: readonly [string, string][] = [
     ['--from FILE', 'a cluster file (Kubernetes objects); its nodes count as fresh'],
     ['--kubeconfig FILE', 'the live cluster (default: $KUBECONFIG, else in-cluster credentials)'],
     ['--strict', 'exit 1 when any input is malformed (one warning each): lint a file'],
-  ]
-    .map(([flag, text]) => `  ${(flag as string).padEnd(column - 2)}${text as string}`)
-    .join('\n');
+  ];
+  return rows.map(([flag, text]) => `  ${flag.padEnd(column - 2)}${text}`).join('\n');
 }
 
 /** Which source the flags name; checked before anything is read. */
@@ -61,11 +60,12 @@ export async function readClusterObjects(origin: ClusterOrigin, kinds: readonly 
     import('../sources/kubernetes/kubernetes-source.js'),
     import('../sources/kubernetes/list-once.js'),
   ]);
-  let kubeconfig;
-  try {
-    kubeconfig = loadKubeConfig(origin.kubeconfig);
-  } catch (err) {
-    throw new Error(`${origin.kubeconfig === undefined ? 'in-cluster credentials' : `kubeconfig ${origin.kubeconfig}`}: ${errorLine(err)}`);
-  }
+  const kubeconfig = (() => {
+    try {
+      return loadKubeConfig(origin.kubeconfig);
+    } catch (err) {
+      throw new Error(`${origin.kubeconfig === undefined ? 'in-cluster credentials' : `kubeconfig ${origin.kubeconfig}`}: ${errorLine(err)}`);
+    }
+  })();
   return listOnce(kubeconfig, kinds);
 }

@@ -53,7 +53,7 @@ export const MESH_FLAGS_HELP = `${sourceFlagsHelp(28)}
 
 export interface MeshCommandInput {
   readonly input: MeshInput;
-  /** Everything but the node whose view it is; `now` is when the cluster was read. */
+  /** Everything but the node whose view it is; `now` is when the command started, before the read. */
   readonly options: Omit<MeshOptions, 'hostname'>;
   readonly warnings: InputWarnings;
   readonly strict: boolean;
