@@ -13,7 +13,7 @@ import { firstLine } from '../../observability/first-line.js';
 import { SerialQueue } from '../serial-queue.js';
 import { type CommandRunner, detectIptablesBackend, type IptablesBackend } from './backend.js';
 import { type ChainRef, emptyMemory, type FamilyMemory, forgetAbsent, forgetPlanned, planRestore, rememberRestore, type RestorePlan } from './restore-plan.js';
-import { type ChainOwner, type DesiredRules, type FamilyRules, NO_RULES, validateFamilyRules, WIRELANE_OWNER } from './ruleset.js';
+import { type ChainOwner, type CheckedRules, type DesiredRules, type FamilyRules, NO_RULES, validateFamilyRules, WIRELANE_OWNER } from './ruleset.js';
 import { parseSavedRules, type SavedRules } from './saved-rules.js';
 
 export interface IptablesChainsOptions {
@@ -71,6 +71,7 @@ export class IptablesChains {
   private readonly memory: Record<Family, FamilyMemory> = { 4: emptyMemory(), 6: emptyMemory() };
   // apply and cleanup read, plan and write; two of them interleaved would plan on stale state.
   private readonly queue = new SerialQueue();
+  private readonly checked: CheckedRules = new WeakMap();
   private readonly fullSyncPeriodMs: number;
   private readonly now: () => number;
   /** When the last full sync of both families started. */
@@ -92,7 +93,7 @@ export class IptablesChains {
    * (a partial sync) or, when a full sync is due, from what iptables-save shows.
    */
   async apply(desired: DesiredRules): Promise<IptablesApplyReport> {
-    for (const family of FAMILIES) validateFamilyRules(family, desired[family] ?? NO_RULES, this.owner);
+    for (const family of FAMILIES) validateFamilyRules(family, desired[family] ?? NO_RULES, this.owner, this.checked);
     return this.queue.run(() => this.reconcile(desired));
   }
 
