@@ -89,7 +89,8 @@ export class IptablesServiceProxy implements ServiceProxy {
         throw new ConntrackFlushError(`service proxy (iptables): ${failures.length} of ${flushes.length} UDP conntrack deletions failed, retried on the next apply; first: ${failures[0]}`);
       }
       const { written, restores, sync, recovered } = report;
-      return { written, restores, sync, recovered, conntrackDeletions: flushes.length };
+      const warnings = recovered.map((r) => `service proxy (iptables): IPv${r.family} partial restore failed, repaired by a full sync: ${r.error}`);
+      return { written, restores, sync, recovered, warnings, conntrackDeletions: flushes.length };
     });
   }
 
