@@ -7,12 +7,12 @@ import { describe, test } from 'node:test';
 import { runCommand, spawnProcess } from '../../src/host/command.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
 import { type BackendKind, type CommandRunner, detectIptablesBackend, iptablesBackend } from '../../src/dataplane/iptables/backend.js';
-import { FULL_SYNC_PERIOD_MS, IptablesChains } from '../../src/dataplane/iptables/chains.js';
+import { IptablesChains } from '../../src/dataplane/iptables/chains.js';
 import { computeMeshRules } from '../../src/dataplane/iptables/mesh-rules.js';
 import type { DesiredRules, FamilyRules, OwnedChain } from '../../src/dataplane/iptables/ruleset.js';
 import { parseCidr } from '../../src/model/ip.js';
 import { IPTABLES_TOOLS, capabilitySkip } from '../support/capability.js';
-import { availableIptablesBackends } from '../support/iptables-backends.js';
+import { availableIptablesBackends, countedIptables } from '../support/iptables-backends.js';
 
 const skip = await capabilitySkip('iptables integration tests', IPTABLES_TOOLS);
 
@@ -94,20 +94,9 @@ for (const kind of backends) {
     const open = (netns: string): IptablesChains => new IptablesChains({ netns, backend: iptablesBackend(kind) });
     /** An instance on a clock the test moves, counting the iptables-save and -restore runs. */
     const counted = (netns: string) => {
-      const calls = { save: 0, restore: 0 };
-      let clock = 0;
-      const run: CommandRunner = (file, args, opts) => {
-        if (file.endsWith('-save')) calls.save += 1;
-        if (file.endsWith('-restore')) calls.restore += 1;
-        return runCommand(file, args, opts);
-      };
-      const chains = new IptablesChains({ netns, backend: iptablesBackend(kind), run, now: () => clock });
-      const counting = async <T>(work: () => Promise<T>) => {
-        const before = { ...calls };
-        const value = await work();
-        return { value, saves: calls.save - before.save, restores: calls.restore - before.restore };
-      };
-      return { chains, counting, periodPasses: () => (clock += FULL_SYNC_PERIOD_MS) };
+      const host = countedIptables();
+      const chains = new IptablesChains({ netns, backend: iptablesBackend(kind), run: host.run, now: host.now });
+      return { chains, counting: host.counting, periodPasses: host.periodPasses };
     };
 
     test('apply writes our chains and jumps in one restore per family; a second apply writes nothing', async () => {

@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { runCommand } from '../../src/host/command.js';
-import { type BackendKind, type CommandRunner, iptablesBackend } from '../../src/dataplane/iptables/backend.js';
-import { FULL_SYNC_PERIOD_MS } from '../../src/dataplane/iptables/chains.js';
+import { iptablesBackend } from '../../src/dataplane/iptables/backend.js';
 import { deleteConntrack } from '../../src/host/conntrack.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
 import { ConntrackFlushError, IptablesServiceProxy, type IptablesServiceProxyReport, serviceChainName } from '../../src/dataplane/service-iptables/index.js';
@@ -17,7 +16,7 @@ import { createSandbox, type Sandbox, type SandboxNode, type SandboxPod } from '
 import { echoRequests, startEchoServer, type EchoRequestOptions } from '../../src/sandbox/echo/index.js';
 import { applyMap } from '../support/apply-map.js';
 import { IPTABLES_TOOLS, capabilitySkip } from '../support/capability.js';
-import { availableIptablesBackends } from '../support/iptables-backends.js';
+import { availableIptablesBackends, countedIptables } from '../support/iptables-backends.js';
 import { backend as testBackend, serviceMap as testServiceMap, servicePort as testServicePort } from '../support/service-map.js';
 import { until } from '../support/wait.js';
 
@@ -410,22 +409,15 @@ for (const kind of backends) {
     /** A proxy in a namespace of its own, on a clock the test moves, counting iptables-save and -restore runs. */
     async function withProxy(tag: string, body: (p: { proxy: IptablesServiceProxy; netns: string; counting: (m: ServiceMap) => Promise<{ report: IptablesServiceProxyReport; saves: number; restores: number }>; periodPasses: () => void }) => Promise<void>): Promise<void> {
       const netns = `wl-ipt-svc-${process.pid.toString(36)}-${kind}-${tag}`;
-      const calls = { save: 0, restore: 0 };
-      let clock = 0;
-      const run: CommandRunner = (file, args, opts) => {
-        if (file.endsWith('-save')) calls.save += 1;
-        if (file.endsWith('-restore')) calls.restore += 1;
-        return runCommand(file, args, opts);
-      };
+      const host = countedIptables();
       await createNetns([netns]);
-      const proxy = new IptablesServiceProxy({ netns, backend: iptablesBackend(kind), run, now: () => clock });
+      const proxy = new IptablesServiceProxy({ netns, backend: iptablesBackend(kind), run: host.run, now: host.now });
       try {
         const counting = async (m: ServiceMap) => {
-          const before = { ...calls };
-          const report = await applyMap(proxy, m);
-          return { report, saves: calls.save - before.save, restores: calls.restore - before.restore };
+          const { value: report, saves, restores } = await host.counting(() => applyMap(proxy, m));
+          return { report, saves, restores };
         };
-        await body({ proxy, netns, counting, periodPasses: () => (clock += FULL_SYNC_PERIOD_MS) });
+        await body({ proxy, netns, counting, periodPasses: host.periodPasses });
       } finally {
         await proxy.cleanup().catch(() => undefined);
         await deleteNetns([netns]);
