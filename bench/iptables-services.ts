@@ -85,10 +85,11 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-/** A step's time, restore calls and iptables-save runs. */
+/** A step's time, restore calls (and the time in them) and iptables-save runs. */
 interface Step {
   ms: number;
   restores: number;
+  restoreMs: number;
   saves: number;
 }
 
@@ -115,9 +116,15 @@ async function benchSize(netns: string, backend: BackendKind, services: number):
   const generated = await timed(`${services} services: generate`, () => computeServiceRules(map));
   const v4Rules = generated.value[4]!;
   let saves = 0;
-  const run: CommandRunner = (file, args, opts) => {
+  let restoreMs = 0;
+  const run: CommandRunner = async (file, args, opts) => {
     if (file.endsWith('-save')) saves += 1;
-    return runCommand(file, args, opts);
+    const started = performance.now();
+    try {
+      return await runCommand(file, args, opts);
+    } finally {
+      if (file.endsWith('-restore')) restoreMs += performance.now() - started;
+    }
   };
   // The bench's clock: moved on by the full-sync period to make the next apply a full one.
   let clock = 0;
@@ -126,12 +133,17 @@ async function benchSize(netns: string, backend: BackendKind, services: number):
   const tracker = new ServiceChangeTracker();
   const step = async (what: string, next: ServiceMap, sync: 'full' | 'partial'): Promise<Step & { lines: number }> => {
     if (sync === 'full') clock += FULL_SYNC_PERIOD_MS;
-    const before = saves;
+    const [before, restoreBefore] = [saves, restoreMs];
     const { ms, value } = await timed(`${services} services: ${what} (${backend}, ${sync})`, () => tracker.track(next, (changes) => proxy.apply(changes)));
     if (value.sync !== sync) throw new Error(`${what}: expected a ${sync} sync, got ${value.sync}`);
-    return { ms, restores: value.written, saves: saves - before, lines: value.restores.reduce((n, r) => n + r.input.split('\n').length - 1, 0) };
+    return { ms, restores: value.written, restoreMs: restoreMs - restoreBefore, saves: saves - before, lines: value.restores.reduce((n, r) => n + r.input.split('\n').length - 1, 0) };
   };
-  const medianStep = (steps: Step[]): Step => ({ ms: median(steps.map((x) => x.ms)), restores: Math.max(...steps.map((x) => x.restores)), saves: Math.max(...steps.map((x) => x.saves)) });
+  const medianStep = (steps: Step[]): Step => ({
+    ms: median(steps.map((x) => x.ms)),
+    restores: Math.max(...steps.map((x) => x.restores)),
+    restoreMs: median(steps.map((x) => x.restoreMs)),
+    saves: Math.max(...steps.map((x) => x.saves)),
+  });
   try {
     const full = await step('first sync', map, 'full');
     if (full.restores !== 1) throw new Error(`full sync: expected one restore, got ${full.restores}`);
@@ -193,7 +205,7 @@ async function main(): Promise<void> {
   }
 
   const s = (ms: number | undefined) => (ms === undefined ? '-' : ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`);
-  const cell = (x: Step | undefined) => (x === undefined ? '-' : `${s(x.ms)} (${x.restores} restores, ${x.saves} saves)`);
+  const cell = (x: Step | undefined) => (x === undefined ? '-' : `${s(x.ms)} (${x.restores} restores${x.restores > 0 ? ` ${s(x.restoreMs)}` : ''}, ${x.saves} saves)`);
   const rows = [
     ['backend', 'services × endpoints', 'chains', 'rules', 'generate', 'first sync', 'idle: partial', 'idle: full', '1-endpoint: partial', '1-endpoint: full', 'clean-up'],
     ...results.map((r) => [
