@@ -60,7 +60,10 @@ export interface MeshReconcilerDeps {
 export class MeshReconciler {
   readonly device: WireGuardDevice;
   private readonly routes = new RoutesDataplane();
-  private readonly iptables = new IptablesChains();
+  // Read and compared on every resync, as Kilo's iptables controller checks its rules: a handful of
+  // chains, and WIRELANE-TUNNEL's DROP of encapsulated packets from non-members must come back
+  // within a resync when someone deletes it, not within the service proxy's hour.
+  private readonly iptables = new IptablesChains({ fullSyncPeriodMs: 0 });
   private tunnel: TunnelDevice | undefined;
   private topology: Topology | undefined;
   private publishedLastSeen = 0;

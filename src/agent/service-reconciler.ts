@@ -54,6 +54,7 @@ export class ServiceReconciler {
       const map = await this.serviceMap();
       const report = await this.changes.track(map, (changes) => this.deps.proxy.apply(changes));
       this.deps.metrics.countWrites('service', report.written);
+      for (const line of report.warnings ?? []) this.deps.log.warn(line);
       this.deps.metrics.servicePorts.set(map.servicePorts.length);
       const checks = await this.healthChecks.apply(map);
       for (const line of checks.failed) this.deps.log.error(line);
