@@ -34,6 +34,8 @@ import type { SyncResult } from './sync-health.js';
 
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
 const WIREGUARD_OVERHEAD = 80;
+/** IPv6's minimum MTU, also --mtu's lowest value: `auto` never goes below it, whatever the underlay says. */
+const MIN_MTU = 1280;
 
 const MESH_STEPS = ['discover', 'annotate', 'topology', 'wireguard', 'routes', 'tunnel', 'iptables'] as const;
 export type MeshStep = (typeof MESH_STEPS)[number];
@@ -185,6 +187,7 @@ export class MeshReconciler {
         .filter((a) => a.scope === 'global')
         .map((a) => ({ iface: a.ifname, cidr: parseCidr(a.cidr), onDefaultRoute: defaultDevices.has(a.ifname) })),
       this.deps.config.internalCidrs,
+      { interfaces: [this.deps.config.interface, VXLAN_DEVICE], meshSubnets: [this.deps.config.subnet] },
     );
     const self = this.ownObject();
     const forcedEndpoint = this.forced(self, ANNOTATIONS.forceEndpoint, parseEndpoint);
@@ -285,7 +288,7 @@ export class MeshReconciler {
   private async applyWireGuard(t: Topology, host: HostView): Promise<number> {
     const d = this.device;
     await d.ensure();
-    const mtu = this.deps.config.mtu === 'auto' ? host.underlayMtu - WIREGUARD_OVERHEAD : this.deps.config.mtu;
+    const mtu = this.deps.config.mtu === 'auto' ? Math.max(MIN_MTU, host.underlayMtu - WIREGUARD_OVERHEAD) : this.deps.config.mtu;
     const config = nodeConfig(t);
     // Roaming leaders and peers move: the endpoint WireGuard learned from their packets wins.
     const roaming = new Set<WireGuardKey>([
