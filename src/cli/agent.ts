@@ -3,13 +3,12 @@ import { existsSync } from 'node:fs';
 import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
-import { type Cidr, parseCidr } from '../model/ip.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
-  choiceFlag,
-  durationFlag, integerFlag, parseEncapsulationFlag, parseFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
+  choiceFlag, cidrListFlag,
+  durationFlag, integerFlag, parseEncapsulationFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
   stringFlag, switchFlag,
 } from './flags.js';
 import { DEFAULT_STATE_DIR } from './keygen.js';
@@ -143,7 +142,6 @@ export function parseAgentConfig(values: Values): AgentConfig {
   const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
   const internal = stringFlag(values, 'internal-cidr');
   const mapSizeFlag = (name: string): number => integerFlag(name, str(name), 1024, 1 << 24);
-  const cidrList = (name: string): Cidr[] => (stringFlag(values, name) ?? '').split(',').filter((c) => c.trim() !== '').map((c) => parseFlag(name, c.trim(), parseCidr));
   return {
     source: parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig')),
     hostname: stringFlag(values, 'hostname') ?? osHostname(),
@@ -155,8 +153,8 @@ export function parseAgentConfig(values: Values): AgentConfig {
     encapsulate: parseEncapsulationFlag(str('encapsulate')),
     local: switchFlag(values, 'local', true),
     topologyLabel: str('topology-label'),
-    internalCidrs: cidrList('internal-cidr'),
-    serviceCIDRs: cidrList('service-cidr'),
+    internalCidrs: cidrListFlag(values, 'internal-cidr'),
+    serviceCIDRs: cidrListFlag(values, 'service-cidr'),
     allowWideClaims: switchFlag(values, 'allow-wide-claims', false),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
     commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
@@ -168,7 +166,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),
     logLevel: parseLogLevelFlag(str('log-level')),
     serviceProxy: choiceFlag('service-proxy', str('service-proxy'), SERVICE_PROXY_CHOICES),
-    nodePortCIDRs: cidrList('nodeport-addresses'),
+    nodePortCIDRs: cidrListFlag(values, 'nodeport-addresses'),
     ...parsePortRange(stringFlag(values, 'proxy-port-range')),
     udpTimeoutMs: durationFlag('udp-timeout', str('udp-timeout')),
     ebpfMapSizes: {

@@ -9,7 +9,7 @@ import { decodeMeshInput } from '../sources/mesh-input.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { describeProblem } from '../sources/problem.js';
 import type { Options, Values } from './command.js';
-import { integerFlag, parseEncapsulationFlag, parseGranularityFlag, parseSubnetFlag, requiredFlag, stringFlag, switchFlag } from './flags.js';
+import { cidrListFlag, integerFlag, parseEncapsulationFlag, parseGranularityFlag, parseSubnetFlag, requiredFlag, stringFlag, switchFlag } from './flags.js';
 
 export const DEFAULT_INTERFACE = 'wirelane0';
 export const DEFAULT_PORT = 51820;
@@ -23,6 +23,7 @@ export const MESH_OPTIONS: Options = {
   local: { type: 'string' },
   port: { type: 'string', default: String(DEFAULT_PORT) },
   'topology-label': { type: 'string', default: DEFAULT_TOPOLOGY_LABEL },
+  'service-cidr': { type: 'string' },
 };
 
 export const MESH_FLAGS_HELP = `  --from FILE               the cluster file (YAML stream of Node and Peer objects)
@@ -31,7 +32,8 @@ export const MESH_FLAGS_HELP = `  --from FILE               the cluster file (YA
   --encapsulate MODE        never (default), crosssubnet or always
   --local[=true|false]      route to pods of the same location (default true)
   --port N                  WireGuard listen port (default ${DEFAULT_PORT})
-  --topology-label LABEL    node label naming the location (default ${DEFAULT_TOPOLOGY_LABEL})`;
+  --topology-label LABEL    node label naming the location (default ${DEFAULT_TOPOLOGY_LABEL})
+  --service-cidr CIDR[,CIDR] the cluster's service ranges: Peers get them in their allowed IPs`;
 
 /** Reads the cluster file; the nodes in it count as fresh (the file has no heartbeat). */
 export async function readClusterFileInput(values: Values, now: number): Promise<MeshInput> {
@@ -59,6 +61,7 @@ export function meshOptionsFrom(values: Values, hostname: string, now: number): 
     now,
     // Irrelevant here: every node in the file is fresh.
     resyncPeriodSeconds: 30,
+    serviceCIDRs: cidrListFlag(values, 'service-cidr'),
   };
 }
 

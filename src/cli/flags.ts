@@ -65,6 +65,11 @@ export function durationFlag(name: string, value: string): number {
   return ms;
 }
 
+/** A comma-separated list of CIDRs (`--service-cidr 10.96.0.0/12,fd00:96::/108`); empty when not given. */
+export function cidrListFlag(values: Values, name: string): Cidr[] {
+  return (stringFlag(values, name) ?? '').split(',').filter((c) => c.trim() !== '').map((c) => parseFlag(name, c.trim(), parseCidr));
+}
+
 export const parseSubnetFlag = (v: string): Cidr => parseFlag('subnet', v, parseCidr);
 export const parseGranularityFlag = (name: string, v: string): Granularity => parseFlag(name, v, parseGranularity);
 export const parseEncapsulationFlag = (v: string): Encapsulation => choiceFlag('encapsulate', v, ENCAPSULATIONS);
