@@ -160,15 +160,18 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
   });
   const problems = new ProblemReporter(log, new AgentMetrics());
   loop = new ReconcileLoop(() => syncOnce(source, connection, problems, flags, values, log), flags.resyncPeriodMs);
+  let code = 1;
   try {
     await Promise.race([source.start(() => loop?.trigger()), stopped]);
     loop.start();
     await stopped;
   } finally {
+    // Also when start-up failed: the Peer is registered, and the interface may be up.
     await loop.stop();
     await source.stop();
+    code = await leave(connection, registry, registration, log);
   }
-  return leave(connection, registry, registration, log);
+  return code;
 }
 
 async function syncOnce(
