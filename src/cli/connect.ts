@@ -18,7 +18,7 @@ import { loadOrCreateKeyFile } from '../state/key-file.js';
 import { kubeconfigPath } from './agent.js';
 import { DEFAULT_SUBNET, meshOptionsFrom } from './cluster-file-input.js';
 import { type Command, LOG_LEVEL_OPTION, UsageError, type Values } from './command.js';
-import { durationFlag, integerFlag, parseFlag, parseLogLevelFlag, stringFlag } from './flags.js';
+import { durationFlag, integerFlag, interfaceFlag, parseFlag, parseLogLevelFlag, stringFlag } from './flags.js';
 import { DEFAULT_STATE_DIR } from './keygen.js';
 
 export const DEFAULT_PEER_INTERFACE = 'wirelane-peer0';
@@ -99,8 +99,6 @@ export function parseConnectFlags(values: Values, positionals: readonly string[]
   if (name === undefined || extra.length > 0) throw new UsageError('want: connect NAME');
   if (!OBJECT_NAME.test(name)) throw new UsageError(`"${name}" is not a Kubernetes object name (lower-case letters, digits, '-' and '.')`);
   const str = (flag: string): string => stringFlag(values, flag) ?? '';
-  const iface = str('interface');
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(iface)) throw new UsageError(`--interface: "${iface}" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
   const stateDir = str('state-dir');
   return {
     peer: {
@@ -108,7 +106,7 @@ export function parseConnectFlags(values: Values, positionals: readonly string[]
       allowedIPs: parseAllowedIPs(values['allowed-ip']),
       persistentKeepalive: integerFlag('persistent-keepalive', str('persistent-keepalive'), 0, 65535),
     },
-    interface: iface,
+    interface: interfaceFlag(values),
     mtu: integerFlag('mtu', str('mtu'), 1280, 65535),
     keyFile: stringFlag(values, 'key-file') ?? join(stateDir, `peer-${name}.key`),
     stateDir,

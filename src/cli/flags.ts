@@ -70,6 +70,13 @@ export function cidrListFlag(values: Values, name: string): Cidr[] {
   return (stringFlag(values, name) ?? '').split(',').filter((c) => c.trim() !== '').map((c) => parseFlag(name, c.trim(), parseCidr));
 }
 
+/** --interface: a Linux interface name (IFNAMSIZ is 16 with the terminating NUL). */
+export function interfaceFlag(values: Values): string {
+  const name = stringFlag(values, 'interface') ?? '';
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new UsageError(`--interface: "${name}" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  return name;
+}
+
 export const parseSubnetFlag = (v: string): Cidr => parseFlag('subnet', v, parseCidr);
 export const parseGranularityFlag = (name: string, v: string): Granularity => parseFlag(name, v, parseGranularity);
 export const parseEncapsulationFlag = (v: string): Encapsulation => choiceFlag('encapsulate', v, ENCAPSULATIONS);
