@@ -8,6 +8,7 @@ import { publicKeyOf } from '../model/key.js';
 import { errorLine } from '../observability/first-line.js';
 import { type Logger, createLogger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
+import { publishedGranularity } from '../mesh/peer-host.js';
 import { PeerConnection } from '../peer/connection.js';
 import { PeerRegistry } from '../peer/registration.js';
 import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
@@ -48,7 +49,8 @@ Flags:
   --kubeconfig FILE           kubeconfig (default $KUBECONFIG, else in-cluster credentials)
   --resync-period DURATION    re-list interval besides the watch (default 30s); nodes whose last
                               heartbeat is older than 2 × this are left out, as the agents do
-  --granularity G             location (default), full or cross: as the agents run
+  --granularity G             location, full or cross (default: what the agents publish on their
+                              Nodes, else location)
   --subnet CIDR               the agents' WireGuard subnet (default ${DEFAULT_SUBNET})
   --service-cidr CIDR[,CIDR]  the cluster's service ranges, routed to the segment of the first node
                               by name (as the agents' --service-cidr and showconf peer)
@@ -64,7 +66,7 @@ Flags:
     'key-file': { type: 'string' },
     kubeconfig: { type: 'string' },
     'resync-period': { type: 'string', default: '30s' },
-    granularity: { type: 'string', default: 'location' },
+    granularity: { type: 'string' },
     subnet: { type: 'string', default: DEFAULT_SUBNET },
     'service-cidr': { type: 'string' },
     'topology-label': { type: 'string', default: DEFAULT_TOPOLOGY_LABEL },
@@ -187,7 +189,8 @@ async function syncOnce(
   const now = Math.floor(Date.now() / 1000);
   try {
     const { hostname: _viewpoint, ...opts } = meshOptionsFrom(values, '', now);
-    const report = await connection.sync(decoded, { ...opts, wireguardDevice: flags.interface, resyncPeriodSeconds: flags.resyncPeriodMs / 1000 });
+    const granularity = stringFlag(values, 'granularity') === undefined ? (publishedGranularity(decoded) ?? opts.granularity) : opts.granularity;
+    const report = await connection.sync(decoded, { ...opts, granularity, wireguardDevice: flags.interface, resyncPeriodSeconds: flags.resyncPeriodMs / 1000 });
     for (const line of report.changes) log.info(`wireguard: ${line}`);
     for (const line of report.unresolved) log.warn(`wireguard: ${line}`);
     if (report.changes.length > 0 || report.routesWritten > 0) log.info({ viewpoint: report.viewpoint, routesWritten: report.routesWritten }, 'Peer configuration applied');

@@ -1,6 +1,7 @@
 // What a Peer's own host (`wirelane connect`) derives from the mesh: whose view computes its
 // configuration, and the routes that send the mesh's ranges through its WireGuard interface.
 import { type Cidr, containsIp } from '../model/ip.js';
+import type { Granularity } from '../model/mesh.js';
 import type { Route } from '../model/route.js';
 import type { WireGuardConfig } from '../wireguard/config.js';
 import { isNodeReady } from './readiness.js';
@@ -16,6 +17,14 @@ export function viewpointNode(input: MeshInput, now: number, resyncPeriodSeconds
     .filter((n) => isNodeReady(n, now, resyncPeriodSeconds))
     .map((n) => n.name)
     .sort(compareStrings)[0];
+}
+
+/**
+ * The granularity the agents publish (the first node by name that does), as `kgctl` reads it when
+ * none is given: a Peer computed with another one would expect segments the nodes do not form.
+ */
+export function publishedGranularity(input: MeshInput): Granularity | undefined {
+  return [...input.nodes].sort((a, b) => compareStrings(a.name, b.name)).find((n) => n.granularity !== undefined)?.granularity;
 }
 
 /**

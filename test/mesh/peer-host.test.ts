@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { peerRoutes, viewpointNode } from '../../src/mesh/peer-host.js';
+import { peerRoutes, publishedGranularity, viewpointNode } from '../../src/mesh/peer-host.js';
 import { computeTopology } from '../../src/mesh/topology.js';
 import { peerConfig } from '../../src/mesh/wireguard.js';
 import { parseEndpoint } from '../../src/model/endpoint.js';
@@ -13,6 +13,12 @@ test('the viewpoint is the first ready node by name; none while no node is ready
   assert.equal(viewpointNode({ nodes, peers: [] }, NOW, 30), 'a2', 'a1 is stale, 0 has no endpoint');
   assert.equal(viewpointNode({ nodes: [member('a', 1, { lastSeen: null })], peers: [] }, NOW, 30), undefined);
   assert.equal(viewpointNode({ nodes: [], peers: [] }, NOW, 30), undefined);
+});
+
+test('the published granularity is the first node\'s by name that publishes one', () => {
+  const nodes = [{ ...member('b', 1), granularity: 'full' as const }, member('a', 1), { ...member('c', 1), granularity: 'location' as const }];
+  assert.equal(publishedGranularity({ nodes, peers: [] }), 'full');
+  assert.equal(publishedGranularity({ nodes: [member('a', 1)], peers: [] }), undefined);
 });
 
 test('every allowed IP of every [Peer] is routed through the interface, without a gateway', () => {
