@@ -29,8 +29,7 @@ import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
 import { ProblemReporter } from './problem-reporter.js';
-import type { Problem } from '../sources/problem.js';
-import type { RejectedClaim } from '../mesh/claims.js';
+import { rejectedClaimProblem } from '../sources/problem.js';
 import type { SyncResult } from './sync-health.js';
 
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
@@ -119,7 +118,7 @@ export class MeshReconciler {
       // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
       if (this.deps.config.encapsulate !== 'never') this.tunnel ??= await this.step('tunnel', () => TunnelDevice.open());
       const t = await this.step('topology', async () => computeTopology(await this.meshInput(host, now), this.meshOptions(host, now)));
-      if (t) this.claims.report(t.rejectedClaims.map(claimProblem));
+      if (t) this.claims.report(t.rejectedClaims.map(rejectedClaimProblem));
       if (t === undefined) return this.outcome();
       this.topology = t;
       this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
@@ -389,9 +388,4 @@ export class MeshReconciler {
     if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${errorLine(err)}`));
     await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${errorLine(err)}`));
   }
-}
-
-/** A dropped claim as a problem of its claimant: `Peer "x": spec.allowedIPs: 10.44.2.0/24 overlaps …`. */
-function claimProblem(c: RejectedClaim): Problem {
-  return { kind: c.kind, object: c.name, field: c.field, message: `${formatCidr(c.prefix)} ${c.reason}` };
 }

@@ -1,5 +1,4 @@
 import { hostname as osHostname } from 'node:os';
-import { existsSync } from 'node:fs';
 import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
@@ -7,13 +6,12 @@ import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
-  choiceFlag, cidrListFlag, interfaceFlag,
-  durationFlag, integerFlag, parseEncapsulationFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
+  DEFAULT_RESYNC_PERIOD, choiceFlag, cidrListFlag, interfaceFlag,
+  durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
   stringFlag, switchFlag,
 } from './flags.js';
 import { DEFAULT_STATE_DIR } from './keygen.js';
-
-const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+import { kubeconfigPath } from './kubeconfig.js';
 
 export const agent: Command = {
   name: 'agent',
@@ -92,7 +90,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'internal-cidr': { type: 'string' },
     'service-cidr': { type: 'string' },
     'allow-wide-claims': { type: 'string' },
-    'resync-period': { type: 'string', default: '30s' },
+    'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
     'command-timeout': { type: 'string', default: '30s' },
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
@@ -151,8 +149,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     local: switchFlag(values, 'local', true),
     topologyLabel: str('topology-label'),
     internalCidrs: cidrListFlag(values, 'internal-cidr'),
-    serviceCIDRs: cidrListFlag(values, 'service-cidr'),
-    allowWideClaims: switchFlag(values, 'allow-wide-claims', false),
+    ...parseClaimFlags(values),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
     commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
     listen,
@@ -199,11 +196,4 @@ function parseSource(source: string | undefined, kubeconfig: string | undefined)
   if (source !== undefined && source !== 'kubernetes') throw new UsageError(`--source: "${source}" is not kubernetes or file:PATH`);
   const path = kubeconfigPath(kubeconfig, 'or use --source file:PATH');
   return { kind: 'kubernetes', ...(path !== undefined && { kubeconfig: path }) };
-}
-
-/** --kubeconfig, else $KUBECONFIG, else undefined for in-cluster credentials; a usage error without any. */
-export function kubeconfigPath(flag: string | undefined, otherwise: string): string | undefined {
-  const path = flag ?? process.env['KUBECONFIG'];
-  if (path === undefined && !existsSync(IN_CLUSTER_TOKEN)) throw new UsageError(`no Kubernetes credentials: give --kubeconfig, run in a pod, ${otherwise}`);
-  return path;
 }

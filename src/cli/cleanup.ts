@@ -3,7 +3,8 @@
 // uninstall (deploy/uninstall/) or by hand, with the agent stopped.
 import { hostname } from 'node:os';
 import { type RemoveAnnotations, hostPlacementOf, removeHostState } from '../agent/host-cleanup.js';
-import { kubeconfigPath, parsePlacementFlags } from './agent.js';
+import { parsePlacementFlags } from './agent.js';
+import { kubeconfigPath } from './kubeconfig.js';
 import type { Command, Values } from './command.js';
 import { parseLogLevelFlag, stringFlag, switchFlag } from './flags.js';
 

@@ -16,10 +16,10 @@ import { decodeMeshInput } from '../sources/mesh-input.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import type { PeerRegistration } from '../sources/peer.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
-import { kubeconfigPath } from './agent.js';
-import { DEFAULT_SUBNET, meshOptionsFrom } from './cluster-file-input.js';
+import { kubeconfigPath } from './kubeconfig.js';
+import { DEFAULT_SUBNET, meshOptionsOf } from './mesh-command-input.js';
 import { type Command, LOG_LEVEL_OPTION, UsageError, type Values } from './command.js';
-import { durationFlag, integerFlag, interfaceFlag, parseFlag, parseLogLevelFlag, stringFlag } from './flags.js';
+import { DEFAULT_RESYNC_PERIOD, durationFlag, integerFlag, interfaceFlag, parseFlag, parseLogLevelFlag, stringFlag } from './flags.js';
 import { DEFAULT_STATE_DIR } from './keygen.js';
 
 export const DEFAULT_PEER_INTERFACE = 'wirelane-peer0';
@@ -54,9 +54,12 @@ Flags:
   --subnet CIDR               the agents' WireGuard subnet (default ${DEFAULT_SUBNET})
   --service-cidr CIDR[,CIDR]  the cluster's service ranges, routed to the segment of the first node
                               by name (as the agents' --service-cidr and showconf peer)
+  --allow-wide-claims[=true]  as the agents run: Peers and locations may claim prefixes wider
+                              than /8 (IPv4) or /16 (IPv6)
   --topology-label LABEL      node label naming the location (default ${DEFAULT_TOPOLOGY_LABEL})
   --log-level LEVEL           trace, debug, info, warn, error (default info)`,
   allowPositionals: true,
+  switches: ['allow-wide-claims'],
   options: {
     'allowed-ip': { type: 'string', multiple: true },
     'persistent-keepalive': { type: 'string', default: String(DEFAULT_KEEPALIVE) },
@@ -65,10 +68,11 @@ Flags:
     'state-dir': { type: 'string', default: DEFAULT_STATE_DIR },
     'key-file': { type: 'string' },
     kubeconfig: { type: 'string' },
-    'resync-period': { type: 'string', default: '30s' },
+    'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
     granularity: { type: 'string' },
     subnet: { type: 'string', default: DEFAULT_SUBNET },
     'service-cidr': { type: 'string' },
+    'allow-wide-claims': { type: 'string' },
     'topology-label': { type: 'string', default: DEFAULT_TOPOLOGY_LABEL },
     ...LOG_LEVEL_OPTION,
   },
@@ -188,9 +192,9 @@ async function syncOnce(
   problems.report(decoded.problems);
   const now = Math.floor(Date.now() / 1000);
   try {
-    const { hostname: _viewpoint, ...opts } = meshOptionsFrom(values, '', now);
+    const opts = meshOptionsOf(values, now);
     const granularity = stringFlag(values, 'granularity') === undefined ? (publishedGranularity(decoded) ?? opts.granularity) : opts.granularity;
-    const report = await connection.sync(decoded, { ...opts, granularity, wireguardDevice: flags.interface, resyncPeriodSeconds: flags.resyncPeriodMs / 1000 });
+    const report = await connection.sync(decoded, { ...opts, granularity, wireguardDevice: flags.interface });
     for (const line of report.changes) log.info(`wireguard: ${line}`);
     for (const line of report.unresolved) log.warn(`wireguard: ${line}`);
     if (report.changes.length > 0 || report.routesWritten > 0) log.info({ viewpoint: report.viewpoint, routesWritten: report.routesWritten }, 'Peer configuration applied');

@@ -1,4 +1,5 @@
 // Flag values shared by several commands, parsed into domain types or rejected with one line.
+import type { MeshOptions } from '../mesh/types.js';
 import { ParseError, type Cidr, parseCidr } from '../model/ip.js';
 import { ENCAPSULATIONS, type Encapsulation, type Granularity } from '../model/mesh.js';
 import { LOG_LEVELS, type LogLevel } from '../observability/logger.js';
@@ -65,9 +66,21 @@ export function durationFlag(name: string, value: string): number {
   return ms;
 }
 
-/** A comma-separated list of CIDRs (`--service-cidr 10.96.0.0/12,fd00:96::/108`); empty when not given. */
+/** The agent's full reconcile interval; also the CLI's, which judges heartbeats by it. */
+export const DEFAULT_RESYNC_PERIOD = '30s';
+
+/** A comma-separated list of CIDRs (`--service-cidr 10.96.0.0/12,fd00:96::/108`); absent or '' is none. */
 export function cidrListFlag(values: Values, name: string): Cidr[] {
-  return (stringFlag(values, name) ?? '').split(',').filter((c) => c.trim() !== '').map((c) => parseFlag(name, c.trim(), parseCidr));
+  return (stringFlag(values, name) ?? '')
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => c !== '')
+    .map((c) => parseFlag(name, c, parseCidr));
+}
+
+/** --service-cidr and --allow-wide-claims: what Peers and locations may claim, for the agent and the CLI alike. */
+export function parseClaimFlags(values: Values): Required<Pick<MeshOptions, 'serviceCIDRs' | 'allowWideClaims'>> {
+  return { serviceCIDRs: cidrListFlag(values, 'service-cidr'), allowWideClaims: switchFlag(values, 'allow-wide-claims', false) };
 }
 
 /** --interface: a Linux interface name (IFNAMSIZ is 16 with the terminating NUL). */

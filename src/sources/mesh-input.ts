@@ -3,13 +3,8 @@ import type { MeshInput } from '../mesh/types.js';
 import type { MeshNode, MeshPeer } from '../model/mesh.js';
 import { type NodeDecodeOptions, decodeNode } from './node.js';
 import { decodePeer } from './peer.js';
-import { InvalidObjectError, type Problem } from './problem.js';
+import { InvalidObjectError, type LocatedProblem, locatedProblem } from './problem.js';
 import type { SourceObject } from './source.js';
-
-export interface LocatedProblem extends Problem {
-  /** Where the object came from, e.g. `document 3 (Node "b")`; absent for API objects. */
-  readonly where?: string;
-}
 
 export interface DecodedMeshInput extends MeshInput {
   readonly problems: readonly LocatedProblem[];
@@ -19,19 +14,18 @@ export function decodeMeshInput(objects: Iterable<SourceObject>, opts: NodeDecod
   const nodes: MeshNode[] = [];
   const peers: MeshPeer[] = [];
   const problems: LocatedProblem[] = [];
-  const located = (p: Problem, where: string | undefined): LocatedProblem => (where ? { ...p, where } : p);
   for (const { kind, object, where } of objects) {
     try {
       if (kind === 'Node') {
         const decoded = decodeNode(object, opts);
         nodes.push(decoded.node);
-        problems.push(...decoded.problems.map((p) => located(p, where)));
+        problems.push(...decoded.problems.map((p) => locatedProblem(p, where)));
       } else if (kind === 'Peer') {
         peers.push(decodePeer(object));
       }
     } catch (err) {
       if (!(err instanceof InvalidObjectError)) throw err;
-      problems.push(located(err.problem, where));
+      problems.push(locatedProblem(err.problem, where));
     }
   }
   return { nodes, peers, problems };

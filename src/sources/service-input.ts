@@ -1,22 +1,22 @@
 // Services and EndpointSlices from a source, decoded leniently: a malformed object is left out and
-// reported, every other one is used (the agent's counterpart of the strict `services` command).
+// reported, every other one is used (the agent and the `services` command alike).
 import type { EndpointSlice, Service } from '../services/input.js';
 import { decodeEndpointSlice } from './endpoint-slice.js';
-import { InvalidObjectError, type Problem } from './problem.js';
+import { InvalidObjectError, type LocatedProblem, locatedProblem } from './problem.js';
 import { decodeService } from './service.js';
 import type { SourceObject } from './source.js';
 
 export interface DecodedServiceInput {
   readonly services: readonly Service[];
   readonly slices: readonly EndpointSlice[];
-  readonly problems: readonly Problem[];
+  readonly problems: readonly LocatedProblem[];
 }
 
 export function decodeServiceInput(objects: Iterable<SourceObject>): DecodedServiceInput {
   const services: Service[] = [];
   const slices: EndpointSlice[] = [];
-  const problems: Problem[] = [];
-  for (const { kind, object } of objects) {
+  const problems: LocatedProblem[] = [];
+  for (const { kind, object, where } of objects) {
     try {
       if (kind === 'Service') services.push(decodeService(object));
       else if (kind === 'EndpointSlice') {
@@ -25,7 +25,7 @@ export function decodeServiceInput(objects: Iterable<SourceObject>): DecodedServ
       }
     } catch (err) {
       if (!(err instanceof InvalidObjectError)) throw err;
-      problems.push(err.problem);
+      problems.push(locatedProblem(err.problem, where));
     }
   }
   return { services, slices, problems };

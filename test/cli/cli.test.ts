@@ -11,7 +11,10 @@ import { cliPath } from '../../src/sandbox/mesh-cluster.js';
 const FIXTURE = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', 'fixtures', 'cluster.yaml');
 
 function wirelane(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cliPath(), ...args], { encoding: 'utf8' });
+  // Without --from or --kubeconfig the commands would read $KUBECONFIG's cluster.
+  const env = { ...process.env };
+  delete env['KUBECONFIG'];
+  const r = spawnSync(process.execPath, [cliPath(), ...args], { encoding: 'utf8', env });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -44,6 +47,12 @@ test('failures are one line on stderr with a non-zero exit', () => {
     [['topology', '--from', FIXTURE, '--node', 'zz'], 1, /^wirelane: Node "zz": not in the cluster$/],
     [['topology', '--from', FIXTURE, '--node', 'a', '--subnet', '10.4.0.0/33'], 2, /^wirelane: --subnet: "10.4.0.0\/33" is not a CIDR/],
     [['topology', '--from', FIXTURE, '--node', 'a', '--granularity', 'galaxy'], 2, /^wirelane: --granularity: "galaxy" is not a granularity/],
+    [['topology', '--from', FIXTURE, '--node', 'a', '--service-cidr', '10.96.0.0/12,10.100.0.0/99'], 2, /^wirelane: --service-cidr: "10.100.0.0\/99" is not a CIDR/],
+    [['topology', '--from', FIXTURE, '--node', 'a', '--allow-wide-claims=maybe'], 2, /^wirelane: --allow-wide-claims: "maybe" is not true or false$/],
+    [['topology', '--from', FIXTURE, '--node', 'a', '--resync-period', 'soon'], 2, /^wirelane: --resync-period: "soon" is not a duration/],
+    [['topology', '--node', 'a'], 2, /^wirelane: no Kubernetes credentials: give --kubeconfig, run in a pod, or give --from FILE$/],
+    [['graph', '--from', FIXTURE, '--kubeconfig', FIXTURE], 2, /^wirelane: give --from FILE or --kubeconfig FILE, not both$/],
+    [['graph', '--kubeconfig', '/nonexistent'], 1, /^wirelane: kubeconfig \/nonexistent: ENOENT/],
     [['showconf', 'node'], 2, /^wirelane: want: showconf node NAME \| showconf peer NAME$/],
     [['graph', '--from', FIXTURE, '--format', 'png'], 2, /^wirelane: --format: "png" is not one of dot, svg$/],
     [['agent', '--source', 'file:x', '--port', '0'], 2, /^wirelane: --port: "0" is not an integer in 1..65535$/],
@@ -64,17 +73,57 @@ test('failures are one line on stderr with a non-zero exit', () => {
   }
 });
 
-test('a bad cluster file is one error naming the document and the object', async () => {
+test('a malformed value in a cluster file is one warning naming the document, object and field; the rest is computed', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'wirelane-cli-'));
-  try {
-    const file = join(dir, 'c.yaml');
-    await writeFile(file, 'apiVersion: v1\nkind: Node\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Node\nmetadata:\n  name: b\n  annotations: {wirelane.io/internal-ip: "300.1.2.3/99"}\n');
-    const r = wirelane('graph', '--from', file);
-    assert.equal(r.code, 1);
-    assert.equal(r.stderr, `wirelane: ${file}: document 2 (Node "b"): Node "b": annotation wirelane.io/internal-ip: "300.1.2.3/99" is not a CIDR\n`);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'c.yaml');
+  // b's internal IP is bad: b keeps everything else (it forms its own segment, as without one).
+  await writeFile(file, (await readFile(FIXTURE, 'utf8')).replace('wirelane.io/internal-ip: 192.168.0.2/24', 'wirelane.io/internal-ip: "300.1.2.3/99"'));
+  const warning = `wirelane: warning: ${file}: document 2 (Node "b"): Node "b": annotation wirelane.io/internal-ip: "300.1.2.3/99" is not a CIDR\n`;
+  const r = wirelane('topology', '--from', file, '--node', 'a');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, warning);
+  const segments = (JSON.parse(r.stdout) as { segments: { nodes: string[] }[] }).segments.map((s) => s.nodes);
+  assert.deepEqual(segments, [['a'], ['c', 'd'], ['b']]);
+  for (const args of [['graph'], ['showconf', 'node', 'a'], ['showconf', 'peer', 'laptop']]) {
+    const other = wirelane(...args, '--from', file);
+    assert.equal(other.code, 0, args.join(' '));
+    assert.equal(other.stderr, warning, args.join(' '));
   }
+  const strict = wirelane('topology', '--from', file, '--node', 'a', '--strict');
+  assert.equal(strict.code, 1);
+  assert.equal(strict.stdout, '');
+  assert.equal(strict.stderr, `${warning}wirelane: --strict: 1 problem in the input (above)\n`);
+  assert.equal(wirelane('topology', '--from', FIXTURE, '--node', 'a', '--strict').code, 0, 'a clean file passes --strict');
+});
+
+test('a structural fault in the cluster file is still one error naming the document', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wirelane-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'c.yaml');
+  await writeFile(file, 'apiVersion: v1\nkind: Node\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\n');
+  const r = wirelane('graph', '--from', file);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, `wirelane: ${file}: document 2 (Pod "p"): unsupported apiVersion/kind v1/Pod\n`);
+});
+
+test('--service-cidr and --allow-wide-claims decide claims as the agent\'s flags do; a dropped claim is a warning', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wirelane-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const peersOf = (r: { stdout: string }) => (JSON.parse(r.stdout) as { peers: { name: string; allowedIPs: string[] }[] }).peers.map((p) => [p.name, p.allowedIPs]);
+  const inServiceRange = wirelane('topology', '--from', FIXTURE, '--node', 'a', '--service-cidr', '10.96.0.0/12,10.5.0.0/16');
+  assert.equal(inServiceRange.code, 0, inServiceRange.stderr);
+  assert.deepEqual(peersOf(inServiceRange), [['laptop', []]], 'the laptop\'s only address is in a service range: it is dropped');
+  assert.equal(inServiceRange.stderr, `wirelane: warning: ${FIXTURE}: document 5 (Peer "laptop"): Peer "laptop": spec.allowedIPs: 10.5.0.1/32 overlaps the service CIDR (10.5.0.0/16)\n`);
+  assert.equal(inServiceRange.stderr.split('\n').length, 2, 'one line');
+  const file = join(dir, 'wide.yaml');
+  await writeFile(file, (await readFile(FIXTURE, 'utf8')).replace('10.5.0.1/32', '10.5.0.1/32, 100.0.0.0/6'));
+  const narrow = wirelane('topology', '--from', file, '--node', 'a');
+  assert.deepEqual(peersOf(narrow), [['laptop', ['10.5.0.1/32']]]);
+  assert.match(narrow.stderr, /^wirelane: warning: .*: Peer "laptop": spec\.allowedIPs: 100\.0\.0\.0\/6 wider than \/8 \(--allow-wide-claims allows it\)\n$/);
+  const wide = wirelane('topology', '--from', file, '--node', 'a', '--allow-wide-claims');
+  assert.equal(wide.stderr, '');
+  assert.deepEqual(peersOf(wide), [['laptop', ['10.5.0.1/32', '100.0.0.0/6']]]);
 });
 
 test('topology -o json prints the documented shape', () => {

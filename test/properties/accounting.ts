@@ -7,7 +7,7 @@ import type { EndpointSlice, Service } from '../../src/services/input.js';
 import { decodeEndpointSlice } from '../../src/sources/endpoint-slice.js';
 import type { DecodedMeshInput } from '../../src/sources/mesh-input.js';
 import type { KubeObject } from '../../src/sources/objects.js';
-import { InvalidObjectError, type Problem } from '../../src/sources/problem.js';
+import { InvalidObjectError, type LocatedProblem, type Problem, locatedProblem } from '../../src/sources/problem.js';
 import type { DecodedServiceInput } from '../../src/sources/service-input.js';
 import { decodeService } from '../../src/sources/service.js';
 import type { SourceObject } from '../../src/sources/source.js';
@@ -100,19 +100,20 @@ export function decodeAlone({ kind, object }: SourceObject): Outcome {
 
 /**
  * The service loop: its result is each object's own outcome, in order. A rejected object is one
- * problem naming it; only an FQDN slice (or a kind the loop does not read) is left out silently.
+ * problem naming it (and where it stands, in a file); only an FQDN slice (or a kind the loop does
+ * not read) is left out silently.
  */
 export function assertServiceInputAccounted(sources: readonly SourceObject[], decoded: DecodedServiceInput): void {
   const services: Service[] = [];
   const slices: EndpointSlice[] = [];
-  const problems: Problem[] = [];
+  const problems: LocatedProblem[] = [];
   sources.forEach((source, i) => {
     const outcome = decodeAlone(source);
     if (outcome.kind === 'service') services.push(outcome.service);
     else if (outcome.kind === 'slice') slices.push(outcome.slice);
     else if (outcome.kind === 'problem') {
       assertNames(outcome.problem, source.kind, source.object, `object ${i}`);
-      problems.push(outcome.problem);
+      problems.push(locatedProblem(outcome.problem, source.where));
     } else if (source.kind === 'EndpointSlice') {
       assert.equal((source.object as Record<string, unknown>)['addressType'], 'FQDN', `object ${i}: a slice left out silently`);
     }

@@ -25,7 +25,8 @@ export interface KubernetesSourceOptions {
   readonly maxBackoffMs?: number;
 }
 
-const PATHS: Readonly<Record<SourceObjectKind, string>> = {
+/** Where each kind is listed and watched (cluster-wide). */
+export const RESOURCE_PATHS: Readonly<Record<SourceObjectKind, string>> = {
   Node: '/api/v1/nodes',
   Peer: `/apis/${PEER_GROUP}/${PEER_VERSION}/${PEER_PLURAL}`,
   Service: '/api/v1/services',
@@ -49,7 +50,7 @@ export class KubernetesSource implements ClusterSource {
       (kind) =>
         new Reflector({
           kind,
-          listWatch: new ListWatch(kubeconfig, PATHS[kind]),
+          listWatch: new ListWatch(kubeconfig, RESOURCE_PATHS[kind]),
           log,
           ...(options.metrics ? { metrics: options.metrics } : {}),
           ...(options.random ? { random: options.random } : {}),

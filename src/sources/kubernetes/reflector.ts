@@ -31,7 +31,7 @@ import { backoffDelayMs } from './backoff.js';
 import type { ListWatch, WatchEnd } from './list-watch.js';
 
 /** A list must be complete within this (a real API server ends a request after 60 s itself). */
-const LIST_TIMEOUT_MS = 60_000;
+export const LIST_TIMEOUT_MS = 60_000;
 /** Watches ask the server to end them after 5–10 min (client-go's spread), so they re-balance. */
 const WATCH_TIMEOUT_MIN_S = 300;
 /** A watch with no byte for this long past its own timeout is taken as dead. */

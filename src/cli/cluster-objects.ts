@@ -1,0 +1,71 @@
+// Where the CLI's view of the cluster comes from: a cluster file (--from) or the live API
+// (--kubeconfig, else $KUBECONFIG, else in-cluster credentials), exactly one, read once. Either way
+// the objects go through the agent's decoders, so both show what a node computes.
+import { readFile } from 'node:fs/promises';
+import { errorLine } from '../observability/first-line.js';
+import { parseClusterFile } from '../sources/file/cluster-file.js';
+import type { SourceObject, SourceObjectKind } from '../sources/source.js';
+import { type Options, UsageError, type Values } from './command.js';
+import { booleanFlag, stringFlag } from './flags.js';
+import { kubeconfigPath } from './kubeconfig.js';
+
+export type ClusterOrigin =
+  | { readonly kind: 'file'; readonly path: string }
+  /** `kubeconfig` undefined: in-cluster credentials. */
+  | { readonly kind: 'kubernetes'; readonly kubeconfig: string | undefined };
+
+export const SOURCE_OPTIONS: Options = {
+  from: { type: 'string' },
+  kubeconfig: { type: 'string' },
+  strict: { type: 'boolean', default: false },
+};
+
+/** The source flags' help lines, their descriptions starting at `column`. */
+export function sourceFlagsHelp(column: number): string {
+  const rows: readonly [string, string][] = [
+    ['--from FILE', 'a cluster file (Kubernetes objects); its nodes count as fresh'],
+    ['--kubeconfig FILE', 'the live cluster (default: $KUBECONFIG, else in-cluster credentials)'],
+    ['--strict', 'exit 1 when any input is malformed (one warning each): lint a file'],
+  ];
+  return rows.map(([flag, text]) => `  ${flag.padEnd(column - 2)}${text}`).join('\n');
+}
+
+/** Which source the flags name; checked before anything is read. */
+export function clusterOriginOf(values: Values): ClusterOrigin {
+  const from = stringFlag(values, 'from');
+  const kubeconfig = stringFlag(values, 'kubeconfig');
+  if (from !== undefined && kubeconfig !== undefined) throw new UsageError('give --from FILE or --kubeconfig FILE, not both');
+  if (from === '') throw new UsageError('--from needs a file');
+  if (from !== undefined) return { kind: 'file', path: from };
+  return { kind: 'kubernetes', kubeconfig: kubeconfigPath(kubeconfig, 'or give --from FILE') };
+}
+
+export function strictFlag(values: Values): boolean {
+  return booleanFlag(values, 'strict');
+}
+
+/**
+ * The objects of `kinds` (a file's are all of them: the decoders pick theirs). A file that does not
+ * parse, or a list that fails, is an error: never a view of part of the cluster.
+ */
+export async function readClusterObjects(origin: ClusterOrigin, kinds: readonly SourceObjectKind[]): Promise<readonly SourceObject[]> {
+  if (origin.kind === 'file') {
+    const text = await readFile(origin.path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`${origin.path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
+    });
+    return parseClusterFile(text, origin.path);
+  }
+  // Loaded here only: the Kubernetes client costs a file-only command its start-up time.
+  const [{ loadKubeConfig }, { listOnce }] = await Promise.all([
+    import('../sources/kubernetes/kubernetes-source.js'),
+    import('../sources/kubernetes/list-once.js'),
+  ]);
+  const kubeconfig = (() => {
+    try {
+      return loadKubeConfig(origin.kubeconfig);
+    } catch (err) {
+      throw new Error(`${origin.kubeconfig === undefined ? 'in-cluster credentials' : `kubeconfig ${origin.kubeconfig}`}: ${errorLine(err)}`);
+    }
+  })();
+  return listOnce(kubeconfig, kinds);
+}
