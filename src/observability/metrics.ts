@@ -1,5 +1,5 @@
 // The agent's Prometheus metrics. One registry per agent so tests can run several in one process.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets, linearBuckets } from 'prom-client';
 import type { NodePortStat } from '../dataplane/ebpf/nodeport.js';
 
 /** The kinds of host state the agent writes; each write is counted so idle resyncs can be proven idle. */
@@ -39,11 +39,12 @@ export class AgentMetrics {
   });
   readonly reconcileDuration = new Histogram({
     name: 'wirelane_reconcile_duration_seconds',
-    help: 'Time of one reconcile',
+    help: 'Time of one mesh reconcile',
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
 
+  readonly proxyRules = new ProxyRulesMetrics(this.registry);
   readonly source = new SourceMetrics(this.registry);
   readonly nodePort = new NodePortMetrics(this.registry);
 
@@ -55,6 +56,47 @@ export class AgentMetrics {
 
   countWrites(kind: WriteKind, n: number): void {
     if (n > 0) this.writes.inc({ kind }, n);
+  }
+}
+
+/**
+ * The services loop under kube-proxy's metric names (pkg/proxy/metrics), `wirelane_` for `kubeproxy_`,
+ * with its buckets and meanings, so that dashboards and alerts written for kube-proxy carry over.
+ */
+export class ProxyRulesMetrics {
+  /** Every services reconcile, failed ones included (kube-proxy observes each syncProxyRules). */
+  readonly syncDuration: Histogram;
+  /** Set when a services reconcile succeeded. */
+  readonly lastSync: Gauge;
+  /** Set when a change of the cluster's objects asked for a sync. */
+  readonly lastQueued: Gauge;
+  readonly networkProgramming: Histogram;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.syncDuration = new Histogram({
+      name: 'wirelane_sync_proxy_rules_duration_seconds',
+      help: 'Time of one services reconcile (kube-proxy: SyncProxyRules latency in seconds)',
+      buckets: exponentialBuckets(0.001, 2, 15),
+      registers,
+    });
+    this.lastSync = new Gauge({
+      name: 'wirelane_sync_proxy_rules_last_timestamp_seconds',
+      help: 'Unix time of the last successful services reconcile',
+      registers,
+    });
+    this.lastQueued = new Gauge({
+      name: 'wirelane_sync_proxy_rules_last_queued_timestamp_seconds',
+      help: 'Unix time a change of the cluster objects last asked for a reconcile',
+      registers,
+    });
+    this.networkProgramming = new Histogram({
+      name: 'wirelane_network_programming_duration_seconds',
+      help: "From an EndpointSlice's last-change-trigger-time to the successful services reconcile that programmed it",
+      // kube-proxy's: 0.25 s and 0.5 s, every second to 59 s, every 5 s to 115 s, every 30 s to 5 min.
+      buckets: [...linearBuckets(0.25, 0.25, 2), ...linearBuckets(1, 1, 59), ...linearBuckets(60, 5, 12), ...linearBuckets(120, 30, 7)],
+      registers,
+    });
   }
 }
 
