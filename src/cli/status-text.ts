@@ -6,7 +6,7 @@ export function renderStatus(s: AgentStatus): string {
   const now = Date.parse(s.time);
   const ago = (iso: string | null): string => (iso === null ? 'never' : `${formatAge(now - Date.parse(iso))} ago`);
   const lines: string[] = [];
-  const row = (label: string, value: string): void => void lines.push(`${`${label}:`.padEnd(16)}${value}`);
+  const row = (label: string, value: string): void => void lines.push(`${`${label}:`.padEnd(16)}${value}`.trimEnd());
 
   row('Node', `${s.node} (wirelane ${s.version})`);
   row('Ready', s.ready ? 'yes' : `no: ${s.notReady ?? 'unknown'}`);
