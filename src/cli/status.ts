@@ -1,6 +1,8 @@
 // `wirelane status`: what the running agent says about itself, from its /status on --metrics-listen
 // (loopback: run it on the node, e.g. `kubectl exec` into the agent's pod). Exit 1 with one line when
 // the agent cannot be reached or is not ready; the summary is printed first in the second case.
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { AgentStatus } from '../agent/status.js';
 import { isRecord } from '../sources/objects.js';
 import { type Command, UsageError } from './command.js';
@@ -31,7 +33,7 @@ line on stderr saying why.`,
     const document = await fetchStatus(url);
     process.stdout.write(output === 'json' ? `${JSON.stringify(document, null, 2)}\n` : renderStatus(document));
     if (document.ready) return 0;
-    process.stderr.write(`wirelane status: agent on ${document.node} is not ready: ${document.notReady ?? 'no reason given'}\n`);
+    process.stderr.write(`wirelane: the agent on ${document.node} is not ready: ${document.notReady ?? 'no reason given'}\n`);
     return 1;
   },
 };
@@ -48,22 +50,36 @@ function statusUrl(agent: string): URL {
 }
 
 async function fetchStatus(url: URL): Promise<AgentStatus> {
-  let res: Response;
+  let res: { readonly status: number; readonly body: string };
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+    res = await get(url);
   } catch (err) {
-    const cause = (err as Error & { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(`agent at ${url.origin} unreachable: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    const e = err as NodeJS.ErrnoException;
+    throw new Error(`agent at ${url.origin} unreachable: ${e.code ?? e.message}`);
   }
-  const body = await res.text();
-  if (!res.ok) throw new Error(`agent at ${url.origin}: GET /status answered ${res.status}: ${body.split('\n')[0] ?? ''}`);
+  if (res.status !== 200) throw new Error(`agent at ${url.origin}: GET /status answered ${res.status}: ${res.body.split('\n')[0] ?? ''}`);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body);
+    parsed = JSON.parse(res.body);
   } catch {
     throw new Error(`agent at ${url.origin}: /status is not JSON`);
   }
   return checkStatus(parsed, url);
+}
+
+// node:http, not fetch: fetch refuses the ports browsers block (6000, 6665, …), which an operator
+// may well have given --metrics-listen.
+function get(url: URL): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? httpsGet : httpGet)(url, { timeout: TIMEOUT_MS }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer in ${TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+  });
 }
 
 /** The fields the text and the exit code rely on; an agent of another version may add more. */

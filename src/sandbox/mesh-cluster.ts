@@ -344,6 +344,6 @@ const METRICS_PORT = 1108;
 
 /** The agent's URL for `path` as seen from its node's namespace. */
 export function agentUrl(path: string): string {
-  const port = path.startsWith('/metrics') || path.startsWith('/graph') ? METRICS_PORT : HEALTH_PORT;
+  const port = ['/metrics', '/graph', '/status'].some((p) => path.startsWith(p)) ? METRICS_PORT : HEALTH_PORT;
   return `http://127.0.0.1:${port}${path}`;
 }
