@@ -16,7 +16,7 @@ import { LoopHealth, monotonicNow } from './loop-health.js';
 import { MeshReconciler } from './mesh-reconciler.js';
 import { ReconcileLoop } from './reconcile-loop.js';
 import { openServiceProxy } from './service-proxy-choice.js';
-import { ebpfNodePortCounters } from './service-proxy-modes.js';
+import { ebpfCounters } from './service-proxy-modes.js';
 import { ServiceReconciler } from './service-reconciler.js';
 import { openClusterSource } from './source-choice.js';
 import { type Readiness, type StatusInput, buildStatus } from './status.js';
@@ -40,7 +40,11 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     log.error(`services: ${failure}`);
     metrics.errors.inc({ step: 'services' });
   });
-  if (proxy?.mode === 'ebpf') metrics.nodePort.readFrom(await ebpfNodePortCounters(placement));
+  if (proxy?.mode === 'ebpf') {
+    const counters = await ebpfCounters(placement);
+    metrics.nodePort.readFrom(counters.nodePort);
+    metrics.sockLb.readFrom(counters.sockLb);
+  }
   const services = proxy && new ServiceReconciler({ config, log, metrics, source, proxy });
   const loops: LoopName[] = services ? ['mesh', 'services'] : ['mesh'];
   for (const name of loops) for (const result of ['success', 'failure']) metrics.syncs.inc({ loop: name, result }, 0);
