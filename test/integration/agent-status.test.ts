@@ -96,6 +96,12 @@ test('wirelane status shows mode and why, leaders, WireGuard peers with handshak
   assert.equal(down.exitCode, 1);
   assert.equal(down.stderr, 'wirelane: agent at http://127.0.0.1:1 unreachable: ECONNREFUSED');
 
+  // A service without endpoints refuses at once; in eBPF mode the socket LB counts it in the kernel.
+  assert.deepEqual(await echoRequests(cluster.sandbox, a0, 'tcp', '10.96.0.53', 53, { count: 1, timeoutMs: 2000 }), ['ERROR ECONNREFUSED']);
+  const refused = (await cluster.metrics('a')).get('wirelane_sock_lb_refusals_total{reason="no_endpoint"}');
+  if (decided.mode === 'ebpf') assert.ok((refused ?? 0) >= 1, `refusals counted: ${refused}`);
+  else assert.equal(refused, undefined, 'no socket LB counters outside eBPF mode');
+
   // kube-proxy's sync metrics on a, after its first syncs.
   const before = await cluster.metrics('a');
   assert.ok((before.get('wirelane_sync_proxy_rules_duration_seconds_count') ?? 0) >= 1);
