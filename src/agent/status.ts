@@ -5,9 +5,10 @@
 // clock. No private or preshared key is ever in it: the device status it reads has none (dump.ts),
 // and error lines are masked like /healthz's.
 import type { ServiceProxyMode } from '../dataplane/service-proxy.js';
+import { type SegmentJSON, segmentToJSON } from '../mesh/json.js';
 import type { Topology } from '../mesh/types.js';
 import { formatEndpoint } from '../model/endpoint.js';
-import { formatCidr, formatIp } from '../model/ip.js';
+import { formatCidr } from '../model/ip.js';
 import type { ResourceStatus, ResourceSyncState, SourceObjectKind } from '../sources/source.js';
 import type { WireGuardStatus } from '../wireguard/dump.js';
 import type { ServiceProxyChoice } from './service-proxy-choice.js';
@@ -49,14 +50,8 @@ export interface MeshStatus {
   readonly leader: boolean;
   readonly granularity: string;
   readonly nodes: readonly { readonly name: string; readonly location: string; readonly segment: string; readonly leader: boolean }[];
-  readonly segments: readonly {
-    readonly key: string;
-    readonly location: string;
-    readonly leader: string;
-    readonly nodes: readonly string[];
-    readonly endpoint: string;
-    readonly wireguardIP: string;
-  }[];
+  /** As `wirelane topology -o json` has them. */
+  readonly segments: readonly SegmentJSON[];
   /** Peer objects (WireGuard hosts outside the cluster) by name. */
   readonly peers: readonly string[];
 }
@@ -173,14 +168,7 @@ function meshStatus(t: Topology): MeshStatus {
     nodes: t.segments
       .flatMap((s) => s.nodes.map((n) => ({ name: n.name, location: n.location, segment: s.key, leader: s.leader.name === n.name })))
       .sort((a, b) => a.name.localeCompare(b.name)),
-    segments: t.segments.map((s) => ({
-      key: s.key,
-      location: s.location,
-      leader: s.leader.name,
-      nodes: s.nodes.map((n) => n.name),
-      endpoint: formatEndpoint(s.endpoint),
-      wireguardIP: formatIp(s.wireguardIP),
-    })),
+    segments: t.segments.map(segmentToJSON),
     peers: t.peers.map((p) => p.name),
   };
 }

@@ -149,7 +149,7 @@ export class SourceMetrics {
   }
 }
 
-/** Which metric and label each wl_np_stats counter is exported as (README: "eBPF NodePort counters"). */
+/** Which metric and label each wl_np_stats counter is exported as (README: Metrics). */
 const NODEPORT_COUNTERS = {
   newFlow: ['wirelane_nodeport_flows_total', 'new'],
   confirmed: ['wirelane_nodeport_flows_total', 'confirmed'],

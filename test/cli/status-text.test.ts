@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import type { AgentStatus } from '../../src/agent/status.js';
 import { formatAge, formatBytes, renderStatus } from '../../src/cli/status-text.js';
 
+const KEY_A = 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa0=';
 const KEY_C = 'cccccccccccccccccccccccccccccccccccccccccc0=';
 const KEY_L = 'LLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLL0=';
 
@@ -25,15 +26,15 @@ const document: AgentStatus = {
       { name: 'c', location: 'west', segment: 'location:west', leader: true },
     ],
     segments: [
-      { key: 'location:east', location: 'east', leader: 'a', nodes: ['a', 'b'], endpoint: '172.31.0.10:51820', wireguardIP: '10.4.0.1' },
-      { key: 'location:west', location: 'west', leader: 'c', nodes: ['c'], endpoint: '172.31.0.12:51820', wireguardIP: '10.4.0.2' },
+      { key: 'location:east', location: 'east', leader: 'a', nodes: ['a', 'b'], endpoint: '172.31.0.10:51820', wireguardIP: '10.4.0.1', publicKey: KEY_A, allowedIPs: [], allowedLocationIPs: [], persistentKeepalive: 0 },
+      { key: 'location:west', location: 'west', leader: 'c', nodes: ['c'], endpoint: '172.31.0.12:51820', wireguardIP: '10.4.0.2', publicKey: KEY_C, allowedIPs: ['10.244.2.0/24'], allowedLocationIPs: [], persistentKeepalive: 0 },
     ],
     peers: ['laptop'],
   },
   wireguard: {
     interface: 'wirelane0',
     error: null,
-    publicKey: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa0=',
+    publicKey: KEY_A,
     listenPort: 51820,
     peers: [
       { name: 'location:west', kind: 'segment', publicKey: KEY_C, endpoint: '172.31.0.12:51820', latestHandshake: '2026-12-02T13:59:18.000Z', rxBytes: 1536, txBytes: 92, allowedIPs: ['10.244.2.0/24'] },
