@@ -233,7 +233,8 @@ export class MeshCluster {
     return (await this.curl(name, '/readyz')).exitCode === 0;
   }
 
-  async waitReady(names = [...this.agents.keys()], timeoutMs = 30_000): Promise<void> {
+  // 2 minutes: on a loaded shared machine (load 15 on 2 cores) an agent's first ready took 30 to 45 s.
+  async waitReady(names = [...this.agents.keys()], timeoutMs = 120_000): Promise<void> {
     for (const name of names) {
       await until(`agent ${name} to be ready (log: ${this.logFile(name)})`, () => this.ready(name), timeoutMs, 200);
     }

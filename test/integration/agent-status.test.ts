@@ -34,7 +34,7 @@ test('wirelane status shows mode and why, leaders, WireGuard peers with handshak
   });
   api!.create('endpointslices', webEndpoints([a1]));
   for (const n of NODES) cluster.startAgent(n.name);
-  await cluster.waitReady(undefined, 120_000); // three agents starting at once on a loaded machine
+  await cluster.waitReady();
   const podC = cluster.sandbox.node('c').pods[0]!;
   assert.ok(await cluster.waitPing(a0, podC.ip), 'a pod of a reaches a pod of c (through b and c, the leaders)');
 
