@@ -64,19 +64,24 @@ export async function openServiceProxy(
     for (const failure of await removeLeftoversOfModes(otherModes(undefined), placement, log)) reportFailure(failure);
     return undefined;
   }
-  const { proxy, chosen } = choice === 'auto' ? await openAuto(start) : { proxy: await openExplicit(choice, start), chosen: { by: 'flag' as const, reasons: [] } };
+  const { proxy, chosen } = choice === 'auto' ? await openAuto(start) : await openExplicit(choice, start);
   return new LeftoverRemovingProxy(proxy, () => removeLeftoversOfModes(otherModes(proxy.mode), placement, log), reportFailure, chosen);
 }
 
-async function openExplicit(mode: ServiceProxyMode, start: ModeStart): Promise<ServiceProxy> {
+interface OpenedProxy {
+  readonly proxy: ServiceProxy;
+  readonly chosen: ServiceProxyChoice;
+}
+
+async function openExplicit(mode: ServiceProxyMode, start: ModeStart): Promise<OpenedProxy> {
   try {
-    return await modeRow(mode).open(start);
+    return { proxy: await modeRow(mode).open(start), chosen: { by: 'flag', reasons: [] } };
   } catch (error) {
     throw new ServiceProxyUnavailableError(`--service-proxy ${mode}: ${(error as Error).message}`, { cause: error });
   }
 }
 
-async function openAuto(start: ModeStart): Promise<{ readonly proxy: ServiceProxy; readonly chosen: ServiceProxyChoice }> {
+async function openAuto(start: ModeStart): Promise<OpenedProxy> {
   const decision = await decideServiceProxy(start.placement);
   const reasons = [...decision.reasons];
   for (const row of SERVICE_PROXY_MODES.slice(SERVICE_PROXY_MODES.findIndex((r) => r.mode === decision.mode))) {
