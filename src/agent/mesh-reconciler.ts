@@ -111,6 +111,11 @@ export class MeshReconciler {
     return this.topology && renderGraph(this.topology);
   }
 
+  /** The last topology computed; undefined before the first. */
+  get lastTopology(): Topology | undefined {
+    return this.topology;
+  }
+
   /** One pass over every step; successful only when each of them succeeded. */
   async reconcile(): Promise<SyncResult> {
     const endTimer = this.deps.metrics.reconcileDuration.startTimer();
