@@ -75,6 +75,20 @@ export function formatCniConfigList(list: CniConfigList): string {
   return `${JSON.stringify(list, null, 2)}\n`;
 }
 
+/** A configuration file's text as a runtime reads it: JSON with a version, a name and typed plugins. */
+export function parseCniConfigList(text: string): CniConfigList {
+  const parsed: unknown = JSON.parse(text);
+  const record = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!record(parsed) || typeof parsed['cniVersion'] !== 'string' || typeof parsed['name'] !== 'string') {
+    throw new Error('a CNI configuration list needs "cniVersion" and "name" strings');
+  }
+  const plugins = parsed['plugins'];
+  if (!Array.isArray(plugins) || plugins.length === 0 || !plugins.every((p) => record(p) && typeof p['type'] === 'string')) {
+    throw new Error(`CNI network "${parsed['name']}": "plugins" is not a list of plugins with a "type"`);
+  }
+  return { cniVersion: parsed['cniVersion'], name: parsed['name'], plugins: plugins as CniPluginConfig[] };
+}
+
 /** True when a configuration file's text is one this agent writes: it may replace or remove it. */
 export function isOwnCniConfigList(text: string): boolean {
   let parsed: unknown;

@@ -335,6 +335,21 @@ function podCommands(pod: PlannedPod, node: PlannedNode): IpCommand[] {
   return cmds;
 }
 
+/** The sysctls of a node's, pod's or outside host's namespace. */
+export function namespaceSysctls(netns: string, isNode: boolean, podNetwork: PodNetwork): IpCommand {
+  return sysctlCommand(netns, [
+    // Duplicate address detection only delays the first IPv6 packets here.
+    'net.ipv6.conf.default.accept_dad=0',
+    'net.ipv6.conf.all.accept_dad=0',
+    // Set either way: a new namespace starts from the host's value, which is the host's business.
+    ...(isNode ? ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'] : ['net.ipv4.ip_forward=0', 'net.ipv6.conf.all.forwarding=0']),
+    // Bridged pod traffic through the node's iptables, as kube-proxy requires of a node (and
+    // kubeadm's preflight checks): a reply from a pod to a pod on the same bridge must meet the
+    // conntrack entry of the Service DNAT that sent the request.
+    ...(isNode && podNetwork === 'cni' ? ['net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1'] : []),
+  ]);
+}
+
 /** The nft ruleset of the underlay namespace: only node-to-management traffic crosses mgmt0. */
 export function managementRuleset(management: PlannedManagement): string {
   return [
@@ -369,20 +384,7 @@ export function buildPhasesOf(plan: SandboxPlan, ownPid: number): BuildPhase[] {
     ]),
     ...plan.namespaces
       .filter((ns) => ns !== plan.underlayNetns)
-      .map((ns) => {
-        const isNode = plan.nodes.some((n) => n.netns === ns);
-        return sysctlCommand(ns, [
-          // Duplicate address detection only delays the first IPv6 packets here.
-          'net.ipv6.conf.default.accept_dad=0',
-          'net.ipv6.conf.all.accept_dad=0',
-          // Set either way: a new namespace starts from the host's value, which is the host's business.
-          ...(isNode ? ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'] : ['net.ipv4.ip_forward=0', 'net.ipv6.conf.all.forwarding=0']),
-          // Bridged pod traffic through the node's iptables, as kube-proxy requires of a node (and
-          // kubeadm's preflight checks): a reply from a pod to a pod on the same bridge must meet the
-          // conntrack entry of the Service DNAT that sent the request.
-          ...(isNode && plan.podNetwork === 'cni' ? ['net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1'] : []),
-        ]);
-      }),
+      .map((ns) => namespaceSysctls(ns, plan.nodes.some((n) => n.netns === ns), plan.podNetwork)),
   ];
   const create: BuildPhase = {
     batches: [{ netns: undefined, commands: [...plan.namespaces.map((ns) => ['netns', 'add', ns]), ...sysctls] }],

@@ -18,6 +18,7 @@ import { cleanUpOnExit, forgetOnExit } from './exit-cleanup.js';
 import {
   buildPhasesOf,
   managementSubnetOf,
+  namespaceSysctls,
   planSandbox,
   type PlannedHost,
   type PlannedNode,
@@ -26,6 +27,7 @@ import {
   type SandboxPlan,
   type SandboxSpec,
 } from './plan.js';
+import { parseCniConfigList, type CniConfigList } from '../cni/conflist.js';
 import { addCniPod, cniStateDirOf, deleteCniPod, nodeCniNetworkOf, type CniPod, type NodeCniNetwork } from './cni-pods.js';
 import { isReachable, probeTcp, UNUSED_PORT, type TcpProbeResult } from './probe.js';
 import { claimPrefix, identify, recordPids, releasePrefix, type ProcessIdentity } from './registry.js';
@@ -107,13 +109,13 @@ function podView(p: PlannedPod, node: string, cni: CniPod | undefined): SandboxP
   return { ...view, nodeIface: hostIface ?? '', ip: ipv4 ?? '', ipv6 };
 }
 
-function nodeView(n: PlannedNode, cniPods: ReadonlyMap<string, CniPod>): SandboxNode {
+function nodeView(n: PlannedNode, pods: readonly PlannedPod[], cniPods: ReadonlyMap<string, CniPod>): SandboxNode {
   return {
     ...hostView(n),
     location: n.location,
     podCIDRs: n.podCIDRs,
     podGateways: n.podGateways,
-    pods: n.pods.map((p) => podView(p, n.name, cniPods.get(p.name))),
+    pods: pods.map((p) => podView(p, n.name, cniPods.get(p.name))),
   };
 }
 
@@ -122,8 +124,6 @@ export class Sandbox {
   readonly outside: readonly SandboxHost[];
   /** The namespace holding the underlay bridge (br0). */
   readonly underlayNetns: string;
-  /** Every namespace of the sandbox. */
-  readonly namespaces: readonly string[];
   /** Root-namespace address that nodes can reach; bind test servers here. Undefined without `management`. */
   readonly managementAddress: string | undefined;
   /** The root-namespace link of the management path. */
@@ -134,7 +134,9 @@ export class Sandbox {
   private readonly children = new Map<SpawnedProcess, ProcessIdentity>();
   /** With CNI: each attached pod by name, with what its DEL needs. */
   private readonly cniPods = new Map<string, CniPod>();
-  private nodeViews: readonly SandboxNode[];
+  /** Pods made after the build (addPod), by node. */
+  private readonly addedPods = new Map<string, PlannedPod[]>();
+  private nodeViews: readonly SandboxNode[] = [];
   private readonly graceMs: number;
   private destroying: Promise<void> | undefined;
 
@@ -143,10 +145,9 @@ export class Sandbox {
     opts: SandboxOptions = {},
   ) {
     this.prefix = plan.prefix;
-    this.nodeViews = plan.nodes.map((n) => nodeView(n, this.cniPods));
+    this.refreshViews();
     this.outside = plan.outside.map(hostView);
     this.underlayNetns = plan.underlayNetns;
-    this.namespaces = plan.namespaces;
     this.managementAddress = plan.management?.rootAddress.ip;
     this.managementLink = plan.management?.rootLink;
     this.cgroups = opts.cgroups === true ? sandboxCgroupsOf(this.prefix) : undefined;
@@ -155,6 +156,19 @@ export class Sandbox {
 
   get nodes(): readonly SandboxNode[] {
     return this.nodeViews;
+  }
+
+  /** Every namespace of the sandbox. */
+  get namespaces(): readonly string[] {
+    return [...this.plan.namespaces, ...[...this.addedPods.values()].flat().map((p) => p.netns)];
+  }
+
+  private podsOf(node: PlannedNode): PlannedPod[] {
+    return [...node.pods, ...(this.addedPods.get(node.name) ?? [])];
+  }
+
+  private refreshViews(): void {
+    this.nodeViews = this.plan.nodes.map((n) => nodeView(n, this.podsOf(n), this.cniPods));
   }
 
   /** How pods got their network (SandboxSpec.podNetwork). */
@@ -187,21 +201,42 @@ export class Sandbox {
       this.plan.nodes.map(async (node) => {
         if (node.pods.length === 0) return;
         const { list } = nodeCniNetworkOf(this.prefix, node);
-        for (const pod of node.pods) {
-          const attached = await addCniPod(this.prefix, node, pod, list);
-          if (attached.address.hostIface === undefined) throw new Error(`CNI ADD for ${attached.attachment.containerId}: the result names no host interface`);
-          this.cniPods.set(pod.name, attached);
-        }
+        for (const pod of node.pods) await this.attachCniPod(node, pod, list);
       }),
     );
-    this.nodeViews = this.plan.nodes.map((n) => nodeView(n, this.cniPods));
+    this.refreshViews();
+  }
+
+  private async attachCniPod(node: PlannedNode, pod: PlannedPod, list: CniConfigList): Promise<void> {
+    const attached = await addCniPod(this.prefix, node, pod, list);
+    this.cniPods.set(pod.name, attached);
+    if (attached.address.hostIface === undefined) throw new Error(`CNI ADD for ${attached.attachment.containerId}: the result names no host interface`);
+  }
+
+  /**
+   * A pod made now on a running node, as the kubelet makes one: a namespace, then ADD with
+   * `conflist`, the text of a CNI configuration file (the one the node's agent wrote).
+   */
+  async addPod(nodeName: string, conflist: string): Promise<SandboxPod> {
+    if (this.destroying !== undefined) throw new Error(`sandbox ${this.prefix}: addPod after destroy`);
+    const node = this.plannedNode(nodeName);
+    const list = parseCniConfigList(conflist);
+    const index = this.podsOf(node).length;
+    const name = `${node.name}-pod${index}`;
+    const pod: PlannedPod = { name, netns: `${this.prefix}${name}`, iface: 'eth0', nodeIface: undefined, ip: '', ipv6: undefined };
+    // Recorded first: whatever part of it gets made, destroy() removes.
+    this.addedPods.set(node.name, [...(this.addedPods.get(node.name) ?? []), pod]);
+    await runIpBatch([['netns', 'add', pod.netns], namespaceSysctls(pod.netns, false, 'cni')]);
+    await this.attachCniPod(node, pod, list);
+    this.refreshViews();
+    return this.node(node.name).pods[index] as SandboxPod;
   }
 
   /** CNI DEL for every attached pod; the first failure is rethrown once all were tried. */
   private async detachCniPods(): Promise<void> {
     const outcomes = await Promise.allSettled(
       this.plan.nodes.map(async (node) => {
-        for (const pod of node.pods) {
+        for (const pod of this.podsOf(node)) {
           const attached = this.cniPods.get(pod.name);
           if (attached === undefined) continue;
           await deleteCniPod(node, attached);
