@@ -139,10 +139,17 @@ export class MeshCluster {
     return join(this.stateDir(name), 'net.d', CNI_CONF_NAME);
   }
 
-  private cniArgs(name: string): string[] {
-    if (this.sandbox.podNetwork !== 'cni') return [];
-    const confFile = this.cniConfFile(name);
-    return ['--cni', '--cni-conf-dir', dirname(confFile), '--cni-conf-name', CNI_CONF_NAME, '--cni-ipam-dir', this.sandbox.cniNetworkOf(name).ipamDir];
+  /** CNI mode when the pods were made by the plugins; an agent's own flags may still turn it off. */
+  private cniModeArgs(name: string): string[] {
+    return this.sandbox.podNetwork === 'cni' ? ['--cni', '--cni-ipam-dir', this.sandbox.cniNetworkOf(name).ipamDir] : ['--cni=false'];
+  }
+
+  /**
+   * Last on the command line, so no flag of a test (the DaemonSet's --cni-conf-dir=/etc/cni/net.d)
+   * points a sandbox agent at the host's directory: the file stays in the node's state directory.
+   */
+  private cniPlacementArgs(name: string): string[] {
+    return ['--cni-conf-dir', dirname(this.cniConfFile(name)), '--cni-conf-name', CNI_CONF_NAME];
   }
 
   logFile(name: string): string {
@@ -195,7 +202,7 @@ export class MeshCluster {
     // Each simulated node is its own cgroup and pin directory: one kernel, several "hosts".
     const ebpf = ['--cgroup-root', this.sandbox.visibleCgroupOf(name) as string, '--bpf-dir', join(this.bpffs, name)];
     const args = [cliPath(), 'agent', ...source, '--hostname', name, '--state-dir', this.stateDir(name), '--interface', this.interfaceOf(name),
-      '--listen', `:${HEALTH_PORT}`, '--metrics-listen', `127.0.0.1:${METRICS_PORT}`, '--log-level', 'debug', ...ebpf, ...this.cniArgs(name), ...(external ? ['--userspace-wireguard', 'external'] : []), ...(this.spec.agentArgs ?? []), ...extra];
+      '--listen', `:${HEALTH_PORT}`, '--metrics-listen', `127.0.0.1:${METRICS_PORT}`, '--log-level', 'debug', ...ebpf, ...this.cniModeArgs(name), ...(external ? ['--userspace-wireguard', 'external'] : []), ...(this.spec.agentArgs ?? []), ...extra, ...this.cniPlacementArgs(name)];
     // The agent's own container: killAgentContainer ends it with everything it started.
     const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, args, {
       container: AGENT_CONTAINER,
