@@ -28,6 +28,8 @@ const SYSTEM = [
   ['/usr/bin/ping', 'iputils-ping'],
   ['/usr/sbin/sysctl', 'procps'],
   ['/usr/bin/curl', 'curl'],
+  // The standard CNI plugins: the sandbox makes its pods with them, as a kubelet's runtime would.
+  ['/usr/lib/cni/bridge', 'containernetworking-plugins'],
 ];
 
 function log(message) {

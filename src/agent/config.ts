@@ -55,6 +55,15 @@ export interface AgentConfig {
   readonly cgroupRoot?: string;
   /** eBPF mode: where maps and links are pinned; undefined = <bpffs>/wirelane. */
   readonly bpfDir?: string;
+  /**
+   * --cni: write the CNI configuration list for this node's pods (bridge, host-local, portmap);
+   * without it, remove the one a previous run wrote. Default: on with the kubernetes source.
+   */
+  readonly cni: boolean;
+  /** --cni-conf-dir and --cni-conf-name: the configuration list's path. */
+  readonly cniConfFile: string;
+  /** --cni-ipam-dir: host-local's state directory; undefined = the plugin's default (/var/lib/cni/networks). */
+  readonly cniIpamDir?: string;
   /** eBPF mode: sizes of the maps the programs fill (--nodeport-flows, --sock-lb-entries, ...). */
   readonly ebpfMapSizes: EbpfMapSizes;
 }

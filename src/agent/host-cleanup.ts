@@ -3,6 +3,7 @@
 // part is found by the agent's own marks (chain prefixes, route protocol, rule priority, device
 // names, pin names), never by absence from a desired state, and each part is tried whatever
 // happened to the others. On a clean host it removes nothing and succeeds.
+import { removeCniConfigFile } from '../cni/conf-file.js';
 import { removeOwnedChains } from '../dataplane/iptables/chains.js';
 import { WIRELANE_OWNER } from '../dataplane/iptables/ruleset.js';
 import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
@@ -17,12 +18,15 @@ import { SERVICE_PROXY_MODES, type ServicePlacement } from './service-proxy-mode
 export interface HostPlacement extends ServicePlacement {
   /** The WireGuard interface (--interface). */
   readonly interface: string;
+  /** The CNI configuration list (--cni-conf-dir, --cni-conf-name), removed only when it is ours. */
+  readonly cniConfFile: string;
 }
 
 /** Where the agent's host state lives, from its flags. */
-export function hostPlacementOf(config: Pick<AgentConfig, 'interface' | 'cgroupRoot' | 'bpfDir'>): HostPlacement {
+export function hostPlacementOf(config: Pick<AgentConfig, 'interface' | 'cgroupRoot' | 'bpfDir' | 'cniConfFile'>): HostPlacement {
   return {
     interface: config.interface,
+    cniConfFile: config.cniConfFile,
     ...(config.cgroupRoot !== undefined && { cgroupRoot: config.cgroupRoot }),
     ...(config.bpfDir !== undefined && { bpffsDir: config.bpfDir }),
   };
@@ -42,13 +46,15 @@ type Part = readonly [name: string, remove: () => Promise<readonly string[]>];
 
 /**
  * The parts, in stages whose parts run side by side (on an agent's exit this races the grace period
- * before SIGKILL): the service data paths of every mode with the mesh's rules and routes; then the
+ * before SIGKILL): the CNI configuration first, so the runtime starts no pod on a node being taken
+ * apart (running pods keep the bridge: it is theirs, made by the bridge plugin); the service data paths of every mode with the mesh's rules and routes; then the
  * devices, once no route of ours points at them (deleting a device takes its routes along, and the
  * route deletes would fail); the annotations last, once nothing is left that other nodes could
  * reach through what they announce.
  */
 export async function removeHostState(placement: HostPlacement, removeAnnotations?: RemoveAnnotations): Promise<HostCleanupReport> {
   const stages: Part[][] = [
+    [['CNI configuration', () => removeCniConfigFile(placement.cniConfFile)]],
     [
       ...SERVICE_PROXY_MODES.map((row): Part => [`${row.mode} service proxy`, () => row.removeLeftovers(placement)]),
       ['mesh iptables rules', () => removeOwnedChains(WIRELANE_OWNER)],

@@ -2,6 +2,8 @@
 // and iptables, each written only where it differs. Each step fails on its own: it is logged once,
 // counted in wirelane_errors_total{step}, and retried at the next resync while the others go on.
 import { join } from 'node:path';
+import { removeCniConfigFile, writeCniConfigFile } from '../cni/conf-file.js';
+import { cniNetworkOf, formatCniConfigList } from '../cni/conflist.js';
 import { IptablesChains } from '../dataplane/iptables/chains.js';
 import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
 import { PartialApplyError } from '../dataplane/partial-apply.js';
@@ -13,6 +15,7 @@ import { listRoutes } from '../host/routes.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, recordHeartbeats } from '../mesh/liveness.js';
 import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
+import { meshMtuOf } from '../mesh/mtu.js';
 import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
@@ -32,12 +35,7 @@ import { ProblemReporter } from './problem-reporter.js';
 import { rejectedClaimProblem } from '../sources/problem.js';
 import type { SyncResult } from './sync-health.js';
 
-/** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
-const WIREGUARD_OVERHEAD = 80;
-/** IPv6's minimum MTU, also --mtu's lowest value: `auto` never goes below it, whatever the underlay says. */
-const MIN_MTU = 1280;
-
-const MESH_STEPS = ['discover', 'annotate', 'topology', 'wireguard', 'routes', 'tunnel', 'iptables'] as const;
+const MESH_STEPS = ['discover', 'annotate', 'topology', 'wireguard', 'routes', 'tunnel', 'iptables', 'cni'] as const;
 export type MeshStep = (typeof MESH_STEPS)[number];
 
 /** What the agent learned about its own host this round. */
@@ -74,6 +72,8 @@ export class MeshReconciler {
   /** The end of this agent's last blind period: its start, a failed heartbeat write, a Node watch (re)opened. */
   private trustedSince = Math.floor(Date.now() / 1000);
   private gone: ReadonlySet<string> = new Set();
+  /** Why the last reconcile wrote no CNI configuration, logged once per reason. */
+  private cniMissing: string | undefined;
   private appliedOnce = false;
   /** The failed steps of the reconcile in progress, one line each. */
   private failures: string[] = [];
@@ -140,6 +140,7 @@ export class MeshReconciler {
         await this.step('tunnel', () => this.applyTunnel(t, host)),
         await this.step('routes', () => this.countPartial('route', this.routes.apply(t))),
         await this.step('iptables', () => this.applyIptables(t, host)),
+        await this.step('cni', () => this.applyCni(t, host)),
       ];
       await this.step('annotate', () => this.publishNode(host, now, true));
       if (results.every((r) => r !== undefined) && !this.appliedOnce) {
@@ -293,7 +294,7 @@ export class MeshReconciler {
   private async applyWireGuard(t: Topology, host: HostView): Promise<number> {
     const d = this.device;
     await d.ensure();
-    const mtu = this.deps.config.mtu === 'auto' ? Math.max(MIN_MTU, host.underlayMtu - WIREGUARD_OVERHEAD) : this.deps.config.mtu;
+    const mtu = meshMtuOf(this.deps.config.mtu, host.underlayMtu);
     const config = nodeConfig(t);
     // Roaming leaders and peers move: the endpoint WireGuard learned from their packets wins.
     const roaming = new Set<WireGuardKey>([
@@ -334,6 +335,33 @@ export class MeshReconciler {
       ...(encapsulates && { tunnel: tunnel.mode === 'vxlan' ? { mode: 'vxlan', port: tunnel.port, members } : { mode: 'ipip', members } }),
     });
     return this.count('iptables', (await this.iptables.apply(rules)).written);
+  }
+
+  /**
+   * CNI mode: the node's configuration list, rewritten when its pod CIDRs or the MTU change. A node
+   * without a pod CIDR yet keeps whatever file is there (unknown is not empty). Without --cni, the
+   * file an earlier run in CNI mode wrote goes: the runtime would otherwise keep choosing it over
+   * the CNI the operator switched to.
+   */
+  private async applyCni(t: Topology, host: HostView): Promise<number> {
+    const c = this.deps.config;
+    if (!c.cni) {
+      const removed = await removeCniConfigFile(c.cniConfFile);
+      for (const file of removed) this.deps.log.info(`cni: removed ${file} (--cni is off)`);
+      return this.count('cni', removed.length);
+    }
+    const mtu = meshMtuOf(c.mtu, host.underlayMtu);
+    const network = cniNetworkOf({ podCIDRs: t.node.podCIDRs, mtu, ...(c.cniIpamDir !== undefined && { ipamDataDir: c.cniIpamDir }) });
+    if ('invalid' in network) throw new Error(`Node "${c.hostname}": ${network.invalid}`);
+    if ('missing' in network) {
+      if (this.cniMissing !== network.missing) this.deps.log.info(`cni: ${network.missing}; ${c.cniConfFile} is left as it is`);
+      this.cniMissing = network.missing;
+      return 0;
+    }
+    this.cniMissing = undefined;
+    const written = await writeCniConfigFile(c.cniConfFile, formatCniConfigList(network.list));
+    if (written) this.deps.log.info({ file: c.cniConfFile, podCIDRs: t.node.podCIDRs.map(formatCidr), mtu }, 'cni: configuration written');
+    return this.count('cni', written ? 1 : 0);
   }
 
   /**

@@ -1,4 +1,5 @@
 import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
 import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
@@ -12,6 +13,15 @@ import {
 } from './flags.js';
 import { DEFAULT_STATE_DIR } from './keygen.js';
 import { kubeconfigPath } from './kubeconfig.js';
+
+export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
+export const DEFAULT_CNI_CONF_NAME = '10-wirelane.conflist';
+
+/** The CNI configuration file's flags, which `wirelane cleanup` takes too. */
+export const CNI_FILE_OPTIONS = {
+  'cni-conf-dir': { type: 'string', default: DEFAULT_CNI_CONF_DIR },
+  'cni-conf-name': { type: 'string', default: DEFAULT_CNI_CONF_NAME },
+} as const;
 
 export const agent: Command = {
   name: 'agent',
@@ -51,6 +61,16 @@ export const agent: Command = {
                                   'wirelane wireguard-go' serves (the DaemonSet's wireguard container)
   --log-level LEVEL               trace, debug, info, warn, error (default info)
 
+Pod network (CNI mode, in place of another CNI):
+  --cni[=true|false]              write a CNI configuration list for the standard plugins (bridge,
+                                  host-local over the node's spec.podCIDRs, portmap) with the mesh
+                                  MTU; false removes the one an earlier run wrote (default: true
+                                  with --source kubernetes, false with a cluster file)
+  --cni-conf-dir DIR              where the container runtime reads it (default ${DEFAULT_CNI_CONF_DIR})
+  --cni-conf-name NAME            its file name, ending in .conflist (default ${DEFAULT_CNI_CONF_NAME})
+  --cni-ipam-dir DIR              host-local's state directory (default: the plugin's own,
+                                  /var/lib/cni/networks)
+
 Services (kube-proxy's job):
   --service-proxy MODE            auto (default): the first of these the host supports
 ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mode.padEnd(10)} ${row.summary}`).join('\n')}
@@ -73,7 +93,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
   --affinity-entries N            eBPF mode: ClientIP affinity choices, of pods and of outside
                                   clients each (default ${EBPF_MAP_SIZES.affinityEntries}); a changed size rebuilds
                                   its map at the next start, entries kept`,
-  switches: ['local', 'clean-up', 'iptables-forward-rules', 'allow-wide-claims'],
+  switches: ['local', 'clean-up', 'iptables-forward-rules', 'allow-wide-claims', 'cni'],
   options: {
     source: { type: 'string' },
     kubeconfig: { type: 'string' },
@@ -98,6 +118,9 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'clean-up': { type: 'string' },
     'userspace-wireguard': { type: 'string', default: 'child' },
     'log-level': { type: 'string', default: 'info' },
+    ...CNI_FILE_OPTIONS,
+    cni: { type: 'string' },
+    'cni-ipam-dir': { type: 'string' },
     'service-proxy': { type: 'string', default: 'auto' },
     'nodeport-addresses': { type: 'string' },
     'proxy-port-range': { type: 'string' },
@@ -120,8 +143,22 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
 };
 
 /** Where the agent keeps its host state: the flags `wirelane cleanup` takes too. */
-export function parsePlacementFlags(values: Values): Pick<AgentConfig, 'interface' | 'cgroupRoot' | 'bpfDir'> {
-  return { interface: interfaceFlag(values), ...optionalPath(values, 'cgroup-root', 'cgroupRoot'), ...optionalPath(values, 'bpf-dir', 'bpfDir') };
+export function parsePlacementFlags(values: Values): Pick<AgentConfig, 'interface' | 'cgroupRoot' | 'bpfDir' | 'cniConfFile'> {
+  return {
+    interface: interfaceFlag(values),
+    ...optionalPath(values, 'cgroup-root', 'cgroupRoot'),
+    ...optionalPath(values, 'bpf-dir', 'bpfDir'),
+    cniConfFile: parseCniConfFile(values),
+  };
+}
+
+function parseCniConfFile(values: Values): string {
+  const dir = stringFlag(values, 'cni-conf-dir') ?? DEFAULT_CNI_CONF_DIR;
+  const name = stringFlag(values, 'cni-conf-name') ?? DEFAULT_CNI_CONF_NAME;
+  if (!dir.startsWith('/')) throw new UsageError(`--cni-conf-dir: "${dir}" is not an absolute path`);
+  // Runtimes read *.conflist as a list; a .conf or .json file would be taken for a single plugin.
+  if (!/^[A-Za-z0-9_.-]+\.conflist$/.test(name)) throw new UsageError(`--cni-conf-name: "${name}" is not a file name ending in .conflist`);
+  return join(dir, name);
 }
 
 export function parseAgentConfig(values: Values): AgentConfig {
@@ -137,8 +174,9 @@ export function parseAgentConfig(values: Values): AgentConfig {
   const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
   const internal = stringFlag(values, 'internal-cidr');
   const mapSizeFlag = (name: string): number => integerFlag(name, str(name), 1024, 1 << 24);
+  const source = parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig'));
   return {
-    source: parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig')),
+    source,
     hostname: stringFlag(values, 'hostname') ?? osHostname(),
     stateDir: str('state-dir'),
     ...placement,
@@ -155,6 +193,8 @@ export function parseAgentConfig(values: Values): AgentConfig {
     listen,
     metricsListen,
     cleanUp: switchFlag(values, 'clean-up', true),
+    cni: switchFlag(values, 'cni', source.kind === 'kubernetes'),
+    ...optionalPath(values, 'cni-ipam-dir', 'cniIpamDir'),
     userspaceWireGuard: choiceFlag('userspace-wireguard', str('userspace-wireguard'), USERSPACE_WIREGUARD_CHOICES),
     mtu,
     iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),

@@ -3,7 +3,7 @@
 // uninstall (deploy/uninstall/) or by hand, with the agent stopped.
 import { hostname } from 'node:os';
 import { type RemoveAnnotations, hostPlacementOf, removeHostState } from '../agent/host-cleanup.js';
-import { parsePlacementFlags } from './agent.js';
+import { CNI_FILE_OPTIONS, parsePlacementFlags } from './agent.js';
 import { kubeconfigPath } from './kubeconfig.js';
 import type { Command, Values } from './command.js';
 import { parseLogLevelFlag, stringFlag, switchFlag } from './flags.js';
@@ -16,7 +16,8 @@ export const cleanup: Command = {
 WireGuard device (kernel or wireguard-go) and a stale wireguard-go socket, routes with protocol 0x57
 (every table) and rules of priority 1107, the VXLAN device wirelane.vx, iptables chains WIRELANE-*,
 WLSVC-* and WLPROXY-* with their jumps (IPv4 and IPv6, the backend of the host's iptables), eBPF
-programs (cgroup links, tc links, tc filters) and their pins. With --annotations also the Node's
+programs (cgroup links, tc links, tc filters) and their pins, and the CNI configuration list when it
+is the agent's (network "wirelane"; the bridge and running pods stay). With --annotations also the Node's
 agent-written annotations. Safe to run again and on a clean host. The private key in the state
 directory stays.
 
@@ -25,6 +26,8 @@ Flags (the agent's, for the same host):
   --bpf-dir PATH            where the eBPF data path pinned maps and links (default: <bpffs>/wirelane)
   --cgroup-root PATH        accepted as the agent takes it; the socket programs are found through
                             their pins in --bpf-dir
+  --cni-conf-dir DIR        where the agent wrote its CNI configuration (default /etc/cni/net.d)
+  --cni-conf-name NAME      its file name (default 10-wirelane.conflist)
   --annotations[=true]      also remove the Node's agent-written annotations (default false)
   --kubeconfig FILE         for --annotations (default: $KUBECONFIG, else in-cluster credentials)
   --hostname NAME           the Node for --annotations (default: the host name)
@@ -38,6 +41,7 @@ stderr names each failed part); 2 for bad flags.`,
     interface: { type: 'string', default: 'wirelane0' },
     'bpf-dir': { type: 'string' },
     'cgroup-root': { type: 'string' },
+    ...CNI_FILE_OPTIONS,
     annotations: { type: 'string' },
     kubeconfig: { type: 'string' },
     hostname: { type: 'string' },

@@ -4,7 +4,7 @@ import type { NodePortStat } from '../dataplane/ebpf/nodeport.js';
 import type { SockLbStat } from '../dataplane/ebpf/sock-lb.js';
 
 /** The kinds of host state the agent writes; each write is counted so idle resyncs can be proven idle. */
-export type WriteKind = 'wireguard' | 'route' | 'tunnel' | 'iptables' | 'annotation' | 'service';
+export type WriteKind = 'wireguard' | 'route' | 'tunnel' | 'iptables' | 'annotation' | 'service' | 'cni';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -53,7 +53,7 @@ export class AgentMetrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // Make every label value visible from the start, so a zero is a zero and not a missing series.
-    for (const kind of ['wireguard', 'route', 'tunnel', 'iptables', 'annotation', 'service'] satisfies WriteKind[]) this.writes.inc({ kind }, 0);
+    for (const kind of ['wireguard', 'route', 'tunnel', 'iptables', 'annotation', 'service', 'cni'] satisfies WriteKind[]) this.writes.inc({ kind }, 0);
   }
 
   countWrites(kind: WriteKind, n: number): void {

@@ -18,6 +18,7 @@ export {
   SANDBOX_PREFIX_PATTERN,
   SandboxSpecError,
   type OutsideHostSpec,
+  type PodNetwork,
   type SandboxNodeSpec,
   type SandboxPlan,
   type SandboxSpec,

@@ -56,6 +56,8 @@ export const WIREGUARD_CONTAINER = 'wireguard';
 
 export const WIREGUARD_PORT = 51820;
 
+const CNI_CONF_NAME = '10-wirelane.conflist';
+
 /** How long a SIGTERMed agent gets to clean up before SIGKILL. */
 const AGENT_GRACE_MS = 10_000;
 
@@ -128,6 +130,28 @@ export class MeshCluster {
     return join(this.dir, name);
   }
 
+  /**
+   * Where the node's agent writes its CNI configuration list: with pods made by the CNI plugins the
+   * agents run in CNI mode, over the host-local state the sandbox's pods were allocated from, so the
+   * file they write is the one the node's pods were made with (cni/conflist.ts, for both).
+   */
+  cniConfFile(name: string): string {
+    return join(this.stateDir(name), 'net.d', CNI_CONF_NAME);
+  }
+
+  /** CNI mode when the pods were made by the plugins; an agent's own flags may still turn it off. */
+  private cniModeArgs(name: string): string[] {
+    return this.sandbox.podNetwork === 'cni' ? ['--cni', '--cni-ipam-dir', this.sandbox.cniNetworkOf(name).ipamDir] : ['--cni=false'];
+  }
+
+  /**
+   * Last on the command line, so no flag of a test (the DaemonSet's --cni-conf-dir=/etc/cni/net.d)
+   * points a sandbox agent at the host's directory: the file stays in the node's state directory.
+   */
+  private cniPlacementArgs(name: string): string[] {
+    return ['--cni-conf-dir', dirname(this.cniConfFile(name)), '--cni-conf-name', CNI_CONF_NAME];
+  }
+
   logFile(name: string): string {
     return join(this.dir, `${name}.log`);
   }
@@ -178,7 +202,7 @@ export class MeshCluster {
     // Each simulated node is its own cgroup and pin directory: one kernel, several "hosts".
     const ebpf = ['--cgroup-root', this.sandbox.visibleCgroupOf(name) as string, '--bpf-dir', join(this.bpffs, name)];
     const args = [cliPath(), 'agent', ...source, '--hostname', name, '--state-dir', this.stateDir(name), '--interface', this.interfaceOf(name),
-      '--listen', `:${HEALTH_PORT}`, '--metrics-listen', `127.0.0.1:${METRICS_PORT}`, '--log-level', 'debug', ...ebpf, ...(external ? ['--userspace-wireguard', 'external'] : []), ...(this.spec.agentArgs ?? []), ...extra];
+      '--listen', `:${HEALTH_PORT}`, '--metrics-listen', `127.0.0.1:${METRICS_PORT}`, '--log-level', 'debug', ...ebpf, ...this.cniModeArgs(name), ...(external ? ['--userspace-wireguard', 'external'] : []), ...(this.spec.agentArgs ?? []), ...extra, ...this.cniPlacementArgs(name)];
     // The agent's own container: killAgentContainer ends it with everything it started.
     const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, args, {
       container: AGENT_CONTAINER,

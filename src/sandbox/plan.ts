@@ -9,10 +9,14 @@
 // Interface names live inside their own namespace, so only the one link in the root namespace
 // (P"mgmt", 11 characters) carries the prefix; the rest stay short and fixed (IFNAMSIZ is 15).
 //
-// Pods use the point-to-point scheme of the CNI ptp plugin: the pod has IP/32 on eth0 and a
-// default route `via GW dev eth0 onlink`, where GW is the first address of the node's pod CIDR,
-// held as a /32 on every pod-facing veth of that node. The node routes each pod IP/32 to its veth.
-// No bridge and no proxy ARP in the node, so the node's routing table is the whole story.
+// Pods come one of two ways (SandboxSpec.podNetwork):
+// - 'cni' (the default): as a kubelet's runtime makes them, by the standard CNI plugins running the
+//   configuration list the agent writes in CNI mode (cni/conflist.ts): a bridge in the node holding
+//   the gateway (the pod CIDR's first address), a veth per pod, host-local IPAM. The build only
+//   makes the pod namespaces; sandbox.ts runs the plugins and takes the addresses they return.
+// - 'veth': the point-to-point scheme of the CNI ptp plugin, written here: the pod has IP/32 on
+//   eth0 and a default route `via GW dev eth0 onlink`, GW held as a /32 on every pod-facing veth
+//   of the node, which routes each pod IP/32 to its veth. Kept to compare the two.
 //
 // Management (optional) lets node and outside-host processes (an agent, `wirelane connect` on a
 // laptop) reach a server in the root namespace: the underlay
@@ -38,6 +42,9 @@ export interface SandboxNodeSpec {
   readonly pods?: number;
 }
 
+/** How pods get their network: the real CNI plugins, or veths and routes the build writes itself. */
+export type PodNetwork = 'cni' | 'veth';
+
 /** A host on the underlay that is not a cluster node: a client outside the cluster. */
 export interface OutsideHostSpec {
   readonly name: string;
@@ -50,6 +57,8 @@ export interface SandboxSpec {
   readonly outside?: readonly OutsideHostSpec[];
   /** Give nodes and outside hosts a route to a server bound on `Sandbox.managementAddress` in the root namespace. */
   readonly management?: boolean;
+  /** Default 'cni'. */
+  readonly podNetwork?: PodNetwork;
 }
 
 export interface PlannedAddress {
@@ -63,8 +72,9 @@ export interface PlannedPod {
   readonly netns: string;
   /** The pod's interface, inside the pod namespace. */
   readonly iface: string;
-  /** The pod's veth end inside the node namespace. */
-  readonly nodeIface: string;
+  /** The pod's veth end inside the node namespace; undefined with CNI, whose bridge plugin names it. */
+  readonly nodeIface: string | undefined;
+  /** With CNI, what host-local will most likely hand out (the sandbox takes what it returned). */
   readonly ip: string;
   readonly ipv6: string | undefined;
 }
@@ -99,6 +109,7 @@ export interface PlannedManagement {
 
 export interface SandboxPlan {
   readonly prefix: string;
+  readonly podNetwork: PodNetwork;
   readonly underlayNetns: string;
   readonly nodes: readonly PlannedNode[];
   readonly outside: readonly PlannedHost[];
@@ -165,7 +176,7 @@ function planHost(
   };
 }
 
-function planNode(spec: SandboxNodeSpec, index: number, prefix: string): PlannedNode {
+function planNode(spec: SandboxNodeSpec, index: number, prefix: string, podNetwork: PodNetwork): PlannedNode {
   const what = `sandbox node "${spec.name}"`;
   const host = planHost(spec, prefix, `n${index}`, what);
   const podCount = spec.pods ?? 0;
@@ -197,7 +208,7 @@ function planNode(spec: SandboxNodeSpec, index: number, prefix: string): Planned
             name,
             netns: `${prefix}${name}`,
             iface: 'eth0',
-            nodeIface: `veth${i}`,
+            nodeIface: podNetwork === 'veth' ? `veth${i}` : undefined,
             ip: nth(podNet4, i + 2),
             ipv6: podNet6 === undefined ? undefined : nth(podNet6, i + 2),
           };
@@ -221,7 +232,8 @@ export function planSandbox(spec: SandboxSpec, prefix: string): SandboxPlan {
       throw new SandboxSpecError(`sandbox host "${host.name}": name must be 1-40 of [a-z0-9-], not starting or ending in '-'`);
     }
   }
-  const nodes = spec.nodes.map((node, i) => planNode(node, i, prefix));
+  const podNetwork = spec.podNetwork ?? 'cni';
+  const nodes = spec.nodes.map((node, i) => planNode(node, i, prefix, podNetwork));
   const outside = (spec.outside ?? []).map((host, i) =>
     planHost(host, prefix, `o${i}`, `sandbox outside host "${host.name}"`),
   );
@@ -249,7 +261,7 @@ export function planSandbox(spec: SandboxSpec, prefix: string): SandboxPlan {
     const at = (n: bigint): PlannedAddress => planAddress({ family: 4, addr: subnet.addr + n, bits: 30 });
     management = { rootLink: `${prefix}mgmt`, rootAddress: at(1n), underlayAddress: at(2n) };
   }
-  return { prefix, underlayNetns, nodes, outside, management, namespaces };
+  return { prefix, podNetwork, underlayNetns, nodes, outside, management, namespaces };
 }
 
 /** One `ip -batch -` process, in a namespace (`ip -n`) or in the caller's. */
@@ -293,6 +305,7 @@ function hostLinkCommands(host: PlannedHost, underlayNetns: string): IpCommand[]
 function nodeCommands(node: PlannedNode, plan: SandboxPlan): IpCommand[] {
   const cmds = hostLinkCommands(node, plan.underlayNetns);
   for (const pod of node.pods) {
+    if (pod.nodeIface === undefined) continue; // CNI: the plugins make the pod's link
     cmds.push(['link', 'add', pod.nodeIface, 'type', 'veth', 'peer', 'name', pod.iface, 'netns', pod.netns]);
     for (const gw of node.podGateways) {
       const host = gw.includes(':') ? `${gw}/128` : `${gw}/32`;
@@ -322,6 +335,21 @@ function podCommands(pod: PlannedPod, node: PlannedNode): IpCommand[] {
     cmds.push(['route', 'add', anywhere, 'via', gw, 'dev', pod.iface, 'onlink']);
   }
   return cmds;
+}
+
+/** The sysctls of a node's, pod's or outside host's namespace. */
+export function namespaceSysctls(netns: string, isNode: boolean, podNetwork: PodNetwork): IpCommand {
+  return sysctlCommand(netns, [
+    // Duplicate address detection only delays the first IPv6 packets here.
+    'net.ipv6.conf.default.accept_dad=0',
+    'net.ipv6.conf.all.accept_dad=0',
+    // Set either way: a new namespace starts from the host's value, which is the host's business.
+    ...(isNode ? ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'] : ['net.ipv4.ip_forward=0', 'net.ipv6.conf.all.forwarding=0']),
+    // Bridged pod traffic through the node's iptables, as kube-proxy requires of a node (and
+    // kubeadm's preflight checks): a reply from a pod to a pod on the same bridge must meet the
+    // conntrack entry of the Service DNAT that sent the request.
+    ...(isNode && podNetwork === 'cni' ? ['net.bridge.bridge-nf-call-iptables=1', 'net.bridge.bridge-nf-call-ip6tables=1'] : []),
+  ]);
 }
 
 /** The nft ruleset of the underlay namespace: only node-to-management traffic crosses mgmt0. */
@@ -358,16 +386,7 @@ export function buildPhasesOf(plan: SandboxPlan, ownPid: number): BuildPhase[] {
     ]),
     ...plan.namespaces
       .filter((ns) => ns !== plan.underlayNetns)
-      .map((ns) => {
-        const isNode = plan.nodes.some((n) => n.netns === ns);
-        return sysctlCommand(ns, [
-          // Duplicate address detection only delays the first IPv6 packets here.
-          'net.ipv6.conf.default.accept_dad=0',
-          'net.ipv6.conf.all.accept_dad=0',
-          // Set either way: a new namespace starts from the host's value, which is the host's business.
-          ...(isNode ? ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'] : ['net.ipv4.ip_forward=0', 'net.ipv6.conf.all.forwarding=0']),
-        ]);
-      }),
+      .map((ns) => namespaceSysctls(ns, plan.nodes.some((n) => n.netns === ns), plan.podNetwork)),
   ];
   const create: BuildPhase = {
     batches: [{ netns: undefined, commands: [...plan.namespaces.map((ns) => ['netns', 'add', ns]), ...sysctls] }],
@@ -410,7 +429,7 @@ export function buildPhasesOf(plan: SandboxPlan, ownPid: number): BuildPhase[] {
           ['link', 'set', h.bridgePort, 'up'],
         ]),
       },
-      ...plan.nodes.flatMap((node) => node.pods.map((pod) => ({ netns: pod.netns, commands: podCommands(pod, node) }))),
+      ...(plan.podNetwork === 'veth' ? plan.nodes.flatMap((node) => node.pods.map((pod) => ({ netns: pod.netns, commands: podCommands(pod, node) }))) : []),
       ...(mgmt === undefined
         ? []
         : [

@@ -18,13 +18,17 @@ import { cleanUpOnExit, forgetOnExit } from './exit-cleanup.js';
 import {
   buildPhasesOf,
   managementSubnetOf,
+  namespaceSysctls,
   planSandbox,
   type PlannedHost,
   type PlannedNode,
   type PlannedPod,
+  type PodNetwork,
   type SandboxPlan,
   type SandboxSpec,
 } from './plan.js';
+import { parseCniConfigList, type CniConfigList } from '../cni/conflist.js';
+import { addCniPod, cniStateDirOf, deleteCniPod, nodeCniNetworkOf, type CniPod, type NodeCniNetwork } from './cni-pods.js';
 import { isReachable, probeTcp, UNUSED_PORT, type TcpProbeResult } from './probe.js';
 import { claimPrefix, identify, recordPids, releasePrefix, type ProcessIdentity } from './registry.js';
 import { DEFAULT_GRACE_MS, removeByPrefix, removeNowSync, stopProcess } from './teardown.js';
@@ -48,7 +52,7 @@ export interface SandboxPod {
   readonly netns: string;
   /** Inside the pod namespace ('eth0'). */
   readonly iface: string;
-  /** The pod's veth in the node namespace ('vethN'). */
+  /** The pod's veth in the node namespace ('vethN'; with CNI, the name the bridge plugin gave it). */
   readonly nodeIface: string;
   readonly ip: string;
   readonly ipv6: string | undefined;
@@ -97,28 +101,29 @@ function hostView(h: PlannedHost): SandboxHost {
   };
 }
 
-function podView(p: PlannedPod, node: string): SandboxPod {
-  return { name: p.name, node, netns: p.netns, iface: p.iface, nodeIface: p.nodeIface, ip: p.ip, ipv6: p.ipv6 };
+/** A pod as planned, or with CNI as the plugins made it (addresses and host interface from ADD's result). */
+function podView(p: PlannedPod, node: string, cni: CniPod | undefined): SandboxPod {
+  const view = { name: p.name, node, netns: p.netns, iface: p.iface };
+  if (cni === undefined) return { ...view, nodeIface: p.nodeIface ?? '', ip: p.ip, ipv6: p.ipv6 };
+  const { ipv4, ipv6, hostIface } = cni.address;
+  return { ...view, nodeIface: hostIface ?? '', ip: ipv4 ?? '', ipv6 };
 }
 
-function nodeView(n: PlannedNode): SandboxNode {
+function nodeView(n: PlannedNode, pods: readonly PlannedPod[], cniPods: ReadonlyMap<string, CniPod>): SandboxNode {
   return {
     ...hostView(n),
     location: n.location,
     podCIDRs: n.podCIDRs,
     podGateways: n.podGateways,
-    pods: n.pods.map((p) => podView(p, n.name)),
+    pods: pods.map((p) => podView(p, n.name, cniPods.get(p.name))),
   };
 }
 
 export class Sandbox {
   readonly prefix: string;
-  readonly nodes: readonly SandboxNode[];
   readonly outside: readonly SandboxHost[];
   /** The namespace holding the underlay bridge (br0). */
   readonly underlayNetns: string;
-  /** Every namespace of the sandbox. */
-  readonly namespaces: readonly string[];
   /** Root-namespace address that nodes can reach; bind test servers here. Undefined without `management`. */
   readonly managementAddress: string | undefined;
   /** The root-namespace link of the management path. */
@@ -127,6 +132,11 @@ export class Sandbox {
   readonly cgroups: SandboxCgroups | undefined;
 
   private readonly children = new Map<SpawnedProcess, ProcessIdentity>();
+  /** With CNI: each attached pod by name, with what its DEL needs. */
+  private readonly cniPods = new Map<string, CniPod>();
+  /** Pods made after the build (addPod), by node. */
+  private readonly addedPods = new Map<string, PlannedPod[]>();
+  private nodeViews: readonly SandboxNode[] = [];
   private readonly graceMs: number;
   private destroying: Promise<void> | undefined;
 
@@ -135,14 +145,107 @@ export class Sandbox {
     opts: SandboxOptions = {},
   ) {
     this.prefix = plan.prefix;
-    this.nodes = plan.nodes.map(nodeView);
+    this.refreshViews();
     this.outside = plan.outside.map(hostView);
     this.underlayNetns = plan.underlayNetns;
-    this.namespaces = plan.namespaces;
     this.managementAddress = plan.management?.rootAddress.ip;
     this.managementLink = plan.management?.rootLink;
     this.cgroups = opts.cgroups === true ? sandboxCgroupsOf(this.prefix) : undefined;
     this.graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
+  }
+
+  get nodes(): readonly SandboxNode[] {
+    return this.nodeViews;
+  }
+
+  /** Every namespace of the sandbox. */
+  get namespaces(): readonly string[] {
+    return [...this.plan.namespaces, ...[...this.addedPods.values()].flat().map((p) => p.netns)];
+  }
+
+  private podsOf(node: PlannedNode): PlannedPod[] {
+    return [...node.pods, ...(this.addedPods.get(node.name) ?? [])];
+  }
+
+  private refreshViews(): void {
+    this.nodeViews = this.plan.nodes.map((n) => nodeView(n, this.podsOf(n), this.cniPods));
+  }
+
+  /** How pods got their network (SandboxSpec.podNetwork). */
+  get podNetwork(): PodNetwork {
+    return this.plan.podNetwork;
+  }
+
+  /**
+   * With CNI: the configuration list the node's pods were made with, which an agent in CNI mode
+   * writes for that node when given `--cni-ipam-dir ipamDir`, and host-local's directory.
+   */
+  cniNetworkOf(name: string): NodeCniNetwork {
+    if (this.plan.podNetwork !== 'cni') throw new Error(`sandbox ${this.prefix}: pods were not made by CNI plugins`);
+    return nodeCniNetworkOf(this.prefix, this.plannedNode(name));
+  }
+
+  private plannedNode(name: string): PlannedNode {
+    const node = this.plan.nodes.find((n) => n.name === name);
+    if (node === undefined) throw new Error(`sandbox ${this.prefix}: no node "${name}"`);
+    return node;
+  }
+
+  /**
+   * With CNI: runs the plugins for every pod, nodes side by side and a node's pods one after the
+   * other (host-local then hands out addresses in pod order, as planned, though the view takes
+   * whatever it returned).
+   */
+  async attachCniPods(): Promise<void> {
+    await Promise.all(
+      this.plan.nodes.map(async (node) => {
+        if (node.pods.length === 0) return;
+        const { list } = nodeCniNetworkOf(this.prefix, node);
+        for (const pod of node.pods) await this.attachCniPod(node, pod, list);
+      }),
+    );
+    this.refreshViews();
+  }
+
+  private async attachCniPod(node: PlannedNode, pod: PlannedPod, list: CniConfigList): Promise<void> {
+    const attached = await addCniPod(this.prefix, node, pod, list);
+    this.cniPods.set(pod.name, attached);
+    if (attached.address.hostIface === undefined) throw new Error(`CNI ADD for ${attached.attachment.containerId}: the result names no host interface`);
+  }
+
+  /**
+   * A pod made now on a running node, as the kubelet makes one: a namespace, then ADD with
+   * `conflist`, the text of a CNI configuration file (the one the node's agent wrote).
+   */
+  async addPod(nodeName: string, conflist: string): Promise<SandboxPod> {
+    if (this.destroying !== undefined) throw new Error(`sandbox ${this.prefix}: addPod after destroy`);
+    const node = this.plannedNode(nodeName);
+    const list = parseCniConfigList(conflist);
+    const index = this.podsOf(node).length;
+    const name = `${node.name}-pod${index}`;
+    const pod: PlannedPod = { name, netns: `${this.prefix}${name}`, iface: 'eth0', nodeIface: undefined, ip: '', ipv6: undefined };
+    // Recorded first: whatever part of it gets made, destroy() removes.
+    this.addedPods.set(node.name, [...(this.addedPods.get(node.name) ?? []), pod]);
+    await runIpBatch([['netns', 'add', pod.netns], namespaceSysctls(pod.netns, false, 'cni')]);
+    await this.attachCniPod(node, pod, list);
+    this.refreshViews();
+    return this.node(node.name).pods[index] as SandboxPod;
+  }
+
+  /** CNI DEL for every attached pod; the first failure is rethrown once all were tried. */
+  private async detachCniPods(): Promise<void> {
+    const outcomes = await Promise.allSettled(
+      this.plan.nodes.map(async (node) => {
+        for (const pod of this.podsOf(node)) {
+          const attached = this.cniPods.get(pod.name);
+          if (attached === undefined) continue;
+          await deleteCniPod(node, attached);
+          this.cniPods.delete(pod.name);
+        }
+      }),
+    );
+    const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (failure !== undefined) throw failure.reason;
   }
 
   node(name: string): SandboxNode {
@@ -255,10 +358,13 @@ export class Sandbox {
   destroy(): Promise<void> {
     this.destroying ??= (async () => {
       await Promise.all([...this.children.keys()].map((child) => stopProcess(child, this.graceMs)));
+      // DEL as the runtime runs it when a pod goes; the namespaces and host-local's state go anyway.
+      const detached = await this.detachCniPods().then(() => undefined, (err: unknown) => err);
       await removeByPrefix([this.prefix]);
       if (this.cgroups !== undefined) await removeCgroups(this.cgroups, this.nodes.map((n) => n.name));
       releasePrefix(this.prefix);
       forgetOnExit(this);
+      if (detached !== undefined) throw detached;
     })();
     return this.destroying;
   }
@@ -266,7 +372,7 @@ export class Sandbox {
   /** Synchronous best effort for process exit: SIGKILL, then delete without listing. */
   destroyNow(): void {
     for (const child of this.children.keys()) child.kill('SIGKILL');
-    removeNowSync(this.managementLink === undefined ? [] : [this.managementLink], this.namespaces);
+    removeNowSync(this.managementLink === undefined ? [] : [this.managementLink], this.namespaces, [cniStateDirOf(this.prefix)]);
     releasePrefix(this.prefix);
   }
 }
@@ -279,12 +385,25 @@ async function rootIPv4Networks(): Promise<ReturnType<typeof parseCidr>[]> {
  * Builds the sandbox. On failure everything already made is removed before the error is
  * rethrown (as one line naming the sandbox).
  */
+/**
+ * The one switch between pods made by the CNI plugins and pods made by the build's own veths, for
+ * every sandbox that does not choose: WIRELANE_SANDBOX_PODS=veth runs the demo and the tests the
+ * old way, to compare.
+ */
+function defaultPodNetwork(): PodNetwork {
+  const chosen = process.env['WIRELANE_SANDBOX_PODS'];
+  if (chosen === undefined || chosen === '' || chosen === 'cni') return 'cni';
+  if (chosen === 'veth') return 'veth';
+  throw new Error(`WIRELANE_SANDBOX_PODS: "${chosen}" is not cni or veth`);
+}
+
 export async function createSandbox(spec: SandboxSpec, opts: SandboxOptions = {}): Promise<Sandbox> {
   const rootNetworks = spec.management === true ? await rootIPv4Networks() : [];
+  const podNetwork = spec.podNetwork ?? defaultPodNetwork();
   const prefix = claimPrefix((p) => !rootNetworks.some((net) => overlaps(net, managementSubnetOf(p))));
   let sandbox: Sandbox;
   try {
-    sandbox = new Sandbox(planSandbox(spec, prefix), opts);
+    sandbox = new Sandbox(planSandbox({ ...spec, podNetwork }, prefix), opts);
   } catch (e) {
     releasePrefix(prefix);
     throw e;
@@ -300,6 +419,7 @@ export async function createSandbox(spec: SandboxSpec, opts: SandboxOptions = {}
       const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
       if (failure !== undefined) throw failure.reason;
     }
+    if (sandbox.podNetwork === 'cni') await sandbox.attachCniPods();
   } catch (e) {
     await sandbox.destroy();
     throw new Error(`sandbox ${prefix}: build failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });

@@ -1,10 +1,13 @@
 // Whether this machine can build a sandbox: the demo and the integration tests ask first.
+import { DEBIAN_CNI_PLUGIN_DIR } from '../cni/plugin-runner.js';
 import { runCommand } from '../host/command.js';
 
 const TOOLS: readonly ToolCheck[] = [
   ['ip', ['-V']],
   ['sysctl', ['--version']],
   ['nft', ['--version']],
+  // Pods are made by the standard CNI plugins (cni-pods.ts), unless WIRELANE_SANDBOX_PODS=veth.
+  ...['bridge', 'host-local', 'portmap', 'loopback'].map((plugin): ToolCheck => [`${DEBIAN_CNI_PLUGIN_DIR}/${plugin}`, ['--version']]),
 ];
 
 /** A command and arguments that succeed when it is installed (`--version` or the like). */

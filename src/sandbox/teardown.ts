@@ -2,11 +2,14 @@
 // namespace and root-namespace link whose name starts with its prefix. Matching by prefix,
 // not by the plan, also cleans up a build that failed halfway.
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SpawnedProcess } from '../host/command.js';
 import { runIpBatch } from '../host/ip.js';
 import { listLinks } from '../host/links.js';
 import { listNetns } from '../host/netns.js';
+import { cniStateDirOf } from './cni-pods.js';
 import { isRunning, type ProcessIdentity } from './registry.js';
 
 export const DEFAULT_GRACE_MS = 2000;
@@ -50,7 +53,7 @@ export interface RemovedResources {
   readonly links: readonly string[];
 }
 
-/** Deletes namespaces and root links whose names start with one of `prefixes`. */
+/** Deletes namespaces, root links and CNI state directories whose names start with one of `prefixes`. */
 export async function removeByPrefix(prefixes: readonly string[]): Promise<RemovedResources> {
   const owned = (name: string): boolean => prefixes.some((p) => name.startsWith(p));
   const [namespaces, links] = await Promise.all([listNetns(), listLinks()]);
@@ -62,6 +65,7 @@ export async function removeByPrefix(prefixes: readonly string[]): Promise<Remov
     ...doomedLinks.map((name) => ['link', 'delete', name]),
     ...doomedNamespaces.map((name) => ['netns', 'delete', name]),
   ]);
+  await Promise.all(prefixes.map((prefix) => rm(cniStateDirOf(prefix), { recursive: true, force: true })));
   return { namespaces: doomedNamespaces, links: doomedLinks };
 }
 
@@ -95,7 +99,8 @@ async function killProcessesIn(namespaces: readonly string[]): Promise<void> {
 }
 
 /** The synchronous last resort for process exit: no listing, `-force` past missing names. */
-export function removeNowSync(rootLinks: readonly string[], namespaces: readonly string[]): void {
+export function removeNowSync(rootLinks: readonly string[], namespaces: readonly string[], dirs: readonly string[] = []): void {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   const lines = [...rootLinks.map((l) => `link delete ${l}`), ...namespaces.map((n) => `netns delete ${n}`)];
   if (lines.length === 0) return;
   spawnSync('ip', ['-force', '-batch', '-'], { input: `${lines.join('\n')}\n`, stdio: ['pipe', 'ignore', 'ignore'] });

@@ -3,12 +3,14 @@
 // arguments what the agent accepts.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { parseArgs } from 'node:util';
 import { agent, parseAgentConfig } from '../../src/cli/agent.js';
 import { wireguardGo } from '../../src/cli/wireguard-go.js';
+import { cniNetworkOf } from '../../src/cni/conflist.js';
+import { parseCidr } from '../../src/model/ip.js';
 import { decodePeer } from '../../src/sources/peer.js';
 import { UAPI_DIR } from '../../src/wireguard/uapi-socket.js';
 
@@ -70,6 +72,29 @@ test("the DaemonSet's arguments are ones the agent accepts", () => {
   assert.equal(container.args[0], 'agent');
   assert.equal(agentConfigOf(container).hostname, 'node-1');
   assert.equal(container.readinessProbe.httpGet.path, '/readyz');
+});
+
+test("CNI mode: the init container installs the plugins the agent's configuration names into the host's /opt/cni/bin, the agent writes into the host's /etc/cni/net.d", () => {
+  const [ds] = docs('daemonset.yaml');
+  const pod = ds!.spec.template.spec;
+  const config = agentConfigOf(pod.containers.find((c: Manifest) => c['name'] === 'agent'));
+  assert.equal(config.cni, true);
+  const hostPathOf = (container: Manifest, mountPath: string) =>
+    pod.volumes.find((v: Manifest) => v['name'] === container['volumeMounts'].find((m: Manifest) => m['mountPath'] === mountPath)?.name)?.hostPath?.path;
+  const agentContainer = pod.containers.find((c: Manifest) => c['name'] === 'agent');
+  assert.equal(hostPathOf(agentContainer, dirname(config.cniConfFile)), '/etc/cni/net.d');
+  const install = pod.initContainers.find((c: Manifest) => c['name'] === 'install-cni');
+  assert.ok(install, 'an install-cni init container');
+  assert.equal(install.image, agentContainer.image, 'the plugins come from the image the agent runs');
+  assert.equal(hostPathOf(install, '/host/opt/cni/bin'), '/opt/cni/bin');
+  const script = (install.command as string[]).join(' ');
+  const network = cniNetworkOf({ podCIDRs: [parseCidr('10.244.0.0/24')], mtu: 1420 });
+  assert.ok('list' in network);
+  const named = [...network.list.plugins.flatMap((p) => [p.type, ...(typeof p['ipam'] === 'object' ? [(p['ipam'] as { type: string }).type] : [])]), 'loopback'];
+  for (const plugin of named) assert.match(script, new RegExp(`\\b${plugin}\\b`), `${plugin} is installed`);
+  assert.match(script, /\/usr\/lib\/cni\/\$plugin/, "copied from Debian's plugin directory in the image");
+  const packages = readFileSync(join(DEPLOY, '..', 'image', 'packages.txt'), 'utf8');
+  assert.match(packages, /^containernetworking-plugins\b/m, 'the image has the plugins');
 });
 
 test('a restart of the agent removes nothing: it runs with --clean-up=false', () => {

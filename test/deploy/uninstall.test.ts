@@ -23,7 +23,7 @@ test('the uninstall DaemonSet runs wirelane cleanup with flags it accepts, befor
   const parsed = parseArgs({ args, options: cleanup.options, strict: true });
   assert.equal(parsed.values['hostname'], 'node-1');
   assert.equal(parsed.values['annotations'], 'true');
-  assert.deepEqual(parsePlacementFlags(parsed.values), { interface: 'wirelane0' });
+  assert.deepEqual(parsePlacementFlags(parsed.values), { interface: 'wirelane0', cniConfFile: '/etc/cni/net.d/10-wirelane.conflist' });
   assert.equal(pod.hostNetwork, true, "the host's links, routes and iptables");
   assert.equal(init.securityContext.privileged, true);
 });
@@ -38,8 +38,8 @@ test("the uninstall DaemonSet reaches the nodes and host paths of the agent's", 
     const mount = container.volumeMounts.find((m: Manifest) => m['mountPath'] === mountPath);
     return spec.volumes.find((v: Manifest) => v['name'] === mount?.name)?.hostPath?.path;
   };
-  // wireguard-go sockets, the xtables lock, the bpffs with the pins.
-  for (const path of ['/var/run/wireguard', '/run/xtables.lock', '/sys/fs/bpf']) {
+  // wireguard-go sockets, the xtables lock, the bpffs with the pins, the CNI configuration.
+  for (const path of ['/var/run/wireguard', '/run/xtables.lock', '/sys/fs/bpf', '/etc/cni/net.d']) {
     assert.equal(hostPathAt(uninstall, uninstall.initContainers[0], path), hostPathAt(agent, agent.containers[0], path), path);
   }
 });

@@ -41,7 +41,7 @@ test('every namespace carries the prefix and is unique', () => {
 });
 
 test('pods get consecutive addresses after the gateway, the first address of the pod CIDR', () => {
-  const [a1, b1] = plan.nodes;
+  const [a1, b1] = planSandbox({ ...SPEC, podNetwork: 'veth' }, 'wl0a1b-').nodes;
   assert.deepEqual(a1?.podGateways, ['10.244.1.1', 'fd44:1::1']);
   assert.deepEqual(
     a1?.pods.map((p) => [p.name, p.ip, p.ipv6, p.nodeIface]),
@@ -51,6 +51,21 @@ test('pods get consecutive addresses after the gateway, the first address of the
     ],
   );
   assert.deepEqual(b1?.pods.map((p) => [p.ip, p.ipv6]), [['10.244.2.2', undefined]]);
+});
+
+test('with CNI (the default) the build makes pod namespaces but no pod links: the plugins make those', () => {
+  assert.equal(plan.podNetwork, 'cni');
+  assert.deepEqual(plan.nodes[0]?.pods.map((p) => [p.ip, p.nodeIface]), [['10.244.1.2', undefined], ['10.244.1.3', undefined]]);
+  const commands = buildPhasesOf(plan, 1).flatMap((p) => p.batches.flatMap((b) => (b.netns?.includes('pod') ? b.commands : [])));
+  assert.deepEqual(commands, [], 'no batch runs inside a pod');
+  const nodeCommands = buildPhasesOf(plan, 1).flatMap((p) => p.batches.filter((b) => b.netns === 'wl0a1b-a1').flatMap((b) => b.commands));
+  assert.ok(!nodeCommands.some((c) => c.some((arg) => /^veth\d/.test(arg))), 'no pod veth in the node');
+});
+
+test('with veths, each pod gets its veth, gateway and host route in the node', () => {
+  const veth = planSandbox({ ...SPEC, podNetwork: 'veth' }, 'wl0a1b-');
+  const nodeCommands = buildPhasesOf(veth, 1).flatMap((p) => p.batches.filter((b) => b.netns === 'wl0a1b-a1').flatMap((b) => b.commands));
+  assert.deepEqual(nodeCommands.filter((c) => c[0] === 'route' && c.includes('eth0') === false).map((c) => c.join(' ')), ['route add 10.244.1.2/32 dev veth0', 'route add fd44:1::2/128 dev veth0', 'route add 10.244.1.3/32 dev veth1', 'route add fd44:1::3/128 dev veth1']);
 });
 
 test('every interface name fits IFNAMSIZ and only the root link carries the prefix', () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { execa } from 'execa';
 import { formatCidr } from '../../src/model/ip.js';
+import { listAddresses } from '../../src/host/addresses.js';
 import { listLinks } from '../../src/host/links.js';
 import { listNetns } from '../../src/host/netns.js';
 import { listRoutes } from '../../src/host/routes.js';
@@ -117,6 +119,32 @@ describe('sandbox', { skip }, () => {
       assert.equal(await readSysctl('net.ipv6.conf.all.forwarding', { netns: x.netns }), '1');
       assert.equal(await readSysctl('net.ipv4.ip_forward', { netns: client.netns }), '0');
     });
+  });
+
+  test('pods are made by the CNI plugins: a bridge with the gateway, the mesh MTU, forwarding off, host-local state of its own', async () => {
+    const spec: SandboxSpec = { nodes: [{ name: 'x', underlayAddress: '172.31.0.1/16', podCIDRs: ['10.244.1.0/24', 'fd44:1::/64'], pods: 2 }], podNetwork: 'cni' };
+    let stateDir = '';
+    await withSandbox(spec, async (sb) => {
+      const x = sb.node('x');
+      stateDir = sb.cniNetworkOf('x').ipamDir;
+      assert.ok(stateDir.startsWith(`/run/wirelane/${sb.prefix}`), `${stateDir} belongs to the sandbox`);
+      // host-local keeps one file per address it handed out, named by the address.
+      const allocated = readdirSync(join(stateDir, 'wirelane')).filter((f) => /^[0-9a-f.:]+$/.test(f)).sort();
+      assert.deepEqual(allocated, [...x.pods.map((p) => p.ip), ...x.pods.map((p) => p.ipv6!)].sort(), 'the view shows what host-local handed out');
+      const bridge = await listAddresses({ netns: x.netns, ifname: 'wirelane-br' });
+      assert.deepEqual(bridge.filter((a) => a.scope === 'global').map((a) => a.cidr).sort(), ['10.244.1.1/24', 'fd44:1::1/64']);
+      for (const pod of x.pods) {
+        const [link] = JSON.parse((await sb.exec(pod, 'ip', ['-j', 'link', 'show', pod.iface])).stdout) as { mtu: number }[];
+        assert.equal(link?.mtu, 1420);
+        assert.equal(await readSysctl('net.ipv4.ip_forward', { netns: pod.netns }), '0');
+        assert.equal(await readSysctl('net.ipv6.conf.all.forwarding', { netns: pod.netns }), '0');
+        assert.ok((await listLinks({ netns: x.netns })).some((l) => l.name === pod.nodeIface), `${pod.nodeIface} is in the node`);
+      }
+      const [a, b] = x.pods;
+      assert.equal(await sb.probe(a!, b!.ip), 'refused', 'pod → pod across the bridge');
+      assert.equal(await sb.probe(a!, b!.ipv6!), 'refused', 'pod → pod across the bridge over IPv6');
+    });
+    assert.equal(existsSync(stateDir), false, "host-local's state went with the sandbox");
   });
 
   test('a process in a node namespace reaches a server on the management address', async () => {
