@@ -4,10 +4,12 @@
 // at the smaller sizes only) and each size (0, 1,000, 10,000 and 30,000 ClusterIP services × 10
 // endpoints besides the measured one), a holder process inside the node programs the services with
 // the real proxy (through a change tracker, as the agent applies them) and keeps them until told
-// to clean up. The client then measures the backend directly and through the measured Service,
-// alternately: first-packet latency (`crr`: connect + one 16-byte request/response, p50 and p99),
-// connections per second (the same runs) and latency on an established connection (`rr`, p50 and
-// p99). Each figure is the median of the paired ratios service ÷ direct, each pair back to back.
+// to clean up. The client then measures, alternately, the backend directly (through a router
+// namespace without service machinery, see addDirectRouter) and through the measured Service:
+// first-packet latency (`crr`: connect + one 16-byte request/response, p50 and p99), connections
+// per second (the same runs) and latency on an established connection (`rr`, p50 and p99); and new
+// connections through the node to the backend pod's own address ("other traffic"). Each figure is
+// the median of the paired ratios ÷ direct, each pair back to back.
 //
 // The measured service sits in the middle of the list (a typical service's place in iptables'
 // linear match), with the backend pod as its one endpoint; the others' endpoints are unused
@@ -19,6 +21,7 @@
 // docs/benchmarks.md and docs/datapath-scale.svg (gnuplot, installed with apt-get when missing).
 // Needs root. Programming 30,000 services into iptables on nft takes minutes.
 // Run: node --import tsx bench/datapath-scale.ts [--modes=ebpf,iptables-nft] [--sizes=0,100] [--repeats=3] [--seconds=1]
+//      node --import tsx bench/datapath-scale.ts --replot   (the chart and docs again from the last run's JSON)
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -66,6 +69,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CLIENT = join(root, 'build', 'bench', 'wl-bench');
 const DOC = join(root, 'docs', 'benchmarks.md');
 const CHART = join(root, 'docs', 'datapath-scale.svg');
+const RESULTS = join(root, 'bench', 'results', 'datapath-scale.json');
 const DOC_BEGIN = '<!-- datapath-scale: begin (written by bench/datapath-scale.ts) -->';
 const DOC_END = '<!-- datapath-scale: end -->';
 
@@ -158,6 +162,30 @@ async function hold(spec: HoldSpec): Promise<void> {
   writeFileSync(spec.readyFile, JSON.stringify({ programMs: performance.now() - start }));
 }
 
+/**
+ * The direct path: the client pod reaches the backend pod through a router namespace of the same
+ * shape as the node (one forwarding hop between veths) but with no service machinery. Through the
+ * node itself it would not be a baseline: iptables mode walks its service rules for every new
+ * connection that crosses the node, whatever its destination (measured separately as "other
+ * traffic"). Named with the sandbox's prefix, so destroy() removes it with the rest.
+ */
+async function addDirectRouter(cluster: MeshCluster, client: SandboxPod, backend: SandboxPod): Promise<void> {
+  const router = `${cluster.sandbox.prefix}direct`;
+  const ip = (netns: string | undefined, args: string[]) => runCommand('ip', args, netns === undefined ? {} : { netns });
+  await ip(undefined, ['netns', 'add', router]);
+  await runCommand('sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'], { netns: router });
+  await ip(router, ['link', 'set', 'lo', 'up']);
+  for (const [i, pod] of [client, backend].entries()) {
+    await ip(undefined, ['link', 'add', `d${i}`, 'netns', router, 'type', 'veth', 'peer', 'name', 'eth1', 'netns', pod.netns]);
+    await ip(router, ['addr', 'add', `10.250.${i}.1/30`, 'dev', `d${i}`]);
+    await ip(router, ['link', 'set', `d${i}`, 'up']);
+    await ip(pod.netns, ['addr', 'add', `10.250.${i}.2/30`, 'dev', 'eth1']);
+    await ip(pod.netns, ['link', 'set', 'eth1', 'up']);
+    await ip(pod.netns, ['route', 'add', `10.250.${1 - i}.0/30`, 'via', `10.250.${i}.1`]);
+  }
+}
+const DIRECT_IP = '10.250.1.2';
+
 interface Run {
   readonly perSecond: number;
   readonly p50Us: number;
@@ -188,8 +216,17 @@ interface Cell {
   readonly direct: Figures;
   /** Medians of the service runs. */
   readonly service: Figures;
-  /** Medians of the paired ratios. */
+  /** Medians of the paired ratios service ÷ direct. */
   readonly ratios: Figures;
+  /** New connections through the node to the backend pod's own address (no service), ÷ direct. */
+  readonly otherTraffic: Pick<Figures, 'crrP50' | 'crrP99' | 'perSecond'>;
+}
+
+/** One round: direct and service back to back, then a connection through the node that is not to a service. */
+interface Pair {
+  readonly direct: Figures;
+  readonly service: Figures;
+  readonly throughNode: Run;
 }
 
 interface Options {
@@ -230,23 +267,37 @@ async function cell(cluster: MeshCluster, mode: Mode, services: number, opts: Op
     const { programMs } = JSON.parse(readFileSync(spec.readyFile, 'utf8')) as { programMs: number };
     progress(`${mode}, ${services.toLocaleString('en')} services: programmed in ${(programMs / 1000).toFixed(1)} s; measuring`);
     await until(`${mode}: the service to answer`, async () => (await sandbox.exec(pod, CLIENT, ['crr', SERVICE_IP, String(SERVICE_PORT), '0.1'], { allowFailure: true })).exitCode === 0);
-    const pairs: Array<{ direct: Figures; service: Figures }> = [];
+    const pairs: Pair[] = [];
     for (let i = 0; i < opts.repeats; i++) {
-      const figures = async (host: string, port: number) => {
+      const figures = async (host: string, port: number): Promise<Figures> => {
         const crr = await client(cluster, pod, 'crr', host, port, opts.seconds);
         const rr = await client(cluster, pod, 'rr', host, port, opts.seconds);
         return { crrP50: crr.p50Us, crrP99: crr.p99Us, perSecond: crr.perSecond, rrP50: rr.p50Us, rrP99: rr.p99Us };
       };
-      const direct = await figures(backend.ip, BACKEND_PORT);
-      pairs.push({ direct, service: await figures(SERVICE_IP, SERVICE_PORT) });
+      const direct = await figures(DIRECT_IP, BACKEND_PORT);
+      const service = await figures(SERVICE_IP, SERVICE_PORT);
+      pairs.push({ direct, service, throughNode: await client(cluster, pod, 'crr', backend.ip, BACKEND_PORT, opts.seconds) });
     }
-    const over = (pick: (p: { direct: Figures; service: Figures }) => Figures, ratio: boolean): Figures => {
-      const field = (f: keyof Figures) => median(pairs.map((p) => (ratio ? p.service[f] / p.direct[f] : pick(p)[f])));
+    const medians = (value: (p: Pair) => Figures): Figures => {
+      const field = (f: keyof Figures) => median(pairs.map((p) => value(p)[f]));
       return { crrP50: field('crrP50'), crrP99: field('crrP99'), perSecond: field('perSecond'), rrP50: field('rrP50'), rrP99: field('rrP99') };
     };
-    const result: Cell = { mode, services, programMs, direct: over((p) => p.direct, false), service: over((p) => p.service, false), ratios: over((p) => p.service, true) };
+    const ratio = (a: Figures, b: Figures): Figures => ({ crrP50: a.crrP50 / b.crrP50, crrP99: a.crrP99 / b.crrP99, perSecond: a.perSecond / b.perSecond, rrP50: a.rrP50 / b.rrP50, rrP99: a.rrP99 / b.rrP99 });
+    const result: Cell = {
+      mode,
+      services,
+      programMs,
+      direct: medians((p) => p.direct),
+      service: medians((p) => p.service),
+      ratios: medians((p) => ratio(p.service, p.direct)),
+      otherTraffic: {
+        crrP50: median(pairs.map((p) => p.throughNode.p50Us / p.direct.crrP50)),
+        crrP99: median(pairs.map((p) => p.throughNode.p99Us / p.direct.crrP99)),
+        perSecond: median(pairs.map((p) => p.throughNode.perSecond / p.direct.perSecond)),
+      },
+    };
     const r = result.ratios;
-    progress(`${mode}, ${services.toLocaleString('en')} services: first packet p50 ${r.crrP50.toFixed(2)}, p99 ${r.crrP99.toFixed(2)}, connections/s ${r.perSecond.toFixed(2)}, rr p50 ${r.rrP50.toFixed(2)} (÷ direct); cleaning up`);
+    progress(`${mode}, ${services.toLocaleString('en')} services: first packet p50 ${r.crrP50.toFixed(2)}, p99 ${r.crrP99.toFixed(2)}, connections/s ${r.perSecond.toFixed(2)}, rr p50 ${r.rrP50.toFixed(2)}, other traffic's first packet p50 ${result.otherTraffic.crrP50.toFixed(2)} (÷ direct); cleaning up`);
     return result;
   } finally {
     await sandbox.stop(holder, HOLDER_GRACE_MS);
@@ -280,10 +331,10 @@ function table(cells: readonly Cell[]): string {
   const s = (ms: number) => (ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(1)} s`);
   const x = (v: number) => v.toFixed(2);
   const rows = [
-    '| mode | services × 10 | programmed in | first packet p50 | p99 | connections/s | established p50 | p99 | first packet p50, µs (direct) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| mode | services × 10 | programmed in | first packet p50 | p99 | connections/s | established p50 | p99 | other traffic: first packet p50 | p99 | first packet p50, µs: service (direct) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...cells.map((c) =>
-      `| ${LABELS[c.mode]} | ${c.services.toLocaleString('en')} | ${s(c.programMs)} | ${x(c.ratios.crrP50)} | ${x(c.ratios.crrP99)} | ${x(c.ratios.perSecond)} | ${x(c.ratios.rrP50)} | ${x(c.ratios.rrP99)} | ${c.service.crrP50.toFixed(0)} (${c.direct.crrP50.toFixed(0)}) |`),
+      `| ${LABELS[c.mode]} | ${c.services.toLocaleString('en')} | ${s(c.programMs)} | ${x(c.ratios.crrP50)} | ${x(c.ratios.crrP99)} | ${x(c.ratios.perSecond)} | ${x(c.ratios.rrP50)} | ${x(c.ratios.rrP99)} | ${x(c.otherTraffic.crrP50)} | ${x(c.otherTraffic.crrP99)} | ${c.service.crrP50.toFixed(0)} (${c.direct.crrP50.toFixed(0)}) |`),
   ];
   return rows.join('\n');
 }
@@ -339,11 +390,12 @@ async function chart(cells: readonly Cell[], date: string): Promise<void> {
 }
 
 /** Replaces this bench's section of docs/benchmarks.md (between its markers) with this run's. */
-function writeDoc(cells: readonly Cell[], opts: Options, date: string): void {
+function writeDoc(run: SavedRun, date: string): void {
+  const { cells } = run;
   const verdict = ebpfVerdict(cells);
   const section = [
     DOC_BEGIN,
-    `Run of ${date} on this 2-core machine, ${opts.repeats} pairs of ${opts.seconds} s runs per path and size, while other`,
+    `Run of ${date} on this 2-core machine, ${run.repeats} pairs of ${run.seconds} s runs per path and size, while other`,
     'sessions were building and testing on it: expect a few percent of noise in every ratio, more in p99.',
     'Ratios are service ÷ direct (lower is better for latency, higher for connections/s).',
     '',
@@ -364,37 +416,60 @@ async function main(opts: Options): Promise<void> {
   const unsupported = await sandboxUnsupportedReason([...IPTABLES_TOOLS, ['iptables-nft', ['-V']], ['iptables-legacy', ['-V']]]);
   if (unsupported !== undefined) throw new Error(unsupported);
   if (!existsSync(CLIENT)) throw new Error(`${CLIENT} is missing: run node scripts/setup.mjs`);
+  // Early: a missing plotting tool should not be found after half an hour of measuring.
   if (opts.full) await ensureGnuplot();
   const cluster = await MeshCluster.create({ nodes: [{ name: 'a', location: 'here', pods: 2, podCIDR: POD_CIDR }], source: 'file' });
   const cells: Cell[] = [];
   try {
-    const [backend] = cluster.sandbox.pods as [SandboxPod];
+    const [backend, client] = cluster.sandbox.pods as [SandboxPod, SandboxPod];
+    await addDirectRouter(cluster, client, backend);
     cluster.sandbox.spawn(backend, CLIENT, ['server', String(BACKEND_PORT)], { stdout: 'ignore', stderr: 'inherit' });
-    await until('the backend', () => cluster.sandbox.reaches(backend, backend.ip, BACKEND_PORT, 500));
+    await until('the backend', async () => (await cluster.sandbox.reaches(client, backend.ip, BACKEND_PORT, 500)) && cluster.sandbox.reaches(client, DIRECT_IP, BACKEND_PORT, 500));
     for (const mode of opts.modes) for (const services of opts.sizes(mode)) cells.push(await cell(cluster, mode, services, opts));
   } finally {
     await cluster.destroy();
   }
-  const date = new Date().toISOString().slice(0, 10);
-  process.stdout.write(`Service data paths at scale against a direct connection (ratios service ÷ direct)\n${table(cells)}\n`);
+  const saved: SavedRun = { date: new Date().toISOString(), node: process.version, repeats: opts.repeats, seconds: opts.seconds, endpointsPerService: ENDPOINTS, cells };
+  process.stdout.write(`Service data paths at scale against a direct connection (ratios ÷ direct)\n${table(cells)}\n`);
   const verdict = ebpfVerdict(cells);
   if (verdict !== undefined) process.stdout.write(`goal: ${verdict}\n`);
-  const out = join(root, 'bench', 'results', 'datapath-scale.json');
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, repeats: opts.repeats, seconds: opts.seconds, endpointsPerService: ENDPOINTS, cells }, null, 2)}\n`);
-  process.stdout.write(`wrote ${out}\n`);
+  mkdirSync(dirname(RESULTS), { recursive: true });
+  writeFileSync(RESULTS, `${JSON.stringify(saved, null, 2)}\n`);
+  process.stdout.write(`wrote ${RESULTS}\n`);
   if (!opts.full) {
     process.stdout.write('not the full run (options given): docs/ left as they are\n');
     return;
   }
-  await chart(cells, date);
-  writeDoc(cells, opts, date);
+  await publish(saved);
+}
+
+interface SavedRun {
+  readonly date: string;
+  readonly node: string;
+  readonly repeats: number;
+  readonly seconds: number;
+  readonly endpointsPerService: number;
+  readonly cells: readonly Cell[];
+}
+
+/** The chart and the docs' section from a run (`--replot`: from the last run's JSON, e.g. after changing the chart). */
+async function publish(run: SavedRun): Promise<void> {
+  await ensureGnuplot();
+  const date = run.date.slice(0, 10);
+  await chart(run.cells, date);
+  writeDoc(run, date);
   process.stdout.write(`wrote ${CHART} and its section of ${DOC}\n`);
 }
 
 const name = 'bench/datapath-scale.ts';
 const holdAt = process.argv.indexOf('--hold');
-await (holdAt >= 0 ? hold(JSON.parse(process.argv[holdAt + 1]!) as HoldSpec) : main(parseOptions(process.argv.slice(2)))).catch((err: unknown) => {
+const work =
+  holdAt >= 0
+    ? hold(JSON.parse(process.argv[holdAt + 1]!) as HoldSpec)
+    : process.argv.includes('--replot')
+      ? publish(JSON.parse(readFileSync(RESULTS, 'utf8')) as SavedRun)
+      : main(parseOptions(process.argv.slice(2)));
+await work.catch((err: unknown) => {
   process.stderr.write(`${name}${holdAt >= 0 ? ' (holder)' : ''}: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });
