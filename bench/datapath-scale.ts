@@ -40,6 +40,7 @@ import type { SandboxPod } from '../src/sandbox/index.js';
 import { MeshCluster } from '../src/sandbox/mesh-cluster.js';
 import { IPTABLES_TOOLS, sandboxUnsupportedReason } from '../src/sandbox/support.js';
 import { applyMap } from '../test/support/apply-map.js';
+import { servicePort } from '../test/support/service-map.js';
 
 const MODES = ['ebpf', 'iptables-nft', 'iptables-legacy', 'userspace'] as const;
 type Mode = (typeof MODES)[number];
@@ -77,22 +78,9 @@ const v4 = (value: number): Ip => ({ family: 4, value: BigInt(value >>> 0) });
 const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const progress = (line: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 
+/** A ClusterIP TCP port whose endpoints serve every kind of traffic. */
 function clusterIPPort(service: string, clusterIP: Ip, port: number, endpoints: ServiceBackend[]): ServicePort {
-  return {
-    service,
-    portName: 'tcp',
-    protocol: 'TCP',
-    clusterIPs: [clusterIP],
-    port,
-    externalIPs: [],
-    loadBalancerIPs: [],
-    loadBalancerSourceRanges: [],
-    externalPolicyLocal: false,
-    internalPolicyLocal: false,
-    clusterEndpoints: endpoints,
-    internalEndpoints: endpoints,
-    externalEndpoints: endpoints,
-  };
+  return servicePort({ service, portName: 'tcp', clusterIPs: [clusterIP], port, clusterEndpoints: endpoints, internalEndpoints: endpoints, externalEndpoints: endpoints });
 }
 
 /** `services` services × ENDPOINTS unused endpoints, and the measured one (to `backend`) in the middle. */
@@ -375,6 +363,7 @@ async function chart(cells: readonly Cell[], date: string): Promise<void> {
       `set format x '%.0s%c'`,
       `set xrange [0:*]`,
       `set yrange [0.8:*]`,
+      `set ylabel 'service ÷ direct'`,
       `set key top left`,
       `set grid`,
       `set title 'p50'`,
