@@ -385,8 +385,11 @@ async function chart(cells: readonly Cell[], date: string): Promise<void> {
       `set xlabel 'ClusterIP services × 10 endpoints'`,
       `set format x '%.0s%c'`,
       `set xrange [0:*]`,
-      `set yrange [0.8:*]`,
-      `set ylabel 'service ÷ direct'`,
+      // Log scale: userspace is tens of times direct, the kernel paths within a few.
+      `set logscale y`,
+      `set yrange [0.7:*]`,
+      `set ytics (1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200)`,
+      `set ylabel 'service ÷ direct (log scale)'`,
       `set key top left`,
       `set grid`,
       `set title 'p50'`,
