@@ -305,7 +305,7 @@ async function cell(cluster: MeshCluster, mode: Mode, services: number, opts: Op
     // A holder that exited on its own (a failed apply) has nothing left to stop.
     if (holder.exitCode === null) await sandbox.stop(holder, HOLDER_GRACE_MS);
     rmSync(dir, { recursive: true, force: true });
-    if (holder.exitCode !== 0) throw new Error(`${mode}, ${services} services: the holder exited with ${holder.exitCode ?? holder.signalCode} (clean-up failed?)`);
+    if (holder.exitCode !== 0) throw new Error(`${mode}, ${services} services: the holder exited with ${holder.exitCode ?? holder.signalCode} (its error is above)`);
   }
 }
 
