@@ -18,6 +18,7 @@ const SYSTEM = [
   ['/usr/sbin/conntrack', 'conntrack'],
   ['/usr/bin/dot', 'graphviz'],
   ['/usr/bin/clang', 'clang'],
+  ['/usr/bin/gcc', 'gcc'],
   ['/usr/bin/llc', 'llvm'],
   ['/usr/sbin/bpftool', 'bpftool'],
   ['/usr/include/bpf/libbpf.h', 'libbpf-dev'],
@@ -138,8 +139,19 @@ function buildBpf() {
   }
 }
 
+// The benchmarks' load client and echo server (bench/client/wl-bench.c -> build/bench/wl-bench).
+function buildBenchClient() {
+  const src = join(root, 'bench', 'client', 'wl-bench.c');
+  const out = join(root, 'build', 'bench', 'wl-bench');
+  if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return;
+  mkdirSync(dirname(out), { recursive: true });
+  log('gcc bench/client/wl-bench.c');
+  run('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', out, src]);
+}
+
 installSystemPackages();
 installNodeModules();
 buildBpf();
+buildBenchClient();
 buildTypeScript();
 if (process.argv.includes('--verbose')) log(execFileSync('node', ['--version']).toString().trim());

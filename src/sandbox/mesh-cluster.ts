@@ -32,6 +32,8 @@ export interface MeshNodeSpec {
   readonly name: string;
   readonly location: string;
   readonly pods?: number;
+  /** Default 10.244.<index>.0/24; a benchmark that needs many unused addresses of its own takes more. */
+  readonly podCIDR?: string;
   /** Extra annotations on the Node object (kubernetes source) or in the cluster file. */
   readonly annotations?: Readonly<Record<string, string>>;
 }
@@ -85,7 +87,7 @@ export class MeshCluster {
         name: n.name,
         location: n.location,
         underlayAddress: `172.31.0.${10 + i}/16`,
-        podCIDRs: [podCIDROf(i)],
+        podCIDRs: [n.podCIDR ?? podCIDROf(i)],
         pods: n.pods ?? 1,
       })),
       outside: spec.outside ?? [],
@@ -165,7 +167,7 @@ export class MeshCluster {
     const n = this.spec.nodes[this.indexOf(name)] as MeshNodeSpec;
     return {
       metadata: { name, labels: { 'topology.kubernetes.io/region': n.location }, annotations: { ...n.annotations } },
-      spec: { podCIDR: podCIDROf(this.indexOf(name)) },
+      spec: { podCIDR: n.podCIDR ?? podCIDROf(this.indexOf(name)) },
     };
   }
 
