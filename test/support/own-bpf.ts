@@ -19,6 +19,8 @@ async function bpftoolList<T>(what: 'map' | 'prog' | 'link'): Promise<T[]> {
   return JSON.parse((await runCommand('bpftool', ['-j', what, 'show'])).stdout || '[]') as T[];
 }
 
+const BPFFS_PRELOADED = new Set(['maps.debug', 'progs.debug']);
+
 /** Ids of the maps and links pinned anywhere under `dir` (a link pin also names its program). */
 export function pinnedIds(dir: string): BpfIds {
   const maps = new Set<number>();
@@ -27,10 +29,10 @@ export function pinnedIds(dir: string): BpfIds {
   const walk = (at: string): void => {
     for (const entry of readdirSync(at, { withFileTypes: true })) {
       const path = join(at, entry.name);
-      if (entry.isDirectory()) {
-        walk(path);
-        continue;
-      }
+      if (entry.isDirectory()) walk(path);
+      // Pins are regular files; skip anything else (tc links its `ip` directory to `tc`), and the
+      // iterators a fresh bpffs mount shows at its root.
+      if (!entry.isFile() || (at === dir && BPFFS_PRELOADED.has(entry.name))) continue;
       // A pin is a map or a link; which one only opening it tells.
       try {
         const map = openPinnedMap(path);
