@@ -30,6 +30,8 @@ import { noEndpointAction, type ServiceBackend, type ServiceMap, type ServicePor
 import { echoRequests, startEchoServer, type EchoRequestOptions } from '../../src/sandbox/echo/index.js';
 import { createSandbox, type NetnsTarget, type Sandbox, type SandboxNode } from '../../src/sandbox/index.js';
 import { IPTABLES_TOOLS, capabilitySkip } from '../support/capability.js';
+import { heldIds, ownedIds, pinnedIds } from '../support/own-bpf.js';
+import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('tc NodePort integration tests', [
   ...IPTABLES_TOOLS,
@@ -203,12 +205,15 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
     }
   }
 
-  /** Ids of the kernel's links to our programs, on any interface of the machine. */
+  /**
+   * Ids of this test's links: pinned in its own bpffs, to programs using the maps pinned there (on
+   * any interface), or held open by this process. Other programs named np_ may be attached on the
+   * machine meanwhile (other tests, benchmarks): those never count.
+   */
   async function linkIds(): Promise<number[]> {
-    const links = JSON.parse((await runCommand('bpftool', ['-j', 'link', 'show'])).stdout) as Array<{ id: number; prog_id: number }>;
-    const programs = JSON.parse((await runCommand('bpftool', ['-j', 'prog', 'show'])).stdout) as Array<{ id: number; name?: string }>;
-    const ours = new Set(programs.filter((p) => p.name?.startsWith('np_')).map((p) => p.id));
-    return links.filter((l) => ours.has(l.prog_id)).map((l) => l.id);
+    const pinned = pinnedIds(bpffs as string);
+    const owned = await ownedIds({ maps: pinned.maps, progs: pinned.progs });
+    return [...new Set([...pinned.links, ...owned.links, ...heldIds().links])].sort((a, b) => a - b);
   }
 
   /** Per-namespace TCP and UDP counters (nstat -a: since boot of the namespace, not since the last call). */
@@ -379,8 +384,13 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
     const n = node('b');
     const moving: ServiceSpec = { name: 'moving', nodePort: 30006, endpoints: ['a-pod0'] };
     writeServices(pinDir('b'), mapFor(n, [...SERVICES, moving]));
-    const flow = ask(client(), 'udp', n.underlayIP, 30006, { count: 30, sameSocket: true, intervalMs: 100 });
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // The backend moves once the flow has reached a-pod0, with most of it still to come.
+    const pod0 = sb().pods.find((p) => p.name === 'a-pod0');
+    assert.ok(pod0);
+    const received = async () => (await counters(pod0))['UdpInDatagrams'] ?? 0;
+    const start = await received();
+    const flow = ask(client(), 'udp', n.underlayIP, 30006, { count: 40, sameSocket: true, intervalMs: 100 });
+    await until('the flow to reach a-pod0', async () => (await received()) >= start + 3, 20_000);
     // a-pod1 takes slot 1 in place (ids of the services before it stay the same).
     writeServices(pinDir('b'), mapFor(n, [...SERVICES, { ...moving, endpoints: ['a-pod1'] }]));
     const lines = await flow;

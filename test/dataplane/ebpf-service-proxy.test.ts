@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { type TestContext, test } from 'node:test';
 import { openPinnedLink } from '../../src/bpf/index.js';
 import { runCommand } from '../../src/host/command.js';
@@ -18,7 +19,9 @@ import { type Ip, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
 import { bpffsDir, bpfSkip, cgroupDir, onCleanup, uniqueName } from '../bpf/harness.js';
 import { applyMap } from '../support/apply-map.js';
+import { type BpfIds, added, heldIds, ownedIds, pinnedIds, stillThere } from '../support/own-bpf.js';
 import { servicePort as basePort } from '../support/service-map.js';
+import { until } from '../support/wait.js';
 
 const skip = await bpfSkip('eBPF service proxy tests');
 const OPTIONS = { skip, timeout: 60_000 };
@@ -128,8 +131,11 @@ async function startBackend(t: TestContext, w: World, name: string, host: string
 
 type Reply = { answer?: string; peer?: string; from?: string; error?: string };
 
-/** Runs the client inside the cgroup (a shell moves itself there, then execs) in the namespace. */
-async function request(t: TestContext, w: World, protocol: 'tcp' | 'udp', host: string, port: number, count = 1, mode = '', intervalMs = 0): Promise<Reply[]> {
+/**
+ * Runs the client inside the cgroup (a shell moves itself there, then execs) in the namespace.
+ * `progress` receives each reply as it comes, for a test that acts while the flow runs.
+ */
+async function request(t: TestContext, w: World, protocol: 'tcp' | 'udp', host: string, port: number, count = 1, mode = '', intervalMs = 0, progress: Reply[] = []): Promise<Reply[]> {
   // Into the cgroup first: `ip netns exec` mounts a fresh /sys, where the cgroup2 mount is gone.
   const child = spawn(
     'sh',
@@ -139,13 +145,19 @@ async function request(t: TestContext, w: World, protocol: 'tcp' | 'udp', host: 
   killOnCleanup(t, child);
   let out = '';
   let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    const lines = out.split('\n');
+    out = lines.pop() ?? '';
+    for (const line of lines) if (line !== '') progress.push(JSON.parse(line) as Reply);
+  });
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   clearTimeout(timer);
   assert.equal(code, 0, `client failed: ${err}`);
-  return out.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Reply);
+  assert.equal(out, '', 'the client ends its last line');
+  return progress;
 }
 
 const names = (replies: Reply[]) => replies.map((r) => r.error ?? r.answer?.split(' ')[0]);
@@ -176,15 +188,17 @@ async function openProxy(t: TestContext, w: World): Promise<EbpfServiceProxy> {
   return proxy;
 }
 
-interface KernelIds {
-  readonly progs: Set<number>;
-  readonly links: Set<number>;
-  readonly maps: Set<number>;
+/** The kernel objects of the proxy in `w`: its pinned maps and links, the programs using those maps, their links and any link on its cgroup. */
+async function proxyIds(w: World): Promise<BpfIds> {
+  const pinned = pinnedIds(w.pins);
+  const owned = await ownedIds({ maps: pinned.maps, progs: pinned.progs, cgroups: [w.cgroup] });
+  return { ...owned, links: new Set([...pinned.links, ...owned.links]) };
 }
 
-async function kernelIds(): Promise<KernelIds> {
-  const ids = async (what: string) => new Set(((JSON.parse((await runCommand('bpftool', ['-j', what, 'show'])).stdout || '[]') as Array<{ id: number }>).map((e) => e.id)));
-  return { progs: await ids('prog'), links: await ids('link'), maps: await ids('map') };
+/** Nothing of a failed start stays: no BPF object held open by this process, no link on the test's cgroup. */
+async function assertNothingLeft(held: BpfIds, w: World): Promise<void> {
+  assert.deepEqual(added(held, heldIds()), { maps: [], progs: [], links: [] }, 'no map, program or link held open');
+  assert.deepEqual([...(await ownedIds({ maps: [], cgroups: [w.cgroup] })).links], [], 'no link on the cgroup');
 }
 
 // ---- tests ----------------------------------------------------------------------------------------
@@ -250,24 +264,18 @@ test('ClientIP affinity sticks to one backend within its timeout and chooses aga
   await applyMap(proxy, serviceMap([port('sticky', 'TCP', '10.250.0.3', 80, THREE, { sessionAffinityTimeoutSeconds: 1 })]));
   const first = names(await request(t, w, 'tcp', '10.250.0.3', 80, 15));
   assert.equal(new Set(first).size, 1, `sticky: ${first.join(', ')}`);
-  let moved = false;
-  for (let round = 0; round < 10 && !moved; round++) {
-    await new Promise((resolve) => setTimeout(resolve, 1200));
-    moved = names(await request(t, w, 'tcp', '10.250.0.3', 80))[0] !== first[0];
-  }
-  assert.ok(moved, 'affinity never expired');
+  // Each request renews the 1 s affinity, so they come more than 1 s apart.
+  await until('the affinity to expire', async () => names(await request(t, w, 'tcp', '10.250.0.3', 80))[0] !== first[0], 30_000, 1200);
 });
 
 test('a service without endpoints refuses at once, TCP and UDP, connected or not, and counts each refusal', OPTIONS, async (t) => {
   const w = await world(t);
   const proxy = await openProxy(t, w);
   await applyMap(proxy, serviceMap([port('empty', 'TCP', '10.250.0.4', 80, []), port('empty', 'UDP', '10.250.0.4', 53, [])]));
-  const started = Date.now();
+  // Refused, not timed out (the client reports a timeout as ETIMEDOUT).
   assert.deepEqual(names(await request(t, w, 'tcp', '10.250.0.4', 80)), ['ECONNREFUSED']);
   assert.deepEqual(names(await request(t, w, 'udp', '10.250.0.4', 53)), ['ECONNREFUSED']);
   assert.deepEqual(names(await request(t, w, 'udp', '10.250.0.4', 53, 1, 'unconnected')), ['ECONNREFUSED']);
-  // Three client processes; a timeout would have taken 1.5 s each.
-  assert.ok(Date.now() - started < 4000);
   // One connect(), one connect() of UDP and one sendmsg() (wirelane_sock_lb_refusals_total).
   assert.deepEqual(readSockLbStats(w.pins), { noEndpoint: 3n, noLocalEndpoint: 0n, noBackend: 0n });
 });
@@ -305,10 +313,12 @@ test('an unconnected UDP socket keeps its backend, and moves when that backend l
   const flow = names(await request(t, w, 'udp', '10.250.0.6', 53, 10, 'same-socket'));
   assert.equal(new Set(flow).size, 1, `one socket, one backend: ${flow.join(', ')}`);
 
-  // A flow of 16 datagrams, 100 ms apart, starts on b1, the only backend; b1 leaves half-way.
+  // A flow of datagrams 100 ms apart starts on b1, the only backend; b1 leaves once the flow has
+  // answers from it, with most of the flow still to come.
   await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.6', 53, [THREE[0]!])]));
-  const running = request(t, w, 'udp', '10.250.0.6', 53, 16, 'same-socket', 100);
-  await new Promise((resolve) => setTimeout(resolve, 700));
+  const progress: Reply[] = [];
+  const running = request(t, w, 'udp', '10.250.0.6', 53, 40, 'same-socket', 100, progress);
+  await until('the flow\'s first answers', () => progress.length >= 3, 20_000);
   await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.6', 53, [THREE[1]!, THREE[2]!])]));
   const moved = names(await running);
   assert.equal(moved[0], 'b1');
@@ -322,9 +332,10 @@ test('a connected UDP socket on a removed backend is ended and reconnects to a c
   await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[0]!])]));
   // Two flows of one connected socket each, 150 ms between datagrams: one through the service,
   // one to b1's own address (no translation: not the agent's to end).
-  const viaService = request(t, w, 'udp', '10.250.0.7', 53, 16, 'connected-socket', 150);
-  const direct = request(t, w, 'udp', '127.0.0.11', 8080, 16, 'connected-socket', 150);
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const progress = { viaService: [] as Reply[], direct: [] as Reply[] };
+  const viaService = request(t, w, 'udp', '10.250.0.7', 53, 40, 'connected-socket', 150, progress.viaService);
+  const direct = request(t, w, 'udp', '127.0.0.11', 8080, 40, 'connected-socket', 150, progress.direct);
+  await until('both flows\' first answers', () => progress.viaService.length >= 3 && progress.direct.length >= 3, 20_000);
   const report = await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[1]!])]));
   assert.equal(report.socketsTerminated, 1);
   const answers = names(await viaService);
@@ -344,8 +355,9 @@ test('more stale UDP flows than the termination map holds still end the socket o
   // entries) beside the one whose backend moves; it sorts last, so its key is in the second chunk.
   const fillers = Array.from({ length: 4_500 }, (_, i) => port(`filler-${String(i).padStart(4, '0')}`, 'UDP', `10.251.${i >> 8}.${i & 255}`, 53, [THREE[2]!]));
   await applyMap(proxy, serviceMap([...fillers, port('zz-dns', 'UDP', '10.250.0.8', 53, [THREE[0]!])]));
-  const viaService = request(t, w, 'udp', '10.250.0.8', 53, 16, 'connected-socket', 150);
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const progress: Reply[] = [];
+  const viaService = request(t, w, 'udp', '10.250.0.8', 53, 40, 'connected-socket', 150, progress);
+  await until('the flow\'s first answers', () => progress.length >= 3, 20_000);
   const report = await applyMap(proxy, serviceMap([port('zz-dns', 'UDP', '10.250.0.8', 53, [THREE[1]!])]));
   assert.equal(report.socketsTerminated, 1);
   const answers = names(await viaService);
@@ -385,23 +397,16 @@ function linkIdOf(program: string, w: World): number {
 
 test('cleanup detaches every program and removes every pin and map', OPTIONS, async (t) => {
   const w = await world(t);
-  const before = await kernelIds();
   const proxy = await openProxy(t, w);
   await applyMap(proxy, serviceMap([port('web', 'TCP', '10.250.0.8', 80, THREE)]));
-  const during = await kernelIds();
-  const ours = (what: keyof KernelIds) => [...during[what]].filter((id) => !before[what].has(id));
-  const mine = { progs: ours('progs'), links: ours('links'), maps: ours('maps') };
-  assert.ok(mine.links.length >= SOCK_LB_PROGRAMS.length, `links attached: ${mine.links.length}`);
+  const mine = await proxyIds(w);
+  assert.ok(mine.links.size >= SOCK_LB_PROGRAMS.length, `links attached: ${mine.links.size}`);
+  assert.ok(mine.progs.size >= SOCK_LB_PROGRAMS.length, `programs loaded: ${mine.progs.size}`);
   await proxy.cleanup();
-  // The kernel frees maps once the last reference is gone: give it a moment (RCU).
-  let after = await kernelIds();
-  for (let i = 0; i < 50 && mine.maps.some((id) => after.maps.has(id)); i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    after = await kernelIds();
-  }
-  for (const what of ['progs', 'links', 'maps'] as const) {
-    assert.deepEqual(mine[what].filter((id) => after[what].has(id)), [], `${what} left behind`);
-  }
+  // The kernel frees programs and maps once their last reference is gone, after an RCU grace period.
+  const none = { maps: [], progs: [], links: [] };
+  await until('the proxy\'s maps, programs and links to be freed', async () => isDeepStrictEqual(await stillThere(mine), none)).catch(() => {});
+  assert.deepEqual(await stillThere(mine), none, 'left behind');
   assert.equal(existsSync(w.pins), false, 'the pin directory is gone');
 });
 
@@ -430,14 +435,13 @@ char LICENSE[] SEC("license") = "GPL";
   const root = new URL('../../', import.meta.url).pathname;
   const object = join(dir, 'wrong.bpf.o');
   await runCommand('clang', ['-g', '-O2', '-target', 'bpf', '-D__TARGET_ARCH_x86', `-I${root}build/bpf`, `-I${root}bpf/include`, '-c', source, '-o', object]);
-  const before = await kernelIds();
+  const held = heldIds();
   await assert.rejects(EbpfServiceProxy.open({ bpffsDir: w.pins, cgroupRoot: w.cgroup, objectPath: object }), (error: unknown) => {
     assert.ok(error instanceof EbpfStartError);
     assert.match(error.message, /map wl_services: key size 28 in the object, 24 in the codec/);
     return true;
   });
-  const after = await kernelIds();
-  assert.deepEqual([...after.links].filter((id) => !before.links.has(id)), []);
+  await assertNothingLeft(held, w);
   assert.deepEqual(readdirSync(w.pins).filter((name) => name !== 'links'), [], 'no map pinned');
 });
 
@@ -445,14 +449,13 @@ test('a start that cannot attach removes what it made and says why', OPTIONS, as
   const w = await world(t);
   const notACgroup = mkdtempSync(join(tmpdir(), 'wlebpf-nocg-'));
   onCleanup(t, () => rmSync(notACgroup, { recursive: true, force: true }));
-  const before = await kernelIds();
+  const held = heldIds();
   await assert.rejects(EbpfServiceProxy.open({ bpffsDir: w.pins, cgroupRoot: notACgroup }), (error: unknown) => {
     assert.ok(error instanceof EbpfStartError);
     assert.match(error.message, new RegExp(`socket LB on cgroup ${notACgroup}`));
     return true;
   });
-  const after = await kernelIds();
-  assert.deepEqual([...after.links].filter((id) => !before.links.has(id)), [], 'no link left');
+  await assertNothingLeft(held, w);
   assert.deepEqual(readdirSync(w.pins).filter((name) => name !== 'links'), [], 'no map pin left');
   assert.deepEqual(readdirSync(join(w.pins, 'links')), [], 'no link pin left');
 });
@@ -461,7 +464,6 @@ test('with the tc NodePort data path: both attach over the shared maps, and clea
   const w = await world(t);
   await runCommand('ip', ['-n', w.netns, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'uplink1']);
   await runCommand('ip', ['-n', w.netns, 'link', 'set', 'uplink0', 'up']);
-  const before = await kernelIds();
   const proxy = await EbpfServiceProxy.open({
     bpffsDir: w.pins,
     cgroupRoot: w.cgroup,
@@ -473,11 +475,10 @@ test('with the tc NodePort data path: both attach over the shared maps, and clea
   // The socket side's entries (3 backends; ClusterIP, NodePort internal and external: 3 × 4; 1 node
   // address) and the tc side's own (its masquerade addresses).
   assert.ok(report.written > 3 + 12 + 1, `written ${report.written}`);
-  const during = await kernelIds();
-  const newLinks = [...during.links].filter((id) => !before.links.has(id));
-  assert.ok(newLinks.length >= SOCK_LB_PROGRAMS.length + 2, `links: ${newLinks.length}`);
+  // The tc programs use the shared maps too, so their links count as the proxy's.
+  const mine = await proxyIds(w);
+  assert.ok(mine.links.size >= SOCK_LB_PROGRAMS.length + 2, `links: ${mine.links.size}`);
   await proxy.cleanup();
-  const after = await kernelIds();
-  assert.deepEqual(newLinks.filter((id) => after.links.has(id)), [], 'no link left');
+  assert.deepEqual((await stillThere(mine)).links, [], 'no link left');
   assert.equal(existsSync(w.pins), false, 'no pin left');
 });
