@@ -1,6 +1,8 @@
 // Benchmark: the iptables service proxy's rule sync at 1,000 and 10,000 services × 10 endpoints
-// (ClusterIP, TCP, IPv4): the first full sync, an idle re-apply, a one-endpoint change, clean-up,
-// and how much of it is the pure rule generation. The host's iptables backend first (the one the
+// (ClusterIP, TCP, IPv4): the first full sync, an idle re-apply and a one-endpoint change both as
+// partial syncs (from the proxy's record, no iptables-save) and as full read-and-compare syncs (the
+// hourly one; before partial syncs, every apply was one), clean-up, and how much of it is the pure
+// rule generation. iptables-save runs are counted per step. The host's iptables backend first (the one the
 // agent uses), then the other one when installed, for comparison. Needs root; everything happens
 // in a network namespace of its own, removed afterwards.
 // Run: node --import tsx bench/iptables-services.ts   (prints a table, writes bench/results/iptables-services.json)
@@ -8,7 +10,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { type BackendKind, detectIptablesBackend, iptablesBackend } from '../src/dataplane/iptables/backend.js';
+import { type BackendKind, type CommandRunner, detectIptablesBackend, iptablesBackend } from '../src/dataplane/iptables/backend.js';
+import { FULL_SYNC_PERIOD_MS } from '../src/dataplane/iptables/chains.js';
 import { computeServiceRules, IptablesServiceProxy } from '../src/dataplane/service-iptables/index.js';
 import { runCommand } from '../src/host/command.js';
 import { createNetns, deleteNetns } from '../src/host/netns.js';
@@ -82,6 +85,14 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
+/** A step's time, restore calls (and the time in them) and iptables-save runs. */
+interface Step {
+  ms: number;
+  restores: number;
+  restoreMs: number;
+  saves: number;
+}
+
 interface SizeResult {
   backend: BackendKind;
   services: number;
@@ -90,9 +101,12 @@ interface SizeResult {
   rules: number;
   generateMs: number;
   fullSyncMs: number;
-  idleApplyMs: number;
-  idleApplyRestores: number;
-  oneEndpointChangeMs?: number;
+  /** The same map again: partial (nothing read) and full (read and compared). */
+  idlePartial: Step;
+  idleFull: Step;
+  /** Median of CHANGES one-endpoint changes each, partial and full. */
+  oneEndpointPartial?: Step;
+  oneEndpointFull?: Step;
   oneEndpointChangeRestoreLines?: number;
   cleanupMs: number;
 }
@@ -101,14 +115,40 @@ async function benchSize(netns: string, backend: BackendKind, services: number):
   const map = serviceMap(services);
   const generated = await timed(`${services} services: generate`, () => computeServiceRules(map));
   const v4Rules = generated.value[4]!;
-  const proxy = new IptablesServiceProxy({ netns, backend: iptablesBackend(backend) });
+  let saves = 0;
+  let restoreMs = 0;
+  const run: CommandRunner = async (file, args, opts) => {
+    if (file.endsWith('-save')) saves += 1;
+    const started = performance.now();
+    try {
+      return await runCommand(file, args, opts);
+    } finally {
+      if (file.endsWith('-restore')) restoreMs += performance.now() - started;
+    }
+  };
+  // The bench's clock: moved on by the full-sync period to make the next apply a full one.
+  let clock = 0;
+  const proxy = new IptablesServiceProxy({ netns, backend: iptablesBackend(backend), run, now: () => clock });
   // As the agent applies: through the proxy's change tracker (its comparison is timed too).
   const tracker = new ServiceChangeTracker();
-  const apply = (next: ServiceMap) => tracker.track(next, (changes) => proxy.apply(changes));
+  const step = async (what: string, next: ServiceMap, sync: 'full' | 'partial'): Promise<Step & { lines: number }> => {
+    if (sync === 'full') clock += FULL_SYNC_PERIOD_MS;
+    const [before, restoreBefore] = [saves, restoreMs];
+    const { ms, value } = await timed(`${services} services: ${what} (${backend}, ${sync})`, () => tracker.track(next, (changes) => proxy.apply(changes)));
+    if (value.sync !== sync) throw new Error(`${what}: expected a ${sync} sync, got ${value.sync}`);
+    return { ms, restores: value.written, restoreMs: restoreMs - restoreBefore, saves: saves - before, lines: value.restores.reduce((n, r) => n + r.input.split('\n').length - 1, 0) };
+  };
+  const medianStep = (steps: Step[]): Step => ({
+    ms: median(steps.map((x) => x.ms)),
+    restores: Math.max(...steps.map((x) => x.restores)),
+    restoreMs: median(steps.map((x) => x.restoreMs)),
+    saves: Math.max(...steps.map((x) => x.saves)),
+  });
   try {
-    const full = await timed(`${services} services: full sync (${backend})`, () => apply(map));
-    if (full.value.written !== 1) throw new Error(`full sync: expected one restore, got ${full.value.written}`);
-    const idle = await timed(`${services} services: idle apply (${backend})`, () => apply(map));
+    const full = await step('first sync', map, 'full');
+    if (full.restores !== 1) throw new Error(`full sync: expected one restore, got ${full.restores}`);
+    const idlePartial = await step('idle apply', map, 'partial');
+    const idleFull = await step('idle apply', map, 'full');
     const result: SizeResult = {
       backend,
       services,
@@ -117,21 +157,23 @@ async function benchSize(netns: string, backend: BackendKind, services: number):
       rules: v4Rules.chains.reduce((n, c) => n + c.rules.length, 0) + v4Rules.jumps.length,
       generateMs: generated.ms,
       fullSyncMs: full.ms,
-      idleApplyMs: idle.ms,
-      idleApplyRestores: idle.value.written,
+      idlePartial,
+      idleFull,
       cleanupMs: 0,
     };
     if (services === SIZES[SIZES.length - 1]) {
-      const times: number[] = [];
-      let lines = 0;
-      for (let round = 1; round <= CHANGES; round++) {
-        const change = await timed(`${services} services: one-endpoint change (${backend})`, () => apply(withOneEndpointChanged(map, round)));
-        if (change.value.written !== 1) throw new Error(`one-endpoint change: expected one restore, got ${change.value.written}`);
-        times.push(change.ms);
-        lines = change.value.restores[0]!.input.split('\n').length - 1;
+      const partial: Step[] = [];
+      const fullChanges: Step[] = [];
+      for (let round = 1; round <= 2 * CHANGES; round++) {
+        // Alternating, so that both kinds see the same load on this shared machine.
+        const sync = round % 2 === 1 ? 'partial' : 'full';
+        const change = await step('one-endpoint change', withOneEndpointChanged(map, round), sync);
+        if (change.restores !== 1) throw new Error(`one-endpoint change: expected one restore, got ${change.restores}`);
+        (sync === 'partial' ? partial : fullChanges).push(change);
+        if (sync === 'partial') result.oneEndpointChangeRestoreLines = change.lines;
       }
-      result.oneEndpointChangeMs = median(times);
-      result.oneEndpointChangeRestoreLines = lines;
+      result.oneEndpointPartial = medianStep(partial);
+      result.oneEndpointFull = medianStep(fullChanges);
     }
     result.cleanupMs = (await timed(`${services} services: clean-up (${backend})`, () => proxy.cleanup())).ms;
     return result;
@@ -163,8 +205,9 @@ async function main(): Promise<void> {
   }
 
   const s = (ms: number | undefined) => (ms === undefined ? '-' : ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`);
+  const cell = (x: Step | undefined) => (x === undefined ? '-' : `${s(x.ms)} (${x.restores} restores${x.restores > 0 ? ` ${s(x.restoreMs)}` : ''}, ${x.saves} saves)`);
   const rows = [
-    ['backend', 'services × endpoints', 'chains', 'rules', 'generate', 'full sync', 'idle apply', '1-endpoint change', 'clean-up'],
+    ['backend', 'services × endpoints', 'chains', 'rules', 'generate', 'first sync', 'idle: partial', 'idle: full', '1-endpoint: partial', '1-endpoint: full', 'clean-up'],
     ...results.map((r) => [
       `${r.backend}${r.backend === hostBackend ? ' (host)' : ''}`,
       `${r.services.toLocaleString('en')} × ${r.endpointsPerService}`,
@@ -172,8 +215,10 @@ async function main(): Promise<void> {
       r.rules.toLocaleString('en'),
       s(r.generateMs),
       s(r.fullSyncMs),
-      `${s(r.idleApplyMs)} (${r.idleApplyRestores} restores)`,
-      r.oneEndpointChangeMs === undefined ? '-' : `${s(r.oneEndpointChangeMs)} (${r.oneEndpointChangeRestoreLines} lines)`,
+      cell(r.idlePartial),
+      cell(r.idleFull),
+      r.oneEndpointPartial === undefined ? '-' : `${cell(r.oneEndpointPartial)} ${r.oneEndpointChangeRestoreLines} lines`,
+      cell(r.oneEndpointFull),
       s(r.cleanupMs),
     ]),
   ];

@@ -38,6 +38,21 @@ struct {
 	__type(value, struct wl_sock_owned);
 } wl_sock_owned SEC(".maps");
 
+// Refused calls by cause (WL_SOCK_STAT_*), per CPU; the agent sums them for its metrics.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WL_SOCK_STAT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} wl_sock_stats SEC(".maps");
+
+static __always_inline void count_refusal(__u32 slot)
+{
+	__u64 *value = bpf_map_lookup_elem(&wl_sock_stats, &slot);
+	if (value)
+		*value += 1;
+}
+
 // The destination a socket asked for, before translation.
 struct frontend {
 	__u8 addr[16];
@@ -161,7 +176,9 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, boo
 		// Reject: the service has no endpoint, the client fails at once as with kube-proxy's
 		// REJECT. Drop (a Local policy left none here): a socket cannot be left hanging, so
 		// the nearest honest error.
-		bpf_set_retval(flags & WL_SVC_NO_ENDPOINT_DROP ? -EHOSTUNREACH : -ECONNREFUSED);
+		bool drop = flags & WL_SVC_NO_ENDPOINT_DROP;
+		count_refusal(drop ? WL_SOCK_STAT_NO_LOCAL_ENDPOINT : WL_SOCK_STAT_NO_ENDPOINT);
+		bpf_set_retval(drop ? -EHOSTUNREACH : -ECONNREFUSED);
 		return SYS_REJECT;
 	}
 
@@ -197,6 +214,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, __u8 family, boo
 	struct wl_backend *backend = backend_id ? bpf_map_lookup_elem(&wl_backends, &backend_id) : NULL;
 	if (!backend || backend->family != family) {
 		// Only while the agent is mid-way through a change it would never leave like this.
+		count_refusal(WL_SOCK_STAT_NO_BACKEND);
 		bpf_set_retval(-ECONNREFUSED);
 		return SYS_REJECT;
 	}

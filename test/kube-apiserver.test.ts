@@ -264,6 +264,29 @@ test('informers for peers, services and endpoint slices work', async (t) => {
   assert.deepEqual(namesIn(selected.items), ['web']);
 });
 
+test('a Peer is created (POST, 409 when it exists) and deleted (DELETE, 404 when gone), and a watch sees both', async (t) => {
+  const cluster = await startCluster(t);
+  const custom = cluster.kubeconfig.makeApiClient(CustomObjectsApi);
+  const path = { group: 'wirelane.io', version: 'v1alpha1', plural: 'peers' };
+  const peers = await cluster.inform(
+    '/apis/wirelane.io/v1alpha1/peers',
+    () => custom.listClusterCustomObject(path) as Promise<KubernetesListObject<KubernetesObject>>,
+  );
+  const body = { apiVersion: 'wirelane.io/v1alpha1', kind: 'Peer', metadata: { name: 'laptop' }, spec: { allowedIPs: ['10.5.0.1/32'], publicKey: 'k' } };
+  const created = (await custom.createClusterCustomObject({ ...path, body })) as KubeObject;
+  assert.equal(created.metadata.name, 'laptop');
+  assert.ok(created.metadata.resourceVersion, 'the created object carries its resourceVersion');
+  await assert.rejects(custom.createClusterCustomObject({ ...path, body }), { code: 409 });
+  await until('the watch to see the Peer', () => peers.events.includes('add laptop'));
+  assert.equal(cluster.server.requestCount('create', 'peers'), 2);
+
+  await custom.deleteClusterCustomObject({ ...path, name: 'laptop' });
+  assert.equal(cluster.server.get('peers', 'laptop'), undefined);
+  await assert.rejects(custom.deleteClusterCustomObject({ ...path, name: 'laptop' }), { code: 404 });
+  await until('the watch to see it go', () => peers.events.includes('delete laptop'));
+  assert.equal(cluster.server.requestCount('delete', 'peers'), 2);
+});
+
 test('a missing object is a 404 with a NotFound Status, and unsupported requests say why', async (t) => {
   const cluster = await startCluster(t);
   const core = cluster.kubeconfig.makeApiClient(CoreV1Api);
@@ -289,10 +312,10 @@ test('a missing object is a 404 with a NotFound Status, and unsupported requests
   const { url } = cluster.server;
   const unknownPath = await fetch(`${url}/api/v1/pods`);
   assert.equal(unknownPath.status, 404);
-  const post = await fetch(`${url}/api/v1/nodes`, { method: 'POST', body: '{}' });
-  assert.equal(post.status, 405);
-  assert.match(((await post.json()) as { message: string }).message, /POST \/api\/v1\/nodes is not supported/);
   cluster.server.create('nodes', node('a'));
+  const put = await fetch(`${url}/api/v1/nodes/a`, { method: 'PUT', body: '{}' });
+  assert.equal(put.status, 405);
+  assert.match(((await put.json()) as { message: string }).message, /PUT \/api\/v1\/nodes\/a is not supported/);
   const apply = await fetch(`${url}/api/v1/nodes/a`, { method: 'PATCH', headers: { 'Content-Type': PatchStrategy.ServerSideApply }, body: '{}' });
   assert.equal(apply.status, 415);
   const badVersion = await fetch(`${url}/api/v1/nodes?watch=true&resourceVersion=abc`);

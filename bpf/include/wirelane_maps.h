@@ -97,6 +97,10 @@
  *   wl_sock_rev and WL_AFFINITY_SOCKET entries, for cgroup/sock_release to delete. The kernel frees
  *   it with the socket. A socket talking to more backends than that leaves the oldest to the LRU.
  *
+ * wl_sock_stats (PERCPU_ARRAY, sock_lb's own, pinned with the others): connect()/sendmsg() calls
+ *   to a service that the socket LB failed, by WL_SOCK_STAT_*; WL_SOCK_STAT_SLOTS of them, room for
+ *   new ones. The agent sums the CPUs' values at each scrape (wirelane_sock_lb_refusals_total).
+ *
  * wl_sock_term (HASH, not pinned; bpf/sock_term.bpf.c's own): {frontend, backend, port, family}
  *   -> 1. What a change left stale, for the iterator that ends connected UDP sockets: a socket
  *   whose wl_sock_rev entry names this frontend and port and whose peer is this backend. A zero
@@ -250,6 +254,13 @@ struct wl_sock_rev_value {
 	__u32 service_id;
 };
 _Static_assert(sizeof(struct wl_sock_rev_value) == 24, "wl_sock_rev_value is 24 bytes");
+
+/* wl_sock_stats slots (never renumbered: counters survive an upgrade by slot) */
+#define WL_MAP_SOCK_STATS "wl_sock_stats"
+#define WL_SOCK_STAT_NO_ENDPOINT 0       /* the service has no endpoint: ECONNREFUSED */
+#define WL_SOCK_STAT_NO_LOCAL_ENDPOINT 1 /* a Local policy left none for this node: EHOSTUNREACH */
+#define WL_SOCK_STAT_NO_BACKEND 2        /* a slot named no usable backend (mid-change): ECONNREFUSED */
+#define WL_SOCK_STAT_SLOTS 8
 
 #define WL_SOCK_OWNED_SLOTS 8
 

@@ -1,28 +1,31 @@
 // `wirelane agent`: start-up, the reconcile loop, HTTP, and a clean exit on SIGTERM/SIGINT.
 import { join } from 'node:path';
+import { wirelaneVersion } from '../cli/version.js';
 import { renderSvg } from '../graphviz/render.js';
 import { configureTimeouts } from '../host/timeouts.js';
 import { publicKeyOf } from '../model/key.js';
 import { errorLine } from '../observability/first-line.js';
 import { createLogger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
-import type { ResourceStatus } from '../sources/source.js';
+import type { ResourceStatus, SourceObjectKind } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
 import { hostPlacementOf, removeHostState } from './host-cleanup.js';
 import { startHttpServers } from './http.js';
-import { LoopHealth } from './loop-health.js';
+import { LoopHealth, monotonicNow } from './loop-health.js';
 import { MeshReconciler } from './mesh-reconciler.js';
 import { ReconcileLoop } from './reconcile-loop.js';
 import { openServiceProxy } from './service-proxy-choice.js';
-import { ebpfNodePortCounters } from './service-proxy-modes.js';
+import { ebpfCounters } from './service-proxy-modes.js';
 import { ServiceReconciler } from './service-reconciler.js';
 import { openClusterSource } from './source-choice.js';
+import { type Readiness, type StatusInput, buildStatus } from './status.js';
 import { type LoopName, healthBoundMs } from './sync-health.js';
 
 export async function runAgent(config: AgentConfig): Promise<number> {
   const log = createLogger(config.logLevel);
   const metrics = new AgentMetrics();
+  const version = wirelaneVersion();
   configureTimeouts({ commandTimeoutMs: config.commandTimeoutMs, onTimeout: (command) => metrics.commandTimeouts.inc({ command }) });
   const privateKey = await loadOrCreateKeyFile(join(config.stateDir, 'key'));
   const publicKey = publicKeyOf(privateKey);
@@ -37,7 +40,11 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     log.error(`services: ${failure}`);
     metrics.errors.inc({ step: 'services' });
   });
-  if (proxy?.mode === 'ebpf') metrics.nodePort.readFrom(await ebpfNodePortCounters(placement));
+  if (proxy?.mode === 'ebpf') {
+    const counters = await ebpfCounters(placement);
+    metrics.nodePort.readFrom(counters.nodePort);
+    metrics.sockLb.readFrom(counters.sockLb);
+  }
   const services = proxy && new ServiceReconciler({ config, log, metrics, source, proxy });
   const loops: LoopName[] = services ? ['mesh', 'services'] : ['mesh'];
   for (const name of loops) for (const result of ['success', 'failure']) metrics.syncs.inc({ loop: name, result }, 0);
@@ -62,13 +69,35 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     unsyncedResources: () => source.resourceStatus().filter((r) => !r.settled).map(describeUnsynced),
     graph: () => mesh.graph(),
     renderSvg,
+    status: async (readiness: Readiness) =>
+      buildStatus({
+        node: config.hostname,
+        version,
+        now: monotonicNow(),
+        readiness,
+        healthy: health.verdict().healthy,
+        serviceProxy: proxy && { mode: proxy.mode, chosen: proxy.chosen, servicePorts: services?.servicePorts },
+        topology: mesh.lastTopology,
+        device: await mesh.device.dump().then(
+          (status): StatusInput['device'] => ({ interface: config.interface, status }),
+          (err: unknown) => ({ interface: config.interface, error: errorLine(err) }),
+        ),
+        loops: health.syncs(),
+        resources: source.resourceStatus(),
+      }),
   }, log);
   const stopping = stopSignal(log);
   let synced = false;
   try {
     // Nothing is reconciled before every resource has listed once: an unsynced source is unknown, not empty.
     // (Changes during the first sync trigger nothing: loop.start() runs a reconcile anyway.)
-    synced = await Promise.race([source.start(() => synced && loop?.trigger()).then(() => true), stopping.then(() => false)]);
+    const changed = (kind?: SourceObjectKind): void => {
+      if (!synced) return;
+      // kube-proxy's "queued": a change its proxier tracks (a file reload may hold any change).
+      if (kind === undefined || kind === 'Service' || kind === 'EndpointSlice') metrics.proxyRules.lastQueued.set(Date.now() / 1000);
+      loop?.trigger();
+    };
+    synced = await Promise.race([source.start(changed).then(() => true), stopping.then(() => false)]);
     if (synced) source.checkOwnKey(config.hostname, publicKey, join(config.stateDir, 'key'));
   } catch (err) {
     await http.close();

@@ -19,9 +19,17 @@ export interface DiscoveredAddresses {
 // Interfaces whose addresses are never the node's own: ours, container plumbing, tunnels.
 const IGNORED = /^(lo|wirelane|wl[.-]|kilo|docker|veth|cni|flannel|cali|cilium|kube-|tunl|vxlan)/;
 
-export function discoverAddresses(addresses: readonly HostAddress[], internalCidrs: readonly Cidr[] = []): DiscoveredAddresses {
+/** What the agent itself put on the host, whatever it is named: never the node's own address. */
+export interface OwnDevices {
+  readonly interfaces: readonly string[];
+  /** The WireGuard subnet (--subnet): its addresses are the mesh's, not the underlay's. */
+  readonly meshSubnets: readonly Cidr[];
+}
+
+export function discoverAddresses(addresses: readonly HostAddress[], internalCidrs: readonly Cidr[] = [], own: OwnDevices = { interfaces: [], meshSubnets: [] }): DiscoveredAddresses {
+  const isOwn = (a: HostAddress): boolean => own.interfaces.includes(a.iface) || own.meshSubnets.some((s) => containsIp(s, ipOf(a.cidr)));
   const usable = addresses
-    .filter((a) => !IGNORED.test(a.iface) && a.cidr.bits < (a.cidr.family === 4 ? 32 : 128))
+    .filter((a) => !IGNORED.test(a.iface) && !isOwn(a) && a.cidr.bits < (a.cidr.family === 4 ? 32 : 128))
     // Default-route interface first, IPv4 before IPv6, then input order: a stable preference.
     .map((a, i) => ({ a, i }))
     .sort((x, y) => Number(y.a.onDefaultRoute) - Number(x.a.onDefaultRoute) || x.a.cidr.family - y.a.cidr.family || x.i - y.i)

@@ -1,13 +1,15 @@
 // The agent's HTTP endpoints, split by audience as kube-proxy splits them (healthz on every address,
 // metrics on loopback): the kubelet's probes (/healthz, /readyz) on --listen, which is reachable from
-// the network; /metrics and /graph (internal addresses, Peer endpoints) on --metrics-listen, loopback
-// unless the operator exposes it. Both addresses the same: one server answers everything.
+// the network; /metrics, /graph and /status (internal addresses, Peer endpoints, WireGuard peers) on
+// --metrics-listen, loopback unless the operator exposes it. Both addresses the same: one server
+// answers everything.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../observability/logger.js';
 import { errorLine } from '../observability/first-line.js';
 import type { AgentMetrics } from '../observability/metrics.js';
 import { closeServer, createBoundedServer, listen, type ListenAddress, sameListenAddress } from './http-server.js';
+import { type AgentStatus, type Readiness, readinessOf } from './status.js';
 
 export interface AgentHttpState {
   readonly metrics: AgentMetrics;
@@ -21,6 +23,8 @@ export interface AgentHttpState {
   graph(): string | undefined;
   /** Renders DOT to SVG (Graphviz). */
   renderSvg(dot: string): Promise<string>;
+  /** The /status document, readiness as /readyz judges it. */
+  status(readiness: Readiness): Promise<AgentStatus>;
 }
 
 export interface AgentHttpAddresses {
@@ -93,9 +97,8 @@ function healthRoutes(state: AgentHttpState): Record<string, Route> {
       reply(healthy ? 200 : 503, 'text/plain', body);
     },
     '/readyz': (_url, reply) => {
-      const unsynced = state.unsyncedResources();
-      if (unsynced.length > 0) return reply(503, 'text/plain', `not ready: not synced: ${unsynced.join('; ')}\n`);
-      if (!state.ready()) return reply(503, 'text/plain', 'not ready: no successful apply yet\n');
+      const readiness = readinessOfState(state);
+      if (!readiness.ready) return reply(503, 'text/plain', `not ready: ${readiness.reason}\n`);
       reply(200, 'text/plain', 'ok\n');
     },
   };
@@ -105,6 +108,8 @@ function operatorRoutes(state: AgentHttpState): Record<string, Route> {
   const svg = new SvgRenderer(state.renderSvg);
   return {
     '/metrics': async (_url, reply) => reply(200, state.metrics.registry.contentType, await state.metrics.registry.metrics()),
+    // 200 also when not ready: the document says why, and `wirelane status` shows it before failing.
+    '/status': async (_url, reply) => reply(200, 'application/json', `${JSON.stringify(await state.status(readinessOfState(state)), null, 2)}\n`),
     '/graph': async (url, reply) => {
       const dot = state.graph();
       if (dot === undefined) return reply(503, 'text/plain', 'no topology yet\n');
@@ -116,6 +121,10 @@ function operatorRoutes(state: AgentHttpState): Record<string, Route> {
       reply(200, 'image/svg+xml', rendered);
     },
   };
+}
+
+function readinessOfState(state: AgentHttpState): Readiness {
+  return readinessOf(state.unsyncedResources(), state.ready());
 }
 
 /** One `dot` process at a time (each costs a process and its memory); the last result is reused. */

@@ -1,7 +1,7 @@
 // The shell of sync-health.ts: records, on a monotonic clock, when each loop's syncs became due,
 // started and ended, and answers /healthz from that.
 import { performance } from 'node:perf_hooks';
-import { type HealthVerdict, type LoopName, NEVER_SYNCED, type SyncEvent, type SyncResult, type SyncState, judgeHealth, recordSync } from './sync-health.js';
+import { type HealthVerdict, type LoopName, type LoopSync, NEVER_SYNCED, type SyncEvent, type SyncResult, type SyncState, judgeHealth, recordSync } from './sync-health.js';
 
 /** Milliseconds that never jump with the wall clock, yet print as a date (timeOrigin is wall time). */
 export function monotonicNow(): number {
@@ -40,7 +40,12 @@ export class LoopHealth {
   }
 
   verdict(): HealthVerdict {
-    return judgeHealth([...this.states].map(([loop, state]) => ({ loop, state })), this.now(), this.boundMs);
+    return judgeHealth(this.syncs(), this.now(), this.boundMs);
+  }
+
+  /** Each loop's record, for /status. */
+  syncs(): LoopSync[] {
+    return [...this.states].map(([loop, state]) => ({ loop, state }));
   }
 
   private record(loop: LoopName, event: SyncEvent): void {

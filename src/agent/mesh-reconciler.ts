@@ -35,6 +35,8 @@ import { TunnelWatch } from './tunnel-watch.js';
 
 /** WireGuard's overhead over an IPv6 underlay; `--mtu auto` subtracts it from the underlay MTU. */
 const WIREGUARD_OVERHEAD = 80;
+/** IPv6's minimum MTU, also --mtu's lowest value: `auto` never goes below it, whatever the underlay says. */
+const MIN_MTU = 1280;
 
 const MESH_STEPS = ['discover', 'annotate', 'topology', 'wireguard', 'routes', 'tunnel', 'iptables', 'tunnel-health'] as const;
 export type MeshStep = (typeof MESH_STEPS)[number];
@@ -61,7 +63,10 @@ export interface MeshReconcilerDeps {
 export class MeshReconciler {
   readonly device: WireGuardDevice;
   private readonly routes = new RoutesDataplane();
-  private readonly iptables = new IptablesChains();
+  // Read and compared on every resync, as Kilo's iptables controller checks its rules: a handful of
+  // chains, and WIRELANE-TUNNEL's DROP of encapsulated packets from non-members must come back
+  // within a resync when someone deletes it, not within the service proxy's hour.
+  private readonly iptables = new IptablesChains({ fullSyncPeriodMs: 0 });
   private tunnel: TunnelDevice | undefined;
   private topology: Topology | undefined;
   private publishedLastSeen = 0;
@@ -112,6 +117,11 @@ export class MeshReconciler {
 
   graph(): string | undefined {
     return this.topology && renderGraph(this.topology);
+  }
+
+  /** The last topology computed; undefined before the first. */
+  get lastTopology(): Topology | undefined {
+    return this.topology;
   }
 
   /** One pass over every step; successful only when each of them succeeded. */
@@ -191,6 +201,7 @@ export class MeshReconciler {
         .filter((a) => a.scope === 'global')
         .map((a) => ({ iface: a.ifname, cidr: parseCidr(a.cidr), onDefaultRoute: defaultDevices.has(a.ifname) })),
       this.deps.config.internalCidrs,
+      { interfaces: [this.deps.config.interface, VXLAN_DEVICE], meshSubnets: [this.deps.config.subnet] },
     );
     const self = this.ownObject();
     const forcedEndpoint = this.forced(self, ANNOTATIONS.forceEndpoint, parseEndpoint);
@@ -292,7 +303,7 @@ export class MeshReconciler {
   private async applyWireGuard(t: Topology, host: HostView): Promise<number> {
     const d = this.device;
     await d.ensure();
-    const mtu = this.deps.config.mtu === 'auto' ? host.underlayMtu - WIREGUARD_OVERHEAD : this.deps.config.mtu;
+    const mtu = this.deps.config.mtu === 'auto' ? Math.max(MIN_MTU, host.underlayMtu - WIREGUARD_OVERHEAD) : this.deps.config.mtu;
     const config = nodeConfig(t);
     // Roaming leaders and peers move: the endpoint WireGuard learned from their packets wins.
     const roaming = new Set<WireGuardKey>([

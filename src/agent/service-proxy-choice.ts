@@ -38,6 +38,13 @@ export async function decideServiceProxy(placement: ServicePlacement = {}): Prom
   throw new ServiceProxyUnavailableError(`no service proxy mode can run here: ${reasons.join('; ')}`);
 }
 
+/** How the running mode was chosen, for `wirelane status`: by `auto` (and why each faster mode was not), or by the flag. */
+export interface ServiceProxyChoice {
+  readonly by: 'auto' | 'flag';
+  /** `auto`: why each faster mode was passed over or failed to start, in order; empty otherwise. */
+  readonly reasons: readonly string[];
+}
+
 /**
  * Starts the mode `config.serviceProxy` names (`auto`: the first of the table that probes usable
  * and starts), or none for `off`. The proxy removes the other modes' leftovers after its first
@@ -50,26 +57,31 @@ export async function openServiceProxy(
   log: Logger,
   placement: ServicePlacement = {},
   reportFailure: (failure: string) => void = (failure) => log.error(failure),
-): Promise<ServiceProxy | undefined> {
+): Promise<LeftoverRemovingProxy | undefined> {
   const start: ModeStart = { config, log, placement };
   const choice = config.serviceProxy;
   if (choice === 'off') {
     for (const failure of await removeLeftoversOfModes(otherModes(undefined), placement, log)) reportFailure(failure);
     return undefined;
   }
-  const proxy = choice === 'auto' ? await openAuto(start) : await openExplicit(choice, start);
-  return new LeftoverRemovingProxy(proxy, () => removeLeftoversOfModes(otherModes(proxy.mode), placement, log), reportFailure);
+  const { proxy, chosen } = choice === 'auto' ? await openAuto(start) : await openExplicit(choice, start);
+  return new LeftoverRemovingProxy(proxy, () => removeLeftoversOfModes(otherModes(proxy.mode), placement, log), reportFailure, chosen);
 }
 
-async function openExplicit(mode: ServiceProxyMode, start: ModeStart): Promise<ServiceProxy> {
+interface OpenedProxy {
+  readonly proxy: ServiceProxy;
+  readonly chosen: ServiceProxyChoice;
+}
+
+async function openExplicit(mode: ServiceProxyMode, start: ModeStart): Promise<OpenedProxy> {
   try {
-    return await modeRow(mode).open(start);
+    return { proxy: await modeRow(mode).open(start), chosen: { by: 'flag', reasons: [] } };
   } catch (error) {
     throw new ServiceProxyUnavailableError(`--service-proxy ${mode}: ${(error as Error).message}`, { cause: error });
   }
 }
 
-async function openAuto(start: ModeStart): Promise<ServiceProxy> {
+async function openAuto(start: ModeStart): Promise<OpenedProxy> {
   const decision = await decideServiceProxy(start.placement);
   const reasons = [...decision.reasons];
   for (const row of SERVICE_PROXY_MODES.slice(SERVICE_PROXY_MODES.findIndex((r) => r.mode === decision.mode))) {
@@ -81,7 +93,7 @@ async function openAuto(start: ModeStart): Promise<ServiceProxy> {
     try {
       const proxy = await row.open(start);
       start.log.info({ mode: row.mode, reasons }, 'service proxy chosen');
-      return proxy;
+      return { proxy, chosen: { by: 'auto', reasons } };
     } catch (error) {
       // The probe said yes but the start failed (it removed what it attached): step down.
       reasons.push(`${row.mode}: start failed: ${errorLine(error)}`);
@@ -118,6 +130,7 @@ export class LeftoverRemovingProxy implements ServiceProxy {
     private readonly proxy: ServiceProxy,
     private readonly removeLeftovers: () => Promise<string[]>,
     private readonly reportFailure: (failure: string) => void,
+    readonly chosen: ServiceProxyChoice = { by: 'flag', reasons: [] },
   ) {
     this.mode = proxy.mode;
   }

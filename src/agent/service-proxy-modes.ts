@@ -4,6 +4,7 @@
 // `wirelane cleanup` and the conformance suite all read this table. A new mode is one new row.
 import type { EbpfMapSizes } from '../dataplane/ebpf/ebpf-service-proxy.js';
 import type { NodePortStat } from '../dataplane/ebpf/nodeport.js';
+import type { SockLbStat } from '../dataplane/ebpf/sock-lb.js';
 import { type EbpfCheck, probeEbpfSupport } from '../dataplane/ebpf/support.js';
 import { removeOwnedChains } from '../dataplane/iptables/chains.js';
 import { SERVICE_OWNER } from '../dataplane/service-iptables/chain-names.js';
@@ -93,11 +94,18 @@ const ebpf = {
   },
 } satisfies ServiceProxyModeRow;
 
-/** A reader of the eBPF mode's tc counters (wl_np_stats) for the agent's metrics; nothing is loaded or attached. */
-export async function ebpfNodePortCounters(placement: ServicePlacement): Promise<() => Record<NodePortStat, bigint> | undefined> {
-  const [{ readNodePortStats }, { defaultBpffsDir }] = await Promise.all([import('../dataplane/ebpf/nodeport.js'), import('../dataplane/ebpf/ebpf-service-proxy.js')]);
+/** Readers of the eBPF mode's kernel counters (tc: wl_np_stats, socket LB: wl_sock_stats) for the agent's metrics; nothing is loaded or attached. */
+export async function ebpfCounters(placement: ServicePlacement): Promise<{
+  readonly nodePort: () => Record<NodePortStat, bigint> | undefined;
+  readonly sockLb: () => Record<SockLbStat, bigint> | undefined;
+}> {
+  const [{ readNodePortStats }, { readSockLbStats }, { defaultBpffsDir }] = await Promise.all([
+    import('../dataplane/ebpf/nodeport.js'),
+    import('../dataplane/ebpf/sock-lb.js'),
+    import('../dataplane/ebpf/ebpf-service-proxy.js'),
+  ]);
   const dir = placement.bpffsDir ?? defaultBpffsDir();
-  return () => readNodePortStats(dir);
+  return { nodePort: () => readNodePortStats(dir), sockLb: () => readSockLbStats(dir) };
 }
 
 const iptables = {

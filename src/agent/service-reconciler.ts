@@ -4,10 +4,12 @@ import type { ServiceProxy } from '../dataplane/service-proxy.js';
 import { listAddresses } from '../host/addresses.js';
 import { type Cidr, type Ip, parseIp } from '../model/ip.js';
 import type { ServiceMap } from '../model/service.js';
+import type { EndpointSlice } from '../services/input.js';
 import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics } from '../observability/metrics.js';
 import { ServiceChangeTracker } from '../services/changes.js';
+import { type ProgrammedTriggers, pendingTriggers, programmingLatencies } from '../services/programming-latency.js';
 import { PROXY_NAME, computeServiceMap } from '../services/service-map.js';
 import { decodeNode } from '../sources/node.js';
 import type { ClusterSource } from '../sources/source.js';
@@ -38,6 +40,11 @@ export class ServiceReconciler {
   private readonly changes = new ServiceChangeTracker();
   private appliedOnce = false;
   private lastApplyFailed = false;
+  /** The slices' trigger times as of the last successful reconcile (programming-latency.ts). */
+  private programmedTriggers: ProgrammedTriggers = new Map();
+  /** Trigger times before this agent started are not its latency. */
+  private readonly startedAt = Date.now();
+  #servicePorts: number | undefined;
 
   constructor(private readonly deps: ServiceReconcilerDeps) {
     this.problems = new ProblemReporter(deps.log, deps.metrics);
@@ -49,12 +56,33 @@ export class ServiceReconciler {
     return this.appliedOnce;
   }
 
+  /** Service ports the last successful apply programmed; undefined before the first. */
+  get servicePorts(): number | undefined {
+    return this.#servicePorts;
+  }
+
   async reconcile(): Promise<SyncResult> {
+    const endTimer = this.deps.metrics.proxyRules.syncDuration.startTimer();
     try {
-      const map = await this.serviceMap();
+      return await this.sync();
+    } finally {
+      endTimer();
+    }
+  }
+
+  private async sync(): Promise<SyncResult> {
+    try {
+      const { map, slices } = await this.serviceMap();
+      const triggers = pendingTriggers(this.programmedTriggers, slices, this.startedAt);
       const report = await this.changes.track(map, (changes) => this.deps.proxy.apply(changes));
+      const programmedAt = Date.now();
       this.deps.metrics.countWrites('service', report.written);
+      for (const line of report.warnings ?? []) this.deps.log.warn(line);
       this.deps.metrics.servicePorts.set(map.servicePorts.length);
+      this.#servicePorts = map.servicePorts.length;
+      this.deps.metrics.proxyRules.lastSync.set(programmedAt / 1000);
+      for (const seconds of programmingLatencies(triggers.pending, programmedAt)) this.deps.metrics.proxyRules.networkProgramming.observe(seconds);
+      this.programmedTriggers = triggers.programmed;
       const checks = await this.healthChecks.apply(map);
       for (const line of checks.failed) this.deps.log.error(line);
       this.lastApplyFailed = false;
@@ -70,7 +98,7 @@ export class ServiceReconciler {
     }
   }
 
-  private async serviceMap(): Promise<ServiceMap> {
+  private async serviceMap(): Promise<{ readonly map: ServiceMap; readonly slices: readonly EndpointSlice[] }> {
     const objects = this.deps.source.snapshot();
     const decoded = decodeServiceInput(objects);
     this.problems.report(decoded.problems);
@@ -86,7 +114,7 @@ export class ServiceReconciler {
       }
       if (o.object.metadata?.name === this.deps.config.hostname) zone = o.object.metadata.labels?.[ZONE_LABEL];
     }
-    return computeServiceMap(
+    const map = computeServiceMap(
       {
         services: decoded.services,
         slices: decoded.slices,
@@ -95,6 +123,7 @@ export class ServiceReconciler {
       },
       { nodePortCIDRs: this.deps.config.nodePortCIDRs, proxyName: PROXY_NAME },
     );
+    return { map, slices: decoded.slices };
   }
 
   private async nodeAddresses(): Promise<Ip[]> {

@@ -6,7 +6,7 @@ import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
-  DEFAULT_RESYNC_PERIOD, choiceFlag, cidrListFlag,
+  DEFAULT_RESYNC_PERIOD, choiceFlag, cidrListFlag, interfaceFlag,
   durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
   stringFlag, switchFlag,
 } from './flags.js';
@@ -121,10 +121,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
 
 /** Where the agent keeps its host state: the flags `wirelane cleanup` takes too. */
 export function parsePlacementFlags(values: Values): Pick<AgentConfig, 'interface' | 'cgroupRoot' | 'bpfDir'> {
-  const iface = stringFlag(values, 'interface') ?? '';
-  // IFNAMSIZ is 16 with the terminating NUL.
-  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(iface)) throw new UsageError(`--interface: "${iface}" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
-  return { interface: iface, ...optionalPath(values, 'cgroup-root', 'cgroupRoot'), ...optionalPath(values, 'bpf-dir', 'bpfDir') };
+  return { interface: interfaceFlag(values), ...optionalPath(values, 'cgroup-root', 'cgroupRoot'), ...optionalPath(values, 'bpf-dir', 'bpfDir') };
 }
 
 export function parseAgentConfig(values: Values): AgentConfig {

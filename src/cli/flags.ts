@@ -83,6 +83,13 @@ export function parseClaimFlags(values: Values): Required<Pick<MeshOptions, 'ser
   return { serviceCIDRs: cidrListFlag(values, 'service-cidr'), allowWideClaims: switchFlag(values, 'allow-wide-claims', false) };
 }
 
+/** --interface: a Linux interface name (IFNAMSIZ is 16 with the terminating NUL). */
+export function interfaceFlag(values: Values): string {
+  const name = stringFlag(values, 'interface') ?? '';
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new UsageError(`--interface: "${name}" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  return name;
+}
+
 export const parseSubnetFlag = (v: string): Cidr => parseFlag('subnet', v, parseCidr);
 export const parseGranularityFlag = (name: string, v: string): Granularity => parseFlag(name, v, parseGranularity);
 export const parseEncapsulationFlag = (v: string): Encapsulation => choiceFlag('encapsulate', v, ENCAPSULATIONS);

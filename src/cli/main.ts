@@ -13,7 +13,9 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   showconf: { summary: 'print the WireGuard configuration of a node or Peer', load: async () => (await import('./showconf.js')).showconf },
   graph: { summary: 'draw the mesh as DOT or SVG', load: async () => (await import('./graph.js')).graph },
   demo: { summary: 'run a four-node mesh in network namespaces and check it (root)', load: async () => (await import('./demo.js')).demo },
+  status: { summary: "show the running agent's readiness, service proxy mode, mesh, WireGuard peers and syncs", load: async () => (await import('./status.js')).status },
   probe: { summary: 'report what the kernel offers the service data paths and the mode auto would choose', load: async () => (await import('./probe.js')).probe },
+  connect: { summary: 'join the mesh as a Peer from a host outside the cluster, until interrupted', load: async () => (await import('./connect.js')).connect },
   keygen: { summary: 'write a WireGuard private key and print its public key', load: async () => (await import('./keygen.js')).keygen },
   'wireguard-go': { summary: "run wireguard-go for the agent's interface where the kernel has none", load: async () => (await import('./wireguard-go.js')).wireguardGo },
 };

@@ -1,7 +1,7 @@
 // What the mesh commands (topology, showconf, graph) share: the mesh flags, the cluster read from a
 // file or the API and decoded as the agent decodes it, and the topology of one node's view.
 import { VXLAN_DEVICE } from '../dataplane/tunnel/tunnel-device.js';
-import { isNodeReady } from '../mesh/readiness.js';
+import { viewpointNode } from '../mesh/peer-host.js';
 import { computeTopology } from '../mesh/topology.js';
 import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import type { MeshNode } from '../model/mesh.js';
@@ -87,7 +87,8 @@ export function meshTopologyOf(mesh: MeshCommandInput, hostname: string): Topolo
   return t;
 }
 
-function meshOptionsOf(values: Values, now: number): Omit<MeshOptions, 'hostname'> {
+/** The mesh flags as options; `wirelane connect` shares them. */
+export function meshOptionsOf(values: Values, now: number): Omit<MeshOptions, 'hostname'> {
   return {
     granularity: parseGranularityFlag('granularity', stringFlag(values, 'granularity') ?? 'location'),
     subnet: parseSubnetFlag(stringFlag(values, 'subnet') ?? DEFAULT_SUBNET),
@@ -106,7 +107,7 @@ function meshOptionsOf(values: Values, now: number): Omit<MeshOptions, 'hostname
 /** Graph and Peer views need some node's perspective; any ready node gives the same segments. */
 export function anyReadyNode(mesh: MeshCommandInput): string {
   const { now, resyncPeriodSeconds } = mesh.options;
-  const name = mesh.input.nodes.filter((n) => isNodeReady(n, now, resyncPeriodSeconds)).map((n) => n.name).sort()[0];
+  const name = viewpointNode(mesh.input, now, resyncPeriodSeconds);
   if (name === undefined) throw new Error(mesh.input.nodes.length === 0 ? 'the cluster has no nodes' : 'the cluster has no ready node');
   return name;
 }

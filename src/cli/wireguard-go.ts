@@ -1,7 +1,7 @@
 import { createLogger } from '../observability/logger.js';
 import { runUserspaceDaemon } from '../wireguard/userspace-daemon.js';
-import { type Command, LOG_LEVEL_OPTION, UsageError } from './command.js';
-import { parseLogLevelFlag, stringFlag } from './flags.js';
+import { type Command, LOG_LEVEL_OPTION } from './command.js';
+import { interfaceFlag, parseLogLevelFlag, stringFlag } from './flags.js';
 
 export const wireguardGo: Command = {
   name: 'wireguard-go',
@@ -25,8 +25,7 @@ Flags:
     ...LOG_LEVEL_OPTION,
   },
   async run(values) {
-    const name = stringFlag(values, 'interface') ?? '';
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new UsageError(`--interface: "${name}" is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+    const name = interfaceFlag(values);
     const log = createLogger(parseLogLevelFlag(stringFlag(values, 'log-level') ?? 'info'));
     const stop = new AbortController();
     const onSignal = (): void => stop.abort();

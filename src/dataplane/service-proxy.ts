@@ -6,6 +6,8 @@ export type ServiceProxyMode = 'ebpf' | 'iptables' | 'userspace';
 export interface ServiceProxyReport {
   /** Writes to host state (restore calls, map updates, sockets opened or closed); 0 when nothing changed. */
   readonly written: number;
+  /** Problems the apply got past, one line each (iptables: a failed partial restore, repaired by a full sync). */
+  readonly warnings?: readonly string[];
 }
 
 export interface ServiceProxy {

@@ -1,7 +1,7 @@
 // The topology as data (`wirelane topology -o json`): IPs as strings, absent values as null.
 import { formatEndpoint } from '../model/endpoint.js';
 import { type Cidr, formatCidr, formatIp } from '../model/ip.js';
-import type { Topology } from './types.js';
+import type { Segment, Topology } from './types.js';
 
 export interface SegmentJSON {
   key: string;
@@ -54,6 +54,21 @@ export interface TopologyJSON {
 
 const cidrs = (list: readonly Cidr[]): string[] => list.map(formatCidr);
 
+export function segmentToJSON(s: Segment): SegmentJSON {
+  return {
+    key: s.key,
+    location: s.location,
+    leader: s.leader.name,
+    nodes: s.nodes.map((n) => n.name),
+    wireguardIP: formatIp(s.wireguardIP),
+    endpoint: formatEndpoint(s.endpoint),
+    publicKey: s.publicKey,
+    allowedIPs: cidrs(s.allowedIPs),
+    allowedLocationIPs: cidrs(s.allowedLocationIPs),
+    persistentKeepalive: s.persistentKeepalive,
+  };
+}
+
 export function topologyToJSON(t: Topology): TopologyJSON {
   return {
     node: t.node.name,
@@ -61,18 +76,7 @@ export function topologyToJSON(t: Topology): TopologyJSON {
     wireguardCIDR: formatCidr(t.wireguardCIDR),
     granularity: t.options.granularity,
     subnet: formatCidr(t.options.subnet),
-    segments: t.segments.map((s) => ({
-      key: s.key,
-      location: s.location,
-      leader: s.leader.name,
-      nodes: s.nodes.map((n) => n.name),
-      wireguardIP: formatIp(s.wireguardIP),
-      endpoint: formatEndpoint(s.endpoint),
-      publicKey: s.publicKey,
-      allowedIPs: cidrs(s.allowedIPs),
-      allowedLocationIPs: cidrs(s.allowedLocationIPs),
-      persistentKeepalive: s.persistentKeepalive,
-    })),
+    segments: t.segments.map(segmentToJSON),
     peers: t.peers.map((p) => ({
       name: p.name,
       publicKey: p.publicKey,

@@ -5,6 +5,7 @@ import type { Cidr } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
 import type { WireGuardConfig, WireGuardPeer } from '../wireguard/config.js';
 import { MeshError } from './error.js';
+import { compareStrings } from './segments.js';
 import { remoteSegmentsOf } from './topology.js';
 import type { Segment, Topology, TopologyPeer } from './types.js';
 
@@ -52,21 +53,38 @@ export function segmentAsPeer(t: Topology, segmentKey: string): WireGuardPeer {
 }
 
 /**
- * The configuration a Peer needs (`showconf peer NAME`): no interface settings, one [Peer] per
- * segment and one per other Peer, all with this Peer's keepalive; its preshared key is shared with
- * the segments (their [Peer] for it carries the same key).
+ * The configuration a Peer needs (`showconf peer NAME`, `connect NAME`): no interface settings, one
+ * [Peer] per segment and one per other Peer, all with this Peer's keepalive; its preshared key is
+ * shared with the segments (their [Peer] for it carries the same key). The service CIDRs go to one
+ * segment (serviceSegmentOf): WireGuard routes a prefix to one peer only.
  */
 export function peerConfig(t: Topology, name: string): WireGuardConfig {
   const self = t.peers.find((p) => p.name === name);
   if (self === undefined) throw new MeshError(`Peer "${name}": not in the topology (missing or no allowed IPs)`);
   const keepalive = self.persistentKeepalive;
+  const services = serviceSegmentOf(t);
+  const allowedIPsOf = (s: Segment): readonly Cidr[] => (s === services ? [...s.allowedIPs, ...(t.options.serviceCIDRs ?? [])] : s.allowedIPs);
   return {
     interface: {},
     peers: [
-      ...t.segments.map((s: Segment) => peerEntry(s.publicKey, s.endpoint, s.allowedIPs, keepalive, self.presharedKey)),
+      ...t.segments.map((s: Segment) => peerEntry(s.publicKey, s.endpoint, allowedIPsOf(s), keepalive, self.presharedKey)),
       ...t.peers
         .filter((p: TopologyPeer) => p.name !== name)
         .map((p) => peerEntry(p.publicKey, p.endpoint, p.allowedIPs, keepalive)),
     ],
   };
+}
+
+/**
+ * The segment a Peer sends service traffic to: the one holding the first ready node by name, as
+ * `kgctl connect --allowed-ips` adds the service range to that node's allowed-location IPs. Any
+ * node translates ClusterIPs, so any segment would do; a fixed rule keeps every Peer's choice the
+ * same and moves it only when that node leaves.
+ */
+export function serviceSegmentOf(t: Topology): Segment | undefined {
+  let first: { name: string; segment: Segment } | undefined;
+  for (const segment of t.segments) {
+    for (const n of segment.nodes) if (first === undefined || compareStrings(n.name, first.name) < 0) first = { name: n.name, segment };
+  }
+  return first?.segment;
 }

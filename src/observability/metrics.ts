@@ -1,6 +1,7 @@
 // The agent's Prometheus metrics. One registry per agent so tests can run several in one process.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets, linearBuckets } from 'prom-client';
 import type { NodePortStat } from '../dataplane/ebpf/nodeport.js';
+import type { SockLbStat } from '../dataplane/ebpf/sock-lb.js';
 
 /** The kinds of host state the agent writes; each write is counted so idle resyncs can be proven idle. */
 export type WriteKind = 'wireguard' | 'route' | 'tunnel' | 'iptables' | 'annotation' | 'service';
@@ -39,7 +40,7 @@ export class AgentMetrics {
   });
   readonly reconcileDuration = new Histogram({
     name: 'wirelane_reconcile_duration_seconds',
-    help: 'Time of one reconcile',
+    help: 'Time of one mesh reconcile',
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
     registers: [this.registry],
   });
@@ -57,8 +58,10 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly proxyRules = new ProxyRulesMetrics(this.registry);
   readonly source = new SourceMetrics(this.registry);
-  readonly nodePort = new NodePortMetrics(this.registry);
+  readonly nodePort = nodePortMetrics(this.registry);
+  readonly sockLb = sockLbMetrics(this.registry);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -68,6 +71,47 @@ export class AgentMetrics {
 
   countWrites(kind: WriteKind, n: number): void {
     if (n > 0) this.writes.inc({ kind }, n);
+  }
+}
+
+/**
+ * The services loop under kube-proxy's metric names (pkg/proxy/metrics), `wirelane_` for `kubeproxy_`,
+ * with its buckets and meanings, so that dashboards and alerts written for kube-proxy carry over.
+ */
+export class ProxyRulesMetrics {
+  /** Every services reconcile, failed ones included (kube-proxy observes each syncProxyRules). */
+  readonly syncDuration: Histogram;
+  /** Set when a services reconcile succeeded. */
+  readonly lastSync: Gauge;
+  /** Set when a change of the cluster's objects asked for a sync. */
+  readonly lastQueued: Gauge;
+  readonly networkProgramming: Histogram;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.syncDuration = new Histogram({
+      name: 'wirelane_sync_proxy_rules_duration_seconds',
+      help: 'Time of one services reconcile (kube-proxy: SyncProxyRules latency in seconds)',
+      buckets: exponentialBuckets(0.001, 2, 15),
+      registers,
+    });
+    this.lastSync = new Gauge({
+      name: 'wirelane_sync_proxy_rules_last_timestamp_seconds',
+      help: 'Unix time of the last successful services reconcile',
+      registers,
+    });
+    this.lastQueued = new Gauge({
+      name: 'wirelane_sync_proxy_rules_last_queued_timestamp_seconds',
+      help: 'Unix time a change of the cluster objects last asked for a reconcile',
+      registers,
+    });
+    this.networkProgramming = new Histogram({
+      name: 'wirelane_network_programming_duration_seconds',
+      help: "From an EndpointSlice's last-change-trigger-time to the successful services reconcile that programmed it",
+      // kube-proxy's: 0.25 s and 0.5 s, every second to 59 s, every 5 s to 115 s, every 30 s to 5 min.
+      buckets: [...linearBuckets(0.25, 0.25, 2), ...linearBuckets(1, 1, 59), ...linearBuckets(60, 5, 12), ...linearBuckets(120, 30, 7)],
+      registers,
+    });
   }
 }
 
@@ -118,68 +162,100 @@ export class SourceMetrics {
   }
 }
 
-/** Which metric and label each wl_np_stats counter is exported as (README: "eBPF NodePort counters"). */
+/** Which metric and label each wl_np_stats counter is exported as (README: Metrics). */
 const NODEPORT_COUNTERS = {
-  newFlow: ['flows', 'new'],
-  confirmed: ['flows', 'confirmed'],
-  unconfirmedExpired: ['flows', 'unconfirmed_expired'],
-  snatReclaimed: ['flows', 'snat_port_reclaimed'],
-  evicted: ['flows', 'evicted'],
-  forward: ['packets', 'forward'],
-  replyIngress: ['packets', 'reply_ingress'],
-  replyEgress: ['packets', 'reply_egress'],
-  toKernel: ['packets', 'to_kernel'],
-  reject: ['packets', 'reject'],
-  passNotSyn: ['packets', 'pass_not_syn'],
-  handshakeMismatch: ['packets', 'handshake_mismatch'],
-  dropNoEndpoint: ['drops', 'no_endpoint'],
-  dropSourceRange: ['drops', 'source_range'],
-  dropSnatPorts: ['drops', 'snat_ports_exhausted'],
-  dropNoRoute: ['drops', 'no_route'],
-  dropError: ['drops', 'error'],
-  dropNotSyn: ['drops', 'not_syn'],
-} as const satisfies Record<NodePortStat, readonly ['flows' | 'packets' | 'drops', string]>;
+  newFlow: ['wirelane_nodeport_flows_total', 'new'],
+  confirmed: ['wirelane_nodeport_flows_total', 'confirmed'],
+  unconfirmedExpired: ['wirelane_nodeport_flows_total', 'unconfirmed_expired'],
+  snatReclaimed: ['wirelane_nodeport_flows_total', 'snat_port_reclaimed'],
+  evicted: ['wirelane_nodeport_flows_total', 'evicted'],
+  forward: ['wirelane_nodeport_packets_total', 'forward'],
+  replyIngress: ['wirelane_nodeport_packets_total', 'reply_ingress'],
+  replyEgress: ['wirelane_nodeport_packets_total', 'reply_egress'],
+  toKernel: ['wirelane_nodeport_packets_total', 'to_kernel'],
+  reject: ['wirelane_nodeport_packets_total', 'reject'],
+  passNotSyn: ['wirelane_nodeport_packets_total', 'pass_not_syn'],
+  handshakeMismatch: ['wirelane_nodeport_packets_total', 'handshake_mismatch'],
+  dropNoEndpoint: ['wirelane_nodeport_drops_total', 'no_endpoint'],
+  dropSourceRange: ['wirelane_nodeport_drops_total', 'source_range'],
+  dropSnatPorts: ['wirelane_nodeport_drops_total', 'snat_ports_exhausted'],
+  dropNoRoute: ['wirelane_nodeport_drops_total', 'no_route'],
+  dropError: ['wirelane_nodeport_drops_total', 'error'],
+  dropNotSyn: ['wirelane_nodeport_drops_total', 'not_syn'],
+} as const satisfies Record<NodePortStat, readonly [string, string]>;
+
+/** Which label each wl_sock_stats counter is exported under (wirelane_sock_lb_refusals_total{reason}). */
+const SOCK_LB_COUNTERS = {
+  noEndpoint: ['wirelane_sock_lb_refusals_total', 'no_endpoint'],
+  noLocalEndpoint: ['wirelane_sock_lb_refusals_total', 'no_local_endpoint'],
+  noBackend: ['wirelane_sock_lb_refusals_total', 'no_backend'],
+} as const satisfies Record<SockLbStat, readonly [string, string]>;
+
+interface CounterFamily {
+  readonly name: string;
+  readonly label: string;
+  readonly help: string;
+}
 
 /**
- * The eBPF tc data path's counters (wl_np_stats, per CPU in the kernel), read at each scrape:
- * wirelane_nodeport_flows_total{event}, wirelane_nodeport_packets_total{action} and
- * wirelane_nodeport_drops_total{reason}. Absent until the eBPF mode names its reader; a read that
- * fails leaves the last values.
+ * Counters the kernel keeps (a BPF per-CPU array), read at each scrape: each stat is one label value
+ * of one of `families`. Absent until the eBPF mode names its reader; a read that fails leaves the
+ * last values.
  */
-export class NodePortMetrics {
-  #read: (() => Readonly<Record<NodePortStat, bigint>> | undefined) | undefined;
+export class KernelCounterMetrics<Stat extends string> {
+  #read: (() => Readonly<Record<Stat, bigint>> | undefined) | undefined;
 
-  constructor(registry: Registry) {
-    const counter = (kind: 'flows' | 'packets' | 'drops', label: string, help: string): void => {
-      const read = (): Readonly<Record<NodePortStat, bigint>> | undefined => {
-        try {
-          return this.#read?.();
-        } catch {
-          return undefined;
-        }
-      };
+  constructor(registry: Registry, table: Readonly<Record<Stat, readonly [string, string]>>, families: readonly CounterFamily[]) {
+    const read = (): Readonly<Record<Stat, bigint>> | undefined => {
+      try {
+        return this.#read?.();
+      } catch {
+        return undefined;
+      }
+    };
+    for (const family of families) {
       new Counter({
-        name: `wirelane_nodeport_${kind}_total`,
-        help,
-        labelNames: [label],
+        name: family.name,
+        help: family.help,
+        labelNames: [family.label],
         registers: [registry],
         collect() {
           const values = read();
           if (values === undefined) return;
           this.reset();
-          for (const [stat, [of, value]] of Object.entries(NODEPORT_COUNTERS)) {
-            if (of === kind) this.inc({ [label]: value }, Number(values[stat as NodePortStat]));
+          for (const [stat, [of, value]] of Object.entries(table) as [Stat, readonly [string, string]][]) {
+            if (of === family.name) this.inc({ [family.label]: value }, Number(values[stat]));
           }
         },
       });
-    };
-    counter('flows', 'event', 'NodePort/ExternalIP/LB flows from outside (eBPF tc path), by what happened to them');
-    counter('packets', 'action', 'Packets the eBPF tc path translated or passed on, by action');
-    counter('drops', 'reason', 'Packets the eBPF tc path dropped, by reason (snat_ports_exhausted: no free masquerade port)');
+    }
   }
 
   /** Where the counters come from; undefined from `read`: not there (yet). */
-  readFrom(read: () => Readonly<Record<NodePortStat, bigint>> | undefined): void {
+  readFrom(read: () => Readonly<Record<Stat, bigint>> | undefined): void {
     this.#read = read;
   }
+}
+
+/**
+ * The eBPF tc data path's counters (wl_np_stats): wirelane_nodeport_flows_total{event},
+ * wirelane_nodeport_packets_total{action} and wirelane_nodeport_drops_total{reason}.
+ */
+function nodePortMetrics(registry: Registry): KernelCounterMetrics<NodePortStat> {
+  return new KernelCounterMetrics(registry, NODEPORT_COUNTERS, [
+    { name: 'wirelane_nodeport_flows_total', label: 'event', help: 'NodePort/ExternalIP/LB flows from outside (eBPF tc path), by what happened to them' },
+    { name: 'wirelane_nodeport_packets_total', label: 'action', help: 'Packets the eBPF tc path translated or passed on, by action' },
+    { name: 'wirelane_nodeport_drops_total', label: 'reason', help: 'Packets the eBPF tc path dropped, by reason (snat_ports_exhausted: no free masquerade port)' },
+  ]);
+}
+
+/** The eBPF socket LB's refusals (wl_sock_stats): connect()/sendmsg() to a service that failed at once. */
+function sockLbMetrics(registry: Registry): KernelCounterMetrics<SockLbStat> {
+  return new KernelCounterMetrics(registry, SOCK_LB_COUNTERS, [
+    {
+      name: 'wirelane_sock_lb_refusals_total',
+      label: 'reason',
+      help: 'connect()/sendmsg() calls to a service the eBPF socket LB failed, by reason (no_endpoint: ECONNREFUSED; no_local_endpoint: EHOSTUNREACH)',
+    },
+  ]);
 }

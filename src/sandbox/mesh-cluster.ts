@@ -233,7 +233,8 @@ export class MeshCluster {
     return (await this.curl(name, '/readyz')).exitCode === 0;
   }
 
-  async waitReady(names = [...this.agents.keys()], timeoutMs = 30_000): Promise<void> {
+  // 2 minutes: on a loaded shared machine (load 15 on 2 cores) an agent's first ready took 30 to 45 s.
+  async waitReady(names = [...this.agents.keys()], timeoutMs = 120_000): Promise<void> {
     for (const name of names) {
       await until(`agent ${name} to be ready (log: ${this.logFile(name)})`, () => this.ready(name), timeoutMs, 200);
     }
@@ -344,6 +345,6 @@ const METRICS_PORT = 1108;
 
 /** The agent's URL for `path` as seen from its node's namespace. */
 export function agentUrl(path: string): string {
-  const port = path.startsWith('/metrics') || path.startsWith('/graph') ? METRICS_PORT : HEALTH_PORT;
+  const port = ['/metrics', '/graph', '/status'].some((p) => path.startsWith(p)) ? METRICS_PORT : HEALTH_PORT;
   return `http://127.0.0.1:${port}${path}`;
 }

@@ -14,11 +14,12 @@
 // held as a /32 on every pod-facing veth of that node. The node routes each pod IP/32 to its veth.
 // No bridge and no proxy ARP in the node, so the node's routing table is the whole story.
 //
-// Management (optional) lets node processes reach a server in the root namespace: the underlay
+// Management (optional) lets node and outside-host processes (an agent, `wirelane connect` on a
+// laptop) reach a server in the root namespace: the underlay
 // namespace owns MANAGEMENT_GATEWAY on br0 and routes to the root through a /30 out of
 // 100.64.0.0/10 picked from the prefix, masquerading so the root needs no route back into the
-// sandbox (concurrent sandboxes reuse the same underlay addresses). Nodes get one host route
-// to the management address; their own addresses are untouched.
+// sandbox (concurrent sandboxes reuse the same underlay addresses). Nodes and outside hosts get one
+// host route to the management address; their own addresses are untouched.
 import { formatIp, nthAddress, parseCidr, ParseError, sizeOf, type Cidr, type Family } from '../model/ip.js';
 import type { IpCommand } from '../host/ip.js';
 
@@ -47,7 +48,7 @@ export interface OutsideHostSpec {
 export interface SandboxSpec {
   readonly nodes: readonly SandboxNodeSpec[];
   readonly outside?: readonly OutsideHostSpec[];
-  /** Give nodes a route to a server bound on `Sandbox.managementAddress` in the root namespace. */
+  /** Give nodes and outside hosts a route to a server bound on `Sandbox.managementAddress` in the root namespace. */
   readonly management?: boolean;
 }
 
@@ -301,13 +302,14 @@ function nodeCommands(node: PlannedNode, plan: SandboxPlan): IpCommand[] {
     cmds.push(['route', 'add', `${pod.ip}/32`, 'dev', pod.nodeIface]);
     if (pod.ipv6 !== undefined) cmds.push(['route', 'add', `${pod.ipv6}/128`, 'dev', pod.nodeIface]);
   }
-  if (plan.management !== undefined) {
-    cmds.push([
-      'route', 'add', `${plan.management.rootAddress.ip}/32`, 'via', MANAGEMENT_GATEWAY,
-      'dev', node.underlayIface, 'onlink', 'src', node.underlay.ip,
-    ]);
-  }
+  cmds.push(...managementRoute(node, plan));
   return cmds;
+}
+
+/** A host's one route to the management address, when the sandbox has one. */
+function managementRoute(host: PlannedHost, plan: SandboxPlan): IpCommand[] {
+  if (plan.management === undefined) return [];
+  return [['route', 'add', `${plan.management.rootAddress.ip}/32`, 'via', MANAGEMENT_GATEWAY, 'dev', host.underlayIface, 'onlink', 'src', host.underlay.ip]];
 }
 
 function podCommands(pod: PlannedPod, node: PlannedNode): IpCommand[] {
@@ -384,14 +386,14 @@ export function buildPhasesOf(plan: SandboxPlan, ownPid: number): BuildPhase[] {
       ['addr', 'add', mgmt.underlayAddress.cidr, 'dev', 'mgmt0'],
       ['link', 'set', 'mgmt0', 'up'],
       ['addr', 'add', `${MANAGEMENT_GATEWAY}/32`, 'dev', 'br0'],
-      ...plan.nodes.map((n): IpCommand => ['route', 'add', `${n.underlay.ip}/32`, 'dev', 'br0']),
+      ...hosts.map((h): IpCommand => ['route', 'add', `${h.underlay.ip}/32`, 'dev', 'br0']),
     );
   }
   const links: BuildPhase = {
     batches: [
       { netns: plan.underlayNetns, commands: underlayFirst },
       ...plan.nodes.map((node) => ({ netns: node.netns, commands: nodeCommands(node, plan) })),
-      ...plan.outside.map((host) => ({ netns: host.netns, commands: hostLinkCommands(host, plan.underlayNetns) })),
+      ...plan.outside.map((host) => ({ netns: host.netns, commands: [...hostLinkCommands(host, plan.underlayNetns), ...managementRoute(host, plan)] })),
     ],
     commands:
       mgmt === undefined

@@ -79,6 +79,11 @@ export interface EndpointSlice {
   readonly family: Family;
   readonly ports: readonly SlicePort[];
   readonly endpoints: readonly SliceEndpoint[];
+  /**
+   * Unix ms of its `endpoints.kubernetes.io/last-change-trigger-time` annotation, for the network
+   * programming latency only (the service map never reads it); absent when missing or malformed.
+   */
+  readonly triggeredAt?: number;
 }
 
 /** The node the map is computed for. */

@@ -1,10 +1,12 @@
 // discovery.k8s.io/v1 EndpointSlice → EndpointSlice. A bad field rejects the whole slice (one error
 // naming it and the field); what kube-proxy merely ignores is ignored here too: FQDN slices and
-// ports without a number.
-import type { Family } from '../model/ip.js';
+// ports without a number. A malformed last-change-trigger-time costs only the latency metric.
+import { type Family, ParseError } from '../model/ip.js';
 import type { EndpointSlice, SliceEndpoint, SlicePort } from '../services/input.js';
 import type { KubeObject } from './objects.js';
+import type { Problem } from './problem.js';
 import { ObjectFields } from './service.js';
+import { LAST_CHANGE_TRIGGER_TIME, parseTriggerTime } from './trigger-time.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
@@ -15,14 +17,18 @@ const FAMILIES: ReadonlyMap<string, Family | 'FQDN'> = new Map<string, Family | 
   ['FQDN', 'FQDN'],
 ]);
 
-/** Returns undefined for an FQDN slice: no proxy forwards to names. */
-export function decodeEndpointSlice(obj: KubeObject): EndpointSlice | undefined {
+/**
+ * Returns undefined for an FQDN slice: no proxy forwards to names. `onProblem` hears of a field that
+ * is left out while the slice is kept (the trigger time).
+ */
+export function decodeEndpointSlice(obj: KubeObject, onProblem: (problem: Problem) => void = () => {}): EndpointSlice | undefined {
   const f = new ObjectFields('EndpointSlice', obj);
   const record = obj as Record<string, unknown>;
   const addressType = f.string('addressType', record['addressType']) ?? f.fail('addressType', 'missing');
   const family = FAMILIES.get(addressType) ?? f.fail('addressType', `"${addressType}" is not one of IPv4, IPv6, FQDN`);
   if (family === 'FQDN') return undefined;
   const service = f.labels(obj)[SERVICE_NAME_LABEL] || f.fail(`metadata.labels[${SERVICE_NAME_LABEL}]`, 'missing');
+  const triggeredAt = triggerTimeOf(obj, f.object, onProblem);
   return {
     namespace: f.namespaceOf(obj),
     name: obj.metadata?.name as string,
@@ -30,7 +36,22 @@ export function decodeEndpointSlice(obj: KubeObject): EndpointSlice | undefined 
     family,
     ports: decodePorts(f, record['ports']),
     endpoints: f.list('endpoints', record['endpoints']).map((item, i) => decodeEndpoint(f, item, `endpoints[${i}]`, family)),
+    ...(triggeredAt !== undefined && { triggeredAt }),
   };
+}
+
+function triggerTimeOf(obj: KubeObject, object: string, onProblem: (problem: Problem) => void): number | undefined {
+  const value: unknown = obj.metadata?.annotations?.[LAST_CHANGE_TRIGGER_TIME];
+  if (value === undefined) return undefined;
+  const field = `metadata.annotations[${LAST_CHANGE_TRIGGER_TIME}]`;
+  try {
+    if (typeof value !== 'string') throw new ParseError('not a string');
+    return parseTriggerTime(value);
+  } catch (err) {
+    if (!(err instanceof ParseError)) throw err;
+    onProblem({ kind: 'EndpointSlice', object, field, message: `${err.message} (not used for wirelane_network_programming_duration_seconds)` });
+    return undefined;
+  }
 }
 
 function decodePorts(f: ObjectFields, value: unknown): SlicePort[] {

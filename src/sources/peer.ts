@@ -1,8 +1,8 @@
 // Peer custom resource (wirelane.io/v1alpha1, cluster-scoped) → MeshPeer. Unlike a node annotation, a
 // bad Peer field rejects the whole Peer: half a WireGuard peer would route traffic to the wrong place.
 import { type Endpoint, parseEndpoint, parsePort } from '../model/endpoint.js';
-import { type Cidr, ParseError, parseCidr } from '../model/ip.js';
-import { parseKey } from '../model/key.js';
+import { type Cidr, ParseError, formatCidr, parseCidr } from '../model/ip.js';
+import { type WireGuardKey, parseKey } from '../model/key.js';
 import type { MeshPeer } from '../model/mesh.js';
 import { type KubeObject, isRecord } from './objects.js';
 import { InvalidObjectError } from './problem.js';
@@ -10,6 +10,28 @@ import { InvalidObjectError } from './problem.js';
 export const PEER_GROUP = 'wirelane.io';
 export const PEER_VERSION = 'v1alpha1';
 export const PEER_PLURAL = 'peers';
+
+/** What a Peer object carries that `wirelane connect` writes: no endpoint (the nodes learn it), no preshared key. */
+export interface PeerRegistration {
+  readonly name: string;
+  readonly allowedIPs: readonly Cidr[];
+  readonly publicKey: WireGuardKey;
+  readonly persistentKeepalive: number;
+}
+
+/** The Peer object for a registration, as the API takes it; decodePeer reads it back unchanged. */
+export function peerObject(r: PeerRegistration): KubeObject & { readonly spec: Record<string, unknown> } {
+  return {
+    apiVersion: `${PEER_GROUP}/${PEER_VERSION}`,
+    kind: 'Peer',
+    metadata: { name: r.name },
+    spec: {
+      allowedIPs: r.allowedIPs.map(formatCidr),
+      publicKey: r.publicKey,
+      ...(r.persistentKeepalive > 0 && { persistentKeepalive: r.persistentKeepalive }),
+    },
+  };
+}
 
 export function decodePeer(obj: KubeObject): MeshPeer {
   const name = typeof obj.metadata?.name === 'string' ? obj.metadata.name : '';

@@ -20,7 +20,7 @@ export function decodeServiceInput(objects: Iterable<SourceObject>): DecodedServ
     try {
       if (kind === 'Service') services.push(decodeService(object));
       else if (kind === 'EndpointSlice') {
-        const slice = decodeEndpointSlice(object);
+        const slice = decodeEndpointSlice(object, (problem) => problems.push(problem));
         if (slice !== undefined) slices.push(slice);
       }
     } catch (err) {

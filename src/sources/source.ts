@@ -33,14 +33,17 @@ export interface ResourceStatus {
   readonly lastError?: string;
   /** Since when (epoch ms) a watch has streamed changes without a break; absent while none does. */
   readonly watchingSince?: number;
+  /** When (epoch ms) the last list succeeded (a cluster file: the last read of a valid file); absent before. */
+  readonly lastSynced?: number;
 }
 
 export interface ClusterSource {
   /**
    * Resolves once every resource is settled (listed successfully once, or explicitly missing), or
-   * when the source is stopped first; `onChange` fires on every later change.
+   * when the source is stopped first; `onChange` fires on every later change, with the kind of object
+   * that changed where the source knows it.
    */
-  start(onChange: () => void): Promise<void>;
+  start(onChange: (kind?: SourceObjectKind) => void): Promise<void>;
   /** Every object the source currently holds. */
   snapshot(): readonly SourceObject[];
   /** True once every resource has settled (see ResourceStatus.settled). */

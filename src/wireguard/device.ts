@@ -195,17 +195,22 @@ export class WireGuardDevice {
    * addresses are the kernel's and are left alone. Returns whether anything changed.
    */
   async setAddress(cidr: Cidr | undefined): Promise<boolean> {
+    return this.setAddresses(cidr === undefined ? [] : [cidr]);
+  }
+
+  /** Gives the interface exactly these addresses (a Peer's: one per family); see setAddress. */
+  async setAddresses(cidrs: readonly Cidr[]): Promise<boolean> {
     const current = (await listAddresses({ netns: this.netns, ifname: this.name })).filter((a) => a.scope !== 'link');
-    const isWanted = (a: InterfaceAddress): boolean => {
+    const cidrOf = (a: InterfaceAddress): Cidr => {
       const ip = parseIp(a.address);
-      return cidr !== undefined && equalCidr({ family: ip.family, addr: ip.value, bits: a.prefixLength }, cidr);
+      return { family: ip.family, addr: ip.value, bits: a.prefixLength };
     };
     let changed = false;
-    for (const address of current.filter((a) => !isWanted(a))) {
+    for (const address of current.filter((a) => !cidrs.some((c) => equalCidr(cidrOf(a), c)))) {
       await runIp(['addr', 'del', address.cidr, 'dev', this.name], { netns: this.netns });
       changed = true;
     }
-    if (cidr !== undefined && !current.some(isWanted)) {
+    for (const cidr of cidrs.filter((c) => !current.some((a) => equalCidr(cidrOf(a), c)))) {
       await runIp(['addr', 'add', formatCidr(cidr), 'dev', this.name], { netns: this.netns });
       changed = true;
     }

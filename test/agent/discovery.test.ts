@@ -32,3 +32,12 @@ test('IPv6 is used when there is no IPv4, and ULA counts as private', () => {
   assert.deepEqual(show(discoverAddresses([addr('eth0', 'fd00::5/64', true), addr('eth0', '2001:db8::5/64', true)])), ['2001:db8::5/64', 'fd00::5/64']);
   assert.deepEqual(show(discoverAddresses([])), [undefined, undefined]);
 });
+
+test("the agent's own devices and the mesh subnet are never the node's addresses, whatever their names", () => {
+  // A public node whose only private address is its WireGuard address (issue 12): before, the
+  // WireGuard device became the "underlay", and --mtu auto walked down from its own MTU.
+  const addrs = [addr('eth0', '198.51.100.4/24', true), addr('mesh0', '10.4.0.1/16'), addr('tun9', '10.4.1.7/16')];
+  const own = { interfaces: ['mesh0'], meshSubnets: [parseCidr('10.4.0.0/16')] };
+  assert.deepEqual(show(discoverAddresses(addrs, [], own)), ['198.51.100.4/24', undefined]);
+  assert.deepEqual(show(discoverAddresses(addrs)), ['198.51.100.4/24', '10.4.0.1/16'], 'without knowing them, the mesh address looks private');
+});

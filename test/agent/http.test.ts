@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SvgRenderer, startHttpServers } from '../../src/agent/http.js';
+import type { AgentStatus } from '../../src/agent/status.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { AgentMetrics } from '../../src/observability/metrics.js';
 
@@ -36,6 +37,7 @@ test('the health listener serves only health; an internal error is logged, not e
         throw new Error('/var/lib/secret: permission denied\nstack');
       },
       renderSvg: async () => '<svg/>',
+      status: async (readiness) => ({ node: 'a', ready: readiness.ready }) as unknown as AgentStatus, // only what the route passes on
     },
     log,
   );
@@ -50,5 +52,8 @@ test('the health listener serves only health; an internal error is logged, not e
   assert.equal(await get(health, '/healthz', { method: 'POST' }), '405 method not allowed\n');
   assert.match(await get(metrics, '/metrics'), /^200 [\s\S]*wirelane_/);
   assert.equal(await get(metrics, '/graph'), '500 internal error\n');
+  // /status lists WireGuard peers and their endpoints: the loopback listener's, never the probes'.
+  assert.equal(await get(health, '/status'), '404 not found\n');
+  assert.equal(await get(metrics, '/status'), '200 {\n  "node": "a",\n  "ready": true\n}\n');
   assert.deepEqual(lines, ['http /graph: /var/lib/secret: permission denied']);
 });

@@ -13,6 +13,7 @@ import { runCommand } from '../../src/host/command.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
 import { EbpfServiceProxy, EbpfStartError, SOCK_LB_PROGRAMS, linkPinPath } from '../../src/dataplane/ebpf/index.js';
 import { NodePortDatapath } from '../../src/dataplane/ebpf/nodeport.js';
+import { readSockLbStats } from '../../src/dataplane/ebpf/sock-lb.js';
 import { type Ip, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../../src/model/service.js';
 import { bpffsDir, bpfSkip, cgroupDir, onCleanup, uniqueName } from '../bpf/harness.js';
@@ -257,7 +258,7 @@ test('ClientIP affinity sticks to one backend within its timeout and chooses aga
   assert.ok(moved, 'affinity never expired');
 });
 
-test('a service without endpoints refuses at once, TCP and UDP, connected or not', OPTIONS, async (t) => {
+test('a service without endpoints refuses at once, TCP and UDP, connected or not, and counts each refusal', OPTIONS, async (t) => {
   const w = await world(t);
   const proxy = await openProxy(t, w);
   await applyMap(proxy, serviceMap([port('empty', 'TCP', '10.250.0.4', 80, []), port('empty', 'UDP', '10.250.0.4', 53, [])]));
@@ -267,6 +268,8 @@ test('a service without endpoints refuses at once, TCP and UDP, connected or not
   assert.deepEqual(names(await request(t, w, 'udp', '10.250.0.4', 53, 1, 'unconnected')), ['ECONNREFUSED']);
   // Three client processes; a timeout would have taken 1.5 s each.
   assert.ok(Date.now() - started < 4000);
+  // One connect(), one connect() of UDP and one sendmsg() (wirelane_sock_lb_refusals_total).
+  assert.deepEqual(readSockLbStats(w.pins), { noEndpoint: 3n, noLocalEndpoint: 0n, noBackend: 0n });
 });
 
 test('a removed backend gets no new connections, and a one-endpoint change writes only its entries', OPTIONS, async (t) => {

@@ -12,20 +12,11 @@ import { computeMeshRules } from '../../src/dataplane/iptables/mesh-rules.js';
 import type { DesiredRules, FamilyRules, OwnedChain } from '../../src/dataplane/iptables/ruleset.js';
 import { parseCidr } from '../../src/model/ip.js';
 import { IPTABLES_TOOLS, capabilitySkip } from '../support/capability.js';
+import { availableIptablesBackends, countedIptables } from '../support/iptables-backends.js';
 
 const skip = await capabilitySkip('iptables integration tests', IPTABLES_TOOLS);
 
-// Only the backends this machine can run; iptables ≥ 1.8 usually ships both.
-async function availableBackends(): Promise<BackendKind[]> {
-  if (skip) return [];
-  const kinds: BackendKind[] = [];
-  for (const kind of ['nft', 'legacy'] as const) {
-    const probe = await runCommand(iptablesBackend(kind).save[4], ['--version'], { allowFailure: true }).catch(() => undefined);
-    if (probe?.exitCode === 0) kinds.push(kind);
-  }
-  return kinds;
-}
-const backends = await availableBackends();
+const backends = skip ? [] : await availableIptablesBackends();
 
 let serial = 0;
 function nsName(tag: string): string {
@@ -101,6 +92,12 @@ describe('iptables backend detection', { skip }, () => {
 for (const kind of backends) {
   describe(`iptables chains (${kind})`, { skip }, () => {
     const open = (netns: string): IptablesChains => new IptablesChains({ netns, backend: iptablesBackend(kind) });
+    /** An instance on a clock the test moves, counting the iptables-save and -restore runs. */
+    const counted = (netns: string) => {
+      const host = countedIptables();
+      const chains = new IptablesChains({ netns, backend: iptablesBackend(kind), run: host.run, now: host.now });
+      return { chains, counting: host.counting, periodPasses: host.periodPasses };
+    };
 
     test('apply writes our chains and jumps in one restore per family; a second apply writes nothing', async () => {
       await withNetns(['apply'], async ([ns]) => {
@@ -196,34 +193,58 @@ for (const kind of backends) {
       });
     });
 
-    test('a chain deleted by hand (with its jump) is restored by the next apply', async () => {
+    test('after the first (full) sync, applies run no iptables-save: idle writes nothing, a change writes only its chain', async () => {
+      await withNetns(['partial'], async ([ns]) => {
+        const { chains, counting } = counted(ns!);
+        const first = await counting(() => chains.apply(sample()));
+        assert.equal(first.value.sync, 'full');
+        assert.deepEqual([first.saves, first.restores], [4, 2], 'a read before and after each family`s restore');
+        const idle = await counting(() => chains.apply(sample()));
+        assert.deepEqual([idle.value.sync, idle.saves, idle.restores, idle.value.written], ['partial', 0, 0, 0]);
+        const change = await counting(() => chains.apply(sample(['-d 10.3.0.0/16 -j RETURN', '-j MASQUERADE'])));
+        assert.deepEqual([change.value.sync, change.saves, change.restores], ['partial', 0, 1]);
+        assert.equal(change.value.restores[0]!.input, '*nat\n:WIRELANE-NAT - [0:0]\n-A WIRELANE-NAT -d 10.3.0.0/16 -j RETURN\n-A WIRELANE-NAT -j MASQUERADE\nCOMMIT\n');
+        assert.deepEqual(await chainLines(ns!, kind, 4, 'nat', 'WIRELANE-NAT'), ['-A WIRELANE-NAT -d 10.3.0.0/16 -j RETURN', '-A WIRELANE-NAT -j MASQUERADE']);
+      });
+    });
+
+    test('a chain deleted by hand with the jump to it from POSTROUTING goes unnoticed by partial applies and is restored by the next full sync', async () => {
       await withNetns(['deleted'], async ([ns]) => {
-        const chains = open(ns!);
+        const { chains, counting, periodPasses } = counted(ns!);
         await chains.apply(sample());
         await byHand(ns!, kind, 4, ['-t', 'nat', '-D', 'POSTROUTING', '-s', PODS4, '-m', 'comment', '--comment', 'wirelane: nat', '-j', 'WIRELANE-NAT']);
         await byHand(ns!, kind, 4, ['-t', 'nat', '-F', 'WIRELANE-NAT']);
         await byHand(ns!, kind, 4, ['-t', 'nat', '-X', 'WIRELANE-NAT']);
+        const partial = await counting(() => chains.apply(sample()));
+        assert.deepEqual([partial.value.sync, partial.saves, partial.restores], ['partial', 0, 0], 'the record is trusted');
+        periodPasses();
         const report = await chains.apply(sample());
+        assert.equal(report.sync, 'full');
         assert.equal(report.written, 1);
         assert.deepEqual(report.restores[0]!.writtenChains, [{ table: 'nat', chain: 'WIRELANE-NAT' }]);
         assert.deepEqual(report.restores[0]!.rewrittenJumps, [{ table: 'nat', chain: 'POSTROUTING' }]);
         assert.equal((await chainLines(ns!, kind, 4, 'nat', 'WIRELANE-NAT')).length, 2);
-        assert.equal((await chainLines(ns!, kind, 4, 'nat', 'POSTROUTING')).length, 1);
+        assert.deepEqual(await chainLines(ns!, kind, 4, 'nat', 'POSTROUTING'), [`-A POSTROUTING -s ${PODS4} -m comment --comment "wirelane: nat" -j WIRELANE-NAT`]);
         assert.equal((await chains.apply(sample())).written, 0);
+        periodPasses();
+        assert.equal((await chains.apply(sample())).written, 0, 'the next full sync finds everything in place');
       });
     });
 
-    test('a chain flushed or edited by hand is rewritten by the next apply', async () => {
+    test('a chain flushed or edited by hand is rewritten by the next full sync', async () => {
       await withNetns(['flushed'], async ([ns]) => {
-        const chains = open(ns!);
+        const { chains, periodPasses } = counted(ns!);
         await chains.apply(sample());
         await byHand(ns!, kind, 6, ['-t', 'nat', '-F', 'WIRELANE-NAT']);
+        assert.equal((await chains.apply(sample())).written, 0);
+        periodPasses();
         const refill = await chains.apply(sample());
         assert.deepEqual(refill.restores.map((r) => [r.family, r.writtenChains]), [[6, [{ table: 'nat', chain: 'WIRELANE-NAT' }]]]);
         assert.equal((await chainLines(ns!, kind, 6, 'nat', 'WIRELANE-NAT')).length, 2);
 
         // Same rule count, different rule: still noticed.
         await byHand(ns!, kind, 4, ['-t', 'filter', '-R', 'WIRELANE-FORWARD', '1', '-s', '10.66.0.0/16', '-j', 'ACCEPT']);
+        periodPasses();
         const repair = await chains.apply(sample());
         assert.deepEqual(repair.restores.map((r) => [r.family, r.writtenChains]), [[4, [{ table: 'filter', chain: 'WIRELANE-FORWARD' }]]]);
         assert.deepEqual(await chainLines(ns!, kind, 4, 'filter', 'WIRELANE-FORWARD'), ['-A WIRELANE-FORWARD -s 10.2.0.0/16 -j ACCEPT', '-A WIRELANE-FORWARD -d 10.2.0.0/16 -j ACCEPT']);
@@ -231,14 +252,59 @@ for (const kind of backends) {
       });
     });
 
-    test('a duplicated jump is collapsed back to one', async () => {
+    test('a duplicated jump is collapsed back to one by the next full sync', async () => {
       await withNetns(['dupjump'], async ([ns]) => {
-        const chains = open(ns!);
+        const { chains, periodPasses } = counted(ns!);
         await chains.apply(sample());
         await byHand(ns!, kind, 4, ['-t', 'filter', '-I', 'FORWARD', '-m', 'comment', '--comment', 'wirelane: forward', '-j', 'WIRELANE-FORWARD']);
+        periodPasses();
         const report = await chains.apply(sample());
         assert.deepEqual(report.restores[0]!.rewrittenJumps, [{ table: 'filter', chain: 'FORWARD' }]);
         assert.equal((await chainLines(ns!, kind, 4, 'filter', 'FORWARD')).length, 1);
+      });
+    });
+
+    test('a partial restore that fails on a chain deleted by hand is followed at once by a full sync that repairs it', async () => {
+      await withNetns(['failed'], async ([ns]) => {
+        const { chains, counting } = counted(ns!);
+        // WIRELANE-NAT jumps to WIRELANE-SUB; someone empties the one and deletes the other.
+        const nested = (extra: string[]): DesiredRules => ({
+          4: {
+            chains: [natChain('WIRELANE-NAT', ['-d 10.2.0.0/16 -j WIRELANE-SUB', ...extra, '-j MASQUERADE']), natChain('WIRELANE-SUB', ['-j RETURN'])],
+            jumps: [{ table: 'nat', from: 'POSTROUTING', to: 'WIRELANE-NAT', match: `-s ${PODS4}`, comment: 'wirelane: nat', position: 'append' }],
+          },
+        });
+        await chains.apply(nested([]));
+        await byHand(ns!, kind, 4, ['-t', 'nat', '-F', 'WIRELANE-NAT']);
+        await byHand(ns!, kind, 4, ['-t', 'nat', '-F', 'WIRELANE-SUB']);
+        await byHand(ns!, kind, 4, ['-t', 'nat', '-X', 'WIRELANE-SUB']);
+        // The change rewrites WIRELANE-NAT only, whose jump to the missing WIRELANE-SUB fails the restore.
+        const change = await counting(() => chains.apply(nested(['-d 10.3.0.0/16 -j RETURN'])));
+        assert.equal(change.value.sync, 'partial');
+        assert.deepEqual(change.value.recovered.map((r) => r.family), [4]);
+        assert.match(change.value.recovered[0]!.error, /iptables/);
+        assert.deepEqual([change.saves, change.restores], [2, 2], 'the failed restore, then a read, the repairing restore and a read');
+        assert.deepEqual(change.value.restores[0]!.writtenChains.map((c) => c.chain).sort(), ['WIRELANE-NAT', 'WIRELANE-SUB']);
+        assert.deepEqual(await chainLines(ns!, kind, 4, 'nat', 'WIRELANE-SUB'), ['-A WIRELANE-SUB -j RETURN']);
+        assert.equal((await chainLines(ns!, kind, 4, 'nat', 'WIRELANE-NAT')).length, 3);
+        const idle = await counting(() => chains.apply(nested(['-d 10.3.0.0/16 -j RETURN'])));
+        assert.deepEqual([idle.value.sync, idle.saves, idle.restores], ['partial', 0, 0]);
+      });
+    });
+
+    test('a partial restore that fails on a jump deleted by hand from POSTROUTING is repaired at once', async () => {
+      await withNetns(['failedjump'], async ([ns]) => {
+        const { chains, counting } = counted(ns!);
+        await chains.apply(sample());
+        await byHand(ns!, kind, 4, ['-t', 'nat', '-D', 'POSTROUTING', '-s', PODS4, '-m', 'comment', '--comment', 'wirelane: nat', '-j', 'WIRELANE-NAT']);
+        // A new pod CIDR: the jump group is rewritten, and deleting the old jump fails.
+        const moved = sample();
+        const v4 = moved[4]!;
+        const rules: DesiredRules = { ...moved, 4: { ...v4, jumps: v4.jumps.map((j) => (j.from === 'POSTROUTING' ? { ...j, match: '-s 10.2.9.0/24' } : j)) } };
+        const change = await counting(() => chains.apply(rules));
+        assert.deepEqual(change.value.recovered.map((r) => r.family), [4]);
+        assert.deepEqual(await chainLines(ns!, kind, 4, 'nat', 'POSTROUTING'), ['-A POSTROUTING -s 10.2.9.0/24 -m comment --comment "wirelane: nat" -j WIRELANE-NAT']);
+        assert.equal((await chains.apply(rules)).written, 0);
       });
     });
 

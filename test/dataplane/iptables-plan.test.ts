@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backendFromVersion } from '../../src/dataplane/iptables/backend.js';
 import { computeMeshRules, coveringPrefixes } from '../../src/dataplane/iptables/mesh-rules.js';
-import { emptyMemory, type FamilyMemory, IptablesStateError, planRestore, rememberRestore } from '../../src/dataplane/iptables/restore-plan.js';
+import { emptyMemory, type FamilyMemory, forgetPlanned, IptablesStateError, planRestore, rememberRestore } from '../../src/dataplane/iptables/restore-plan.js';
 import { type FamilyRules, IptablesRulesError, validateFamilyRules, WIRELANE_OWNER } from '../../src/dataplane/iptables/ruleset.js';
 import { commentOf, parseSavedRules } from '../../src/dataplane/iptables/saved-rules.js';
 import { formatCidr, parseCidr, parseIp } from '../../src/model/ip.js';
@@ -128,6 +128,84 @@ describe('planning a restore', () => {
     const plan = planRestore(natRules(['-j MASQUERADE']), { chains: new Map(), jumps: new Map() }, memory);
     assert.throws(() => rememberRestore(plan, { chains: new Map(), jumps: new Map() }, memory), IptablesStateError);
     assert.equal(memory.chains.size, 0);
+  });
+});
+
+describe('planning a partial restore from the record alone (no iptables-save)', () => {
+  const NOTHING = { chains: new Map<string, string[]>(), jumps: new Map<string, string[]>() };
+  // The state after a full write whose iptables-save printed the jump in its canonical spelling.
+  function afterFullWrite(desired: FamilyRules): FamilyMemory {
+    const memory = emptyMemory();
+    const plan = planRestore(desired, NOTHING, memory);
+    const lines = desired.chains.flatMap((c) => [`:${c.name} - [0:0]`, ...c.rules.map((r) => `-A ${c.name} ${r}`)]);
+    const jumps = ['-A POSTROUTING -s 10.2.1.0/24 -m comment --comment "wirelane: nat" -j WIRELANE-NAT'];
+    rememberRestore(plan, parseSavedRules(`*nat\n${[...lines, ...jumps].join('\n')}\nCOMMIT\n`, WIRELANE_OWNER), memory);
+    return memory;
+  }
+  const twoChains = (natRule: string): FamilyRules => ({
+    chains: [...natRules([natRule]).chains, { table: 'nat', name: 'WIRELANE-OTHER', rules: ['-j RETURN'] }],
+    jumps: natRules([]).jumps,
+  });
+
+  test('the same desired state plans nothing; a changed chain is the only one written', () => {
+    const memory = afterFullWrite(twoChains('-j MASQUERADE'));
+    assert.equal(planRestore(twoChains('-j MASQUERADE'), undefined, memory).input, '');
+    const plan = planRestore(twoChains('-d 10.3.0.0/16 -j RETURN'), undefined, memory);
+    assert.equal(plan.input, '*nat\n:WIRELANE-NAT - [0:0]\n-A WIRELANE-NAT -d 10.3.0.0/16 -j RETURN\nCOMMIT\n');
+  });
+
+  test('a remembered chain no longer desired is deleted; a remembered jump group no longer desired is removed as iptables-save printed it', () => {
+    const memory = afterFullWrite(twoChains('-j MASQUERADE'));
+    const plan = planRestore({ chains: [{ table: 'nat', name: 'WIRELANE-OTHER', rules: ['-j RETURN'] }], jumps: [] }, undefined, memory);
+    assert.equal(
+      plan.input,
+      [
+        '*nat',
+        ':WIRELANE-NAT - [0:0]',
+        '-D POSTROUTING -s 10.2.1.0/24 -m comment --comment "wirelane: nat" -j WIRELANE-NAT',
+        '-X WIRELANE-NAT',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    rememberRestore(plan, undefined, memory);
+    assert.deepEqual([...memory.chains.keys()], ['nat WIRELANE-OTHER']);
+    assert.equal(memory.jumps.size, 0);
+  });
+
+  test('a jump group written by a partial restore is taken back in the spelling it was written in', () => {
+    const memory = emptyMemory();
+    const desired = natRules(['-j MASQUERADE']);
+    const written = planRestore(desired, undefined, memory);
+    rememberRestore(written, undefined, memory);
+    const plan = planRestore({ chains: desired.chains, jumps: [] }, undefined, memory);
+    assert.equal(plan.input, '*nat\n-D POSTROUTING -s 10.2.1.0/24 -m comment --comment "wirelane: nat" -j WIRELANE-NAT\nCOMMIT\n');
+  });
+
+  test('a chain written by a partial restore is rewritten once by the next full plan, which learns how iptables-save prints it', () => {
+    const memory = afterFullWrite(twoChains('-j MASQUERADE'));
+    const changed = twoChains('-d 10.3.0.0/16 -j RETURN');
+    rememberRestore(planRestore(changed, undefined, memory), undefined, memory);
+    const host = parseSavedRules(
+      '*nat\n:WIRELANE-NAT - [0:0]\n:WIRELANE-OTHER - [0:0]\n-A POSTROUTING -s 10.2.1.0/24 -m comment --comment "wirelane: nat" -j WIRELANE-NAT\n-A WIRELANE-NAT -d 10.3.0.0/16 -j RETURN\n-A WIRELANE-OTHER -j RETURN\nCOMMIT\n',
+      WIRELANE_OWNER,
+    );
+    const full = planRestore(changed, host, memory);
+    assert.deepEqual(full.writtenChains, [{ table: 'nat', chain: 'WIRELANE-NAT' }]);
+    rememberRestore(full, host, memory);
+    assert.equal(planRestore(changed, host, memory).input, '');
+  });
+
+  test('after a failed restore what it touched is forgotten, so the full plan rewrites it even where iptables-save matches the record', () => {
+    const memory = afterFullWrite(twoChains('-j MASQUERADE'));
+    const failed = planRestore(twoChains('-j DROP'), undefined, memory);
+    forgetPlanned(failed, memory);
+    assert.deepEqual([...memory.chains.keys()], ['nat WIRELANE-OTHER']);
+    const host = parseSavedRules(
+      '*nat\n:WIRELANE-NAT - [0:0]\n:WIRELANE-OTHER - [0:0]\n-A POSTROUTING -s 10.2.1.0/24 -m comment --comment "wirelane: nat" -j WIRELANE-NAT\n-A WIRELANE-NAT -j MASQUERADE\n-A WIRELANE-OTHER -j RETURN\nCOMMIT\n',
+      WIRELANE_OWNER,
+    );
+    assert.deepEqual(planRestore(twoChains('-j MASQUERADE'), host, memory).writtenChains, [{ table: 'nat', chain: 'WIRELANE-NAT' }]);
   });
 });
 

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { validateFamilyRules, type DesiredRules, type FamilyRules, type OwnedChain } from '../../src/dataplane/iptables/ruleset.js';
 import { SERVICE_OWNER, serviceChainName } from '../../src/dataplane/service-iptables/chain-names.js';
+import { ServiceRuleCache } from '../../src/dataplane/service-iptables/rule-cache.js';
 import { computeServiceRules } from '../../src/dataplane/service-iptables/rules.js';
+import { type ServiceChanges, ServiceChangeTracker } from '../../src/services/changes.js';
 import { conntrackDeleteArgs } from '../../src/host/conntrack.js';
 import { parseCidr, parseIp } from '../../src/model/ip.js';
 import { servicePortKey, type ServiceMap } from '../../src/model/service.js';
@@ -249,6 +251,58 @@ describe('service rules', () => {
     assert.ok(rules[4] !== undefined);
     assert.equal(rules[6], undefined);
     assert.deepEqual(computeServiceRules(serviceMap([])), {});
+  });
+});
+
+describe('service rules kept between applies', () => {
+  const ports = [
+    servicePort(),
+    servicePort({ service: 'default/np', nodePort: 30080, clusterIPs: [parseIp('10.96.0.11'), parseIp('fd96::11')] }),
+    servicePort({ service: 'default/lb', loadBalancerIPs: [parseIp('192.0.2.1')], loadBalancerSourceRanges: [parseCidr('198.51.100.0/24')], nodePort: 30081, externalPolicyLocal: true }),
+    servicePort({ service: 'default/none', clusterIPs: [parseIp('10.96.0.12')], clusterEndpoints: [], internalEndpoints: [], externalEndpoints: [] }),
+  ];
+  const moved = [backend('10.244.1.9:8080', true), backend('10.244.2.2:8080')];
+  const steps: [string, ServiceMap][] = [
+    ['the first map', serviceMap(ports)],
+    ['the same map again', serviceMap(ports)],
+    ['one endpoint moved', serviceMap([ports[0]!, { ...ports[1]!, clusterEndpoints: moved, internalEndpoints: moved, externalEndpoints: moved }, ports[2]!, ports[3]!])],
+    ['a port removed', serviceMap([ports[0]!, ports[2]!, ports[3]!])],
+    ['a port added back', serviceMap(ports)],
+    ['node-port addresses changed', serviceMap(ports, { nodePortAddresses: [parseIp('172.31.0.12'), parseIp('fd31::12')] })],
+    ['cluster CIDRs changed', serviceMap(ports, { nodePortAddresses: [parseIp('172.31.0.12'), parseIp('fd31::12')], clusterCIDRs: [parseCidr('10.244.0.0/16')] })],
+  ];
+
+  test('after every kind of change they equal the rules generated from scratch, and unchanged ports hand over the same chain arrays', async () => {
+    const cache = new ServiceRuleCache();
+    const tracker = new ServiceChangeTracker();
+    let previous: DesiredRules | undefined;
+    for (const [what, map] of steps) {
+      const rules = await tracker.track(map, async (changes: ServiceChanges) => cache.rulesFor(changes));
+      assert.deepEqual(rules, computeServiceRules(map), what);
+      if (what === 'one endpoint moved') {
+        const svc = (r: DesiredRules, key: string) => family(r, 4).chains.find((c) => c.name === serviceChainName('SVC', key))!.rules;
+        const unchanged = servicePortKey(ports[0]!);
+        const changed = servicePortKey(ports[1]!);
+        assert.equal(svc(rules, unchanged), svc(previous!, unchanged), 'an unchanged port`s chain is the same array');
+        assert.notEqual(svc(rules, changed), svc(previous!, changed));
+      }
+      previous = rules;
+    }
+  });
+
+  test('after a failed apply (forgotten) and a map that changed meanwhile, they still equal the rules generated from scratch', async () => {
+    const cache = new ServiceRuleCache();
+    const tracker = new ServiceChangeTracker();
+    await tracker.track(steps[0]![1], async (changes) => cache.rulesFor(changes));
+    await assert.rejects(
+      tracker.track(steps[2]![1], async (changes) => {
+        cache.rulesFor(changes);
+        cache.forget();
+        throw new Error('restore failed');
+      }),
+    );
+    const map = steps[3]![1];
+    assert.deepEqual(await tracker.track(map, async (changes) => cache.rulesFor(changes)), computeServiceRules(map));
   });
 });
 

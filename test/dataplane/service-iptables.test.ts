@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { runCommand } from '../../src/host/command.js';
+import { iptablesBackend } from '../../src/dataplane/iptables/backend.js';
 import { deleteConntrack } from '../../src/host/conntrack.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
 import { ConntrackFlushError, IptablesServiceProxy, type IptablesServiceProxyReport, serviceChainName } from '../../src/dataplane/service-iptables/index.js';
@@ -15,6 +16,7 @@ import { createSandbox, type Sandbox, type SandboxNode, type SandboxPod } from '
 import { echoRequests, startEchoServer, type EchoRequestOptions } from '../../src/sandbox/echo/index.js';
 import { applyMap } from '../support/apply-map.js';
 import { IPTABLES_TOOLS, capabilitySkip } from '../support/capability.js';
+import { availableIptablesBackends, countedIptables } from '../support/iptables-backends.js';
 import { backend as testBackend, serviceMap as testServiceMap, servicePort as testServicePort } from '../support/service-map.js';
 import { until } from '../support/wait.js';
 
@@ -388,3 +390,93 @@ describe('iptables service proxy: a UDP conntrack deletion that fails', { skip }
     assert.deepEqual(tried, ['10.96.0.10:53 <- 10.244.2.2', '10.96.0.10:53 <- 10.244.2.2']);
   });
 });
+
+// Partial syncs trust the proxy's record; full syncs (the first, hourly, after a failed restore)
+// read and repair. Checked per backend on chains and iptables-save runs; traffic above.
+const backends = skip ? [] : await availableIptablesBackends();
+for (const kind of backends) {
+  describe(`iptables service proxy: partial and full syncs (${kind})`, { skip }, () => {
+    const web = (...endpoints: string[]): ServicePort => {
+      const backends = endpoints.map((e, i) => testBackend(e, i === 0));
+      return testServicePort({ clusterEndpoints: backends, internalEndpoints: backends, externalEndpoints: backends });
+    };
+    const other = testServicePort({ service: 'default/other', clusterIPs: [parseIp('10.96.0.20')] });
+    const map = (...endpoints: string[]): ServiceMap => testServiceMap([web(...endpoints), other]);
+    const KEY = servicePortKey(web());
+    const SVC = serviceChainName('SVC', KEY);
+    const SEP = serviceChainName('SEP', `${KEY}|10.244.1.2:8080`);
+
+    /** A proxy in a namespace of its own, on a clock the test moves, counting iptables-save and -restore runs. */
+    async function withProxy(tag: string, body: (p: { proxy: IptablesServiceProxy; netns: string; counting: (m: ServiceMap) => Promise<{ report: IptablesServiceProxyReport; saves: number; restores: number }>; periodPasses: () => void }) => Promise<void>): Promise<void> {
+      const netns = `wl-ipt-svc-${process.pid.toString(36)}-${kind}-${tag}`;
+      const host = countedIptables();
+      await createNetns([netns]);
+      const proxy = new IptablesServiceProxy({ netns, backend: iptablesBackend(kind), run: host.run, now: host.now });
+      try {
+        const counting = async (m: ServiceMap) => {
+          const { value: report, saves, restores } = await host.counting(() => applyMap(proxy, m));
+          return { report, saves, restores };
+        };
+        await body({ proxy, netns, counting, periodPasses: host.periodPasses });
+      } finally {
+        await proxy.cleanup().catch(() => undefined);
+        await deleteNetns([netns]);
+      }
+    }
+    const byHand = (netns: string, args: string[]) => runCommand(`iptables-${kind}`, ['-t', 'nat', ...args], { netns });
+    const natLines = async (netns: string, chain: string) =>
+      (await runCommand(iptablesBackend(kind).save[4], ['-t', 'nat'], { netns })).stdout.split('\n').filter((l) => l.startsWith(`-A ${chain} `));
+
+    test('after the first sync no iptables-save runs: an idle re-apply writes nothing, a one-endpoint change only its chains', async () => {
+      await withProxy('partial', async ({ counting }) => {
+        const first = await counting(map('10.244.1.2:8080', '10.244.2.2:8080'));
+        assert.equal(first.report.sync, 'full');
+        const idle = await counting(map('10.244.1.2:8080', '10.244.2.2:8080'));
+        assert.deepEqual([idle.report.sync, idle.saves, idle.restores], ['partial', 0, 0]);
+        const change = await counting(map('10.244.1.2:8080', '10.244.2.3:8080'));
+        assert.deepEqual([change.report.sync, change.saves, change.restores], ['partial', 0, 1]);
+        assert.deepEqual(change.report.restores.flatMap((r) => r.writtenChains.map((c) => c.chain)), [SVC]);
+      });
+    });
+
+    test('the services chain deleted with the jumps to it from PREROUTING and OUTPUT: partial syncs trust the record, the next full sync restores all', async () => {
+      await withProxy('deleted', async ({ netns, counting, periodPasses }) => {
+        await counting(map('10.244.1.2:8080', '10.244.2.2:8080'));
+        for (const from of ['PREROUTING', 'OUTPUT']) await byHand(netns, ['-D', from, '-m', 'comment', '--comment', 'wirelane-svc: service portals', '-j', 'WLSVC-SERVICES']);
+        await byHand(netns, ['-F', 'WLSVC-SERVICES']);
+        await byHand(netns, ['-X', 'WLSVC-SERVICES']);
+        const partial = await counting(map('10.244.1.2:8080', '10.244.2.2:8080'));
+        assert.deepEqual([partial.report.sync, partial.saves, partial.restores], ['partial', 0, 0]);
+        periodPasses();
+        const full = await counting(map('10.244.1.2:8080', '10.244.2.2:8080'));
+        assert.equal(full.report.sync, 'full');
+        const restore = full.report.restores.find((r) => r.family === 4)!;
+        assert.deepEqual(restore.writtenChains.map((c) => c.chain), ['WLSVC-SERVICES']);
+        assert.deepEqual(restore.rewrittenJumps.map((c) => c.chain).sort(), ['OUTPUT', 'PREROUTING']);
+        assert.equal((await natLines(netns, 'WLSVC-SERVICES')).length, 3, 'two services and the node-port address');
+        for (const from of ['PREROUTING', 'OUTPUT']) assert.deepEqual(await natLines(netns, from), [`-A ${from} -m comment --comment "wirelane-svc: service portals" -j WLSVC-SERVICES`]);
+      });
+    });
+
+    test('a partial restore that fails on an endpoint chain deleted by hand is followed at once by a full sync that repairs it', async () => {
+      await withProxy('failed', async ({ netns, counting }) => {
+        await counting(map('10.244.1.2:8080', '10.244.2.2:8080'));
+        // The local endpoint's chain goes, with the rule that jumps to it.
+        await byHand(netns, ['-F', SVC]);
+        await byHand(netns, ['-F', SEP]);
+        await byHand(netns, ['-X', SEP]);
+        // Only the SVC chain is rewritten, and it jumps to the missing SEP chain: the restore fails.
+        const change = await counting(map('10.244.1.2:8080', '10.244.2.3:8080'));
+        assert.equal(change.report.sync, 'partial');
+        assert.deepEqual(change.report.recovered.map((r) => r.family), [4]);
+        assert.match(change.report.warnings?.join('\n') ?? '', /^service proxy \(iptables\): IPv4 partial restore failed, repaired by a full sync: /);
+        assert.deepEqual([change.saves, change.restores], [2, 2]);
+        assert.deepEqual(change.report.restores[0]!.writtenChains.map((c) => c.chain).sort(), [SEP, SVC].sort());
+        assert.equal((await natLines(netns, SEP)).length, 2);
+        assert.match((await natLines(netns, SVC)).join('\n'), /10\.244\.2\.3:8080/);
+        const idle = await counting(map('10.244.1.2:8080', '10.244.2.3:8080'));
+        assert.deepEqual([idle.report.sync, idle.saves, idle.restores], ['partial', 0, 0]);
+      });
+    });
+  });
+}

@@ -36,6 +36,21 @@ test('RBAC grants exactly the calls the Kubernetes source makes', () => {
   ]);
 });
 
+test("the CLI's optional roles grant exactly what its commands call", () => {
+  const roles = new Map(docs('clients/rbac.yaml').map((d) => [d['metadata'].name as string, d['rules']]));
+  // One LIST of each kind (cli/cluster-objects.ts).
+  assert.deepEqual(roles.get('wirelane-view'), [
+    { apiGroups: [''], resources: ['nodes', 'services'], verbs: ['list'] },
+    { apiGroups: ['wirelane.io'], resources: ['peers'], verbs: ['list'] },
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list'] },
+  ]);
+  // Follows Nodes and Peers; reads, creates, patches and deletes its own Peer (peer/registration.ts).
+  assert.deepEqual(roles.get('wirelane-connect'), [
+    { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
+    { apiGroups: ['wirelane.io'], resources: ['peers'], verbs: ['list', 'watch', 'get', 'create', 'patch', 'delete'] },
+  ]);
+});
+
 /** The agent container's configuration as the agent parses it. */
 function agentConfigOf(container: Manifest) {
   const [, ...args] = (container.args as string[]).map((a) => a.replace('$(NODE_NAME)', 'node-1'));

@@ -25,7 +25,7 @@ export interface KubeApiServerOptions {
   readonly token?: string;
 }
 
-export type RequestVerb = 'list' | 'watch' | 'get' | 'patch' | 'other';
+export type RequestVerb = 'list' | 'watch' | 'get' | 'create' | 'patch' | 'delete' | 'other';
 
 export interface RequestRecord {
   readonly method: string;
@@ -287,11 +287,15 @@ export class KubeApiServer {
         if (!res.destroyed) sendJson(res, 200, list);
       }
       else if (method === 'PATCH' && route.name !== undefined) sendJson(res, 200, await this.patch(route, route.name, req, query));
-      else {
+      else if (method === 'POST' && route.name === undefined) sendJson(res, 201, await this.createFrom(route, req));
+      else if (method === 'DELETE' && route.name !== undefined) {
+        this.getOrThrow(route, route.name);
+        sendJson(res, 200, this.store.delete(route.type.name, route.name, route.namespace));
+      } else {
         throw new StatusError(
           405,
           'MethodNotAllowed',
-          `${method} ${url.pathname} is not supported by the test API server (it serves GET list/get/watch and PATCH of one object)`,
+          `${method} ${url.pathname} is not supported by the test API server (it serves GET list/get/watch, POST, and PATCH and DELETE of one object)`,
         );
       }
     } catch (err) {
@@ -321,6 +325,25 @@ export class KubeApiServer {
       metadata: { resourceVersion: this.store.resourceVersion },
       items,
     };
+  }
+
+  // POST to a collection, as `kubectl create` does: the body is the object (409 when it exists).
+  private async createFrom(route: Route, req: IncomingMessage): Promise<KubeObject> {
+    let object: unknown;
+    try {
+      object = JSON.parse(await readBody(req));
+    } catch (err) {
+      throw new StatusError(400, 'BadRequest', `POST ${route.type.name}: body is not JSON: ${(err as Error).message}`);
+    }
+    const meta = (object as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
+    if (typeof object !== 'object' || object === null || Array.isArray(object) || typeof meta?.name !== 'string') {
+      throw new StatusError(422, 'Invalid', `POST ${route.type.name}: want an object with metadata.name`);
+    }
+    if (route.namespace !== undefined && meta.namespace !== undefined && meta.namespace !== route.namespace) {
+      throw new StatusError(400, 'BadRequest', `POST ${route.type.name}: metadata.namespace does not match the path`);
+    }
+    const input = object as KubeObject; // checked just above: a non-array object with metadata.name
+    return this.store.create(route.type.name, route.namespace === undefined ? input : { ...input, metadata: { ...input.metadata, namespace: route.namespace } });
   }
 
   private async patch(route: Route, name: string, req: IncomingMessage, query: URLSearchParams): Promise<KubeObject> {
@@ -465,7 +488,8 @@ function filterOf(route: Route, query: URLSearchParams): ObjectFilter {
 function verbOf(method: string, watching: boolean, route: Route | undefined): RequestVerb {
   if (method === 'GET' && watching) return 'watch';
   if (method === 'GET') return route && route.name === undefined ? 'list' : 'get';
-  return method === 'PATCH' ? 'patch' : 'other';
+  const verbs: Record<string, RequestVerb> = { PATCH: 'patch', POST: 'create', DELETE: 'delete' };
+  return verbs[method] ?? 'other';
 }
 
 // Go's strconv.ParseBool, which the real server uses for query flags.

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { computeTopology } from '../../src/mesh/topology.js';
 import { nodeConfig, peerConfig, segmentAsPeer } from '../../src/mesh/wireguard.js';
 import { formatEndpoint } from '../../src/model/endpoint.js';
-import { formatCidr, formatIp } from '../../src/model/ip.js';
+import { formatCidr, formatIp, parseCidr } from '../../src/model/ip.js';
 import type { WireGuardConfig, WireGuardPeer } from '../../src/wireguard/config.js';
 import { keyOf, member, options, peer } from './builder.js';
 
@@ -95,5 +95,25 @@ describe('a Peer\'s configuration', () => {
 
   test('an unknown Peer is an error naming it', () => {
     assert.throws(() => peerConfig(t, 'nope'), /Peer "nope": not in the topology/);
+  });
+
+  test('the service CIDRs go to the segment of the first ready node by name (Kilo\'s kgctl connect), and only there', () => {
+    const services = ['10.96.0.0/12', 'fd00:96::/108'];
+    const withServices = computeTopology({ nodes, peers }, options('c1', { serviceCIDRs: services.map(parseCidr) }));
+    const config = peerConfig(withServices, 'p1');
+    const holders = config.peers.filter((p) => services.every((s) => p.allowedIPs.map(formatCidr).includes(s)));
+    assert.deepEqual(holders.map((p) => p.publicKey), [keyOf('a1')]);
+    assert.deepEqual(config.peers[0]?.allowedIPs.map(formatCidr).slice(-2), services);
+    assert.equal(config.peers.filter((p) => p.allowedIPs.some((c) => services.includes(formatCidr(c)))).length, 1);
+  });
+
+  test('when the first node leaves, its segment gives the service CIDRs to the next', () => {
+    const rest = nodes.filter((n) => n.location !== 'a');
+    const config = peerConfig(computeTopology({ nodes: rest, peers }, options('c1', { serviceCIDRs: [parseCidr('10.96.0.0/12')] })), 'p1');
+    assert.deepEqual(config.peers.filter((p) => p.allowedIPs.map(formatCidr).includes('10.96.0.0/12')).map((p) => p.publicKey), [keyOf('b1')]);
+  });
+
+  test('without service CIDRs a segment\'s [Peer] holds exactly its AllowedIPs', () => {
+    for (const [i, s] of t.segments.entries()) assert.deepEqual(peerConfig(t, 'p1').peers[i]?.allowedIPs, s.allowedIPs);
   });
 });

@@ -1,5 +1,5 @@
-// The eBPF tc path's counters as Prometheus metrics: every wl_np_stats counter under one of three
-// wirelane_nodeport_* names, read at the scrape from whatever the eBPF mode names as the reader.
+// The eBPF counters as Prometheus metrics: every wl_np_stats counter under one of three
+// wirelane_nodeport_* names, and the socket LB's wl_sock_stats as wirelane_sock_lb_refusals_total, read at the scrape from the reader the eBPF mode names.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { NODEPORT_STATS, type NodePortStat } from '../../src/dataplane/ebpf/nodeport.js';
@@ -36,4 +36,16 @@ test('without a reader, or when reading fails, the scrape goes on', async () => 
   });
   assert.deepEqual(await series(metrics), []);
   assert.match(await metrics.registry.metrics(), /wirelane_nodes /);
+});
+
+test('the socket LB refusals are exported by reason', async () => {
+  const metrics = new AgentMetrics();
+  const lines = async () => (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('wirelane_sock_lb_refusals_total'));
+  assert.deepEqual(await lines(), [], 'absent before the eBPF mode names a reader');
+  metrics.sockLb.readFrom(() => ({ noEndpoint: 3n, noLocalEndpoint: 1n, noBackend: 0n }));
+  assert.deepEqual(await lines(), [
+    'wirelane_sock_lb_refusals_total{reason="no_endpoint"} 3',
+    'wirelane_sock_lb_refusals_total{reason="no_local_endpoint"} 1',
+    'wirelane_sock_lb_refusals_total{reason="no_backend"} 0',
+  ]);
 });

@@ -69,6 +69,17 @@ test('the management link is created straight into the caller\'s namespace, by p
   assert.deepEqual(mgmt?.slice(-4), ['name', 'wl0a1b-mgmt', 'netns', '4242']);
 });
 
+test('nodes and outside hosts each get one route to the management address, and the underlay one back', () => {
+  const batches = buildPhasesOf(plan, 4242).flatMap((p) => p.batches);
+  const root = plan.management!.rootAddress.ip;
+  for (const host of [...plan.nodes, ...plan.outside]) {
+    const routes = batches.filter((b) => b.netns === host.netns).flatMap((b) => b.commands).filter((c) => c[0] === 'route' && c[2] === `${root}/32`);
+    assert.deepEqual(routes, [['route', 'add', `${root}/32`, 'via', '169.254.0.1', 'dev', host.underlayIface, 'onlink', 'src', host.underlay.ip]], host.name);
+    const back = batches.filter((b) => b.netns === plan.underlayNetns).flatMap((b) => b.commands).filter((c) => c[0] === 'route' && c[2] === `${host.underlay.ip}/32`);
+    assert.equal(back.length, 1, `the underlay routes ${host.name}'s address back`);
+  }
+});
+
 test('no batch argument needs quoting', () => {
   for (const phase of buildPhasesOf(plan, 1)) {
     for (const cmd of phase.batches.flatMap((b) => b.commands)) {

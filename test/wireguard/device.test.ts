@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { listAddresses } from '../../src/host/addresses.js';
 import { runCommand } from '../../src/host/command.js';
 import { findLink } from '../../src/host/links.js';
 import { parseEndpoint } from '../../src/model/endpoint.js';
@@ -181,6 +182,18 @@ test('mtu, up and down change only what differs', { skip }, async () => {
   assert.equal(await devA.up(), true);
   assert.equal(await devA.setAddress(parseCidr('10.251.0.11/24')), true);
   assert.equal(await devA.setAddress(TUNNEL_A), true);
+});
+
+test('setAddresses holds exactly one address per family, as a Peer\'s interface does', { skip }, async () => {
+  const both = [parseCidr('10.251.0.21/32'), parseCidr('fd51::21/128')];
+  const addresses = async () => (await listAddresses({ netns: NS_A, ifname: devA.name })).filter((a) => a.scope !== 'link').map((a) => a.cidr).sort();
+  assert.equal(await devA.setAddresses(both), true);
+  assert.deepEqual(await addresses(), ['10.251.0.21/32', 'fd51::21/128']);
+  assert.equal(await devA.setAddresses(both), false, 'nothing to change');
+  assert.equal(await devA.setAddresses([both[1]!]), true);
+  assert.deepEqual(await addresses(), ['fd51::21/128']);
+  assert.equal(await devA.setAddress(TUNNEL_A), true);
+  assert.deepEqual(await addresses(), ['10.251.0.1/24']);
 });
 
 test('when wireguard-go dies the device reports it, and ensure plus apply rebuild the tunnel', { skip }, async () => {

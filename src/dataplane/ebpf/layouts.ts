@@ -225,6 +225,7 @@ export const MAPS = {
   wl_affinity: { key: AFFINITY_KEY, value: AFFINITY_VALUE },
   wl_sock_rev: { key: SOCK_REV_KEY, value: SOCK_REV_VALUE },
   wl_sock_owned: { key: INT, value: SOCK_OWNED },
+  wl_sock_stats: { key: U32, value: U64 },
   wl_sock_term: { key: SOCK_TERM_KEY, value: U32 },
   wl_np_ct: { key: NP_CT_KEY, value: NP_CT_VALUE },
   wl_np_pending: { key: NP_CT_KEY, value: NP_PENDING_VALUE },

@@ -34,6 +34,7 @@ import { widthOf, type Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
 import { UndoStack } from '../undo-stack.js';
 import { checkMapLayouts, MAP_NAMES, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddress } from './codec.js';
+import { readPinnedCounters, sumCounters } from './counters.js';
 import { MAPS, NP_RANGE_KEY, NP_SNAT_VALUE } from './layouts.js';
 import { copyToStaged, layoutDifferences, stagingDir } from './map-staging.js';
 import { type ProgramSwap, type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
@@ -357,7 +358,7 @@ export class NodePortDatapath {
 
   /** The programs' counters, summed over CPUs. */
   stats(): Record<NodePortStat, bigint> {
-    return sumCounters(this.#openMaps().stats);
+    return sumCounters(this.#openMaps().stats, NODEPORT_STATS);
   }
 
   /**
@@ -580,25 +581,7 @@ export const MAX_MAP_ENTRIES = 1 << 25;
  * loading anything (for the agent's metrics); undefined when the data path has not pinned them.
  */
 export function readNodePortStats(bpffsDir: string): Record<NodePortStat, bigint> | undefined {
-  const map = unlessMissing(() => openPinnedMap(join(bpffsDir, NODEPORT_MAPS.stats.name)));
-  if (map === undefined) return undefined;
-  try {
-    return sumCounters(map);
-  } finally {
-    map.close();
-  }
-}
-
-/** wl_np_stats by name, each slot's per-CPU values summed (slots the map lacks count 0). */
-function sumCounters(stats: BpfMap): Record<NodePortStat, bigint> {
-  const out = {} as Record<NodePortStat, bigint>;
-  NODEPORT_STATS.forEach((name, slot) => {
-    const perCpu = slot < stats.maxEntries ? stats.lookup(u32(slot)) : undefined;
-    let sum = 0n;
-    for (let offset = 0; perCpu !== undefined && offset + 8 <= perCpu.length; offset += 8) sum += perCpu.readBigUInt64LE(offset);
-    out[name] = sum;
-  });
-  return out;
+  return readPinnedCounters(join(bpffsDir, NODEPORT_MAPS.stats.name), NODEPORT_STATS);
 }
 
 function checkOwnLayouts(maps: readonly { name: string; keySize: number; valueSize: number }[]): void {

@@ -1,12 +1,14 @@
 // The socket-LB programs (bpf/sock_lb.bpf.c) on a cgroup, and the maps they share, kept alive by
 // pins under one bpffs directory: <dir>/<map name> and <dir>/links/<program>. A new agent finds the
 // pins and re-adopts them without detaching anything; only what is missing is loaded and attached.
-// Besides the shared maps the object has one of its own, wl_sock_owned (socket storage: what an
-// unconnected UDP socket must have removed when it is released), pinned beside them.
+// Besides the shared maps the object has two of its own, pinned beside them: wl_sock_owned (socket
+// storage: what an unconnected UDP socket must have removed when it is released) and wl_sock_stats
+// (the calls it refused, by cause, for the agent's metrics).
 import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BpfLink, type BpfMap, BpfObject, bpfObjectPath, openPinnedLink, openPinnedMap, unpin } from '../../bpf/index.js';
 import { MAP_NAMES, type MapName, PIN_LINKS_DIR, checkMapLayouts } from './codec.js';
+import { readPinnedCounters } from './counters.js';
 import { changedLayouts, copyToStaged, discardStaging, layoutDifferences, promoteStagedPins, stagingDir } from './map-staging.js';
 import { type ProgramSwap, type ProgramSwapError, swapLinkProgram, swapOrKeep } from './program-swap.js';
 
@@ -23,8 +25,19 @@ export const SOCK_LB_PROGRAMS = [
   'sock_release',
 ] as const;
 
-/** sock_lb's own map (not shared with the other objects). */
+/** sock_lb's own maps (not shared with the other objects). */
 export const SOCK_OWNED_MAP = 'wl_sock_owned';
+export const SOCK_STATS_MAP = 'wl_sock_stats';
+const OWN_MAPS = [SOCK_OWNED_MAP, SOCK_STATS_MAP] as const;
+
+/** wl_sock_stats slots (WL_SOCK_STAT_*), in order. */
+export const SOCK_LB_STATS = ['noEndpoint', 'noLocalEndpoint', 'noBackend'] as const;
+export type SockLbStat = (typeof SOCK_LB_STATS)[number];
+
+/** The socket LB's refusal counters pinned in `pinDir`, summed over CPUs; undefined before it pinned them. */
+export function readSockLbStats(pinDir: string): Record<SockLbStat, bigint> | undefined {
+  return readPinnedCounters(join(pinDir, SOCK_STATS_MAP), SOCK_LB_STATS);
+}
 
 export type SockLbMaps = { readonly [K in keyof typeof MAP_NAMES]: BpfMap };
 
@@ -138,7 +151,7 @@ export class SockLb {
       // A size asked for is part of the layout: a pin of another size is rebuilt like one of another build.
       if (options.sizes?.sockRevEntries !== undefined) object.setMaxEntries(MAP_NAMES.sockRev, options.sizes.sockRevEntries);
       if (options.sizes?.affinityEntries !== undefined) object.setMaxEntries(MAP_NAMES.affinity, options.sizes.affinityEntries);
-      made.mapPins.push(...pinOwnMap(object, pinDir));
+      made.mapPins.push(...pinOwnMaps(object, pinDir));
       const wanted = object.maps().filter((m) => (mapNames as readonly string[]).includes(m.name));
       const changed = changedLayouts(pinDir, wanted);
       const mapsDir = changed.size > 0 ? stagingDir(pinDir) : pinDir;
@@ -238,26 +251,30 @@ export class SockLb {
 }
 
 /**
- * Points the object's own map at its pin in `pinDir`. A pin of another layout is removed first:
- * what it lists only spares the LRU some work, and the programs still using it keep it alive.
- * Returns the pin when this start makes it.
+ * Points the object's own maps at their pins in `pinDir`. A pin of another layout is removed first:
+ * what wl_sock_owned lists only spares the LRU some work, wl_sock_stats starts counting again, and
+ * the programs still using them keep them alive. Returns the pins this start makes.
  */
-function pinOwnMap(object: BpfObject, pinDir: string): string[] {
-  const path = join(pinDir, SOCK_OWNED_MAP);
-  const info = object.maps().find((m) => m.name === SOCK_OWNED_MAP);
-  if (info === undefined) throw new Error(`map ${SOCK_OWNED_MAP}: missing from the object`);
-  let made = !existsSync(path);
-  if (!made) {
-    const pinned = openPinnedMap(path);
-    const differs = layoutDifferences(pinned, info).length > 0;
-    pinned.close();
-    if (differs) {
-      unpin(path);
-      made = true;
+function pinOwnMaps(object: BpfObject, pinDir: string): string[] {
+  const made: string[] = [];
+  for (const name of OWN_MAPS) {
+    const path = join(pinDir, name);
+    const info = object.maps().find((m) => m.name === name);
+    if (info === undefined) throw new Error(`map ${name}: missing from the object`);
+    let absent = !existsSync(path);
+    if (!absent) {
+      const pinned = openPinnedMap(path);
+      const differs = layoutDifferences(pinned, info).length > 0;
+      pinned.close();
+      if (differs) {
+        unpin(path);
+        absent = true;
+      }
     }
+    object.setMapPinPath(name, path);
+    if (absent) made.push(path);
   }
-  object.setMapPinPath(SOCK_OWNED_MAP, path);
-  return made ? [path] : [];
+  return made;
 }
 
 function openMaps(pinDir: string): SockLbMaps {
@@ -307,7 +324,7 @@ export function removeSockLbPins(pinDir: string): number {
   if (existsSync(linksDir) && readdirSync(linksDir).length === 0) rmdirSync(linksDir);
   if (existsSync(pinDir)) {
     discardStaging(pinDir);
-    for (const name of [...Object.values(MAP_NAMES), SOCK_OWNED_MAP]) unpin(join(pinDir, name));
+    for (const name of [...Object.values(MAP_NAMES), ...OWN_MAPS]) unpin(join(pinDir, name));
     // Another data path's pins (the tc program's) are theirs to remove; leave the directory then.
     if (readdirSync(pinDir).length === 0) rmdirSync(pinDir);
   }

@@ -1,12 +1,19 @@
 // The iptables dataplane: programs one owner's chains and jump rules, IPv4 and IPv6, with at most
 // one `iptables-restore --noflush` per family per apply, and never touches a chain it does not own
 // (see restore-plan.ts for how differences are found without normalising rules).
+//
+// Like kube-proxy since KEP-3453 it trusts its own record: an apply plans from what it last wrote
+// and runs no iptables-save (reading 10,000 services' rules twice took seconds per change). A full
+// read-and-compare runs on the first apply, once per full-sync period, and at once after a restore
+// that failed (the record was wrong: someone deleted a chain it references, say).
+import { performance } from 'node:perf_hooks';
 import { CommandError, type CommandOptions, runCommand } from '../../host/command.js';
 import type { Family } from '../../model/ip.js';
+import { firstLine } from '../../observability/first-line.js';
 import { SerialQueue } from '../serial-queue.js';
 import { type CommandRunner, detectIptablesBackend, type IptablesBackend } from './backend.js';
-import { type ChainRef, emptyMemory, type FamilyMemory, forgetAbsent, planRestore, rememberRestore } from './restore-plan.js';
-import { type ChainOwner, type DesiredRules, type FamilyRules, NO_RULES, validateFamilyRules, WIRELANE_OWNER } from './ruleset.js';
+import { type ChainRef, emptyMemory, type FamilyMemory, forgetAbsent, forgetPlanned, planRestore, rememberRestore, type RestorePlan } from './restore-plan.js';
+import { type ChainOwner, type CheckedRules, type DesiredRules, type FamilyRules, NO_RULES, validateFamilyRules, WIRELANE_OWNER } from './ruleset.js';
 import { parseSavedRules, type SavedRules } from './saved-rules.js';
 
 export interface IptablesChainsOptions {
@@ -17,7 +24,17 @@ export interface IptablesChainsOptions {
   /** Default: whatever the host's `iptables -V` reports, detected on first use. */
   readonly backend?: IptablesBackend;
   readonly run?: CommandRunner;
+  /**
+   * How long partial applies may trust the record before a full read-and-compare (which also
+   * repairs what others changed): kube-proxy's fixed hour by default; 0 reads on every apply.
+   */
+  readonly fullSyncPeriodMs?: number;
+  /** Milliseconds on a monotonic clock; `performance.now` by default. */
+  readonly now?: () => number;
 }
+
+/** kube-proxy's period between full syncs (proxyutil.FullSyncPeriod). */
+export const FULL_SYNC_PERIOD_MS = 3_600_000;
 
 export interface FamilyRestore {
   readonly family: Family;
@@ -28,9 +45,13 @@ export interface FamilyRestore {
 }
 
 export interface IptablesApplyReport {
-  /** iptables-restore calls made: 0 when nothing differed, at most one per family. */
+  /** iptables-restore calls made that succeeded: 0 when nothing differed. */
   readonly written: number;
   readonly restores: readonly FamilyRestore[];
+  /** `full`: planned from iptables-save; `partial`: from the record alone, nothing read. */
+  readonly sync: 'full' | 'partial';
+  /** Partial restores that failed, each followed at once by a full sync of its family that succeeded. */
+  readonly recovered: readonly { readonly family: Family; readonly error: string }[];
 }
 
 const FAMILIES: readonly Family[] = [4, 6];
@@ -50,50 +71,95 @@ export class IptablesChains {
   private readonly memory: Record<Family, FamilyMemory> = { 4: emptyMemory(), 6: emptyMemory() };
   // apply and cleanup read, plan and write; two of them interleaved would plan on stale state.
   private readonly queue = new SerialQueue();
+  private readonly checked: CheckedRules = new WeakMap();
+  private readonly fullSyncPeriodMs: number;
+  private readonly now: () => number;
+  /** When the last full sync of both families started. */
+  private lastFullSync = Number.NEGATIVE_INFINITY;
+  /** Set at the start (the record is empty) and by any failure (the record may be wrong). */
+  private fullSyncNeeded = true;
 
   constructor(opts: IptablesChainsOptions = {}) {
     this.owner = opts.owner ?? WIRELANE_OWNER;
     this.netns = opts.netns;
     this.run = opts.run ?? runCommand;
     this.backend = opts.backend;
+    this.fullSyncPeriodMs = opts.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS;
+    this.now = opts.now ?? (() => performance.now());
   }
 
-  /** Makes the owner's chains and jumps exactly `desired`, writing only what differs. */
+  /**
+   * Makes the owner's chains and jumps exactly `desired`, writing only what differs from the record
+   * (a partial sync) or, when a full sync is due, from what iptables-save shows.
+   */
   async apply(desired: DesiredRules): Promise<IptablesApplyReport> {
-    for (const family of FAMILIES) validateFamilyRules(family, desired[family] ?? NO_RULES, this.owner);
+    for (const family of FAMILIES) validateFamilyRules(family, desired[family] ?? NO_RULES, this.owner, this.checked);
     return this.queue.run(() => this.reconcile(desired));
   }
 
-  /** Removes every chain and jump rule of the owner, in every table and family. */
+  /** Removes every chain and jump rule of the owner, in every table and family (read first: also a crashed run's). */
   async cleanup(): Promise<IptablesApplyReport> {
-    return this.queue.run(() => this.reconcile({}));
+    return this.queue.run(() => this.reconcile({}, true));
   }
 
-  private async reconcile(desired: DesiredRules): Promise<IptablesApplyReport> {
+  private fullSyncDue(): boolean {
+    return this.fullSyncNeeded || this.now() - this.lastFullSync >= this.fullSyncPeriodMs;
+  }
+
+  private async reconcile(desired: DesiredRules, forceFull = false): Promise<IptablesApplyReport> {
     const backend = await this.resolveBackend();
+    const full = forceFull || this.fullSyncDue();
+    const started = this.now();
     const restores: FamilyRestore[] = [];
-    for (const family of FAMILIES) {
-      const rules = desired[family] ?? NO_RULES;
-      const memory = this.memory[family];
-      const idle = rules.chains.length === 0 && rules.jumps.length === 0 && memory.chains.size === 0 && memory.jumps.size === 0;
-      let saved: SavedRules;
+    const recovered: { family: Family; error: string }[] = [];
+    try {
+      for (const family of FAMILIES) {
+        const rules = desired[family] ?? NO_RULES;
+        let restore: FamilyRestore | undefined;
+        try {
+          restore = await this.syncFamily(backend, family, rules, full);
+        } catch (err) {
+          if (full) throw err;
+          // The record was wrong (a chain it references is gone, a rule it deletes is not there):
+          // read what is there and repair it now rather than fail until the next period.
+          restore = await this.syncFamily(backend, family, rules, true);
+          recovered.push({ family, error: firstLine(err instanceof Error ? err.message : String(err)) });
+        }
+        if (restore !== undefined) restores.push(restore);
+      }
+    } catch (err) {
+      this.fullSyncNeeded = true;
+      throw err;
+    }
+    if (full) {
+      this.lastFullSync = started;
+      this.fullSyncNeeded = false;
+    }
+    return { written: restores.length, restores, sync: full ? 'full' : 'partial', recovered };
+  }
+
+  /** One family's plan and restore: from iptables-save when `full`, from the record alone otherwise. */
+  private async syncFamily(backend: IptablesBackend, family: Family, rules: FamilyRules, full: boolean): Promise<FamilyRestore | undefined> {
+    const memory = this.memory[family];
+    let saved: SavedRules | undefined;
+    if (full) {
       try {
         saved = await this.readSaved(backend, family);
       } catch (err) {
         // A host without IPv6 (ipv6.disable=1) cannot run ip6tables-save; that only matters if
         // something is wanted there or was written there.
-        if (idle && err instanceof CommandError) continue;
+        const idle = rules.chains.length === 0 && rules.jumps.length === 0 && memory.chains.size === 0 && memory.jumps.size === 0;
+        if (idle && err instanceof CommandError) return undefined;
         throw err;
       }
       forgetAbsent(rules, saved, memory);
-      const plan = planRestore(rules, saved, memory);
-      if (plan.input === '') continue;
-      await this.restore(backend, family, plan.input);
-      rememberRestore(plan, await this.readSaved(backend, family), memory);
-      const { input, writtenChains, deletedChains, rewrittenJumps } = plan;
-      restores.push({ family, input, writtenChains, deletedChains, rewrittenJumps });
     }
-    return { written: restores.length, restores };
+    const plan = planRestore(rules, saved, memory);
+    if (plan.input === '') return undefined;
+    await this.restore(backend, family, plan);
+    rememberRestore(plan, full ? await this.readSaved(backend, family) : undefined, memory);
+    const { input, writtenChains, deletedChains, rewrittenJumps } = plan;
+    return { family, input, writtenChains, deletedChains, rewrittenJumps };
   }
 
   private async resolveBackend(): Promise<IptablesBackend> {
@@ -106,13 +172,12 @@ export class IptablesChains {
     return parseSavedRules(stdout, this.owner);
   }
 
-  private async restore(backend: IptablesBackend, family: Family, input: string): Promise<void> {
+  private async restore(backend: IptablesBackend, family: Family, plan: RestorePlan): Promise<void> {
     try {
-      await this.run(backend.restore[family], ['--noflush', '--wait', '10'], this.options(input));
+      await this.run(backend.restore[family], ['--noflush', '--wait', '10'], this.options(plan.input));
     } catch (err) {
-      // Whatever was half-applied (legacy commits table by table) is unknown now: rewrite it all.
-      this.memory[family] = emptyMemory();
-      throw restoreError(err, input);
+      forgetPlanned(plan, this.memory[family]);
+      throw restoreError(err, plan.input);
     }
   }
 

@@ -1,24 +1,38 @@
-// Turns "desired chains and jumps" plus "what iptables-save shows" into one iptables-restore
-// --noflush input that rewrites only what differs.
+// Turns "desired chains and jumps" plus what is on the host into one iptables-restore --noflush
+// input that rewrites only what differs.
 //
 // How a difference is found: iptables-save does not print a rule the way it was written
 // (`-d 10.0.0.1` comes back as `-d 10.0.0.1/32`, `-p tcp --dport 80` as `-p tcp -m tcp --dport 80`,
 // comments lose or gain quotes), and re-implementing its canonical form for every match module is a
 // losing game. So nothing here normalises. Instead, each owned chain and each group of owned jump
 // rules keeps a fingerprint in memory: the rules the agent last wrote, and the lines iptables-save
-// printed for them right after that write. A chain is up to date when the desired rules equal the
-// ones last written AND iptables-save still prints exactly the lines it printed then. A chain
-// deleted, flushed or edited by someone else therefore no longer matches and is rewritten; after a
-// restart memory is empty, so the first apply rewrites every chain once (as kube-proxy's first sync
-// does) and from then on only changes are written.
+// printed for them after that write (when it was read since).
+//
+// Two ways to plan (kube-proxy's KEP-3453, "minimizing iptables-restore"):
+// - full, from iptables-save: a chain is up to date when the desired rules equal the ones last
+//   written AND iptables-save still prints exactly the lines it printed then. A chain deleted,
+//   flushed or edited by someone else therefore no longer matches and is rewritten, and so is one
+//   whose printed form was never read. After a restart memory is empty, so the first apply rewrites
+//   every chain once (as kube-proxy's first sync does).
+// - partial, from memory alone (no iptables-save): a chain is up to date when the desired rules
+//   equal the ones last written; chains to delete are the remembered ones no longer desired. The
+//   record is trusted; the periodic full plan catches what someone else changed meanwhile.
 import { chainKey, type FamilyRules, IPTABLES_TABLES, type JumpRule, renderJump } from './ruleset.js';
 import type { SavedRules } from './saved-rules.js';
 
 interface Fingerprint {
   /** The desired rules (or rendered jump lines) joined by newlines. */
   readonly wanted: string;
-  /** What iptables-save printed for them right after they were written, joined by newlines. */
-  readonly saved: string;
+  /**
+   * The desired rules array itself, for chains: a caller that hands over the same array for an
+   * unchanged chain (the service proxy keeps unchanged service ports' chains) skips the join.
+   */
+  readonly rules?: readonly string[];
+  /**
+   * What iptables-save printed for them after they were written, joined by newlines; undefined
+   * after a partial write, until the next full plan reads it.
+   */
+  readonly saved: string | undefined;
 }
 
 /** What one family's chains looked like after the agent's last write. Starts empty. */
@@ -39,6 +53,7 @@ export interface ChainRef {
 interface Written {
   readonly key: string;
   readonly wanted: string;
+  readonly rules?: readonly string[];
   readonly count: number;
 }
 
@@ -76,11 +91,29 @@ function groupJumps(jumps: readonly JumpRule[]): Map<string, JumpRule[]> {
   return groups;
 }
 
-function isCurrent(memory: Fingerprint | undefined, wanted: string, saved: readonly string[] | undefined): boolean {
-  return memory !== undefined && saved !== undefined && memory.wanted === wanted && memory.saved === saved.join('\n');
+function sameRules(memory: Fingerprint, rules: readonly string[]): boolean {
+  return memory.rules === rules || memory.wanted === rules.join('\n');
 }
 
-export function planRestore(desired: FamilyRules, saved: SavedRules, memory: FamilyMemory): RestorePlan {
+/** Full plan: what was written is still wanted, and iptables-save still prints what it printed after the write. */
+function isCurrent(memory: Fingerprint | undefined, wanted: readonly string[], saved: readonly string[] | undefined): boolean {
+  return memory !== undefined && memory.saved !== undefined && saved !== undefined && sameRules(memory, wanted) && memory.saved === saved.join('\n');
+}
+
+/** The text after `-A CHAIN ` of a remembered jump group, as `-D CHAIN …` takes it back. */
+function recordedJumpLines(memory: Fingerprint | undefined): string[] {
+  if (memory === undefined) return [];
+  if (memory.saved !== undefined) return memory.saved.split('\n');
+  // Never read back: `-D` matches by the parsed rule, so the spelling it was written in deletes it too.
+  return memory.wanted.split('\n').map((line) => line.slice(line.indexOf(' ', 3) + 1));
+}
+
+/**
+ * Plans the restore that makes the owner's chains and jumps `desired`: from `saved` (what
+ * iptables-save shows: a full plan) or, when `saved` is undefined, from `memory` alone (a partial
+ * plan that trusts the record of what was written).
+ */
+export function planRestore(desired: FamilyRules, saved: SavedRules | undefined, memory: FamilyMemory): RestorePlan {
   const sections = new Map<string, TableSection>();
   const section = (table: string): TableSection => {
     let s = sections.get(table);
@@ -99,24 +132,26 @@ export function planRestore(desired: FamilyRules, saved: SavedRules, memory: Fam
   for (const chain of desired.chains) {
     const key = chainKey(chain.table, chain.name);
     wantedChains.add(key);
-    const wanted = chain.rules.join('\n');
-    if (isCurrent(memory.chains.get(key), wanted, saved.chains.get(key))) continue;
+    const known = memory.chains.get(key);
+    if (saved === undefined ? known !== undefined && sameRules(known, chain.rules) : isCurrent(known, chain.rules, saved.chains.get(key))) continue;
     const s = section(chain.table);
     // Declaring a chain empties it, also under --noflush, with both backends (kube-proxy relies on
     // the same). No `-F`: iptables-nft-restore gets quadratic with it, 209 s instead of 9 s for
     // 210,000 rules in 10,000 chains.
     s.declare.push(`:${chain.name} - [0:0]`);
     for (const rule of chain.rules) s.fill.push(`-A ${chain.name} ${rule}`);
-    writtenChains.push({ key, wanted, count: chain.rules.length });
+    writtenChains.push({ key, wanted: chain.rules.join('\n'), rules: chain.rules, count: chain.rules.length });
   }
 
   const desiredJumps = groupJumps(desired.jumps);
-  for (const key of new Set([...desiredJumps.keys(), ...saved.jumps.keys()])) {
+  for (const key of new Set([...desiredJumps.keys(), ...(saved ?? memory).jumps.keys()])) {
     const group = desiredJumps.get(key) ?? [];
-    const current = saved.jumps.get(key) ?? [];
+    const known = memory.jumps.get(key);
+    const current = saved === undefined ? recordedJumpLines(known) : (saved.jumps.get(key) ?? []);
     const rendered = group.map(renderJump);
     const wanted = rendered.join('\n');
-    if (group.length === 0 ? current.length === 0 : isCurrent(memory.jumps.get(key), wanted, current)) continue;
+    const upToDate = saved === undefined ? known?.wanted === wanted : isCurrent(known, rendered, current);
+    if (group.length === 0 ? current.length === 0 : upToDate) continue;
     // The whole group is rewritten so that our jumps keep their relative order in the chain.
     const { table, chain } = refOf(key);
     const s = section(table);
@@ -130,7 +165,7 @@ export function planRestore(desired: FamilyRules, saved: SavedRules, memory: Fam
 
   // Chains no longer wanted are emptied by their declaration at the top (one may still reference
   // another) and deleted at the end, once the jumps into them are gone.
-  for (const key of saved.chains.keys()) {
+  for (const key of (saved ?? memory).chains.keys()) {
     if (wantedChains.has(key)) continue;
     const { table, chain } = refOf(key);
     const s = section(table);
@@ -164,13 +199,20 @@ export class IptablesStateError extends Error {
 }
 
 /**
- * Records the fingerprints of what a successful restore wrote, from the iptables-save taken right
- * after it, and forgets what was deleted. Throws when the host does not show what was written
- * (a rule count differs), leaving those entries forgotten so the next apply rewrites them.
+ * Records the fingerprints of what a successful restore wrote and forgets what was deleted. With
+ * `after` (the iptables-save taken right after a full write) also what iptables-save prints for it,
+ * and throws when the host does not show what was written (a rule count differs), leaving those
+ * entries forgotten so the next apply rewrites them. Without it (a partial write) the printed form
+ * stays unknown until the next full plan, which rewrites the chain once to learn it.
  */
-export function rememberRestore(plan: RestorePlan, after: SavedRules, memory: FamilyMemory): void {
+export function rememberRestore(plan: RestorePlan, after: SavedRules | undefined, memory: FamilyMemory): void {
   const problems: string[] = [];
   const record = (kind: 'chain' | 'jumps in', written: Written, lines: readonly string[] | undefined, into: Map<string, Fingerprint>): void => {
+    const fingerprint = (saved: string | undefined): Fingerprint => ({ wanted: written.wanted, saved, ...(written.rules === undefined ? {} : { rules: written.rules }) });
+    if (after === undefined) {
+      into.set(written.key, fingerprint(undefined));
+      return;
+    }
     const shown = lines?.length ?? 0;
     if (lines === undefined || shown !== written.count) {
       into.delete(written.key);
@@ -178,20 +220,30 @@ export function rememberRestore(plan: RestorePlan, after: SavedRules, memory: Fa
       problems.push(`${kind} ${table}/${chain}: wrote ${written.count} rules, iptables-save shows ${lines === undefined ? 'no chain' : shown}`);
       return;
     }
-    into.set(written.key, { wanted: written.wanted, saved: lines.join('\n') });
+    into.set(written.key, fingerprint(lines.join('\n')));
   };
-  for (const w of plan.written.chains) record('chain', w, after.chains.get(w.key), memory.chains);
-  for (const w of plan.written.jumps) record('jumps in', w, after.jumps.get(w.key) ?? [], memory.jumps);
+  for (const w of plan.written.chains) record('chain', w, after?.chains.get(w.key), memory.chains);
+  for (const w of plan.written.jumps) record('jumps in', w, after?.jumps.get(w.key) ?? [], memory.jumps);
   for (const ref of plan.deletedChains) {
     const key = chainKey(ref.table, ref.chain);
     memory.chains.delete(key);
-    if (after.chains.has(key)) problems.push(`chain ${ref.table}/${ref.chain}: deleted, but iptables-save still shows it`);
+    if (after?.chains.has(key) === true) problems.push(`chain ${ref.table}/${ref.chain}: deleted, but iptables-save still shows it`);
   }
   for (const ref of plan.rewrittenJumps) {
     const key = chainKey(ref.table, ref.chain);
     if (!plan.written.jumps.some((w) => w.key === key)) memory.jumps.delete(key);
   }
   if (problems.length > 0) throw new IptablesStateError(`after iptables-restore: ${problems.join('; ')}`);
+}
+
+/**
+ * After a restore that failed: what it touched is unknown now (iptables-legacy-restore commits
+ * table by table, so part of it may be in place), so its fingerprints go and a full plan rewrites
+ * those chains and jump groups; the rest is still checked against iptables-save as usual.
+ */
+export function forgetPlanned(plan: RestorePlan, memory: FamilyMemory): void {
+  for (const ref of [...plan.writtenChains, ...plan.deletedChains]) memory.chains.delete(chainKey(ref.table, ref.chain));
+  for (const ref of plan.rewrittenJumps) memory.jumps.delete(chainKey(ref.table, ref.chain));
 }
 
 /** Drops fingerprints of chains and jump groups that are neither desired nor on the host. */

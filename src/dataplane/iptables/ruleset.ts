@@ -76,8 +76,25 @@ export function renderJump(jump: JumpRule): string {
   return `${op} ${jump.from} ${match}-m comment --comment "${jump.comment}" -j ${jump.to}`;
 }
 
+/**
+ * Rules arrays already checked line by line, with the targets their rules jump to. An apply that
+ * hands over an unchanged chain's array again (10,000 services: 120,000 rules, most of an idle
+ * apply's time when parsed each time) only has those targets checked against the declared chains.
+ */
+export type CheckedRules = WeakMap<readonly string[], readonly string[]>;
+
+/** The `-j`/`-g` targets of a chain's rules; throws when a rule is not one non-empty line. */
+function targetsOf(rules: readonly string[], at: (i: number) => string): string[] {
+  const targets: string[] = [];
+  rules.forEach((rule, i) => {
+    if (rule.trim() === '' || /[\n\r]/.test(rule)) throw new IptablesRulesError(`${at(i)}: must be one non-empty line`);
+    for (const [, target] of rule.matchAll(TARGET)) if (target !== undefined) targets.push(target);
+  });
+  return targets;
+}
+
 /** Throws an IptablesRulesError naming the family, chain and field at fault. */
-export function validateFamilyRules(family: Family, rules: FamilyRules, owner: ChainOwner): void {
+export function validateFamilyRules(family: Family, rules: FamilyRules, owner: ChainOwner, checked?: CheckedRules): void {
   const where = `IPv${family} iptables rules`;
   const declared = new Set<string>();
   for (const chain of rules.chains) {
@@ -94,15 +111,17 @@ export function validateFamilyRules(family: Family, rules: FamilyRules, owner: C
     declared.add(key);
   }
   for (const chain of rules.chains) {
-    chain.rules.forEach((rule, i) => {
-      const at = `${where}: chain ${chain.table}/${chain.name} rule ${i + 1}`;
-      if (rule.trim() === '' || /[\n\r]/.test(rule)) throw new IptablesRulesError(`${at}: must be one non-empty line`);
-      for (const [, target] of rule.matchAll(TARGET)) {
-        if (target?.startsWith(owner.chainPrefix) && !declared.has(chainKey(chain.table, target))) {
-          throw new IptablesRulesError(`${at}: jumps to ${target}, which is not a desired chain in table ${chain.table}`);
-        }
+    const at = `${where}: chain ${chain.table}/${chain.name}`;
+    let targets = checked?.get(chain.rules);
+    if (targets === undefined) {
+      targets = targetsOf(chain.rules, (i) => `${at} rule ${i + 1}`);
+      checked?.set(chain.rules, targets);
+    }
+    for (const target of targets) {
+      if (target.startsWith(owner.chainPrefix) && !declared.has(chainKey(chain.table, target))) {
+        throw new IptablesRulesError(`${at}: jumps to ${target}, which is not a desired chain in table ${chain.table}`);
       }
-    });
+    }
   }
   for (const jump of rules.jumps) {
     const at = `${where}: jump ${jump.table}/${jump.from} -> ${jump.to}`;

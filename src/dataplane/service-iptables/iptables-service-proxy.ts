@@ -6,10 +6,10 @@ import { formatIp } from '../../model/ip.js';
 import type { ServiceChanges } from '../../services/changes.js';
 import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import type { CommandRunner, IptablesBackend } from '../iptables/backend.js';
-import { type FamilyRestore, IptablesChains } from '../iptables/chains.js';
+import { type FamilyRestore, type IptablesApplyReport, IptablesChains } from '../iptables/chains.js';
 import { SerialQueue } from '../serial-queue.js';
 import { SERVICE_OWNER } from './chain-names.js';
-import { computeServiceRules } from './rules.js';
+import { ServiceRuleCache } from './rule-cache.js';
 
 export interface IptablesServiceProxyOptions {
   /** Program the rules (and delete conntrack entries) inside this named network namespace. */
@@ -20,6 +20,10 @@ export interface IptablesServiceProxyOptions {
   readonly run?: CommandRunner;
   /** Deletes conntrack entries; `deleteConntrack` by default. */
   readonly deleteConntrack?: typeof deleteConntrack;
+  /** Between full read-and-compare syncs (which also repair what others changed); kube-proxy's hour by default. */
+  readonly fullSyncPeriodMs?: number;
+  /** Milliseconds on a monotonic clock, for the full-sync period; `performance.now` by default. */
+  readonly now?: () => number;
 }
 
 export interface IptablesServiceProxyReport extends ServiceProxyReport {
@@ -27,6 +31,10 @@ export interface IptablesServiceProxyReport extends ServiceProxyReport {
   readonly written: number;
   /** What each restore wrote (its input and the chains it rewrote or deleted). */
   readonly restores: readonly FamilyRestore[];
+  /** `full`: compared with iptables-save; `partial`: written from the proxy's record, nothing read. */
+  readonly sync: IptablesApplyReport['sync'];
+  /** Partial restores that failed and were repaired at once by a full sync. */
+  readonly recovered: IptablesApplyReport['recovered'];
   /** conntrack deletions run for UDP flows that lost their endpoint or service. */
   readonly conntrackDeletions: number;
 }
@@ -42,6 +50,7 @@ export class IptablesServiceProxy implements ServiceProxy {
   private readonly netns: string | undefined;
   private readonly deleteEntries: typeof deleteConntrack;
   private readonly queue = new SerialQueue();
+  private readonly rules = new ServiceRuleCache();
 
   constructor(opts: IptablesServiceProxyOptions = {}) {
     this.netns = opts.netns;
@@ -51,13 +60,21 @@ export class IptablesServiceProxy implements ServiceProxy {
       ...(opts.netns === undefined ? {} : { netns: opts.netns }),
       ...(opts.backend === undefined ? {} : { backend: opts.backend }),
       ...(opts.run === undefined ? {} : { run: opts.run }),
+      ...(opts.fullSyncPeriodMs === undefined ? {} : { fullSyncPeriodMs: opts.fullSyncPeriodMs }),
+      ...(opts.now === undefined ? {} : { now: opts.now }),
     });
   }
 
   /** Writes the chains that differ from the last apply, then deletes the change's stale UDP conntrack entries. */
   apply(changes: ServiceChanges): Promise<IptablesServiceProxyReport> {
     return this.queue.run(async () => {
-      const report = await this.chains.apply(computeServiceRules(changes.map));
+      let report: IptablesApplyReport;
+      try {
+        report = await this.chains.apply(this.rules.rulesFor(changes));
+      } catch (err) {
+        this.rules.forget();
+        throw err;
+      }
       const flushes = changes.staleUdpFlows;
       const failures: string[] = [];
       // One at a time: each is a short process, and a burst of them gains nothing on one table.
@@ -71,7 +88,9 @@ export class IptablesServiceProxy implements ServiceProxy {
       if (failures.length > 0) {
         throw new ConntrackFlushError(`service proxy (iptables): ${failures.length} of ${flushes.length} UDP conntrack deletions failed, retried on the next apply; first: ${failures[0]}`);
       }
-      return { written: report.written, restores: report.restores, conntrackDeletions: flushes.length };
+      const { written, restores, sync, recovered } = report;
+      const warnings = recovered.map((r) => `service proxy (iptables): IPv${r.family} partial restore failed, repaired by a full sync: ${r.error}`);
+      return { written, restores, sync, recovered, warnings, conntrackDeletions: flushes.length };
     });
   }
 

@@ -51,17 +51,22 @@ const FAMILIES: readonly Family[] = [4, 6];
 export function computeServiceRules(map: ServiceMap): DesiredRules {
   const desired: Partial<Record<Family, FamilyRules>> = {};
   for (const family of FAMILIES) {
-    const rules = familyRules(map, family);
+    const context = familyContext(map, family);
+    const rules = assembleFamilyRules(context, map.servicePorts.map((port) => servicePortRules(context, port)));
     if (rules !== undefined) desired[family] = rules;
   }
   return desired;
 }
 
-/** What one family's service ports add to the shared chains, and their own chains. */
-interface FamilyOutput {
+/** What every service port's rules in one family depend on besides the port itself. */
+export interface FamilyContext {
   readonly family: Family;
   readonly clusterCidrs: readonly string[];
   readonly nodePortAddresses: readonly string[];
+}
+
+/** One service port's lines in the shared chains, and its own chains, in one family. */
+export interface PortRules {
   readonly services: string[];
   readonly nodePorts: string[];
   readonly filter: string[];
@@ -69,21 +74,46 @@ interface FamilyOutput {
   readonly chains: OwnedChain[];
 }
 
-/** Undefined when no service port has a destination in the family: no chains there (a host may lack IPv6). */
-function familyRules(map: ServiceMap, family: Family): FamilyRules | undefined {
-  const out: FamilyOutput = {
+type FamilyOutput = FamilyContext & PortRules;
+
+function emptyOutput(context: FamilyContext): FamilyOutput {
+  return { ...context, services: [], nodePorts: [], filter: [], filterNodePorts: [], chains: [] };
+}
+
+export function familyContext(map: ServiceMap, family: Family): FamilyContext {
+  return {
     family,
     clusterCidrs: map.clusterCIDRs.filter((c) => c.family === family).map(formatCidr),
     // Loopback never: a node port on 127.0.0.1 needs route_localnet and exposes it (CVE-2020-8558).
     nodePortAddresses: map.nodePortAddresses.filter((ip) => ip.family === family && !isLoopback(ip)).map(formatIp),
-    services: [],
-    nodePorts: [],
-    filter: [],
-    filterNodePorts: [],
-    chains: [],
   };
+}
+
+/** Undefined when the port has no destination in the family. */
+export function servicePortRules(context: FamilyContext, port: ServicePort): PortRules | undefined {
+  const out = emptyOutput(context);
+  return addServicePort(out, port) ? out : undefined;
+}
+
+/**
+ * The family's chains from its ports' parts, in map order. Undefined when no service port has a
+ * destination in the family: no chains there (a host may lack IPv6). Each port's own chains are
+ * passed on as they are, so a caller that keeps an unchanged port's parts hands the iptables
+ * dataplane the same rules arrays again.
+ */
+export function assembleFamilyRules(context: FamilyContext, parts: readonly (PortRules | undefined)[]): FamilyRules | undefined {
+  const out = emptyOutput(context);
   let served = false;
-  for (const port of map.servicePorts) served = addServicePort(out, port) || served;
+  // Line by line rather than push(...lines): 10,000s of ports.
+  for (const part of parts) {
+    if (part === undefined) continue;
+    served = true;
+    for (const line of part.services) out.services.push(line);
+    for (const line of part.nodePorts) out.nodePorts.push(line);
+    for (const line of part.filter) out.filter.push(line);
+    for (const line of part.filterNodePorts) out.filterNodePorts.push(line);
+    for (const chain of part.chains) out.chains.push(chain);
+  }
   if (!served) return undefined;
   return { chains: [...baseChains(out), ...out.chains], jumps: baseJumps() };
 }

@@ -16,6 +16,10 @@ export class FileSource implements ClusterSource {
   private objects: readonly SourceObject[] = [];
   private started = false;
   private lastText: string | undefined;
+  /** Whether lastText parsed; its reads count as syncs. */
+  private lastTextValid = false;
+  /** Epoch ms of the last read that gave a valid file. */
+  private syncedAt: number | undefined;
   private watcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private poll: NodeJS.Timeout | undefined;
@@ -57,8 +61,12 @@ export class FileSource implements ClusterSource {
       this.onInvalid();
       return false;
     }
-    if (text === this.lastText) return false;
+    if (text === this.lastText) {
+      if (this.lastTextValid) this.syncedAt = Date.now();
+      return false;
+    }
     this.lastText = text;
+    this.lastTextValid = false;
     try {
       this.objects = parseClusterFile(text, this.path);
     } catch (err) {
@@ -67,6 +75,8 @@ export class FileSource implements ClusterSource {
       this.onInvalid();
       return false;
     }
+    this.lastTextValid = true;
+    this.syncedAt = Date.now();
     return true;
   }
 
@@ -81,7 +91,8 @@ export class FileSource implements ClusterSource {
 
   resourceStatus(): readonly ResourceStatus[] {
     const kinds: SourceObjectKind[] = ['Node', 'Peer', 'Service', 'EndpointSlice'];
-    return kinds.map((kind) => ({ kind, state: this.started ? 'synced' : 'never-synced', settled: this.started }));
+    const synced = this.syncedAt !== undefined ? { lastSynced: this.syncedAt } : {};
+    return kinds.map((kind) => ({ kind, state: this.started ? 'synced' : 'never-synced', settled: this.started, ...synced }));
   }
 
   // The file is the operator's: the agent never writes to it.

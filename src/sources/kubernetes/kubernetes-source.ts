@@ -36,7 +36,7 @@ export const RESOURCE_PATHS: Readonly<Record<SourceObjectKind, string>> = {
 export class KubernetesSource implements ClusterSource {
   readonly publisher: NodeAnnotations;
   private readonly reflectors: readonly Reflector[];
-  private onChange: () => void = () => {};
+  private onChange: (kind: SourceObjectKind) => void = () => {};
 
   constructor(
     kubeconfig: KubeConfig,
@@ -55,14 +55,14 @@ export class KubernetesSource implements ClusterSource {
           ...(options.metrics ? { metrics: options.metrics } : {}),
           ...(options.random ? { random: options.random } : {}),
           ...(options.maxBackoffMs !== undefined && { maxBackoffMs: options.maxBackoffMs }),
-          onChange: () => this.onChange(),
+          onChange: () => this.onChange(kind),
         }),
     );
     const nodes = this.reflectors.find((r) => r.kind === 'Node');
     this.publisher = new NodeAnnotations(kubeconfig.makeApiClient(CoreV1Api), (name) => nodes?.objects().find((n) => n.metadata?.name === name));
   }
 
-  async start(onChange: () => void): Promise<void> {
+  async start(onChange: (kind: SourceObjectKind) => void): Promise<void> {
     this.onChange = onChange;
     await Promise.all(this.reflectors.map((r) => r.start()));
   }

@@ -66,6 +66,8 @@ export class Reflector {
   private churn = 0;
   /** When the open watch was accepted; undefined between watches. */
   private watchOpenedAt: number | undefined;
+  /** When the last list succeeded. */
+  private listedAt: number | undefined;
   private readonly stopping = new AbortController();
   private running: Promise<void> | undefined;
   private settle: () => void = () => {};
@@ -99,6 +101,7 @@ export class Reflector {
       settled: this.listedOnce || this.state === 'missing',
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
       ...(this.watchOpenedAt !== undefined ? { watchingSince: this.watchOpenedAt } : {}),
+      ...(this.listedAt !== undefined ? { lastSynced: this.listedAt } : {}),
     };
   }
 
@@ -145,7 +148,8 @@ export class Reflector {
       if (this.stopped) return false;
       this.failures = 0;
       this.consistentListNeeded = false;
-      this.options.metrics?.listSucceeded(this.resource);
+      this.listedAt = Date.now();
+      this.options.metrics?.listSucceeded(this.resource, this.listedAt);
       const changed = this.replace(result.items, result.resourceVersion);
       this.enter('synced', undefined, `listed ${result.items.length} objects`);
       this.listedOnce = true;
