@@ -34,8 +34,9 @@ import { discoverAddresses } from './discovery.js';
 import { ProblemReporter } from './problem-reporter.js';
 import { rejectedClaimProblem } from '../sources/problem.js';
 import type { SyncResult } from './sync-health.js';
+import { TunnelWatch } from './tunnel-watch.js';
 
-const MESH_STEPS = ['discover', 'annotate', 'topology', 'wireguard', 'routes', 'tunnel', 'iptables', 'cni'] as const;
+const MESH_STEPS = ['discover', 'annotate', 'topology', 'wireguard', 'routes', 'tunnel', 'iptables', 'cni', 'tunnel-health'] as const;
 export type MeshStep = (typeof MESH_STEPS)[number];
 
 /** What the agent learned about its own host this round. */
@@ -79,12 +80,19 @@ export class MeshReconciler {
   private failures: string[] = [];
   private readonly problems: ProblemReporter;
   private readonly claims: ProblemReporter;
+  /** This node's tunnels-broken mark: a leader's verdict on its own tunnels (Kilo #489). */
+  private readonly tunnelWatch: TunnelWatch;
+  /** The annotation's value while marked: when it was marked (this agent's clock), for people. */
+  private tunnelsBrokenSince: string | undefined;
 
   constructor(private readonly deps: MeshReconcilerDeps) {
     // Every step's series exists from the start, so "no errors" reads as 0 rather than absent.
     for (const step of MESH_STEPS) deps.metrics.errors.inc({ step }, 0);
     this.problems = new ProblemReporter(deps.log, deps.metrics);
     this.claims = new ProblemReporter(deps.log, deps.metrics, (p) => deps.metrics.rejectedClaims.inc({ kind: p.kind }));
+    // Hysteresis: a broken mark clears after three resync periods of working tunnels.
+    this.tunnelWatch = new TunnelWatch((3 * deps.config.resyncPeriodMs) / 1000);
+    for (const mark of ['broken', 'cleared']) deps.metrics.tunnelMarkChanges.inc({ mark }, 0);
     this.device = new WireGuardDevice({
       name: deps.config.interface,
       userspace: deps.config.userspaceWireGuard,
@@ -142,6 +150,7 @@ export class MeshReconciler {
         await this.step('iptables', () => this.applyIptables(t, host)),
         await this.step('cni', () => this.applyCni(t, host)),
       ];
+      if (this.deps.source.publisher !== undefined) await this.step('tunnel-health', () => this.judgeTunnels(t, now));
       await this.step('annotate', () => this.publishNode(host, now, true));
       if (results.every((r) => r !== undefined) && !this.appliedOnce) {
         this.appliedOnce = true;
@@ -241,6 +250,7 @@ export class MeshReconciler {
         publicKey: this.deps.publicKey,
         lastSeen: now,
         granularity: this.deps.config.granularity,
+        tunnelsBroken: this.tunnelWatch.broken,
         ...(!publishes && n.endpoint ? {} : host.endpoint && { endpoint: host.endpoint }),
         ...(!publishes && n.internalIP ? {} : host.internalIP && { internalIP: host.internalIP }),
       };
@@ -378,6 +388,7 @@ export class MeshReconciler {
       [PREFIX + ANNOTATIONS.endpoint]: host.endpoint ? formatEndpoint(host.endpoint) : null,
       [PREFIX + ANNOTATIONS.internalIP]: host.internalIP ? formatCidr(host.internalIP) : null,
       [PREFIX + ANNOTATIONS.granularity]: c.granularity,
+      [PREFIX + ANNOTATIONS.tunnelsBroken]: this.tunnelWatch.broken ? (this.tunnelsBrokenSince ?? String(now)) : null,
     };
     if (now - this.publishedLastSeen >= c.resyncPeriodMs / 2000) {
       annotations[PREFIX + ANNOTATIONS.lastSeen] = String(now);
@@ -395,6 +406,23 @@ export class MeshReconciler {
       throw err;
     }
     if (heartbeat) this.publishedLastSeen = now;
+  }
+
+  /**
+   * A leader's verdict on its own tunnels, and the mark it moves (published with the annotations);
+   * only where marks can be published: the members elect from them. A change is logged once,
+   * counted, and re-runs the election at once rather than at the next resync.
+   */
+  private async judgeTunnels(t: Topology, now: number): Promise<void> {
+    const change = await this.tunnelWatch.check(t, () => this.device.dump(), now);
+    this.deps.metrics.tunnelBroken.set(this.tunnelWatch.broken ? 1 : 0);
+    if (change === undefined) return;
+    this.tunnelsBrokenSince = change.broken ? String(now) : undefined;
+    this.deps.metrics.tunnelMarkChanges.inc({ mark: change.broken ? 'broken' : 'cleared' });
+    const judged = change.segments.join(', ');
+    if (change.broken) this.deps.log.warn(`tunnel-health: no remote segment (${judged}) answers through ${t.options.wireguardDevice}: marked broken, another member of ${t.segment.key} takes over`);
+    else this.deps.log.info(`tunnel-health: tunnels to ${judged} healthy for 3 resync periods: broken mark cleared`);
+    this.deps.requestReconcile();
   }
 
   /** Endpoints our device actually saw roaming peers at (Kilo's NAT traversal), as JSON; null when none. */

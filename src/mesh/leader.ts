@@ -9,10 +9,23 @@ export function isPublicEndpoint(endpoint: Endpoint | undefined): boolean {
 }
 
 /**
+ * Kilo's rule among the members whose tunnels are not marked broken (tunnel-health.ts); with no
+ * mark anywhere it is Kilo's election unchanged. When every member is marked, churning would only
+ * black the location out again: the one leading now (it publishes its WireGuard IP) stays, else
+ * Kilo's rule among all.
+ */
+export function electLeader(members: readonly MeshNode[]): MeshNode {
+  const eligible = members.filter((n) => !n.tunnelsBroken);
+  if (eligible.length > 0) return kiloLeader(eligible);
+  const leading = members.filter((n) => n.wireguardIP !== undefined);
+  return kiloLeader(leading.length > 0 ? leading : members);
+}
+
+/**
  * Scanning `members` (sorted by name): the first with the leader annotation and a public endpoint,
  * else the first annotated, else the first with a public endpoint, else the first.
  */
-export function electLeader(members: readonly MeshNode[]): MeshNode {
+function kiloLeader(members: readonly MeshNode[]): MeshNode {
   let annotated: MeshNode | undefined;
   let publicNode: MeshNode | undefined;
   for (const node of members) {

@@ -33,6 +33,8 @@ export interface MeshNode {
   readonly wireguardIP?: Cidr;
   /** The granularity the node's agent runs with (informational). */
   readonly granularity?: Granularity;
+  /** Its agent found its WireGuard tunnels broken while it led (mesh/tunnel-health.ts): not elected while another member is not. */
+  readonly tunnelsBroken?: boolean;
 }
 
 /** A WireGuard host outside the cluster. */

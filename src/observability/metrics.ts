@@ -45,6 +45,19 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  // Data-path failover (mesh/tunnel-health.ts).
+  readonly tunnelBroken = new Gauge({
+    name: 'wirelane_leader_tunnel_broken',
+    help: '1 while this node marks its WireGuard tunnels broken (not elected while another member is not)',
+    registers: [this.registry],
+  });
+  readonly tunnelMarkChanges = new Counter({
+    name: 'wirelane_tunnel_mark_changes_total',
+    help: "Changes of this node's tunnels-broken mark, by the mark it changed to (broken, cleared)",
+    labelNames: ['mark'],
+    registers: [this.registry],
+  });
+
   readonly proxyRules = new ProxyRulesMetrics(this.registry);
   readonly source = new SourceMetrics(this.registry);
   readonly nodePort = nodePortMetrics(this.registry);

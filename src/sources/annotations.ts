@@ -16,6 +16,7 @@ export const ANNOTATIONS = {
   lastSeen: 'last-seen',
   discoveredEndpoints: 'discovered-endpoints',
   granularity: 'granularity',
+  tunnelsBroken: 'tunnels-broken',
 } as const;
 
 export type AnnotationSuffix = (typeof ANNOTATIONS)[keyof typeof ANNOTATIONS];
@@ -29,6 +30,7 @@ export const AGENT_WRITTEN: readonly AnnotationSuffix[] = [
   ANNOTATIONS.lastSeen,
   ANNOTATIONS.discoveredEndpoints,
   ANNOTATIONS.granularity,
+  ANNOTATIONS.tunnelsBroken,
 ];
 
 export interface Annotation {

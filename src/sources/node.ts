@@ -73,6 +73,8 @@ export function decodeNode(obj: KubeObject, opts: NodeDecodeOptions): DecodedNod
     ...(lastSeen !== undefined && { lastSeen }),
     ...(wireguardIP && { wireguardIP }),
     ...(granularity && { granularity }),
+    // Presence is the mark; the value (the writer's clock when it marked) is for people.
+    ...(readAnnotation(annotations, ANNOTATIONS.tunnelsBroken) !== undefined && { tunnelsBroken: true }),
   };
   return { node, problems };
 }

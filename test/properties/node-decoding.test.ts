@@ -32,6 +32,7 @@ const notAString = otherThan('string');
 const JUNK: Readonly<Record<AnnotationSuffix, fc.Arbitrary<unknown>>> = {
   [ANNOTATIONS.location]: notAString,
   [ANNOTATIONS.leader]: notAString,
+  [ANNOTATIONS.tunnelsBroken]: notAString,
   [ANNOTATIONS.forceEndpoint]: fc.oneof(notAnEndpoint, notAString),
   [ANNOTATIONS.endpoint]: fc.oneof(notAnEndpoint, notAString),
   // '' and '-' mean "no internal IP".

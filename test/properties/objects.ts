@@ -59,6 +59,8 @@ const ANNOTATION_VALUES: Readonly<Record<AnnotationSuffix, fc.Arbitrary<string>>
   [ANNOTATIONS.wireguardIP]: cidr,
   [ANNOTATIONS.lastSeen]: fc.integer({ min: 0, max: 999_999_999_999 }).map(String),
   [ANNOTATIONS.discoveredEndpoints]: discoveredEndpoints,
+  // Its presence is the mark; the value says since when.
+  [ANNOTATIONS.tunnelsBroken]: fc.integer({ min: 0, max: 999_999_999_999 }).map(String),
   [ANNOTATIONS.granularity]: fc.constantFrom('location', 'data-center', 'full', 'node', 'cross'),
 };
 

@@ -29,10 +29,12 @@ test('every annotation decodes from a good value', () => {
       'wirelane.io/discovered-endpoints': JSON.stringify({ [peerKey]: '5.6.7.8:1234' }),
       'wirelane.io/wireguard-ip': '10.4.0.1/16',
       'wirelane.io/granularity': 'full',
+      'wirelane.io/tunnels-broken': '1700000000',
     }),
     OPTS,
   );
   assert.deepEqual(problems, []);
+  assert.equal(node.tunnelsBroken, true);
   assert.equal(node.location, 'gcp');
   assert.equal(node.leader, true);
   assert.equal(node.endpoint && formatEndpoint(node.endpoint), '1.2.3.4:51820');
@@ -45,6 +47,11 @@ test('every annotation decodes from a good value', () => {
   assert.equal(node.wireguardIP && formatCidr(node.wireguardIP), '10.4.0.1/16');
   assert.equal(node.granularity, 'full');
   assert.deepEqual(node.podCIDRs.map(formatCidr), ['10.2.1.0/24']);
+});
+
+test('tunnels-broken is a mark by presence: any value marks, absence does not', () => {
+  assert.equal(decodeNode(nodeObject({ 'kilo.squat.ai/tunnels-broken': '' }), OPTS).node.tunnelsBroken, true);
+  assert.equal(decodeNode(nodeObject({}), OPTS).node.tunnelsBroken, undefined);
 });
 
 test('a malformed annotation is reported once and the rest of the node still decodes', () => {

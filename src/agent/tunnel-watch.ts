@@ -1,0 +1,67 @@
+// The shell around mesh/tunnel-health.ts: while this node leads, each reconcile probes every remote
+// segment's WireGuard IP through the device and reads its handshakes, and the verdict moves this
+// node's tunnels-broken mark, which the reconciler publishes and feeds into its own election.
+import { type RemoteTunnel, type TunnelMark, UNMARKED, judgeTunnels, nextTunnelMark } from '../mesh/tunnel-health.js';
+import { remoteSegmentsOf } from '../mesh/topology.js';
+import type { Topology } from '../mesh/types.js';
+import { answersPing } from '../host/ping.js';
+import type { WireGuardStatus } from '../wireguard/dump.js';
+
+/** How long one probe waits for its first reply: well inside a resync period, many packets long. */
+const PROBE_DEADLINE_SECONDS = 2;
+
+/** A change of the mark, for the reconciler's one log line. */
+export interface MarkTransition {
+  readonly broken: boolean;
+  /** The remote segments judged, for the log line. */
+  readonly segments: readonly string[];
+}
+
+export class TunnelWatch {
+  private mark: TunnelMark = UNMARKED;
+  /** When this node last became leader (unix seconds); undefined while it does not lead. */
+  private leadingSince: number | undefined;
+  /** When this node, leading, first had a peer for each remote leader's key. */
+  private peerSince = new Map<string, number>();
+
+  constructor(
+    /** Healthy time a broken mark needs before it clears (hysteresis). */
+    private readonly clearAfterSeconds: number,
+  ) {}
+
+  get broken(): boolean {
+    return this.mark.broken;
+  }
+
+  /** Judges `t`'s tunnels at `now` when this node leads it; returns the transition, if any. */
+  async check(t: Topology, dump: () => Promise<WireGuardStatus>, now: number): Promise<MarkTransition | undefined> {
+    const before = this.mark.broken;
+    const remotes = t.leader ? await this.observe(t, dump, now) : undefined;
+    if (!t.leader) {
+      this.leadingSince = undefined;
+      this.peerSince = new Map();
+    }
+    this.mark = nextTunnelMark(this.mark, remotes && judgeTunnels(remotes, now), now, this.clearAfterSeconds);
+    return this.mark.broken === before ? undefined : { broken: this.mark.broken, segments: (remotes ?? []).map((r) => r.segment) };
+  }
+
+  private async observe(t: Topology, dump: () => Promise<WireGuardStatus>, now: number): Promise<RemoteTunnel[]> {
+    this.leadingSince ??= now;
+    const handshakes = new Map((await dump()).peers.map((p) => [p.publicKey as string, p.latestHandshake]));
+    const segments = remoteSegmentsOf(t);
+    const peerSince = new Map(segments.map((s) => [s.publicKey as string, this.peerSince.get(s.publicKey) ?? now]));
+    this.peerSince = peerSince;
+    return Promise.all(
+      segments.map(async (s): Promise<RemoteTunnel> => {
+        const handshake = handshakes.get(s.publicKey);
+        const answered = await answersPing(s.wireguardIP, t.options.wireguardDevice, PROBE_DEADLINE_SECONDS).catch(() => undefined);
+        return {
+          segment: s.key,
+          configuredSince: Math.max(this.leadingSince ?? now, peerSince.get(s.publicKey) ?? now),
+          ...(handshake && { latestHandshake: Math.floor(handshake.getTime() / 1000) }),
+          ...(answered !== undefined && { probeAnswered: answered }),
+        };
+      }),
+    );
+  }
+}

@@ -1,0 +1,72 @@
+// Whether a leader's WireGuard tunnels carry traffic, judged from its own device (Kilo #489: a
+// leader whose Node is Ready and whose agent heartbeats, but whose tunnel is broken, blackholes its
+// location, since failover otherwise waits for last-seen to age). Only a leader can judge: the
+// other members' devices are down. So the leader marks itself broken (a Node annotation) and every
+// member's election skips marked nodes (leader.ts). Pure: time and observations are arguments.
+
+/**
+ * How long a tunnel with no completed handshake yet counts as unknown rather than down: WireGuard's
+ * KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, after which a sender that heard nothing starts a new handshake.
+ */
+export const FIRST_HANDSHAKE_WINDOW_SECONDS = 15;
+
+/** What a leader saw of its tunnel to one remote segment this round. */
+export interface RemoteTunnel {
+  /** The remote segment's key, for log lines. */
+  readonly segment: string;
+  /** Unix seconds of the latest completed handshake with its leader's key; undefined when none. */
+  readonly latestHandshake?: number;
+  /** Since when (unix seconds, this agent's clock) this node has led with a peer for it. */
+  readonly configuredSince: number;
+  /** Whether a probe through the tunnel was answered; undefined when none could be sent. */
+  readonly probeAnswered?: boolean;
+}
+
+export type TunnelState = 'up' | 'down' | 'unknown';
+export type TunnelVerdict = 'healthy' | 'broken' | 'unknown';
+
+export function judgeTunnel(remote: RemoteTunnel, now: number): TunnelState {
+  if (remote.probeAnswered === undefined) return 'unknown';
+  if (remote.probeAnswered) return 'up';
+  // A fresh start or a fresh leadership: the first handshake may still be on its way.
+  const fresh = remote.latestHandshake === undefined && now - remote.configuredSince < FIRST_HANDSHAKE_WINDOW_SECONDS;
+  return fresh ? 'unknown' : 'down';
+}
+
+/**
+ * Broken when every remote segment is down: one remote location that cannot be reached is that
+ * location's problem, and moving our leadership would not help. Healthy when any is up. Unknown
+ * otherwise, and always for a leader without remote segments (it has nothing to judge by).
+ */
+// A remote leader that is itself marked broken still counts: with two locations each leader sees
+// the other go silent, and discounting a marked remote would let whichever marked first keep the
+// other from ever marking, leaving the broken one in charge.
+export function judgeTunnels(remotes: readonly RemoteTunnel[], now: number): TunnelVerdict {
+  const states = remotes.map((r) => judgeTunnel(r, now));
+  if (states.includes('up')) return 'healthy';
+  if (states.length > 0 && states.every((s) => s === 'down')) return 'broken';
+  return 'unknown';
+}
+
+/** This node's own mark, as it publishes it. */
+export interface TunnelMark {
+  readonly broken: boolean;
+  /** While broken: since when every verdict has been healthy (unix seconds), if it has been. */
+  readonly healthySince?: number;
+}
+
+export const UNMARKED: TunnelMark = { broken: false };
+
+/**
+ * The mark after a verdict at `now`. Hysteresis: a broken mark clears only after its tunnels have
+ * been healthy for `clearAfterSeconds`, and a node that is not leading has no verdict (undefined):
+ * its mark stays, so it does not win the election back while nothing shows its link works again.
+ * Unknown changes nothing either way.
+ */
+export function nextTunnelMark(mark: TunnelMark, verdict: TunnelVerdict | undefined, now: number, clearAfterSeconds: number): TunnelMark {
+  if (verdict === undefined || verdict === 'unknown') return mark;
+  if (!mark.broken) return verdict === 'broken' ? { broken: true } : mark;
+  if (verdict === 'broken') return { broken: true };
+  const healthySince = mark.healthySince ?? now;
+  return now - healthySince >= clearAfterSeconds ? UNMARKED : { broken: true, healthySince };
+}

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { electLeader } from '../../src/mesh/leader.js';
+import { computeTopology } from '../../src/mesh/topology.js';
+import {
+  FIRST_HANDSHAKE_WINDOW_SECONDS,
+  type RemoteTunnel,
+  type TunnelMark,
+  type TunnelVerdict,
+  UNMARKED,
+  judgeTunnel,
+  judgeTunnels,
+  nextTunnelMark,
+} from '../../src/mesh/tunnel-health.js';
+import { parseCidr } from '../../src/model/ip.js';
+import type { MeshNode } from '../../src/model/mesh.js';
+import { fc } from '../properties/setup.js';
+import { NOW, member, node, options } from './builder.js';
+
+const remote = (over: Partial<RemoteTunnel> = {}): RemoteTunnel => ({ segment: 'location:west', configuredSince: NOW - 600, latestHandshake: NOW - 30, ...over });
+
+describe('judging one tunnel', () => {
+  const cases: [string, Partial<RemoteTunnel>, string][] = [
+    ['an answered probe is up', { probeAnswered: true }, 'up'],
+    ['an answered probe is up before any handshake is recorded', { probeAnswered: true, latestHandshake: undefined, configuredSince: NOW }, 'up'],
+    ['an unanswered probe after a handshake is down', { probeAnswered: false }, 'down'],
+    ['an unanswered probe is down however recent the last handshake', { probeAnswered: false, latestHandshake: NOW }, 'down'],
+    ['no probe sent is unknown', {}, 'unknown'],
+    ['a fresh peer without a handshake is unknown within the first handshake window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS + 1 }, 'unknown'],
+    ['a peer that never completed a handshake is down after the window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
+  ];
+  for (const [name, over, expected] of cases) test(name, () => assert.equal(judgeTunnel(remote(over), NOW), expected));
+});
+
+describe('judging a leader by all its remote segments', () => {
+  const up = remote({ segment: 'up', probeAnswered: true });
+  const down = remote({ segment: 'down', probeAnswered: false });
+  const unknown = remote({ segment: 'unknown' });
+  const cases: [string, RemoteTunnel[], TunnelVerdict][] = [
+    ['a leader without remote segments has nothing to judge by', [], 'unknown'],
+    ['every remote segment down is broken', [down, down], 'broken'],
+    ['one remote segment up is healthy', [down, up, down], 'healthy'],
+    ['one unreachable remote location is that location\'s problem', [down, unknown], 'unknown'],
+    ['all unknown stays unknown', [unknown], 'unknown'],
+  ];
+  for (const [name, remotes, expected] of cases) test(name, () => assert.equal(judgeTunnels(remotes, NOW), expected));
+
+  test('property: an answered probe anywhere is never broken; no answer is never healthy', () => {
+    const arb = fc.array(fc.record({ answered: fc.option(fc.boolean()), handshake: fc.option(fc.integer({ min: NOW - 1000, max: NOW })), since: fc.integer({ min: NOW - 1000, max: NOW }) }), { maxLength: 6 });
+    fc.assert(
+      fc.property(arb, (rows) => {
+        const remotes = rows.map((r, i) => remote({ segment: `s${i}`, configuredSince: r.since, latestHandshake: r.handshake ?? undefined, probeAnswered: r.answered ?? undefined }));
+        const verdict = judgeTunnels(remotes, NOW);
+        assert.equal(verdict === 'healthy', rows.some((r) => r.answered === true));
+        if (verdict === 'broken') assert.ok(rows.every((r) => r.answered === false && (r.handshake !== null || NOW - r.since >= FIRST_HANDSHAKE_WINDOW_SECONDS)));
+      }),
+    );
+  });
+});
+
+describe('the mark (hysteresis)', () => {
+  const CLEAR = 6;
+  test('a broken verdict marks at once', () => assert.deepEqual(nextTunnelMark(UNMARKED, 'broken', NOW, CLEAR), { broken: true }));
+  test('healthy or unknown leaves an unmarked node unmarked', () => {
+    assert.deepEqual(nextTunnelMark(UNMARKED, 'healthy', NOW, CLEAR), UNMARKED);
+    assert.deepEqual(nextTunnelMark(UNMARKED, 'unknown', NOW, CLEAR), UNMARKED);
+  });
+  test('a mark clears only after the tunnels have been healthy for the whole hold time', () => {
+    let mark: TunnelMark = { broken: true };
+    mark = nextTunnelMark(mark, 'healthy', NOW, CLEAR);
+    assert.deepEqual(mark, { broken: true, healthySince: NOW });
+    mark = nextTunnelMark(mark, 'healthy', NOW + CLEAR - 1, CLEAR);
+    assert.equal(mark.broken, true);
+    assert.deepEqual(nextTunnelMark(mark, 'healthy', NOW + CLEAR, CLEAR), UNMARKED);
+  });
+  test('a broken verdict while healthy restarts the hold time', () => {
+    const mark = nextTunnelMark({ broken: true, healthySince: NOW }, 'broken', NOW + 3, CLEAR);
+    assert.deepEqual(mark, { broken: true });
+  });
+  test('a node that does not lead (no verdict) keeps its mark however long', () => {
+    assert.deepEqual(nextTunnelMark({ broken: true }, undefined, NOW + 1e6, CLEAR), { broken: true });
+  });
+
+  test('property: a mark clears only after healthy verdicts spanning the hold time, and never without a verdict', () => {
+    const step = fc.record({ verdict: fc.constantFrom<TunnelVerdict | undefined>('healthy', 'broken', 'unknown', undefined), dt: fc.integer({ min: 0, max: 4 }) });
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 30 }), (steps) => {
+        let mark: TunnelMark = { broken: true };
+        let now = NOW;
+        let healthyFrom: number | undefined;
+        for (const s of steps) {
+          now += s.dt;
+          if (s.verdict === 'broken') healthyFrom = undefined;
+          if (s.verdict === 'healthy') healthyFrom ??= now;
+          const next = nextTunnelMark(mark, s.verdict, now, CLEAR);
+          if (mark.broken && !next.broken) {
+            assert.equal(s.verdict, 'healthy');
+            assert.ok(healthyFrom !== undefined && now - healthyFrom >= CLEAR);
+          }
+          if (s.verdict === 'broken') assert.equal(next.broken, true);
+          if (s.verdict === undefined || s.verdict === 'unknown') assert.deepEqual(next, mark);
+          mark = next;
+          if (!mark.broken) break;
+        }
+      }),
+    );
+  });
+});
+
+describe('election with marks', () => {
+  const pods = ['10.2.0.0/24'];
+  const marked = (n: MeshNode, leading = false): MeshNode => ({ ...n, tunnelsBroken: true, ...(leading && { wireguardIP: parseCidr('10.4.0.1/16') }) });
+  const a = node('a', { ep: '10.1.0.1:51820', leader: true, pods });
+  const b = node('b', { ep: '10.1.0.2:51820', pods });
+  const c = node('c', { ep: '203.0.113.3:51820', pods });
+
+  test('a marked leader is passed over for the next by Kilo\'s rule', () => assert.equal(electLeader([marked(a), b, c]).name, 'c'));
+  test('unmarked members elect by Kilo\'s rule among themselves', () => assert.equal(electLeader([marked(a), b, marked(c)]).name, 'b'));
+  test('when every member is marked, the one leading now stays', () => assert.equal(electLeader([marked(a), marked(b, true), marked(c)]).name, 'b'));
+  test('when every member is marked and none is known to lead, Kilo\'s rule among all', () => assert.equal(electLeader([marked(a), marked(b), marked(c)]).name, 'a'));
+
+  test('the local view: a marked local leader steps down in its own topology', () => {
+    const nodes = [{ ...member('a', 1, { leader: true }), tunnelsBroken: true }, member('a', 2)];
+    const t = computeTopology({ nodes, peers: [] }, options('a1'));
+    assert.equal(t.segments[0]?.leader.name, 'a2');
+    assert.equal(t.leader, false);
+  });
+
+  test('property: without marks the election is Kilo\'s; with some, never a marked node while an unmarked one exists', () => {
+    const arb = fc.array(fc.record({ leader: fc.boolean(), public: fc.boolean(), broken: fc.boolean(), leading: fc.boolean() }), { minLength: 1, maxLength: 6 });
+    fc.assert(
+      fc.property(arb, (rows) => {
+        const members = rows.map((r, i) =>
+          node(`n${i}`, { ep: r.public ? `203.0.113.${i + 1}:51820` : `10.1.0.${i + 1}:51820`, leader: r.leader, pods }),
+        );
+        const withMarks = members.map((m, i) => (rows[i]?.broken ? marked(m, rows[i]?.leading) : m));
+        const unmarked = withMarks.filter((m) => !m.tunnelsBroken);
+        const elected = electLeader(withMarks);
+        assert.equal(electLeader(members.map((m) => ({ ...m, tunnelsBroken: false }))).name, electLeader(members).name);
+        if (unmarked.length > 0) assert.equal(elected.name, electLeader(unmarked).name);
+        else assert.ok(withMarks.includes(elected));
+        const leading = withMarks.filter((m) => m.wireguardIP !== undefined);
+        if (unmarked.length === 0 && leading.length === 1) assert.equal(elected.name, leading[0]?.name);
+      }),
+    );
+  });
+});
