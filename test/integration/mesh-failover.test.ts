@@ -37,5 +37,6 @@ test('when the leader stops, the next node of its location takes over', { skip }
   const deadlineMs = 10 * RESYNC_SECONDS * 1000;
   await until('b to become leader', async () => (await cluster.metrics('b')).get('wirelane_leader') === 1, deadlineMs, 200);
   assert.ok(await cluster.waitPing(podC, podB.ip, deadlineMs), 'c reaches b again through the new leader');
-  assert.ok(await cluster.ping(podB, podC.ip), 'b reaches c');
+  // Reachability, not one packet: a single 1 s ping was lost once in a full run on a loaded machine.
+  assert.ok(await cluster.waitPing(podB, podC.ip, deadlineMs), 'b reaches c');
 });
