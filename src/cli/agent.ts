@@ -13,6 +13,7 @@ import {
 } from './flags.js';
 import { DEFAULT_STATE_DIR } from './keygen.js';
 import { kubeconfigPath } from './kubeconfig.js';
+import { MIN_MTU } from '../mesh/mtu.js';
 
 export const DEFAULT_CNI_CONF_DIR = '/etc/cni/net.d';
 export const DEFAULT_CNI_CONF_NAME = '10-wirelane.conflist';
@@ -171,7 +172,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
   };
   const listen = address('listen');
   const metricsListen = address('metrics-listen');
-  const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), 1280, 65535);
+  const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), MIN_MTU, 65535);
   const internal = stringFlag(values, 'internal-cidr');
   const mapSizeFlag = (name: string): number => integerFlag(name, str(name), 1024, 1 << 24);
   const source = parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig'));

@@ -9,6 +9,7 @@
 // - portmap: hostPort mappings, which runtimes pass only to plugins that ask for the capability.
 // - loopback is not listed: containerd and CRI-O bring a pod's lo up themselves, with their own
 //   configuration, whatever the network's list says.
+import { MIN_MTU } from '../mesh/mtu.js';
 import { type Cidr, type Family, formatCidr, networkOf } from '../model/ip.js';
 
 /** 0.4.0, not 1.0.0: it has CHECK and cached results, and runtimes as old as containerd 1.4 read it. */
@@ -41,9 +42,6 @@ export type CniNetwork = { readonly list: CniConfigList } | { readonly missing: 
 
 /** Smallest pod CIDRs host-local can serve: room for the network address, the gateway and a pod (and broadcast). */
 const MAX_BITS: Readonly<Record<Family, number>> = { 4: 30, 6: 126 };
-
-/** IPv6's minimum link MTU; IPv4 goes lower, but a tunnel that small is a misconfiguration. */
-const MIN_MTU = 1280;
 
 export function cniNetworkOf(input: CniNetworkInput): CniNetwork {
   const perFamily = ([4, 6] as const).flatMap((family) => input.podCIDRs.find((c) => c.family === family) ?? []);
