@@ -75,6 +75,8 @@ export class MeshReconciler {
   private gone: ReadonlySet<string> = new Set();
   /** Why the last reconcile wrote no CNI configuration, logged once per reason. */
   private cniMissing: string | undefined;
+  /** Without --cni, an earlier run's file is looked for once: nothing here writes one again. */
+  private oldCniFileGone = false;
   private appliedOnce = false;
   /** The failed steps of the reconcile in progress, one line each. */
   private failures: string[] = [];
@@ -356,8 +358,10 @@ export class MeshReconciler {
   private async applyCni(t: Topology, host: HostView): Promise<number> {
     const c = this.deps.config;
     if (!c.cni) {
+      if (this.oldCniFileGone) return this.count('cni', 0);
       const removed = await removeCniConfigFile(c.cniConfFile);
       for (const file of removed) this.deps.log.info(`cni: removed ${file} (--cni is off)`);
+      this.oldCniFileGone = true;
       return this.count('cni', removed.length);
     }
     const mtu = meshMtuOf(c.mtu, host.underlayMtu);
