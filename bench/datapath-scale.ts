@@ -24,6 +24,7 @@
 // Needs root. Programming 30,000 services into iptables on nft takes minutes.
 // Run: node --import tsx bench/datapath-scale.ts [--modes=ebpf,iptables-nft] [--sizes=0,100] [--repeats=3] [--seconds=1]
 //      node --import tsx bench/datapath-scale.ts --replot   (the chart and docs again from the last run's JSON)
+//      node --import tsx bench/datapath-scale.ts --merge=A.json,B.json   (the docs' table with these runs' cells in place of the same mode and size)
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -231,6 +232,8 @@ interface Cell {
   readonly ratios: Figures;
   /** New connections through the node to the backend pod's own address (no service), ÷ direct. */
   readonly otherTraffic: Pick<Figures, 'crrP50' | 'crrP99' | 'perSecond'>;
+  /** A cell carried over from an earlier run's table (--merge): that run's date; its figures beyond the table's are NaN. */
+  readonly carriedFrom?: string;
 }
 
 /** One round: direct and service back to back, then a connection through the node that is not to a service. */
@@ -355,9 +358,57 @@ function table(cells: readonly Cell[]): string {
     '| mode | services × 10 | programmed in | first packet p50 | p99 | connections/s | established p50 | p99 | other traffic: first packet p50 | p99 | first packet p50, µs: service (direct) |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...cells.map((c) =>
-      `| ${LABELS[c.mode]} | ${c.services.toLocaleString('en')} | ${s(c.programMs)} | ${x(c.ratios.crrP50)} | ${x(c.ratios.crrP99)} | ${x(c.ratios.perSecond)} | ${x(c.ratios.rrP50)} | ${x(c.ratios.rrP99)} | ${x(c.otherTraffic.crrP50)} | ${x(c.otherTraffic.crrP99)} | ${c.service.crrP50.toFixed(0)} (${c.direct.crrP50.toFixed(0)}) |`),
+      `| ${LABELS[c.mode]}${c.carriedFrom === undefined ? '' : ' †'} | ${c.services.toLocaleString('en')} | ${s(c.programMs)} | ${x(c.ratios.crrP50)} | ${x(c.ratios.crrP99)} | ${x(c.ratios.perSecond)} | ${x(c.ratios.rrP50)} | ${x(c.ratios.rrP99)} | ${x(c.otherTraffic.crrP50)} | ${x(c.otherTraffic.crrP99)} | ${c.service.crrP50.toFixed(0)} (${c.direct.crrP50.toFixed(0)}) |`),
   ];
   return rows.join('\n');
+}
+
+/** The cells of the docs' table as table() wrote them, carried over from the run of `date` (--merge). */
+function cellsOfTable(text: string, date: string): Cell[] {
+  const byLabel = new Map(Object.entries(LABELS).map(([mode, label]) => [label, mode as Mode]));
+  const ms = (t: string) => {
+    const m = /^([\d.]+) (ms|s|min)$/.exec(t);
+    if (m === null) throw new Error(`${DOC}: "${t}" is not a duration`);
+    return Number(m[1]) * { ms: 1, s: 1000, min: 60_000 }[m[2] as 'ms' | 's' | 'min'];
+  };
+  const cells: Cell[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.split('|').slice(1, -1).map((c) => c.trim());
+    const mode = byLabel.get((f[0] ?? '').replace(/ †$/, ''));
+    if (f.length !== 11 || mode === undefined) continue;
+    const [crrP50, crrP99, perSecond, rrP50, rrP99, otherP50, otherP99] = f.slice(3, 10).map(Number) as [number, number, number, number, number, number, number];
+    const us = /^(\d+) \((\d+)\)$/.exec(f[10]!);
+    const figures = (crr: number): Figures => ({ crrP50: crr, crrP99: NaN, perSecond: NaN, rrP50: NaN, rrP99: NaN });
+    cells.push({
+      mode,
+      services: Number(f[1]!.replace(/,/g, '')),
+      programMs: ms(f[2]!),
+      direct: figures(Number(us?.[2])),
+      service: figures(Number(us?.[1])),
+      ratios: { crrP50, crrP99, perSecond, rrP50, rrP99 },
+      otherTraffic: { crrP50: otherP50, crrP99: otherP99, perSecond: NaN },
+      carriedFrom: date,
+    });
+  }
+  return cells;
+}
+
+/**
+ * --merge=A.json,B.json: the docs' table with the cells of these runs (bench/results JSON of runs
+ * with options) in place of the same mode and size, the others carried over and marked. For a
+ * session that re-measures only the cells a change touched.
+ */
+async function publishMerged(files: readonly string[]): Promise<void> {
+  const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as SavedRun);
+  const text = readFileSync(DOC, 'utf8');
+  const section = text.slice(text.indexOf(DOC_BEGIN), text.indexOf(DOC_END));
+  const date = /Run of (\S+?)[ ,]/.exec(section)?.[1] ?? /carried over from the run of (\S+?)[ ,)]/.exec(section)?.[1];
+  if (date === undefined) throw new Error(`${DOC}: the section names no run date`);
+  const fresh = runs.flatMap((r) => r.cells);
+  const key = (c: Cell) => `${c.mode} ${c.services}`;
+  const kept = cellsOfTable(section, date).filter((c) => !fresh.some((f) => key(f) === key(c)));
+  const cells = [...kept, ...fresh].sort((a, b) => MODES.indexOf(a.mode) - MODES.indexOf(b.mode) || a.services - b.services);
+  await publish({ ...runs.at(-1)!, cells });
 }
 
 /** eBPF's worst ratio over every size, per measure: the goal is within EBPF_GOAL of direct. */
@@ -422,6 +473,14 @@ async function chart(cells: readonly Cell[], date: string): Promise<void> {
   }
 }
 
+/** A line on the cells --merge carried over from an earlier run, when there are any. */
+function carriedNote(cells: readonly Cell[]): string[] {
+  const carried = cells.filter((c) => c.carriedFrom !== undefined);
+  if (carried.length === 0) return [];
+  const dates = [...new Set(carried.map((c) => c.carriedFrom))].join(', ');
+  return [`† Not measured in this run: carried over from the run of ${dates} (its figures as that run's table gave them).`];
+}
+
 /** Replaces this bench's section of docs/benchmarks.md (between its markers) with this run's. */
 function writeDoc(run: SavedRun, date: string): void {
   const { cells } = run;
@@ -432,6 +491,7 @@ function writeDoc(run: SavedRun, date: string): void {
     'sessions were building and testing on it: expect a few percent of noise in every ratio, more in p99.',
     'Ratios are service ÷ direct (lower is better for latency, higher for connections/s).',
     ...(run.partial === true ? ['**The run did not finish**: only the cells it measured are shown.'] : []),
+    ...carriedNote(cells),
     '',
     table(cells),
     '',
@@ -518,7 +578,9 @@ const work =
     ? hold(JSON.parse(process.argv[holdAt + 1]!) as HoldSpec)
     : process.argv.includes('--replot')
       ? publish(JSON.parse(readFileSync(RESULTS, 'utf8')) as SavedRun)
-      : main(parseOptions(process.argv.slice(2)));
+      : process.argv[2]?.startsWith('--merge=')
+        ? publishMerged(process.argv[2].slice('--merge='.length).split(','))
+        : main(parseOptions(process.argv.slice(2)));
 await work.catch((err: unknown) => {
   process.stderr.write(`${name}${holdAt >= 0 ? ' (holder)' : ''}: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
