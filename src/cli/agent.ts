@@ -94,8 +94,8 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
   --affinity-entries N            eBPF mode: ClientIP affinity choices, of pods and of outside
                                   clients each (default ${EBPF_MAP_SIZES.affinityEntries}); a changed size rebuilds
                                   its map at the next start, entries kept
-  --service-entries N             eBPF mode: service frontends (each ClusterIP, external address
-                                  and NodePort of a service port) (default ${EBPF_MAP_SIZES.serviceEntries})
+  --service-entries N             eBPF mode: service frontends, one per ClusterIP, external address
+                                  and NodePort of each service port (default ${EBPF_MAP_SIZES.serviceEntries})
   --backend-entries N             eBPF mode: distinct endpoints (address:port) over all services
                                   (default ${EBPF_MAP_SIZES.backendEntries}); what does not fit is logged and
                                   counted (wirelane_service_frontends_unfit), and a changed size
