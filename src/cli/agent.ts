@@ -93,7 +93,13 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
                                   (default ${EBPF_MAP_SIZES.sockLbEntries})
   --affinity-entries N            eBPF mode: ClientIP affinity choices, of pods and of outside
                                   clients each (default ${EBPF_MAP_SIZES.affinityEntries}); a changed size rebuilds
-                                  its map at the next start, entries kept`,
+                                  its map at the next start, entries kept
+  --service-entries N             eBPF mode: service frontends, one per ClusterIP, external address
+                                  and NodePort of each service port (default ${EBPF_MAP_SIZES.serviceEntries})
+  --backend-entries N             eBPF mode: distinct endpoints (address:port) over all services
+                                  (default ${EBPF_MAP_SIZES.backendEntries}); what does not fit is logged and
+                                  counted (wirelane_service_frontends_unfit), and a changed size
+                                  rebuilds the tables at the next start without a gap in service`,
   switches: ['local', 'clean-up', 'iptables-forward-rules', 'allow-wide-claims', 'cni'],
   options: {
     source: { type: 'string' },
@@ -132,6 +138,8 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'nodeport-pending-flows': { type: 'string', default: String(EBPF_MAP_SIZES.nodePortPendingFlows) },
     'sock-lb-entries': { type: 'string', default: String(EBPF_MAP_SIZES.sockLbEntries) },
     'affinity-entries': { type: 'string', default: String(EBPF_MAP_SIZES.affinityEntries) },
+    'service-entries': { type: 'string', default: String(EBPF_MAP_SIZES.serviceEntries) },
+    'backend-entries': { type: 'string', default: String(EBPF_MAP_SIZES.backendEntries) },
   },
   async run(values) {
     const config = parseAgentConfig(values);
@@ -209,6 +217,8 @@ export function parseAgentConfig(values: Values): AgentConfig {
       nodePortPendingFlows: mapSizeFlag('nodeport-pending-flows'),
       sockLbEntries: mapSizeFlag('sock-lb-entries'),
       affinityEntries: mapSizeFlag('affinity-entries'),
+      serviceEntries: mapSizeFlag('service-entries'),
+      backendEntries: mapSizeFlag('backend-entries'),
     },
   };
 }

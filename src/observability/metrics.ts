@@ -25,6 +25,12 @@ export class AgentMetrics {
   readonly nodes = new Gauge({ name: 'wirelane_nodes', help: 'Ready nodes in the mesh', registers: [this.registry] });
   readonly peers = new Gauge({ name: 'wirelane_peers', help: 'Valid peers in the mesh', registers: [this.registry] });
   readonly servicePorts = new Gauge({ name: 'wirelane_service_ports', help: 'Service ports programmed on this node', registers: [this.registry] });
+  readonly unfitFrontends = new Gauge({
+    name: 'wirelane_service_frontends_unfit',
+    help: 'Service frontends the last services reconcile had no room for, by the full table (eBPF: services, backends, slots): not programmed, or kept at their previous endpoints',
+    labelNames: ['table'],
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({ name: 'wirelane_leader', help: '1 when this node leads its segment', registers: [this.registry] });
   readonly commandTimeouts = new Counter({
     name: 'wirelane_command_timeouts_total',
