@@ -165,16 +165,17 @@ test('a newer agent replaces programs of an older build in place under load, wit
 
 test('a newer agent rebuilds maps of another layout under load, with no failed request', OPTIONS, async (t) => {
   const u = await startOlderAgent(t, 'older-layout');
-  const services = () => {
-    const map = openPinnedMap(mapPinPath(u.pins, 'wl_services'));
+  const pinned = (name: string) => {
+    const map = openPinnedMap(mapPinPath(u.pins, name));
     try {
       return { id: map.id, maxEntries: map.maxEntries };
     } finally {
       map.close();
     }
   };
+  const services = () => pinned(MAP_NAMES.services);
   const oldMap = services();
-  assert.equal(oldMap.maxEntries, 65536, 'the older build pinned its own layout');
+  assert.equal(pinned(MAP_NAMES.slots).maxEntries, 524288, 'the older build pinned its own layout');
   const oldMaps = new Set(Object.values(MAP_NAMES).map((name) => {
     const map = openPinnedMap(mapPinPath(u.pins, name));
     map.close();
@@ -189,7 +190,7 @@ test('a newer agent rebuilds maps of another layout under load, with no failed r
 
   const newMap = services();
   assert.notEqual(newMap.id, oldMap.id, 'a new wl_services map');
-  assert.equal(newMap.maxEntries, 131072, 'in the current layout');
+  assert.equal(pinned(MAP_NAMES.slots).maxEntries, 1048576, 'in the current layout');
   assert.equal(existsSync(join(u.pins, STAGING_DIR)), false, 'the staging directory is gone');
   for (const [i, l] of links.entries()) {
     const after = linkState(l.path);
