@@ -7,6 +7,7 @@
 //   judges alive; every agent watches these: one renewal per segment per period, whatever the size.
 // A Lease's resourceVersion moves with every write: that, not the writer's clock, is the heartbeat.
 import { createHash } from 'node:crypto';
+import type { MeshNode } from '../model/mesh.js';
 import { type KubeObject, isRecord, stringMap } from './objects.js';
 
 export const DEFAULT_LEASE_NAMESPACE = 'wirelane';
@@ -30,6 +31,8 @@ export function nodeLeaseSelector(location: string): string {
 }
 
 export const SEGMENT_LEASE_SELECTOR = `${LEASE_KIND_LABEL}=segment`;
+/** Every heartbeat Lease, of both kinds (a one-off read: the CLI). */
+export const HEARTBEAT_LEASE_SELECTOR = LEASE_KIND_LABEL;
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
@@ -124,6 +127,8 @@ export interface HeartbeatLease {
   readonly segment?: string;
   /** Segment Leases only: the members its leader judged alive. */
   readonly members: readonly string[];
+  /** spec.renewTime, unix seconds, by the writer's clock; undefined when unreadable. */
+  readonly renewedAt?: number;
 }
 
 /** One of our Leases, or why it cannot be read (a Lease without our kind label is not ours: undefined). */
@@ -140,17 +145,37 @@ export function decodeLease(object: KubeObject): HeartbeatLease | { readonly pro
   if (spec === undefined || spec.holder === '') return bad('no spec.holderIdentity');
   const annotations = stringMap(object.metadata?.annotations) ?? {};
   const location = annotations[LEASE_LOCATION_ANNOTATION] ?? labels[LEASE_LOCATION_LABEL] ?? '';
-  if (kind === 'node') return { kind, name, holder: spec.holder, version, location, members: [] };
+  const renewed = spec.renewTime === undefined ? NaN : Date.parse(spec.renewTime);
+  const common = { name, holder: spec.holder, version, location, ...(Number.isFinite(renewed) && { renewedAt: Math.floor(renewed / 1000) }) };
+  if (kind === 'node') return { kind, ...common, members: [] };
   const segment = annotations[LEASE_SEGMENT_ANNOTATION];
   if (segment === undefined) return bad(`no annotation ${LEASE_SEGMENT_ANNOTATION}`);
   const members = (annotations[LEASE_MEMBERS_ANNOTATION] ?? '').split(',').filter((m) => m !== '');
-  return { kind, name, holder: spec.holder, version, location, segment, members };
+  return { kind, ...common, segment, members };
 }
 
-function decodeLeaseSpec(spec: unknown): { holder: string; acquireTime?: string; transitions: number } | undefined {
+/**
+ * Nodes with the latest heartbeat the Leases show as their last-seen (a node's own, or its segment
+ * leader's for its members), by the writers' clocks: for a one-off read (the CLI), which cannot watch
+ * versions change as the agents do (mesh/liveness.ts).
+ */
+export function withLeaseLastSeen(nodes: readonly MeshNode[], leases: readonly HeartbeatLease[]): MeshNode[] {
+  const latest = new Map<string, number>();
+  const saw = (name: string, at: number | undefined): void => {
+    if (at !== undefined) latest.set(name, Math.max(latest.get(name) ?? at, at));
+  };
+  for (const lease of leases) for (const name of new Set([lease.holder, ...lease.members])) saw(name, lease.renewedAt);
+  return nodes.map((n) => {
+    const renewed = latest.get(n.name);
+    return renewed === undefined ? n : { ...n, lastSeen: Math.max(n.lastSeen ?? renewed, renewed) };
+  });
+}
+
+function decodeLeaseSpec(spec: unknown): { holder: string; acquireTime?: string; renewTime?: string; transitions: number } | undefined {
   if (!isRecord(spec) || typeof spec.holderIdentity !== 'string') return undefined;
   return {
     holder: spec.holderIdentity,
+    ...(typeof spec.renewTime === 'string' && { renewTime: spec.renewTime }),
     ...(typeof spec.acquireTime === 'string' && { acquireTime: spec.acquireTime }),
     transitions: typeof spec.leaseTransitions === 'number' && Number.isInteger(spec.leaseTransitions) ? spec.leaseTransitions : 0,
   };
