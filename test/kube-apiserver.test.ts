@@ -613,6 +613,8 @@ test('deliveries: what watches sent, per client (User-Agent) and per resource', 
   assert.deepEqual([a?.events, a?.watches, b?.events, b?.watches], [2, 1, 1, 1]);
   assert.ok(a !== undefined && a.bytes > JSON.stringify(node('n1')).length * 2, 'bytes count whole event lines');
   assert.deepEqual([...cluster.server.deliveries('leases').keys()], ['agent-b']);
+  assert.deepEqual([...(a?.objects ?? [])], [['n1', 1], ['n2', 1]], 'which objects each client was told of');
+  assert.deepEqual([...(b?.objects ?? [])], [['wirelane/l1', 1]]);
   cluster.server.resetDeliveries();
   assert.equal(cluster.server.deliveries().get('agent-a')?.events, 0);
 });

@@ -54,6 +54,8 @@ export interface Delivered {
   bytes: number;
   /** Watch requests that were answered with a stream. */
   watches: number;
+  /** Object events (bookmarks aside) per object, `namespace/name` or `name`: who was told of what. */
+  readonly objects: Map<string, number>;
 }
 
 interface OpenWatch {
@@ -213,10 +215,11 @@ export class KubeApiServer {
     for (const [key, tally] of this.delivered) {
       const [client = '', name] = splitDeliveryKey(key);
       if (resource !== undefined && name !== resource) continue;
-      const sum = out.get(client) ?? { events: 0, bytes: 0, watches: 0 };
+      const sum = out.get(client) ?? { events: 0, bytes: 0, watches: 0, objects: new Map<string, number>() };
       sum.events += tally.events;
       sum.bytes += tally.bytes;
       sum.watches += tally.watches;
+      for (const [object, n] of tally.objects) sum.objects.set(object, (sum.objects.get(object) ?? 0) + n);
       out.set(client, sum);
     }
     return out;
@@ -224,7 +227,10 @@ export class KubeApiServer {
 
   resetDeliveries(): void {
     // Zeroed in place: open watches keep counting into the same tallies.
-    for (const tally of this.delivered.values()) Object.assign(tally, { events: 0, bytes: 0, watches: 0 });
+    for (const tally of this.delivered.values()) {
+      Object.assign(tally, { events: 0, bytes: 0, watches: 0 });
+      tally.objects.clear();
+    }
   }
 
   openWatches(resource?: ResourceName): number {
@@ -504,6 +510,11 @@ export class KubeApiServer {
     const line = `${JSON.stringify(event)}\n`;
     watch.delivered.events += 1;
     watch.delivered.bytes += Buffer.byteLength(line);
+    const meta = 'metadata' in event.object ? event.object.metadata : undefined;
+    if (event.type !== 'BOOKMARK' && meta?.name) {
+      const key = meta.namespace === undefined ? meta.name : `${meta.namespace}/${meta.name}`;
+      watch.delivered.objects.set(key, (watch.delivered.objects.get(key) ?? 0) + 1);
+    }
     watch.response.write(line);
   }
 
@@ -512,7 +523,7 @@ export class KubeApiServer {
     const key = `${client}\u0000${resource}`;
     let tally = this.delivered.get(key);
     if (!tally) {
-      tally = { events: 0, bytes: 0, watches: 0 };
+      tally = { events: 0, bytes: 0, watches: 0, objects: new Map() };
       this.delivered.set(key, tally);
     }
     return tally;

@@ -1,5 +1,6 @@
 // The agent's heartbeats as Leases (sources/lease.ts): its node Lease renewed every half resync
-// period, its segment's Lease too while it leads; what it hears comes from two reflectors, the node
+// period, its segment's Lease every other time (once a period: it goes to every agent of the
+// cluster, and still comes twice within the 2-period window) while it leads; what it hears comes from two reflectors, the node
 // Leases of its own location (a label selector) and every segment Lease. A renewal that fails is
 // remembered: until renewals work again this agent is blind, and mesh/liveness.ts ages nobody.
 // Writes are read-modify-write (a Lease refuses unconditional updates), bounded like every call out.
@@ -50,6 +51,10 @@ export class LeaseHeartbeats implements Heartbeats {
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
   private renewAgain = false;
+  /** Timer ticks so far: the segment Lease is renewed on every other one. */
+  private ticks = 0;
+  /** A leadership change asks for a segment renewal at once. */
+  private segmentDue = true;
   private stopped = false;
   /** Holder and members of every Lease heard, to tell a renewal from a change. */
   private shape = '';
@@ -65,7 +70,11 @@ export class LeaseHeartbeats implements Heartbeats {
 
   start(): void {
     void this.segments.start();
-    this.timer = setInterval(() => this.renew(), this.options.renewEveryMs);
+    this.timer = setInterval(() => {
+      this.ticks += 1;
+      if (this.ticks % 2 === 0) this.segmentDue = true;
+      this.renew();
+    }, this.options.renewEveryMs);
     this.timer.unref();
   }
 
@@ -82,7 +91,9 @@ export class LeaseHeartbeats implements Heartbeats {
     const same =
       segment?.key === this.leading?.key && segment?.location === this.leading?.location && segment?.members.join() === this.leading?.members.join();
     this.leading = segment;
-    if (!same && segment !== undefined) this.renew();
+    if (same || segment === undefined) return;
+    this.segmentDue = true;
+    this.renew();
   }
 
   heard(): HeardLeases {
@@ -175,7 +186,8 @@ export class LeaseHeartbeats implements Heartbeats {
       durationSeconds: this.options.durationSeconds,
     };
     const node = await this.write('node', nodeLeaseName(this.options.node), this.nodes?.reflector, (current) => nodeLease(write, current));
-    const leading = this.leading;
+    const leading = this.segmentDue ? this.leading : undefined;
+    this.segmentDue = false;
     const segment =
       leading === undefined ||
       (await this.write('segment', segmentLeaseName(leading.key), this.segments, (current) =>
@@ -187,6 +199,7 @@ export class LeaseHeartbeats implements Heartbeats {
       return;
     }
     this.renewFailedAt = Date.now();
+    if (!segment) this.segmentDue = true;
   }
 
   /** Writes one Lease (create, or update from the freshest copy; one retry from a read on a conflict). */
