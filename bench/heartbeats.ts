@@ -8,11 +8,12 @@
 // publisher or LeaseHeartbeats) run among fake ones that write exactly what an agent writes, on the
 // same cadence, and watch nothing (by symmetry every agent of a location receives the same). The test
 // API server counts what its watches deliver per client (User-Agent). Time is compressed: a resync
-// period of --resync (default 10 s) instead of 30 s; figures are per agent per resync period, and per
+// period of --resync (default 20 s) instead of 30 s; figures are per agent per resync period, and per
 // minute at the default 30 s period (× 2).
-// Run: node --import tsx bench/heartbeats.ts [--resync 10s] [--sizes 50,200,1000]
+// Run: node --import tsx bench/heartbeats.ts [--resync 20s] [--sizes 50,200,1000]
 //      (prints a table, writes bench/results/heartbeats.json)
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,14 +24,14 @@ import { durationFlag } from '../src/cli/flags.js';
 import { createLogger } from '../src/observability/logger.js';
 import { ANNOTATIONS, PREFIX } from '../src/sources/annotations.js';
 import { KubernetesSource, loadKubeConfig } from '../src/sources/kubernetes/kubernetes-source.js';
-import { DEFAULT_LEASE_NAMESPACE, leasesPath, nodeLease, segmentLease } from '../src/sources/lease.js';
+import { DEFAULT_LEASE_NAMESPACE, leasesPath, nodeLease, nodeLeaseName, segmentLease, segmentLeaseName } from '../src/sources/lease.js';
 import type { KubeObject } from '../src/sources/objects.js';
 import { type KubeApiServer, type KubeObject as StoredObject, startKubeApiServer } from '../test/kube-apiserver/index.js';
 
 type Design = 'annotations' | 'leases';
 
-const { values } = parseArgs({ options: { resync: { type: 'string', default: '10s' }, sizes: { type: 'string', default: '50,200,1000' } } });
-const RESYNC_MS = durationFlag('resync', values.resync ?? '10s');
+const { values } = parseArgs({ options: { resync: { type: 'string', default: '20s' }, sizes: { type: 'string', default: '50,200,1000' } } });
+const RESYNC_MS = durationFlag('resync', values.resync ?? '20s');
 const SIZES = (values.sizes ?? '').split(',').map(Number);
 const PER_LOCATION = 10;
 /** Real agents: the leader and a member of two locations. */
@@ -64,36 +65,63 @@ function nodeObject(i: number): StoredObject {
   };
 }
 
-/** A fake agent's heartbeat: the same request an agent of `design` makes, through plain HTTP. */
+/** The fake agents' connections: a pool, as many agents behind one client would not open a thousand. */
+const pool = new HttpAgent({ keepAlive: true, maxSockets: 32 });
+
+class HttpStatusError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+function send(api: KubeApiServer, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<KubeObject> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(`${api.url}${path}`, { method, agent: pool, headers: { 'Content-Type': contentType } }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => {
+        const status = response.statusCode ?? 0;
+        if (status >= 200 && status < 300) resolve(JSON.parse(text) as KubeObject);
+        else reject(new HttpStatusError(status, `${method} ${path}: ${status}`));
+      });
+    });
+    request.on('error', reject);
+    request.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}
+
+/** A fake agent's heartbeat: the same request an agent of `design` makes (LeaseHeartbeats' too: a 409 or 404 re-reads once). */
 function fakeHeartbeat(api: KubeApiServer, design: Design, name: string): () => Promise<void> {
   const written = new Map<string, KubeObject>();
-  const send = async (method: string, path: string, body: unknown, contentType = 'application/json'): Promise<KubeObject> => {
-    const response = await fetch(`${api.url}${path}`, { method, headers: { 'Content-Type': contentType }, body: JSON.stringify(body) });
-    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
-    return (await response.json()) as KubeObject;
-  };
-  const putLease = async (lease: KubeObject): Promise<void> => {
-    const leaseName = lease.metadata?.name ?? '';
-    const stored = lease.metadata?.resourceVersion === undefined
-      ? await send('POST', leasesPath(NS), lease)
-      : await send('PUT', `${leasesPath(NS)}/${leaseName}`, lease);
+  const putLease = async (build: (current: KubeObject | undefined) => KubeObject, leaseName: string): Promise<void> => {
+    const put = (lease: KubeObject) =>
+      lease.metadata?.resourceVersion === undefined ? send(api, 'POST', leasesPath(NS), lease) : send(api, 'PUT', `${leasesPath(NS)}/${leaseName}`, lease);
+    let stored: KubeObject;
+    try {
+      stored = await put(build(written.get(leaseName)));
+    } catch (err) {
+      if (!(err instanceof HttpStatusError && (err.status === 409 || err.status === 404))) throw err;
+      const fresh = await send(api, 'GET', `${leasesPath(NS)}/${leaseName}`).catch(() => undefined);
+      stored = await put(build(fresh));
+    }
     written.set(leaseName, stored);
   };
   let tick = 0;
   return async () => {
     const now = Date.now();
     if (design === 'annotations') {
-      await send('PATCH', `/api/v1/nodes/${name}`, { metadata: { annotations: { [PREFIX + ANNOTATIONS.lastSeen]: String(Math.floor(now / 1000)) } } }, 'application/merge-patch+json');
+      const patch = { metadata: { annotations: { [PREFIX + ANNOTATIONS.lastSeen]: String(Math.floor(now / 1000)) } } };
+      await send(api, 'PATCH', `/api/v1/nodes/${name}`, patch, 'application/merge-patch+json');
       return;
     }
     const write = { namespace: NS, holder: name, location: locationOf(name), renewMs: now, durationSeconds: (2 * RESYNC_MS) / 1000 };
-    await putLease(nodeLease(write, written.get(`wirelane-node-${name}`)));
+    await putLease((current) => nodeLease(write, current), nodeLeaseName(name));
     tick += 1;
     if (isLeader(name) && tick % 2 === 1) {
       const members = Array.from({ length: PER_LOCATION }, (_, j) => `node-${name.split('-')[1]}-${j}`);
       const key = `location:${locationOf(name)}`;
-      const current = [...written.values()].find((o) => o.metadata?.annotations?.['wirelane.io/segment'] === key);
-      await putLease(segmentLease(write, key, members, current));
+      await putLease((current) => segmentLease(write, key, members, current), segmentLeaseName(key));
     }
   };
 }
@@ -127,7 +155,15 @@ async function run(design: Design, n: number): Promise<Result> {
     names.forEach((name, i) => {
       if (REAL.includes(name)) return;
       const beat = fakeHeartbeat(api, design, name);
-      const tick = (): void => void beat().catch((err: Error) => stopping || process.stderr.write(`fake ${name}: ${err.message}\n`));
+      // One heartbeat at a time, as the agent's renewals: a slow one delays the next, never piles up.
+      let busy = false;
+      const tick = (): void => {
+        if (busy) return;
+        busy = true;
+        void beat()
+          .catch((err: Error) => stopping || process.stderr.write(`fake ${name}: ${err.message}\n`))
+          .finally(() => (busy = false));
+      };
       timers.push(setTimeout(() => {
         tick();
         timers.push(setInterval(tick, period));
@@ -177,6 +213,7 @@ async function run(design: Design, n: number): Promise<Result> {
     };
   } finally {
     stopping = true;
+    pool.destroy();
     for (const t of timers) clearInterval(t);
     await Promise.all(sources.map((s) => s.stop()));
     await api.close();
