@@ -37,14 +37,17 @@ test('Lease heartbeats: a location hears its own nodes and the leaders of the ot
   cluster.startAgent('c');
   await cluster.waitReady();
   const [podA, podB, podC] = (['a', 'b', 'c'] as const).map((n) => cluster.sandbox.node(n).pods[0]!);
-  assert.ok(await cluster.waitPing(podC!, podB!.ip), 'c reaches b through leader a');
+  const nodeCount = async (n: string) => (await cluster.metrics(n)).get('wirelane_nodes');
+  const counts = async () => `a ${await nodeCount('a')}, b ${await nodeCount('b')}, c ${await nodeCount('c')}`;
+  await until('every agent to count every node', async () => (await counts()) === 'a 3, b 3, c 3', 30_000, 200).catch(async (err: Error) => {
+    throw new Error(`${err.message} (${await counts()})`);
+  });
+  assert.ok(await cluster.waitPing(podC!, podB!.ip, 30_000), 'c reaches b through leader a');
   await until('every heartbeat Lease to exist', async () =>
     [nodeLeaseName('a'), nodeLeaseName('b'), nodeLeaseName('c'), segmentLeaseName('location:east'), segmentLeaseName('location:west')].every(
       (name) => api.get('leases', name, NS) !== undefined,
     ),
   10_000, 100);
-  const nodeCount = async (n: string) => (await cluster.metrics(n)).get('wirelane_nodes');
-  await until('a and c to count every node', async () => (await nodeCount('a')) === 3 && (await nodeCount('c')) === 3, 20_000, 200);
 
   // Steady state: three resync periods of what each agent is sent.
   api.resetDeliveries();
