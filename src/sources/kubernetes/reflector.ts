@@ -277,7 +277,8 @@ export class Reflector<K extends ReflectedKind = SourceObjectKind> {
   }
 
   private describe(): string {
-    return `kubernetes source: ${this.options.kind} (${this.options.listWatch.path})`;
+    const which = this.options.resource === undefined ? '' : `${this.options.resource}, `;
+    return `kubernetes source: ${this.options.kind} (${which}${this.options.listWatch.path})`;
   }
 
   private sleep(ms: number): Promise<void> {
