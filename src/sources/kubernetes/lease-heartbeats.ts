@@ -14,7 +14,8 @@ import {
 } from '../lease.js';
 import type { KubeObject } from '../objects.js';
 import type { HeardLeases, Heartbeats, LeadSegment } from '../source.js';
-import { apiStatusOf as codeOf, boundedApiCall as bounded } from './api-call.js';
+import { withTimeout } from '../../host/timeouts.js';
+import { apiStatusOf as codeOf } from './api-call.js';
 import { ListWatch } from './list-watch.js';
 import { Reflector } from './reflector.js';
 
@@ -212,7 +213,7 @@ export class LeaseHeartbeats implements Heartbeats {
         stored = await this.put(name, build(cached));
       } catch (err) {
         if (codeOf(err) !== 409 && codeOf(err) !== 404) throw err;
-        const fresh = await bounded(this.api.readNamespacedLease({ name, namespace }), `reading Lease ${name}`).then(
+        const fresh = await this.bounded(this.api.readNamespacedLease({ name, namespace }), `reading Lease ${name}`).then(
           (l) => l as KubeObject,
           (e: unknown) => (codeOf(e) === 404 ? undefined : Promise.reject(e)),
         );
@@ -232,6 +233,15 @@ export class LeaseHeartbeats implements Heartbeats {
     }
   }
 
+  /**
+   * A call bounded by the renewal period, not the command timeout: a request that hangs (seen under
+   * load: a reused connection that never answers) would hold every renewal back for 30 s and let
+   * the other locations age this node. Failed, it makes this agent blind, and the next tick retries.
+   */
+  private bounded<T>(work: Promise<T>, what: string): Promise<T> {
+    return withTimeout(work, Math.max(1000, this.options.renewEveryMs), 'kubernetes api', what);
+  }
+
   /** PUT when the Lease carries a version, else POST. */
   private async put(name: string, lease: KubeObject): Promise<KubeObject> {
     const { namespace } = this.options;
@@ -239,8 +249,8 @@ export class LeaseHeartbeats implements Heartbeats {
     const body = lease as V1Lease;
     const stored =
       lease.metadata?.resourceVersion === undefined
-        ? await bounded(this.api.createNamespacedLease({ namespace, body }), `creating Lease ${name}`)
-        : await bounded(this.api.replaceNamespacedLease({ name, namespace, body }), `renewing Lease ${name}`);
+        ? await this.bounded(this.api.createNamespacedLease({ namespace, body }), `creating Lease ${name}`)
+        : await this.bounded(this.api.replaceNamespacedLease({ name, namespace, body }), `renewing Lease ${name}`);
     return JSON.parse(JSON.stringify(stored)) as KubeObject; // the typed client's Dates, back to the wire's JSON
   }
 }
