@@ -31,6 +31,8 @@ export interface AgentConfig {
   readonly topologyLabel: string;
   readonly internalCidrs: readonly Cidr[];
   readonly resyncPeriodMs: number;
+  /** --lease-namespace: where the heartbeat Leases live (kubernetes source; sources/lease.ts). */
+  readonly leaseNamespace: string;
   /** The timeout of an external command that has no bound of its own (iptables-restore has). */
   readonly commandTimeoutMs: number;
   /** Health (/healthz, /readyz): reachable by the kubelet's probes. */

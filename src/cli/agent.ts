@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
+import { DEFAULT_LEASE_NAMESPACE } from '../sources/lease.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
+import { DNS_LABEL } from '../sources/objects.js';
 import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
@@ -48,6 +50,8 @@ export const agent: Command = {
                                   /16 (IPv6), default routes included (default false)
   --resync-period DURATION        full reconcile interval (default 30s); /healthz fails when a due
                                   sync has not succeeded within 2 × this
+  --lease-namespace NS            where the heartbeat Leases live (default ${DEFAULT_LEASE_NAMESPACE});
+                                  a node not heard from for 2 × the resync period is gone
   --command-timeout DURATION      bound of an external command (wg, ip, conntrack; default 30s;
                                   iptables-save/-restore have their own 5m)
   --iptables-forward-rules[=true] ACCEPT forwarding for the location's addresses (default false)
@@ -118,6 +122,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'service-cidr': { type: 'string' },
     'allow-wide-claims': { type: 'string' },
     'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
+    'lease-namespace': { type: 'string', default: DEFAULT_LEASE_NAMESPACE },
     'command-timeout': { type: 'string', default: '30s' },
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
@@ -198,6 +203,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     internalCidrs: cidrListFlag(values, 'internal-cidr'),
     ...parseClaimFlags(values),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
+    leaseNamespace: leaseNamespaceFlag(str('lease-namespace')),
     commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
     listen,
     metricsListen,
@@ -247,4 +253,9 @@ function parseSource(source: string | undefined, kubeconfig: string | undefined)
   if (source !== undefined && source !== 'kubernetes') throw new UsageError(`--source: "${source}" is not kubernetes or file:PATH`);
   const path = kubeconfigPath(kubeconfig, 'or use --source file:PATH');
   return { kind: 'kubernetes', ...(path !== undefined && { kubeconfig: path }) };
+}
+
+function leaseNamespaceFlag(value: string): string {
+  if (!DNS_LABEL.test(value)) throw new UsageError(`--lease-namespace: "${value}" is not a namespace name (a-z, 0-9 and '-', at most 63)`);
+  return value;
 }

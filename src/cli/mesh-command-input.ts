@@ -8,7 +8,8 @@ import type { MeshNode } from '../model/mesh.js';
 import { decodeMeshInput } from '../sources/mesh-input.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { locatedProblem, rejectedClaimProblem } from '../sources/problem.js';
-import { SOURCE_OPTIONS, clusterOriginOf, readClusterObjects, sourceFlagsHelp, strictFlag } from './cluster-objects.js';
+import { DEFAULT_LEASE_NAMESPACE, withLeaseLastSeen } from '../sources/lease.js';
+import { SOURCE_OPTIONS, clusterOriginOf, readClusterObjects, readHeartbeatLeases, sourceFlagsHelp, strictFlag } from './cluster-objects.js';
 import type { Options, Values } from './command.js';
 import {
   DEFAULT_RESYNC_PERIOD, durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseSubnetFlag, stringFlag,
@@ -31,6 +32,7 @@ export const MESH_OPTIONS: Options = {
   'service-cidr': { type: 'string' },
   'allow-wide-claims': { type: 'string' },
   'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
+  'lease-namespace': { type: 'string', default: DEFAULT_LEASE_NAMESPACE },
 };
 
 /** The mesh flags that take true/false and may be given bare (see Command.switches). */
@@ -49,7 +51,8 @@ export const MESH_FLAGS_HELP = `${sourceFlagsHelp(28)}
                             let Peers and locations claim prefixes wider than /8 (IPv4) or /16
                             (IPv6), default routes included (default false)
   --resync-period DURATION  the agents' resync period (default ${DEFAULT_RESYNC_PERIOD}): a live node whose
-                            last-seen is 2 × this old is not ready, as the agents judge it`;
+                            last heartbeat is 2 × this old is not ready, as the agents judge it
+  --lease-namespace NS      where the agents' heartbeat Leases live (default ${DEFAULT_LEASE_NAMESPACE})`;
 
 export interface MeshCommandInput {
   readonly input: MeshInput;
@@ -64,17 +67,21 @@ export interface MeshCommandInput {
 /**
  * Parses the mesh flags (a bad one fails before anything is read), reads the cluster and decodes it,
  * one warning per bad value. A file has no heartbeats: its nodes count as fresh. Live nodes keep
- * the last-seen their agents wrote, judged by the agents' readiness rule against this host's clock
- * (a one-off read cannot watch heartbeats change as an agent does: mesh/liveness.ts).
+ * the latest heartbeat their agents wrote (last-seen, their Leases' renew times), judged by the
+ * agents' readiness rule against this host's clock (a one-off read cannot watch heartbeats change
+ * as an agent does: mesh/liveness.ts).
  */
 export async function readMeshInput(values: Values): Promise<MeshCommandInput> {
   const options = meshOptionsOf(values, Math.floor(Date.now() / 1000));
   const origin = clusterOriginOf(values);
-  const objects = await readClusterObjects(origin, ['Node', 'Peer']);
+  const [objects, leases] = await Promise.all([
+    readClusterObjects(origin, ['Node', 'Peer']),
+    readHeartbeatLeases(origin, stringFlag(values, 'lease-namespace') ?? DEFAULT_LEASE_NAMESPACE),
+  ]);
   const decoded = decodeMeshInput(objects, { topologyLabel: stringFlag(values, 'topology-label') ?? DEFAULT_TOPOLOGY_LABEL });
   const warnings = new InputWarnings(origin);
   warnings.report(decoded.problems);
-  const nodes = origin.kind === 'file' ? decoded.nodes.map((n): MeshNode => ({ ...n, lastSeen: options.now })) : decoded.nodes;
+  const nodes = origin.kind === 'file' ? decoded.nodes.map((n): MeshNode => ({ ...n, lastSeen: options.now })) : withLeaseLastSeen(decoded.nodes, leases);
   const located = new Map(objects.flatMap((o) => (o.where === undefined ? [] : [[`${o.kind}/${o.object.metadata?.name ?? ''}`, o.where] as const])));
   return { input: { nodes, peers: decoded.peers }, options, warnings, strict: strictFlag(values), located };
 }

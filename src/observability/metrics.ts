@@ -132,6 +132,7 @@ export class SourceMetrics {
   readonly listFailures: Counter;
   readonly lastSuccessfulList: Gauge;
   readonly watchRestarts: Counter;
+  readonly leaseRenewals: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -149,6 +150,13 @@ export class SourceMetrics {
       labelNames: ['resource', 'reason'],
       registers,
     });
+    this.leaseRenewals = new Counter({
+      name: 'wirelane_lease_renewals_total',
+      help: 'Heartbeat Lease writes, by lease (node, segment) and result (ok, error)',
+      labelNames: ['lease', 'result'],
+      registers,
+    });
+    for (const lease of ['node', 'segment']) for (const result of ['ok', 'error']) this.leaseRenewals.inc({ lease, result }, 0);
   }
 
   setState(resource: string, state: (typeof SourceMetrics.STATES)[number]): void {
