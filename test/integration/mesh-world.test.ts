@@ -54,7 +54,6 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     await cluster.waitReady();
   });
   after(async () => {
-    if (process.env['DEBUG_HOLD']) { process.stderr.write(`HOLD ${cluster.sandbox.prefix}\n`); await new Promise((r) => setTimeout(r, 400_000)); }
     if (process.env['DEBUG_KEEP'] && cluster) await cluster.sandbox.exec(cluster.sandbox.node('a'), 'cp', ['-r', cluster.dir, '/tmp/topology-debug']);
     await world?.destroy(failed);
   });
@@ -85,14 +84,81 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     assert.match(discovered[aKey] ?? '', new RegExp(`^${cluster.sandbox.router('east').internetIP.replaceAll('.', '\\.')}:\\d+$`), 'c published where it saw a');
   });
 
-  check('when the NAT router forgets its mappings, the public side settles on the new mapping', async () => {
+  check('crosssubnet encapsulates between the subnets of a location and never within one', async () => {
+    const [podA, podB, podE] = ['a', 'b', 'e'].map((n) => cluster.sandbox.node(n).pods[0]!);
+    // Between subnets: b's pod and a's cross east's router only inside VXLAN (the router knows no pod CIDR).
+    const acrossBefore = await tunnelTxPackets(cluster, 'b');
+    assert.ok(await cluster.waitPing(podB, podA!.ip, 30_000), 'b reaches a across the subnets');
+    assert.ok(await pingCount(cluster, podB!, podA!.ip, 5), 'five more pings');
+    assert.ok((await tunnelTxPackets(cluster, 'b')) - acrossBefore >= 5, "b's tunnel device carried them");
+    // Within a subnet: a and e talk directly, and neither tunnel device sends a packet.
+    const withinBefore = [await tunnelTxPackets(cluster, 'a'), await tunnelTxPackets(cluster, 'e')];
+    assert.ok(await pingCount(cluster, podA!, podE!.ip, 5), 'a reaches e five times');
+    assert.deepEqual([await tunnelTxPackets(cluster, 'a'), await tunnelTxPackets(cluster, 'e')], withinBefore, 'no encapsulation within a subnet');
+    assert.equal(await cluster.sandbox.exec(cluster.sandbox.node('a'), 'ip', ['route', 'get', podE!.ip]).then((r) => / dev eth0 /.test(r.stdout)), true, "a's route to e's pod is the plain underlay");
+  });
+
+  check('--mtu auto follows the underlay, pods get the mesh MTU, and a bulk transfer crosses the 1,380-byte internet', async () => {
+    const a = cluster.sandbox.node('a');
+    const underlay = Number((await cluster.sandbox.exec(a, 'cat', [`/sys/class/net/${a.underlayIface}/mtu`])).stdout);
+    const wireguard = Number((await cluster.sandbox.exec(a, 'cat', [`/sys/class/net/${cluster.interfaceOf('a')}/mtu`])).stdout);
+    const pod = Number((await cluster.sandbox.exec(a.pods[0]!, 'cat', ['/sys/class/net/eth0/mtu'])).stdout);
+    assert.equal(wireguard, underlay - 80, 'WireGuard MTU: the underlay device less the overhead over IPv6');
+    assert.equal(pod, wireguard, 'the CNI configuration gives pods the mesh MTU');
+    assert.ok(cluster.sandbox.internetMtu! < wireguard + 60, 'a full-size tunnel packet does not fit the internet in one piece');
+    // 20 MB from east to west through the NAT: the outer packets learn the path's MTU (the routers
+    // answer "fragmentation needed") and the transfer completes rather than stalling.
+    const server = cluster.sandbox.node('c').pods[0]!;
+    const iperf = cluster.sandbox.spawn(server, 'iperf3', ['-s', '-1', '-B', server.ip]);
+    try {
+      await until('iperf3 to listen', async () => (await cluster.sandbox.exec(server, 'ss', ['-Htln', 'sport = :5201'])).stdout.trim() !== '', 10_000, 100);
+      const r = await cluster.sandbox.exec(a.pods[0]!, 'iperf3', ['-c', server.ip, '-n', '20M', '-J'], { allowFailure: true });
+      const result = JSON.parse(r.stdout) as { end?: { sum_received?: { bytes: number; bits_per_second: number } }; error?: string };
+      assert.equal(result.error, undefined, 'iperf3 reported no error');
+      assert.ok((result.end?.sum_received?.bytes ?? 0) >= 20 * 1024 * 1024, 'all 20 MB arrived');
+      process.stderr.write(`bulk transfer east → west across MTU ${cluster.sandbox.internetMtu}: ${Math.round((result.end!.sum_received!.bits_per_second) / 1e6)} Mbit/s\n`);
+    } finally {
+      await cluster.sandbox.stop(iperf);
+    }
+  });
+
+  check('when the NAT router forgets its mappings and picks a new one, the public side settles on it', async () => {
     const podA = cluster.sandbox.node('a').pods[0]!;
     const podC = cluster.sandbox.node('c').pods[0]!;
+    const east = cluster.sandbox.router('east');
+    const c = cluster.sandbox.node('c');
     assert.ok(await cluster.waitPing(podC, podA.ip, 30_000), 'c reaches a before');
-    await cluster.sandbox.exec(cluster.sandbox.router('east').netns, 'conntrack', ['-F']);
+    const aKey = annotationsOf(world, 'a')['wirelane.io/key']!;
+    const before = await endpointSeenBy(cluster, 'c', aKey);
+    // A restarted NAT: every mapping gone, and the old port taken (as if c's next packet arrived first
+    // and claimed it), so a's next packet leaves from a new port.
+    await cluster.sandbox.exec(east.netns, 'conntrack', ['-F']);
+    const [, port] = before!.split(':');
+    await cluster.sandbox.exec(east.netns, 'conntrack', ['-I', '-p', 'udp', '-s', c.publicIP!, '-d', east.internetIP, '--sport', '51820', '--dport', port!, '-r', east.internetIP, '-q', c.publicIP!, '--reply-port-src', port!, '--reply-port-dst', '51820', '--timeout', '120']);
     assert.ok(await cluster.waitPing(podC, podA.ip, 60_000), 'c reaches a again');
+    const after = await endpointSeenBy(cluster, 'c', aKey);
+    assert.notEqual(after, before, `c's device follows a to its new mapping (${before} → ${after})`);
     const lost = await lossesOf(cluster, podC, podA.ip, 20);
-    process.stderr.write(`after the flush: ${lost} of 20 lost\n`);
-    assert.equal(lost, 0, 'no ping of the next 20 is lost: the tunnel does not flap');
+    assert.equal(lost, 0, `no ping of the next 20 is lost: the tunnel does not flap (${lost} lost)`);
+    await until("c to publish a's new mapping", () => JSON.parse(annotationsOf(world, 'c')['wirelane.io/discovered-endpoints'] ?? '{}')[aKey] === after, 30_000, 200);
+    assert.equal(await endpointSeenBy(cluster, 'c', aKey), after, 'and stays there once published');
   });
 });
+
+/** Packets a node's VXLAN device has sent. */
+async function tunnelTxPackets(cluster: MeshCluster, name: string): Promise<number> {
+  const r = await cluster.sandbox.exec(cluster.sandbox.node(name), 'ip', ['-s', '-j', 'link', 'show', 'dev', 'wirelane.vx']);
+  const [link] = JSON.parse(r.stdout) as { stats64: { tx: { packets: number } } }[];
+  return link!.stats64.tx.packets;
+}
+
+/** `count` pings, all answered. */
+async function pingCount(cluster: MeshCluster, from: { readonly netns: string }, to: string, count: number): Promise<boolean> {
+  return (await lossesOf(cluster, from, to, count)) === 0;
+}
+
+/** Where a node's WireGuard device sees the peer with this key. */
+async function endpointSeenBy(cluster: MeshCluster, name: string, key: string): Promise<string | undefined> {
+  const r = await cluster.sandbox.exec(cluster.sandbox.node(name), 'wg', ['show', cluster.interfaceOf(name), 'endpoints']);
+  return r.stdout.split('\n').map((l) => l.split('\t')).find(([k]) => k === key)?.[1];
+}
