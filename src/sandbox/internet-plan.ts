@@ -11,8 +11,8 @@
 // default gateway and routes each LAN's public prefix to its router: a public address is reachable
 // from anywhere, a private one only answers (masquerade, no port forward). Every link of
 // the internet segment gets its MTU, so a path between locations is narrower than a LAN.
-import { containsIp, formatCidr, formatIp, ipOf, nthAddress, overlaps, parseCidr, ParseError, type Cidr, type Family } from '../model/ip.js';
-import { SandboxSpecError } from './spec-error.js';
+import { containsIp, formatCidr, formatIp, ipOf, nthAddress, overlaps, type Cidr } from '../model/ip.js';
+import { parseField, SandboxSpecError } from './spec-error.js';
 
 /**
  * One LAN of a location: a bridge in the router's namespace holding the gateways (first
@@ -94,24 +94,12 @@ export interface HostAttachment {
 const ROUTER_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
 const MIN_SEGMENT_MTU = 1280;
 
-function parseIn(text: string, what: string, family: Family): Cidr {
-  let cidr: Cidr;
-  try {
-    cidr = parseCidr(text);
-  } catch (e) {
-    if (e instanceof ParseError) throw new SandboxSpecError(`${what}: ${e.message}`);
-    throw e;
-  }
-  if (cidr.family !== family) throw new SandboxSpecError(`${what}: "${text}" is not an IPv${family} CIDR`);
-  return cidr;
-}
-
 function firstOf(cidr: Cidr): string {
   return `${formatIp(nthAddress(cidr, 1n))}/${cidr.bits}`;
 }
 
 function inSegment(address: string, segment: Cidr, what: string): string {
-  const cidr = parseIn(address, what, segment.family);
+  const cidr = parseField(address, what, segment.family);
   if (cidr.bits !== segment.bits || !containsIp(segment, ipOf(cidr))) {
     throw new SandboxSpecError(`${what}: "${address}" is not an address of ${formatCidr(segment)}`);
   }
@@ -119,8 +107,8 @@ function inSegment(address: string, segment: Cidr, what: string): string {
 }
 
 export function planInternet(spec: InternetSpec, prefix: string): PlannedInternet {
-  const cidr = parseIn(spec.cidr, 'internet: cidr', 4);
-  const cidr6 = spec.cidr6 === undefined ? undefined : parseIn(spec.cidr6, 'internet: cidr6', 6);
+  const cidr = parseField(spec.cidr, 'internet: cidr', 4);
+  const cidr6 = spec.cidr6 === undefined ? undefined : parseField(spec.cidr6, 'internet: cidr6', 6);
   const mtu = spec.mtu ?? 1500;
   if (!Number.isInteger(mtu) || mtu < MIN_SEGMENT_MTU || mtu > 9000) throw new SandboxSpecError(`internet: mtu ${mtu} is not an integer in [${MIN_SEGMENT_MTU}, 9000]`);
   const seen: Cidr[] = [cidr, ...(cidr6 ? [cidr6] : [])];
@@ -130,9 +118,9 @@ export function planInternet(spec: InternetSpec, prefix: string): PlannedInterne
     if (r.lans.length === 0) throw new SandboxSpecError(`${what}: lans is empty`);
     if ((r.internetAddress6 === undefined) !== (cidr6 === undefined)) throw new SandboxSpecError(`${what}: internetAddress6 goes with internet.cidr6, both or neither`);
     const lans = r.lans.map((lan, j): PlannedLan => {
-      const lanCidr = parseIn(lan.cidr, `${what}: lans[${j}].cidr`, 4);
-      const lanCidr6 = lan.cidr6 === undefined ? undefined : parseIn(lan.cidr6, `${what}: lans[${j}].cidr6`, 6);
-      const publicCidr = lan.publicCidr === undefined ? undefined : parseIn(lan.publicCidr, `${what}: lans[${j}].publicCidr`, 4);
+      const lanCidr = parseField(lan.cidr, `${what}: lans[${j}].cidr`, 4);
+      const lanCidr6 = lan.cidr6 === undefined ? undefined : parseField(lan.cidr6, `${what}: lans[${j}].cidr6`, 6);
+      const publicCidr = lan.publicCidr === undefined ? undefined : parseField(lan.publicCidr, `${what}: lans[${j}].publicCidr`, 4);
       for (const c of [lanCidr, lanCidr6, publicCidr]) {
         if (c === undefined) continue;
         if (seen.some((s) => overlaps(s, c))) throw new SandboxSpecError(`${what}: lans[${j}]: ${formatCidr(c)} overlaps another segment`);

@@ -24,10 +24,10 @@
 // 100.64.0.0/10 picked from the prefix, masquerading so the root needs no route back into the
 // sandbox (concurrent sandboxes reuse the same underlay addresses). Nodes and outside hosts get one
 // host route to the management address; their own addresses are untouched.
-import { formatCidr, formatIp, nthAddress, overlaps, parseCidr, ParseError, sizeOf, type Cidr, type Family } from '../model/ip.js';
+import { formatCidr, formatIp, nthAddress, overlaps, parseCidr, sizeOf, type Cidr } from '../model/ip.js';
 import type { IpCommand } from '../host/ip.js';
 import { attachmentOf, checkPublicAddress, planInternet, routerRuleset, type HostAttachment, type InternetSpec, type PlannedInternet, type PlannedRouter } from './internet-plan.js';
-import { SandboxSpecError } from './spec-error.js';
+import { parseField, SandboxSpecError } from './spec-error.js';
 
 export interface SandboxNodeSpec {
   /** Lower-case letters, digits and '-' (it becomes part of namespace names). */
@@ -144,19 +144,6 @@ const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
 const MANAGEMENT_RANGE = parseCidr('100.64.0.0/10');
 
 export { SandboxSpecError };
-
-function parseField(text: string | undefined, what: string, family: Family): Cidr {
-  if (text === undefined) throw new SandboxSpecError(`${what} is missing`);
-  let cidr: Cidr;
-  try {
-    cidr = parseCidr(text);
-  } catch (e) {
-    if (e instanceof ParseError) throw new SandboxSpecError(`${what}: ${e.message}`);
-    throw e;
-  }
-  if (cidr.family !== family) throw new SandboxSpecError(`${what}: "${text}" is not an IPv${family} CIDR`);
-  return cidr;
-}
 
 function planAddress(cidr: Cidr): PlannedAddress {
   const ip = formatIp({ family: cidr.family, value: cidr.addr });
