@@ -80,7 +80,7 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     for (const from of pods) {
       for (const to of pods) {
         if (from === to) continue;
-        assert.ok(await cluster.waitPing(from, to.ip, 30_000), `${from.name} reaches ${to.name}`);
+        assert.ok(await cluster.waitPing(from, to.ip, 60_000), `${from.name} reaches ${to.name}`);
       }
     }
     // West's leader saw east's leader at east's router, and published it; east's other nodes are not roaming peers of c.
@@ -137,9 +137,10 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     assert.ok(await cluster.waitPing(podC, podA.ip, 30_000), 'c reaches a before');
     const aKey = annotationsOf(world, 'a')['wirelane.io/key']!;
     const before = await endpointSeenBy(cluster, 'c', aKey);
-    // A restarted NAT: every mapping gone, and the old port taken (as if c's next packet arrived first
-    // and claimed it), so a's next packet leaves from a new port.
-    await cluster.sandbox.exec(east.netns, 'conntrack', ['-F']);
+    // The NAT forgets its UDP mappings, and the old port is taken (as if c's next packet arrived
+    // first and claimed it), so a's next packet leaves from a new port. UDP only: the TCP connections
+    // east's agents hold to the API server through the same NAT are another story (see the report).
+    await cluster.sandbox.exec(east.netns, 'conntrack', ['-D', '-p', 'udp'], { allowFailure: true });
     const [, port] = before!.split(':');
     await cluster.sandbox.exec(east.netns, 'conntrack', ['-I', '-p', 'udp', '-s', c.publicIP!, '-d', east.internetIP, '--sport', '51820', '--dport', port!, '-r', east.internetIP, '-q', c.publicIP!, '--reply-port-src', port!, '--reply-port-dst', '51820', '--timeout', '120']);
     assert.ok(await cluster.waitPing(podC, podA.ip, 60_000), 'c reaches a again');
