@@ -8,7 +8,10 @@ export interface SegmentJSON {
   location: string;
   leader: string;
   nodes: string[];
+  /** `wireguardIPs[0]`. */
   wireguardIP: string;
+  /** One per --subnet (family). */
+  wireguardIPs: string[];
   endpoint: string;
   publicKey: string;
   allowedIPs: string[];
@@ -43,9 +46,13 @@ export interface RuleJSON {
 export interface TopologyJSON {
   node: string;
   leader: boolean;
+  /** `wireguardCIDRs[0]`. */
   wireguardCIDR: string;
+  wireguardCIDRs: string[];
   granularity: string;
+  /** `subnets[0]`. */
   subnet: string;
+  subnets: string[];
   segments: SegmentJSON[];
   peers: PeerJSON[];
   routes: RouteJSON[];
@@ -61,6 +68,7 @@ export function segmentToJSON(s: Segment): SegmentJSON {
     leader: s.leader.name,
     nodes: s.nodes.map((n) => n.name),
     wireguardIP: formatIp(s.wireguardIP),
+    wireguardIPs: s.wireguardIPs.map(formatIp),
     endpoint: formatEndpoint(s.endpoint),
     publicKey: s.publicKey,
     allowedIPs: cidrs(s.allowedIPs),
@@ -74,8 +82,10 @@ export function topologyToJSON(t: Topology): TopologyJSON {
     node: t.node.name,
     leader: t.leader,
     wireguardCIDR: formatCidr(t.wireguardCIDR),
+    wireguardCIDRs: cidrs(t.wireguardCIDRs),
     granularity: t.options.granularity,
-    subnet: formatCidr(t.options.subnet),
+    subnet: formatCidr(t.options.subnets[0] as Cidr),
+    subnets: cidrs(t.options.subnets),
     segments: t.segments.map(segmentToJSON),
     peers: t.peers.map((p) => ({
       name: p.name,

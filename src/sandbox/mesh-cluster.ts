@@ -34,6 +34,9 @@ export interface MeshNodeSpec {
   readonly pods?: number;
   /** Default 10.244.<index>.0/24; a benchmark that needs many unused addresses of its own takes more. */
   readonly podCIDR?: string;
+  /** Dual-stack: an IPv6 pod CIDR besides the IPv4 one, and an IPv6 underlay address (both in internal-ip). */
+  readonly podCIDR6?: string;
+  readonly underlayAddress6?: string;
   /** Extra annotations on the Node object (kubernetes source) or in the cluster file. */
   readonly annotations?: Readonly<Record<string, string>>;
 }
@@ -66,7 +69,7 @@ const AGENT_GRACE_MS = 10_000;
 // A type, not an interface, so it fits the test API server's index-signature object type.
 type NodeObject = {
   metadata: { name: string; labels: Record<string, string>; annotations: Record<string, string> };
-  spec: { podCIDR: string };
+  spec: { podCIDR: string; podCIDRs?: string[] };
 };
 
 export class MeshCluster {
@@ -87,7 +90,8 @@ export class MeshCluster {
         name: n.name,
         location: n.location,
         underlayAddress: `172.31.0.${10 + i}/16`,
-        podCIDRs: [n.podCIDR ?? podCIDROf(i)],
+        podCIDRs: [n.podCIDR ?? podCIDROf(i), ...(n.podCIDR6 ? [n.podCIDR6] : [])],
+        ...(n.underlayAddress6 && { underlayAddress6: n.underlayAddress6 }),
         pods: n.pods ?? 1,
       })),
       outside: spec.outside ?? [],
@@ -167,7 +171,10 @@ export class MeshCluster {
     const n = this.spec.nodes[this.indexOf(name)] as MeshNodeSpec;
     return {
       metadata: { name, labels: { 'topology.kubernetes.io/region': n.location }, annotations: { ...n.annotations } },
-      spec: { podCIDR: n.podCIDR ?? podCIDROf(this.indexOf(name)) },
+      spec: {
+        podCIDR: n.podCIDR ?? podCIDROf(this.indexOf(name)),
+        ...(n.podCIDR6 && { podCIDRs: [n.podCIDR ?? podCIDROf(this.indexOf(name)), n.podCIDR6] }),
+      },
     };
   }
 
@@ -341,7 +348,7 @@ export class MeshCluster {
       object.metadata.annotations = {
         'wirelane.io/key': key,
         'wirelane.io/endpoint': `${node.underlayIP}:${WIREGUARD_PORT}`,
-        'wirelane.io/internal-ip': node.underlayCidr,
+        'wirelane.io/internal-ip': [node.underlayCidr, ...(n.underlayAddress6 ? [n.underlayAddress6] : [])].join(','),
         ...n.annotations,
       };
       this.fileObjects.push({ apiVersion: 'v1', kind: 'Node', ...object });

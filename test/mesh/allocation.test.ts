@@ -196,7 +196,7 @@ describe('WireGuard addresses in the topology', () => {
 
   test('too many segments for the subnet is an error from computeTopology', () => {
     const nodes = [member('a', 1), member('b', 1), member('c', 1)];
-    assert.throws(() => computeTopology({ nodes, peers: [] }, options('a1', { subnet: parseCidr('10.4.0.0/30') })), /subnet 10\.4\.0\.0\/30: 2 usable addresses for 3 segments/);
+    assert.throws(() => computeTopology({ nodes, peers: [] }, options('a1', { subnets: [parseCidr('10.4.0.0/30')] })), /subnet 10\.4\.0\.0\/30: 2 usable addresses for 3 segments/);
   });
 });
 

@@ -33,7 +33,7 @@ describe('AllowedIPs of a segment', () => {
 
   test('an IPv6 internal IP is a /128 and an IPv6 subnet gives /128 WireGuard IPs', () => {
     const nodes = [member('a', 1), node('v', { loc: 'v', ep: '[2001:db8::1]:51820', ip: 'fd00:1::5/64', pods: ['fd10:5::/64'] })];
-    const t = computeTopology({ nodes, peers: [] }, options('a1', { subnet: parseCidr('fd00:4::/64') }));
+    const t = computeTopology({ nodes, peers: [] }, options('a1', { subnets: [parseCidr('fd00:4::/64')] }));
     const v = t.segments.find((s) => s.key === 'location:v');
     assert.deepEqual(cidrs(v?.allowedIPs ?? []), ['fd10:5::/64', 'fd00:1::5/128', `${formatIp(v?.wireguardIP ?? { family: 6, value: 0n })}/128`]);
     assert.equal(formatCidr(t.wireguardCIDR).endsWith('/64'), true);

@@ -40,7 +40,7 @@ describe('claims', () => {
   });
 
   test('with --allow-wide-claims a default route may be claimed, if nothing else holds it', () => {
-    const t = computeTopology({ nodes: [member('a', 1)], peers: [peer('gateway', { ips: ['0.0.0.0/1'] })] }, options('a1', { allowWideClaims: true, subnet: parseCidr('10.4.0.0/16') }));
+    const t = computeTopology({ nodes: [member('a', 1)], peers: [peer('gateway', { ips: ['0.0.0.0/1'] })] }, options('a1', { allowWideClaims: true, subnets: [parseCidr('10.4.0.0/16')] }));
     assert.deepEqual(t.peers[0]?.allowedIPs.map(formatCidr), []);
     assert.match(rejected(t)[0] ?? '', /0\.0\.0\.0\/1: overlaps the WireGuard subnet/);
     const wide = { nodes: [member('a', 1)], peers: [peer('gateway', { ips: ['200.0.0.0/5'] })] };

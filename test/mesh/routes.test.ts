@@ -242,7 +242,7 @@ const cases: Case[] = [
       node('y1', { loc: 'y', ep: '[2001:db8::3]:51820', ip: 'fd00:2::1/64', pods: ['fd10:3::/64'] }),
     ],
     peers: [],
-    opts: { subnet: parseCidr('fd00:4::/64'), local: true, encapsulate: 'crosssubnet' },
+    opts: { subnets: [parseCidr('fd00:4::/64')], local: true, encapsulate: 'crosssubnet' },
     routes: (w) => [
       'fd10:2::/64 via fd00:1::2 dev eth0 onlink',
       `fd10:3::/64 via ${w('location:y')} dev wirelane0 src fd00:1::1 onlink`,

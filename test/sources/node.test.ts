@@ -44,7 +44,7 @@ test('every annotation decodes from a good value', () => {
   assert.equal(node.persistentKeepalive, 25);
   assert.deepEqual(node.allowedLocationIPs.map(formatCidr), ['10.9.0.0/16', '10.10.0.0/16']);
   assert.equal(formatEndpoint(node.discoveredEndpoints.get(peerKey as never)!), '5.6.7.8:1234');
-  assert.equal(node.wireguardIP && formatCidr(node.wireguardIP), '10.4.0.1/16');
+  assert.deepEqual(node.wireguardIPs?.map(formatCidr), ['10.4.0.1/16']);
   assert.equal(node.granularity, 'full');
   assert.deepEqual(node.podCIDRs.map(formatCidr), ['10.2.1.0/24']);
 });
