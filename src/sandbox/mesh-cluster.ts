@@ -348,7 +348,7 @@ export class MeshCluster {
       object.metadata.annotations = {
         'wirelane.io/key': key,
         'wirelane.io/endpoint': `${node.underlayIP}:${WIREGUARD_PORT}`,
-        'wirelane.io/internal-ip': [node.underlayCidr, ...(n.underlayAddress6 ? [n.underlayAddress6] : [])].join(','),
+        'wirelane.io/internal-ip': [node.underlayCidr, ...(node.underlayCidr6 ? [node.underlayCidr6] : [])].join(','),
         ...n.annotations,
       };
       this.fileObjects.push({ apiVersion: 'v1', kind: 'Node', ...object });
