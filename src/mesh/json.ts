@@ -10,13 +10,13 @@ export interface SegmentJSON {
   nodes: string[];
   /** `wireguardIPs[0]`. */
   wireguardIP: string;
-  /** One per --subnet (family). */
-  wireguardIPs: string[];
   endpoint: string;
   publicKey: string;
   allowedIPs: string[];
   allowedLocationIPs: string[];
   persistentKeepalive: number;
+  /** One per --subnet (family); last, so the fields before keep their order. */
+  wireguardIPs: string[];
 }
 
 export interface PeerJSON {
@@ -68,12 +68,12 @@ export function segmentToJSON(s: Segment): SegmentJSON {
     leader: s.leader.name,
     nodes: s.nodes.map((n) => n.name),
     wireguardIP: formatIp(s.wireguardIP),
-    wireguardIPs: s.wireguardIPs.map(formatIp),
     endpoint: formatEndpoint(s.endpoint),
     publicKey: s.publicKey,
     allowedIPs: cidrs(s.allowedIPs),
     allowedLocationIPs: cidrs(s.allowedLocationIPs),
     persistentKeepalive: s.persistentKeepalive,
+    wireguardIPs: s.wireguardIPs.map(formatIp),
   };
 }
 
