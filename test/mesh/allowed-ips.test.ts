@@ -39,6 +39,14 @@ describe('AllowedIPs of a segment', () => {
     assert.equal(formatCidr(t.wireguardCIDR).endsWith('/64'), true);
   });
 
+  test('dual stack: per member its pod CIDRs and both internal IPs, then a WireGuard IP per family', () => {
+    const nodes = [member('a', 1), node('v', { loc: 'v', ep: '203.0.113.5:51820', ip: '192.168.5.5/24,fd31::5/64', pods: ['10.2.5.0/24', 'fd10:5::/64'] })];
+    const t = computeTopology({ nodes, peers: [] }, options('a1', { subnets: [parseCidr('10.4.0.0/16'), parseCidr('fd00:4::/64')] }));
+    const v = t.segments.find((s) => s.key === 'location:v');
+    const [w4, w6] = (v?.wireguardIPs ?? []).map(formatIp);
+    assert.deepEqual(cidrs(v?.allowedIPs ?? []), ['10.2.5.0/24', 'fd10:5::/64', '192.168.5.5/32', 'fd31::5/128', `${w4}/32`, `${w6}/128`]);
+  });
+
   test('pod CIDRs written with host bits are masked', () => {
     const t = computeTopology({ nodes: [member('a', 1, { pods: ['10.2.1.7/24'] })], peers: [] }, options('a1'));
     assert.equal(formatCidr(t.segment.allowedIPs[0] as Cidr), '10.2.1.0/24');
