@@ -277,16 +277,29 @@ interface DualCase {
   rules?: string[];
 }
 
+/** A dual-stack a1's routes to location b: each family via b's WireGuard IP of that family. */
+const dualToB = (w: (key: string, family: 4 | 6) => string): string[] => [
+  `10.2.21.0/24 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
+  `fd10:21::/64 via ${w('location:b', 6)} dev wirelane0 src fd31:1::1 onlink`,
+  `192.168.2.1/32 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
+  `fd31:2::1/128 via ${w('location:b', 6)} dev wirelane0 src fd31:1::1 onlink`,
+];
+
+/** A dual-stack a2's routes to location b via a1: IPv4 on `dev4`, IPv6 always on the underlay. */
+const dualBViaLeader = (w: (key: string, family: 4 | 6) => string, dev4: string): string[] => [
+  `${w('location:b', 4)}/32 via 192.168.1.1 dev ${dev4} onlink`,
+  `${w('location:b', 6)}/128 via fd31:1::1 dev eth0 onlink`,
+  `10.2.21.0/24 via 192.168.1.1 dev ${dev4} onlink`,
+  'fd10:21::/64 via fd31:1::1 dev eth0 onlink',
+  `192.168.2.1/32 via 192.168.1.1 dev ${dev4} onlink`,
+  'fd31:2::1/128 via fd31:1::1 dev eth0 onlink',
+];
+
 const dualCases: DualCase[] = [
   {
     name: 'a leader routes remote IPv6 pods and internal IPs via the segment\'s IPv6 WireGuard IP, from its IPv6 internal IP',
     host: 'a1',
-    routes: (w) => [
-      `10.2.21.0/24 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
-      `fd10:21::/64 via ${w('location:b', 6)} dev wirelane0 src fd31:1::1 onlink`,
-      `192.168.2.1/32 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
-      `fd31:2::1/128 via ${w('location:b', 6)} dev wirelane0 src fd31:1::1 onlink`,
-    ],
+    routes: (w) => dualToB(w),
   },
   {
     name: 'a non-leader routes both families via its leader\'s internal IP of that family, WireGuard IPs of both families included',
@@ -294,12 +307,7 @@ const dualCases: DualCase[] = [
     routes: (w) => [
       `${w('location:a', 4)}/32 via 192.168.1.1 dev eth0 onlink`,
       `${w('location:a', 6)}/128 via fd31:1::1 dev eth0 onlink`,
-      `${w('location:b', 4)}/32 via 192.168.1.1 dev eth0 onlink`,
-      `${w('location:b', 6)}/128 via fd31:1::1 dev eth0 onlink`,
-      '10.2.21.0/24 via 192.168.1.1 dev eth0 onlink',
-      'fd10:21::/64 via fd31:1::1 dev eth0 onlink',
-      '192.168.2.1/32 via 192.168.1.1 dev eth0 onlink',
-      'fd31:2::1/128 via fd31:1::1 dev eth0 onlink',
+      ...dualBViaLeader(w, 'eth0'),
     ],
   },
   {
@@ -313,12 +321,7 @@ const dualCases: DualCase[] = [
       '10.2.11.0/24 via 192.168.1.1 dev tunl0 onlink',
       'fd10:11::/64 via fd31:1::1 dev eth0 onlink',
       '192.168.1.1/32 via 192.168.1.1 dev tunl0 onlink table 1107',
-      `${w('location:b', 4)}/32 via 192.168.1.1 dev tunl0 onlink`,
-      `${w('location:b', 6)}/128 via fd31:1::1 dev eth0 onlink`,
-      '10.2.21.0/24 via 192.168.1.1 dev tunl0 onlink',
-      'fd10:21::/64 via fd31:1::1 dev eth0 onlink',
-      '192.168.2.1/32 via 192.168.1.1 dev tunl0 onlink',
-      'fd31:2::1/128 via fd31:1::1 dev eth0 onlink',
+      ...dualBViaLeader(w, 'tunl0'),
     ],
     rules: ['from 10.2.12.0/24 to 192.168.1.1/32 table 1107'],
   },
@@ -329,10 +332,7 @@ const dualCases: DualCase[] = [
     routes: (w) => [
       '10.2.12.0/24 via 192.168.1.2 dev eth0 onlink',
       'fd10:12::/64 via fd31:1::2 dev eth0 onlink',
-      `10.2.21.0/24 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
-      `fd10:21::/64 via ${w('location:b', 6)} dev wirelane0 src fd31:1::1 onlink`,
-      `192.168.2.1/32 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
-      `fd31:2::1/128 via ${w('location:b', 6)} dev wirelane0 src fd31:1::1 onlink`,
+      ...dualToB(w),
     ],
   },
   {
