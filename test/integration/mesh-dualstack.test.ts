@@ -3,7 +3,7 @@
 // family. IPv6 pods reach each other across locations in both directions, from and to the
 // non-leader too, over WireGuard; IPv4 keeps working as before.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import type { SandboxPod } from '../../src/sandbox/sandbox.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
@@ -37,8 +37,10 @@ async function wireguardAddresses(cluster: MeshCluster, node: string): Promise<s
   return (links[0]?.addr_info ?? []).filter((a) => a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`);
 }
 
-test('dual stack: IPv6 pods reach each other across locations both ways, non-leader included, over WireGuard; IPv4 unchanged', { skip }, async (t) => {
-  const { cluster } = await startMeshCluster(t, { nodes: NODES, source: 'file', agentArgs: ['--resync-period', '2s', '--subnet', SUBNETS.join(',')] });
+// The file source gives each node both internal IPs (the sandbox writes them); with the Kubernetes
+// source each agent finds its IPv6 underlay address itself and publishes both.
+async function dualStack(t: TestContext, source: 'file' | 'kubernetes'): Promise<void> {
+  const { cluster, api } = await startMeshCluster(t, { nodes: NODES, source, agentArgs: ['--resync-period', '2s', '--subnet', SUBNETS.join(',')] });
   for (const n of NODES) cluster.startAgent(n.name);
   await cluster.waitReady();
 
@@ -78,4 +80,16 @@ test('dual stack: IPv6 pods reach each other across locations both ways, non-lea
   // The non-leader's own IPv6 routes go via its leader's IPv6 internal IP on the underlay.
   const routes = await cluster.sandbox.exec(cluster.sandbox.node('b'), 'ip', ['-6', 'route', 'show', 'fd44:0:0:3::/64']);
   assert.match(routes.stdout, /via fd31::10 /, `b's route to c's IPv6 pods: ${routes.stdout.trim()}`);
-});
+
+  if (api !== undefined) {
+    // What the agents published: both internal IPs, and on leaders both WireGuard IPs (as on the device).
+    const annotation = (node: string, suffix: string): string | undefined => api.get('nodes', node)?.metadata.annotations?.[`wirelane.io/${suffix}`];
+    for (const [i, n] of NODES.entries()) assert.equal(annotation(n.name, 'internal-ip'), `172.31.0.${10 + i}/16,${n.underlayAddress6}`, `${n.name}'s internal-ip`);
+    for (const leader of ['a', 'c']) assert.equal(annotation(leader, 'wireguard-ip'), (await wireguardAddresses(cluster, leader)).join(','), `${leader}'s wireguard-ip`);
+    assert.equal(annotation('b', 'wireguard-ip'), undefined, 'a non-leader publishes no WireGuard IP');
+  }
+}
+
+for (const source of ['file', 'kubernetes'] as const) {
+  test(`dual stack, ${source} source: IPv6 pods reach each other across locations both ways, non-leader included, over WireGuard; IPv4 unchanged`, { skip }, (t) => dualStack(t, source));
+}
