@@ -20,7 +20,8 @@ export interface AgentConfig {
   readonly stateDir: string;
   readonly interface: string;
   readonly port: number;
-  readonly subnet: Cidr;
+  /** --subnet: the WireGuard subnets, one per family, the primary first. */
+  readonly subnets: readonly Cidr[];
   /** --service-cidr: the cluster's service ranges, which no Peer or location may claim. */
   readonly serviceCIDRs: readonly Cidr[];
   /** --allow-wide-claims: Peers and locations may claim prefixes wider than /8 (IPv4) or /16 (IPv6). */

@@ -19,7 +19,7 @@ import { meshMtuOf } from '../mesh/mtu.js';
 import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
-import { type Cidr, ParseError, formatCidr, ipOf, parseCidr } from '../model/ip.js';
+import { type Cidr, ParseError, formatCidr, ipOf, parseCidr, parseCidrPerFamily } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
 import { errorLine } from '../observability/first-line.js';
@@ -43,6 +43,7 @@ export type MeshStep = (typeof MESH_STEPS)[number];
 interface HostView {
   readonly endpoint: Endpoint | undefined;
   readonly internalIP: Cidr | undefined;
+  readonly otherInternalIP: Cidr | undefined;
   readonly underlayDevice: string;
   readonly underlayMtu: number;
 }
@@ -211,17 +212,17 @@ export class MeshReconciler {
         .filter((a) => a.scope === 'global')
         .map((a) => ({ iface: a.ifname, cidr: parseCidr(a.cidr), onDefaultRoute: defaultDevices.has(a.ifname) })),
       this.deps.config.internalCidrs,
-      { interfaces: [this.deps.config.interface, VXLAN_DEVICE], meshSubnets: [this.deps.config.subnet] },
+      { interfaces: [this.deps.config.interface, VXLAN_DEVICE], meshSubnets: this.deps.config.subnets },
     );
     const self = this.ownObject();
     const forcedEndpoint = this.forced(self, ANNOTATIONS.forceEndpoint, parseEndpoint);
-    const forcedInternal = this.forced(self, ANNOTATIONS.forceInternalIP, (v) => (v === '' || v === '-' ? null : parseCidr(v)));
-    const internalIP = forcedInternal === null ? undefined : (forcedInternal ?? found.internalIP);
+    const forcedInternal = this.forced(self, ANNOTATIONS.forceInternalIP, (v) => (v === '' || v === '-' ? null : parseCidrPerFamily(v)));
+    const [internalIP, otherInternalIP] = forcedInternal === null ? [] : (forcedInternal ?? [found.internalIP, found.otherInternalIP]);
     const endpoint = forcedEndpoint ?? (found.endpointIP && { host: { kind: 'ip' as const, ip: ipOf(found.endpointIP) }, port: this.deps.config.port });
     const anchor = internalIP ?? found.endpointIP;
     const device = addresses.find((a) => anchor !== undefined && a.cidr.split('/')[0] === formatCidr(anchor).split('/')[0]);
     const link = device && (await findLink(device.ifname));
-    return { endpoint, internalIP, underlayDevice: link?.name ?? 'lo', underlayMtu: link?.mtu ?? 1500 };
+    return { endpoint, internalIP, otherInternalIP, underlayDevice: link?.name ?? 'lo', underlayMtu: link?.mtu ?? 1500 };
   }
 
   private ownObject() {
@@ -256,8 +257,11 @@ export class MeshReconciler {
     const nodes = decoded.nodes.map((n): MeshNode => {
       if (n.name !== this.deps.config.hostname) return { ...n, lastSeen: liveness ? heardAt(n, liveness, now, window) : now };
       // Our own annotations may not have come back through the watch yet; we know them first-hand.
+      const { otherInternalIP: _published, ...own } = n;
+      const ownInternal = !publishes && n.internalIP ? n : host;
       return {
-        ...n,
+        ...own,
+        ...(ownInternal.otherInternalIP && { otherInternalIP: ownInternal.otherInternalIP }),
         publicKey: this.deps.publicKey,
         lastSeen: now,
         granularity: this.deps.config.granularity,
@@ -318,7 +322,7 @@ export class MeshReconciler {
     return {
       hostname: c.hostname,
       granularity: c.granularity,
-      subnet: c.subnet,
+      subnets: c.subnets,
       port: c.port,
       encapsulate: c.encapsulate,
       local: c.local,
@@ -349,7 +353,7 @@ export class MeshReconciler {
     const writes = [
       applied.written,
       await d.setMtu(mtu),
-      await d.setAddress(t.leader ? t.wireguardCIDR : undefined),
+      await d.setAddresses(t.leader ? t.wireguardCIDRs : []),
       t.leader ? await d.up() : await d.down(),
     ];
     return this.count('wireguard', writes.filter(Boolean).length);
@@ -419,12 +423,12 @@ export class MeshReconciler {
     const annotations: Record<string, string | null> = {
       [PREFIX + ANNOTATIONS.key]: this.deps.publicKey,
       [PREFIX + ANNOTATIONS.endpoint]: host.endpoint ? formatEndpoint(host.endpoint) : null,
-      [PREFIX + ANNOTATIONS.internalIP]: host.internalIP ? formatCidr(host.internalIP) : null,
+      [PREFIX + ANNOTATIONS.internalIP]: host.internalIP ? [host.internalIP, host.otherInternalIP].flatMap((c) => (c ? [formatCidr(c)] : [])).join(',') : null,
       [PREFIX + ANNOTATIONS.granularity]: c.granularity,
       [PREFIX + ANNOTATIONS.tunnelsBroken]: this.tunnelWatch.broken ? (this.tunnelsBrokenSince ?? String(now)) : null,
     };
     if (afterApply && this.topology) {
-      annotations[PREFIX + ANNOTATIONS.wireguardIP] = this.topology.leader ? formatCidr(this.topology.wireguardCIDR) : null;
+      annotations[PREFIX + ANNOTATIONS.wireguardIP] = this.topology.leader ? this.topology.wireguardCIDRs.map(formatCidr).join(',') : null;
       annotations[PREFIX + ANNOTATIONS.discoveredEndpoints] = await this.discoveredEndpoints();
     }
     const lastSeen = { [PREFIX + ANNOTATIONS.lastSeen]: String(now) };

@@ -10,9 +10,10 @@ import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
   DEFAULT_RESYNC_PERIOD, choiceFlag, cidrListFlag, interfaceFlag,
-  durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
-  stringFlag, switchFlag,
+  durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseLogLevelFlag,
+  stringFlag, subnetsFlag, switchFlag,
 } from './flags.js';
+import { DEFAULT_SUBNET } from './mesh-command-input.js';
 import { DEFAULT_STATE_DIR } from './keygen.js';
 import { kubeconfigPath } from './kubeconfig.js';
 import { MIN_MTU } from '../mesh/mtu.js';
@@ -39,7 +40,9 @@ export const agent: Command = {
   --interface NAME                WireGuard interface (default wirelane0)
   --port N                        WireGuard listen port (default 51820)
   --mtu N|auto                    WireGuard MTU (default auto: underlay MTU - 80)
-  --subnet CIDR                   WireGuard addresses of segments (default 10.4.0.0/16)
+  --subnet CIDR[,CIDR]            WireGuard addresses of segments, one subnet per family, comma-
+                                  separated or repeated (default ${DEFAULT_SUBNET}); each leader
+                                  gets an address in each
   --mesh-granularity G            location (default), full or cross
   --encapsulate MODE              never, crosssubnet or always (default never)
   --local[=true|false]            route to pods of the same location (default true)
@@ -113,7 +116,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     interface: { type: 'string', default: 'wirelane0' },
     port: { type: 'string', default: '51820' },
     mtu: { type: 'string', default: 'auto' },
-    subnet: { type: 'string', default: '10.4.0.0/16' },
+    subnet: { type: 'string', multiple: true },
     'mesh-granularity': { type: 'string', default: 'location' },
     encapsulate: { type: 'string', default: 'never' },
     local: { type: 'string' },
@@ -195,7 +198,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     stateDir: str('state-dir'),
     ...placement,
     port: integerFlag('port', str('port'), 1, 65535),
-    subnet: parseSubnetFlag(str('subnet')),
+    subnets: subnetsFlag(values, DEFAULT_SUBNET),
     granularity: parseGranularityFlag('mesh-granularity', str('mesh-granularity')),
     encapsulate: parseEncapsulationFlag(str('encapsulate')),
     local: switchFlag(values, 'local', true),

@@ -55,7 +55,7 @@ Flags:
                               segment Leases are read at every resync
   --granularity G             location, full or cross (default: what the agents publish on their
                               Nodes, else location)
-  --subnet CIDR               the agents' WireGuard subnet (default ${DEFAULT_SUBNET})
+  --subnet CIDR[,CIDR]        the agents' WireGuard subnets (default ${DEFAULT_SUBNET})
   --service-cidr CIDR[,CIDR]  the cluster's service ranges, routed to the segment of the first node
                               by name (as the agents' --service-cidr and showconf peer)
   --allow-wide-claims[=true]  as the agents run: Peers and locations may claim prefixes wider
@@ -75,7 +75,7 @@ Flags:
     'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
     'lease-namespace': { type: 'string', default: DEFAULT_LEASE_NAMESPACE },
     granularity: { type: 'string' },
-    subnet: { type: 'string', default: DEFAULT_SUBNET },
+    subnet: { type: 'string', multiple: true },
     'service-cidr': { type: 'string' },
     'allow-wide-claims': { type: 'string' },
     'topology-label': { type: 'string', default: DEFAULT_TOPOLOGY_LABEL },

@@ -12,7 +12,7 @@ import { DEFAULT_LEASE_NAMESPACE, withLeaseLastSeen } from '../sources/lease.js'
 import { SOURCE_OPTIONS, clusterOriginOf, readClusterObjects, readHeartbeatLeases, sourceFlagsHelp, strictFlag } from './cluster-objects.js';
 import type { Options, Values } from './command.js';
 import {
-  DEFAULT_RESYNC_PERIOD, durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseSubnetFlag, stringFlag,
+  DEFAULT_RESYNC_PERIOD, durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, stringFlag, subnetsFlag,
   switchFlag,
 } from './flags.js';
 import { InputWarnings } from './input-warnings.js';
@@ -24,7 +24,7 @@ export const DEFAULT_SUBNET = '10.4.0.0/16';
 export const MESH_OPTIONS: Options = {
   ...SOURCE_OPTIONS,
   granularity: { type: 'string', default: 'location' },
-  subnet: { type: 'string', default: DEFAULT_SUBNET },
+  subnet: { type: 'string', multiple: true },
   encapsulate: { type: 'string', default: 'never' },
   local: { type: 'string' },
   port: { type: 'string', default: String(DEFAULT_PORT) },
@@ -40,7 +40,8 @@ export const MESH_SWITCHES = ['local', 'allow-wide-claims'];
 
 export const MESH_FLAGS_HELP = `${sourceFlagsHelp(28)}
   --granularity G           location (default), full or cross
-  --subnet CIDR             WireGuard addresses of segments (default ${DEFAULT_SUBNET})
+  --subnet CIDR[,CIDR]      WireGuard addresses of segments, one subnet per family (default
+                            ${DEFAULT_SUBNET})
   --encapsulate MODE        never (default), crosssubnet or always
   --local[=true|false]      route to pods of the same location (default true)
   --port N                  WireGuard listen port (default ${DEFAULT_PORT})
@@ -98,7 +99,7 @@ export function meshTopologyOf(mesh: MeshCommandInput, hostname: string): Topolo
 export function meshOptionsOf(values: Values, now: number): Omit<MeshOptions, 'hostname'> {
   return {
     granularity: parseGranularityFlag('granularity', stringFlag(values, 'granularity') ?? 'location'),
-    subnet: parseSubnetFlag(stringFlag(values, 'subnet') ?? DEFAULT_SUBNET),
+    subnets: subnetsFlag(values, DEFAULT_SUBNET),
     port: integerFlag('port', stringFlag(values, 'port') ?? String(DEFAULT_PORT), 1, 65535),
     encapsulate: parseEncapsulationFlag(stringFlag(values, 'encapsulate') ?? 'never'),
     local: switchFlag(values, 'local', true),

@@ -36,10 +36,13 @@ export interface MeshNodeSpec {
   readonly pods?: number;
   /** Default 10.244.<index>.0/24; a benchmark that needs many unused addresses of its own takes more. */
   readonly podCIDR?: string;
+  /** Dual-stack: an IPv6 pod CIDR besides the IPv4 one. */
+  readonly podCIDR6?: string;
   /** Extra annotations on the Node object (kubernetes source) or in the cluster file. */
   readonly annotations?: Readonly<Record<string, string>>;
   /** Default 172.31.0.<10 + index>/16 on the flat bridge; with `internet`, an address of a LAN (or of the internet). */
   readonly underlayAddress?: string;
+  /** Dual-stack underlay: published in internal-ip beside the IPv4 address. */
   readonly underlayAddress6?: string;
   /** With `internet`: a second address in the public prefix of the node's LAN (see SandboxNodeSpec). */
   readonly publicAddress?: string;
@@ -75,7 +78,7 @@ const AGENT_GRACE_MS = 10_000;
 // A type, not an interface, so it fits the test API server's index-signature object type.
 type NodeObject = {
   metadata: { name: string; labels: Record<string, string>; annotations: Record<string, string> };
-  spec: { podCIDR: string };
+  spec: { podCIDR: string; podCIDRs?: string[] };
 };
 
 export class MeshCluster {
@@ -98,7 +101,7 @@ export class MeshCluster {
         underlayAddress: n.underlayAddress ?? `172.31.0.${10 + i}/16`,
         ...(n.underlayAddress6 !== undefined && { underlayAddress6: n.underlayAddress6 }),
         ...(n.publicAddress !== undefined && { publicAddress: n.publicAddress }),
-        podCIDRs: [n.podCIDR ?? podCIDROf(i)],
+        podCIDRs: [n.podCIDR ?? podCIDROf(i), ...(n.podCIDR6 !== undefined ? [n.podCIDR6] : [])],
         pods: n.pods ?? 1,
       })),
       outside: spec.outside ?? [],
@@ -182,7 +185,10 @@ export class MeshCluster {
     const n = this.spec.nodes[this.indexOf(name)] as MeshNodeSpec;
     return {
       metadata: { name, labels: { 'topology.kubernetes.io/region': n.location }, annotations: { ...n.annotations } },
-      spec: { podCIDR: n.podCIDR ?? podCIDROf(this.indexOf(name)) },
+      spec: {
+        podCIDR: n.podCIDR ?? podCIDROf(this.indexOf(name)),
+        ...(n.podCIDR6 && { podCIDRs: [n.podCIDR ?? podCIDROf(this.indexOf(name)), n.podCIDR6] }),
+      },
     };
   }
 
@@ -357,7 +363,7 @@ export class MeshCluster {
         'wirelane.io/key': key,
         // Where the node says it is, as discovery would publish it: its public address when it has one.
         'wirelane.io/endpoint': `${node.publicIP ?? node.underlayIP}:${WIREGUARD_PORT}`,
-        'wirelane.io/internal-ip': node.underlayCidr,
+        'wirelane.io/internal-ip': [node.underlayCidr, ...(node.underlayCidr6 !== undefined ? [node.underlayCidr6] : [])].join(','),
         ...n.annotations,
       };
       this.fileObjects.push({ apiVersion: 'v1', kind: 'Node', ...object });

@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { BpfObject, bpfFixtureDir, bpfObjectPath, openPinnedLink, openPinnedMap, programInfoById } from '../../src/bpf/index.js';
-import { MAP_NAMES, SOCK_LB_PROGRAMS, linkPinPath, mapPinPath } from '../../src/dataplane/ebpf/index.js';
+import { MAP_NAMES, type MapName, SOCK_LB_PROGRAMS, linkPinPath, mapPinPath } from '../../src/dataplane/ebpf/index.js';
 import { STAGING_DIR } from '../../src/dataplane/ebpf/map-staging.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import { type MeshCluster } from '../../src/sandbox/mesh-cluster.js';
@@ -165,7 +165,7 @@ test('a newer agent replaces programs of an older build in place under load, wit
 
 test('a newer agent rebuilds maps of another layout under load, with no failed request', OPTIONS, async (t) => {
   const u = await startOlderAgent(t, 'older-layout');
-  const pinned = (name: string) => {
+  const pinned = (name: MapName) => {
     const map = openPinnedMap(mapPinPath(u.pins, name));
     try {
       return { id: map.id, maxEntries: map.maxEntries };

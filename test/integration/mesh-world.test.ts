@@ -93,7 +93,7 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     const [podA, podB, podE] = ['a', 'b', 'e'].map((n) => cluster.sandbox.node(n).pods[0]!);
     // Between subnets: b's pod and a's cross east's router only inside VXLAN (the router knows no pod CIDR).
     const acrossBefore = await tunnelTxPackets(cluster, 'b');
-    assert.ok(await cluster.waitPing(podB, podA!.ip, 30_000), 'b reaches a across the subnets');
+    assert.ok(await cluster.waitPing(podB!, podA!.ip, 30_000), 'b reaches a across the subnets');
     assert.ok(await pingCount(cluster, podB!, podA!.ip, 5), 'five more pings');
     assert.ok((await tunnelTxPackets(cluster, 'b')) - acrossBefore >= 5, "b's tunnel device carried them");
     // Within a subnet: a and e talk directly, and neither tunnel device sends a packet.

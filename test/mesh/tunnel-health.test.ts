@@ -116,7 +116,7 @@ describe('the mark (hysteresis)', () => {
 
 describe('election with marks', () => {
   const pods = ['10.2.0.0/24'];
-  const marked = (n: MeshNode, leading = false): MeshNode => ({ ...n, tunnelsBroken: true, ...(leading && { wireguardIP: parseCidr('10.4.0.1/16') }) });
+  const marked = (n: MeshNode, leading = false): MeshNode => ({ ...n, tunnelsBroken: true, ...(leading && { wireguardIPs: [parseCidr('10.4.0.1/16')] }) });
   const a = node('a', { ep: '10.1.0.1:51820', leader: true, pods });
   const b = node('b', { ep: '10.1.0.2:51820', pods });
   const c = node('c', { ep: '203.0.113.3:51820', pods });
@@ -146,7 +146,7 @@ describe('election with marks', () => {
         assert.equal(electLeader(members.map((m) => ({ ...m, tunnelsBroken: false }))).name, electLeader(members).name);
         if (unmarked.length > 0) assert.equal(elected.name, electLeader(unmarked).name);
         else assert.ok(withMarks.includes(elected));
-        const leading = withMarks.filter((m) => m.wireguardIP !== undefined);
+        const leading = withMarks.filter((m) => m.wireguardIPs !== undefined);
         if (unmarked.length === 0 && leading.length === 1) assert.equal(elected.name, leading[0]?.name);
       }),
     );
