@@ -79,6 +79,8 @@ export class ServiceReconciler {
       this.deps.metrics.countWrites('service', report.written);
       for (const line of report.warnings ?? []) this.deps.log.warn(line);
       this.deps.metrics.servicePorts.set(map.servicePorts.length);
+      // A mode without fixed-size tables reports none: its predecessor's counts would be stale.
+      if (report.unfit === undefined) this.deps.metrics.unfitFrontends.reset();
       for (const [table, n] of Object.entries(report.unfit ?? {})) this.deps.metrics.unfitFrontends.set({ table }, n);
       this.#servicePorts = map.servicePorts.length;
       this.deps.metrics.proxyRules.lastSync.set(programmedAt / 1000);

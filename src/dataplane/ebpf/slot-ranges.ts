@@ -25,10 +25,6 @@ function classWithin(length: number): number {
   return above === power ? (power / 4) * 3 : power;
 }
 
-export class SlotRangesFullError extends Error {
-  override readonly name = 'SlotRangesFullError';
-}
-
 export class SlotRanges {
   /** Everything from here to the end of the map is free. */
   #next = 0;
@@ -60,14 +56,7 @@ export class SlotRanges {
     return this.#inUse;
   }
 
-  /** A free range of `capacity` slots (a class, capacityFor): its first slot. */
-  allocate(capacity: number): number {
-    const first = this.tryAllocate(capacity);
-    if (first === undefined) throw new SlotRangesFullError(`wl_slots is full: ${this.#inUse} of ${this.size} slots in use, no free range of ${capacity}`);
-    return first;
-  }
-
-  /** Like allocate(), but undefined when no free range of `capacity` is left. */
+  /** A free range of `capacity` slots (a class, capacityFor): its first slot; undefined when none is left. */
   tryAllocate(capacity: number): number | undefined {
     let first = this.#take(capacity);
     if (first === undefined) {
