@@ -15,7 +15,7 @@ import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
-const RESYNC_SECONDS = 2;
+const RESYNC_SECONDS = 3;
 const WINDOW_MS = 2 * RESYNC_SECONDS * 1000;
 const NS = DEFAULT_LEASE_NAMESPACE;
 const clientOf = (node: string): string => `wirelane (node ${node})`;
@@ -39,7 +39,7 @@ test('Lease heartbeats: a location hears its own nodes and the leaders of the ot
   const [podA, podB, podC] = (['a', 'b', 'c'] as const).map((n) => cluster.sandbox.node(n).pods[0]!);
   const nodeCount = async (n: string) => (await cluster.metrics(n)).get('wirelane_nodes');
   const counts = async () => `a ${await nodeCount('a')}, b ${await nodeCount('b')}, c ${await nodeCount('c')}`;
-  await until('every agent to count every node', async () => (await counts()) === 'a 3, b 3, c 3', 30_000, 200).catch(async (err: Error) => {
+  await until('every agent to count every node', async () => (await counts()) === 'a 3, b 3, c 3', 60_000, 200).catch(async (err: Error) => {
     throw new Error(`${err.message} (${await counts()})`);
   });
   assert.ok(await cluster.waitPing(podC!, podB!.ip, 30_000), 'c reaches b through leader a');
