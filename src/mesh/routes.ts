@@ -56,9 +56,22 @@ function wireguardRoute(dst: Cidr, gw: Ip, src: Ip | undefined, dev: string): Ro
   };
 }
 
+/**
+ * The source of this leader's own packets over WireGuard: its internal IP (as Kilo), except when
+ * that is its endpoint, which remote segments reach over the underlay, never through the tunnel
+ * (it would loop): then replies would need a path outside WireGuard, which separate sites do not
+ * have, and the segment's WireGuard IP is taken.
+ */
+function leaderSource(t: TopologyCore): Ip | undefined {
+  const internal = t.node.internalIP && ipOf(t.node.internalIP);
+  const endpoint = t.segment.endpoint.host;
+  if (internal !== undefined && endpoint.kind === 'ip' && equalIp(internal, endpoint.ip)) return t.segment.wireguardIP;
+  return internal;
+}
+
 function leaderRoutes(t: TopologyCore, out: RouteSet): void {
   const { wireguardDevice } = t.options;
-  const src = t.node.internalIP && ipOf(t.node.internalIP);
+  const src = leaderSource(t);
   for (const segment of t.segments) {
     if (segment.group === t.segment.group) {
       // Same underlay: never via WireGuard. A node without internal IP has no underlay to route over.
