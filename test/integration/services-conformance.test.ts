@@ -7,6 +7,7 @@
 // location goes over the mesh, as between two sites.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SERVICE_PROXY_MODES } from '../../src/agent/service-proxy-modes.js';
@@ -139,11 +140,15 @@ describe('services conformance', { skip }, () => {
         // The client joins as a Peer; its requests to the service range go over WireGuard to a.
         const stateDir = cluster.stateDir('peer-client');
         mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+        const connectLog = join(stateDir, 'connect.log');
         cluster.sandbox.spawn(client(), process.execPath, [
           cliPath(), 'connect', 'client', '--kubeconfig', cluster.kubeconfig, '--allowed-ip', `${PEER_IP}/32`, '--interface', `${cluster.sandbox.prefix}pc`,
           '--state-dir', stateDir, '--resync-period', '5s', '--service-cidr', SERVICE_CIDR,
-        ], { stdout: { file: join(stateDir, 'connect.log') }, stderr: { file: join(stateDir, 'connect.log') } });
-        assert.ok(await cluster.waitPing(client(), pod('c-pod0').ip, 60_000), 'the Peer reaches a pod in west');
+        ], { stdout: { file: connectLog }, stderr: { file: connectLog } });
+        if (!(await cluster.waitPing(client(), pod('c-pod0').ip, 60_000))) {
+          anyFailed = true;
+          assert.fail(`the Peer does not reach a pod in west\n--- connect\n${await readFile(connectLog, 'utf8').catch(() => '')}`);
+        }
       });
 
       after(async () => {
