@@ -56,6 +56,8 @@ describe('services conformance', { skip }, () => {
       let cluster: MeshCluster;
       let api: KubeApiServer;
       let anyFailed = false;
+      /** The client's `wirelane connect` log. */
+      let connectLog = '';
 
       /** Pod by sandbox name, e.g. 'a-pod1'. */
       const pod = (name: string) => {
@@ -137,18 +139,15 @@ describe('services conformance', { skip }, () => {
         for (const n of ['a', 'b', 'c']) cluster.startAgent(n);
         await cluster.waitReady();
         await settle(async () => backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.10', 80))[0]?.startsWith('ERROR') === false, 'the first service to answer');
-        // The client joins as a Peer; its requests to the service range go over WireGuard to a.
+        // The client joins as a Peer (its test waits for it); its requests to the service range go
+        // over WireGuard to east's leader.
         const stateDir = cluster.stateDir('peer-client');
         mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-        const connectLog = join(stateDir, 'connect.log');
+        connectLog = join(stateDir, 'connect.log');
         cluster.sandbox.spawn(client(), process.execPath, [
           cliPath(), 'connect', 'client', '--kubeconfig', cluster.kubeconfig, '--allowed-ip', `${PEER_IP}/32`, '--interface', `${cluster.sandbox.prefix}pc`,
           '--state-dir', stateDir, '--resync-period', '5s', '--service-cidr', SERVICE_CIDR,
         ], { stdout: { file: connectLog }, stderr: { file: connectLog } });
-        if (!(await cluster.waitPing(client(), pod('c-pod0').ip, 60_000))) {
-          anyFailed = true;
-          assert.fail(`the Peer does not reach a pod in west\n--- connect\n${await readFile(connectLog, 'utf8').catch(() => '')}`);
-        }
       });
 
       after(async () => {
@@ -204,7 +203,10 @@ describe('services conformance', { skip }, () => {
         }
       });
 
-      check(`ClusterIP over TCP and UDP from a Peer, served from another location`, async () => {
+      check('ClusterIP over TCP and UDP from a Peer, served from another location', async () => {
+        if (!(await cluster.waitPing(client(), pod('c-pod0').ip, 60_000))) {
+          assert.fail(`the Peer does not reach a pod in west\n--- connect\n${await readFile(connectLog, 'utf8').catch(() => '')}`);
+        }
         for (const [protocol, port] of [['tcp', 80], ['udp', 53]] as const) {
           const answers = await echoRequests(cluster.sandbox, client(), protocol, REMOTE_IP, port, { count: 3, timeoutMs: 3000 });
           assert.deepEqual(backends(answers), ['c0', 'c0', 'c0'], `${protocol}: ${answers.join(', ')}`);
