@@ -33,7 +33,8 @@ const CLIENT_IP = '172.31.1.1';
 // The client as a Peer: its WireGuard address, and the service range the agents and it route.
 const PEER_IP = '10.5.0.1';
 const SERVICE_CIDR = '10.96.0.0/12';
-// Served only from c (west); a is east's leader (where Peers send the service range), b is not.
+// Served only from c (west): from east, and from the Peer (which sends the service range to east),
+// it is reached over WireGuard, whichever of a and b leads east.
 const REMOTE_IP = '10.96.0.16';
 const REMOTE_NODE_PORTS = { tcp: 30090, udp: 30091 } as const;
 // Long enough that a gap between the sticky requests never reaches it on a loaded machine.
