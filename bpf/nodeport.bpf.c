@@ -36,6 +36,13 @@
 //      out like 1.
 //   Hence programs on both directions of every interface clients and remote backends' replies use.
 //
+// The mesh interface (WireGuard: no link-layer header) gets the *_l3 programs, and its ingress one
+// (np_ingress_mesh) also translates ClusterIPs: a Peer reaches services over WireGuard (Kilo's
+// --service-cidr), and its packets meet no socket of this node. Their frontend is the internal
+// scope's ClusterIP entry (as from a pod here), otherwise they go as 1-3. Masqueraded replies
+// from another location come back on the mesh interface (3). A packet that arrived without a
+// link-layer header gets one pushed before bpf_redirect_neigh, which only takes packets with one.
+//
 // Checksums are always updated incrementally with bpf_l3_csum_replace/bpf_l4_csum_replace
 // (BPF_F_PSEUDO_HDR for the addresses in the L4 pseudo-header), never recomputed: the helpers know
 // whether the L4 field holds a full checksum or only the pseudo-header sum of a CHECKSUM_PARTIAL
@@ -278,16 +285,17 @@ static __always_inline void ct_forget(void *map, const struct wl_np_ct_value *v,
 	bpf_map_delete_elem(map, self);
 }
 
-// The key of the external-scope frontend the packet addresses.
-static __always_inline void service_key_of(const struct flow *f, bool nodeport, struct wl_service_key *key)
+// The key of the frontend the packet addresses (its conntrack flags say which kind): the
+// external scope's, or a ClusterIP's in the internal scope.
+static __always_inline void service_key_of(const struct flow *f, __u8 ct_flags, struct wl_service_key *key)
 {
 	__builtin_memset(key, 0, sizeof(*key));
-	if (!nodeport)
+	if (!(ct_flags & WL_NP_CT_NODEPORT))
 		__builtin_memcpy(key->addr, f->daddr, 16);
 	key->port = f->dport;
 	key->protocol = f->protocol;
 	key->family = f->family;
-	key->scope = WL_SCOPE_EXTERNAL;
+	key->scope = (ct_flags & WL_NP_CT_CLUSTER_IP) ? WL_SCOPE_INTERNAL : WL_SCOPE_EXTERNAL;
 }
 
 // Whether a FORWARD entry still decides where this packet goes (see "Flow lifetime" above).
@@ -302,27 +310,36 @@ static __always_inline bool forward_entry_holds(const struct wl_np_ct_value *e, 
 	} else if (e->last_seen == now) {
 		return true;
 	}
-	service_key_of(f, e->flags & WL_NP_CT_NODEPORT, &key);
+	service_key_of(f, e->flags, &key);
 	struct wl_service_value *svc = bpf_map_lookup_elem(&wl_services, &key);
 	return svc && wl_remembered_backend_valid(svc->first_slot, svc->count, e->backend_id, e->slot);
 }
 
-// The service entry for the packet's destination: an ExternalIP or LB IP exactly, or a NodePort on
-// one of the node's NodePort addresses. NULL: not a service seen from outside.
-static __always_inline struct wl_service_value *lookup_frontend(const struct flow *f, struct wl_service_key *key, __u8 *ct_flags)
+// The service entry for the packet's destination: an ExternalIP or LB IP exactly, a ClusterIP
+// (only with `cluster_ips`, on the mesh interface), or a NodePort on one of the node's NodePort
+// addresses. NULL: not a service seen from outside.
+static __always_inline struct wl_service_value *lookup_frontend(const struct flow *f, bool cluster_ips, struct wl_service_key *key, __u8 *ct_flags)
 {
-	service_key_of(f, false, key);
+	service_key_of(f, 0, key);
 	struct wl_service_value *svc = bpf_map_lookup_elem(&wl_services, key);
 	if (svc) {
 		*ct_flags = 0;
 		return svc;
+	}
+	if (cluster_ips) {
+		service_key_of(f, WL_NP_CT_CLUSTER_IP, key);
+		svc = bpf_map_lookup_elem(&wl_services, key);
+		if (svc && (svc->flags & WL_SVC_CLUSTER_IP)) {
+			*ct_flags = WL_NP_CT_CLUSTER_IP;
+			return svc;
+		}
 	}
 	struct wl_node_addr_key node = {};
 	__builtin_memcpy(node.addr, f->daddr, 16);
 	node.family = f->family;
 	if (!bpf_map_lookup_elem(&wl_node_addrs, &node))
 		return NULL;
-	__builtin_memset(key->addr, 0, 16);
+	service_key_of(f, WL_NP_CT_NODEPORT, key);
 	svc = bpf_map_lookup_elem(&wl_services, key);
 	if (!svc || !(svc->flags & WL_SVC_NODEPORT))
 		return NULL;
@@ -490,6 +507,15 @@ static __always_inline int forward(struct __sk_buff *skb, const struct flow *f, 
 		if (decrement_ttl(skb, f) < 0) {
 			count(WL_NP_STAT_DROP_NO_ROUTE);
 			return TC_ACT_SHOT;
+		}
+		// bpf_redirect_neigh strips a link-layer header and drops a packet without one: an empty
+		// one goes in front (the neighbour code writes the real one, if the device has any).
+		if (f->l3_off == 0) {
+			__be16 proto = f->family == WL_FAMILY_IPV4 ? bpf_htons(ETH_P_IP) : bpf_htons(ETH_P_IPV6);
+			if (bpf_skb_change_head(skb, ETH_HLEN, 0) < 0 || bpf_skb_store_bytes(skb, 2 * ETH_ALEN, &proto, sizeof(proto), 0) < 0) {
+				count(WL_NP_STAT_DROP_ERROR);
+				return TC_ACT_SHOT;
+			}
 		}
 		// After the lookup, ipv4_dst/ipv6_dst hold the next hop (the gateway, or the destination).
 		struct bpf_redir_neigh nh = {};
@@ -858,7 +884,7 @@ static __always_inline bool reply_entry(struct __sk_buff *skb, const struct flow
 // one if the packet may start one. `stale`: wl_np_ct has an entry for it that no longer holds.
 // Fills `to`; NP_CONTINUE, or a verdict.
 static __always_inline int unconfirmed_or_new_flow(struct __sk_buff *skb, const struct flow *f, const struct wl_np_ct_key *key, struct wl_np_ct_value *stale,
-						   __u32 now, struct wl_np_ct_value *to)
+						   bool cluster_ips, __u32 now, struct wl_np_ct_value *to)
 {
 	struct wl_np_pending_value *pending = bpf_map_lookup_elem(&wl_np_pending, key);
 	if (pending && pending_expired(&pending->flow, now)) {
@@ -874,12 +900,14 @@ static __always_inline int unconfirmed_or_new_flow(struct __sk_buff *skb, const 
 	}
 	struct wl_service_key svc_key;
 	__u8 ct_flags = 0;
-	struct wl_service_value *svc = lookup_frontend(f, &svc_key, &ct_flags);
+	struct wl_service_value *svc = lookup_frontend(f, cluster_ips, &svc_key, &ct_flags);
 	if (!svc)
 		return TC_ACT_UNSPEC;
 	// Only a SYN starts a TCP flow (see "Floods" above).
 	if (f->protocol == IPPROTO_TCP && (f->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) {
-		if (ct_flags & WL_NP_CT_NODEPORT) {
+		// To the node's own stack, which resets it, or whose conntrack still translates a flow begun
+		// under the iptables mode (a ClusterIP from a Peer too: on the mesh it cannot loop).
+		if (ct_flags & (WL_NP_CT_NODEPORT | WL_NP_CT_CLUSTER_IP)) {
 			count(WL_NP_STAT_PASS_NOT_SYN);
 			return TC_ACT_UNSPEC;
 		}
@@ -895,7 +923,8 @@ static __always_inline int unconfirmed_or_new_flow(struct __sk_buff *skb, const 
 	return new_flow(skb, f, &svc_key, svc, ct_flags, now, to);
 }
 
-static __always_inline int handle_ingress(struct __sk_buff *skb, __u32 l3_off)
+// `cluster_ips`: ClusterIPs are frontends too (the mesh interface).
+static __always_inline int handle_ingress(struct __sk_buff *skb, __u32 l3_off, bool cluster_ips)
 {
 	struct flow f;
 	if (parse_flow(skb, l3_off, &f) < 0)
@@ -923,7 +952,7 @@ static __always_inline int handle_ingress(struct __sk_buff *skb, __u32 l3_off)
 		ct_touch(&wl_np_ct, known, &key, &f, now, true);
 		to = *known;
 	} else {
-		int verdict = unconfirmed_or_new_flow(skb, &f, &key, known, now, &to);
+		int verdict = unconfirmed_or_new_flow(skb, &f, &key, known, cluster_ips, now, &to);
 		if (verdict != NP_CONTINUE)
 			return verdict;
 	}
@@ -964,7 +993,7 @@ static __always_inline int handle_egress(struct __sk_buff *skb, __u32 l3_off)
 SEC("tc")
 int np_ingress(struct __sk_buff *skb)
 {
-	return handle_ingress(skb, ETH_HLEN);
+	return handle_ingress(skb, ETH_HLEN, false);
 }
 
 SEC("tc")
@@ -977,13 +1006,20 @@ int np_egress(struct __sk_buff *skb)
 SEC("tc")
 int np_ingress_l3(struct __sk_buff *skb)
 {
-	return handle_ingress(skb, 0);
+	return handle_ingress(skb, 0, false);
 }
 
 SEC("tc")
 int np_egress_l3(struct __sk_buff *skb)
 {
 	return handle_egress(skb, 0);
+}
+
+// The mesh interface (WireGuard) in: as np_ingress_l3, and ClusterIPs from Peers.
+SEC("tc")
+int np_ingress_mesh(struct __sk_buff *skb)
+{
+	return handle_ingress(skb, 0, true);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -74,6 +74,7 @@
 #define WL_NP_CT_CLOSING (1 << 2)  /* a FIN or RST went by: the short timeout applies */
 #define WL_NP_CT_REPLIED (1 << 3)  /* wl_np_pending FORWARD: the backend answered (TCP: a SYN-ACK) */
 #define WL_NP_CT_STICKY (1 << 4)   /* FORWARD: the service has ClientIP affinity, written at confirmation */
+#define WL_NP_CT_CLUSTER_IP (1 << 5) /* FORWARD: the frontend is a ClusterIP (internal scope), reached over the mesh */
 
 struct wl_np_ct_key {
 	__u8 saddr[16];

@@ -26,6 +26,7 @@ export interface HostPlacement extends ServicePlacement {
 export function hostPlacementOf(config: Pick<AgentConfig, 'interface' | 'cgroupRoot' | 'bpfDir' | 'cniConfFile'>): HostPlacement {
   return {
     interface: config.interface,
+    meshInterface: config.interface,
     cniConfFile: config.cniConfFile,
     ...(config.cgroupRoot !== undefined && { cgroupRoot: config.cgroupRoot }),
     ...(config.bpfDir !== undefined && { bpffsDir: config.bpfDir }),

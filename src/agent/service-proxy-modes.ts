@@ -26,6 +26,8 @@ export interface ServicePlacement {
   readonly bpffsDir?: string;
   /** eBPF: where NodePort/ExternalIP/LB traffic from outside arrives; default: the default routes' interfaces. */
   readonly nodePortInterfaces?: readonly string[];
+  /** eBPF: the mesh's WireGuard interface (--interface), where Peers' ClusterIP traffic and replies from other locations arrive. */
+  readonly meshInterface?: string;
 }
 
 /** One check `wirelane probe` prints; `required` ones decide whether the mode is usable. */
@@ -88,7 +90,7 @@ const ebpf = {
       ...(placement.cgroupRoot !== undefined && { cgroupRoot: placement.cgroupRoot }),
       ...(placement.bpffsDir !== undefined && { bpffsDir: placement.bpffsDir }),
       // Without an interface to attach to there is no traffic from outside to translate.
-      nodePort: { enabled: interfaces.length > 0, interfaces },
+      nodePort: { enabled: interfaces.length > 0, interfaces, ...(placement.meshInterface !== undefined && { meshInterface: placement.meshInterface }) },
       sizes: config.ebpfMapSizes,
     });
   },

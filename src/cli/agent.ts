@@ -87,7 +87,8 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
                                   of the node's addresses; never loopback)
   --proxy-port-range MIN-MAX      userspace mode: ports for proxy sockets (default: any free port)
   --udp-timeout DURATION          userspace mode: idle time before a UDP client's backend is
-                                  forgotten (default 250ms)
+                                  forgotten (default 250ms), once it has answered (until then
+                                  the flow waits 5 s for the first reply)
   --cgroup-root PATH              eBPF mode: the cgroup v2 directory socket programs attach to
                                   (default: the cgroup v2 mount, found in /proc/mounts)
   --bpf-dir PATH                  eBPF mode: where maps and links are pinned, so the data path

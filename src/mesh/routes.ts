@@ -52,7 +52,7 @@ class RouteSet {
 /** A route over the WireGuard device via a segment's WireGuard IP of `dst`'s family, if it has one. */
 function wireguardRoute(t: TopologyCore, dst: Cidr, segment: Segment): Route {
   const gw = segment.wireguardIPs.find((ip) => ip.family === dst.family);
-  const src = internalIPOf(t.node, dst.family);
+  const src = leaderSource(t, dst.family);
   return {
     dst,
     ...(gw === undefined ? {} : { gw }),
@@ -61,6 +61,21 @@ function wireguardRoute(t: TopologyCore, dst: Cidr, segment: Segment): Route {
     onlink: gw !== undefined,
     table: 'main',
   };
+}
+
+/**
+ * The source of this leader's own packets over WireGuard, of one family: its internal IP (as Kilo),
+ * except when that is its endpoint, which remote segments reach over the underlay, never through the
+ * tunnel (it would loop): then replies would need a path outside WireGuard, which separate sites do
+ * not have, and the segment's WireGuard IP of that family is taken (none: the kernel picks).
+ */
+function leaderSource(t: TopologyCore, family: Ip['family']): Ip | undefined {
+  const internal = internalIPOf(t.node, family);
+  const endpoint = t.segment.endpoint.host;
+  if (internal !== undefined && endpoint.kind === 'ip' && equalIp(internal, endpoint.ip)) {
+    return t.segment.wireguardIPs.find((ip) => ip.family === family);
+  }
+  return internal;
 }
 
 function leaderRoutes(t: TopologyCore, out: RouteSet): void {

@@ -483,6 +483,37 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
     assert.deepEqual(readdirSync(dir).filter((name) => name === 'links' || name.startsWith('wl_np_')), []);
   });
 
+  test('the mesh interface gets np_ingress_mesh once it exists, and again when it is re-created', async () => {
+    const n = node('b');
+    const dir = pinDir('b-mesh');
+    mkdirSync(dir);
+    await sb().exec(n, 'ip', ['link', 'add', 'mspare0', 'type', 'veth', 'peer', 'name', 'mspare1']);
+    const mesh = new NodePortDatapath({ bpffsDir: dir, interfaces: ['mspare0'], meshInterface: 'wgmesh0', netns: `/var/run/netns/${n.netns}` });
+    datapaths.set('b-mesh', mesh);
+    await mesh.attach();
+    assert.deepEqual(mesh.attachments.map((a) => a.interface), ['mspare0', 'mspare0'], 'a missing mesh interface is skipped');
+    // A leader's WireGuard device comes up after the proxy started: the next apply attaches to it.
+    await sb().exec(n, 'ip', ['tuntap', 'add', 'dev', 'wgmesh0', 'mode', 'tun']);
+    await mesh.apply(mapFor(n, []));
+    const onMesh = () => mesh.attachments.filter((a) => a.interface === 'wgmesh0').map((a) => [a.program, a.attached]);
+    assert.deepEqual(onMesh(), [['np_ingress_mesh', true], ['np_egress_l3', true]]);
+    const pinsOf = () => readdirSync(join(dir, 'links')).filter((name) => name.startsWith('nodeport-wgmesh0-')).sort();
+    const before = pinsOf();
+    await mesh.apply(mapFor(n, []));
+    assert.deepEqual(pinsOf(), before, 'an unchanged mesh interface is left as it is');
+    await sb().exec(n, 'ip', ['link', 'del', 'wgmesh0']);
+    await sb().exec(n, 'ip', ['tuntap', 'add', 'dev', 'wgmesh0', 'mode', 'tun']);
+    await mesh.apply(mapFor(n, []));
+    assert.deepEqual(onMesh(), [['np_ingress_mesh', true], ['np_egress_l3', true]], 're-created: attached again');
+    const after = pinsOf();
+    assert.equal(after.length, 2);
+    assert.ok(after.every((pin) => !before.includes(pin)), `old ${before.join(', ')}, new ${after.join(', ')}`);
+    await sb().exec(n, 'ip', ['link', 'del', 'mspare0']);
+    await sb().exec(n, 'ip', ['link', 'del', 'wgmesh0']);
+    await mesh.cleanup();
+    assert.deepEqual(readdirSync(dir).filter((name) => name === 'links' || name.startsWith('wl_np_')), []);
+  });
+
   test('an attach that fails half-way detaches what it attached', async () => {
     const n = node('b');
     const dir = pinDir('b-rollback');

@@ -215,10 +215,10 @@ describe('TCP proxy socket', () => {
     }));
 });
 
-/** A UDP backend answering each datagram with its name (then calling `afterReply`). */
-async function udpServer(name: string, defer: (close: () => unknown) => void, afterReply?: () => void): Promise<number> {
+/** A UDP backend answering each datagram with its name after `delayMs` (then calling `afterReply`). */
+async function udpServer(name: string, defer: (close: () => unknown) => void, afterReply?: () => void, delayMs = 0): Promise<number> {
   const s = createSocket('udp4');
-  s.on('message', (_m, from) => s.send(`${name}\n`, from.port, from.address, afterReply));
+  s.on('message', (_m, from) => setTimeout(() => s.send(`${name}\n`, from.port, from.address, afterReply), delayMs));
   s.bind(0, LOOPBACK);
   await once(s, 'listening');
   defer(() => new Promise<void>((resolve) => s.close(() => resolve())));
@@ -243,8 +243,9 @@ async function udpAsk(s: UdpSocket, port: number, timeoutMs = 500): Promise<{ an
   return answer;
 }
 
-function openUdp(endpoints: ServiceBackend[], defer: (close: () => unknown) => void, idleTimeoutMs = 5000): Promise<UdpProxy> {
-  return openProxy(UdpProxy.open({ name: 'test udp', family: 4, address: LOOPBACK, port: 0, endpoints, affinityTimeoutMs: undefined, log, idleTimeoutMs }), defer);
+function openUdp(endpoints: ServiceBackend[], defer: (close: () => unknown) => void, idleTimeoutMs = 5000, firstReplyWaitMs?: number): Promise<UdpProxy> {
+  const opts = { name: 'test udp', family: 4, address: LOOPBACK, port: 0, endpoints, affinityTimeoutMs: undefined, log, idleTimeoutMs } as const;
+  return openProxy(UdpProxy.open(firstReplyWaitMs === undefined ? opts : { ...opts, firstReplyWaitMs }), defer);
 }
 
 describe('UDP proxy socket', () => {
@@ -276,6 +277,30 @@ describe('UDP proxy socket', () => {
       const client = await udpClient(defer);
       assert.equal((await udpAsk(client, proxy.port, 2000))?.answer, 'slow');
       await until('the idle flow to end', () => proxy.stats().connections === 0, 2000);
+    }));
+
+  test('a first reply later than the idle timeout (an endpoint behind a WireGuard handshake) reaches the client', () =>
+    withCleanup(async (defer) => {
+      const proxy = await openUdp([backend(await udpServer('late', defer, undefined, 400))], defer, 100);
+      const client = await udpClient(defer);
+      assert.equal((await udpAsk(client, proxy.port, 3000))?.answer, 'late');
+      // Answered, the flow is back on the idle timeout.
+      await until('the answered flow to end', () => proxy.stats().connections === 0, 2000);
+    }));
+
+  test('a flow never answered ends after the first-reply wait', () =>
+    withCleanup(async (defer) => {
+      const silent = createSocket('udp4');
+      silent.bind(0, LOOPBACK);
+      await once(silent, 'listening');
+      defer(() => new Promise<void>((resolve) => silent.close(() => resolve())));
+      const proxy = await openUdp([backend(silent.address().port)], defer, 50, 200);
+      const client = await udpClient(defer);
+      const arrived = once(silent, 'message');
+      client.send('ping', proxy.port, LOOPBACK);
+      await arrived;
+      assert.equal(proxy.stats().connections, 1);
+      await until('the unanswered flow to end', () => proxy.stats().connections === 0, 3000);
     }));
 
   test('removing the endpoint of a running flow moves the flow to another endpoint', () =>

@@ -1,17 +1,23 @@
 // The services conformance suite: the same behaviours, checked with real traffic, for every service
 // proxy mode. Three nodes (a, b in east; c in west) run real agents with the mesh and the proxy;
 // Services and EndpointSlices come from the test API server; backends are echo servers in pods that
-// answer with their name and the source address they saw; a client host sits outside the cluster.
+// answer with their name and the source address they saw; a client host sits outside the cluster
+// and is also a Peer (`wirelane connect`). The locations are really apart: between east and west
+// only WireGuard crosses (test/support/apart-locations.ts), so what is served from the other
+// location goes over the mesh, as between two sites.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SERVICE_PROXY_MODES } from '../../src/agent/service-proxy-modes.js';
 import { runCommand } from '../../src/host/command.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
+import { WIREGUARD_PORT, cliPath } from '../../src/sandbox/mesh-cluster.js';
 import type { KubeApiServer } from '../kube-apiserver/index.js';
 import { type TestMeshCluster, createMeshCluster } from '../harness/mesh-cluster.js';
+import { framesKeptApart, separateLocations } from '../support/apart-locations.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { until } from '../support/wait.js';
 
@@ -24,6 +30,13 @@ const MODES = SERVICE_PROXY_MODES.map((row) => ({ mode: row.mode, preservesSourc
 const EXTERNAL_IP = '192.0.2.10';
 const LOAD_BALANCER_IP = '192.0.2.20';
 const CLIENT_IP = '172.31.1.1';
+// The client as a Peer: its WireGuard address, and the service range the agents and it route.
+const PEER_IP = '10.5.0.1';
+const SERVICE_CIDR = '10.96.0.0/12';
+// Served only from c (west): from east, and from the Peer (which sends the service range to east),
+// it is reached over WireGuard, whichever of a and b leads east.
+const REMOTE_IP = '10.96.0.16';
+const REMOTE_NODE_PORTS = { tcp: 30090, udp: 30091 } as const;
 // Long enough that a gap between the sticky requests never reaches it on a loaded machine.
 const AFFINITY_SECONDS = 5;
 
@@ -44,6 +57,8 @@ describe('services conformance', { skip }, () => {
       let cluster: MeshCluster;
       let api: KubeApiServer;
       let anyFailed = false;
+      /** The client's `wirelane connect` log. */
+      let connectLog = '';
 
       /** Pod by sandbox name, e.g. 'a-pod1'. */
       const pod = (name: string) => {
@@ -93,10 +108,11 @@ describe('services conformance', { skip }, () => {
           ],
           source: 'kubernetes',
           outside: [{ name: 'client', underlayAddress: `${CLIENT_IP}/16` }],
-          agentArgs: ['--resync-period', '5s', '--service-proxy', mode],
+          agentArgs: ['--resync-period', '5s', '--service-proxy', mode, '--service-cidr', SERVICE_CIDR],
         });
         cluster = started.cluster;
         api = started.api!;
+        await separateLocations(cluster.sandbox, WIREGUARD_PORT);
         for (const p of ['a-pod0', 'a-pod1', 'b-pod0', 'c-pod0']) {
           startEchoServer(cluster.sandbox, pod(p), p.replace('-pod', ''), { tcp: 8080, udp: 8080 });
         }
@@ -120,9 +136,19 @@ describe('services conformance', { skip }, () => {
         setService('empty', { clusterIP: '10.96.0.13', ports: [httpPort, dnsPort] }, []);
         setService('term', { clusterIP: '10.96.0.14', ports: [httpPort] }, [{ pod: 'b-pod0' }, { pod: 'c-pod0', ready: false, serving: true, terminating: true }]);
         setService('flow', { clusterIP: '10.96.0.15', ports: [dnsPort] }, [{ pod: 'b-pod0' }]);
+        setService('remote', { type: 'NodePort', clusterIP: REMOTE_IP, ports: [{ ...httpPort, nodePort: REMOTE_NODE_PORTS.tcp }, { ...dnsPort, nodePort: REMOTE_NODE_PORTS.udp }] }, [{ pod: 'c-pod0' }]);
         for (const n of ['a', 'b', 'c']) cluster.startAgent(n);
         await cluster.waitReady();
         await settle(async () => backends(await echoRequests(cluster.sandbox, pod('a-pod1'), 'tcp', '10.96.0.10', 80))[0]?.startsWith('ERROR') === false, 'the first service to answer');
+        // The client joins as a Peer (its test waits for it); its requests to the service range go
+        // over WireGuard to east's leader.
+        const stateDir = cluster.stateDir('peer-client');
+        mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+        connectLog = join(stateDir, 'connect.log');
+        cluster.sandbox.spawn(client(), process.execPath, [
+          cliPath(), 'connect', 'client', '--kubeconfig', cluster.kubeconfig, '--allowed-ip', `${PEER_IP}/32`, '--interface', `${cluster.sandbox.prefix}pc`,
+          '--state-dir', stateDir, '--resync-period', '5s', '--service-cidr', SERVICE_CIDR,
+        ], { stdout: { file: connectLog }, stderr: { file: connectLog } });
       });
 
       after(async () => {
@@ -160,6 +186,40 @@ describe('services conformance', { skip }, () => {
           // The first packet to a new neighbour may be lost while it resolves: allow one retransmission.
           const answers = backends(await echoRequests(cluster.sandbox, client(), protocol, host, port, { count: 3, timeoutMs: 3000 }));
           assert.ok(answers.every((a) => ['a0', 'b0', 'c0'].includes(a)), `${protocol} ${host}:${port}: ${answers.join(', ')}`);
+        }
+      });
+
+      check('the locations are apart: only WireGuard crosses between east and west', async () => {
+        assert.ok(!(await cluster.ping(cluster.sandbox.node('a'), cluster.sandbox.node('c').underlayIP)), 'a does not reach c over the underlay');
+        assert.ok(await cluster.ping(cluster.sandbox.node('a'), cluster.sandbox.node('b').underlayIP), 'a reaches b, in its own location');
+        assert.ok((await framesKeptApart(cluster.sandbox)) > 0, 'the separation dropped frames');
+      });
+
+      check('ClusterIP over TCP and UDP from a pod, the leader and a non-leader of the other location', async () => {
+        for (const from of [pod('a-pod1'), pod('b-pod0'), cluster.sandbox.node('a'), cluster.sandbox.node('b')]) {
+          for (const [protocol, port] of [['tcp', 80], ['udp', 53]] as const) {
+            const answers = backends(await echoRequests(cluster.sandbox, from, protocol, REMOTE_IP, port, { count: 3, timeoutMs: 3000 }));
+            assert.deepEqual(answers, ['c0', 'c0', 'c0'], `${protocol} from ${from.netns}`);
+          }
+        }
+      });
+
+      check('ClusterIP over TCP and UDP from a Peer, served from another location', async () => {
+        if (!(await cluster.waitPing(client(), pod('c-pod0').ip, 60_000))) {
+          assert.fail(`the Peer does not reach a pod in west\n--- connect\n${await readFile(connectLog, 'utf8').catch(() => '')}`);
+        }
+        for (const [protocol, port] of [['tcp', 80], ['udp', 53]] as const) {
+          const answers = await echoRequests(cluster.sandbox, client(), protocol, REMOTE_IP, port, { count: 3, timeoutMs: 3000 });
+          assert.deepEqual(backends(answers), ['c0', 'c0', 'c0'], `${protocol}: ${answers.join(', ')}`);
+        }
+      });
+
+      check('NodePort over TCP and UDP from outside on either node of one location, served from the other', async () => {
+        for (const n of ['a', 'b']) {
+          for (const protocol of ['tcp', 'udp'] as const) {
+            const answers = await echoRequests(cluster.sandbox, client(), protocol, cluster.sandbox.node(n).underlayIP, REMOTE_NODE_PORTS[protocol], { count: 3, timeoutMs: 3000 });
+            assert.deepEqual(backends(answers), ['c0', 'c0', 'c0'], `${protocol} to ${n}: ${answers.join(', ')}`);
+          }
         }
       });
 

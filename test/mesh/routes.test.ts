@@ -171,6 +171,16 @@ const cases: Case[] = [
     routes: (w) => [`10.2.21.0/24 via ${w('location:b')} dev wirelane0 src 192.168.1.1 onlink`],
   },
   {
+    name: 'a leader whose internal IP is its endpoint sends from its segment\'s WireGuard IP (replies to the endpoint would not cross WireGuard)',
+    host: 'a1',
+    nodes: [member('a', 1, { ep: '192.168.1.1:51820' }), member('b', 1)],
+    peers: [],
+    routes: (w) => [
+      `10.2.21.0/24 via ${w('location:b')} dev wirelane0 src ${w('location:a')} onlink`,
+      `192.168.2.1/32 via ${w('location:b')} dev wirelane0 src ${w('location:a')} onlink`,
+    ],
+  },
+  {
     name: 'a leader routes remote allowed-location IPs via the WireGuard IP, a non-leader via its leader',
     host: 'a1',
     nodes: [member('a', 1), member('b', 1, { allowed: ['172.20.0.0/24'] })],

@@ -43,6 +43,8 @@ export interface NorthSouthOptions {
   /** Where the proxy's maps are: the staging directory while a rebuild waits for its first full write. */
   readonly sharedMapsDir?: string;
   readonly interfaces: readonly string[];
+  /** The mesh's WireGuard interface, attached to once it exists (NodePortOptions.meshInterface). */
+  readonly meshInterface?: string;
   readonly log?: Logger;
   readonly sizes?: NodePortSizes;
 }
@@ -70,7 +72,7 @@ export interface EbpfServiceProxyOptions {
   readonly cgroupRoot?: string;
   readonly log?: Logger;
   /** NodePort, ExternalIP and LB traffic from outside, by tc programs on these interfaces. */
-  readonly nodePort?: { readonly enabled: boolean; readonly interfaces: readonly string[] };
+  readonly nodePort?: { readonly enabled: boolean; readonly interfaces: readonly string[]; readonly meshInterface?: string };
   /** Default: build/bpf/sock_lb.bpf.o. */
   readonly objectPath?: string;
   /** Default: build/bpf/sock_term.bpf.o. */
@@ -191,7 +193,8 @@ export class EbpfServiceProxy implements ServiceProxy {
         northSouth = await startStep(`tc NodePort data path on ${nodePort.interfaces.join(', ')}`, async () => {
           const make = options.northSouth ?? ((o: NorthSouthOptions) => new NodePortDatapath(o));
           const sizes = { flows: options.sizes?.nodePortFlows, pendingFlows: options.sizes?.nodePortPendingFlows, affinityEntries: options.sizes?.affinityEntries };
-          const datapath = make({ bpffsDir: pinDir, sharedMapsDir: sockLb.mapsDir, interfaces: nodePort.interfaces, sizes, ...(log && { log }) });
+          const mesh = nodePort.meshInterface;
+          const datapath = make({ bpffsDir: pinDir, sharedMapsDir: sockLb.mapsDir, interfaces: nodePort.interfaces, sizes, ...(mesh !== undefined && { meshInterface: mesh }), ...(log && { log }) });
           // A failed attach() takes back what it attached itself; a fresh start removes the rest
           // too. Adopted pins were working before and stay.
           if (!sockLb.adopted) undo.push(() => datapath.cleanup());

@@ -100,6 +100,13 @@ export interface NodePortOptions {
   readonly bpffsDir: string;
   /** Every interface clients and remote backends' replies arrive on (the underlay, a mesh interface). */
   readonly interfaces: readonly string[];
+  /**
+   * The mesh's WireGuard interface: replies of masqueraded flows from other locations come back
+   * on it, and Peers' ClusterIP traffic arrives on it (np_ingress_mesh translates ClusterIPs too).
+   * Optional: a leader's device may come up after the proxy starts, and may be re-created; attach()
+   * skips it while it is missing, apply() attaches once it is there or has a new ifindex.
+   */
+  readonly meshInterface?: string;
   readonly log?: Logger;
   /** A network namespace by path (/var/run/netns/NAME) the interfaces are in; the caller's own when absent. */
   readonly netns?: string;
@@ -142,7 +149,7 @@ export interface NodePortSizes {
 export interface NodePortAttachment {
   readonly interface: string;
   readonly direction: Direction;
-  /** np_ingress/np_egress, or their *_l3 twins on interfaces without a link-layer header. */
+  /** np_ingress/np_egress, their *_l3 twins on interfaces without a link-layer header, np_ingress_mesh on the mesh interface. */
   readonly program: string;
   readonly mode: 'tcx' | 'clsact';
   /** tcx: the link's pin. */
@@ -174,6 +181,8 @@ interface InterfaceInfo {
   readonly ifindex: number;
   /** No link-layer header (WireGuard, tun): the *_l3 programs. */
   readonly l3: boolean;
+  /** The mesh interface: ClusterIPs from Peers are translated there too. */
+  readonly mesh: boolean;
 }
 
 export class NodePortDatapath {
@@ -185,6 +194,8 @@ export class NodePortDatapath {
   #attachments: NodePortAttachment[] = [];
   #pending: PendingUpgrade | undefined;
   readonly #swaps: ProgramSwap[] = [];
+  /** The mesh interface's ifindex at the last attach(); undefined while it was missing. */
+  #meshIfindex: number | undefined;
 
   constructor(opts: NodePortOptions) {
     const ports = opts.snatPorts;
@@ -225,6 +236,8 @@ export class NodePortDatapath {
     if (!isBpffs(existsSync(dir) ? dir : dirname(dir))) throw new NodePortError(`nodeport: bpffsDir "${dir}" is not on a bpffs`);
     mkdirSync(this.linksDir, { recursive: true });
     const interfaces = await Promise.all(this.#opts.interfaces.map((name) => this.#interfaceInfo(name)));
+    const mesh = await this.#meshInterfaceInfo();
+    if (mesh !== undefined && !interfaces.some((i) => i.name === mesh.name)) interfaces.push(mesh);
 
     const obj = BpfObject.open(this.#opts.objectPath ?? bpfObjectPath('nodeport'), { name: 'nodeport' });
     let pending: PendingUpgrade | undefined;
@@ -265,9 +278,10 @@ export class NodePortDatapath {
     }
     this.#pending?.obj.close();
     this.#pending = pending;
+    this.#meshIfindex = mesh?.ifindex;
     for (const swap of this.#swaps.slice(swapsBefore)) this.#log?.info(swapLogFields(swap), 'nodeport: tc program replaced in place');
     const made = this.#attachments.filter((a) => a.attached).length;
-    this.#log?.info({ interfaces: this.#opts.interfaces, attached: made, adopted: this.#attachments.length - made, upgradePending: pending !== undefined }, 'nodeport: tc programs in place');
+    this.#log?.info({ interfaces: interfaces.map((i) => i.name), attached: made, adopted: this.#attachments.length - made, upgradePending: pending !== undefined }, 'nodeport: tc programs in place');
   }
 
   /**
@@ -322,6 +336,7 @@ export class NodePortDatapath {
    * deleted. Call it before the proxy writes services that carry WL_SVC_SOURCE_RANGES.
    */
   async apply(map: ServiceMap): Promise<number> {
+    await this.#followMeshInterface();
     const maps = this.#openMaps();
     let written = 0;
 
@@ -388,7 +403,7 @@ export class NodePortDatapath {
         detached++;
       });
     }
-    for (const name of this.#opts.interfaces) {
+    for (const name of [...this.#opts.interfaces, ...(this.#opts.meshInterface === undefined ? [] : [this.#opts.meshInterface])]) {
       for (const direction of DIRECTIONS) {
         const filter = this.#filterId(name, direction);
         attempt(`clsact filter on ${name} ${direction}`, () => {
@@ -454,7 +469,7 @@ export class NodePortDatapath {
 
   /** Attaches one program, or adopts it; `undo` gets the step that would detach what it attached. */
   #attachOne(obj: BpfObject, iface: InterfaceInfo, direction: Direction, undo: UndoStack, pending: PendingUpgrade | undefined): NodePortAttachment {
-    const program = `np_${direction}${iface.l3 ? '_l3' : ''}`;
+    const program = iface.mesh && iface.l3 && direction === 'ingress' ? 'np_ingress_mesh' : `np_${direction}${iface.l3 ? '_l3' : ''}`;
     const target = { interface: iface.name, direction, ...(this.#opts.netns === undefined ? {} : { netns: this.#opts.netns }) };
     const pin = join(this.linksDir, `${LINK_PREFIX}${iface.name}-${iface.ifindex}-${direction}`);
     const base = { interface: iface.name, direction, program };
@@ -532,13 +547,36 @@ export class NodePortDatapath {
   }
 
   async #interfaceInfo(name: string): Promise<InterfaceInfo> {
+    const info = await this.#lookupInterface(name);
+    if (info === undefined) throw new NodePortError(`nodeport: interface "${name}" does not exist`);
+    return info;
+  }
+
+  /** The mesh interface, or undefined when there is none (not configured, or not created yet). */
+  async #meshInterfaceInfo(): Promise<InterfaceInfo | undefined> {
+    const name = this.#opts.meshInterface;
+    return name === undefined ? undefined : this.#lookupInterface(name);
+  }
+
+  /** Attaches again when the mesh interface appeared, went or was re-created since the last attach(). */
+  async #followMeshInterface(): Promise<void> {
+    if (this.#opts.meshInterface === undefined || this.#pending !== undefined) return;
+    const mesh = await this.#meshInterfaceInfo();
+    if (mesh?.ifindex === this.#meshIfindex) return;
+    await this.attach();
+  }
+
+  async #lookupInterface(name: string): Promise<InterfaceInfo | undefined> {
     const argv = ['ip', '-j', 'link', 'show', 'dev', name];
     const netns = this.#opts.netns;
-    const { stdout } = netns === undefined ? await runCommand(argv[0] as string, argv.slice(1)) : await runCommand('nsenter', [`--net=${netns}`, ...argv]);
-    const [entry] = JSON.parse(stdout) as unknown[];
+    const result = netns === undefined ? await runCommand(argv[0] as string, argv.slice(1), { allowFailure: true }) : await runCommand('nsenter', [`--net=${netns}`, ...argv], { allowFailure: true });
+    // iproute2 says so on stderr and exits 1; anything else (no ip, no namespace) is not "missing".
+    if (result.exitCode !== 0 && /does not exist/.test(result.stderr)) return undefined;
+    if (result.exitCode !== 0) throw new NodePortError(`nodeport: ip link show dev ${name}: ${result.stderr.trim().split('\n')[0] ?? ''}`);
+    const [entry] = JSON.parse(result.stdout) as unknown[];
     const link = new IpJsonObject(entry, `interface "${name}"`);
     const type = link.optionalString('link_type');
-    return { name, ifindex: link.number('ifindex'), l3: type === 'none' };
+    return { name, ifindex: link.number('ifindex'), l3: type === 'none', mesh: name === this.#opts.meshInterface };
   }
 
   #openMaps(): OwnMaps {

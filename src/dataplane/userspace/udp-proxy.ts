@@ -1,7 +1,8 @@
 // A UDP proxy socket: each client address (ip and port) is a flow with its own socket connected to
 // the endpoint chosen for it; replies go back to the client from the proxy socket. A flow ends
-// after `idleTimeoutMs` without a packet either way (kube-proxy's --udp-timeout), when its endpoint
-// is removed, or when the endpoint refuses it.
+// after `idleTimeoutMs` without a packet either way (kube-proxy's --udp-timeout) once it has been
+// answered, after FIRST_REPLY_WAIT_MS without a packet before that, when its endpoint is removed, or when
+// the endpoint refuses it.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { formatIp, type Family } from '../../model/ip.js';
 import type { ServiceBackend } from '../../model/service.js';
@@ -12,20 +13,33 @@ import { errorText, plainAddress, type ProxySocket, type ProxySocketOptions, typ
 
 export const DEFAULT_UDP_IDLE_TIMEOUT_MS = 250;
 
+/**
+ * How long a flow waits for its first reply (at least the idle timeout). Waiting is not idling: an
+ * endpoint in another location may answer only after a WireGuard handshake (queued packets, then the
+ * reply), a DNS server only after its upstream; a flow closed at the idle timeout drops such a reply,
+ * which the kernel modes (an unreplied conntrack entry lives 30 s) deliver. 5 s is a resolver's own
+ * retry time (glibc's): no one waits for a later answer. kubernetes/kubernetes#14939 proposed this split.
+ */
+export const FIRST_REPLY_WAIT_MS = 5000;
+
 /** Datagrams held for a flow whose socket is still connecting; more are dropped, as a full queue would. */
 const MAX_PENDING = 64;
 
 export interface UdpProxyOptions extends ProxySocketOptions {
   readonly idleTimeoutMs?: number;
+  /** Tests: another FIRST_REPLY_WAIT_MS. */
+  readonly firstReplyWaitMs?: number;
 }
 
 interface Flow {
   readonly clientIp: string;
   readonly endpoint: string;
   readonly socket: Socket;
-  readonly idle: NodeJS.Timeout;
+  /** The first-reply wait until the first reply, then the idle timeout. */
+  idle: NodeJS.Timeout;
   /** Datagrams either way so far: what the idle timer checks once the sockets are read. */
   seen: number;
+  answered: boolean;
   /** Datagrams received before the flow's socket finished connecting; undefined once connected. */
   pending: Buffer[] | undefined;
 }
@@ -41,6 +55,7 @@ export class UdpProxy implements ProxySocket {
   private readonly log: Logger;
   private readonly clock: () => number;
   private readonly idleTimeoutMs: number;
+  private readonly firstReplyWaitMs: number;
 
   private constructor(opts: UdpProxyOptions) {
     this.family = opts.family;
@@ -48,6 +63,7 @@ export class UdpProxy implements ProxySocket {
     this.log = opts.log;
     this.clock = opts.clock ?? Date.now;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_UDP_IDLE_TIMEOUT_MS;
+    this.firstReplyWaitMs = Math.max(this.idleTimeoutMs, opts.firstReplyWaitMs ?? FIRST_REPLY_WAIT_MS);
     this.picker = new EndpointPicker(opts.random);
     this.picker.update(opts.endpoints, opts.affinityTimeoutMs);
     this.socket = createSocket({ type: opts.family === 4 ? 'udp4' : 'udp6', ipv6Only: opts.family === 6 });
@@ -109,13 +125,17 @@ export class UdpProxy implements ProxySocket {
 
   private openFlow(key: string, clientIp: string, client: RemoteInfo, endpoint: ServiceBackend): Flow {
     const socket = createSocket(this.family === 4 ? 'udp4' : 'udp6');
-    const idle = setTimeout(() => this.expire(key, flow), this.idleTimeoutMs);
-    idle.unref();
-    const flow: Flow = { clientIp, endpoint: formatBackend(endpoint), socket, idle, seen: 0, pending: [] };
+    const arm = (ms: number): NodeJS.Timeout => setTimeout(() => this.expire(key, flow), ms).unref();
+    const flow: Flow = { clientIp, endpoint: formatBackend(endpoint), socket, idle: arm(this.firstReplyWaitMs), seen: 0, answered: false, pending: [] };
     this.flows.set(key, flow);
     socket.on('message', (reply) => {
       flow.seen++;
-      flow.idle.refresh();
+      if (flow.answered) flow.idle.refresh();
+      else {
+        flow.answered = true;
+        clearTimeout(flow.idle);
+        flow.idle = arm(this.idleTimeoutMs);
+      }
       this.socket.send(reply, client.port, client.address);
     });
     socket.on('error', (err) => {
