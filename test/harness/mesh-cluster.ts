@@ -39,6 +39,12 @@ export async function createMeshCluster(spec: MeshClusterSpec): Promise<TestMesh
   return { cluster, api, destroy };
 }
 
+/** The annotations the test API server holds for a node (what its agent published). */
+export function annotationsOf(world: TestMeshCluster, name: string): Record<string, string> {
+  const node = world.api!.get('nodes', name) as { metadata: { annotations?: Record<string, string> } } | undefined;
+  return node?.metadata.annotations ?? {};
+}
+
 /** One cluster for one test, destroyed by the test's after-hook. */
 export async function startMeshCluster(t: TestContext, spec: MeshClusterSpec): Promise<TestMeshCluster> {
   const started = await createMeshCluster(spec);

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { NAT_KEEPALIVE_SECONDS, WORLD_INTERNET, WORLD_LANS } from '../../src/sandbox/world.js';
-import { createMeshCluster, type TestMeshCluster } from '../harness/mesh-cluster.js';
+import { annotationsOf, createMeshCluster, type TestMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 
@@ -23,12 +23,6 @@ const NODES = [
   { name: 'd', location: 'west', underlayAddress: WORLD_LANS.west.v4(12), underlayAddress6: WORLD_LANS.west.v6(12) },
   { name: 'e', location: 'east', underlayAddress: WORLD_LANS.east1.v4(12), underlayAddress6: WORLD_LANS.east1.v6(12), annotations: BEHIND_NAT },
 ];
-
-/** The annotations the test API server holds for a node (what its agent published). */
-function annotationsOf(world: TestMeshCluster, name: string): Record<string, string> {
-  const node = world.api!.get('nodes', name) as { metadata: { annotations?: Record<string, string> } } | undefined;
-  return node?.metadata.annotations ?? {};
-}
 
 /** Pings once every half second, `count` times; how many were lost. */
 async function lossesOf(cluster: MeshCluster, from: { readonly netns: string }, to: string, count: number): Promise<number> {
