@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
+import type { SandboxPod } from '../../src/sandbox/sandbox.js';
 import { NAT_KEEPALIVE_SECONDS, WORLD_INTERNET, WORLD_LANS } from '../../src/sandbox/world.js';
 import { annotationsOf, createMeshCluster, type TestMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
@@ -107,20 +108,10 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     assert.ok(cluster.sandbox.internetMtu! < wireguard + 60, 'a full-size tunnel packet does not fit the internet in one piece');
     // 10 MiB from east to west through the NAT: the outer packets learn the path's MTU (the routers
     // answer "fragmentation needed") and the transfer completes rather than stalling.
-    const server = cluster.sandbox.node('c').pods[0]!;
-    const iperf = cluster.sandbox.spawn(server, 'iperf3', ['-s', '-1', '-B', server.ip]);
-    try {
-      await until('iperf3 to listen', async () => (await cluster.sandbox.exec(server, 'ss', ['-Htln', 'sport = :5201'])).stdout.trim() !== '', 10_000, 100);
-      // A blackhole would stall the transfer until iperf3 gives up: the bound is generous, not a measure.
-      const r = await cluster.sandbox.exec(a.pods[0]!, 'iperf3', ['-c', server.ip, '-n', '10M', '-J'], { allowFailure: true, timeoutMs: 180_000 });
-      const result = JSON.parse(r.stdout) as { end?: { sum_sent?: { bytes: number }; sum_received?: { bytes: number; bits_per_second: number } }; error?: string };
-      assert.equal(result.error, undefined, 'iperf3 reported no error');
-      assert.ok((result.end?.sum_sent?.bytes ?? 0) >= 10 * 1024 * 1024, 'all 10 MiB were sent and acknowledged');
-      assert.ok((result.end?.sum_received?.bytes ?? 0) > 0, 'and received');
-      process.stderr.write(`bulk transfer east → west across MTU ${cluster.sandbox.internetMtu}: ${Math.round((result.end!.sum_received!.bits_per_second) / 1e6)} Mbit/s\n`);
-    } finally {
-      await cluster.sandbox.stop(iperf);
-    }
+    const across = await bulkTransfer(cluster, a.pods[0]!, cluster.sandbox.node('c').pods[0]!);
+    // The same transfer inside one location (a's pod to e's, one LAN: no tunnel), for the record.
+    const within = await bulkTransfer(cluster, a.pods[0]!, cluster.sandbox.node('e').pods[0]!);
+    process.stderr.write(`bulk transfer of 10 MiB: east → west across MTU ${cluster.sandbox.internetMtu} ${mbits(across)} Mbit/s; within east ${mbits(within)} Mbit/s\n`);
   });
 
   check('when the NAT router forgets its mappings and picks a new one, the public side settles on it', async () => {
@@ -146,6 +137,26 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     assert.equal(await endpointSeenBy(cluster, 'c', aKey), after, 'and stays there once published');
   });
 });
+
+const mbits = (bitsPerSecond: number): number => Math.round(bitsPerSecond / 1e6);
+
+/** 10 MiB with iperf3 from pod to pod, all of it acknowledged; the receiver's bits per second. */
+async function bulkTransfer(cluster: MeshCluster, from: SandboxPod, to: SandboxPod): Promise<number> {
+  // Not `-1`: a server that exits by itself after the test races stop() (which takes only live children).
+  const iperf = cluster.sandbox.spawn(to, 'iperf3', ['-s', '-B', to.ip]);
+  try {
+    await until('iperf3 to listen', async () => (await cluster.sandbox.exec(to, 'ss', ['-Htln', 'sport = :5201'])).stdout.trim() !== '', 10_000, 100);
+    // A blackhole would stall the transfer until iperf3 gives up: the bound is generous, not a measure.
+    const r = await cluster.sandbox.exec(from, 'iperf3', ['-c', to.ip, '-n', '10M', '-J'], { allowFailure: true, timeoutMs: 180_000 });
+    const result = JSON.parse(r.stdout) as { end?: { sum_sent?: { bytes: number }; sum_received?: { bytes: number; bits_per_second: number } }; error?: string };
+    assert.equal(result.error, undefined, `iperf3 ${from.name} → ${to.name} reported no error`);
+    assert.ok((result.end?.sum_sent?.bytes ?? 0) >= 10 * 1024 * 1024, `all 10 MiB from ${from.name} to ${to.name} were sent and acknowledged`);
+    assert.ok((result.end?.sum_received?.bytes ?? 0) > 0, 'and received');
+    return result.end!.sum_received!.bits_per_second;
+  } finally {
+    await cluster.sandbox.stop(iperf);
+  }
+}
 
 /** Packets a node's VXLAN device has sent. */
 async function tunnelTxPackets(cluster: MeshCluster, name: string): Promise<number> {
