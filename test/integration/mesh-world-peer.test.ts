@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { runCommand } from '../../src/host/command.js';
 import { generatePrivateKey, publicKeyOf } from '../../src/model/key.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import { cliPath, type MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import type { SandboxHost } from '../../src/sandbox/sandbox.js';
 import { NAT_KEEPALIVE_SECONDS, WORLD_INTERNET, WORLD_LANS } from '../../src/sandbox/world.js';
-import { annotationsOf, createMeshCluster, type TestMeshCluster } from '../harness/mesh-cluster.js';
+import { annotationsOf, createMeshCluster, suiteChecks, type TestMeshCluster } from '../harness/mesh-cluster.js';
 import { CLUSTER_IP, webEndpoints, webService } from '../harness/web-service.js';
 import { until } from '../support/wait.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
@@ -44,7 +44,7 @@ describe('a wg-quick Peer behind NAT in the routed world', { skip }, () => {
   let confDir: string | undefined;
   let conf: string;
   let up = false;
-  let failed = false;
+  const { check, fail, failed } = suiteChecks();
   const privateKey = generatePrivateKey();
 
   const startAgents = async (mode: (typeof MODES)[number]) => {
@@ -76,12 +76,12 @@ describe('a wg-quick Peer behind NAT in the routed world', { skip }, () => {
       world.api!.create('endpointslices', webEndpoints(backends));
       await startAgents(MODES[0]);
     } catch (err) {
-      failed = true;
+      fail();
       throw err;
     }
   });
   after(async () => {
-    if (failed && up) {
+    if (failed() && up) {
       // Each device by name: wireguard-go's sockets of every namespace (other sandboxes too) are in one directory.
       const devices = [[laptop.netns, `${cluster.sandbox.prefix}lp`], ...NODES.map((n) => [cluster.sandbox.node(n.name).netns, cluster.interfaceOf(n.name)])];
       for (const [netns, device] of devices) {
@@ -91,17 +91,8 @@ describe('a wg-quick Peer behind NAT in the routed world', { skip }, () => {
     // wg-quick's own way down first; destroying the sandbox would end its wireguard-go anyway.
     if (up) await cluster.sandbox.exec(laptop, 'wg-quick', ['down', join(confDir!, `${cluster.sandbox.prefix}lp.conf`)], { allowFailure: true });
     if (confDir !== undefined) await rm(confDir, { recursive: true, force: true });
-    await world?.destroy(failed);
+    await world?.destroy(failed());
   });
-  const check = (name: string, body: () => Promise<void>) =>
-    test(name, async () => {
-      try {
-        await body();
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    });
 
   check('showconf peer gives the laptop every segment, at the endpoints the mesh discovered, the service range and its keepalive', async () => {
     // East has no address the internet can reach: the laptop can only meet its leader where west's

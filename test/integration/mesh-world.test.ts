@@ -2,11 +2,11 @@
 // on two subnets, west with one public node, the internet's 1,380-byte MTU. One cluster, the
 // Kubernetes source (discovered endpoints are published through it), one agent per node.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import type { SandboxPod } from '../../src/sandbox/sandbox.js';
 import { NAT_KEEPALIVE_SECONDS, WORLD_INTERNET, WORLD_LANS } from '../../src/sandbox/world.js';
-import { annotationsOf, createMeshCluster, type TestMeshCluster } from '../harness/mesh-cluster.js';
+import { annotationsOf, createMeshCluster, suiteChecks, type TestMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 
@@ -36,7 +36,7 @@ async function lossesOf(cluster: MeshCluster, from: { readonly netns: string }, 
 describe('the mesh on a routed world with NAT', { skip }, () => {
   let world: TestMeshCluster;
   let cluster: MeshCluster;
-  let failed = false;
+  const { check, fail, failed } = suiteChecks();
 
   before(async () => {
     world = await createMeshCluster({
@@ -50,22 +50,13 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     for (const n of NODES) cluster.startAgent(n.name);
     // Five agents' first reconciles on a loaded machine: a bound for a slow start, not a measure.
     await cluster.waitReady(undefined, 300_000).catch((err: unknown) => {
-      failed = true;
+      fail();
       throw err;
     });
   });
   after(async () => {
-    await world?.destroy(failed);
+    await world?.destroy(failed());
   });
-  const check = (name: string, body: () => Promise<void>) =>
-    test(name, async () => {
-      try {
-        await body();
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    });
 
   check('nodes behind NAT join with no configured endpoint, and pods reach each other across every pair of locations', async () => {
     // Nobody configured an endpoint: each agent published what it found on its host.
