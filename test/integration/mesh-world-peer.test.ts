@@ -59,7 +59,9 @@ describe('a wg-quick Peer behind NAT in the routed world', { skip }, () => {
       source: 'kubernetes',
       internet: WORLD_INTERNET,
       outside: [{ name: PEER, underlayAddress: WORLD_LANS.home.v4(10), underlayAddress6: WORLD_LANS.home.v6(10) }],
-      agentArgs: ['--resync-period', `${RESYNC_SECONDS}s`, '--service-cidr', SERVICE_CIDR],
+      // --clean-up=false: a restart into another service mode leaves the mesh as it is (the new agent
+      // removes the old mode's state: service-mode-switch.test.ts), so the tunnels stay up.
+      agentArgs: ['--resync-period', `${RESYNC_SECONDS}s`, '--service-cidr', SERVICE_CIDR, '--clean-up=false'],
     });
     cluster = world.cluster;
     laptop = cluster.sandbox.outside[0]!;
@@ -138,12 +140,16 @@ describe('a wg-quick Peer behind NAT in the routed world', { skip }, () => {
         await startAgents(mode);
       }
       const backends = new Set(['c', 'd'].map((n) => cluster.sandbox.node(n).pods[0]!.name));
+      // Until each backend has answered once: the restarted agents have settled.
+      const seen = new Set<string>();
       let last: string[] = [];
       const answered = async () => {
         last = await echoRequests(cluster.sandbox, laptop, 'tcp', CLUSTER_IP, 80, { count: 1, timeoutMs: 10_000 });
-        return backends.has(last[0]?.split(' ')[0] ?? '');
+        const from = last[0]?.split(' ')[0] ?? '';
+        if (backends.has(from)) seen.add(from);
+        return seen.size === backends.size;
       };
-      await until(`${CLUSTER_IP}:80 to answer the laptop`, answered, 60_000, 500).catch((error: Error) => {
+      await until(`${CLUSTER_IP}:80 to answer the laptop from each backend`, answered, 60_000, 500).catch((error: Error) => {
         throw new Error(`${error.message} (last answer: ${last.join(', ') || 'none'})`);
       });
       const answers = await echoRequests(cluster.sandbox, laptop, 'tcp', CLUSTER_IP, 80, { count: 10, timeoutMs: 10_000 });

@@ -116,9 +116,15 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     // The NAT forgets its UDP mappings, and the old port is taken (as if c's next packet arrived
     // first and claimed it), so a's next packet leaves from a new port. UDP only: the TCP connections
     // east's agents hold to the API server through the same NAT are another story (see the report).
-    await cluster.sandbox.exec(east.netns, 'conntrack', ['-D', '-p', 'udp'], { allowFailure: true });
+    // a's keepalives keep coming: one that leaves between the flush and the insert maps to the old
+    // port again (the insert then finds it taken), so flush and take it again until the insert wins.
     const [, port] = before!.split(':');
-    await cluster.sandbox.exec(east.netns, 'conntrack', ['-I', '-p', 'udp', '-s', c.publicIP!, '-d', east.internetIP, '--sport', '51820', '--dport', port!, '-r', east.internetIP, '-q', c.publicIP!, '--reply-port-src', port!, '--reply-port-dst', '51820', '--timeout', '120']);
+    const takeOldPort = async () => {
+      await cluster.sandbox.exec(east.netns, 'conntrack', ['-D', '-p', 'udp'], { allowFailure: true });
+      const insert = ['-I', '-p', 'udp', '-s', c.publicIP!, '-d', east.internetIP, '--sport', '51820', '--dport', port!, '-r', east.internetIP, '-q', c.publicIP!, '--reply-port-src', port!, '--reply-port-dst', '51820', '--timeout', '120'];
+      return (await cluster.sandbox.exec(east.netns, 'conntrack', insert, { allowFailure: true })).exitCode === 0;
+    };
+    await until("east's NAT to forget a's mapping and its port to be taken", takeOldPort, 30_000, 0);
     assert.ok(await cluster.waitPing(podC, podA.ip, 60_000), 'c reaches a again');
     const after = await endpointSeenBy(cluster, 'c', aKey);
     assert.notEqual(after, before, `c's device follows a to its new mapping (${before} → ${after})`);
