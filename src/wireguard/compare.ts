@@ -63,8 +63,8 @@ export interface DiffOptions {
   /**
    * Peers whose endpoint WireGuard manages itself: roaming peers (keepalive set on their side)
    * move, and WireGuard follows the source address of their authenticated packets. For these,
-   * a desired endpoint is only written when the peer is created, never to pull an existing one
-   * back to where the config says.
+   * a desired endpoint is only written while the device has none (the peer is new, or was added
+   * before anyone knew where it is), never to pull an existing one back to where the config says.
    */
   readonly ignoreEndpointOf?: ReadonlySet<WireGuardKey>;
 }
@@ -98,7 +98,11 @@ export function diffConfig(current: WireGuardConfig, desired: WireGuardConfig, o
       upsertPeers.push({ peer, created: true, fields: presentFields(peer) });
       continue;
     }
-    const keepEndpoint = peer.endpoint === undefined || (options.ignoreEndpointOf?.has(peer.publicKey) ?? false);
+    // A roaming peer the device has no endpoint for yet is still written: a Peer behind NAT (a
+    // laptop) is added before another leader discovers where it is, and a location behind NAT of
+    // its own can only reach it, punching through both NATs, once it sends there first.
+    const roamedAlready = existing.endpoint !== undefined && (options.ignoreEndpointOf?.has(peer.publicKey) ?? false);
+    const keepEndpoint = peer.endpoint === undefined || roamedAlready;
     const fields = changedPeerFields(existing, peer, !keepEndpoint);
     if (fields.length === 0) continue;
     upsertPeers.push({ peer: keepEndpoint ? withoutEndpoint(peer) : peer, created: false, fields });

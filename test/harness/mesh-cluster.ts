@@ -1,6 +1,6 @@
 // The sandboxed mesh cluster for a test: with the test API server when the source is kubernetes,
 // torn down by the test's after-hook (agent logs printed first when the test failed).
-import type { TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { MeshCluster, type MeshClusterSpec } from '../../src/sandbox/mesh-cluster.js';
 import { type KubeApiServer, startKubeApiServer } from '../kube-apiserver/index.js';
 
@@ -37,6 +37,31 @@ export async function createMeshCluster(spec: MeshClusterSpec): Promise<TestMesh
     throw err;
   }
   return { cluster, api, destroy };
+}
+
+/** The annotations the test API server holds for a node (what its agent published). */
+export function annotationsOf(world: TestMeshCluster, name: string): Record<string, string> {
+  const node = world.api!.get('nodes', name) as { metadata: { annotations?: Record<string, string> } } | undefined;
+  return node?.metadata.annotations ?? {};
+}
+
+/**
+ * For a suite sharing one cluster: `check` is `test` that remembers a failure (as `fail()` does for
+ * hooks), so the suite's after-hook can hand `failed()` to destroy and print the agents' logs.
+ */
+export function suiteChecks(): { check: (name: string, body: () => Promise<void>) => void; fail: () => void; failed: () => boolean } {
+  let failedRun = false;
+  const check = (name: string, body: () => Promise<void>) => {
+    test(name, async () => {
+      try {
+        await body();
+      } catch (err) {
+        failedRun = true;
+        throw err;
+      }
+    });
+  };
+  return { check, fail: () => (failedRun = true), failed: () => failedRun };
 }
 
 /** One cluster for one test, destroyed by the test's after-hook. */

@@ -84,6 +84,10 @@ test('a router masquerades its private prefixes, lets only answers in, and route
     routerRuleset(east),
     [
       'table inet wirelane_sandbox {',
+      '  chain input {',
+      '    type filter hook input priority 0; policy accept;',
+      '    iifname "eth0" ct state != { established, related } drop',
+      '  }',
       '  chain forward {',
       '    type filter hook forward priority 0; policy accept;',
       '    iifname "eth0" ip daddr { 10.1.1.0/24, 10.1.2.0/24 } ct state != { established, related } drop',

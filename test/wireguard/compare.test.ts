@@ -122,6 +122,13 @@ test('ignoreEndpointOf lets a roaming peer keep its endpoint, but a new peer sti
   assert.equal(diffConfig(roamed, sameIPs, { ignoreEndpointOf: new Set([A]) }).changed, false);
 });
 
+test('ignoreEndpointOf still writes an endpoint to a roaming peer the device has none for (discovered after it was added)', () => {
+  const unknown = config([peer(A, { allowedIPs: cidrs('10.5.0.1/32') })]);
+  const discovered = config([peer(A, { endpoint: parseEndpoint('198.51.100.4:51820'), allowedIPs: cidrs('10.5.0.1/32') })]);
+  const diff = diffConfig(unknown, discovered, { ignoreEndpointOf: new Set([A]) });
+  assert.deepEqual(diff.upsertPeers.map((u) => [u.fields, u.peer.endpoint]), [[['endpoint'], parseEndpoint('198.51.100.4:51820')]]);
+});
+
 test('a DNS-named desired endpoint differs from the resolved IP the device shows (resolve first)', () => {
   const current = config([peer(A, { endpoint: parseEndpoint('192.0.2.1:51820') })]);
   const desired = config([peer(A, { endpoint: parseEndpoint('node-a.example.com:51820') })]);
