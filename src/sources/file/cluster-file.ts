@@ -1,8 +1,9 @@
 // The cluster file: a YAML stream of Kubernetes-shaped objects as `kubectl get -o yaml` prints them
 // (single objects, or `kind: List` documents holding them).
+import { createHash } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { errorLine } from '../../observability/first-line.js';
-import { type KubeObject, isRecord } from '../objects.js';
+import { type KubeObject, isRecord, trimObject } from '../objects.js';
 import type { SourceObject, SourceObjectKind } from '../source.js';
 
 export interface ClusterFileObject extends SourceObject {
@@ -25,24 +26,92 @@ const KINDS: Readonly<Record<string, SourceObjectKind>> = {
 
 /** Parses the whole stream; any structural fault throws one error naming the document (and object). */
 export function parseClusterFile(text: string, source = 'cluster file'): ClusterFileObject[] {
-  const out: ClusterFileObject[] = [];
+  return new ClusterFileReader().parse(text, source);
+}
+
+/**
+ * Parses cluster files one after another, keeping each document of the last one: a document whose
+ * text is unchanged is not parsed again and hands out the same objects, so nothing downstream decodes
+ * it again (sources/decode-cache.ts). Documents that are JSON (as `kubectl get -o json` and the
+ * harness write them, one per `---`) are read with JSON.parse, a hundred times faster than YAML; a
+ * stream with any other document is read as YAML, whole, as before. The one difference: a key
+ * repeated within a JSON object is read as JSON reads it (the last wins, as the API server's decoder
+ * does), where YAML refuses the document.
+ */
+export class ClusterFileReader {
+  /** The last file's JSON documents by their text's digest, as parsed and trimmed then. */
+  #documents = new Map<string, unknown>();
+
+  parse(text: string, source = 'cluster file'): ClusterFileObject[] {
+    const out: ClusterFileObject[] = [];
+    const values = this.#jsonDocuments(text);
+    if (values === undefined) readYaml(text, source, out);
+    else values.forEach((value, i) => objectsOfDocument(value, `document ${i + 1}`, source, out));
+    return out;
+  }
+
+  /** The documents' values when every one is JSON (undefined for an empty one); undefined when one is not. */
+  #jsonDocuments(text: string): unknown[] | undefined {
+    const chunks = text.split(DOCUMENT_START);
+    // Text before the first `---` is a document only when there is some.
+    if (chunks[0]!.trim() === '') chunks.shift();
+    const next = new Map<string, unknown>();
+    const values: unknown[] = [];
+    for (const chunk of chunks) {
+      const trimmed = chunk.trim();
+      if (trimmed === '') {
+        values.push(undefined);
+        continue;
+      }
+      const digest = createHash('sha256').update(trimmed).digest('base64');
+      let value = this.#documents.get(digest) ?? next.get(digest);
+      if (value === undefined) {
+        try {
+          value = trimDocument(JSON.parse(trimmed));
+        } catch {
+          this.#documents = new Map();
+          return undefined;
+        }
+      }
+      next.set(digest, value);
+      values.push(value);
+    }
+    this.#documents = next;
+    return values;
+  }
+}
+
+/** A line that starts a YAML document and holds nothing else. */
+const DOCUMENT_START = /^---[ \t]*$/m;
+
+/** Document by document: the first fault in the stream is the one reported. */
+function readYaml(text: string, source: string, out: ClusterFileObject[]): void {
   // stringKeys: a map key is a string, as in JSON; a list or map as a key is an error, not a warning.
   parseAllDocuments(text, { stringKeys: true }).forEach((doc, i) => {
     const where = `document ${i + 1}`;
     if (doc.errors.length > 0) {
       throw new ClusterFileError(`${source}: ${where}: ${errorLine(doc.errors[0])}`);
     }
-    const value = jsonOf(doc, `${source}: ${where}`);
-    if (value === null || value === undefined) return; // an empty document, e.g. after a trailing `---`
-    if (isRecord(value) && value['kind'] === 'List') {
-      const items = value['items'];
-      if (!Array.isArray(items)) throw new ClusterFileError(`${source}: ${where}: List without items`);
-      items.forEach((item: unknown, j) => out.push(classify(item, `${where}, item ${j + 1}`, source)));
-    } else {
-      out.push(classify(value, where, source));
-    }
+    objectsOfDocument(trimDocument(jsonOf(doc, `${source}: ${where}`)), where, source, out);
   });
-  return out;
+}
+
+function objectsOfDocument(value: unknown, where: string, source: string, out: ClusterFileObject[]): void {
+  if (value === null || value === undefined) return; // an empty document, e.g. after a trailing `---`
+  if (isRecord(value) && value['kind'] === 'List') {
+    const items = value['items'];
+    if (!Array.isArray(items)) throw new ClusterFileError(`${source}: ${where}: List without items`);
+    items.forEach((item: unknown, j) => out.push(classify(item, `${where}, item ${j + 1}`, source)));
+  } else {
+    out.push(classify(value, where, source));
+  }
+}
+
+/** The document with its objects trimmed (objects.ts): only what decoders read is kept. */
+function trimDocument(value: unknown): unknown {
+  if (!isRecord(value)) return value;
+  if (value['kind'] === 'List' && Array.isArray(value['items'])) return { ...value, items: value['items'].map(trimDocument) };
+  return trimObject(KINDS[`${text(value['apiVersion'])}/${text(value['kind'])}`], value as KubeObject);
 }
 
 // kubectl prints YAML that is JSON in another syntax; YAML can say more (an alias repeated into a
