@@ -39,13 +39,19 @@ export function parseClusterFile(text: string, source = 'cluster file'): Cluster
  * does), where YAML refuses the document.
  */
 export class ClusterFileReader {
-  /** The last file's JSON documents by their text's digest, as parsed and trimmed then. */
+  /** The last file's JSON documents by their text's digest, as parsed (and trimmed) then. */
   #documents = new Map<string, unknown>();
+  readonly #prepare: (value: unknown) => unknown;
+
+  /** `trim`: objects come out without what no decoder reads (objects.ts), for a source that holds them. */
+  constructor(options: { readonly trim?: boolean } = {}) {
+    this.#prepare = options.trim === true ? trimDocument : (value) => value;
+  }
 
   parse(text: string, source = 'cluster file'): ClusterFileObject[] {
     const out: ClusterFileObject[] = [];
     const values = this.#jsonDocuments(text);
-    if (values === undefined) readYaml(text, source, out);
+    if (values === undefined) readYaml(text, source, this.#prepare, out);
     else values.forEach((value, i) => objectsOfDocument(value, `document ${i + 1}`, source, out));
     return out;
   }
@@ -67,7 +73,7 @@ export class ClusterFileReader {
       let value = this.#documents.get(digest) ?? next.get(digest);
       if (value === undefined) {
         try {
-          value = trimDocument(JSON.parse(trimmed));
+          value = this.#prepare(JSON.parse(trimmed));
         } catch {
           this.#documents = new Map();
           return undefined;
@@ -85,14 +91,14 @@ export class ClusterFileReader {
 const DOCUMENT_START = /^---[ \t]*$/m;
 
 /** Document by document: the first fault in the stream is the one reported. */
-function readYaml(text: string, source: string, out: ClusterFileObject[]): void {
+function readYaml(text: string, source: string, prepare: (value: unknown) => unknown, out: ClusterFileObject[]): void {
   // stringKeys: a map key is a string, as in JSON; a list or map as a key is an error, not a warning.
   parseAllDocuments(text, { stringKeys: true }).forEach((doc, i) => {
     const where = `document ${i + 1}`;
     if (doc.errors.length > 0) {
       throw new ClusterFileError(`${source}: ${where}: ${errorLine(doc.errors[0])}`);
     }
-    objectsOfDocument(trimDocument(jsonOf(doc, `${source}: ${where}`)), where, source, out);
+    objectsOfDocument(prepare(jsonOf(doc, `${source}: ${where}`)), where, source, out);
   });
 }
 

@@ -18,7 +18,7 @@ import { ClusterFileReader } from './cluster-file.js';
 export class FileSource implements ClusterSource {
   private objects: readonly SourceObject[] = [];
   private started = false;
-  private readonly reader = new ClusterFileReader();
+  private readonly reader = new ClusterFileReader({ trim: true });
   /** The last text read, as a digest (the text itself would be held for nothing). */
   private lastText: string | undefined;
   /** The file as it was when last read: an unchanged one is not read again. */
