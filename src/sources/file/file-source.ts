@@ -43,11 +43,29 @@ export class FileSource implements ClusterSource {
     await this.reload(true);
     this.started = true;
     // Watch the directory, not the file: editors and `kubectl get > f` replace the inode.
-    const reload = () =>
-      this.reload(false).then(
-        (changed) => changed && onChange(),
-        (err: unknown) => this.log.error({ err }, 'cluster file reload failed'),
-      );
+    // One reload at a time, and at most one more after it: a file rewritten faster than it is read
+    // (a large file on a busy node) would otherwise be read by several reloads at once, each
+    // holding a copy of it.
+    let running = false;
+    let again = false;
+    const reload = async (): Promise<void> => {
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      try {
+        do {
+          again = false;
+          await this.reload(false).then(
+            (changed) => changed && onChange(),
+            (err: unknown) => this.log.error({ err }, 'cluster file reload failed'),
+          );
+        } while (again);
+      } finally {
+        running = false;
+      }
+    };
     this.watcher = watch(dirname(this.path), (_event, name) => {
       if (name !== null && name !== basename(this.path) && !name.startsWith('..')) return;
       clearTimeout(this.debounce);
