@@ -15,9 +15,10 @@
 // The agent runs with --resync-period 5s: idle resyncs are what issue 16 found growing.
 // Run: node --import tsx bench/agent-memory.ts [--modes=ebpf,iptables,userspace] [--sources=file,kubernetes]
 //        [--churn-seconds=180] [--idle-seconds=30] [--services=10000] [--nodes=1000] [--cli=OTHER/dist/cli/wirelane.js]
+//        [--node-flags=--flag,--flag=value] [--snapshots=DIR (heap snapshots after each idle phase, for where the memory goes)]
 // Prints a table and writes bench/results/agent-memory.json. Needs root (namespaces, cgroups, BPF).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { agentNodeFlags } from './agent-flags.js';
@@ -39,6 +40,10 @@ interface Options {
   readonly idleSeconds: number;
   /** Another build's dist/cli/wirelane.js to run as the agent (the "before" of a change). */
   readonly cli?: string;
+  /** More V8 flags for the agent, after the entry point's (to measure one before it goes in bin/wirelane.js). */
+  readonly nodeFlags: readonly string[];
+  /** A folder for heap snapshots of the agent after the first idle phase and after the churn's. */
+  readonly snapshots?: string;
 }
 
 const ENDPOINTS = 10;
@@ -251,7 +256,7 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const clusterFileMiB = source === 'file' ? mib(statSync(cluster.clusterFile).size / 1024) : undefined;
     const spawnedAt = Date.now();
     // The installed entry point (its V8 flags), as the DaemonSet runs the agent; info: what an operator runs.
-    agent = cluster.startAgent('a', ['--service-proxy', mode, '--resync-period', RESYNC, '--log-level', 'info'], { nodeFlags: agentNodeFlags(), ...(opts.cli !== undefined && { cli: opts.cli }) });
+    agent = cluster.startAgent('a', ['--service-proxy', mode, '--resync-period', RESYNC, '--log-level', 'info'], { nodeFlags: [...agentNodeFlags(), ...opts.nodeFlags, ...snapshotFlags(opts)], ...(opts.cli !== undefined && { cli: opts.cli }) });
     sampler = new RssSampler(agent.pid);
     const deadline = spawnedAt + FIRST_SYNC_TIMEOUT_MS;
     let appliedAt: number | undefined;
@@ -267,6 +272,7 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const idle1 = Date.now();
     await sleep(opts.idleSeconds * 1000);
     const idleBefore = sampler.between(idle1, Date.now());
+    await snapshot(agent, opts);
     process.stdout.write(`  idle: median ${idleBefore.medianMiB} MiB; churn ${opts.churnSeconds} s…\n`);
     const churnFrom = Date.now();
     const changes = await churn(objects, opts);
@@ -275,6 +281,7 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const idle2 = Date.now();
     await sleep(opts.idleSeconds * 1000);
     const idleAfter = sampler.between(idle2, Date.now());
+    await snapshot(agent, opts);
     const serviceSyncs = await syncCount(cluster, 'services');
     failed = false;
     const result: Cell = { mode, source, firstSyncS, idleBefore, churn: churnStats, idleAfter, peakMiB: mib(sampler.hwmKiB), serviceSyncs, ...(clusterFileMiB !== undefined && { clusterFileMiB }) };
@@ -287,6 +294,30 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     if (failed) process.stderr.write(`${await cluster.logTails(20)}\n`);
     await started.destroy(false);
   }
+}
+
+/** The agent writes a heap snapshot on SIGUSR2 into the folder (only with --snapshots). */
+function snapshotFlags(opts: Options): string[] {
+  return opts.snapshots === undefined ? [] : ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${opts.snapshots}`];
+}
+
+/** Asks for a snapshot and waits until the agent has written it (it stops the agent meanwhile). */
+async function snapshot(agent: SpawnedProcess, opts: Options): Promise<void> {
+  if (opts.snapshots === undefined) return;
+  mkdirSync(opts.snapshots, { recursive: true });
+  const files = (): string[] => readdirSync(opts.snapshots!).filter((f) => f.endsWith('.heapsnapshot'));
+  const before = files().length;
+  process.kill(agent.pid, 'SIGUSR2');
+  const deadline = Date.now() + 120_000;
+  while (files().length === before && Date.now() < deadline) await sleep(500);
+  // The file appears (empty) before it is written: done when its size holds for two seconds.
+  const file = join(opts.snapshots, files().sort().at(-1) ?? '');
+  let size = -1;
+  while (Date.now() < deadline && (size <= 0 || statSync(file).size !== size)) {
+    size = statSync(file).size;
+    await sleep(2_000);
+  }
+  process.stdout.write(`  heap snapshot in ${opts.snapshots}\n`);
 }
 
 async function syncCount(cluster: Awaited<ReturnType<typeof createMeshCluster>>['cluster'], loop: string): Promise<number | undefined> {
@@ -407,6 +438,8 @@ function parseOptions(argv: readonly string[]): Options {
     churnSeconds: int('churn-seconds', 180),
     idleSeconds: int('idle-seconds', 30),
     ...(value('cli') !== undefined && { cli: value('cli') }),
+    nodeFlags: value('node-flags')?.split(',').filter((f) => f !== '') ?? [],
+    ...(value('snapshots') !== undefined && { snapshots: value('snapshots') }),
   };
 }
 

@@ -96,6 +96,24 @@ test('JSON documents read as YAML reads them, with the same places and the same 
   assert.throws(() => parseClusterFile(`${bad}# yaml\n`), { message: 'cluster file: document 2 (Node "x"): unsupported apiVersion/kind v9/Node' });
 });
 
+test('JSON documents split as bytes where YAML splits them: CRLF, blanks after ---, a byte-order mark', () => {
+  const places = (objects: ReturnType<typeof parseClusterFile>) => objects.map((o) => o.where);
+  const cases: [string, string[]][] = [
+    // CRLF line ends, spaces and tabs after a separator, an empty document between two.
+    [`${jsonNode('a')}\r\n--- \t\r\n${jsonNode('b')}\r\n---\r\n\r\n---\r\n${jsonNode('c')}`, ['document 1 (Node "a")', 'document 2 (Node "b")', 'document 4 (Node "c")']],
+    // A byte-order mark before the first document, blank text before the first separator.
+    [`\ufeff${jsonNode('a')}\n---\n${jsonNode('b')}`, ['document 1 (Node "a")', 'document 2 (Node "b")']],
+    [`\n  \n---\n${jsonNode('a')}`, ['document 1 (Node "a")']],
+  ];
+  for (const [text, want] of cases) {
+    assert.deepEqual(places(parseClusterFile(text)), want, JSON.stringify(text));
+    assert.deepEqual(places(parseClusterFile(Buffer.from(text))), want, JSON.stringify(text));
+    assert.deepEqual(places(parseClusterFile(`${text}\n# yaml\n`)), want, `as YAML: ${JSON.stringify(text)}`);
+  }
+  // Only a line of --- (and blanks) separates JSON documents: ---- is inside one, which is then not JSON, and YAML refuses it.
+  assert.throws(() => parseClusterFile(`${jsonNode('a')}\n----\n${jsonNode('b')}`), /document 1/);
+});
+
 test('a document unchanged since the last read keeps its object; a changed one is read anew', () => {
   const reader = new ClusterFileReader();
   const first = reader.parse(`${jsonNode('a')}\n---\n${jsonNode('b')}\n`);

@@ -77,7 +77,7 @@ export class FileSource implements ClusterSource {
 
   /** Re-reads the file; returns whether its content changed. */
   async reload(strict: boolean): Promise<boolean> {
-    let text: string;
+    let bytes: Buffer;
     let digest: string;
     try {
       const before = await stat(this.path);
@@ -86,8 +86,9 @@ export class FileSource implements ClusterSource {
         if (this.lastTextValid) this.syncedAt = Date.now();
         return false;
       }
-      text = await readFile(this.path, 'utf8');
-      digest = createHash('sha256').update(text).digest('base64');
+      // Bytes, not text: the reader makes strings only of the documents that changed.
+      bytes = await readFile(this.path);
+      digest = createHash('sha256').update(bytes).digest('base64');
       // Only a file that did not change while it was read stands for what stat saw.
       const after = await stat(this.path);
       this.lastStat = `${after.dev}:${after.ino}:${after.size}:${after.mtimeMs}:${after.ctimeMs}` === identity ? identity : undefined;
@@ -104,7 +105,7 @@ export class FileSource implements ClusterSource {
     this.lastText = digest;
     this.lastTextValid = false;
     try {
-      this.objects = this.reader.parse(text, this.path);
+      this.objects = this.reader.parse(bytes, this.path);
     } catch (err) {
       if (strict) throw err;
       this.log.error(`${(err as Error).message}; keeping the last good state`);
