@@ -19,6 +19,7 @@
 // Prints a table and writes bench/results/agent-memory.json. Needs root (namespaces, cgroups, BPF).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { agentNodeFlags } from './agent-flags.js';
@@ -221,15 +222,32 @@ interface Cell {
   readonly source: SourceKind;
   /** Seconds from the spawn to "services applied"; undefined when it never came. */
   readonly firstSyncS?: number;
+  /**
+   * The agent's CPU seconds (user + system) when "services applied" was seen (polled every 200 ms):
+   * what the first sync cost whatever else the machine runs, where the wall time above depends on
+   * the load.
+   */
+  readonly firstSyncCpuS?: number;
   readonly error?: string;
   readonly idleBefore?: { medianMiB: number; maxMiB: number };
   readonly churn?: { medianMiB: number; maxMiB: number; changes: number };
   readonly idleAfter?: { medianMiB: number; maxMiB: number };
   readonly peakMiB?: number;
   readonly clusterFileMiB?: number;
+  /** The machine's 1-minute load average at the end of the cell. */
+  readonly loadAverage?: number;
   /** Resyncs (service syncs) seen during the run, from the agent's metrics. */
   readonly serviceSyncs?: number;
 }
+
+/** User + system CPU seconds a process has used (/proc/PID/stat, fields 14 and 15, in clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const loadAverage = (): number => Math.round(loadavg()[0]! * 10) / 10;
 
 /** The time (epoch ms) of the agent's first log line with this message, if any. */
 function logTime(log: string, message: string): number | undefined {
@@ -265,8 +283,9 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
       appliedAt = logTime(await cluster.log('a'), 'services applied');
     }
     if (appliedAt === undefined) throw new Error(`no "services applied" within ${FIRST_SYNC_TIMEOUT_MS / 1000} s; log: ${cluster.logFile('a')}`);
+    const firstSyncCpuS = cpuSeconds(agent.pid);
     const firstSyncS = (appliedAt - spawnedAt) / 1000;
-    process.stdout.write(`  first sync ${firstSyncS.toFixed(1)} s; idle ${opts.idleSeconds} s…\n`);
+    process.stdout.write(`  first sync ${firstSyncS.toFixed(1)} s (CPU ${firstSyncCpuS.toFixed(1)} s, load ${loadAverage()}); idle ${opts.idleSeconds} s…\n`);
     // A few resyncs settle the heap first (the first sync's garbage), then the idle phase is measured.
     await sleep(5_000);
     const idle1 = Date.now();
@@ -284,7 +303,7 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     await snapshot(agent, opts);
     const serviceSyncs = await syncCount(cluster, 'services');
     failed = false;
-    const result: Cell = { mode, source, firstSyncS, idleBefore, churn: churnStats, idleAfter, peakMiB: mib(sampler.hwmKiB), serviceSyncs, ...(clusterFileMiB !== undefined && { clusterFileMiB }) };
+    const result: Cell = { mode, source, firstSyncS, firstSyncCpuS, loadAverage: loadAverage(), idleBefore, churn: churnStats, idleAfter, peakMiB: mib(sampler.hwmKiB), serviceSyncs, ...(clusterFileMiB !== undefined && { clusterFileMiB }) };
     process.stdout.write(`  ${JSON.stringify(result)}\n`);
     return result;
   } catch (err) {
@@ -402,14 +421,14 @@ async function churn(objects: ClusterObjects, opts: Options): Promise<number> {
 // --- output ---------------------------------------------------------------------------------------
 
 function table(cells: readonly Cell[]): string {
-  const rows = [['mode', 'source', 'first sync s', 'idle MiB (median/max)', 'churn MiB (median/max)', 'idle after MiB (median/max)', 'peak MiB (VmHWM)']];
+  const rows = [['mode', 'source', 'first sync s (CPU s)', 'idle MiB (median/max)', 'churn MiB (median/max)', 'idle after MiB (median/max)', 'peak MiB (VmHWM)', 'load']];
   const pair = (p: { medianMiB: number; maxMiB: number } | undefined): string => (p ? `${p.medianMiB} / ${p.maxMiB}` : '-');
   for (const c of cells) {
     if (c.error !== undefined) {
-      rows.push([c.mode, c.source, `failed: ${c.error}`, '', '', '', c.peakMiB !== undefined ? String(c.peakMiB) : '-']);
+      rows.push([c.mode, c.source, `failed: ${c.error}`, '', '', '', c.peakMiB !== undefined ? String(c.peakMiB) : '-', '']);
       continue;
     }
-    rows.push([c.mode, c.source, c.firstSyncS!.toFixed(1), pair(c.idleBefore), pair(c.churn), pair(c.idleAfter), String(c.peakMiB)]);
+    rows.push([c.mode, c.source, `${c.firstSyncS!.toFixed(1)} (${c.firstSyncCpuS?.toFixed(1) ?? '-'})`, pair(c.idleBefore), pair(c.churn), pair(c.idleAfter), String(c.peakMiB), String(c.loadAverage ?? '-')]);
   }
   const widths = rows[0]!.map((_, k) => Math.max(...rows.map((r) => r[k]!.length)));
   return rows.map((r) => r.map((v, k) => v.padEnd(widths[k]!)).join('  ')).join('\n');

@@ -207,5 +207,21 @@ function classify(value: unknown, where: string, source: string): ClusterFileObj
   if (value['metadata'] !== undefined && !isRecord(value['metadata'])) {
     throw new ClusterFileError(`${source}: ${where} (${label}): metadata is not an object`);
   }
-  return { kind, object: value as KubeObject, where: `${where} (${kind} "${name}")` };
+  return new DocumentObject(kind, value as KubeObject, where);
+}
+
+/**
+ * An object of the file with its place, spelled out only when asked (an error message): 21,000
+ * places held as strings built from parts took 4 MiB at 10,000 Services.
+ */
+class DocumentObject implements ClusterFileObject {
+  constructor(
+    readonly kind: SourceObjectKind,
+    readonly object: KubeObject,
+    readonly document: string,
+  ) {}
+
+  get where(): string {
+    return `${this.document} (${this.kind} "${String(this.object.metadata?.name)}")`;
+  }
 }
