@@ -282,7 +282,10 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
       await sleep(200);
       appliedAt = logTime(await cluster.log('a'), 'services applied');
     }
-    if (appliedAt === undefined) throw new Error(`no "services applied" within ${FIRST_SYNC_TIMEOUT_MS / 1000} s; log: ${cluster.logFile('a')}`);
+    if (appliedAt === undefined) {
+      const why = agent.exitCode !== null ? `the agent exited (${agent.exitCode}) before` : `no "services applied" within ${FIRST_SYNC_TIMEOUT_MS / 1000} s`;
+      throw new Error(`${why}; log: ${cluster.logFile('a')}`);
+    }
     const firstSyncCpuS = cpuSeconds(agent.pid);
     const firstSyncS = (appliedAt - spawnedAt) / 1000;
     process.stdout.write(`  first sync ${firstSyncS.toFixed(1)} s (CPU ${firstSyncCpuS.toFixed(1)} s, load ${loadAverage()}); idle ${opts.idleSeconds} s…\n`);
