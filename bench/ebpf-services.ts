@@ -12,11 +12,12 @@
 // tracker's comparison (services/changes.ts, as the agent runs it before apply()) to the last map
 // write.
 // Run: node --expose-gc --import tsx bench/ebpf-services.ts   (prints a table, writes bench/results/ebpf-services.json)
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { agentNodeFlags } from './agent-flags.js';
 import { type BpfMap, findCgroup2Mount } from '../src/bpf/index.js';
 import { EbpfServiceProxy, type EbpfServiceProxyReport } from '../src/dataplane/ebpf/index.js';
 import { IptablesServiceProxy } from '../src/dataplane/service-iptables/index.js';
@@ -187,12 +188,6 @@ async function firstSyncHere(): Promise<void> {
   settledMemory();
   const report = await inSandbox(async (open) => apply(await open(), map));
   process.stdout.write(`${JSON.stringify({ ms: report.ms, planMs: report.planMs })}\n`);
-}
-
-/** The node flags bin/wirelane.js starts the agent with, from its #! line. */
-function agentNodeFlags(): string[] {
-  const shebang = readFileSync(new URL('../bin/wirelane.js', import.meta.url), 'utf8').split('\n', 1)[0]!;
-  return shebang.split(/\s+/).filter((word) => word.startsWith('--'));
 }
 
 /** First full syncs, each in a process of its own with `nodeFlags`: one first sync is one sample of a noisy machine. */

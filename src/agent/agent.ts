@@ -31,7 +31,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const publicKey = publicKeyOf(privateKey);
   log.info({ node: config.hostname, publicKey, source: config.source.kind }, 'starting');
 
-  const source = openClusterSource(config, log, metrics);
+  const source = await openClusterSource(config, log, metrics);
 
   let loop: ReconcileLoop | undefined;
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });

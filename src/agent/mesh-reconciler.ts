@@ -26,7 +26,7 @@ import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
 import { ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
-import { decodeMeshInput } from '../sources/mesh-input.js';
+import { MeshInputDecoder } from '../sources/mesh-input.js';
 import type { ClusterSource, Heartbeats } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
@@ -85,6 +85,8 @@ export class MeshReconciler {
   /** The failed steps of the reconcile in progress, one line each. */
   private failures: string[] = [];
   private readonly problems: ProblemReporter;
+  /** Each Node and Peer decoded once, when it changes. */
+  private readonly decoder: MeshInputDecoder;
   private readonly claims: ProblemReporter;
   /** This node's tunnels-broken mark: a leader's verdict on its own tunnels (Kilo #489). */
   private readonly tunnelWatch: TunnelWatch;
@@ -95,6 +97,7 @@ export class MeshReconciler {
     // Every step's series exists from the start, so "no errors" reads as 0 rather than absent.
     for (const step of MESH_STEPS) deps.metrics.errors.inc({ step }, 0);
     this.problems = new ProblemReporter(deps.log, deps.metrics);
+    this.decoder = new MeshInputDecoder({ topologyLabel: deps.config.topologyLabel });
     this.claims = new ProblemReporter(deps.log, deps.metrics, (p) => deps.metrics.rejectedClaims.inc({ kind: p.kind }));
     // Hysteresis: a broken mark clears after three resync periods of working tunnels.
     this.tunnelWatch = new TunnelWatch((3 * deps.config.resyncPeriodMs) / 1000);
@@ -246,7 +249,7 @@ export class MeshReconciler {
    * first-hand: its own state, and when it last heard from every other node (its own clock).
    */
   private async meshInput(host: HostView, now: number): Promise<MeshInput> {
-    const decoded = decodeMeshInput(this.deps.source.snapshot(), { topologyLabel: this.deps.config.topologyLabel });
+    const decoded = this.decoder.decode(this.deps.source.snapshot());
     this.problems.report(decoded.problems);
     // Where nobody publishes heartbeats, every node counts as fresh, and the addresses written for
     // this node (by the operator) stand over those the agent discovers.

@@ -10,10 +10,10 @@ import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics } from '../observability/metrics.js';
 import { ServiceChangeTracker } from '../services/changes.js';
 import { type ProgrammedTriggers, pendingTriggers, programmingLatencies } from '../services/programming-latency.js';
-import { PROXY_NAME, computeServiceMap } from '../services/service-map.js';
-import { decodeNode } from '../sources/node.js';
+import { PROXY_NAME, ServiceMapMemo, computeServiceMap } from '../services/service-map.js';
+import { MeshInputDecoder } from '../sources/mesh-input.js';
 import type { ClusterSource } from '../sources/source.js';
-import { decodeServiceInput } from '../sources/service-input.js';
+import { ServiceInputCache, decodeServiceInput } from '../sources/service-input.js';
 import type { AgentConfig } from './config.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import { ProblemReporter } from './problem-reporter.js';
@@ -45,9 +45,15 @@ export class ServiceReconciler {
   /** Trigger times before this agent started are not its latency. */
   private readonly startedAt = Date.now();
   #servicePorts: number | undefined;
+  // Objects decoded once and ports computed once while their inputs stay the same: a resync with
+  // nothing changed builds next to nothing.
+  private readonly decoded = new ServiceInputCache();
+  private readonly nodes: MeshInputDecoder;
+  private readonly memo = new ServiceMapMemo();
 
   constructor(private readonly deps: ServiceReconcilerDeps) {
     this.problems = new ProblemReporter(deps.log, deps.metrics);
+    this.nodes = new MeshInputDecoder({ topologyLabel: deps.config.topologyLabel });
     this.healthChecks = new HealthCheckServers(() => !this.lastApplyFailed, (message) => deps.log.error(message));
     deps.metrics.errors.inc({ step: 'services' }, 0);
   }
@@ -103,18 +109,16 @@ export class ServiceReconciler {
 
   private async serviceMap(): Promise<{ readonly map: ServiceMap; readonly slices: readonly EndpointSlice[] }> {
     const objects = this.deps.source.snapshot();
-    const decoded = decodeServiceInput(objects);
+    const decoded = decodeServiceInput(objects, this.decoded);
     this.problems.report(decoded.problems);
     // Node problems are the mesh's to report; here only pod CIDRs and the zone label are read.
     const clusterCIDRs: Cidr[] = [];
     let zone: string | undefined;
     for (const o of objects) {
       if (o.kind !== 'Node') continue;
-      try {
-        clusterCIDRs.push(...decodeNode(o.object, { topologyLabel: this.deps.config.topologyLabel }).node.podCIDRs);
-      } catch {
-        continue; // a Node without a name: the mesh reports it
-      }
+      const node = this.nodes.node(o.object);
+      if (node === undefined) continue; // a Node without a name: the mesh reports it
+      clusterCIDRs.push(...node.podCIDRs);
       if (o.object.metadata?.name === this.deps.config.hostname) zone = o.object.metadata.labels?.[ZONE_LABEL];
     }
     const map = computeServiceMap(
@@ -125,6 +129,7 @@ export class ServiceReconciler {
         clusterCIDRs,
       },
       { nodePortCIDRs: this.deps.config.nodePortCIDRs, proxyName: PROXY_NAME },
+      this.memo,
     );
     return { map, slices: decoded.slices };
   }

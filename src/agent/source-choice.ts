@@ -3,16 +3,18 @@
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics } from '../observability/metrics.js';
 import { FileSource } from '../sources/file/file-source.js';
-import { BACKOFF_CAP_MS } from '../sources/kubernetes/backoff.js';
-import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
 import type { ClusterSource } from '../sources/source.js';
 import type { AgentConfig } from './config.js';
 
-export function openClusterSource(config: AgentConfig, log: Logger, metrics: AgentMetrics): ClusterSource {
+// The Kubernetes client is loaded only for the Kubernetes source: its code and source text are
+// ~25 MiB of an agent's heap that reads a cluster file.
+export async function openClusterSource(config: AgentConfig, log: Logger, metrics: AgentMetrics): Promise<ClusterSource> {
   switch (config.source.kind) {
     case 'file':
       return new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }), config.resyncPeriodMs);
-    case 'kubernetes':
+    case 'kubernetes': {
+      const { BACKOFF_CAP_MS } = await import('../sources/kubernetes/backoff.js');
+      const { KubernetesSource, loadKubeConfig } = await import('../sources/kubernetes/kubernetes-source.js');
       return new KubernetesSource(loadKubeConfig(config.source.kubeconfig), log, config.serviceProxy !== 'off', {
         metrics: metrics.source,
         // Retry at least once a resync: what changed during an outage lands one resync after it.
@@ -25,5 +27,6 @@ export function openClusterSource(config: AgentConfig, log: Logger, metrics: Age
           durationSeconds: Math.ceil((2 * config.resyncPeriodMs) / 1000),
         },
       });
+    }
   }
 }

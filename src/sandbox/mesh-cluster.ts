@@ -217,14 +217,18 @@ export class MeshCluster {
     return child;
   }
 
-  /** `env` adds to (or overrides) the agent's environment, e.g. a PATH with a stand-in tool first. */
-  startAgent(name: string, extra: readonly string[] = [], options: { readonly env?: Readonly<Record<string, string>> } = {}): SpawnedProcess {
+  /**
+   * `env` adds to (or overrides) the agent's environment, e.g. a PATH with a stand-in tool first;
+   * `nodeFlags` go to node before the CLI (a benchmark runs the agent as bin/wirelane.js does);
+   * `cli`: another build's dist/cli/wirelane.js (a benchmark's "before").
+   */
+  startAgent(name: string, extra: readonly string[] = [], options: { readonly env?: Readonly<Record<string, string>>; readonly nodeFlags?: readonly string[]; readonly cli?: string } = {}): SpawnedProcess {
     const external = this.spec.wireguardContainer === true;
     if (external && !this.wireguards.has(name)) this.startWireguard(name);
     const source = this.spec.source === 'kubernetes' ? ['--source', 'kubernetes', '--kubeconfig', this.kubeconfig] : ['--source', `file:${this.clusterFile}`];
     // Each simulated node is its own cgroup and pin directory: one kernel, several "hosts".
     const ebpf = ['--cgroup-root', this.sandbox.visibleCgroupOf(name) as string, '--bpf-dir', join(this.bpffs, name)];
-    const args = [cliPath(), 'agent', ...source, '--hostname', name, '--state-dir', this.stateDir(name), '--interface', this.interfaceOf(name),
+    const args = [...(options.nodeFlags ?? []), options.cli ?? cliPath(), 'agent', ...source, '--hostname', name, '--state-dir', this.stateDir(name), '--interface', this.interfaceOf(name),
       '--listen', `:${HEALTH_PORT}`, '--metrics-listen', `127.0.0.1:${METRICS_PORT}`, '--log-level', 'debug', ...ebpf, ...this.cniModeArgs(name), ...(external ? ['--userspace-wireguard', 'external'] : []), ...(this.spec.agentArgs ?? []), ...extra, ...this.cniPlacementArgs(name)];
     // The agent's own container: killAgentContainer ends it with everything it started.
     const child = this.sandbox.spawn(this.sandbox.node(name), process.execPath, args, {

@@ -18,14 +18,56 @@ export const PROXY_NAME = 'wirelane';
 
 const LOOPBACK = [parseCidr('127.0.0.0/8'), parseCidr('::1/128')];
 
-export function computeServiceMap(input: ServiceMapInput, opts: ServiceMapOptions): ServiceMap {
+/**
+ * The ports computed for each Service by the last computeServiceMap that was given this memo, with
+ * what they were computed from. A Service whose object, slices and node are the same objects as then
+ * keeps its ports (the same objects): a resync with nothing changed builds no port, and the change
+ * tracker sees unchanged ports as identical at a glance. Decoders hand out the same object until the
+ * source's object changes (sources/decode-cache.ts).
+ */
+export class ServiceMapMemo {
+  #entries = new Map<string, MemoEntry>();
+  #node: ServiceMapInput['node'] | undefined;
+
+  /** @internal The entry for `key` if it still holds for these inputs. */
+  reuse(key: string, svc: Service, slices: readonly EndpointSlice[], node: ServiceMapInput['node']): readonly ServicePort[] | undefined {
+    const e = this.#entries.get(key);
+    if (e === undefined || e.svc !== svc || !sameNode(this.#node, node) || e.slices.length !== slices.length) return undefined;
+    for (let i = 0; i < slices.length; i++) if (e.slices[i] !== slices[i]) return undefined;
+    return e.ports;
+  }
+
+  /** @internal Replaces every entry: Services gone are forgotten. */
+  replace(entries: Map<string, MemoEntry>, node: ServiceMapInput['node']): void {
+    this.#entries = entries;
+    this.#node = node;
+  }
+}
+
+interface MemoEntry {
+  readonly svc: Service;
+  readonly slices: readonly EndpointSlice[];
+  readonly ports: readonly ServicePort[];
+}
+
+function sameNode(a: ServiceMapInput['node'] | undefined, b: ServiceMapInput['node']): boolean {
+  return a !== undefined && a.name === b.name && a.zone === b.zone;
+}
+
+/** `memo`: keeps the ports of Services whose inputs are the same objects as in the last call (default: none kept). */
+export function computeServiceMap(input: ServiceMapInput, opts: ServiceMapOptions, memo = new ServiceMapMemo()): ServiceMap {
   const slices = slicesByService(input.slices);
   const servicePorts: ServicePort[] = [];
+  const entries = new Map<string, MemoEntry>();
   for (const svc of input.services) {
     if (!isProxied(svc, opts.proxyName)) continue;
-    const mine = slices.get(`${svc.namespace}/${svc.name}`) ?? [];
-    for (const port of svc.ports) servicePorts.push(servicePortOf(svc, port, mine, input));
+    const key = `${svc.namespace}/${svc.name}`;
+    const mine = slices.get(key) ?? [];
+    const ports = memo.reuse(key, svc, mine, input.node) ?? svc.ports.map((port) => servicePortOf(svc, port, mine, input));
+    entries.set(key, { svc, slices: mine, ports });
+    for (const p of ports) servicePorts.push(p);
   }
+  memo.replace(entries, input.node);
   servicePorts.sort(compareServicePorts);
   return {
     node: input.node.name,

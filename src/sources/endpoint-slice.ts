@@ -97,6 +97,9 @@ function decodeEndpoint(f: ObjectFields, item: unknown, at: string, family: Fami
     terminating,
     ...(nodeName !== undefined && nodeName !== '' && { nodeName }),
     ...(zone !== undefined && zone !== '' && { zone }),
-    zoneHints,
+    zoneHints: zoneHints.length === 0 ? NO_HINTS : zoneHints,
   };
 }
+
+/** Shared by the endpoints without hints (nearly all): 100,000 empty arrays took 3 MiB. */
+const NO_HINTS: readonly string[] = Object.freeze([]);

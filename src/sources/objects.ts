@@ -40,3 +40,40 @@ export function nameOf(obj: KubeObject): string {
   const ns = obj.metadata?.namespace;
   return ns ? `${ns}/${name}` : name;
 }
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * The object without what no decoder reads and what makes it large: metadata.managedFields and
+ * kubectl's last-applied copy of the object (everywhere), a Node's status (images, conditions: the
+ * agent reads none of it), a Service's status but its load balancer, and an EndpointSlice
+ * endpoint's targetRef. Sources keep objects this way: at 1,000 Nodes and 10,000 slices, holding
+ * whole objects costs more than everything the agent computes from them. Everything else is kept as
+ * it came, for the decoders to check.
+ */
+export function trimObject(kind: string | undefined, object: KubeObject): KubeObject {
+  const metadata = object.metadata;
+  let out: Record<string, unknown> = object as Record<string, unknown>;
+  const copy = (): Record<string, unknown> => (out === object ? (out = { ...object }) : out);
+  if (isRecord(metadata) && ('managedFields' in metadata || (isRecord(metadata.annotations) && LAST_APPLIED in metadata.annotations))) {
+    const { managedFields: _fields, ...rest } = metadata as Record<string, unknown>;
+    if (isRecord(rest['annotations']) && LAST_APPLIED in rest['annotations']) {
+      const { [LAST_APPLIED]: _applied, ...annotations } = rest['annotations'];
+      rest['annotations'] = annotations;
+    }
+    copy()['metadata'] = rest;
+  }
+  if (kind === 'Node' && 'status' in object) delete copy()['status'];
+  if (kind === 'Service' && isRecord(object.status) && Object.keys(object.status).some((k) => k !== 'loadBalancer')) {
+    copy()['status'] = 'loadBalancer' in object.status ? { loadBalancer: object.status['loadBalancer'] } : {};
+  }
+  const endpoints = (object as Record<string, unknown>)['endpoints'];
+  if (kind === 'EndpointSlice' && Array.isArray(endpoints) && endpoints.some((e) => isRecord(e) && 'targetRef' in e)) {
+    copy()['endpoints'] = endpoints.map((e: unknown) => {
+      if (!isRecord(e) || !('targetRef' in e)) return e;
+      const { targetRef: _ref, ...rest } = e;
+      return rest;
+    });
+  }
+  return out as KubeObject;
+}

@@ -1,8 +1,9 @@
 // Services and EndpointSlices from a source, decoded leniently: a malformed object is left out and
 // reported, every other one is used (the agent and the `services` command alike).
 import type { EndpointSlice, Service } from '../services/input.js';
+import { DecodeCache } from './decode-cache.js';
 import { decodeEndpointSlice } from './endpoint-slice.js';
-import { InvalidObjectError, type LocatedProblem, locatedProblem } from './problem.js';
+import { type LocatedProblem, locatedProblem } from './problem.js';
 import { decodeService } from './service.js';
 import type { SourceObject } from './source.js';
 
@@ -12,21 +13,25 @@ export interface DecodedServiceInput {
   readonly problems: readonly LocatedProblem[];
 }
 
-export function decodeServiceInput(objects: Iterable<SourceObject>): DecodedServiceInput {
+/** What a caller decoding again and again (the agent at every resync) keeps between decodes. */
+export class ServiceInputCache {
+  readonly services = new DecodeCache<Service>();
+  readonly slices = new DecodeCache<EndpointSlice>();
+}
+
+/** `cache`: objects decoded before are not decoded again (default: none are kept). */
+export function decodeServiceInput(objects: Iterable<SourceObject>, cache = new ServiceInputCache()): DecodedServiceInput {
   const services: Service[] = [];
   const slices: EndpointSlice[] = [];
   const problems: LocatedProblem[] = [];
   for (const { kind, object, where } of objects) {
-    try {
-      if (kind === 'Service') services.push(decodeService(object));
-      else if (kind === 'EndpointSlice') {
-        const slice = decodeEndpointSlice(object, (problem) => problems.push(problem));
-        if (slice !== undefined) slices.push(slice);
-      }
-    } catch (err) {
-      if (!(err instanceof InvalidObjectError)) throw err;
-      problems.push(locatedProblem(err.problem, where));
-    }
+    const decoded =
+      kind === 'Service' ? cache.services.get(object, decodeService) : kind === 'EndpointSlice' ? cache.slices.get(object, decodeEndpointSlice) : undefined;
+    if (decoded === undefined) continue;
+    for (const p of decoded.problems) problems.push(locatedProblem(p, where));
+    if (decoded.value === undefined) continue;
+    if (kind === 'Service') services.push(decoded.value as Service);
+    else slices.push(decoded.value as EndpointSlice);
   }
   return { services, slices, problems };
 }

@@ -35,7 +35,7 @@ test('the installed entry point starts Node with the agent\'s young-generation f
   const r = spawnSync(bin, ['--help'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--import=data:text/javascript,process.stderr.write(JSON.stringify(process.execArgv))' } });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^Usage: wirelane/);
-  assert.deepEqual(JSON.parse(r.stderr), ['--min-semi-space-size=16', '--max-semi-space-size=32']);
+  assert.deepEqual(JSON.parse(r.stderr), ['--max-semi-space-size=8']);
 });
 
 test('failures are one line on stderr with a non-zero exit', () => {

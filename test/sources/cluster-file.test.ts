@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseClusterFile } from '../../src/sources/file/cluster-file.js';
+import { ClusterFileReader, parseClusterFile } from '../../src/sources/file/cluster-file.js';
+import { trimObject } from '../../src/sources/objects.js';
 import { decodeMeshInput } from '../../src/sources/mesh-input.js';
 import { describeProblem } from '../../src/sources/problem.js';
 
@@ -80,4 +81,59 @@ metadata: {name: b}
       'document 2 (Peer "bad"): Peer "bad": spec.publicKey: not a WireGuard key (want base64 of 32 bytes)',
     ],
   );
+});
+
+const jsonNode = (name: string, extra: Record<string, unknown> = {}) => JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name }, ...extra });
+
+test('JSON documents read as YAML reads them, with the same places and the same errors', () => {
+  const text = `---\n${jsonNode('a')}\n---\n{"apiVersion":"v1","kind":"List","items":[${jsonNode('b')}]}\n---\n\n---\n${jsonNode('c')}\n---\n`;
+  const yamlText = `${text}# a comment makes the stream YAML\n`;
+  const places = (objects: ReturnType<typeof parseClusterFile>) => objects.map((o) => o.where);
+  assert.deepEqual(places(parseClusterFile(text)), ['document 1 (Node "a")', 'document 2, item 1 (Node "b")', 'document 4 (Node "c")']);
+  assert.deepEqual(places(parseClusterFile(yamlText)), places(parseClusterFile(text)));
+  const bad = `${jsonNode('a')}\n---\n{"apiVersion":"v9","kind":"Node","metadata":{"name":"x"}}\n`;
+  assert.throws(() => parseClusterFile(bad), { message: 'cluster file: document 2 (Node "x"): unsupported apiVersion/kind v9/Node' });
+  assert.throws(() => parseClusterFile(`${bad}# yaml\n`), { message: 'cluster file: document 2 (Node "x"): unsupported apiVersion/kind v9/Node' });
+});
+
+test('JSON documents split as bytes where YAML splits them: CRLF, blanks after ---, a byte-order mark', () => {
+  const places = (objects: ReturnType<typeof parseClusterFile>) => objects.map((o) => o.where);
+  const cases: [string, string[]][] = [
+    // CRLF line ends, spaces and tabs after a separator, an empty document between two.
+    [`${jsonNode('a')}\r\n--- \t\r\n${jsonNode('b')}\r\n---\r\n\r\n---\r\n${jsonNode('c')}`, ['document 1 (Node "a")', 'document 2 (Node "b")', 'document 4 (Node "c")']],
+    // A byte-order mark before the first document, blank text before the first separator.
+    [`\ufeff${jsonNode('a')}\n---\n${jsonNode('b')}`, ['document 1 (Node "a")', 'document 2 (Node "b")']],
+    [`\n  \n---\n${jsonNode('a')}`, ['document 1 (Node "a")']],
+  ];
+  for (const [text, want] of cases) {
+    assert.deepEqual(places(parseClusterFile(text)), want, JSON.stringify(text));
+    assert.deepEqual(places(parseClusterFile(Buffer.from(text))), want, JSON.stringify(text));
+    assert.deepEqual(places(parseClusterFile(`${text}\n# yaml\n`)), want, `as YAML: ${JSON.stringify(text)}`);
+  }
+  // Only a line of --- (and blanks) separates JSON documents: ---- is inside one, which is then not JSON, and YAML refuses it.
+  assert.throws(() => parseClusterFile(`${jsonNode('a')}\n----\n${jsonNode('b')}`), /document 1/);
+});
+
+test('a document unchanged since the last read keeps its object; a changed one is read anew', () => {
+  const reader = new ClusterFileReader();
+  const first = reader.parse(`${jsonNode('a')}\n---\n${jsonNode('b')}\n`);
+  const second = reader.parse(`${jsonNode('a')}\n---\n${jsonNode('b', { spec: { podCIDR: '10.244.1.0/24' } })}\n---\n${jsonNode('c')}\n`);
+  assert.equal(second[0]!.object, first[0]!.object);
+  assert.notEqual(second[1]!.object, first[1]!.object);
+  assert.deepEqual(second.map((o) => o.where), ['document 1 (Node "a")', 'document 2 (Node "b")', 'document 3 (Node "c")']);
+});
+
+test('a reader that trims drops what no decoder reads, and only that', () => {
+  const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'a', managedFields: [{ manager: 'kubelet' }], annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}', 'wirelane.io/location': 'eu' } }, spec: { podCIDR: '10.244.0.0/24' }, status: { images: [] } };
+  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's', namespace: 'n' }, spec: { clusterIP: '10.96.0.1' }, status: { loadBalancer: { ingress: [{ ip: '1.2.3.4' }] }, conditions: [] } };
+  const slice = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's-1', namespace: 'n' }, addressType: 'IPv4', endpoints: [{ addresses: ['10.244.0.5'], targetRef: { kind: 'Pod', name: 'p' }, nodeName: 'a' }] };
+  const [n, s, e] = new ClusterFileReader({ trim: true }).parse([node, service, slice].map((o) => JSON.stringify(o)).join('\n---\n')).map((o) => o.object);
+  assert.deepEqual(n, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'a', annotations: { 'wirelane.io/location': 'eu' } }, spec: { podCIDR: '10.244.0.0/24' } });
+  assert.deepEqual(s, { ...service, status: { loadBalancer: { ingress: [{ ip: '1.2.3.4' }] } } });
+  assert.deepEqual(e, { ...slice, endpoints: [{ addresses: ['10.244.0.5'], nodeName: 'a' }] });
+  // Nothing to trim: the same object, so a source that trims what it already holds decodes nothing again.
+  assert.equal(trimObject('Node', n!), n);
+  // Junk where a decoder will report it stays as it came.
+  const junk = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, status: 'nonsense' };
+  assert.equal(trimObject('Service', junk), junk);
 });

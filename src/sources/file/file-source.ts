@@ -2,20 +2,27 @@
 // and the last good state stays in force, so a typo in an edit never tears the mesh down. A file
 // from a ConfigMap is a symlink through `..data`, which the kubelet swaps to update it: the events
 // then name `..data`, never the file, so those count too, and the file is also re-read every
-// `pollMs` (a missed event costs one poll, and an unchanged file costs nothing).
+// `pollMs` (a missed event costs one poll, and an unchanged file costs nothing: its inode, size and
+// times are compared before it is read, and its text before it is parsed; documents unchanged in a
+// changed file keep their objects, see ClusterFileReader).
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { WireGuardKey } from '../../model/key.js';
 import type { Logger } from '../../observability/logger.js';
 import { ANNOTATIONS, readAnnotation } from '../annotations.js';
 import type { ClusterSource, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
-import { parseClusterFile } from './cluster-file.js';
+import { ClusterFileReader } from './cluster-file.js';
 
 export class FileSource implements ClusterSource {
   private objects: readonly SourceObject[] = [];
   private started = false;
+  private readonly reader = new ClusterFileReader({ trim: true });
+  /** The last text read, as a digest (the text itself would be held for nothing). */
   private lastText: string | undefined;
+  /** The file as it was when last read: an unchanged one is not read again. */
+  private lastStat: string | undefined;
   /** Whether lastText parsed; its reads count as syncs. */
   private lastTextValid = false;
   /** Epoch ms of the last read that gave a valid file. */
@@ -36,11 +43,29 @@ export class FileSource implements ClusterSource {
     await this.reload(true);
     this.started = true;
     // Watch the directory, not the file: editors and `kubectl get > f` replace the inode.
-    const reload = () =>
-      this.reload(false).then(
-        (changed) => changed && onChange(),
-        (err: unknown) => this.log.error({ err }, 'cluster file reload failed'),
-      );
+    // One reload at a time, and at most one more after it: a file rewritten faster than it is read
+    // (a large file on a busy node) would otherwise be read by several reloads at once, each
+    // holding a copy of it.
+    let running = false;
+    let again = false;
+    const reload = async (): Promise<void> => {
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      try {
+        do {
+          again = false;
+          await this.reload(false).then(
+            (changed) => changed && onChange(),
+            (err: unknown) => this.log.error({ err }, 'cluster file reload failed'),
+          );
+        } while (again);
+      } finally {
+        running = false;
+      }
+    };
     this.watcher = watch(dirname(this.path), (_event, name) => {
       if (name !== null && name !== basename(this.path) && !name.startsWith('..')) return;
       clearTimeout(this.debounce);
@@ -52,23 +77,35 @@ export class FileSource implements ClusterSource {
 
   /** Re-reads the file; returns whether its content changed. */
   async reload(strict: boolean): Promise<boolean> {
-    let text: string;
+    let bytes: Buffer;
+    let digest: string;
     try {
-      text = await readFile(this.path, 'utf8');
+      const before = await stat(this.path);
+      const identity = `${before.dev}:${before.ino}:${before.size}:${before.mtimeMs}:${before.ctimeMs}`;
+      if (identity === this.lastStat) {
+        if (this.lastTextValid) this.syncedAt = Date.now();
+        return false;
+      }
+      // Bytes, not text: the reader makes strings only of the documents that changed.
+      bytes = await readFile(this.path);
+      digest = createHash('sha256').update(bytes).digest('base64');
+      // Only a file that did not change while it was read stands for what stat saw.
+      const after = await stat(this.path);
+      this.lastStat = `${after.dev}:${after.ino}:${after.size}:${after.mtimeMs}:${after.ctimeMs}` === identity ? identity : undefined;
     } catch (err) {
       if (strict) throw err;
       this.log.error(`cluster file ${this.path}: ${(err as Error).message}; keeping the last good state`);
       this.onInvalid();
       return false;
     }
-    if (text === this.lastText) {
+    if (digest === this.lastText) {
       if (this.lastTextValid) this.syncedAt = Date.now();
       return false;
     }
-    this.lastText = text;
+    this.lastText = digest;
     this.lastTextValid = false;
     try {
-      this.objects = parseClusterFile(text, this.path);
+      this.objects = this.reader.parse(bytes, this.path);
     } catch (err) {
       if (strict) throw err;
       this.log.error(`${(err as Error).message}; keeping the last good state`);

@@ -5,6 +5,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
 import { PEER_GROUP, PEER_PLURAL, PEER_VERSION } from '../peer.js';
+import type { KubeObject } from '../objects.js';
 import type { ClusterSource, ReflectedKind, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
 import { type LeaseHeartbeatOptions, LeaseHeartbeats } from './lease-heartbeats.js';
 import { ListWatch } from './list-watch.js';
@@ -44,6 +45,8 @@ export class KubernetesSource implements ClusterSource {
   readonly heartbeats: LeaseHeartbeats | undefined;
   private readonly reflectors: readonly Reflector[];
   private onChange: (kind: ReflectedKind) => void = () => {};
+  /** The last snapshot and the reflectors' lists it was made of: rebuilt only after a change. */
+  private last: { readonly lists: readonly (readonly KubeObject[])[]; readonly snapshot: readonly SourceObject[] } | undefined;
 
   constructor(
     kubeconfig: KubeConfig,
@@ -87,7 +90,11 @@ export class KubernetesSource implements ClusterSource {
   }
 
   snapshot(): readonly SourceObject[] {
-    return this.reflectors.flatMap((r) => r.objects().map((object) => ({ kind: r.kind, object })));
+    const lists = this.reflectors.map((r) => r.objects());
+    if (this.last === undefined || lists.some((list, i) => list !== this.last!.lists[i])) {
+      this.last = { lists, snapshot: this.reflectors.flatMap((r, i) => lists[i]!.map((object) => ({ kind: r.kind, object }))) };
+    }
+    return this.last.snapshot;
   }
 
   hasSynced(): boolean {
