@@ -1,6 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
+import { type AgentConfig, FAST_PATH_CHOICES, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
@@ -71,6 +71,12 @@ Pod network (CNI mode, in place of another CNI):
   --cni-conf-name NAME            its file name, ending in .conflist (default ${DEFAULT_CNI_CONF_NAME})
   --cni-ipam-dir DIR              host-local's state directory (default: the plugin's own,
                                   /var/lib/cni/networks)
+  --fast-path auto|on|off         tc programs that forward pod traffic past netfilter: to pods of
+                                  this node (bpf_redirect_peer), other nodes (FIB lookup,
+                                  bpf_redirect_neigh) and locations (the WireGuard device); flows
+                                  netfilter translates stay on the stack (conntrack lookup). auto
+                                  (default): where 'wirelane probe' says it can run; on: or fail;
+                                  off: remove it. Pins under --bpf-dir/fast-path
 
 Services (kube-proxy's job):
   --service-proxy MODE            auto (default): the first of these the host supports
@@ -128,6 +134,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'udp-timeout': { type: 'string', default: '250ms' },
     'cgroup-root': { type: 'string' },
     'bpf-dir': { type: 'string' },
+    'fast-path': { type: 'string', default: 'auto' },
     'nodeport-flows': { type: 'string', default: String(EBPF_MAP_SIZES.nodePortFlows) },
     'nodeport-pending-flows': { type: 'string', default: String(EBPF_MAP_SIZES.nodePortPendingFlows) },
     'sock-lb-entries': { type: 'string', default: String(EBPF_MAP_SIZES.sockLbEntries) },
@@ -201,6 +208,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),
     logLevel: parseLogLevelFlag(str('log-level')),
     serviceProxy: choiceFlag('service-proxy', str('service-proxy'), SERVICE_PROXY_CHOICES),
+    fastPath: choiceFlag('fast-path', str('fast-path'), FAST_PATH_CHOICES),
     nodePortCIDRs: cidrListFlag(values, 'nodeport-addresses'),
     ...parsePortRange(stringFlag(values, 'proxy-port-range')),
     udpTimeoutMs: durationFlag('udp-timeout', str('udp-timeout')),
