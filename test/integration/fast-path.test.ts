@@ -1,0 +1,153 @@
+// The fast path (issue 13, item 3): pod traffic forwarded by the tc programs, past netfilter, on
+// the three paths (same node, another node of the location over the underlay, another location over
+// WireGuard), proven by the programs' own counters rising while netfilter's count of the same flow
+// stays at the handful of packets before the first learnt MAC; traffic the fast path does not take
+// (to the host, ICMP) still flows; attachments follow pods and outlive the agent; clean-up removes them.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
+import type { SandboxPod } from '../../src/sandbox/index.js';
+import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+import { until } from '../support/wait.js';
+
+const skip = await capabilitySkip('fast path integration tests', AGENT_TOOLS);
+
+const CLIENT = fileURLToPath(new URL('../../build/bench/wl-bench', import.meta.url));
+const PORT = 7100;
+
+// a1 leads east (forced), so its pods reach west straight through its own WireGuard device.
+const NODES = [
+  { name: 'a1', location: 'east', pods: 2, annotations: { 'wirelane.io/leader': 'true' } },
+  { name: 'a2', location: 'east', pods: 1 },
+  { name: 'b', location: 'west', pods: 1 },
+];
+
+interface Rr {
+  readonly count: number;
+}
+
+async function rr(cluster: MeshCluster, from: SandboxPod, to: SandboxPod): Promise<Rr> {
+  const r = await cluster.sandbox.exec(from, CLIENT, ['rr', to.ip, String(PORT), '1'], { allowFailure: true });
+  assert.equal(r.exitCode, 0, `wl-bench rr ${from.name} → ${to.name}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Rr;
+}
+
+async function counter(cluster: MeshCluster, node: string, name: string): Promise<number> {
+  return (await cluster.metrics(node)).get(name) ?? 0;
+}
+
+const packets = (path: string) => `wirelane_fast_path_packets_total{path="${path}"}`;
+
+/** A counting rule (no target) in the node's mangle FORWARD for one direction of a pod pair; returns its reader. */
+async function netfilterCount(cluster: MeshCluster, node: string, from: SandboxPod, to: SandboxPod): Promise<() => Promise<number>> {
+  const ns = cluster.sandbox.node(node);
+  const rule = ['-s', from.ip, '-d', to.ip, '-p', 'tcp', '-m', 'comment', '--comment', 'fast-path test'];
+  await cluster.sandbox.exec(ns, 'iptables', ['-w', '-t', 'mangle', '-I', 'FORWARD', ...rule]);
+  return async () => {
+    const out = (await cluster.sandbox.exec(ns, 'iptables', ['-w', '-t', 'mangle', '-L', 'FORWARD', '-v', '-x', '-n'])).stdout;
+    const line = out.split('\n').find((l) => l.includes('fast-path test') && l.includes(from.ip) && l.includes(to.ip));
+    assert.ok(line !== undefined, `the counting rule on ${node}`);
+    return Number(line.trim().split(/\s+/)[0]);
+  };
+}
+
+/** Links the fast path pinned for a node. */
+function fastPathPins(cluster: MeshCluster, node: string): string[] {
+  const dir = join(cluster.bpffs, node, 'fast-path', 'links');
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
+
+test('pod traffic takes the fast path on every path, past netfilter; other traffic still flows', { skip }, async (t) => {
+  const { cluster } = await startMeshCluster(t, { nodes: NODES, source: 'file', agentArgs: ['--resync-period', '1s', '--fast-path', 'on', '--clean-up=false'] });
+  for (const n of NODES) cluster.startAgent(n.name);
+  await cluster.waitReady();
+  const [client, local] = cluster.sandbox.node('a1').pods as [SandboxPod, SandboxPod];
+  const cross = cluster.sandbox.node('a2').pods[0] as SandboxPod;
+  const remote = cluster.sandbox.node('b').pods[0] as SandboxPod;
+  for (const pod of [local, cross, remote]) cluster.sandbox.spawn(pod, CLIENT, ['server', String(PORT)], { stdout: 'ignore', stderr: 'ignore' });
+  // Every pod's veth carries fp_pod, the underlay fp_l2, the WireGuard device fp_l3.
+  for (const n of NODES) {
+    await until(`${n.name}: fast-path links on its pods' veths, the underlay and WireGuard`, async () => fastPathPins(cluster, n.name).length >= (n.pods ?? 1) + 2, 30_000, 200);
+  }
+  for (const pod of [local, cross, remote]) assert.ok(await cluster.waitPing(client, pod.ip), `${client.name} pings ${pod.name} (ICMP: the stack)`);
+
+  const paths = [
+    { what: 'same node', to: local, sender: ['a1', 'same_node'], receiver: ['a1', 'same_node'] },
+    { what: 'across the underlay', to: cross, sender: ['a1', 'to_underlay'], receiver: ['a2', 'from_underlay'] },
+    { what: 'across WireGuard', to: remote, sender: ['a1', 'to_wireguard'], receiver: ['b', 'from_wireguard'] },
+  ] as const;
+  for (const path of paths) {
+    const [senderNode, senderPath] = path.sender;
+    const [receiverNode, receiverPath] = path.receiver;
+    const requests = await netfilterCount(cluster, senderNode, client, path.to);
+    const replies = await netfilterCount(cluster, receiverNode, path.to, client);
+    // Until wait for the programs' first sight of each MAC the handshake may take the stack.
+    await rr(cluster, client, path.to);
+    const sentBefore = await counter(cluster, senderNode, packets(senderPath));
+    const receivedBefore = await counter(cluster, receiverNode, packets(receiverPath));
+    const [requestsBefore, repliesBefore] = [await requests(), await replies()];
+    const run = await rr(cluster, client, path.to);
+    assert.ok(run.count > 0, `${path.what}: round trips`);
+    const sent = (await counter(cluster, senderNode, packets(senderPath))) - sentBefore;
+    const received = (await counter(cluster, receiverNode, packets(receiverPath))) - receivedBefore;
+    assert.ok(sent >= run.count, `${path.what}: ${senderNode} forwarded ${sent} packets ${senderPath} for ${run.count} round trips`);
+    assert.ok(received >= run.count, `${path.what}: ${receiverNode} forwarded ${received} packets ${receiverPath} for ${run.count} round trips`);
+    assert.equal((await requests()) - requestsBefore, 0, `${path.what}: no request crossed ${senderNode}'s netfilter FORWARD`);
+    assert.equal((await replies()) - repliesBefore, 0, `${path.what}: no reply crossed ${receiverNode}'s netfilter FORWARD`);
+  }
+
+  // Traffic to the host is no candidate: the node's health port answers the pod through the stack.
+  const gateway = cluster.sandbox.node('a1').podGateways[0] as string;
+  assert.ok(await cluster.sandbox.reaches(client, gateway, 1107), `${client.name} connects to its node's health port at ${gateway}`);
+});
+
+test('attachments follow pods, outlive the agent, and wirelane cleanup removes them', { skip }, async (t) => {
+  const nodes = [{ name: 'a1', location: 'east', pods: 1 }];
+  const { cluster } = await startMeshCluster(t, { nodes, source: 'file', agentArgs: ['--resync-period', '1s', '--fast-path', 'on', '--clean-up=false'] });
+  cluster.startAgent('a1');
+  await cluster.waitReady();
+  await until('links on the pod veth, the underlay and WireGuard', async () => fastPathPins(cluster, 'a1').length === 3, 30_000, 200);
+
+  const first = cluster.sandbox.node('a1').pods[0] as SandboxPod;
+  const late = await cluster.sandbox.addPod('a1', cluster.sandbox.cniNetworkOf('a1').text);
+  await until(`a link on ${late.name}'s veth`, async () => fastPathPins(cluster, 'a1').length === 4, 30_000, 200);
+  cluster.sandbox.spawn(late, CLIENT, ['server', String(PORT)], { stdout: 'ignore', stderr: 'ignore' });
+  assert.ok(await cluster.waitPing(first, late.ip));
+  await rr(cluster, first, late);
+
+  // The agent stops without clean-up: the pinned programs go on forwarding.
+  assert.equal(await cluster.stopAgent('a1'), 0);
+  assert.equal(fastPathPins(cluster, 'a1').length, 4, 'the links stay pinned');
+  const dir = join(cluster.bpffs, 'a1');
+  const readSameNode = async () => {
+    const r = await cluster.sandbox.exec(cluster.sandbox.node('a1'), 'bpftool', ['-j', 'map', 'dump', 'pinned', join(dir, 'fast-path', 'wl_fp_stats')]);
+    const entries = JSON.parse(r.stdout) as { key: number; values: { value: number }[] }[];
+    return entries.find((e) => e.key === 0)?.values.reduce((sum, v) => sum + v.value, 0) ?? 0;
+  };
+  const before = await readSameNode();
+  const run = await rr(cluster, first, late);
+  assert.ok((await readSameNode()) - before >= run.count, 'forwarded by the fast path with no agent running');
+
+  // A new agent adopts the links (no second program on any hook).
+  cluster.startAgent('a1');
+  await cluster.waitReady(['a1']);
+  assert.equal(fastPathPins(cluster, 'a1').length, 4);
+  const programs = async () => ((await cluster.sandbox.exec(cluster.sandbox.node('a1'), 'bpftool', ['net', 'show'])).stdout.match(/fp_(pod|l2|l3)/g) ?? []).length;
+  assert.equal(await programs(), 4, 'one program per hook');
+
+  // The pod's veth goes (as CNI DEL takes it): so does its link, within the agent's poll.
+  await cluster.sandbox.exec(late, 'ip', ['link', 'del', late.iface]);
+  await until(`the link of ${late.name}'s veth removed`, async () => fastPathPins(cluster, 'a1').length === 3, 30_000, 200);
+  await cluster.stopAgent('a1');
+
+  const cleanup = await cluster.sandbox.exec(cluster.sandbox.node('a1'), process.execPath, [fileURLToPath(new URL('../../dist/cli/wirelane.js', import.meta.url)), 'cleanup', '--bpf-dir', dir, '--interface', cluster.interfaceOf('a1'), '--cni-conf-dir', dirname(cluster.cniConfFile('a1'))], { allowFailure: true });
+  assert.equal(cleanup.exitCode, 0, cleanup.stderr);
+  assert.match(cleanup.stdout + cleanup.stderr, /fast path: \d+ fast-path tc programs detached/);
+  assert.equal(existsSync(join(dir, 'fast-path')), false, 'no fast-path pins left');
+  const tc = await cluster.sandbox.exec(cluster.sandbox.node('a1'), 'bpftool', ['-j', 'net', 'show']);
+  assert.doesNotMatch(tc.stdout, /fp_pod|fp_l2|fp_l3/, 'no fast-path program on any interface');
+});
