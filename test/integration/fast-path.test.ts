@@ -39,8 +39,11 @@ async function rr(cluster: MeshCluster, from: SandboxPod, to: SandboxPod): Promi
   return JSON.parse(r.stdout) as Rr;
 }
 
+/** A counter from the node's /metrics; a scrape that failed (a loaded machine) is tried again, never read as 0. */
 async function counter(cluster: MeshCluster, node: string, name: string): Promise<number> {
-  return (await cluster.metrics(node)).get(name) ?? 0;
+  let value: number | undefined;
+  await until(`${name} on ${node}`, async () => (value = (await cluster.metrics(node)).get(name)) !== undefined, 30_000, 200);
+  return value as number;
 }
 
 const packets = (path: string) => `wirelane_fast_path_packets_total{path="${path}"}`;

@@ -268,9 +268,15 @@ describe('services conformance', { skip }, () => {
       });
 
       check(`the fast path ${fastPath === 'on' ? 'forwarded pod traffic and left flows netfilter translates to the stack' : 'stayed off'}`, async () => {
+        // A scrape that failed on a loaded machine is tried again: it must hold the agent's sync counter.
+        const scrape = async (n: string) => {
+          let metrics = new Map<string, number>();
+          await until(`metrics of ${n}`, async () => (metrics = await cluster.metrics(n)).has('wirelane_syncs_total{loop="mesh",result="success"}'), 30_000, 200);
+          return metrics;
+        };
         const total = async (name: string) => {
           let sum = 0;
-          for (const n of ['a', 'b', 'c']) for (const [key, value] of await cluster.metrics(n)) if (key.startsWith(name)) sum += value;
+          for (const n of ['a', 'b', 'c']) for (const [key, value] of await scrape(n)) if (key.startsWith(name)) sum += value;
           return sum;
         };
         const forwarded = await total('wirelane_fast_path_packets_total{');
