@@ -68,7 +68,7 @@ function cluster(n: number): MeshInput {
 const opts: MeshOptions = {
   hostname: 'node-0-0',
   granularity: 'location',
-  subnet: parseCidr('10.4.0.0/16'),
+  subnets: [parseCidr('10.4.0.0/16')],
   port: 51820,
   encapsulate: 'crosssubnet',
   local: true,

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import {
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
@@ -14,6 +15,7 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
   type ObjectCache,
+  type V1Lease,
   PatchStrategy,
   makeInformer,
   setHeaderOptions,
@@ -38,8 +40,12 @@ async function startCluster(t: TestContext, options?: KubeApiServerOptions) {
   kubeconfig.loadFromFile(kubeconfigPath);
 
   // Starts an informer that records "add a", "update a", "delete a" and "error ..." as they come.
-  async function inform<T extends KubernetesObject>(path: string, list: () => Promise<KubernetesListObject<T>>): Promise<Watched<T>> {
-    const informer = makeInformer<T>(kubeconfig, path, list);
+  async function inform<T extends KubernetesObject>(
+    path: string,
+    list: () => Promise<KubernetesListObject<T>>,
+    labelSelector?: string,
+  ): Promise<Watched<T>> {
+    const informer = makeInformer<T>(kubeconfig, path, list, labelSelector);
     const events: string[] = [];
     const nameOf = (o: T): string => [o.metadata?.namespace, o.metadata?.name].filter(Boolean).join('/');
     informer.on('add', (o) => events.push(`add ${nameOf(o)}`));
@@ -313,9 +319,9 @@ test('a missing object is a 404 with a NotFound Status, and unsupported requests
   const unknownPath = await fetch(`${url}/api/v1/pods`);
   assert.equal(unknownPath.status, 404);
   cluster.server.create('nodes', node('a'));
-  const put = await fetch(`${url}/api/v1/nodes/a`, { method: 'PUT', body: '{}' });
+  const put = await fetch(`${url}/api/v1/nodes`, { method: 'PUT', body: '{}' });
   assert.equal(put.status, 405);
-  assert.match(((await put.json()) as { message: string }).message, /PUT \/api\/v1\/nodes\/a is not supported/);
+  assert.match(((await put.json()) as { message: string }).message, /PUT \/api\/v1\/nodes is not supported/);
   const apply = await fetch(`${url}/api/v1/nodes/a`, { method: 'PATCH', headers: { 'Content-Type': PatchStrategy.ServerSideApply }, body: '{}' });
   assert.equal(apply.status, 415);
   const badVersion = await fetch(`${url}/api/v1/nodes?watch=true&resourceVersion=abc`);
@@ -541,4 +547,74 @@ test('a resourceVersion newer than the server has is answered 504 ResourceVersio
     assert.deepEqual(status.details.causes.map((c) => c.reason), ['ResourceVersionTooLarge']);
   }
   assert.equal((await fetch(`${server.url}/api/v1/nodes?resourceVersion=${server.resourceVersion}`)).status, 200);
+});
+
+function lease(name: string, location: string, holder: string): V1Lease {
+  return {
+    metadata: { name, namespace: 'wirelane', labels: { 'wirelane.io/location': location } },
+    spec: { holderIdentity: holder, leaseDurationSeconds: 10, renewTime: new Date('2026-12-02T10:00:00.000Z') },
+  };
+}
+
+test('Leases: created, replaced with resourceVersion preconditions (409 stale, 422 none), and watched by label selector', async (t) => {
+  const cluster = await startCluster(t);
+  const coordination = cluster.kubeconfig.makeApiClient(CoordinationV1Api);
+  const selector = 'wirelane.io/location=east';
+  const east = await cluster.inform(
+    '/apis/coordination.k8s.io/v1/namespaces/wirelane/leases',
+    () => coordination.listNamespacedLease({ namespace: 'wirelane', labelSelector: selector }),
+    selector,
+  );
+  const a = await coordination.createNamespacedLease({ namespace: 'wirelane', body: lease('a', 'east', 'a') });
+  await coordination.createNamespacedLease({ namespace: 'wirelane', body: lease('c', 'west', 'c') });
+  await assert.rejects(coordination.createNamespacedLease({ namespace: 'wirelane', body: lease('a', 'east', 'a') }), { code: 409 });
+
+  const renewed = await coordination.replaceNamespacedLease({
+    name: 'a',
+    namespace: 'wirelane',
+    body: { ...a, spec: { ...a.spec, renewTime: new Date('2026-12-02T10:00:05.000Z') } },
+  });
+  assert.notEqual(renewed.metadata?.resourceVersion, a.metadata?.resourceVersion);
+  // A renewal from a stale copy, or without a version at all, is refused as a real server does.
+  await assert.rejects(coordination.replaceNamespacedLease({ name: 'a', namespace: 'wirelane', body: a }), { code: 409 });
+  const { resourceVersion: _rv, ...unversioned } = a.metadata ?? {};
+  await assert.rejects(coordination.replaceNamespacedLease({ name: 'a', namespace: 'wirelane', body: { ...a, metadata: unversioned } }), { code: 422 });
+  const read = await coordination.readNamespacedLease({ name: 'a', namespace: 'wirelane' });
+  assert.equal(read.metadata?.resourceVersion, renewed.metadata?.resourceVersion);
+  assert.equal(cluster.server.requestCount('update', 'leases'), 3);
+
+  await until('the east watch to see a created and renewed', () => east.events.join() === 'add wirelane/a,update wirelane/a');
+  // c (west) was never delivered to the east watch: neither by the list nor by the stream.
+  assert.deepEqual(namesIn(east.list()), ['a']);
+  // Moved out of the selection: a DELETED for the east watch, as a real server sends.
+  await coordination.replaceNamespacedLease({ name: 'a', namespace: 'wirelane', body: { ...read, metadata: { ...read.metadata, labels: { 'wirelane.io/location': 'west' } } } });
+  await until('a to leave the east selection', () => east.events.at(-1) === 'delete wirelane/a');
+});
+
+test('deliveries: what watches sent, per client (User-Agent) and per resource', async (t) => {
+  const cluster = await startCluster(t);
+  const { url } = cluster.server;
+  const watch = (client: string, path: string): AbortController => {
+    const abort = new AbortController();
+    void fetch(`${url}${path}?watch=true&resourceVersion=0`, { headers: { 'User-Agent': client }, signal: abort.signal })
+      .then((r) => r.text())
+      .catch(() => undefined);
+    return abort;
+  };
+  const watches = [watch('agent-a', '/api/v1/nodes'), watch('agent-b', '/apis/coordination.k8s.io/v1/namespaces/wirelane/leases')];
+  t.after(() => watches.forEach((w) => w.abort()));
+  await until('both watches to open', () => cluster.server.openWatches() === 2);
+  cluster.server.create('nodes', node('n1'));
+  cluster.server.create('nodes', node('n2'));
+  cluster.server.create('leases', lease('l1', 'east', 'l1') as KubeObject);
+  await until('three deliveries', () => [...cluster.server.deliveries().values()].reduce((n, d) => n + d.events, 0) === 3);
+  const a = cluster.server.deliveries().get('agent-a');
+  const b = cluster.server.deliveries().get('agent-b');
+  assert.deepEqual([a?.events, a?.watches, b?.events, b?.watches], [2, 1, 1, 1]);
+  assert.ok(a !== undefined && a.bytes > JSON.stringify(node('n1')).length * 2, 'bytes count whole event lines');
+  assert.deepEqual([...cluster.server.deliveries('leases').keys()], ['agent-b']);
+  assert.deepEqual([...(a?.objects ?? [])], [['n1', 1], ['n2', 1]], 'which objects each client was told of');
+  assert.deepEqual([...(b?.objects ?? [])], [['wirelane/l1', 1]]);
+  cluster.server.resetDeliveries();
+  assert.equal(cluster.server.deliveries().get('agent-a')?.events, 0);
 });

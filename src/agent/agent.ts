@@ -7,7 +7,7 @@ import { publicKeyOf } from '../model/key.js';
 import { errorLine } from '../observability/first-line.js';
 import { createLogger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
-import type { ResourceStatus, SourceObjectKind } from '../sources/source.js';
+import type { ReflectedKind, ResourceStatus } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
 import { hostPlacementOf, removeHostState } from './host-cleanup.js';
@@ -106,7 +106,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   try {
     // Nothing is reconciled before every resource has listed once: an unsynced source is unknown, not empty.
     // (Changes during the first sync trigger nothing: loop.start() runs a reconcile anyway.)
-    const changed = (kind?: SourceObjectKind): void => {
+    const changed = (kind?: ReflectedKind): void => {
       if (!synced) return;
       // kube-proxy's "queued": a change its proxier tracks (a file reload may hold any change).
       if (kind === undefined || kind === 'Service' || kind === 'EndpointSlice') metrics.proxyRules.lastQueued.set(Date.now() / 1000);

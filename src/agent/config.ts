@@ -23,7 +23,8 @@ export interface AgentConfig {
   readonly stateDir: string;
   readonly interface: string;
   readonly port: number;
-  readonly subnet: Cidr;
+  /** --subnet: the WireGuard subnets, one per family, the primary first. */
+  readonly subnets: readonly Cidr[];
   /** --service-cidr: the cluster's service ranges, which no Peer or location may claim. */
   readonly serviceCIDRs: readonly Cidr[];
   /** --allow-wide-claims: Peers and locations may claim prefixes wider than /8 (IPv4) or /16 (IPv6). */
@@ -34,6 +35,8 @@ export interface AgentConfig {
   readonly topologyLabel: string;
   readonly internalCidrs: readonly Cidr[];
   readonly resyncPeriodMs: number;
+  /** --lease-namespace: where the heartbeat Leases live (kubernetes source; sources/lease.ts). */
+  readonly leaseNamespace: string;
   /** The timeout of an external command that has no bound of its own (iptables-restore has). */
   readonly commandTimeoutMs: number;
   /** Health (/healthz, /readyz): reachable by the kubelet's probes. */

@@ -14,6 +14,8 @@ export interface HostAddress {
 export interface DiscoveredAddresses {
   readonly endpointIP?: Cidr;
   readonly internalIP?: Cidr;
+  /** A dual-stack underlay's address of the other family on internalIP's interface (see MeshNode.otherInternalIP). */
+  readonly otherInternalIP?: Cidr;
 }
 
 // Interfaces whose addresses are never the node's own: ours, container plumbing, tunnels.
@@ -28,17 +30,20 @@ export interface OwnDevices {
 
 export function discoverAddresses(addresses: readonly HostAddress[], internalCidrs: readonly Cidr[] = [], own: OwnDevices = { interfaces: [], meshSubnets: [] }): DiscoveredAddresses {
   const isOwn = (a: HostAddress): boolean => own.interfaces.includes(a.iface) || own.meshSubnets.some((s) => containsIp(s, ipOf(a.cidr)));
-  const usable = addresses
+  const candidates = addresses
     .filter((a) => !IGNORED.test(a.iface) && !isOwn(a) && a.cidr.bits < (a.cidr.family === 4 ? 32 : 128))
     // Default-route interface first, IPv4 before IPv6, then input order: a stable preference.
     .map((a, i) => ({ a, i }))
     .sort((x, y) => Number(y.a.onDefaultRoute) - Number(x.a.onDefaultRoute) || x.a.cidr.family - y.a.cidr.family || x.i - y.i)
-    .map(({ a }) => a.cidr);
+    .map(({ a }) => a);
+  const usable = candidates.map((a) => a.cidr);
   const isPrivate = (c: Cidr): boolean => isPrivateIp(ipOf(c));
-  const internalIP =
-    internalCidrs.length > 0
-      ? usable.find((c) => internalCidrs.some((range) => containsIp(range, ipOf(c))))
-      : usable.find(isPrivate);
+  const isInternal = (c: Cidr): boolean =>
+    internalCidrs.length > 0 ? internalCidrs.some((range) => containsIp(range, ipOf(c))) : isPrivate(c);
+  const internal = candidates.find((a) => isInternal(a.cidr));
+  const internalIP = internal?.cidr;
+  // The same interface: the underlay the internal IP is on, in its other family.
+  const otherInternalIP = internal && candidates.find((a) => a.iface === internal.iface && a.cidr.family !== internal.cidr.family && isInternal(a.cidr))?.cidr;
   const endpointIP = usable.find((c) => !isPrivate(c)) ?? usable[0];
-  return { ...(endpointIP && { endpointIP }), ...(internalIP && { internalIP }) };
+  return { ...(endpointIP && { endpointIP }), ...(internalIP && { internalIP }), ...(otherInternalIP && { otherInternalIP }) };
 }

@@ -14,13 +14,13 @@ import { listAddresses } from '../host/addresses.js';
 import { findLink } from '../host/links.js';
 import { listRoutes } from '../host/routes.js';
 import { renderGraph } from '../mesh/graph.js';
-import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, recordHeartbeats } from '../mesh/liveness.js';
+import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, nodeHeartbeatValues, recordHeartbeats, recordVouches } from '../mesh/liveness.js';
 import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
 import { meshMtuOf } from '../mesh/mtu.js';
 import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import { nodeConfig } from '../mesh/wireguard.js';
 import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
-import { type Cidr, ParseError, formatCidr, ipOf, parseCidr } from '../model/ip.js';
+import { type Cidr, ParseError, formatCidr, ipOf, parseCidr, parseCidrPerFamily } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
 import { errorLine } from '../observability/first-line.js';
@@ -28,7 +28,7 @@ import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
 import { ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
 import { decodeMeshInput } from '../sources/mesh-input.js';
-import type { ClusterSource } from '../sources/source.js';
+import type { ClusterSource, Heartbeats } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
@@ -44,6 +44,7 @@ export type MeshStep = (typeof MESH_STEPS)[number];
 interface HostView {
   readonly endpoint: Endpoint | undefined;
   readonly internalIP: Cidr | undefined;
+  readonly otherInternalIP: Cidr | undefined;
   readonly underlayDevice: string;
   readonly underlayMtu: number;
 }
@@ -70,14 +71,19 @@ export class MeshReconciler {
   private readonly iptables = new IptablesChains({ fullSyncPeriodMs: 0 });
   private tunnel: TunnelDevice | undefined;
   private topology: Topology | undefined;
-  private publishedLastSeen = 0;
-  /** Other nodes' last-seen values and when this agent saw each change (see mesh/liveness.ts). */
+  /** Whether last-seen went out once: after that only alongside another annotation's change (Kilo's readers). */
+  private lastSeenPublished = false;
+  /** Other nodes' own heartbeats and when this agent saw each change (see mesh/liveness.ts). */
   private heartbeats: ReadonlyMap<string, Heartbeat> = new Map();
-  /** The end of this agent's last blind period: its start, a failed heartbeat write, a Node watch (re)opened. */
+  /** Segment heartbeats (their Leases' versions) and when this agent saw each change. */
+  private segmentHeartbeats: ReadonlyMap<string, Heartbeat> = new Map();
+  /** The end of this agent's last blind period: its start, a failed renewal, a heartbeat watch (re)opened. */
   private trustedSince = Math.floor(Date.now() / 1000);
   private gone: ReadonlySet<string> = new Set();
   /** Why the last reconcile wrote no CNI configuration, logged once per reason. */
   private cniMissing: string | undefined;
+  /** Without --cni, an earlier run's file is looked for once: nothing here writes one again. */
+  private oldCniFileGone = false;
   private appliedOnce = false;
   /** The failed steps of the reconcile in progress, one line each. */
   private failures: string[] = [];
@@ -142,6 +148,10 @@ export class MeshReconciler {
       if (t) this.claims.report(t.rejectedClaims.map(rejectedClaimProblem));
       if (t === undefined) return this.outcome();
       this.topology = t;
+      // The leader renews its segment's heartbeat for the other locations, naming the members it sees alive.
+      this.deps.source.heartbeats?.lead(
+        t.leader ? { key: t.segment.key, location: t.node.location, members: t.segment.nodes.map((n) => n.name) } : undefined,
+      );
       this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
       this.deps.metrics.peers.set(t.peers.length);
       this.deps.metrics.leader.set(t.leader ? 1 : 0);
@@ -206,17 +216,17 @@ export class MeshReconciler {
         .filter((a) => a.scope === 'global')
         .map((a) => ({ iface: a.ifname, cidr: parseCidr(a.cidr), onDefaultRoute: defaultDevices.has(a.ifname) })),
       this.deps.config.internalCidrs,
-      { interfaces: [this.deps.config.interface, VXLAN_DEVICE], meshSubnets: [this.deps.config.subnet] },
+      { interfaces: [this.deps.config.interface, VXLAN_DEVICE], meshSubnets: this.deps.config.subnets },
     );
     const self = this.ownObject();
     const forcedEndpoint = this.forced(self, ANNOTATIONS.forceEndpoint, parseEndpoint);
-    const forcedInternal = this.forced(self, ANNOTATIONS.forceInternalIP, (v) => (v === '' || v === '-' ? null : parseCidr(v)));
-    const internalIP = forcedInternal === null ? undefined : (forcedInternal ?? found.internalIP);
+    const forcedInternal = this.forced(self, ANNOTATIONS.forceInternalIP, (v) => (v === '' || v === '-' ? null : parseCidrPerFamily(v)));
+    const [internalIP, otherInternalIP] = forcedInternal === null ? [] : (forcedInternal ?? [found.internalIP, found.otherInternalIP]);
     const endpoint = forcedEndpoint ?? (found.endpointIP && { host: { kind: 'ip' as const, ip: ipOf(found.endpointIP) }, port: this.deps.config.port });
     const anchor = internalIP ?? found.endpointIP;
     const device = addresses.find((a) => anchor !== undefined && a.cidr.split('/')[0] === formatCidr(anchor).split('/')[0]);
     const link = device && (await findLink(device.ifname));
-    return { endpoint, internalIP, underlayDevice: link?.name ?? 'lo', underlayMtu: link?.mtu ?? 1500 };
+    return { endpoint, internalIP, otherInternalIP, underlayDevice: link?.name ?? 'lo', underlayMtu: link?.mtu ?? 1500 };
   }
 
   private ownObject() {
@@ -245,12 +255,17 @@ export class MeshReconciler {
     // Where nobody publishes heartbeats, every node counts as fresh, and the addresses written for
     // this node (by the operator) stand over those the agent discovers.
     const publishes = this.deps.source.publisher !== undefined;
-    const liveness = publishes ? await this.livenessEvidence(decoded.nodes, now) : undefined;
+    const heartbeats = this.deps.source.heartbeats;
+    const window = this.livenessWindowSeconds;
+    const liveness = heartbeats ? await this.livenessEvidence(decoded.nodes, now, heartbeats) : undefined;
     const nodes = decoded.nodes.map((n): MeshNode => {
-      if (n.name !== this.deps.config.hostname) return { ...n, lastSeen: liveness ? heardAt(n, liveness) : now };
+      if (n.name !== this.deps.config.hostname) return { ...n, lastSeen: liveness ? heardAt(n, liveness, now, window) : now };
       // Our own annotations may not have come back through the watch yet; we know them first-hand.
+      const { otherInternalIP: _published, ...own } = n;
+      const ownInternal = !publishes && n.internalIP ? n : host;
       return {
-        ...n,
+        ...own,
+        ...(ownInternal.otherInternalIP && { otherInternalIP: ownInternal.otherInternalIP }),
         publicKey: this.deps.publicKey,
         lastSeen: now,
         granularity: this.deps.config.granularity,
@@ -262,17 +277,37 @@ export class MeshReconciler {
     return { nodes, peers: decoded.peers };
   }
 
-  /** Heartbeats as this agent saw them, and the device's handshakes when a node would otherwise be stale. */
-  private async livenessEvidence(nodes: readonly MeshNode[], now: number): Promise<LivenessEvidence> {
-    this.heartbeats = recordHeartbeats(this.heartbeats, nodes, now);
-    // Heartbeats arrive as they are written only through a Node watch: while none streams (the API
-    // failing, watches expiring, lists catching up late) this agent is as blind as when its own
-    // heartbeat fails, and nobody ages until a watch has streamed for a while again.
+  /** How long a node may go unheard before it is gone: Kilo's 2 × the resync period. */
+  private get livenessWindowSeconds(): number {
+    return (2 * this.deps.config.resyncPeriodMs) / 1000;
+  }
+
+  /**
+   * Heartbeats as this agent heard them (its location's node Leases, other locations' segment Leases,
+   * last-seen annotations), and the device's handshakes when a node would otherwise be stale.
+   */
+  private async livenessEvidence(nodes: readonly MeshNode[], now: number, heartbeats: Heartbeats): Promise<LivenessEvidence> {
+    const self = nodes.find((n) => n.name === this.deps.config.hostname);
+    if (self) heartbeats.follow(self.location);
+    const heard = heartbeats.heard();
+    this.heartbeats = recordHeartbeats(this.heartbeats, nodeHeartbeatValues(nodes, heard.nodes), now);
+    const segments = recordVouches(this.segmentHeartbeats, heard.segments, self?.location ?? '', now);
+    this.segmentHeartbeats = segments.log;
+    // Heartbeats arrive as they are written only through watches: while one does not stream (the API
+    // failing, watches expiring, lists catching up late, a location just followed) this agent is as
+    // blind as when its own renewal fails, and nobody ages until they have streamed for a while again.
     const watch = this.deps.source.resourceStatus().find((r) => r.kind === 'Node');
-    const streamingSince = watch?.state === 'synced' && watch.watchingSince !== undefined ? Math.floor(watch.watchingSince / 1000) : now;
-    this.trustedSince = Math.max(this.trustedSince, streamingSince);
-    const evidence = { heartbeats: this.heartbeats, handshakes: new Map<string, number>(), trustedSince: this.trustedSince, gone: this.gone };
-    const window = (2 * this.deps.config.resyncPeriodMs) / 1000;
+    const streaming = watch?.state === 'synced' && watch.watchingSince !== undefined && heard.watchingSince !== undefined;
+    const streamingSince = streaming ? Math.floor(Math.max(watch.watchingSince ?? 0, heard.watchingSince ?? 0) / 1000) : now;
+    this.trustedSince = Math.max(this.trustedSince, streamingSince, heard.renewFailedAt === undefined ? 0 : Math.floor(heard.renewFailedAt / 1000));
+    const evidence = {
+      heartbeats: this.heartbeats,
+      vouches: segments.vouches,
+      handshakes: new Map<string, number>(),
+      trustedSince: this.trustedSince,
+      gone: this.gone,
+    };
+    const window = this.livenessWindowSeconds;
     const others = nodes.filter((n) => n.name !== this.deps.config.hostname);
     let gone = goneNodes(others, evidence, now, window);
     if (gone.size > 0) {
@@ -291,7 +326,7 @@ export class MeshReconciler {
     return {
       hostname: c.hostname,
       granularity: c.granularity,
-      subnet: c.subnet,
+      subnets: c.subnets,
       port: c.port,
       encapsulate: c.encapsulate,
       local: c.local,
@@ -322,7 +357,7 @@ export class MeshReconciler {
     const writes = [
       applied.written,
       await d.setMtu(mtu),
-      await d.setAddress(t.leader ? t.wireguardCIDR : undefined),
+      await d.setAddresses(t.leader ? t.wireguardCIDRs : []),
       t.leader ? await d.up() : await d.down(),
     ];
     return this.count('wireguard', writes.filter(Boolean).length);
@@ -360,8 +395,10 @@ export class MeshReconciler {
   private async applyCni(t: Topology, host: HostView): Promise<number> {
     const c = this.deps.config;
     if (!c.cni) {
+      if (this.oldCniFileGone) return this.count('cni', 0);
       const removed = await removeCniConfigFile(c.cniConfFile);
       for (const file of removed) this.deps.log.info(`cni: removed ${file} (--cni is off)`);
+      this.oldCniFileGone = true;
       return this.count('cni', removed.length);
     }
     const mtu = meshMtuOf(c.mtu, host.underlayMtu);
@@ -394,9 +431,9 @@ export class MeshReconciler {
   }
 
   /**
-   * Publishes this node's agent-written annotations where the source takes them. last-seen is
-   * refreshed once per half resync period, not on every event-driven reconcile: each patch comes back
-   * as a watch event, and refreshing on those would loop.
+   * Publishes this node's agent-written annotations where the source takes them, only where they
+   * differ. last-seen is no heartbeat any more (the Leases are: a Node write goes to every agent of
+   * the cluster): it is written at start and alongside any other change, for Kilo's readers.
    */
   private async publishNode(host: HostView, now: number, afterApply: boolean): Promise<void> {
     const publisher = this.deps.source.publisher;
@@ -405,26 +442,20 @@ export class MeshReconciler {
     const annotations: Record<string, string | null> = {
       [PREFIX + ANNOTATIONS.key]: this.deps.publicKey,
       [PREFIX + ANNOTATIONS.endpoint]: host.endpoint ? formatEndpoint(host.endpoint) : null,
-      [PREFIX + ANNOTATIONS.internalIP]: host.internalIP ? formatCidr(host.internalIP) : null,
+      [PREFIX + ANNOTATIONS.internalIP]: host.internalIP ? [host.internalIP, host.otherInternalIP].flatMap((c) => (c ? [formatCidr(c)] : [])).join(',') : null,
       [PREFIX + ANNOTATIONS.granularity]: c.granularity,
       [PREFIX + ANNOTATIONS.tunnelsBroken]: this.tunnelWatch.broken ? (this.tunnelsBrokenSince ?? String(now)) : null,
     };
-    if (now - this.publishedLastSeen >= c.resyncPeriodMs / 2000) {
-      annotations[PREFIX + ANNOTATIONS.lastSeen] = String(now);
-    }
     if (afterApply && this.topology) {
-      annotations[PREFIX + ANNOTATIONS.wireguardIP] = this.topology.leader ? formatCidr(this.topology.wireguardCIDR) : null;
+      annotations[PREFIX + ANNOTATIONS.wireguardIP] = this.topology.leader ? this.topology.wireguardCIDRs.map(formatCidr).join(',') : null;
       annotations[PREFIX + ANNOTATIONS.discoveredEndpoints] = await this.discoveredEndpoints();
     }
-    const heartbeat = annotations[PREFIX + ANNOTATIONS.lastSeen] !== undefined;
-    try {
-      if (await publisher.publishNode(c.hostname, annotations)) this.count('annotation', 1);
-    } catch (err) {
-      // Our heartbeat cannot be written: nor, maybe, can anyone's. Until it can, nobody ages.
-      if (heartbeat) this.trustedSince = now;
-      throw err;
-    }
-    if (heartbeat) this.publishedLastSeen = now;
+    const lastSeen = { [PREFIX + ANNOTATIONS.lastSeen]: String(now) };
+    const written = this.lastSeenPublished
+      ? await publisher.publishNode(c.hostname, annotations, lastSeen)
+      : await publisher.publishNode(c.hostname, { ...annotations, ...lastSeen });
+    if (written) this.count('annotation', 1);
+    this.lastSeenPublished = true;
   }
 
   /**

@@ -44,6 +44,10 @@ export const EBPF_MAP_SIZES = {
   nodePortPendingFlows: 16384,
   sockLbEntries: 65536,
   affinityEntries: 65536,
+  // The header's WL_SERVICES_MAX and WL_BACKENDS_MAX (less id 0, which means none): a default
+  // start keeps the maps an earlier agent pinned.
+  serviceEntries: 131072,
+  backendEntries: 131071,
 } as const satisfies Required<EbpfMapSizes>;
 
 export interface ModeStart {

@@ -79,6 +79,7 @@ export class ServiceReconciler {
       this.deps.metrics.countWrites('service', report.written);
       for (const line of report.warnings ?? []) this.deps.log.warn(line);
       this.deps.metrics.servicePorts.set(map.servicePorts.length);
+      for (const [table, n] of Object.entries(report.unfit ?? {})) this.deps.metrics.unfitFrontends.set({ table }, n);
       this.#servicePorts = map.servicePorts.length;
       this.deps.metrics.proxyRules.lastSync.set(programmedAt / 1000);
       for (const seconds of programmingLatencies(triggers.pending, programmedAt)) this.deps.metrics.proxyRules.networkProgramming.observe(seconds);

@@ -17,6 +17,13 @@ export function openClusterSource(config: AgentConfig, log: Logger, metrics: Age
         metrics: metrics.source,
         // Retry at least once a resync: what changed during an outage lands one resync after it.
         maxBackoffMs: Math.min(BACKOFF_CAP_MS, config.resyncPeriodMs),
+        userAgent: `wirelane (node ${config.hostname})`,
+        heartbeats: {
+          namespace: config.leaseNamespace,
+          node: config.hostname,
+          renewEveryMs: config.resyncPeriodMs / 2,
+          durationSeconds: Math.ceil((2 * config.resyncPeriodMs) / 1000),
+        },
       });
   }
 }

@@ -23,6 +23,8 @@ export class TunnelWatch {
   private leadingSince: number | undefined;
   /** When this node, leading, first had a peer for each remote leader's key. */
   private peerSince = new Map<string, number>();
+  /** Since when every probe to each remote leader's key went unanswered. */
+  private unansweredSince = new Map<string, number>();
 
   constructor(
     /** Healthy time a broken mark needs before it clears (hysteresis). */
@@ -40,6 +42,7 @@ export class TunnelWatch {
     if (!t.leader) {
       this.leadingSince = undefined;
       this.peerSince = new Map();
+      this.unansweredSince = new Map();
     }
     this.mark = nextTunnelMark(this.mark, remotes && judgeTunnels(remotes, now), now, this.clearAfterSeconds);
     return this.mark.broken === before ? undefined : { broken: this.mark.broken, segments: (remotes ?? []).map((r) => r.segment) };
@@ -55,11 +58,16 @@ export class TunnelWatch {
       segments.map(async (s): Promise<RemoteTunnel> => {
         const handshake = handshakes.get(s.publicKey);
         const answered = await answersPing(s.wireguardIP, t.options.wireguardDevice, PROBE_DEADLINE_SECONDS).catch(() => undefined);
+        if (answered === true) this.unansweredSince.delete(s.publicKey);
+        if (answered === false && !this.unansweredSince.has(s.publicKey)) this.unansweredSince.set(s.publicKey, now);
+        const unansweredSince = this.unansweredSince.get(s.publicKey);
         return {
           segment: s.key,
           configuredSince: Math.max(this.leadingSince ?? now, peerSince.get(s.publicKey) ?? now),
           ...(handshake && { latestHandshake: Math.floor(handshake.getTime() / 1000) }),
           ...(answered !== undefined && { probeAnswered: answered }),
+          ...(s.persistentKeepalive > 0 && { roamingKeepalive: s.persistentKeepalive }),
+          ...(unansweredSince !== undefined && { unansweredSince }),
         };
       }),
     );

@@ -3,14 +3,17 @@ import { join } from 'node:path';
 import { type AgentConfig, FAST_PATH_CHOICES, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
+import { DEFAULT_LEASE_NAMESPACE } from '../sources/lease.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
+import { DNS_LABEL } from '../sources/objects.js';
 import { USERSPACE_WIREGUARD_CHOICES } from '../wireguard/device.js';
 import { type Command, UsageError, type Values } from './command.js';
 import {
   DEFAULT_RESYNC_PERIOD, choiceFlag, cidrListFlag, interfaceFlag,
-  durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseLogLevelFlag, parseSubnetFlag,
-  stringFlag, switchFlag,
+  durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseLogLevelFlag,
+  stringFlag, subnetsFlag, switchFlag,
 } from './flags.js';
+import { DEFAULT_SUBNET } from './mesh-command-input.js';
 import { DEFAULT_STATE_DIR } from './keygen.js';
 import { kubeconfigPath } from './kubeconfig.js';
 import { MIN_MTU } from '../mesh/mtu.js';
@@ -37,7 +40,9 @@ export const agent: Command = {
   --interface NAME                WireGuard interface (default wirelane0)
   --port N                        WireGuard listen port (default 51820)
   --mtu N|auto                    WireGuard MTU (default auto: underlay MTU - 80)
-  --subnet CIDR                   WireGuard addresses of segments (default 10.4.0.0/16)
+  --subnet CIDR[,CIDR]            WireGuard addresses of segments, one subnet per family, comma-
+                                  separated or repeated (default ${DEFAULT_SUBNET}); each leader
+                                  gets an address in each
   --mesh-granularity G            location (default), full or cross
   --encapsulate MODE              never, crosssubnet or always (default never)
   --local[=true|false]            route to pods of the same location (default true)
@@ -48,6 +53,8 @@ export const agent: Command = {
                                   /16 (IPv6), default routes included (default false)
   --resync-period DURATION        full reconcile interval (default 30s); /healthz fails when a due
                                   sync has not succeeded within 2 × this
+  --lease-namespace NS            where the heartbeat Leases live (default ${DEFAULT_LEASE_NAMESPACE});
+                                  a node not heard from for 2 × the resync period is gone
   --command-timeout DURATION      bound of an external command (wg, ip, conntrack; default 30s;
                                   iptables-save/-restore have their own 5m)
   --iptables-forward-rules[=true] ACCEPT forwarding for the location's addresses (default false)
@@ -99,7 +106,13 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
                                   (default ${EBPF_MAP_SIZES.sockLbEntries})
   --affinity-entries N            eBPF mode: ClientIP affinity choices, of pods and of outside
                                   clients each (default ${EBPF_MAP_SIZES.affinityEntries}); a changed size rebuilds
-                                  its map at the next start, entries kept`,
+                                  its map at the next start, entries kept
+  --service-entries N             eBPF mode: service frontends, one per ClusterIP, external address
+                                  and NodePort of each service port (default ${EBPF_MAP_SIZES.serviceEntries})
+  --backend-entries N             eBPF mode: distinct endpoints (address:port) over all services
+                                  (default ${EBPF_MAP_SIZES.backendEntries}); what does not fit is logged and
+                                  counted (wirelane_service_frontends_unfit), and a changed size
+                                  rebuilds the tables at the next start without a gap in service`,
   switches: ['local', 'clean-up', 'iptables-forward-rules', 'allow-wide-claims', 'cni'],
   options: {
     source: { type: 'string' },
@@ -109,7 +122,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     interface: { type: 'string', default: 'wirelane0' },
     port: { type: 'string', default: '51820' },
     mtu: { type: 'string', default: 'auto' },
-    subnet: { type: 'string', default: '10.4.0.0/16' },
+    subnet: { type: 'string', multiple: true },
     'mesh-granularity': { type: 'string', default: 'location' },
     encapsulate: { type: 'string', default: 'never' },
     local: { type: 'string' },
@@ -118,6 +131,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'service-cidr': { type: 'string' },
     'allow-wide-claims': { type: 'string' },
     'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
+    'lease-namespace': { type: 'string', default: DEFAULT_LEASE_NAMESPACE },
     'command-timeout': { type: 'string', default: '30s' },
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
@@ -139,6 +153,8 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'nodeport-pending-flows': { type: 'string', default: String(EBPF_MAP_SIZES.nodePortPendingFlows) },
     'sock-lb-entries': { type: 'string', default: String(EBPF_MAP_SIZES.sockLbEntries) },
     'affinity-entries': { type: 'string', default: String(EBPF_MAP_SIZES.affinityEntries) },
+    'service-entries': { type: 'string', default: String(EBPF_MAP_SIZES.serviceEntries) },
+    'backend-entries': { type: 'string', default: String(EBPF_MAP_SIZES.backendEntries) },
   },
   async run(values) {
     const config = parseAgentConfig(values);
@@ -189,7 +205,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     stateDir: str('state-dir'),
     ...placement,
     port: integerFlag('port', str('port'), 1, 65535),
-    subnet: parseSubnetFlag(str('subnet')),
+    subnets: subnetsFlag(values, DEFAULT_SUBNET),
     granularity: parseGranularityFlag('mesh-granularity', str('mesh-granularity')),
     encapsulate: parseEncapsulationFlag(str('encapsulate')),
     local: switchFlag(values, 'local', true),
@@ -197,6 +213,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
     internalCidrs: cidrListFlag(values, 'internal-cidr'),
     ...parseClaimFlags(values),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
+    leaseNamespace: leaseNamespaceFlag(str('lease-namespace')),
     commandTimeoutMs: durationFlag('command-timeout', str('command-timeout')),
     listen,
     metricsListen,
@@ -217,6 +234,8 @@ export function parseAgentConfig(values: Values): AgentConfig {
       nodePortPendingFlows: mapSizeFlag('nodeport-pending-flows'),
       sockLbEntries: mapSizeFlag('sock-lb-entries'),
       affinityEntries: mapSizeFlag('affinity-entries'),
+      serviceEntries: mapSizeFlag('service-entries'),
+      backendEntries: mapSizeFlag('backend-entries'),
     },
   };
 }
@@ -245,4 +264,9 @@ function parseSource(source: string | undefined, kubeconfig: string | undefined)
   if (source !== undefined && source !== 'kubernetes') throw new UsageError(`--source: "${source}" is not kubernetes or file:PATH`);
   const path = kubeconfigPath(kubeconfig, 'or use --source file:PATH');
   return { kind: 'kubernetes', ...(path !== undefined && { kubeconfig: path }) };
+}
+
+function leaseNamespaceFlag(value: string): string {
+  if (!DNS_LABEL.test(value)) throw new UsageError(`--lease-namespace: "${value}" is not a namespace name (a-z, 0-9 and '-', at most 63)`);
+  return value;
 }

@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { errorLine } from '../observability/first-line.js';
 import { parseClusterFile } from '../sources/file/cluster-file.js';
+import type { HeartbeatLease } from '../sources/lease.js';
 import type { SourceObject, SourceObjectKind } from '../sources/source.js';
 import { type Options, UsageError, type Values } from './command.js';
 import { booleanFlag, stringFlag } from './flags.js';
@@ -55,17 +56,23 @@ export async function readClusterObjects(origin: ClusterOrigin, kinds: readonly 
     });
     return parseClusterFile(text, origin.path);
   }
+  const { listOnce } = await import('../sources/kubernetes/list-once.js');
+  return listOnce(await kubeconfigOf(origin), kinds);
+}
+
+/** The agents' heartbeat Leases (none in a file: its nodes count as fresh). */
+export async function readHeartbeatLeases(origin: ClusterOrigin, namespace: string): Promise<readonly HeartbeatLease[]> {
+  if (origin.kind === 'file') return [];
+  const { listHeartbeatLeases } = await import('../sources/kubernetes/list-once.js');
+  return listHeartbeatLeases(await kubeconfigOf(origin), namespace);
+}
+
+async function kubeconfigOf(origin: { readonly kubeconfig: string | undefined }) {
   // Loaded here only: the Kubernetes client costs a file-only command its start-up time.
-  const [{ loadKubeConfig }, { listOnce }] = await Promise.all([
-    import('../sources/kubernetes/kubernetes-source.js'),
-    import('../sources/kubernetes/list-once.js'),
-  ]);
-  const kubeconfig = (() => {
-    try {
-      return loadKubeConfig(origin.kubeconfig);
-    } catch (err) {
-      throw new Error(`${origin.kubeconfig === undefined ? 'in-cluster credentials' : `kubeconfig ${origin.kubeconfig}`}: ${errorLine(err)}`);
-    }
-  })();
-  return listOnce(kubeconfig, kinds);
+  const { loadKubeConfig } = await import('../sources/kubernetes/kubernetes-source.js');
+  try {
+    return loadKubeConfig(origin.kubeconfig);
+  } catch (err) {
+    throw new Error(`${origin.kubeconfig === undefined ? 'in-cluster credentials' : `kubeconfig ${origin.kubeconfig}`}: ${errorLine(err)}`);
+  }
 }

@@ -12,6 +12,8 @@ import { publishedGranularity } from '../mesh/peer-host.js';
 import { PeerConnection } from '../peer/connection.js';
 import { PeerRegistry } from '../peer/registration.js';
 import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
+import { listHeartbeatLeases } from '../sources/kubernetes/list-once.js';
+import { DEFAULT_LEASE_NAMESPACE, type HeartbeatLease, withLeaseLastSeen } from '../sources/lease.js';
 import { decodeMeshInput } from '../sources/mesh-input.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import type { PeerRegistration } from '../sources/peer.js';
@@ -49,9 +51,11 @@ Flags:
   --kubeconfig FILE           kubeconfig (default $KUBECONFIG, else in-cluster credentials)
   --resync-period DURATION    re-list interval besides the watch (default 30s); nodes whose last
                               heartbeat is older than 2 × this are left out, as the agents do
+  --lease-namespace NS        where the agents' heartbeat Leases live (default ${DEFAULT_LEASE_NAMESPACE}); the
+                              segment Leases are read at every resync
   --granularity G             location, full or cross (default: what the agents publish on their
                               Nodes, else location)
-  --subnet CIDR               the agents' WireGuard subnet (default ${DEFAULT_SUBNET})
+  --subnet CIDR[,CIDR]        the agents' WireGuard subnets (default ${DEFAULT_SUBNET})
   --service-cidr CIDR[,CIDR]  the cluster's service ranges, routed to the segment of the first node
                               by name (as the agents' --service-cidr and showconf peer)
   --allow-wide-claims[=true]  as the agents run: Peers and locations may claim prefixes wider
@@ -69,8 +73,9 @@ Flags:
     'key-file': { type: 'string' },
     kubeconfig: { type: 'string' },
     'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
+    'lease-namespace': { type: 'string', default: DEFAULT_LEASE_NAMESPACE },
     granularity: { type: 'string' },
-    subnet: { type: 'string', default: DEFAULT_SUBNET },
+    subnet: { type: 'string', multiple: true },
     'service-cidr': { type: 'string' },
     'allow-wide-claims': { type: 'string' },
     'topology-label': { type: 'string', default: DEFAULT_TOPOLOGY_LABEL },
@@ -94,6 +99,7 @@ export interface ConnectFlags {
   readonly kubeconfig: string | undefined;
   readonly resyncPeriodMs: number;
   readonly topologyLabel: string;
+  readonly leaseNamespace: string;
 }
 
 // Kubernetes object names (RFC 1123 subdomain), which are also safe in a file name.
@@ -119,6 +125,7 @@ export function parseConnectFlags(values: Values, positionals: readonly string[]
     kubeconfig: kubeconfigPath(stringFlag(values, 'kubeconfig'), 'or set $KUBECONFIG'),
     resyncPeriodMs: durationFlag('resync-period', str('resync-period')),
     topologyLabel: str('topology-label'),
+    leaseNamespace: str('lease-namespace'),
   };
 }
 
@@ -163,7 +170,17 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
     },
   });
   const problems = new ProblemReporter(log, new AgentMetrics());
-  loop = new ReconcileLoop(() => syncOnce(source, connection, problems, flags, values, log), flags.resyncPeriodMs);
+  // The leaders' heartbeats, read once per sync (one Lease per segment); a failed read keeps the last.
+  let leases: readonly HeartbeatLease[] = [];
+  const readLeases = async (): Promise<readonly HeartbeatLease[]> => {
+    try {
+      leases = await listHeartbeatLeases(kubeconfig, flags.leaseNamespace);
+    } catch (err) {
+      log.warn(`${errorLine(err)}; judging nodes by the last Leases read`);
+    }
+    return leases;
+  };
+  loop = new ReconcileLoop(async () => syncOnce(source, await readLeases(), connection, problems, flags, values, log), flags.resyncPeriodMs);
   let code = 1;
   try {
     await Promise.race([source.start(() => loop?.trigger()), stopped]);
@@ -180,6 +197,7 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
 
 async function syncOnce(
   source: KubernetesSource,
+  leases: readonly HeartbeatLease[],
   connection: PeerConnection,
   problems: ProblemReporter,
   flags: ConnectFlags,
@@ -188,7 +206,8 @@ async function syncOnce(
 ): Promise<void> {
   // Unknown is not empty: nothing is computed before Nodes and Peers have been listed.
   if (!source.hasSynced()) return;
-  const decoded = decodeMeshInput(source.snapshot(), { topologyLabel: flags.topologyLabel });
+  const read = decodeMeshInput(source.snapshot(), { topologyLabel: flags.topologyLabel });
+  const decoded = { ...read, nodes: withLeaseLastSeen(read.nodes, leases) };
   problems.report(decoded.problems);
   const now = Math.floor(Date.now() / 1000);
   try {

@@ -90,7 +90,22 @@ export function interfaceFlag(values: Values): string {
   return name;
 }
 
-export const parseSubnetFlag = (v: string): Cidr => parseFlag('subnet', v, parseCidr);
+/**
+ * --subnet: the WireGuard subnets, one per family, repeated or comma-separated (`--subnet
+ * 10.4.0.0/16,fd00:4::/64`); absent is `fallback`. The first given is the primary one.
+ */
+export function subnetsFlag(values: Values, fallback: string): Cidr[] {
+  const given = values['subnet'];
+  const texts = given === undefined ? [fallback] : Array.isArray(given) ? given : [given];
+  const subnets = texts.flatMap((text) => {
+    if (typeof text !== 'string') throw new UsageError('--subnet takes a value');
+    return text.split(',').map((c) => c.trim()).filter((c) => c !== '').map((c) => parseFlag('subnet', c, parseCidr));
+  });
+  const families = subnets.map((s) => s.family);
+  if (subnets.length === 0) throw new UsageError('--subnet: want a CIDR');
+  if (new Set(families).size !== families.length) throw new UsageError(`--subnet: "${texts.join(',')}" is not one CIDR per family`);
+  return subnets;
+}
 export const parseGranularityFlag = (name: string, v: string): Granularity => parseFlag(name, v, parseGranularity);
 export const parseEncapsulationFlag = (v: string): Encapsulation => choiceFlag('encapsulate', v, ENCAPSULATIONS);
 export const parseLogLevelFlag = (v: string): LogLevel => choiceFlag('log-level', v, LOG_LEVELS);

@@ -8,10 +8,11 @@ import type { MeshNode } from '../model/mesh.js';
 import { decodeMeshInput } from '../sources/mesh-input.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
 import { locatedProblem, rejectedClaimProblem } from '../sources/problem.js';
-import { SOURCE_OPTIONS, clusterOriginOf, readClusterObjects, sourceFlagsHelp, strictFlag } from './cluster-objects.js';
+import { DEFAULT_LEASE_NAMESPACE, withLeaseLastSeen } from '../sources/lease.js';
+import { SOURCE_OPTIONS, clusterOriginOf, readClusterObjects, readHeartbeatLeases, sourceFlagsHelp, strictFlag } from './cluster-objects.js';
 import type { Options, Values } from './command.js';
 import {
-  DEFAULT_RESYNC_PERIOD, durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, parseSubnetFlag, stringFlag,
+  DEFAULT_RESYNC_PERIOD, durationFlag, integerFlag, parseClaimFlags, parseEncapsulationFlag, parseGranularityFlag, stringFlag, subnetsFlag,
   switchFlag,
 } from './flags.js';
 import { InputWarnings } from './input-warnings.js';
@@ -23,7 +24,7 @@ export const DEFAULT_SUBNET = '10.4.0.0/16';
 export const MESH_OPTIONS: Options = {
   ...SOURCE_OPTIONS,
   granularity: { type: 'string', default: 'location' },
-  subnet: { type: 'string', default: DEFAULT_SUBNET },
+  subnet: { type: 'string', multiple: true },
   encapsulate: { type: 'string', default: 'never' },
   local: { type: 'string' },
   port: { type: 'string', default: String(DEFAULT_PORT) },
@@ -31,6 +32,7 @@ export const MESH_OPTIONS: Options = {
   'service-cidr': { type: 'string' },
   'allow-wide-claims': { type: 'string' },
   'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
+  'lease-namespace': { type: 'string', default: DEFAULT_LEASE_NAMESPACE },
 };
 
 /** The mesh flags that take true/false and may be given bare (see Command.switches). */
@@ -38,7 +40,8 @@ export const MESH_SWITCHES = ['local', 'allow-wide-claims'];
 
 export const MESH_FLAGS_HELP = `${sourceFlagsHelp(28)}
   --granularity G           location (default), full or cross
-  --subnet CIDR             WireGuard addresses of segments (default ${DEFAULT_SUBNET})
+  --subnet CIDR[,CIDR]      WireGuard addresses of segments, one subnet per family (default
+                            ${DEFAULT_SUBNET})
   --encapsulate MODE        never (default), crosssubnet or always
   --local[=true|false]      route to pods of the same location (default true)
   --port N                  WireGuard listen port (default ${DEFAULT_PORT})
@@ -49,7 +52,8 @@ export const MESH_FLAGS_HELP = `${sourceFlagsHelp(28)}
                             let Peers and locations claim prefixes wider than /8 (IPv4) or /16
                             (IPv6), default routes included (default false)
   --resync-period DURATION  the agents' resync period (default ${DEFAULT_RESYNC_PERIOD}): a live node whose
-                            last-seen is 2 × this old is not ready, as the agents judge it`;
+                            last heartbeat is 2 × this old is not ready, as the agents judge it
+  --lease-namespace NS      where the agents' heartbeat Leases live (default ${DEFAULT_LEASE_NAMESPACE})`;
 
 export interface MeshCommandInput {
   readonly input: MeshInput;
@@ -64,17 +68,21 @@ export interface MeshCommandInput {
 /**
  * Parses the mesh flags (a bad one fails before anything is read), reads the cluster and decodes it,
  * one warning per bad value. A file has no heartbeats: its nodes count as fresh. Live nodes keep
- * the last-seen their agents wrote, judged by the agents' readiness rule against this host's clock
- * (a one-off read cannot watch heartbeats change as an agent does: mesh/liveness.ts).
+ * the latest heartbeat their agents wrote (last-seen, their Leases' renew times), judged by the
+ * agents' readiness rule against this host's clock (a one-off read cannot watch heartbeats change
+ * as an agent does: mesh/liveness.ts).
  */
 export async function readMeshInput(values: Values): Promise<MeshCommandInput> {
   const options = meshOptionsOf(values, Math.floor(Date.now() / 1000));
   const origin = clusterOriginOf(values);
-  const objects = await readClusterObjects(origin, ['Node', 'Peer']);
+  const [objects, leases] = await Promise.all([
+    readClusterObjects(origin, ['Node', 'Peer']),
+    readHeartbeatLeases(origin, stringFlag(values, 'lease-namespace') ?? DEFAULT_LEASE_NAMESPACE),
+  ]);
   const decoded = decodeMeshInput(objects, { topologyLabel: stringFlag(values, 'topology-label') ?? DEFAULT_TOPOLOGY_LABEL });
   const warnings = new InputWarnings(origin);
   warnings.report(decoded.problems);
-  const nodes = origin.kind === 'file' ? decoded.nodes.map((n): MeshNode => ({ ...n, lastSeen: options.now })) : decoded.nodes;
+  const nodes = origin.kind === 'file' ? decoded.nodes.map((n): MeshNode => ({ ...n, lastSeen: options.now })) : withLeaseLastSeen(decoded.nodes, leases);
   const located = new Map(objects.flatMap((o) => (o.where === undefined ? [] : [[`${o.kind}/${o.object.metadata?.name ?? ''}`, o.where] as const])));
   return { input: { nodes, peers: decoded.peers }, options, warnings, strict: strictFlag(values), located };
 }
@@ -91,7 +99,7 @@ export function meshTopologyOf(mesh: MeshCommandInput, hostname: string): Topolo
 export function meshOptionsOf(values: Values, now: number): Omit<MeshOptions, 'hostname'> {
   return {
     granularity: parseGranularityFlag('granularity', stringFlag(values, 'granularity') ?? 'location'),
-    subnet: parseSubnetFlag(stringFlag(values, 'subnet') ?? DEFAULT_SUBNET),
+    subnets: subnetsFlag(values, DEFAULT_SUBNET),
     port: integerFlag('port', stringFlag(values, 'port') ?? String(DEFAULT_PORT), 1, 65535),
     encapsulate: parseEncapsulationFlag(stringFlag(values, 'encapsulate') ?? 'never'),
     local: switchFlag(values, 'local', true),

@@ -25,7 +25,8 @@ export function renderStatus(s: AgentStatus): string {
     row('Mesh', `${nodes} node${plural(nodes)} in ${mesh.segments.length} segment${plural(mesh.segments.length)} (${mesh.granularity}), ${mesh.peers.length} Peer${plural(mesh.peers.length)}; this node ${mesh.leader ? 'leads' : 'is in'} ${mesh.segment}`);
     lines.push(...table(
       ['SEGMENT', 'LEADER', 'NODES', 'ENDPOINT', 'WIREGUARD IP'],
-      mesh.segments.map((g) => [g.key, g.leader, g.nodes.join(','), g.endpoint, g.wireguardIP]),
+      // An agent older than dual stack reports wireguardIP alone.
+      mesh.segments.map((g) => [g.key, g.leader, g.nodes.join(','), g.endpoint, (g.wireguardIPs ?? [g.wireguardIP]).join(',')]),
     ));
   }
 

@@ -8,6 +8,11 @@ export interface ServiceProxyReport {
   readonly written: number;
   /** Problems the apply got past, one line each (iptables: a failed partial restore, repaired by a full sync). */
   readonly warnings?: readonly string[];
+  /**
+   * Service frontends the data path has no room for, by the table that is full (eBPF: services,
+   * backends, slots); the proxy logs them. Absent: the mode has no such limit.
+   */
+  readonly unfit?: Readonly<Record<string, number>>;
 }
 
 export interface ServiceProxy {

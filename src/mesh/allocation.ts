@@ -15,6 +15,10 @@
 // smaller key also prefers) can move when the set of colliding segments changes, and a displaced
 // segment's probe can land on a slot that a later newcomer prefers. With S segments in N slots a
 // given segment is in such a chain with probability about S/N (500 locations in a /16: < 1 %).
+//
+// Dual-stack (`--subnet` one CIDR per family): the same rule runs in each family's subnet on its own,
+// so a segment gets one address per family and each is as stable as above. The two are unrelated
+// offsets (the slot count differs), and the IPv4 one is exactly what a single IPv4 --subnet gives.
 import { type Cidr, type Ip, formatCidr, networkOf, sizeOf } from '../model/ip.js';
 import { MeshError } from './error.js';
 import { compareStrings } from './segments.js';
@@ -96,4 +100,10 @@ export function allocateWireGuardIPs(keys: readonly string[], subnet: Cidr): Map
     addresses.set(key, { family: network.family, value: network.addr + (offsets.get(key) as bigint) });
   }
   return addresses;
+}
+
+/** Per key, one address from each subnet (one subnet per family), in the order of `subnets`. */
+export function allocateWireGuardIPsPerSubnet(keys: readonly string[], subnets: readonly Cidr[]): Map<string, Ip[]> {
+  const perSubnet = subnets.map((subnet) => allocateWireGuardIPs(keys, subnet));
+  return new Map(keys.map((key) => [key, perSubnet.map((addresses) => addresses.get(key) as Ip)]));
 }

@@ -4,7 +4,7 @@
 // underlay edges instead of WireGuard.
 import { formatEndpoint } from '../model/endpoint.js';
 import { formatCidr, formatIp, ipOf, networkOf } from '../model/ip.js';
-import type { MeshNode } from '../model/mesh.js';
+import { type MeshNode, internalIPsOf } from '../model/mesh.js';
 import type { Segment, TopologyCore } from './types.js';
 
 /** Quotes a DOT identifier or label. */
@@ -19,15 +19,15 @@ function label(lines: readonly string[]): string {
 
 function nodeLabel(node: MeshNode, segment: Segment): string {
   const lines = [node.location || '(no location)', node.name, ...node.podCIDRs.map(formatCidr)];
-  if (node.internalIP) lines.push(formatIp(ipOf(node.internalIP)));
-  if (segment.leader.name === node.name) lines.push(formatIp(segment.wireguardIP), formatEndpoint(segment.endpoint));
+  lines.push(...internalIPsOf(node).map((c) => formatIp(ipOf(c))));
+  if (segment.leader.name === node.name) lines.push(...segment.wireguardIPs.map(formatIp), formatEndpoint(segment.endpoint));
   return label(lines);
 }
 
 export function renderGraph(t: TopologyCore): string {
   const out: string[] = [
     'digraph wirelane {',
-    `  label=${q(formatCidr(networkOf(t.options.subnet)))};`,
+    `  label=${q(t.options.subnets.map((s) => formatCidr(networkOf(s))).join(', '))};`,
     '  labelloc=t;',
     '  outputorder=nodesfirst;',
     '  overlap=false;',

@@ -8,12 +8,15 @@ export interface SegmentJSON {
   location: string;
   leader: string;
   nodes: string[];
+  /** `wireguardIPs[0]`. */
   wireguardIP: string;
   endpoint: string;
   publicKey: string;
   allowedIPs: string[];
   allowedLocationIPs: string[];
   persistentKeepalive: number;
+  /** One per --subnet (family); last, so the fields before keep their order. */
+  wireguardIPs: string[];
 }
 
 export interface PeerJSON {
@@ -43,9 +46,13 @@ export interface RuleJSON {
 export interface TopologyJSON {
   node: string;
   leader: boolean;
+  /** `wireguardCIDRs[0]`. */
   wireguardCIDR: string;
+  wireguardCIDRs: string[];
   granularity: string;
+  /** `subnets[0]`. */
   subnet: string;
+  subnets: string[];
   segments: SegmentJSON[];
   peers: PeerJSON[];
   routes: RouteJSON[];
@@ -66,6 +73,7 @@ export function segmentToJSON(s: Segment): SegmentJSON {
     allowedIPs: cidrs(s.allowedIPs),
     allowedLocationIPs: cidrs(s.allowedLocationIPs),
     persistentKeepalive: s.persistentKeepalive,
+    wireguardIPs: s.wireguardIPs.map(formatIp),
   };
 }
 
@@ -74,8 +82,10 @@ export function topologyToJSON(t: Topology): TopologyJSON {
     node: t.node.name,
     leader: t.leader,
     wireguardCIDR: formatCidr(t.wireguardCIDR),
+    wireguardCIDRs: cidrs(t.wireguardCIDRs),
     granularity: t.options.granularity,
-    subnet: formatCidr(t.options.subnet),
+    subnet: formatCidr(t.options.subnets[0] as Cidr),
+    subnets: cidrs(t.options.subnets),
     segments: t.segments.map(segmentToJSON),
     peers: t.peers.map((p) => ({
       name: p.name,

@@ -17,7 +17,7 @@ export function isPublicEndpoint(endpoint: Endpoint | undefined): boolean {
 export function electLeader(members: readonly MeshNode[]): MeshNode {
   const eligible = members.filter((n) => !n.tunnelsBroken);
   if (eligible.length > 0) return kiloLeader(eligible);
-  const leading = members.filter((n) => n.wireguardIP !== undefined);
+  const leading = members.filter((n) => n.wireguardIPs !== undefined);
   return kiloLeader(leading.length > 0 ? leading : members);
 }
 

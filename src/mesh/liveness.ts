@@ -1,19 +1,39 @@
-// When this agent last heard from each node, by its own clock. A node's last-seen annotation is
-// written with the writer's clock, so its value is only ever compared for change: the age is how
-// long ago this agent saw it change. A recent WireGuard handshake is proof of life too. Time during
-// which this agent could not hear anyone (its own heartbeat failed: an API outage) counts against
-// nobody: it cannot tell an outage from a death. Nor does it bring back a node already judged gone.
+// When this agent last heard from each node, by its own clock. Heartbeats are written with the
+// writer's clock (a last-seen annotation) or carry none worth trusting (a Lease's version), so a
+// value is only ever compared for change: the age is how long ago this agent saw it change.
+//
+// What an agent hears (sources/lease.ts): the node heartbeats of its own location, and one heartbeat
+// per segment, renewed by the segment's leader and naming the members it judges alive. So a node of
+// another location is heard through its segment's leader ("vouched for"): its leader directly, the
+// other members for one window more, so that when a leader dies its successor has a window to take
+// over the heartbeat before the location's live members age (the leader ages at once).
+//
+// A recent WireGuard handshake is proof of life too. Time during which this agent could not hear
+// anyone (its own heartbeat failed, a heartbeat watch broke: an API outage) counts against nobody:
+// it cannot tell an outage from a death. Nor does it bring back a node already judged gone.
 import type { MeshNode } from '../model/mesh.js';
 
-/** A node's last-seen value and when (this agent's clock, unix seconds) it was first seen with it. */
+/** A heartbeat's value and when (this agent's clock, unix seconds) it was first seen with it. */
 export interface Heartbeat {
-  readonly value: number;
+  readonly value: string;
+  readonly heardAt: number;
+}
+
+/** A segment heartbeat of another location, as this agent heard it. */
+export interface Vouch {
+  /** The leader that renews it: heard directly. */
+  readonly holder: string;
+  /** The members its leader judged alive: heard through it. */
+  readonly members: readonly string[];
+  /** When this agent last saw it renewed (its own clock, unix seconds). */
   readonly heardAt: number;
 }
 
 export interface LivenessEvidence {
-  /** Per node name; see recordHeartbeats. */
+  /** Per node name, its own heartbeats (see nodeHeartbeatValues and recordHeartbeats). */
   readonly heartbeats: ReadonlyMap<string, Heartbeat>;
+  /** The segment heartbeats of other locations. */
+  readonly vouches: readonly Vouch[];
   /** Latest WireGuard handshake per peer public key, unix seconds (this host's clock). */
   readonly handshakes: ReadonlyMap<string, number>;
   /** The end of this agent's last blind period (unix seconds; its start, or an outage's end). */
@@ -23,33 +43,82 @@ export interface LivenessEvidence {
 }
 
 /**
- * The heartbeat log after seeing `nodes` at `now`: a changed (or first seen) last-seen value is
- * heard now, an unchanged one keeps the time it was first heard. Nodes without a last-seen value
- * (never seen) and nodes that are gone drop out.
+ * A node's own heartbeats as one value, which changes when any of them does: its last-seen
+ * annotation (Kilo's, and agents that predate Leases) and its node Lease's version where this agent
+ * hears it. Nodes with neither are left out (never heard).
  */
-export function recordHeartbeats(log: ReadonlyMap<string, Heartbeat>, nodes: readonly MeshNode[], now: number): Map<string, Heartbeat> {
-  const next = new Map<string, Heartbeat>();
+export function nodeHeartbeatValues(nodes: readonly MeshNode[], nodeLeases: ReadonlyMap<string, string> = new Map()): Map<string, string> {
+  const values = new Map<string, string>();
   for (const node of nodes) {
-    if (node.lastSeen === undefined) continue;
-    const previous = log.get(node.name);
-    next.set(node.name, previous?.value === node.lastSeen ? previous : { value: node.lastSeen, heardAt: now });
+    const lease = nodeLeases.get(node.name);
+    if (node.lastSeen === undefined && lease === undefined) continue;
+    values.set(node.name, `${node.lastSeen ?? ''}/${lease ?? ''}`);
+  }
+  return values;
+}
+
+/**
+ * The heartbeat log after seeing `values` at `now`: a changed (or first seen) value is heard now, an
+ * unchanged one keeps the time it was first heard. Keys without a value (never seen, or gone from
+ * the source) drop out.
+ */
+export function recordHeartbeats(log: ReadonlyMap<string, Heartbeat>, values: ReadonlyMap<string, string>, now: number): Map<string, Heartbeat> {
+  const next = new Map<string, Heartbeat>();
+  for (const [key, value] of values) {
+    const previous = log.get(key);
+    next.set(key, previous?.value === value ? previous : { value, heardAt: now });
   }
   return next;
 }
 
-/** When this agent last heard from `node` (unix seconds, its own clock), or undefined when never. */
-export function heardAt(node: MeshNode, evidence: LivenessEvidence): number | undefined {
-  const heartbeat = evidence.heartbeats.get(node.name);
-  if (heartbeat === undefined) return undefined;
+/** A segment heartbeat as the source holds it (sources/lease.ts: HeartbeatLease). */
+export interface SegmentHeartbeat {
+  readonly name: string;
+  readonly version: string;
+  readonly holder: string;
+  readonly members: readonly string[];
+  readonly location: string;
+}
+
+/**
+ * The segment heartbeat log after seeing `segments` at `now`, and the vouches of those of other
+ * locations: this agent hears its own location's nodes directly, and a vouch would only keep a dead
+ * member of it alive for a window longer than its own members judge it.
+ */
+export function recordVouches(
+  log: ReadonlyMap<string, Heartbeat>,
+  segments: readonly SegmentHeartbeat[],
+  ownLocation: string,
+  now: number,
+): { readonly log: Map<string, Heartbeat>; readonly vouches: Vouch[] } {
+  const next = recordHeartbeats(log, new Map(segments.map((s) => [s.name, s.version])), now);
+  const vouches = segments
+    .filter((s) => s.location !== ownLocation)
+    .map((s) => ({ holder: s.holder, members: s.members, heardAt: next.get(s.name)?.heardAt ?? now }));
+  return { log: next, vouches };
+}
+
+/**
+ * When this agent last heard from `node` (unix seconds, its own clock), or undefined when never.
+ * `windowSeconds` is how long a node may go unheard: a vouched-for member keeps it once more.
+ */
+export function heardAt(node: MeshNode, evidence: LivenessEvidence, now: number, windowSeconds: number): number | undefined {
+  let heard = evidence.heartbeats.get(node.name)?.heardAt;
+  for (const vouch of evidence.vouches) {
+    const through =
+      vouch.holder === node.name ? vouch.heardAt : vouch.members.includes(node.name) ? Math.min(now, vouch.heardAt + windowSeconds) : undefined;
+    if (through !== undefined) heard = Math.max(heard ?? through, through);
+  }
+  if (heard === undefined) return undefined;
   const handshake = node.publicKey === undefined ? undefined : evidence.handshakes.get(node.publicKey);
-  return Math.max(heartbeat.heardAt, handshake ?? -Infinity, evidence.gone.has(node.name) ? -Infinity : evidence.trustedSince);
+  return Math.max(heard, handshake ?? -Infinity, evidence.gone.has(node.name) ? -Infinity : evidence.trustedSince);
 }
 
 /** The nodes this agent has not heard from within `windowSeconds` at `now` (see LivenessEvidence.gone). */
 export function goneNodes(nodes: readonly MeshNode[], evidence: LivenessEvidence, now: number, windowSeconds: number): Set<string> {
   const gone = new Set<string>();
   for (const node of nodes) {
-    const heard = heardAt(node, evidence);
+    const heard = heardAt(node, evidence, now, windowSeconds);
     if (heard !== undefined && now - heard >= windowSeconds) gone.add(node.name);
   }
   return gone;

@@ -1,19 +1,25 @@
 // The routes and policy rules this node needs (Kilo's Topology.Routes), leader and non-leader.
 import { type Cidr, type Ip, containsIp, equalIp, hostCidr, ipOf, networkOf } from '../model/ip.js';
-import type { MeshNode } from '../model/mesh.js';
+import { type MeshNode, internalIPOf, internalIPsOf } from '../model/mesh.js';
 import { ENCAPSULATION_TABLE, type Route, type Rule } from '../model/route.js';
 import { prefixKey } from './allowed-ips.js';
-import type { TopologyCore } from './types.js';
+import type { Segment, TopologyCore } from './types.js';
 
 /**
  * Routes and rules in a deterministic order (segments by key, members by name, Peers by name).
  *
  * The kernel knows a route by table and destination, so a destination that comes up twice keeps its
- * first route. A gateway or source of the other address family than the destination is left out
- * (the kernel and the routes dataplane reject it): on the WireGuard device an IPv6 pod CIDR is
- * routed with no gateway, as WireGuard picks the [Peer] by AllowedIPs anyway; over the underlay, a
- * destination whose only gateway is of the other family (an IPv6 pod CIDR behind an IPv4-only
- * internal IP) cannot be routed and gets no route.
+ * first route. Every gateway and source is of the destination's family (the kernel has no IPv6
+ * route via an IPv4 gateway). Dual-stack:
+ * - on the WireGuard device a destination goes via the segment's WireGuard IP of its family; where
+ *   the segment has none (no --subnet of that family) it is routed on the device with no gateway,
+ *   as WireGuard picks the [Peer] by AllowedIPs anyway. The source is the local internal IP of that
+ *   family; without one the kernel picks an address of the device, which is the leader's own
+ *   WireGuard IP of that family where there is one (in the AllowedIPs the other side checks);
+ * - over the underlay the gateway is the leader's (or member's) internal IP of the destination's
+ *   family: `otherInternalIP` on a dual-stack underlay. Without one (an IPv6 pod CIDR behind an
+ *   IPv4-only underlay) there is no next hop and no route; the tunnel (`--encapsulate`) carries
+ *   `internalIP`'s family only.
  */
 export function routesFor(t: TopologyCore): { routes: Route[]; rules: Rule[] } {
   const out = new RouteSet();
@@ -43,22 +49,21 @@ class RouteSet {
   }
 }
 
-/** A route over the WireGuard device via a segment's WireGuard IP. */
-function wireguardRoute(dst: Cidr, gw: Ip, src: Ip | undefined, dev: string): Route {
-  const sameFamily = gw.family === dst.family;
+/** A route over the WireGuard device via a segment's WireGuard IP of `dst`'s family, if it has one. */
+function wireguardRoute(t: TopologyCore, dst: Cidr, segment: Segment): Route {
+  const gw = segment.wireguardIPs.find((ip) => ip.family === dst.family);
+  const src = internalIPOf(t.node, dst.family);
   return {
     dst,
-    ...(sameFamily ? { gw } : {}),
-    dev,
-    ...(src !== undefined && src.family === dst.family ? { src } : {}),
-    onlink: sameFamily,
+    ...(gw === undefined ? {} : { gw }),
+    dev: t.options.wireguardDevice,
+    ...(src === undefined ? {} : { src }),
+    onlink: gw !== undefined,
     table: 'main',
   };
 }
 
 function leaderRoutes(t: TopologyCore, out: RouteSet): void {
-  const { wireguardDevice } = t.options;
-  const src = t.node.internalIP && ipOf(t.node.internalIP);
   for (const segment of t.segments) {
     if (segment.group === t.segment.group) {
       // Same underlay: never via WireGuard. A node without internal IP has no underlay to route over.
@@ -71,29 +76,28 @@ function leaderRoutes(t: TopologyCore, out: RouteSet): void {
     }
     const endpointIp = segment.endpoint.host.kind === 'ip' ? segment.endpoint.host.ip : undefined;
     for (const member of segment.nodes) {
-      for (const pod of member.podCIDRs) out.route(wireguardRoute(pod, segment.wireguardIP, src, wireguardDevice));
-      const internal = member.internalIP && ipOf(member.internalIP);
-      // A member reachable only at its endpoint IP cannot be reached through a tunnel to that IP.
-      if (internal === undefined || (endpointIp !== undefined && equalIp(internal, endpointIp))) continue;
-      out.route(wireguardRoute(hostCidr(internal), segment.wireguardIP, src, wireguardDevice));
+      for (const pod of member.podCIDRs) out.route(wireguardRoute(t, pod, segment));
+      for (const internal of internalIPsOf(member).map(ipOf)) {
+        // A member reachable only at its endpoint IP cannot be reached through a tunnel to that IP.
+        if (endpointIp !== undefined && equalIp(internal, endpointIp)) continue;
+        out.route(wireguardRoute(t, hostCidr(internal), segment));
+      }
     }
-    for (const cidr of segment.allowedLocationIPs) {
-      out.route(wireguardRoute(cidr, segment.wireguardIP, src, wireguardDevice));
-    }
+    for (const cidr of segment.allowedLocationIPs) out.route(wireguardRoute(t, cidr, segment));
   }
   for (const peer of t.peers) {
-    for (const dst of peer.allowedIPs) out.route({ dst, dev: wireguardDevice, onlink: false, table: 'main' });
+    for (const dst of peer.allowedIPs) out.route({ dst, dev: t.options.wireguardDevice, onlink: false, table: 'main' });
   }
 }
 
 function nonLeaderRoutes(t: TopologyCore, out: RouteSet): void {
   // A non-leader is in a location segment, whose members all have internal IPs.
-  const gw = ipOf(t.segment.leader.internalIP as Cidr);
   const viaLeader = (dst: Cidr): void => {
-    if (dst.family === gw.family) out.route(underlayRoute(t, dst, gw));
+    const gw = internalIPOf(t.segment.leader, dst.family);
+    if (gw !== undefined) out.route(underlayRoute(t, dst, gw));
   };
   for (const segment of t.segments) {
-    viaLeader(hostCidr(segment.wireguardIP));
+    segment.wireguardIPs.map(hostCidr).forEach(viaLeader);
     if (segment.key === t.segment.key) {
       if (t.options.local) {
         for (const member of segment.nodes) {
@@ -104,18 +108,21 @@ function nonLeaderRoutes(t: TopologyCore, out: RouteSet): void {
     }
     for (const member of segment.nodes) {
       member.podCIDRs.forEach(viaLeader);
-      if (member.internalIP !== undefined) viaLeader(hostCidr(ipOf(member.internalIP)));
+      internalIPsOf(member).forEach((c) => viaLeader(hostCidr(ipOf(c))));
     }
     segment.allowedLocationIPs.forEach(viaLeader);
   }
   for (const peer of t.peers) peer.allowedIPs.forEach(viaLeader);
 }
 
-/** `always`, or `crosssubnet` when the gateway is outside this node's internal network. */
+/**
+ * `always`, or `crosssubnet` when the gateway is outside this node's internal network. The tunnel's
+ * ends are internal IPs (`tunnelMembersOf`), so a gateway of the other family is never encapsulated.
+ */
 function isEncapsulated(t: TopologyCore, gw: Ip): boolean {
   const { encapsulate } = t.options;
+  if (encapsulate === 'never' || (t.node.internalIP !== undefined && gw.family !== t.node.internalIP.family)) return false;
   if (encapsulate === 'always') return true;
-  if (encapsulate === 'never') return false;
   return t.node.internalIP === undefined || !containsIp(t.node.internalIP, gw);
 }
 
@@ -132,10 +139,11 @@ function underlayRoute(t: TopologyCore, dst: Cidr, gw: Ip): Route {
  */
 function underlayMemberRoutes(t: TopologyCore, member: MeshNode, leader: boolean, out: RouteSet): void {
   if (member.internalIP === undefined) return;
-  const gw = ipOf(member.internalIP);
   for (const pod of member.podCIDRs) {
-    if (pod.family === gw.family) out.route(underlayRoute(t, pod, gw));
+    const via = internalIPOf(member, pod.family);
+    if (via !== undefined) out.route(underlayRoute(t, pod, via));
   }
+  const gw = ipOf(member.internalIP);
   if (!isEncapsulated(t, gw)) return;
   const to = hostCidr(gw);
   out.route({ dst: to, gw, dev: t.options.tunnelDevice, onlink: true, table: ENCAPSULATION_TABLE });

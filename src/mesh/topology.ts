@@ -1,10 +1,10 @@
 // The mesh as this node sees it: segments, leaders, WireGuard addresses, AllowedIPs, routes and rules.
 // Pure: everything (time included) comes in as arguments.
 import type { Endpoint } from '../model/endpoint.js';
-import { type Cidr, type Ip, equalCidr, hostCidr, ipOf, networkOf } from '../model/ip.js';
+import { type Cidr, type Ip, equalCidr, formatCidr, hostCidr, ipOf, networkOf } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
-import type { MeshNode, MeshPeer } from '../model/mesh.js';
-import { allocateWireGuardIPs } from './allocation.js';
+import { type MeshNode, type MeshPeer, internalIPsOf } from '../model/mesh.js';
+import { allocateWireGuardIPsPerSubnet } from './allocation.js';
 import { uniquePrefixes } from './allowed-ips.js';
 import { type ClaimRules, type ReservedRange, resolveContestedClaims, resolveOrderedClaims } from './claims.js';
 import { collectDiscoveredEndpoints, effectiveEndpoint } from './endpoints.js';
@@ -29,19 +29,22 @@ export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
     rules,
     peers.flatMap((p) => p.allowedIPs.map((prefix) => ({ prefix, holder: `the allowed IPs of Peer "${p.name}"` }))),
   );
-  const segments = buildSegments(members, allocateWireGuardIPs(members.map((m) => m.key), opts.subnet), locationClaims.kept, discovered);
+  const segments = buildSegments(members, allocateWireGuardIPsPerSubnet(members.map((m) => m.key), subnetsOf(opts)), locationClaims.kept, discovered);
 
   const localKey = segmentKeyOf(node, opts.granularity);
   const segment = segments.find((s) => s.key === localKey) as Segment;
   const leader = segment.leader.name === node.name;
+  const wireguardCIDRs = subnetsOf(opts).map((subnet, i): Cidr => {
+    const ip = segment.wireguardIPs[i] as Ip;
+    return leader ? { family: ip.family, addr: ip.value, bits: subnet.bits } : networkOf(subnet);
+  });
   const core: TopologyCore = {
     options: opts,
     node,
     segment,
     leader,
-    wireguardCIDR: leader
-      ? { family: segment.wireguardIP.family, addr: segment.wireguardIP.value, bits: opts.subnet.bits }
-      : networkOf(opts.subnet),
+    wireguardCIDR: wireguardCIDRs[0] as Cidr,
+    wireguardCIDRs,
     segments,
     peers,
     discoveredEndpoints: discovered,
@@ -52,11 +55,11 @@ export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
 
 /** What the cluster itself holds: every node's pod CIDRs and internal IP (ready or not), the WireGuard subnet, the service CIDRs. */
 function reservedRanges(nodes: readonly MeshNode[], opts: MeshOptions): ReservedRange[] {
-  const reserved: ReservedRange[] = [{ prefix: opts.subnet, holder: 'the WireGuard subnet' }];
+  const reserved: ReservedRange[] = opts.subnets.map((prefix) => ({ prefix, holder: 'the WireGuard subnet' }));
   for (const cidr of opts.serviceCIDRs ?? []) reserved.push({ prefix: cidr, holder: 'the service CIDR' });
   for (const n of nodes) {
     for (const cidr of n.podCIDRs) reserved.push({ prefix: cidr, holder: `the pod CIDR of Node "${n.name}"` });
-    if (n.internalIP !== undefined) reserved.push({ prefix: hostCidr(ipOf(n.internalIP)), holder: `the internal IP of Node "${n.name}"` });
+    for (const ip of internalIPsOf(n)) reserved.push({ prefix: hostCidr(ipOf(ip)), holder: `the internal IP of Node "${n.name}"` });
   }
   return reserved;
 }
@@ -78,7 +81,7 @@ function topologyPeers(peers: readonly MeshPeer[], allowedIPs: readonly Cidr[][]
 /** Leaders, addresses and AllowedIPs; `locationIPs`: per node of `members` in order, its kept allowed-location IPs. */
 function buildSegments(
   members: readonly SegmentMembers[],
-  addresses: ReadonlyMap<string, Ip>,
+  addresses: ReadonlyMap<string, readonly Ip[]>,
   locationIPsByNode: readonly Cidr[][],
   discovered: ReadonlyMap<WireGuardKey, Endpoint>,
 ): Segment[] {
@@ -86,9 +89,9 @@ function buildSegments(
     const own: Cidr[] = [];
     for (const member of m.nodes) {
       own.push(...member.podCIDRs);
-      if (member.internalIP !== undefined) own.push(hostCidr(ipOf(member.internalIP)));
+      own.push(...internalIPsOf(member).map((c) => hostCidr(ipOf(c))));
     }
-    own.push(hostCidr(addresses.get(m.key) as Ip));
+    own.push(...(addresses.get(m.key) as Ip[]).map(hostCidr));
     return uniquePrefixes(own);
   });
   let nodeIndex = 0;
@@ -98,13 +101,15 @@ function buildSegments(
     const leader = electLeader(m.nodes);
     const publicKey = leader.publicKey as WireGuardKey;
     const allowedLocationIPs = locationIPs[i] as Cidr[];
+    const wireguardIPs = addresses.get(m.key) as Ip[];
     return {
       key: m.key,
       location: m.location,
       group: m.group,
       nodes: m.nodes,
       leader,
-      wireguardIP: addresses.get(m.key) as Ip,
+      wireguardIP: wireguardIPs[0] as Ip,
+      wireguardIPs,
       publicKey,
       endpoint: effectiveEndpoint(leader.endpoint, publicKey, leader.persistentKeepalive, discovered) as Endpoint,
       persistentKeepalive: leader.persistentKeepalive,
@@ -178,5 +183,14 @@ export function tunnelMembersOf(t: TopologyCore): Ip[] {
 }
 
 function isWireGuardIPOf(segment: Segment, cidr: Cidr): boolean {
-  return equalCidr(cidr, hostCidr(segment.wireguardIP));
+  return segment.wireguardIPs.some((ip) => equalCidr(cidr, hostCidr(ip)));
+}
+
+/** The subnets, checked: at least one, at most one per family (the CLI rejects more before this). */
+function subnetsOf(opts: MeshOptions): readonly Cidr[] {
+  const families = opts.subnets.map((s) => s.family);
+  if (families.length === 0 || new Set(families).size !== families.length) {
+    throw new MeshError(`WireGuard subnets ${opts.subnets.map((s) => formatCidr(s)).join(', ') || '(none)'}: want one per family, at least one`);
+  }
+  return opts.subnets;
 }

@@ -10,6 +10,9 @@
  */
 export const FIRST_HANDSHAKE_WINDOW_SECONDS = 15;
 
+/** WireGuard's REKEY_TIMEOUT: how long a handshake (or a keepalive's trip) may take before a retry. */
+export const REKEY_TIMEOUT_SECONDS = 5;
+
 /** What a leader saw of its tunnel to one remote segment this round. */
 export interface RemoteTunnel {
   /** The remote segment's key, for log lines. */
@@ -20,6 +23,10 @@ export interface RemoteTunnel {
   readonly configuredSince: number;
   /** Whether a probe through the tunnel was answered; undefined when none could be sent. */
   readonly probeAnswered?: boolean;
+  /** The remote leader's persistent keepalive when it roams (behind NAT), in seconds; 0 or absent when it does not. */
+  readonly roamingKeepalive?: number;
+  /** Since when (unix seconds) every probe to it went unanswered; absent after an answer. */
+  readonly unansweredSince?: number;
 }
 
 export type TunnelState = 'up' | 'down' | 'unknown';
@@ -28,9 +35,24 @@ export type TunnelVerdict = 'healthy' | 'broken' | 'unknown';
 export function judgeTunnel(remote: RemoteTunnel, now: number): TunnelState {
   if (remote.probeAnswered === undefined) return 'unknown';
   if (remote.probeAnswered) return 'up';
+  if ((remote.roamingKeepalive ?? 0) > 0) return judgeRoaming(remote, now);
   // A fresh start or a fresh leadership: the first handshake may still be on its way.
   const fresh = remote.latestHandshake === undefined && now - remote.configuredSince < FIRST_HANDSHAKE_WINDOW_SECONDS;
   return fresh ? 'unknown' : 'down';
+}
+
+/**
+ * A remote behind NAT is reached only where its own packets last came from: when its NAT forgets the
+ * mapping and picks a new port, our probes go to the old one until its next keepalive shows the new
+ * one, and only it can open the path at all. An unanswered probe is therefore no verdict until it has
+ * been silent longer than a keepalive and a handshake, and never before it reached us once: judging
+ * it sooner marked the public leader broken after every NAT restart and handed leadership to a
+ * member the remote cannot reach (the flapping tunnel of issue 12).
+ */
+function judgeRoaming(remote: RemoteTunnel, now: number): TunnelState {
+  if (remote.latestHandshake === undefined) return 'unknown';
+  const silentFor = now - (remote.unansweredSince ?? now);
+  return silentFor > (remote.roamingKeepalive ?? 0) + REKEY_TIMEOUT_SECONDS ? 'down' : 'unknown';
 }
 
 /**

@@ -17,8 +17,11 @@ export interface MeshOptions {
   /** The node this topology is computed for. */
   readonly hostname: string;
   readonly granularity: Granularity;
-  /** The WireGuard subnet segments get their addresses from (the CLI's default is 10.4.0.0/16). */
-  readonly subnet: Cidr;
+  /**
+   * The WireGuard subnets segments get their addresses from, at most one per family (the CLI's
+   * default is 10.4.0.0/16 alone); the first is the primary one (`Segment.wireguardIP`).
+   */
+  readonly subnets: readonly Cidr[];
   /** The WireGuard listen port of this node. */
   readonly port: number;
   readonly encapsulate: Encapsulation;
@@ -49,7 +52,10 @@ export interface Segment {
   /** Sorted by name. */
   readonly nodes: readonly MeshNode[];
   readonly leader: MeshNode;
+  /** Its address from the first subnet (`wireguardIPs[0]`). */
   readonly wireguardIP: Ip;
+  /** One address per subnet, in the order of `MeshOptions.subnets`. */
+  readonly wireguardIPs: readonly Ip[];
   /** The leader's. */
   readonly publicKey: WireGuardKey;
   /** The leader's, or where the local view discovered it when the leader roams. */
@@ -57,8 +63,8 @@ export interface Segment {
   /** The leader's. */
   readonly persistentKeepalive: number;
   /**
-   * The AllowedIPs of its [Peer], in order: per member (by name) its pod CIDRs and internal IP as a
-   * host prefix, then the WireGuard IP as a host prefix, then `allowedLocationIPs`.
+   * The AllowedIPs of its [Peer], in order: per member (by name) its pod CIDRs and internal IPs as
+   * host prefixes, then the WireGuard IPs as host prefixes, then `allowedLocationIPs`.
    */
   readonly allowedIPs: readonly Cidr[];
   /** Its members' allowed-location IPs that overlap nothing else in the mesh. */
@@ -84,8 +90,10 @@ export interface Topology {
   readonly segment: Segment;
   /** Whether the local node leads its segment: only leaders bring their WireGuard device up. */
   readonly leader: boolean;
-  /** A leader's WireGuard IP with the subnet's prefix length; the subnet itself on a non-leader. */
+  /** `wireguardCIDRs[0]`. */
   readonly wireguardCIDR: Cidr;
+  /** Per subnet, a leader's WireGuard IP with the subnet's prefix length; the subnet itself on a non-leader. */
+  readonly wireguardCIDRs: readonly Cidr[];
   /** All segments, the local one included, sorted by key. */
   readonly segments: readonly Segment[];
   /** Valid Peers sorted by name. */

@@ -96,6 +96,18 @@ export function parseCidr(text: string): Cidr {
   return { family: ip.family, addr: ip.value, bits };
 }
 
+/**
+ * `CIDR` or `CIDR,CIDR` of the two families, in the order given (dual-stack annotations and flags);
+ * all or nothing.
+ */
+export function parseCidrPerFamily(text: string): Cidr[] {
+  const cidrs = text.split(',').map((part) => parseCidr(part.trim()));
+  if (cidrs.length > 2 || (cidrs.length === 2 && cidrs[0]?.family === cidrs[1]?.family)) {
+    throw new ParseError(`"${text}" is not one CIDR per family`);
+  }
+  return cidrs;
+}
+
 /** Parses "a.b.c.d" as a host prefix and "a.b.c.d/n" as a prefix. */
 export function parseIpOrCidr(text: string): Cidr {
   return text.includes('/') ? parseCidr(text) : hostCidr(parseIp(text));

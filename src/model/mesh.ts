@@ -1,6 +1,6 @@
 // The mesh's view of the cluster: nodes and peers after their annotations have been parsed.
 import type { Endpoint } from './endpoint.js';
-import type { Cidr } from './ip.js';
+import { type Cidr, type Family, type Ip, ipOf } from './ip.js';
 import type { WireGuardKey } from './key.js';
 
 /** How nodes are grouped into WireGuard segments. */
@@ -18,6 +18,12 @@ export interface MeshNode {
   readonly endpoint?: Endpoint;
   /** The node's private address with its prefix (e.g. 192.168.0.1/24). */
   readonly internalIP?: Cidr;
+  /**
+   * On a dual-stack underlay, its private address of the other family than `internalIP` (e.g.
+   * fd31::11/64): routes to the node's pods of that family go via it. Encapsulation, segments and
+   * leaders are `internalIP`'s alone.
+   */
+  readonly otherInternalIP?: Cidr;
   readonly publicKey?: WireGuardKey;
   /** One per family at most, as Kubernetes allots them. */
   readonly podCIDRs: readonly Cidr[];
@@ -29,8 +35,8 @@ export interface MeshNode {
   readonly allowedLocationIPs: readonly Cidr[];
   /** Endpoints this node's WireGuard device saw roaming peers at, keyed by public key. */
   readonly discoveredEndpoints: ReadonlyMap<WireGuardKey, Endpoint>;
-  /** The WireGuard address the node's agent reported (informational; allocation is computed). */
-  readonly wireguardIP?: Cidr;
+  /** The WireGuard addresses (one per family) the node's agent reported (informational; allocation is computed). */
+  readonly wireguardIPs?: readonly Cidr[];
   /** The granularity the node's agent runs with (informational). */
   readonly granularity?: Granularity;
   /** Its agent found its WireGuard tunnels broken while it led (mesh/tunnel-health.ts): not elected while another member is not. */
@@ -45,4 +51,15 @@ export interface MeshPeer {
   readonly endpoint?: Endpoint;
   readonly persistentKeepalive: number;
   readonly presharedKey?: WireGuardKey;
+}
+
+/** A node's internal IPs: `internalIP`, then `otherInternalIP`. */
+export function internalIPsOf(node: MeshNode): Cidr[] {
+  return [...(node.internalIP ? [node.internalIP] : []), ...(node.otherInternalIP ? [node.otherInternalIP] : [])];
+}
+
+/** A node's internal IP of one family, if it has one. */
+export function internalIPOf(node: MeshNode, family: Family): Ip | undefined {
+  const cidr = internalIPsOf(node).find((c) => c.family === family);
+  return cidr && ipOf(cidr);
 }

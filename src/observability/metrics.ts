@@ -26,6 +26,12 @@ export class AgentMetrics {
   readonly nodes = new Gauge({ name: 'wirelane_nodes', help: 'Ready nodes in the mesh', registers: [this.registry] });
   readonly peers = new Gauge({ name: 'wirelane_peers', help: 'Valid peers in the mesh', registers: [this.registry] });
   readonly servicePorts = new Gauge({ name: 'wirelane_service_ports', help: 'Service ports programmed on this node', registers: [this.registry] });
+  readonly unfitFrontends = new Gauge({
+    name: 'wirelane_service_frontends_unfit',
+    help: 'Service frontends the last services reconcile had no room for, by the full table (eBPF: services, backends, slots): not programmed, or kept at their previous endpoints',
+    labelNames: ['table'],
+    registers: [this.registry],
+  });
   readonly leader = new Gauge({ name: 'wirelane_leader', help: '1 when this node leads its segment', registers: [this.registry] });
   readonly commandTimeouts = new Counter({
     name: 'wirelane_command_timeouts_total',
@@ -128,6 +134,7 @@ export class SourceMetrics {
   readonly listFailures: Counter;
   readonly lastSuccessfulList: Gauge;
   readonly watchRestarts: Counter;
+  readonly leaseRenewals: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -145,6 +152,13 @@ export class SourceMetrics {
       labelNames: ['resource', 'reason'],
       registers,
     });
+    this.leaseRenewals = new Counter({
+      name: 'wirelane_lease_renewals_total',
+      help: 'Heartbeat Lease writes, by lease (node, segment) and result (ok, error)',
+      labelNames: ['lease', 'result'],
+      registers,
+    });
+    for (const lease of ['node', 'segment']) for (const result of ['ok', 'error']) this.leaseRenewals.inc({ lease, result }, 0);
   }
 
   setState(resource: string, state: (typeof SourceMetrics.STATES)[number]): void {

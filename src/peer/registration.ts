@@ -2,8 +2,8 @@
 // host's from an earlier run (same public key), refused when another host holds the name; removed
 // on exit only when it is this host's. Every call is bounded: a hung API server fails the step.
 import { ApiException, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { defaultCommandTimeoutMs, withTimeout } from '../host/timeouts.js';
 import { equalCidr } from '../model/ip.js';
+import { boundedApiCall as bounded } from '../sources/kubernetes/api-call.js';
 import type { KubeObject } from '../sources/objects.js';
 import { PEER_GROUP, PEER_PLURAL, PEER_VERSION, type PeerRegistration, decodePeer, peerObject } from '../sources/peer.js';
 
@@ -80,6 +80,3 @@ export class PeerRegistry {
   }
 }
 
-function bounded<T>(work: Promise<T>, what: string): Promise<T> {
-  return withTimeout(work, defaultCommandTimeoutMs(), 'kubernetes api', what);
-}

@@ -11,6 +11,8 @@ import { runCommand, type SpawnedProcess } from '../host/command.js';
 import { publicKeyOf } from '../model/key.js';
 import { writeNewKeyFile } from '../state/key-file.js';
 import { cleanUpOnExit, forgetOnExit } from './exit-cleanup.js';
+import type { InternetSpec } from './internet-plan.js';
+import type { OutsideHostSpec } from './plan.js';
 import { type Sandbox, createSandbox } from './sandbox.js';
 
 /** The compiled CLI, found from this module whether it runs from src/ (tsx) or dist/. */
@@ -34,8 +36,16 @@ export interface MeshNodeSpec {
   readonly pods?: number;
   /** Default 10.244.<index>.0/24; a benchmark that needs many unused addresses of its own takes more. */
   readonly podCIDR?: string;
+  /** Dual-stack: an IPv6 pod CIDR besides the IPv4 one. */
+  readonly podCIDR6?: string;
   /** Extra annotations on the Node object (kubernetes source) or in the cluster file. */
   readonly annotations?: Readonly<Record<string, string>>;
+  /** Default 172.31.0.<10 + index>/16 on the flat bridge; with `internet`, an address of a LAN (or of the internet). */
+  readonly underlayAddress?: string;
+  /** Dual-stack underlay: published in internal-ip beside the IPv4 address. */
+  readonly underlayAddress6?: string;
+  /** With `internet`: a second address in the public prefix of the node's LAN (see SandboxNodeSpec). */
+  readonly publicAddress?: string;
 }
 
 export interface MeshClusterSpec {
@@ -43,7 +53,9 @@ export interface MeshClusterSpec {
   /** `kubernetes`: the caller serves the API on the sandbox's management address (see kubernetesNode). */
   readonly source: 'kubernetes' | 'file';
   readonly agentArgs?: readonly string[];
-  readonly outside?: readonly { readonly name: string; readonly underlayAddress: string }[];
+  readonly outside?: readonly OutsideHostSpec[];
+  /** Locations as routed LANs behind routers (see internet-plan.ts); default: every node on one bridge. */
+  readonly internet?: InternetSpec;
   /**
    * Run each node's wireguard-go in a container of its own (`wirelane wireguard-go`, started with
    * the node's first agent), as the DaemonSet does, and have agents adopt its device
@@ -66,7 +78,7 @@ const AGENT_GRACE_MS = 10_000;
 // A type, not an interface, so it fits the test API server's index-signature object type.
 type NodeObject = {
   metadata: { name: string; labels: Record<string, string>; annotations: Record<string, string> };
-  spec: { podCIDR: string };
+  spec: { podCIDR: string; podCIDRs?: string[] };
 };
 
 export class MeshCluster {
@@ -86,12 +98,15 @@ export class MeshCluster {
       nodes: spec.nodes.map((n, i) => ({
         name: n.name,
         location: n.location,
-        underlayAddress: `172.31.0.${10 + i}/16`,
-        podCIDRs: [n.podCIDR ?? podCIDROf(i)],
+        underlayAddress: n.underlayAddress ?? `172.31.0.${10 + i}/16`,
+        ...(n.underlayAddress6 !== undefined && { underlayAddress6: n.underlayAddress6 }),
+        ...(n.publicAddress !== undefined && { publicAddress: n.publicAddress }),
+        podCIDRs: [n.podCIDR ?? podCIDROf(i), ...(n.podCIDR6 !== undefined ? [n.podCIDR6] : [])],
         pods: n.pods ?? 1,
       })),
       outside: spec.outside ?? [],
       management: spec.source === 'kubernetes',
+      ...(spec.internet !== undefined && { internet: spec.internet }),
     }, { graceMs: AGENT_GRACE_MS, handleSignals: false, cgroups: true });
     // The cluster, not just its sandbox, answers Ctrl-C: its directory holds private keys.
     const cluster = new MeshCluster(sandbox, spec, await mkdtemp(join(tmpdir(), 'wirelane-mesh-')));
@@ -99,8 +114,11 @@ export class MeshCluster {
     try {
       await cluster.mountBpffs();
       // Real nodes have a default route; without one, the host's own connects to service IPs fail
-      // before iptables can rewrite them. Unknown destinations die on the sandbox's underlay.
-      for (const node of sandbox.nodes) await sandbox.exec(node, 'ip', ['route', 'add', 'default', 'dev', node.underlayIface]);
+      // before iptables can rewrite them. On the flat bridge unknown destinations die there; with
+      // an internet, the plan gave each node one through its router.
+      if (spec.internet === undefined) {
+        for (const node of sandbox.nodes) await sandbox.exec(node, 'ip', ['route', 'add', 'default', 'dev', node.underlayIface]);
+      }
       if (spec.source === 'file') await cluster.writeClusterFile();
       return cluster;
     } catch (err) {
@@ -167,7 +185,10 @@ export class MeshCluster {
     const n = this.spec.nodes[this.indexOf(name)] as MeshNodeSpec;
     return {
       metadata: { name, labels: { 'topology.kubernetes.io/region': n.location }, annotations: { ...n.annotations } },
-      spec: { podCIDR: n.podCIDR ?? podCIDROf(this.indexOf(name)) },
+      spec: {
+        podCIDR: n.podCIDR ?? podCIDROf(this.indexOf(name)),
+        ...(n.podCIDR6 && { podCIDRs: [n.podCIDR ?? podCIDROf(this.indexOf(name)), n.podCIDR6] }),
+      },
     };
   }
 
@@ -340,8 +361,9 @@ export class MeshCluster {
       const object = this.kubernetesNode(n.name);
       object.metadata.annotations = {
         'wirelane.io/key': key,
-        'wirelane.io/endpoint': `${node.underlayIP}:${WIREGUARD_PORT}`,
-        'wirelane.io/internal-ip': node.underlayCidr,
+        // Where the node says it is, as discovery would publish it: its public address when it has one.
+        'wirelane.io/endpoint': `${node.publicIP ?? node.underlayIP}:${WIREGUARD_PORT}`,
+        'wirelane.io/internal-ip': [node.underlayCidr, ...(node.underlayCidr6 !== undefined ? [node.underlayCidr6] : [])].join(','),
         ...n.annotations,
       };
       this.fileObjects.push({ apiVersion: 'v1', kind: 'Node', ...object });

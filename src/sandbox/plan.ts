@@ -24,8 +24,10 @@
 // 100.64.0.0/10 picked from the prefix, masquerading so the root needs no route back into the
 // sandbox (concurrent sandboxes reuse the same underlay addresses). Nodes and outside hosts get one
 // host route to the management address; their own addresses are untouched.
-import { formatIp, nthAddress, parseCidr, ParseError, sizeOf, type Cidr, type Family } from '../model/ip.js';
+import { formatCidr, formatIp, nthAddress, overlaps, parseCidr, sizeOf, type Cidr } from '../model/ip.js';
 import type { IpCommand } from '../host/ip.js';
+import { attachmentOf, checkPublicAddress, planInternet, routerRuleset, type HostAttachment, type InternetSpec, type PlannedInternet, type PlannedRouter } from './internet-plan.js';
+import { parseField, SandboxSpecError } from './spec-error.js';
 
 export interface SandboxNodeSpec {
   /** Lower-case letters, digits and '-' (it becomes part of namespace names). */
@@ -36,6 +38,8 @@ export interface SandboxNodeSpec {
   readonly underlayAddress: string;
   /** Optional IPv6 underlay address, e.g. 'fd31::11/64'. */
   readonly underlayAddress6?: string;
+  /** With `internet`: a second address, in the public prefix of the node's LAN; its default route's source. */
+  readonly publicAddress?: string;
   /** At most one CIDR per family, e.g. ['10.244.1.0/24', 'fd44:1::/64']. */
   readonly podCIDRs?: readonly string[];
   /** Pod namespaces to create on this node (default 0); each gets one address per pod CIDR. */
@@ -50,6 +54,7 @@ export interface OutsideHostSpec {
   readonly name: string;
   readonly underlayAddress: string;
   readonly underlayAddress6?: string;
+  readonly publicAddress?: string;
 }
 
 export interface SandboxSpec {
@@ -59,6 +64,12 @@ export interface SandboxSpec {
   readonly management?: boolean;
   /** Default 'cni'. */
   readonly podNetwork?: PodNetwork;
+  /**
+   * Locations as routed LANs behind routers joined by an internet segment (internet-plan.ts);
+   * each host is plugged into the LAN (or the internet) that holds its underlay address. Without
+   * it, every host is on one flat bridge.
+   */
+  readonly internet?: InternetSpec;
 }
 
 export interface PlannedAddress {
@@ -88,6 +99,9 @@ export interface PlannedHost {
   readonly bridgePort: string;
   readonly underlay: PlannedAddress;
   readonly underlay6: PlannedAddress | undefined;
+  readonly public: PlannedAddress | undefined;
+  /** Where `bridgePort` is plugged in, and the host's way out. */
+  readonly attachment: HostAttachment;
 }
 
 export interface PlannedNode extends PlannedHost {
@@ -110,7 +124,9 @@ export interface PlannedManagement {
 export interface SandboxPlan {
   readonly prefix: string;
   readonly podNetwork: PodNetwork;
+  /** The namespace of the flat bridge, or with `internet` of the internet segment. */
   readonly underlayNetns: string;
+  readonly internet: PlannedInternet | undefined;
   readonly nodes: readonly PlannedNode[];
   readonly outside: readonly PlannedHost[];
   readonly management: PlannedManagement | undefined;
@@ -127,22 +143,7 @@ export const MANAGEMENT_GATEWAY = '169.254.0.1';
 const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/;
 const MANAGEMENT_RANGE = parseCidr('100.64.0.0/10');
 
-export class SandboxSpecError extends Error {
-  override readonly name = 'SandboxSpecError';
-}
-
-function parseField(text: string | undefined, what: string, family: Family): Cidr {
-  if (text === undefined) throw new SandboxSpecError(`${what} is missing`);
-  let cidr: Cidr;
-  try {
-    cidr = parseCidr(text);
-  } catch (e) {
-    if (e instanceof ParseError) throw new SandboxSpecError(`${what}: ${e.message}`);
-    throw e;
-  }
-  if (cidr.family !== family) throw new SandboxSpecError(`${what}: "${text}" is not an IPv${family} CIDR`);
-  return cidr;
-}
+export { SandboxSpecError };
 
 function planAddress(cidr: Cidr): PlannedAddress {
   const ip = formatIp({ family: cidr.family, value: cidr.addr });
@@ -155,30 +156,43 @@ export function managementSubnetOf(prefix: string): Cidr {
   return { family: 4, addr: MANAGEMENT_RANGE.addr + slot * 4n, bits: 30 };
 }
 
-function planHost(
-  spec: OutsideHostSpec,
-  prefix: string,
-  bridgePort: string,
-  what: string,
-): PlannedHost {
+/** Where hosts are plugged in: the flat bridge, or the routed internet. */
+type Fabric = { readonly kind: 'flat'; readonly netns: string } | { readonly kind: 'internet'; readonly internet: PlannedInternet };
+
+function attach(fabric: Fabric, underlay: Cidr, underlay6: Cidr | undefined, publicAddress: string | undefined, what: string): HostAttachment {
+  if (fabric.kind === 'flat') {
+    if (publicAddress !== undefined) throw new SandboxSpecError(`${what}: publicAddress needs a sandbox with an internet`);
+    return { netns: fabric.netns, bridge: 'br0', gateway: undefined, gateway6: undefined, mtu: undefined, router: undefined };
+  }
+  const attachment = attachmentOf(fabric.internet, underlay, what);
+  if (underlay6 !== undefined) {
+    const segment6 = attachment.router === undefined ? fabric.internet.cidr6 : fabric.internet.routers.find((r) => r.name === attachment.router)?.lans.find((l) => l.bridge === attachment.bridge)?.cidr6;
+    if (segment6 === undefined || !overlaps(segment6, underlay6) || segment6.bits !== underlay6.bits) {
+      throw new SandboxSpecError(`${what}: underlayAddress6 is not an address of the segment its IPv4 address is on`);
+    }
+  }
+  if (publicAddress !== undefined) checkPublicAddress(fabric.internet, attachment, parseField(publicAddress, `${what}: publicAddress`, 4), what);
+  return attachment;
+}
+
+function planHost(spec: OutsideHostSpec, prefix: string, bridgePort: string, what: string, fabric: Fabric): PlannedHost {
   const underlay = parseField(spec.underlayAddress, `${what}: underlayAddress`, 4);
-  const underlay6 =
-    spec.underlayAddress6 === undefined
-      ? undefined
-      : planAddress(parseField(spec.underlayAddress6, `${what}: underlayAddress6`, 6));
+  const underlay6 = spec.underlayAddress6 === undefined ? undefined : parseField(spec.underlayAddress6, `${what}: underlayAddress6`, 6);
   return {
     name: spec.name,
     netns: `${prefix}${spec.name}`,
     underlayIface: 'eth0',
     bridgePort,
     underlay: planAddress(underlay),
-    underlay6,
+    underlay6: underlay6 && planAddress(underlay6),
+    public: spec.publicAddress === undefined ? undefined : planAddress(parseField(spec.publicAddress, `${what}: publicAddress`, 4)),
+    attachment: attach(fabric, underlay, underlay6, spec.publicAddress, what),
   };
 }
 
-function planNode(spec: SandboxNodeSpec, index: number, prefix: string, podNetwork: PodNetwork): PlannedNode {
+function planNode(spec: SandboxNodeSpec, index: number, prefix: string, podNetwork: PodNetwork, fabric: Fabric): PlannedNode {
   const what = `sandbox node "${spec.name}"`;
-  const host = planHost(spec, prefix, `n${index}`, what);
+  const host = planHost(spec, prefix, `n${index}`, what, fabric);
   const podCount = spec.pods ?? 0;
   if (!Number.isInteger(podCount) || podCount < 0) {
     throw new SandboxSpecError(`${what}: pods ${spec.pods} is not a non-negative integer`);
@@ -233,12 +247,12 @@ export function planSandbox(spec: SandboxSpec, prefix: string): SandboxPlan {
     }
   }
   const podNetwork = spec.podNetwork ?? 'cni';
-  const nodes = spec.nodes.map((node, i) => planNode(node, i, prefix, podNetwork));
-  const outside = (spec.outside ?? []).map((host, i) =>
-    planHost(host, prefix, `o${i}`, `sandbox outside host "${host.name}"`),
-  );
-  const underlayNetns = `${prefix}underlay`;
-  const namespaces = [underlayNetns, ...nodes.flatMap((n) => [n.netns, ...n.pods.map((p) => p.netns)]), ...outside.map((h) => h.netns)];
+  const internet = spec.internet === undefined ? undefined : planInternet(spec.internet, prefix);
+  const underlayNetns = internet?.netns ?? `${prefix}underlay`;
+  const fabric: Fabric = internet === undefined ? { kind: 'flat', netns: underlayNetns } : { kind: 'internet', internet };
+  const nodes = spec.nodes.map((node, i) => planNode(node, i, prefix, podNetwork, fabric));
+  const outside = (spec.outside ?? []).map((host, i) => planHost(host, prefix, `o${i}`, `sandbox outside host "${host.name}"`, fabric));
+  const namespaces = [underlayNetns, ...(internet?.routers.map((r) => r.netns) ?? []), ...nodes.flatMap((n) => [n.netns, ...n.pods.map((p) => p.netns)]), ...outside.map((h) => h.netns)];
   const seenNames = new Set<string>();
   for (const ns of namespaces) {
     if (seenNames.has(ns)) throw new SandboxSpecError(`sandbox spec: two hosts would share namespace "${ns}"`);
@@ -246,7 +260,7 @@ export function planSandbox(spec: SandboxSpec, prefix: string): SandboxPlan {
   }
   const seenIps = new Map<string, string>();
   for (const host of [...nodes, ...outside]) {
-    for (const addr of [host.underlay, host.underlay6]) {
+    for (const addr of [host.underlay, host.underlay6, host.public]) {
       if (addr === undefined) continue;
       const other = seenIps.get(addr.ip);
       if (other !== undefined) {
@@ -261,7 +275,7 @@ export function planSandbox(spec: SandboxSpec, prefix: string): SandboxPlan {
     const at = (n: bigint): PlannedAddress => planAddress({ family: 4, addr: subnet.addr + n, bits: 30 });
     management = { rootLink: `${prefix}mgmt`, rootAddress: at(1n), underlayAddress: at(2n) };
   }
-  return { prefix, podNetwork, underlayNetns, nodes, outside, management, namespaces };
+  return { prefix, podNetwork, underlayNetns, internet, nodes, outside, management, namespaces };
 }
 
 /** One `ip -batch -` process, in a namespace (`ip -n`) or in the caller's. */
@@ -289,21 +303,65 @@ function sysctlCommand(netns: string, settings: readonly string[]): IpCommand {
   return ['netns', 'exec', netns, 'sysctl', '-qwe', ...settings];
 }
 
-function hostLinkCommands(host: PlannedHost, underlayNetns: string): IpCommand[] {
+function hostLinkCommands(host: PlannedHost): IpCommand[] {
   const cmds: IpCommand[] = [
     ['link', 'set', 'lo', 'up'],
-    ['link', 'add', host.underlayIface, 'type', 'veth', 'peer', 'name', host.bridgePort, 'netns', underlayNetns],
+    ['link', 'add', host.underlayIface, 'type', 'veth', 'peer', 'name', host.bridgePort, 'netns', host.attachment.netns],
     ['addr', 'add', host.underlay.cidr, 'dev', host.underlayIface],
   ];
   if (host.underlay6 !== undefined) {
     cmds.push(['addr', 'add', host.underlay6.cidr, 'dev', host.underlayIface, 'nodad']);
   }
+  if (host.public !== undefined) cmds.push(['addr', 'add', host.public.cidr, 'dev', host.underlayIface]);
+  if (host.attachment.mtu !== undefined) cmds.push(['link', 'set', host.underlayIface, 'mtu', String(host.attachment.mtu)]);
   cmds.push(['link', 'set', host.underlayIface, 'up']);
   return cmds;
 }
 
+/** A routed host's default routes: via its LAN's router (from its public address when it has one), or the core. */
+function defaultRoutes(host: PlannedHost): IpCommand[] {
+  const { gateway, gateway6 } = host.attachment;
+  const cmds: IpCommand[] = [];
+  if (gateway !== undefined) cmds.push(['route', 'add', 'default', 'via', gateway, 'dev', host.underlayIface, ...(host.public ? ['src', host.public.ip] : [])]);
+  if (gateway6 !== undefined && host.underlay6 !== undefined) cmds.push(['route', 'add', 'default', 'via', gateway6, 'dev', host.underlayIface]);
+  return cmds;
+}
+
+function routerCommands(router: PlannedRouter, internet: PlannedInternet): IpCommand[] {
+  const cmds: IpCommand[] = [
+    ['link', 'set', 'lo', 'up'],
+    ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', router.port, 'netns', internet.netns],
+    ['link', 'set', 'eth0', 'mtu', String(internet.mtu)],
+    ['addr', 'add', router.internet, 'dev', 'eth0'],
+    ...(router.internet6 === undefined ? [] : [['addr', 'add', router.internet6, 'dev', 'eth0', 'nodad']]),
+    ['link', 'set', 'eth0', 'up'],
+  ];
+  for (const lan of router.lans) {
+    cmds.push(['link', 'add', lan.bridge, 'type', 'bridge', 'mcast_snooping', '0']);
+    for (const gw of [lan.gateway, lan.publicGateway]) if (gw !== undefined) cmds.push(['addr', 'add', gw, 'dev', lan.bridge]);
+    if (lan.gateway6 !== undefined) cmds.push(['addr', 'add', lan.gateway6, 'dev', lan.bridge, 'nodad']);
+    cmds.push(['link', 'set', lan.bridge, 'up']);
+  }
+  return cmds;
+}
+
+const ipPart = (cidr: string): string => cidr.split('/')[0] as string;
+
+/** Routers' default routes to the core, and the core's routes to every public prefix. */
+function internetRoutes(internet: PlannedInternet): BatchStep[] {
+  const routers = internet.routers.map((r): BatchStep => ({
+    netns: r.netns,
+    commands: [
+      ['route', 'add', 'default', 'via', ipPart(internet.core), 'dev', 'eth0'],
+      ...(r.internet6 !== undefined && internet.core6 !== undefined ? [['route', 'add', 'default', 'via', ipPart(internet.core6), 'dev', 'eth0']] : []),
+    ],
+  }));
+  const core = internet.routers.flatMap((r) => r.lans.flatMap((l): IpCommand[] => (l.publicCidr ? [['route', 'add', formatCidr(l.publicCidr), 'via', ipPart(r.internet), 'dev', 'br0']] : [])));
+  return [...routers, { netns: internet.netns, commands: core }];
+}
+
 function nodeCommands(node: PlannedNode, plan: SandboxPlan): IpCommand[] {
-  const cmds = hostLinkCommands(node, plan.underlayNetns);
+  const cmds = hostLinkCommands(node);
   for (const pod of node.pods) {
     if (pod.nodeIface === undefined) continue; // CNI: the plugins make the pod's link
     cmds.push(['link', 'add', pod.nodeIface, 'type', 'veth', 'peer', 'name', pod.iface, 'netns', pod.netns]);
@@ -319,9 +377,9 @@ function nodeCommands(node: PlannedNode, plan: SandboxPlan): IpCommand[] {
   return cmds;
 }
 
-/** A host's one route to the management address, when the sandbox has one. */
+/** On the flat bridge, a host's one route to the management address (routed hosts take their default route). */
 function managementRoute(host: PlannedHost, plan: SandboxPlan): IpCommand[] {
-  if (plan.management === undefined) return [];
+  if (plan.management === undefined || plan.internet !== undefined) return [];
   return [['route', 'add', `${plan.management.rootAddress.ip}/32`, 'via', MANAGEMENT_GATEWAY, 'dev', host.underlayIface, 'onlink', 'src', host.underlay.ip]];
 }
 
@@ -376,16 +434,20 @@ export function managementRuleset(management: PlannedManagement): string {
  */
 export function buildPhasesOf(plan: SandboxPlan, ownPid: number): BuildPhase[] {
   const hosts: PlannedHost[] = [...plan.nodes, ...plan.outside];
+  const internet = plan.internet;
+  const routers = internet?.routers ?? [];
+  const forwarding = ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'];
+  // Bridges here are plain switches: bridged frames do not go through netfilter hooks.
+  const plainBridges = ['net.bridge.bridge-nf-call-iptables=0', 'net.bridge.bridge-nf-call-ip6tables=0', 'net.bridge.bridge-nf-call-arptables=0'];
+  const noDad = ['net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0'];
   const sysctls: IpCommand[] = [
-    // The underlay is a plain switch: bridged frames do not go through its netfilter hooks.
     sysctlCommand(plan.underlayNetns, [
-      'net.bridge.bridge-nf-call-iptables=0',
-      'net.bridge.bridge-nf-call-ip6tables=0',
-      'net.bridge.bridge-nf-call-arptables=0',
-      ...(plan.management === undefined ? [] : ['net.ipv4.ip_forward=1']),
+      ...plainBridges,
+      ...(internet !== undefined ? [...noDad, ...forwarding] : plan.management === undefined ? [] : ['net.ipv4.ip_forward=1']),
     ]),
+    ...routers.map((r) => sysctlCommand(r.netns, [...plainBridges, ...noDad, ...forwarding])),
     ...plan.namespaces
-      .filter((ns) => ns !== plan.underlayNetns)
+      .filter((ns) => ns !== plan.underlayNetns && !routers.some((r) => r.netns === ns))
       .map((ns) => namespaceSysctls(ns, plan.nodes.some((n) => n.netns === ns), plan.podNetwork)),
   ];
   const create: BuildPhase = {
@@ -398,37 +460,54 @@ export function buildPhasesOf(plan: SandboxPlan, ownPid: number): BuildPhase[] {
     ['link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0'],
     ['link', 'set', 'br0', 'up'],
   ];
+  if (internet !== undefined) {
+    underlayFirst.push(['link', 'set', 'br0', 'mtu', String(internet.mtu)], ['addr', 'add', internet.core, 'dev', 'br0']);
+    if (internet.core6 !== undefined) underlayFirst.push(['addr', 'add', internet.core6, 'dev', 'br0', 'nodad']);
+  }
   const mgmt = plan.management;
   if (mgmt !== undefined) {
     underlayFirst.push(
       ['link', 'add', 'mgmt0', 'type', 'veth', 'peer', 'name', mgmt.rootLink, 'netns', String(ownPid)],
       ['addr', 'add', mgmt.underlayAddress.cidr, 'dev', 'mgmt0'],
       ['link', 'set', 'mgmt0', 'up'],
-      ['addr', 'add', `${MANAGEMENT_GATEWAY}/32`, 'dev', 'br0'],
-      ...hosts.map((h): IpCommand => ['route', 'add', `${h.underlay.ip}/32`, 'dev', 'br0']),
     );
+    // On the flat bridge, hosts reach the management address through one gateway address on br0.
+    if (internet === undefined) {
+      underlayFirst.push(
+        ['addr', 'add', `${MANAGEMENT_GATEWAY}/32`, 'dev', 'br0'],
+        ...hosts.map((h): IpCommand => ['route', 'add', `${h.underlay.ip}/32`, 'dev', 'br0']),
+      );
+    }
   }
   const links: BuildPhase = {
     batches: [
       { netns: plan.underlayNetns, commands: underlayFirst },
+      ...(internet === undefined ? [] : routers.map((r) => ({ netns: r.netns, commands: routerCommands(r, internet) }))),
       ...plan.nodes.map((node) => ({ netns: node.netns, commands: nodeCommands(node, plan) })),
-      ...plan.outside.map((host) => ({ netns: host.netns, commands: [...hostLinkCommands(host, plan.underlayNetns), ...managementRoute(host, plan)] })),
+      ...plan.outside.map((host) => ({ netns: host.netns, commands: [...hostLinkCommands(host), ...managementRoute(host, plan)] })),
     ],
-    commands:
-      mgmt === undefined
-        ? []
-        : [{ netns: plan.underlayNetns, file: 'nft', args: ['-f', '-'], input: managementRuleset(mgmt) }],
+    commands: [
+      ...(mgmt === undefined ? [] : [{ netns: plan.underlayNetns, file: 'nft', args: ['-f', '-'], input: managementRuleset(mgmt) }]),
+      ...routers.map((r) => ({ netns: r.netns, file: 'nft', args: ['-f', '-'], input: routerRuleset(r) })),
+    ],
   };
 
+  // Every port into the bridge of its segment, by the namespace holding the bridge.
+  const ports = new Map<string, IpCommand[]>();
+  const plug = (netns: string, port: string, bridge: string, mtu: number | undefined): void => {
+    ports.set(netns, [
+      ...(ports.get(netns) ?? []),
+      ...(mtu === undefined ? [] : [['link', 'set', port, 'mtu', String(mtu)]]),
+      ['link', 'set', port, 'master', bridge],
+      ['link', 'set', port, 'up'],
+    ]);
+  };
+  ports.set(plan.underlayNetns, []);
+  for (const r of routers) plug(plan.underlayNetns, r.port, 'br0', internet?.mtu);
+  for (const h of hosts) plug(h.attachment.netns, h.bridgePort, h.attachment.bridge, h.attachment.mtu);
   const finish: BuildPhase = {
     batches: [
-      {
-        netns: plan.underlayNetns,
-        commands: hosts.flatMap((h): IpCommand[] => [
-          ['link', 'set', h.bridgePort, 'master', 'br0'],
-          ['link', 'set', h.bridgePort, 'up'],
-        ]),
-      },
+      ...[...ports].map(([netns, commands]) => ({ netns, commands })),
       ...(plan.podNetwork === 'veth' ? plan.nodes.flatMap((node) => node.pods.map((pod) => ({ netns: pod.netns, commands: podCommands(pod, node) }))) : []),
       ...(mgmt === undefined
         ? []
@@ -446,5 +525,11 @@ export function buildPhasesOf(plan: SandboxPlan, ownPid: number): BuildPhase[] {
     ],
     commands: [],
   };
-  return [create, links, finish];
+  if (internet === undefined) return [create, links, finish];
+  // Routes last, once every link they go through is up.
+  const routes: BuildPhase = {
+    batches: [...internetRoutes(internet), ...hosts.map((h) => ({ netns: h.netns, commands: defaultRoutes(h) }))],
+    commands: [],
+  };
+  return [create, links, finish, routes];
 }

@@ -43,6 +43,19 @@ export interface SandboxHost {
   readonly underlayCidr: string;
   readonly underlayIPv6: string | undefined;
   readonly underlayCidr6: string | undefined;
+  /** With an internet: the host's second, public address, when it has one. */
+  readonly publicIP: string | undefined;
+  /** With an internet: the router of the host's LAN (undefined on the internet itself or the flat bridge). */
+  readonly router: string | undefined;
+}
+
+/** A router of a sandbox with an internet (see internet-plan.ts). */
+export interface SandboxRouter {
+  readonly name: string;
+  readonly netns: string;
+  /** Its address on the internet: where a LAN's masqueraded traffic comes from. */
+  readonly internetIP: string;
+  readonly internetIPv6: string | undefined;
 }
 
 export interface SandboxPod {
@@ -98,6 +111,8 @@ function hostView(h: PlannedHost): SandboxHost {
     underlayCidr: h.underlay.cidr,
     underlayIPv6: h.underlay6?.ip,
     underlayCidr6: h.underlay6?.cidr,
+    publicIP: h.public?.ip,
+    router: h.attachment.router,
   };
 }
 
@@ -122,8 +137,10 @@ function nodeView(n: PlannedNode, pods: readonly PlannedPod[], cniPods: Readonly
 export class Sandbox {
   readonly prefix: string;
   readonly outside: readonly SandboxHost[];
-  /** The namespace holding the underlay bridge (br0). */
+  /** The namespace holding the underlay bridge (br0): the flat one, or the internet segment's. */
   readonly underlayNetns: string;
+  /** With an internet: its routers. */
+  readonly routers: readonly SandboxRouter[];
   /** Root-namespace address that nodes can reach; bind test servers here. Undefined without `management`. */
   readonly managementAddress: string | undefined;
   /** The root-namespace link of the management path. */
@@ -148,6 +165,12 @@ export class Sandbox {
     this.refreshViews();
     this.outside = plan.outside.map(hostView);
     this.underlayNetns = plan.underlayNetns;
+    this.routers = (plan.internet?.routers ?? []).map((r) => ({
+      name: r.name,
+      netns: r.netns,
+      internetIP: r.internet.split('/')[0] as string,
+      internetIPv6: r.internet6?.split('/')[0],
+    }));
     this.managementAddress = plan.management?.rootAddress.ip;
     this.managementLink = plan.management?.rootLink;
     this.cgroups = opts.cgroups === true ? sandboxCgroupsOf(this.prefix) : undefined;
@@ -246,6 +269,17 @@ export class Sandbox {
     );
     const failure = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (failure !== undefined) throw failure.reason;
+  }
+
+  router(name: string): SandboxRouter {
+    const router = this.routers.find((r) => r.name === name);
+    if (router === undefined) throw new Error(`sandbox ${this.prefix}: no router "${name}"`);
+    return router;
+  }
+
+  /** The routed world's narrowest link: the internet segment's MTU (undefined on the flat bridge). */
+  get internetMtu(): number | undefined {
+    return this.plan.internet?.mtu;
   }
 
   node(name: string): SandboxNode {

@@ -1,7 +1,7 @@
 // Kubernetes Node → MeshNode. A malformed annotation costs only that annotation: it is reported as a
 // problem and the node keeps everything else (Kilo drops or half-parses such nodes silently).
 import { type Endpoint, parseEndpoint } from '../model/endpoint.js';
-import { type Cidr, ParseError, parseCidr } from '../model/ip.js';
+import { type Cidr, ParseError, parseCidr, parseCidrPerFamily } from '../model/ip.js';
 import { type WireGuardKey, parseKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
 import { ANNOTATIONS, type Annotation, type AnnotationSuffix, annotationsOf, readAnnotation } from './annotations.js';
@@ -50,13 +50,13 @@ export function decodeNode(obj: KubeObject, opts: NodeDecodeOptions): DecodedNod
 
   const location = read(ANNOTATIONS.location, (v) => v) ?? labels?.[opts.topologyLabel] ?? '';
   const endpoint = read(ANNOTATIONS.forceEndpoint, parseEndpoint) ?? read(ANNOTATIONS.endpoint, parseEndpoint);
-  const internalIP = decodeInternalIP(read);
+  const internalIPs = decodeInternalIPs(read);
   const persistentKeepalive = read(ANNOTATIONS.persistentKeepalive, parseKeepalive) ?? 0;
   const allowedLocationIPs = read(ANNOTATIONS.allowedLocationIPs, (v, a) => parseCidrList(v, a, problem)) ?? [];
   const discoveredEndpoints = read(ANNOTATIONS.discoveredEndpoints, parseDiscoveredEndpoints) ?? new Map();
   const publicKey = read(ANNOTATIONS.key, parseKey);
   const lastSeen = read(ANNOTATIONS.lastSeen, parseUnixSeconds);
-  const wireguardIP = read(ANNOTATIONS.wireguardIP, parseCidr);
+  const wireguardIPs = read(ANNOTATIONS.wireguardIP, parseCidrPerFamily);
   const granularity = read(ANNOTATIONS.granularity, parseGranularity);
 
   const node: MeshNode = {
@@ -68,10 +68,11 @@ export function decodeNode(obj: KubeObject, opts: NodeDecodeOptions): DecodedNod
     allowedLocationIPs,
     discoveredEndpoints,
     ...(endpoint && { endpoint }),
-    ...(internalIP && { internalIP }),
+    ...(internalIPs?.[0] && { internalIP: internalIPs[0] }),
+    ...(internalIPs?.[1] && { otherInternalIP: internalIPs[1] }),
     ...(publicKey && { publicKey }),
     ...(lastSeen !== undefined && { lastSeen }),
-    ...(wireguardIP && { wireguardIP }),
+    ...(wireguardIPs && { wireguardIPs }),
     ...(granularity && { granularity }),
     // Presence is the mark; the value (the writer's clock when it marked) is for people.
     ...(readAnnotation(annotations, ANNOTATIONS.tunnelsBroken) !== undefined && { tunnelsBroken: true }),
@@ -102,12 +103,15 @@ function stringEntries(
 
 type Reader = <T>(suffix: AnnotationSuffix, parse: (value: string, a: Annotation) => T) => T | undefined;
 
-// force-internal-ip "" or "-" means "this node has no internal IP" and must not fall back.
-function decodeInternalIP(read: Reader): Cidr | undefined {
-  const forced = read(ANNOTATIONS.forceInternalIP, (v): Cidr | 'none' => (v === '' || v === '-' ? 'none' : parseCidr(v)));
+// force-internal-ip "" or "-" means "this node has no internal IP" and must not fall back. On a
+// dual-stack underlay either holds one CIDR per family (`192.168.0.1/24,fd00::1/64`): Kilo's single
+// CIDR is the one-element case.
+function decodeInternalIPs(read: Reader): Cidr[] | undefined {
+  const forced = read(ANNOTATIONS.forceInternalIP, (v): Cidr[] | 'none' => (v === '' || v === '-' ? 'none' : parseCidrPerFamily(v)));
   if (forced === 'none') return undefined;
-  return forced ?? read(ANNOTATIONS.internalIP, parseCidr);
+  return forced ?? read(ANNOTATIONS.internalIP, parseCidrPerFamily);
 }
+
 
 function decodePodCIDRs(spec: unknown, problem: (field: string, message: string) => void): Cidr[] {
   if (!isRecord(spec)) return [];

@@ -17,6 +17,9 @@ export interface KubeObject {
   readonly status?: unknown;
 }
 
+/** A namespace or port name: RFC 1123 label (a-z, 0-9 and '-', at most 63). */
+export const DNS_LABEL = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

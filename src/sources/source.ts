@@ -1,9 +1,13 @@
 // Where the agent learns what the cluster looks like (the Kubernetes API, a cluster file), and what
 // differs between such places: whether the agent publishes its own node there, how its key is checked.
 import type { WireGuardKey } from '../model/key.js';
+import type { HeartbeatLease } from './lease.js';
 import type { KubeObject } from './objects.js';
 
 export type SourceObjectKind = 'Node' | 'Peer' | 'Service' | 'EndpointSlice';
+
+/** What a reflector may hold: the source's objects, or the Leases that carry heartbeats (sources/lease.ts). */
+export type ReflectedKind = SourceObjectKind | 'Lease';
 
 export interface SourceObject {
   readonly kind: SourceObjectKind;
@@ -24,8 +28,8 @@ export interface SourceObject {
  */
 export type ResourceSyncState = 'never-synced' | 'synced' | 'stale' | 'missing' | 'forbidden';
 
-export interface ResourceStatus {
-  readonly kind: SourceObjectKind;
+export interface ResourceStatus<K extends ReflectedKind = SourceObjectKind> {
+  readonly kind: K;
   readonly state: ResourceSyncState;
   /** A list has succeeded at least once, or the resource was `missing` before it ever listed. */
   readonly settled: boolean;
@@ -43,7 +47,7 @@ export interface ClusterSource {
    * when the source is stopped first; `onChange` fires on every later change, with the kind of object
    * that changed where the source knows it.
    */
-  start(onChange: (kind?: SourceObjectKind) => void): Promise<void>;
+  start(onChange: (kind?: ReflectedKind) => void): Promise<void>;
   /** Every object the source currently holds. */
   snapshot(): readonly SourceObject[];
   /** True once every resource has settled (see ResourceStatus.settled). */
@@ -51,12 +55,16 @@ export interface ClusterSource {
   /** One entry per resource the source reads. */
   resourceStatus(): readonly ResourceStatus[];
   /**
-   * How the agent writes its own Node's annotations (its key, addresses and last-seen heartbeat);
-   * undefined where someone else writes them (a cluster file: the operator). Without it no node
-   * publishes a heartbeat, so none can be judged gone, and the addresses the source holds for this
-   * node stand over those the agent discovers.
+   * How the agent writes its own Node's annotations (its key, addresses, and last-seen for Kilo's
+   * readers); undefined where someone else writes them (a cluster file: the operator). Without it the
+   * addresses the source holds for this node stand over those the agent discovers.
    */
   readonly publisher: NodePublisher | undefined;
+  /**
+   * Where the agent's heartbeats go and whose it hears; undefined where nobody publishes any (a
+   * cluster file): then no node can be judged gone.
+   */
+  readonly heartbeats: Heartbeats | undefined;
   /**
    * Throws, naming the mismatch, when what the source holds about this node contradicts the agent's
    * key; called once, after the first sync. A source the agent publishes its key to has nothing to check.
@@ -67,8 +75,40 @@ export interface ClusterSource {
 
 /** Where the agent publishes its own Node's annotations. */
 export interface NodePublisher {
-  /** Writes this node's agent-owned annotations (null removes one). Returns whether anything was written. */
-  publishNode(name: string, annotations: Readonly<Record<string, string | null>>): Promise<boolean>;
+  /**
+   * Writes this node's agent-owned annotations (null removes one) where they differ; `alongside` is
+   * written with them when anything is, never alone. Returns whether anything was written.
+   */
+  publishNode(name: string, annotations: Readonly<Record<string, string | null>>, alongside?: Readonly<Record<string, string>>): Promise<boolean>;
   /** Removes every agent-written annotation the node has (a clean exit); one line per annotation removed. */
   unpublishNode(name: string): Promise<readonly string[]>;
+}
+
+/** The segment a leader renews the Lease of, and the members it judges alive. */
+export interface LeadSegment {
+  readonly key: string;
+  readonly location: string;
+  readonly members: readonly string[];
+}
+
+/**
+ * Heartbeats through the API (sources/kubernetes/lease-heartbeats.ts): this node's, renewed every
+ * half resync period, and what the agent hears: its own location's nodes, and every segment's leader.
+ */
+export interface Heartbeats {
+  /** Renews this node's heartbeat as a member of `location`, and hears that location's nodes. */
+  follow(location: string): void;
+  /** Renews `segment`'s heartbeat as its leader, vouching for its members; undefined: leads none. */
+  lead(segment: LeadSegment | undefined): void;
+  heard(): HeardLeases;
+}
+
+export interface HeardLeases {
+  /** The followed location's node heartbeats: node name → version (a change is a heartbeat). */
+  readonly nodes: ReadonlyMap<string, string>;
+  readonly segments: readonly HeartbeatLease[];
+  /** Since when (epoch ms) every heartbeat watch has streamed without a break; undefined while one does not. */
+  readonly watchingSince: number | undefined;
+  /** When (epoch ms) a renewal last failed; absent when none has. */
+  readonly renewFailedAt?: number;
 }

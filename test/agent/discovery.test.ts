@@ -41,3 +41,13 @@ test("the agent's own devices and the mesh subnet are never the node's addresses
   assert.deepEqual(show(discoverAddresses(addrs, [], own)), ['198.51.100.4/24', undefined]);
   assert.deepEqual(show(discoverAddresses(addrs)), ['198.51.100.4/24', '10.4.0.1/16'], 'without knowing them, the mesh address looks private');
 });
+
+test('dual stack: the other family\'s private address on the internal IP\'s interface is the second internal IP', () => {
+  const other = (d: ReturnType<typeof discoverAddresses>) => d.otherInternalIP && formatCidr(d.otherInternalIP);
+  const addrs = [addr('eth1', 'fd99::5/64'), addr('eth0', '192.168.0.5/24', true), addr('eth0', '2001:db8::5/64', true), addr('eth0', 'fd31::5/64', true)];
+  assert.equal(other(discoverAddresses(addrs)), 'fd31::5/64', 'private, same interface; not a public one, not another interface');
+  assert.equal(other(discoverAddresses([addr('eth0', '192.168.0.5/24', true), addr('eth1', 'fd99::5/64')])), undefined);
+  assert.equal(other(discoverAddresses([addr('eth0', 'fd31::5/64', true), addr('eth0', '10.0.0.5/8', true)])), 'fd31::5/64', 'IPv4 first, IPv6 second');
+  const own = { interfaces: [], meshSubnets: [parseCidr('10.4.0.0/16'), parseCidr('fd00:4::/64')] };
+  assert.equal(other(discoverAddresses([addr('eth0', '192.168.0.5/24', true), addr('eth0', 'fd00:4::9/64', true)], [], own)), undefined, 'never a mesh address');
+});

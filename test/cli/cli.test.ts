@@ -46,6 +46,8 @@ test('failures are one line on stderr with a non-zero exit', () => {
     [['topology', '--from', '/nonexistent', '--node', 'a'], 1, /^wirelane: \/nonexistent: no such file$/],
     [['topology', '--from', FIXTURE, '--node', 'zz'], 1, /^wirelane: Node "zz": not in the cluster$/],
     [['topology', '--from', FIXTURE, '--node', 'a', '--subnet', '10.4.0.0/33'], 2, /^wirelane: --subnet: "10.4.0.0\/33" is not a CIDR/],
+    [['topology', '--from', FIXTURE, '--node', 'a', '--subnet', '10.4.0.0/16,10.5.0.0/16'], 2, /^wirelane: --subnet: "10.4.0.0\/16,10.5.0.0\/16" is not one CIDR per family$/],
+    [['agent', '--source', 'file:x', '--subnet', 'fd00:4::/64', '--subnet', 'fd00:5::/64'], 2, /^wirelane: --subnet: "fd00:4::\/64,fd00:5::\/64" is not one CIDR per family$/],
     [['topology', '--from', FIXTURE, '--node', 'a', '--granularity', 'galaxy'], 2, /^wirelane: --granularity: "galaxy" is not a granularity/],
     [['topology', '--from', FIXTURE, '--node', 'a', '--service-cidr', '10.96.0.0/12,10.100.0.0/99'], 2, /^wirelane: --service-cidr: "10.100.0.0\/99" is not a CIDR/],
     [['topology', '--from', FIXTURE, '--node', 'a', '--allow-wide-claims=maybe'], 2, /^wirelane: --allow-wide-claims: "maybe" is not true or false$/],
@@ -144,6 +146,26 @@ test('topology -o json prints the documented shape', () => {
   assert.ok(Array.isArray(t['rules']));
   const b = JSON.parse(wirelane('topology', '--from', FIXTURE, '--node', 'b').stdout) as Record<string, unknown>;
   assert.equal(b['wireguardCIDR'], '10.4.0.0/16', 'a non-leader reports the subnet');
+});
+
+test('topology, showconf and graph with a WireGuard subnet per family (comma-separated or repeated)', () => {
+  const comma = wirelane('topology', '--from', FIXTURE, '--node', 'a', '-o', 'json', '--subnet', '10.4.0.0/16,fd00:4::/64');
+  assert.equal(comma.code, 0, comma.stderr);
+  const repeated = wirelane('topology', '--from', FIXTURE, '--node', 'a', '-o', 'json', '--subnet', '10.4.0.0/16', '--subnet', 'fd00:4::/64');
+  assert.equal(repeated.stdout, comma.stdout, 'the same topology either way');
+  const t = JSON.parse(comma.stdout) as { subnets: string[]; wireguardCIDRs: string[]; segments: { wireguardIPs: string[]; allowedIPs: string[] }[] };
+  assert.deepEqual(t.subnets, ['10.4.0.0/16', 'fd00:4::/64']);
+  assert.match(t.wireguardCIDRs.join(' '), /^10\.4\.\d+\.\d+\/16 fd00:4::[0-9a-f:]+\/64$/);
+  const v4Only = JSON.parse(wirelane('topology', '--from', FIXTURE, '--node', 'a', '-o', 'json').stdout) as typeof t;
+  for (const [i, s] of t.segments.entries()) {
+    assert.equal(s.wireguardIPs[0], v4Only.segments[i]?.wireguardIPs[0], 'the IPv4 address is the one a single IPv4 --subnet gives');
+    assert.ok(s.allowedIPs.includes(`${s.wireguardIPs[1]}/128`), 'the IPv6 WireGuard IP is in the AllowedIPs');
+  }
+  const laptop = wirelane('showconf', 'peer', 'laptop', '--from', FIXTURE, '--subnet', '10.4.0.0/16,fd00:4::/64').stdout;
+  for (const s of t.segments) assert.ok(laptop.includes(`${s.wireguardIPs[1]}/128`), `a Peer reaches ${s.wireguardIPs[1]}`);
+  const graph = wirelane('graph', '--from', FIXTURE, '--subnet', '10.4.0.0/16,fd00:4::/64').stdout;
+  assert.match(graph, /label="10\.4\.0\.0\/16, fd00:4::\/64";/);
+  for (const s of t.segments) assert.ok(graph.includes(`\\n${s.wireguardIPs[1]}\\n`), `the graph shows ${s.wireguardIPs[1]} on its leader`);
 });
 
 test('showconf prints configurations without private keys', () => {

@@ -26,8 +26,8 @@ const document: AgentStatus = {
       { name: 'c', location: 'west', segment: 'location:west', leader: true },
     ],
     segments: [
-      { key: 'location:east', location: 'east', leader: 'a', nodes: ['a', 'b'], endpoint: '172.31.0.10:51820', wireguardIP: '10.4.0.1', publicKey: KEY_A, allowedIPs: [], allowedLocationIPs: [], persistentKeepalive: 0 },
-      { key: 'location:west', location: 'west', leader: 'c', nodes: ['c'], endpoint: '172.31.0.12:51820', wireguardIP: '10.4.0.2', publicKey: KEY_C, allowedIPs: ['10.244.2.0/24'], allowedLocationIPs: [], persistentKeepalive: 0 },
+      { key: 'location:east', location: 'east', leader: 'a', nodes: ['a', 'b'], endpoint: '172.31.0.10:51820', wireguardIP: '10.4.0.1', wireguardIPs: ['10.4.0.1'], publicKey: KEY_A, allowedIPs: [], allowedLocationIPs: [], persistentKeepalive: 0 },
+      { key: 'location:west', location: 'west', leader: 'c', nodes: ['c'], endpoint: '172.31.0.12:51820', wireguardIP: '10.4.0.2', wireguardIPs: ['10.4.0.2'], publicKey: KEY_C, allowedIPs: ['10.244.2.0/24'], allowedLocationIPs: [], persistentKeepalive: 0 },
     ],
     peers: ['laptop'],
   },

@@ -7,8 +7,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
 import { type TestContext, test } from 'node:test';
+import { pino } from 'pino';
 import { openPinnedLink } from '../../src/bpf/index.js';
 import { runCommand } from '../../src/host/command.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
@@ -481,4 +483,56 @@ test('with the tc NodePort data path: both attach over the shared maps, and clea
   await proxy.cleanup();
   assert.deepEqual((await stillThere(mine)).links, [], 'no link left');
   assert.equal(existsSync(w.pins), false, 'no pin left');
+});
+
+test('tables of the sizes asked for hold that many backends and frontends; what does not fit is logged and counted, the rest is served', OPTIONS, async (t) => {
+  const w = await world(t);
+  await startThree(t, w);
+  const lines: Array<{ level: number; msg: string; byTable?: Record<string, number> }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+      done();
+    },
+  });
+  const proxy = await EbpfServiceProxy.open({ bpffsDir: w.pins, cgroupRoot: w.cgroup, sizes: { serviceEntries: 12, backendEntries: 100 }, log: pino({ level: 'info' }, sink) });
+  onCleanup(t, () => proxy.cleanup());
+  assert.equal(proxy.maps.services.maxEntries, 12);
+  assert.equal(proxy.maps.backends.maxEntries, 101, 'id 0 means none');
+  // 100 distinct backends: ten services of ten, the three live ones among them (service 0).
+  const tenOf = (s: number) => (s === 0 ? [...THREE, ...Array.from({ length: 7 }, (_, i) => backend(`127.0.50.${i + 1}`, 8080))] : Array.from({ length: 10 }, (_, i) => backend(`127.0.${s}.${i + 1}`, 8080)));
+  const ports = Array.from({ length: 10 }, (_, s) => port(`s${s}`, 'TCP', `10.250.0.${s + 1}`, 80, tenOf(s)));
+  const full = await applyMap(proxy, serviceMap(ports));
+  assert.deepEqual(full.unfit, { services: 0, backends: 0, slots: 0 });
+  assert.equal(proxy.maps.services.keys().length, 10);
+  assert.equal(lines.filter((l) => l.level >= 40).length, 0, 'nothing to warn about');
+
+  // One more backend than wl_backends holds: its frontend is left out, the others are programmed.
+  const extra = port('extra', 'TCP', '10.250.0.100', 80, [backend('127.0.100.1', 8080)]);
+  const shared = port('shared', 'TCP', '10.250.0.101', 80, THREE);
+  const over = await applyMap(proxy, serviceMap([...ports, extra, shared]));
+  assert.deepEqual(over.unfit, { services: 0, backends: 1, slots: 0 });
+  assert.equal(proxy.maps.services.keys().length, 11, 'the service of known backends fits');
+  assert.deepEqual(new Set(names(await request(t, w, 'tcp', '10.250.0.101', 80, 20))), new Set(['b1', 'b2', 'b3']));
+  const warned = lines.filter((l) => l.level === 40);
+  assert.equal(warned.length, 1);
+  assert.match(warned[0]!.msg, /1 service frontend\(s\) do not fit: wl_backends \(100 backends: --backend-entries\) full; 1 not programmed.*test\/extra:tcp\/TCP 10\.250\.0\.100 port 80/);
+  // Planned again at every apply, logged once.
+  assert.deepEqual((await applyMap(proxy, serviceMap([...ports, extra, shared]))).unfit, { services: 0, backends: 1, slots: 0 });
+  assert.equal(lines.filter((l) => l.level === 40).length, 1, 'the same unfit frontends are not logged again');
+
+  // A frontend past wl_services' size.
+  const more = [13, 14].map((n) => port(`more${n}`, 'TCP', `10.250.0.${n}`, 80, THREE));
+  const past = await applyMap(proxy, serviceMap([...ports, shared, ...more]));
+  assert.deepEqual(past.unfit, { services: 1, backends: 0, slots: 0 }, "the extra service is gone, its backend with it; one of the two new ones is past wl_services' 12");
+  assert.equal(proxy.maps.services.keys().length, 12);
+  assert.match(lines.at(-1)!.msg, /wl_services \(12 frontends: --service-entries\) full/);
+
+  // Room again: the next apply programs it without its service changing.
+  await applyMap(proxy, serviceMap([...ports.slice(1), shared, ...more]));
+  const fits = await applyMap(proxy, serviceMap([...ports.slice(1), shared, ...more]));
+  assert.deepEqual(fits.unfit, { services: 0, backends: 0, slots: 0 });
+  assert.equal(proxy.maps.services.keys().length, 12);
+  assert.match(lines.at(-1)!.msg, /every service frontend fits in the maps again/);
+  assert.deepEqual(new Set(names(await request(t, w, 'tcp', '10.250.0.14', 80, 20))), new Set(['b1', 'b2', 'b3']));
 });

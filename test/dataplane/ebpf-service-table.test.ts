@@ -33,7 +33,7 @@ import {
   type PortChange,
   type ServiceValue,
 } from '../../src/dataplane/ebpf/index.js';
-import { BackendPool } from '../../src/dataplane/ebpf/backend-pool.js';
+import { BACKENDS_FULL, BackendPool } from '../../src/dataplane/ebpf/backend-pool.js';
 import { type Ip, formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
 import type { ServiceBackend, ServicePort } from '../../src/model/service.js';
 import { servicePort } from '../support/service-map.js';
@@ -222,9 +222,24 @@ describe('backend pool', () => {
     }
     assert.equal(pool.size, 2);
     assert.equal(pool.indexCapacity, capacity, 'tombstones are swept, not grown over');
-    assert.throws(() => {
-      for (let i = 0; i < 64; i++) pool.ref({ family: 4, value: BigInt(0x0a030000 + i) }, 80, false, pool.newMark());
-    }, /wl_backends is full: 63 backends in 63 ids/);
+    assert.equal(pool.capacity, 63, 'id 0 means none');
+    const ids = Array.from({ length: 61 }, (_, i) => pool.ref({ family: 4, value: BigInt(0x0a030000 + i) }, 80, false, pool.newMark()));
+    assert.ok(ids.every((id) => id > 0), 'every id is usable');
+    assert.equal((pool as { size: number }).size, 63);
+    assert.equal(pool.ref({ family: 4, value: BigInt(0x0a040000) }, 80, false, pool.newMark()), BACKENDS_FULL);
+    assert.equal(pool.ref(ip('10.1.0.1'), 80, false, pool.newMark()), a, 'a full pool still names the backends it has');
+  });
+
+  test('a rollback frees at once what the same mark allocated, and leaves the rest to the caller', () => {
+    const pool = new BackendPool(new Uint32Array(8 * BACKEND_STRIDE));
+    const old = pool.ref(ip('10.1.0.1'), 80, false, pool.newMark());
+    assert.ok(pool.unref(old), 'named by nothing now, but maybe still in a slot a reader sees');
+    const mark = pool.newMark();
+    const fresh = pool.ref(ip('10.1.0.2'), 80, false, mark);
+    assert.equal(pool.ref(ip('10.1.0.1'), 80, false, mark), old);
+    assert.equal(pool.rollback(fresh, mark), false, 'allocated under the mark: released now');
+    assert.equal(pool.size, 1);
+    assert.equal(pool.rollback(old, mark), true, 'older: the caller releases it after the entries');
   });
 });
 
@@ -236,9 +251,15 @@ describe('service table', () => {
 
   /** The table over plain arrays and a Map standing for wl_services, changed the way the proxy does it. */
   class Harness {
-    readonly memory = plainMemory(256, 1024);
+    readonly memory: ReturnType<typeof plainMemory>;
     readonly services = new Map<string, ServiceValue>();
-    table = new ServiceTable(this.memory);
+    table: ServiceTable;
+
+    /** Sizes as the maps': wl_slots, wl_backends (one more than the backends it holds), wl_services. */
+    constructor(sizes: { slots?: number; backends?: number; services?: number } = {}) {
+      this.memory = plainMemory(sizes.slots ?? 256, sizes.backends ?? 1024);
+      this.table = new ServiceTable(this.memory, sizes.services);
+    }
 
     /** plan(), then `between` (what a reader could see while the entries are written), then the entries, then finish(). */
     change(changes: PortChange[], options: { sweep?: boolean; between?: () => void } = {}): MapWrites {
@@ -275,10 +296,75 @@ describe('service table', () => {
     }
 
     idOf(address: string): number {
-      for (let id = 1; id < 1024; id++) if (this.backend(id) === address) return id;
+      for (let id = 1; id < this.memory.backends.length / BACKEND_STRIDE; id++) if (this.backend(id) === address) return id;
       return 0;
     }
+
+    /** The ClusterIPs that have an entry. */
+    programmed(): string[] {
+      return [...this.services.keys()].map((k) => formatIp(readServiceKey(Buffer.from(k, 'hex'), 0).addr!)).sort();
+    }
   }
+
+  /** Service `name` at ClusterIP 10.96.0.<n> with endpoints 10.1.<n>.1..<count>: distinct per service. */
+  const numbered = (n: number, count: number): ServicePort =>
+    port(`s${n}`, { clusterIPs: [ip(`10.96.0.${n}`)] }, Array.from({ length: count }, (_, i) => backend(`10.1.${n}.${i + 1}`)));
+  const unfitOf = (h: Harness) => h.table.unfit.map((u) => `${u.portKey} ${u.frontend} ${u.table}${u.kept ? ' kept' : ''}`);
+
+  test('a table of N backends holds N; a frontend needing one more is reported and not programmed, the others are', () => {
+    const h = new Harness({ backends: 31 }); // ids 1..30
+    const w = h.change(changesOf([numbered(1, 10), numbered(2, 10), numbered(3, 11), numbered(4, 10)]));
+    assert.deepEqual(h.programmed(), ['10.96.0.1', '10.96.0.2', '10.96.0.4']);
+    assert.equal(h.table.backendCount, 30, 'every id in use');
+    assert.deepEqual(unfitOf(h), ['default/s3:http/TCP 10.96.0.3 port 80 (internal) backends']);
+    assert.equal(w.heads.count, 3);
+    assert.deepEqual(h.backends('10.96.0.4'), Array.from({ length: 10 }, (_, i) => `10.1.4.${i + 1}`), 'the frontend after the one that did not fit');
+    assert.equal(h.idOf('10.1.3.1'), 0, 'nothing of the unfit frontend is left in the backends');
+    // Room appears: the port that did not fit is planned again (the proxy re-plans every port while any is unfit).
+    h.change(changesOf([numbered(1, 10), numbered(3, 11)], ['default/s2:http/TCP', 'default/s4:http/TCP']));
+    assert.deepEqual(unfitOf(h), ['default/s3:http/TCP 10.96.0.3 port 80 (internal) backends'], 'the backends of removed ports are free only once their entries are gone');
+    h.change(changesOf([numbered(1, 10), numbered(3, 11)]));
+    assert.deepEqual(unfitOf(h), []);
+    assert.deepEqual(h.programmed(), ['10.96.0.1', '10.96.0.3']);
+    assert.equal(h.backends('10.96.0.3').length, 11);
+  });
+
+  test('a full wl_services: the frontend past its size is reported and not programmed; a removal makes room', () => {
+    const h = new Harness({ services: 2 });
+    h.change(changesOf([numbered(1, 2), numbered(2, 2), numbered(3, 2)]));
+    assert.deepEqual(h.programmed(), ['10.96.0.1', '10.96.0.2']);
+    assert.deepEqual(unfitOf(h), ['default/s3:http/TCP 10.96.0.3 port 80 (internal) services']);
+    assert.equal(h.idOf('10.1.3.1'), 0, 'no backend written for it');
+    h.change(changesOf([numbered(3, 2)], ['default/s1:http/TCP']));
+    assert.deepEqual(unfitOf(h), ['default/s3:http/TCP 10.96.0.3 port 80 (internal) services'], "a removed frontend's entry goes after the new ones are written");
+    h.change(changesOf([numbered(3, 2)]));
+    assert.deepEqual(unfitOf(h), []);
+    assert.deepEqual(h.programmed(), ['10.96.0.2', '10.96.0.3']);
+  });
+
+  test('an existing frontend whose new endpoints do not fit keeps its previous ones, and says so', () => {
+    const h = new Harness({ backends: 6 }); // ids 1..5
+    h.change(changesOf([numbered(1, 3)]));
+    const before = h.backends('10.96.0.1');
+    const grown = port('s1', { clusterIPs: [ip('10.96.0.1')], sessionAffinityTimeoutSeconds: 60 }, [...before.map((a) => backend(a)), backend('10.1.9.1'), backend('10.1.9.2'), backend('10.1.9.3')]);
+    h.change(changesOf([grown]));
+    assert.deepEqual(unfitOf(h), ['default/s1:http/TCP 10.96.0.1 port 80 (internal) backends kept']);
+    assert.deepEqual(h.backends('10.96.0.1'), before, 'the previous endpoints serve on');
+    assert.equal(h.entry('10.96.0.1').affinityTimeout, 60, 'what does fit (the entry) is updated');
+    assert.equal(h.table.backendCount, 3, 'nothing of the new ones is left');
+  });
+
+  test('a full wl_slots: a new frontend is reported and not programmed, a growing one keeps its range and backends', () => {
+    const h = new Harness({ slots: 8 });
+    h.change(changesOf([numbered(1, 4), numbered(2, 4), numbered(3, 1)]));
+    assert.deepEqual(h.programmed(), ['10.96.0.1', '10.96.0.2']);
+    assert.deepEqual(unfitOf(h), ['default/s3:http/TCP 10.96.0.3 port 80 (internal) slots']);
+    assert.equal(h.idOf('10.1.3.1'), 0, "the unfit frontend's backend went back");
+    h.change(changesOf([numbered(1, 5), numbered(2, 4)]));
+    assert.deepEqual(unfitOf(h), ['default/s1:http/TCP 10.96.0.1 port 80 (internal) slots kept']);
+    assert.deepEqual(h.backends('10.96.0.1'), ['10.1.1.1', '10.1.1.2', '10.1.1.3', '10.1.1.4']);
+    assert.equal(h.idOf('10.1.1.5'), 0);
+  });
 
   test('a new port writes its backends and slots in place and one entry; a backend shared by ports is written once', () => {
     const h = new Harness();

@@ -337,9 +337,11 @@ test("the previous release's pins: programs replaced in place, sock_release and 
 
 test('a size changed between two starts rebuilds those maps beside the old ones and carries their entries over', OPTIONS, async (t) => {
   const w = await world(t);
-  const sizes = { sockLbEntries: 4096, affinityEntries: 4096, nodePortFlows: 2048, nodePortPendingFlows: 1024 };
+  const sizes = { sockLbEntries: 4096, affinityEntries: 4096, nodePortFlows: 2048, nodePortPendingFlows: 1024, serviceEntries: 1024, backendEntries: 1023 };
   const first = await openProxy(t, w, undefined, 'tcx', sizes);
   await applyMap(first, MAP);
+  const tables = [MAP_NAMES.services, MAP_NAMES.backends].map((name) => ({ name, ...pinnedMap(w, name) }));
+  const serviceKeys = first.maps.services.keys().map((k) => k.toString('hex')).sort();
   // One entry in each map the programs fill: the rebuilt maps must hold them.
   const remembered = [
     [MAP_NAMES.sockRev, Buffer.alloc(32, 1), Buffer.alloc(24, 2)],
@@ -356,7 +358,7 @@ test('a size changed between two starts rebuilds those maps beside the old ones 
   const before = new Map(remembered.map(([name]) => [name, pinnedMap(w, name)]));
   first.close();
 
-  const bigger = { sockLbEntries: 8192, affinityEntries: 8192, nodePortFlows: 4096, nodePortPendingFlows: 2048 };
+  const bigger = { sockLbEntries: 8192, affinityEntries: 8192, nodePortFlows: 4096, nodePortPendingFlows: 2048, serviceEntries: 2048, backendEntries: 4095 };
   const second = await openProxy(t, w, undefined, 'tcx', bigger);
   assert.equal(second.upgradePending, true);
   for (const [name] of remembered) assert.equal(pinnedMap(w, name).id, before.get(name)!.id, `${name}: the old map serves until the first full write`);
@@ -385,4 +387,14 @@ test('a size changed between two starts rebuilds those maps beside the old ones 
     assert.deepEqual(mapIds.filter((id) => oldIds.has(id)), [], `${program} uses none of the old maps`);
     if (program === 'sock_connect4') assert.ok(mapIds.some((id) => rebuilt.has(id)));
   }
+  // The service tables the agent fills: rebuilt at their new sizes and written in full.
+  for (const [i, size] of [bigger.serviceEntries, bigger.backendEntries + 1].entries()) {
+    const { name, id } = tables[i]!;
+    const table = pinnedMap(w, name);
+    assert.notEqual(table.id, id, `${name}: rebuilt`);
+    assert.equal(table.maxEntries, size, `${name}: the new size`);
+  }
+  assert.deepEqual(second.maps.services.keys().map((k) => k.toString('hex')).sort(), serviceKeys, 'every frontend in the rebuilt wl_services');
+  const { mapIds } = programInfoById(pinnedLink(linkPinPath(w.pins, 'sock_connect4')).prog);
+  assert.ok(mapIds.includes(pinnedMap(w, MAP_NAMES.backends).id), 'the socket LB reads the rebuilt wl_backends');
 });

@@ -11,6 +11,7 @@ import { agent, parseAgentConfig } from '../../src/cli/agent.js';
 import { wireguardGo } from '../../src/cli/wireguard-go.js';
 import { cniNetworkOf } from '../../src/cni/conflist.js';
 import { parseCidr } from '../../src/model/ip.js';
+import { DEFAULT_LEASE_NAMESPACE } from '../../src/sources/lease.js';
 import { decodePeer } from '../../src/sources/peer.js';
 import { UAPI_DIR } from '../../src/wireguard/uapi-socket.js';
 
@@ -36,6 +37,16 @@ test('RBAC grants exactly the calls the Kubernetes source makes', () => {
     { apiGroups: [''], resources: ['services'], verbs: ['list', 'watch'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
   ]);
+  // Heartbeats (sources/kubernetes/lease-heartbeats.ts): Leases in the one namespace the agent runs in.
+  const heartbeats = docs('rbac.yaml').find((d) => d['kind'] === 'Role')!;
+  assert.equal(heartbeats['metadata'].namespace, DEFAULT_LEASE_NAMESPACE);
+  assert.deepEqual(heartbeats['rules'], [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update'] }]);
+  const binding = docs('rbac.yaml').find((d) => d['kind'] === 'RoleBinding')!;
+  assert.deepEqual([binding['metadata'].namespace, binding['roleRef'].name, binding['subjects']], [
+    DEFAULT_LEASE_NAMESPACE,
+    heartbeats['metadata'].name,
+    [{ kind: 'ServiceAccount', name: 'wirelane', namespace: 'wirelane' }],
+  ]);
 });
 
 test("the CLI's optional roles grant exactly what its commands call", () => {
@@ -45,11 +56,13 @@ test("the CLI's optional roles grant exactly what its commands call", () => {
     { apiGroups: [''], resources: ['nodes', 'services'], verbs: ['list'] },
     { apiGroups: ['wirelane.io'], resources: ['peers'], verbs: ['list'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list'] },
   ]);
   // Follows Nodes and Peers; reads, creates, patches and deletes its own Peer (peer/registration.ts).
   assert.deepEqual(roles.get('wirelane-connect'), [
     { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
     { apiGroups: ['wirelane.io'], resources: ['peers'], verbs: ['list', 'watch', 'get', 'create', 'patch', 'delete'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list'] },
   ]);
 });
 
@@ -71,6 +84,8 @@ test("the DaemonSet's arguments are ones the agent accepts", () => {
   const container = ds!.spec.template.spec.containers[0];
   assert.equal(container.args[0], 'agent');
   assert.equal(agentConfigOf(container).hostname, 'node-1');
+  // Its heartbeat Leases go where its Role lets it write them: its own namespace.
+  assert.equal(agentConfigOf(container).leaseNamespace, ds!.metadata.namespace);
   assert.equal(container.readinessProbe.httpGet.path, '/readyz');
 });
 

@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { BpfObject, bpfFixtureDir, bpfObjectPath, openPinnedLink, openPinnedMap, programInfoById } from '../../src/bpf/index.js';
-import { MAP_NAMES, SOCK_LB_PROGRAMS, linkPinPath, mapPinPath } from '../../src/dataplane/ebpf/index.js';
+import { MAP_NAMES, type MapName, SOCK_LB_PROGRAMS, linkPinPath, mapPinPath } from '../../src/dataplane/ebpf/index.js';
 import { STAGING_DIR } from '../../src/dataplane/ebpf/map-staging.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import { type MeshCluster } from '../../src/sandbox/mesh-cluster.js';
@@ -165,16 +165,17 @@ test('a newer agent replaces programs of an older build in place under load, wit
 
 test('a newer agent rebuilds maps of another layout under load, with no failed request', OPTIONS, async (t) => {
   const u = await startOlderAgent(t, 'older-layout');
-  const services = () => {
-    const map = openPinnedMap(mapPinPath(u.pins, 'wl_services'));
+  const pinned = (name: MapName) => {
+    const map = openPinnedMap(mapPinPath(u.pins, name));
     try {
       return { id: map.id, maxEntries: map.maxEntries };
     } finally {
       map.close();
     }
   };
+  const services = () => pinned(MAP_NAMES.services);
   const oldMap = services();
-  assert.equal(oldMap.maxEntries, 65536, 'the older build pinned its own layout');
+  assert.equal(pinned(MAP_NAMES.slots).maxEntries, 524288, 'the older build pinned its own layout');
   const oldMaps = new Set(Object.values(MAP_NAMES).map((name) => {
     const map = openPinnedMap(mapPinPath(u.pins, name));
     map.close();
@@ -189,7 +190,7 @@ test('a newer agent rebuilds maps of another layout under load, with no failed r
 
   const newMap = services();
   assert.notEqual(newMap.id, oldMap.id, 'a new wl_services map');
-  assert.equal(newMap.maxEntries, 131072, 'in the current layout');
+  assert.equal(pinned(MAP_NAMES.slots).maxEntries, 1048576, 'in the current layout');
   assert.equal(existsSync(join(u.pins, STAGING_DIR)), false, 'the staging directory is gone');
   for (const [i, l] of links.entries()) {
     const after = linkState(l.path);

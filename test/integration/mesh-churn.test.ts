@@ -72,8 +72,8 @@ test('a node joining or leaving changes only its own entries on the others', { s
   api!.delete('nodes', 'd');
   for (const n of ['a', 'b', 'c']) cluster.startAgent(n);
   await cluster.waitReady();
-  const readyNodes = async () => (await cluster.metrics('a')).get('wirelane_nodes');
-  assert.equal(await readyNodes(), 3);
+  // An agent is ready after its first apply, which may precede the others' first heartbeat.
+  await until('a to count three ready nodes', async () => (await cluster.metrics('a')).get('wirelane_nodes') === 3, 10_000, 100);
   await converged(cluster, ['a', 'b', 'c']);
   const beforeA = await writes(cluster, 'a');
   const beforeB = await writes(cluster, 'b');

@@ -1,5 +1,6 @@
 // Test-only stand-in for a Kubernetes API server; see server.ts.
 export {
+  type Delivered,
   KubeApiServer,
   type KubeApiServerOptions,
   type RequestRecord,

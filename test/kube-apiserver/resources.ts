@@ -1,7 +1,7 @@
 // The resource types this test server knows, with the API group, kind and scope a real server
 // would report for them.
 
-export type ResourceName = 'nodes' | 'peers' | 'services' | 'endpointslices';
+export type ResourceName = 'nodes' | 'peers' | 'services' | 'endpointslices' | 'leases';
 
 export interface ResourceType {
   readonly name: ResourceName;
@@ -12,12 +12,15 @@ export interface ResourceType {
   // Real servers leave apiVersion/kind out of the items of a LIST for built-in types but keep
   // them for custom resources (those are served as unstructured JSON).
   readonly builtIn: boolean;
+  // Whether a PUT without metadata.resourceVersion is taken (an unconditional update). Real servers
+  // refuse it for Leases (422: "must be specified for an update"): a lease is renewed read-modify-write.
+  readonly unconditionalUpdate: boolean;
 }
 
 export const resourceTypes: Readonly<Record<ResourceName, ResourceType>> = {
-  nodes: { name: 'nodes', group: '', version: 'v1', kind: 'Node', namespaced: false, builtIn: true },
-  peers: { name: 'peers', group: 'wirelane.io', version: 'v1alpha1', kind: 'Peer', namespaced: false, builtIn: false },
-  services: { name: 'services', group: '', version: 'v1', kind: 'Service', namespaced: true, builtIn: true },
+  nodes: { name: 'nodes', group: '', version: 'v1', kind: 'Node', namespaced: false, builtIn: true, unconditionalUpdate: true },
+  peers: { name: 'peers', group: 'wirelane.io', version: 'v1alpha1', kind: 'Peer', namespaced: false, builtIn: false, unconditionalUpdate: true },
+  services: { name: 'services', group: '', version: 'v1', kind: 'Service', namespaced: true, builtIn: true, unconditionalUpdate: true },
   endpointslices: {
     name: 'endpointslices',
     group: 'discovery.k8s.io',
@@ -25,6 +28,16 @@ export const resourceTypes: Readonly<Record<ResourceName, ResourceType>> = {
     kind: 'EndpointSlice',
     namespaced: true,
     builtIn: true,
+    unconditionalUpdate: true,
+  },
+  leases: {
+    name: 'leases',
+    group: 'coordination.k8s.io',
+    version: 'v1',
+    kind: 'Lease',
+    namespaced: true,
+    builtIn: true,
+    unconditionalUpdate: false,
   },
 };
 

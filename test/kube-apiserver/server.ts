@@ -1,7 +1,8 @@
-// A test-only Kubernetes API server over node:http: LIST, GET, WATCH and PATCH for the resources
-// in resources.ts, enough for @kubernetes/client-node informers to run against it unmodified,
+// A test-only Kubernetes API server over node:http: LIST, GET, WATCH, POST, PUT, PATCH and DELETE
+// for the resources in resources.ts, enough for @kubernetes/client-node informers to run against it unmodified,
 // plus controls a test uses to change objects, to break watches on purpose and to inject faults
-// (faults.ts: outages, 410 on watches, slow lists, missing or forbidden resources).
+// (faults.ts: outages, 410 on watches, slow lists, missing or forbidden resources). It counts what
+// its watches deliver, per client (deliveries()): the figure a fan-out is measured by.
 import { EventEmitter, once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
@@ -25,7 +26,7 @@ export interface KubeApiServerOptions {
   readonly token?: string;
 }
 
-export type RequestVerb = 'list' | 'watch' | 'get' | 'create' | 'patch' | 'delete' | 'other';
+export type RequestVerb = 'list' | 'watch' | 'get' | 'create' | 'update' | 'patch' | 'delete' | 'other';
 
 export interface RequestRecord {
   readonly method: string;
@@ -47,8 +48,20 @@ export interface WatchEvent {
   readonly object: KubeObject | Status;
 }
 
+/** What the watches of one client (or one watch) were sent: events (bookmarks included) and bytes. */
+export interface Delivered {
+  events: number;
+  bytes: number;
+  /** Watch requests that were answered with a stream. */
+  watches: number;
+  /** Object events (bookmarks aside) per object, `namespace/name` or `name`: who was told of what. */
+  readonly objects: Map<string, number>;
+}
+
 interface OpenWatch {
   readonly type: ResourceType;
+  /** Its client's tally: the User-Agent, else the remote address (see deliveries()). */
+  readonly delivered: Delivered;
   readonly filter: ObjectFilter;
   readonly bookmarks: boolean;
   readonly response: ServerResponse;
@@ -65,6 +78,7 @@ export class KubeApiServer {
   private readonly unsubscribe: () => void;
   private readonly faults = new FaultSwitches();
   private watchCutter: NodeJS.Timeout | undefined;
+  private delivered = new Map<string, Delivered>();
 
   private constructor(
     private readonly server: Server,
@@ -194,6 +208,31 @@ export class KubeApiServer {
     this.cutWatchesEvery(0);
   }
 
+  // What watches sent each client since the start (or resetDeliveries()), keyed by its User-Agent
+  // header, or by its remote address when it sends none; a resource narrows it to that resource's watches.
+  deliveries(resource?: ResourceName): ReadonlyMap<string, Readonly<Delivered>> {
+    const out = new Map<string, Delivered>();
+    for (const [key, tally] of this.delivered) {
+      const [client = '', name] = splitDeliveryKey(key);
+      if (resource !== undefined && name !== resource) continue;
+      const sum = out.get(client) ?? { events: 0, bytes: 0, watches: 0, objects: new Map<string, number>() };
+      sum.events += tally.events;
+      sum.bytes += tally.bytes;
+      sum.watches += tally.watches;
+      for (const [object, n] of tally.objects) sum.objects.set(object, (sum.objects.get(object) ?? 0) + n);
+      out.set(client, sum);
+    }
+    return out;
+  }
+
+  resetDeliveries(): void {
+    // Zeroed in place: open watches keep counting into the same tallies.
+    for (const tally of this.delivered.values()) {
+      Object.assign(tally, { events: 0, bytes: 0, watches: 0 });
+      tally.objects.clear();
+    }
+  }
+
   openWatches(resource?: ResourceName): number {
     return [...this.watches].filter((w) => resource === undefined || w.type.name === resource).length;
   }
@@ -278,7 +317,7 @@ export class KubeApiServer {
       if (!route) throw failure;
       const fault = this.faults.failureFor(record.verb, route.type.name);
       if (fault) throw fault;
-      if (method === 'GET' && watching) this.startWatch(route, query, res);
+      if (method === 'GET' && watching) this.startWatch(route, query, req, res);
       else if (method === 'GET' && route.name !== undefined) sendJson(res, 200, this.getOrThrow(route, route.name));
       else if (method === 'GET') {
         const list = this.listOf(route, query);
@@ -288,6 +327,7 @@ export class KubeApiServer {
       }
       else if (method === 'PATCH' && route.name !== undefined) sendJson(res, 200, await this.patch(route, route.name, req, query));
       else if (method === 'POST' && route.name === undefined) sendJson(res, 201, await this.createFrom(route, req));
+      else if (method === 'PUT' && route.name !== undefined) sendJson(res, 200, await this.replace(route, route.name, req));
       else if (method === 'DELETE' && route.name !== undefined) {
         this.getOrThrow(route, route.name);
         sendJson(res, 200, this.store.delete(route.type.name, route.name, route.namespace));
@@ -295,7 +335,7 @@ export class KubeApiServer {
         throw new StatusError(
           405,
           'MethodNotAllowed',
-          `${method} ${url.pathname} is not supported by the test API server (it serves GET list/get/watch, POST, and PATCH and DELETE of one object)`,
+          `${method} ${url.pathname} is not supported by the test API server (it serves GET list/get/watch, POST, and PUT, PATCH and DELETE of one object)`,
         );
       }
     } catch (err) {
@@ -346,6 +386,30 @@ export class KubeApiServer {
     return this.store.create(route.type.name, route.namespace === undefined ? input : { ...input, metadata: { ...input.metadata, namespace: route.namespace } });
   }
 
+  // PUT of one object, as client-go's Update: the whole object, its resourceVersion a precondition
+  // (409 when stale). Without one, types that refuse unconditional updates (Leases) answer 422.
+  private async replace(route: Route, name: string, req: IncomingMessage): Promise<KubeObject> {
+    let object: unknown;
+    try {
+      object = JSON.parse(await readBody(req));
+    } catch (err) {
+      throw new StatusError(400, 'BadRequest', `PUT ${route.type.name}/${name}: body is not JSON: ${(err as Error).message}`);
+    }
+    const meta = (object as { metadata?: { name?: unknown; namespace?: unknown; resourceVersion?: unknown } } | null)?.metadata;
+    if (typeof object !== 'object' || object === null || Array.isArray(object) || typeof meta !== 'object' || meta === null) {
+      throw new StatusError(422, 'Invalid', `PUT ${route.type.name}/${name}: want an object with metadata`);
+    }
+    if (meta.name !== name || (meta.namespace !== undefined && meta.namespace !== route.namespace)) {
+      throw new StatusError(400, 'BadRequest', `PUT ${route.type.name}/${name}: metadata.name and metadata.namespace must match the path`);
+    }
+    if (meta.resourceVersion === undefined && !route.type.unconditionalUpdate) {
+      throw new StatusError(422, 'Invalid', `${route.type.kind}.${route.type.group} "${name}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`);
+    }
+    this.getOrThrow(route, name);
+    const input = object as KubeObject; // checked just above: a non-array object with metadata
+    return this.store.update(route.type.name, route.namespace === undefined ? input : { ...input, metadata: { ...input.metadata, namespace: route.namespace } });
+  }
+
   private async patch(route: Route, name: string, req: IncomingMessage, query: URLSearchParams): Promise<KubeObject> {
     const patchType = patchTypeOf(req.headers['content-type']);
     const body = await readBody(req);
@@ -381,7 +445,7 @@ export class KubeApiServer {
     });
   }
 
-  private startWatch(route: Route, query: URLSearchParams, res: ServerResponse): void {
+  private startWatch(route: Route, query: URLSearchParams, req: IncomingMessage, res: ServerResponse): void {
     const filter = filterOf(route, query);
     const timeoutSeconds = parseTimeoutSeconds(query.get('timeoutSeconds'));
     const requested = query.get('resourceVersion') ?? '';
@@ -408,7 +472,14 @@ export class KubeApiServer {
 
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
     res.flushHeaders(); // a client's fetch resolves on the headers, before any event exists
-    const watch: OpenWatch = { type: route.type, filter, bookmarks: isTrue(query.get('allowWatchBookmarks')), response: res };
+    const watch: OpenWatch = {
+      type: route.type,
+      delivered: this.tallyOf(req, route.type.name),
+      filter,
+      bookmarks: isTrue(query.get('allowWatchBookmarks')),
+      response: res,
+    };
+    watch.delivered.watches += 1;
     // A real server reports an expired resourceVersion inside a 200 watch stream and then ends it.
     if (expired) {
       this.writeEvent(watch, { type: 'ERROR', object: expired });
@@ -436,7 +507,26 @@ export class KubeApiServer {
   }
 
   private writeEvent(watch: OpenWatch, event: WatchEvent): void {
-    watch.response.write(`${JSON.stringify(event)}\n`);
+    const line = `${JSON.stringify(event)}\n`;
+    watch.delivered.events += 1;
+    watch.delivered.bytes += Buffer.byteLength(line);
+    const meta = 'metadata' in event.object ? event.object.metadata : undefined;
+    if (event.type !== 'BOOKMARK' && meta?.name) {
+      const key = meta.namespace === undefined ? meta.name : `${meta.namespace}/${meta.name}`;
+      watch.delivered.objects.set(key, (watch.delivered.objects.get(key) ?? 0) + 1);
+    }
+    watch.response.write(line);
+  }
+
+  private tallyOf(req: IncomingMessage, resource: ResourceName): Delivered {
+    const client = req.headers['user-agent'] ?? req.socket.remoteAddress ?? '';
+    const key = `${client}\u0000${resource}`;
+    let tally = this.delivered.get(key);
+    if (!tally) {
+      tally = { events: 0, bytes: 0, watches: 0, objects: new Map() };
+      this.delivered.set(key, tally);
+    }
+    return tally;
   }
 
   private bookmarkOf(type: ResourceType): WatchEvent {
@@ -488,7 +578,7 @@ function filterOf(route: Route, query: URLSearchParams): ObjectFilter {
 function verbOf(method: string, watching: boolean, route: Route | undefined): RequestVerb {
   if (method === 'GET' && watching) return 'watch';
   if (method === 'GET') return route && route.name === undefined ? 'list' : 'get';
-  const verbs: Record<string, RequestVerb> = { PATCH: 'patch', POST: 'create', DELETE: 'delete' };
+  const verbs: Record<string, RequestVerb> = { PUT: 'update', PATCH: 'patch', POST: 'create', DELETE: 'delete' };
   return verbs[method] ?? 'other';
 }
 
@@ -501,6 +591,11 @@ function parseTimeoutSeconds(value: string | null): number {
   if (value === null || value === '') return 0;
   if (!/^\d+$/.test(value)) throw new StatusError(400, 'BadRequest', `timeoutSeconds "${value}" is not a whole number`);
   return Number(value);
+}
+
+function splitDeliveryKey(key: string): [string, string] {
+  const at = key.lastIndexOf('\u0000');
+  return [key.slice(0, at), key.slice(at + 1)];
 }
 
 function withoutTypeMeta(object: KubeObject): KubeObject {

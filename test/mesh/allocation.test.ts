@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { allocateWireGuardIPs, fnv1a64, preferredOffsetOf, usableRangeOf } from '../../src/mesh/allocation.js';
+import { allocateWireGuardIPs, allocateWireGuardIPsPerSubnet, fnv1a64, preferredOffsetOf, usableRangeOf } from '../../src/mesh/allocation.js';
 import { MeshError } from '../../src/mesh/error.js';
 import { computeTopology } from '../../src/mesh/topology.js';
 import { type Cidr, containsIp, formatCidr, formatIp, parseCidr } from '../../src/model/ip.js';
@@ -196,7 +196,36 @@ describe('WireGuard addresses in the topology', () => {
 
   test('too many segments for the subnet is an error from computeTopology', () => {
     const nodes = [member('a', 1), member('b', 1), member('c', 1)];
-    assert.throws(() => computeTopology({ nodes, peers: [] }, options('a1', { subnet: parseCidr('10.4.0.0/30') })), /subnet 10\.4\.0\.0\/30: 2 usable addresses for 3 segments/);
+    assert.throws(() => computeTopology({ nodes, peers: [] }, options('a1', { subnets: [parseCidr('10.4.0.0/30')] })), /subnet 10\.4\.0\.0\/30: 2 usable addresses for 3 segments/);
+  });
+
+  test('dual stack: a leader gets an address from each subnet, each with its prefix; a non-leader both subnets', () => {
+    const nodes = [member('a', 1), member('a', 2), member('b', 1)];
+    const subnets = [parseCidr('10.4.0.0/16'), parseCidr('fd00:4::/64')];
+    const leader = computeTopology({ nodes, peers: [] }, options('a1', { subnets }));
+    const [v4, v6] = leader.segment.wireguardIPs;
+    assert.ok(v4 && v6 && containsIp(subnets[0] as Cidr, v4) && containsIp(subnets[1] as Cidr, v6));
+    assert.deepEqual(leader.wireguardCIDRs.map(formatCidr), [`${formatIp(v4)}/16`, `${formatIp(v6)}/64`]);
+    assert.equal(formatCidr(leader.wireguardCIDR), `${formatIp(v4)}/16`, 'the first subnet is the primary one');
+    const other = computeTopology({ nodes, peers: [] }, options('a2', { subnets }));
+    assert.deepEqual(other.wireguardCIDRs.map(formatCidr), ['10.4.0.0/16', 'fd00:4::/64']);
+  });
+
+  test('dual stack: the IPv4 addresses are exactly those of the IPv4 subnet alone, and each family is allocated on its own', () => {
+    const all = keys(40);
+    const [v4, v6] = [parseCidr('10.4.0.0/16'), parseCidr('fd00:4::/64')];
+    const both = allocateWireGuardIPsPerSubnet(all, [v4, v6]);
+    const alone4 = formatted(allocateWireGuardIPs(all, v4));
+    const alone6 = formatted(allocateWireGuardIPs(all, v6));
+    for (const key of all) assert.deepEqual(both.get(key)?.map(formatIp), [alone4[key], alone6[key]], key);
+    // The order of the subnets is the order of the addresses.
+    assert.equal(allocateWireGuardIPsPerSubnet(all, [v6, v4]).get('location:0')?.[0]?.family, 6);
+  });
+
+  test('two subnets of one family, or none, are refused', () => {
+    const two = [parseCidr('10.4.0.0/16'), parseCidr('10.5.0.0/16')];
+    assert.throws(() => computeTopology({ nodes: [member('a', 1)], peers: [] }, options('a1', { subnets: two })), /want one per family/);
+    assert.throws(() => computeTopology({ nodes: [member('a', 1)], peers: [] }, options('a1', { subnets: [] })), /want one per family/);
   });
 });
 

@@ -33,10 +33,18 @@ describe('AllowedIPs of a segment', () => {
 
   test('an IPv6 internal IP is a /128 and an IPv6 subnet gives /128 WireGuard IPs', () => {
     const nodes = [member('a', 1), node('v', { loc: 'v', ep: '[2001:db8::1]:51820', ip: 'fd00:1::5/64', pods: ['fd10:5::/64'] })];
-    const t = computeTopology({ nodes, peers: [] }, options('a1', { subnet: parseCidr('fd00:4::/64') }));
+    const t = computeTopology({ nodes, peers: [] }, options('a1', { subnets: [parseCidr('fd00:4::/64')] }));
     const v = t.segments.find((s) => s.key === 'location:v');
     assert.deepEqual(cidrs(v?.allowedIPs ?? []), ['fd10:5::/64', 'fd00:1::5/128', `${formatIp(v?.wireguardIP ?? { family: 6, value: 0n })}/128`]);
     assert.equal(formatCidr(t.wireguardCIDR).endsWith('/64'), true);
+  });
+
+  test('dual stack: per member its pod CIDRs and both internal IPs, then a WireGuard IP per family', () => {
+    const nodes = [member('a', 1), node('v', { loc: 'v', ep: '203.0.113.5:51820', ip: '192.168.5.5/24,fd31::5/64', pods: ['10.2.5.0/24', 'fd10:5::/64'] })];
+    const t = computeTopology({ nodes, peers: [] }, options('a1', { subnets: [parseCidr('10.4.0.0/16'), parseCidr('fd00:4::/64')] }));
+    const v = t.segments.find((s) => s.key === 'location:v');
+    const [w4, w6] = (v?.wireguardIPs ?? []).map(formatIp);
+    assert.deepEqual(cidrs(v?.allowedIPs ?? []), ['10.2.5.0/24', 'fd10:5::/64', '192.168.5.5/32', 'fd31::5/128', `${w4}/32`, `${w6}/128`]);
   });
 
   test('pod CIDRs written with host bits are masked', () => {

@@ -1,7 +1,7 @@
 // Small builders for mesh fixtures: nodes and peers from strings, options with test defaults.
 import { createHash } from 'node:crypto';
 import { type Endpoint, parseEndpoint } from '../../src/model/endpoint.js';
-import { formatCidr, formatIp, parseCidr } from '../../src/model/ip.js';
+import { type Cidr, formatCidr, formatIp, parseCidr, parseCidrPerFamily } from '../../src/model/ip.js';
 import { type WireGuardKey, parseKey } from '../../src/model/key.js';
 import type { MeshNode, MeshPeer } from '../../src/model/mesh.js';
 import type { Route, Rule } from '../../src/model/route.js';
@@ -35,7 +35,8 @@ export function node(name: string, spec: NodeSpec = {}): MeshNode {
     name,
     location: spec.loc ?? '',
     ...(spec.ep === undefined ? {} : { endpoint: parseEndpoint(spec.ep) }),
-    ...(spec.ip === undefined ? {} : { internalIP: parseCidr(spec.ip) }),
+    // `ip` may name one internal IP per family: '192.168.1.1/24,fd31::1/64'.
+    ...(spec.ip === undefined ? {} : internalIPs(parseCidrPerFamily(spec.ip))),
     ...(spec.noKey ? {} : { publicKey: keyOf(name) }),
     podCIDRs: (spec.pods ?? []).map(parseCidr),
     ...(spec.lastSeen === null ? {} : { lastSeen: spec.lastSeen ?? NOW }),
@@ -44,6 +45,10 @@ export function node(name: string, spec: NodeSpec = {}): MeshNode {
     allowedLocationIPs: (spec.allowed ?? []).map(parseCidr),
     discoveredEndpoints: discovered,
   };
+}
+
+function internalIPs([internalIP, otherInternalIP]: Cidr[]): Pick<MeshNode, 'internalIP' | 'otherInternalIP'> {
+  return { ...(internalIP && { internalIP }), ...(otherInternalIP && { otherInternalIP }) };
 }
 
 export interface PeerSpec {
@@ -68,7 +73,7 @@ export function options(hostname: string, over: Partial<MeshOptions> = {}): Mesh
   return {
     hostname,
     granularity: 'location',
-    subnet: parseCidr('10.4.0.0/16'),
+    subnets: [parseCidr('10.4.0.0/16')],
     port: 51820,
     encapsulate: 'never',
     local: false,

@@ -39,8 +39,19 @@ describe('claims', () => {
     assert.deepEqual(t.routes.filter((r) => !formatCidr(r.dst).startsWith('10.5.0.7')), without.routes);
   });
 
+  test('dual stack: a Peer claiming the IPv6 WireGuard subnet or a node\'s second internal IP loses those prefixes', () => {
+    const dual = [member('a', 1, { ip: '192.168.1.1/24,fd31:1::1/64' })];
+    const hostile = peer('hostile', { ips: ['fd00:4::/80', 'fd31:1::1/128', 'fd05::1/128'] });
+    const t = computeTopology({ nodes: dual, peers: [hostile] }, options('a1', { subnets: [parseCidr('10.4.0.0/16'), parseCidr('fd00:4::/64')] }));
+    assert.deepEqual(t.peers[0]?.allowedIPs.map(formatCidr), ['fd05::1/128']);
+    assert.deepEqual(rejected(t), [
+      'Peer "hostile" spec.allowedIPs fd00:4::/80: overlaps the WireGuard subnet (fd00:4::/64)',
+      'Peer "hostile" spec.allowedIPs fd31:1::1/128: overlaps the internal IP of Node "a1" (fd31:1::1/128)',
+    ]);
+  });
+
   test('with --allow-wide-claims a default route may be claimed, if nothing else holds it', () => {
-    const t = computeTopology({ nodes: [member('a', 1)], peers: [peer('gateway', { ips: ['0.0.0.0/1'] })] }, options('a1', { allowWideClaims: true, subnet: parseCidr('10.4.0.0/16') }));
+    const t = computeTopology({ nodes: [member('a', 1)], peers: [peer('gateway', { ips: ['0.0.0.0/1'] })] }, options('a1', { allowWideClaims: true, subnets: [parseCidr('10.4.0.0/16')] }));
     assert.deepEqual(t.peers[0]?.allowedIPs.map(formatCidr), []);
     assert.match(rejected(t)[0] ?? '', /0\.0\.0\.0\/1: overlaps the WireGuard subnet/);
     const wide = { nodes: [member('a', 1)], peers: [peer('gateway', { ips: ['200.0.0.0/5'] })] };

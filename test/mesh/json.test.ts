@@ -21,8 +21,10 @@ describe('topology as JSON', () => {
       node: 'a',
       leader: true,
       wireguardCIDR: `${wg(0)}/16`,
+      wireguardCIDRs: [`${wg(0)}/16`],
       granularity: 'location',
       subnet: '10.4.0.0/16',
+      subnets: ['10.4.0.0/16'],
       segments: [
         {
           key: 'location:1',
@@ -30,6 +32,7 @@ describe('topology as JSON', () => {
           leader: 'a',
           nodes: ['a', 'c'],
           wireguardIP: wg(0),
+          wireguardIPs: [wg(0)],
           endpoint: '10.1.0.1:51820',
           publicKey: keyOf('a'),
           allowedIPs: ['10.2.1.0/24', '192.168.0.1/32', '10.2.3.0/24', '192.168.0.2/32', `${wg(0)}/32`],
@@ -42,6 +45,7 @@ describe('topology as JSON', () => {
           leader: 'b',
           nodes: ['b'],
           wireguardIP: wg(1),
+          wireguardIPs: [wg(1)],
           endpoint: '10.1.0.2:51820',
           publicKey: keyOf('b'),
           allowedIPs: ['10.2.2.0/24', '192.168.1.1/32', `${wg(1)}/32`],

@@ -1,40 +1,45 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type Heartbeat, goneNodes, heardAt, recordHeartbeats } from '../../src/mesh/liveness.js';
+import { type Heartbeat, type Vouch, goneNodes, heardAt, nodeHeartbeatValues, recordHeartbeats, recordVouches } from '../../src/mesh/liveness.js';
 import { isNodeReady } from '../../src/mesh/readiness.js';
 import { NOW, keyOf, node } from './builder.js';
 
 const RESYNC = 30;
 /** Everything a node needs to be ready but a heartbeat. */
 const up = { ep: '10.1.0.2:51820', pods: ['10.2.2.0/24'] };
-const evidence = (heartbeats: Map<string, Heartbeat>, opts: { handshakes?: Record<string, number>; trustedSince?: number; gone?: string[] } = {}) => ({
+const WINDOW = 2 * RESYNC;
+const evidence = (
+  heartbeats: Map<string, Heartbeat>,
+  opts: { handshakes?: Record<string, number>; trustedSince?: number; gone?: string[]; vouches?: Vouch[] } = {},
+) => ({
   heartbeats,
+  vouches: opts.vouches ?? [],
   handshakes: new Map(Object.entries(opts.handshakes ?? {}).map(([name, t]) => [keyOf(name) as string, t])),
   trustedSince: opts.trustedSince ?? 0,
   gone: new Set(opts.gone ?? []),
 });
 /** Is `name` ready at `now` when judged by what this agent heard, as the mesh reconciler overlays it? */
-const readyAt = (n: ReturnType<typeof node>, e: ReturnType<typeof evidence>, now: number) => isNodeReady({ ...n, lastSeen: heardAt(n, e) }, now, RESYNC);
+const readyAt = (n: ReturnType<typeof node>, e: ReturnType<typeof evidence>, now: number) => isNodeReady({ ...n, lastSeen: heardAt(n, e, now, WINDOW) }, now, RESYNC);
 
 describe('heartbeats judged by this agent clock', () => {
   test('a first-seen value is heard now, whatever clock wrote it', () => {
     for (const written of [NOW - 86_400, NOW, NOW + 86_400]) {
-      const log = recordHeartbeats(new Map(), [node('b', { ...up, lastSeen: written })], NOW);
-      assert.deepEqual(log.get('b'), { value: written, heardAt: NOW });
+      const log = recordHeartbeats(new Map(), nodeHeartbeatValues([node('b', { ...up, lastSeen: written })]), NOW);
+      assert.deepEqual(log.get('b'), { value: `${written}/`, heardAt: NOW });
     }
   });
 
   test('an unchanged value keeps its time; a changed one is heard anew', () => {
-    let log = recordHeartbeats(new Map(), [node('b', { ...up, lastSeen: 100 })], NOW);
-    log = recordHeartbeats(log, [node('b', { ...up, lastSeen: 100 })], NOW + 40);
+    let log = recordHeartbeats(new Map(), nodeHeartbeatValues([node('b', { ...up, lastSeen: 100 })]), NOW);
+    log = recordHeartbeats(log, nodeHeartbeatValues([node('b', { ...up, lastSeen: 100 })]), NOW + 40);
     assert.equal(log.get('b')?.heardAt, NOW);
-    log = recordHeartbeats(log, [node('b', { ...up, lastSeen: 115 })], NOW + 50);
+    log = recordHeartbeats(log, nodeHeartbeatValues([node('b', { ...up, lastSeen: 115 })]), NOW + 50);
     assert.equal(log.get('b')?.heardAt, NOW + 50);
   });
 
   test('nodes that are gone or have no last-seen drop out of the log', () => {
-    let log = recordHeartbeats(new Map(), [node('b'), node('c')], NOW);
-    log = recordHeartbeats(log, [node('b', { ...up, lastSeen: null })], NOW + 1);
+    let log = recordHeartbeats(new Map(), nodeHeartbeatValues([node('b'), node('c')]), NOW);
+    log = recordHeartbeats(log, nodeHeartbeatValues([node('b', { ...up, lastSeen: null })]), NOW + 1);
     assert.deepEqual([...log.keys()], []);
   });
 
@@ -43,21 +48,21 @@ describe('heartbeats judged by this agent clock', () => {
     let log = new Map<string, Heartbeat>();
     for (let t = 0; t <= 300; t += 15) {
       const b = node('b', { ...up, lastSeen: NOW + t + skew });
-      log = recordHeartbeats(log, [b], NOW + t);
+      log = recordHeartbeats(log, nodeHeartbeatValues([b]), NOW + t);
       assert.equal(readyAt(b, evidence(log), NOW + t), true, `at +${t} s`);
     }
   });
 
   test('a node whose heartbeat stops is not ready 2 × resync after this agent last saw it change', () => {
     const b = node('b', { ...up, lastSeen: NOW + 999 }); // a clock far ahead changes nothing
-    const log = recordHeartbeats(new Map(), [b], NOW);
+    const log = recordHeartbeats(new Map(), nodeHeartbeatValues([b]), NOW);
     assert.equal(readyAt(b, evidence(log), NOW + 2 * RESYNC - 1), true);
     assert.equal(readyAt(b, evidence(log), NOW + 2 * RESYNC), false);
   });
 
   test('a recent WireGuard handshake keeps a node alive whatever its annotation says', () => {
     const b = node('b', { ...up, lastSeen: 1 });
-    const log = recordHeartbeats(new Map(), [b], NOW);
+    const log = recordHeartbeats(new Map(), nodeHeartbeatValues([b]), NOW);
     const later = NOW + 600;
     assert.equal(readyAt(b, evidence(log, { handshakes: { b: later - 10 } }), later), true);
     assert.equal(readyAt(b, evidence(log, { handshakes: { b: later - 2 * RESYNC } }), later), false);
@@ -66,7 +71,7 @@ describe('heartbeats judged by this agent clock', () => {
 
   test('time this agent was blind (its own heartbeat failing) counts against nobody', () => {
     const b = node('b', { ...up, lastSeen: 100 });
-    const log = recordHeartbeats(new Map(), [b], NOW);
+    const log = recordHeartbeats(new Map(), nodeHeartbeatValues([b]), NOW);
     // An outage of 3 × the window: this agent's last failed heartbeat write was at NOW + 180.
     const outageEnd = NOW + 180;
     assert.equal(readyAt(b, evidence(log, { trustedSince: outageEnd }), outageEnd + 2 * RESYNC - 1), true, 'a full window after the outage to hear from b');
@@ -75,7 +80,7 @@ describe('heartbeats judged by this agent clock', () => {
 
   test('a node judged gone stays gone through blind time, and comes back with a new heartbeat or a handshake', () => {
     const b = node('b', { ...up, lastSeen: 100 });
-    let log = recordHeartbeats(new Map(), [b], NOW);
+    let log = recordHeartbeats(new Map(), nodeHeartbeatValues([b]), NOW);
     const gone = goneNodes([b], evidence(log), NOW + 2 * RESYNC, 2 * RESYNC);
     assert.deepEqual([...gone], ['b']);
     // A Node watch restarted (or an outage ended) later: trust alone does not revive b.
@@ -84,12 +89,75 @@ describe('heartbeats judged by this agent clock', () => {
     assert.deepEqual([...goneNodes([b], evidence(log, { trustedSince: later, gone: [...gone] }), later, 2 * RESYNC)], ['b']);
     assert.equal(readyAt(b, evidence(log, { trustedSince: later, gone: [...gone], handshakes: { b: later } }), later), true, 'a handshake');
     const again = node('b', { ...up, lastSeen: 200 });
-    log = recordHeartbeats(log, [again], later);
+    log = recordHeartbeats(log, nodeHeartbeatValues([again]), later);
     assert.equal(readyAt(again, evidence(log, { trustedSince: later, gone: [...gone] }), later), true, 'a new heartbeat');
   });
 
   test('a node never heard from is not made ready by handshakes or trust', () => {
     const b = node('b', { ...up, lastSeen: null });
-    assert.equal(heardAt(b, evidence(new Map(), { handshakes: { b: NOW }, trustedSince: NOW })), undefined);
+    assert.equal(heardAt(b, evidence(new Map(), { handshakes: { b: NOW }, trustedSince: NOW }), NOW, WINDOW), undefined);
+  });
+});
+
+describe('heartbeats as Leases: own location directly, other locations through their leaders', () => {
+  const segment = (holder: string, members: string[], version: string, location = 'west') => ({
+    name: `wirelane-segment-location-${location}`,
+    version,
+    holder,
+    members,
+    location,
+  });
+
+  test('a node Lease renewal is heard; a node with a Lease and no last-seen is heard too', () => {
+    const b = node('b', { ...up, lastSeen: null });
+    let log = recordHeartbeats(new Map(), nodeHeartbeatValues([b], new Map([['b', '10']])), NOW);
+    log = recordHeartbeats(log, nodeHeartbeatValues([b], new Map([['b', '10']])), NOW + 20);
+    assert.equal(log.get('b')?.heardAt, NOW, 'the same version is no heartbeat');
+    log = recordHeartbeats(log, nodeHeartbeatValues([b], new Map([['b', '17']])), NOW + 30);
+    assert.equal(log.get('b')?.heardAt, NOW + 30);
+    assert.equal(readyAt(b, evidence(log), NOW + 30 + WINDOW - 1), true);
+    assert.equal(readyAt(b, evidence(log), NOW + 30 + WINDOW), false, 'a Lease no longer renewed ages like a last-seen');
+  });
+
+  test("only other locations' segment Leases vouch: this location's nodes are judged by their own Leases", () => {
+    const { vouches } = recordVouches(new Map(), [segment('a', ['a', 'b'], '5', 'east'), segment('c', ['c', 'd'], '6')], 'east', NOW);
+    assert.deepEqual(vouches, [{ holder: 'c', members: ['c', 'd'], heardAt: NOW }]);
+  });
+
+  test("a location's leader is heard through its segment Lease; when renewals stop it ages first, its members a window later", () => {
+    const [c, d] = [node('c', up), node('d', up)];
+    let log = recordVouches(new Map(), [segment('c', ['c', 'd'], '6')], 'east', NOW).log;
+    const renewed = recordVouches(log, [segment('c', ['c', 'd'], '9')], 'east', NOW + 15);
+    log = renewed.log;
+    const e = evidence(new Map(), { vouches: renewed.vouches });
+    assert.equal(readyAt(c, e, NOW + 15 + WINDOW - 1), true);
+    assert.equal(readyAt(c, e, NOW + 15 + WINDOW), false, 'the leader that stopped renewing');
+    assert.equal(readyAt(d, e, NOW + 15 + WINDOW), true, 'a member, while a successor may take the Lease over');
+    assert.equal(readyAt(d, e, NOW + 15 + 2 * WINDOW - 1), true);
+    assert.equal(readyAt(d, e, NOW + 15 + 2 * WINDOW), false, 'a location gone as a whole goes');
+    // The successor renews, vouching for d alone: d is heard again, c no longer vouched for.
+    const takeover = recordVouches(log, [segment('d', ['d'], '12')], 'east', NOW + 15 + WINDOW + 5).vouches;
+    const later = NOW + 15 + 2 * WINDOW;
+    assert.equal(readyAt(d, evidence(new Map(), { vouches: takeover }), later), true);
+    assert.equal(heardAt(c, evidence(new Map(), { vouches: takeover }), later, WINDOW), undefined, 'c: never heard through the new leader');
+  });
+
+  test('a member its leader no longer names is dropped at once (the leader judged it gone)', () => {
+    const b = node('b', { ...up, lastSeen: 100 }); // its last-seen, heard once long ago
+    const log = recordHeartbeats(new Map(), nodeHeartbeatValues([b]), NOW - 10 * WINDOW);
+    const named = evidence(log, { vouches: [{ holder: 'c', members: ['c', 'b'], heardAt: NOW }] });
+    const dropped = evidence(log, { vouches: [{ holder: 'c', members: ['c'], heardAt: NOW }] });
+    assert.equal(readyAt(b, named, NOW), true);
+    assert.equal(readyAt(b, dropped, NOW), false);
+  });
+
+  test('an outage (a failed renewal or a broken heartbeat watch) ages nobody heard through Leases either', () => {
+    const [c, d] = [node('c', up), node('d', up)];
+    const vouches = [{ holder: 'c', members: ['c', 'd'], heardAt: NOW }];
+    const outageEnd = NOW + 10 * WINDOW;
+    for (const n of [c, d]) {
+      assert.equal(readyAt(n, evidence(new Map(), { vouches, trustedSince: outageEnd }), outageEnd + WINDOW - 1), true, `${n.name} after the outage`);
+      assert.equal(readyAt(n, evidence(new Map(), { vouches, trustedSince: outageEnd }), outageEnd + WINDOW), false, `${n.name} a window later`);
+    }
   });
 });

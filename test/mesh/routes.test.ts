@@ -242,7 +242,7 @@ const cases: Case[] = [
       node('y1', { loc: 'y', ep: '[2001:db8::3]:51820', ip: 'fd00:2::1/64', pods: ['fd10:3::/64'] }),
     ],
     peers: [],
-    opts: { subnet: parseCidr('fd00:4::/64'), local: true, encapsulate: 'crosssubnet' },
+    opts: { subnets: [parseCidr('fd00:4::/64')], local: true, encapsulate: 'crosssubnet' },
     routes: (w) => [
       'fd10:2::/64 via fd00:1::2 dev eth0 onlink',
       `fd10:3::/64 via ${w('location:y')} dev wirelane0 src fd00:1::1 onlink`,
@@ -250,6 +250,136 @@ const cases: Case[] = [
     ],
   },
 ];
+
+// Dual stack: an IPv6 WireGuard subnet beside the IPv4 one, and a dual-stack underlay (192.168.L.i
+// and fd31:L::i). Location a: a1 (leader), a2. Location b: b1.
+const SUBNETS_46 = [parseCidr('10.4.0.0/16'), parseCidr('fd00:4::/64')];
+const dual = (loc: string, i: number, underlay6 = true): MeshNode => {
+  const l = loc.charCodeAt(0) - 96;
+  const ip = `192.168.${l}.${i}/24${underlay6 ? `,fd31:${l}::${i}/64` : ''}`;
+  return member(loc, i, { ip, pods: [`10.2.${l * 10 + i}.0/24`, `fd10:${l * 10 + i}::/64`] });
+};
+const dualCluster = [dual('a', 1), dual('a', 2), dual('b', 1)];
+
+/** A segment's WireGuard IP of a family. */
+function wg6Of(t: Topology, key: string, family: 4 | 6): string {
+  const ip = t.segments.find((s) => s.key === key)?.wireguardIPs.find((w) => w.family === family);
+  assert.ok(ip, `segment ${key} has an IPv${family} WireGuard IP`);
+  return formatIp(ip);
+}
+
+interface DualCase {
+  name: string;
+  host: string;
+  nodes?: MeshNode[];
+  opts?: Partial<MeshOptions>;
+  routes: (w: (key: string, family: 4 | 6) => string) => string[];
+  rules?: string[];
+}
+
+/** A dual-stack a1's routes to location b: each family via b's WireGuard IP of that family. */
+const dualToB = (w: (key: string, family: 4 | 6) => string): string[] => [
+  `10.2.21.0/24 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
+  `fd10:21::/64 via ${w('location:b', 6)} dev wirelane0 src fd31:1::1 onlink`,
+  `192.168.2.1/32 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
+  `fd31:2::1/128 via ${w('location:b', 6)} dev wirelane0 src fd31:1::1 onlink`,
+];
+
+/** A dual-stack a2's routes to location b via a1: IPv4 on `dev4`, IPv6 always on the underlay. */
+const dualBViaLeader = (w: (key: string, family: 4 | 6) => string, dev4: string): string[] => [
+  `${w('location:b', 4)}/32 via 192.168.1.1 dev ${dev4} onlink`,
+  `${w('location:b', 6)}/128 via fd31:1::1 dev eth0 onlink`,
+  `10.2.21.0/24 via 192.168.1.1 dev ${dev4} onlink`,
+  'fd10:21::/64 via fd31:1::1 dev eth0 onlink',
+  `192.168.2.1/32 via 192.168.1.1 dev ${dev4} onlink`,
+  'fd31:2::1/128 via fd31:1::1 dev eth0 onlink',
+];
+
+const dualCases: DualCase[] = [
+  {
+    name: 'a leader routes remote IPv6 pods and internal IPs via the segment\'s IPv6 WireGuard IP, from its IPv6 internal IP',
+    host: 'a1',
+    routes: (w) => dualToB(w),
+  },
+  {
+    name: 'a non-leader routes both families via its leader\'s internal IP of that family, WireGuard IPs of both families included',
+    host: 'a2',
+    routes: (w) => [
+      `${w('location:a', 4)}/32 via 192.168.1.1 dev eth0 onlink`,
+      `${w('location:a', 6)}/128 via fd31:1::1 dev eth0 onlink`,
+      ...dualBViaLeader(w, 'eth0'),
+    ],
+  },
+  {
+    name: 'the tunnel carries the internal IP\'s family only: with encapsulate always a non-leader sends IPv6 over the underlay',
+    host: 'a2',
+    nodes: [dual('a', 1), dual('a', 2), dual('b', 1)],
+    opts: { encapsulate: 'always', local: true },
+    routes: (w) => [
+      `${w('location:a', 4)}/32 via 192.168.1.1 dev tunl0 onlink`,
+      `${w('location:a', 6)}/128 via fd31:1::1 dev eth0 onlink`,
+      '10.2.11.0/24 via 192.168.1.1 dev tunl0 onlink',
+      'fd10:11::/64 via fd31:1::1 dev eth0 onlink',
+      '192.168.1.1/32 via 192.168.1.1 dev tunl0 onlink table 1107',
+      ...dualBViaLeader(w, 'tunl0'),
+    ],
+    rules: ['from 10.2.12.0/24 to 192.168.1.1/32 table 1107'],
+  },
+  {
+    name: 'with --local a leader routes its members\' IPv6 pods via their IPv6 internal IPs, so traffic from other locations reaches them',
+    host: 'a1',
+    opts: { local: true },
+    routes: (w) => [
+      '10.2.12.0/24 via 192.168.1.2 dev eth0 onlink',
+      'fd10:12::/64 via fd31:1::2 dev eth0 onlink',
+      ...dualToB(w),
+    ],
+  },
+  {
+    name: 'an IPv4-only underlay: a leader routes IPv6 via the IPv6 WireGuard IP with no source (the kernel picks its own WireGuard IP)',
+    host: 'a1',
+    nodes: [dual('a', 1, false), dual('a', 2, false), dual('b', 1, false)],
+    opts: { local: true },
+    routes: (w) => [
+      '10.2.12.0/24 via 192.168.1.2 dev eth0 onlink',
+      `10.2.21.0/24 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
+      `fd10:21::/64 via ${w('location:b', 6)} dev wirelane0 onlink`,
+      `192.168.2.1/32 via ${w('location:b', 4)} dev wirelane0 src 192.168.1.1 onlink`,
+    ],
+  },
+  {
+    name: 'an IPv4-only underlay: a non-leader has no next hop for IPv6 and routes IPv4 only',
+    host: 'a2',
+    nodes: [dual('a', 1, false), dual('a', 2, false), dual('b', 1, false)],
+    routes: (w) => [
+      `${w('location:a', 4)}/32 via 192.168.1.1 dev eth0 onlink`,
+      `${w('location:b', 4)}/32 via 192.168.1.1 dev eth0 onlink`,
+      '10.2.21.0/24 via 192.168.1.1 dev eth0 onlink',
+      '192.168.2.1/32 via 192.168.1.1 dev eth0 onlink',
+    ],
+  },
+];
+
+describe('dual-stack routes', () => {
+  for (const c of dualCases) {
+    test(c.name, () => {
+      const t = computeTopology({ nodes: c.nodes ?? dualCluster, peers: [] }, options(c.host, { subnets: SUBNETS_46, ...c.opts }));
+      assert.deepEqual(t.routes.map(showRoute), c.routes((key, family) => wg6Of(t, key, family)));
+      assert.deepEqual(t.rules.map(showRule), c.rules ?? []);
+    });
+  }
+
+  test('one IPv4 --subnet gives the routes it gave before dual stack, IPv6 pods behind IPv4-only WireGuard on the device with no gateway', () => {
+    const t = computeTopology({ nodes: dualCluster, peers: [] }, options('a1'));
+    const w = wgOf(t);
+    assert.deepEqual(t.routes.map(showRoute), [
+      `10.2.21.0/24 via ${w('location:b')} dev wirelane0 src 192.168.1.1 onlink`,
+      'fd10:21::/64 dev wirelane0 src fd31:1::1',
+      `192.168.2.1/32 via ${w('location:b')} dev wirelane0 src 192.168.1.1 onlink`,
+      'fd31:2::1/128 dev wirelane0 src fd31:1::1',
+    ]);
+  });
+});
 
 describe('routes and rules', () => {
   for (const c of cases) {

@@ -4,6 +4,7 @@ import { electLeader } from '../../src/mesh/leader.js';
 import { computeTopology } from '../../src/mesh/topology.js';
 import {
   FIRST_HANDSHAKE_WINDOW_SECONDS,
+  REKEY_TIMEOUT_SECONDS,
   type RemoteTunnel,
   type TunnelMark,
   type TunnelVerdict,
@@ -28,6 +29,12 @@ describe('judging one tunnel', () => {
     ['no probe sent is unknown', {}, 'unknown'],
     ['a fresh peer without a handshake is unknown within the first handshake window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS + 1 }, 'unknown'],
     ['a peer that never completed a handshake is down after the window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
+    // Behind NAT (a roaming remote, keepalive 5 s): our probes reach it only once its packets show where it is.
+    ['a roaming remote silent for less than a keepalive and a handshake is unknown (its NAT may have moved it)', { probeAnswered: false, roamingKeepalive: 5, unansweredSince: NOW - 5 - REKEY_TIMEOUT_SECONDS }, 'unknown'],
+    ['a roaming remote silent for longer than a keepalive and a handshake is down', { probeAnswered: false, roamingKeepalive: 5, unansweredSince: NOW - 6 - REKEY_TIMEOUT_SECONDS }, 'down'],
+    ['a roaming remote whose first probe just went unanswered is unknown', { probeAnswered: false, roamingKeepalive: 5 }, 'unknown'],
+    ['a roaming remote that never reached us is unknown, however long: only it can open the path', { probeAnswered: false, roamingKeepalive: 5, latestHandshake: undefined, configuredSince: NOW - 600, unansweredSince: NOW - 600 }, 'unknown'],
+    ['an answered probe to a roaming remote is up', { probeAnswered: true, roamingKeepalive: 5 }, 'up'],
   ];
   for (const [name, over, expected] of cases) test(name, () => assert.equal(judgeTunnel(remote(over), NOW), expected));
 });
@@ -109,7 +116,7 @@ describe('the mark (hysteresis)', () => {
 
 describe('election with marks', () => {
   const pods = ['10.2.0.0/24'];
-  const marked = (n: MeshNode, leading = false): MeshNode => ({ ...n, tunnelsBroken: true, ...(leading && { wireguardIP: parseCidr('10.4.0.1/16') }) });
+  const marked = (n: MeshNode, leading = false): MeshNode => ({ ...n, tunnelsBroken: true, ...(leading && { wireguardIPs: [parseCidr('10.4.0.1/16')] }) });
   const a = node('a', { ep: '10.1.0.1:51820', leader: true, pods });
   const b = node('b', { ep: '10.1.0.2:51820', pods });
   const c = node('c', { ep: '203.0.113.3:51820', pods });
@@ -139,7 +146,7 @@ describe('election with marks', () => {
         assert.equal(electLeader(members.map((m) => ({ ...m, tunnelsBroken: false }))).name, electLeader(members).name);
         if (unmarked.length > 0) assert.equal(elected.name, electLeader(unmarked).name);
         else assert.ok(withMarks.includes(elected));
-        const leading = withMarks.filter((m) => m.wireguardIP !== undefined);
+        const leading = withMarks.filter((m) => m.wireguardIPs !== undefined);
         if (unmarked.length === 0 && leading.length === 1) assert.equal(elected.name, leading[0]?.name);
       }),
     );

@@ -22,8 +22,17 @@ import {
 } from './junk.js';
 import { NODE_DECODE_OPTIONS as OPTS, nodeObject } from './objects.js';
 import { fc } from './setup.js';
-import { cidr, endpoint, wireGuardKey } from './values.js';
+import { cidr, cidrV4, cidrV6, endpoint, wireGuardKey } from './values.js';
 import { assertWellFormedNode } from './well-formed.js';
+
+/** Not one CIDR per family: junk alone, junk beside a good CIDR, two of one family, three. */
+const notCidrPerFamily = fc.oneof(
+  notACidr,
+  fc.tuple(cidr, notACidr).map(([good, bad]) => `${good},${bad}`),
+  fc.tuple(cidrV4, cidrV4).map(([a, b]) => `${a},${b}`),
+  fc.tuple(cidrV6, cidrV6).map(([a, b]) => `${a},${b}`),
+  fc.tuple(cidrV4, cidrV6, cidr).map((three) => three.join(',')),
+);
 
 /** Not a string: what an unquoted number or a nested map in a cluster file's annotations becomes. */
 const notAString = otherThan('string');
@@ -37,11 +46,11 @@ const JUNK: Readonly<Record<AnnotationSuffix, fc.Arbitrary<unknown>>> = {
   [ANNOTATIONS.endpoint]: fc.oneof(notAnEndpoint, notAString),
   // '' and '-' mean "no internal IP".
   [ANNOTATIONS.forceInternalIP]: fc.oneof(
-    notACidr.filter((v) => v !== ''),
+    notCidrPerFamily.filter((v) => v !== ''),
     notAString,
   ),
-  [ANNOTATIONS.internalIP]: fc.oneof(notACidr, notAString),
-  [ANNOTATIONS.wireguardIP]: fc.oneof(notACidr, notAString),
+  [ANNOTATIONS.internalIP]: fc.oneof(notCidrPerFamily, notAString),
+  [ANNOTATIONS.wireguardIP]: fc.oneof(notCidrPerFamily, notAString),
   [ANNOTATIONS.persistentKeepalive]: fc.oneof(
     fc.constantFrom('', '-1', '1.5', ' 1', '0x10', '1e3', ...PROTOTYPE_NAMES),
     fc.integer({ min: 65536 }).map(String),

@@ -40,6 +40,12 @@ const cidrList = fc
   .tuple(fc.array(cidr, { maxLength: 3 }), fc.constantFrom(',', ', ', ' , '))
   .map(([list, sep]) => list.join(sep));
 
+// Dual-stack internal-ip / wireguard-ip: one CIDR, or one per family in either order.
+const cidrPerFamily = fc.oneof(
+  cidr,
+  fc.tuple(cidrV4, cidrV6, fc.boolean(), fc.constantFrom(',', ', ')).map(([v4, v6, v6First, sep]) => (v6First ? [v6, v4] : [v4, v6]).join(sep)),
+);
+
 const kiloEndpoint = fc.tuple(ip, port).map(([a, p]) => ({ IP: a, Port: p }));
 const discoveredEndpoints = fc
   .array(fc.tuple(wireGuardKey, fc.oneof(endpoint, kiloEndpoint)), { maxLength: 3 })
@@ -50,13 +56,13 @@ const ANNOTATION_VALUES: Readonly<Record<AnnotationSuffix, fc.Arbitrary<string>>
   [ANNOTATIONS.location]: freeText,
   [ANNOTATIONS.leader]: fc.constantFrom('', 'true'),
   [ANNOTATIONS.forceEndpoint]: endpoint,
-  [ANNOTATIONS.forceInternalIP]: fc.oneof(cidr, fc.constantFrom('', '-')),
+  [ANNOTATIONS.forceInternalIP]: fc.oneof(cidrPerFamily, fc.constantFrom('', '-')),
   [ANNOTATIONS.persistentKeepalive]: fc.integer({ min: 0, max: 65535 }).map(String),
   [ANNOTATIONS.allowedLocationIPs]: cidrList,
   [ANNOTATIONS.key]: wireGuardKey,
   [ANNOTATIONS.endpoint]: endpoint,
-  [ANNOTATIONS.internalIP]: cidr,
-  [ANNOTATIONS.wireguardIP]: cidr,
+  [ANNOTATIONS.internalIP]: cidrPerFamily,
+  [ANNOTATIONS.wireguardIP]: cidrPerFamily,
   [ANNOTATIONS.lastSeen]: fc.integer({ min: 0, max: 999_999_999_999 }).map(String),
   [ANNOTATIONS.discoveredEndpoints]: discoveredEndpoints,
   // Its presence is the mark; the value says since when.

@@ -48,6 +48,10 @@ export function assertWellFormedNode(n: MeshNode): void {
   assert.equal(typeof n.leader, 'boolean');
   if (n.endpoint) assertEndpoint(n.endpoint, 'endpoint');
   if (n.internalIP) assertCidr(n.internalIP, 'internalIP');
+  if (n.otherInternalIP) {
+    assertCidr(n.otherInternalIP, 'otherInternalIP');
+    assert.ok(n.internalIP && n.internalIP.family !== n.otherInternalIP.family, 'otherInternalIP is of the other family than internalIP');
+  }
   if (n.publicKey !== undefined) assertKey(n.publicKey, 'publicKey');
   n.podCIDRs.forEach((c) => assertCidr(c, 'podCIDRs'));
   assert.ok(n.lastSeen === undefined || (Number.isSafeInteger(n.lastSeen) && n.lastSeen >= 0), 'lastSeen');
@@ -58,7 +62,10 @@ export function assertWellFormedNode(n: MeshNode): void {
     assertKey(k, 'discoveredEndpoints key');
     assertEndpoint(e, 'discoveredEndpoints');
   }
-  if (n.wireguardIP) assertCidr(n.wireguardIP, 'wireguardIP');
+  if (n.wireguardIPs) {
+    n.wireguardIPs.forEach((c) => assertCidr(c, 'wireguardIPs'));
+    assert.ok(n.wireguardIPs.length >= 1 && new Set(n.wireguardIPs.map((c) => c.family)).size === n.wireguardIPs.length, 'wireguardIPs: one per family');
+  }
   assert.ok(n.granularity === undefined || GRANULARITIES.includes(n.granularity), `granularity ${String(n.granularity)}`);
 }
 

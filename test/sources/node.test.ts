@@ -44,7 +44,7 @@ test('every annotation decodes from a good value', () => {
   assert.equal(node.persistentKeepalive, 25);
   assert.deepEqual(node.allowedLocationIPs.map(formatCidr), ['10.9.0.0/16', '10.10.0.0/16']);
   assert.equal(formatEndpoint(node.discoveredEndpoints.get(peerKey as never)!), '5.6.7.8:1234');
-  assert.equal(node.wireguardIP && formatCidr(node.wireguardIP), '10.4.0.1/16');
+  assert.deepEqual(node.wireguardIPs?.map(formatCidr), ['10.4.0.1/16']);
   assert.equal(node.granularity, 'full');
   assert.deepEqual(node.podCIDRs.map(formatCidr), ['10.2.1.0/24']);
 });
@@ -163,4 +163,28 @@ test('an annotation that is not a string is reported on its own, not crashed on'
   assert.equal(node.location, 'gcp');
   const whole = decodeNode({ metadata: { name: 'b', annotations: [] as never } }, OPTS);
   assert.deepEqual(whole.problems.map(describeProblem), ['Node "b": metadata.annotations: not a map of strings']);
+});
+
+test('dual stack: internal-ip, force-internal-ip and wireguard-ip take one CIDR per family, the first is the primary', () => {
+  const { node, problems } = decodeNode(
+    nodeObject({ 'wirelane.io/internal-ip': '192.168.0.1/24,fd31::1/64', 'wirelane.io/wireguard-ip': '10.4.0.1/16, fd00:4::1/64' }),
+    OPTS,
+  );
+  assert.deepEqual(problems, []);
+  assert.equal(node.internalIP && formatCidr(node.internalIP), '192.168.0.1/24');
+  assert.equal(node.otherInternalIP && formatCidr(node.otherInternalIP), 'fd31::1/64');
+  assert.deepEqual(node.wireguardIPs?.map(formatCidr), ['10.4.0.1/16', 'fd00:4::1/64']);
+  const forced = decodeNode(nodeObject({ 'wirelane.io/internal-ip': '192.168.0.1/24,fd31::1/64', 'wirelane.io/force-internal-ip': 'fd31::9/64,172.16.0.1/16' }), OPTS).node;
+  assert.equal(forced.internalIP && formatCidr(forced.internalIP), 'fd31::9/64');
+  assert.equal(forced.otherInternalIP && formatCidr(forced.otherInternalIP), '172.16.0.1/16');
+  assert.equal(decodeNode(nodeObject({ 'wirelane.io/internal-ip': '192.168.0.1/24' }), OPTS).node.otherInternalIP, undefined, "Kilo's single CIDR");
+});
+
+test('dual stack: two CIDRs of one family, three, or a bad one cost the whole internal-ip, which falls back to Kilo\'s', () => {
+  for (const bad of ['192.168.0.1/24,192.168.1.1/24', 'fd31::1/64,fd32::1/64', '192.168.0.1/24,fd31::1/64,10.0.0.1/8', '192.168.0.1/24,nope']) {
+    const { node, problems } = decodeNode(nodeObject({ 'wirelane.io/internal-ip': bad, 'kilo.squat.ai/internal-ip': '10.9.0.1/16' }), OPTS);
+    assert.equal(node.internalIP && formatCidr(node.internalIP), '10.9.0.1/16', bad);
+    assert.equal(node.otherInternalIP, undefined, bad);
+    assert.deepEqual(problems.map((p) => p.field), ['annotation wirelane.io/internal-ip'], bad);
+  }
 });

@@ -105,6 +105,9 @@ function hash(ip: number, port: number): number {
   return Math.imul(ip ^ Math.imul(port, 0x9e3779b1), 0x85ebca6b);
 }
 
+/** ref()'s answer when a new backend needs an id and wl_backends has none left. */
+export const BACKENDS_FULL = -1;
+
 export class BackendPool {
   /** wl_backends as mapped: the words of id i at i × BACKEND_STRIDE. */
   readonly #words: Uint32Array;
@@ -113,6 +116,8 @@ export class BackendPool {
   readonly #live: Uint8Array;
   /** The last mark() given to id i. */
   readonly #marks: Uint32Array;
+  /** The mark under which id i was last allocated: rollback() frees it at once if nothing else took it since. */
+  readonly #born: Uint32Array;
   #mark = 0;
   readonly #v4 = new Ipv4Index();
   readonly #v6 = new Map<string, number>();
@@ -133,11 +138,17 @@ export class BackendPool {
     this.#refs = new Int32Array(ids).fill(0);
     this.#live = new Uint8Array(ids).fill(0);
     this.#marks = new Uint32Array(ids).fill(0);
+    this.#born = new Uint32Array(ids).fill(0);
     this.#v4.reserve(ids);
   }
 
   get size(): number {
     return this.#size;
+  }
+
+  /** The backends wl_backends has ids for (id 0 means none). */
+  get capacity(): number {
+    return this.#live.length - 1;
   }
 
   /** Cells of the IPv4 index (tests: churn must not grow it). */
@@ -178,8 +189,8 @@ export class BackendPool {
 
   /**
    * The id for ip:port, taking a reference; 0 when it was already referenced under `mark` (an
-   * endpoint listed twice). A new backend, or a changed local flag, is written in place (no slot
-   * names a new id yet).
+   * endpoint listed twice); BACKENDS_FULL when it is new and every id is taken. A new backend, or a
+   * changed local flag, is written in place (no slot names a new id yet).
    */
   ref(ip: Ip, port: number, local: boolean, mark: number): number {
     const v4 = ipv4Number(ip);
@@ -187,8 +198,9 @@ export class BackendPool {
     const words = this.#words;
     if (id !== 0 && this.#marks[id] === mark) return 0;
     if (id === 0) {
+      if (this.#free.length === 0 && this.#next >= this.#live.length) return BACKENDS_FULL;
       id = this.#free.pop() ?? this.#next++;
-      if (id >= this.#live.length) throw new RangeError(`wl_backends is full: ${this.#size} backends in ${this.#live.length - 1} ids`);
+      this.#born[id] = mark;
       this.#add(id, ip, v4, port);
       const flags = local ? BackendFlag.local : 0;
       if (v4 !== undefined) ipv4BackendWords(v4, port, flags, words, id * BACKEND_STRIDE);
@@ -207,6 +219,24 @@ export class BackendPool {
   unref(id: number): boolean {
     if (this.#live[id] !== 1) return false;
     return --this.#refs[id]! <= 0;
+  }
+
+  /** One more reference to a live id (a frontend keeping the backends its slots hold). */
+  refId(id: number): void {
+    if (this.#live[id] === 1) this.#refs[id]!++;
+  }
+
+  /**
+   * Takes back a reference ref() gave under `mark`, for a frontend that turned out not to fit. A
+   * backend allocated under that mark and named by nothing else is released at once (no slot ever
+   * named it); true when the backend is named by nothing now but may still be in a slot a reader
+   * sees (release it after the entries, like unref()).
+   */
+  rollback(id: number, mark: number): boolean {
+    if (!this.unref(id)) return false;
+    if (this.#born[id] !== mark) return true;
+    this.release(id);
+    return false;
   }
 
   /** Clears a backend nothing names (only once no slot within a count names it); its id is free for the next change. */

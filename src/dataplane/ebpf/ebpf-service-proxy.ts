@@ -17,7 +17,7 @@ import type { ServiceProxy, ServiceProxyReport } from '../service-proxy.js';
 import { UndoStack } from '../undo-stack.js';
 import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, PIN_DIR, SLOT_STRIDE, readNodeAddrKey, writeNodeAddrKey } from './codec.js';
 import { frontendsOf } from './frontends.js';
-import { MapWrites, type PortChange, ServiceTable, type TableMemory } from './service-table.js';
+import { type FullTable, MapWrites, type PortChange, ServiceTable, type TableMemory, type UnfitFrontend } from './service-table.js';
 import { NodePortDatapath, type NodePortSizes } from './nodeport.js';
 import { SockLb, removeSockLbPins } from './sock-lb.js';
 import { SockTerminator } from './sock-term.js';
@@ -57,6 +57,10 @@ export interface EbpfMapSizes {
   readonly nodePortFlows?: number;
   /** wl_np_pending: NodePort flows not confirmed yet. */
   readonly nodePortPendingFlows?: number;
+  /** wl_services: service frontends (a ClusterIP, an external address, a NodePort per scope, each a port). */
+  readonly serviceEntries?: number;
+  /** wl_backends: distinct endpoints (address:port) over all services. */
+  readonly backendEntries?: number;
 }
 
 export interface EbpfServiceProxyOptions {
@@ -88,6 +92,7 @@ export interface EbpfServiceProxyReport extends ServiceProxyReport {
   readonly planMs: number;
   /** Connected UDP sockets ended because their backend or frontend went away. */
   readonly socketsTerminated: number;
+  readonly unfit: Readonly<Record<FullTable, number>>;
 }
 
 export class EbpfStartError extends Error {
@@ -122,6 +127,8 @@ export class EbpfServiceProxy implements ServiceProxy {
   readonly #queue = new SerialQueue();
   /** Socket programs replaced by a rebuild's commit (start-time swaps are the SockLb's). */
   readonly #committedSwaps: ProgramSwap[] = [];
+  /** What the last apply's unfit frontends were, as logged: a new line only when it changes. */
+  #unfitLogged = '';
 
   private constructor(pinDir: string, cgroupRoot: string, sockLb: SockLb, memory: TableMemory, northSouth: NorthSouthDatapath | undefined, terminator: SockTerminator | undefined, log: Logger | undefined) {
     this.pinDir = pinDir;
@@ -156,7 +163,12 @@ export class EbpfServiceProxy implements ServiceProxy {
       const sockLb = await startStep(undefined, () => {
         const settled = settleStaging(pinDir);
         if (settled !== undefined) log?.warn({ pinDir, ...settled }, 'eBPF service proxy: a map rebuild an earlier agent left unfinished was settled');
-        const sizes = { sockRevEntries: options.sizes?.sockLbEntries, affinityEntries: options.sizes?.affinityEntries };
+        const sizes = {
+          sockRevEntries: options.sizes?.sockLbEntries,
+          affinityEntries: options.sizes?.affinityEntries,
+          serviceEntries: options.sizes?.serviceEntries,
+          backends: options.sizes?.backendEntries,
+        };
         return SockLb.start({ pinDir, cgroupRoot, sizes, ...(options.objectPath !== undefined && { objectPath: options.objectPath }) });
       });
       // A fresh start undoes everything, an adopting one only its staged rebuild (the pins it
@@ -245,6 +257,7 @@ export class EbpfServiceProxy implements ServiceProxy {
       for (const c of this.#table.conflicts) {
         this.#log?.warn({ servicePort: c.portKey, owner: c.owner, frontend: c.frontend }, 'eBPF service proxy: frontend already served by another service port; skipped');
       }
+      const unfit = this.#reportUnfit(this.#table.unfit);
       const nodeAddrs = this.#planNodeAddrs(map.nodePortAddresses);
       const planMs = performance.now() - started;
       let written = 0;
@@ -258,12 +271,14 @@ export class EbpfServiceProxy implements ServiceProxy {
         throw new Error(`eBPF service proxy: writing the maps in ${this.pinDir}: ${(error as Error).message}`, { cause: error });
       }
       this.#nodeAddrs = nodeAddrs;
-      this.#planEveryPort = false;
+      // What did not fit is planned again at every apply until it does: room a removal frees (or a
+      // bigger map after a restart) is used without waiting for its service to change.
+      this.#planEveryPort = this.#table.unfit.length > 0;
       const ms = performance.now() - started;
       const stale = changes.staleUdpFlows;
       const socketsTerminated = stale.length > 0 ? this.#terminate(stale) : 0;
       if (this.upgradePending) await this.#commitUpgrade();
-      return { written: written + northSouthWritten, ports: plan.length, ms, planMs, socketsTerminated };
+      return { written: written + northSouthWritten, ports: plan.length, ms, planMs, socketsTerminated, unfit };
     });
   }
 
@@ -283,6 +298,32 @@ export class EbpfServiceProxy implements ServiceProxy {
       throw new Error(`eBPF service proxy: switching to the rebuilt maps in ${this.pinDir}: ${(error as Error).message}`, { cause: error });
     }
     if (staged !== undefined) this.#log?.info({ pinDir: this.pinDir, maps: [...staged.keys()] }, 'eBPF service proxy: rebuilt maps in service, the old ones released');
+  }
+
+  /**
+   * One line when the frontends the maps have no room for change (every apply re-plans them, so
+   * a line per apply would repeat itself every resync), and the count by full table for the metric.
+   */
+  #reportUnfit(unfit: readonly UnfitFrontend[]): Record<FullTable, number> {
+    const counts: Record<FullTable, number> = { services: 0, backends: 0, slots: 0 };
+    for (const u of unfit) counts[u.table]++;
+    const seen = unfit.map((u) => `${u.portKey} ${u.frontend} ${u.table} ${u.kept}`).join('\n');
+    if (seen === this.#unfitLogged) return counts;
+    this.#unfitLogged = seen;
+    if (unfit.length === 0) {
+      this.#log?.info('eBPF service proxy: every service frontend fits in the maps again');
+      return counts;
+    }
+    const { maps } = this.#sockLb;
+    const sizes = { services: maps.services.maxEntries, backends: maps.backends.maxEntries - 1, slots: maps.slots.maxEntries };
+    const full = (Object.keys(counts) as FullTable[]).filter((t) => counts[t] > 0).map((t) => `${MAP_TABLE[t].map} (${sizes[t]} ${MAP_TABLE[t].unit}${MAP_TABLE[t].flag})`);
+    const kept = unfit.filter((u) => u.kept).length;
+    const examples = unfit.slice(0, 5).map((u) => `${u.portKey} ${u.frontend}${u.kept ? ' (kept its previous endpoints)' : ''}`);
+    this.#log?.warn(
+      { notProgrammed: unfit.length - kept, keptPreviousEndpoints: kept, byTable: counts, examples },
+      `eBPF service proxy: ${unfit.length} service frontend(s) do not fit: ${full.join(', ')} full; ${unfit.length - kept} not programmed, ${kept} kept their previous endpoints (first: ${examples.join('; ')})`,
+    );
+    return counts;
   }
 
   /** The maps are right whatever happens here: a failure costs only the stale sockets, so it is logged, not thrown. */
@@ -348,6 +389,13 @@ export class EbpfServiceProxy implements ServiceProxy {
   }
 }
 
+/** What the unfit report names per full table: the map, what its size counts, and the flag that sets it. */
+const MAP_TABLE: Readonly<Record<FullTable, { map: string; unit: string; flag: string }>> = {
+  services: { map: 'wl_services', unit: 'frontends', flag: ': --service-entries' },
+  backends: { map: 'wl_backends', unit: 'backends', flag: ': --backend-entries' },
+  slots: { map: 'wl_slots', unit: 'slots', flag: '' },
+};
+
 function addNodeAddr(batch: EntryBatch, ip: Ip): void {
   // add() first: it may replace the buffer.
   const at = batch.add();
@@ -381,7 +429,7 @@ function mapMemory(sockLb: SockLb): TableMemory {
 }
 
 function readTable(sockLb: SockLb, memory: TableMemory): ServiceTable {
-  return ServiceTable.fromMaps(sockLb.maps.services.entries(), memory);
+  return ServiceTable.fromMaps(sockLb.maps.services.entries(), memory, sockLb.maps.services.maxEntries);
 }
 
 function readNodeAddrs(sockLb: SockLb): Map<string, Ip> {

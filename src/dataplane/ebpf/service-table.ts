@@ -6,7 +6,7 @@
 // visible yet or live backends over live ones; the proxy writes the entries; finish() clears what
 // the entries no longer name. No I/O here.
 import { formatIp } from '../../model/ip.js';
-import { BackendPool } from './backend-pool.js';
+import { BACKENDS_FULL, BackendPool } from './backend-pool.js';
 import { BACKEND_STRIDE, EntryBatch, MAP_LAYOUTS, SLOT_STRIDE, readServiceValue, serviceValueWords } from './codec.js';
 import { type DesiredFrontend, GROUPS, frontendIdOf, keyWordsOfId } from './frontends.js';
 import { SlotRanges, capacityFor } from './slot-ranges.js';
@@ -17,6 +17,19 @@ export interface TableMemory {
   readonly slots: Uint32Array;
   /** wl_backends: the value words of id i at i × BACKEND_STRIDE. */
   readonly backends: Uint32Array;
+}
+
+/** The maps that can be full: what a frontend that does not fit waits for. */
+export type FullTable = 'services' | 'backends' | 'slots';
+
+/** A frontend the maps had no room for in the last plan. */
+export interface UnfitFrontend {
+  readonly portKey: string;
+  /** As an operator reads it: "10.96.0.1 port 80 (internal)". */
+  readonly frontend: string;
+  readonly table: FullTable;
+  /** An existing frontend whose new backends did not fit: it keeps the ones it had. Otherwise it is not programmed. */
+  readonly kept: boolean;
 }
 
 /** Zeroed arrays shaped like the mapped ones, for `slots` slot indices and `backends` ids (tests, bench). */
@@ -116,21 +129,30 @@ export class ServiceTable {
   /** Scratch for a frontend's new backend ids (a typed array: `length = 0` on an array would free its store). */
   readonly #ids = new Uint32Array(MAX_BACKENDS);
 
+  /** wl_services' max_entries. */
+  readonly #servicesCapacity: number;
+  /** The mark of the last #idsOf(), for #dropIds(). */
+  #idsMark = 0;
+
   /** Frontends a port could not claim because another port holds them (last plan). */
   conflicts: Array<{ portKey: string; owner: string; frontend: string }> = [];
+  /** Frontends the maps had no room for (last plan). */
+  unfit: UnfitFrontend[] = [];
 
-  constructor(memory: TableMemory) {
+  /** `servicesCapacity`: the entries wl_services holds (unbounded for plain arrays in tests). */
+  constructor(memory: TableMemory, servicesCapacity = Number.POSITIVE_INFINITY) {
     this.#slots = memory.slots;
     this.#backends = new BackendPool(memory.backends);
     this.#ranges = new SlotRanges(Math.floor(memory.slots.length / SLOT_STRIDE));
+    this.#servicesCapacity = servicesCapacity;
   }
 
   /**
    * The table as the maps hold it, e.g. left by a previous agent: `services` are wl_services'
    * entries, `memory` the arrays. Nothing is owned until claimed.
    */
-  static fromMaps(services: ReadonlyArray<[Buffer, Buffer]>, memory: TableMemory): ServiceTable {
-    const table = new ServiceTable(memory);
+  static fromMaps(services: ReadonlyArray<[Buffer, Buffer]>, memory: TableMemory, servicesCapacity?: number): ServiceTable {
+    const table = new ServiceTable(memory, servicesCapacity);
     table.#backends.adoptAll();
     const ranges: Array<[number, number]> = [];
     for (const [keyBytes, value] of services) {
@@ -173,6 +195,7 @@ export class ServiceTable {
    */
   plan(changes: readonly PortChange[], writes: MapWrites, options: { readonly sweep?: boolean } = {}): void {
     this.conflicts = [];
+    this.unfit = [];
     this.#ranges.recycle();
     for (const id of this.#unnamed) writes.orphans.add(id);
     this.#unnamed = [];
@@ -212,8 +235,14 @@ export class ServiceTable {
           this.conflicts.push({ portKey, owner: existing.owner, frontend: describeFrontend(desired) });
           continue;
         }
-        if (existing === undefined) this.#create(desired, portKey, port, fresh);
-        else this.#update(desired, portKey, port, existing, writes);
+        if (existing === undefined) {
+          // Frontends going in this change still hold their entries until the deletes, after the writes.
+          if (this.#frontends.size >= this.#servicesCapacity) {
+            this.unfit.push({ portKey, frontend: describeFrontend(desired), table: 'services', kept: false });
+            continue;
+          }
+          this.#create(desired, portKey, port, fresh);
+        } else this.#update(desired, portKey, port, existing, writes);
         owned[n++] = desired.id;
       }
       owned.length = n;
@@ -245,16 +274,28 @@ export class ServiceTable {
     const serviceId = this.#claimServiceId(portKey, port, desired.group, existing);
     const memory = this.#slots;
     // New references first, so that a backend that stays never drops to zero on the way.
-    const count = this.#idsOf(desired);
+    let count = this.#idsOf(desired, writes);
+    let full: FullTable | undefined;
+    if (count === BACKENDS_FULL) {
+      full = 'backends';
+      count = this.#keepIds(existing);
+    }
+    // In place while the range holds them and is not far too big; else a new range, visible with the entry.
+    let inPlace = count <= existing.capacity && existing.capacity <= 4 * Math.max(capacityFor(count), 4);
+    let capacity = inPlace ? existing.capacity : capacityFor(count);
+    let first = inPlace ? existing.first : capacity === 0 ? 0 : this.#ranges.tryAllocate(capacity);
+    if (first === undefined) {
+      full = 'slots';
+      this.#dropIds(count, writes);
+      count = this.#keepIds(existing);
+      [inPlace, capacity, first] = [true, existing.capacity, existing.first];
+    }
+    if (full !== undefined) this.unfit.push({ portKey, frontend: describeFrontend(desired), table: full, kept: true });
     const ids = Array.from(this.#ids.subarray(0, count));
     const old = this.#old;
     old.length = existing.count + 1;
     for (let slot = 1; slot <= existing.count; slot++) old[slot] = this.#slot(existing.first, slot);
     const slots = assignSlots(old, existing.count, ids);
-    // In place while the range holds them and is not far too big; else a new range, visible with the entry.
-    const inPlace = count <= existing.capacity && existing.capacity <= 4 * Math.max(capacityFor(count), 4);
-    const capacity = inPlace ? existing.capacity : capacityFor(count);
-    const first = inPlace ? existing.first : capacity === 0 ? 0 : this.#ranges.allocate(capacity);
     for (let slot = 1; slot <= count; slot++) {
       // A slot within the old count is only rewritten with another live backend.
       if (inPlace && slot <= existing.count && old[slot] === slots[slot]) continue;
@@ -289,10 +330,16 @@ export class ServiceTable {
     const memory = this.#slots;
     for (let f = 0; f < fresh.frontends.length; f++) {
       const frontend = fresh.frontends[f]!;
-      const count = this.#idsOf(fresh.desired[f]!);
+      const count = this.#idsOf(fresh.desired[f]!, writes);
       const ids = this.#ids;
-      const capacity = capacityFor(count);
-      const first = capacity === 0 ? 0 : this.#ranges.allocate(capacity);
+      const capacity = count === BACKENDS_FULL ? 0 : capacityFor(count);
+      const first = capacity === 0 ? 0 : this.#ranges.tryAllocate(capacity);
+      if (count === BACKENDS_FULL || first === undefined) {
+        if (first === undefined) this.#dropIds(count, writes);
+        this.#unclaim(frontend);
+        this.unfit.push({ portKey: frontend.groupPort!, frontend: describeFrontend(fresh.desired[f]!), table: count === BACKENDS_FULL ? 'backends' : 'slots', kept: false });
+        continue;
+      }
       for (let i = 0; i < count; i++) memory[(first + i) * SLOT_STRIDE] = ids[i]!;
       frontend.count = count;
       frontend.first = first;
@@ -302,20 +349,53 @@ export class ServiceTable {
     }
   }
 
-  /** How many backends of its family the frontend has, each once: their ids in #ids, each with a reference taken. */
-  #idsOf(desired: DesiredFrontend): number {
+  /**
+   * How many backends of its family the frontend has, each once: their ids in #ids, each with a
+   * reference taken. BACKENDS_FULL, with no reference left taken, when a new one finds no free id.
+   */
+  #idsOf(desired: DesiredFrontend, writes: MapWrites): number {
     const pool = this.#backends;
     const { backends, family } = desired;
     const ids = this.#ids;
     const mark = pool.newMark();
+    this.#idsMark = mark;
     let count = 0;
     for (let i = 0; i < backends.length && count < MAX_BACKENDS; i++) {
       const b = backends[i]!;
       if (b.ip.family !== family) continue;
       const id = pool.ref(b.ip, b.port, b.local, mark);
+      if (id === BACKENDS_FULL) {
+        // Nothing is written for a frontend that does not fit; the ids it took go back.
+        this.#dropIds(count, writes);
+        return BACKENDS_FULL;
+      }
       if (id !== 0) ids[count++] = id;
     }
     return count;
+  }
+
+  /** Gives back the references the last #idsOf() took (its frontend did not fit after all). */
+  #dropIds(count: number, writes: MapWrites): void {
+    for (let i = 0; i < count; i++) if (this.#backends.rollback(this.#ids[i]!, this.#idsMark)) writes.orphans.add(this.#ids[i]!);
+  }
+
+  /** The backends the frontend's slots hold, in #ids with a reference each: what it keeps when its new ones do not fit. */
+  #keepIds(existing: Frontend): number {
+    for (let slot = 1; slot <= existing.count; slot++) {
+      const id = this.#slot(existing.first, slot);
+      this.#ids[slot - 1] = id;
+      this.#backends.refId(id);
+    }
+    return existing.count;
+  }
+
+  /** A frontend #create() made that does not fit after all: forgotten, as if never planned. */
+  #unclaim(frontend: Frontend): void {
+    this.#frontends.delete(frontend.id);
+    const port = this.#ports.get(frontend.groupPort!);
+    const at = port?.owned?.indexOf(frontend.id) ?? -1;
+    if (at >= 0) port!.owned!.splice(at, 1);
+    this.#releaseServiceId(frontend.groupPort!, frontend.group);
   }
 
   #remove(frontend: Frontend, writes: MapWrites): void {

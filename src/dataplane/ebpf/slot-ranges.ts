@@ -62,13 +62,19 @@ export class SlotRanges {
 
   /** A free range of `capacity` slots (a class, capacityFor): its first slot. */
   allocate(capacity: number): number {
+    const first = this.tryAllocate(capacity);
+    if (first === undefined) throw new SlotRangesFullError(`wl_slots is full: ${this.#inUse} of ${this.size} slots in use, no free range of ${capacity}`);
+    return first;
+  }
+
+  /** Like allocate(), but undefined when no free range of `capacity` is left. */
+  tryAllocate(capacity: number): number | undefined {
     let first = this.#take(capacity);
     if (first === undefined) {
       this.#coalesce();
       first = this.#take(capacity);
     }
-    if (first === undefined) throw new SlotRangesFullError(`wl_slots is full: ${this.#inUse} of ${this.size} slots in use, no free range of ${capacity}`);
-    this.#inUse += capacity;
+    if (first !== undefined) this.#inUse += capacity;
     return first;
   }
 

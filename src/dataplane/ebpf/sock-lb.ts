@@ -53,8 +53,9 @@ export interface SockLbOptions {
   /** Default: build/bpf/sock_lb.bpf.o. */
   readonly objectPath?: string;
   /**
-   * Sizes of the maps whose entries the programs make: wl_sock_rev (sockets translated at once) and
-   * wl_affinity. Unset: the header's. Pinned maps of other sizes are rebuilt (see start()).
+   * Sizes of the maps: those whose entries the programs make, wl_sock_rev (sockets translated at
+   * once) and wl_affinity, and the service tables the agent fills, wl_services and wl_backends.
+   * Unset: the header's. Pinned maps of other sizes are rebuilt (see start()).
    */
   readonly sizes?: SockLbSizes;
 }
@@ -62,6 +63,10 @@ export interface SockLbOptions {
 export interface SockLbSizes {
   readonly sockRevEntries?: number;
   readonly affinityEntries?: number;
+  /** wl_services: service frontends. */
+  readonly serviceEntries?: number;
+  /** Distinct backends (address:port); wl_backends has one entry more, as id 0 means none. */
+  readonly backends?: number;
 }
 
 export function mapPinPath(pinDir: string, map: MapName): string {
@@ -151,6 +156,8 @@ export class SockLb {
       // A size asked for is part of the layout: a pin of another size is rebuilt like one of another build.
       if (options.sizes?.sockRevEntries !== undefined) object.setMaxEntries(MAP_NAMES.sockRev, options.sizes.sockRevEntries);
       if (options.sizes?.affinityEntries !== undefined) object.setMaxEntries(MAP_NAMES.affinity, options.sizes.affinityEntries);
+      if (options.sizes?.serviceEntries !== undefined) object.setMaxEntries(MAP_NAMES.services, options.sizes.serviceEntries);
+      if (options.sizes?.backends !== undefined) object.setMaxEntries(MAP_NAMES.backends, options.sizes.backends + 1);
       made.mapPins.push(...pinOwnMaps(object, pinDir));
       const wanted = object.maps().filter((m) => (mapNames as readonly string[]).includes(m.name));
       const changed = changedLayouts(pinDir, wanted);

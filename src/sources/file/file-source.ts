@@ -97,6 +97,7 @@ export class FileSource implements ClusterSource {
 
   // The file is the operator's: the agent never writes to it.
   readonly publisher = undefined;
+  readonly heartbeats = undefined;
 
   /** The operator wrote this node's public key into the file: a different key is a start-up error. */
   checkOwnKey(node: string, publicKey: WireGuardKey, keyFile: string): void {

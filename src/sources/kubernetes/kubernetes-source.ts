@@ -1,10 +1,12 @@
 // The Kubernetes API as a source: a reflector (list, then watch) on Nodes and Peers (and Services and
-// EndpointSlices when a service proxy runs); this node's own annotations go through NodeAnnotations.
+// EndpointSlices when a service proxy runs); this node's own annotations go through NodeAnnotations,
+// its heartbeats through LeaseHeartbeats.
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
 import { PEER_GROUP, PEER_PLURAL, PEER_VERSION } from '../peer.js';
-import type { ClusterSource, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
+import type { ClusterSource, ReflectedKind, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
+import { type LeaseHeartbeatOptions, LeaseHeartbeats } from './lease-heartbeats.js';
 import { ListWatch } from './list-watch.js';
 import { NodeAnnotations } from './node-annotations.js';
 import { Reflector } from './reflector.js';
@@ -23,6 +25,10 @@ export interface KubernetesSourceOptions {
   readonly random?: () => number;
   /** The longest wait between two attempts after failures (default 30 s). */
   readonly maxBackoffMs?: number;
+  /** Names this client in the API server's logs (and the test server's per-client tallies). */
+  readonly userAgent?: string;
+  /** The agent's heartbeats as Leases; absent for a client that publishes none (`wirelane connect`). */
+  readonly heartbeats?: LeaseHeartbeatOptions;
 }
 
 /** Where each kind is listed and watched (cluster-wide). */
@@ -35,8 +41,9 @@ export const RESOURCE_PATHS: Readonly<Record<SourceObjectKind, string>> = {
 
 export class KubernetesSource implements ClusterSource {
   readonly publisher: NodeAnnotations;
+  readonly heartbeats: LeaseHeartbeats | undefined;
   private readonly reflectors: readonly Reflector[];
-  private onChange: (kind: SourceObjectKind) => void = () => {};
+  private onChange: (kind: ReflectedKind) => void = () => {};
 
   constructor(
     kubeconfig: KubeConfig,
@@ -50,7 +57,7 @@ export class KubernetesSource implements ClusterSource {
       (kind) =>
         new Reflector({
           kind,
-          listWatch: new ListWatch(kubeconfig, RESOURCE_PATHS[kind]),
+          listWatch: new ListWatch(kubeconfig, RESOURCE_PATHS[kind], options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
           log,
           ...(options.metrics ? { metrics: options.metrics } : {}),
           ...(options.random ? { random: options.random } : {}),
@@ -60,10 +67,22 @@ export class KubernetesSource implements ClusterSource {
     );
     const nodes = this.reflectors.find((r) => r.kind === 'Node');
     this.publisher = new NodeAnnotations(kubeconfig.makeApiClient(CoreV1Api), (name) => nodes?.objects().find((n) => n.metadata?.name === name));
+    this.heartbeats =
+      options.heartbeats &&
+      new LeaseHeartbeats(options.heartbeats, {
+        kubeconfig,
+        log,
+        ...(options.metrics && { metrics: options.metrics }),
+        ...(options.userAgent !== undefined && { userAgent: options.userAgent }),
+        ...(options.random && { random: options.random }),
+        ...(options.maxBackoffMs !== undefined && { maxBackoffMs: options.maxBackoffMs }),
+        onChange: () => this.onChange('Lease'),
+      });
   }
 
-  async start(onChange: (kind: SourceObjectKind) => void): Promise<void> {
+  async start(onChange: (kind: ReflectedKind) => void): Promise<void> {
     this.onChange = onChange;
+    this.heartbeats?.start();
     await Promise.all(this.reflectors.map((r) => r.start()));
   }
 
@@ -83,6 +102,6 @@ export class KubernetesSource implements ClusterSource {
   checkOwnKey(): void {}
 
   async stop(): Promise<void> {
-    await Promise.all(this.reflectors.map((r) => r.stop()));
+    await Promise.all([...this.reflectors.map((r) => r.stop()), this.heartbeats?.stop()]);
   }
 }

@@ -3,6 +3,7 @@
 // list would show unknown as empty. The one exception is the agent's too: a Peer CRD that is not
 // installed (404) means no Peers.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { HEARTBEAT_LEASE_SELECTOR, type HeartbeatLease, decodeLease, leasesPath } from '../lease.js';
 import type { SourceObject, SourceObjectKind } from '../source.js';
 import type { ApiFailure } from './api-failure.js';
 import { RESOURCE_PATHS } from './kubernetes-source.js';
@@ -25,4 +26,18 @@ export async function listOnce(kubeconfig: KubeConfig, kinds: readonly SourceObj
     }
   };
   return (await Promise.all(kinds.map(listKind))).flat();
+}
+
+/** The heartbeat Leases in `namespace`, read once; malformed ones are left out (the agents ignore them too). */
+export async function listHeartbeatLeases(kubeconfig: KubeConfig, namespace: string): Promise<HeartbeatLease[]> {
+  const path = leasesPath(namespace);
+  try {
+    const { items } = await new ListWatch(kubeconfig, path, { labelSelector: HEARTBEAT_LEASE_SELECTOR }).list('', LIST_TIMEOUT_MS, new AbortController().signal);
+    return items.flatMap((object) => {
+      const lease = decodeLease(object);
+      return lease === undefined || 'problem' in lease ? [] : [lease];
+    });
+  } catch (err) {
+    throw new Error(`cannot list heartbeat Leases (${path}): ${(err as ApiFailure).message}`); // ListWatch.list rejects with ApiFailure only
+  }
 }

@@ -39,11 +39,19 @@ export interface WatchOptions {
   readonly onOpen: () => void;
 }
 
+export interface ListWatchOptions {
+  /** Narrows every list and watch to the objects it selects (a watch sees an object leave it as DELETED). */
+  readonly labelSelector?: string;
+  /** Names this client to the API server (its audit log, and the test server's per-client tallies). */
+  readonly userAgent?: string;
+}
+
 export class ListWatch {
   constructor(
     private readonly kubeconfig: KubeConfig,
     /** The API path, e.g. `/api/v1/nodes`. */
     readonly path: string,
+    private readonly options: ListWatchOptions = {},
   ) {}
 
   /**
@@ -146,8 +154,13 @@ export class ListWatch {
     if (server === undefined) throw new ApiFailure('client_error', 'the kubeconfig has no current cluster');
     // Appended, not resolved: a server URL may carry a path prefix (an API proxy).
     const url = new URL(server + this.path);
-    for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
-    const options: RequestOptions = { method: 'GET', headers: { Accept: 'application/json' }, signal };
+    const { labelSelector, userAgent } = this.options;
+    for (const [key, value] of Object.entries({ ...query, ...(labelSelector !== undefined && { labelSelector }) })) url.searchParams.set(key, value);
+    const options: RequestOptions = {
+      method: 'GET',
+      headers: { Accept: 'application/json', ...(userAgent !== undefined && { 'User-Agent': userAgent }) },
+      signal,
+    };
     await this.kubeconfig.applyToHTTPSOptions(options);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {

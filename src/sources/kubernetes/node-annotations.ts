@@ -2,10 +2,10 @@
 // Node watch last saw, and their removal on a clean exit or by `wirelane cleanup --annotations`.
 // Bounded like every call out of the process: a hung API server costs this step, not the loop.
 import { type CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { defaultCommandTimeoutMs, withTimeout } from '../../host/timeouts.js';
 import { AGENT_WRITTEN, PREFIX } from '../annotations.js';
 import type { KubeObject } from '../objects.js';
 import type { NodePublisher } from '../source.js';
+import { boundedApiCall as bounded } from './api-call.js';
 
 export class NodeAnnotations implements NodePublisher {
   constructor(
@@ -14,14 +14,14 @@ export class NodeAnnotations implements NodePublisher {
     private readonly lastSeen: (name: string) => KubeObject | undefined,
   ) {}
 
-  async publishNode(name: string, annotations: Readonly<Record<string, string | null>>): Promise<boolean> {
+  async publishNode(name: string, annotations: Readonly<Record<string, string | null>>, alongside: Readonly<Record<string, string>> = {}): Promise<boolean> {
     const current = this.lastSeen(name)?.metadata?.annotations ?? {};
     // Only send what differs from what the watch last saw: idle resyncs write nothing.
     const patch = Object.fromEntries(
       Object.entries(annotations).filter(([k, v]) => (v === null ? k in current : current[k] !== v)),
     );
     if (Object.keys(patch).length === 0) return false;
-    await patchAnnotations(this.core, name, patch);
+    await patchAnnotations(this.core, name, { ...patch, ...alongside });
     return true;
   }
 
@@ -44,8 +44,4 @@ export async function removeAgentAnnotations(core: CoreV1Api, node: string): Pro
 
 async function patchAnnotations(core: CoreV1Api, node: string, annotations: Readonly<Record<string, string | null>>): Promise<void> {
   await bounded(core.patchNode({ name: node, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)), `PATCH node ${node}`);
-}
-
-function bounded<T>(work: Promise<T>, what: string): Promise<T> {
-  return withTimeout(work, defaultCommandTimeoutMs(), 'kubernetes api', what);
 }

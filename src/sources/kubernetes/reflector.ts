@@ -25,7 +25,7 @@
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
 import { type KubeObject, nameOf } from '../objects.js';
-import type { ResourceStatus, ResourceSyncState, SourceObjectKind } from '../source.js';
+import type { ReflectedKind, ResourceStatus, ResourceSyncState, SourceObjectKind } from '../source.js';
 import { type ApiFailure, messageLine } from './api-failure.js';
 import { backoffDelayMs } from './backoff.js';
 import type { ListWatch, WatchEnd } from './list-watch.js';
@@ -39,9 +39,11 @@ const WATCH_IDLE_GRACE_MS = 60_000;
 /** A watch open this long, or with an event, was worth opening (not churn). */
 const PRODUCTIVE_WATCH_MS = 1000;
 
-export interface ReflectorOptions {
-  readonly kind: SourceObjectKind;
+export interface ReflectorOptions<K extends ReflectedKind> {
+  readonly kind: K;
   readonly listWatch: ListWatch;
+  /** Its name in metrics and logs when the path's last segment does not tell it apart (two Lease selections). */
+  readonly resource?: string;
   readonly log: Logger;
   readonly metrics?: SourceMetrics;
   /** Fires after every change to the store (a watch event, or a re-list that differs). */
@@ -51,7 +53,7 @@ export interface ReflectorOptions {
   readonly maxBackoffMs?: number;
 }
 
-export class Reflector {
+export class Reflector<K extends ReflectedKind = SourceObjectKind> {
   private store = new Map<string, KubeObject>();
   /** The store as a list, built on demand: many events may come between two snapshots. */
   private objectList: readonly KubeObject[] | undefined;
@@ -74,12 +76,12 @@ export class Reflector {
   private readonly settledPromise = new Promise<void>((resolve) => (this.settle = resolve));
   private readonly random: () => number;
 
-  constructor(private readonly options: ReflectorOptions) {
+  constructor(private readonly options: ReflectorOptions<K>) {
     this.random = options.random ?? Math.random;
     options.metrics?.setState(this.resource, this.state);
   }
 
-  get kind(): SourceObjectKind {
+  get kind(): K {
     return this.options.kind;
   }
 
@@ -94,7 +96,7 @@ export class Reflector {
     return this.objectList;
   }
 
-  status(): ResourceStatus {
+  status(): ResourceStatus<K> {
     return {
       kind: this.options.kind,
       state: this.state,
@@ -116,7 +118,7 @@ export class Reflector {
   }
 
   private get resource(): string {
-    return this.options.listWatch.path.split('/').at(-1) ?? this.options.kind;
+    return this.options.resource ?? this.options.listWatch.path.split('/').at(-1) ?? this.options.kind;
   }
 
   private get stopped(): boolean {
@@ -275,7 +277,8 @@ export class Reflector {
   }
 
   private describe(): string {
-    return `kubernetes source: ${this.options.kind} (${this.options.listWatch.path})`;
+    const which = this.options.resource === undefined ? '' : `${this.options.resource}, `;
+    return `kubernetes source: ${this.options.kind} (${which}${this.options.listWatch.path})`;
   }
 
   private sleep(ms: number): Promise<void> {
