@@ -15,11 +15,12 @@
 //
 // Only what is certain is forwarded; everything else goes on unchanged (TC_ACT_UNSPEC: the next
 // program on the hook, then the stack, as TC_ACT_OK would, without cutting a tcx chain short):
-// ARP and neighbour discovery (not IP), IPv4 options and fragments, IPv6 extension headers,
-// protocols other than TCP and UDP (ICMP errors refer to flows netfilter may have translated),
-// destinations outside the cluster's pod CIDRs (traffic to the host, to services, to the world,
-// which the mesh masquerades), sources of fp_pod outside this node's pod CIDRs, a TTL about to
-// end, an unresolved neighbour, routes through other interfaces.
+// ARP and neighbour discovery (not IP), frames the stack would not route (see fast_forward), IPv4
+// options and fragments, IPv6 extension headers, protocols other than TCP and UDP (ICMP errors
+// refer to flows netfilter may have translated), destinations outside the cluster's pod CIDRs
+// (traffic to the host, to services, to the world, which the mesh masquerades), sources of fp_pod
+// outside this node's pod CIDRs, a TTL about to end, an unresolved neighbour, routes through other
+// interfaces.
 //
 // Service translation is never bypassed. Packets to a service address are not candidates (not a
 // pod CIDR). Replies are: a backend's reply to a client pod is pod to pod, and when netfilter
@@ -43,6 +44,8 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define PACKET_HOST 0
+#define PACKET_BROADCAST 1
+#define PACKET_MULTICAST 2
 #define BPF_F_CURRENT_NETNS (-1)
 
 struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb_ctx, struct bpf_sock_tuple *bpf_tuple, u32 tuple__sz, struct bpf_ct_opts *opts,
@@ -239,6 +242,14 @@ static __always_inline void learn(__u32 ifindex, const struct packet *p)
 
 static __always_inline int fast_forward(struct __sk_buff *skb, __u32 l3_off, enum from from)
 {
+	// Frames the stack would not route: on the underlay, any not addressed to this host (flooded by
+	// a switch that has not learnt the MAC yet, or seen in promiscuous mode; the stack drops them);
+	// from a pod, broadcast and multicast (a unicast frame is for the gateway or a pod of the bridge).
+	__u32 pkt_type = skb->pkt_type;
+	if (from == FROM_UNDERLAY && pkt_type != PACKET_HOST)
+		return TC_ACT_UNSPEC;
+	if (from == FROM_POD && (pkt_type == PACKET_BROADCAST || pkt_type == PACKET_MULTICAST))
+		return TC_ACT_UNSPEC;
 	struct packet p;
 	if (parse(skb, l3_off, &p) < 0)
 		return TC_ACT_UNSPEC;
@@ -334,9 +345,10 @@ static __always_inline int fast_forward(struct __sk_buff *skb, __u32 l3_off, enu
 			return TC_ACT_SHOT;
 		}
 		struct bpf_redir_neigh nh = {};
+		// After the lookup, family and ipv4_dst/ipv6_dst hold the next hop (the gateway, or the
+		// destination), whose family may differ from the packet's: an IPv6 route via an IPv4 gateway.
 		nh.nh_family = fib.family;
-		// After the lookup, ipv4_dst/ipv6_dst hold the next hop (the gateway, or the destination).
-		if (p.family == 4)
+		if (fib.family == AF_INET)
 			nh.ipv4_nh = fib.ipv4_dst;
 		else
 			__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);

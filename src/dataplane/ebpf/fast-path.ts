@@ -114,6 +114,8 @@ export class FastPathDatapath {
   #desired: FastPathDesired | undefined;
   /** Adopted link pins whose program this process has compared with its own (once is enough). */
   readonly #checked = new Set<string>();
+  /** Set by close(): nothing loads (and pins) the object again, whoever asks afterwards. */
+  #closed = false;
 
   constructor(opts: FastPathOptions) {
     this.#opts = opts;
@@ -144,8 +146,14 @@ export class FastPathDatapath {
     return { ...this.#attachAll(devices), written: this.#writeDevs(devices) };
   }
 
-  stats(): Record<FastPathStat, bigint> {
-    return sumCounters(this.#load().stats, FAST_PATH_STATS);
+  /**
+   * The counters, never by loading: a /metrics scrape before the first apply or during the agent's
+   * clean-up (after close()) must not load the programs and pin the maps again. Undefined when
+   * nothing is pinned.
+   */
+  stats(): Record<FastPathStat, bigint> | undefined {
+    if (this.#maps !== undefined) return sumCounters(this.#maps.stats, FAST_PATH_STATS);
+    return readFastPathStats(this.#opts.bpffsDir);
   }
 
   /** Detaches every fast-path program (ours by pin name or clsact handle) and removes our pins; returns how many were detached. */
@@ -156,6 +164,7 @@ export class FastPathDatapath {
 
   /** Closes this process's handles; attached programs and pins stay. */
   close(): void {
+    this.#closed = true;
     for (const map of Object.values(this.#maps ?? {})) map.close();
     this.#maps = undefined;
     this.#obj?.close();
@@ -164,6 +173,7 @@ export class FastPathDatapath {
 
   #load(): Record<keyof typeof MAPS, BpfMap> {
     if (this.#maps !== undefined) return this.#maps;
+    if (this.#closed) throw new FastPathError('fast path: closed');
     if (!isBpffs(this.#opts.bpffsDir)) throw new FastPathError(`fast path: "${this.#opts.bpffsDir}" is not on a bpffs`);
     mkdirSync(this.linksDir, { recursive: true });
     const obj = BpfObject.open(this.#opts.objectPath ?? bpfObjectPath('fastpath'), { name: 'fastpath' });
