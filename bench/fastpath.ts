@@ -30,7 +30,17 @@ const CLIENT = join(root, 'build', 'bench', 'wl-bench');
 const BENCH_PORT = 7000;
 const IPERF_PORT = 5201;
 
+const USAGE = 'usage: node --import tsx bench/fastpath.ts [--repeats=5] [--seconds=2] [--services=10000]\n';
 const args = new Map(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=') as [string, string]));
+if (args.has('help')) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const unknown = [...args.keys()].filter((k) => !['repeats', 'seconds', 'services'].includes(k));
+if (unknown.length > 0) {
+  process.stderr.write(`bench/fastpath: unknown option ${unknown.map((k) => `--${k}`).join(', ')}\n${USAGE}`);
+  process.exit(2);
+}
 const REPEATS = Number(args.get('repeats') ?? 5);
 const SECONDS = Number(args.get('seconds') ?? 2);
 const SERVICES = Number(args.get('services') ?? 10_000);

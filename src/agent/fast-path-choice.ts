@@ -1,6 +1,6 @@
-// --fast-path: whether this agent runs the fast path. auto runs it where the probe says it can
-// (it is safe beside every service mode: flows netfilter translates stay on the stack); on insists;
-// off removes what an earlier run left, as a service mode removes the others' state.
+// --fast-path: whether this agent runs the fast path. auto runs it where fast-path-policy.ts says
+// it is proven and the probe says the kernel can; on insists (and is refused at once where it
+// cannot serve); off removes what an earlier run left, as a service mode removes the others' state.
 import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { ensureBpffs } from '../bpf/index.js';
@@ -9,18 +9,25 @@ import { FastPathDatapath, removeFastPathLeftovers } from '../dataplane/ebpf/fas
 import { probeFastPathSupport } from '../dataplane/ebpf/fast-path-support.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentConfig } from './config.js';
+import { autoDeclines, fastPathOnRefused, fastPathRefusal } from './fast-path-policy.js';
 
 export class FastPathUnavailableError extends Error {
   override readonly name = 'FastPathUnavailableError';
 }
 
-export async function openFastPath(config: Pick<AgentConfig, 'fastPath' | 'bpfDir'>, log: Logger): Promise<FastPathDatapath | undefined> {
+type Choice = Pick<AgentConfig, 'fastPath' | 'serviceProxy' | 'cni'>;
+
+export async function openFastPath(config: Choice & Pick<AgentConfig, 'bpfDir'>, log: Logger): Promise<FastPathDatapath | undefined> {
   const dir = config.bpfDir ?? defaultBpffsDir();
-  if (config.fastPath === 'off') {
+  const declined = config.fastPath === 'auto' ? autoDeclines(config) : undefined;
+  if (config.fastPath === 'off' || declined !== undefined) {
+    if (declined !== undefined) log.info({ reason: declined }, 'fast path: auto leaves it off here; pod traffic takes the stack');
     const removed = removeFastPathLeftovers(dir);
     if (removed.length > 0) log.info({ removed }, 'fast path: off; removed what an earlier run left');
     return undefined;
   }
+  const refusal = fastPathRefusal(config);
+  if (refusal !== undefined) throw new FastPathUnavailableError(fastPathOnRefused(refusal));
   const support = probeFastPathSupport();
   if (!support.usable) {
     if (config.fastPath === 'on') throw new FastPathUnavailableError(`--fast-path on: ${support.reason ?? 'unavailable'}`);

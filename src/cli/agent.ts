@@ -2,6 +2,7 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { type AgentConfig, FAST_PATH_CHOICES, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
+import { fastPathOnRefused, fastPathRefusal } from '../agent/fast-path-policy.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
 import { DEFAULT_LEASE_NAMESPACE } from '../sources/lease.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
@@ -82,8 +83,10 @@ Pod network (CNI mode, in place of another CNI):
                                   this node (bpf_redirect_peer), other nodes (FIB lookup,
                                   bpf_redirect_neigh) and locations (the WireGuard device); flows
                                   netfilter translates stay on the stack (conntrack lookup). auto
-                                  (default): where 'wirelane probe' says it can run; on: or fail;
-                                  off: remove it. Pins under --bpf-dir/fast-path
+                                  (default): where it is proven (--cni, a --service-proxy other
+                                  than off) and 'wirelane probe' says it can run; on: or fail
+                                  (refused with --service-proxy off); off: remove it. Pins under
+                                  --bpf-dir/fast-path
 
 Services (kube-proxy's job):
   --service-proxy MODE            auto (default): the first of these the host supports
@@ -199,6 +202,10 @@ export function parseAgentConfig(values: Values): AgentConfig {
   const internal = stringFlag(values, 'internal-cidr');
   const mapSizeFlag = (name: string): number => integerFlag(name, str(name), 1024, 1 << 24);
   const source = parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig'));
+  const serviceProxy = choiceFlag('service-proxy', str('service-proxy'), SERVICE_PROXY_CHOICES);
+  const fastPath = choiceFlag('fast-path', str('fast-path'), FAST_PATH_CHOICES);
+  const refusal = fastPath === 'on' ? fastPathRefusal({ serviceProxy }) : undefined;
+  if (refusal !== undefined) throw new UsageError(fastPathOnRefused(refusal));
   return {
     source,
     hostname: stringFlag(values, 'hostname') ?? osHostname(),
@@ -224,8 +231,8 @@ export function parseAgentConfig(values: Values): AgentConfig {
     mtu,
     iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),
     logLevel: parseLogLevelFlag(str('log-level')),
-    serviceProxy: choiceFlag('service-proxy', str('service-proxy'), SERVICE_PROXY_CHOICES),
-    fastPath: choiceFlag('fast-path', str('fast-path'), FAST_PATH_CHOICES),
+    serviceProxy,
+    fastPath,
     nodePortCIDRs: cidrListFlag(values, 'nodeport-addresses'),
     ...parsePortRange(stringFlag(values, 'proxy-port-range')),
     udpTimeoutMs: durationFlag('udp-timeout', str('udp-timeout')),
