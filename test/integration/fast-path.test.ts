@@ -2,17 +2,22 @@
 // the three paths (same node, another node of the location over the underlay, another location over
 // WireGuard), proven by the programs' own counters rising while netfilter's count of the same flow
 // stays at the handful of packets before the first learnt MAC; traffic the fast path does not take
-// (to the host, ICMP) still flows; attachments follow pods and outlive the agent; clean-up removes them.
+// (to the host, ICMP) still flows; in the ebpf service mode the very first packets to a backend in
+// another location arrive; attachments follow pods and outlive the agent; clean-up removes them,
+// also with /metrics scraped while the agent takes it down.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { openPinnedLink } from '../../src/bpf/index.js';
 import { readFastPathStats } from '../../src/dataplane/ebpf/fast-path.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
+import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import type { SandboxPod } from '../../src/sandbox/index.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { CLUSTER_IP, TARGET_PORT, webEndpoints, webService } from '../harness/web-service.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { existingLinks } from '../support/leftovers.js';
 import { until } from '../support/wait.js';
@@ -179,4 +184,67 @@ test('attachments follow pods, outlive the agent, and wirelane cleanup removes t
   assert.match(cleanup.stdout + cleanup.stderr, /fast path: \d+ fast-path tc programs detached/);
   assert.equal(existsSync(join(dir, 'fast-path')), false, 'no fast-path pins left');
   assert.deepEqual(await existingLinks(links), [], 'every fast-path link detached');
+});
+
+test('ebpf service mode: the first packets from a leader\'s and a member\'s pod to a backend in another location arrive', { skip }, async (t) => {
+  const { cluster, api } = await startMeshCluster(t, { nodes: NODES, source: 'kubernetes', agentArgs: ['--resync-period', '5s', '--service-proxy', 'ebpf', '--fast-path', 'on'] });
+  const remote = cluster.sandbox.node('b').pods[0] as SandboxPod;
+  startEchoServer(cluster.sandbox, remote, 'b', { tcp: TARGET_PORT, udp: TARGET_PORT });
+  // default/web over TCP and default/dns over UDP, both to the one backend in west.
+  api!.create('services', webService('ClusterIP'));
+  api!.create('endpointslices', webEndpoints([remote]));
+  const dnsIp = '10.96.0.53';
+  api!.create('services', { metadata: { name: 'dns', namespace: 'default' }, spec: { type: 'ClusterIP', clusterIP: dnsIp, ports: [{ name: 'dns', protocol: 'UDP', port: 53, targetPort: TARGET_PORT }] } });
+  api!.create('endpointslices', {
+    metadata: { name: 'dns-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'dns' } },
+    addressType: 'IPv4',
+    ports: [{ name: 'dns', protocol: 'UDP', port: TARGET_PORT }],
+    endpoints: [{ addresses: [remote.ip], nodeName: remote.node, conditions: { ready: true } }],
+  });
+  for (const n of NODES) cluster.startAgent(n.name);
+  await cluster.waitReady();
+  // Ready is the first sync, with the nodes known then: b may come later (its key and endpoint).
+  // Before a1 and a2 route to west, no path (the stack's or the fast path's) reaches it.
+  const west = cluster.kubernetesNode('b').spec.podCIDR;
+  for (const n of ['a1', 'a2']) {
+    await until(`${n} routes to ${west}`, async () => (await cluster.sandbox.exec(cluster.sandbox.node(n), 'ip', ['route', 'show', west])).stdout.trim() !== '', 60_000, 250);
+  }
+  // No ping or request before: these are the first packets between the pods, through a WireGuard
+  // device that has not had a handshake for them yet. A client sends one datagram per request and
+  // never again: an answer proves the first datagram went through. The timeout only bounds a
+  // loaded machine's handshake, it is no measure.
+  const a1 = cluster.sandbox.node('a1').pods[0] as SandboxPod;
+  const a2 = cluster.sandbox.node('a2').pods[0] as SandboxPod;
+  const first = await Promise.all(
+    [a1, a2].flatMap((from) => [
+      echoRequests(cluster.sandbox, from, 'udp', dnsIp, 53, { timeoutMs: 30_000 }).then((r) => [`${from.name} udp`, r] as const),
+      echoRequests(cluster.sandbox, from, 'tcp', CLUSTER_IP, 80, { timeoutMs: 30_000 }).then((r) => [`${from.name} tcp`, r] as const),
+    ]),
+  );
+  for (const [what, lines] of first) assert.match(lines[0] ?? '', /^b /, `${what}: the first request answered by the backend in west: ${lines.join('; ')}`);
+  // And every request after it, through the programs.
+  const before = await counter(cluster, 'a1', packets('to_wireguard'));
+  for (const from of [a1, a2]) {
+    for (const protocol of ['udp', 'tcp'] as const) {
+      const lines = await echoRequests(cluster.sandbox, from, protocol, protocol === 'udp' ? dnsIp : CLUSTER_IP, protocol === 'udp' ? 53 : 80, { count: 5, timeoutMs: 30_000 });
+      assert.deepEqual(lines.map((l) => l.split(' ')[0]), ['b', 'b', 'b', 'b', 'b'], `${from.name} ${protocol}: ${lines.join('; ')}`);
+    }
+  }
+  assert.ok((await counter(cluster, 'a1', packets('to_wireguard'))) > before, 'a1 forwarded them into WireGuard');
+
+  // --clean-up with /metrics scraped all along: a scrape must not load the programs and pin the maps again.
+  let stopped = false;
+  const scrapes = (async () => {
+    while (!stopped) {
+      await cluster.metrics('a1').catch(() => undefined);
+      await sleep(200);
+    }
+  })();
+  try {
+    assert.equal(await cluster.stopAgent('a1'), 0);
+  } finally {
+    stopped = true;
+    await scrapes;
+  }
+  assert.equal(existsSync(join(cluster.bpffs, 'a1', 'fast-path')), false, 'no fast-path pins left on a1');
 });
