@@ -203,11 +203,14 @@ test('ebpf service mode: the first packets from a leader\'s and a member\'s pod 
   });
   for (const n of NODES) cluster.startAgent(n.name);
   await cluster.waitReady();
-  // Ready is the first sync, with the nodes known then: b may come later (its key and endpoint).
-  // Before a1 and a2 route to west, no path (the stack's or the fast path's) reaches it.
-  const west = cluster.kubernetesNode('b').spec.podCIDR;
-  for (const n of ['a1', 'a2']) {
-    await until(`${n} routes to ${west}`, async () => (await cluster.sandbox.exec(cluster.sandbox.node(n), 'ip', ['route', 'show', west])).stdout.trim() !== '', 60_000, 250);
+  // Ready is the first sync, with the nodes known then: a node may learn of another later (its key,
+  // endpoint and pod CIDR). Until b knows a2, b's WireGuard drops a2's pods' packets (their source is
+  // not in the allowed IPs of b's peer a1), on any path: wait until every node routes to every other.
+  for (const n of NODES) {
+    for (const other of NODES.filter((o) => o.name !== n.name)) {
+      const cidr = cluster.kubernetesNode(other.name).spec.podCIDR;
+      await until(`${n.name} routes to ${other.name}'s ${cidr}`, async () => (await cluster.sandbox.exec(cluster.sandbox.node(n.name), 'ip', ['route', 'show', cidr])).stdout.trim() !== '', 60_000, 250);
+    }
   }
   // No ping or request before: these are the first packets between the pods, through a WireGuard
   // device that has not had a handshake for them yet. A client sends one datagram per request and
