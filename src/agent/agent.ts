@@ -13,6 +13,7 @@ import type { AgentConfig } from './config.js';
 import { hostPlacementOf, removeHostState } from './host-cleanup.js';
 import { startHttpServers } from './http.js';
 import { LoopHealth, monotonicNow } from './loop-health.js';
+import { openFastPath } from './fast-path-choice.js';
 import { MeshReconciler } from './mesh-reconciler.js';
 import { ReconcileLoop } from './reconcile-loop.js';
 import { openServiceProxy } from './service-proxy-choice.js';
@@ -21,6 +22,8 @@ import { ServiceReconciler } from './service-reconciler.js';
 import { openClusterSource } from './source-choice.js';
 import { type Readiness, type StatusInput, buildStatus } from './status.js';
 import { type LoopName, healthBoundMs } from './sync-health.js';
+
+const FOLLOW_PODS_MS = 1000;
 
 export async function runAgent(config: AgentConfig): Promise<number> {
   const log = createLogger(config.logLevel);
@@ -34,7 +37,19 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const source = await openClusterSource(config, log, metrics);
 
   let loop: ReconcileLoop | undefined;
-  const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger() });
+  const fastPath = await openFastPath(config, log);
+  if (fastPath) metrics.fastPath.readFrom(() => fastPath.stats());
+  const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger(), ...(fastPath && { fastPath }) });
+  // Pods come and go between resyncs: their veths get the program within a second (sysfs, no command).
+  const followPods = fastPath && setInterval(() => {
+    try {
+      fastPath.followPorts();
+    } catch (err) {
+      log.error(`fast path: following the bridge's ports: ${errorLine(err)}`);
+      metrics.errors.inc({ step: 'fast-path' });
+    }
+  }, FOLLOW_PODS_MS);
+  followPods?.unref();
   const placement = hostPlacementOf(config);
   const proxy = await openServiceProxy(config, log, placement, (failure) => {
     log.error(`services: ${failure}`);
@@ -109,6 +124,8 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const signal = await stopping;
   log.info({ signal, cleanUp: config.cleanUp }, 'stopping');
   await loop.stop();
+  clearInterval(followPods);
+  fastPath?.close();
   if (config.cleanUp) {
     // First what only this process holds (proxy sockets and their UDP flows, the wireguard-go it
     // supervises), then the same removal `wirelane cleanup` runs: nothing any mode made stays.

@@ -14,6 +14,9 @@ export type ServiceProxyChoice = 'auto' | ServiceProxyMode | 'off';
 
 export const SERVICE_PROXY_CHOICES: readonly ServiceProxyChoice[] = ['auto', ...SERVICE_PROXY_MODES.map((row) => row.mode), 'off'];
 
+export const FAST_PATH_CHOICES = ['auto', 'on', 'off'] as const;
+export type FastPathChoice = (typeof FAST_PATH_CHOICES)[number];
+
 export interface AgentConfig {
   readonly source: SourceConfig;
   readonly hostname: string;
@@ -67,6 +70,11 @@ export interface AgentConfig {
   readonly cniConfFile: string;
   /** --cni-ipam-dir: host-local's state directory; undefined = the plugin's default (/var/lib/cni/networks). */
   readonly cniIpamDir?: string;
+  /**
+   * --fast-path: tc programs forwarding pod traffic past netfilter (dataplane/ebpf/fast-path.ts).
+   * auto: where `wirelane probe` finds it can run; on: or the agent does not start; off: removed.
+   */
+  readonly fastPath: FastPathChoice;
   /** eBPF mode: sizes of the maps the programs fill (--nodeport-flows, --sock-lb-entries, ...). */
   readonly ebpfMapSizes: EbpfMapSizes;
 }

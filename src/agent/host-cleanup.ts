@@ -55,7 +55,11 @@ type Part = readonly [name: string, remove: () => Promise<readonly string[]>];
  */
 export async function removeHostState(placement: HostPlacement, removeAnnotations?: RemoveAnnotations): Promise<HostCleanupReport> {
   const stages: Part[][] = [
-    [['CNI configuration', () => removeCniConfigFile(placement.cniConfFile)]],
+    // The fast path with it: pod traffic falls back to the stack before the mesh's routes go.
+    [
+      ['CNI configuration', () => removeCniConfigFile(placement.cniConfFile)],
+      ['fast path', () => removeFastPathPins(placement.bpffsDir)],
+    ],
     [
       ...SERVICE_PROXY_MODES.map((row): Part => [`${row.mode} service proxy`, () => row.removeLeftovers(placement)]),
       ['mesh iptables rules', () => removeOwnedChains(WIRELANE_OWNER)],
@@ -78,6 +82,11 @@ export async function removeHostState(placement: HostPlacement, removeAnnotation
     });
   }
   return { removed, failures };
+}
+
+async function removeFastPathPins(bpffsDir: string | undefined): Promise<string[]> {
+  const [{ removeFastPathLeftovers }, { defaultBpffsDir }] = await Promise.all([import('../dataplane/ebpf/fast-path.js'), import('../dataplane/ebpf/ebpf-service-proxy.js')]);
+  return removeFastPathLeftovers(bpffsDir ?? defaultBpffsDir());
 }
 
 async function removeRoutesAndRules(): Promise<string[]> {

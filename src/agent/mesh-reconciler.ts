@@ -3,7 +3,8 @@
 // counted in wirelane_errors_total{step}, and retried at the next resync while the others go on.
 import { join } from 'node:path';
 import { removeCniConfigFile, writeCniConfigFile } from '../cni/conf-file.js';
-import { cniNetworkOf, formatCniConfigList } from '../cni/conflist.js';
+import { CNI_BRIDGE, cniNetworkOf, formatCniConfigList } from '../cni/conflist.js';
+import type { FastPathDatapath } from '../dataplane/ebpf/fast-path.js';
 import { IptablesChains } from '../dataplane/iptables/chains.js';
 import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
 import { PartialApplyError } from '../dataplane/partial-apply.js';
@@ -36,7 +37,7 @@ import { rejectedClaimProblem } from '../sources/problem.js';
 import type { SyncResult } from './sync-health.js';
 import { TunnelWatch } from './tunnel-watch.js';
 
-const MESH_STEPS = ['discover', 'annotate', 'topology', 'wireguard', 'routes', 'tunnel', 'iptables', 'cni', 'tunnel-health'] as const;
+const MESH_STEPS = ['discover', 'annotate', 'topology', 'wireguard', 'routes', 'tunnel', 'iptables', 'cni', 'fast-path', 'tunnel-health'] as const;
 export type MeshStep = (typeof MESH_STEPS)[number];
 
 /** What the agent learned about its own host this round. */
@@ -57,6 +58,8 @@ export interface MeshReconcilerDeps {
   readonly source: ClusterSource;
   /** Asks the loop for another reconcile (e.g. after wireguard-go died). */
   readonly requestReconcile: () => void;
+  /** The fast path, when --fast-path runs it. */
+  readonly fastPath?: FastPathDatapath;
 }
 
 export class MeshReconciler {
@@ -162,6 +165,7 @@ export class MeshReconciler {
         await this.step('routes', () => this.countPartial('route', this.routes.apply(t))),
         await this.step('iptables', () => this.applyIptables(t, host)),
         await this.step('cni', () => this.applyCni(t, host)),
+        ...(this.deps.fastPath ? [await this.step('fast-path', () => this.applyFastPath(t, host, this.deps.fastPath as FastPathDatapath))] : []),
       ];
       if (this.deps.source.publisher !== undefined) await this.step('tunnel-health', () => this.judgeTunnels(t, now));
       await this.step('annotate', () => this.publishNode(host, now, true));
@@ -412,6 +416,21 @@ export class MeshReconciler {
     const written = await writeCniConfigFile(c.cniConfFile, formatCniConfigList(network.list));
     if (written) this.deps.log.info({ file: c.cniConfFile, podCIDRs: t.node.podCIDRs.map(formatCidr), mtu }, 'cni: configuration written');
     return this.count('cni', written ? 1 : 0);
+  }
+
+  /**
+   * The fast path forwards to the cluster's pod CIDRs only, through the interfaces the routes just
+   * written use: the pod bridge, the WireGuard device, the underlay.
+   */
+  private async applyFastPath(t: Topology, host: HostView, fastPath: FastPathDatapath): Promise<number> {
+    const report = await fastPath.apply({
+      clusterPodCidrs: t.segments.flatMap((s) => s.nodes.flatMap((n) => n.podCIDRs)),
+      localPodCidrs: t.node.podCIDRs,
+      bridge: CNI_BRIDGE,
+      wireguard: this.deps.config.interface,
+      underlay: host.underlayDevice === 'lo' ? [] : [host.underlayDevice],
+    });
+    return this.count('fast-path', report.written + report.attached + report.detached);
   }
 
   /**

@@ -1,7 +1,8 @@
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { type AgentConfig, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
+import { type AgentConfig, FAST_PATH_CHOICES, SERVICE_PROXY_CHOICES, type SourceConfig } from '../agent/config.js';
 import { type ListenAddress, parseListenAddress } from '../agent/http-server.js';
+import { fastPathOnRefused, fastPathRefusal } from '../agent/fast-path-policy.js';
 import { EBPF_MAP_SIZES, SERVICE_PROXY_MODES } from '../agent/service-proxy-modes.js';
 import { DEFAULT_LEASE_NAMESPACE } from '../sources/lease.js';
 import { DEFAULT_TOPOLOGY_LABEL } from '../sources/node.js';
@@ -78,6 +79,14 @@ Pod network (CNI mode, in place of another CNI):
   --cni-conf-name NAME            its file name, ending in .conflist (default ${DEFAULT_CNI_CONF_NAME})
   --cni-ipam-dir DIR              host-local's state directory (default: the plugin's own,
                                   /var/lib/cni/networks)
+  --fast-path auto|on|off         tc programs that forward pod traffic past netfilter: to pods of
+                                  this node (bpf_redirect_peer), other nodes (FIB lookup,
+                                  bpf_redirect_neigh) and locations (the WireGuard device); flows
+                                  netfilter translates stay on the stack (conntrack lookup). auto
+                                  (default): where it is proven (--cni, a --service-proxy other
+                                  than off) and 'wirelane probe' says it can run; on: or fail
+                                  (refused with --service-proxy off); off: remove it. Pins under
+                                  --bpf-dir/fast-path
 
 Services (kube-proxy's job):
   --service-proxy MODE            auto (default): the first of these the host supports
@@ -143,6 +152,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'udp-timeout': { type: 'string', default: '250ms' },
     'cgroup-root': { type: 'string' },
     'bpf-dir': { type: 'string' },
+    'fast-path': { type: 'string', default: 'auto' },
     'nodeport-flows': { type: 'string', default: String(EBPF_MAP_SIZES.nodePortFlows) },
     'nodeport-pending-flows': { type: 'string', default: String(EBPF_MAP_SIZES.nodePortPendingFlows) },
     'sock-lb-entries': { type: 'string', default: String(EBPF_MAP_SIZES.sockLbEntries) },
@@ -193,6 +203,10 @@ export function parseAgentConfig(values: Values): AgentConfig {
   const internal = stringFlag(values, 'internal-cidr');
   const mapSizeFlag = (name: string): number => integerFlag(name, str(name), 1024, 1 << 24);
   const source = parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig'));
+  const serviceProxy = choiceFlag('service-proxy', str('service-proxy'), SERVICE_PROXY_CHOICES);
+  const fastPath = choiceFlag('fast-path', str('fast-path'), FAST_PATH_CHOICES);
+  const refusal = fastPath === 'on' ? fastPathRefusal({ serviceProxy }) : undefined;
+  if (refusal !== undefined) throw new UsageError(fastPathOnRefused(refusal));
   return {
     source,
     hostname: stringFlag(values, 'hostname') ?? osHostname(),
@@ -218,7 +232,8 @@ export function parseAgentConfig(values: Values): AgentConfig {
     mtu,
     iptablesForwardRules: switchFlag(values, 'iptables-forward-rules', false),
     logLevel: parseLogLevelFlag(str('log-level')),
-    serviceProxy: choiceFlag('service-proxy', str('service-proxy'), SERVICE_PROXY_CHOICES),
+    serviceProxy,
+    fastPath,
     nodePortCIDRs: cidrListFlag(values, 'nodeport-addresses'),
     ...parsePortRange(stringFlag(values, 'proxy-port-range')),
     udpTimeoutMs: durationFlag('udp-timeout', str('udp-timeout')),

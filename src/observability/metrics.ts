@@ -1,10 +1,11 @@
 // The agent's Prometheus metrics. One registry per agent so tests can run several in one process.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, exponentialBuckets, linearBuckets } from 'prom-client';
+import type { FastPathStat } from '../dataplane/ebpf/fast-path.js';
 import type { NodePortStat } from '../dataplane/ebpf/nodeport.js';
 import type { SockLbStat } from '../dataplane/ebpf/sock-lb.js';
 
 /** The kinds of host state the agent writes; each write is counted so idle resyncs can be proven idle. */
-export type WriteKind = 'wireguard' | 'route' | 'tunnel' | 'iptables' | 'annotation' | 'service' | 'cni';
+export type WriteKind = 'wireguard' | 'route' | 'tunnel' | 'iptables' | 'annotation' | 'service' | 'cni' | 'fast-path';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -68,11 +69,12 @@ export class AgentMetrics {
   readonly source = new SourceMetrics(this.registry);
   readonly nodePort = nodePortMetrics(this.registry);
   readonly sockLb = sockLbMetrics(this.registry);
+  readonly fastPath = fastPathMetrics(this.registry);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // Make every label value visible from the start, so a zero is a zero and not a missing series.
-    for (const kind of ['wireguard', 'route', 'tunnel', 'iptables', 'annotation', 'service', 'cni'] satisfies WriteKind[]) this.writes.inc({ kind }, 0);
+    for (const kind of ['wireguard', 'route', 'tunnel', 'iptables', 'annotation', 'service', 'cni', 'fast-path'] satisfies WriteKind[]) this.writes.inc({ kind }, 0);
   }
 
   countWrites(kind: WriteKind, n: number): void {
@@ -177,6 +179,18 @@ export class SourceMetrics {
 }
 
 /** Which metric and label each wl_np_stats counter is exported as (README: Metrics). */
+const FAST_PATH_COUNTERS = {
+  sameNode: ['wirelane_fast_path_packets_total', 'same_node'],
+  toUnderlay: ['wirelane_fast_path_packets_total', 'to_underlay'],
+  toWireGuard: ['wirelane_fast_path_packets_total', 'to_wireguard'],
+  fromUnderlay: ['wirelane_fast_path_packets_total', 'from_underlay'],
+  fromWireGuard: ['wirelane_fast_path_packets_total', 'from_wireguard'],
+  passNat: ['wirelane_fast_path_passed_total', 'conntrack_nat'],
+  passNeighbour: ['wirelane_fast_path_passed_total', 'no_neighbour'],
+  passRoute: ['wirelane_fast_path_passed_total', 'route'],
+  passError: ['wirelane_fast_path_passed_total', 'error'],
+} as const satisfies Record<FastPathStat, readonly [string, string]>;
+
 const NODEPORT_COUNTERS = {
   newFlow: ['wirelane_nodeport_flows_total', 'new'],
   confirmed: ['wirelane_nodeport_flows_total', 'confirmed'],
@@ -271,5 +285,13 @@ function sockLbMetrics(registry: Registry): KernelCounterMetrics<SockLbStat> {
       label: 'reason',
       help: 'connect()/sendmsg() calls to a service the eBPF socket LB failed, by reason (no_endpoint: ECONNREFUSED; no_local_endpoint: EHOSTUNREACH)',
     },
+  ]);
+}
+
+/** The fast path's counters (wl_fp_stats): packets it forwarded by path, candidates it left to the stack by reason. */
+function fastPathMetrics(registry: Registry): KernelCounterMetrics<FastPathStat> {
+  return new KernelCounterMetrics(registry, FAST_PATH_COUNTERS, [
+    { name: 'wirelane_fast_path_packets_total', label: 'path', help: 'Pod packets the eBPF fast path forwarded past netfilter, by path' },
+    { name: 'wirelane_fast_path_passed_total', label: 'reason', help: 'Pod-to-pod packets the eBPF fast path left to the stack, by reason (conntrack_nat: a flow netfilter translates)' },
   ]);
 }

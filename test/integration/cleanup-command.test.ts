@@ -1,7 +1,7 @@
 // Issue 10, item 4: removing everything is an explicit act. `wirelane cleanup` after an agent that
 // ran with --clean-up=false, in each service proxy mode, leaves the node as it was before the agent
-// started (links, addresses, routes, rules, iptables-save in both families, bpftool, pins, the
-// wireguard-go socket, processes, the Node's annotations); a second run finds nothing, and so does a
+// started (links, addresses, routes, rules, iptables-save in both families, bpftool, pins (the
+// fast path's too), the wireguard-go socket, processes, the Node's annotations); a second run finds nothing, and so does a
 // run on a clean node.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -44,7 +44,7 @@ test('wirelane cleanup leaves the node as before the agent ran, in every mode, t
     await cluster.waitReady(['a']);
     await waitForService(cluster);
     const during = await state(cluster, api!);
-    const links = await pinnedLinkIds(cluster, 'a');
+    const links = [...(await pinnedLinkIds(cluster, 'a')), ...(await pinnedLinkIds(cluster, 'a', 'fast-path/links/'))];
     // SIGTERM with --clean-up=false: the agent leaves everything, wireguard-go included.
     await cluster.stopAgent('a');
     for (const made of [`${cluster.interfaceOf('a')} tun`, 'wirelane.vx vxlan']) {
@@ -59,6 +59,8 @@ test('wirelane cleanup leaves the node as before the agent ran, in every mode, t
     assert.match(first.stdout, /^removed wireguard: WireGuard device /m, `${mode}: ${first.stdout}`);
     assert.match(first.stdout, /^removed routes and rules: /m, `${mode}: ${first.stdout}`);
     assert.match(first.stdout, new RegExp(`^removed ${mode} service proxy: `, 'm'), `${mode}: ${first.stdout}`);
+    // The fast path (--fast-path auto: on here) on the pods' veths, the underlay and WireGuard.
+    assert.match(first.stdout, /^removed fast path: \d+ fast-path tc programs detached$/m, `${mode}: ${first.stdout}`);
     assert.deepEqual(await state(cluster, api!), before, `${mode}: the node is as it was`);
     assert.deepEqual(await existingLinks(links), [], `${mode}: no eBPF link of the run is left`);
 

@@ -23,9 +23,12 @@ import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('services conformance suite', [...AGENT_TOOLS, ['conntrack', ['--version']], ['bpftool', ['version']]]);
 
-// Every mode of the agent's table; the userspace proxy terminates connections, so there backends
-// see the node, never the client.
-const MODES = SERVICE_PROXY_MODES.map((row) => ({ mode: row.mode, preservesSourceIP: row.preservesClientAddress }));
+// Every mode of the agent's table, with the fast path on (pod-to-pod replies of flows netfilter
+// translated must stay on the stack), and the modes that fall back to netfilter with it off too; the
+// userspace proxy terminates connections, so there backends see the node, never the client.
+const MODES = SERVICE_PROXY_MODES.flatMap((row) =>
+  (row.mode === 'ebpf' ? (['on'] as const) : (['on', 'off'] as const)).map((fastPath) => ({ mode: row.mode, fastPath, preservesSourceIP: row.preservesClientAddress })),
+);
 
 const EXTERNAL_IP = '192.0.2.10';
 const LOAD_BALANCER_IP = '192.0.2.20';
@@ -51,8 +54,8 @@ const httpPort = { name: 'http', protocol: 'TCP', port: 80, targetPort: 8080 };
 const dnsPort = { name: 'dns', protocol: 'UDP', port: 53, targetPort: 8080 };
 
 describe('services conformance', { skip }, () => {
-  for (const { mode, preservesSourceIP } of MODES) {
-    describe(`${mode} mode`, () => {
+  for (const { mode, fastPath, preservesSourceIP } of MODES) {
+    describe(`${mode} mode, fast path ${fastPath}`, () => {
       let started: TestMeshCluster;
       let cluster: MeshCluster;
       let api: KubeApiServer;
@@ -106,7 +109,7 @@ describe('services conformance', { skip }, () => {
           ],
           source: 'kubernetes',
           outside: [{ name: 'client', underlayAddress: `${CLIENT_IP}/16` }],
-          agentArgs: ['--resync-period', '5s', '--service-proxy', mode, '--service-cidr', SERVICE_CIDR],
+          agentArgs: ['--resync-period', '5s', '--service-proxy', mode, '--service-cidr', SERVICE_CIDR, '--fast-path', fastPath],
         });
         cluster = started.cluster;
         api = started.api!;
@@ -323,6 +326,28 @@ describe('services conformance', { skip }, () => {
         assert.deepEqual(await listeningTcp(), socketsBefore.map((n) => n - closed), 'listening TCP sockets on a, b, c');
       });
 
+      check(`the fast path ${fastPath === 'on' ? 'forwarded pod traffic and left flows netfilter translates to the stack' : 'stayed off'}`, async () => {
+        // A scrape that failed on a loaded machine is tried again: it must hold the agent's sync counter.
+        const scrape = async (n: string) => {
+          let metrics = new Map<string, number>();
+          await until(`metrics of ${n}`, async () => (metrics = await cluster.metrics(n)).has('wirelane_syncs_total{loop="mesh",result="success"}'), 30_000, 200);
+          return metrics;
+        };
+        const total = async (name: string) => {
+          let sum = 0;
+          for (const n of ['a', 'b', 'c']) for (const [key, value] of await scrape(n)) if (key.startsWith(name)) sum += value;
+          return sum;
+        };
+        const forwarded = await total('wirelane_fast_path_packets_total{');
+        if (fastPath === 'off') {
+          assert.equal(forwarded, 0, 'no packet forwarded with --fast-path off');
+          return;
+        }
+        assert.ok(forwarded > 0, 'pod packets forwarded by the fast path');
+        // A same-node backend's reply to a-pod1 is pod to pod, but only conntrack can un-DNAT it.
+        if (mode === 'iptables') assert.ok((await total('wirelane_fast_path_passed_total{reason="conntrack_nat"}')) > 0, 'replies of DNATed flows left to the stack');
+      });
+
       check('--clean-up leaves no rule, chain or socket of the proxy', async () => {
         for (const n of ['a', 'b', 'c']) assert.equal(await cluster.stopAgent(n), 0);
         for (const n of ['a', 'b', 'c']) {
@@ -333,6 +358,7 @@ describe('services conformance', { skip }, () => {
           }
           const sockets = (await cluster.sandbox.exec(node, 'ss', ['-Hltun'])).stdout.trim();
           assert.equal(sockets, '', `listening sockets on ${n}`);
+          assert.ok(!existsSync(join(cluster.bpffs, n, 'fast-path')), `fast-path pins of ${n} are gone`);
           if (mode === 'ebpf') {
             assert.ok(!existsSync(join(cluster.bpffs, n)), `pins of ${n} are gone`);
             const programs = (await runCommand('bpftool', ['-j', 'cgroup', 'show', join(cluster.sandbox.cgroups!.root, n)])).stdout;

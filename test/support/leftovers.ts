@@ -3,6 +3,7 @@
 // agent ran, or holds nothing of a service proxy mode.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { FAST_PATH_DIR } from '../../src/dataplane/ebpf/fast-path.js';
 import { runCommand } from '../../src/host/command.js';
 import { captureNetworkState } from '../../src/host/network-state.js';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
@@ -23,9 +24,12 @@ export function pinsOf(cluster: MeshCluster, node: string): string[] {
   return walk(join(cluster.bpffs, node), '').sort();
 }
 
-/** The ids of the bpf links pinned for the node (socket programs on its cgroup, tcx programs on its interfaces). */
-export async function pinnedLinkIds(cluster: MeshCluster, node: string): Promise<number[]> {
-  const links = pinsOf(cluster, node).filter((p) => p.startsWith('links/') && !p.endsWith('/'));
+/**
+ * The ids of the bpf links pinned for the node: the service proxy's (socket programs on its cgroup,
+ * tcx programs on its interfaces), or with `dir` 'fast-path/links/' the fast path's.
+ */
+export async function pinnedLinkIds(cluster: MeshCluster, node: string, dir = 'links/'): Promise<number[]> {
+  const links = pinsOf(cluster, node).filter((p) => p.startsWith(dir) && !p.endsWith('/'));
   const ids: number[] = [];
   for (const pin of links) {
     const { stdout } = await runCommand('bpftool', ['-j', 'link', 'show', 'pinned', join(cluster.bpffs, node, pin)]);
@@ -54,7 +58,8 @@ export async function serviceState(cluster: MeshCluster, node: string) {
     ebpf: {
       cgroupPrograms: (JSON.parse(cgroup || '[]') as { name?: string }[]).map((p) => p.name ?? '?'),
       tcFilters: tc.map((f) => JSON.stringify(f)),
-      pins: pinsOf(cluster, node),
+      // The fast path is no service mode: its pins are nodeState's fastPathPins.
+      pins: pinsOf(cluster, node).filter((p) => !p.startsWith(`${FAST_PATH_DIR}/`)),
     },
   };
 }
@@ -72,6 +77,7 @@ export async function nodeState(cluster: MeshCluster, node: string) {
     iptables: await iptablesLines(cluster, node, 'iptables-save'),
     ip6tables: await iptablesLines(cluster, node, 'ip6tables-save'),
     ebpf: services.ebpf,
+    fastPathPins: pinsOf(cluster, node).filter((p) => p.startsWith(`${FAST_PATH_DIR}/`)),
     wireguardSocket: existsSync(uapiSocketPath(cluster.interfaceOf(node))),
     processes: (await runCommand('ip', ['netns', 'pids', n.netns])).stdout.trim(),
   };

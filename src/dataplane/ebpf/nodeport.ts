@@ -23,7 +23,6 @@ import {
   isBpffs,
   openPinnedLink,
   openPinnedMap,
-  queryTcFilter,
   unpin,
   type BpfMap,
   type TcFilterId,
@@ -37,6 +36,7 @@ import { checkMapLayouts, MAP_NAMES, PIN_LINKS_DIR, PROTOCOL_NUMBERS, writeAddre
 import { readPinnedCounters, sumCounters } from './counters.js';
 import { MAPS, NP_RANGE_KEY, NP_SNAT_VALUE } from './layouts.js';
 import { copyToStaged, layoutDifferences, stagingDir } from './map-staging.js';
+import { filterProgram, unlessMissing, unlessNotALink } from './pin-errors.js';
 import { type ProgramSwap, type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
 
 /** The maps this data path owns, as in wirelane_nodeport.h (WL_MAP_NP_*), with their sizes (layouts.ts). */
@@ -649,37 +649,6 @@ function u32(value: number): Buffer {
   const buf = Buffer.alloc(4);
   buf.writeUInt32LE(value);
   return buf;
-}
-
-/** The program id in our clsact filter; undefined without one (also without a clsact qdisc, or the interface). */
-function filterProgram(filter: TcFilterId): number | undefined {
-  try {
-    return queryTcFilter(filter);
-  } catch (error) {
-    // EINVAL: "Parent Qdisc doesn't exists"; ENODEV: the interface is gone.
-    if (error instanceof BpfError && (error.code === 'EINVAL' || error.code === 'ENODEV' || error.code === 'ENOENT')) return undefined;
-    throw error;
-  }
-}
-
-/** What `open` returns, or undefined when the pin is missing (BpfError ENOENT). */
-function unlessMissing<T>(open: () => T): T | undefined {
-  try {
-    return open();
-  } catch (error) {
-    if (error instanceof BpfError && error.code === 'ENOENT') return undefined;
-    throw error;
-  }
-}
-
-/** What `open` returns, or undefined when the pin holds something else than a link (EINVAL) or is gone (ENOENT). */
-function unlessNotALink<T>(open: () => T): T | undefined {
-  try {
-    return open();
-  } catch (error) {
-    if (error instanceof BpfError && (error.code === 'EINVAL' || error.code === 'ENOENT')) return undefined;
-    throw error;
-  }
 }
 
 /** A link pin's name (nodeport-<iface>-<ifindex>-<direction>) taken apart; undefined when it is not one of ours. */

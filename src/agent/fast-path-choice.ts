@@ -1,0 +1,41 @@
+// --fast-path: whether this agent runs the fast path. auto runs it where fast-path-policy.ts says
+// it is proven and the probe says the kernel can; on insists (and is refused at once where it
+// cannot serve); off removes what an earlier run left, as a service mode removes the others' state.
+import { dirname } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { ensureBpffs } from '../bpf/index.js';
+import { defaultBpffsDir } from '../dataplane/ebpf/ebpf-service-proxy.js';
+import { FastPathDatapath, removeFastPathLeftovers } from '../dataplane/ebpf/fast-path.js';
+import { probeFastPathSupport } from '../dataplane/ebpf/fast-path-support.js';
+import type { Logger } from '../observability/logger.js';
+import type { AgentConfig } from './config.js';
+import { autoDeclines, fastPathOnRefused, fastPathRefusal } from './fast-path-policy.js';
+
+export class FastPathUnavailableError extends Error {
+  override readonly name = 'FastPathUnavailableError';
+}
+
+type Choice = Pick<AgentConfig, 'fastPath' | 'serviceProxy' | 'cni'>;
+
+export async function openFastPath(config: Choice & Pick<AgentConfig, 'bpfDir'>, log: Logger): Promise<FastPathDatapath | undefined> {
+  const dir = config.bpfDir ?? defaultBpffsDir();
+  const declined = config.fastPath === 'auto' ? autoDeclines(config) : undefined;
+  if (config.fastPath === 'off' || declined !== undefined) {
+    if (declined !== undefined) log.info({ reason: declined }, 'fast path: auto leaves it off here; pod traffic takes the stack');
+    const removed = removeFastPathLeftovers(dir);
+    if (removed.length > 0) log.info({ removed }, 'fast path: off; removed what an earlier run left');
+    return undefined;
+  }
+  const refusal = fastPathRefusal(config);
+  if (refusal !== undefined) throw new FastPathUnavailableError(fastPathOnRefused(refusal));
+  const support = probeFastPathSupport();
+  if (!support.usable) {
+    if (config.fastPath === 'on') throw new FastPathUnavailableError(`--fast-path on: ${support.reason ?? 'unavailable'}`);
+    log.warn({ reason: support.reason }, 'fast path: not available here; pod traffic takes the stack');
+    return undefined;
+  }
+  await ensureBpffs(dirname(dir));
+  mkdirSync(dir, { recursive: true });
+  log.info({ dir }, 'fast path: on');
+  return new FastPathDatapath({ bpffsDir: dir, log });
+}
