@@ -53,7 +53,8 @@ test('every struct and map in the table is in some built object', { skip }, () =
 });
 
 test('the check finds a moved member, a resized struct, a member the table lacks and a map of another type', { skip }, () => {
-  const [first] = builtObjects();
+  // An object with the shared service maps (not every program has them: the fast path does not).
+  const first = builtObjects().find(({ btf }) => aggregateNames(btf).includes('wl_service_key'));
   assert.ok(first);
   const altered = first.btf.map((t): BtfType => {
     if (t.name === 'wl_service_key') {

@@ -24,6 +24,7 @@ import {
 } from '../../bpf/index.js';
 import { type Cidr, containsIp, ipOf, networkOf } from '../../model/ip.js';
 import { PIN_LINKS_DIR, writeAddress } from './codec.js';
+import { FP_CIDR_KEY, MAPS as LAYOUTS } from './layouts.js';
 import { readPinnedCounters, sumCounters } from './counters.js';
 import { filterProgram, unlessMissing, unlessNotALink } from './pin-errors.js';
 import { swapLinkProgram, swapOrKeep } from './program-swap.js';
@@ -46,10 +47,10 @@ export const FAST_PATH_STATS = [
 export type FastPathStat = (typeof FAST_PATH_STATS)[number];
 
 const MAPS = {
-  cidrs: { name: 'wl_fp_cidrs', key: 24, value: 4 },
-  devs: { name: 'wl_fp_devs', key: 4, value: 4 },
-  ports: { name: 'wl_fp_ports', key: 8, value: 8 },
-  stats: { name: 'wl_fp_stats', key: 4, value: 8 },
+  cidrs: { name: 'wl_fp_cidrs', key: LAYOUTS.wl_fp_cidrs.key.size, value: LAYOUTS.wl_fp_cidrs.value.size },
+  devs: { name: 'wl_fp_devs', key: LAYOUTS.wl_fp_devs.key.size, value: LAYOUTS.wl_fp_devs.value.size },
+  ports: { name: 'wl_fp_ports', key: LAYOUTS.wl_fp_ports.key.size, value: LAYOUTS.wl_fp_ports.value.size },
+  stats: { name: 'wl_fp_stats', key: LAYOUTS.wl_fp_stats.key.size, value: LAYOUTS.wl_fp_stats.value.size },
 } as const;
 
 /** WL_FP_CIDR_FAMILY_BITS: the family byte and padding before the address. */
@@ -346,9 +347,10 @@ export function readFastPathStats(bpffsDir: string): Record<FastPathStat, bigint
 export function cidrKey(cidr: Cidr): Buffer {
   const net = networkOf(cidr);
   const key = Buffer.alloc(MAPS.cidrs.key);
-  key.writeUInt32LE(CIDR_FAMILY_BITS + net.bits, 0);
-  key[4] = net.family;
-  writeAddress(key, 8, ipOf(net));
+  const { prefixlen, family, addr } = FP_CIDR_KEY.fields;
+  key.writeUInt32LE(CIDR_FAMILY_BITS + net.bits, prefixlen.offset);
+  key[family.offset] = net.family;
+  writeAddress(key, addr.offset, ipOf(net));
   return key;
 }
 

@@ -1,4 +1,4 @@
-// The C layouts of bpf/include/wirelane_maps.h and wirelane_nodeport.h as data: every key and value
+// The C layouts of bpf/include/wirelane_maps.h, wirelane_nodeport.h and wirelane_fastpath.h as data: every key and value
 // type of the maps, each member with its byte offset and size, and which type each map's key and
 // value is. This is the only place TypeScript states an offset: the codec (codec.ts) and the tc
 // data path's keys (nodeport.ts, sock-term.ts) read theirs from here, and
@@ -188,6 +188,33 @@ export const NP_SNAT_VALUE = struct('wl_np_snat_value', 16, {
   addr: [0, 16],
 });
 
+// ---- wirelane_fastpath.h --------------------------------------------------------------------
+
+export const FP_CIDR_KEY = struct('wl_fp_cidr_key', 24, {
+  prefixlen: [0, 4],
+  family: [4, 1],
+  pad: [5, 3],
+  addr: [8, 16],
+});
+
+const FP_CIDR_VALUE = struct('wl_fp_cidr_value', 4, {
+  flags: [0, 4],
+});
+
+const FP_DEV_VALUE = struct('wl_fp_dev_value', 4, {
+  kind: [0, 4],
+});
+
+const FP_PORT_KEY = struct('wl_fp_port_key', 8, {
+  mac: [0, 6],
+  pad: [6, 2],
+});
+
+const FP_PORT_VALUE = struct('wl_fp_port_value', 8, {
+  ifindex: [0, 4],
+  pad: [4, 4],
+});
+
 /** Every struct and union above, for the check against BTF. */
 export const AGGREGATES: readonly Layout[] = [
   SERVICE_KEY,
@@ -209,6 +236,11 @@ export const AGGREGATES: readonly Layout[] = [
   NP_RANGE_KEY,
   NP_RANGE_VALUE,
   NP_SNAT_VALUE,
+  FP_CIDR_KEY,
+  FP_CIDR_VALUE,
+  FP_DEV_VALUE,
+  FP_PORT_KEY,
+  FP_PORT_VALUE,
 ];
 
 export interface MapLayout {
@@ -233,6 +265,10 @@ export const MAPS = {
   wl_np_ranges: { key: NP_RANGE_KEY, value: NP_RANGE_VALUE },
   wl_np_snat: { key: U32, value: NP_SNAT_VALUE },
   wl_np_stats: { key: U32, value: U64 },
+  wl_fp_cidrs: { key: FP_CIDR_KEY, value: FP_CIDR_VALUE },
+  wl_fp_devs: { key: U32, value: FP_DEV_VALUE },
+  wl_fp_ports: { key: FP_PORT_KEY, value: FP_PORT_VALUE },
+  wl_fp_stats: { key: U32, value: U64 },
 } as const satisfies Readonly<Record<string, MapLayout>>;
 
 /** A 32-bit word of a layout: the codec's writers fill keys and values word by word. */
