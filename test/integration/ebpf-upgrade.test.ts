@@ -51,12 +51,20 @@ interface PinnedLink {
   readonly object: 'sock_lb' | 'nodeport';
 }
 
-/** Every link node a's agent pins: the socket programs, and the tc programs on eth0 (tcx on this kernel). */
+/**
+ * Every link node a's agent pins: the socket programs, the tc programs on eth0 (tcx on this kernel)
+ * and on the mesh interface (an L3 device; its ingress also translates what Peers send: np_ingress_mesh).
+ */
 function linkPins(pins: string): PinnedLink[] {
-  const tc = (['ingress', 'egress'] as const).map((direction): PinnedLink => {
-    const found = readdirSync(join(pins, 'links')).find((name) => name.startsWith('nodeport-eth0-') && name.endsWith(`-${direction}`));
-    assert.ok(found !== undefined, `a pinned tc link for eth0 ${direction} in ${pins}/links`);
-    return { path: join(pins, 'links', found), program: `np_${direction}`, object: 'nodeport' };
+  const names = readdirSync(join(pins, 'links')).filter((name) => name.startsWith('nodeport-')).sort();
+  for (const direction of ['ingress', 'egress']) {
+    assert.ok(names.some((name) => name.startsWith('nodeport-eth0-') && name.endsWith(`-${direction}`)), `a pinned tc link for eth0 ${direction} in ${pins}/links`);
+  }
+  const tc = names.map((name): PinnedLink => {
+    const direction = name.endsWith('-ingress') ? 'ingress' : 'egress';
+    const mesh = !name.startsWith('nodeport-eth0-');
+    const program = mesh ? (direction === 'ingress' ? 'np_ingress_mesh' : 'np_egress_l3') : `np_${direction}`;
+    return { path: join(pins, 'links', name), program, object: 'nodeport' };
   });
   return [...SOCK_LB_PROGRAMS.map((program): PinnedLink => ({ path: linkPinPath(pins, program), program, object: 'sock_lb' })), ...tc];
 }
