@@ -8,6 +8,7 @@ import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import type { SandboxPod } from '../../src/sandbox/sandbox.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
@@ -43,6 +44,10 @@ async function dualStack(t: TestContext, source: 'file' | 'kubernetes'): Promise
   const { cluster, api } = await startMeshCluster(t, { nodes: NODES, source, agentArgs: ['--resync-period', '2s', '--subnet', SUBNETS.join(',')] });
   for (const n of NODES) cluster.startAgent(n.name);
   await cluster.waitReady();
+  // Ready is each agent's first apply: before b hears a's first heartbeat it may lead east itself
+  // (and carry b's traffic on its own device), as Kilo's election does with a fresh last-seen.
+  const leading = async () => Promise.all(['a', 'b', 'c'].map(async (n) => (await cluster.metrics(n)).get('wirelane_leader')));
+  await until('a and c to lead, b to follow', async () => (await leading()).join() === '1,0,1', 30_000, 200);
 
   // Leaders hold a WireGuard address from each subnet; the non-leader's device has none.
   for (const leader of ['a', 'c']) {
