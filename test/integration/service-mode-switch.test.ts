@@ -42,8 +42,9 @@ test('iptables → ebpf → userspace → off: each start leaves nothing of the 
     assert.deepEqual(modesPresent(state), mode === 'off' ? [] : [mode], `${mode}: ${JSON.stringify(state)}`);
     if (mode === 'ebpf') {
       ebpfLinks = await pinnedLinkIds(cluster, 'a');
-      // The socket programs on the cgroup (sock_release among them), tc ingress and egress on the underlay.
-      assert.equal(ebpfLinks.length, SOCK_LB_PROGRAMS.length + 2, `eBPF links pinned: ${state.ebpf.pins.join(', ')}`);
+      // The socket programs on the cgroup (sock_release among them), tc ingress and egress on the
+      // underlay and on the mesh interface.
+      assert.equal(ebpfLinks.length, SOCK_LB_PROGRAMS.length + 4, `eBPF links pinned: ${state.ebpf.pins.join(', ')}`);
     } else {
       assert.deepEqual(await existingLinks(ebpfLinks), [], `${mode}: the eBPF run's links are gone`);
     }
