@@ -181,12 +181,13 @@ export function routerRuleset(router: PlannedRouter): string {
   const v6 = router.lans.flatMap((l) => (l.cidr6 ? [formatCidr(l.cidr6)] : []));
   const lines = [
     'table inet wirelane_sandbox {',
-    // As a home router's firewall: nothing unasked-for reaches the router itself. Such a packet
-    // would otherwise leave a conntrack entry that takes the port a LAN host's mapping keeps
-    // (masquerade preserves source ports), and two hosts behind NATs could never meet.
+    // As a home router's firewall: no unasked-for TCP or UDP reaches the router itself. Such a
+    // packet would otherwise leave a conntrack entry that takes the port a LAN host's mapping keeps
+    // (masquerade preserves source ports), and two hosts behind NATs could never meet. ICMP stays
+    // open: IPv6 needs neighbour discovery on the internet, and a router answers pings.
     '  chain input {',
     '    type filter hook input priority 0; policy accept;',
-    '    iifname "eth0" ct state != { established, related } drop',
+    '    iifname "eth0" meta l4proto { tcp, udp } ct state != { established, related } drop',
     '  }',
     '  chain forward {',
     '    type filter hook forward priority 0; policy accept;',

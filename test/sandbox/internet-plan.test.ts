@@ -86,7 +86,7 @@ test('a router masquerades its private prefixes, lets only answers in, and route
       'table inet wirelane_sandbox {',
       '  chain input {',
       '    type filter hook input priority 0; policy accept;',
-      '    iifname "eth0" ct state != { established, related } drop',
+      '    iifname "eth0" meta l4proto { tcp, udp } ct state != { established, related } drop',
       '  }',
       '  chain forward {',
       '    type filter hook forward priority 0; policy accept;',
