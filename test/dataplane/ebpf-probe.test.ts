@@ -14,10 +14,11 @@ interface ProbeReport {
   reasons: string[];
   ebpf: { usable: boolean; reason?: string; checks: Array<{ name: string; ok: boolean; required: boolean; detail?: string }> };
   iptables: { usable: boolean; reason?: string };
+  fastPath: { usable: boolean; reason?: string; auto: 'on' | 'off'; autoReason?: string };
 }
 
-function probe(): ProbeReport {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/wirelane.ts', 'probe', '-o', 'json'], { cwd: root, encoding: 'utf8' });
+function probe(...flags: string[]): ProbeReport {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/wirelane.ts', 'probe', '-o', 'json', ...flags], { cwd: root, encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
   return JSON.parse(run.stdout) as ProbeReport;
 }
@@ -57,4 +58,23 @@ test('without privilege: eBPF and iptables step down, each with its reason', { s
   assert.match(report.reasons[0] ?? '', /^ebpf: privilege to load programs .*EPERM/);
   assert.equal(report.mode, report.iptables.usable ? 'iptables' : 'userspace');
   if (!report.iptables.usable) assert.match(report.reasons[1] ?? '', /^iptables: /);
+});
+
+test("the fast path: the kernel can run it, and auto's answer follows the agent's flags, with the reason", { skip }, () => {
+  const defaults = probe();
+  assert.equal(defaults.fastPath.usable, true, defaults.fastPath.reason);
+  assert.equal(defaults.fastPath.auto, 'on');
+  assert.equal(defaults.fastPath.autoReason, undefined);
+  const otherCni = probe('--cni=false');
+  assert.equal(otherCni.fastPath.usable, true);
+  assert.equal(otherCni.fastPath.auto, 'off');
+  assert.match(otherCni.fastPath.autoReason ?? '', /^--cni=false: /);
+  const otherProxy = probe('--service-proxy', 'off');
+  assert.equal(otherProxy.fastPath.auto, 'off');
+  assert.match(otherProxy.fastPath.autoReason ?? '', /^--service-proxy off: /);
+  const text = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/wirelane.ts', 'probe', '--cni=false'], { cwd: root, encoding: 'utf8' });
+  assert.match(text.stdout, /^fast path \(--fast-path auto\): off: --cni=false: /m);
+  const bad = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/wirelane.ts', 'probe', '--service-proxy', 'ipvs'], { cwd: root, encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--service-proxy: "ipvs" is not one of/);
 });
