@@ -26,7 +26,7 @@
 //      node --import tsx bench/datapath-scale.ts --replot   (the chart and docs again from the last run's JSON)
 //      node --import tsx bench/datapath-scale.ts --merge=A.json,B.json   (the docs' table with these runs' cells in place of the same mode and size)
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { setPriority, tmpdir } from 'node:os';
+import { loadavg, setPriority, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -487,8 +487,10 @@ function writeDoc(run: SavedRun, date: string): void {
   const verdict = ebpfVerdict(cells);
   const section = [
     DOC_BEGIN,
-    `Run of ${date} on this 2-core machine, ${run.repeats} pairs of ${run.seconds} s runs per path and size, while other`,
-    'sessions were building and testing on it: expect a few percent of noise in every ratio, more in p99.',
+    `Run of ${date} on this 2-core machine, ${run.repeats} pairs of ${run.seconds} s runs per path and size, ${
+      run.load === undefined ? 'load not recorded' : `1-minute load average ${run.load.start.toFixed(1)} at the start and ${run.load.end.toFixed(1)} at the end`
+    }:`,
+    'a loaded machine (other work beside the bench) puts a few percent of noise in every ratio, more in p99.',
     'Ratios are service ÷ direct (lower is better for latency, higher for connections/s).',
     ...(run.partial === true ? ['**The run did not finish**: only the cells it measured are shown.'] : []),
     ...carriedNote(cells),
@@ -551,10 +553,15 @@ interface SavedRun {
   readonly cells: readonly Cell[];
   /** Written while running: the cells measured before the run ended (or failed). */
   readonly partial?: true;
+  /** The 1-minute load average when the run started and ended: on a shared machine, the noise to expect. */
+  readonly load?: { readonly start: number; readonly end: number };
 }
 
+const loadAtStart = loadavg()[0]!;
+
 function savedRun(cells: readonly Cell[], opts: Options): SavedRun {
-  return { date: new Date().toISOString(), node: process.version, repeats: opts.repeats, seconds: opts.seconds, endpointsPerService: ENDPOINTS, cells };
+  const load = { start: loadAtStart, end: loadavg()[0]! };
+  return { date: new Date().toISOString(), node: process.version, repeats: opts.repeats, seconds: opts.seconds, endpointsPerService: ENDPOINTS, cells, load };
 }
 
 function save(run: SavedRun): void {
