@@ -115,6 +115,7 @@ test("east's leader loses its WireGuard UDP at east's router: b takes over withi
   // have marked itself; alone in west it kept leading, and its mark clears once b has answered for
   // three periods.
   await until('c to be unmarked', async () => (await metricOf(cluster, 'c', 'wirelane_leader_tunnel_broken')) === 0, 2 * HYSTERESIS_MS, 500);
+  t.diagnostic(`c marked itself ${await metricOf(cluster, 'c', 'wirelane_tunnel_mark_changes_total{mark="broken"}')} time(s) and cleared ${await metricOf(cluster, 'c', 'wirelane_tunnel_mark_changes_total{mark="cleared"}')}`);
 
   // Restored: the design keeps b (a's mark clears only while it leads), so nothing moves and no
   // ping is lost; watched for a hysteresis period and one more resync.
