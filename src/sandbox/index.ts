@@ -24,7 +24,7 @@ export {
   type SandboxPlan,
   type SandboxSpec,
 } from './plan.js';
-export { routerRuleset, type InternetSpec, type LanSpec, type RouterSpec } from './internet-plan.js';
+export { routerRuleset, udpDropCommand, type InternetSpec, type LanSpec, type RouterSpec } from './internet-plan.js';
 export { isReachable, probeTcp, UNUSED_PORT, type TcpProbeResult } from './probe.js';
 export { sweepLeftoverSandboxes, type SweepReport } from './sweep.js';
 export { sandboxUnsupportedReason } from './support.js';

@@ -11,7 +11,7 @@
 // default gateway and routes each LAN's public prefix to its router: a public address is reachable
 // from anywhere, a private one only answers (masquerade, no port forward). Every link of
 // the internet segment gets its MTU, so a path between locations is narrower than a LAN.
-import { containsIp, formatCidr, formatIp, ipOf, nthAddress, overlaps, type Cidr } from '../model/ip.js';
+import { containsIp, formatCidr, formatIp, ipOf, nthAddress, overlaps, type Cidr, type Ip } from '../model/ip.js';
 import { parseField, SandboxSpecError } from './spec-error.js';
 
 /**
@@ -175,12 +175,26 @@ export function checkPublicAddress(internet: PlannedInternet, attachment: HostAt
   if (!ok) throw new SandboxSpecError(`${what}: publicAddress ${formatCidr(address)} is not in the public prefix of the host's LAN`);
 }
 
+/** The router's own nft table (inet), and its sets of the UDP destinations it drops, per family. */
+const ROUTER_TABLE = 'wirelane_sandbox';
+const DROPPED_UDP_SETS = { 4: 'dropped_udp4', 6: 'dropped_udp6' } as const;
+
+/**
+ * The nft arguments, run in a router's namespace, that start (`add`) or stop (`delete`) dropping
+ * the UDP it forwards to `ip`'s `port`: a WireGuard port cut at a location's router while the
+ * node, its agent and its Node stay healthy.
+ */
+export function udpDropCommand(op: 'add' | 'delete', ip: Ip, port: number): string[] {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RangeError(`UDP port ${port} is not in [1, 65535]`);
+  return [op, 'element', 'inet', ROUTER_TABLE, DROPPED_UDP_SETS[ip.family], `{ ${formatIp(ip)} . ${port} }`];
+}
+
 /** The router's nft ruleset: masquerade what leaves from its LANs' private prefixes, and let only answers in. */
 export function routerRuleset(router: PlannedRouter): string {
   const v4 = router.lans.map((l) => formatCidr(l.cidr));
   const v6 = router.lans.flatMap((l) => (l.cidr6 ? [formatCidr(l.cidr6)] : []));
   const lines = [
-    'table inet wirelane_sandbox {',
+    `table inet ${ROUTER_TABLE} {`,
     // As a home router's firewall: no unasked-for TCP or UDP reaches the router itself. Such a
     // packet would otherwise leave a conntrack entry that takes the port a LAN host's mapping keeps
     // (masquerade preserves source ports), and two hosts behind NATs could never meet. ICMP stays
@@ -189,8 +203,14 @@ export function routerRuleset(router: PlannedRouter): string {
     '    type filter hook input priority 0; policy accept;',
     '    iifname "eth0" meta l4proto { tcp, udp } ct state != { established, related } drop',
     '  }',
+    // A path broken upstream of a host (udpDropCommand): what the router forwards to these
+    // address-port pairs is dropped, answers included, so the host and its agent see nothing wrong.
+    `  set ${DROPPED_UDP_SETS[4]} { type ipv4_addr . inet_service; }`,
+    `  set ${DROPPED_UDP_SETS[6]} { type ipv6_addr . inet_service; }`,
     '  chain forward {',
     '    type filter hook forward priority 0; policy accept;',
+    `    ip daddr . udp dport @${DROPPED_UDP_SETS[4]} drop`,
+    `    ip6 daddr . udp dport @${DROPPED_UDP_SETS[6]} drop`,
     `    iifname "eth0" ip daddr { ${v4.join(', ')} } ct state != { established, related } drop`,
     ...(v6.length > 0 ? [`    iifname "eth0" ip6 daddr { ${v6.join(', ')} } ct state != { established, related } drop`] : []),
     '  }',

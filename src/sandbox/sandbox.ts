@@ -12,7 +12,8 @@ import {
 } from '../host/command.js';
 import { listAddresses } from '../host/addresses.js';
 import { runIpBatch } from '../host/ip.js';
-import { overlaps, parseCidr } from '../model/ip.js';
+import { overlaps, parseCidr, parseIp } from '../model/ip.js';
+import { udpDropCommand } from './internet-plan.js';
 import { containerCgroup, createCgroups, inCgroupAndNetns, killCgroup, removeCgroups, type SandboxCgroups, sandboxCgroupsOf } from './cgroups.js';
 import { cleanUpOnExit, forgetOnExit } from './exit-cleanup.js';
 import {
@@ -275,6 +276,28 @@ export class Sandbox {
     const router = this.routers.find((r) => r.name === name);
     if (router === undefined) throw new Error(`sandbox ${this.prefix}: no router "${name}"`);
     return router;
+  }
+
+  /**
+   * Drops, at `host`'s router, the UDP it forwards to `host`'s `port` on each of the host's
+   * addresses (both families, a public one too), answers included, until restoreUdp: a path broken
+   * upstream (a firewall, a provider) while the host and its agent see nothing wrong. Idempotent;
+   * the rules go with the router's namespace when the sandbox is destroyed.
+   */
+  async dropUdp(host: SandboxHost, port: number): Promise<void> {
+    await this.udpDrop('add', host, port);
+  }
+
+  /** Ends dropUdp: the router forwards UDP to `host`'s `port` again. */
+  async restoreUdp(host: SandboxHost, port: number): Promise<void> {
+    await this.udpDrop('delete', host, port);
+  }
+
+  private async udpDrop(op: 'add' | 'delete', host: SandboxHost, port: number): Promise<void> {
+    if (host.router === undefined) throw new Error(`sandbox ${this.prefix}: ${host.name} sits behind no router`);
+    const { netns } = this.router(host.router);
+    const addresses = [host.underlayIP, host.underlayIPv6, host.publicIP].flatMap((a) => (a === undefined ? [] : [parseIp(a)]));
+    for (const ip of addresses) await this.exec(netns, 'nft', udpDropCommand(op, ip, port));
   }
 
   /** The routed world's narrowest link: the internet segment's MTU (undefined on the flat bridge). */

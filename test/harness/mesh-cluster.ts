@@ -3,6 +3,7 @@
 import { type TestContext, test } from 'node:test';
 import { MeshCluster, type MeshClusterSpec } from '../../src/sandbox/mesh-cluster.js';
 import { type KubeApiServer, startKubeApiServer } from '../kube-apiserver/index.js';
+import { until } from '../support/wait.js';
 
 export interface TestMeshCluster {
   readonly cluster: MeshCluster;
@@ -69,4 +70,26 @@ export async function startMeshCluster(t: TestContext, spec: MeshClusterSpec): P
   const started = await createMeshCluster(spec);
   t.after(() => started.destroy(failed(t)));
   return started;
+}
+
+/** One metric of a node's agent; a scrape that failed (curl timing out on a loaded machine) is retried. */
+export async function metricOf(cluster: MeshCluster, node: string, key: string): Promise<number> {
+  let value: number | undefined;
+  await until(`${key} from ${node}`, async () => (value = (await cluster.metrics(node)).get(key)) !== undefined, 60_000, 200);
+  return value as number;
+}
+
+/**
+ * Who leads among `nodes` for `ms`, sampled every 200 ms: each pattern seen, one digit per node
+ * (its wirelane_leader), e.g. '01' while the second of two leads.
+ */
+export async function leadersDuring(cluster: MeshCluster, nodes: readonly string[], ms: number): Promise<Set<string>> {
+  const seen = new Set<string>();
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    const digits = [];
+    for (const node of nodes) digits.push(await metricOf(cluster, node, 'wirelane_leader'));
+    seen.add(digits.join(''));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return seen;
 }

@@ -2,7 +2,8 @@
 // NAT, and the internet's narrower MTU; checked as the ip and nft lines the build runs.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildPhasesOf, planSandbox, routerRuleset, SandboxSpecError, type SandboxSpec } from '../../src/sandbox/index.js';
+import { buildPhasesOf, planSandbox, routerRuleset, SandboxSpecError, udpDropCommand, type SandboxSpec } from '../../src/sandbox/index.js';
+import { parseIp } from '../../src/model/ip.js';
 import { WORLD_INTERNET, WORLD_LANS } from '../../src/sandbox/world.js';
 
 const SPEC: SandboxSpec = {
@@ -88,8 +89,12 @@ test('a router masquerades its private prefixes, lets only answers in, and route
       '    type filter hook input priority 0; policy accept;',
       '    iifname "eth0" meta l4proto { tcp, udp } ct state != { established, related } drop',
       '  }',
+      '  set dropped_udp4 { type ipv4_addr . inet_service; }',
+      '  set dropped_udp6 { type ipv6_addr . inet_service; }',
       '  chain forward {',
       '    type filter hook forward priority 0; policy accept;',
+      '    ip daddr . udp dport @dropped_udp4 drop',
+      '    ip6 daddr . udp dport @dropped_udp6 drop',
       '    iifname "eth0" ip daddr { 10.1.1.0/24, 10.1.2.0/24 } ct state != { established, related } drop',
       '    iifname "eth0" ip6 daddr { fd01:1::/64, fd01:2::/64 } ct state != { established, related } drop',
       '  }',
@@ -105,6 +110,12 @@ test('a router masquerades its private prefixes, lets only answers in, and route
   assert.doesNotMatch(routerRuleset(plan.internet!.routers[1]!), /203\.0\.113/);
   const nft = phases.flatMap((p) => p.commands).filter((c) => c.netns.includes('-r-'));
   assert.deepEqual(nft.map((c) => c.netns), ['wl0a1b-r-east', 'wl0a1b-r-west', 'wl0a1b-r-home']);
+});
+
+test("a router drops the UDP to a host's port, by family, until the element is deleted again", () => {
+  assert.deepEqual(udpDropCommand('add', parseIp('10.1.1.11'), 51820), ['add', 'element', 'inet', 'wirelane_sandbox', 'dropped_udp4', '{ 10.1.1.11 . 51820 }']);
+  assert.deepEqual(udpDropCommand('delete', parseIp('fd01:1::11'), 51820), ['delete', 'element', 'inet', 'wirelane_sandbox', 'dropped_udp6', '{ fd01:1::11 . 51820 }']);
+  assert.throws(() => udpDropCommand('add', parseIp('10.1.1.11'), 0), /UDP port 0 is not in \[1, 65535\]/);
 });
 
 test('with an internet, management goes by the default routes: no per-host route, no gateway on the bridge', () => {

@@ -7,6 +7,7 @@ import { withSandbox, type Sandbox, type SandboxSpec } from '../../src/sandbox/i
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import { WORLD_INTERNET, WORLD_LANS } from '../../src/sandbox/world.js';
 import { capabilitySkip } from '../support/capability.js';
+import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('sandbox tests');
 
@@ -73,5 +74,28 @@ describe('a sandbox with an internet', { skip }, () => {
     });
     const left = (await listNetns()).filter((ns) => namespaces.includes(ns));
     assert.deepEqual(left, [], 'destroy removes every namespace, routers and internet included');
+  });
+
+  test("a router drops the UDP to one host's port, both families, until restored; TCP and other ports pass", async () => {
+    await withSandbox(WORLD, async (sb) => {
+      const [a, b] = [sb.node('a'), sb.node('b')];
+      // b's requests cross east's router to a, on the other subnet.
+      startEchoServer(sb, a, 'a', { tcp: 7000, udp: 7000 });
+      startEchoServer(sb, a, 'a', { udp: 7001 });
+      const answers = async (protocol: 'tcp' | 'udp', host: string, port: number) => {
+        const [line] = await echoRequests(sb, b, protocol, host, port, { timeoutMs: 1000 });
+        return line !== undefined && !line.startsWith('ERROR');
+      };
+      await until("a's echo server to answer", () => answers('udp', a.underlayIP, 7000), 10_000, 100);
+      await sb.dropUdp(a, 7000);
+      assert.equal(await answers('udp', a.underlayIP, 7000), false, 'UDP to the port is dropped');
+      assert.equal(await answers('udp', a.underlayIPv6!, 7000), false, 'over IPv6 too');
+      assert.ok(await answers('udp', a.underlayIP, 7001), 'another port passes');
+      assert.ok(await answers('tcp', a.underlayIP, 7000), 'TCP to the port passes');
+      await sb.dropUdp(a, 7000); // idempotent: one restore undoes it
+      await sb.restoreUdp(a, 7000);
+      assert.ok(await answers('udp', a.underlayIP, 7000), 'restored: UDP passes again');
+      assert.ok(await answers('udp', a.underlayIPv6!, 7000), 'over IPv6 too');
+    });
   });
 });

@@ -24,6 +24,16 @@ export interface FlowCount {
   readonly failures: readonly string[];
 }
 
+/** A run of pings without an answer between two answered ones (SteadyTraffic.outages). */
+export interface Outage {
+  /** How many requests went unanswered. */
+  readonly lost: number;
+  /** When the first of them was sent (Date.now() scale). */
+  readonly from: number;
+  /** From then until the next answer arrived. */
+  readonly ms: number;
+}
+
 export interface TrafficOptions {
   /** Between two requests of one flow. Default 250 ms (four a second). */
   readonly intervalMs?: number;
@@ -41,6 +51,8 @@ interface Counter {
    * passed without its answer.
    */
   unanswered: Map<number, number>;
+  /** Pings: each answered request's sequence number, when it was sent and when its answer came (ping's -D clock). */
+  answered: { readonly seq: number; readonly sentAt: number; readonly answeredAt: number }[];
 }
 
 const echoClient = join(dirname(cliPath()), '..', 'sandbox', 'echo', 'client.js');
@@ -61,12 +73,12 @@ export class SteadyTraffic {
     const interval = options.intervalMs ?? 250;
     for (const flow of flows) {
       if (traffic.counters.has(flow.name)) throw new Error(`steady traffic: two flows named "${flow.name}"`);
-      const counter: Counter = { sent: 0, failed: 0, failures: [], unanswered: new Map() };
+      const counter: Counter = { sent: 0, failed: 0, failures: [], unanswered: new Map(), answered: [] };
       traffic.counters.set(flow.name, counter);
       const child =
         flow.protocol === 'ping'
-          ? // -O reports every request without an answer before the next one is sent.
-            sandbox.spawn(flow.from, 'ping', ['-n', '-O', '-i', String(interval / 1000), '-W', String(timeout / 1000), flow.host])
+          ? // -O reports every request without an answer before the next one is sent; -D stamps each line.
+            sandbox.spawn(flow.from, 'ping', ['-n', '-O', '-D', '-i', String(interval / 1000), '-W', String(timeout / 1000), flow.host])
           : sandbox.spawn(flow.from, process.execPath, [
               echoClient,
               flow.protocol,
@@ -116,6 +128,24 @@ export class SteadyTraffic {
     }
   }
 
+  /**
+   * A ping flow's outages that began at or after `since` (Date.now() scale): each run of requests
+   * without an answer between two answered ones, timed from when the first of them was sent (between
+   * its answered neighbours' send times, by sequence number) to the next answer.
+   */
+  outages(name: string, since = 0): Outage[] {
+    const answered = [...(this.counters.get(name)?.answered ?? [])].sort((x, y) => x.seq - y.seq);
+    const outages: Outage[] = [];
+    for (let i = 1; i < answered.length; i++) {
+      const [before, after] = [answered[i - 1]!, answered[i]!];
+      const lost = after.seq - before.seq - 1;
+      if (lost <= 0) continue;
+      const from = before.sentAt + (after.sentAt - before.sentAt) / (lost + 1);
+      if (from >= since) outages.push({ lost, from, ms: after.answeredAt - from });
+    }
+    return outages;
+  }
+
   async stop(): Promise<Record<string, FlowCount>> {
     await Promise.all(this.children.map((child) => this.sandbox.stop(child, 1000).catch(() => {})));
     // No answer can come any more: whatever is still unanswered is lost.
@@ -139,9 +169,12 @@ export function totalFailed(counts: Record<string, FlowCount>): number {
 function countLine(counter: Counter, flow: Flow, line: string): void {
   if (flow.protocol === 'ping') {
     const seq = Number(/icmp_seq=(\d+)/.exec(line)?.[1]);
-    if (/icmp_seq=\d+ .*time=/.test(line)) {
+    const answer = /^\[(\d+\.\d+)\] .*icmp_seq=\d+ .*time=([\d.]+) ms/.exec(line);
+    if (answer !== null) {
       // A late answer was counted as sent when ping reported it outstanding.
       if (!counter.unanswered.delete(seq)) counter.sent++;
+      const answeredAt = Number(answer[1]) * 1000;
+      counter.answered.push({ seq, sentAt: answeredAt - Number(answer[2]), answeredAt });
     } else if (/no answer yet/.test(line)) {
       counter.sent++;
       counter.unanswered.set(seq, Date.now());
