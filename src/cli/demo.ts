@@ -195,7 +195,9 @@ async function describeMesh(cluster: MeshCluster): Promise<string[]> {
   const lines = [`nodes: ${NODES.map((n) => `${n.name} (${n.location}, ${address(n)})`).join(', ')}`];
   for (const n of await leadersOf(cluster)) {
     const node = cluster.sandbox.node(n.name);
-    const addresses = (await listAddresses({ netns: node.netns, ifname: cluster.interfaceOf(n.name) })).map((a) => a.cidr);
+    const addresses = (await listAddresses({ netns: node.netns, ifname: cluster.interfaceOf(n.name) }))
+      .map((a) => a.cidr)
+      .filter((cidr) => !cidr.startsWith('fe80:')); // the link-local address every IPv6 link has
     lines.push(`leader of ${n.location}: ${n.name}, WireGuard ${addresses.join(', ') || 'no address'}`);
   }
   const mtu = await cluster.sandbox.exec(cluster.sandbox.pods[0] as SandboxPod, 'cat', ['/sys/class/net/eth0/mtu']);
