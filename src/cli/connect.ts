@@ -39,8 +39,9 @@ brings up a WireGuard interface (the kernel's, else wireguard-go) holding the al
 addresses, routes the mesh's ranges (pods, nodes, allowed-location IPs, other Peers, the service
 CIDRs) through it once a leader has completed a first handshake (until then the host keeps its own
 routes to node IPs; with --persistent-keepalive 0 nothing starts a handshake, so it routes at
-once), and keeps its configuration equal to 'wirelane showconf peer NAME' as the cluster changes. On SIGINT or SIGTERM it deletes the Peer, the interface and its routes, and the
-wireguard-go it started. The private key is created once (0600) and reused on the next run. A Peer
+once), and keeps its configuration equal to 'wirelane showconf peer NAME' as the cluster changes.
+On SIGINT or SIGTERM it deletes the Peer, the interface and its routes, and the wireguard-go it
+started. The private key is created once (0600) and reused on the next run. A Peer
 NAME that exists with this host's key is adopted; with another key, connect refuses.
 
 Flags:
