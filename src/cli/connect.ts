@@ -9,7 +9,8 @@ import { errorLine } from '../observability/first-line.js';
 import { type Logger, createLogger } from '../observability/logger.js';
 import { AgentMetrics } from '../observability/metrics.js';
 import { publishedGranularity } from '../mesh/peer-host.js';
-import { PeerConnection } from '../peer/connection.js';
+import { FIRST_HANDSHAKE_WINDOW_SECONDS } from '../mesh/tunnel-health.js';
+import { PeerConnection, type RoutingState } from '../peer/connection.js';
 import { PeerRegistry } from '../peer/registration.js';
 import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
 import { listHeartbeatLeases } from '../sources/kubernetes/list-once.js';
@@ -36,9 +37,11 @@ export const connect: Command = {
   help: `Registers this host as the Peer NAME (wirelane.io/v1alpha1) with its WireGuard public key,
 brings up a WireGuard interface (the kernel's, else wireguard-go) holding the allowed IPs as its
 addresses, routes the mesh's ranges (pods, nodes, allowed-location IPs, other Peers, the service
-CIDRs) through it, and keeps its configuration equal to 'wirelane showconf peer NAME' as the
-cluster changes. On SIGINT or SIGTERM it deletes the Peer, the interface and its routes, and the
-wireguard-go it started. The private key is created once (0600) and reused on the next run. A Peer
+CIDRs) through it once a leader has completed a first handshake (until then the host keeps its own
+routes to node IPs; with --persistent-keepalive 0 nothing starts a handshake, so it routes at
+once), and keeps its configuration equal to 'wirelane showconf peer NAME' as the cluster changes.
+On SIGINT or SIGTERM it deletes the Peer, the interface and its routes, and the wireguard-go it
+started. The private key is created once (0600) and reused on the next run. A Peer
 NAME that exists with this host's key is adopted; with another key, connect refuses.
 
 Flags:
@@ -156,6 +159,10 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
   log.info({ peer: registration.name, publicKey: registration.publicKey, allowedIPs: registration.allowedIPs.map(formatCidr) }, `Peer ${outcome}`);
 
   const source = new KubernetesSource(kubeconfig, log, false);
+  // A sync waiting for the first handshake ends at once when the process is asked to leave.
+  const leaving = new AbortController();
+  void stopped.then(() => leaving.abort());
+  const keepalive = registration.persistentKeepalive;
   let loop: ReconcileLoop | undefined;
   const connection = new PeerConnection({
     name: registration.name,
@@ -168,6 +175,9 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
       log.error(line);
       loop?.trigger();
     },
+    // Without a keepalive nothing starts a handshake before traffic is routed into the tunnel.
+    firstHandshakeWaitMs: keepalive > 0 ? FIRST_HANDSHAKE_WINDOW_SECONDS * 1000 : undefined,
+    stopSignal: leaving.signal,
   });
   const problems = new ProblemReporter(log, new AgentMetrics());
   // The leaders' heartbeats, read once per sync (one Lease per segment); a failed read keeps the last.
@@ -180,7 +190,19 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
     }
     return leases;
   };
-  loop = new ReconcileLoop(async () => syncOnce(source, await readLeases(), connection, problems, flags, values, log), flags.resyncPeriodMs);
+  let waits = 0;
+  loop = new ReconcileLoop(async () => {
+    const routing = await syncOnce(source, await readLeases(), connection, problems, flags, values, log);
+    if (routing === 'awaiting-handshake') {
+      // One clear line, then quiet: the next sync looks again right away.
+      const line = `no handshake with any leader within ${FIRST_HANDSHAKE_WINDOW_SECONDS} s of ${flags.interface} coming up: the mesh's ranges are not routed yet (node IPs keep the host's own routes); waiting for the leaders to add this Peer and answer`;
+      if (waits++ === 0) log.warn(line);
+      else log.debug(line);
+      loop?.trigger();
+    } else if (routing === 'started') {
+      log.info(keepalive > 0 ? `first handshake: routing the mesh's ranges through ${flags.interface}` : `routing the mesh's ranges through ${flags.interface} (no keepalive: no handshake to wait for)`);
+    }
+  }, flags.resyncPeriodMs);
   let code = 1;
   try {
     await Promise.race([source.start(() => loop?.trigger()), stopped]);
@@ -203,9 +225,9 @@ async function syncOnce(
   flags: ConnectFlags,
   values: Values,
   log: Logger,
-): Promise<void> {
+): Promise<RoutingState | undefined> {
   // Unknown is not empty: nothing is computed before Nodes and Peers have been listed.
-  if (!source.hasSynced()) return;
+  if (!source.hasSynced()) return undefined;
   const read = decodeMeshInput(source.snapshot(), { topologyLabel: flags.topologyLabel });
   const decoded = { ...read, nodes: withLeaseLastSeen(read.nodes, leases) };
   problems.report(decoded.problems);
@@ -217,8 +239,10 @@ async function syncOnce(
     for (const line of report.changes) log.info(`wireguard: ${line}`);
     for (const line of report.unresolved) log.warn(`wireguard: ${line}`);
     if (report.changes.length > 0 || report.routesWritten > 0) log.info({ viewpoint: report.viewpoint, routesWritten: report.routesWritten }, 'Peer configuration applied');
+    return report.routing;
   } catch (err) {
     log.error(`sync: ${errorLine(err)}`);
+    return undefined;
   }
 }
 

@@ -1,50 +1,190 @@
 // `wirelane demo`: two locations of two nodes in network namespaces on the sandbox's routed world
-// (sandbox/world.ts: east behind NAT on two subnets, west with a public node, an internet narrower
-// than the LANs), real agents from a generated cluster file, and real traffic between every pair of
-// pods. New checks (services) join `checks`.
+// (sandbox/world.ts: west with a public node, east behind NAT on two subnets, an internet narrower
+// than the LANs), dual-stack pods, real agents from a generated cluster file, and a laptop behind
+// its home NAT joining as a Peer with wg-quick. Real traffic proves each claim it prints; what it
+// cannot prove (failover) it says so and names the test that does.
 import { listAddresses } from '../host/addresses.js';
+import { runCommand } from '../host/command.js';
+import { generatePrivateKey, publicKeyOf, type WireGuardKey } from '../model/key.js';
 import { addEchoService, ECHO_SERVICE_IP as SERVICE_IP } from '../sandbox/echo-service.js';
 import { echoRequests } from '../sandbox/echo/index.js';
-import { MeshCluster, type MeshNodeSpec } from '../sandbox/mesh-cluster.js';
+import { cliPath, MeshCluster, type MeshNodeSpec } from '../sandbox/mesh-cluster.js';
+import type { SandboxHost, SandboxPod } from '../sandbox/sandbox.js';
 import { AGENT_TOOLS, sandboxUnsupportedReason } from '../sandbox/support.js';
+import { completePeerConfig, WgQuickPeer } from '../sandbox/wg-quick-peer.js';
 import { NAT_KEEPALIVE_SECONDS, WORLD_INTERNET, WORLD_LANS } from '../sandbox/world.js';
 import type { Command } from './command.js';
 
 // East is behind NAT: its nodes keep their mappings open and the public side follows them.
 const BEHIND_NAT = { 'wirelane.io/persistent-keepalive': String(NAT_KEEPALIVE_SECONDS) };
+// West's nodes come first by name: a Peer sends the service range to the segment of the first node
+// (serviceSegmentOf), and only west's public leader is one the laptop can dial with the file source.
 const NODES: readonly MeshNodeSpec[] = [
-  { name: 'a', location: 'east', underlayAddress: WORLD_LANS.east1.v4(11), underlayAddress6: WORLD_LANS.east1.v6(11), annotations: BEHIND_NAT },
-  { name: 'b', location: 'east', underlayAddress: WORLD_LANS.east2.v4(11), underlayAddress6: WORLD_LANS.east2.v6(11), annotations: BEHIND_NAT },
-  { name: 'c', location: 'west', underlayAddress: WORLD_LANS.west.v4(11), underlayAddress6: WORLD_LANS.west.v6(11), publicAddress: WORLD_LANS.west.public(11) },
-  { name: 'd', location: 'west', underlayAddress: WORLD_LANS.west.v4(12), underlayAddress6: WORLD_LANS.west.v6(12) },
+  { name: 'a', location: 'west', underlayAddress: WORLD_LANS.west.v4(11), underlayAddress6: WORLD_LANS.west.v6(11), publicAddress: WORLD_LANS.west.public(11), podCIDR6: 'fd44:0:0:1::/64' },
+  { name: 'b', location: 'west', underlayAddress: WORLD_LANS.west.v4(12), underlayAddress6: WORLD_LANS.west.v6(12), podCIDR6: 'fd44:0:0:2::/64' },
+  { name: 'c', location: 'east', underlayAddress: WORLD_LANS.east1.v4(11), underlayAddress6: WORLD_LANS.east1.v6(11), podCIDR6: 'fd44:0:0:3::/64', annotations: BEHIND_NAT },
+  // IPv4-only pods: d is on east's second subnet, and between subnets IPv6 has no path yet (the
+  // crosssubnet tunnel carries its ends' family only, IPv4: mesh/routes.ts), which the demo says.
+  { name: 'd', location: 'east', underlayAddress: WORLD_LANS.east2.v4(11), underlayAddress6: WORLD_LANS.east2.v6(11), annotations: BEHIND_NAT },
 ];
+/** Printed under the IPv6 checks: why d's pod has no IPv6 address. */
+const IPV6_GAP = "d's pod is IPv4 only: it sits on east's second subnet, and the crosssubnet tunnel between a location's subnets carries IPv4 only, so IPv6 has no path there yet";
+const LAPTOP = { name: 'laptop', underlayAddress: WORLD_LANS.home.v4(10), underlayAddress6: WORLD_LANS.home.v6(10) };
+const LAPTOP_ADDRESSES = ['10.5.0.1/32'];
+/** The mesh flags the agents run with, which `showconf peer` needs too to print what they do. */
+const MESH_FLAGS = ['--subnet', '10.4.0.0/16,fd00:4::/64', '--service-cidr', '10.96.0.0/16', '--encapsulate', 'crosssubnet'];
+/** Proves failover judged from the data path (a Node annotation: the Kubernetes source only). */
+export const FAILOVER_TEST = 'test/integration/mesh-tunnel-failover.test.ts';
+
+interface Outcome {
+  readonly ok: boolean;
+  /** What was seen, when the name alone does not say it. */
+  readonly detail?: string;
+}
 
 interface Check {
   readonly name: string;
-  run(): Promise<boolean>;
+  run(): Promise<Outcome>;
 }
 
-function pingChecks(cluster: MeshCluster): Check[] {
+/** Checks under one heading; the heading and its count make a line of the closing summary. */
+interface Proof {
+  readonly title: string;
+  readonly checks: readonly Check[];
+  /** A limit of what the checks cover, printed after them. */
+  readonly note?: string;
+}
+
+const outcome = (ok: boolean, detail?: string): Outcome => (detail === undefined ? { ok } : { ok, detail });
+const locationOf = (node: string) => NODES.find((n) => n.name === node)?.location;
+
+function pingProof(cluster: MeshCluster, family: 4 | 6): Proof {
+  const pods = cluster.sandbox.pods.filter((p) => family === 4 || p.ipv6 !== undefined);
+  const address = (pod: SandboxPod) => (family === 4 ? pod.ip : pod.ipv6 ?? 'no IPv6 address');
+  return {
+    title: `IPv${family} pod to pod`,
+    ...(family === 6 && { note: IPV6_GAP }),
+    checks: pods.flatMap((from) =>
+      pods
+        .filter((to) => to !== from)
+        .map((to) => ({
+          name: `ping ${from.name} → ${to.name} (${address(to)}) ${locationOf(from.node) === locationOf(to.node) ? 'same location' : 'across WireGuard'}`,
+          run: async () => outcome(await cluster.waitPing(from, address(to))),
+        })),
+    ),
+  };
+}
+
+/** Answers to `count` connections to the Service: every one answered, and by whom. */
+async function serviceAnswers(cluster: MeshCluster, from: SandboxHost | SandboxPod, count: number): Promise<{ answered: number; backends: Set<string> }> {
+  const answers = await echoRequests(cluster.sandbox, from, 'tcp', SERVICE_IP, 80, { count, timeoutMs: 2000 });
+  const ok = answers.filter((a) => !a.startsWith('ERROR'));
+  return { answered: ok.length, backends: new Set(ok.map((a) => a.split(' ')[0] ?? '')) };
+}
+
+function serviceProof(cluster: MeshCluster): Proof {
   const pods = cluster.sandbox.pods;
-  const locationOf = (node: string) => NODES.find((n) => n.name === node)?.location;
-  return pods.flatMap((from) =>
-    pods
-      .filter((to) => to !== from)
-      .map((to) => ({
-        name: `ping ${from.name} (${from.ip}) → ${to.name} (${to.ip}) ${locationOf(from.node) === locationOf(to.node) ? 'same location' : 'across WireGuard'}`,
-        run: () => cluster.waitPing(from, to.ip),
-      })),
-  );
+  return {
+    title: `Service demo/echo (${SERVICE_IP}:80, a backend in every pod)`,
+    checks: pods.map((from) => ({
+      name: `from ${from.name}: 40 connections reach all ${pods.length} backends`,
+      run: async () => {
+        const { answered, backends } = await serviceAnswers(cluster, from, 40);
+        return outcome(answered === 40 && backends.size === pods.length, answered === 40 ? undefined : `${answered} of 40 answered`);
+      },
+    })),
+  };
 }
 
-function serviceChecks(cluster: MeshCluster): Check[] {
-  return cluster.sandbox.pods.map((from) => ({
-    name: `service demo/echo (${SERVICE_IP}:80) from ${from.name}: 40 connections reach all ${cluster.sandbox.pods.length} backends`,
+/** Where a node's device sees each of its peers: public key → `ip:port` (`wg show IFACE endpoints`). */
+async function endpointsSeenBy(cluster: MeshCluster, node: string): Promise<Map<string, string>> {
+  const r = await cluster.sandbox.exec(cluster.sandbox.node(node), 'wg', ['show', cluster.interfaceOf(node), 'endpoints'], { allowFailure: true });
+  return new Map(r.stdout.split('\n').map((l) => l.split('\t')).filter((f): f is [string, string] => f.length === 2 && f[1] !== '(none)'));
+}
+
+/** The public key of a node's WireGuard device. */
+async function deviceKeyOf(cluster: MeshCluster, node: string): Promise<string> {
+  return (await cluster.sandbox.exec(cluster.sandbox.node(node), 'wg', ['show', cluster.interfaceOf(node), 'public-key'])).stdout.trim();
+}
+
+/** Leaders are the nodes whose device completed handshakes (the others' devices stay down). */
+async function leadersOf(cluster: MeshCluster): Promise<MeshNodeSpec[]> {
+  const leading = await Promise.all(NODES.map(async (n) => (await cluster.handshakes(n.name)) > 0));
+  return NODES.filter((_, i) => leading[i]);
+}
+
+/**
+ * The leader with a public address sees `key` at the internet address of `router`: the packets came
+ * through that router's NAT, since nothing configured points there.
+ */
+function seenThroughNat(cluster: MeshCluster, key: () => Promise<string | undefined>, router: string, whom: string): Check {
+  const routerIP = cluster.sandbox.router(router).internetIP;
+  return {
+    name: `the public leader sees ${whom} at ${routerIP}:<port>, ${router}'s router (its NAT traversed)`,
     run: async () => {
-      const answers = await echoRequests(cluster.sandbox, from, 'tcp', SERVICE_IP, 80, { count: 40 });
-      return new Set(answers.map((a) => a.split(' ')[0])).size === cluster.sandbox.pods.length && !answers.some((a) => a.startsWith('ERROR'));
+      const node = (await leadersOf(cluster)).find((n) => n.publicAddress !== undefined)?.name;
+      const seen = await key();
+      if (node === undefined || seen === undefined) return outcome(false, node === undefined ? 'no leader with a public address' : `no ${whom}`);
+      const endpoint = (await endpointsSeenBy(cluster, node)).get(seen);
+      return outcome(endpoint?.startsWith(`${routerIP}:`) === true, `${node} sees it at ${endpoint ?? 'no endpoint'}`);
     },
-  }));
+  };
+}
+
+function natProof(cluster: MeshCluster): Proof {
+  return {
+    title: 'NAT traversal (east has no address the internet can reach)',
+    checks: [
+      seenThroughNat(cluster, async () => {
+        const leader = (await leadersOf(cluster)).find((n) => n.location === 'east');
+        return leader && deviceKeyOf(cluster, leader.name);
+      }, 'east', "east's leader"),
+    ],
+  };
+}
+
+/** The laptop as a Peer: its configuration from showconf, brought up by wg-quick. */
+function peerProof(cluster: MeshCluster, laptopKey: string, up: () => Promise<WgQuickPeer>): Proof {
+  const { sandbox } = cluster;
+  const laptop = sandbox.outside[0] as SandboxHost;
+  const west = sandbox.pods.filter((p) => locationOf(p.node) === 'west');
+  return {
+    title: `Peer laptop (behind its home NAT, wg-quick from 'wirelane showconf peer laptop --from <cluster file>')`,
+    checks: [
+      {
+        name: 'wg-quick up routes the pods and the service range into the tunnel',
+        run: async () => {
+          const routes = await (await up()).routes();
+          return outcome(routes.some((r) => r.startsWith('10.96.0.0/16 ')) && routes.some((r) => r.startsWith('10.244.0.0/24 ')), `${routes.length} routes`);
+        },
+      },
+      ...west.map((pod) => ({
+        name: `ping ${pod.name} (${pod.ip}) from the laptop`,
+        // Its first handshake with west's leader comes first.
+        run: async () => outcome(await cluster.waitPing(laptop, pod.ip, 30_000)),
+      })),
+      {
+        name: `Service demo/echo from the laptop: 20 connections answered`,
+        run: async () => {
+          const { answered, backends } = await serviceAnswers(cluster, laptop, 20);
+          return outcome(answered === 20, `${answered} answered, by ${[...backends].sort().join(', ') || 'none'}`);
+        },
+      },
+      seenThroughNat(cluster, async () => laptopKey, 'home', 'the laptop'),
+    ],
+  };
+}
+
+/**
+ * Why the laptop cannot reach east, and that it indeed does not: east's leader has no address the
+ * internet reaches, and with the file source nobody publishes where west sees it (the Kubernetes
+ * source does: discovered endpoints, as mesh-world-peer.test.ts shows).
+ */
+async function eastFromLaptop(cluster: MeshCluster): Promise<string> {
+  const pod = cluster.sandbox.pods.find((p) => locationOf(p.node) === 'east') as SandboxPod;
+  const reached = await cluster.ping(cluster.sandbox.outside[0] as SandboxHost, pod.ip);
+  const why = "with the file source nobody publishes where west sees east's leader, which has no public address; the Kubernetes source does (test/integration/mesh-world-peer.test.ts)";
+  return reached ? `  note the laptop reached ${pod.name} (${pod.ip}) in east` : `  note east's pods are not reachable from the laptop (${pod.name}: no answer): ${why}`;
 }
 
 async function describeMesh(cluster: MeshCluster): Promise<string[]> {
@@ -53,60 +193,98 @@ async function describeMesh(cluster: MeshCluster): Promise<string[]> {
     return node.publicIP === undefined ? `${node.underlayIP}, private` : `${node.underlayIP}, public ${node.publicIP}`;
   };
   const lines = [`nodes: ${NODES.map((n) => `${n.name} (${n.location}, ${address(n)})`).join(', ')}`];
-  const routers = new Map(cluster.sandbox.routers.map((r) => [r.internetIP, r.name]));
-  for (const n of NODES) {
-    // Leaders are the nodes whose device completed handshakes (the others' devices stay down).
-    if ((await cluster.handshakes(n.name)) === 0) continue;
+  for (const n of await leadersOf(cluster)) {
     const node = cluster.sandbox.node(n.name);
-    const wgAddress = (await listAddresses({ netns: node.netns, ifname: cluster.interfaceOf(n.name) }))[0]?.cidr ?? 'no address';
-    lines.push(`leader of ${n.location}: ${n.name}, WireGuard ${wgAddress}`);
-    // Where its device sees the other location's leader: a NATed one at its router's address (NAT traversal).
-    const dump = await cluster.sandbox.exec(node, 'wg', ['show', cluster.interfaceOf(n.name), 'endpoints'], { allowFailure: true });
-    for (const [, endpoint] of dump.stdout.trim().split('\n').map((l) => l.split('\t'))) {
-      const router = routers.get(endpoint?.replace(/:\d+$/, '') ?? '');
-      lines.push(`  sees its peer at ${endpoint}${router === undefined ? '' : ` (router of ${router}: NAT traversed)`}`);
-    }
+    const addresses = (await listAddresses({ netns: node.netns, ifname: cluster.interfaceOf(n.name) }))
+      .map((a) => a.cidr)
+      .filter((cidr) => !cidr.startsWith('fe80:')); // the link-local address every IPv6 link has
+    lines.push(`leader of ${n.location}: ${n.name}, WireGuard ${addresses.join(', ') || 'no address'}`);
   }
-  const mtu = await cluster.sandbox.exec(cluster.sandbox.node('a').pods[0]!, 'cat', ['/sys/class/net/eth0/mtu']);
+  const mtu = await cluster.sandbox.exec(cluster.sandbox.pods[0] as SandboxPod, 'cat', ['/sys/class/net/eth0/mtu']);
   lines.push(`internet MTU ${cluster.sandbox.internetMtu}, pod MTU ${mtu.stdout.trim()}`);
   return lines;
 }
 
+/** Adds the laptop's Peer object to the cluster file; returns its private key. */
+async function addLaptopPeer(cluster: MeshCluster): Promise<WireGuardKey> {
+  const privateKey = generatePrivateKey();
+  await cluster.editClusterFile((objects) => {
+    objects.push({
+      apiVersion: 'wirelane.io/v1alpha1',
+      kind: 'Peer',
+      metadata: { name: LAPTOP.name },
+      spec: { allowedIPs: LAPTOP_ADDRESSES, publicKey: publicKeyOf(privateKey), persistentKeepalive: NAT_KEEPALIVE_SECONDS },
+    });
+  });
+  return privateKey;
+}
+
 export const demo: Command = {
   name: 'demo',
-  summary: 'run a four-node mesh in network namespaces and check pod and service traffic (root)',
+  summary: 'run a four-node mesh and a Peer in network namespaces and check pod, service and Peer traffic (root)',
   usage: 'wirelane demo',
-  help: `Builds two locations (east: a, b on two subnets behind a NAT router; west: c with a public
-address, d) with one pod per node out of network namespaces, joined by an internet whose MTU is
-1,380; runs a real agent per node from a generated cluster file (--encapsulate crosssubnet), pings every pod from every other, sends
-connections to a ClusterIP Service backed by every pod, and prints a summary. Exits 1 if a check
-fails. Everything is removed on exit and on Ctrl-C.`,
+  help: `Builds two locations out of network namespaces, joined by an internet whose MTU is 1,380:
+west (a with a public address, b) and east (c, d on two subnets behind a NAT router), one pod
+per node (dual-stack but d's, see its note), and a laptop behind its own home NAT. Runs a real agent per node from a
+generated cluster file (--encapsulate crosssubnet, a WireGuard subnet per family), which also
+declares the laptop as a Peer; the laptop's configuration comes from 'wirelane showconf peer' and
+is brought up with wg-quick. Pings every pod from every other over IPv4 and IPv6, sends
+connections to a ClusterIP Service backed by every pod, checks that west's leader sees east's
+leader and the laptop at their routers' addresses (NAT traversal), pings west's pods and uses the
+Service from the laptop, and prints what each group of checks proved. Failover is not run (it
+needs the Kubernetes source); the demo names the test that proves it. Exits 1 if a check fails.
+Everything is removed on exit and on Ctrl-C.`,
   options: {},
   async run() {
-    const unsupported = await sandboxUnsupportedReason(AGENT_TOOLS);
+    const unsupported = await sandboxUnsupportedReason([...AGENT_TOOLS, ['wg-quick', ['-h']]]);
     if (unsupported !== undefined) throw new Error(`demo: ${unsupported}`);
+    const started = Date.now();
     const say = (line: string) => process.stdout.write(`${line}\n`);
-    say('building 4 nodes in 2 locations (east behind NAT, west with a public node), one pod each…');
-    const cluster = await MeshCluster.create({ nodes: NODES, source: 'file', internet: WORLD_INTERNET, agentArgs: ['--resync-period', '5s', '--encapsulate', 'crosssubnet'] });
+    say(`building 4 nodes in 2 locations (west with a public node, east behind NAT), a pod each (dual-stack but d's), and a laptop behind its home NAT…`);
+    const cluster = await MeshCluster.create({ nodes: NODES, source: 'file', internet: WORLD_INTERNET, outside: [LAPTOP], agentArgs: ['--resync-period', '5s', ...MESH_FLAGS] });
+    let laptopPeer: WgQuickPeer | undefined;
     try {
+      say(`sandbox: namespaces ${cluster.sandbox.prefix}*`);
       await addEchoService(cluster);
+      const laptopKey = await addLaptopPeer(cluster);
       for (const n of NODES) cluster.startAgent(n.name);
       await cluster.waitReady();
       const mode = (await cluster.log('a')).match(/"mode":"(\w+)"[^\n]*services applied/)?.[1] ?? 'unknown';
       say(`service proxy: ${mode}`);
-      const checks = [...pingChecks(cluster), ...serviceChecks(cluster)];
-      let failed = 0;
-      for (const check of checks) {
-        const ok = await check.run();
-        if (!ok) failed++;
-        say(`  ${ok ? 'ok  ' : 'FAIL'} ${check.name}`);
+      const up = async (): Promise<WgQuickPeer> => {
+        const args = [cliPath(), 'showconf', 'peer', LAPTOP.name, '--from', cluster.clusterFile, ...MESH_FLAGS];
+        const config = completePeerConfig((await runCommand(process.execPath, args)).stdout, { privateKey: laptopKey, addresses: LAPTOP_ADDRESSES });
+        laptopPeer = await WgQuickPeer.up(cluster.sandbox, cluster.sandbox.outside[0] as SandboxHost, `${cluster.sandbox.prefix}lp`, config, cluster.dir);
+        return laptopPeer;
+      };
+      const proofs = [pingProof(cluster, 4), pingProof(cluster, 6), serviceProof(cluster), natProof(cluster), peerProof(cluster, publicKeyOf(laptopKey), up)];
+      const results: { title: string; passed: number; total: number }[] = [];
+      for (const proof of proofs) {
+        say(`${proof.title}:`);
+        let passed = 0;
+        for (const check of proof.checks) {
+          const { ok, detail } = await check.run().catch((err: unknown) => outcome(false, err instanceof Error ? err.message.split('\n')[0] : String(err)));
+          if (ok) passed++;
+          say(`  ${ok ? 'ok  ' : 'FAIL'} ${check.name}${detail === undefined ? '' : `: ${detail}`}`);
+        }
+        if (proof.note !== undefined) say(`  note ${proof.note}`);
+        results.push({ title: proof.title.replace(/ \(.*$/, ''), passed, total: proof.checks.length });
       }
+      if (laptopPeer !== undefined) say(await eastFromLaptop(cluster));
       for (const line of await describeMesh(cluster)) say(line);
-      say(`${checks.length - failed}/${checks.length} checks passed`);
-      if (failed > 0) process.stderr.write(`${await cluster.logTails(20)}\n`);
-      return failed === 0 ? 0 : 1;
+      say(`failover (a leader whose tunnels break is replaced): not run here; the mark that moves leadership is a Node annotation, which the file source cannot carry: proved by ${FAILOVER_TEST}`);
+      const passed = results.reduce((sum, r) => sum + r.passed, 0);
+      const total = results.reduce((sum, r) => sum + r.total, 0);
+      const proved = results.filter((r) => r.passed === r.total);
+      const unproved = results.filter((r) => r.passed < r.total);
+      say(`proved: ${proved.map((r) => `${r.title} (${r.total}/${r.total})`).join('; ') || 'nothing'}`);
+      if (unproved.length > 0) say(`not proved: ${unproved.map((r) => `${r.title} (${r.passed}/${r.total})`).join('; ')}`);
+      say(`${passed}/${total} checks passed in ${Math.round((Date.now() - started) / 1000)} s`);
+      if (passed < total) process.stderr.write(`${await cluster.logTails(20)}\n`);
+      return passed === total ? 0 : 1;
     } finally {
       say('removing the sandbox…');
+      await laptopPeer?.down();
       await cluster.destroy();
     }
   },

@@ -2,7 +2,10 @@
 // or wireguard-go, as the agent's), its addresses, and routes to the mesh's ranges through it, kept
 // equal to what `showconf peer` computes from the cluster. Until a configuration can be computed
 // the interface keeps what it has: no ready node or a Peer missing from a lagging watch is not
-// evidence that the mesh is empty.
+// evidence that the mesh is empty. Routes wait for a first handshake: the mesh's ranges hold node
+// IPs the host may reach today without the tunnel (its API server among them), and a route into a
+// tunnel no leader answers yet (it has not seen the Peer, or cannot be reached) would cut them off.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
 import { viewpointNode, peerRoutes } from '../mesh/peer-host.js';
 import { computeTopology } from '../mesh/topology.js';
@@ -29,7 +32,24 @@ export interface PeerConnectionOptions {
   readonly wireguardGoLog: string;
   /** Called when the wireguard-go this process started died: sync again (ensure re-creates it). */
   readonly onBackendExit: (line: string) => void;
+  /**
+   * How long a sync waits for the first handshake before it leaves the routes for the next sync;
+   * undefined routes at once (without a persistent keepalive nothing starts a handshake until
+   * traffic is routed into the tunnel).
+   */
+  readonly firstHandshakeWaitMs: number | undefined;
+  /** Ends a wait for the first handshake early (the process is leaving). */
+  readonly stopSignal?: AbortSignal;
 }
+
+/**
+ * `awaiting-handshake`: no handshake yet, so no route to the mesh (the next sync looks again);
+ * `started`: this sync wrote the routes for the first time; `routed`: routes are kept.
+ */
+export type RoutingState = 'awaiting-handshake' | 'started' | 'routed';
+
+/** How often the wait for a first handshake reads the device. */
+const HANDSHAKE_POLL_MS = 250;
 
 export interface SyncReport {
   /** What changed on the device, one line each (public keys only). */
@@ -38,11 +58,14 @@ export interface SyncReport {
   readonly routesWritten: number;
   /** The node whose view computed the configuration. */
   readonly viewpoint: string;
+  readonly routing: RoutingState;
 }
 
 export class PeerConnection {
   readonly device: WireGuardDevice;
   private readonly routes = new RoutesDataplane({ protocol: PEER_ROUTE_PROTOCOL });
+  /** Once routed, routes stay while handshakes come and go: when in doubt, keep forwarding. */
+  private routed = false;
 
   constructor(private readonly options: PeerConnectionOptions) {
     this.device = new WireGuardDevice({
@@ -66,8 +89,24 @@ export class PeerConnection {
     await d.setMtu(this.options.mtu);
     await d.setAddresses(this.options.addresses);
     await d.up();
+    const report = { changes: applied.changes, unresolved: applied.unresolved, viewpoint };
+    const first = !this.routed;
+    if (first) this.routed = this.options.firstHandshakeWaitMs === undefined || (await this.awaitHandshake(this.options.firstHandshakeWaitMs));
+    if (!this.routed) return { ...report, routesWritten: 0, routing: 'awaiting-handshake' };
     const routes = await this.routes.apply({ routes: peerRoutes(config, this.options.interface), rules: [] });
-    return { changes: applied.changes, unresolved: applied.unresolved, routesWritten: routes.written, viewpoint };
+    return { ...report, routesWritten: routes.written, routing: first ? 'started' : 'routed' };
+  }
+
+  /** Whether any peer of the device completes a handshake within `waitMs` (false when stopped). */
+  private async awaitHandshake(waitMs: number): Promise<boolean> {
+    const deadline = Date.now() + waitMs;
+    const signal = this.options.stopSignal;
+    for (;;) {
+      if ((await this.device.dump()).peers.some((p) => p.latestHandshake !== undefined)) return true;
+      if (Date.now() >= deadline || signal?.aborted === true) return false;
+      const slept = await sleep(HANDSHAKE_POLL_MS, true, signal === undefined ? {} : { signal }).catch(() => false);
+      if (!slept) return false;
+    }
   }
 
   /** Removes the routes and the interface, and stops the wireguard-go this process started. */

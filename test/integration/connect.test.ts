@@ -2,6 +2,8 @@
 // API server) registers its Peer, brings up its interface with routes to the pod and service
 // ranges, reaches a pod and a ClusterIP served from another location, and on SIGTERM removes the
 // Peer, the interface, its routes and its wireguard-go, exiting 0; a second run reuses its key.
+// Until a leader completes a first handshake it routes nothing (issue 12): the laptop keeps
+// reaching node IPs on its own routes while its packets to the leaders are dropped.
 // The agents serve Services with iptables; the services conformance suite has a Peer client in
 // every mode.
 import assert from 'node:assert/strict';
@@ -13,7 +15,7 @@ import { test } from 'node:test';
 import { PEER_ROUTE_PROTOCOL } from '../../src/peer/connection.js';
 import type { SpawnedProcess } from '../../src/host/command.js';
 import { parseKey, publicKeyOf } from '../../src/model/key.js';
-import { cliPath } from '../../src/sandbox/mesh-cluster.js';
+import { cliPath, WIREGUARD_PORT } from '../../src/sandbox/mesh-cluster.js';
 import { uapiSocketPath } from '../../src/wireguard/uapi-socket.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { CLUSTER_IP, TARGET_PORT, webEndpoints, webService } from '../harness/web-service.js';
@@ -24,6 +26,9 @@ import { until } from '../support/wait.js';
 const skip = await capabilitySkip('connect integration test', [...AGENT_TOOLS, ['curl', ['--version']]]);
 
 const PEER_IP = '10.5.0.1';
+/** In the laptop's namespace: its WireGuard packets to the leaders' port are dropped, so no handshake completes. */
+const NO_HANDSHAKE_TABLE = 'wltest_no_handshake';
+const NO_HANDSHAKE = `table inet ${NO_HANDSHAKE_TABLE} {\n  chain out {\n    type filter hook output priority 0; policy accept;\n    udp dport ${WIREGUARD_PORT} drop\n  }\n}\n`;
 const SERVICE_CIDR = '10.96.0.0/12';
 // Heartbeats every 2.5 s, nodes judged gone after 10 s: wide enough for a loaded machine.
 const RESYNC = '5s';
@@ -71,6 +76,7 @@ test('connect: a host outside joins as a Peer, reaches a pod and a ClusterIP, an
     return (await child).exitCode;
   };
 
+  await sandbox.exec(laptop, 'nft', ['-f', '-'], { input: NO_HANDSHAKE });
   const first = start();
   await waitFor('the Peer object', () => api.get('peers', 'laptop') !== undefined);
   const keyFile = join(stateDir, 'peer-laptop.key');
@@ -78,6 +84,14 @@ test('connect: a host outside joins as a Peer, reaches a pod and a ClusterIP, an
   const publicKey = publicKeyOf(parseKey((await readFile(keyFile, 'utf8')).trim()));
   assert.deepEqual(api.get('peers', 'laptop')?.['spec'], { allowedIPs: [`${PEER_IP}/32`], publicKey, persistentKeepalive: 10 });
   assert.ok(!(await connectLog()).includes((await readFile(keyFile, 'utf8')).trim()), 'the private key is never logged');
+
+  await waitFor('connect to say it waits for a first handshake', async () => (await connectLog()).includes('no handshake with any leader'));
+  const routesBefore = (await sandbox.exec(laptop, 'ip', ['route', 'show', 'table', 'all', 'proto', String(PEER_ROUTE_PROTOCOL)])).stdout.trim();
+  assert.equal(routesBefore, '', 'no route into the tunnel before a first handshake');
+  const nodeIP = sandbox.node('a').underlayIP;
+  assert.ok(await cluster.ping(laptop, nodeIP), `the laptop still reaches node a (${nodeIP}) on its own route`);
+  await sandbox.exec(laptop, 'nft', ['delete', 'table', 'inet', NO_HANDSHAKE_TABLE]);
+  await waitFor('connect to route after the first handshake', async () => (await connectLog()).includes('first handshake: routing'));
 
   for (const pod of sandbox.pods) {
     assert.ok(await cluster.waitPing(laptop, pod.ip, 30_000), `the laptop reaches ${pod.name}\n${await connectLog()}`);

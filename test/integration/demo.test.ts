@@ -1,0 +1,76 @@
+// Issue 12, "Measured": `wirelane demo` (what `npm run demo` runs, the compiled CLI) passes every
+// check on the routed world and prints what it proved: IPv4 and IPv6 pod to pod across locations,
+// the Service, NAT traversal, the laptop as a wg-quick Peer, and the test that proves failover
+// (which the demo cannot run); it leaves none of its namespaces behind.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FAILOVER_TEST } from '../../src/cli/demo.js';
+import { runCommand } from '../../src/host/command.js';
+import { listNetns } from '../../src/host/netns.js';
+import { cliPath } from '../../src/sandbox/mesh-cluster.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+
+const skip = await capabilitySkip('the demo', [...AGENT_TOOLS, ['wg-quick', ['-h']]]);
+const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..');
+
+/** The check lines under a heading (`IPv6 pod to pod:`), up to the next unindented line. */
+function section(out: string, heading: string): string[] {
+  const lines = out.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`${heading}`) && l.endsWith(':'));
+  assert.ok(start >= 0, `a section "${heading}":\n${out}`);
+  const end = lines.findIndex((l, i) => i > start && !l.startsWith('  '));
+  return lines.slice(start + 1, end < 0 ? undefined : end).filter((l) => !l.startsWith('  note'));
+}
+
+const allOk = (lines: readonly string[]) => lines.every((l) => l.startsWith('  ok   '));
+
+test('the demo passes every check and prints what it proved: IPv6, NAT traversal, a Peer, and where failover is proved', { skip, timeout: 900_000 }, async () => {
+  // A bound for a hung demo (its own waits are bounded), not a measure: it cleans up on SIGTERM.
+  const r = await runCommand(process.execPath, [cliPath(), 'demo'], { allowFailure: true, timeoutMs: 600_000 });
+  const out = r.stdout;
+  assert.equal(r.exitCode, 0, `the demo exits 0:\n${out}\n${r.stderr}`);
+
+  const [pods4, pods6] = [section(out, 'IPv4 pod to pod'), section(out, 'IPv6 pod to pod')];
+  assert.equal(pods4.length, 12, 'every pod pings every other over IPv4');
+  assert.ok(allOk(pods4), `IPv4:\n${pods4.join('\n')}`);
+  // d's pod is IPv4 only (east's second subnet: the demo's note says why).
+  assert.equal(pods6.length, 6, 'every dual-stack pod pings every other over IPv6');
+  assert.ok(allOk(pods6), `IPv6:\n${pods6.join('\n')}`);
+  assert.equal(pods6.filter((l) => l.endsWith('across WireGuard')).length, 4, 'four of them cross locations');
+  assert.match(out, /^ {2}note d's pod is IPv4 only/m, 'the gap is said, not hidden');
+  assert.ok(pods6.every((l) => /\(fd44:[0-9a-f:]+\)/.test(l)), 'to IPv6 addresses');
+
+  const nat = section(out, 'NAT traversal');
+  assert.ok(allOk(nat) && nat.length === 1, `NAT traversal:\n${nat.join('\n')}`);
+  assert.match(nat[0]!, /sees it at 198\.51\.100\.2:\d+$/, "west's leader sees east's at east's router");
+
+  const peer = section(out, 'Peer laptop');
+  assert.ok(allOk(peer), `Peer:\n${peer.join('\n')}`);
+  assert.deepEqual(
+    peer.map((l) => l.replace(/^  ok   /, '').replace(/:.*$/, '').replace(/\(.*?\)/g, '()')),
+    [
+      'wg-quick up routes the pods and the service range into the tunnel',
+      'ping a-pod0 () from the laptop',
+      'ping b-pod0 () from the laptop',
+      'Service demo/echo from the laptop',
+      'the public leader sees the laptop at 198.51.100.4',
+    ],
+    'the laptop reaches west\'s pods and the Service, and is seen at its home router',
+  );
+  assert.match(out, /^ {2}note east's pods are not reachable from the laptop/m, 'what the file source cannot do is said, not hidden');
+
+  const failover = out.split('\n').find((l) => l.startsWith('failover'));
+  assert.ok(failover?.includes(FAILOVER_TEST), `the failover line names the test that proves it: ${failover}`);
+  assert.ok(existsSync(join(ROOT, FAILOVER_TEST)), `${FAILOVER_TEST} exists`);
+
+  assert.match(out, /^proved: .*IPv6 pod to pod \(6\/6\).*NAT traversal \(1\/1\).*Peer laptop \(5\/5\)/m);
+  assert.doesNotMatch(out, /^not proved/m);
+  const summary = /^(\d+)\/(\d+) checks passed in \d+ s$/m.exec(out);
+  assert.ok(summary !== null && summary[1] === summary[2], `every check passed:\n${out}`);
+
+  const prefix = /^sandbox: namespaces (wl[0-9a-f]{4}-)\*$/m.exec(out)?.[1];
+  assert.ok(prefix !== undefined, 'the demo names its namespaces');
+  assert.deepEqual((await listNetns()).filter((n) => n.startsWith(prefix)), [], 'none is left');
+});
