@@ -2,6 +2,7 @@
 // (single objects, or `kind: List` documents holding them).
 import { hash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { isDeepStrictEqual } from 'node:util';
 import { errorLine } from '../../observability/first-line.js';
 import { DocumentSplitter } from './document-split.js';
 import { type KubeObject, isRecord, trimObject } from '../objects.js';
@@ -50,6 +51,12 @@ export interface ClusterFileRead {
 export class ClusterFileReader {
   /** The last file's JSON documents by their bytes' digest, as parsed (and trimmed) then. */
   #documents = new Map<string, unknown>();
+  /**
+   * The last file's single-object documents by the object's kind and name: a document whose bytes
+   * changed but whose trimmed object did not (a Node's status, which no decoder reads) keeps the
+   * object it had, so nothing decodes or reconciles it again.
+   */
+  #named = new Map<string, unknown>();
   readonly #prepare: (value: unknown) => unknown;
   readonly #splitter = new DocumentSplitter();
   /** The read in progress: a new one abandons it. */
@@ -70,6 +77,21 @@ export class ClusterFileReader {
     return yaml;
   }
 
+  /** The object this read had last time when it is the same (see #named); else `value`, remembered. */
+  #sameAsBefore(value: unknown): unknown {
+    const identity = identityOf(value);
+    if (identity === undefined) return value;
+    const before = this.#named.get(identity);
+    if (before !== undefined && isDeepStrictEqual(before, value)) return before;
+    this.#named.set(identity, value);
+    return value;
+  }
+
+  #forgetNamedExcept(documents: ReadonlyMap<string, unknown>): void {
+    const held = new Set(documents.values());
+    for (const [identity, value] of this.#named) if (!held.has(value)) this.#named.delete(identity);
+  }
+
   /** Starts reading a file; only the last read begun may be used. */
   begin(source = 'cluster file'): ClusterFileRead {
     const token = {};
@@ -79,6 +101,8 @@ export class ClusterFileReader {
     const values: unknown[] = [];
     let first = true;
     let json = true;
+    /** Whether any document was parsed (a changed file): #named then drops what the file no longer holds. */
+    let parsed = false;
     const onDocument = (bytes: Buffer, from: number, to: number): void => {
       if (!json) return;
       // Text before the first `---` is a document only when there is some.
@@ -102,6 +126,8 @@ export class ClusterFileReader {
           json = false;
           return;
         }
+        value = this.#sameAsBefore(value);
+        parsed = true;
       }
       next.set(digest, value);
       values.push(value);
@@ -120,15 +146,24 @@ export class ClusterFileReader {
         this.#reading = undefined;
         if (!json || this.#splitter.lineSeparator) {
           this.#documents = new Map();
+          this.#named = new Map();
           return undefined;
         }
         this.#documents = next;
+        if (parsed) this.#forgetNamedExcept(next);
         const out: ClusterFileObject[] = [];
         values.forEach((value, i) => objectsOfDocument(value, `document ${i + 1}`, source, out));
         return out;
       },
     };
   }
+}
+
+/** A single object's kind, namespace and name; undefined for a List or what is not an object. */
+function identityOf(value: unknown): string | undefined {
+  if (!isRecord(value) || value['kind'] === 'List' || !isRecord(value['metadata'])) return undefined;
+  const { namespace, name } = value['metadata'];
+  return `${text(value['apiVersion'])}/${text(value['kind'])}/${text(namespace)}/${text(name)}`;
 }
 
 const CR = 0x0d;
