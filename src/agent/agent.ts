@@ -69,10 +69,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   // Services after the mesh: backends on other nodes are reached through it.
   loop = new ReconcileLoop(
     async () => {
-      // The first sync decodes every Service and slice: done while the mesh waits for its commands.
-      const decoded = services?.decodeAhead();
       await health.run('mesh', () => mesh.reconcile());
-      await decoded;
       if (services) await health.run('services', () => services.reconcile());
     },
     config.resyncPeriodMs,

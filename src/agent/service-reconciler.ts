@@ -1,6 +1,5 @@
 // The services half of the agent: Services + EndpointSlices → service map (pure) → the chosen
 // service proxy, plus the health check node ports. Runs after the mesh in the same loop.
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ServiceProxy } from '../dataplane/service-proxy.js';
 import { listAddresses } from '../host/addresses.js';
 import { type Cidr, type Ip, parseIp } from '../model/ip.js';
@@ -21,8 +20,6 @@ import { ProblemReporter } from './problem-reporter.js';
 import type { SyncResult } from './sync-health.js';
 
 const ZONE_LABEL = 'topology.kubernetes.io/zone';
-/** Objects decoded between two turns of the event loop by decodeAhead (a few ms). */
-const DECODE_AHEAD_BATCH = 500;
 
 // Addresses that are not the node's own for NodePorts: loopback (CVE-2020-8558), link-local, and
 // the agent's own devices.
@@ -68,27 +65,6 @@ export class ServiceReconciler {
   /** Service ports the last successful apply programmed; undefined before the first. */
   get servicePorts(): number | undefined {
     return this.#servicePorts;
-  }
-
-  /**
-   * Before the first successful sync: decodes what the source holds, a batch per turn of the event
-   * loop, into the caches the sync reads. The agent runs it beside the mesh's first reconcile, which
-   * mostly waits for its commands: at 10,000 Services the decode took 0.5 s of the first sync after
-   * the mesh's. Never throws: a failure is the sync's to report.
-   */
-  async decodeAhead(): Promise<void> {
-    if (this.appliedOnce) return;
-    try {
-      const objects = this.deps.source.snapshot();
-      for (let from = 0; from < objects.length; from += DECODE_AHEAD_BATCH) {
-        const batch = objects.slice(from, from + DECODE_AHEAD_BATCH);
-        decodeServiceInput(batch, this.decoded);
-        for (const o of batch) if (o.kind === 'Node') this.nodes.node(o.object);
-        await nextTurn();
-      }
-    } catch {
-      // The sync decodes the same objects and reports what fails.
-    }
   }
 
   async reconcile(): Promise<SyncResult> {
