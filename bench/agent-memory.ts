@@ -16,13 +16,15 @@
 // Run: node --import tsx bench/agent-memory.ts [--modes=ebpf,iptables,userspace] [--sources=file,kubernetes]
 //        [--churn-seconds=180] [--idle-seconds=30] [--services=10000] [--nodes=1000] [--cli=OTHER/dist/cli/wirelane.js]
 //        [--node-flags=--flag,--flag=value] [--snapshots=DIR (heap snapshots after each idle phase, for where the memory goes)]
+//        [--cpu-profile=DIR (the agent's CPU profile from its start to its first complete sync, summarised; bench/agent-cpu-profile.mjs)]
 // Prints a table and writes bench/results/agent-memory.json. Needs root (namespaces, cgroups, BPF).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { agentNodeFlags } from './agent-flags.js';
+import { formatSummary, summariseProfiles } from './cpu-profiles.js';
 import { type SpawnedProcess } from '../src/host/command.js';
 import { AGENT_TOOLS } from '../src/sandbox/support.js';
 import { sandboxUnsupportedReason } from '../src/sandbox/support.js';
@@ -45,6 +47,8 @@ interface Options {
   readonly nodeFlags: readonly string[];
   /** A folder for heap snapshots of the agent after the first idle phase and after the churn's. */
   readonly snapshots?: string;
+  /** A folder for CPU profiles of the agent up to its first complete sync (one subfolder per cell). */
+  readonly cpuProfile?: string;
 }
 
 const ENDPOINTS = 10;
@@ -58,6 +62,7 @@ const GOALS = { steadyMiB: 150, peakMiB: 250, firstSyncS: 3 };
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(root, 'bench', 'results', 'agent-memory.json');
 const ENTRY = join(root, 'bin', 'wirelane.js');
+const PROFILER = join(root, 'bench', 'agent-cpu-profile.mjs');
 
 // --- the cluster's objects -------------------------------------------------------------------------
 
@@ -232,12 +237,31 @@ interface Cell {
   readonly idleBefore?: { medianMiB: number; maxMiB: number };
   readonly churn?: { medianMiB: number; maxMiB: number; changes: number };
   readonly idleAfter?: { medianMiB: number; maxMiB: number };
+  /**
+   * The V8 heap (used of total) and memory outside it (Buffers), from the agent's metrics at the end
+   * of each idle phase: RSS above the idle one with the same heap used is memory not given back, not
+   * objects kept.
+   */
+  readonly heapBefore?: HeapFigures;
+  readonly heapAfter?: HeapFigures;
   readonly peakMiB?: number;
   readonly clusterFileMiB?: number;
   /** The machine's 1-minute load average at the end of the cell. */
   readonly loadAverage?: number;
   /** Resyncs (service syncs) seen during the run, from the agent's metrics. */
   readonly serviceSyncs?: number;
+}
+
+interface HeapFigures {
+  readonly usedMiB: number;
+  readonly totalMiB: number;
+  readonly externalMiB: number;
+}
+
+async function heapFigures(cluster: Awaited<ReturnType<typeof createMeshCluster>>['cluster']): Promise<HeapFigures> {
+  const metrics = await cluster.metrics('a');
+  const of = (name: string): number => mib((metrics.get(name) ?? NaN) / 1024);
+  return { usedMiB: of('nodejs_heap_size_used_bytes'), totalMiB: of('nodejs_heap_size_total_bytes'), externalMiB: of('nodejs_external_memory_bytes') };
 }
 
 /** User + system CPU seconds a process has used (/proc/PID/stat, fields 14 and 15, in clock ticks of 1/100 s). */
@@ -274,7 +298,10 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const clusterFileMiB = source === 'file' ? mib(statSync(cluster.clusterFile).size / 1024) : undefined;
     const spawnedAt = Date.now();
     // The installed entry point (its V8 flags), as the DaemonSet runs the agent; info: what an operator runs.
-    agent = cluster.startAgent('a', ['--service-proxy', mode, '--resync-period', RESYNC, '--log-level', 'info'], { nodeFlags: [...agentNodeFlags(), ...opts.nodeFlags, ...snapshotFlags(opts)], ...(opts.cli !== undefined && { cli: opts.cli }) });
+    const profileDir = opts.cpuProfile === undefined ? undefined : resolve(opts.cpuProfile, `${mode}-${source}`);
+    const profiling = profileDir === undefined ? {} : { env: { WIRELANE_CPU_PROFILE_DIR: profileDir } };
+    const nodeFlags = [...agentNodeFlags(), ...opts.nodeFlags, ...snapshotFlags(opts), ...(profileDir === undefined ? [] : [`--import=${PROFILER}`])];
+    agent = cluster.startAgent('a', ['--service-proxy', mode, '--resync-period', RESYNC, '--log-level', 'info'], { nodeFlags, ...profiling, ...(opts.cli !== undefined && { cli: opts.cli }) });
     sampler = new RssSampler(agent.pid);
     const deadline = spawnedAt + FIRST_SYNC_TIMEOUT_MS;
     let appliedAt: number | undefined;
@@ -288,12 +315,14 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     }
     const firstSyncCpuS = cpuSeconds(agent.pid);
     const firstSyncS = (appliedAt - spawnedAt) / 1000;
+    if (profileDir !== undefined) await writeProfile(agent, profileDir);
     process.stdout.write(`  first sync ${firstSyncS.toFixed(1)} s (CPU ${firstSyncCpuS.toFixed(1)} s, load ${loadAverage()}); idle ${opts.idleSeconds} s…\n`);
     // A few resyncs settle the heap first (the first sync's garbage), then the idle phase is measured.
     await sleep(5_000);
     const idle1 = Date.now();
     await sleep(opts.idleSeconds * 1000);
     const idleBefore = sampler.between(idle1, Date.now());
+    const heapBefore = await heapFigures(cluster);
     await snapshot(agent, opts);
     process.stdout.write(`  idle: median ${idleBefore.medianMiB} MiB; churn ${opts.churnSeconds} s…\n`);
     const churnFrom = Date.now();
@@ -303,10 +332,11 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const idle2 = Date.now();
     await sleep(opts.idleSeconds * 1000);
     const idleAfter = sampler.between(idle2, Date.now());
+    const heapAfter = await heapFigures(cluster);
     await snapshot(agent, opts);
     const serviceSyncs = await syncCount(cluster, 'services');
     failed = false;
-    const result: Cell = { mode, source, firstSyncS, firstSyncCpuS, loadAverage: loadAverage(), idleBefore, churn: churnStats, idleAfter, peakMiB: mib(sampler.hwmKiB), serviceSyncs, ...(clusterFileMiB !== undefined && { clusterFileMiB }) };
+    const result: Cell = { mode, source, firstSyncS, firstSyncCpuS, loadAverage: loadAverage(), idleBefore, churn: churnStats, idleAfter, heapBefore, heapAfter, peakMiB: mib(sampler.hwmKiB), serviceSyncs, ...(clusterFileMiB !== undefined && { clusterFileMiB }) };
     process.stdout.write(`  ${JSON.stringify(result)}\n`);
     return result;
   } catch (err) {
@@ -314,8 +344,23 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
   } finally {
     sampler?.stop();
     if (failed) process.stderr.write(`${await cluster.logTails(20)}\n`);
+    // The agent's log outlives the cluster's folder (e.g. with --node-flags=--trace-gc).
+    mkdirSync(dirname(RESULTS), { recursive: true });
+    copyFileSync(cluster.logFile('a'), join(dirname(RESULTS), `agent-memory-${mode}-${source}.log`));
     await started.destroy(false);
   }
+}
+
+/** The profiler writes its last profile on SIGUSR2 (bench/agent-cpu-profile.mjs); its summary is printed. */
+async function writeProfile(agent: SpawnedProcess, dir: string): Promise<void> {
+  const count = (): number => readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).length;
+  const before = count();
+  process.kill(agent.pid, 'SIGUSR2');
+  const deadline = Date.now() + 30_000;
+  while (count() === before && Date.now() < deadline) await sleep(200);
+  await sleep(500); // written with one writeFileSync: whole once the next file check sees it
+  const gaps = readdirSync(dir).filter((f) => f.endsWith('-unsampled.json')).map((f) => readFileSync(join(dir, f), 'utf8').trim());
+  process.stdout.write(`  CPU profile in ${dir}\n${formatSummary(summariseProfiles(dir))}\nunsampled (program loads, probes):\n${gaps.join('\n')}\n`);
 }
 
 /** The agent writes a heap snapshot on SIGUSR2 into the folder (only with --snapshots). */
@@ -424,14 +469,15 @@ async function churn(objects: ClusterObjects, opts: Options): Promise<number> {
 // --- output ---------------------------------------------------------------------------------------
 
 function table(cells: readonly Cell[]): string {
-  const rows = [['mode', 'source', 'first sync s (CPU s)', 'idle MiB (median/max)', 'churn MiB (median/max)', 'idle after MiB (median/max)', 'peak MiB (VmHWM)', 'load']];
+  const rows = [['mode', 'source', 'first sync s (CPU s)', 'idle MiB (median/max)', 'churn MiB (median/max)', 'idle after MiB (median/max)', 'peak MiB (VmHWM)', 'heap used/total, external MiB (before → after churn)', 'load']];
   const pair = (p: { medianMiB: number; maxMiB: number } | undefined): string => (p ? `${p.medianMiB} / ${p.maxMiB}` : '-');
+  const heap = (h: HeapFigures | undefined): string => (h ? `${h.usedMiB}/${h.totalMiB}, ${h.externalMiB}` : '-');
   for (const c of cells) {
     if (c.error !== undefined) {
-      rows.push([c.mode, c.source, `failed: ${c.error}`, '', '', '', c.peakMiB !== undefined ? String(c.peakMiB) : '-', '']);
+      rows.push([c.mode, c.source, `failed: ${c.error}`, '', '', '', c.peakMiB !== undefined ? String(c.peakMiB) : '-', '', '']);
       continue;
     }
-    rows.push([c.mode, c.source, `${c.firstSyncS!.toFixed(1)} (${c.firstSyncCpuS?.toFixed(1) ?? '-'})`, pair(c.idleBefore), pair(c.churn), pair(c.idleAfter), String(c.peakMiB), String(c.loadAverage ?? '-')]);
+    rows.push([c.mode, c.source, `${c.firstSyncS!.toFixed(1)} (${c.firstSyncCpuS?.toFixed(1) ?? '-'})`, pair(c.idleBefore), pair(c.churn), pair(c.idleAfter), String(c.peakMiB), `${heap(c.heapBefore)} → ${heap(c.heapAfter)}`, String(c.loadAverage ?? '-')]);
   }
   const widths = rows[0]!.map((_, k) => Math.max(...rows.map((r) => r[k]!.length)));
   return rows.map((r) => r.map((v, k) => v.padEnd(widths[k]!)).join('  ')).join('\n');
@@ -462,10 +508,13 @@ function parseOptions(argv: readonly string[]): Options {
     ...(value('cli') !== undefined && { cli: value('cli') }),
     nodeFlags: value('node-flags')?.split(',').filter((f) => f !== '') ?? [],
     ...(value('snapshots') !== undefined && { snapshots: value('snapshots') }),
+    ...(value('cpu-profile') !== undefined && { cpuProfile: value('cpu-profile') }),
   };
 }
 
 async function main(opts: Options): Promise<void> {
+  // Both answer SIGUSR2.
+  if (opts.snapshots !== undefined && opts.cpuProfile !== undefined) throw new Error('--snapshots and --cpu-profile: one at a time');
   const unsupported = await sandboxUnsupportedReason([...AGENT_TOOLS, ['bpftool', ['version']]]);
   if (unsupported !== undefined) throw new Error(unsupported);
   const cells: Cell[] = [];

@@ -27,10 +27,12 @@ export class MeshInputDecoder {
     const nodes: MeshNode[] = [];
     const peers: MeshPeer[] = [];
     const problems: LocatedProblem[] = [];
-    for (const { kind, object, where } of objects) {
+    for (const o of objects) {
+      const { kind, object } = o;
       const decoded = kind === 'Node' ? this.#nodes.get(object, this.#decodeNode) : kind === 'Peer' ? this.#peers.get(object, decodePeer) : undefined;
       if (decoded === undefined) continue;
-      for (const p of decoded.problems) problems.push(locatedProblem(p, where));
+      // The place only for a problem: a file object spells it out when asked (cluster-file.ts).
+      for (const p of decoded.problems) problems.push(locatedProblem(p, o.where));
       if (decoded.value === undefined) continue;
       if (kind === 'Node') nodes.push(decoded.value as MeshNode);
       else peers.push(decoded.value as MeshPeer);

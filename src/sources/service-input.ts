@@ -24,11 +24,13 @@ export function decodeServiceInput(objects: Iterable<SourceObject>, cache = new 
   const services: Service[] = [];
   const slices: EndpointSlice[] = [];
   const problems: LocatedProblem[] = [];
-  for (const { kind, object, where } of objects) {
+  for (const o of objects) {
+    const { kind, object } = o;
     const decoded =
       kind === 'Service' ? cache.services.get(object, decodeService) : kind === 'EndpointSlice' ? cache.slices.get(object, decodeEndpointSlice) : undefined;
     if (decoded === undefined) continue;
-    for (const p of decoded.problems) problems.push(locatedProblem(p, where));
+    // The place only for a problem: a file object spells it out when asked (cluster-file.ts).
+    for (const p of decoded.problems) problems.push(locatedProblem(p, o.where));
     if (decoded.value === undefined) continue;
     if (kind === 'Service') services.push(decoded.value as Service);
     else slices.push(decoded.value as EndpointSlice);

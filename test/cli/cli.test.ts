@@ -29,13 +29,13 @@ test('every command has --help', () => {
   }
 });
 
-test('the installed entry point starts Node with the agent\'s young-generation flags', () => {
+test('the installed entry point starts Node with the agent\'s heap flags', () => {
   const bin = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'bin', 'wirelane.js');
   // Run as an executable (its #! line), printing the flags Node got before the CLI runs.
   const r = spawnSync(bin, ['--help'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--import=data:text/javascript,process.stderr.write(JSON.stringify(process.execArgv))' } });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^Usage: wirelane/);
-  assert.deepEqual(JSON.parse(r.stderr), ['--max-semi-space-size=8']);
+  assert.deepEqual(JSON.parse(r.stderr), ['--max-semi-space-size=8', '--heap-growing-percent=25']);
 });
 
 test('failures are one line on stderr with a non-zero exit', () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { createLogger } from '../../src/observability/logger.js';
-import { ClusterFileError, parseClusterFile } from '../../src/sources/file/cluster-file.js';
+import { ClusterFileError, ClusterFileReader, parseClusterFile } from '../../src/sources/file/cluster-file.js';
 import { FileSource } from '../../src/sources/file/file-source.js';
 import { decodeMeshInput } from '../../src/sources/mesh-input.js';
 import { decodeServiceInput } from '../../src/sources/service-input.js';
@@ -149,6 +149,40 @@ test('a stream of objects parses back to those objects, in order, each with its 
       // The parser builds each place only when asked (a getter): compared as read.
       assert.deepEqual(objects.map(({ kind, object, where }) => ({ kind, object, where })), expected);
       assertDecodesAccounted(objects);
+    }),
+  );
+});
+
+/** The stream as JSON documents (as `kubectl get -o json` and the bench write them), with the separators YAML allows. */
+const jsonStream = fc
+  .tuple(stream, fc.constantFrom('\n', '\r\n'), fc.constantFrom('', ' \t'))
+  .map(([documents, eol, blanks]) =>
+    documents.map((d) => `---${blanks}${eol}${d === null ? '' : JSON.stringify('object' in d ? d.object : { apiVersion: 'v1', kind: 'List', items: d.list })}${eol}`).join(''),
+  );
+
+/** What a parse gives, or the message it throws. */
+function outcome(parse: () => ReturnType<typeof parseClusterFile>): unknown {
+  try {
+    return parse().map(({ kind, object, where }) => ({ kind, object, where }));
+  } catch (err) {
+    if (!(err instanceof ClusterFileError)) throw err;
+    return err.message;
+  }
+}
+
+test('a file read a chunk at a time (the file source) reads as it does whole, wherever the chunks end', () => {
+  fc.assert(
+    fc.property(fc.oneof(jsonStream, anyText), fc.array(fc.nat(), { maxLength: 6 }), (text, cuts) => {
+      const bytes = Buffer.from(text);
+      const ends = [...new Set(cuts.map((c) => c % (bytes.length + 1))), bytes.length].sort((a, b) => a - b);
+      const chunked = outcome(() => {
+        // As FileSource: the chunks, then the whole text where a document is not JSON.
+        const reader = new ClusterFileReader();
+        const read = reader.begin('f');
+        ends.reduce((from, end) => (read.push(bytes.subarray(from, end)), end), 0);
+        return read.end() ?? reader.parse(bytes, 'f');
+      });
+      assert.deepEqual(chunked, outcome(() => parseClusterFile(bytes, 'f')));
     }),
   );
 });

@@ -123,6 +123,22 @@ test('a document unchanged since the last read keeps its object; a changed one i
   assert.deepEqual(second.map((o) => o.where), ['document 1 (Node "a")', 'document 2 (Node "b")', 'document 3 (Node "c")']);
 });
 
+test('a document whose trimmed object is unchanged keeps its object (a Node status update), also where it moved', () => {
+  const reader = new ClusterFileReader({ trim: true });
+  const node = (status: string, labels: Record<string, string> = {}) => JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'a', labels }, status: { heartbeat: status } });
+  const first = reader.parse(`${node('t1')}\n---\n${jsonNode('b')}\n`);
+  const heartbeat = reader.parse(`${jsonNode('c')}\n---\n${jsonNode('b')}\n---\n${node('t2')}\n`);
+  assert.equal(heartbeat[2]!.object, first[0]!.object);
+  assert.equal(heartbeat[2]!.where, 'document 3 (Node "a")');
+  // What a decoder reads changed: a new object.
+  const relabelled = reader.parse(`${node('t3', { zone: 'z' })}\n`);
+  assert.notEqual(relabelled[0]!.object, first[0]!.object);
+  assert.deepEqual(relabelled[0]!.object.metadata?.labels, { zone: 'z' });
+  // Gone from the file, then back: read anew, not the object from before.
+  reader.parse(`${jsonNode('b')}\n`);
+  assert.notEqual(reader.parse(`${node('t4', { zone: 'z' })}\n`)[0]!.object, relabelled[0]!.object);
+});
+
 test('a reader that trims drops what no decoder reads, and only that', () => {
   const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'a', managedFields: [{ manager: 'kubelet' }], annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}', 'wirelane.io/location': 'eu' } }, spec: { podCIDR: '10.244.0.0/24' }, status: { images: [] } };
   const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's', namespace: 'n' }, spec: { clusterIP: '10.96.0.1' }, status: { loadBalancer: { ingress: [{ ip: '1.2.3.4' }] }, conditions: [] } };

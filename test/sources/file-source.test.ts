@@ -80,3 +80,26 @@ test("a ConfigMap's update (the kubelet swaps the ..data symlink, no event names
   await until('the poll to see the change', async () => polled.seen.changes === 1, 10_000, 50);
   assert.deepEqual(names(polled.source), ['c']);
 });
+
+test('a file larger than a read reads whole; a rewrite keeps the objects of the documents it left alone', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wirelane-file-source-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'cluster.json');
+  // ~1.5 MiB of JSON documents, several times the source's read chunk, with CRLF line ends.
+  const node = (i: number, location: string) => JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: `n-${i}`, annotations: { 'wirelane.io/location': location, note: 'x'.repeat(1000) } } });
+  const file = (changed: number) => Array.from({ length: 1500 }, (_, i) => node(i, i === changed ? 'moved' : 'here')).join('\r\n---\r\n');
+  await writeFile(path, file(-1));
+  // Read by hand: no watcher reads it meanwhile.
+  const source = new FileSource(path, createLogger('silent'));
+  await source.reload(true);
+  const before = source.snapshot();
+  assert.deepEqual(before.map((o) => o.object.metadata?.name), Array.from({ length: 1500 }, (_, i) => `n-${i}`));
+  await writeFile(path, file(700));
+  assert.equal(await source.reload(false), true);
+  const after = source.snapshot();
+  assert.equal(after.length, 1500);
+  for (let i = 0; i < 1500; i++) {
+    assert.equal(after[i]!.object.metadata?.annotations?.['wirelane.io/location'], i === 700 ? 'moved' : 'here');
+    if (i !== 700) assert.equal(after[i]!.object, before[i]!.object, `n-${i} kept its object`);
+  }
+});

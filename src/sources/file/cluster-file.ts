@@ -1,8 +1,10 @@
 // The cluster file: a YAML stream of Kubernetes-shaped objects as `kubectl get -o yaml` prints them
 // (single objects, or `kind: List` documents holding them).
-import { createHash } from 'node:crypto';
-import { parseAllDocuments } from 'yaml';
+import { hash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { isDeepStrictEqual } from 'node:util';
 import { errorLine } from '../../observability/first-line.js';
+import { DocumentSplitter } from './document-split.js';
 import { type KubeObject, isRecord, trimObject } from '../objects.js';
 import type { SourceObject, SourceObjectKind } from '../source.js';
 
@@ -29,6 +31,13 @@ export function parseClusterFile(text: string | Uint8Array, source = 'cluster fi
   return new ClusterFileReader().parse(text, source);
 }
 
+/** One read of a cluster file, handed its bytes in order (FileSource: a chunk at a time). */
+export interface ClusterFileRead {
+  push(chunk: Uint8Array): void;
+  /** The file's objects; undefined when a document is not JSON: then parse() the whole text (YAML). */
+  end(): ClusterFileObject[] | undefined;
+}
+
 /**
  * Parses cluster files one after another, keeping each document of the last one: a document whose
  * bytes are unchanged is not parsed again and hands out the same objects, so nothing downstream
@@ -36,13 +45,22 @@ export function parseClusterFile(text: string | Uint8Array, source = 'cluster fi
  * the harness write them, one per `---`) are read with JSON.parse, a hundred times faster than YAML;
  * a stream with any other document is read as YAML, whole, as before. The one difference: a key
  * repeated within a JSON object is read as JSON reads it (the last wins, as the API server's decoder
- * does), where YAML refuses the document. The file is split and digested as bytes: only a changed
- * document becomes a string (a 27 MB file rewritten every second made a 27 MB string each time).
+ * does), where YAML refuses the document. The file is split and digested as bytes, a chunk at a time
+ * (document-split.ts): only a changed document becomes a string.
  */
 export class ClusterFileReader {
   /** The last file's JSON documents by their bytes' digest, as parsed (and trimmed) then. */
   #documents = new Map<string, unknown>();
+  /**
+   * The last file's single-object documents by the object's kind and name: a document whose bytes
+   * changed but whose trimmed object did not (a Node's status, which no decoder reads) keeps the
+   * object it had, so nothing decodes or reconciles it again.
+   */
+  #named = new Map<string, unknown>();
   readonly #prepare: (value: unknown) => unknown;
+  readonly #splitter = new DocumentSplitter();
+  /** The read in progress: a new one abandons it. */
+  #reading: object | undefined;
 
   /** `trim`: objects come out without what no decoder reads (objects.ts), for a source that holds them. */
   constructor(options: { readonly trim?: boolean } = {}) {
@@ -50,100 +68,130 @@ export class ClusterFileReader {
   }
 
   parse(file: string | Uint8Array, source = 'cluster file'): ClusterFileObject[] {
-    const bytes = typeof file === 'string' ? Buffer.from(file, 'utf8') : Buffer.from(file.buffer, file.byteOffset, file.byteLength);
-    const out: ClusterFileObject[] = [];
-    const values = this.#jsonDocuments(bytes);
-    if (values === undefined) readYaml(typeof file === 'string' ? file : bytes.toString('utf8'), source, this.#prepare, out);
-    else values.forEach((value, i) => objectsOfDocument(value, `document ${i + 1}`, source, out));
-    return out;
+    const read = this.begin(source);
+    read.push(typeof file === 'string' ? Buffer.from(file, 'utf8') : file);
+    const out = read.end();
+    if (out !== undefined) return out;
+    const yaml: ClusterFileObject[] = [];
+    readYaml(typeof file === 'string' ? file : Buffer.from(file.buffer, file.byteOffset, file.byteLength).toString('utf8'), source, this.#prepare, yaml);
+    return yaml;
   }
 
-  /** The documents' values when every one is JSON (undefined for an empty one); undefined when one is not. */
-  #jsonDocuments(bytes: Buffer): unknown[] | undefined {
-    const chunks = documentRanges(bytes);
-    if (chunks === undefined) return undefined;
-    // Text before the first `---` is a document only when there is some.
-    if (chunks.length > 0 && isBlank(bytes, chunks[0]!)) chunks.shift();
+  /** The object this read had last time when it is the same (see #named); else `value`, remembered. */
+  #sameAsBefore(value: unknown): unknown {
+    const identity = identityOf(value);
+    if (identity === undefined) return value;
+    const before = this.#named.get(identity);
+    if (before !== undefined && isDeepStrictEqual(before, value)) return before;
+    this.#named.set(identity, value);
+    return value;
+  }
+
+  #forgetNamedExcept(documents: ReadonlyMap<string, unknown>): void {
+    const held = new Set(documents.values());
+    for (const [identity, value] of this.#named) if (!held.has(value)) this.#named.delete(identity);
+  }
+
+  /** Starts reading a file; only the last read begun may be used. */
+  begin(source = 'cluster file'): ClusterFileRead {
+    const token = {};
+    this.#reading = token;
+    this.#splitter.reset();
     const next = new Map<string, unknown>();
     const values: unknown[] = [];
-    for (const range of chunks) {
-      const [start, end] = asciiTrimmed(bytes, range);
-      if (start === end) {
-        values.push(undefined);
-        continue;
-      }
-      const digest = createHash('sha256').update(bytes.subarray(start, end)).digest('base64');
+    let first = true;
+    let json = true;
+    /** Whether any document was parsed (a changed file): #named then drops what the file no longer holds. */
+    let parsed = false;
+    const onDocument = (bytes: Buffer, from: number, to: number): void => {
+      if (!json) return;
+      // Text before the first `---` is a document only when there is some.
+      const isFirst = first;
+      first = false;
+      const blank = (): void => {
+        if (!isFirst) values.push(undefined);
+      };
+      const [start, end] = asciiTrimmed(bytes, from, to);
+      if (start === end) return blank();
+      // One-shot: a Hash object per document cost 150 ms of a 10,000-Service file's first read.
+      const digest = hash('sha256', bytes.subarray(start, end), 'base64');
       let value = this.#documents.get(digest) ?? next.get(digest);
       if (value === undefined) {
         // As the text's trim() would (a byte-order mark, Unicode spaces), then as JSON.
         const text = bytes.toString('utf8', start, end).trim();
-        if (text === '') {
-          values.push(undefined);
-          continue;
-        }
+        if (text === '') return blank();
         try {
           value = this.#prepare(JSON.parse(text));
         } catch {
-          this.#documents = new Map();
-          return undefined;
+          json = false;
+          return;
         }
+        value = this.#sameAsBefore(value);
+        parsed = true;
       }
       next.set(digest, value);
       values.push(value);
-    }
-    this.#documents = next;
-    return values;
+    };
+    const current = (): void => {
+      if (this.#reading !== token) throw new Error('cluster file: a later read replaced this one');
+    };
+    return {
+      push: (chunk) => {
+        current();
+        this.#splitter.push(chunk, onDocument);
+      },
+      end: () => {
+        current();
+        this.#splitter.end(onDocument);
+        this.#reading = undefined;
+        if (!json || this.#splitter.lineSeparator) {
+          this.#documents = new Map();
+          this.#named = new Map();
+          return undefined;
+        }
+        this.#documents = next;
+        if (parsed) this.#forgetNamedExcept(next);
+        const out: ClusterFileObject[] = [];
+        values.forEach((value, i) => objectsOfDocument(value, `document ${i + 1}`, source, out));
+        return out;
+      },
+    };
   }
 }
 
-const NL = 0x0a;
+/** A single object's kind, namespace and name; undefined for a List or what is not an object. */
+function identityOf(value: unknown): string | undefined {
+  if (!isRecord(value) || value['kind'] === 'List' || !isRecord(value['metadata'])) return undefined;
+  const { namespace, name } = value['metadata'];
+  return `${text(value['apiVersion'])}/${text(value['kind'])}/${text(namespace)}/${text(name)}`;
+}
+
 const CR = 0x0d;
 const SPACE = 0x20;
 const TAB = 0x09;
 
-/**
- * The byte ranges between lines that start a YAML document (`---` and nothing but spaces or tabs
- * after it), as the text split on /^---[ \t]*$/m would give them; undefined when the bytes hold a
- * line separator other than CR and LF (U+2028, U+2029), which that pattern also splits at: such a
- * file takes the YAML path.
- */
-function documentRanges(bytes: Buffer): [number, number][] | undefined {
-  if (bytes.includes(LINE_SEPARATORS[0]!) || bytes.includes(LINE_SEPARATORS[1]!)) return undefined;
-  const ranges: [number, number][] = [];
-  let from = 0;
-  for (let at = bytes.indexOf(DASHES); at !== -1; at = bytes.indexOf(DASHES, at + 1)) {
-    if (at > 0 && bytes[at - 1] !== NL && bytes[at - 1] !== CR) continue;
-    let end = at + 3;
-    while (end < bytes.length && (bytes[end] === SPACE || bytes[end] === TAB)) end++;
-    if (end < bytes.length && bytes[end] !== NL && bytes[end] !== CR) continue;
-    ranges.push([from, at]);
-    from = end;
-  }
-  ranges.push([from, bytes.length]);
-  return ranges;
-}
-
-const DASHES = Buffer.from('---');
-const LINE_SEPARATORS = [Buffer.from('\u2028', 'utf8'), Buffer.from('\u2029', 'utf8')];
-
 /** The range without ASCII whitespace at either end (other whitespace is trimmed as text). */
-function asciiTrimmed(bytes: Buffer, [start, end]: readonly [number, number]): [number, number] {
+function asciiTrimmed(bytes: Buffer, start: number, end: number): [number, number] {
   while (start < end && isAsciiSpace(bytes[start]!)) start++;
   while (end > start && isAsciiSpace(bytes[end - 1]!)) end--;
   return [start, end];
 }
 
-function isBlank(bytes: Buffer, range: readonly [number, number]): boolean {
-  const [start, end] = asciiTrimmed(bytes, range);
-  return start === end || bytes.toString('utf8', start, end).trim() === '';
-}
-
 const isAsciiSpace = (b: number): boolean => b === SPACE || (b >= TAB && b <= CR);
+
+/**
+ * The YAML parser, loaded only for a file that needs it: JSON files (and the Kubernetes source) never
+ * do, and loading it cost 50 ms of start-up and 8 MiB.
+ */
+const yaml = (() => {
+  let loaded: typeof import('yaml') | undefined;
+  return (): typeof import('yaml') => (loaded ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+})();
 
 /** Document by document: the first fault in the stream is the one reported. */
 function readYaml(text: string, source: string, prepare: (value: unknown) => unknown, out: ClusterFileObject[]): void {
   // stringKeys: a map key is a string, as in JSON; a list or map as a key is an error, not a warning.
-  parseAllDocuments(text, { stringKeys: true }).forEach((doc, i) => {
+  yaml().parseAllDocuments(text, { stringKeys: true }).forEach((doc, i) => {
     const where = `document ${i + 1}`;
     if (doc.errors.length > 0) {
       throw new ClusterFileError(`${source}: ${where}: ${errorLine(doc.errors[0])}`);

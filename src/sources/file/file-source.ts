@@ -3,22 +3,26 @@
 // from a ConfigMap is a symlink through `..data`, which the kubelet swaps to update it: the events
 // then name `..data`, never the file, so those count too, and the file is also re-read every
 // `pollMs` (a missed event costs one poll, and an unchanged file costs nothing: its inode, size and
-// times are compared before it is read, and its text before it is parsed; documents unchanged in a
-// changed file keep their objects, see ClusterFileReader).
+// times are compared before it is read; documents unchanged in a changed file keep their objects
+// and are not parsed again, see ClusterFileReader).
 import { watch, type FSWatcher } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { WireGuardKey } from '../../model/key.js';
 import type { Logger } from '../../observability/logger.js';
 import { ANNOTATIONS, readAnnotation } from '../annotations.js';
 import type { ClusterSource, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
-import { ClusterFileReader } from './cluster-file.js';
+import { type ClusterFileRead, ClusterFileReader } from './cluster-file.js';
+
+const READ_CHUNK_BYTES = 256 * 1024;
 
 export class FileSource implements ClusterSource {
   private objects: readonly SourceObject[] = [];
   private started = false;
   private readonly reader = new ClusterFileReader({ trim: true });
+  /** What each read of the file goes through (readChunks). */
+  private readonly chunk = Buffer.allocUnsafeSlow(READ_CHUNK_BYTES);
   /** The last text read, as a digest (the text itself would be held for nothing). */
   private lastText: string | undefined;
   /** The file as it was when last read: an unchanged one is not read again. */
@@ -77,7 +81,7 @@ export class FileSource implements ClusterSource {
 
   /** Re-reads the file; returns whether its content changed. */
   async reload(strict: boolean): Promise<boolean> {
-    let bytes: Buffer;
+    let read: ClusterFileRead;
     let digest: string;
     try {
       const before = await stat(this.path);
@@ -86,9 +90,7 @@ export class FileSource implements ClusterSource {
         if (this.lastTextValid) this.syncedAt = Date.now();
         return false;
       }
-      // Bytes, not text: the reader makes strings only of the documents that changed.
-      bytes = await readFile(this.path);
-      digest = createHash('sha256').update(bytes).digest('base64');
+      ({ read, digest } = await this.readChunks());
       // Only a file that did not change while it was read stands for what stat saw.
       const after = await stat(this.path);
       this.lastStat = `${after.dev}:${after.ino}:${after.size}:${after.mtimeMs}:${after.ctimeMs}` === identity ? identity : undefined;
@@ -105,7 +107,8 @@ export class FileSource implements ClusterSource {
     this.lastText = digest;
     this.lastTextValid = false;
     try {
-      this.objects = this.reader.parse(bytes, this.path);
+      // Not all JSON: the whole text, as YAML (read again: the chunks are gone).
+      this.objects = read.end() ?? this.reader.parse(await readFile(this.path), this.path);
     } catch (err) {
       if (strict) throw err;
       this.log.error(`${(err as Error).message}; keeping the last good state`);
@@ -115,6 +118,29 @@ export class FileSource implements ClusterSource {
     this.lastTextValid = true;
     this.syncedAt = Date.now();
     return true;
+  }
+
+  /**
+   * The file a chunk at a time into a buffer kept for the next read, handed to the reader as it
+   * comes: a whole-file Buffer per read (27 MiB at 10,000 Services, rewritten every second under
+   * churn) left the RSS hundreds of MiB higher after the churn.
+   */
+  private async readChunks(): Promise<{ read: ClusterFileRead; digest: string }> {
+    const read = this.reader.begin(this.path);
+    const hash = createHash('sha256');
+    const file = await open(this.path, 'r');
+    try {
+      for (;;) {
+        const { bytesRead } = await file.read(this.chunk, 0, this.chunk.length, null);
+        if (bytesRead === 0) break;
+        const piece = this.chunk.subarray(0, bytesRead);
+        hash.update(piece);
+        read.push(piece);
+      }
+    } finally {
+      await file.close();
+    }
+    return { read, digest: hash.digest('base64') };
   }
 
   snapshot(): readonly SourceObject[] {

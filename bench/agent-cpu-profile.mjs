@@ -1,0 +1,93 @@
+// Bench only (`npm run bench:memory -- --cpu-profile=DIR`): a CPU profile of the agent from its
+// start, preloaded with `node --import` (plain JavaScript: the agent runs dist/ without a loader).
+// `--cpu-prof` cannot profile the eBPF agent: its sampler sends SIGPROF all the time, and the kernel's
+// verifier gives up on a pending signal (bpf_object__load: EAGAIN). So the sampling pauses while the
+// addon loads or probes programs (each pause ends one profile file), and the profiler writes the last
+// one on SIGUSR2 (the bench sends it at the first complete sync) or at exit.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
+
+const dir = process.env.WIRELANE_CPU_PROFILE_DIR;
+if (dir === undefined || dir === '') throw new Error('agent-cpu-profile.mjs: set WIRELANE_CPU_PROFILE_DIR');
+mkdirSync(dir, { recursive: true });
+
+const session = new Session();
+session.connect();
+let running = false;
+let done = false;
+let part = 0;
+
+// A same-thread session answers during post(): these run synchronously, before a program load.
+function post(method, params) {
+  let out;
+  let failure;
+  session.post(method, params, (err, result) => {
+    failure = err;
+    out = result;
+  });
+  if (failure) throw failure;
+  return out;
+}
+
+function start() {
+  if (running || done) return;
+  post('Profiler.enable');
+  post('Profiler.setSamplingInterval', { interval: 500 });
+  post('Profiler.start');
+  running = true;
+}
+
+function stop() {
+  if (!running) return;
+  const { profile } = post('Profiler.stop');
+  running = false;
+  part += 1;
+  writeFileSync(join(dir, `agent-${process.pid}-${String(part).padStart(3, '0')}.cpuprofile`), JSON.stringify(profile));
+  writeFileSync(join(dir, `agent-${process.pid}-unsampled.json`), `${JSON.stringify(gaps, null, 1)}\n`);
+}
+
+/** The unsampled stretches: what ran, from when (ms since the start), for how long. */
+const gaps = [];
+
+/** Runs `f` with the sampler off (a program load: the verifier must not see SIGPROF). */
+function unsampled(what, f) {
+  return function (...args) {
+    const was = running;
+    stop();
+    const at = performance.now();
+    try {
+      return f.apply(this, args);
+    } finally {
+      gaps.push({ what: typeof what === 'function' ? what.call(this) : what, atMs: Math.round(at), ms: Math.round(performance.now() - at) });
+      if (was) start();
+    }
+  };
+}
+
+// The addon is a .node file loaded through process.dlopen: wrap what runs the verifier.
+const dlopen = process.dlopen;
+process.dlopen = function (module, filename, ...rest) {
+  const result = dlopen.call(this, module, filename, ...rest);
+  const addon = module.exports;
+  if (addon && typeof addon.NativeObject === 'function') {
+    // A subclass: the addon's own methods are not writable.
+    const load = unsampled(function () {
+      return `load ${this.name()}`;
+    }, addon.NativeObject.prototype.load);
+    addon.NativeObject = class extends addon.NativeObject {
+      load() {
+        return load.call(this);
+      }
+    };
+    for (const name of Object.keys(addon)) if (name.startsWith('probe') && typeof addon[name] === 'function') addon[name] = unsampled(name, addon[name]);
+  }
+  return result;
+};
+
+process.on('SIGUSR2', () => {
+  stop();
+  done = true;
+});
+process.on('exit', stop);
+start();
