@@ -162,7 +162,8 @@ static __always_inline struct wl_fp_cidr_value *cidr_of(__u8 family, const __u8 
 	return bpf_map_lookup_elem(&wl_fp_cidrs, &key);
 }
 
-// Whether netfilter translates this flow: its conntrack entry (either direction) has NAT.
+// Whether netfilter translates this flow (its conntrack entry, either direction, has NAT), or
+// whether that cannot be told: both go to the stack.
 static __always_inline bool netfilter_nat(struct __sk_buff *skb, const struct packet *p)
 {
 	struct bpf_sock_tuple tuple = {};
@@ -184,8 +185,10 @@ static __always_inline bool netfilter_nat(struct __sk_buff *skb, const struct pa
 		size = sizeof(tuple.ipv6);
 	}
 	struct nf_conn *ct = bpf_skb_ct_lookup(skb, &tuple, size, &opts, sizeof(opts));
+	// No entry (-ENOENT) is no translation; any other error (e.g. an opts size this kernel does
+	// not take) is not knowing: the stack decides, as for a translated flow.
 	if (!ct)
-		return false;
+		return opts.error != -2 /* ENOENT */;
 	bool nat = (ct->status & IPS_NAT_MASK) != 0;
 	bpf_ct_release(ct);
 	return nat;

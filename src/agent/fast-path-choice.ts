@@ -32,6 +32,9 @@ export async function openFastPath(config: Choice & Pick<AgentConfig, 'bpfDir'>,
   if (!support.usable) {
     if (config.fastPath === 'on') throw new FastPathUnavailableError(`--fast-path on: ${support.reason ?? 'unavailable'}`);
     log.warn({ reason: support.reason }, 'fast path: not available here; pod traffic takes the stack');
+    // An earlier run's programs would keep forwarding on maps nobody updates.
+    const removed = removeFastPathLeftovers(dir);
+    if (removed.length > 0) log.info({ removed }, 'fast path: removed what an earlier run left');
     return undefined;
   }
   await ensureBpffs(dirname(dir));

@@ -48,7 +48,7 @@ export function nodeLeaseName(node: string): string {
 
 /** Segment keys (`location:east`, `node:a`) hold characters a name cannot: sanitised, with a digest for uniqueness. */
 export function segmentLeaseName(segmentKey: string): string {
-  const readable = segmentKey.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').slice(0, 200);
+  const readable = segmentKey.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 200);
   return `wirelane-segment-${readable}-${digest(segmentKey).slice(0, 10)}`.replace(/-+/g, '-');
 }
 

@@ -27,8 +27,9 @@ describe('heartbeat Lease names and labels', () => {
   test('names are DNS subdomains; segment keys that differ only in punctuation keep apart', () => {
     assert.equal(nodeLeaseName('node-1.example'), 'wirelane-node-node-1.example');
     assert.ok(nodeLeaseName('n'.repeat(253)).length <= 253);
-    for (const key of ['location:east', 'node:a', 'location:Zürich', 'location:a b']) {
-      assert.match(segmentLeaseName(key), /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, key);
+    // Each dot-separated label of a subdomain starts and ends alphanumeric: `dc1.` must not make `.-`.
+    for (const key of ['location:east', 'node:a', 'location:Zürich', 'location:a b', 'location:dc1.', 'location:a._b', 'node:n-1.example']) {
+      assert.match(segmentLeaseName(key), /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, key);
     }
     assert.notEqual(segmentLeaseName('location:a b'), segmentLeaseName('location:a_b'));
   });
