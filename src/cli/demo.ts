@@ -34,7 +34,7 @@ const LAPTOP_ADDRESSES = ['10.5.0.1/32'];
 /** The mesh flags the agents run with, which `showconf peer` needs too to print what they do. */
 const MESH_FLAGS = ['--subnet', '10.4.0.0/16,fd00:4::/64', '--service-cidr', '10.96.0.0/16', '--encapsulate', 'crosssubnet'];
 /** Proves failover judged from the data path (a Node annotation: the Kubernetes source only). */
-export const FAILOVER_TEST = 'test/integration/mesh-tunnel-failover.test.ts';
+export const FAILOVER_TEST = 'test/integration/mesh-world-failover.test.ts';
 
 interface Outcome {
   readonly ok: boolean;
