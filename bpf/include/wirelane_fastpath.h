@@ -4,7 +4,7 @@
  * (src/dataplane/ebpf/fast-path.ts). Include after "vmlinux.h". Same rules as wirelane_maps.h:
  * explicit padding, writers zero keys and values, addresses 16 bytes in network order (IPv4 in
  * bytes 0..3), everything else host order. Pinned in the agent's pin directory
- * (<bpffs>/wirelane/<map name>), so forwarding goes on across an agent restart.
+ * (<bpf-dir>/fast-path/<map name>), so forwarding goes on across an agent restart.
  *
  * wl_fp_cidrs (LPM_TRIE): the cluster's pod CIDRs, the only destinations the fast path forwards
  *   to. Key {prefixlen, family, pad, addr}: prefixlen = WL_FP_CIDR_FAMILY_BITS + the CIDR's

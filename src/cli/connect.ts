@@ -55,7 +55,7 @@ Flags:
   --resync-period DURATION    re-list interval besides the watch (default 30s); nodes whose last
                               heartbeat is older than 2 × this are left out, as the agents do
   --lease-namespace NS        where the agents' heartbeat Leases live (default ${DEFAULT_LEASE_NAMESPACE}); the
-                              segment Leases are read at every resync
+                              heartbeat Leases (nodes' and segments') are read at every resync
   --granularity G             location, full or cross (default: what the agents publish on their
                               Nodes, else location)
   --subnet CIDR[,CIDR]        the agents' WireGuard subnets (default ${DEFAULT_SUBNET})

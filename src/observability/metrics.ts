@@ -178,7 +178,7 @@ export class SourceMetrics {
   }
 }
 
-/** Which metric and label each wl_np_stats counter is exported as (README: Metrics). */
+/** Which metric and label each wl_fp_stats counter is exported as (README: Metrics). */
 const FAST_PATH_COUNTERS = {
   sameNode: ['wirelane_fast_path_packets_total', 'same_node'],
   toUnderlay: ['wirelane_fast_path_packets_total', 'to_underlay'],
@@ -191,6 +191,7 @@ const FAST_PATH_COUNTERS = {
   passError: ['wirelane_fast_path_passed_total', 'error'],
 } as const satisfies Record<FastPathStat, readonly [string, string]>;
 
+/** Which metric and label each wl_np_stats counter is exported as (README: Metrics). */
 const NODEPORT_COUNTERS = {
   newFlow: ['wirelane_nodeport_flows_total', 'new'],
   confirmed: ['wirelane_nodeport_flows_total', 'confirmed'],

@@ -9,7 +9,7 @@
 // cheap enough to poll) and attaches or detaches. A link is removed only on positive evidence: its
 // interface (by ifindex) is no longer one the desired state names, read from a successful listing.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   BpfObject,
@@ -71,7 +71,7 @@ export interface FastPathDesired {
   readonly clusterPodCidrs: readonly Cidr[];
   /** This node's pod CIDRs. */
   readonly localPodCidrs: readonly Cidr[];
-  /** The pod bridge (the CNI bridge plugin's); its ports get fp_pod. Missing: no pods yet. */
+  /** The pod bridge (the CNI bridge plugin's); its ports get fp_pod. The device may not exist yet (no pods). */
   readonly bridge: string;
   /** The WireGuard device; missing or absent: none yet. */
   readonly wireguard?: string;
@@ -155,12 +155,6 @@ export class FastPathDatapath {
   stats(): Record<FastPathStat, bigint> | undefined {
     if (this.#maps !== undefined) return sumCounters(this.#maps.stats, FAST_PATH_STATS);
     return readFastPathStats(this.#opts.bpffsDir);
-  }
-
-  /** Detaches every fast-path program (ours by pin name or clsact handle) and removes our pins; returns how many were detached. */
-  async cleanup(interfaces: readonly string[] = listInterfaces()): Promise<number> {
-    this.close();
-    return removeFastPath(this.#opts.bpffsDir, interfaces);
   }
 
   /** Closes this process's handles; attached programs and pins stay. */
@@ -382,11 +376,6 @@ function linkPins(dir: string): string[] {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-}
-
-/** The pin's interface name, for tests and logs. */
-export function pinInterface(pin: string): string | undefined {
-  return /^fastpath-(.+)-\d+$/.exec(basename(pin))?.[1];
 }
 
 // sysfs of the agent's network namespace: `ip netns exec` mounts the namespace's own /sys.
