@@ -32,6 +32,7 @@ import type { ClusterSource, Heartbeats } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
+import { forwardablePodCidrs } from './fast-path-policy.js';
 import { ProblemReporter } from './problem-reporter.js';
 import { rejectedClaimProblem } from '../sources/problem.js';
 import type { SyncResult } from './sync-health.js';
@@ -424,7 +425,7 @@ export class MeshReconciler {
    */
   private async applyFastPath(t: Topology, host: HostView, fastPath: FastPathDatapath): Promise<number> {
     const report = await fastPath.apply({
-      clusterPodCidrs: t.segments.flatMap((s) => s.nodes.flatMap((n) => n.podCIDRs)),
+      clusterPodCidrs: forwardablePodCidrs(t.segments.flatMap((s) => s.nodes.flatMap((n) => n.podCIDRs)), [...this.deps.config.serviceCIDRs, ...t.options.subnets]),
       localPodCidrs: t.node.podCIDRs,
       bridge: CNI_BRIDGE,
       wireguard: this.deps.config.interface,
