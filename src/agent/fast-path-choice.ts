@@ -22,8 +22,7 @@ export async function openFastPath(config: Choice & Pick<AgentConfig, 'bpfDir'>,
   const declined = config.fastPath === 'auto' ? autoDeclines(config) : undefined;
   if (config.fastPath === 'off' || declined !== undefined) {
     if (declined !== undefined) log.info({ reason: declined }, 'fast path: auto leaves it off here; pod traffic takes the stack');
-    const removed = removeFastPathLeftovers(dir);
-    if (removed.length > 0) log.info({ removed }, 'fast path: off; removed what an earlier run left');
+    removeLeftovers(dir, log);
     return undefined;
   }
   const refusal = fastPathRefusal(config);
@@ -32,13 +31,17 @@ export async function openFastPath(config: Choice & Pick<AgentConfig, 'bpfDir'>,
   if (!support.usable) {
     if (config.fastPath === 'on') throw new FastPathUnavailableError(`--fast-path on: ${support.reason ?? 'unavailable'}`);
     log.warn({ reason: support.reason }, 'fast path: not available here; pod traffic takes the stack');
-    // An earlier run's programs would keep forwarding on maps nobody updates.
-    const removed = removeFastPathLeftovers(dir);
-    if (removed.length > 0) log.info({ removed }, 'fast path: removed what an earlier run left');
+    removeLeftovers(dir, log);
     return undefined;
   }
   await ensureBpffs(dirname(dir));
   mkdirSync(dir, { recursive: true });
   log.info({ dir }, 'fast path: on');
   return new FastPathDatapath({ bpffsDir: dir, log });
+}
+
+/** Without the fast path, an earlier run's programs would keep forwarding on maps nobody updates. */
+function removeLeftovers(dir: string, log: Logger): void {
+  const removed = removeFastPathLeftovers(dir);
+  if (removed.length > 0) log.info({ removed }, 'fast path: off; removed what an earlier run left');
 }

@@ -1,6 +1,6 @@
 // A Peer host set up as its user would: the text `wirelane showconf peer NAME` prints, completed
 // with the host's own [Interface] settings, brought up by the real wg-quick (wireguard-go as its
-// userspace implementation: this kernel has no WireGuard module). Used by the demo.
+// userspace implementation: this kernel has no WireGuard module). Used by the demo and the tests.
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WireGuardKey } from '../model/key.js';
@@ -12,13 +12,16 @@ export interface PeerInterfaceSettings {
   readonly privateKey: WireGuardKey;
   /** `ip/bits`: the Peer's allowed IPs, which wg-quick puts on the interface. */
   readonly addresses: readonly string[];
+  /** A fixed UDP port (wg-quick's ListenPort); absent: one the kernel picks. */
+  readonly listenPort?: number;
 }
 
 /** Adds the host's own settings to showconf's [Interface] section (the first section it prints). */
 export function completePeerConfig(shown: string, own: PeerInterfaceSettings): string {
   const head = '[Interface]\n';
   if (!shown.startsWith(head)) throw new Error(`showconf peer: expected an [Interface] section first, got "${shown.split('\n')[0] ?? ''}"`);
-  return `${head}PrivateKey = ${own.privateKey}\nAddress = ${own.addresses.join(', ')}\n${shown.slice(head.length)}`;
+  const port = own.listenPort === undefined ? '' : `ListenPort = ${own.listenPort}\n`;
+  return `${head}PrivateKey = ${own.privateKey}\nAddress = ${own.addresses.join(', ')}\n${port}${shown.slice(head.length)}`;
 }
 
 export class WgQuickPeer {

@@ -5,7 +5,7 @@
 // backends are all in another location than the segment the Peer sends services to answers, in
 // every service mode: the agents restart with another --service-proxy between modes.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe } from 'node:test';
@@ -14,6 +14,7 @@ import { generatePrivateKey, publicKeyOf } from '../../src/model/key.js';
 import { echoRequests, startEchoServer } from '../../src/sandbox/echo/index.js';
 import { cliPath, type MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import type { SandboxHost } from '../../src/sandbox/sandbox.js';
+import { completePeerConfig, WgQuickPeer } from '../../src/sandbox/wg-quick-peer.js';
 import { NAT_KEEPALIVE_SECONDS, WORLD_INTERNET, WORLD_LANS } from '../../src/sandbox/world.js';
 import { annotationsOf, createMeshCluster, suiteChecks, type TestMeshCluster } from '../harness/mesh-cluster.js';
 import { CLUSTER_IP, webEndpoints, webService } from '../harness/web-service.js';
@@ -44,6 +45,7 @@ describe('a wg-quick Peer behind NAT in the routed world', { skip }, () => {
   let confDir: string | undefined;
   let conf: string;
   let up = false;
+  let peer: WgQuickPeer | undefined;
   const { check, fail, failed } = suiteChecks();
   const privateKey = generatePrivateKey();
 
@@ -91,7 +93,7 @@ describe('a wg-quick Peer behind NAT in the routed world', { skip }, () => {
       }
     }
     // wg-quick's own way down first; destroying the sandbox would end its wireguard-go anyway.
-    if (up) await cluster.sandbox.exec(laptop, 'wg-quick', ['down', join(confDir!, `${cluster.sandbox.prefix}lp.conf`)], { allowFailure: true });
+    await peer?.down();
     if (confDir !== undefined) await rm(confDir, { recursive: true, force: true });
     await world?.destroy(failed());
   });
@@ -111,19 +113,16 @@ describe('a wg-quick Peer behind NAT in the routed world', { skip }, () => {
     assert.ok(east?.includes(`Endpoint = ${discovered()}`), `east's [Peer] has the endpoint west discovered (${discovered()}):\n${shown}`);
     assert.ok(discovered()!.startsWith(`${cluster.sandbox.router('east').internetIP}:`), "that is east's router on the internet");
     for (const s of sections) assert.match(s, new RegExp(`PersistentKeepalive = ${NAT_KEEPALIVE_SECONDS}`), "every [Peer] keeps the laptop's NAT mapping open");
-    conf = shown.replace('[Interface]\n', `[Interface]\nPrivateKey = ${privateKey}\nAddress = ${PEER_IP}/32\nListenPort = 51820\n`);
+    conf = completePeerConfig(shown, { privateKey, addresses: [`${PEER_IP}/32`], listenPort: 51820 });
     assert.notEqual(conf, shown, 'the [Interface] section to complete');
   });
 
   check('wg-quick brings the configuration up on the laptop', async () => {
     assert.ok(conf, 'a configuration from showconf');
     confDir = await mkdtemp(join(tmpdir(), 'wirelane-wg-quick-'));
-    // wg-quick names the device after the file; wireguard-go's socket directory is shared by all namespaces.
-    const file = join(confDir, `${cluster.sandbox.prefix}lp.conf`);
-    await writeFile(file, conf, { mode: 0o600 });
     up = true;
-    await cluster.sandbox.exec(laptop, 'env', ['WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go', 'wg-quick', 'up', file]);
-    const routes = (await cluster.sandbox.exec(laptop, 'ip', ['route', 'show', 'dev', `${cluster.sandbox.prefix}lp`])).stdout;
+    peer = await WgQuickPeer.up(cluster.sandbox, laptop, `${cluster.sandbox.prefix}lp`, conf, confDir);
+    const routes = (await peer.routes()).join('\n');
     assert.match(routes, new RegExp(`^${SERVICE_CIDR.replaceAll('.', '\\.')} `, 'm'), 'wg-quick routes the service range into the tunnel');
   });
 

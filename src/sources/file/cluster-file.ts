@@ -4,7 +4,7 @@ import { hash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { isDeepStrictEqual } from 'node:util';
 import { errorLine } from '../../observability/first-line.js';
-import { DocumentSplitter } from './document-split.js';
+import { DocumentSplitter, asciiTrimmed } from './document-split.js';
 import { type KubeObject, isRecord, trimObject } from '../objects.js';
 import type { SourceObject, SourceObjectKind } from '../source.js';
 
@@ -165,19 +165,6 @@ function identityOf(value: unknown): string | undefined {
   const { namespace, name } = value['metadata'];
   return `${text(value['apiVersion'])}/${text(value['kind'])}/${text(namespace)}/${text(name)}`;
 }
-
-const CR = 0x0d;
-const SPACE = 0x20;
-const TAB = 0x09;
-
-/** The range without ASCII whitespace at either end (other whitespace is trimmed as text). */
-function asciiTrimmed(bytes: Buffer, start: number, end: number): [number, number] {
-  while (start < end && isAsciiSpace(bytes[start]!)) start++;
-  while (end > start && isAsciiSpace(bytes[end - 1]!)) end--;
-  return [start, end];
-}
-
-const isAsciiSpace = (b: number): boolean => b === SPACE || (b >= TAB && b <= CR);
 
 /**
  * The YAML parser, loaded only for a file that needs it: JSON files (and the Kubernetes source) never

@@ -11,6 +11,15 @@ const LINE_SEPARATORS = [Buffer.from('\u2028', 'utf8'), Buffer.from('\u2029', 'u
 /** A window grown past this for a large document is let go after the read. */
 const KEPT_WINDOW_BYTES = 1 << 20;
 
+/** The range `bytes[start, end)` without ASCII whitespace at either end. */
+export function asciiTrimmed(bytes: Buffer, start: number, end: number): [number, number] {
+  while (start < end && isAsciiSpace(bytes[start]!)) start++;
+  while (end > start && isAsciiSpace(bytes[end - 1]!)) end--;
+  return [start, end];
+}
+
+const isAsciiSpace = (b: number): boolean => b === SPACE || (b >= TAB && b <= CR);
+
 /** Called with each document's bytes: `bytes[start, end)`, valid only during the call. */
 export type OnDocument = (bytes: Buffer, start: number, end: number) => void;
 
