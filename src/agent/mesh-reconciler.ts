@@ -104,7 +104,7 @@ export class MeshReconciler {
     this.decoder = new MeshInputDecoder({ topologyLabel: deps.config.topologyLabel });
     this.claims = new ProblemReporter(deps.log, deps.metrics, (p) => deps.metrics.rejectedClaims.inc({ kind: p.kind }));
     // Hysteresis: a broken mark clears after three resync periods of working tunnels.
-    this.tunnelWatch = new TunnelWatch((3 * deps.config.resyncPeriodMs) / 1000);
+    this.tunnelWatch = new TunnelWatch((3 * deps.config.resyncPeriodMs) / 1000, deps.config.resyncPeriodMs / 1000);
     for (const mark of ['broken', 'cleared']) deps.metrics.tunnelMarkChanges.inc({ mark }, 0);
     this.device = new WireGuardDevice({
       name: deps.config.interface,

@@ -29,6 +29,8 @@ export class TunnelWatch {
   constructor(
     /** Healthy time a broken mark needs before it clears (hysteresis). */
     private readonly clearAfterSeconds: number,
+    /** The resync period (seconds): the latest a remote leader's reconcile adds a new leader's key. */
+    private readonly resyncSeconds: number,
   ) {}
 
   get broken(): boolean {
@@ -64,6 +66,7 @@ export class TunnelWatch {
         return {
           segment: s.key,
           configuredSince: Math.max(this.leadingSince ?? now, peerSince.get(s.publicKey) ?? now),
+          remoteCatchUp: this.resyncSeconds,
           ...(handshake && { latestHandshake: Math.floor(handshake.getTime() / 1000) }),
           ...(answered !== undefined && { probeAnswered: answered }),
           ...(s.persistentKeepalive > 0 && { roamingKeepalive: s.persistentKeepalive }),

@@ -27,6 +27,11 @@ export interface RemoteTunnel {
   readonly roamingKeepalive?: number;
   /** Since when (unix seconds) every probe to it went unanswered; absent after an answer. */
   readonly unansweredSince?: number;
+  /**
+   * How long (seconds) the remote may take to add this node's key: up to its next full reconcile
+   * when the watch event that made us leader reached it late. Absent: 0, it knew us already.
+   */
+  readonly remoteCatchUp?: number;
 }
 
 export type TunnelState = 'up' | 'down' | 'unknown';
@@ -36,8 +41,10 @@ export function judgeTunnel(remote: RemoteTunnel, now: number): TunnelState {
   if (remote.probeAnswered === undefined) return 'unknown';
   if (remote.probeAnswered) return 'up';
   if ((remote.roamingKeepalive ?? 0) > 0) return judgeRoaming(remote, now);
-  // A fresh start or a fresh leadership: the first handshake may still be on its way.
-  const fresh = remote.latestHandshake === undefined && now - remote.configuredSince < FIRST_HANDSHAKE_WINDOW_SECONDS;
+  // A fresh start or a fresh leadership: the remote may not know our key yet, and once it does, the
+  // first handshake may still be on its way.
+  const window = (remote.remoteCatchUp ?? 0) + FIRST_HANDSHAKE_WINDOW_SECONDS;
+  const fresh = remote.latestHandshake === undefined && now - remote.configuredSince < window;
   return fresh ? 'unknown' : 'down';
 }
 

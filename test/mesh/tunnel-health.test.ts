@@ -29,6 +29,9 @@ describe('judging one tunnel', () => {
     ['no probe sent is unknown', {}, 'unknown'],
     ['a fresh peer without a handshake is unknown within the first handshake window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS + 1 }, 'unknown'],
     ['a peer that never completed a handshake is down after the window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
+    // A new leader: the remote adds its key at its next reconcile at the latest, then handshakes.
+    ['a fresh leader is unknown while the remote may not have reconciled yet', { probeAnswered: false, latestHandshake: undefined, remoteCatchUp: 30, configuredSince: NOW - 30 - FIRST_HANDSHAKE_WINDOW_SECONDS + 1 }, 'unknown'],
+    ['a fresh leader is down after the remote\'s resync and the window', { probeAnswered: false, latestHandshake: undefined, remoteCatchUp: 30, configuredSince: NOW - 30 - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
     // Behind NAT (a roaming remote, keepalive 5 s): our probes reach it only once its packets show where it is.
     ['a roaming remote silent for less than a keepalive and a handshake is unknown (its NAT may have moved it)', { probeAnswered: false, roamingKeepalive: 5, unansweredSince: NOW - 5 - REKEY_TIMEOUT_SECONDS }, 'unknown'],
     ['a roaming remote silent for longer than a keepalive and a handshake is down', { probeAnswered: false, roamingKeepalive: 5, unansweredSince: NOW - 6 - REKEY_TIMEOUT_SECONDS }, 'down'],
