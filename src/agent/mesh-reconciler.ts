@@ -336,6 +336,7 @@ export class MeshReconciler {
       local: c.local,
       wireguardDevice: c.interface,
       tunnelDevice: this.tunnel?.name ?? VXLAN_DEVICE,
+      tunnelCarriesBothFamilies: this.tunnel?.mode === 'vxlan',
       underlayDevice: host.underlayDevice,
       now,
       resyncPeriodSeconds: c.resyncPeriodMs / 1000,
@@ -373,14 +374,14 @@ export class MeshReconciler {
       return 0;
     }
     if (this.tunnel === undefined) throw new Error('the tunnel device could not be opened');
-    const members = tunnelMembersOf(t).map((ip) => ({ internalIP: ip, underlayIP: ip }));
+    const members = tunnelMembersOf(t).map((end) => ({ ...end, underlayIP: end.internalIP }));
     return this.countPartial('tunnel', this.tunnel.apply({ localUnderlayIP: ipOf(host.internalIP), members }));
   }
 
   private async applyIptables(t: Topology, host: HostView): Promise<number> {
     const tunnel = this.tunnel;
     const encapsulates = tunnel !== undefined && this.deps.config.encapsulate !== 'never' && host.internalIP !== undefined;
-    const members = tunnelMembersOf(t);
+    const members = tunnelMembersOf(t).map((end) => end.internalIP);
     const rules = computeMeshRules({
       localPodCidrs: t.node.podCIDRs,
       meshDestinations: meshDestinationsOf(t),

@@ -18,8 +18,9 @@ import type { Segment, TopologyCore } from './types.js';
  *   WireGuard IP of that family where there is one (in the AllowedIPs the other side checks);
  * - over the underlay the gateway is the leader's (or member's) internal IP of the destination's
  *   family: `otherInternalIP` on a dual-stack underlay. Without one (an IPv6 pod CIDR behind an
- *   IPv4-only underlay) there is no next hop and no route; the tunnel (`--encapsulate`) carries
- *   `internalIP`'s family only.
+ *   IPv4-only underlay) there is no next hop and no route. The tunnel (`--encapsulate`) runs between
+ *   `internalIP`s; a VXLAN tunnel carries the other family inside it too (to `otherInternalIP`,
+ *   whose neighbour entry the tunnel device maps to the member's VTEP), IPIP does not.
  */
 export function routesFor(t: TopologyCore): { routes: Route[]; rules: Rule[] } {
   const out = new RouteSet();
@@ -108,8 +109,8 @@ function leaderRoutes(t: TopologyCore, out: RouteSet): void {
 function nonLeaderRoutes(t: TopologyCore, out: RouteSet): void {
   // A non-leader is in a location segment, whose members all have internal IPs.
   const viaLeader = (dst: Cidr): void => {
-    const gw = internalIPOf(t.segment.leader, dst.family);
-    if (gw !== undefined) out.route(underlayRoute(t, dst, gw));
+    const route = underlayRoute(t, dst, t.segment.leader);
+    if (route !== undefined) out.route(route);
   };
   for (const segment of t.segments) {
     segment.wireguardIPs.map(hostCidr).forEach(viaLeader);
@@ -131,18 +132,27 @@ function nonLeaderRoutes(t: TopologyCore, out: RouteSet): void {
 }
 
 /**
- * `always`, or `crosssubnet` when the gateway is outside this node's internal network. The tunnel's
- * ends are internal IPs (`tunnelMembersOf`), so a gateway of the other family is never encapsulated.
+ * `always`, or `crosssubnet` when the gateway is outside this node's internal network of its family.
+ * The tunnel's ends are primary internal IPs (`tunnelMembersOf`): a gateway of the other family is
+ * encapsulated only where the tunnel carries both families and `via` is an end of it.
  */
-function isEncapsulated(t: TopologyCore, gw: Ip): boolean {
+function isEncapsulated(t: TopologyCore, via: MeshNode, gw: Ip): boolean {
   const { encapsulate } = t.options;
-  if (encapsulate === 'never' || (t.node.internalIP !== undefined && gw.family !== t.node.internalIP.family)) return false;
+  const own = t.node.internalIP;
+  if (encapsulate === 'never') return false;
+  if (own !== undefined && gw.family !== own.family) {
+    if (t.options.tunnelCarriesBothFamilies !== true || via.internalIP?.family !== own.family) return false;
+    return encapsulate === 'always' || t.node.otherInternalIP === undefined || !containsIp(t.node.otherInternalIP, gw);
+  }
   if (encapsulate === 'always') return true;
-  return t.node.internalIP === undefined || !containsIp(t.node.internalIP, gw);
+  return own === undefined || !containsIp(own, gw);
 }
 
-function underlayRoute(t: TopologyCore, dst: Cidr, gw: Ip): Route {
-  const dev = isEncapsulated(t, gw) ? t.options.tunnelDevice : t.options.underlayDevice;
+/** A route to `dst` via `via`'s internal IP of its family, through the tunnel where it is encapsulated; none without that IP. */
+function underlayRoute(t: TopologyCore, dst: Cidr, via: MeshNode): Route | undefined {
+  const gw = internalIPOf(via, dst.family);
+  if (gw === undefined) return undefined;
+  const dev = isEncapsulated(t, via, gw) ? t.options.tunnelDevice : t.options.underlayDevice;
   return { dst, gw, dev, onlink: true, table: 'main' };
 }
 
@@ -155,11 +165,11 @@ function underlayRoute(t: TopologyCore, dst: Cidr, gw: Ip): Route {
 function underlayMemberRoutes(t: TopologyCore, member: MeshNode, leader: boolean, out: RouteSet): void {
   if (member.internalIP === undefined) return;
   for (const pod of member.podCIDRs) {
-    const via = internalIPOf(member, pod.family);
-    if (via !== undefined) out.route(underlayRoute(t, pod, via));
+    const route = underlayRoute(t, pod, member);
+    if (route !== undefined) out.route(route);
   }
   const gw = ipOf(member.internalIP);
-  if (!isEncapsulated(t, gw)) return;
+  if (!isEncapsulated(t, member, gw)) return;
   const to = hostCidr(gw);
   out.route({ dst: to, gw, dev: t.options.tunnelDevice, onlink: true, table: ENCAPSULATION_TABLE });
   for (const from of t.node.podCIDRs) {

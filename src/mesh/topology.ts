@@ -174,12 +174,18 @@ export function localLocationPrefixesOf(t: TopologyCore): Cidr[] {
   );
 }
 
-/** The underlay addresses of the local group's nodes (this one included): the ends of its encapsulation. */
-export function tunnelMembersOf(t: TopologyCore): Ip[] {
+/** One end of the local group's encapsulation: a node's primary internal IP, and its other family's when it has one. */
+export interface TunnelEnd {
+  readonly internalIP: Ip;
+  readonly otherInternalIP?: Ip;
+}
+
+/** The local group's nodes (this one included) as the ends of its encapsulation. */
+export function tunnelMembersOf(t: TopologyCore): TunnelEnd[] {
   return t.segments
     .filter((s) => s.group === t.segment.group)
     .flatMap((s) => s.nodes)
-    .flatMap((n) => (n.internalIP ? [ipOf(n.internalIP)] : []));
+    .flatMap((n) => (n.internalIP ? [{ internalIP: ipOf(n.internalIP), ...(n.otherInternalIP && { otherInternalIP: ipOf(n.otherInternalIP) }) }] : []));
 }
 
 function isWireGuardIPOf(segment: Segment, cidr: Cidr): boolean {

@@ -31,6 +31,11 @@ export interface MeshOptions {
   readonly wireguardDevice: string;
   /** The encapsulation tunnel between nodes of one location (IPIP or VXLAN device). */
   readonly tunnelDevice: string;
+  /**
+   * Whether the tunnel also carries the underlay's other family (VXLAN, an Ethernet tunnel, carries
+   * IPv6 over an IPv4 underlay; IPIP carries IPv4 only). Absent: it does not.
+   */
+  readonly tunnelCarriesBothFamilies?: boolean;
   /** The device holding this node's internal IP: unencapsulated routes to location members use it. */
   readonly underlayDevice: string;
   /** Unix seconds. */

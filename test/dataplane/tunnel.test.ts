@@ -136,6 +136,33 @@ describe('VXLAN tunnel between two namespaces', { skip }, () => {
     assert.equal((await ping(a, b)).exitCode, 0);
   });
 
+  test('on a dual-stack underlay the IPv4 tunnel carries IPv6 too, routed via the IPv6 internal IPs', async () => {
+    const v6 = (s: Side) => ({ internal: `fd77::${s === a ? 1 : 2}`, pod: `fd44:${s === a ? 1 : 2}::1` });
+    for (const s of [a, b]) await runIpBatch([['addr', 'add', `${v6(s).internal}/128`, 'dev', 'lo', 'nodad'], ['addr', 'add', `${v6(s).pod}/128`, 'dev', 'lo', 'nodad']], { netns: s.netns });
+    const dualOf = (self: Side, other: Side): TunnelDesired => ({
+      localUnderlayIP: parseIp(self.underlay),
+      members: [self, other].map((s) => ({ internalIP: parseIp(s.internal), otherInternalIP: parseIp(v6(s).internal), underlayIP: parseIp(s.underlay) })),
+    });
+    assert.deepEqual(await a.tunnel.apply(dualOf(a, b)), { written: 1 }, "one more neighbour entry: b's IPv6 internal IP at b's MAC");
+    assert.deepEqual(await b.tunnel.apply(dualOf(b, a)), { written: 1 });
+    const neighbours = await readIpJson(['-6', 'neigh', 'show', 'dev', a.tunnel.name, 'nud', 'permanent'], { netns: a.netns });
+    assert.deepEqual(neighbours.map((n) => [new IpJsonObject(n, 'neigh').string('dst'), new IpJsonObject(n, 'neigh').string('lladdr')]), [[v6(b).internal, vxlanMacOf(parseIp(b.underlay))]]);
+    const route6 = (self: Side, other: Side) => ({
+      routes: [
+        ...podRoute(self, other).routes,
+        { dst: parseCidr(`${v6(other).pod}/128`), gw: parseIp(v6(other).internal), dev: self.tunnel.name, src: parseIp(v6(self).pod), onlink: true, table: 'main' as const },
+      ],
+      rules: [],
+    });
+    assert.deepEqual(await a.routes.apply(route6(a, b)), { written: 1 });
+    assert.deepEqual(await b.routes.apply(route6(b, a)), { written: 1 });
+    const before = await packets(a);
+    const result = await runCommand('ping', ['-6', '-c', '3', '-i', '0.2', '-W', '1', v6(b).pod], { netns: a.netns, allowFailure: true });
+    assert.equal(result.exitCode, 0, result.stdout + result.stderr);
+    const after = await packets(a);
+    assert.ok(after.tx - before.tx >= 3 && after.rx - before.rx >= 3, `the IPv6 pings crossed the tunnel: ${JSON.stringify([before, after])}`);
+  });
+
   test('an underlay address the node does not hold is a clear error', async () => {
     await assert.rejects(a.tunnel.apply({ localUnderlayIP: parseIp('192.168.78.1'), members: [] }), (e: unknown) => {
       assert.ok(e instanceof TunnelError);

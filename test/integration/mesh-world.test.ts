@@ -18,11 +18,11 @@ const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 const RESYNC_SECONDS = 10;
 const BEHIND_NAT = { 'wirelane.io/persistent-keepalive': String(NAT_KEEPALIVE_SECONDS) };
 const NODES = [
-  { name: 'a', location: 'east', underlayAddress: WORLD_LANS.east1.v4(11), underlayAddress6: WORLD_LANS.east1.v6(11), annotations: BEHIND_NAT },
-  { name: 'b', location: 'east', underlayAddress: WORLD_LANS.east2.v4(11), underlayAddress6: WORLD_LANS.east2.v6(11), annotations: BEHIND_NAT },
+  { name: 'a', location: 'east', underlayAddress: WORLD_LANS.east1.v4(11), underlayAddress6: WORLD_LANS.east1.v6(11), podCIDR6: 'fd44:0:0:1::/64', annotations: BEHIND_NAT },
+  { name: 'b', location: 'east', underlayAddress: WORLD_LANS.east2.v4(11), underlayAddress6: WORLD_LANS.east2.v6(11), podCIDR6: 'fd44:0:0:2::/64', annotations: BEHIND_NAT },
   { name: 'c', location: 'west', underlayAddress: WORLD_LANS.west.v4(11), underlayAddress6: WORLD_LANS.west.v6(11), publicAddress: WORLD_LANS.west.public(11) },
   { name: 'd', location: 'west', underlayAddress: WORLD_LANS.west.v4(12), underlayAddress6: WORLD_LANS.west.v6(12) },
-  { name: 'e', location: 'east', underlayAddress: WORLD_LANS.east1.v4(12), underlayAddress6: WORLD_LANS.east1.v6(12), annotations: BEHIND_NAT },
+  { name: 'e', location: 'east', underlayAddress: WORLD_LANS.east1.v4(12), underlayAddress6: WORLD_LANS.east1.v6(12), podCIDR6: 'fd44:0:0:5::/64', annotations: BEHIND_NAT },
 ];
 
 /** Pings once every half second, `count` times; how many were lost. */
@@ -75,7 +75,7 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     assert.match(discovered[aKey] ?? '', new RegExp(`^${cluster.sandbox.router('east').internetIP.replaceAll('.', '\\.')}:\\d+$`), 'c published where it saw a');
   });
 
-  check('crosssubnet encapsulates between the subnets of a location and never within one', async () => {
+  check('crosssubnet encapsulates between the subnets of a location and never within one, IPv4 and IPv6', async () => {
     const [podA, podB, podE] = ['a', 'b', 'e'].map((n) => cluster.sandbox.node(n).pods[0]!);
     // Between subnets: b's pod and a's cross east's router only inside VXLAN (the router knows no pod CIDR).
     const acrossBefore = await tunnelTxPackets(cluster, 'b');
@@ -87,6 +87,15 @@ describe('the mesh on a routed world with NAT', { skip }, () => {
     assert.ok(await pingCount(cluster, podA!, podE!.ip, 5), 'a reaches e five times');
     assert.deepEqual([await tunnelTxPackets(cluster, 'a'), await tunnelTxPackets(cluster, 'e')], withinBefore, 'no encapsulation within a subnet');
     assert.equal(await cluster.sandbox.exec(cluster.sandbox.node('a'), 'ip', ['route', 'get', podE!.ip]).then((r) => / dev eth0 /.test(r.stdout)), true, "a's route to e's pod is the plain underlay");
+    // IPv6 too: the VXLAN tunnel (an IPv4 underlay) carries it between the subnets, and within one
+    // subnet it goes plain, as IPv4 does.
+    const across6 = await tunnelTxPackets(cluster, 'b');
+    assert.ok(await cluster.waitPing(podB!, podA!.ipv6!, 30_000), "b reaches a's pod over IPv6 across the subnets");
+    assert.ok(await pingCount(cluster, podB!, podA!.ipv6!, 5), 'five more IPv6 pings');
+    assert.ok((await tunnelTxPackets(cluster, 'b')) - across6 >= 5, "b's tunnel device carried them");
+    const within6 = [await tunnelTxPackets(cluster, 'a'), await tunnelTxPackets(cluster, 'e')];
+    assert.ok(await pingCount(cluster, podA!, podE!.ipv6!, 5), "a reaches e's pod five times over IPv6");
+    assert.deepEqual([await tunnelTxPackets(cluster, 'a'), await tunnelTxPackets(cluster, 'e')], within6, 'no IPv6 encapsulation within a subnet');
   });
 
   check('--mtu auto follows the underlay, pods get the mesh MTU, and a bulk transfer crosses the 1,380-byte internet', async () => {

@@ -295,14 +295,21 @@ const dualToB = (w: (key: string, family: 4 | 6) => string): string[] => [
   `fd31:2::1/128 via ${w('location:b', 6)} dev wirelane0 src fd31:1::1 onlink`,
 ];
 
-/** A dual-stack a2's routes to location b via a1: IPv4 on `dev4`, IPv6 always on the underlay. */
-const dualBViaLeader = (w: (key: string, family: 4 | 6) => string, dev4: string): string[] => [
+/** A dual-stack a2's routes to location b via a1: IPv4 on `dev4`, IPv6 on `dev6`. */
+const dualBViaLeader = (w: (key: string, family: 4 | 6) => string, dev4: string, dev6 = 'eth0'): string[] => [
   `${w('location:b', 4)}/32 via 192.168.1.1 dev ${dev4} onlink`,
-  `${w('location:b', 6)}/128 via fd31:1::1 dev eth0 onlink`,
+  `${w('location:b', 6)}/128 via fd31:1::1 dev ${dev6} onlink`,
   `10.2.21.0/24 via 192.168.1.1 dev ${dev4} onlink`,
-  'fd10:21::/64 via fd31:1::1 dev eth0 onlink',
+  `fd10:21::/64 via fd31:1::1 dev ${dev6} onlink`,
   `192.168.2.1/32 via 192.168.1.1 dev ${dev4} onlink`,
-  'fd31:2::1/128 via fd31:1::1 dev eth0 onlink',
+  `fd31:2::1/128 via fd31:1::1 dev ${dev6} onlink`,
+];
+
+/** Location a on two subnets of each family: a1 on 192.168.1.0/24 and fd31:1::/64, a3 on 192.168.3.0/24 and fd31:3::/64. */
+const twoSubnets = (): MeshNode[] => [
+  dual('a', 1),
+  member('a', 3, { ip: '192.168.3.3/24,fd31:3::3/64', pods: ['10.2.13.0/24', 'fd10:13::/64'] }),
+  dual('b', 1),
 ];
 
 const dualCases: DualCase[] = [
@@ -334,6 +341,36 @@ const dualCases: DualCase[] = [
       ...dualBViaLeader(w, 'tunl0'),
     ],
     rules: ['from 10.2.12.0/24 to 192.168.1.1/32 table 1107'],
+  },
+  {
+    name: 'a VXLAN tunnel carries both families: with encapsulate always a non-leader sends IPv6 through it to the leader\'s IPv6 internal IP',
+    host: 'a2',
+    nodes: [dual('a', 1), dual('a', 2), dual('b', 1)],
+    opts: { encapsulate: 'always', local: true, tunnelDevice: 'wirelane.vx', tunnelCarriesBothFamilies: true },
+    routes: (w) => [
+      `${w('location:a', 4)}/32 via 192.168.1.1 dev wirelane.vx onlink`,
+      `${w('location:a', 6)}/128 via fd31:1::1 dev wirelane.vx onlink`,
+      '10.2.11.0/24 via 192.168.1.1 dev wirelane.vx onlink',
+      'fd10:11::/64 via fd31:1::1 dev wirelane.vx onlink',
+      '192.168.1.1/32 via 192.168.1.1 dev wirelane.vx onlink table 1107',
+      ...dualBViaLeader(w, 'wirelane.vx', 'wirelane.vx'),
+    ],
+    rules: ['from 10.2.12.0/24 to 192.168.1.1/32 table 1107'],
+  },
+  {
+    name: 'a VXLAN tunnel with crosssubnet: IPv6 to a member on another IPv6 subnet is encapsulated, within one subnet it is not',
+    host: 'a1',
+    nodes: [...twoSubnets(), dual('a', 2)],
+    opts: { encapsulate: 'crosssubnet', local: true, tunnelDevice: 'wirelane.vx', tunnelCarriesBothFamilies: true },
+    routes: (w) => [
+      '10.2.12.0/24 via 192.168.1.2 dev eth0 onlink',
+      'fd10:12::/64 via fd31:1::2 dev eth0 onlink',
+      '10.2.13.0/24 via 192.168.3.3 dev wirelane.vx onlink',
+      'fd10:13::/64 via fd31:3::3 dev wirelane.vx onlink',
+      '192.168.3.3/32 via 192.168.3.3 dev wirelane.vx onlink table 1107',
+      ...dualToB(w),
+    ],
+    rules: ['from 10.2.11.0/24 to 192.168.3.3/32 table 1107', 'to 192.168.3.3/32 iif wirelane0 table 1107'],
   },
   {
     name: 'with --local a leader routes its members\' IPv6 pods via their IPv6 internal IPs, so traffic from other locations reaches them',

@@ -1,6 +1,7 @@
 // The static forwarding state that lets a learning-free VXLAN device carry IP to a peer's
 // internal IP (see tunnel-device.ts for the whole scheme): per peer one FDB entry
-// (peer MAC → peer underlay IP) and one permanent neighbour entry (peer internal IP → peer MAC).
+// (peer MAC → peer underlay IP) and a permanent neighbour entry per internal IP (peer internal IP →
+// peer MAC; on a dual-stack underlay one per family, so the tunnel carries both).
 // Pure: it computes the entries and the batch lines that reconcile them.
 import { createHash } from 'node:crypto';
 import { formatIp, type Ip } from '../../model/ip.js';
@@ -10,6 +11,8 @@ import type { WriteFailure } from '../partial-apply.js';
 export interface TunnelMember {
   /** The address the mesh routes through the tunnel point at (`via <internalIP> dev <tunnel>`). */
   readonly internalIP: Ip;
+  /** Its internal IP of the other family, routed through the tunnel to the same VTEP. */
+  readonly otherInternalIP?: Ip;
   /** Where that node's encapsulated packets are sent. */
   readonly underlayIP: Ip;
 }
@@ -57,13 +60,14 @@ export function forwardingOf(desired: TunnelDesired): Forwarding {
       continue;
     }
     const mac = vxlanMacOf(member.underlayIP);
-    const other = neighbours.get(internal);
-    if (other !== undefined && other !== mac) {
-      rejected.push({ what, reason: 'field internalIP: another member has the same internal IP' });
+    const addresses: [field: string, ip: string][] = [['internalIP', internal], ...(member.otherInternalIP ? [['otherInternalIP', formatIp(member.otherInternalIP)] as [string, string]] : [])];
+    const taken = addresses.find(([, ip]) => (neighbours.get(ip) ?? mac) !== mac);
+    if (taken !== undefined) {
+      rejected.push({ what, reason: `field ${taken[0]}: another member has the same internal IP` });
       continue;
     }
     fdb.set(mac, underlay);
-    neighbours.set(internal, mac);
+    for (const [, ip] of addresses) neighbours.set(ip, mac);
   }
   return { fdb, neighbours, rejected };
 }
