@@ -4,8 +4,6 @@
 // (--service-proxy other than off: translation at connect() by the ebpf mode, or in netfilter,
 // whose conntrack NAT the programs look up and leave to the stack). Pure: read by the flag parser
 // (--fast-path on is refused at once where it cannot serve) and by the agent (auto).
-import { WIDEST_CLAIM } from '../mesh/claims.js';
-import { type Cidr, overlaps } from '../model/ip.js';
 import type { AgentConfig } from './config.js';
 
 /** Why the fast path cannot serve this configuration at all (--fast-path on is refused), or undefined. */
@@ -27,11 +25,3 @@ export function fastPathOnRefused(refusal: string): string {
   return `--fast-path on: ${refusal}; use --fast-path auto or off`;
 }
 
-/**
- * The pod CIDRs the fast path may forward to: a node's pod CIDR that overlaps a service or the
- * WireGuard range, or is wider than any claim may be, would make service packets candidates before
- * netfilter translates their first packet (no conntrack entry yet). Such a CIDR stays with the stack.
- */
-export function forwardablePodCidrs(podCidrs: readonly Cidr[], notPods: readonly Cidr[]): Cidr[] {
-  return podCidrs.filter((cidr) => cidr.bits >= WIDEST_CLAIM[cidr.family] && !notPods.some((other) => overlaps(other, cidr)));
-}

@@ -32,7 +32,6 @@ import type { ClusterSource, Heartbeats } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
-import { forwardablePodCidrs } from './fast-path-policy.js';
 import { ProblemReporter } from './problem-reporter.js';
 import { rejectedClaimProblem } from '../sources/problem.js';
 import type { SyncResult } from './sync-health.js';
@@ -426,7 +425,8 @@ export class MeshReconciler {
    */
   private async applyFastPath(t: Topology, host: HostView, fastPath: FastPathDatapath): Promise<number> {
     const report = await fastPath.apply({
-      clusterPodCidrs: forwardablePodCidrs(t.segments.flatMap((s) => s.nodes.flatMap((n) => n.podCIDRs)), [...this.deps.config.serviceCIDRs, ...t.options.subnets]),
+      // The mesh has dropped pod CIDRs that overlap a service or WireGuard range (mesh/topology.ts).
+      clusterPodCidrs: t.segments.flatMap((s) => s.nodes.flatMap((n) => n.podCIDRs)),
       localPodCidrs: t.node.podCIDRs,
       bridge: CNI_BRIDGE,
       wireguard: this.deps.config.interface,

@@ -6,7 +6,7 @@ import type { WireGuardKey } from '../model/key.js';
 import { type MeshNode, type MeshPeer, internalIPsOf } from '../model/mesh.js';
 import { allocateWireGuardIPsPerSubnet } from './allocation.js';
 import { uniquePrefixes } from './allowed-ips.js';
-import { type ClaimRules, type ReservedRange, resolveContestedClaims, resolveOrderedClaims } from './claims.js';
+import { type ClaimRules, type RejectedClaim, type ReservedRange, resolveContestedClaims, resolveOrderedClaims } from './claims.js';
 import { collectDiscoveredEndpoints, effectiveEndpoint } from './endpoints.js';
 import { MeshError } from './error.js';
 import { electLeader } from './leader.js';
@@ -16,11 +16,13 @@ import { type SegmentMembers, compareStrings, groupIntoSegments, segmentKeyOf } 
 import type { MeshInput, MeshOptions, Segment, Topology, TopologyCore, TopologyPeer } from './types.js';
 
 export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
-  const nodes = readyNodes(input.nodes, opts);
+  const allowWide = opts.allowWideClaims ?? false;
+  const pods = checkedPodCIDRs(input.nodes, { reserved: [...infrastructureRanges(opts), ...internalIPRanges(input.nodes)], allowWide });
+  const nodes = readyNodes(pods.nodes, opts);
   const node = nodes.find((n) => n.name === opts.hostname) as MeshNode;
   const members = groupIntoSegments(nodes, opts.granularity);
   const discovered = collectDiscoveredEndpoints(node, members);
-  const rules: ClaimRules = { reserved: reservedRanges(input.nodes, opts), allowWide: opts.allowWideClaims ?? false };
+  const rules: ClaimRules = { reserved: reservedRanges(pods.nodes, opts), allowWide };
   const sorted = sortedPeers(input.peers);
   const peerClaims = resolveOrderedClaims(sorted.map((p) => ({ kind: 'Peer', name: p.name, field: 'spec.allowedIPs', prefixes: p.allowedIPs })), rules);
   const peers = topologyPeers(sorted, peerClaims.kept, discovered);
@@ -48,20 +50,40 @@ export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
     segments,
     peers,
     discoveredEndpoints: discovered,
-    rejectedClaims: [...peerClaims.rejected, ...locationClaims.rejected],
+    rejectedClaims: [...pods.rejected, ...peerClaims.rejected, ...locationClaims.rejected],
   };
   return { ...core, ...routesFor(core) };
 }
 
 /** What the cluster itself holds: every node's pod CIDRs and internal IP (ready or not), the WireGuard subnet, the service CIDRs. */
 function reservedRanges(nodes: readonly MeshNode[], opts: MeshOptions): ReservedRange[] {
-  const reserved: ReservedRange[] = opts.subnets.map((prefix) => ({ prefix, holder: 'the WireGuard subnet' }));
-  for (const cidr of opts.serviceCIDRs ?? []) reserved.push({ prefix: cidr, holder: 'the service CIDR' });
-  for (const n of nodes) {
-    for (const cidr of n.podCIDRs) reserved.push({ prefix: cidr, holder: `the pod CIDR of Node "${n.name}"` });
-    for (const ip of internalIPsOf(n)) reserved.push({ prefix: hostCidr(ipOf(ip)), holder: `the internal IP of Node "${n.name}"` });
-  }
-  return reserved;
+  const pods = nodes.flatMap((n) => n.podCIDRs.map((prefix) => ({ prefix, holder: `the pod CIDR of Node "${n.name}"` })));
+  return [...infrastructureRanges(opts), ...pods, ...internalIPRanges(nodes)];
+}
+
+function infrastructureRanges(opts: MeshOptions): ReservedRange[] {
+  return [
+    ...opts.subnets.map((prefix) => ({ prefix, holder: 'the WireGuard subnet' })),
+    ...(opts.serviceCIDRs ?? []).map((prefix) => ({ prefix, holder: 'the service CIDR' })),
+  ];
+}
+
+function internalIPRanges(nodes: readonly MeshNode[]): ReservedRange[] {
+  return nodes.flatMap((n) => internalIPsOf(n).map((ip) => ({ prefix: hostCidr(ipOf(ip)), holder: `the internal IP of Node "${n.name}"` })));
+}
+
+/**
+ * Pod CIDRs are claims too (a Node's spec is input like any other): one that overlaps the WireGuard
+ * or service range or a node's internal IP would route that traffic to the node (and around the
+ * services' translation), one wider than a claim may be takes half the internet, and two nodes'
+ * overlapping pod CIDRs leave no right owner, so the overlap is dropped from both. Nodes keep their
+ * identity when nothing is dropped.
+ */
+function checkedPodCIDRs(nodes: readonly MeshNode[], rules: ClaimRules): { nodes: readonly MeshNode[]; rejected: readonly RejectedClaim[] } {
+  const claims = resolveContestedClaims(nodes.map((n) => ({ kind: 'Node' as const, name: n.name, field: 'spec.podCIDRs', prefixes: n.podCIDRs })), rules, []);
+  if (claims.rejected.length === 0) return { nodes, rejected: [] };
+  const dropped = new Set(claims.rejected.map((r) => r.name));
+  return { nodes: nodes.map((n, i) => (dropped.has(n.name) ? { ...n, podCIDRs: claims.kept[i] as Cidr[] } : n)), rejected: claims.rejected };
 }
 
 function topologyPeers(peers: readonly MeshPeer[], allowedIPs: readonly Cidr[][], discovered: ReadonlyMap<WireGuardKey, Endpoint>): TopologyPeer[] {

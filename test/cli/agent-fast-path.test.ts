@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../../src/cli/command.js';
 import { agent, parseAgentConfig } from '../../src/cli/agent.js';
-import { autoDeclines, forwardablePodCidrs } from '../../src/agent/fast-path-policy.js';
+import { autoDeclines } from '../../src/agent/fast-path-policy.js';
 import { cidrKey } from '../../src/dataplane/ebpf/fast-path.js';
 import { parseCidr } from '../../src/model/ip.js';
 
@@ -43,11 +43,4 @@ test('auto turns the fast path on only where it is proven: CNI mode and one of w
   // The CLI's file mode runs without CNI mode unless asked (the DaemonSet's kubernetes source with it).
   assert.match(autoDeclines(parse()) ?? '', /^--cni=false: /);
   assert.equal(autoDeclines(parse('--cni=true')), undefined);
-});
-
-test('pod CIDRs that overlap a service or the WireGuard range, or are wider than a claim may be, are never forwarded', () => {
-  const cidrs = (...texts: string[]) => texts.map(parseCidr);
-  const notPods = cidrs('10.96.0.0/12', '10.4.0.0/16', 'fd00:96::/108');
-  const pods = cidrs('10.244.1.0/24', '10.96.5.0/24', '10.0.0.0/8', '0.0.0.0/0', '10.4.3.0/24', 'fd00:244:1::/64', 'fd00:96::/112', '::/0');
-  assert.deepEqual(forwardablePodCidrs(pods, notPods), cidrs('10.244.1.0/24', 'fd00:244:1::/64'));
 });

@@ -61,6 +61,30 @@ describe('claims', () => {
     assert.deepEqual(clear.rejectedClaims, []);
   });
 
+  test('a pod CIDR overlapping the service or WireGuard range, an internal IP or another pod CIDR, or too wide, is dropped with its reason', () => {
+    const nodes = [
+      member('a', 1, { pods: ['10.2.11.0/24', '10.96.5.0/24'] }),
+      member('b', 1, { pods: ['10.4.3.0/24', '192.168.0.0/16', '0.0.0.0/0'] }),
+      member('c', 1, { pods: ['10.2.31.0/24'] }),
+      member('d', 1, { pods: ['10.2.31.128/25', '10.2.41.0/24'] }),
+    ];
+    const t = computeTopology({ nodes, peers: [] }, options('a1', { serviceCIDRs: [parseCidr('10.96.0.0/12')] }));
+    assert.deepEqual(rejected(t), [
+      'Node "a1" spec.podCIDRs 10.96.5.0/24: overlaps the service CIDR (10.96.0.0/12)',
+      'Node "b1" spec.podCIDRs 10.4.3.0/24: overlaps the WireGuard subnet (10.4.0.0/16)',
+      'Node "b1" spec.podCIDRs 192.168.0.0/16: overlaps the internal IP of Node "a1" (192.168.1.1/32)',
+      'Node "b1" spec.podCIDRs 0.0.0.0/0: wider than /8 (--allow-wide-claims allows it)',
+      'Node "c1" spec.podCIDRs 10.2.31.0/24: contested by Node "d1" (10.2.31.128/25): dropped from both',
+      'Node "d1" spec.podCIDRs 10.2.31.128/25: contested by Node "c1" (10.2.31.0/24): dropped from both',
+    ]);
+    // What is left is routed and allowed as ever; b1 and c1, left without a pod CIDR, are not ready.
+    assert.deepEqual(t.segments.map((s) => [s.key, s.nodes.map((n) => n.podCIDRs.map(formatCidr))]), [
+      ['location:a', [['10.2.11.0/24']]],
+      ['location:d', [['10.2.41.0/24']]],
+    ]);
+    assert.ok(t.routes.every((r) => !['10.96.5.0/24', '10.2.31.128/25'].includes(formatCidr(r.dst))), 'no route for a dropped pod CIDR');
+  });
+
   test('a location claiming what a Peer holds loses it; two locations claiming one prefix both lose it', () => {
     const claimants = [member('a', 1), member('b', 1, { allowed: ['172.20.0.0/24', '172.21.0.0/24'] }), member('c', 1, { allowed: ['172.20.0.0/25'] })];
     const t = computeTopology({ nodes: claimants, peers: [peer('printer-vpn', { ips: ['172.21.0.0/16'] })] }, options('a1'));

@@ -70,7 +70,12 @@ describe('leader election (members scanned in name order)', () => {
     test(c.name, () => {
       assert.equal(electLeader(c.members).name, c.leader);
       // The topology sorts members by name itself: the input order does not matter.
-      const nodes = [...c.members].reverse().map((n) => ({ ...n, location: 'x', internalIP: { family: 4 as const, addr: 0xc0a80001n, bits: 24 } }));
+      const nodes = [...c.members].reverse().map((n, i) => ({
+        ...n,
+        location: 'x',
+        internalIP: { family: 4 as const, addr: 0xc0a80001n + BigInt(i), bits: 24 },
+        podCIDRs: [{ family: 4 as const, addr: 0x0a020000n + (BigInt(i) << 8n), bits: 24 }],
+      }));
       const t = computeTopology({ nodes, peers: [] }, options(c.members[0]?.name ?? ''));
       assert.equal(t.segments[0]?.leader.name, c.leader);
     });
