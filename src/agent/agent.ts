@@ -12,6 +12,7 @@ import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
 import { hostPlacementOf, removeHostState } from './host-cleanup.js';
 import { startHttpServers } from './http.js';
+import { LastSeenTimer } from './last-seen-timer.js';
 import { LoopHealth, monotonicNow } from './loop-health.js';
 import { openFastPath } from './fast-path-choice.js';
 import { MeshReconciler } from './mesh-reconciler.js';
@@ -118,12 +119,17 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     await http.close();
     throw err;
   }
-  if (synced) loop.start();
-  else log.warn('stop signal before the cluster source synced: nothing was reconciled');
+  // Mid-upgrade, agents that predate Lease heartbeats read last-seen: it is written for them.
+  const lastSeen = new LastSeenTimer({ hostname: config.hostname, everyMs: config.resyncPeriodMs / 2, source, log, metrics });
+  if (synced) {
+    loop.start();
+    lastSeen.start();
+  } else log.warn('stop signal before the cluster source synced: nothing was reconciled');
 
   const signal = await stopping;
   log.info({ signal, cleanUp: config.cleanUp }, 'stopping');
   await loop.stop();
+  await lastSeen.stop();
   clearInterval(followPods);
   fastPath?.close();
   if (config.cleanUp) {

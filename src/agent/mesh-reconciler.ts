@@ -27,6 +27,7 @@ import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
 import { ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
+import { lastSeenAnnouncing } from '../sources/last-seen-readers.js';
 import { MeshInputDecoder } from '../sources/mesh-input.js';
 import type { ClusterSource, Heartbeats } from '../sources/source.js';
 import { WireGuardDevice } from '../wireguard/device.js';
@@ -438,7 +439,8 @@ export class MeshReconciler {
   /**
    * Publishes this node's agent-written annotations where the source takes them, only where they
    * differ. last-seen is no heartbeat any more (the Leases are: a Node write goes to every agent of
-   * the cluster): it is written at start and alongside any other change, for Kilo's readers.
+   * the cluster): it is written at start and alongside any other change, for Kilo's readers, and on
+   * a timer while agents that predate the Leases may read it (last-seen-timer.ts).
    */
   private async publishNode(host: HostView, now: number, afterApply: boolean): Promise<void> {
     const publisher = this.deps.source.publisher;
@@ -455,7 +457,8 @@ export class MeshReconciler {
       annotations[PREFIX + ANNOTATIONS.wireguardIP] = this.topology.leader ? this.topology.wireguardCIDRs.map(formatCidr).join(',') : null;
       annotations[PREFIX + ANNOTATIONS.discoveredEndpoints] = await this.discoveredEndpoints();
     }
-    const lastSeen = { [PREFIX + ANNOTATIONS.lastSeen]: String(now) };
+    // With it, the announcement that this agent heartbeats through Leases (last-seen-timer.ts).
+    const lastSeen = this.deps.source.heartbeats ? lastSeenAnnouncing(now) : { [PREFIX + ANNOTATIONS.lastSeen]: String(now) };
     const written = this.lastSeenPublished
       ? await publisher.publishNode(c.hostname, annotations, lastSeen)
       : await publisher.publishNode(c.hostname, { ...annotations, ...lastSeen });

@@ -65,6 +65,13 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  // Rolling upgrades (sources/last-seen-readers.ts).
+  readonly lastSeenReaders = new Gauge({
+    name: 'wirelane_last_seen_readers',
+    help: 'Nodes running an agent that predates Lease heartbeats: while above 0, last-seen is written every half resync period',
+    registers: [this.registry],
+  });
+
   readonly proxyRules = new ProxyRulesMetrics(this.registry);
   readonly source = new SourceMetrics(this.registry);
   readonly nodePort = nodePortMetrics(this.registry);

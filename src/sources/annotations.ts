@@ -17,6 +17,7 @@ export const ANNOTATIONS = {
   discoveredEndpoints: 'discovered-endpoints',
   granularity: 'granularity',
   tunnelsBroken: 'tunnels-broken',
+  heartbeat: 'heartbeat',
 } as const;
 
 export type AnnotationSuffix = (typeof ANNOTATIONS)[keyof typeof ANNOTATIONS];
@@ -31,6 +32,7 @@ export const AGENT_WRITTEN: readonly AnnotationSuffix[] = [
   ANNOTATIONS.discoveredEndpoints,
   ANNOTATIONS.granularity,
   ANNOTATIONS.tunnelsBroken,
+  ANNOTATIONS.heartbeat,
 ];
 
 export interface Annotation {

@@ -160,4 +160,26 @@ describe('heartbeats as Leases: own location directly, other locations through t
       assert.equal(readyAt(n, evidence(new Map(), { vouches, trustedSince: outageEnd }), outageEnd + WINDOW), false, `${n.name} a window later`);
     }
   });
+  // Mid-upgrade: an agent that predates Leases renews no Lease; it writes last-seen on its own timer.
+  test('a node of another location whose agent predates Leases is judged by its last-seen alone, vouches or not', () => {
+    const at = (lastSeen: number) => node('w', { ...up, loc: 'west', lastSeen });
+    const vouches = [{ holder: 'c', members: ['c'], heardAt: NOW }];
+    let log = recordHeartbeats(new Map(), nodeHeartbeatValues([at(1)]), NOW);
+    for (let t = RESYNC; t <= 5 * WINDOW; t += RESYNC) {
+      log = recordHeartbeats(log, nodeHeartbeatValues([at(1 + t)]), NOW + t);
+      assert.equal(readyAt(at(1 + t), evidence(log, { vouches }), NOW + t + RESYNC), true, `while its last-seen changes (${t} s)`);
+    }
+    const stopped = NOW + 5 * WINDOW;
+    assert.equal(readyAt(at(1 + 5 * WINDOW), evidence(log, { vouches }), stopped + WINDOW - 1), true);
+    assert.equal(readyAt(at(1 + 5 * WINDOW), evidence(log, { vouches }), stopped + WINDOW), false, 'gone a window after it stopped');
+  });
+
+  test("a member of a location whose leader predates Leases (no segment Lease) is heard through the last-seen it writes for that leader", () => {
+    const b = (lastSeen: number) => node('b', { ...up, loc: 'west', lastSeen });
+    // Half a resync period apart, as last-seen-timer.ts writes it while an older agent may read it.
+    let log = recordHeartbeats(new Map(), nodeHeartbeatValues([b(1)]), NOW);
+    log = recordHeartbeats(log, nodeHeartbeatValues([b(1 + RESYNC / 2)]), NOW + RESYNC / 2);
+    assert.equal(readyAt(b(1 + RESYNC / 2), evidence(log), NOW + RESYNC / 2 + WINDOW - 1), true);
+    assert.equal(readyAt(b(1 + RESYNC / 2), evidence(log), NOW + RESYNC / 2 + WINDOW), false, 'not once it stops writing');
+  });
 });

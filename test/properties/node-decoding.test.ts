@@ -42,6 +42,8 @@ const JUNK: Readonly<Record<AnnotationSuffix, fc.Arbitrary<unknown>>> = {
   [ANNOTATIONS.location]: notAString,
   [ANNOTATIONS.leader]: notAString,
   [ANNOTATIONS.tunnelsBroken]: notAString,
+  // Any string is a value (a wrong one only announces nothing): junk is what is not one.
+  [ANNOTATIONS.heartbeat]: notAString,
   [ANNOTATIONS.forceEndpoint]: fc.oneof(notAnEndpoint, notAString),
   [ANNOTATIONS.endpoint]: fc.oneof(notAnEndpoint, notAString),
   // '' and '-' mean "no internal IP".

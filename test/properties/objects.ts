@@ -68,6 +68,8 @@ const ANNOTATION_VALUES: Readonly<Record<AnnotationSuffix, fc.Arbitrary<string>>
   // Its presence is the mark; the value says since when.
   [ANNOTATIONS.tunnelsBroken]: fc.integer({ min: 0, max: 999_999_999_999 }).map(String),
   [ANNOTATIONS.granularity]: fc.constantFrom('location', 'data-center', 'full', 'node', 'cross'),
+  // `lease:<last-seen>` announces Lease heartbeats; any other value is no announcement (last-seen-readers.ts).
+  [ANNOTATIONS.heartbeat]: fc.oneof(fc.integer({ min: 0, max: 999_999_999_999 }).map((t) => `lease:${t}`), freeText),
 };
 
 const SUFFIXES = Object.values(ANNOTATIONS);
