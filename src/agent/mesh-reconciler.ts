@@ -26,7 +26,7 @@ import type { MeshNode } from '../model/mesh.js';
 import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
-import { ANNOTATIONS, PREFIX, readAnnotation } from '../sources/annotations.js';
+import { ANNOTATIONS, type AnnotationSuffix, PREFIX, readAnnotation } from '../sources/annotations.js';
 import { lastSeenAnnouncing } from '../sources/last-seen-readers.js';
 import { MeshInputDecoder } from '../sources/mesh-input.js';
 import type { ClusterSource, Heartbeats } from '../sources/source.js';
@@ -449,12 +449,13 @@ export class MeshReconciler {
     const annotations: Record<string, string | null> = {
       [PREFIX + ANNOTATIONS.key]: this.deps.publicKey,
       [PREFIX + ANNOTATIONS.endpoint]: host.endpoint ? formatEndpoint(host.endpoint) : null,
-      [PREFIX + ANNOTATIONS.internalIP]: host.internalIP ? [host.internalIP, host.otherInternalIP].flatMap((c) => (c ? [formatCidr(c)] : [])).join(',') : null,
+      // One CIDR per annotation: agents that predate dual stack parse internal-ip as one (node.ts).
+      ...familyAnnotations(ANNOTATIONS.internalIP, ANNOTATIONS.otherInternalIP, host.internalIP ? [host.internalIP, host.otherInternalIP] : []),
       [PREFIX + ANNOTATIONS.granularity]: c.granularity,
       [PREFIX + ANNOTATIONS.tunnelsBroken]: this.tunnelWatch.broken ? (this.tunnelsBrokenSince ?? String(now)) : null,
     };
     if (afterApply && this.topology) {
-      annotations[PREFIX + ANNOTATIONS.wireguardIP] = this.topology.leader ? this.topology.wireguardCIDRs.map(formatCidr).join(',') : null;
+      Object.assign(annotations, familyAnnotations(ANNOTATIONS.wireguardIP, ANNOTATIONS.otherWireguardIP, this.topology.leader ? this.topology.wireguardCIDRs : []));
       annotations[PREFIX + ANNOTATIONS.discoveredEndpoints] = await this.discoveredEndpoints();
     }
     // With it, the announcement that this agent heartbeats through Leases (last-seen-timer.ts).
@@ -513,4 +514,10 @@ export class MeshReconciler {
     if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${errorLine(err)}`));
     await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${errorLine(err)}`));
   }
+}
+
+/** A node's CIDRs of up to two families as their two annotations, the first family's first; null removes. */
+function familyAnnotations(first: AnnotationSuffix, other: AnnotationSuffix, cidrs: readonly (Cidr | undefined)[]): Record<string, string | null> {
+  const [a, b] = cidrs;
+  return { [PREFIX + first]: a ? formatCidr(a) : null, [PREFIX + other]: b ? formatCidr(b) : null };
 }

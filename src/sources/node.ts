@@ -1,7 +1,7 @@
 // Kubernetes Node → MeshNode. A malformed annotation costs only that annotation: it is reported as a
 // problem and the node keeps everything else (Kilo drops or half-parses such nodes silently).
 import { type Endpoint, parseEndpoint } from '../model/endpoint.js';
-import { type Cidr, ParseError, parseCidr, parseCidrPerFamily } from '../model/ip.js';
+import { type Cidr, ParseError, formatCidr, parseCidr, parseCidrPerFamily } from '../model/ip.js';
 import { type WireGuardKey, parseKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
 import { ANNOTATIONS, type Annotation, type AnnotationSuffix, annotationsOf, readAnnotation } from './annotations.js';
@@ -50,13 +50,13 @@ export function decodeNode(obj: KubeObject, opts: NodeDecodeOptions): DecodedNod
 
   const location = read(ANNOTATIONS.location, (v) => v) ?? labels?.[opts.topologyLabel] ?? '';
   const endpoint = read(ANNOTATIONS.forceEndpoint, parseEndpoint) ?? read(ANNOTATIONS.endpoint, parseEndpoint);
-  const internalIPs = decodeInternalIPs(read);
+  const internalIPs = decodeInternalIPs(read, problem);
   const persistentKeepalive = read(ANNOTATIONS.persistentKeepalive, parseKeepalive) ?? 0;
   const allowedLocationIPs = read(ANNOTATIONS.allowedLocationIPs, (v, a) => parseCidrList(v, a, problem)) ?? [];
   const discoveredEndpoints = read(ANNOTATIONS.discoveredEndpoints, parseDiscoveredEndpoints) ?? new Map();
   const publicKey = read(ANNOTATIONS.key, parseKey);
   const lastSeen = read(ANNOTATIONS.lastSeen, parseUnixSeconds);
-  const wireguardIPs = read(ANNOTATIONS.wireguardIP, parseCidrPerFamily);
+  const wireguardIPs = withOtherFamily(read(ANNOTATIONS.wireguardIP, parseCidrPerFamily), read(ANNOTATIONS.otherWireguardIP, parseOtherFamily), problem);
   const granularity = read(ANNOTATIONS.granularity, parseGranularity);
 
   const node: MeshNode = {
@@ -104,12 +104,35 @@ function stringEntries(
 type Reader = <T>(suffix: AnnotationSuffix, parse: (value: string, a: Annotation) => T) => T | undefined;
 
 // force-internal-ip "" or "-" means "this node has no internal IP" and must not fall back. On a
-// dual-stack underlay either holds one CIDR per family (`192.168.0.1/24,fd00::1/64`): Kilo's single
-// CIDR is the one-element case.
-function decodeInternalIPs(read: Reader): Cidr[] | undefined {
+// dual-stack underlay it holds one CIDR per family (`192.168.0.1/24,fd00::1/64`): Kilo's single
+// CIDR is the one-element case. The agent publishes one per annotation (withOtherFamily).
+function decodeInternalIPs(read: Reader, problem: (field: string, message: string) => void): Cidr[] | undefined {
   const forced = read(ANNOTATIONS.forceInternalIP, (v): Cidr[] | 'none' => (v === '' || v === '-' ? 'none' : parseCidrPerFamily(v)));
+  const other = read(ANNOTATIONS.otherInternalIP, parseOtherFamily);
   if (forced === 'none') return undefined;
-  return forced ?? read(ANNOTATIONS.internalIP, parseCidrPerFamily);
+  return forced ?? withOtherFamily(read(ANNOTATIONS.internalIP, parseCidrPerFamily), other, problem);
+}
+
+/** A CIDR and the annotation it was read from, to name in a problem. */
+interface ReadCidr {
+  readonly cidr: Cidr;
+  readonly name: string;
+}
+
+const parseOtherFamily = (value: string, a: Annotation): ReadCidr => ({ cidr: parseCidr(value), name: a.name });
+
+// A dual-stack node's agent publishes its first family in internal-ip / wireguard-ip, one CIDR as
+// agents before dual stack parse it, and the other family in other-internal-ip / other-wireguard-ip.
+// The previous version wrote both into the first (`v4,v6`): that is read as it is, and an other-
+// annotation left from a later version (a rollback keeps annotations) is not added to it.
+function withOtherFamily(first: Cidr[] | undefined, other: ReadCidr | undefined, problem: (field: string, message: string) => void): Cidr[] | undefined {
+  const [only] = first?.length === 1 ? first : [];
+  if (only === undefined || other === undefined) return first;
+  if (other.cidr.family === only.family) {
+    problem(`annotation ${other.name}`, `${formatCidr(other.cidr)} is of the family of ${formatCidr(only)}, not the other one`);
+    return first;
+  }
+  return [only, other.cidr];
 }
 
 

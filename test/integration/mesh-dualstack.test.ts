@@ -87,11 +87,19 @@ async function dualStack(t: TestContext, source: 'file' | 'kubernetes'): Promise
   assert.match(routes.stdout, /via fd31::10 /, `b's route to c's IPv6 pods: ${routes.stdout.trim()}`);
 
   if (api !== undefined) {
-    // What the agents published: both internal IPs, and on leaders both WireGuard IPs (as on the device).
+    // What the agents published: both internal IPs, and on leaders both WireGuard IPs (as on the
+    // device), one CIDR per annotation: an agent from before dual stack parses the first as one.
     const annotation = (node: string, suffix: string): string | undefined => api.get('nodes', node)?.metadata.annotations?.[`wirelane.io/${suffix}`];
-    for (const [i, n] of NODES.entries()) assert.equal(annotation(n.name, 'internal-ip'), `172.31.0.${10 + i}/16,${n.underlayAddress6}`, `${n.name}'s internal-ip`);
-    for (const leader of ['a', 'c']) assert.equal(annotation(leader, 'wireguard-ip'), (await wireguardAddresses(cluster, leader)).join(','), `${leader}'s wireguard-ip`);
-    assert.equal(annotation('b', 'wireguard-ip'), undefined, 'a non-leader publishes no WireGuard IP');
+    for (const [i, n] of NODES.entries()) {
+      assert.equal(annotation(n.name, 'internal-ip'), `172.31.0.${10 + i}/16`, `${n.name}'s internal-ip`);
+      assert.equal(annotation(n.name, 'other-internal-ip'), n.underlayAddress6, `${n.name}'s other-internal-ip`);
+    }
+    for (const leader of ['a', 'c']) {
+      const addresses = await wireguardAddresses(cluster, leader);
+      assert.equal(annotation(leader, 'wireguard-ip'), addresses.find((a) => !a.includes(':')), `${leader}'s wireguard-ip: the first subnet's`);
+      assert.equal(annotation(leader, 'other-wireguard-ip'), addresses.find((a) => a.includes(':')), `${leader}'s other-wireguard-ip`);
+    }
+    for (const suffix of ['wireguard-ip', 'other-wireguard-ip']) assert.equal(annotation('b', suffix), undefined, `a non-leader publishes no ${suffix}`);
   }
 }
 

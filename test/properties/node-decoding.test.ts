@@ -53,6 +53,9 @@ const JUNK: Readonly<Record<AnnotationSuffix, fc.Arbitrary<unknown>>> = {
   ),
   [ANNOTATIONS.internalIP]: fc.oneof(notCidrPerFamily, notAString),
   [ANNOTATIONS.wireguardIP]: fc.oneof(notCidrPerFamily, notAString),
+  // One CIDR: a list (even one per family) is no value here.
+  [ANNOTATIONS.otherInternalIP]: fc.oneof(notCidrPerFamily, fc.tuple(cidrV4, cidrV6).map(([a, b]) => `${a},${b}`), notAString),
+  [ANNOTATIONS.otherWireguardIP]: fc.oneof(notCidrPerFamily, fc.tuple(cidrV4, cidrV6).map(([a, b]) => `${a},${b}`), notAString),
   [ANNOTATIONS.persistentKeepalive]: fc.oneof(
     fc.constantFrom('', '-1', '1.5', ' 1', '0x10', '1e3', ...PROTOTYPE_NAMES),
     fc.integer({ min: 65536 }).map(String),

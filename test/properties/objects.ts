@@ -61,8 +61,11 @@ const ANNOTATION_VALUES: Readonly<Record<AnnotationSuffix, fc.Arbitrary<string>>
   [ANNOTATIONS.allowedLocationIPs]: cidrList,
   [ANNOTATIONS.key]: wireGuardKey,
   [ANNOTATIONS.endpoint]: endpoint,
+  // One per family as the previous version wrote it, or the first family alone with the other in other-* (coherentFamilies).
   [ANNOTATIONS.internalIP]: cidrPerFamily,
+  [ANNOTATIONS.otherInternalIP]: cidr,
   [ANNOTATIONS.wireguardIP]: cidrPerFamily,
+  [ANNOTATIONS.otherWireguardIP]: cidr,
   [ANNOTATIONS.lastSeen]: fc.integer({ min: 0, max: 999_999_999_999 }).map(String),
   [ANNOTATIONS.discoveredEndpoints]: discoveredEndpoints,
   // Its presence is the mark; the value says since when.
@@ -89,9 +92,24 @@ const annotationEntries = (suffix: AnnotationSuffix): fc.Arbitrary<[string, stri
   );
 };
 
+// other-internal-ip / other-wireguard-ip hold the family a one-CIDR internal-ip / wireguard-ip lacks:
+// a value of the family of any spelling of the first (the decoder falls back to Kilo's when ours is
+// bad) is invalid, and left out.
+function coherentFamilies(annotations: Record<string, string>): Record<string, string> {
+  const familyOf = (text: string) => (text.includes(':') ? 6 : 4);
+  for (const [first, other] of [[ANNOTATIONS.internalIP, ANNOTATIONS.otherInternalIP], [ANNOTATIONS.wireguardIP, ANNOTATIONS.otherWireguardIP]] as const) {
+    const taken = new Set([PREFIX, KILO_PREFIX].flatMap((p) => (annotations[p + first]?.includes(',') === false ? [familyOf(annotations[p + first] as string)] : [])));
+    for (const p of [PREFIX, KILO_PREFIX]) {
+      const value = annotations[p + other];
+      if (value !== undefined && taken.has(familyOf(value))) delete annotations[p + other];
+    }
+  }
+  return annotations;
+}
+
 const nodeAnnotations: fc.Arbitrary<Record<string, string>> = fc
   .tuple(fc.dictionary(freeText, freeText, { maxKeys: 2 }), fc.tuple(...SUFFIXES.map(annotationEntries)))
-  .map(([others, ours]) => ({ ...others, ...Object.fromEntries(ours.flat()) }));
+  .map(([others, ours]) => coherentFamilies({ ...others, ...Object.fromEntries(ours.flat()) }));
 
 const podCIDRs = fc.oneof(
   fc.constant(undefined),

@@ -165,7 +165,7 @@ test('an annotation that is not a string is reported on its own, not crashed on'
   assert.deepEqual(whole.problems.map(describeProblem), ['Node "b": metadata.annotations: not a map of strings']);
 });
 
-test('dual stack: internal-ip, force-internal-ip and wireguard-ip take one CIDR per family, the first is the primary', () => {
+test('dual stack: internal-ip, force-internal-ip and wireguard-ip take one CIDR per family (as the previous version wrote them), the first is the primary', () => {
   const { node, problems } = decodeNode(
     nodeObject({ 'wirelane.io/internal-ip': '192.168.0.1/24,fd31::1/64', 'wirelane.io/wireguard-ip': '10.4.0.1/16, fd00:4::1/64' }),
     OPTS,
@@ -186,5 +186,57 @@ test('dual stack: two CIDRs of one family, three, or a bad one cost the whole in
     assert.equal(node.internalIP && formatCidr(node.internalIP), '10.9.0.1/16', bad);
     assert.equal(node.otherInternalIP, undefined, bad);
     assert.deepEqual(problems.map((p) => p.field), ['annotation wirelane.io/internal-ip'], bad);
+  }
+});
+
+// Mid-upgrade, agents before dual stack parse internal-ip and wireguard-ip as one CIDR each.
+test('dual stack: the other family comes from other-internal-ip and other-wireguard-ip, beside one CIDR each', () => {
+  const { node, problems } = decodeNode(
+    nodeObject({
+      'wirelane.io/internal-ip': 'fd31::1/64',
+      'wirelane.io/other-internal-ip': '192.168.0.1/24',
+      'wirelane.io/wireguard-ip': '10.4.0.1/16',
+      'wirelane.io/other-wireguard-ip': 'fd00:4::1/64',
+    }),
+    OPTS,
+  );
+  assert.deepEqual(problems, []);
+  assert.equal(node.internalIP && formatCidr(node.internalIP), 'fd31::1/64');
+  assert.equal(node.otherInternalIP && formatCidr(node.otherInternalIP), '192.168.0.1/24');
+  assert.deepEqual(node.wireguardIPs?.map(formatCidr), ['10.4.0.1/16', 'fd00:4::1/64']);
+});
+
+test('dual stack: an other- annotation is not added where the first already holds both families, nor where there is no first', () => {
+  const cases: [string, Record<string, string>, string[], string[] | undefined][] = [
+    // A node rolled back to the previous version: its comma form stands, the later version's other- is left over.
+    ['the comma form stands', { 'wirelane.io/internal-ip': '192.168.0.1/24,fd31::1/64', 'wirelane.io/other-internal-ip': 'fd31::7/64' }, ['192.168.0.1/24', 'fd31::1/64'], undefined],
+    ['no internal-ip: no internal IP at all', { 'wirelane.io/other-internal-ip': 'fd31::7/64' }, [], undefined],
+    ['force-internal-ip stands over both', { 'wirelane.io/force-internal-ip': '172.16.0.1/16', 'wirelane.io/internal-ip': '192.168.0.1/24', 'wirelane.io/other-internal-ip': 'fd31::7/64' }, ['172.16.0.1/16'], undefined],
+    ['force-internal-ip "-": none', { 'wirelane.io/force-internal-ip': '-', 'wirelane.io/internal-ip': '192.168.0.1/24', 'wirelane.io/other-internal-ip': 'fd31::7/64' }, [], undefined],
+    ['wireguard-ip in the comma form', { 'wirelane.io/wireguard-ip': '10.4.0.1/16,fd00:4::1/64', 'wirelane.io/other-wireguard-ip': 'fd00:4::9/64' }, [], ['10.4.0.1/16', 'fd00:4::1/64']],
+    ["Kilo's spelling is read too", { 'kilo.squat.ai/internal-ip': '192.168.0.1/24', 'kilo.squat.ai/other-internal-ip': 'fd31::7/64' }, ['192.168.0.1/24', 'fd31::7/64'], undefined],
+  ];
+  for (const [name, annotations, internal, wireguard] of cases) {
+    const { node, problems } = decodeNode(nodeObject(annotations), OPTS);
+    assert.deepEqual(problems, [], name);
+    assert.deepEqual([node.internalIP, node.otherInternalIP].flatMap((c) => (c ? [formatCidr(c)] : [])), internal, name);
+    assert.deepEqual(node.wireguardIPs?.map(formatCidr), wireguard, name);
+  }
+});
+
+test('dual stack: an other- annotation of the first one\'s family, or not one CIDR, costs only itself', () => {
+  const cases: [Record<string, string>, string, string][] = [
+    [{ 'wirelane.io/internal-ip': '192.168.0.1/24', 'wirelane.io/other-internal-ip': '192.168.1.1/24' }, 'annotation wirelane.io/other-internal-ip', '192.168.1.1/24 is of the family of 192.168.0.1/24, not the other one'],
+    [{ 'wirelane.io/internal-ip': '192.168.0.1/24', 'wirelane.io/other-internal-ip': '192.168.1.1/24,fd31::1/64' }, 'annotation wirelane.io/other-internal-ip', ''],
+    [{ 'wirelane.io/wireguard-ip': 'fd00:4::1/64', 'wirelane.io/other-wireguard-ip': 'fd00:5::1/64' }, 'annotation wirelane.io/other-wireguard-ip', 'fd00:5::1/64 is of the family of fd00:4::1/64, not the other one'],
+    [{ 'wirelane.io/wireguard-ip': '10.4.0.1/16', 'wirelane.io/other-wireguard-ip': 'nope' }, 'annotation wirelane.io/other-wireguard-ip', ''],
+  ];
+  for (const [annotations, field, message] of cases) {
+    const { node, problems } = decodeNode(nodeObject(annotations), OPTS);
+    assert.deepEqual(problems.map((p) => p.field), [field], field);
+    if (message !== '') assert.equal(problems[0]?.message, message);
+    const first = annotations['wirelane.io/internal-ip'] ?? annotations['wirelane.io/wireguard-ip'];
+    const kept = 'wirelane.io/internal-ip' in annotations ? [node.internalIP, node.otherInternalIP].flatMap((c) => (c ? [formatCidr(c)] : [])) : node.wireguardIPs?.map(formatCidr);
+    assert.deepEqual(kept, [first], 'the first stands alone');
   }
 });
