@@ -55,7 +55,9 @@ Flags:
   --resync-period DURATION    re-list interval besides the watch (default 30s); nodes whose last
                               heartbeat is older than 2 × this are left out, as the agents do
   --lease-namespace NS        where the agents' heartbeat Leases live (default ${DEFAULT_LEASE_NAMESPACE}); the
-                              heartbeat Leases (nodes' and segments') are read at every resync
+                              heartbeat Leases (nodes' and segments') are read at every resync;
+                              nothing is applied before a read succeeded, and a failed read
+                              judges nodes by the last Leases read, as of then
   --granularity G             location, full or cross (default: what the agents publish on their
                               Nodes, else location)
   --subnet CIDR[,CIDR]        the agents' WireGuard subnets (default ${DEFAULT_SUBNET})
@@ -180,19 +182,33 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
     stopSignal: leaving.signal,
   });
   const problems = new ProblemReporter(log, new AgentMetrics());
-  // The leaders' heartbeats, read once per sync (one Lease per segment); a failed read keeps the last.
-  let leases: readonly HeartbeatLease[] = [];
-  const readLeases = async (): Promise<readonly HeartbeatLease[]> => {
+  // The heartbeat Leases, read at every sync (one per segment and node): nodes are judged by them, as
+  // last-seen is no heartbeat any more. Until a read succeeded nothing is applied (the previous
+  // configuration stays); after a failed one the last Leases read judge the nodes as of when they
+  // were read, so the time since counts against nobody (unknown is not empty).
+  let heard: LeasesRead | undefined;
+  let failing = false;
+  const readLeases = async (): Promise<LeasesRead | undefined> => {
     try {
-      leases = await listHeartbeatLeases(kubeconfig, flags.leaseNamespace);
+      heard = { leases: await listHeartbeatLeases(kubeconfig, flags.leaseNamespace), at: Math.floor(Date.now() / 1000) };
+      if (failing) log.info('heartbeat Leases read again');
+      failing = false;
     } catch (err) {
-      log.warn(`${errorLine(err)}; judging nodes by the last Leases read`);
+      const line =
+        heard === undefined
+          ? `${errorLine(err)}; nothing is applied until the heartbeat Leases have been read once`
+          : `${errorLine(err)}; judging nodes by the Leases read at ${new Date(heard.at * 1000).toISOString()}, as of then`;
+      if (failing) log.debug(line);
+      else log.warn(line);
+      failing = true;
     }
-    return leases;
+    return heard;
   };
   let waits = 0;
   loop = new ReconcileLoop(async () => {
-    const routing = await syncOnce(source, await readLeases(), connection, problems, flags, values, log);
+    const leases = await readLeases();
+    if (leases === undefined) return;
+    const routing = await syncOnce(source, leases, connection, problems, flags, values, log);
     if (routing === 'awaiting-handshake') {
       // One clear line, then quiet: the next sync looks again right away.
       const line = `no handshake with any leader within ${FIRST_HANDSHAKE_WINDOW_SECONDS} s of ${flags.interface} coming up: the mesh's ranges are not routed yet (node IPs keep the host's own routes); waiting for the leaders to add this Peer and answer`;
@@ -217,9 +233,15 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
   return code;
 }
 
+/** Heartbeat Leases as read, and when (unix seconds, this host's clock). */
+interface LeasesRead {
+  readonly leases: readonly HeartbeatLease[];
+  readonly at: number;
+}
+
 async function syncOnce(
   source: KubernetesSource,
-  leases: readonly HeartbeatLease[],
+  heard: LeasesRead,
   connection: PeerConnection,
   problems: ProblemReporter,
   flags: ConnectFlags,
@@ -229,9 +251,10 @@ async function syncOnce(
   // Unknown is not empty: nothing is computed before Nodes and Peers have been listed.
   if (!source.hasSynced()) return undefined;
   const read = decodeMeshInput(source.snapshot(), { topologyLabel: flags.topologyLabel });
-  const decoded = { ...read, nodes: withLeaseLastSeen(read.nodes, leases) };
+  const decoded = { ...read, nodes: withLeaseLastSeen(read.nodes, heard.leases) };
   problems.report(decoded.problems);
-  const now = Math.floor(Date.now() / 1000);
+  // Nodes are judged as of the Leases' read: now, unless the last read failed.
+  const now = heard.at;
   try {
     const opts = meshOptionsOf(values, now);
     const granularity = stringFlag(values, 'granularity') === undefined ? (publishedGranularity(decoded) ?? opts.granularity) : opts.granularity;
