@@ -1,14 +1,19 @@
 // The shell around mesh/tunnel-health.ts: while this node leads, each reconcile probes every remote
 // segment's WireGuard IP through the device and reads its handshakes, and the verdict moves this
 // node's tunnels-broken mark, which the reconciler publishes and feeds into its own election.
-import { type RemoteTunnel, type TunnelMark, UNMARKED, judgeTunnels, nextTunnelMark } from '../mesh/tunnel-health.js';
+import { REKEY_TIMEOUT_SECONDS, type RemoteTunnel, type TunnelMark, UNMARKED, judgeTunnels, nextTunnelMark } from '../mesh/tunnel-health.js';
 import { remoteSegmentsOf } from '../mesh/topology.js';
 import type { Topology } from '../mesh/types.js';
 import { answersPing } from '../host/ping.js';
 import type { WireGuardStatus } from '../wireguard/dump.js';
 
-/** How long one probe waits for its first reply: well inside a resync period, many packets long. */
-const PROBE_DEADLINE_SECONDS = 2;
+/**
+ * How long one probe waits for its first reply (a ping every 0.2 s until then): WireGuard's
+ * REKEY_TIMEOUT, as a reply slower than a handshake's retry is as good as none. A shorter wait
+ * marked healthy leaders broken on a starved machine (load 13 on two cores); it costs only a
+ * broken tunnel's reconcile, as a healthy one answers at once.
+ */
+export const PROBE_DEADLINE_SECONDS = REKEY_TIMEOUT_SECONDS;
 
 /** A change of the mark, for the reconciler's one log line. */
 export interface MarkTransition {

@@ -6,6 +6,7 @@
 // no preemption, see README "Failover judged from the data path").
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { PROBE_DEADLINE_SECONDS } from '../../src/agent/tunnel-watch.js';
 import { REKEY_TIMEOUT_SECONDS } from '../../src/mesh/tunnel-health.js';
 import { WIREGUARD_PORT } from '../../src/sandbox/mesh-cluster.js';
 import { NAT_KEEPALIVE_SECONDS, WORLD_INTERNET, WORLD_LANS } from '../../src/sandbox/world.js';
@@ -22,13 +23,14 @@ const RESYNC_SECONDS = 15;
 /** WireGuard's REKEY_TIMEOUT_JITTER_MAX (a third of a second): the most a retried handshake waits beyond REKEY_TIMEOUT. */
 const REKEY_JITTER_MS = 334;
 /**
- * The issue's bound, derived. Two resync periods: a's next reconcile comes within one, its probe
- * (tunnel-watch.ts, up to 2 s) finds west silent and marks a; the other carries the mark through
- * the API server and b's and c's reconciles (b brings its device up, c points its east peer at b's
- * key). Then what WireGuard needs: b's first handshake initiation may reach c before c knows b's
- * key, and b retries after REKEY_TIMEOUT and its jitter. c cannot start it: b is behind the NAT.
+ * The issue's bound, derived. Two resync periods and a probe: a's next reconcile comes within one,
+ * its probe (tunnel-watch.ts) waits out its deadline, finds west silent and marks a; the other
+ * carries the mark through the API server and b's and c's reconciles (b brings its device up, c
+ * points its east peer at b's key). Then what WireGuard needs: b's first handshake initiation may
+ * reach c before c knows b's key, and b retries after REKEY_TIMEOUT and its jitter. c cannot start
+ * it: b is behind the NAT.
  */
-const FAILOVER_BOUND_MS = 2 * RESYNC_SECONDS * 1000 + REKEY_TIMEOUT_SECONDS * 1000 + REKEY_JITTER_MS;
+const FAILOVER_BOUND_MS = (2 * RESYNC_SECONDS + PROBE_DEADLINE_SECONDS + REKEY_TIMEOUT_SECONDS) * 1000 + REKEY_JITTER_MS;
 /** How long a broken mark needs to clear while its node leads (mesh-reconciler.ts): the window in which a flap back would show. */
 const HYSTERESIS_MS = 3 * RESYNC_SECONDS * 1000;
 
