@@ -2,6 +2,7 @@
 // segment's WireGuard IP through the device and reads its handshakes, and the verdict moves this
 // node's tunnels-broken mark, which the reconciler publishes and feeds into its own election.
 import { REKEY_TIMEOUT_SECONDS, type RemoteTunnel, type TunnelMark, UNMARKED, judgeTunnels, nextTunnelMark } from '../mesh/tunnel-health.js';
+import { isPublicEndpoint } from '../mesh/leader.js';
 import { remoteSegmentsOf } from '../mesh/topology.js';
 import type { Topology } from '../mesh/types.js';
 import { answersPing } from '../host/ping.js';
@@ -59,6 +60,7 @@ export class TunnelWatch {
     this.leadingSince ??= now;
     const handshakes = new Map((await dump()).peers.map((p) => [p.publicKey as string, p.latestHandshake]));
     const segments = remoteSegmentsOf(t);
+    const publicStandIn = t.segment.nodes.some((n) => n.name !== t.node.name && isPublicEndpoint(n.endpoint));
     const peerSince = new Map(segments.map((s) => [s.publicKey as string, this.peerSince.get(s.publicKey) ?? now]));
     this.peerSince = peerSince;
     return Promise.all(
@@ -74,7 +76,7 @@ export class TunnelWatch {
           remoteCatchUp: this.resyncSeconds,
           ...(handshake && { latestHandshake: Math.floor(handshake.getTime() / 1000) }),
           ...(answered !== undefined && { probeAnswered: answered }),
-          ...(s.persistentKeepalive > 0 && { roamingKeepalive: s.persistentKeepalive }),
+          ...(s.persistentKeepalive > 0 && { roamingKeepalive: s.persistentKeepalive, publicStandIn }),
           ...(unansweredSince !== undefined && { unansweredSince }),
         };
       }),

@@ -25,6 +25,11 @@ export interface RemoteTunnel {
   readonly probeAnswered?: boolean;
   /** The remote leader's persistent keepalive when it roams (behind NAT), in seconds; 0 or absent when it does not. */
   readonly roamingKeepalive?: number;
+  /**
+   * Whether another member of this node's segment has a public endpoint. A remote behind NAT reaches
+   * only public addresses: without such a member, handing over would leave it no one to reach.
+   */
+  readonly publicStandIn?: boolean;
   /** Since when (unix seconds) every probe to it went unanswered; absent after an answer. */
   readonly unansweredSince?: number;
   /**
@@ -54,10 +59,13 @@ export function judgeTunnel(remote: RemoteTunnel, now: number): TunnelState {
  * one, and only it can open the path at all. An unanswered probe is therefore no verdict until it has
  * been silent longer than a keepalive and a handshake, and never before it reached us once: judging
  * it sooner marked the public leader broken after every NAT restart and handed leadership to a
- * member the remote cannot reach (the flapping tunnel of issue 12).
+ * member the remote cannot reach (the flapping tunnel of issue 12). For the same reason it is never
+ * a verdict where no other member has a public address: the remote could reach none of them, and
+ * its silence is as likely its own location's failover (the demo's east losing its leader made west's
+ * public leader hand over to a private member, leaving the two locations apart).
  */
 function judgeRoaming(remote: RemoteTunnel, now: number): TunnelState {
-  if (remote.latestHandshake === undefined) return 'unknown';
+  if (remote.latestHandshake === undefined || remote.publicStandIn !== true) return 'unknown';
   const silentFor = now - (remote.unansweredSince ?? now);
   return silentFor > (remote.roamingKeepalive ?? 0) + REKEY_TIMEOUT_SECONDS ? 'down' : 'unknown';
 }

@@ -33,8 +33,9 @@ describe('judging one tunnel', () => {
     ['a fresh leader is unknown while the remote may not have reconciled yet', { probeAnswered: false, latestHandshake: undefined, remoteCatchUp: 30, configuredSince: NOW - 30 - FIRST_HANDSHAKE_WINDOW_SECONDS + 1 }, 'unknown'],
     ['a fresh leader is down after the remote\'s resync and the window', { probeAnswered: false, latestHandshake: undefined, remoteCatchUp: 30, configuredSince: NOW - 30 - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
     // Behind NAT (a roaming remote, keepalive 5 s): our probes reach it only once its packets show where it is.
-    ['a roaming remote silent for less than a keepalive and a handshake is unknown (its NAT may have moved it)', { probeAnswered: false, roamingKeepalive: 5, unansweredSince: NOW - 5 - REKEY_TIMEOUT_SECONDS }, 'unknown'],
-    ['a roaming remote silent for longer than a keepalive and a handshake is down', { probeAnswered: false, roamingKeepalive: 5, unansweredSince: NOW - 6 - REKEY_TIMEOUT_SECONDS }, 'down'],
+    ['a roaming remote silent for less than a keepalive and a handshake is unknown (its NAT may have moved it)', { probeAnswered: false, roamingKeepalive: 5, publicStandIn: true, unansweredSince: NOW - 5 - REKEY_TIMEOUT_SECONDS }, 'unknown'],
+    ['a roaming remote silent for longer than a keepalive and a handshake is down', { probeAnswered: false, roamingKeepalive: 5, publicStandIn: true, unansweredSince: NOW - 6 - REKEY_TIMEOUT_SECONDS }, 'down'],
+    ['a roaming remote silent however long is unknown when no other member has a public address (it could reach none)', { probeAnswered: false, roamingKeepalive: 5, unansweredSince: NOW - 600 }, 'unknown'],
     ['a roaming remote whose first probe just went unanswered is unknown', { probeAnswered: false, roamingKeepalive: 5 }, 'unknown'],
     ['a roaming remote that never reached us is unknown, however long: only it can open the path', { probeAnswered: false, roamingKeepalive: 5, latestHandshake: undefined, configuredSince: NOW - 600, unansweredSince: NOW - 600 }, 'unknown'],
     ['an answered probe to a roaming remote is up', { probeAnswered: true, roamingKeepalive: 5 }, 'up'],
