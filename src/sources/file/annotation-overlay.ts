@@ -4,6 +4,7 @@
 // merging; annotations-dir.ts reads and writes the files.
 import { PREFIX, SHARED_BY_FILE } from '../annotations.js';
 import { DNS_SUBDOMAIN, type KubeObject, isRecord } from '../objects.js';
+import type { SourceObject } from '../source.js';
 
 const SUFFIX = '.json';
 /** The annotations the directory carries, by full name. */
@@ -74,4 +75,29 @@ export function formatOverlay(annotations: Readonly<Record<string, string>>): st
 export function overlaid(node: KubeObject, annotations: Readonly<Record<string, string>>): KubeObject {
   const metadata = node.metadata ?? {};
   return { ...node, metadata: { ...metadata, annotations: { ...metadata.annotations, ...annotations } } };
+}
+
+/**
+ * Remembers each overlaid Node by the file's object and the annotations laid over it: the same pair
+ * gives the same object, which the decoders then do not decode again (decode-cache.ts).
+ */
+export type OverlaidNodes = WeakMap<KubeObject, { readonly annotations: Readonly<Record<string, string>>; readonly node: KubeObject }>;
+
+/** The objects with each node's shared annotations laid over its Node; a node the objects have no Node of is left out. */
+export function overlayNodes(
+  objects: readonly SourceObject[],
+  overlays: ReadonlyMap<string, Readonly<Record<string, string>>>,
+  done: OverlaidNodes = new WeakMap(),
+): readonly SourceObject[] {
+  if (overlays.size === 0) return objects;
+  return objects.map((o) => {
+    const annotations = o.kind === 'Node' ? overlays.get(o.object.metadata?.name ?? '') : undefined;
+    if (annotations === undefined) return o;
+    let entry = done.get(o.object);
+    if (entry?.annotations !== annotations) {
+      entry = { annotations, node: overlaid(o.object, annotations) };
+      done.set(o.object, entry);
+    }
+    return { kind: o.kind, object: entry.node, ...(o.where !== undefined && { where: o.where }) };
+  });
 }

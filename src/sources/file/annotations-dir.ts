@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { readTextIfPresent, replaceTextFile } from '../../host/text-file.js';
 import { errorLine } from '../../observability/first-line.js';
-import type { Logger } from '../../observability/logger.js';
 import type { NodePublisher } from '../source.js';
 import { MAX_OVERLAY_BYTES, OverlayError, SHARED_ANNOTATIONS, formatOverlay, isSharedAnnotation, nodeOfOverlayFile, overlayFileName, parseOverlay } from './annotation-overlay.js';
 
@@ -18,13 +17,19 @@ interface FileState {
   readonly annotations: Readonly<Record<string, string>> | undefined;
 }
 
+/** Where the reader's lines go: the agent's log, or the CLI's warnings on stderr. */
+export interface LineLog {
+  error(line: string): void;
+}
+
 export class AnnotationsDirReader {
   #files = new Map<string, FileState>();
 
   constructor(
     private readonly dir: string,
-    private readonly log: Logger,
-    private readonly onInvalid: () => void,
+    private readonly log: LineLog,
+    /** Counts a file (or its annotations) rejected as malformed. */
+    private readonly onInvalid: () => void = () => {},
   ) {}
 
   /** Every node's shared annotations as last read. */

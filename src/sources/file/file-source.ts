@@ -14,9 +14,8 @@ import { basename, dirname } from 'node:path';
 import type { WireGuardKey } from '../../model/key.js';
 import type { Logger } from '../../observability/logger.js';
 import { ANNOTATIONS, readAnnotation } from '../annotations.js';
-import type { KubeObject } from '../objects.js';
 import type { ClusterSource, NodePublisher, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
-import { overlaid } from './annotation-overlay.js';
+import { type OverlaidNodes, overlayNodes } from './annotation-overlay.js';
 import { AnnotationsDirReader, AnnotationsDirWriter } from './annotations-dir.js';
 import { type ClusterFileRead, ClusterFileReader } from './cluster-file.js';
 
@@ -27,11 +26,8 @@ export class FileSource implements ClusterSource {
   private objects: readonly SourceObject[] = [];
   /** The same with the shared annotations laid over their Nodes: what snapshot() hands out. */
   private overlaid: readonly SourceObject[] = [];
-  /**
-   * Each overlaid Node by the file's object, with the annotations laid over it: the same pair gives
-   * the same object, which the decoders then do not decode again (decode-cache.ts).
-   */
-  private overlaidNodes = new WeakMap<KubeObject, { readonly annotations: Readonly<Record<string, string>>; readonly node: KubeObject }>();
+  /** Each Node as overlaid last (annotation-overlay.ts). */
+  private readonly overlaidNodes: OverlaidNodes = new WeakMap();
   private readonly annotations: AnnotationsDirReader | undefined;
   readonly sharedAnnotations: NodePublisher | undefined;
   private started = false;
@@ -182,23 +178,8 @@ export class FileSource implements ClusterSource {
     return this.overlaid;
   }
 
-  /** Lays the shared annotations over the Nodes they name; a name the file has no Node of is left out. */
   private applyOverlays(): void {
-    const overlays = this.annotations?.overlays();
-    if (overlays === undefined || overlays.size === 0) {
-      this.overlaid = this.objects;
-      return;
-    }
-    this.overlaid = this.objects.map((o) => {
-      const annotations = o.kind === 'Node' ? overlays.get(o.object.metadata?.name ?? '') : undefined;
-      if (annotations === undefined) return o;
-      let done = this.overlaidNodes.get(o.object);
-      if (done?.annotations !== annotations) {
-        done = { annotations, node: overlaid(o.object, annotations) };
-        this.overlaidNodes.set(o.object, done);
-      }
-      return { kind: o.kind, object: done.node, ...(o.where !== undefined && { where: o.where }) };
-    });
+    this.overlaid = this.annotations === undefined ? this.objects : overlayNodes(this.objects, this.annotations.overlays(), this.overlaidNodes);
   }
 
   // The whole file is read at once: every kind is known as soon as the first read succeeded.
