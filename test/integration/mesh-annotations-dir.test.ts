@@ -1,0 +1,49 @@
+// --annotations-dir on the file source: each agent writes its own node's shared annotations there
+// (0644, only what it learns at run time: a leader's WireGuard IPs), every agent reads the others',
+// and a clean exit (--clean-up) removes the node's file. The exchange of a tunnels-broken mark that
+// moves leadership is proved on the routed world by the demo (test/integration/demo.test.ts).
+import assert from 'node:assert/strict';
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+import { until } from '../support/wait.js';
+
+const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
+
+test("each agent shares its leader's WireGuard IPs through the directory, 0644, and removes its file on a clean exit", { skip }, async (t) => {
+  const { cluster } = await startMeshCluster(t, {
+    nodes: [
+      { name: 'a', location: 'east' },
+      { name: 'b', location: 'east' },
+      { name: 'c', location: 'west' },
+    ],
+    source: 'file',
+    agentArgs: ['--resync-period', '3s'],
+  });
+  const dir = join(cluster.dir, 'annotations');
+  for (const n of ['a', 'b', 'c']) cluster.startAgent(n, ['--annotations-dir', dir]);
+  await cluster.waitReady();
+  assert.ok(await cluster.waitPing(cluster.sandbox.node('b').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip), 'the mesh works');
+
+  const shared = async (node: string): Promise<Record<string, string>> =>
+    (JSON.parse(await readFile(join(dir, `${node}.json`), 'utf8')) as { annotations: Record<string, string> }).annotations;
+  // a leads east (first by name), c west; b does not lead and shares nothing but that it runs.
+  await until('every agent to write its file', async () => (await readdir(dir)).sort().join() === 'a.json,b.json,c.json', 60_000, 200);
+  await until("the leaders' WireGuard IPs", async () => (await shared('a'))['wirelane.io/wireguard-ip'] !== undefined && (await shared('c'))['wirelane.io/wireguard-ip'] !== undefined, 60_000, 200);
+  assert.deepEqual(await shared('b'), {}, 'b leads nothing, is not marked, discovered nothing');
+  for (const node of ['a', 'c']) {
+    const annotations = await shared(node);
+    assert.deepEqual(Object.keys(annotations), ['wirelane.io/wireguard-ip'], `${node}: only what it learned at run time`);
+    assert.match(annotations['wirelane.io/wireguard-ip']!, /^10\.4\.\d+\.\d+\/16$/);
+  }
+  for (const node of ['a', 'b', 'c']) assert.equal((await stat(join(dir, `${node}.json`))).mode & 0o777, 0o644);
+  assert.deepEqual((await readdir(dir)).filter((f) => !f.endsWith('.json')), [], 'no temporary file left');
+
+  assert.equal(await cluster.stopAgent('b'), 0, 'b exits cleanly');
+  assert.deepEqual((await readdir(dir)).sort(), ['a.json', 'c.json'], "b's file went with it");
+  assert.ok(await cluster.waitPing(cluster.sandbox.node('a').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip), 'the others keep working');
+  for (const n of ['a', 'c']) assert.equal(await cluster.stopAgent(n), 0);
+  assert.deepEqual(await readdir(dir), [], 'every file went with its agent');
+});
