@@ -1,18 +1,19 @@
 // --annotations-dir on the file source: each agent writes its own node's shared annotations there
 // (0644, only what it learns at run time: a leader's WireGuard IPs), every agent reads the others',
-// and a clean exit (--clean-up) removes the node's file. The exchange of a tunnels-broken mark that
+// and a clean exit (--clean-up) removes the node's file, as `wirelane cleanup --annotations-dir` does. The exchange of a tunnels-broken mark that
 // moves leadership is proved on the routed world by the demo (test/integration/demo.test.ts).
 import assert from 'node:assert/strict';
 import { readFile, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { cliPath } from '../../src/sandbox/mesh-cluster.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
-test("each agent shares its leader's WireGuard IPs through the directory, 0644, and removes its file on a clean exit", { skip }, async (t) => {
+test("each agent shares its leader's WireGuard IPs through the directory, 0644, and its file goes on a clean exit or with wirelane cleanup", { skip }, async (t) => {
   const { cluster } = await startMeshCluster(t, {
     nodes: [
       { name: 'a', location: 'east' },
@@ -23,7 +24,8 @@ test("each agent shares its leader's WireGuard IPs through the directory, 0644, 
     agentArgs: ['--resync-period', '3s'],
   });
   const dir = join(cluster.dir, 'annotations');
-  for (const n of ['a', 'b', 'c']) cluster.startAgent(n, ['--annotations-dir', dir]);
+  // c leaves everything on exit: `wirelane cleanup --annotations-dir` removes its file then.
+  for (const n of ['a', 'b', 'c']) cluster.startAgent(n, ['--annotations-dir', dir, ...(n === 'c' ? ['--clean-up=false'] : [])]);
   await cluster.waitReady();
   assert.ok(await cluster.waitPing(cluster.sandbox.node('b').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip), 'the mesh works');
 
@@ -45,5 +47,17 @@ test("each agent shares its leader's WireGuard IPs through the directory, 0644, 
   assert.deepEqual((await readdir(dir)).sort(), ['a.json', 'c.json'], "b's file went with it");
   assert.ok(await cluster.waitPing(cluster.sandbox.node('a').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip), 'the others keep working');
   for (const n of ['a', 'c']) assert.equal(await cluster.stopAgent(n), 0);
-  assert.deepEqual(await readdir(dir), [], 'every file went with its agent');
+  assert.deepEqual(await readdir(dir), ['c.json'], "a's file went with it; c's stays (--clean-up=false)");
+
+  const placement = ['--interface', cluster.interfaceOf('c'), '--bpf-dir', join(cluster.bpffs, 'c'), '--cgroup-root', cluster.sandbox.visibleCgroupOf('c')!];
+  const cniConf = ['--cni-conf-dir', dirname(cluster.cniConfFile('c')), '--cni-conf-name', basename(cluster.cniConfFile('c'))];
+  const cleanup = () =>
+    cluster.sandbox.exec(cluster.sandbox.node('c'), process.execPath, [cliPath(), 'cleanup', ...placement, ...cniConf, '--annotations-dir', dir, '--hostname', 'c'], { allowFailure: true });
+  const first = await cleanup();
+  assert.equal(first.exitCode, 0, first.stderr);
+  assert.ok(first.stdout.split('\n').includes(`removed annotations: ${join(dir, 'c.json')}`), first.stdout);
+  assert.deepEqual(await readdir(dir), [], 'wirelane cleanup removed it');
+  const again = await cleanup();
+  assert.equal(again.exitCode, 0, again.stderr);
+  assert.doesNotMatch(again.stdout, /annotations/, 'nothing left to remove');
 });
