@@ -96,7 +96,10 @@ export class FileSource implements ClusterSource {
       if (name !== null && name !== basename(this.path) && !name.startsWith('..')) return;
       soon();
     });
-    if (this.annotationsDir !== undefined) this.dirWatcher = watch(this.annotationsDir, soon);
+    if (this.annotationsDir !== undefined) {
+      // A directory removed under the watch ends it with an error: the poll still reads it.
+      this.dirWatcher = watch(this.annotationsDir, soon).on('error', (err) => this.log.error(`annotations directory ${this.annotationsDir}: ${err.message}; read every ${this.pollMs} ms only`));
+    }
     this.poll = setInterval(reload, this.pollMs);
     this.poll.unref();
   }
