@@ -7,6 +7,7 @@ import { type TestContext, test } from 'node:test';
 import { pino } from 'pino';
 import { generatePrivateKey, publicKeyOf } from '../../src/model/key.js';
 import { createLogger } from '../../src/observability/logger.js';
+import { MAX_OVERLAY_BYTES } from '../../src/sources/file/annotation-overlay.js';
 import { FileSource } from '../../src/sources/file/file-source.js';
 import { until } from '../support/wait.js';
 
@@ -252,5 +253,19 @@ test("what is not the agent's to share (its key, its endpoint) is ignored with o
   assert.deepEqual(shared.errors[0], [
     `${join(shared.annotationsDir, 'b.json')}: wirelane.io/key, wirelane.io/endpoint ignored: the annotations directory carries only wirelane.io/tunnels-broken, wirelane.io/discovered-endpoints, wirelane.io/wireguard-ip`,
   ]);
+  assert.equal(shared.invalid[0], 1);
+});
+
+test('a file over 1 MiB is not read: rejected alone, once, like a malformed one', async (t) => {
+  const shared = await sharedDir(t);
+  await writeFile(join(shared.annotationsDir, 'b.json'), JSON.stringify({ annotations: { [BROKEN]: 'x'.repeat(MAX_OVERLAY_BYTES) } }));
+  await shared.sources[0]!.sharedAnnotations!.publishNode('a', { [BROKEN]: '1' });
+  await until('a to change past the big b', () => shared.annotationsOf(0, 'a')?.[BROKEN] === '1');
+  await until('the error', () => shared.errors[0]!.length > 0);
+  // Polled again, the unchanged file is not reported again.
+  await shared.sources[0]!.reload(false);
+  assert.equal(shared.annotationsOf(0, 'b')?.[BROKEN], 'operator');
+  assert.equal(shared.errors[0]!.length, 1, shared.errors[0]!.join('\n'));
+  assert.match(shared.errors[0]![0]!, /b\.json: \d+ bytes, more than 1048576; keeping its last good annotations$/);
   assert.equal(shared.invalid[0], 1);
 });

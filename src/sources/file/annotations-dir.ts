@@ -72,7 +72,8 @@ export class AnnotationsDirReader {
 
   private async readFile(node: string, path: string): Promise<'gone' | 'changed' | 'same'> {
     const before = this.#files.get(node);
-    let identity: string;
+    // The file as it was when last read: an unchanged one is not read (nor reported) again.
+    let identity = 'not stat-ed';
     let text: string | undefined;
     try {
       const s = await stat(path);
@@ -83,9 +84,8 @@ export class AnnotationsDirReader {
       if (text === undefined) return 'gone';
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
-      // Reported once per version of the file: the identity is remembered with the last good state.
       this.reject(err, path);
-      if (before !== undefined) this.#files.set(node, { ...before, identity: 'unreadable' });
+      this.#files.set(node, { identity, annotations: before?.annotations });
       return 'same';
     }
     let annotations: Readonly<Record<string, string>>;
