@@ -1,19 +1,20 @@
 // --annotations-dir on the file source: each agent writes its own node's shared annotations there
 // (0644, only what it learns at run time: a leader's WireGuard IPs), every agent reads the others',
-// and a clean exit (--clean-up) removes the node's file, as `wirelane cleanup --annotations-dir` does. The exchange of a tunnels-broken mark that
-// moves leadership is proved on the routed world by the demo (test/integration/demo.test.ts).
+// a leader's tunnels-broken mark moves leadership through it, and a clean exit (--clean-up) removes the
+// node's file, as `wirelane cleanup --annotations-dir` does. The demo (test/integration/demo.test.ts)
+// proves the same failover on the routed world, and a Peer reaching a NATed location through it.
 import assert from 'node:assert/strict';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { cliPath } from '../../src/sandbox/mesh-cluster.js';
-import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { WIREGUARD_PORT, cliPath } from '../../src/sandbox/mesh-cluster.js';
+import { metricOf, startMeshCluster } from '../harness/mesh-cluster.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
 
-test("each agent shares its leader's WireGuard IPs through the directory, 0644, and its file goes on a clean exit or with wirelane cleanup", { skip }, async (t) => {
+test("agents share WireGuard IPs and a tunnels-broken mark through the directory (0644), the mark moves leadership, and a file goes on a clean exit or with wirelane cleanup", { skip }, async (t) => {
   const { cluster } = await startMeshCluster(t, {
     nodes: [
       { name: 'a', location: 'east' },
@@ -43,9 +44,32 @@ test("each agent shares its leader's WireGuard IPs through the directory, 0644, 
   for (const node of ['a', 'b', 'c']) assert.equal((await stat(join(dir, `${node}.json`))).mode & 0o777, 0o644);
   assert.deepEqual((await readdir(dir)).filter((f) => !f.endsWith('.json')), [], 'no temporary file left');
 
+  // A mark crosses over: a's WireGuard UDP is dropped (both ways, on a itself), a finds c silent and
+  // marks itself in its file, b reads it and takes over east, c re-points east at b.
+  const port = String(WIREGUARD_PORT);
+  const rules = [
+    ['INPUT', '-p', 'udp', '--dport', port, '-j', 'DROP'],
+    ['OUTPUT', '-p', 'udp', '--sport', port, '-j', 'DROP'],
+  ];
+  const iptables = (op: '-I' | '-D', rule: string[]) => cluster.sandbox.exec(cluster.sandbox.node('a'), 'iptables', [op, ...rule]);
+  let dropped = false;
+  t.after(async () => {
+    if (dropped) for (const rule of rules) await iptables('-D', rule);
+  });
+  for (const rule of rules) await iptables('-I', rule);
+  dropped = true;
+  await until("a's mark in its file", async () => (await shared('a'))['wirelane.io/tunnels-broken'] !== undefined, 120_000, 200);
+  await until('b to lead east', async () => (await metricOf(cluster, 'b', 'wirelane_leader')) === 1, 120_000, 200);
+  assert.equal(await metricOf(cluster, 'a', 'wirelane_leader'), 0, 'a stepped down');
+  assert.ok(await cluster.waitPing(cluster.sandbox.node('b').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip, 60_000), 'b reaches c through itself');
+  assert.match((await shared('b'))['wirelane.io/wireguard-ip'] ?? '', /^10\.4\./, 'b, leading, shares its WireGuard IP');
+  // c, alone in west, may have marked itself too (the drop silenced it both ways): it kept leading.
+  assert.equal(await metricOf(cluster, 'c', 'wirelane_leader'), 1);
+  for (const rule of rules) await iptables('-D', rule);
+  dropped = false;
+
   assert.equal(await cluster.stopAgent('b'), 0, 'b exits cleanly');
   assert.deepEqual((await readdir(dir)).sort(), ['a.json', 'c.json'], "b's file went with it");
-  assert.ok(await cluster.waitPing(cluster.sandbox.node('a').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip), 'the others keep working');
   for (const n of ['a', 'c']) assert.equal(await cluster.stopAgent(n), 0);
   assert.deepEqual(await readdir(dir), ['c.json'], "a's file went with it; c's stays (--clean-up=false)");
 
