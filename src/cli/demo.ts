@@ -231,8 +231,14 @@ function failoverProof(cluster: MeshCluster): Proof {
       {
         name: "the old leader marked its tunnels broken (shared through the annotations directory) and stepped down",
         run: async () => {
-          const [marked, leading] = [await metricOf(cluster, leader ?? '', 'wirelane_leader_tunnel_broken'), await metricOf(cluster, leader ?? '', 'wirelane_leader')];
-          return outcome(marked === 1 && leading === 0, `${leader}: tunnel_broken ${marked}, leader ${leading}`);
+          const node = leader ?? '';
+          let seen = { marked: NaN, leading: NaN };
+          // Its own re-election runs in the reconcile after the one that marked it: it may trail the successor's.
+          const ok = await eventually(async () => {
+            seen = { marked: (await metricOf(cluster, node, 'wirelane_leader_tunnel_broken')) ?? NaN, leading: (await metricOf(cluster, node, 'wirelane_leader')) ?? NaN };
+            return seen.marked === 1 && seen.leading === 0;
+          }, FAILOVER_WAIT_MS);
+          return outcome(ok, `${node}: tunnel_broken ${seen.marked}, leader ${seen.leading}`);
         },
       },
       ...crossings.map(([from, to]) => ({

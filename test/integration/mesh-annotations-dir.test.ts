@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
-import { WIREGUARD_PORT, cliPath } from '../../src/sandbox/mesh-cluster.js';
-import { metricOf, startMeshCluster } from '../harness/mesh-cluster.js';
+import { cliPath } from '../../src/sandbox/mesh-cluster.js';
+import { dropWireGuardUdp, metricOf, startMeshCluster } from '../harness/mesh-cluster.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 import { until } from '../support/wait.js';
 
@@ -46,27 +46,16 @@ test("agents share WireGuard IPs and a tunnels-broken mark through the directory
 
   // A mark crosses over: a's WireGuard UDP is dropped (both ways, on a itself), a finds c silent and
   // marks itself in its file, b reads it and takes over east, c re-points east at b.
-  const port = String(WIREGUARD_PORT);
-  const rules = [
-    ['INPUT', '-p', 'udp', '--dport', port, '-j', 'DROP'],
-    ['OUTPUT', '-p', 'udp', '--sport', port, '-j', 'DROP'],
-  ];
-  const iptables = (op: '-I' | '-D', rule: string[]) => cluster.sandbox.exec(cluster.sandbox.node('a'), 'iptables', [op, ...rule]);
-  let dropped = false;
-  t.after(async () => {
-    if (dropped) for (const rule of rules) await iptables('-D', rule);
-  });
-  for (const rule of rules) await iptables('-I', rule);
-  dropped = true;
+  const restore = await dropWireGuardUdp(t, cluster, 'a');
   await until("a's mark in its file", async () => (await shared('a'))['wirelane.io/tunnels-broken'] !== undefined, 120_000, 200);
   await until('b to lead east', async () => (await metricOf(cluster, 'b', 'wirelane_leader')) === 1, 120_000, 200);
-  assert.equal(await metricOf(cluster, 'a', 'wirelane_leader'), 0, 'a stepped down');
+  await until('a to step down', async () => (await metricOf(cluster, 'a', 'wirelane_leader')) === 0, 60_000, 200);
   assert.ok(await cluster.waitPing(cluster.sandbox.node('b').pods[0]!, cluster.sandbox.node('c').pods[0]!.ip, 60_000), 'b reaches c through itself');
-  assert.match((await shared('b'))['wirelane.io/wireguard-ip'] ?? '', /^10\.4\./, 'b, leading, shares its WireGuard IP');
+  // Written at the end of the reconcile that made it lead.
+  await until('b, leading, to share its WireGuard IP', async () => /^10\.4\./.test((await shared('b'))['wirelane.io/wireguard-ip'] ?? ''), 60_000, 200);
   // c, alone in west, may have marked itself too (the drop silenced it both ways): it kept leading.
   assert.equal(await metricOf(cluster, 'c', 'wirelane_leader'), 1);
-  for (const rule of rules) await iptables('-D', rule);
-  dropped = false;
+  await restore();
 
   assert.equal(await cluster.stopAgent('b'), 0, 'b exits cleanly');
   assert.deepEqual((await readdir(dir)).sort(), ['a.json', 'c.json'], "b's file went with it");
