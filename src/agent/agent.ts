@@ -137,7 +137,7 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     // supervises), then the same removal `wirelane cleanup` runs: nothing any mode made stays.
     await services?.cleanup().catch((err: Error) => log.error(`clean-up services: ${errorLine(err)}`));
     await mesh.prepareCleanup();
-    const publisher = source.publisher;
+    const publisher = source.publisher ?? source.sharedAnnotations;
     const report = await removeHostState(placement, publisher && (() => publisher.unpublishNode(config.hostname)));
     if (report.removed.length > 0) log.info({ removed: report.removed }, 'clean-up');
     for (const failure of report.failures) log.error(`clean-up ${failure}`);

@@ -8,7 +8,10 @@ import type { ListenAddress } from './http-server.js';
 import type { UserspaceWireGuard } from '../wireguard/device.js';
 import { SERVICE_PROXY_MODES } from './service-proxy-modes.js';
 
-export type SourceConfig = { readonly kind: 'kubernetes'; readonly kubeconfig?: string } | { readonly kind: 'file'; readonly path: string };
+export type SourceConfig =
+  | { readonly kind: 'kubernetes'; readonly kubeconfig?: string }
+  /** annotationsDir: --annotations-dir, where the agents of a file-sourced cluster share their run-time annotations. */
+  | { readonly kind: 'file'; readonly path: string; readonly annotationsDir?: string };
 
 export type ServiceProxyChoice = 'auto' | ServiceProxyMode | 'off';
 

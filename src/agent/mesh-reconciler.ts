@@ -26,7 +26,7 @@ import type { MeshNode } from '../model/mesh.js';
 import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
-import { ANNOTATIONS, type AnnotationSuffix, PREFIX, readAnnotation } from '../sources/annotations.js';
+import { ANNOTATIONS, type AnnotationSuffix, PREFIX, SHARED_BY_FILE, readAnnotation } from '../sources/annotations.js';
 import { lastSeenAnnouncing } from '../sources/last-seen-readers.js';
 import { MeshInputDecoder } from '../sources/mesh-input.js';
 import type { ClusterSource, Heartbeats } from '../sources/source.js';
@@ -168,7 +168,7 @@ export class MeshReconciler {
         await this.step('cni', () => this.applyCni(t, host)),
         ...(this.deps.fastPath ? [await this.step('fast-path', () => this.applyFastPath(t, host, this.deps.fastPath as FastPathDatapath))] : []),
       ];
-      if (this.deps.source.publisher !== undefined) await this.step('tunnel-health', () => this.judgeTunnels(t, now));
+      if (this.deps.source.publisher !== undefined || this.deps.source.sharedAnnotations !== undefined) await this.step('tunnel-health', () => this.judgeTunnels(t, now));
       await this.step('annotate', () => this.publishNode(host, now, true));
       if (results.every((r) => r !== undefined) && !this.appliedOnce) {
         this.appliedOnce = true;
@@ -440,11 +440,12 @@ export class MeshReconciler {
    * Publishes this node's agent-written annotations where the source takes them, only where they
    * differ. last-seen is no heartbeat any more (the Leases are: a Node write goes to every agent of
    * the cluster): it is written at start and alongside any other change, for Kilo's readers, and on
-   * a timer while agents that predate the Leases may read it (last-seen-timer.ts).
+   * a timer while agents that predate the Leases may read it (last-seen-timer.ts). Where the source
+   * takes only the shared ones (a cluster file's annotations directory), only those.
    */
   private async publishNode(host: HostView, now: number, afterApply: boolean): Promise<void> {
-    const publisher = this.deps.source.publisher;
-    if (publisher === undefined) return;
+    const { publisher, sharedAnnotations } = this.deps.source;
+    if (publisher === undefined && sharedAnnotations === undefined) return;
     const c = this.deps.config;
     const annotations: Record<string, string | null> = {
       [PREFIX + ANNOTATIONS.key]: this.deps.publicKey,
@@ -457,6 +458,11 @@ export class MeshReconciler {
     if (afterApply && this.topology) {
       Object.assign(annotations, familyAnnotations(ANNOTATIONS.wireguardIP, ANNOTATIONS.otherWireguardIP, this.topology.leader ? this.topology.wireguardCIDRs : []));
       annotations[PREFIX + ANNOTATIONS.discoveredEndpoints] = await this.discoveredEndpoints();
+    }
+    if (publisher === undefined) {
+      const shared = Object.fromEntries(SHARED_BY_FILE.flatMap((suffix) => (PREFIX + suffix in annotations ? [[PREFIX + suffix, annotations[PREFIX + suffix] ?? null]] : [])));
+      if (await sharedAnnotations?.publishNode(c.hostname, shared)) this.count('annotation', 1);
+      return;
     }
     // With it, the announcement that this agent heartbeats through Leases (last-seen-timer.ts).
     const lastSeen = this.deps.source.heartbeats ? lastSeenAnnouncing(now) : { [PREFIX + ANNOTATIONS.lastSeen]: String(now) };

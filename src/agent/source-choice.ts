@@ -11,7 +11,7 @@ import type { AgentConfig } from './config.js';
 export async function openClusterSource(config: AgentConfig, log: Logger, metrics: AgentMetrics): Promise<ClusterSource> {
   switch (config.source.kind) {
     case 'file':
-      return new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }), config.resyncPeriodMs);
+      return new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }), config.resyncPeriodMs, config.source.annotationsDir);
     case 'kubernetes': {
       const { BACKOFF_CAP_MS } = await import('../sources/kubernetes/backoff.js');
       const { KubernetesSource, loadKubeConfig } = await import('../sources/kubernetes/kubernetes-source.js');

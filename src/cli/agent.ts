@@ -36,6 +36,10 @@ export const agent: Command = {
   --source kubernetes|file:PATH   where the cluster comes from (default: kubernetes when a kubeconfig
                                   or in-cluster credentials exist)
   --kubeconfig FILE               kubeconfig for the kubernetes source (default: in-cluster)
+  --annotations-dir DIR           with --source file: where the agents share their run-time
+                                  annotations (tunnels-broken, discovered-endpoints, wireguard-ip),
+                                  DIR/<node>.json each; the same directory for every agent (default:
+                                  none, nothing is shared)
   --hostname NAME                 this node's name (default: the host name)
   --state-dir DIR                 private key and state (default ${DEFAULT_STATE_DIR})
   --interface NAME                WireGuard interface (default wirelane0)
@@ -136,6 +140,7 @@ ${SERVICE_PROXY_MODES.map((row) => `                                    ${row.mo
     'allow-wide-claims': { type: 'string' },
     'resync-period': { type: 'string', default: DEFAULT_RESYNC_PERIOD },
     'lease-namespace': { type: 'string', default: DEFAULT_LEASE_NAMESPACE },
+    'annotations-dir': { type: 'string' },
     'command-timeout': { type: 'string', default: '30s' },
     'iptables-forward-rules': { type: 'string' },
     listen: { type: 'string', default: ':1107' },
@@ -202,7 +207,7 @@ export function parseAgentConfig(values: Values): AgentConfig {
   const mtu = str('mtu') === 'auto' ? 'auto' : integerFlag('mtu', str('mtu'), MIN_MTU, 65535);
   const internal = stringFlag(values, 'internal-cidr');
   const mapSizeFlag = (name: string): number => integerFlag(name, str(name), 1024, 1 << 24);
-  const source = parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig'));
+  const source = parseSource(stringFlag(values, 'source'), stringFlag(values, 'kubeconfig'), values);
   const serviceProxy = choiceFlag('service-proxy', str('service-proxy'), SERVICE_PROXY_CHOICES);
   const fastPath = choiceFlag('fast-path', str('fast-path'), FAST_PATH_CHOICES);
   const refusal = fastPath === 'on' ? fastPathRefusal({ serviceProxy }) : undefined;
@@ -263,13 +268,16 @@ function parsePortRange(text: string | undefined): { proxyPortRange?: { min: num
   return { proxyPortRange: { min, max } };
 }
 
-function parseSource(source: string | undefined, kubeconfig: string | undefined): SourceConfig {
+function parseSource(source: string | undefined, kubeconfig: string | undefined, values: Values): SourceConfig {
+  const annotationsDir = optionalPath(values, 'annotations-dir', 'annotationsDir');
   if (source?.startsWith('file:')) {
     const path = source.slice('file:'.length);
     if (path === '') throw new UsageError('--source file:PATH needs a path');
-    return { kind: 'file', path };
+    return { kind: 'file', path, ...annotationsDir };
   }
   if (source !== undefined && source !== 'kubernetes') throw new UsageError(`--source: "${source}" is not kubernetes or file:PATH`);
+  // The Kubernetes source shares them on the Node itself.
+  if (annotationsDir.annotationsDir !== undefined) throw new UsageError('--annotations-dir: only with --source file:PATH');
   const path = kubeconfigPath(kubeconfig, 'or use --source file:PATH');
   return { kind: 'kubernetes', ...(path !== undefined && { kubeconfig: path }) };
 }

@@ -3,6 +3,7 @@
 // uninstall (deploy/uninstall/) or by hand, with the agent stopped.
 import { hostname } from 'node:os';
 import { type RemoveAnnotations, hostPlacementOf, removeHostState } from '../agent/host-cleanup.js';
+import { AnnotationsDirWriter } from '../sources/file/annotations-dir.js';
 import { CNI_FILE_OPTIONS, parsePlacementFlags } from './agent.js';
 import { kubeconfigPath } from './kubeconfig.js';
 import type { Command, Values } from './command.js';
@@ -18,7 +19,8 @@ WireGuard device (kernel or wireguard-go) and a stale wireguard-go socket, route
 WLSVC-* and WLPROXY-* with their jumps (IPv4 and IPv6, the backend of the host's iptables), eBPF
 programs (cgroup links, tc links, tc filters) and their pins, and the CNI configuration list when it
 is the agent's (network "wirelane"; the bridge and running pods stay). With --annotations also the Node's
-agent-written annotations. Safe to run again and on a clean host. The private key in the state
+agent-written annotations; with --annotations-dir the node's file of shared annotations there (the
+file source's). Safe to run again and on a clean host. The private key in the state
 directory stays.
 
 Flags (the agent's, for the same host):
@@ -30,7 +32,8 @@ Flags (the agent's, for the same host):
   --cni-conf-name NAME      its file name (default 10-wirelane.conflist)
   --annotations[=true]      also remove the Node's agent-written annotations (default false)
   --kubeconfig FILE         for --annotations (default: $KUBECONFIG, else in-cluster credentials)
-  --hostname NAME           the Node for --annotations (default: the host name)
+  --annotations-dir DIR     also remove DIR/<node>.json (the agent's --annotations-dir)
+  --hostname NAME           the Node for --annotations and --annotations-dir (default: the host name)
   --log-level debug         a failure's stack trace on stderr
 
 Prints one line per thing removed. Exit 0 when nothing of the agent's is left (nothing printed on a
@@ -44,6 +47,7 @@ stderr names each failed part); 2 for bad flags.`,
     ...CNI_FILE_OPTIONS,
     annotations: { type: 'string' },
     kubeconfig: { type: 'string' },
+    'annotations-dir': { type: 'string' },
     hostname: { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
   },
@@ -58,6 +62,15 @@ stderr names each failed part); 2 for bad flags.`,
 };
 
 function annotationRemoval(values: Values): RemoveAnnotations | undefined {
+  const dir = stringFlag(values, 'annotations-dir');
+  const fromApi = apiAnnotationRemoval(values);
+  if (dir === undefined) return fromApi;
+  const shared = new AnnotationsDirWriter(dir);
+  const node = stringFlag(values, 'hostname') ?? hostname();
+  return async () => [...(await shared.unpublishNode(node)), ...((await fromApi?.()) ?? [])];
+}
+
+function apiAnnotationRemoval(values: Values): RemoveAnnotations | undefined {
   if (!switchFlag(values, 'annotations', false)) return undefined;
   const kubeconfig = kubeconfigPath(stringFlag(values, 'kubeconfig'), 'or leave out --annotations');
   const node = stringFlag(values, 'hostname') ?? hostname();

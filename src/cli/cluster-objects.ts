@@ -3,6 +3,8 @@
 // the objects go through the agent's decoders, so both show what a node computes.
 import { readFile } from 'node:fs/promises';
 import { errorLine } from '../observability/first-line.js';
+import { overlayNodes } from '../sources/file/annotation-overlay.js';
+import { AnnotationsDirReader } from '../sources/file/annotations-dir.js';
 import { parseClusterFile } from '../sources/file/cluster-file.js';
 import type { HeartbeatLease } from '../sources/lease.js';
 import type { SourceObject, SourceObjectKind } from '../sources/source.js';
@@ -11,12 +13,14 @@ import { booleanFlag, stringFlag } from './flags.js';
 import { kubeconfigPath } from './kubeconfig.js';
 
 export type ClusterOrigin =
-  | { readonly kind: 'file'; readonly path: string }
+  /** annotationsDir: the agents' shared run-time annotations (the agent's --annotations-dir). */
+  | { readonly kind: 'file'; readonly path: string; readonly annotationsDir?: string }
   /** `kubeconfig` undefined: in-cluster credentials. */
   | { readonly kind: 'kubernetes'; readonly kubeconfig: string | undefined };
 
 export const SOURCE_OPTIONS: Options = {
   from: { type: 'string' },
+  'annotations-dir': { type: 'string' },
   kubeconfig: { type: 'string' },
   strict: { type: 'boolean', default: false },
 };
@@ -25,6 +29,7 @@ export const SOURCE_OPTIONS: Options = {
 export function sourceFlagsHelp(column: number): string {
   const rows: readonly [string, string][] = [
     ['--from FILE', 'a cluster file (Kubernetes objects); its nodes count as fresh'],
+    ['--annotations-dir DIR', "with --from: the agents' shared annotations (their --annotations-dir)"],
     ['--kubeconfig FILE', 'the live cluster (default: $KUBECONFIG, else in-cluster credentials)'],
     ['--strict', 'exit 1 when any input is malformed (one warning each): lint a file'],
   ];
@@ -37,7 +42,9 @@ export function clusterOriginOf(values: Values): ClusterOrigin {
   const kubeconfig = stringFlag(values, 'kubeconfig');
   if (from !== undefined && kubeconfig !== undefined) throw new UsageError('give --from FILE or --kubeconfig FILE, not both');
   if (from === '') throw new UsageError('--from needs a file');
-  if (from !== undefined) return { kind: 'file', path: from };
+  const annotationsDir = stringFlag(values, 'annotations-dir');
+  if (annotationsDir !== undefined && from === undefined) throw new UsageError('--annotations-dir: only with --from FILE');
+  if (from !== undefined) return { kind: 'file', path: from, ...(annotationsDir !== undefined && { annotationsDir }) };
   return { kind: 'kubernetes', kubeconfig: kubeconfigPath(kubeconfig, 'or give --from FILE') };
 }
 
@@ -54,7 +61,11 @@ export async function readClusterObjects(origin: ClusterOrigin, kinds: readonly 
     const text = await readFile(origin.path, 'utf8').catch((err: NodeJS.ErrnoException) => {
       throw new Error(`${origin.path}: ${err.code === 'ENOENT' ? 'no such file' : err.message}`);
     });
-    return parseClusterFile(text, origin.path);
+    const objects = parseClusterFile(text, origin.path);
+    if (origin.annotationsDir === undefined) return objects;
+    const shared = new AnnotationsDirReader(origin.annotationsDir, { error: (line) => process.stderr.write(`wirelane: warning: ${line}\n`) });
+    await shared.read();
+    return overlayNodes(objects, shared.overlays());
   }
   const { listOnce } = await import('../sources/kubernetes/list-once.js');
   return listOnce(await kubeconfigOf(origin), kinds);

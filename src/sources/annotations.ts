@@ -39,6 +39,13 @@ export const AGENT_WRITTEN: readonly AnnotationSuffix[] = [
   ANNOTATIONS.heartbeat,
 ];
 
+/**
+ * The agent-written annotations an agent of a file-sourced cluster shares with the others through
+ * the annotations directory (sources/file/annotations-dir.ts): what it learns at run time. Its key
+ * and addresses are the operator's, in the cluster file, and stay there.
+ */
+export const SHARED_BY_FILE: readonly AnnotationSuffix[] = [ANNOTATIONS.tunnelsBroken, ANNOTATIONS.discoveredEndpoints, ANNOTATIONS.wireguardIP, ANNOTATIONS.otherWireguardIP];
+
 export interface Annotation {
   /** The full name it was found under, for error messages. */
   readonly name: string;

@@ -20,6 +20,9 @@ export interface KubeObject {
 /** A namespace or port name: RFC 1123 label (a-z, 0-9 and '-', at most 63). */
 export const DNS_LABEL = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
+/** An object name such as a Node's or a Service's: RFC 1123 subdomain, also safe as a file name. */
+export const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

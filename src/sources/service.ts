@@ -11,13 +11,12 @@ import {
   type ServiceType,
   type TrafficPolicy,
 } from '../services/input.js';
-import { DNS_LABEL, type KubeObject, isRecord, stringMap } from './objects.js';
+import { DNS_LABEL, DNS_SUBDOMAIN, type KubeObject, isRecord, stringMap } from './objects.js';
 import { InvalidObjectError, type ObjectKind } from './problem.js';
 
 export const SERVICE_PROXY_NAME_LABEL = 'service.kubernetes.io/service-proxy-name';
 export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
 const MAX_AFFINITY_TIMEOUT_SECONDS = 86400;
-const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /**
  * Reads the fields of one object and rejects the object as a whole at the first bad one. Shared by

@@ -61,6 +61,13 @@ export interface ClusterSource {
    */
   readonly publisher: NodePublisher | undefined;
   /**
+   * Where the agent shares only its run-time annotations (SHARED_BY_FILE in annotations.ts: its
+   * tunnels-broken mark, discovered endpoints, WireGuard IPs) where it does not own its Node: a
+   * cluster file with an annotations directory. The source's addresses for this node still stand
+   * over those the agent discovers. Undefined where the publisher carries them, or nothing does.
+   */
+  readonly sharedAnnotations: NodePublisher | undefined;
+  /**
    * Where the agent's heartbeats go and whose it hears; undefined where nobody publishes any (a
    * cluster file): then no node can be judged gone.
    */

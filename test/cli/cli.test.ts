@@ -218,3 +218,26 @@ test('keygen writes a 0600 key and prints its public key', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("--annotations-dir lays the agents' shared annotations over the file's Nodes, as the agents see them", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wirelane-annotations-dir-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const laptopKey = 'mbKwtBSuPNdAdtXuK7OtyY0mdz44/XomxxhXBcAKgBg=';
+  // a, location 1's annotated leader, marked its tunnels broken; c saw the laptop behind a NAT.
+  await writeFile(join(dir, 'a.json'), JSON.stringify({ annotations: { 'wirelane.io/tunnels-broken': '1764700000', 'wirelane.io/key': 'not the operator\'s' } }));
+  await writeFile(join(dir, 'c.json'), JSON.stringify({ annotations: { 'wirelane.io/discovered-endpoints': JSON.stringify({ [laptopKey]: '198.51.100.9:40000' }) } }));
+  await writeFile(join(dir, '.c.json.123.tmp'), '{');
+
+  assert.match(wirelane('showconf', 'node', 'b', '--from', FIXTURE).stdout, /^# b is not the leader/, 'without the directory: a leads');
+  const b = wirelane('showconf', 'node', 'b', '--from', FIXTURE, '--annotations-dir', dir);
+  assert.equal(b.code, 0, b.stderr);
+  assert.match(b.stdout, /^\[Interface\]\nListenPort = 51820\n/, 'with it: a is skipped, b leads location 1');
+  assert.equal(b.stderr, `wirelane: warning: ${join(dir, 'a.json')}: wirelane.io/key ignored: the annotations directory carries only wirelane.io/tunnels-broken, wirelane.io/discovered-endpoints, wirelane.io/wireguard-ip, wirelane.io/other-wireguard-ip\n`);
+  assert.match(wirelane('showconf', 'node', 'a', '--from', FIXTURE, '--annotations-dir', dir).stdout, /^# a is not the leader/);
+  const c = wirelane('showconf', 'node', 'c', '--from', FIXTURE, '--annotations-dir', dir).stdout;
+  assert.match(c, new RegExp(`PublicKey = ${laptopKey.replace(/[+/]/g, '\\$&')}\\n[^[]*Endpoint = 198\\.51\\.100\\.9:40000`), 'the laptop where c saw it');
+
+  const bad = wirelane('showconf', 'node', 'a', '--annotations-dir', dir, '--kubeconfig', '/nonexistent');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--annotations-dir: only with --from FILE/);
+});

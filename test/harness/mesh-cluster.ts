@@ -1,7 +1,7 @@
 // The sandboxed mesh cluster for a test: with the test API server when the source is kubernetes,
 // torn down by the test's after-hook (agent logs printed first when the test failed).
 import { type TestContext, test } from 'node:test';
-import { MeshCluster, type MeshClusterSpec } from '../../src/sandbox/mesh-cluster.js';
+import { MeshCluster, type MeshClusterSpec, WIREGUARD_PORT } from '../../src/sandbox/mesh-cluster.js';
 import { type KubeApiServer, startKubeApiServer } from '../kube-apiserver/index.js';
 import { until } from '../support/wait.js';
 
@@ -92,4 +92,26 @@ export async function leadersDuring(cluster: MeshCluster, nodes: readonly string
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return seen;
+}
+
+/**
+ * Drops `node`'s WireGuard UDP on the node itself, both ways: its host and agent stay healthy, only
+ * its tunnels go silent. Returns the restore, which the test's end also runs when the test did not.
+ */
+export async function dropWireGuardUdp(t: TestContext, cluster: MeshCluster, node: string): Promise<() => Promise<void>> {
+  const port = String(WIREGUARD_PORT);
+  const rules = [
+    ['INPUT', '-p', 'udp', '--dport', port, '-j', 'DROP'],
+    ['OUTPUT', '-p', 'udp', '--sport', port, '-j', 'DROP'],
+  ];
+  const iptables = (op: '-I' | '-D', rule: string[]) => cluster.sandbox.exec(cluster.sandbox.node(node), 'iptables', [op, ...rule]);
+  let dropped = true;
+  const restore = async (): Promise<void> => {
+    if (!dropped) return;
+    dropped = false;
+    for (const rule of rules) await iptables('-D', rule);
+  };
+  t.after(restore);
+  for (const rule of rules) await iptables('-I', rule);
+  return restore;
 }

@@ -8,8 +8,7 @@
 // router instead, one way, where c judges east as a roaming remote (tunnel-health.ts's other branch).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { WIREGUARD_PORT } from '../../src/sandbox/mesh-cluster.js';
-import { leadersDuring, metricOf, startMeshCluster } from '../harness/mesh-cluster.js';
+import { dropWireGuardUdp, leadersDuring, metricOf, startMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 
@@ -39,19 +38,8 @@ test('a leader whose WireGuard UDP is dropped hands its location over and does n
   assert.equal((await metricOf(cluster, 'a', 'wirelane_leader_tunnel_broken')), 0, 'a healthy leader is not marked');
 
   // a's node and agent stay healthy; only its WireGuard UDP is dropped, both ways.
-  const port = String(WIREGUARD_PORT);
-  const rules = [
-    ['INPUT', '-p', 'udp', '--dport', port, '-j', 'DROP'],
-    ['OUTPUT', '-p', 'udp', '--sport', port, '-j', 'DROP'],
-  ];
-  const iptables = (op: '-I' | '-D', rule: string[]) => cluster.sandbox.exec(cluster.sandbox.node('a'), 'iptables', [op, ...rule]);
-  let dropped = false;
-  t.after(async () => {
-    if (dropped) for (const rule of rules) await iptables('-D', rule);
-  });
   const brokenAt = Date.now();
-  for (const rule of rules) await iptables('-I', rule);
-  dropped = true;
+  const restore = await dropWireGuardUdp(t, cluster, 'a');
 
   // The issue's bound is two resync periods; the waits allow for a slow machine rather than measure it.
   const deadlineMs = 12 * RESYNC_SECONDS * 1000;
@@ -76,8 +64,7 @@ test('a leader whose WireGuard UDP is dropped hands its location over and does n
   assert.equal((await metricOf(cluster, 'c', 'wirelane_leader')), 1, 'c kept leading west');
 
   // Restored: leadership stays with b (a's mark clears only while it leads), and traffic keeps flowing.
-  for (const rule of rules) await iptables('-D', rule);
-  dropped = false;
+  await restore();
   await new Promise((resolve) => setTimeout(resolve, 4 * RESYNC_SECONDS * 1000));
   assert.equal((await metricOf(cluster, 'b', 'wirelane_leader')), 1, 'b still leads after the restore');
   assert.equal((await metricOf(cluster, 'a', 'wirelane_leader')), 0, 'a does not take leadership back');

@@ -4,21 +4,32 @@
 // then name `..data`, never the file, so those count too, and the file is also re-read every
 // `pollMs` (a missed event costs one poll, and an unchanged file costs nothing: its inode, size and
 // times are compared before it is read; documents unchanged in a changed file keep their objects
-// and are not parsed again, see ClusterFileReader).
+// and are not parsed again, see ClusterFileReader). With an annotations directory, the agents'
+// shared run-time annotations (annotations-dir.ts) are read with the file, by the same watch and
+// poll, and laid over their Nodes.
 import { watch, type FSWatcher } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { WireGuardKey } from '../../model/key.js';
 import type { Logger } from '../../observability/logger.js';
 import { ANNOTATIONS, readAnnotation } from '../annotations.js';
-import type { ClusterSource, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
+import type { ClusterSource, NodePublisher, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
+import { type OverlaidNodes, overlayNodes } from './annotation-overlay.js';
+import { AnnotationsDirReader, AnnotationsDirWriter } from './annotations-dir.js';
 import { type ClusterFileRead, ClusterFileReader } from './cluster-file.js';
 
 const READ_CHUNK_BYTES = 256 * 1024;
 
 export class FileSource implements ClusterSource {
+  /** The file's objects, as read. */
   private objects: readonly SourceObject[] = [];
+  /** The same with the shared annotations laid over their Nodes: what snapshot() hands out. */
+  private overlaid: readonly SourceObject[] = [];
+  /** Each Node as overlaid last (annotation-overlay.ts). */
+  private readonly overlaidNodes: OverlaidNodes = new WeakMap();
+  private readonly annotations: AnnotationsDirReader | undefined;
+  readonly sharedAnnotations: NodePublisher | undefined;
   private started = false;
   private readonly reader = new ClusterFileReader({ trim: true });
   /** What each read of the file goes through (readChunks). */
@@ -32,6 +43,7 @@ export class FileSource implements ClusterSource {
   /** Epoch ms of the last read that gave a valid file. */
   private syncedAt: number | undefined;
   private watcher: FSWatcher | undefined;
+  private dirWatcher: FSWatcher | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private poll: NodeJS.Timeout | undefined;
 
@@ -40,10 +52,16 @@ export class FileSource implements ClusterSource {
     private readonly log: Logger,
     private readonly onInvalid: () => void = () => {},
     private readonly pollMs = 30_000,
-  ) {}
+    /** --annotations-dir: where the agents share their run-time annotations; none without it. */
+    private readonly annotationsDir?: string,
+  ) {
+    this.annotations = annotationsDir === undefined ? undefined : new AnnotationsDirReader(annotationsDir, log, onInvalid);
+    this.sharedAnnotations = annotationsDir === undefined ? undefined : new AnnotationsDirWriter(annotationsDir);
+  }
 
   async start(onChange: () => void): Promise<void> {
     // The first read must succeed: an agent started on a broken file has no last good state.
+    if (this.annotationsDir !== undefined) await mkdir(this.annotationsDir, { recursive: true, mode: 0o755 });
     await this.reload(true);
     this.started = true;
     // Watch the directory, not the file: editors and `kubectl get > f` replace the inode.
@@ -70,17 +88,32 @@ export class FileSource implements ClusterSource {
         running = false;
       }
     };
-    this.watcher = watch(dirname(this.path), (_event, name) => {
-      if (name !== null && name !== basename(this.path) && !name.startsWith('..')) return;
+    const soon = (): void => {
       clearTimeout(this.debounce);
       this.debounce = setTimeout(reload, 100);
+    };
+    this.watcher = watch(dirname(this.path), (_event, name) => {
+      if (name !== null && name !== basename(this.path) && !name.startsWith('..')) return;
+      soon();
     });
+    if (this.annotationsDir !== undefined) {
+      // A directory removed under the watch ends it with an error: the poll still reads it.
+      this.dirWatcher = watch(this.annotationsDir, soon).on('error', (err) => this.log.error(`annotations directory ${this.annotationsDir}: ${err.message}; read every ${this.pollMs} ms only`));
+    }
     this.poll = setInterval(reload, this.pollMs);
     this.poll.unref();
   }
 
-  /** Re-reads the file; returns whether its content changed. */
+  /** Re-reads the file and the annotations directory; returns whether what they hold changed. */
   async reload(strict: boolean): Promise<boolean> {
+    const file = await this.reloadFile(strict);
+    const shared = (await this.annotations?.read()) ?? false;
+    if (shared) this.applyOverlays();
+    return file || shared;
+  }
+
+  /** Re-reads the file; returns whether its content changed. */
+  private async reloadFile(strict: boolean): Promise<boolean> {
     let read: ClusterFileRead;
     let digest: string;
     try {
@@ -117,6 +150,7 @@ export class FileSource implements ClusterSource {
     }
     this.lastTextValid = true;
     this.syncedAt = Date.now();
+    this.applyOverlays();
     return true;
   }
 
@@ -144,7 +178,11 @@ export class FileSource implements ClusterSource {
   }
 
   snapshot(): readonly SourceObject[] {
-    return this.objects;
+    return this.overlaid;
+  }
+
+  private applyOverlays(): void {
+    this.overlaid = this.annotations === undefined ? this.objects : overlayNodes(this.objects, this.annotations.overlays(), this.overlaidNodes);
   }
 
   // The whole file is read at once: every kind is known as soon as the first read succeeded.
@@ -158,7 +196,7 @@ export class FileSource implements ClusterSource {
     return kinds.map((kind) => ({ kind, state: this.started ? 'synced' : 'never-synced', settled: this.started, ...synced }));
   }
 
-  // The file is the operator's: the agent never writes to it.
+  // The file is the operator's: the agent never writes to it (only, with a directory, its shared annotations).
   readonly publisher = undefined;
   readonly heartbeats = undefined;
 
@@ -179,5 +217,6 @@ export class FileSource implements ClusterSource {
     clearTimeout(this.debounce);
     clearInterval(this.poll);
     this.watcher?.close();
+    this.dirWatcher?.close();
   }
 }

@@ -42,6 +42,8 @@ export const RESOURCE_PATHS: Readonly<Record<SourceObjectKind, string>> = {
 
 export class KubernetesSource implements ClusterSource {
   readonly publisher: NodeAnnotations;
+  /** The publisher carries every annotation. */
+  readonly sharedAnnotations = undefined;
   readonly heartbeats: LeaseHeartbeats | undefined;
   private readonly reflectors: readonly Reflector[];
   private onChange: (kind: ReflectedKind) => void = () => {};
