@@ -238,11 +238,20 @@ export class NodePortDatapath {
    * attaches them on both directions of every interface, re-adopting what is already attached.
    */
   async attach(): Promise<void> {
+    await this.#attach(await this.#readLinks());
+  }
+
+  /** attach() with the interfaces as just read. */
+  async #attach(links: ReadonlyMap<string, InterfaceInfo>): Promise<void> {
     const dir = this.#opts.bpffsDir;
     if (!isBpffs(existsSync(dir) ? dir : dirname(dir))) throw new NodePortError(`nodeport: bpffsDir "${dir}" is not on a bpffs`);
     mkdirSync(this.linksDir, { recursive: true });
-    const interfaces = await Promise.all(this.#opts.interfaces.map((name) => this.#interfaceInfo(name)));
-    const mesh = await this.#meshInterfaceInfo();
+    const interfaces = this.#opts.interfaces.map((name) => {
+      const info = links.get(name);
+      if (info === undefined) throw new NodePortError(`nodeport: interface "${name}" does not exist`);
+      return info;
+    });
+    const mesh = this.#opts.meshInterface === undefined ? undefined : links.get(this.#opts.meshInterface);
     if (mesh !== undefined && !interfaces.some((i) => i.name === mesh.name)) interfaces.push(mesh);
 
     const reused = this.#reusableObject();
@@ -589,37 +598,28 @@ export class NodePortDatapath {
     }
   }
 
-  async #interfaceInfo(name: string): Promise<InterfaceInfo> {
-    const info = await this.#lookupInterface(name);
-    if (info === undefined) throw new NodePortError(`nodeport: interface "${name}" does not exist`);
-    return info;
-  }
-
-  /** The mesh interface, or undefined when there is none (not configured, or not created yet). */
-  async #meshInterfaceInfo(): Promise<InterfaceInfo | undefined> {
-    const name = this.#opts.meshInterface;
-    return name === undefined ? undefined : this.#lookupInterface(name);
-  }
-
   /** Attaches again when the mesh interface appeared, went or was re-created since the last attach(). */
   async #followMeshInterface(): Promise<void> {
-    if (this.#opts.meshInterface === undefined || this.#pending !== undefined) return;
-    const mesh = await this.#meshInterfaceInfo();
-    if (mesh?.ifindex === this.#meshIfindex) return;
-    await this.attach();
+    const name = this.#opts.meshInterface;
+    if (name === undefined || this.#pending !== undefined) return;
+    const links = await this.#readLinks();
+    if (links.get(name)?.ifindex === this.#meshIfindex) return;
+    await this.#attach(links);
   }
 
-  async #lookupInterface(name: string): Promise<InterfaceInfo | undefined> {
-    const argv = ['ip', '-j', 'link', 'show', 'dev', name];
+  /** Every interface there is, by name: one `ip` process for all of them (each costs the agent a fork). */
+  async #readLinks(): Promise<Map<string, InterfaceInfo>> {
+    const argv = ['ip', '-j', 'link', 'show'];
     const netns = this.#opts.netns;
     const result = netns === undefined ? await runCommand(argv[0] as string, argv.slice(1), { allowFailure: true }) : await runCommand('nsenter', [`--net=${netns}`, ...argv], { allowFailure: true });
-    // iproute2 says so on stderr and exits 1; anything else (no ip, no namespace) is not "missing".
-    if (result.exitCode !== 0 && /does not exist/.test(result.stderr)) return undefined;
-    if (result.exitCode !== 0) throw new NodePortError(`nodeport: ip link show dev ${name}: ${result.stderr.trim().split('\n')[0] ?? ''}`);
-    const [entry] = JSON.parse(result.stdout) as unknown[];
-    const link = new IpJsonObject(entry, `interface "${name}"`);
-    const type = link.optionalString('link_type');
-    return { name, ifindex: link.number('ifindex'), l3: type === 'none', mesh: name === this.#opts.meshInterface };
+    if (result.exitCode !== 0) throw new NodePortError(`nodeport: ip link show: ${result.stderr.trim().split('\n')[0] ?? ''}`);
+    const links = new Map<string, InterfaceInfo>();
+    for (const entry of JSON.parse(result.stdout || '[]') as unknown[]) {
+      const link = new IpJsonObject(entry, 'ip link entry');
+      const name = link.string('ifname');
+      links.set(name, { name, ifindex: link.number('ifindex'), l3: link.optionalString('link_type') === 'none', mesh: name === this.#opts.meshInterface });
+    }
+    return links;
   }
 
   #openMaps(): OwnMaps {
