@@ -358,12 +358,8 @@ export class MeshReconciler {
     for (const line of applied.changes) this.deps.log.info(`wireguard: ${line}`);
     // The peer keeps the endpoint the device has; a name that never resolves must still be seen.
     for (const line of applied.unresolved) this.deps.log.warn(`wireguard: ${line}`);
-    const writes = [
-      applied.written,
-      await d.setMtu(mtu),
-      await d.setAddresses(t.leader ? t.wireguardCIDRs : []),
-      t.leader ? await d.up() : await d.down(),
-    ];
+    const link = await d.setLink({ mtu, up: t.leader });
+    const writes = [applied.written, link.mtu, await d.setAddresses(t.leader ? t.wireguardCIDRs : []), link.up];
     return this.count('wireguard', writes.filter(Boolean).length);
   }
 
