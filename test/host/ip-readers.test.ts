@@ -5,7 +5,7 @@ import { CommandError } from '../../src/host/command.js';
 import { readIpJson, readIpJsonBatch, runIp, runIpBatch } from '../../src/host/ip.js';
 import { findLink, listLinks } from '../../src/host/links.js';
 import { createNetns, deleteNetns, listNetns } from '../../src/host/netns.js';
-import { captureNetworkState } from '../../src/host/network-state.js';
+import { captureNetworkState, readAddressing } from '../../src/host/network-state.js';
 import { listRoutes } from '../../src/host/routes.js';
 import { listRules } from '../../src/host/rules.js';
 import { readSysctl, writeSysctl } from '../../src/host/sysctl.js';
@@ -156,6 +156,12 @@ describe('ip readers against a real namespace', { skip }, () => {
     assert.deepEqual(links?.map((l) => (l as { ifname: string }).ifname).sort(), ['br0', 'lo', 'v0', 'v1']);
     assert.deepEqual(empty, [], 'nothing of protocol 99');
     await assert.rejects(readIpJsonBatch([['link', 'show'], ['link', 'show', 'dev', 'nosuch0']], inNs()), (e: unknown) => e instanceof CommandError, 'a read that fails fails the batch');
+  });
+
+  test('the addressing a reconcile reads, in two ip processes, is what the readers one by one give', async () => {
+    const addressing = await readAddressing(inNs());
+    assert.deepEqual(addressing, { addresses: await listAddresses(inNs()), links: await listLinks(inNs()), mainRoutes: await listRoutes(inNs()) });
+    assert.ok(addressing.mainRoutes.some((r) => r.family === 6) && addressing.mainRoutes.some((r) => r.family === 4), 'both families');
   });
 
   test('a failing batch names the failing command and namespace', async () => {
