@@ -7,6 +7,8 @@ import { ensureBpffs } from '../bpf/index.js';
 import { defaultBpffsDir } from '../dataplane/ebpf/ebpf-service-proxy.js';
 import { FastPathDatapath, removeFastPathLeftovers } from '../dataplane/ebpf/fast-path.js';
 import { probeFastPathSupport } from '../dataplane/ebpf/fast-path-support.js';
+import type { EbpfSupport } from '../dataplane/ebpf/support.js';
+import { errorLine } from '../observability/first-line.js';
 import type { Logger } from '../observability/logger.js';
 import type { AgentConfig } from './config.js';
 import { autoDeclines, fastPathOnRefused, fastPathRefusal } from './fast-path-policy.js';
@@ -27,17 +29,33 @@ export async function openFastPath(config: Choice & Pick<AgentConfig, 'bpfDir'>,
   }
   const refusal = fastPathRefusal(config);
   if (refusal !== undefined) throw new FastPathUnavailableError(fastPathOnRefused(refusal));
-  const support = probeFastPathSupport();
-  if (!support.usable) {
-    if (config.fastPath === 'on') throw new FastPathUnavailableError(`--fast-path on: ${support.reason ?? 'unavailable'}`);
-    log.warn({ reason: support.reason }, 'fast path: not available here; pod traffic takes the stack');
-    removeLeftovers(dir, log);
-    return undefined;
-  }
+  // The programs' load is left to the data path's own (over its pins): one verifier run at start.
+  const support = probeFastPathSupport(undefined, { load: false });
+  if (!support.usable) return unavailable(config, support, dir, log);
   await ensureBpffs(dirname(dir));
   mkdirSync(dir, { recursive: true });
+  const datapath = new FastPathDatapath({ bpffsDir: dir, log });
+  try {
+    datapath.load();
+  } catch (error) {
+    // Only the probe's load (no pins) tells a kernel that cannot run the programs from pins this
+    // build cannot use: the latter stays the mesh reconcile's error, retried as it was.
+    const probed = probeFastPathSupport();
+    if (!probed.usable) {
+      datapath.close();
+      return unavailable(config, probed, dir, log);
+    }
+    log.warn({ err: errorLine(error) }, 'fast path: loading over the pinned maps failed; the mesh reconcile tries again');
+  }
   log.info({ dir }, 'fast path: on');
-  return new FastPathDatapath({ bpffsDir: dir, log });
+  return datapath;
+}
+
+function unavailable(config: Pick<AgentConfig, 'fastPath'>, support: EbpfSupport, dir: string, log: Logger): undefined {
+  if (config.fastPath === 'on') throw new FastPathUnavailableError(`--fast-path on: ${support.reason ?? 'unavailable'}`);
+  log.warn({ reason: support.reason }, 'fast path: not available here; pod traffic takes the stack');
+  removeLeftovers(dir, log);
+  return undefined;
 }
 
 /** Without the fast path, an earlier run's programs would keep forwarding on maps nobody updates. */

@@ -10,9 +10,7 @@ import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
 import { PartialApplyError } from '../dataplane/partial-apply.js';
 import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
 import { TunnelDevice, VXLAN_DEVICE } from '../dataplane/tunnel/index.js';
-import { listAddresses } from '../host/addresses.js';
-import { findLink } from '../host/links.js';
-import { listRoutes } from '../host/routes.js';
+import { readAddressing } from '../host/network-state.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, nodeHeartbeatValues, recordHeartbeats, recordVouches } from '../mesh/liveness.js';
 import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
@@ -213,8 +211,8 @@ export class MeshReconciler {
   }
 
   private async discoverHost(): Promise<HostView> {
-    const [addresses, defaults] = await Promise.all([listAddresses(), listRoutes({ table: 'main' })]);
-    const defaultDevices = new Set(defaults.filter((r) => r.dst === '0.0.0.0/0' || r.dst === '::/0').map((r) => r.dev));
+    const { addresses, links, mainRoutes } = await readAddressing();
+    const defaultDevices = new Set(mainRoutes.filter((r) => r.dst === '0.0.0.0/0' || r.dst === '::/0').map((r) => r.dev));
     const found = discoverAddresses(
       addresses
         .filter((a) => a.scope === 'global')
@@ -229,7 +227,7 @@ export class MeshReconciler {
     const endpoint = forcedEndpoint ?? (found.endpointIP && { host: { kind: 'ip' as const, ip: ipOf(found.endpointIP) }, port: this.deps.config.port });
     const anchor = internalIP ?? found.endpointIP;
     const device = addresses.find((a) => anchor !== undefined && a.cidr.split('/')[0] === formatCidr(anchor).split('/')[0]);
-    const link = device && (await findLink(device.ifname));
+    const link = device && links.find((l) => l.name === device.ifname);
     return { endpoint, internalIP, otherInternalIP, underlayDevice: link?.name ?? 'lo', underlayMtu: link?.mtu ?? 1500 };
   }
 
@@ -359,12 +357,8 @@ export class MeshReconciler {
     for (const line of applied.changes) this.deps.log.info(`wireguard: ${line}`);
     // The peer keeps the endpoint the device has; a name that never resolves must still be seen.
     for (const line of applied.unresolved) this.deps.log.warn(`wireguard: ${line}`);
-    const writes = [
-      applied.written,
-      await d.setMtu(mtu),
-      await d.setAddresses(t.leader ? t.wireguardCIDRs : []),
-      t.leader ? await d.up() : await d.down(),
-    ];
+    const link = await d.setLink({ mtu, up: t.leader });
+    const writes = [applied.written, link.mtu, await d.setAddresses(t.leader ? t.wireguardCIDRs : []), link.up];
     return this.count('wireguard', writes.filter(Boolean).length);
   }
 

@@ -1,9 +1,9 @@
 // A snapshot of one namespace's network configuration, for tests that check a component left
-// the host as it found it.
-import { listAddresses, type InterfaceAddress } from './addresses.js';
-import type { IpOptions } from './ip.js';
-import { listLinks, type Link } from './links.js';
-import { listRoutes, type Route } from './routes.js';
+// the host as it found it; and the part of it the agent reads at every reconcile.
+import { listAddresses, parseAddresses, type InterfaceAddress } from './addresses.js';
+import { readIpJson, readIpJsonBatch, type IpOptions } from './ip.js';
+import { listLinks, parseLink, type Link } from './links.js';
+import { listRoutes, parseRoute, type Route } from './routes.js';
 import { listRules, type Rule } from './rules.js';
 
 export interface NetworkState {
@@ -22,4 +22,25 @@ export async function captureNetworkState(opts: IpOptions = {}): Promise<Network
     listRules(opts),
   ]);
   return { links, addresses, routes, rules };
+}
+
+/** What a reconcile reads of the host: addresses, links and the main table's routes (both families). */
+export interface Addressing {
+  readonly addresses: readonly InterfaceAddress[];
+  readonly links: readonly Link[];
+  readonly mainRoutes: readonly Route[];
+}
+
+/** Two ip processes where there were four (each costs the agent a fork of itself). */
+export async function readAddressing(opts: IpOptions = {}): Promise<Addressing> {
+  // Without a family, `route show` lists IPv4's (and `addr show` both families').
+  const [[addresses = [], links = [], routes4 = []], routes6] = await Promise.all([
+    readIpJsonBatch([['addr', 'show'], ['link', 'show'], ['route', 'show', 'table', 'main']], { ...opts, globalArgs: ['-d'] }),
+    readIpJson(['-6', '-d', 'route', 'show', 'table', 'main'], opts),
+  ]);
+  return {
+    addresses: addresses.flatMap(parseAddresses),
+    links: links.map(parseLink),
+    mainRoutes: [...routes4.map((r) => parseRoute(r, 4)), ...routes6.map((r) => parseRoute(r, 6))],
+  };
 }

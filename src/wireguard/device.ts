@@ -223,6 +223,18 @@ export class WireGuardDevice {
     return true;
   }
 
+  /**
+   * The MTU and the admin state with one read and at most one `ip link set` (each command costs the
+   * agent a fork of itself); says which of the two changed.
+   */
+  async setLink(wanted: { readonly mtu: number; readonly up: boolean }): Promise<{ mtu: boolean; up: boolean }> {
+    const link = await this.requireLink();
+    const changed = { mtu: link.mtu !== wanted.mtu, up: link.up !== wanted.up };
+    const args = [...(changed.mtu ? ['mtu', String(wanted.mtu)] : []), ...(changed.up ? [wanted.up ? 'up' : 'down'] : [])];
+    if (args.length > 0) await runIp(['link', 'set', 'dev', this.name, ...args], { netns: this.netns });
+    return changed;
+  }
+
   async up(): Promise<boolean> {
     return this.setUp(true);
   }

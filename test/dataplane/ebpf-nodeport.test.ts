@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { BpfError, bpfFixturePath, openPinnedMap, type BpfMap } from '../../src/bpf/index.js';
+import { BpfError, bpfFixturePath, openPinnedLink, openPinnedMap, type BpfMap } from '../../src/bpf/index.js';
 import { runCommand } from '../../src/host/command.js';
 import {
   MAP_NAMES,
@@ -214,6 +214,16 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
     const pinned = pinnedIds(bpffs as string);
     const owned = await ownedIds({ maps: pinned.maps, progs: pinned.progs });
     return [...new Set([...pinned.links, ...owned.links, ...heldIds().links])].sort((a, b) => a - b);
+  }
+
+  /** The program a pinned link runs. */
+  function programOf(pin: string): number {
+    const link = openPinnedLink(pin);
+    try {
+      return link.info().progId;
+    } finally {
+      link.close();
+    }
   }
 
   /** Per-namespace TCP and UDP counters (nstat -a: since boot of the namespace, not since the last call). */
@@ -492,6 +502,8 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
     datapaths.set('b-mesh', mesh);
     await mesh.attach();
     assert.deepEqual(mesh.attachments.map((a) => a.interface), ['mspare0', 'mspare0'], 'a missing mesh interface is skipped');
+    // Every program of the object while it is loaded: those attached, and those this process holds.
+    const loadedAtStart = (await ownedIds({ maps: pinnedIds(dir).maps })).progs;
     // A leader's WireGuard device comes up after the proxy started: the next apply attaches to it.
     await sb().exec(n, 'ip', ['tuntap', 'add', 'dev', 'wgmesh0', 'mode', 'tun']);
     await mesh.apply(mapFor(n, []));
@@ -499,6 +511,10 @@ describe('tc NodePort data path in a sandbox', { skip }, () => {
     assert.deepEqual(onMesh(), [['np_ingress_mesh', true], ['np_egress_l3', true]]);
     const pinsOf = () => readdirSync(join(dir, 'links')).filter((name) => name.startsWith('nodeport-wgmesh0-')).sort();
     const before = pinsOf();
+    assert.ok(
+      before.map((pin) => programOf(join(dir, 'links', pin))).every((id) => loadedAtStart.has(id)),
+      `the programs loaded at start serve the mesh interface too (no second load): ${[...loadedAtStart].join(', ')}`,
+    );
     await mesh.apply(mapFor(n, []));
     assert.deepEqual(pinsOf(), before, 'an unchanged mesh interface is left as it is');
     await sb().exec(n, 'ip', ['link', 'del', 'wgmesh0']);

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { listAddresses } from '../../src/host/addresses.js';
 import { CommandError } from '../../src/host/command.js';
-import { runIp, runIpBatch } from '../../src/host/ip.js';
+import { readIpJson, readIpJsonBatch, runIp, runIpBatch } from '../../src/host/ip.js';
 import { findLink, listLinks } from '../../src/host/links.js';
 import { createNetns, deleteNetns, listNetns } from '../../src/host/netns.js';
-import { captureNetworkState } from '../../src/host/network-state.js';
+import { captureNetworkState, readAddressing } from '../../src/host/network-state.js';
 import { listRoutes } from '../../src/host/routes.js';
 import { listRules } from '../../src/host/rules.js';
 import { readSysctl, writeSysctl } from '../../src/host/sysctl.js';
@@ -140,6 +140,28 @@ describe('ip readers against a real namespace', { skip }, () => {
     await runIp(['route', 'del', '10.14.0.0/16', 'dev', 'v0'], inNs());
     assert.notDeepEqual(changed.routes, first.routes);
     assert.deepEqual(await captureNetworkState(inNs()), first);
+  });
+
+  test('reads batched in one ip process give each read its own list, as read one by one', async () => {
+    const reads = [['route', 'show', 'table', 'all', 'proto', 'static'], ['rule', 'show'], ['link', 'show'], ['route', 'show', 'table', 'all', 'proto', '99']];
+    for (const family of ['-4', '-6']) {
+      const globalArgs = ['-N', family, '-d'];
+      const batched = await readIpJsonBatch(reads, { ...inNs(), globalArgs });
+      const single = await Promise.all(reads.map((read) => readIpJson([...globalArgs, ...read], inNs())));
+      assert.deepEqual(batched, single, family);
+    }
+    const [staticRoutes, rules, links, empty] = await readIpJsonBatch(reads, { ...inNs(), globalArgs: ['-4'] });
+    assert.equal(staticRoutes?.length, 1, 'the static route of table 100');
+    assert.ok((rules?.length ?? 0) >= 3, 'the rules');
+    assert.deepEqual(links?.map((l) => (l as { ifname: string }).ifname).sort(), ['br0', 'lo', 'v0', 'v1']);
+    assert.deepEqual(empty, [], 'nothing of protocol 99');
+    await assert.rejects(readIpJsonBatch([['link', 'show'], ['link', 'show', 'dev', 'nosuch0']], inNs()), (e: unknown) => e instanceof CommandError, 'a read that fails fails the batch');
+  });
+
+  test('the addressing a reconcile reads, in two ip processes, is what the readers one by one give', async () => {
+    const addressing = await readAddressing(inNs());
+    assert.deepEqual(addressing, { addresses: await listAddresses(inNs()), links: await listLinks(inNs()), mainRoutes: await listRoutes(inNs()) });
+    assert.ok(addressing.mainRoutes.some((r) => r.family === 6) && addressing.mainRoutes.some((r) => r.family === 4), 'both families');
   });
 
   test('a failing batch names the failing command and namespace', async () => {

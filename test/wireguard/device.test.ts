@@ -184,6 +184,20 @@ test('mtu, up and down change only what differs', { skip }, async () => {
   assert.equal(await devA.setAddress(TUNNEL_A), true);
 });
 
+test('setLink sets the mtu and the admin state together, and says which of them changed', { skip }, async () => {
+  const link = async () => {
+    const found = await findLink(devA.name, { netns: NS_A });
+    return [found?.mtu, found?.up];
+  };
+  const before = (await findLink(devA.name, { netns: NS_A }))?.mtu ?? 0;
+  assert.deepEqual(await devA.setLink({ mtu: 1370, up: false }), { mtu: true, up: true });
+  assert.deepEqual(await link(), [1370, false]);
+  assert.deepEqual(await devA.setLink({ mtu: 1370, up: true }), { mtu: false, up: true });
+  assert.deepEqual(await devA.setLink({ mtu: before, up: true }), { mtu: true, up: false });
+  assert.deepEqual(await devA.setLink({ mtu: before, up: true }), { mtu: false, up: false });
+  assert.deepEqual(await link(), [before, true]);
+});
+
 test('setAddresses holds exactly one address per family, as a Peer\'s interface does', { skip }, async () => {
   const both = [parseCidr('10.251.0.21/32'), parseCidr('fd51::21/128')];
   const addresses = async () => (await listAddresses({ netns: NS_A, ifname: devA.name })).filter((a) => a.scope !== 'link').map((a) => a.cidr).sort();

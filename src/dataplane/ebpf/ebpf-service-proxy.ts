@@ -36,6 +36,8 @@ export interface NorthSouthDatapath {
   /** attach() staged a map rebuild and left the running programs until commitUpgrade(). */
   readonly upgradePending?: boolean;
   commitUpgrade?(): Promise<ProgramSwap[]>;
+  /** Lets go of this process's handles; what is attached and pinned stays. */
+  close?(): void;
 }
 
 export interface NorthSouthOptions {
@@ -196,8 +198,8 @@ export class EbpfServiceProxy implements ServiceProxy {
           const mesh = nodePort.meshInterface;
           const datapath = make({ bpffsDir: pinDir, sharedMapsDir: sockLb.mapsDir, interfaces: nodePort.interfaces, sizes, ...(mesh !== undefined && { meshInterface: mesh }), ...(log && { log }) });
           // A failed attach() takes back what it attached itself; a fresh start removes the rest
-          // too. Adopted pins were working before and stay.
-          if (!sockLb.adopted) undo.push(() => datapath.cleanup());
+          // too. Adopted pins were working before and stay: only this process's handles go.
+          undo.push(() => (sockLb.adopted ? datapath.close?.() : datapath.cleanup()));
           await datapath.attach();
           return datapath;
         });
@@ -389,6 +391,7 @@ export class EbpfServiceProxy implements ServiceProxy {
   close(): void {
     this.#sockLb.close();
     this.#terminator?.close();
+    this.#northSouth?.close?.();
   }
 }
 

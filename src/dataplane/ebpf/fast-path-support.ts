@@ -7,7 +7,11 @@ import { BpfObject, bpfObjectPath, probeBpf, probeBtf, probeTcx } from '../../bp
 import { errorLine } from '../../observability/first-line.js';
 import type { EbpfCheck, EbpfSupport } from './support.js';
 
-export function probeFastPathSupport(objectPath: string = bpfObjectPath('fastpath')): EbpfSupport {
+/**
+ * `load: false` leaves out loading fastpath.bpf.o, for a caller whose own load (FastPathDatapath.load)
+ * gives the verifier's word: the object through the verifier once at start, not twice.
+ */
+export function probeFastPathSupport(objectPath: string = bpfObjectPath('fastpath'), options: { readonly load?: boolean } = {}): EbpfSupport {
   const checks: EbpfCheck[] = [];
   const bpf = probeBpf();
   const privileged = bpf.syscall && bpf.privileged;
@@ -15,7 +19,7 @@ export function probeFastPathSupport(objectPath: string = bpfObjectPath('fastpat
   const btf = probeBtf();
   checks.push({ name: 'fast path: kernel BTF', ok: btf, required: true, ...(!btf && { detail: 'missing: CO-RE programs and kfuncs cannot be resolved' }) });
   if (privileged && btf) {
-    checks.push(loadCheck(objectPath));
+    if (options.load !== false) checks.push(loadCheck(objectPath));
     const tcx = probeTcx();
     checks.push({ name: 'fast path: tcx links', ok: tcx, required: false, detail: tcx ? 'yes' : 'no: clsact filters instead' });
   }

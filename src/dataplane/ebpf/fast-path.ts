@@ -139,6 +139,11 @@ export class FastPathDatapath {
     return { ...this.#attachAll(devices), written };
   }
 
+  /** Loads the programs over the pinned maps (apply() does so when not yet done), for the kernel's word before the first apply. */
+  load(): void {
+    this.#load();
+  }
+
   /** Between resyncs: the bridge's ports as they are now (pods made or deleted since). */
   followPorts(): FastPathReport {
     const desired = this.#desired;

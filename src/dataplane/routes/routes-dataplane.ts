@@ -2,8 +2,8 @@
 // protocol number: read what is ours, diff, write the difference in one `ip -batch` per family.
 // A route someone deleted comes back on the next apply; anyone else's route or rule, even one
 // with the same destination, is never changed (the kernel refuses our `add` instead).
-import { readIpJson } from '../../host/ip.js';
-import { listLinks } from '../../host/links.js';
+import { readIpJsonBatch } from '../../host/ip.js';
+import { parseLink } from '../../host/links.js';
 import { parseRoute, type Route as KernelRoute } from '../../host/routes.js';
 import { parseRule, type Rule as KernelRule } from '../../host/rules.js';
 import type { Family } from '../../model/ip.js';
@@ -66,58 +66,51 @@ export class RoutesDataplane {
   /** Makes the agent's routes and rules exactly `desired`. Throws PartialApplyError if some failed. */
   apply(desired: RoutesDesired): Promise<RoutesApplyReport> {
     return this.queue.run(async () => {
-      const [routes, rules] = await Promise.all([this.readRoutes(), this.readRules()]);
+      const { routes, rules, devices } = await this.read();
       const routePlan = planRoutes(desired.routes, routes, this.protocol);
       const rulePlan = planRules(desired.rules, rules, this.protocol, this.rulePriority);
-      return this.write([...routePlan.writes, ...rulePlan.writes], [...routePlan.rejected, ...rulePlan.rejected]);
+      return this.write([...routePlan.writes, ...rulePlan.writes], [...routePlan.rejected, ...rulePlan.rejected], devices);
     });
   }
 
   /** Deletes every route (in every table) and rule with the agent's protocol, and nothing else. */
   cleanup(): Promise<RoutesApplyReport> {
     return this.queue.run(async () => {
-      const [routes, rules] = await Promise.all([this.readRoutes(), this.readRules()]);
+      const { routes, rules, devices } = await this.read();
       // Nothing desired: the plans are exactly the deletes of everything that is ours.
       const writes = [...planRoutes([], routes, this.protocol).writes, ...planRules([], rules, this.protocol, this.rulePriority).writes];
-      return this.write(writes, []);
+      return this.write(writes, [], devices);
     });
   }
 
-  /** `-N`: tables, protocols and types as numbers, whatever names /etc/iproute2 gives them. */
-  private async readRoutes(): Promise<KernelRoute[]> {
+  /**
+   * Our routes and rules, and the devices there are, in one `ip` process per family (the links
+   * with IPv4's). `-N`: tables, protocols and types as numbers, whatever names /etc/iproute2 gives them.
+   */
+  private async read(): Promise<{ routes: KernelRoute[]; rules: KernelRule[]; devices: ReadonlySet<string> }> {
     const proto = String(this.protocol);
-    const lists = await Promise.all(
-      FAMILIES.map(async (family) =>
-        (await readIpJson(['-N', `-${family}`, '-d', 'route', 'show', 'table', 'all', 'proto', proto], { netns: this.netns })).map((r) =>
-          parseRoute(r, family, 'all'),
-        ),
+    const perFamily = await Promise.all(
+      FAMILIES.map((family) =>
+        readIpJsonBatch([['route', 'show', 'table', 'all', 'proto', proto], ['rule', 'show'], ...(family === 4 ? [['link', 'show']] : [])], {
+          ...(this.netns !== undefined && { netns: this.netns }),
+          globalArgs: ['-N', `-${family}`, '-d'],
+        }),
       ),
     );
-    return lists.flat();
-  }
-
-  private async readRules(): Promise<KernelRule[]> {
-    const proto = String(this.protocol);
-    const lists = await Promise.all(
-      FAMILIES.map(async (family) =>
-        (await readIpJson(['-N', `-${family}`, '-d', 'rule', 'show'], { netns: this.netns })).map((r) => parseRule(r, family)),
-      ),
-    );
-    return lists.flat().filter((rule) => rule.protocol === proto);
+    const routes = perFamily.flatMap(([routes = []], i) => routes.map((r) => parseRoute(r, FAMILIES[i] as Family, 'all')));
+    const rules = perFamily.flatMap(([, rules = []], i) => rules.map((r) => parseRule(r, FAMILIES[i] as Family))).filter((rule) => rule.protocol === proto);
+    const devices = new Set((perFamily[0]?.[2] ?? []).map((link) => parseLink(link).name));
+    return { routes, rules, devices };
   }
 
   /** Deletes before adds, one forced batch per family; a missing device fails its route only. */
-  private async write(planned: readonly PlannedWrite[], rejected: readonly WriteFailure[]): Promise<RoutesApplyReport> {
+  private async write(planned: readonly PlannedWrite[], rejected: readonly WriteFailure[], devices: ReadonlySet<string>): Promise<RoutesApplyReport> {
     const failures: WriteFailure[] = [...rejected];
-    let writes = planned;
-    if (writes.some((w) => w.dev !== undefined)) {
-      const devices = new Set((await listLinks({ netns: this.netns })).map((link) => link.name));
-      writes = planned.filter((w) => {
-        if (w.dev === undefined || devices.has(w.dev)) return true;
-        failures.push({ what: w.what, reason: `device "${w.dev}" does not exist` });
-        return false;
-      });
-    }
+    const writes = planned.filter((w) => {
+      if (w.dev === undefined || devices.has(w.dev)) return true;
+      failures.push({ what: w.what, reason: `device "${w.dev}" does not exist` });
+      return false;
+    });
     const isDelete = (w: PlannedWrite): boolean => w.args[1] === 'del';
     const outcomes = await Promise.all(
       FAMILIES.map(async (family) => {
