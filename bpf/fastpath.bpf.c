@@ -67,8 +67,10 @@ struct {
 	__uint(max_entries, WL_FP_DEVS_MAX);
 } wl_fp_devs SEC(".maps");
 
+// LRU: a pod that sprays source MACs ages its own entries out instead of filling the table for good
+// (a port whose entry is gone goes to the stack until its next packet relearns it).
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct wl_fp_port_key);
 	__type(value, struct wl_fp_port_value);
 	__uint(max_entries, WL_FP_PORTS_MAX);

@@ -15,7 +15,7 @@
  *   a route through any other interface (a tunnel, a device another program owns) goes to the
  *   stack.
  *
- * wl_fp_ports (HASH): a pod's MAC address to the host side of its veth (ifindex), learnt by fp_pod
+ * wl_fp_ports (LRU_HASH): a pod's MAC address to the host side of its veth (ifindex), learnt by fp_pod
  *   from the frames the pod sends, as the bridge learns its forwarding database. The IP address to
  *   MAC step is the kernel's own neighbour table (bpf_fib_lookup), so the fast path trusts nothing
  *   the bridge and the stack would not. The agent removes entries of ports that are gone.

@@ -27,6 +27,7 @@ import { PIN_LINKS_DIR, writeAddress } from './codec.js';
 import { FP_CIDR_KEY, MAPS as LAYOUTS } from './layouts.js';
 import { readPinnedCounters, sumCounters } from './counters.js';
 import { filterProgram, unlessMissing, unlessNotALink } from './pin-errors.js';
+import { layoutDifferences } from './map-staging.js';
 import { swapLinkProgram, swapOrKeep } from './program-swap.js';
 
 /** The fast path's pin directory under the agent's --bpf-dir. */
@@ -178,7 +179,7 @@ export class FastPathDatapath {
     mkdirSync(this.linksDir, { recursive: true });
     const obj = BpfObject.open(this.#opts.objectPath ?? bpfObjectPath('fastpath'), { name: 'fastpath' });
     try {
-      for (const { name } of Object.values(MAPS)) obj.setMapPinPath(name, join(this.dir, name));
+      this.#pinMaps(obj);
       obj.load();
       for (const info of obj.maps().filter((m) => !m.internal)) {
         const layout = Object.values(MAPS).find((m) => m.name === info.name);
@@ -194,6 +195,28 @@ export class FastPathDatapath {
     // Kept open: the programs' fds attach new pods' veths between resyncs.
     this.#obj = obj;
     return this.#maps;
+  }
+
+  /**
+   * Points the object's maps at their pins. A pin of another layout (an older build's) is replaced,
+   * not staged as the service maps are: everything in these maps is derived (CIDRs and devices
+   * rewritten every apply, ports relearnt from the next packet, counters restart), and the attached
+   * programs keep the old maps until this load's programs replace them.
+   */
+  #pinMaps(obj: BpfObject): void {
+    const replaced: string[] = [];
+    for (const info of obj.maps().filter((m) => !m.internal)) {
+      const pin = join(this.dir, info.name);
+      const pinned = unlessMissing(() => openPinnedMap(pin));
+      const differences = pinned === undefined ? [] : layoutDifferences(pinned, info);
+      pinned?.close();
+      if (differences.length > 0) {
+        unpin(pin);
+        replaced.push(`${info.name} (${differences.join(', ')})`);
+      }
+      obj.setMapPinPath(info.name, pin);
+    }
+    if (replaced.length > 0) this.#opts.log?.warn({ maps: replaced }, 'fast path: pinned maps of another layout replaced; their contents are derived (rewritten, relearnt; counters restart)');
   }
 
   /** The interfaces to attach to, as they are now. */
