@@ -85,7 +85,7 @@ test('the demo passes every check and prints what it proved: IPv6, NAT traversal
   assert.doesNotMatch(out, /only by|not run here/, 'nothing left to another test');
   t.diagnostic(`failover: leadership moved ${moved[1]} s after the drop, crossings answered again ${resumed.join(', ')} s after it`);
 
-  assert.match(out, /^proved: .*IPv6 pod to pod \(6\/6\).*NAT traversal \(1\/1\).*Peer laptop \(7\/7\).*Failover \(7\/7\)/m);
+  assert.match(out, /^proved: .*IPv6 pod to pod \(12\/12\).*NAT traversal \(1\/1\).*Peer laptop \(7\/7\).*Failover \(7\/7\)/m);
   assert.doesNotMatch(out, /^not proved/m);
   const summary = /^(\d+)\/(\d+) checks passed in \d+ s$/m.exec(out);
   assert.ok(summary !== null && summary[1] === summary[2], `every check passed:\n${out}`);
