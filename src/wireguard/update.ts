@@ -4,8 +4,11 @@
 // - `wg set NAME peer K remove ...` drops peers, and clears allowed IPs (a config file cannot say
 //   "no allowed IPs": `AllowedIPs =` is a parse error);
 // - `wg addconf NAME FILE` writes the rest, keys in a private file, never on argv. For an
-//   existing peer an AllowedIPs line replaces its list, `PersistentKeepalive = off` and the zero
-//   preshared key clear those fields, and lines left out leave fields as they are.
+//   existing peer `PersistentKeepalive = off` and the zero preshared key clear those fields, and
+//   lines left out leave fields as they are, but for AllowedIPs: `wg` replaces a peer's allowed IPs
+//   for every [Peer] section, with the section's list, none when it has no AllowedIPs line. So a
+//   section always carries the peer's whole list (a change of endpoint alone once blackholed the
+//   peer until the next reconcile restored its allowed IPs).
 import { formatEndpoint } from '../model/endpoint.js';
 import { formatCidr } from '../model/ip.js';
 import { canonicalAllowedIPs, formatFwMark } from './conf-text.js';
@@ -45,7 +48,7 @@ function peerLinesOf({ peer, fields }: PeerUpdate): string[] {
   const lines: string[] = [];
   if (fields.includes('presharedKey')) lines.push(`PresharedKey = ${peer.presharedKey ?? ZERO_KEY}`);
   const allowed = canonicalAllowedIPs(peer.allowedIPs);
-  if (fields.includes('allowedIPs') && allowed.length > 0) lines.push(`AllowedIPs = ${allowed.map(formatCidr).join(', ')}`);
+  if (allowed.length > 0) lines.push(`AllowedIPs = ${allowed.map(formatCidr).join(', ')}`);
   if (fields.includes('endpoint') && peer.endpoint !== undefined) lines.push(`Endpoint = ${formatEndpoint(peer.endpoint)}`);
   if (fields.includes('persistentKeepalive')) lines.push(`PersistentKeepalive = ${peer.persistentKeepalive || 'off'}`);
   return lines;

@@ -165,6 +165,15 @@ test("changing one peer's allowed IPs writes that field only and keeps the sessi
   assert.equal((await devA.apply(configA)).written, true);
 });
 
+test("changing only a peer's keepalive keeps its allowed IPs: the tunnel carries traffic right after", { skip }, async () => {
+  const keepalive: WireGuardConfig = { ...configA, peers: [{ ...configA.peers[0]!, persistentKeepalive: 25 }] };
+  const result = await devA.apply(keepalive);
+  assert.deepEqual(result.changes, [`peer ${pubB}: set persistentKeepalive (allowed IPs 10.251.0.2/32)`]);
+  assert.ok(equalConfig(await devA.read(), keepalive), 'the allowed IPs are still there');
+  assert.equal(await probeTcp(NS_A, '10.251.0.2', UNUSED_PORT, 5000), 'refused');
+  assert.equal((await devA.apply(configA)).written, true);
+});
+
 test('a peer left out of the config is removed, and comes back when it returns', { skip }, async () => {
   const result = await devA.apply({ interface: configA.interface, peers: [] });
   assert.deepEqual(result.changes, [`peer ${pubB}: remove`]);

@@ -67,3 +67,16 @@ test('a new peer with nothing but its key still gets a section; interface keys a
   assert.deepEqual(writes.setArgs, []);
   assert.equal(writes.addconf, `[Interface]\nPrivateKey = ${privateKey}\nListenPort = 4\nFwMark = 0xff\n\n[Peer]\nPublicKey = ${A}\n`);
 });
+
+test('a section for an endpoint or keepalive change carries the whole AllowedIPs list: wg replaces it for every [Peer] section', () => {
+  const allowedIPs = cidrs('10.0.1.0/24', '10.4.0.1/32');
+  const current: WireGuardConfig = { interface: {}, peers: [peer(A, { allowedIPs, endpoint: parseEndpoint('192.0.2.1:51820') }), peer(B, { allowedIPs: cidrs('10.0.2.0/24') })] };
+  const desired: WireGuardConfig = { interface: {}, peers: [peer(A, { allowedIPs, endpoint: parseEndpoint('192.0.2.9:51820') }), peer(B, { allowedIPs: cidrs('10.0.2.0/24'), persistentKeepalive: 25 })] };
+  const diff = diffConfig(current, desired);
+  assert.deepEqual(diff.upsertPeers.map((u) => u.fields), [['endpoint'], ['persistentKeepalive']]);
+  const text = planWrites(diff).addconf ?? '';
+  assert.equal(
+    text,
+    `[Peer]\nPublicKey = ${A}\nAllowedIPs = 10.0.1.0/24, 10.4.0.1/32\nEndpoint = 192.0.2.9:51820\n\n[Peer]\nPublicKey = ${B}\nAllowedIPs = 10.0.2.0/24\nPersistentKeepalive = 25\n`,
+  );
+});
