@@ -22,6 +22,7 @@ export function computeTopology(input: MeshInput, opts: MeshOptions): Topology {
   const node = nodes.find((n) => n.name === opts.hostname) as MeshNode;
   const members = groupIntoSegments(nodes, opts.granularity);
   const discovered = collectDiscoveredEndpoints(node, members);
+  // Only kept pod CIDRs are reserved: a dropped 0.0.0.0/0 would otherwise refuse every Peer's claim.
   const rules: ClaimRules = { reserved: reservedRanges(pods.nodes, opts), allowWide };
   const sorted = sortedPeers(input.peers);
   const peerClaims = resolveOrderedClaims(sorted.map((p) => ({ kind: 'Peer', name: p.name, field: 'spec.allowedIPs', prefixes: p.allowedIPs })), rules);
