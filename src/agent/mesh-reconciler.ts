@@ -12,7 +12,7 @@ import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
 import { TunnelDevice, VXLAN_DEVICE } from '../dataplane/tunnel/index.js';
 import { readAddressing } from '../host/network-state.js';
 import { renderGraph } from '../mesh/graph.js';
-import { type Heartbeat, type LivenessEvidence, goneNodes, heardAt, nodeHeartbeatValues, recordHeartbeats, recordVouches } from '../mesh/liveness.js';
+import { type Heartbeat, type LivenessEvidence, type SegmentLog, goneNodes, heardAt, nodeHeartbeatValues, recordHeartbeats, recordVouches } from '../mesh/liveness.js';
 import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
 import { meshMtuOf } from '../mesh/mtu.js';
 import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
@@ -75,7 +75,7 @@ export class MeshReconciler {
   /** Other nodes' own heartbeats and when this agent saw each change (see mesh/liveness.ts). */
   private heartbeats: ReadonlyMap<string, Heartbeat> = new Map();
   /** Segment heartbeats (their Leases' versions) and when this agent saw each change. */
-  private segmentHeartbeats: ReadonlyMap<string, Heartbeat> = new Map();
+  private segmentHeartbeats: SegmentLog = new Map();
   /** The end of this agent's last blind period: its start, a failed renewal, a heartbeat watch (re)opened. */
   private trustedSince = Math.floor(Date.now() / 1000);
   private gone: ReadonlySet<string> = new Set();
@@ -293,7 +293,7 @@ export class MeshReconciler {
     if (self) heartbeats.follow(self.location);
     const heard = heartbeats.heard();
     this.heartbeats = recordHeartbeats(this.heartbeats, nodeHeartbeatValues(nodes, heard.nodes), now);
-    const segments = recordVouches(this.segmentHeartbeats, heard.segments, self?.location ?? '', now);
+    const segments = recordVouches(this.segmentHeartbeats, heard.segments, self?.location ?? '', now, this.livenessWindowSeconds);
     this.segmentHeartbeats = segments.log;
     // Heartbeats arrive as they are written only through watches: while one does not stream (the API
     // failing, watches expiring, lists catching up late, a location just followed) this agent is as

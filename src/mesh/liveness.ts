@@ -80,21 +80,37 @@ export interface SegmentHeartbeat {
   readonly location: string;
 }
 
+/** A segment heartbeat as last heard with one holder: the version seen, when, and whom it vouched for. */
+export interface HeardSegment extends Vouch {
+  readonly lease: string;
+  readonly version: string;
+  readonly location: string;
+}
+
+/** Segment heartbeats heard, per Lease and holder (see recordVouches). */
+export type SegmentLog = ReadonlyMap<string, HeardSegment>;
+
 /**
  * The segment heartbeat log after seeing `segments` at `now`, and the vouches of those of other
  * locations: this agent hears its own location's nodes directly, and a vouch would only keep a dead
  * member of it alive for a window longer than its own members judge it.
+ *
+ * A holder's renewal replaces its earlier vouch (a member it no longer names was judged gone by it),
+ * but another holder's write does not revoke it: that vouch ages out on its own. A member can claim
+ * the Lease from a stale view (its first reconcile, before it heard the leader) and name itself
+ * alone; the leader renews it again within a period, and meanwhile must not be judged gone.
  */
-export function recordVouches(
-  log: ReadonlyMap<string, Heartbeat>,
-  segments: readonly SegmentHeartbeat[],
-  ownLocation: string,
-  now: number,
-): { readonly log: Map<string, Heartbeat>; readonly vouches: Vouch[] } {
-  const next = recordHeartbeats(log, new Map(segments.map((s) => [s.name, s.version])), now);
-  const vouches = segments
-    .filter((s) => s.location !== ownLocation)
-    .map((s) => ({ holder: s.holder, members: s.members, heardAt: next.get(s.name)?.heardAt ?? now }));
+export function recordVouches(log: SegmentLog, segments: readonly SegmentHeartbeat[], ownLocation: string, now: number, windowSeconds: number): { readonly log: SegmentLog; readonly vouches: Vouch[] } {
+  const next = new Map<string, HeardSegment>();
+  for (const s of segments) {
+    const key = `${s.name}/${s.holder}`;
+    const previous = log.get(key);
+    next.set(key, previous?.version === s.version ? previous : { lease: s.name, version: s.version, location: s.location, holder: s.holder, members: s.members, heardAt: now });
+  }
+  const leases = new Set(segments.map((s) => s.name));
+  // Kept until even its members have aged out (heardAt below): two windows.
+  for (const [key, heard] of log) if (!next.has(key) && leases.has(heard.lease) && now - heard.heardAt < 2 * windowSeconds) next.set(key, heard);
+  const vouches = [...next.values()].filter((s) => s.location !== ownLocation).map(({ holder, members, heardAt }) => ({ holder, members, heardAt }));
   return { log: next, vouches };
 }
 

@@ -321,14 +321,23 @@ export class MeshCluster {
     return r.stdout.split('\n').filter((l) => /\t[1-9]\d*$/.test(l)).length;
   }
 
-  /** The last lines of every agent's log. */
+  /**
+   * The last lines of every agent's log, then every agent's warnings and errors: printed last, they
+   * are what a truncated CI excerpt of a failure still shows.
+   */
   async logTails(lines = 40): Promise<string> {
     const out: string[] = [];
-    for (const node of this.spec.nodes) out.push(`--- agent ${node.name}`, ...(await this.log(node.name)).split('\n').slice(-lines));
+    const warnings: string[] = [];
+    for (const node of this.spec.nodes) {
+      const log = (await this.log(node.name)).split('\n');
+      out.push(`--- agent ${node.name}`, ...log.slice(-lines));
+      warnings.push(...log.filter((l) => /^\{"level":[4-6]\d,/.test(l)).map((l) => `${node.name}: ${l}`));
+    }
     for (const name of this.wireguards.keys()) {
       const log = await readFile(this.wireguardLogFile(name), 'utf8').catch(() => '');
       out.push(`--- wireguard ${name}`, ...log.split('\n').slice(-lines));
     }
+    out.push('--- warnings and errors, every agent', ...warnings.slice(-lines));
     return out.join('\n');
   }
 

@@ -23,7 +23,8 @@ export async function createMeshCluster(spec: MeshClusterSpec): Promise<TestMesh
   const cluster = await MeshCluster.create(spec);
   let api: KubeApiServer | undefined;
   const destroy = async (failedRun: boolean) => {
-    if (failedRun) process.stderr.write(`${await cluster.logTails()}\n`);
+    // WIRELANE_TEST_LOGS=1 prints them after passing tests too, to study timings.
+    if (failedRun || process.env.WIRELANE_TEST_LOGS === '1') process.stderr.write(`${await cluster.logTails(failedRun ? undefined : 400)}\n`);
     await cluster.destroy();
     await api?.close();
   };

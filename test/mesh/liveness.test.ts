@@ -120,14 +120,14 @@ describe('heartbeats as Leases: own location directly, other locations through t
   });
 
   test("only other locations' segment Leases vouch: this location's nodes are judged by their own Leases", () => {
-    const { vouches } = recordVouches(new Map(), [segment('a', ['a', 'b'], '5', 'east'), segment('c', ['c', 'd'], '6')], 'east', NOW);
+    const { vouches } = recordVouches(new Map(), [segment('a', ['a', 'b'], '5', 'east'), segment('c', ['c', 'd'], '6')], 'east', NOW, WINDOW);
     assert.deepEqual(vouches, [{ holder: 'c', members: ['c', 'd'], heardAt: NOW }]);
   });
 
   test("a location's leader is heard through its segment Lease; when renewals stop it ages first, its members a window later", () => {
     const [c, d] = [node('c', up), node('d', up)];
-    let log = recordVouches(new Map(), [segment('c', ['c', 'd'], '6')], 'east', NOW).log;
-    const renewed = recordVouches(log, [segment('c', ['c', 'd'], '9')], 'east', NOW + 15);
+    let log = recordVouches(new Map(), [segment('c', ['c', 'd'], '6')], 'east', NOW, WINDOW).log;
+    const renewed = recordVouches(log, [segment('c', ['c', 'd'], '9')], 'east', NOW + 15, WINDOW);
     log = renewed.log;
     const e = evidence(new Map(), { vouches: renewed.vouches });
     assert.equal(readyAt(c, e, NOW + 15 + WINDOW - 1), true);
@@ -135,11 +135,35 @@ describe('heartbeats as Leases: own location directly, other locations through t
     assert.equal(readyAt(d, e, NOW + 15 + WINDOW), true, 'a member, while a successor may take the Lease over');
     assert.equal(readyAt(d, e, NOW + 15 + 2 * WINDOW - 1), true);
     assert.equal(readyAt(d, e, NOW + 15 + 2 * WINDOW), false, 'a location gone as a whole goes');
-    // The successor renews, vouching for d alone: d is heard again, c no longer vouched for.
-    const takeover = recordVouches(log, [segment('d', ['d'], '12')], 'east', NOW + 15 + WINDOW + 5).vouches;
+    // The successor renews, vouching for d alone: d is heard again, c not through it.
+    const takeover = recordVouches(log, [segment('d', ['d'], '12')], 'east', NOW + 15 + WINDOW + 5, WINDOW).vouches;
     const later = NOW + 15 + 2 * WINDOW;
     assert.equal(readyAt(d, evidence(new Map(), { vouches: takeover }), later), true);
-    assert.equal(heardAt(c, evidence(new Map(), { vouches: takeover }), later, WINDOW), undefined, 'c: never heard through the new leader');
+    assert.equal(heardAt(c, evidence(new Map(), { vouches: takeover }), later, WINDOW), NOW + 15, 'c: as last heard through its own vouch');
+    assert.equal(readyAt(c, evidence(new Map(), { vouches: takeover }), later), false);
+  });
+
+  // Seen under load: b's first reconcile, before it heard a, claimed east's Lease naming b alone.
+  test("another member's claim does not revoke the leader it has not heard: the leader ages from its own last renewal", () => {
+    const [a, b] = [node('a', up), node('b', up)];
+    const log = recordVouches(new Map(), [segment('a', ['a', 'b'], '6')], 'east', NOW, WINDOW).log;
+    const claimed = recordVouches(log, [segment('b', ['b'], '7')], 'east', NOW + 1, WINDOW);
+    for (const at of [NOW + 1, NOW + WINDOW - 1]) assert.equal(readyAt(a, evidence(new Map(), { vouches: claimed.vouches }), at), true, `a at +${at - NOW} s`);
+    assert.equal(readyAt(a, evidence(new Map(), { vouches: claimed.vouches }), NOW + WINDOW), false, 'a, never renewing again, ages a window after its last renewal');
+    // a renews over b's claim: heard again; b's claim ages out like any vouch no longer renewed.
+    const renewed = recordVouches(claimed.log, [segment('a', ['a', 'b'], '8')], 'east', NOW + 2, WINDOW);
+    assert.equal(readyAt(a, evidence(new Map(), { vouches: renewed.vouches }), NOW + 2 + WINDOW - 1), true);
+    assert.equal(readyAt(b, evidence(new Map(), { vouches: renewed.vouches }), NOW + 2 + 2 * WINDOW - 1), true, 'b, named by a');
+    const pruned = recordVouches(renewed.log, [segment('a', ['a', 'b'], '9')], 'east', NOW + 1 + 2 * WINDOW, WINDOW).log;
+    assert.deepEqual([...pruned.values()].map((v) => v.holder), ['a'], "b's claim forgotten once aged out");
+    assert.equal(recordVouches(renewed.log, [], 'east', NOW + 3, WINDOW).log.size, 0, 'a Lease deleted takes its vouches along');
+  });
+
+  test('a holder that drops a member in its own renewal drops it at once', () => {
+    const b = node('b', up);
+    const log = recordVouches(new Map(), [segment('c', ['c', 'b'], '6')], 'east', NOW, WINDOW).log;
+    const dropped = recordVouches(log, [segment('c', ['c'], '7')], 'east', NOW + 1, WINDOW).vouches;
+    assert.equal(heardAt(b, evidence(new Map(), { vouches: dropped }), NOW + 1, WINDOW), undefined);
   });
 
   test('a member its leader no longer names is dropped at once (the leader judged it gone)', () => {
