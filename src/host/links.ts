@@ -14,6 +14,8 @@ export interface Link {
   readonly mac: string | undefined;
   /** The bridge (or bond) this link is enslaved to. */
   readonly master: string | undefined;
+  /** 'ether', 'loopback', 'none' (a layer-3 device: WireGuard, tun), ... */
+  readonly linkType: string | undefined;
 }
 
 export function parseLink(value: unknown): Link {
@@ -29,6 +31,7 @@ export function parseLink(value: unknown): Link {
     mtu: o.number('mtu'),
     mac: o.optionalString('address'),
     master: o.optionalString('master'),
+    linkType: o.optionalString('link_type'),
   };
 }
 

@@ -28,7 +28,7 @@ import {
   type TcFilterId,
 } from '../../bpf/index.js';
 import { runCommand } from '../../host/command.js';
-import { IpJsonObject } from '../../host/ip.js';
+import { parseLink } from '../../host/links.js';
 import { widthOf, type Ip } from '../../model/ip.js';
 import type { ServiceMap } from '../../model/service.js';
 import { UndoStack } from '../undo-stack.js';
@@ -614,10 +614,8 @@ export class NodePortDatapath {
     const result = netns === undefined ? await runCommand(argv[0] as string, argv.slice(1), { allowFailure: true }) : await runCommand('nsenter', [`--net=${netns}`, ...argv], { allowFailure: true });
     if (result.exitCode !== 0) throw new NodePortError(`nodeport: ip link show: ${result.stderr.trim().split('\n')[0] ?? ''}`);
     const links = new Map<string, InterfaceInfo>();
-    for (const entry of JSON.parse(result.stdout || '[]') as unknown[]) {
-      const link = new IpJsonObject(entry, 'ip link entry');
-      const name = link.string('ifname');
-      links.set(name, { name, ifindex: link.number('ifindex'), l3: link.optionalString('link_type') === 'none', mesh: name === this.#opts.meshInterface });
+    for (const { name, index, linkType } of (JSON.parse(result.stdout || '[]') as unknown[]).map(parseLink)) {
+      links.set(name, { name, ifindex: index, l3: linkType === 'none', mesh: name === this.#opts.meshInterface });
     }
     return links;
   }
