@@ -273,7 +273,11 @@ export class MeshCluster {
   /** The agent's /metrics, parsed into `name{labels}` → value. */
   async metrics(name: string): Promise<Map<string, number>> {
     const metrics = new Map<string, number>();
-    for (const line of (await this.curl(name, '/metrics')).stdout.split('\n')) {
+    let scrape = await this.curl(name, '/metrics');
+    // A scrape that timed out (an agent busy for seconds on a loaded machine) says nothing: again,
+    // a few times. Refused (curl's 7: nothing listens) is an answer, returned at once.
+    for (let attempt = 1; attempt < METRICS_ATTEMPTS && scrape.exitCode !== 0 && scrape.exitCode !== 7; attempt++) scrape = await this.curl(name, '/metrics');
+    for (const line of scrape.stdout.split('\n')) {
       const m = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
       if (m) metrics.set(m[1] as string, Number(m[2]));
     }
@@ -403,6 +407,8 @@ function podCIDROf(index: number): string {
 
 const HEALTH_PORT = 1107;
 const METRICS_PORT = 1108;
+/** Scrapes of an agent's /metrics before one that timed out counts as empty. */
+const METRICS_ATTEMPTS = 4;
 
 /** The agent's URL for `path` as seen from its node's namespace. */
 export function agentUrl(path: string): string {
