@@ -93,7 +93,10 @@ for (let i = 0; i < Number(count); i++) {
   const reuse = mode === 'same-socket' || mode === 'connected-socket';
   const made = reuse ? (shared ??= await udpSocket(connected)) : await udpSocket(connected);
   if (made.error) { made.sock?.close(); out({ error: made.error }); continue; }
-  out(await udpOnce(made.sock, connected));
+  const reply = await udpOnce(made.sock, connected);
+  out(reply);
+  // An error while a request waited (the socket ended under it) is reported once, by that request.
+  if (made === shared && mode === 'connected-socket' && reply.error && reply.error !== 'ETIMEDOUT') { shared.sock.close(); shared = undefined; continue; }
   if (made !== shared) made.sock.close();
 }
 shared?.sock.close();
