@@ -224,3 +224,23 @@ test('clsact: interfaces no longer wanted lose our filter, another\'s stays; cle
   for (const iface of ['pod-b', 'ul0', 'stale0']) assert.deepEqual(await foreignOn(iface), foreign[iface], `${iface}: another's filters stay`);
   assert.equal(existsSync(join(bpffs, FAST_PATH_DIR)), false, 'and no pins');
 });
+
+test('clsact: a filter of ours holding another load\'s program (other maps) is replaced in place, once', { skip }, async (t) => {
+  const ns = await namespace(t);
+  const bpffs = await privateBpffs(t);
+  const fastPath = fastPathIn(t, ns, bpffs);
+  const monitor = monitorIn(t, ns, fastPath);
+  // At our handle and priority, the same code over maps of its own: it would serve stale state.
+  const stranger = await fastPath({ op: 'foreign', interface: 'ul0', ...OURS });
+  await monitor.mark();
+
+  assert.deepEqual(report(await fastPath({ op: 'apply', desired: EVERYWHERE(['ul0']) })), { attached: 2, detached: 0 }, 'the bridge ports attached; ul0 swapped, not attached');
+  const ul0 = (await oursOn(ns, ['ul0']))['ul0'];
+  assert.equal(ul0?.program, 'fp_l2');
+  assert.notEqual(ul0?.id, stranger, 'ul0\'s filter holds this load\'s program now');
+  assert.deepEqual((await filtersOf(ns, 'ul0')).length, 1, 'replaced, not added beside it');
+  assert.deepEqual((await monitor.mark()).map((l) => /^(\w+) filter dev (\S+) /.exec(l)?.slice(1, 3).join(' ')).sort(), ['added pod-a', 'added pod-b', 'replaced ul0']);
+
+  assert.deepEqual(report(await fastPath({ op: 'apply', desired: EVERYWHERE(['ul0']) })), NOTHING);
+  assert.deepEqual(await monitor.mark(), [], 'the swapped filter is not written again');
+});
