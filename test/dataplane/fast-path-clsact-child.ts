@@ -16,8 +16,8 @@ type Command =
   | { readonly op: 'follow' | 'close' | 'cleanup' }
   | { readonly op: 'foreign'; readonly interface: string; readonly handle: number; readonly priority: number };
 
-const bpffsDir = process.argv[2];
-if (bpffsDir === undefined) throw new Error('usage: fast-path-clsact-child.ts BPFFS_DIR');
+const [, , bpffsDir = ''] = process.argv;
+if (bpffsDir === '') throw new Error('usage: fast-path-clsact-child.ts BPFFS_DIR');
 
 let fastPath: FastPathDatapath | undefined;
 /** Another load of the object, its maps unpinned: the owner of the foreign filters. */
