@@ -153,7 +153,7 @@ const report = (value: unknown) => {
   return { attached, detached };
 };
 
-test('clsact: attached once; a second apply, a follow and a restarted agent write nothing', { skip }, async (t) => {
+test('clsact: attached once; a second apply, a follow, a restarted agent and a deleted pod write nothing', { skip }, async (t) => {
   const ns = await namespace(t);
   const bpffs = await privateBpffs(t);
   const fastPath = fastPathIn(t, ns, bpffs);
@@ -182,6 +182,13 @@ test('clsact: attached once; a second apply, a follow and a restarted agent writ
   assert.deepEqual(report(await fastPath({ op: 'follow' })), NOTHING);
   assert.deepEqual(await monitor.mark(), [], 'the earlier run\'s identical programs are kept, not replaced');
   assert.deepEqual(await oursOn(ns, wanted), first);
+
+  // A pod deleted: the filter goes with its veth; nothing to detach, and no error.
+  await runCommand('ip', ['-n', ns, 'link', 'del', 'pod-b']);
+  assert.deepEqual(report(await fastPath({ op: 'follow' })), NOTHING);
+  assert.deepEqual(report(await fastPath({ op: 'follow' })), NOTHING);
+  assert.deepEqual(await monitor.mark(), [], 'no filter written');
+  assert.deepEqual(await oursOn(ns, ['pod-a']), { 'pod-a': first['pod-a'] }, 'the other pod keeps its filter');
 });
 
 test('clsact: interfaces no longer wanted lose our filter, another\'s stays; clean-up removes ours', { skip }, async (t) => {

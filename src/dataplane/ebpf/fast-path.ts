@@ -29,7 +29,7 @@ import { FP_CIDR_KEY, MAPS as LAYOUTS } from './layouts.js';
 import { readPinnedCounters, sumCounters } from './counters.js';
 import { detachFilter, filterProgram, unlessMissing, unlessNotALink } from './pin-errors.js';
 import { layoutDifferences } from './map-staging.js';
-import { swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
+import { type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
 
 /** The fast path's pin directory under the agent's --bpf-dir. */
 export const FAST_PATH_DIR = 'fast-path';
@@ -306,7 +306,7 @@ export class FastPathDatapath {
         }
         this.#checked.add(pin);
         try {
-          swapOrKeep(() => swapLinkProgram(adopted, obj, want.program, pin), (e) => this.#opts.log?.warn({ err: e.message }, 'fast path: a program of other code serves on'));
+          swapOrKeep(() => swapLinkProgram(adopted, obj, want.program, pin), (e) => this.#keep(e));
         } finally {
           adopted.close();
         }
@@ -346,10 +346,7 @@ export class FastPathDatapath {
    */
   #adoptFilter(obj: BpfObject, want: Wanted, filter: TcFilterId, running: number): number {
     if (this.#filters.get(filterKey(want)) === running) return running;
-    const swap = swapOrKeep(
-      () => swapFilterProgram(filter, obj, want.program),
-      (e) => this.#opts.log?.warn({ err: e.message }, 'fast path: a program of other code serves on'),
-    );
+    const swap = swapOrKeep(() => swapFilterProgram(filter, obj, want.program), (e) => this.#keep(e));
     if (swap === undefined) return running;
     this.#opts.log?.info(swapLogFields(swap), 'fast path: tc program replaced in place');
     return swap.to.id;
@@ -374,6 +371,11 @@ export class FastPathDatapath {
       detached++;
     }
     return detached;
+  }
+
+  /** A program of other code over the same maps still serves correctly: an upgrade deferred, not a failure. */
+  #keep(error: ProgramSwapError): void {
+    this.#opts.log?.warn({ program: error.program, where: error.where, err: error.message }, 'fast path: a program of other code serves on');
   }
 
   #wantedPins(wanted: readonly Wanted[]): string[] {
