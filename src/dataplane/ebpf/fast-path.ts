@@ -4,7 +4,9 @@
 // Pins, all in `<bpffsDir>/fast-path` (beside the service proxy's, whichever mode runs):
 //   wl_fp_*                               the maps (include/wirelane_fastpath.h)
 //   links/fastpath-<iface>-<ifindex>      tcx links, so forwarding goes on while the agent restarts
-// On kernels without tcx the programs are clsact filters with our handle and priority instead.
+// On kernels without tcx the programs are clsact filters with our handle and priority instead,
+// written only where ours is missing or holds a program that differs from this load's, and removed
+// from interfaces no longer wanted (only ours: another's handle or priority stays).
 // Pods come and go between resyncs: followPorts() reads the bridge's ports from sysfs (no command,
 // cheap enough to poll) and attaches or detaches. A link is removed only on positive evidence: its
 // interface (by ifindex) is no longer one the desired state names, read from a successful listing.
@@ -14,7 +16,6 @@ import type { Logger } from 'pino';
 import {
   BpfObject,
   bpfObjectPath,
-  detachTcFilter,
   isBpffs,
   openPinnedLink,
   openPinnedMap,
@@ -26,9 +27,9 @@ import { type Cidr, containsIp, ipOf, networkOf } from '../../model/ip.js';
 import { PIN_LINKS_DIR, writeAddress } from './codec.js';
 import { FP_CIDR_KEY, MAPS as LAYOUTS } from './layouts.js';
 import { readPinnedCounters, sumCounters } from './counters.js';
-import { filterProgram, unlessMissing, unlessNotALink } from './pin-errors.js';
+import { detachFilter, filterProgram, unlessMissing, unlessNotALink } from './pin-errors.js';
 import { layoutDifferences } from './map-staging.js';
-import { swapLinkProgram, swapOrKeep } from './program-swap.js';
+import { type ProgramSwapError, swapFilterProgram, swapLinkProgram, swapLogFields, swapOrKeep } from './program-swap.js';
 
 /** The fast path's pin directory under the agent's --bpf-dir. */
 export const FAST_PATH_DIR = 'fast-path';
@@ -118,6 +119,10 @@ export class FastPathDatapath {
   readonly #checked = new Set<string>();
   /** Set by close(): nothing loads (and pins) the object again, whoever asks afterwards. */
   #closed = false;
+  /** Our clsact filters on wanted interfaces at the last call (filterKey → program id): known good, not compared again. */
+  #filters = new Map<string, number>();
+  /** The interfaces wanted at the last call: where a filter may have to go between resyncs. */
+  #filterInterfaces: readonly string[] = [];
 
   constructor(opts: FastPathOptions) {
     this.#opts = opts;
@@ -137,7 +142,7 @@ export class FastPathDatapath {
     this.#desired = desired;
     const devices = this.#devices(desired);
     const written = this.#writeCidrs(desired) + this.#writeDevs(devices);
-    return { ...this.#attachAll(devices), written };
+    return { ...this.#attachAll(devices, true), written };
   }
 
   /** Loads the programs over the pinned maps (apply() does so when not yet done), for the kernel's word before the first apply. */
@@ -150,7 +155,7 @@ export class FastPathDatapath {
     const desired = this.#desired;
     if (desired === undefined) return { attached: 0, detached: 0, written: 0 };
     const devices = this.#devices(desired);
-    return { ...this.#attachAll(devices), written: this.#writeDevs(devices) };
+    return { ...this.#attachAll(devices, false), written: this.#writeDevs(devices) };
   }
 
   /**
@@ -265,7 +270,12 @@ export class FastPathDatapath {
     return syncMap(this.#load().devs, wanted);
   }
 
-  #attachAll(devices: { wanted: Wanted[]; bridge: number | undefined }): { attached: number; detached: number } {
+  /**
+   * Attaches where a program is missing and detaches where one is no longer wanted. `everywhere`
+   * (apply): our clsact filters are looked for on every interface, those of an earlier run too;
+   * between resyncs only on interfaces the last call wanted (one netlink query each, every second).
+   */
+  #attachAll(devices: { wanted: Wanted[]; bridge: number | undefined }, everywhere: boolean): { attached: number; detached: number } {
     const obj = this.#obj;
     if (obj === undefined) throw new FastPathError('fast path: not loaded');
     const pins = new Set(this.#wantedPins(devices.wanted));
@@ -278,12 +288,14 @@ export class FastPathDatapath {
       else link.destroy();
       detached++;
     }
+    detached += this.#detachUnwantedFilters(devices.wanted, everywhere);
     // Learnt MACs of ports that are gone: their ifindex names nothing to redirect to.
     const portIfindexes = new Set(devices.wanted.filter((w) => w.program === 'fp_pod').map((w) => w.ifindex));
     const ports = this.#load().ports;
     for (const [key, value] of ports.entries()) if (!portIfindexes.has(value.readUInt32LE(0))) ports.delete(key);
 
     let attached = 0;
+    const filters = new Map<string, number>();
     for (const want of devices.wanted) {
       const pin = join(this.linksDir, `${LINK_PREFIX}${want.iface}-${want.ifindex}`);
       const adopted = unlessMissing(() => openPinnedLink(pin));
@@ -294,18 +306,19 @@ export class FastPathDatapath {
         }
         this.#checked.add(pin);
         try {
-          swapOrKeep(() => swapLinkProgram(adopted, obj, want.program, pin), (e) => this.#opts.log?.warn({ err: e.message }, 'fast path: a program of other code serves on'));
+          swapOrKeep(() => swapLinkProgram(adopted, obj, want.program, pin), (e) => this.#keep(e));
         } finally {
           adopted.close();
         }
         continue;
       }
-      const filter = filterId(want.iface);
-      if (this.#opts.tcMode !== 'tcx' && filterProgram(filter) !== undefined) {
-        obj.attachTc(want.program, filter, { mode: 'clsact', handle: CLSACT_HANDLE, priority: CLSACT_PRIORITY, replace: true });
-        continue;
-      }
       try {
+        const filter = filterId(want.iface);
+        const running = this.#opts.tcMode === 'tcx' ? undefined : filterProgram(filter);
+        if (running !== undefined) {
+          filters.set(filterKey(want), this.#adoptFilter(obj, want, filter, running));
+          continue;
+        }
         const attachment = obj.attachTc(want.program, { interface: want.iface, direction: 'ingress' }, { mode: this.#opts.tcMode ?? 'auto', handle: CLSACT_HANDLE, priority: CLSACT_PRIORITY });
         if (attachment.mode === 'tcx') {
           try {
@@ -313,15 +326,56 @@ export class FastPathDatapath {
           } finally {
             attachment.link.close();
           }
-        }
+        } else filters.set(filterKey(want), attachment.filter.progId);
         attached++;
       } catch (error) {
         // A pod's veth deleted between the listing and the attach: gone is not a failure.
         if (ifindexOf(want.iface) === want.ifindex) throw error;
       }
     }
+    this.#filters = filters;
     if (attached + detached > 0) this.#opts.log?.info({ attached, detached, interfaces: devices.wanted.length }, 'fast path: programs attached where wanted');
     return { attached, detached };
+  }
+
+  /**
+   * Our clsact filter on a wanted interface, holding program `running`: kept when it is the one
+   * this process attached or compared already, else replaced in place when it differs from this
+   * load's (swapFilterProgram: code, constants or maps), so an earlier run's identical program is
+   * not written over. The program id now in the filter.
+   */
+  #adoptFilter(obj: BpfObject, want: Wanted, filter: TcFilterId, running: number): number {
+    if (this.#filters.get(filterKey(want)) === running) return running;
+    const swap = swapOrKeep(() => swapFilterProgram(filter, obj, want.program), (e) => this.#keep(e));
+    if (swap === undefined) return running;
+    this.#opts.log?.info(swapLogFields(swap), 'fast path: tc program replaced in place');
+    return swap.to.id;
+  }
+
+  /**
+   * Removes our clsact filter (our handle and priority, nobody else's) from interfaces not wanted
+   * now: a device that stopped being the underlay or WireGuard device, a port that left the bridge
+   * while its veth stays, anything an earlier run attached. Positive evidence only: `wanted` and
+   * the interface list are read successfully; an interface without our filter is left alone.
+   */
+  #detachUnwantedFilters(wanted: readonly Wanted[], everywhere: boolean): number {
+    if (this.#opts.tcMode === 'tcx') return 0;
+    const names = new Set(wanted.map((w) => w.iface));
+    const candidates = everywhere ? listInterfaces() : this.#filterInterfaces;
+    this.#filterInterfaces = [...names];
+    let detached = 0;
+    for (const iface of candidates) {
+      // Queried first: the common case (no filter, often no clsact qdisc) stays a read.
+      if (names.has(iface) || filterProgram(filterId(iface)) === undefined || !detachFilter(filterId(iface))) continue;
+      this.#opts.log?.info({ interface: iface }, 'fast path: filter removed from an interface no longer wanted');
+      detached++;
+    }
+    return detached;
+  }
+
+  /** A program of other code over the same maps still serves correctly: an upgrade deferred, not a failure. */
+  #keep(error: ProgramSwapError): void {
+    this.#opts.log?.warn({ program: error.program, where: error.where, err: error.message }, 'fast path: a program of other code serves on');
   }
 
   #wantedPins(wanted: readonly Wanted[]): string[] {
@@ -342,10 +396,7 @@ export function removeFastPath(bpffsDir: string, interfaces: readonly string[]):
       detached++;
     }
   }
-  for (const name of interfaces) {
-    const filter = filterId(name);
-    if (filterProgram(filter) !== undefined && detachTcFilter(filter)) detached++;
-  }
+  for (const name of interfaces) if (detachFilter(filterId(name))) detached++;
   for (const { name } of Object.values(MAPS)) unpin(join(dir, name));
   for (const d of [linksDir, dir]) {
     if (existsSync(d) && readdirSync(d).length === 0) rmdirSync(d);
@@ -393,6 +444,11 @@ function syncMap(map: BpfMap, wanted: ReadonlyMap<string, Buffer>): number {
 
 function filterId(iface: string): TcFilterId {
   return { interface: iface, direction: 'ingress', handle: CLSACT_HANDLE, priority: CLSACT_PRIORITY };
+}
+
+/** A wanted filter by interface, ifindex and program: a re-created device or a changed role is compared anew. */
+function filterKey(want: Wanted): string {
+  return `${want.iface}/${want.ifindex}/${want.program}`;
 }
 
 function linkPins(dir: string): string[] {
