@@ -35,9 +35,13 @@ export function decodeObject<T>(object: KubeObject, decode: Decoder<T>): Decoded
   const problems: Problem[] = [];
   try {
     const value = decode(object, (p) => problems.push(p));
-    return value === undefined ? { problems } : { value, problems };
+    const found = problems.length === 0 ? NO_PROBLEMS : problems;
+    return value === undefined ? { problems: found } : { value, problems: found };
   } catch (err) {
     if (!(err instanceof InvalidObjectError)) throw err;
     return { problems: [...problems, err.problem] };
   }
 }
+
+/** Shared by the objects without problems (nearly all): 20,000 empty lists took 0.6 MiB. */
+const NO_PROBLEMS: readonly Problem[] = Object.freeze([]);
