@@ -61,7 +61,8 @@ export interface ServiceMap {
 
 /** A stable identity for a service port, e.g. `default/dns:udp-dns/UDP`. */
 export function servicePortKey(p: Pick<ServicePort, 'service' | 'portName' | 'protocol'>): string {
-  return `${p.service}:${p.portName}/${p.protocol}`;
+  // Joined, not a template: a template's string is a rope of its parts, ~90 B more per key held.
+  return [p.service, ':', p.portName, '/', p.protocol].join('');
 }
 
 /**

@@ -106,7 +106,7 @@ function servicePortOf(svc: Service, spec: ServicePortSpec, slices: readonly End
   }
   const loadBalancerIPs = svc.type === 'LoadBalancer' ? svc.loadBalancerIngress.filter((i) => i.ipMode === 'VIP').map((i) => i.ip) : [];
   return {
-    service: `${svc.namespace}/${svc.name}`,
+    service: [svc.namespace, svc.name].join('/'), // flat, not a rope (servicePortKey)
     portName: spec.name,
     protocol: spec.protocol,
     clusterIPs: svc.clusterIPs,

@@ -13,23 +13,35 @@ export interface Decoded<T> {
 export class DecodeCache<T> {
   #decoded = new WeakMap<KubeObject, Decoded<T>>();
 
-  /**
-   * `decode` reports problems through `onProblem` and throws InvalidObjectError for an object it
-   * cannot use at all (remembered as well: the same object fails the same way).
-   */
-  get(object: KubeObject, decode: (object: KubeObject, onProblem: (p: Problem) => void) => T | undefined): Decoded<T> {
+  /** An unusable object is remembered as well: the same object fails the same way. */
+  get(object: KubeObject, decode: Decoder<T>): Decoded<T> {
     let out = this.#decoded.get(object);
     if (out === undefined) {
-      const problems: Problem[] = [];
-      try {
-        const value = decode(object, (p) => problems.push(p));
-        out = value === undefined ? { problems } : { value, problems };
-      } catch (err) {
-        if (!(err instanceof InvalidObjectError)) throw err;
-        out = { problems: [...problems, err.problem] };
-      }
+      out = decodeObject(object, decode);
       this.#decoded.set(object, out);
     }
     return out;
   }
 }
+
+/**
+ * Reports problems through `onProblem` and throws InvalidObjectError for an object it cannot use at
+ * all; undefined: nothing to use, nothing wrong (an FQDN slice).
+ */
+export type Decoder<T> = (object: KubeObject, onProblem: (p: Problem) => void) => T | undefined;
+
+/** One decode with its problems, an unusable object's among them. */
+export function decodeObject<T>(object: KubeObject, decode: Decoder<T>): Decoded<T> {
+  const problems: Problem[] = [];
+  try {
+    const value = decode(object, (p) => problems.push(p));
+    const found = problems.length === 0 ? NO_PROBLEMS : problems;
+    return value === undefined ? { problems: found } : { value, problems: found };
+  } catch (err) {
+    if (!(err instanceof InvalidObjectError)) throw err;
+    return { problems: [...problems, err.problem] };
+  }
+}
+
+/** Shared by the objects without problems (nearly all): 20,000 empty lists took 0.6 MiB. */
+const NO_PROBLEMS: readonly Problem[] = Object.freeze([]);

@@ -3,6 +3,7 @@
 import type { EndpointSlice, Service } from '../services/input.js';
 import { DecodeCache } from './decode-cache.js';
 import { decodeEndpointSlice } from './endpoint-slice.js';
+import { heldDecoded } from './held-object.js';
 import { type LocatedProblem, locatedProblem } from './problem.js';
 import { decodeService } from './service.js';
 import type { SourceObject } from './source.js';
@@ -26,8 +27,13 @@ export function decodeServiceInput(objects: Iterable<SourceObject>, cache = new 
   const problems: LocatedProblem[] = [];
   for (const o of objects) {
     const { kind, object } = o;
+    // A source's objects come decoded (held-object.ts); a CLI's read of a file is decoded here.
     const decoded =
-      kind === 'Service' ? cache.services.get(object, decodeService) : kind === 'EndpointSlice' ? cache.slices.get(object, decodeEndpointSlice) : undefined;
+      kind === 'Service'
+        ? (heldDecoded(object) ?? cache.services.get(object, decodeService))
+        : kind === 'EndpointSlice'
+          ? (heldDecoded(object) ?? cache.slices.get(object, decodeEndpointSlice))
+          : undefined;
     if (decoded === undefined) continue;
     // The place only for a problem: a file object spells it out when asked (cluster-file.ts).
     for (const p of decoded.problems) problems.push(locatedProblem(p, o.where));

@@ -11,6 +11,11 @@ export type ReflectedKind = SourceObjectKind | 'Lease';
 
 export interface SourceObject {
   readonly kind: SourceObjectKind;
+  /**
+   * As the source holds it (held-object.ts): a Node or Peer trimmed of what no decoder reads; a
+   * Service or EndpointSlice only its identity (name, namespace, resourceVersion), its decoded form
+   * beside it for decodeServiceInput. The same object until it changes.
+   */
   readonly object: KubeObject;
   /** Where it came from, for error messages (the cluster file's document); absent for API objects. */
   readonly where?: string;

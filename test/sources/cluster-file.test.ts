@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ClusterFileReader, parseClusterFile } from '../../src/sources/file/cluster-file.js';
+import { decodeEndpointSlice } from '../../src/sources/endpoint-slice.js';
+import { heldDecoded } from '../../src/sources/held-object.js';
 import { trimObject } from '../../src/sources/objects.js';
+import { decodeService } from '../../src/sources/service.js';
+import { decodeServiceInput } from '../../src/sources/service-input.js';
 import { decodeMeshInput } from '../../src/sources/mesh-input.js';
 import { describeProblem } from '../../src/sources/problem.js';
 
@@ -123,8 +127,8 @@ test('a document unchanged since the last read keeps its object; a changed one i
   assert.deepEqual(second.map((o) => o.where), ['document 1 (Node "a")', 'document 2 (Node "b")', 'document 3 (Node "c")']);
 });
 
-test('a document whose trimmed object is unchanged keeps its object (a Node status update), also where it moved', () => {
-  const reader = new ClusterFileReader({ trim: true });
+test('a document whose held object is unchanged keeps its object (a Node status update), also where it moved', () => {
+  const reader = new ClusterFileReader({ hold: true });
   const node = (status: string, labels: Record<string, string> = {}) => JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'a', labels }, status: { heartbeat: status } });
   const first = reader.parse(`${node('t1')}\n---\n${jsonNode('b')}\n`);
   const heartbeat = reader.parse(`${jsonNode('c')}\n---\n${jsonNode('b')}\n---\n${node('t2')}\n`);
@@ -139,17 +143,39 @@ test('a document whose trimmed object is unchanged keeps its object (a Node stat
   assert.notEqual(reader.parse(`${node('t4', { zone: 'z' })}\n`)[0]!.object, relabelled[0]!.object);
 });
 
-test('a reader that trims drops what no decoder reads, and only that', () => {
+test('a reader that holds trims Nodes of what no decoder reads, and holds Services and slices as their identity and decoded form', () => {
   const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'a', managedFields: [{ manager: 'kubelet' }], annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}', 'wirelane.io/location': 'eu' } }, spec: { podCIDR: '10.244.0.0/24' }, status: { images: [] } };
-  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's', namespace: 'n' }, spec: { clusterIP: '10.96.0.1' }, status: { loadBalancer: { ingress: [{ ip: '1.2.3.4' }] }, conditions: [] } };
-  const slice = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's-1', namespace: 'n' }, addressType: 'IPv4', endpoints: [{ addresses: ['10.244.0.5'], targetRef: { kind: 'Pod', name: 'p' }, nodeName: 'a' }] };
-  const [n, s, e] = new ClusterFileReader({ trim: true }).parse([node, service, slice].map((o) => JSON.stringify(o)).join('\n---\n')).map((o) => o.object);
+  const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's', namespace: 'n', resourceVersion: '7', labels: { app: 's' } }, spec: { clusterIP: '10.96.0.1', ports: [{ port: 80 }] }, status: { loadBalancer: { ingress: [{ ip: '1.2.3.4' }] }, conditions: [] } };
+  const slice = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's-1', namespace: 'n', labels: { 'kubernetes.io/service-name': 's' } }, addressType: 'IPv4', endpoints: [{ addresses: ['10.244.0.5'], targetRef: { kind: 'Pod', name: 'p' }, nodeName: 'a' }] };
+  const held = new ClusterFileReader({ hold: true }).parse([node, service, slice].map((o) => JSON.stringify(o)).join('\n---\n'));
+  const [n, s, e] = held.map((o) => o.object);
   assert.deepEqual(n, { apiVersion: 'v1', kind: 'Node', metadata: { name: 'a', annotations: { 'wirelane.io/location': 'eu' } }, spec: { podCIDR: '10.244.0.0/24' } });
-  assert.deepEqual(s, { ...service, status: { loadBalancer: { ingress: [{ ip: '1.2.3.4' }] } } });
-  assert.deepEqual(e, { ...slice, endpoints: [{ addresses: ['10.244.0.5'], nodeName: 'a' }] });
   // Nothing to trim: the same object, so a source that trims what it already holds decodes nothing again.
   assert.equal(trimObject('Node', n!), n);
+  // A Service's and a slice's bodies are not held: what the service map reads is their decoded form.
+  assert.deepEqual(JSON.parse(JSON.stringify(s)), { apiVersion: 'v1', kind: 'Service', metadata: { name: 's', namespace: 'n', resourceVersion: '7' } });
+  assert.deepEqual(JSON.parse(JSON.stringify(e)), { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's-1', namespace: 'n' } });
+  assert.deepEqual(heldDecoded(s!), { value: decodeService(service), problems: [] });
+  assert.deepEqual(heldDecoded(e!), { value: decodeEndpointSlice(slice), problems: [] });
+  assert.deepEqual(decodeServiceInput(held), { services: [decodeService(service)], slices: [decodeEndpointSlice(slice)], problems: [] });
+  assert.equal(held[1]!.where, 'document 2 (Service "s")');
   // Junk where a decoder will report it stays as it came.
   const junk = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, status: 'nonsense' };
   assert.equal(trimObject('Service', junk), junk);
+});
+
+test('a held Service or slice is reported as its decoded form reports it, and a change to its body is a new object', () => {
+  const reader = new ClusterFileReader({ hold: true });
+  const slice = (address: string) => JSON.stringify({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 's-1', namespace: 'n', labels: { 'kubernetes.io/service-name': 's' } }, addressType: 'IPv4', endpoints: [{ addresses: [address] }] });
+  const bad = reader.parse(`${slice('10.244.0.500')}\n`);
+  assert.deepEqual(decodeServiceInput(bad).problems.map((p) => `${describeProblem(p)} at ${p.where ?? '?'}`), [
+    'EndpointSlice "n/s-1": endpoints[0].addresses[0]: "10.244.0.500" is not an IP address at document 1 (EndpointSlice "s-1")',
+  ]);
+  const fixed = reader.parse(`${slice('10.244.0.5')}\n`);
+  assert.notEqual(fixed[0]!.object, bad[0]!.object);
+  assert.deepEqual(decodeServiceInput(fixed).problems, []);
+  // Another address in the same identity: not the object held before (it would hide the change).
+  const moved = reader.parse(`${slice('10.244.0.6')}\n`);
+  assert.notEqual(moved[0]!.object, fixed[0]!.object);
+  assert.equal(decodeServiceInput(moved).slices[0]!.endpoints[0]!.addresses[0]!.value, 0x0af40006n);
 });

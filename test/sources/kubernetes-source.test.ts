@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createLogger } from '../../src/observability/logger.js';
 import { KubernetesSource, loadKubeConfig } from '../../src/sources/kubernetes/kubernetes-source.js';
+import { describeProblem } from '../../src/sources/problem.js';
+import { decodeServiceInput } from '../../src/sources/service-input.js';
 import { startKubeApiServer } from '../kube-apiserver/index.js';
 import { until } from '../support/wait.js';
 
@@ -73,4 +75,32 @@ test('the publisher removes the agent-written annotations, and only those', asyn
   assert.deepEqual(await source.publisher.unpublishNode('a'), ['Node a: wirelane.io/key, wirelane.io/last-seen']);
   assert.deepEqual(annotations(), { 'wirelane.io/location': 'eu' }, "the operator's annotation stays");
   assert.deepEqual(await source.publisher.unpublishNode('a'), [], 'nothing left to remove');
+});
+
+test('Services and slices are held decoded: a re-list at the same versions keeps them, an update is decoded anew, a bad one keeps its problem', async (t) => {
+  const { server, source } = await startSource(t);
+  const slice = () => source.snapshot().find((o) => o.kind === 'EndpointSlice')!;
+  const held = slice();
+  // Not the body: the identity, and the decoded form beside it.
+  assert.deepEqual(JSON.parse(JSON.stringify(held.object)), { metadata: { name: 's-1', namespace: 'default', resourceVersion: held.object.metadata?.resourceVersion } });
+  assert.deepEqual(decodeServiceInput(source.snapshot()).slices.map((s) => s.name), ['s-1']);
+  // A re-list with nothing changed keeps the held object, so nothing is decoded again.
+  const listed = () => source.resourceStatus().find((s) => s.kind === 'EndpointSlice')?.lastSynced ?? 0;
+  const before = listed();
+  server.dropWatches({ abrupt: true });
+  server.expireHistory();
+  // lastSynced is set with the store's replacement, in the same turn.
+  await until('a re-list of the slices', () => listed() > before, 8000);
+  assert.equal(slice().object, held.object);
+  // An update is decoded when it arrives, a bad address reported with its field.
+  const body = { metadata: { name: 's-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 's' } }, addressType: 'IPv4' };
+  server.update('endpointslices', { ...body, endpoints: [{ addresses: ['10.244.0.500'] }] });
+  await until('the bad update', () => slice().object !== held.object);
+  assert.deepEqual(decodeServiceInput(source.snapshot()).problems.map(describeProblem), ['EndpointSlice "default/s-1": endpoints[0].addresses[0]: "10.244.0.500" is not an IP address']);
+  const bad = slice().object;
+  server.update('endpointslices', { ...body, endpoints: [{ addresses: ['10.244.0.5'] }] });
+  await until('the fixed update', () => slice().object !== bad);
+  const decoded = decodeServiceInput(source.snapshot());
+  assert.deepEqual(decoded.problems, []);
+  assert.deepEqual(decoded.slices[0]?.endpoints.map((e) => e.addresses[0]?.value), [0x0af40005n]);
 });

@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import { isDeepStrictEqual } from 'node:util';
 import { errorLine } from '../../observability/first-line.js';
 import { DocumentSplitter, asciiTrimmed } from './document-split.js';
-import { type KubeObject, isRecord, trimObject } from '../objects.js';
+import { holdObject } from '../held-object.js';
+import { type KubeObject, isRecord } from '../objects.js';
 import type { SourceObject, SourceObjectKind } from '../source.js';
 
 export interface ClusterFileObject extends SourceObject {
@@ -49,11 +50,11 @@ export interface ClusterFileRead {
  * (document-split.ts): only a changed document becomes a string.
  */
 export class ClusterFileReader {
-  /** The last file's JSON documents by their bytes' digest, as parsed (and trimmed) then. */
+  /** The last file's JSON documents by their bytes' digest, as parsed (and held) then. */
   #documents = new Map<string, unknown>();
   /**
    * The last file's single-object documents by the object's kind and name: a document whose bytes
-   * changed but whose trimmed object did not (a Node's status, which no decoder reads) keeps the
+   * changed but whose held object did not (a Node's status, which no decoder reads) keeps the
    * object it had, so nothing decodes or reconciles it again.
    */
   #named = new Map<string, unknown>();
@@ -62,9 +63,9 @@ export class ClusterFileReader {
   /** The read in progress: a new one abandons it. */
   #reading: object | undefined;
 
-  /** `trim`: objects come out without what no decoder reads (objects.ts), for a source that holds them. */
-  constructor(options: { readonly trim?: boolean } = {}) {
-    this.#prepare = options.trim === true ? trimDocument : (value) => value;
+  /** `hold`: objects come out as a source holds them (held-object.ts): only what its consumers read. */
+  constructor(options: { readonly hold?: boolean } = {}) {
+    this.#prepare = options.hold === true ? holdDocument : (value) => value;
   }
 
   parse(file: string | Uint8Array, source = 'cluster file'): ClusterFileObject[] {
@@ -152,7 +153,7 @@ export class ClusterFileReader {
         this.#documents = next;
         if (parsed) this.#forgetNamedExcept(next);
         const out: ClusterFileObject[] = [];
-        values.forEach((value, i) => objectsOfDocument(value, `document ${i + 1}`, source, out));
+        values.forEach((value, i) => objectsOfDocument(value, i + 1, source, out));
         return out;
       },
     };
@@ -179,30 +180,36 @@ const yaml = (() => {
 function readYaml(text: string, source: string, prepare: (value: unknown) => unknown, out: ClusterFileObject[]): void {
   // stringKeys: a map key is a string, as in JSON; a list or map as a key is an error, not a warning.
   yaml().parseAllDocuments(text, { stringKeys: true }).forEach((doc, i) => {
-    const where = `document ${i + 1}`;
+    const where = placeOf(i + 1);
     if (doc.errors.length > 0) {
       throw new ClusterFileError(`${source}: ${where}: ${errorLine(doc.errors[0])}`);
     }
-    objectsOfDocument(prepare(jsonOf(doc, `${source}: ${where}`)), where, source, out);
+    objectsOfDocument(prepare(jsonOf(doc, `${source}: ${where}`)), i + 1, source, out);
   });
 }
 
-function objectsOfDocument(value: unknown, where: string, source: string, out: ClusterFileObject[]): void {
+/** `document`: its number in the file, from 1. */
+function objectsOfDocument(value: unknown, document: number, source: string, out: ClusterFileObject[]): void {
   if (value === null || value === undefined) return; // an empty document, e.g. after a trailing `---`
   if (isRecord(value) && value['kind'] === 'List') {
     const items = value['items'];
-    if (!Array.isArray(items)) throw new ClusterFileError(`${source}: ${where}: List without items`);
-    items.forEach((item: unknown, j) => out.push(classify(item, `${where}, item ${j + 1}`, source)));
+    if (!Array.isArray(items)) throw new ClusterFileError(`${source}: ${placeOf(document)}: List without items`);
+    items.forEach((item: unknown, j) => out.push(classify(item, document, j + 1, source)));
   } else {
-    out.push(classify(value, where, source));
+    out.push(classify(value, document, undefined, source));
   }
 }
 
-/** The document with its objects trimmed (objects.ts): only what decoders read is kept. */
-function trimDocument(value: unknown): unknown {
+/** `document 3`, or `document 1, item 4` for an object of a List. */
+function placeOf(document: number, item?: number): string {
+  return item === undefined ? `document ${document}` : `document ${document}, item ${item}`;
+}
+
+/** The document with its objects as a source holds them (held-object.ts). */
+function holdDocument(value: unknown): unknown {
   if (!isRecord(value)) return value;
-  if (value['kind'] === 'List' && Array.isArray(value['items'])) return { ...value, items: value['items'].map(trimDocument) };
-  return trimObject(KINDS[`${text(value['apiVersion'])}/${text(value['kind'])}`], value as KubeObject);
+  if (value['kind'] === 'List' && Array.isArray(value['items'])) return { ...value, items: value['items'].map(holdDocument) };
+  return holdObject(KINDS[`${text(value['apiVersion'])}/${text(value['kind'])}`], value as KubeObject);
 }
 
 // kubectl prints YAML that is JSON in another syntax; YAML can say more (an alias repeated into a
@@ -228,7 +235,8 @@ function text(value: unknown): string {
   return typeof value === 'string' ? value : (JSON.stringify(value) ?? 'undefined');
 }
 
-function classify(value: unknown, where: string, source: string): ClusterFileObject {
+function classify(value: unknown, document: number, item: number | undefined, source: string): ClusterFileObject {
+  const where = placeOf(document, item);
   if (!isRecord(value)) throw new ClusterFileError(`${source}: ${where}: not an object`);
   const name = isRecord(value['metadata']) ? value['metadata']['name'] : undefined;
   const label = `${text(value['kind'] ?? 'object')} ${typeof name === 'string' ? `"${name}"` : '(no name)'}`;
@@ -242,21 +250,23 @@ function classify(value: unknown, where: string, source: string): ClusterFileObj
   if (value['metadata'] !== undefined && !isRecord(value['metadata'])) {
     throw new ClusterFileError(`${source}: ${where} (${label}): metadata is not an object`);
   }
-  return new DocumentObject(kind, value as KubeObject, where);
+  return new DocumentObject(kind, value as KubeObject, document, item);
 }
 
 /**
  * An object of the file with its place, spelled out only when asked (an error message): 21,000
- * places held as strings built from parts took 4 MiB at 10,000 Services.
+ * places held as strings built from parts took 4 MiB at 10,000 Services, and even `document 1234`
+ * alone is a rope of two parts (~3 MiB): the place is held as numbers.
  */
 class DocumentObject implements ClusterFileObject {
   constructor(
     readonly kind: SourceObjectKind,
     readonly object: KubeObject,
-    readonly document: string,
+    private readonly document: number,
+    private readonly item: number | undefined,
   ) {}
 
   get where(): string {
-    return `${this.document} (${this.kind} "${String(this.object.metadata?.name)}")`;
+    return `${placeOf(this.document, this.item)} (${this.kind} "${String(this.object.metadata?.name)}")`;
   }
 }

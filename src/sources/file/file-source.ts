@@ -31,7 +31,7 @@ export class FileSource implements ClusterSource {
   private readonly annotations: AnnotationsDirReader | undefined;
   readonly sharedAnnotations: NodePublisher | undefined;
   private started = false;
-  private readonly reader = new ClusterFileReader({ trim: true });
+  private readonly reader = new ClusterFileReader({ hold: true });
   /** What each read of the file goes through (readChunks). */
   private readonly chunk = Buffer.allocUnsafeSlow(READ_CHUNK_BYTES);
   /** The last text read, as a digest (the text itself would be held for nothing). */

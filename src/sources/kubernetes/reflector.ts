@@ -24,7 +24,8 @@
 // The wait before a request is the longer of the two delays; none between a list and its watch.
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
-import { type KubeObject, nameOf, trimObject } from '../objects.js';
+import { holdObject } from '../held-object.js';
+import { type KubeObject, nameOf } from '../objects.js';
 import type { ReflectedKind, ResourceStatus, ResourceSyncState, SourceObjectKind } from '../source.js';
 import { type ApiFailure, messageLine } from './api-failure.js';
 import { backoffDelayMs } from './backoff.js';
@@ -220,21 +221,21 @@ export class Reflector<K extends ReflectedKind = SourceObjectKind> {
     if (version) this.resourceVersion = version;
     if (type === 'BOOKMARK') return;
     if (type === 'DELETED') this.store.delete(nameOf(object));
-    else this.store.set(nameOf(object), trimObject(this.options.kind, object));
+    else this.store.set(nameOf(object), holdObject(this.options.kind, object));
     this.objectList = undefined;
     this.options.onChange();
   }
 
   /** Replaces the store with a complete list; returns whether anything differs. */
   private replace(items: readonly KubeObject[], resourceVersion: string): boolean {
-    // Only what decoders read is kept (objects.ts): the store holds every object of its kind. An
+    // Only what consumers read is kept (held-object.ts): the store holds every object of its kind. An
     // object at the version the store has stays the same object, so it is not decoded again.
     const next = new Map(
       items.map((o) => {
         const key = nameOf(o);
         const held = this.store.get(key);
         const version = o.metadata?.resourceVersion;
-        return [key, held !== undefined && version !== undefined && held.metadata?.resourceVersion === version ? held : trimObject(this.options.kind, o)];
+        return [key, held !== undefined && version !== undefined && held.metadata?.resourceVersion === version ? held : holdObject(this.options.kind, o)];
       }),
     );
     const changed = !sameVersions(this.store, next);
