@@ -17,7 +17,11 @@ export const REKEY_TIMEOUT_SECONDS = 5;
 export interface RemoteTunnel {
   /** The remote segment's key, for log lines. */
   readonly segment: string;
-  /** Unix seconds of the latest completed handshake with its leader's key; undefined when none. */
+  /**
+   * Unix seconds of the latest completed handshake with its leader's key; undefined when none. One
+   * from before `configuredSince` counts as none: a member that led for a moment at its start (before
+   * it heard its leader) keeps the peer and its handshake while it does not lead.
+   */
   readonly latestHandshake?: number;
   /** Since when (unix seconds, this agent's clock) this node has led with a peer for it. */
   readonly configuredSince: number;
@@ -45,11 +49,12 @@ export type TunnelVerdict = 'healthy' | 'broken' | 'unknown';
 export function judgeTunnel(remote: RemoteTunnel, now: number): TunnelState {
   if (remote.probeAnswered === undefined) return 'unknown';
   if (remote.probeAnswered) return 'up';
-  if ((remote.roamingKeepalive ?? 0) > 0) return judgeRoaming(remote, now);
+  const handshaken = remote.latestHandshake !== undefined && remote.latestHandshake >= remote.configuredSince;
+  if ((remote.roamingKeepalive ?? 0) > 0) return judgeRoaming(remote, handshaken, now);
   // A fresh start or a fresh leadership: the remote may not know our key yet, and once it does, the
   // first handshake may still be on its way.
   const window = (remote.remoteCatchUp ?? 0) + FIRST_HANDSHAKE_WINDOW_SECONDS;
-  const fresh = remote.latestHandshake === undefined && now - remote.configuredSince < window;
+  const fresh = !handshaken && now - remote.configuredSince < window;
   return fresh ? 'unknown' : 'down';
 }
 
@@ -64,8 +69,8 @@ export function judgeTunnel(remote: RemoteTunnel, now: number): TunnelState {
  * its silence is as likely its own location's failover (the demo's east losing its leader made west's
  * public leader hand over to a private member, leaving the two locations apart).
  */
-function judgeRoaming(remote: RemoteTunnel, now: number): TunnelState {
-  if (remote.latestHandshake === undefined || remote.publicStandIn !== true) return 'unknown';
+function judgeRoaming(remote: RemoteTunnel, handshaken: boolean, now: number): TunnelState {
+  if (!handshaken || remote.publicStandIn !== true) return 'unknown';
   const silentFor = now - (remote.unansweredSince ?? now);
   return silentFor > (remote.roamingKeepalive ?? 0) + REKEY_TIMEOUT_SECONDS ? 'down' : 'unknown';
 }

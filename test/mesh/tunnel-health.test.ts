@@ -32,12 +32,18 @@ describe('judging one tunnel', () => {
     // A new leader: the remote adds its key at its next reconcile at the latest, then handshakes.
     ['a fresh leader is unknown while the remote may not have reconciled yet', { probeAnswered: false, latestHandshake: undefined, remoteCatchUp: 30, configuredSince: NOW - 30 - FIRST_HANDSHAKE_WINDOW_SECONDS + 1 }, 'unknown'],
     ['a fresh leader is down after the remote\'s resync and the window', { probeAnswered: false, latestHandshake: undefined, remoteCatchUp: 30, configuredSince: NOW - 30 - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
+    // Seen in the routed world: b led for a moment at its start, kept the peer and its handshake, and
+    // was marked at its first probe as the new leader, before the remote had switched to its key.
+    ['a handshake from before this leadership counts as none within the window', { probeAnswered: false, latestHandshake: NOW - 300, remoteCatchUp: 30, configuredSince: NOW - 10 }, 'unknown'],
+    ['a handshake from before this leadership counts as none after the window too', { probeAnswered: false, latestHandshake: NOW - 300, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
+    ['a handshake since this leadership began makes an unanswered probe down at once', { probeAnswered: false, latestHandshake: NOW - 5, remoteCatchUp: 30, configuredSince: NOW - 10 }, 'down'],
     // Behind NAT (a roaming remote, keepalive 5 s): our probes reach it only once its packets show where it is.
     ['a roaming remote silent for less than a keepalive and a handshake is unknown (its NAT may have moved it)', { probeAnswered: false, roamingKeepalive: 5, publicStandIn: true, unansweredSince: NOW - 5 - REKEY_TIMEOUT_SECONDS }, 'unknown'],
     ['a roaming remote silent for longer than a keepalive and a handshake is down', { probeAnswered: false, roamingKeepalive: 5, publicStandIn: true, unansweredSince: NOW - 6 - REKEY_TIMEOUT_SECONDS }, 'down'],
     ['a roaming remote silent however long is unknown when no other member has a public address (it could reach none)', { probeAnswered: false, roamingKeepalive: 5, unansweredSince: NOW - 600 }, 'unknown'],
     ['a roaming remote whose first probe just went unanswered is unknown', { probeAnswered: false, roamingKeepalive: 5 }, 'unknown'],
     ['a roaming remote that never reached us is unknown, however long: only it can open the path', { probeAnswered: false, roamingKeepalive: 5, latestHandshake: undefined, configuredSince: NOW - 600, unansweredSince: NOW - 600 }, 'unknown'],
+    ['a roaming remote that reached us only before this leadership is unknown', { probeAnswered: false, roamingKeepalive: 5, publicStandIn: true, latestHandshake: NOW - 700, configuredSince: NOW - 600, unansweredSince: NOW - 600 }, 'unknown'],
     ['an answered probe to a roaming remote is up', { probeAnswered: true, roamingKeepalive: 5 }, 'up'],
   ];
   for (const [name, over, expected] of cases) test(name, () => assert.equal(judgeTunnel(remote(over), NOW), expected));
@@ -63,7 +69,7 @@ describe('judging a leader by all its remote segments', () => {
         const remotes = rows.map((r, i) => remote({ segment: `s${i}`, configuredSince: r.since, latestHandshake: r.handshake ?? undefined, probeAnswered: r.answered ?? undefined }));
         const verdict = judgeTunnels(remotes, NOW);
         assert.equal(verdict === 'healthy', rows.some((r) => r.answered === true));
-        if (verdict === 'broken') assert.ok(rows.every((r) => r.answered === false && (r.handshake !== null || NOW - r.since >= FIRST_HANDSHAKE_WINDOW_SECONDS)));
+        if (verdict === 'broken') assert.ok(rows.every((r) => r.answered === false && ((r.handshake !== null && r.handshake >= r.since) || NOW - r.since >= FIRST_HANDSHAKE_WINDOW_SECONDS)));
       }),
     );
   });
