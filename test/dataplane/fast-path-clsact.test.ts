@@ -232,6 +232,25 @@ test('clsact: interfaces no longer wanted lose our filter, another\'s stays; cle
   assert.equal(existsSync(join(bpffs, FAST_PATH_DIR)), false, 'and no pins');
 });
 
+test('clsact: every interface is searched for an earlier run\'s filters at the first apply only', { skip }, async (t) => {
+  const ns = await namespace(t);
+  const bpffs = await privateBpffs(t);
+  const fastPath = fastPathIn(t, ns, bpffs);
+  assert.deepEqual(report(await fastPath({ op: 'apply', desired: EVERYWHERE(['ul0'], 'wg0') })), { attached: 4, detached: 0 });
+  // A filter with our handle and priority on the spare interface, as an earlier run would have left it.
+  await fastPath({ op: 'foreign', interface: 'stale0', ...OURS });
+  assert.notEqual((await oursOn(ns, ['stale0']))['stale0'], undefined);
+
+  // Later applies look only where this process attached: no listing of every interface each resync.
+  assert.deepEqual(report(await fastPath({ op: 'apply', desired: EVERYWHERE(['ul0'], 'wg0') })), NOTHING);
+  assert.notEqual((await oursOn(ns, ['stale0']))['stale0'], undefined, 'not searched for after the first apply');
+
+  // A restarted agent searches again.
+  await fastPath({ op: 'close' });
+  assert.deepEqual(report(await fastPath({ op: 'apply', desired: EVERYWHERE(['ul0'], 'wg0') })), { attached: 0, detached: 1 });
+  assert.equal((await oursOn(ns, ['stale0']))['stale0'], undefined, 'found and removed by the next process\'s first apply');
+});
+
 test('clsact: a filter of ours holding another load\'s program (other maps) is replaced in place, once', { skip }, async (t) => {
   const ns = await namespace(t);
   const bpffs = await privateBpffs(t);

@@ -123,6 +123,8 @@ export class FastPathDatapath {
   #filters = new Map<string, number>();
   /** The interfaces wanted at the last call: where a filter may have to go between resyncs. */
   #filterInterfaces: readonly string[] = [];
+  /** Every interface was searched for an earlier run's filters: later calls look only where this process put them. */
+  #swept = false;
 
   constructor(opts: FastPathOptions) {
     this.#opts = opts;
@@ -272,13 +274,14 @@ export class FastPathDatapath {
 
   /**
    * Attaches where a program is missing and detaches where one is no longer wanted. `everywhere`
-   * (apply): our clsact filters are looked for on every interface, those of an earlier run too;
-   * between resyncs only on interfaces the last call wanted (one netlink query each, every second).
+   * (apply): at the first one our clsact filters are looked for on every interface, those of an
+   * earlier run too; otherwise only on interfaces the last call wanted (one netlink query each).
    */
   #attachAll(devices: { wanted: Wanted[]; bridge: number | undefined }, everywhere: boolean): { attached: number; detached: number } {
     const obj = this.#obj;
     if (obj === undefined) throw new FastPathError('fast path: not loaded');
     const pins = new Set(this.#wantedPins(devices.wanted));
+    for (const pin of this.#checked) if (!pins.has(pin)) this.#checked.delete(pin);
     let detached = 0;
     // Pins of interfaces (by ifindex) no longer wanted: a pod deleted, a device re-created.
     for (const pin of linkPins(this.linksDir)) {
@@ -361,8 +364,9 @@ export class FastPathDatapath {
   #detachUnwantedFilters(wanted: readonly Wanted[], everywhere: boolean): number {
     if (this.#opts.tcMode === 'tcx') return 0;
     const names = new Set(wanted.map((w) => w.iface));
-    const candidates = everywhere ? listInterfaces() : this.#filterInterfaces;
-    this.#filterInterfaces = [...names];
+    // Only this process attaches after the sweep, so what it wanted last covers every filter of ours.
+    const sweep = everywhere && !this.#swept;
+    const candidates = sweep ? listInterfaces() : this.#filterInterfaces;
     let detached = 0;
     for (const iface of candidates) {
       // Queried first: the common case (no filter, often no clsact qdisc) stays a read.
@@ -370,6 +374,9 @@ export class FastPathDatapath {
       this.#opts.log?.info({ interface: iface }, 'fast path: filter removed from an interface no longer wanted');
       detached++;
     }
+    // After the loop: a failed removal leaves its interface a candidate (or the sweep to do again).
+    this.#filterInterfaces = [...names];
+    if (sweep) this.#swept = true;
     return detached;
   }
 
