@@ -34,8 +34,7 @@ export function mergeSliceEndpoints(
     const port = slice.ports.find((p) => p.name === portName && p.protocol === protocol);
     if (port === undefined) continue;
     for (const e of slice.endpoints) {
-      // kube-proxy uses the first address only: the others are the same pod's, by the API's contract.
-      const ip = e.addresses[0] as Ip;
+      const ip = e.address;
       const candidate: Candidate = {
         ip,
         port: port.port,

@@ -56,8 +56,11 @@ export interface SlicePort {
 }
 
 export interface SliceEndpoint {
-  /** All of the same family as the slice; only the first is used, as kube-proxy does. */
-  readonly addresses: readonly Ip[];
+  /**
+   * The first of its addresses: the others are the same pod's by the API's contract, and kube-proxy
+   * uses the first only (all are checked to be of the slice's family).
+   */
+  readonly address: Ip;
   /** nil decodes as true. */
   readonly ready: boolean;
   /** nil decodes as `ready`. */

@@ -112,8 +112,7 @@ export function assertWellFormedSlice(s: EndpointSlice): void {
     assertPort(p.port, 'slice port');
   }
   for (const e of s.endpoints) {
-    assert.ok(e.addresses.length > 0, 'addresses');
-    e.addresses.forEach((ip) => assertIp(ip, 'address', s.family));
+    assertIp(e.address, 'address', s.family);
     for (const c of [e.ready, e.serving, e.terminating]) assert.equal(typeof c, 'boolean');
     for (const t of [e.nodeName, e.zone]) assert.ok(t === undefined || (typeof t === 'string' && t !== ''), 'nodeName/zone');
     e.zoneHints.forEach((z) => assertName(z, 'zone hint'));

@@ -177,5 +177,5 @@ test('a held Service or slice is reported as its decoded form reports it, and a 
   // Another address in the same identity: not the object held before (it would hide the change).
   const moved = reader.parse(`${slice('10.244.0.6')}\n`);
   assert.notEqual(moved[0]!.object, fixed[0]!.object);
-  assert.equal(decodeServiceInput(moved).slices[0]!.endpoints[0]!.addresses[0]!.value, 0x0af40006n);
+  assert.equal(decodeServiceInput(moved).slices[0]!.endpoints[0]!.address.value, 0x0af40006n);
 });

@@ -19,11 +19,11 @@ function obj(fields: Record<string, unknown>, labels: Record<string, string> = L
   } as KubeObject;
 }
 
-/** The first endpoint of the decoded slice, addresses as strings. */
+/** The first endpoint of the decoded slice, its address as a string. */
 function firstEndpoint(endpoint: Record<string, unknown>): Record<string, unknown> {
   const e = decodeEndpointSlice(obj({ endpoints: [endpoint] }))?.endpoints[0];
   assert.ok(e);
-  return { ...e, addresses: e.addresses.map(formatIp) };
+  return { ...e, address: formatIp(e.address) };
 }
 
 describe('decodeEndpointSlice', () => {
@@ -36,13 +36,13 @@ describe('decodeEndpointSlice', () => {
       }),
     );
     assert.ok(s);
-    assert.deepEqual({ ...s, endpoints: s.endpoints.map((e) => ({ ...e, addresses: e.addresses.map(formatIp) })) }, {
+    assert.deepEqual({ ...s, endpoints: s.endpoints.map((e) => ({ ...e, address: formatIp(e.address) })) }, {
       namespace: 'shop',
       name: 'web-abc',
       service: 'web',
       family: 6,
       ports: [{ name: 'http', protocol: 'TCP', port: 8080 }, { name: 'dns', protocol: 'UDP', port: 53 }],
-      endpoints: [{ addresses: ['fd00::1'], ready: true, serving: true, terminating: false, nodeName: 'n1', zone: 'z1', zoneHints: ['z1'] }],
+      endpoints: [{ address: 'fd00::1', ready: true, serving: true, terminating: false, nodeName: 'n1', zone: 'z1', zoneHints: ['z1'] }],
     });
   });
 
@@ -62,7 +62,7 @@ describe('decodeEndpointSlice', () => {
   }
 
   test('an endpoint without node, zone or hints', () => {
-    assert.deepEqual(firstEndpoint({ addresses: ['10.244.1.1'] }), { addresses: ['10.244.1.1'], ready: true, serving: true, terminating: false, zoneHints: [] });
+    assert.deepEqual(firstEndpoint({ addresses: ['10.244.1.1'] }), { address: '10.244.1.1', ready: true, serving: true, terminating: false, zoneHints: [] });
   });
 
   test('several hinted zones, in order', () => {
@@ -105,6 +105,7 @@ describe('decodeEndpointSlice', () => {
     ['an endpoint with an empty address list', obj({ endpoints: [{ addresses: [] }] }), 'EndpointSlice "shop/web-abc": endpoints[0].addresses: missing'],
     ['a bad address', obj({ endpoints: [{ addresses: ['10.244.1.1'] }, { addresses: ['10.244.1.256'] }] }), 'EndpointSlice "shop/web-abc": endpoints[1].addresses[0]: "10.244.1.256" is not an IP address'],
     ['an IPv6 address in an IPv4 slice', obj({ endpoints: [{ addresses: ['fd00::1'] }] }), 'EndpointSlice "shop/web-abc": endpoints[0].addresses[0]: "fd00::1" is not an IPv4 address'],
+    ['a second address of another family (only the first is used, all are checked)', obj({ endpoints: [{ addresses: ['10.244.1.1', 'fd00::1'] }] }), 'EndpointSlice "shop/web-abc": endpoints[0].addresses[1]: "fd00::1" is not an IPv4 address'],
     ['an IPv4 address in an IPv6 slice', obj({ addressType: 'IPv6', endpoints: [{ addresses: ['10.0.0.1'] }] }), 'EndpointSlice "shop/web-abc": endpoints[0].addresses[0]: "10.0.0.1" is not an IPv6 address'],
     ['a condition that is not a boolean', obj({ endpoints: [{ addresses: ['10.244.1.1'], conditions: { ready: 'yes' } }] }), 'EndpointSlice "shop/web-abc": endpoints[0].conditions.ready: "yes" is not true or false'],
     ['a nodeName that is not a string', obj({ endpoints: [{ addresses: ['10.244.1.1'], nodeName: 1 }] }), 'EndpointSlice "shop/web-abc": endpoints[0].nodeName: 1 is not a string'],

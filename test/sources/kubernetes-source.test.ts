@@ -102,5 +102,5 @@ test('Services and slices are held decoded: a re-list at the same versions keeps
   await until('the fixed update', () => slice().object !== bad);
   const decoded = decodeServiceInput(source.snapshot());
   assert.deepEqual(decoded.problems, []);
-  assert.deepEqual(decoded.slices[0]?.endpoints.map((e) => e.addresses[0]?.value), [0x0af40005n]);
+  assert.deepEqual(decoded.slices[0]?.endpoints.map((e) => e.address.value), [0x0af40005n]);
 });
