@@ -2,6 +2,7 @@
 // ServiceChangeTracker, EndpointSliceCache and CategorizeEndpoints). Pure: everything comes in as
 // arguments, so a test is a table of inputs and outputs.
 import { compareStrings } from '../mesh/segments.js';
+import { orEmpty } from '../model/empty.js';
 import { type Cidr, type Family, type Ip, compareCidr, containsIp, equalCidr, parseCidr } from '../model/ip.js';
 import type { ServiceBackend, ServiceMap, ServicePort } from '../model/service.js';
 import { categorizeEndpoints, mergeSliceEndpoints } from './endpoints.js';
@@ -112,13 +113,13 @@ function servicePortOf(svc: Service, spec: ServicePortSpec, slices: readonly End
     clusterIPs: svc.clusterIPs,
     port: spec.port,
     ...(spec.nodePort !== undefined && { nodePort: spec.nodePort }),
-    externalIPs: uniqueIps(svc.externalIPs.filter(served)),
-    loadBalancerIPs: uniqueIps(loadBalancerIPs.filter(served)),
-    loadBalancerSourceRanges: uniqueSorted(
+    externalIPs: orEmpty(uniqueIps(svc.externalIPs.filter(served))),
+    loadBalancerIPs: orEmpty(uniqueIps(loadBalancerIPs.filter(served))),
+    loadBalancerSourceRanges: orEmpty(uniqueSorted(
       svc.loadBalancerSourceRanges.filter((r) => families.has(r.family)),
       compareCidr,
       equalCidr,
-    ),
+    )),
     ...(svc.sessionAffinityTimeoutSeconds !== undefined && { sessionAffinityTimeoutSeconds: svc.sessionAffinityTimeoutSeconds }),
     // kube-proxy's NeedsHealthCheck: only a LoadBalancer with Local policy asks nodes for their health.
     ...(svc.type === 'LoadBalancer' && externalPolicyLocal && svc.healthCheckNodePort !== undefined && { healthCheckNodePort: svc.healthCheckNodePort }),

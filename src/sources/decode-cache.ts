@@ -1,6 +1,7 @@
 // Each object decoded once, when it changes, not at every resync: sources hand out the same object
 // until it changes (a reflector's store entry, a cluster file document), so a decode is remembered
 // by the object itself. Weak: an object gone from the source takes its decoded form with it.
+import { orEmpty } from '../model/empty.js';
 import type { KubeObject } from './objects.js';
 import { InvalidObjectError, type Problem } from './problem.js';
 
@@ -35,13 +36,10 @@ export function decodeObject<T>(object: KubeObject, decode: Decoder<T>): Decoded
   const problems: Problem[] = [];
   try {
     const value = decode(object, (p) => problems.push(p));
-    const found = problems.length === 0 ? NO_PROBLEMS : problems;
+    const found = orEmpty(problems);
     return value === undefined ? { problems: found } : { value, problems: found };
   } catch (err) {
     if (!(err instanceof InvalidObjectError)) throw err;
     return { problems: [...problems, err.problem] };
   }
 }
-
-/** Shared by the objects without problems (nearly all): 20,000 empty lists took 0.6 MiB. */
-const NO_PROBLEMS: readonly Problem[] = Object.freeze([]);

@@ -1,6 +1,7 @@
 // Kubernetes Service → Service. A bad field rejects the whole Service with one error naming it and the
 // field: half a Service would expose the wrong port or forward to the wrong place. Defaults are the
 // API server's, since cluster-file objects never went through it.
+import { orEmpty } from '../model/empty.js';
 import { type Cidr, type Family, type Ip, ParseError, parseCidr, parseIp } from '../model/ip.js';
 import { PROTOCOLS, type Protocol } from '../model/service.js';
 import {
@@ -169,20 +170,20 @@ export function decodeService(obj: KubeObject): Service {
     headless,
     clusterIPs,
     ports,
-    externalIPs,
+    externalIPs: orEmpty(externalIPs),
     ...(sessionAffinityTimeoutSeconds !== undefined && { sessionAffinityTimeoutSeconds }),
     // `Global` is the pre-1.14 spelling of Cluster; old manifests still carry it.
     externalTrafficPolicy: externalTrafficPolicy === 'Local' ? 'Local' : 'Cluster',
     internalTrafficPolicy,
     ...(healthCheckNodePort !== undefined && { healthCheckNodePort }),
-    loadBalancerSourceRanges,
-    loadBalancerIngress: decodeIngress(f, obj.status),
+    loadBalancerSourceRanges: orEmpty(loadBalancerSourceRanges),
+    loadBalancerIngress: orEmpty(decodeIngress(f, obj.status)),
     ...(proxyName !== undefined && { proxyName }),
   };
 }
 
 // spec.clusterIPs wins over spec.clusterIP (which must then be its first entry); `None` is headless.
-function decodeClusterIPs(f: ObjectFields, spec: Record<string, unknown>): { headless: boolean; clusterIPs: Ip[] } {
+function decodeClusterIPs(f: ObjectFields, spec: Record<string, unknown>): { headless: boolean; clusterIPs: readonly Ip[] } {
   const single = f.string('spec.clusterIP', spec['clusterIP']) ?? '';
   const list = f.list('spec.clusterIPs', spec['clusterIPs']).map((v, i) => f.string(`spec.clusterIPs[${i}]`, v) ?? f.fail(`spec.clusterIPs[${i}]`, 'missing'));
   if (list.length > 0 && single !== '' && single !== list[0]) {
@@ -192,7 +193,7 @@ function decodeClusterIPs(f: ObjectFields, spec: Record<string, unknown>): { hea
   const field = (i: number): string => (list.length > 0 ? `spec.clusterIPs[${i}]` : 'spec.clusterIP');
   if (texts[0] === 'None') {
     if (texts.length > 1) f.fail('spec.clusterIPs', 'None must be the only entry');
-    return { headless: true, clusterIPs: [] };
+    return { headless: true, clusterIPs: orEmpty([]) };
   }
   if (texts.length > 2) f.fail('spec.clusterIPs', 'more than one address per IP family');
   const clusterIPs = texts.map((t, i) => f.ip(field(i), t));
