@@ -15,7 +15,7 @@
 // The agent runs with --resync-period 5s: idle resyncs are what issue 16 found growing.
 // Run: node --import tsx bench/agent-memory.ts [--modes=ebpf,iptables,userspace] [--sources=file,kubernetes]
 //        [--churn-seconds=180] [--idle-seconds=30] [--services=10000] [--nodes=1000] [--cli=OTHER/dist/cli/wirelane.js]
-//        [--node-flags=--flag,--flag=value] [--snapshots=DIR (heap snapshots after each idle phase, for where the memory goes)]
+//        [--node-flags=--flag,--flag=value] [--agent-env=NAME=VALUE,NAME=VALUE (e.g. MALLOC_ARENA_MAX=2)] [--snapshots=DIR (heap snapshots after each idle phase, for where the memory goes)]
 //        [--cpu-profile=DIR (the agent's CPU profile from its start to its first complete sync, summarised; bench/agent-cpu-profile.mjs)]
 // Prints a table and writes bench/results/agent-memory.json. Needs root (namespaces, cgroups, BPF).
 import { randomBytes } from 'node:crypto';
@@ -23,7 +23,7 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFile
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { agentNodeFlags } from './agent-flags.js';
+import { agentEnv, agentNodeFlags } from './agent-flags.js';
 import { formatSummary, summariseProfiles } from './cpu-profiles.js';
 import { type SpawnedProcess } from '../src/host/command.js';
 import { AGENT_TOOLS } from '../src/sandbox/support.js';
@@ -45,6 +45,8 @@ interface Options {
   readonly cli?: string;
   /** More V8 flags for the agent, after the entry point's (to measure one before it goes in bin/wirelane.js). */
   readonly nodeFlags: readonly string[];
+  /** More environment for the agent, after the entry point's (malloc tunables, to measure them before they go in it). */
+  readonly agentEnv: Readonly<Record<string, string>>;
   /** A folder for heap snapshots of the agent after the first idle phase and after the churn's. */
   readonly snapshots?: string;
   /** A folder for CPU profiles of the agent up to its first complete sync (one subfolder per cell). */
@@ -256,12 +258,36 @@ interface HeapFigures {
   readonly usedMiB: number;
   readonly totalMiB: number;
   readonly externalMiB: number;
+  /**
+   * The RSS by kind at the same moment (/proc/PID/status): anonymous (V8's heap, malloc), file-backed
+   * (code, and the BPF array maps the agent maps: their pages are the kernel's map memory, there
+   * whether mapped or not), shared memory; `bpfMapsMiB` is the part of it in BPF map mappings.
+   */
+  readonly rss: { readonly anonMiB: number; readonly fileMiB: number; readonly shmemMiB: number; readonly bpfMapsMiB: number };
 }
 
-async function heapFigures(cluster: Awaited<ReturnType<typeof createMeshCluster>>['cluster']): Promise<HeapFigures> {
+async function heapFigures(cluster: Awaited<ReturnType<typeof createMeshCluster>>['cluster'], pid: number): Promise<HeapFigures> {
   const metrics = await cluster.metrics('a');
   const of = (name: string): number => mib((metrics.get(name) ?? NaN) / 1024);
-  return { usedMiB: of('nodejs_heap_size_used_bytes'), totalMiB: of('nodejs_heap_size_total_bytes'), externalMiB: of('nodejs_external_memory_bytes') };
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string): number => mib(Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN));
+  return {
+    usedMiB: of('nodejs_heap_size_used_bytes'),
+    totalMiB: of('nodejs_heap_size_total_bytes'),
+    externalMiB: of('nodejs_external_memory_bytes'),
+    rss: { anonMiB: kib('RssAnon'), fileMiB: kib('RssFile'), shmemMiB: kib('RssShmem'), bpfMapsMiB: mib(bpfMapRssKiB(pid)) },
+  };
+}
+
+/** Resident KiB of a process's mappings of BPF maps (/proc/PID/smaps: `anon_inode:bpf-map`). */
+function bpfMapRssKiB(pid: number): number {
+  let total = 0;
+  let inMap = false;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inMap = line.endsWith('anon_inode:bpf-map');
+    else if (inMap && line.startsWith('Rss:')) total += Number(/(\d+) kB/.exec(line)?.[1] ?? 0);
+  }
+  return total;
 }
 
 /** User + system CPU seconds a process has used (/proc/PID/stat, fields 14 and 15, in clock ticks of 1/100 s). */
@@ -299,9 +325,9 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const spawnedAt = Date.now();
     // The installed entry point (its V8 flags), as the DaemonSet runs the agent; info: what an operator runs.
     const profileDir = opts.cpuProfile === undefined ? undefined : resolve(opts.cpuProfile, `${mode}-${source}`);
-    const profiling = profileDir === undefined ? {} : { env: { WIRELANE_CPU_PROFILE_DIR: profileDir } };
+    const env = { ...agentEnv(), ...opts.agentEnv, ...(profileDir !== undefined && { WIRELANE_CPU_PROFILE_DIR: profileDir }) };
     const nodeFlags = [...agentNodeFlags(), ...opts.nodeFlags, ...snapshotFlags(opts), ...(profileDir === undefined ? [] : [`--import=${PROFILER}`])];
-    agent = cluster.startAgent('a', ['--service-proxy', mode, '--resync-period', RESYNC, '--log-level', 'info'], { nodeFlags, ...profiling, ...(opts.cli !== undefined && { cli: opts.cli }) });
+    agent = cluster.startAgent('a', ['--service-proxy', mode, '--resync-period', RESYNC, '--log-level', 'info'], { nodeFlags, env, ...(opts.cli !== undefined && { cli: opts.cli }) });
     sampler = new RssSampler(agent.pid);
     const deadline = spawnedAt + FIRST_SYNC_TIMEOUT_MS;
     let appliedAt: number | undefined;
@@ -322,7 +348,7 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const idle1 = Date.now();
     await sleep(opts.idleSeconds * 1000);
     const idleBefore = sampler.between(idle1, Date.now());
-    const heapBefore = await heapFigures(cluster);
+    const heapBefore = await heapFigures(cluster, agent.pid);
     await snapshot(agent, opts);
     process.stdout.write(`  idle: median ${idleBefore.medianMiB} MiB; churn ${opts.churnSeconds} s…\n`);
     const churnFrom = Date.now();
@@ -332,7 +358,7 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const idle2 = Date.now();
     await sleep(opts.idleSeconds * 1000);
     const idleAfter = sampler.between(idle2, Date.now());
-    const heapAfter = await heapFigures(cluster);
+    const heapAfter = await heapFigures(cluster, agent.pid);
     await snapshot(agent, opts);
     const serviceSyncs = await syncCount(cluster, 'services');
     failed = false;
@@ -469,9 +495,9 @@ async function churn(objects: ClusterObjects, opts: Options): Promise<number> {
 // --- output ---------------------------------------------------------------------------------------
 
 function table(cells: readonly Cell[]): string {
-  const rows = [['mode', 'source', 'first sync s (CPU s)', 'idle MiB (median/max)', 'churn MiB (median/max)', 'idle after MiB (median/max)', 'peak MiB (VmHWM)', 'heap used/total, external MiB (before → after churn)', 'load']];
+  const rows = [['mode', 'source', 'first sync s (CPU s)', 'idle MiB (median/max)', 'churn MiB (median/max)', 'idle after MiB (median/max)', 'peak MiB (VmHWM)', 'heap used/total, external; RSS anon/file/shmem MiB (before → after churn)', 'load']];
   const pair = (p: { medianMiB: number; maxMiB: number } | undefined): string => (p ? `${p.medianMiB} / ${p.maxMiB}` : '-');
-  const heap = (h: HeapFigures | undefined): string => (h ? `${h.usedMiB}/${h.totalMiB}, ${h.externalMiB}` : '-');
+  const heap = (h: HeapFigures | undefined): string => (h ? `${h.usedMiB}/${h.totalMiB}, ${h.externalMiB}; ${h.rss.anonMiB}/${h.rss.fileMiB} (BPF maps ${h.rss.bpfMapsMiB})/${h.rss.shmemMiB}` : '-');
   for (const c of cells) {
     if (c.error !== undefined) {
       rows.push([c.mode, c.source, `failed: ${c.error}`, '', '', '', c.peakMiB !== undefined ? String(c.peakMiB) : '-', '', '']);
@@ -507,6 +533,7 @@ function parseOptions(argv: readonly string[]): Options {
     idleSeconds: int('idle-seconds', 30),
     ...(value('cli') !== undefined && { cli: value('cli') }),
     nodeFlags: value('node-flags')?.split(',').filter((f) => f !== '') ?? [],
+    agentEnv: Object.fromEntries((value('agent-env')?.split(',').filter((f) => f !== '') ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
     ...(value('snapshots') !== undefined && { snapshots: value('snapshots') }),
     ...(value('cpu-profile') !== undefined && { cpuProfile: value('cpu-profile') }),
   };

@@ -29,13 +29,16 @@ test('every command has --help', () => {
   }
 });
 
-test('the installed entry point starts Node with the agent\'s heap flags', () => {
+test('the installed entry point starts Node with the agent\'s heap flags and malloc arenas', () => {
   const bin = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'bin', 'wirelane.js');
-  // Run as an executable (its #! line), printing the flags Node got before the CLI runs.
-  const r = spawnSync(bin, ['--help'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--import=data:text/javascript,process.stderr.write(JSON.stringify(process.execArgv))' } });
+  // Run as an executable (its #! line), printing the flags and arena setting Node got before the CLI runs.
+  const probe = 'process.stderr.write(JSON.stringify([process.execArgv,process.env.MALLOC_ARENA_MAX]))';
+  const env = { ...process.env, NODE_OPTIONS: `--import=data:text/javascript,${probe}` };
+  delete env['MALLOC_ARENA_MAX'];
+  const r = spawnSync(bin, ['--help'], { encoding: 'utf8', env });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^Usage: wirelane/);
-  assert.deepEqual(JSON.parse(r.stderr), ['--max-semi-space-size=8', '--heap-growing-percent=25']);
+  assert.deepEqual(JSON.parse(r.stderr), [['--max-semi-space-size=2', '--heap-growing-percent=25'], '2']);
 });
 
 test('failures are one line on stderr with a non-zero exit', () => {
