@@ -236,9 +236,10 @@ interface Cell {
    */
   readonly firstSyncCpuS?: number;
   readonly error?: string;
-  readonly idleBefore?: { medianMiB: number; maxMiB: number };
+  /** `cpuPercent`: the agent's CPU over the phase (resyncs with nothing changed), what a flag trades memory for. */
+  readonly idleBefore?: { medianMiB: number; maxMiB: number; cpuPercent: number };
   readonly churn?: { medianMiB: number; maxMiB: number; changes: number };
-  readonly idleAfter?: { medianMiB: number; maxMiB: number };
+  readonly idleAfter?: { medianMiB: number; maxMiB: number; cpuPercent: number };
   /**
    * The V8 heap (used of total) and memory outside it (Buffers), from the agent's metrics at the end
    * of each idle phase: RSS above the idle one with the same heap used is memory not given back, not
@@ -297,6 +298,11 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** The agent's CPU since `fromS` seconds of CPU at `fromMs`, in percent of one core. */
+function cpuPercent(pid: number, fromS: number, fromMs: number): number {
+  return Math.round(((cpuSeconds(pid) - fromS) / ((Date.now() - fromMs) / 1000)) * 1000) / 10;
+}
+
 const loadAverage = (): number => Math.round(loadavg()[0]! * 10) / 10;
 
 /** The time (epoch ms) of the agent's first log line with this message, if any. */
@@ -346,8 +352,9 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     // A few resyncs settle the heap first (the first sync's garbage), then the idle phase is measured.
     await sleep(5_000);
     const idle1 = Date.now();
+    const cpu1 = cpuSeconds(agent.pid);
     await sleep(opts.idleSeconds * 1000);
-    const idleBefore = sampler.between(idle1, Date.now());
+    const idleBefore = { ...sampler.between(idle1, Date.now()), cpuPercent: cpuPercent(agent.pid, cpu1, idle1) };
     const heapBefore = await heapFigures(cluster, agent.pid);
     await snapshot(agent, opts);
     process.stdout.write(`  idle: median ${idleBefore.medianMiB} MiB; churn ${opts.churnSeconds} s…\n`);
@@ -356,8 +363,9 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const churnStats = { ...sampler.between(churnFrom, Date.now()), changes };
     await sleep(5_000);
     const idle2 = Date.now();
+    const cpu2 = cpuSeconds(agent.pid);
     await sleep(opts.idleSeconds * 1000);
-    const idleAfter = sampler.between(idle2, Date.now());
+    const idleAfter = { ...sampler.between(idle2, Date.now()), cpuPercent: cpuPercent(agent.pid, cpu2, idle2) };
     const heapAfter = await heapFigures(cluster, agent.pid);
     await snapshot(agent, opts);
     const serviceSyncs = await syncCount(cluster, 'services');

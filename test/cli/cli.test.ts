@@ -33,7 +33,7 @@ test('the installed entry point starts Node with the agent\'s heap flags and mal
   const bin = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', 'bin', 'wirelane.js');
   // Run as an executable (its #! line), printing the flags and arena setting Node got before the CLI runs.
   const probe = 'process.stderr.write(JSON.stringify([process.execArgv,process.env.MALLOC_ARENA_MAX]))';
-  const env = { ...process.env, NODE_OPTIONS: `--import=data:text/javascript,${probe}` };
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: `--import=data:text/javascript,${probe}` };
   delete env['MALLOC_ARENA_MAX'];
   const r = spawnSync(bin, ['--help'], { encoding: 'utf8', env });
   assert.equal(r.status, 0, r.stderr);
