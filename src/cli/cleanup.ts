@@ -76,11 +76,12 @@ function apiAnnotationRemoval(values: Values): RemoveAnnotations | undefined {
   const node = stringFlag(values, 'hostname') ?? hostname();
   return async () => {
     // Loaded only here: the client takes seconds to load, and a host clean-up needs it only for this.
-    const [{ CoreV1Api }, { loadKubeConfig }, { removeAgentAnnotations }] = await Promise.all([
-      import('@kubernetes/client-node'),
+    const { registerClientNodeSlim } = await import('../sources/kubernetes/client-node-slim.js');
+    registerClientNodeSlim(); // before anything imports client-node's config.js
+    const [{ loadKubeConfig }, { removeAgentAnnotations }] = await Promise.all([
       import('../sources/kubernetes/kubernetes-source.js'),
       import('../sources/kubernetes/node-annotations.js'),
     ]);
-    return removeAgentAnnotations(loadKubeConfig(kubeconfig).makeApiClient(CoreV1Api), node);
+    return removeAgentAnnotations({ kubeconfig: loadKubeConfig(kubeconfig) }, node);
   };
 }
