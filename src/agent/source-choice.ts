@@ -3,6 +3,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics } from '../observability/metrics.js';
 import { FileSource } from '../sources/file/file-source.js';
+import { registerClientNodeSlim } from '../sources/kubernetes/client-node-slim.js';
 import type { ClusterSource } from '../sources/source.js';
 import type { AgentConfig } from './config.js';
 
@@ -13,7 +14,6 @@ export async function openClusterSource(config: AgentConfig, log: Logger, metric
     case 'file':
       return new FileSource(config.source.path, log, () => metrics.invalidObjects.inc({ kind: 'ClusterFile' }), config.resyncPeriodMs, config.source.annotationsDir);
     case 'kubernetes': {
-      const { registerClientNodeSlim } = await import('../sources/kubernetes/client-node-slim.js');
       registerClientNodeSlim(); // before anything imports client-node's config.js
       const { BACKOFF_CAP_MS } = await import('../sources/kubernetes/backoff.js');
       const { KubernetesSource, loadKubeConfig } = await import('../sources/kubernetes/kubernetes-source.js');
