@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { type RemoveAnnotations, hostPlacementOf, removeHostState } from '../agent/host-cleanup.js';
 import { AnnotationsDirWriter } from '../sources/file/annotations-dir.js';
+import { registerClientNodeSlim } from '../sources/kubernetes/client-node-slim.js';
 import { CNI_FILE_OPTIONS, parsePlacementFlags } from './agent.js';
 import { kubeconfigPath } from './kubeconfig.js';
 import type { Command, Values } from './command.js';
@@ -76,11 +77,11 @@ function apiAnnotationRemoval(values: Values): RemoveAnnotations | undefined {
   const node = stringFlag(values, 'hostname') ?? hostname();
   return async () => {
     // Loaded only here: the client takes seconds to load, and a host clean-up needs it only for this.
-    const [{ CoreV1Api }, { loadKubeConfig }, { removeAgentAnnotations }] = await Promise.all([
-      import('@kubernetes/client-node'),
+    registerClientNodeSlim(); // before anything imports client-node's config.js
+    const [{ loadKubeConfig }, { removeAgentAnnotations }] = await Promise.all([
       import('../sources/kubernetes/kubernetes-source.js'),
       import('../sources/kubernetes/node-annotations.js'),
     ]);
-    return removeAgentAnnotations(loadKubeConfig(kubeconfig).makeApiClient(CoreV1Api), node);
+    return removeAgentAnnotations({ kubeconfig: loadKubeConfig(kubeconfig) }, node);
   };
 }

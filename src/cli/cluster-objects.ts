@@ -6,6 +6,7 @@ import { errorLine } from '../observability/first-line.js';
 import { overlayNodes } from '../sources/file/annotation-overlay.js';
 import { AnnotationsDirReader } from '../sources/file/annotations-dir.js';
 import { parseClusterFile } from '../sources/file/cluster-file.js';
+import { registerClientNodeSlim } from '../sources/kubernetes/client-node-slim.js';
 import type { HeartbeatLease } from '../sources/lease.js';
 import type { SourceObject, SourceObjectKind } from '../sources/source.js';
 import { type Options, UsageError, type Values } from './command.js';
@@ -67,15 +68,21 @@ export async function readClusterObjects(origin: ClusterOrigin, kinds: readonly 
     await shared.read();
     return overlayNodes(objects, shared.overlays());
   }
-  const { listOnce } = await import('../sources/kubernetes/list-once.js');
+  const { listOnce } = await kubernetesReads();
   return listOnce(await kubeconfigOf(origin), kinds);
 }
 
 /** The agents' heartbeat Leases (none in a file: its nodes count as fresh). */
 export async function readHeartbeatLeases(origin: ClusterOrigin, namespace: string): Promise<readonly HeartbeatLease[]> {
   if (origin.kind === 'file') return [];
-  const { listHeartbeatLeases } = await import('../sources/kubernetes/list-once.js');
+  const { listHeartbeatLeases } = await kubernetesReads();
   return listHeartbeatLeases(await kubeconfigOf(origin), namespace);
+}
+
+/** Loaded here only: the Kubernetes client costs a file-only command its start-up time; and then without its generated API. */
+function kubernetesReads(): Promise<typeof import('../sources/kubernetes/list-once.js')> {
+  registerClientNodeSlim(); // before anything imports client-node's config.js
+  return import('../sources/kubernetes/list-once.js');
 }
 
 async function kubeconfigOf(origin: { readonly kubeconfig: string | undefined }) {

@@ -1,10 +1,14 @@
 // /readyz follows the cluster source: not ready, saying which resources and why, until every one has
 // listed once; the HTTP server answers during that wait, and nothing is reconciled before it ends.
+// The agent's modules are traced: its Kubernetes source runs without client-node's generated API.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { agentUrl } from '../../src/sandbox/mesh-cluster.js';
+import { DEFAULT_LEASE_NAMESPACE, nodeLeaseName } from '../../src/sources/lease.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
+import { generatedApiModules, moduleTraceFlags, tracedModules } from '../support/module-trace.js';
 import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
@@ -20,7 +24,8 @@ test('/readyz is not ready while a resource is forbidden, names it, and turns re
   });
   assert.ok(api);
   api.setResourceAnswer('peers', 'forbidden');
-  cluster.startAgent('a');
+  const trace = join(cluster.dir, 'a-modules');
+  cluster.startAgent('a', [], { nodeFlags: moduleTraceFlags(trace) });
   const get = async (path: string): Promise<{ code: number; body: string }> => {
     const out = (await cluster.sandbox.exec(cluster.sandbox.node('a'), 'curl', ['-s', '--max-time', '2', '-w', '\n%{http_code}', agentUrl(path)], { allowFailure: true })).stdout;
     const cut = out.lastIndexOf('\n');
@@ -44,4 +49,11 @@ test('/readyz is not ready while a resource is forbidden, names it, and turns re
   await cluster.waitReady(['a'], 60_000);
   assert.equal((await get('/readyz')).body, 'ok\n');
   assert.ok(api.requestCount('patch', 'nodes') > 0, 'the agent reconciles once synced');
+
+  // Its annotations and heartbeats went over its own HTTP client, KubeConfig through the hook.
+  await until("a's node Lease", () => api.get('leases', nodeLeaseName('a'), DEFAULT_LEASE_NAMESPACE) !== undefined, 30_000, 200);
+  const modules = await tracedModules(trace);
+  assert.ok(modules.some((url) => url.endsWith('/@kubernetes/client-node/dist/config.js')), 'the agent loaded KubeConfig');
+  assert.ok(modules.some((url) => url.endsWith('/dist/sources/kubernetes/client-node-shim.js')), 'config.js got the shim');
+  assert.deepEqual(generatedApiModules(modules), [], 'the agent loaded none of the generated API');
 });

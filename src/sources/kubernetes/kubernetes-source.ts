@@ -1,7 +1,8 @@
 // The Kubernetes API as a source: a reflector (list, then watch) on Nodes and Peers (and Services and
 // EndpointSlices when a service proxy runs); this node's own annotations go through NodeAnnotations,
 // its heartbeats through LeaseHeartbeats.
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+// config.js, not client-node's root: the root loads the whole generated API (client-node-slim.ts).
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
 import { PEER_GROUP, PEER_PLURAL, PEER_VERSION } from '../peer.js';
@@ -71,7 +72,10 @@ export class KubernetesSource implements ClusterSource {
         }),
     );
     const nodes = this.reflectors.find((r) => r.kind === 'Node');
-    this.publisher = new NodeAnnotations(kubeconfig.makeApiClient(CoreV1Api), (name) => nodes?.objects().find((n) => n.metadata?.name === name));
+    this.publisher = new NodeAnnotations(
+      { kubeconfig, ...(options.userAgent !== undefined && { userAgent: options.userAgent }) },
+      (name) => nodes?.objects().find((n) => n.metadata?.name === name),
+    );
     this.heartbeats =
       options.heartbeats &&
       new LeaseHeartbeats(options.heartbeats, {

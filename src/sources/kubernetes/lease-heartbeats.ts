@@ -4,7 +4,7 @@
 // Leases of its own location (a label selector) and every segment Lease. A renewal that fails is
 // remembered: until renewals work again this agent is blind, and mesh/liveness.ts ages nobody.
 // Writes are read-modify-write (a Lease refuses unconditional updates), bounded like every call out.
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { errorLine } from '../../observability/first-line.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
@@ -14,8 +14,8 @@ import {
 } from '../lease.js';
 import type { KubeObject } from '../objects.js';
 import type { HeardLeases, Heartbeats, LeadSegment } from '../source.js';
-import { withTimeout } from '../../host/timeouts.js';
 import { apiStatusOf as codeOf } from './api-call.js';
+import { type KubeRequest, kubeCall } from './kube-request.js';
 import { ListWatch } from './list-watch.js';
 import { Reflector } from './reflector.js';
 
@@ -41,7 +41,6 @@ export interface LeaseHeartbeatDeps {
 }
 
 export class LeaseHeartbeats implements Heartbeats {
-  private readonly api: CoordinationV1Api;
   private readonly segments: Reflector<'Lease'>;
   private nodes: { readonly location: string; readonly reflector: Reflector<'Lease'> } | undefined;
   private leading: LeadSegment | undefined;
@@ -65,7 +64,6 @@ export class LeaseHeartbeats implements Heartbeats {
     private readonly options: LeaseHeartbeatOptions,
     private readonly deps: LeaseHeartbeatDeps,
   ) {
-    this.api = deps.kubeconfig.makeApiClient(CoordinationV1Api);
     this.segments = this.reflector(SEGMENT_LEASE_SELECTOR, 'segment-leases');
   }
 
@@ -213,7 +211,7 @@ export class LeaseHeartbeats implements Heartbeats {
         stored = await this.put(name, build(cached));
       } catch (err) {
         if (codeOf(err) !== 409 && codeOf(err) !== 404) throw err;
-        const fresh = await this.bounded(this.api.readNamespacedLease({ name, namespace }), `reading Lease ${name}`).then(
+        const fresh = await this.call({ method: 'GET', path: `${leasesPath(namespace)}/${encodeURIComponent(name)}` }, `reading Lease ${name}`).then(
           (l) => l as KubeObject,
           (e: unknown) => (codeOf(e) === 404 ? undefined : Promise.reject(e)),
         );
@@ -238,20 +236,20 @@ export class LeaseHeartbeats implements Heartbeats {
    * load: a reused connection that never answers) would hold every renewal back for 30 s and let
    * the other locations age this node. Failed, it makes this agent blind, and the next tick retries.
    */
-  private bounded<T>(work: Promise<T>, what: string): Promise<T> {
-    return withTimeout(work, Math.max(1000, this.options.renewEveryMs), 'kubernetes api', what);
+  private call(req: KubeRequest, what: string): Promise<Record<string, unknown>> {
+    const { userAgent } = this.deps;
+    return kubeCall(this.deps.kubeconfig, { ...req, ...(userAgent !== undefined && { userAgent }) }, Math.max(1000, this.options.renewEveryMs), what);
   }
 
   /** PUT when the Lease carries a version, else POST. */
   private async put(name: string, lease: KubeObject): Promise<KubeObject> {
-    const { namespace } = this.options;
-    // The typed client passes a MicroTime string through as it is; our objects are plain JSON.
-    const body = lease as V1Lease;
+    const path = leasesPath(this.options.namespace);
+    const body = { value: lease, contentType: 'application/json' };
     const stored =
       lease.metadata?.resourceVersion === undefined
-        ? await this.bounded(this.api.createNamespacedLease({ namespace, body }), `creating Lease ${name}`)
-        : await this.bounded(this.api.replaceNamespacedLease({ name, namespace, body }), `renewing Lease ${name}`);
-    return JSON.parse(JSON.stringify(stored)) as KubeObject; // the typed client's Dates, back to the wire's JSON
+        ? await this.call({ method: 'POST', path, body }, `creating Lease ${name}`)
+        : await this.call({ method: 'PUT', path: `${path}/${encodeURIComponent(name)}`, body }, `renewing Lease ${name}`);
+    return stored as KubeObject;
   }
 }
 

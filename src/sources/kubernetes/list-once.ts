@@ -2,7 +2,7 @@
 // kept. A failed list fails the whole read, naming the resource: a view computed from a partial
 // list would show unknown as empty. The one exception is the agent's too: a Peer CRD that is not
 // installed (404) means no Peers.
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { HEARTBEAT_LEASE_SELECTOR, type HeartbeatLease, decodeLease, leasesPath } from '../lease.js';
 import type { SourceObject, SourceObjectKind } from '../source.js';
 import type { ApiFailure } from './api-failure.js';

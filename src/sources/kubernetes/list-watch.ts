@@ -1,15 +1,13 @@
-// LIST and WATCH of one resource over plain node:http(s), with the kubeconfig's credentials, TLS and
-// proxy settings (KubeConfig.applyToHTTPSOptions). Not client-node's typed list calls or its Watch:
+// LIST and WATCH of one resource over plain node:http(s) (kube-request.ts, with the kubeconfig's
+// credentials, TLS and proxy settings). Not client-node's typed list calls or its Watch:
 // the typed calls turn JSON into model classes (timestamps into Dates) while a watch stream stays
 // plain JSON, so a re-list could never be compared with what the watch left; and a reflector needs
 // the HTTP status and Status body of every failure (403, 404, 410, 504), a deadline on lists and an
 // idle deadline on watches, none of which those calls expose.
-import type { ClientRequest, IncomingMessage } from 'node:http';
-import { request as httpRequest } from 'node:http';
-import { type RequestOptions, request as httpsRequest } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { type KubeObject, isRecord } from '../objects.js';
 import { ApiFailure, failureOfResponse, failureOfWatchError, messageLine } from './api-failure.js';
+import { type OpenedRequest, asFailure, openKubeRequest, readBody } from './kube-request.js';
 
 export interface ListResult {
   readonly items: readonly KubeObject[];
@@ -77,7 +75,7 @@ export class ListWatch {
   /** One WATCH from a resourceVersion; `onEvent` sees every object event and bookmark in order. */
   async watch(options: WatchOptions, onEvent: (type: WatchEventType, object: KubeObject) => void): Promise<WatchEnd> {
     let events = 0;
-    let opened: { response: IncomingMessage; request: ClientRequest };
+    let opened: OpenedRequest;
     // The idle deadline also bounds the wait for the response headers.
     const deadline = new Deadline(options.signal, options.idleTimeoutMs);
     try {
@@ -149,25 +147,13 @@ export class ListWatch {
     });
   }
 
-  private async open(query: Readonly<Record<string, string>>, signal: AbortSignal): Promise<{ response: IncomingMessage; request: ClientRequest }> {
-    const server = this.kubeconfig.getCurrentCluster()?.server;
-    if (server === undefined) throw new ApiFailure('client_error', 'the kubeconfig has no current cluster');
-    // Appended, not resolved: a server URL may carry a path prefix (an API proxy).
-    const url = new URL(server + this.path);
+  private open(query: Readonly<Record<string, string>>, signal: AbortSignal): Promise<OpenedRequest> {
     const { labelSelector, userAgent } = this.options;
-    for (const [key, value] of Object.entries({ ...query, ...(labelSelector !== undefined && { labelSelector }) })) url.searchParams.set(key, value);
-    const options: RequestOptions = {
-      method: 'GET',
-      headers: { Accept: 'application/json', ...(userAgent !== undefined && { 'User-Agent': userAgent }) },
+    return openKubeRequest(
+      this.kubeconfig,
+      { method: 'GET', path: this.path, query: { ...query, ...(labelSelector !== undefined && { labelSelector }) }, ...(userAgent !== undefined && { userAgent }) },
       signal,
-    };
-    await this.kubeconfig.applyToHTTPSOptions(options);
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const request = send(url, options, (response) => resolve({ response, request }));
-      request.on('error', (err) => reject(asFailure(err)));
-      request.end();
-    });
+    );
   }
 }
 
@@ -233,19 +219,6 @@ function isObject(value: unknown): value is KubeObject {
   return isRecord(value) && isRecord(value.metadata);
 }
 
-async function readBody(response: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of response as AsyncIterable<Buffer>) chunks.push(chunk);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 function failed(err: unknown, events: number, opened: boolean): WatchEnd {
   return { kind: 'failed', events, failure: asFailure(err), opened };
-}
-
-function asFailure(err: unknown): ApiFailure {
-  if (err instanceof ApiFailure) return err;
-  const code = isRecord(err) && typeof err.code === 'string' ? err.code : undefined;
-  const message = err instanceof Error ? messageLine(err.message) : String(err);
-  return new ApiFailure(code === 'ETIMEDOUT' ? 'timeout' : 'network', message);
 }

@@ -1,15 +1,22 @@
 // The agent's own Node annotations through the API: a merge patch of what differs from what the
 // Node watch last saw, and their removal on a clean exit or by `wirelane cleanup --annotations`.
 // Bounded like every call out of the process: a hung API server costs this step, not the loop.
-import { type CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { defaultCommandTimeoutMs } from '../../host/timeouts.js';
 import { AGENT_WRITTEN, PREFIX } from '../annotations.js';
-import type { KubeObject } from '../objects.js';
+import { type KubeObject, isRecord } from '../objects.js';
 import type { NodePublisher } from '../source.js';
-import { boundedApiCall as bounded } from './api-call.js';
+import { type KubeRequest, kubeCall } from './kube-request.js';
+
+/** Who writes: the kubeconfig, and the User-Agent that names the agent (absent for the CLI). */
+export interface NodeWriter {
+  readonly kubeconfig: KubeConfig;
+  readonly userAgent?: string;
+}
 
 export class NodeAnnotations implements NodePublisher {
   constructor(
-    private readonly core: CoreV1Api,
+    private readonly writer: NodeWriter,
     /** The Node as the watch last saw it; undefined before it was seen. */
     private readonly lastSeen: (name: string) => KubeObject | undefined,
   ) {}
@@ -21,12 +28,12 @@ export class NodeAnnotations implements NodePublisher {
       Object.entries(annotations).filter(([k, v]) => (v === null ? k in current : current[k] !== v)),
     );
     if (Object.keys(patch).length === 0) return false;
-    await patchAnnotations(this.core, name, { ...patch, ...alongside });
+    await patchAnnotations(this.writer, name, { ...patch, ...alongside });
     return true;
   }
 
   unpublishNode(name: string): Promise<readonly string[]> {
-    return removeAgentAnnotations(this.core, name);
+    return removeAgentAnnotations(this.writer, name);
   }
 }
 
@@ -34,14 +41,22 @@ export class NodeAnnotations implements NodePublisher {
  * The agent-written annotations the Node has, removed with a merge patch (null removes a key). A
  * list by name, not a get: the agent's RBAC grants list, watch and patch on nodes.
  */
-export async function removeAgentAnnotations(core: CoreV1Api, node: string): Promise<string[]> {
-  const { items } = await bounded(core.listNode({ fieldSelector: `metadata.name=${node}` }), `listing node ${node}`);
-  const present = Object.keys(items[0]?.metadata?.annotations ?? {}).filter((key) => AGENT_WRITTEN.some((suffix) => key === PREFIX + suffix));
+export async function removeAgentAnnotations(writer: NodeWriter, node: string): Promise<string[]> {
+  const list = await call(writer, { method: 'GET', path: '/api/v1/nodes', query: { fieldSelector: `metadata.name=${node}` } }, `listing node ${node}`);
+  const first: unknown = Array.isArray(list.items) ? list.items[0] : undefined;
+  const metadata = isRecord(first) && isRecord(first.metadata) ? first.metadata : {};
+  const annotations = isRecord(metadata.annotations) ? metadata.annotations : {};
+  const present = Object.keys(annotations).filter((key) => AGENT_WRITTEN.some((suffix) => key === PREFIX + suffix));
   if (present.length === 0) return [];
-  await patchAnnotations(core, node, Object.fromEntries(present.map((key) => [key, null])));
+  await patchAnnotations(writer, node, Object.fromEntries(present.map((key) => [key, null])));
   return [`Node ${node}: ${present.sort().join(', ')}`];
 }
 
-async function patchAnnotations(core: CoreV1Api, node: string, annotations: Readonly<Record<string, string | null>>): Promise<void> {
-  await bounded(core.patchNode({ name: node, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)), `PATCH node ${node}`);
+async function patchAnnotations(writer: NodeWriter, node: string, annotations: Readonly<Record<string, string | null>>): Promise<void> {
+  const body = { value: { metadata: { annotations } }, contentType: 'application/merge-patch+json' };
+  await call(writer, { method: 'PATCH', path: `/api/v1/nodes/${encodeURIComponent(node)}`, body }, `PATCH node ${node}`);
+}
+
+function call(writer: NodeWriter, req: KubeRequest, what: string): Promise<Record<string, unknown>> {
+  return kubeCall(writer.kubeconfig, { ...req, ...(writer.userAgent !== undefined && { userAgent: writer.userAgent }) }, defaultCommandTimeoutMs(), what);
 }
