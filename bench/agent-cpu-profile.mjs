@@ -3,7 +3,8 @@
 // `--cpu-prof` cannot profile the eBPF agent: its sampler sends SIGPROF all the time, and the kernel's
 // verifier gives up on a pending signal (bpf_object__load: EAGAIN). So the sampling pauses while the
 // addon loads or probes programs (each pause ends one profile file), and the profiler writes the last
-// one on SIGUSR2 (the bench sends it at the first complete sync) or at exit.
+// one on SIGUSR2 (the bench sends it at the first complete sync) or at exit. The next SIGUSR2 starts
+// profiling again and the one after it ends that (the bench's first idle phase).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
@@ -85,8 +86,23 @@ process.dlopen = function (module, filename, ...rest) {
   return result;
 };
 
+// The idle phase's allocations are sampled too (what a resync with nothing changed allocates).
+let sampling = false;
 process.on('SIGUSR2', () => {
+  if (done) {
+    done = false;
+    post('HeapProfiler.enable');
+    post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    sampling = true;
+    start();
+    return;
+  }
   stop();
+  if (sampling) {
+    const { profile } = post('HeapProfiler.stopSampling');
+    sampling = false;
+    writeFileSync(join(dir, `agent-${process.pid}-idle.heapprofile`), JSON.stringify(profile));
+  }
   done = true;
 });
 process.on('exit', stop);

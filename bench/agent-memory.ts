@@ -16,10 +16,10 @@
 // Run: node --import tsx bench/agent-memory.ts [--modes=ebpf,iptables,userspace] [--sources=file,kubernetes]
 //        [--churn-seconds=180] [--idle-seconds=30] [--services=10000] [--nodes=1000] [--cli=OTHER/dist/cli/wirelane.js]
 //        [--node-flags=--flag,--flag=value] [--agent-env=NAME=VALUE,NAME=VALUE (e.g. MALLOC_ARENA_MAX=2)] [--snapshots=DIR (heap snapshots after each idle phase, for where the memory goes)]
-//        [--cpu-profile=DIR (the agent's CPU profile from its start to its first complete sync, summarised; bench/agent-cpu-profile.mjs)]
+//        [--cpu-profile=DIR (the agent's CPU profiles from its start to its first complete sync and over the first idle phase, summarised; bench/agent-cpu-profile.mjs)]
 // Prints a table and writes bench/results/agent-memory.json. Needs root (namespaces, cgroups, BPF).
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -347,13 +347,20 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     }
     const firstSyncCpuS = cpuSeconds(agent.pid);
     const firstSyncS = (appliedAt - spawnedAt) / 1000;
-    if (profileDir !== undefined) await writeProfile(agent, profileDir);
+    if (profileDir !== undefined) {
+      await writeProfile(agent, profileDir, 'first sync');
+      // The idle phase's profile gets the folder to itself.
+      mkdirSync(join(profileDir, 'first-sync'), { recursive: true });
+      for (const f of readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))) renameSync(join(profileDir, f), join(profileDir, 'first-sync', f));
+    }
     process.stdout.write(`  first sync ${firstSyncS.toFixed(1)} s (CPU ${firstSyncCpuS.toFixed(1)} s, load ${loadAverage()}); idle ${opts.idleSeconds} s…\n`);
     // A few resyncs settle the heap first (the first sync's garbage), then the idle phase is measured.
     await sleep(5_000);
     const idle1 = Date.now();
     const cpu1 = cpuSeconds(agent.pid);
+    if (profileDir !== undefined) process.kill(agent.pid, 'SIGUSR2');
     await sleep(opts.idleSeconds * 1000);
+    if (profileDir !== undefined) await writeProfile(agent, profileDir, 'idle (resyncs with nothing changed)');
     const idleBefore = { ...sampler.between(idle1, Date.now()), cpuPercent: cpuPercent(agent.pid, cpu1, idle1) };
     const heapBefore = await heapFigures(cluster, agent.pid);
     await snapshot(agent, opts);
@@ -386,7 +393,7 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
 }
 
 /** The profiler writes its last profile on SIGUSR2 (bench/agent-cpu-profile.mjs); its summary is printed. */
-async function writeProfile(agent: SpawnedProcess, dir: string): Promise<void> {
+async function writeProfile(agent: SpawnedProcess, dir: string, phase: string): Promise<void> {
   const count = (): number => readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).length;
   const before = count();
   process.kill(agent.pid, 'SIGUSR2');
@@ -394,7 +401,7 @@ async function writeProfile(agent: SpawnedProcess, dir: string): Promise<void> {
   while (count() === before && Date.now() < deadline) await sleep(200);
   await sleep(500); // written with one writeFileSync: whole once the next file check sees it
   const gaps = readdirSync(dir).filter((f) => f.endsWith('-unsampled.json')).map((f) => readFileSync(join(dir, f), 'utf8').trim());
-  process.stdout.write(`  CPU profile in ${dir}\n${formatSummary(summariseProfiles(dir))}\nunsampled (program loads, probes):\n${gaps.join('\n')}\n`);
+  process.stdout.write(`  CPU profile (${phase}) in ${dir}\n${formatSummary(summariseProfiles(dir))}\nunsampled (program loads, probes):\n${gaps.join('\n')}\n`);
 }
 
 /** The agent writes a heap snapshot on SIGUSR2 into the folder (only with --snapshots). */
