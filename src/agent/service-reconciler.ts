@@ -3,6 +3,7 @@
 import type { ServiceProxy } from '../dataplane/service-proxy.js';
 import { listAddresses } from '../host/addresses.js';
 import { type Cidr, type Ip, parseIp } from '../model/ip.js';
+import { sameItems } from '../model/lists.js';
 import type { ServiceMap } from '../model/service.js';
 import type { EndpointSlice } from '../services/input.js';
 import { errorLine } from '../observability/first-line.js';
@@ -12,8 +13,8 @@ import { ServiceChangeTracker } from '../services/changes.js';
 import { type ProgrammedTriggers, pendingTriggers, programmingLatencies } from '../services/programming-latency.js';
 import { PROXY_NAME, ServiceMapMemo, computeServiceMap } from '../services/service-map.js';
 import { MeshInputDecoder } from '../sources/mesh-input.js';
-import type { ClusterSource } from '../sources/source.js';
-import { ServiceInputCache, decodeServiceInput } from '../sources/service-input.js';
+import type { ClusterSource, SourceObject } from '../sources/source.js';
+import { type DecodedServiceInput, ServiceInputCache, decodeServiceInput } from '../sources/service-input.js';
 import type { AgentConfig } from './config.js';
 import { HealthCheckServers } from './health-check-servers.js';
 import { ProblemReporter } from './problem-reporter.js';
@@ -40,8 +41,9 @@ export class ServiceReconciler {
   private readonly changes = new ServiceChangeTracker();
   private appliedOnce = false;
   private lastApplyFailed = false;
-  /** The slices' trigger times as of the last successful reconcile (programming-latency.ts). */
+  /** The slices' trigger times as of the last successful reconcile (programming-latency.ts), and those slices. */
   private programmedTriggers: ProgrammedTriggers = new Map();
+  private programmedSlices: readonly EndpointSlice[] | undefined;
   /** Trigger times before this agent started are not its latency. */
   private readonly startedAt = Date.now();
   #servicePorts: number | undefined;
@@ -50,6 +52,8 @@ export class ServiceReconciler {
   private readonly decoded = new ServiceInputCache();
   private readonly nodes: MeshInputDecoder;
   private readonly memo = new ServiceMapMemo();
+  /** The source's last snapshot and its decoding: a source hands out the same snapshot until something changed. */
+  private lastDecode: { readonly objects: readonly SourceObject[]; readonly decoded: DecodedServiceInput } | undefined;
 
   constructor(private readonly deps: ServiceReconcilerDeps) {
     this.problems = new ProblemReporter(deps.log, deps.metrics);
@@ -79,7 +83,8 @@ export class ServiceReconciler {
   private async sync(): Promise<SyncResult> {
     try {
       const { map, slices } = await this.serviceMap();
-      const triggers = pendingTriggers(this.programmedTriggers, slices, this.startedAt);
+      // The same slice objects: the same trigger times, none of them new.
+      const triggers = sameItems(this.programmedSlices, slices) ? { pending: [], programmed: this.programmedTriggers } : pendingTriggers(this.programmedTriggers, slices, this.startedAt);
       const report = await this.changes.track(map, (changes) => this.deps.proxy.apply(changes));
       const programmedAt = Date.now();
       this.deps.metrics.countWrites('service', report.written);
@@ -92,6 +97,7 @@ export class ServiceReconciler {
       this.deps.metrics.proxyRules.lastSync.set(programmedAt / 1000);
       for (const seconds of programmingLatencies(triggers.pending, programmedAt)) this.deps.metrics.proxyRules.networkProgramming.observe(seconds);
       this.programmedTriggers = triggers.programmed;
+      this.programmedSlices = slices;
       const checks = await this.healthChecks.apply(map);
       for (const line of checks.failed) this.deps.log.error(line);
       this.lastApplyFailed = false;
@@ -109,7 +115,8 @@ export class ServiceReconciler {
 
   private async serviceMap(): Promise<{ readonly map: ServiceMap; readonly slices: readonly EndpointSlice[] }> {
     const objects = this.deps.source.snapshot();
-    const decoded = decodeServiceInput(objects, this.decoded);
+    const decoded = this.lastDecode?.objects === objects ? this.lastDecode.decoded : decodeServiceInput(objects, this.decoded);
+    this.lastDecode = { objects, decoded };
     this.problems.report(decoded.problems);
     // Node problems are the mesh's to report; here only pod CIDRs and the zone label are read.
     const clusterCIDRs: Cidr[] = [];

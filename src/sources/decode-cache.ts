@@ -1,7 +1,7 @@
 // Each object decoded once, when it changes, not at every resync: sources hand out the same object
 // until it changes (a reflector's store entry, a cluster file document), so a decode is remembered
 // by the object itself. Weak: an object gone from the source takes its decoded form with it.
-import { orEmpty } from '../model/empty.js';
+import { orEmpty } from '../model/lists.js';
 import type { KubeObject } from './objects.js';
 import { InvalidObjectError, type Problem } from './problem.js';
 

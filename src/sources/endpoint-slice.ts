@@ -1,7 +1,7 @@
 // discovery.k8s.io/v1 EndpointSlice → EndpointSlice. A bad field rejects the whole slice (one error
 // naming it and the field); what kube-proxy merely ignores is ignored here too: FQDN slices and
 // ports without a number. A malformed last-change-trigger-time costs only the latency metric.
-import { orEmpty } from '../model/empty.js';
+import { orEmpty } from '../model/lists.js';
 import { type Family, ParseError } from '../model/ip.js';
 import type { EndpointSlice, SliceEndpoint, SlicePort } from '../services/input.js';
 import type { KubeObject } from './objects.js';

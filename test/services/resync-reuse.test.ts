@@ -2,7 +2,7 @@
 // when they change, and a Service's ports are computed again only when its inputs changed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCidr } from '../../src/model/ip.js';
+import { formatIp, parseCidr, parseIp } from '../../src/model/ip.js';
 import { PROXY_NAME, ServiceMapMemo, computeServiceMap } from '../../src/services/service-map.js';
 import type { KubeObject } from '../../src/sources/objects.js';
 import { ServiceInputCache, decodeServiceInput } from '../../src/sources/service-input.js';
@@ -11,9 +11,10 @@ import { NODE, ep, service, slice } from './builder.js';
 
 const sourceObjects = (objects: readonly KubeObject[]): SourceObject[] => objects.map((object) => ({ kind: object.kind as SourceObject['kind'], object }));
 
-function mapFrom(objects: readonly KubeObject[], cache: ServiceInputCache, memo: ServiceMapMemo, node = NODE) {
+function mapFrom(objects: readonly KubeObject[], cache: ServiceInputCache, memo: ServiceMapMemo, node = NODE, clusterCIDRs = ['10.244.0.0/16'], nodePortCIDRs: string[] = []) {
   const decoded = decodeServiceInput(sourceObjects(objects), cache);
-  return { decoded, map: computeServiceMap({ ...decoded, node, clusterCIDRs: [parseCidr('10.244.0.0/16')] }, { proxyName: PROXY_NAME }, memo) };
+  const input = { ...decoded, node, clusterCIDRs: clusterCIDRs.map(parseCidr) };
+  return { decoded, map: computeServiceMap(input, { proxyName: PROXY_NAME, nodePortCIDRs: nodePortCIDRs.map(parseCidr) }, memo) };
 }
 
 const objects = [
@@ -32,6 +33,31 @@ test('the same objects again: the same decoded objects and the same port objects
   assert.equal(again.decoded.slices[1], first.decoded.slices[1]);
   assert.equal(again.map.servicePorts.length, 3);
   again.map.servicePorts.forEach((p, i) => assert.equal(p, first.map.servicePorts[i], `${p.service} ${p.portName}`));
+});
+
+test('the same inputs again (equal node addresses and CIDRs, parsed anew): the same map object', () => {
+  const cache = new ServiceInputCache();
+  const memo = new ServiceMapMemo();
+  const first = mapFrom(objects, cache, memo, NODE, ['10.244.0.0/16'], ['192.168.0.0/16']);
+  const again = mapFrom(objects, cache, memo, { ...NODE, addresses: NODE.addresses.map((ip) => ({ ...ip })) }, ['10.244.0.0/16'], ['192.168.0.0/16']);
+  assert.equal(again.map, first.map);
+});
+
+test('any input that differs computes a new map: addresses, cluster CIDRs, --nodeport-addresses, objects', () => {
+  const cache = new ServiceInputCache();
+  const memo = new ServiceMapMemo();
+  const first = mapFrom(objects, cache, memo);
+  const addresses = mapFrom(objects, cache, memo, { ...NODE, addresses: [parseIp('192.168.0.2')] });
+  assert.notEqual(addresses.map, first.map);
+  assert.deepEqual(addresses.map.nodePortAddresses.map(formatIp), ['192.168.0.2']);
+  const cidrs = mapFrom(objects, cache, memo, { ...NODE, addresses: [parseIp('192.168.0.2')] }, ['10.244.0.0/16', '10.245.0.0/16']);
+  assert.notEqual(cidrs.map, addresses.map);
+  assert.equal(cidrs.map.clusterCIDRs.length, 2);
+  const narrowed = mapFrom(objects, cache, memo, { ...NODE, addresses: [parseIp('192.168.0.2')] }, ['10.244.0.0/16', '10.245.0.0/16'], ['10.0.0.0/8']);
+  assert.notEqual(narrowed.map, cidrs.map);
+  assert.deepEqual(narrowed.map.nodePortAddresses, []);
+  const fewer = mapFrom(objects.slice(0, 2), cache, memo);
+  assert.deepEqual(fewer.map.servicePorts.map((p) => p.service), ['default/a']);
 });
 
 test("a changed slice recomputes its Service's ports only", () => {
