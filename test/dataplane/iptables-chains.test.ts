@@ -231,6 +231,21 @@ for (const kind of backends) {
       });
     });
 
+    test('the same rules object handed in again (an idle resync) plans nothing until a full sync, which still repairs', async () => {
+      await withNetns(['same'], async ([ns]) => {
+        const { chains, counting, periodPasses } = counted(ns!);
+        const rules = sample();
+        await chains.apply(rules);
+        await byHand(ns!, kind, 4, ['-t', 'nat', '-F', 'WIRELANE-NAT']);
+        const idle = await counting(() => chains.apply(rules));
+        assert.deepEqual([idle.value.sync, idle.saves, idle.restores, idle.value.written], ['partial', 0, 0, 0]);
+        periodPasses();
+        const full = await counting(() => chains.apply(rules));
+        assert.deepEqual([full.value.sync, full.value.written], ['full', 1], 'the full sync reads and rewrites what was flushed');
+        assert.equal((await chainLines(ns!, kind, 4, 'nat', 'WIRELANE-NAT')).length, 2);
+      });
+    });
+
     test('a chain flushed or edited by hand is rewritten by the next full sync', async () => {
       await withNetns(['flushed'], async ([ns]) => {
         const { chains, periodPasses } = counted(ns!);

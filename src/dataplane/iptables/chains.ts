@@ -78,6 +78,8 @@ export class IptablesChains {
   private lastFullSync = Number.NEGATIVE_INFINITY;
   /** Set at the start (the record is empty) and by any failure (the record may be wrong). */
   private fullSyncNeeded = true;
+  /** The rules of the last apply that succeeded: handed in again, the record says they are written. */
+  private applied: DesiredRules | undefined;
 
   constructor(opts: IptablesChainsOptions = {}) {
     this.owner = opts.owner ?? WIRELANE_OWNER;
@@ -93,7 +95,7 @@ export class IptablesChains {
    * (a partial sync) or, when a full sync is due, from what iptables-save shows.
    */
   async apply(desired: DesiredRules): Promise<IptablesApplyReport> {
-    for (const family of FAMILIES) validateFamilyRules(family, desired[family] ?? NO_RULES, this.owner, this.checked);
+    if (desired !== this.applied) for (const family of FAMILIES) validateFamilyRules(family, desired[family] ?? NO_RULES, this.owner, this.checked);
     return this.queue.run(() => this.reconcile(desired));
   }
 
@@ -109,6 +111,9 @@ export class IptablesChains {
   private async reconcile(desired: DesiredRules, forceFull = false): Promise<IptablesApplyReport> {
     const backend = await this.resolveBackend();
     const full = forceFull || this.fullSyncDue();
+    // A partial sync of the same rules plans nothing (10,000 Services: ~110,000 chains compared).
+    if (!full && desired === this.applied) return { written: 0, restores: [], sync: 'partial', recovered: [] };
+    this.applied = undefined;
     const started = this.now();
     const restores: FamilyRestore[] = [];
     const recovered: { family: Family; error: string }[] = [];
@@ -135,6 +140,7 @@ export class IptablesChains {
       this.lastFullSync = started;
       this.fullSyncNeeded = false;
     }
+    this.applied = desired;
     return { written: restores.length, restores, sync: full ? 'full' : 'partial', recovered };
   }
 

@@ -14,10 +14,14 @@ type PortParts = Readonly<Record<Family, PortRules | undefined>>;
 export class ServiceRuleCache {
   /** Each service port's parts, by servicePortKey, as of the last `rulesFor`. */
   #ports = new Map<string, PortParts>();
+  /** The last map and its rules: a resync with nothing changed hands the same rules on (IptablesChains then plans nothing). */
+  #last: { readonly map: ServiceChanges['map']; readonly rules: DesiredRules } | undefined;
 
   /** The rules of `changes.map`, generating only the ports in `changes.updated` (all of them after a map-wide change). */
   rulesFor(changes: ServiceChanges): DesiredRules {
     const { map, keys } = changes;
+    const unchanged = !changes.full && changes.updated.length === 0 && changes.removed.length === 0 && !Object.values(changes.mapFields).some(Boolean);
+    if (unchanged && this.#last?.map === map) return this.#last.rules;
     const contexts = FAMILIES.map((family) => familyContext(map, family));
     // A map-wide field feeds every port's rules (cluster CIDRs, node-port addresses).
     if (changes.full || Object.values(changes.mapFields).some(Boolean)) this.#ports.clear();
@@ -39,11 +43,13 @@ export class ServiceRuleCache {
       const rules = assembleFamilyRules(contexts[f]!, parts[family]);
       if (rules !== undefined) desired[family] = rules;
     });
+    this.#last = { map, rules: desired };
     return desired;
   }
 
   /** After an apply that failed: the next one generates every port again. */
   forget(): void {
     this.#ports.clear();
+    this.#last = undefined;
   }
 }
