@@ -27,9 +27,19 @@ export function widthOf(family: Family): number {
 
 export function parseIp(text: string): Ip {
   if (isIPv4(text)) {
-    let value = 0n;
-    for (const part of text.split('.')) value = (value << 8n) | BigInt(part);
-    return { family: 4, value };
+    // Digits and dots only, once isIPv4 said so: one BigInt per address (100,000 endpoints at a first sync).
+    let value = 0;
+    let octet = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== 46) {
+        octet = octet * 10 + c - 48;
+        continue;
+      }
+      value = value * 256 + octet;
+      octet = 0;
+    }
+    return { family: 4, value: BigInt(value * 256 + octet) };
   }
   if (isIPv6(text) && !text.includes('%')) return { family: 6, value: parseIPv6(text) };
   throw new ParseError(`"${text}" is not an IP address`);
