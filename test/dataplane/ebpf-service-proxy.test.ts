@@ -330,6 +330,16 @@ test('an unconnected UDP socket keeps its backend, and moves when that backend l
   assert.match(moved.at(-1) ?? '', /^b[23]$/, `the flow stayed on the removed backend: ${moved.join(', ')}`);
 });
 
+/**
+ * Where a connected UDP socket's flow shows it was ended (bpf_sock_destroy: the kernel sets
+ * ECONNABORTED on the socket and disconnects it): that error, or EDESTADDRREQ when the client's next
+ * send runs before the error is read (a send on a socket no longer connected; nothing else in these
+ * tests disconnects one). -1 when neither is there.
+ */
+function endedAt(answers: readonly (string | undefined)[]): number {
+  return answers.findIndex((a) => a === 'ECONNABORTED' || a === 'EDESTADDRREQ');
+}
+
 test('a connected UDP socket on a removed backend is ended and reconnects to a current one; others are left alone', OPTIONS, async (t) => {
   const w = await world(t);
   await startThree(t, w);
@@ -344,7 +354,7 @@ test('a connected UDP socket on a removed backend is ended and reconnects to a c
   const report = await applyMap(proxy, serviceMap([port('dns', 'UDP', '10.250.0.7', 53, [THREE[1]!])]));
   assert.equal(report.socketsTerminated, 1);
   const answers = names(await viaService);
-  const aborted = answers.indexOf('ECONNABORTED');
+  const aborted = endedAt(answers);
   assert.ok(aborted > 0 && answers.slice(0, aborted).every((b) => b === 'b1'), answers.join(', '));
   assert.ok(answers.slice(aborted + 1).length > 0 && answers.slice(aborted + 1).every((b) => b === 'b2'), answers.join(', '));
   assert.deepEqual(new Set(names(await direct)), new Set(['b1']));
@@ -366,7 +376,7 @@ test('more stale UDP flows than the termination map holds still end the socket o
   const report = await applyMap(proxy, serviceMap([port('zz-dns', 'UDP', '10.250.0.8', 53, [THREE[1]!])]));
   assert.equal(report.socketsTerminated, 1);
   const answers = names(await viaService);
-  assert.ok(answers.includes('ECONNABORTED') && answers.at(-1) === 'b2', answers.join(', '));
+  assert.ok(endedAt(answers) > 0 && answers.at(-1) === 'b2', answers.join(', '));
 });
 
 test('a new instance re-adopts the pins without detaching anything; traffic flows while no agent runs', OPTIONS, async (t) => {
