@@ -382,7 +382,11 @@ describe('userspace service proxy in a sandbox', { skip }, () => {
       const flowAnswers = backends(await flow);
       assert.equal(flowAnswers[0], 'a0', flowAnswers.join(', '));
       assert.equal(flowAnswers.at(-1), 'b0', `the flow stayed on the removed backend: ${flowAnswers.join(', ')}`);
-      assert.ok(flowAnswers.every((b) => b === 'a0' || b === 'b0'), flowAnswers.join(', '));
+      // A flow ends when its endpoint goes (udp-proxy.ts): a reply still on its way from a0 then has
+      // no flow to return through, as with any UDP proxy. At most that one datagram, at the switch.
+      const lost = flowAnswers.flatMap((b, i) => (b === 'ERROR ETIMEDOUT' ? [i] : []));
+      assert.ok(lost.length <= 1 && lost.every((i) => flowAnswers[i - 1] === 'a0' && flowAnswers[i + 1] === 'b0'), flowAnswers.join(', '));
+      assert.ok(flowAnswers.every((b) => b === 'a0' || b === 'b0' || b === 'ERROR ETIMEDOUT'), flowAnswers.join(', '));
     }));
 
   check('re-applying the same map writes nothing; an endpoint change keeps every socket', () =>
