@@ -54,8 +54,7 @@ export class ServiceMapMemo {
   /** @internal The entry for `key` if it still holds for these inputs. */
   reuse(key: string, svc: Service, slices: readonly EndpointSlice[], node: ServiceMapInput['node']): readonly ServicePort[] | undefined {
     const e = this.#entries.get(key);
-    if (e === undefined || e.svc !== svc || !sameNode(this.#node, node) || e.slices.length !== slices.length) return undefined;
-    for (let i = 0; i < slices.length; i++) if (e.slices[i] !== slices[i]) return undefined;
+    if (e === undefined || e.svc !== svc || !sameNode(this.#node, node) || !sameItems(e.slices, slices)) return undefined;
     return e.ports;
   }
 
