@@ -10,6 +10,7 @@ import { AgentMetrics } from '../observability/metrics.js';
 import type { ReflectedKind, ResourceStatus } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
+import { HeapRelease } from './heap-release.js';
 import { hostPlacementOf, removeHostState } from './host-cleanup.js';
 import { startHttpServers } from './http.js';
 import { LastSeenTimer } from './last-seen-timer.js';
@@ -68,10 +69,12 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     metrics.syncs.inc({ loop: name, result: result.ok ? 'success' : 'failure' }),
   );
   // Services after the mesh: backends on other nodes are reached through it.
+  const heap = new HeapRelease(config.resyncPeriodMs, log);
   loop = new ReconcileLoop(
     async () => {
       await health.run('mesh', () => mesh.reconcile());
       if (services) await health.run('services', () => services.reconcile());
+      heap.afterReconcile();
     },
     config.resyncPeriodMs,
     { onDue: () => health.due() },
