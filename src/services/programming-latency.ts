@@ -29,7 +29,7 @@ export function pendingTriggers(programmed: ProgrammedTriggers, slices: readonly
   const next = new Map<string, number>();
   for (const slice of slices) {
     if (slice.triggeredAt === undefined) continue;
-    const key = `${slice.namespace}/${slice.name}`;
+    const key = [slice.namespace, slice.name].join('/'); // flat, not a rope: held until the next sync
     next.set(key, slice.triggeredAt);
     if (programmed.get(key) !== slice.triggeredAt && slice.triggeredAt >= since) pending.push(slice.triggeredAt);
   }

@@ -84,7 +84,7 @@ export function computeServiceMap(input: ServiceMapInput, opts: ServiceMapOption
   const entries = new Map<string, MemoEntry>();
   for (const svc of input.services) {
     if (!isProxied(svc, opts.proxyName)) continue;
-    const key = `${svc.namespace}/${svc.name}`;
+    const key = [svc.namespace, svc.name].join('/'); // flat, not a rope: the memo holds it (servicePortKey)
     const mine = slices.get(key) ?? [];
     const ports = memo.reuse(key, svc, mine, input.node) ?? svc.ports.map((port) => servicePortOf(svc, port, mine, input));
     entries.set(key, { svc, slices: mine, ports });

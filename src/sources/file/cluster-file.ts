@@ -164,7 +164,8 @@ export class ClusterFileReader {
 function identityOf(value: unknown): string | undefined {
   if (!isRecord(value) || value['kind'] === 'List' || !isRecord(value['metadata'])) return undefined;
   const { namespace, name } = value['metadata'];
-  return `${text(value['apiVersion'])}/${text(value['kind'])}/${text(namespace)}/${text(name)}`;
+  // Joined, not a template: a template's string is a rope of its parts, ~100 B more per key held.
+  return [text(value['apiVersion']), text(value['kind']), text(namespace), text(name)].join('/');
 }
 
 /**
