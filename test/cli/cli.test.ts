@@ -38,7 +38,7 @@ test('the installed entry point starts Node with the agent\'s heap flags and mal
   const r = spawnSync(bin, ['--help'], { encoding: 'utf8', env });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^Usage: wirelane/);
-  assert.deepEqual(JSON.parse(r.stderr), [['--max-semi-space-size=2', '--heap-growing-percent=25'], '2']);
+  assert.deepEqual(JSON.parse(r.stderr), [['--max-semi-space-size=2', '--heap-growing-percent=10'], '2']);
 });
 
 test('failures are one line on stderr with a non-zero exit', () => {
