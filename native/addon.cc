@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <bpf/bpf.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -51,6 +52,17 @@ Napi::Value OpenPinnedLink(const Napi::CallbackInfo& info) {
   return BpfLinkWrap::Create(env, OpenPin(env, path, "bpf-link"));
 }
 
+// releaseFreeHeap(): hands the allocator's free pages back to the kernel; false when there were none
+// to hand back, or the C library cannot (only glibc's malloc_trim also releases pages in the middle of
+// its heap, where freed HTTP chunks and parse buffers stay otherwise).
+Napi::Value ReleaseFreeHeap(const Napi::CallbackInfo& info) {
+#ifdef __GLIBC__
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -76,6 +88,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probeHelper", Napi::Function::New<ProbeHelper>(env, "probeHelper"));
   exports.Set("probeTcx", Napi::Function::New<ProbeTcx>(env, "probeTcx"));
   exports.Set("typeNames", Napi::Function::New<TypeNames>(env, "typeNames"));
+  exports.Set("releaseFreeHeap", Napi::Function::New<ReleaseFreeHeap>(env, "releaseFreeHeap"));
   return exports;
 }
 

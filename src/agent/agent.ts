@@ -10,6 +10,7 @@ import { AgentMetrics } from '../observability/metrics.js';
 import type { ReflectedKind, ResourceStatus } from '../sources/source.js';
 import { loadOrCreateKeyFile } from '../state/key-file.js';
 import type { AgentConfig } from './config.js';
+import { HeapRelease } from './heap-release.js';
 import { hostPlacementOf, removeHostState } from './host-cleanup.js';
 import { startHttpServers } from './http.js';
 import { LastSeenTimer } from './last-seen-timer.js';
@@ -38,7 +39,26 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const source = await openClusterSource(config, log, metrics);
 
   let loop: ReconcileLoop | undefined;
-  const fastPath = await openFastPath(config, log);
+  let synced = false;
+  // Nothing is reconciled before every resource has listed once: an unsynced source is unknown, not empty.
+  // (Changes during the first sync trigger nothing: loop.start() runs a reconcile anyway.)
+  const changed = (kind?: ReflectedKind): void => {
+    if (!synced) return;
+    // kube-proxy's "queued": a change its proxier tracks (a file reload may hold any change).
+    if (kind === undefined || kind === 'Service' || kind === 'EndpointSlice') metrics.proxyRules.lastQueued.set(Date.now() / 1000);
+    loop?.trigger();
+  };
+  // The source lists while the data paths load their BPF programs: an API server takes seconds to
+  // answer 20,000 objects, and the kernel verifies the programs meanwhile.
+  const listed = source.start(changed).then(() => true);
+  listed.catch(() => {}); // awaited once the data paths are up, and its failure thrown there
+  /** A start-up step; when it fails, the source stops listing (its watches would keep the process up). */
+  const startStep = <T>(step: () => Promise<T>): Promise<T> =>
+    step().catch(async (err: unknown) => {
+      await source.stop();
+      throw err;
+    });
+  const fastPath = await startStep(() => openFastPath(config, log));
   if (fastPath) metrics.fastPath.readFrom(() => fastPath.stats());
   const mesh = new MeshReconciler({ config, log, metrics, privateKey, publicKey, source, requestReconcile: () => loop?.trigger(), ...(fastPath && { fastPath }) });
   // Pods come and go between resyncs: their veths get the program within a second (sysfs, no command).
@@ -52,12 +72,14 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   }, FOLLOW_PODS_MS);
   followPods?.unref();
   const placement = hostPlacementOf(config);
-  const proxy = await openServiceProxy(config, log, placement, (failure) => {
-    log.error(`services: ${failure}`);
-    metrics.errors.inc({ step: 'services' });
-  });
+  const proxy = await startStep(() =>
+    openServiceProxy(config, log, placement, (failure) => {
+      log.error(`services: ${failure}`);
+      metrics.errors.inc({ step: 'services' });
+    }),
+  );
   if (proxy?.mode === 'ebpf') {
-    const counters = await ebpfCounters(placement);
+    const counters = await startStep(() => ebpfCounters(placement));
     metrics.nodePort.readFrom(counters.nodePort);
     metrics.sockLb.readFrom(counters.sockLb);
   }
@@ -68,17 +90,19 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     metrics.syncs.inc({ loop: name, result: result.ok ? 'success' : 'failure' }),
   );
   // Services after the mesh: backends on other nodes are reached through it.
+  const heap = new HeapRelease(config.resyncPeriodMs, log);
   loop = new ReconcileLoop(
     async () => {
       await health.run('mesh', () => mesh.reconcile());
       if (services) await health.run('services', () => services.reconcile());
+      heap.afterReconcile();
     },
     config.resyncPeriodMs,
     { onDue: () => health.due() },
   );
 
   // HTTP first: /healthz and /readyz answer (not ready, and why) during a long first sync.
-  const http = await startHttpServers({ health: config.listen, metrics: config.metricsListen }, {
+  const http = await startStep(() => startHttpServers({ health: config.listen, metrics: config.metricsListen }, {
     metrics,
     health: () => health.verdict(),
     ready: () => mesh.ready && (services?.ready ?? true),
@@ -101,19 +125,10 @@ export async function runAgent(config: AgentConfig): Promise<number> {
         loops: health.syncs(),
         resources: source.resourceStatus(),
       }),
-  }, log);
+  }, log));
   const stopping = stopSignal(log);
-  let synced = false;
   try {
-    // Nothing is reconciled before every resource has listed once: an unsynced source is unknown, not empty.
-    // (Changes during the first sync trigger nothing: loop.start() runs a reconcile anyway.)
-    const changed = (kind?: ReflectedKind): void => {
-      if (!synced) return;
-      // kube-proxy's "queued": a change its proxier tracks (a file reload may hold any change).
-      if (kind === undefined || kind === 'Service' || kind === 'EndpointSlice') metrics.proxyRules.lastQueued.set(Date.now() / 1000);
-      loop?.trigger();
-    };
-    synced = await Promise.race([source.start(changed).then(() => true), stopping.then(() => false)]);
+    synced = await Promise.race([listed, stopping.then(() => false)]);
     if (synced) source.checkOwnKey(config.hostname, publicKey, join(config.stateDir, 'key'));
   } catch (err) {
     await http.close();

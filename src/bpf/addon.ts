@@ -74,6 +74,7 @@ export interface NativeAddon {
   probeHelper(programType: string | number, helper: string | number): boolean;
   probeTcx(): boolean;
   typeNames(kind: BpfTypeKind): string[];
+  releaseFreeHeap(): boolean;
 }
 
 let loaded: NativeAddon | undefined;

@@ -2,6 +2,7 @@
 // slot assignment, the slot ranges and what a change writes, in what order (no kernel needed).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import {
   BACKEND_STRIDE,
   EntryBatch,
@@ -228,6 +229,37 @@ describe('backend pool', () => {
     assert.equal((pool as { size: number }).size, 63);
     assert.equal(pool.ref({ family: 4, value: BigInt(0x0a040000) }, 80, false, pool.newMark()), BACKENDS_FULL);
     assert.equal(pool.ref(ip('10.1.0.1'), 80, false, pool.newMark()), a, 'a full pool still names the backends it has');
+  });
+
+  test('the index finds each backend by address and port, through collisions, tombstones and rebuilds', () => {
+    // Keys repeat (300 addresses, low and high: negative as int32; 3 ports), and the pool fills (511
+    // ids, the index's 1,024 cells half full), so probes run long and pass other keys.
+    const address = fc.integer({ min: 0, max: 299 }).map((i) => (i % 2 === 0 ? 0x0a000000 + i : 0xc0a80000 + i));
+    const key = fc.record({ address, port: fc.integer({ min: 1, max: 3 }) });
+    const op = fc.record({ add: fc.oneof(fc.constant(true), fc.constant(true), fc.constant(false)), key });
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1500, maxLength: 2500 }), (ops) => {
+        const pool = new BackendPool(new Uint32Array(512 * BACKEND_STRIDE));
+        const model = new Map<string, number>();
+        for (const { add, key: k } of ops) {
+          const name = `${k.address}:${k.port}`;
+          const held = model.get(name);
+          if (add) {
+            const id = pool.ref({ family: 4, value: BigInt(k.address) }, k.port, false, pool.newMark());
+            if (held !== undefined) assert.equal(id, held, `${name} keeps its id`);
+            else if (id === BACKENDS_FULL) assert.equal(model.size, pool.capacity, 'full only when every id is taken');
+            else assert.ok(id > 0 && ![...model.values()].includes(id), `${name} gets an id of its own`);
+            if (id > 0) model.set(name, id);
+          } else if (held !== undefined) {
+            while (!pool.unref(held));
+            pool.release(held);
+            model.delete(name);
+          }
+        }
+        assert.equal(pool.size, model.size);
+      }),
+      { numRuns: 30 },
+    );
   });
 
   test('a rollback frees at once what the same mark allocated, and leaves the rest to the caller', () => {

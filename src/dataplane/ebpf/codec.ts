@@ -353,6 +353,8 @@ const BV_PORT = sharedWord(BACKEND, 'port', 'family', 'flags');
 const BV_PORT_SHIFT = wordOf(BACKEND, 'port').shift;
 const BV_FAMILY_SHIFT = wordOf(BACKEND, 'family').shift;
 const BV_FLAGS_SHIFT = wordOf(BACKEND, 'flags').shift;
+/** The port and family bits of the word they share with the flags. */
+const BV_PORT_FAMILY_BITS = ~(0xff << BV_FLAGS_SHIFT);
 
 /** The backend value word holding its flags (a local flag flips in place), and the local flag's bits there. */
 export const BACKEND_FLAGS_WORD = BV_PORT;
@@ -390,6 +392,24 @@ export function ipv4BackendWords(ip4: number, port: number, flags: number, out: 
   out[addr + 2] = 0;
   out[addr + 3] = 0;
   out[at + BV_PORT] = (swap16(port) << BV_PORT_SHIFT) | (4 << BV_FAMILY_SHIFT) | (flags << BV_FLAGS_SHIFT);
+}
+
+/** Whether the backend at `words[at]` is the IPv4 `ip4`:`port` (its flags aside). */
+export function isIpv4Backend(words: Uint32Array, at: number, ip4: number, port: number): boolean {
+  const addr = ((ip4 & 0xff) << 24) | ((ip4 & 0xff00) << 8) | ((ip4 >>> 8) & 0xff00) | ((ip4 >>> 24) & 0xff);
+  const portFamily = (swap16(port) << BV_PORT_SHIFT) | (4 << BV_FAMILY_SHIFT);
+  return (words[at + BV_ADDR]! | 0) === (addr | 0) && ((words[at + BV_PORT]! ^ portFamily) & BV_PORT_FAMILY_BITS) === 0;
+}
+
+/** The IPv4 address of the backend at `words[at]`, as an int32 (the inverse of ipv4BackendWords). */
+export function backendIpv4At(words: Uint32Array, at: number): number {
+  const w = words[at + BV_ADDR]!;
+  return ((w & 0xff) << 24) | ((w & 0xff00) << 8) | ((w >>> 8) & 0xff00) | ((w >>> 24) & 0xff);
+}
+
+/** The port of the backend at `words[at]`. */
+export function backendPortAt(words: Uint32Array, at: number): number {
+  return swap16((words[at + BV_PORT]! >>> BV_PORT_SHIFT) & 0xffff);
 }
 
 export function writeBackendValue(buf: Buffer, offset: number, backend: BackendValue): void {
