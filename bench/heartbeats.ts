@@ -23,7 +23,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { durationFlag } from '../src/cli/flags.js';
 import { createLogger } from '../src/observability/logger.js';
 import { ANNOTATIONS, PREFIX } from '../src/sources/annotations.js';
-import { KubernetesSource, loadKubeConfig } from '../src/sources/kubernetes/kubernetes-source.js';
+import { loadKubeAccess } from '../src/sources/kubernetes/kube-access.js';
+import { KubernetesSource } from '../src/sources/kubernetes/kubernetes-source.js';
 import { DEFAULT_LEASE_NAMESPACE, leasesPath, nodeLease, nodeLeaseName, segmentLease, segmentLeaseName } from '../src/sources/lease.js';
 import type { KubeObject } from '../src/sources/objects.js';
 import { type KubeApiServer, type KubeObject as StoredObject, startKubeApiServer } from '../test/kube-apiserver/index.js';
@@ -148,7 +149,7 @@ async function run(design: Design, n: number): Promise<Result> {
   try {
     for (let i = 0; i < n; i++) api.create('nodes', nodeObject(i));
     await api.writeKubeconfig(join(dir, 'kubeconfig'));
-    const kubeconfig = loadKubeConfig(join(dir, 'kubeconfig'));
+    const kubeconfig = await loadKubeAccess(join(dir, 'kubeconfig'));
     const names = Array.from({ length: n }, (_, i) => `node-${Math.floor(i / PER_LOCATION)}-${i % PER_LOCATION}`);
     const period = RESYNC_MS / 2;
     // The fake agents, their heartbeats spread evenly over the half period as independent agents' are.

@@ -4,7 +4,6 @@
 import { hostname } from 'node:os';
 import { type RemoveAnnotations, hostPlacementOf, removeHostState } from '../agent/host-cleanup.js';
 import { AnnotationsDirWriter } from '../sources/file/annotations-dir.js';
-import { registerClientNodeSlim } from '../sources/kubernetes/client-node-slim.js';
 import { CNI_FILE_OPTIONS, parsePlacementFlags } from './agent.js';
 import { kubeconfigPath } from './kubeconfig.js';
 import type { Command, Values } from './command.js';
@@ -76,12 +75,11 @@ function apiAnnotationRemoval(values: Values): RemoveAnnotations | undefined {
   const kubeconfig = kubeconfigPath(stringFlag(values, 'kubeconfig'), 'or leave out --annotations');
   const node = stringFlag(values, 'hostname') ?? hostname();
   return async () => {
-    // Loaded only here: the client takes seconds to load, and a host clean-up needs it only for this.
-    registerClientNodeSlim(); // before anything imports client-node's config.js
-    const [{ loadKubeConfig }, { removeAgentAnnotations }] = await Promise.all([
-      import('../sources/kubernetes/kubernetes-source.js'),
+    // Loaded only here: a host clean-up needs the API only for this.
+    const [{ loadKubeAccess }, { removeAgentAnnotations }] = await Promise.all([
+      import('../sources/kubernetes/kube-access.js'),
       import('../sources/kubernetes/node-annotations.js'),
     ]);
-    return removeAgentAnnotations({ kubeconfig: loadKubeConfig(kubeconfig) }, node);
+    return removeAgentAnnotations({ access: await loadKubeAccess(kubeconfig) }, node);
   };
 }

@@ -2,11 +2,9 @@
 // (--kubeconfig, else $KUBECONFIG, else in-cluster credentials), exactly one, read once. Either way
 // the objects go through the agent's decoders, so both show what a node computes.
 import { readFile } from 'node:fs/promises';
-import { errorLine } from '../observability/first-line.js';
 import { overlayNodes } from '../sources/file/annotation-overlay.js';
 import { AnnotationsDirReader } from '../sources/file/annotations-dir.js';
 import { parseClusterFile } from '../sources/file/cluster-file.js';
-import { registerClientNodeSlim } from '../sources/kubernetes/client-node-slim.js';
 import type { HeartbeatLease } from '../sources/lease.js';
 import type { SourceObject, SourceObjectKind } from '../sources/source.js';
 import { type Options, UsageError, type Values } from './command.js';
@@ -69,28 +67,23 @@ export async function readClusterObjects(origin: ClusterOrigin, kinds: readonly 
     return overlayNodes(objects, shared.overlays());
   }
   const { listOnce } = await kubernetesReads();
-  return listOnce(await kubeconfigOf(origin), kinds);
+  return listOnce(await accessOf(origin), kinds);
 }
 
 /** The agents' heartbeat Leases (none in a file: its nodes count as fresh). */
 export async function readHeartbeatLeases(origin: ClusterOrigin, namespace: string): Promise<readonly HeartbeatLease[]> {
   if (origin.kind === 'file') return [];
   const { listHeartbeatLeases } = await kubernetesReads();
-  return listHeartbeatLeases(await kubeconfigOf(origin), namespace);
+  return listHeartbeatLeases(await accessOf(origin), namespace);
 }
 
-/** Loaded here only: the Kubernetes client costs a file-only command its start-up time; and then without its generated API. */
+/** Loaded here only: the Kubernetes client costs a file-only command its start-up time. */
 function kubernetesReads(): Promise<typeof import('../sources/kubernetes/list-once.js')> {
-  registerClientNodeSlim(); // before anything imports client-node's config.js
   return import('../sources/kubernetes/list-once.js');
 }
 
-async function kubeconfigOf(origin: { readonly kubeconfig: string | undefined }) {
-  // Loaded here only: the Kubernetes client costs a file-only command its start-up time.
-  const { loadKubeConfig } = await import('../sources/kubernetes/kubernetes-source.js');
-  try {
-    return loadKubeConfig(origin.kubeconfig);
-  } catch (err) {
-    throw new Error(`${origin.kubeconfig === undefined ? 'in-cluster credentials' : `kubeconfig ${origin.kubeconfig}`}: ${errorLine(err)}`);
-  }
+/** Its errors name the kubeconfig (or the in-cluster credentials) and what is wrong. */
+async function accessOf(origin: { readonly kubeconfig: string | undefined }) {
+  const { loadKubeAccess } = await import('../sources/kubernetes/kube-access.js');
+  return loadKubeAccess(origin.kubeconfig);
 }

@@ -12,7 +12,8 @@ import { publishedGranularity } from '../mesh/peer-host.js';
 import { FIRST_HANDSHAKE_WINDOW_SECONDS } from '../mesh/tunnel-health.js';
 import { PeerConnection, type RoutingState } from '../peer/connection.js';
 import { PeerRegistry } from '../peer/registration.js';
-import { KubernetesSource, loadKubeConfig } from '../sources/kubernetes/kubernetes-source.js';
+import { kubeAccessOfConfig, loadKubeConfig } from '../sources/kubernetes/client-node-access.js';
+import { KubernetesSource } from '../sources/kubernetes/kubernetes-source.js';
 import { listHeartbeatLeases } from '../sources/kubernetes/list-once.js';
 import { DEFAULT_LEASE_NAMESPACE, type HeartbeatLease, withLeaseLastSeen } from '../sources/lease.js';
 import { decodeMeshInput } from '../sources/mesh-input.js';
@@ -153,14 +154,16 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => stop());
 
+  // client-node's full client: the Peer is written through its typed API (registration.ts).
   const kubeconfig = loadKubeConfig(flags.kubeconfig);
+  const access = kubeAccessOfConfig(kubeconfig);
   const privateKey = await loadOrCreateKeyFile(flags.keyFile);
   const registration: PeerRegistration = { ...flags.peer, publicKey: publicKeyOf(privateKey) };
   const registry = new PeerRegistry(kubeconfig);
   const outcome = await registry.register(registration);
   log.info({ peer: registration.name, publicKey: registration.publicKey, allowedIPs: registration.allowedIPs.map(formatCidr) }, `Peer ${outcome}`);
 
-  const source = new KubernetesSource(kubeconfig, log, false);
+  const source = new KubernetesSource(access, log, false);
   // A sync waiting for the first handshake ends at once when the process is asked to leave.
   const leaving = new AbortController();
   void stopped.then(() => leaving.abort());
@@ -190,7 +193,7 @@ async function runConnect(flags: ConnectFlags, values: Values): Promise<number> 
   let failing = false;
   const readLeases = async (): Promise<LeasesRead | undefined> => {
     try {
-      heard = { leases: await listHeartbeatLeases(kubeconfig, flags.leaseNamespace), at: Math.floor(Date.now() / 1000) };
+      heard = { leases: await listHeartbeatLeases(access, flags.leaseNamespace), at: Math.floor(Date.now() / 1000) };
       if (failing) log.info('heartbeat Leases read again');
       failing = false;
     } catch (err) {

@@ -1,6 +1,7 @@
 // /readyz follows the cluster source: not ready, saying which resources and why, until every one has
 // listed once; the HTTP server answers during that wait, and nothing is reconciled before it ends.
-// The agent's modules are traced: its Kubernetes source runs without client-node's generated API.
+// The agent's modules are traced: with a plain kubeconfig its Kubernetes source loads no module of
+// @kubernetes/client-node at all (its own client, kube-access.ts), nor the module hook.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -8,7 +9,7 @@ import { agentUrl } from '../../src/sandbox/mesh-cluster.js';
 import { DEFAULT_LEASE_NAMESPACE, nodeLeaseName } from '../../src/sources/lease.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
-import { generatedApiModules, moduleTraceFlags, tracedModules } from '../support/module-trace.js';
+import { clientNodeModules, moduleTraceFlags, tracedModules } from '../support/module-trace.js';
 import { until } from '../support/wait.js';
 
 const skip = await capabilitySkip('mesh integration tests', AGENT_TOOLS);
@@ -50,10 +51,10 @@ test('/readyz is not ready while a resource is forbidden, names it, and turns re
   assert.equal((await get('/readyz')).body, 'ok\n');
   assert.ok(api.requestCount('patch', 'nodes') > 0, 'the agent reconciles once synced');
 
-  // Its annotations and heartbeats went over its own HTTP client, KubeConfig through the hook.
+  // Its annotations and heartbeats went over its own HTTP client, with its own kubeconfig loader.
   await until("a's node Lease", () => api.get('leases', nodeLeaseName('a'), DEFAULT_LEASE_NAMESPACE) !== undefined, 30_000, 200);
   const modules = await tracedModules(trace);
-  assert.ok(modules.some((url) => url.endsWith('/@kubernetes/client-node/dist/config.js')), 'the agent loaded KubeConfig');
-  assert.ok(modules.some((url) => url.endsWith('/dist/sources/kubernetes/client-node-shim.js')), 'config.js got the shim');
-  assert.deepEqual(generatedApiModules(modules), [], 'the agent loaded none of the generated API');
+  assert.ok(modules.some((url) => url.endsWith('/dist/sources/kubernetes/kube-access.js')), 'the trace saw the agent load its kubeconfig loader');
+  assert.deepEqual(clientNodeModules(modules), [], 'the agent loaded nothing of client-node');
+  assert.ok(!modules.some((url) => url.endsWith('/dist/sources/kubernetes/client-node-hooks.js')), 'nor the module hook');
 });

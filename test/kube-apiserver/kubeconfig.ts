@@ -10,7 +10,8 @@ export function kubeconfigYaml(serverUrl: string, token: string = defaultTestTok
     apiVersion: 'v1',
     kind: 'Config',
     // client-node 1.4.0 refuses an http:// server unless insecure-skip-tls-verify is true
-    // (KubeConfig.createAgent: "HTTP protocol is not allowed when skipTLSVerify is not set or false").
+    // (KubeConfig.createAgent: "HTTP protocol is not allowed when skipTLSVerify is not set or false"),
+    // and so does the agent's own loader (kube-access.ts).
     clusters: [{ name, cluster: { server: serverUrl, 'insecure-skip-tls-verify': true } }],
     users: [{ name, user: { token } }],
     contexts: [{ name, context: { cluster: name, user: name } }],

@@ -12,7 +12,7 @@ import { TimeoutError } from '../../src/host/timeouts.js';
 import { apiStatusOf } from '../../src/sources/kubernetes/api-call.js';
 import { ApiFailure } from '../../src/sources/kubernetes/api-failure.js';
 import { kubeCall } from '../../src/sources/kubernetes/kube-request.js';
-import { loadKubeConfig } from '../../src/sources/kubernetes/kubernetes-source.js';
+import { loadKubeAccess } from '../../src/sources/kubernetes/kube-access.js';
 import { leasesPath } from '../../src/sources/lease.js';
 import { startKubeApiServer, writeKubeconfig } from '../kube-apiserver/index.js';
 import { until } from '../support/wait.js';
@@ -22,7 +22,7 @@ async function kubeconfigFor(t: TestContext, server: string | { writeKubeconfig(
   t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, 'kubeconfig');
   await (typeof server === 'string' ? writeKubeconfig(path, server) : server.writeKubeconfig(path));
-  return loadKubeConfig(path);
+  return loadKubeAccess(path);
 }
 
 const lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'x', namespace: 'ns' }, spec: {} };

@@ -8,7 +8,8 @@ import { Writable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { pino } from 'pino';
 import { AgentMetrics } from '../../src/observability/metrics.js';
-import { KubernetesSource, loadKubeConfig } from '../../src/sources/kubernetes/kubernetes-source.js';
+import { loadKubeAccess } from '../../src/sources/kubernetes/kube-access.js';
+import { KubernetesSource } from '../../src/sources/kubernetes/kubernetes-source.js';
 import type { ResourceSyncState, SourceObjectKind } from '../../src/sources/source.js';
 import { type KubeApiServer, type RequestRecord, type ResourceName, startKubeApiServer } from '../kube-apiserver/index.js';
 import { until } from '../support/wait.js';
@@ -43,7 +44,7 @@ async function cluster(t: TestContext, seed: (server: KubeApiServer) => void = s
     },
   });
   const metrics = new AgentMetrics();
-  const source = new KubernetesSource(loadKubeConfig(join(dir, 'kubeconfig')), pino({ level: 'info' }, sink), true, { metrics: metrics.source });
+  const source = new KubernetesSource(await loadKubeAccess(join(dir, 'kubeconfig')), pino({ level: 'info' }, sink), true, { metrics: metrics.source });
   const checks: (() => void)[] = [];
   t.after(async () => {
     await source.stop();

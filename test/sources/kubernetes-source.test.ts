@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createLogger } from '../../src/observability/logger.js';
-import { KubernetesSource, loadKubeConfig } from '../../src/sources/kubernetes/kubernetes-source.js';
+import { loadKubeAccess } from '../../src/sources/kubernetes/kube-access.js';
+import { KubernetesSource } from '../../src/sources/kubernetes/kubernetes-source.js';
 import { describeProblem } from '../../src/sources/problem.js';
 import { decodeServiceInput } from '../../src/sources/service-input.js';
 import { startKubeApiServer } from '../kube-apiserver/index.js';
@@ -20,7 +21,7 @@ async function startSource(t: TestContext) {
   server.create('peers', { apiVersion: 'wirelane.io/v1alpha1', kind: 'Peer', metadata: { name: 'p' }, spec: { allowedIPs: ['10.5.0.1/32'] } });
   server.create('services', { metadata: { name: 's', namespace: 'default' }, spec: { clusterIP: '10.96.0.1' } });
   server.create('endpointslices', { metadata: { name: 's-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 's' } }, addressType: 'IPv4', endpoints: [] });
-  const source = new KubernetesSource(loadKubeConfig(join(dir, 'kubeconfig')), log, true);
+  const source = new KubernetesSource(await loadKubeAccess(join(dir, 'kubeconfig')), log, true);
   let changes = 0;
   t.after(async () => {
     await source.stop();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { createLogger } from '../../src/observability/logger.js';
-import { loadKubeConfig } from '../../src/sources/kubernetes/kubernetes-source.js';
+import { loadKubeAccess } from '../../src/sources/kubernetes/kube-access.js';
 import { LeaseHeartbeats } from '../../src/sources/kubernetes/lease-heartbeats.js';
 import { nodeLease, nodeLeaseName, segmentLeaseName } from '../../src/sources/lease.js';
 import { type KubeObject, startKubeApiServer } from '../kube-apiserver/index.js';
@@ -21,7 +21,7 @@ async function start(t: TestContext, node = 'a') {
   let changes = 0;
   const heartbeats = new LeaseHeartbeats(
     { namespace: NS, node, renewEveryMs: RENEW_MS, durationSeconds: 1 },
-    { kubeconfig: loadKubeConfig(join(dir, 'kubeconfig')), log: createLogger('silent'), maxBackoffMs: 200, onChange: () => changes++ },
+    { access: await loadKubeAccess(join(dir, 'kubeconfig')), log: createLogger('silent'), maxBackoffMs: 200, onChange: () => changes++ },
   );
   t.after(async () => {
     await heartbeats.stop();

@@ -24,3 +24,8 @@ export async function tracedModules(file: string): Promise<string[]> {
 export function generatedApiModules(modules: readonly string[]): string[] {
   return modules.filter((url) => /\/@kubernetes\/client-node\/dist\/gen\/(index\.js|apis\/|models\/|types\/)/.test(url));
 }
+
+/** Of `modules`, those of @kubernetes/client-node (any of it). */
+export function clientNodeModules(modules: readonly string[]): string[] {
+  return modules.filter((url) => url.includes('/@kubernetes/client-node/'));
+}

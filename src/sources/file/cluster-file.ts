@@ -1,13 +1,13 @@
 // The cluster file: a YAML stream of Kubernetes-shaped objects as `kubectl get -o yaml` prints them
 // (single objects, or `kind: List` documents holding them).
 import { hash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { isDeepStrictEqual } from 'node:util';
 import { errorLine } from '../../observability/first-line.js';
 import { DocumentSplitter, asciiTrimmed } from './document-split.js';
 import { holdObject } from '../held-object.js';
 import { type KubeObject, isRecord } from '../objects.js';
 import type { SourceObject, SourceObjectKind } from '../source.js';
+import { yamlParser } from '../yaml-parser.js';
 
 export interface ClusterFileObject extends SourceObject {
   /** Where it stands, for error messages: `document 3` or `document 1, item 4`. */
@@ -168,19 +168,11 @@ function identityOf(value: unknown): string | undefined {
   return [text(value['apiVersion']), text(value['kind']), text(namespace), text(name)].join('/');
 }
 
-/**
- * The YAML parser, loaded only for a file that needs it: JSON files (and the Kubernetes source) never
- * do, and loading it cost 50 ms of start-up and 8 MiB.
- */
-const yaml = (() => {
-  let loaded: typeof import('yaml') | undefined;
-  return (): typeof import('yaml') => (loaded ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
-})();
 
 /** Document by document: the first fault in the stream is the one reported. */
 function readYaml(text: string, source: string, prepare: (value: unknown) => unknown, out: ClusterFileObject[]): void {
   // stringKeys: a map key is a string, as in JSON; a list or map as a key is an error, not a warning.
-  yaml().parseAllDocuments(text, { stringKeys: true }).forEach((doc, i) => {
+  yamlParser().parseAllDocuments(text, { stringKeys: true }).forEach((doc, i) => {
     const where = placeOf(i + 1);
     if (doc.errors.length > 0) {
       throw new ClusterFileError(`${source}: ${where}: ${errorLine(doc.errors[0])}`);

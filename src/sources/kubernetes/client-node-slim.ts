@@ -8,7 +8,7 @@ let registered = false;
 /**
  * From now on, client-node's config.js loads without the generated API (client-node-hooks.ts). Call
  * it before the first import of anything that imports config.js; the process pays for the hooks
- * thread (~11 MiB), so only the Kubernetes source does. A later import of client-node's root still
+ * thread (~11 MiB), so only kube-access.ts's fallback does. A later import of client-node's root still
  * works: it loads the generated API itself, and shares the KubeConfig class.
  */
 export function registerClientNodeSlim(): void {

@@ -1,11 +1,11 @@
-// One request to the API server over plain node:http(s), with the kubeconfig's credentials, TLS and
-// proxy settings (KubeConfig.applyToHTTPSOptions): what list-watch.ts streams from, and the few
+// One request to the API server over plain node:http(s), with the kubeconfig's credentials and TLS
+// settings (kube-access.ts): what list-watch.ts streams from, and the few
 // writes the agent makes (its Node's annotations, its Leases). Not client-node's typed API: loading
-// it costs ~70 MiB and most of a second (see client-node-slim.ts), and its failures hide the Status body.
+// it costs ~70 MiB and most of a second, and its failures hide the Status body.
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { type RequestOptions, request as httpsRequest } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import type { KubeAccess } from './kube-access.js';
 import { withTimeout } from '../../host/timeouts.js';
 import { isRecord } from '../objects.js';
 import { ApiFailure, failureOfResponse, messageLine } from './api-failure.js';
@@ -27,11 +27,9 @@ export interface OpenedRequest {
 }
 
 /** Sends a request and resolves at its response's headers; rejects with an ApiFailure. */
-export async function openKubeRequest(kubeconfig: KubeConfig, req: KubeRequest, signal: AbortSignal): Promise<OpenedRequest> {
-  const server = kubeconfig.getCurrentCluster()?.server;
-  if (server === undefined) throw new ApiFailure('client_error', 'the kubeconfig has no current cluster');
+export async function openKubeRequest(access: KubeAccess, req: KubeRequest, signal: AbortSignal): Promise<OpenedRequest> {
   // Appended, not resolved: a server URL may carry a path prefix (an API proxy).
-  const url = new URL(server + req.path);
+  const url = new URL(access.server + req.path);
   for (const [key, value] of Object.entries(req.query ?? {})) url.searchParams.set(key, value);
   const body = req.body && Buffer.from(JSON.stringify(req.body.value));
   const options: RequestOptions = {
@@ -43,7 +41,7 @@ export async function openKubeRequest(kubeconfig: KubeConfig, req: KubeRequest, 
     },
     signal,
   };
-  await kubeconfig.applyToHTTPSOptions(options);
+  await access.applyTo(options);
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const request = send(url, options, (response) => resolve({ response, request }));
@@ -57,10 +55,10 @@ export async function openKubeRequest(kubeconfig: KubeConfig, req: KubeRequest, 
  * after `timeoutMs`, the request then aborted). A status other than 2xx rejects with its ApiFailure
  * (`code` is the status), so callers tell 404 and 409 from the rest.
  */
-export function kubeCall(kubeconfig: KubeConfig, req: KubeRequest, timeoutMs: number, what: string): Promise<Record<string, unknown>> {
+export function kubeCall(access: KubeAccess, req: KubeRequest, timeoutMs: number, what: string): Promise<Record<string, unknown>> {
   const abort = new AbortController();
   const call = async (): Promise<Record<string, unknown>> => {
-    const { response } = await openKubeRequest(kubeconfig, req, abort.signal);
+    const { response } = await openKubeRequest(access, req, abort.signal);
     const body = await readBody(response).catch((err: unknown) => Promise.reject(asFailure(err)));
     const code = response.statusCode ?? 0;
     if (code < 200 || code > 299) throw failureOfResponse(code, body);

@@ -1,25 +1,16 @@
 // The Kubernetes API as a source: a reflector (list, then watch) on Nodes and Peers (and Services and
 // EndpointSlices when a service proxy runs); this node's own annotations go through NodeAnnotations,
 // its heartbeats through LeaseHeartbeats.
-// config.js, not client-node's root: the root loads the whole generated API (client-node-slim.ts).
-import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
 import { PEER_GROUP, PEER_PLURAL, PEER_VERSION } from '../peer.js';
 import type { KubeObject } from '../objects.js';
 import type { ClusterSource, ReflectedKind, ResourceStatus, SourceObject, SourceObjectKind } from '../source.js';
+import type { KubeAccess } from './kube-access.js';
 import { type LeaseHeartbeatOptions, LeaseHeartbeats } from './lease-heartbeats.js';
 import { ListWatch } from './list-watch.js';
 import { NodeAnnotations } from './node-annotations.js';
 import { Reflector } from './reflector.js';
-
-/** A kubeconfig file, or in-cluster credentials when no path is given. */
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromCluster();
-  return kc;
-}
 
 export interface KubernetesSourceOptions {
   readonly metrics?: SourceMetrics;
@@ -52,7 +43,7 @@ export class KubernetesSource implements ClusterSource {
   private last: { readonly lists: readonly (readonly KubeObject[])[]; readonly snapshot: readonly SourceObject[] } | undefined;
 
   constructor(
-    kubeconfig: KubeConfig,
+    access: KubeAccess,
     log: Logger,
     /** Also watch Services and EndpointSlices (only when a service proxy runs: RBAC may not allow it). */
     withServices: boolean,
@@ -63,7 +54,7 @@ export class KubernetesSource implements ClusterSource {
       (kind) =>
         new Reflector({
           kind,
-          listWatch: new ListWatch(kubeconfig, RESOURCE_PATHS[kind], options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
+          listWatch: new ListWatch(access, RESOURCE_PATHS[kind], options.userAgent !== undefined ? { userAgent: options.userAgent } : {}),
           log,
           ...(options.metrics ? { metrics: options.metrics } : {}),
           ...(options.random ? { random: options.random } : {}),
@@ -73,13 +64,13 @@ export class KubernetesSource implements ClusterSource {
     );
     const nodes = this.reflectors.find((r) => r.kind === 'Node');
     this.publisher = new NodeAnnotations(
-      { kubeconfig, ...(options.userAgent !== undefined && { userAgent: options.userAgent }) },
+      { access, ...(options.userAgent !== undefined && { userAgent: options.userAgent }) },
       (name) => nodes?.objects().find((n) => n.metadata?.name === name),
     );
     this.heartbeats =
       options.heartbeats &&
       new LeaseHeartbeats(options.heartbeats, {
-        kubeconfig,
+        access,
         log,
         ...(options.metrics && { metrics: options.metrics }),
         ...(options.userAgent !== undefined && { userAgent: options.userAgent }),

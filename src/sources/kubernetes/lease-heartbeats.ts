@@ -4,7 +4,7 @@
 // Leases of its own location (a label selector) and every segment Lease. A renewal that fails is
 // remembered: until renewals work again this agent is blind, and mesh/liveness.ts ages nobody.
 // Writes are read-modify-write (a Lease refuses unconditional updates), bounded like every call out.
-import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import type { KubeAccess } from './kube-access.js';
 import { errorLine } from '../../observability/first-line.js';
 import type { Logger } from '../../observability/logger.js';
 import type { SourceMetrics } from '../../observability/metrics.js';
@@ -30,7 +30,7 @@ export interface LeaseHeartbeatOptions {
 }
 
 export interface LeaseHeartbeatDeps {
-  readonly kubeconfig: KubeConfig;
+  readonly access: KubeAccess;
   readonly log: Logger;
   readonly metrics?: SourceMetrics;
   readonly userAgent?: string;
@@ -121,7 +121,7 @@ export class LeaseHeartbeats implements Heartbeats {
     return new Reflector({
       kind: 'Lease',
       resource,
-      listWatch: new ListWatch(deps.kubeconfig, leasesPath(this.options.namespace), {
+      listWatch: new ListWatch(deps.access, leasesPath(this.options.namespace), {
         labelSelector,
         ...(deps.userAgent !== undefined && { userAgent: deps.userAgent }),
       }),
@@ -238,7 +238,7 @@ export class LeaseHeartbeats implements Heartbeats {
    */
   private call(req: KubeRequest, what: string): Promise<Record<string, unknown>> {
     const { userAgent } = this.deps;
-    return kubeCall(this.deps.kubeconfig, { ...req, ...(userAgent !== undefined && { userAgent }) }, Math.max(1000, this.options.renewEveryMs), what);
+    return kubeCall(this.deps.access, { ...req, ...(userAgent !== undefined && { userAgent }) }, Math.max(1000, this.options.renewEveryMs), what);
   }
 
   /** PUT when the Lease carries a version, else POST. */

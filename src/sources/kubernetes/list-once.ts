@@ -2,7 +2,7 @@
 // kept. A failed list fails the whole read, naming the resource: a view computed from a partial
 // list would show unknown as empty. The one exception is the agent's too: a Peer CRD that is not
 // installed (404) means no Peers.
-import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import type { KubeAccess } from './kube-access.js';
 import { HEARTBEAT_LEASE_SELECTOR, type HeartbeatLease, decodeLease, leasesPath } from '../lease.js';
 import type { SourceObject, SourceObjectKind } from '../source.js';
 import type { ApiFailure } from './api-failure.js';
@@ -10,13 +10,13 @@ import { RESOURCE_PATHS } from './kubernetes-source.js';
 import { ListWatch } from './list-watch.js';
 import { LIST_TIMEOUT_MS } from './reflector.js';
 
-export async function listOnce(kubeconfig: KubeConfig, kinds: readonly SourceObjectKind[]): Promise<SourceObject[]> {
+export async function listOnce(access: KubeAccess, kinds: readonly SourceObjectKind[]): Promise<SourceObject[]> {
   const abort = new AbortController();
   const listKind = async (kind: SourceObjectKind): Promise<SourceObject[]> => {
     const path = RESOURCE_PATHS[kind];
     try {
       // "" asks for a consistent read (kubectl's), not the watch cache's possibly older copy.
-      const { items } = await new ListWatch(kubeconfig, path).list('', LIST_TIMEOUT_MS, abort.signal);
+      const { items } = await new ListWatch(access, path).list('', LIST_TIMEOUT_MS, abort.signal);
       return items.map((object) => ({ kind, object }));
     } catch (err) {
       const failure = err as ApiFailure; // ListWatch.list rejects with ApiFailure only
@@ -29,10 +29,10 @@ export async function listOnce(kubeconfig: KubeConfig, kinds: readonly SourceObj
 }
 
 /** The heartbeat Leases in `namespace`, read once; malformed ones are left out (the agents ignore them too). */
-export async function listHeartbeatLeases(kubeconfig: KubeConfig, namespace: string): Promise<HeartbeatLease[]> {
+export async function listHeartbeatLeases(access: KubeAccess, namespace: string): Promise<HeartbeatLease[]> {
   const path = leasesPath(namespace);
   try {
-    const { items } = await new ListWatch(kubeconfig, path, { labelSelector: HEARTBEAT_LEASE_SELECTOR }).list('', LIST_TIMEOUT_MS, new AbortController().signal);
+    const { items } = await new ListWatch(access, path, { labelSelector: HEARTBEAT_LEASE_SELECTOR }).list('', LIST_TIMEOUT_MS, new AbortController().signal);
     return items.flatMap((object) => {
       const lease = decodeLease(object);
       return lease === undefined || 'problem' in lease ? [] : [lease];

@@ -1,10 +1,10 @@
 // LIST and WATCH of one resource over plain node:http(s) (kube-request.ts, with the kubeconfig's
-// credentials, TLS and proxy settings). Not client-node's typed list calls or its Watch:
+// credentials and TLS settings). Not client-node's typed list calls or its Watch:
 // the typed calls turn JSON into model classes (timestamps into Dates) while a watch stream stays
 // plain JSON, so a re-list could never be compared with what the watch left; and a reflector needs
 // the HTTP status and Status body of every failure (403, 404, 410, 504), a deadline on lists and an
 // idle deadline on watches, none of which those calls expose.
-import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import type { KubeAccess } from './kube-access.js';
 import { type KubeObject, isRecord } from '../objects.js';
 import { ApiFailure, failureOfResponse, failureOfWatchError, messageLine } from './api-failure.js';
 import { type OpenedRequest, asFailure, openKubeRequest, readBody } from './kube-request.js';
@@ -46,7 +46,7 @@ export interface ListWatchOptions {
 
 export class ListWatch {
   constructor(
-    private readonly kubeconfig: KubeConfig,
+    private readonly access: KubeAccess,
     /** The API path, e.g. `/api/v1/nodes`. */
     readonly path: string,
     private readonly options: ListWatchOptions = {},
@@ -150,7 +150,7 @@ export class ListWatch {
   private open(query: Readonly<Record<string, string>>, signal: AbortSignal): Promise<OpenedRequest> {
     const { labelSelector, userAgent } = this.options;
     return openKubeRequest(
-      this.kubeconfig,
+      this.access,
       { method: 'GET', path: this.path, query: { ...query, ...(labelSelector !== undefined && { labelSelector }) }, ...(userAgent !== undefined && { userAgent }) },
       signal,
     );

@@ -1,16 +1,16 @@
 // The agent's own Node annotations through the API: a merge patch of what differs from what the
 // Node watch last saw, and their removal on a clean exit or by `wirelane cleanup --annotations`.
 // Bounded like every call out of the process: a hung API server costs this step, not the loop.
-import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import type { KubeAccess } from './kube-access.js';
 import { defaultCommandTimeoutMs } from '../../host/timeouts.js';
 import { AGENT_WRITTEN, PREFIX } from '../annotations.js';
 import { type KubeObject, isRecord } from '../objects.js';
 import type { NodePublisher } from '../source.js';
 import { type KubeRequest, kubeCall } from './kube-request.js';
 
-/** Who writes: the kubeconfig, and the User-Agent that names the agent (absent for the CLI). */
+/** Who writes: the API access, and the User-Agent that names the agent (absent for the CLI). */
 export interface NodeWriter {
-  readonly kubeconfig: KubeConfig;
+  readonly access: KubeAccess;
   readonly userAgent?: string;
 }
 
@@ -58,5 +58,5 @@ async function patchAnnotations(writer: NodeWriter, node: string, annotations: R
 }
 
 function call(writer: NodeWriter, req: KubeRequest, what: string): Promise<Record<string, unknown>> {
-  return kubeCall(writer.kubeconfig, { ...req, ...(writer.userAgent !== undefined && { userAgent: writer.userAgent }) }, defaultCommandTimeoutMs(), what);
+  return kubeCall(writer.access, { ...req, ...(writer.userAgent !== undefined && { userAgent: writer.userAgent }) }, defaultCommandTimeoutMs(), what);
 }
