@@ -1,12 +1,12 @@
-// A kubeconfig that points a client at this test server.
+// A kubeconfig that points a client at this test server. As JSON (which is YAML): the agent then loads
+// no YAML parser, as with a pod's service account (sources/kubernetes/kube-access.ts).
 import { writeFile } from 'node:fs/promises';
-import { stringify } from 'yaml';
 
 export const defaultTestToken = 'wirelane-test-token';
 
 export function kubeconfigYaml(serverUrl: string, token: string = defaultTestToken): string {
   const name = 'wirelane-test';
-  return stringify({
+  return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Config',
     // client-node 1.4.0 refuses an http:// server unless insecure-skip-tls-verify is true
