@@ -87,8 +87,8 @@ export function silentSinceAfter(remote: RemoteTunnel, previous: number | undefi
 /**
  * Down only on silence that outlasts a loaded machine: a single unanswered round is no verdict. On
  * two cores shared with other tests a reconcile took 13–21 s to reach its probe, so a fresh
- * leader's first-handshake window passed between two rounds while the remote, as slow, had not yet
- * added its key: its second round, the first one due, marked a healthy leader broken.
+ * leader's first-handshake window could pass between two rounds while the remote, as slow, had not
+ * yet added its key: its second round, the first one due, alone marked a healthy leader broken.
  */
 export function judgeTunnel(remote: RemoteTunnel, now: number): TunnelState {
   if (remote.probeAnswered === undefined) return 'unknown';
