@@ -1,7 +1,7 @@
 // The shell around mesh/tunnel-health.ts: while this node leads, each reconcile probes every remote
 // segment's WireGuard IP through the device and reads its handshakes, and the verdict moves this
 // node's tunnels-broken mark, which the reconciler publishes and feeds into its own election.
-import { REKEY_TIMEOUT_SECONDS, type RemoteTunnel, type TunnelMark, UNMARKED, judgeTunnels, nextTunnelMark } from '../mesh/tunnel-health.js';
+import { REKEY_TIMEOUT_SECONDS, type RemoteTunnel, type TunnelMark, UNMARKED, judgeTunnels, nextTunnelMark, silentSinceAfter } from '../mesh/tunnel-health.js';
 import { isPublicEndpoint } from '../mesh/leader.js';
 import { remoteSegmentsOf } from '../mesh/topology.js';
 import type { Topology } from '../mesh/types.js';
@@ -31,6 +31,8 @@ export class TunnelWatch {
   private peerSince = new Map<string, number>();
   /** Since when every probe to each remote leader's key went unanswered. */
   private unansweredSince = new Map<string, number>();
+  /** Since when every probe to each remote leader's key went unanswered while an answer was due. */
+  private silentSince = new Map<string, number>();
 
   constructor(
     /** Healthy time a broken mark needs before it clears (hysteresis). */
@@ -51,6 +53,7 @@ export class TunnelWatch {
       this.leadingSince = undefined;
       this.peerSince = new Map();
       this.unansweredSince = new Map();
+      this.silentSince = new Map();
     }
     this.mark = nextTunnelMark(this.mark, remotes && judgeTunnels(remotes, now), now, this.clearAfterSeconds);
     return this.mark.broken === before ? undefined : { broken: this.mark.broken, segments: (remotes ?? []).map((r) => r.segment) };
@@ -63,14 +66,13 @@ export class TunnelWatch {
     const publicStandIn = t.segment.nodes.some((n) => n.name !== t.node.name && isPublicEndpoint(n.endpoint));
     const peerSince = new Map(segments.map((s) => [s.publicKey as string, this.peerSince.get(s.publicKey) ?? now]));
     this.peerSince = peerSince;
-    return Promise.all(
+    const remotes = await Promise.all(
       segments.map(async (s): Promise<RemoteTunnel> => {
         const handshake = handshakes.get(s.publicKey);
         const answered = await answersPing(s.wireguardIP, t.options.wireguardDevice, PROBE_DEADLINE_SECONDS).catch(() => undefined);
-        if (answered === true) this.unansweredSince.delete(s.publicKey);
-        if (answered === false && !this.unansweredSince.has(s.publicKey)) this.unansweredSince.set(s.publicKey, now);
-        const unansweredSince = this.unansweredSince.get(s.publicKey);
-        return {
+        const before = this.unansweredSince.get(s.publicKey);
+        const unansweredSince = answered === undefined ? before : answered ? undefined : (before ?? now);
+        const observed: RemoteTunnel = {
           segment: s.key,
           configuredSince: Math.max(this.leadingSince ?? now, peerSince.get(s.publicKey) ?? now),
           remoteCatchUp: this.resyncSeconds,
@@ -79,7 +81,18 @@ export class TunnelWatch {
           ...(s.persistentKeepalive > 0 && { roamingKeepalive: s.persistentKeepalive, publicStandIn }),
           ...(unansweredSince !== undefined && { unansweredSince }),
         };
+        const silentSince = silentSinceAfter(observed, this.silentSince.get(s.publicKey), now);
+        return { ...observed, ...(silentSince !== undefined && { silentSince }) };
       }),
     );
+    // Kept for the remote leaders of this round only: a key that leaves and comes back starts afresh.
+    const since = (pick: (r: RemoteTunnel) => number | undefined) =>
+      new Map(segments.flatMap((s, i): [string, number][] => {
+        const value = remotes[i] && pick(remotes[i]);
+        return value === undefined ? [] : [[s.publicKey, value]];
+      }));
+    this.unansweredSince = since((r) => r.unansweredSince);
+    this.silentSince = since((r) => r.silentSince);
+    return remotes;
   }
 }

@@ -37,6 +37,11 @@ export interface RemoteTunnel {
   /** Since when (unix seconds) every probe to it went unanswered; absent after an answer. */
   readonly unansweredSince?: number;
   /**
+   * Since when (unix seconds: the round's time) every probe to it went unanswered while an answer
+   * was due (`answerDue`); absent after an answer, and while none was due. `silentSinceAfter` keeps it.
+   */
+  readonly silentSince?: number;
+  /**
    * How long (seconds) the remote may take to add this node's key: up to its next full reconcile
    * when the watch event that made us leader reached it late. Absent: 0, it knew us already.
    */
@@ -46,16 +51,51 @@ export interface RemoteTunnel {
 export type TunnelState = 'up' | 'down' | 'unknown';
 export type TunnelVerdict = 'healthy' | 'broken' | 'unknown';
 
+/**
+ * How long a remote must have stayed silent while an answer was due, from the round that first
+ * found it so to the round that judges: a handshake's retry. As each unanswered probe waits out its
+ * deadline (REKEY_TIMEOUT) first, this takes two rounds at least, whose probes span two handshake
+ * retries with a whole reconcile between them.
+ */
+export const SUSTAINED_SILENCE_SECONDS = REKEY_TIMEOUT_SECONDS;
+
+function handshakenSinceConfigured(remote: RemoteTunnel): boolean {
+  return remote.latestHandshake !== undefined && remote.latestHandshake >= remote.configuredSince;
+}
+
+/**
+ * Whether a (non-roaming) remote should answer by `now`: it handshook with us since we lead with a
+ * peer for it, or the first handshake has had its window. Before that, a fresh start or a fresh
+ * leadership: the remote may not know our key yet, and once it does, the first handshake may still
+ * be on its way.
+ */
+export function answerDue(remote: RemoteTunnel, now: number): boolean {
+  const window = (remote.remoteCatchUp ?? 0) + FIRST_HANDSHAKE_WINDOW_SECONDS;
+  return handshakenSinceConfigured(remote) || now - remote.configuredSince >= window;
+}
+
+/**
+ * `silentSince` after this round: started by an unanswered probe that was due, kept while probes
+ * stay unanswered (or none could be sent: no evidence either way), ended by an answer.
+ */
+export function silentSinceAfter(remote: RemoteTunnel, previous: number | undefined, now: number): number | undefined {
+  if (remote.probeAnswered === undefined) return previous;
+  if (remote.probeAnswered || !answerDue(remote, now)) return undefined;
+  return previous ?? now;
+}
+
+/**
+ * Down only on silence that outlasts a loaded machine: a single unanswered round is no verdict. On
+ * two cores shared with other tests a reconcile took 13–21 s to reach its probe, so a fresh
+ * leader's first-handshake window could pass between two rounds while the remote, as slow, had not
+ * yet added its key: its second round, the first one due, alone marked a healthy leader broken.
+ */
 export function judgeTunnel(remote: RemoteTunnel, now: number): TunnelState {
   if (remote.probeAnswered === undefined) return 'unknown';
   if (remote.probeAnswered) return 'up';
-  const handshaken = remote.latestHandshake !== undefined && remote.latestHandshake >= remote.configuredSince;
-  if ((remote.roamingKeepalive ?? 0) > 0) return judgeRoaming(remote, handshaken, now);
-  // A fresh start or a fresh leadership: the remote may not know our key yet, and once it does, the
-  // first handshake may still be on its way.
-  const window = (remote.remoteCatchUp ?? 0) + FIRST_HANDSHAKE_WINDOW_SECONDS;
-  const fresh = !handshaken && now - remote.configuredSince < window;
-  return fresh ? 'unknown' : 'down';
+  if ((remote.roamingKeepalive ?? 0) > 0) return judgeRoaming(remote, handshakenSinceConfigured(remote), now);
+  if (!answerDue(remote, now) || remote.silentSince === undefined) return 'unknown';
+  return now - remote.silentSince >= SUSTAINED_SILENCE_SECONDS ? 'down' : 'unknown';
 }
 
 /**

@@ -2,7 +2,7 @@
 // within two resync periods of its last-seen ageing out.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startMeshCluster } from '../harness/mesh-cluster.js';
+import { metricOf, startMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
 import { AGENT_TOOLS, capabilitySkip } from '../support/capability.js';
 
@@ -28,8 +28,9 @@ test('when the leader stops, the next node of its location takes over', { skip }
   const podB = cluster.sandbox.node('b').pods[0]!;
   const podC = cluster.sandbox.node('c').pods[0]!;
   assert.ok(await cluster.waitPing(podC, podB.ip), 'c reaches b through leader a');
-  assert.equal((await cluster.metrics('a')).get('wirelane_leader'), 1);
-  assert.equal((await cluster.metrics('b')).get('wirelane_leader'), 0);
+  // metricOf retries a failed scrape (curl timing out under load read as undefined once), not the value.
+  assert.equal(await metricOf(cluster, 'a', 'wirelane_leader'), 1);
+  assert.equal(await metricOf(cluster, 'b', 'wirelane_leader'), 0);
 
   await cluster.stopAgent('a');
   // a's last-seen ages out after two resync periods, and the takeover follows within two more;

@@ -3,7 +3,7 @@
 // it does not take leadership back while the link stays broken, nor after it is restored (the mark
 // clears only while it leads: see mesh/tunnel-health.ts).
 // On the flat bridge, where no leader roams: the drop (both ways, on a itself) silences a and c
-// alike, and each judges the other down at its first unanswered probe, so c may mark itself too;
+// alike, and each judges the other down once two rounds of its probes went unanswered, so c may mark itself too;
 // alone in west, it keeps leading and clears its mark. mesh-world-failover.test.ts breaks the path at a NAT
 // router instead, one way, where c judges east as a roaming remote (tunnel-health.ts's other branch).
 import assert from 'node:assert/strict';

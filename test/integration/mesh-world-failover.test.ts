@@ -23,14 +23,15 @@ const RESYNC_SECONDS = 15;
 /** WireGuard's REKEY_TIMEOUT_JITTER_MAX (a third of a second): the most a retried handshake waits beyond REKEY_TIMEOUT. */
 const REKEY_JITTER_MS = 334;
 /**
- * The issue's bound, derived. Two resync periods and a probe: a's next reconcile comes within one,
- * its probe (tunnel-watch.ts) waits out its deadline, finds west silent and marks a; the other
- * carries the mark through the API server and b's and c's reconciles (b brings its device up, c
- * points its east peer at b's key). Then what WireGuard needs: b's first handshake initiation may
- * reach c before c knows b's key, and b retries after REKEY_TIMEOUT and its jitter. c cannot start
- * it: b is behind the NAT.
+ * The issue's bound, derived. Three resync periods and a probe: a's next reconcile comes within one,
+ * its probe (tunnel-watch.ts) waits out its deadline and finds west silent; one unanswered round is
+ * no verdict (tunnel-health.ts: sustained silence), so a's next reconcile, within another period,
+ * probes again and marks a; the third carries the mark through the API server and b's and c's
+ * reconciles (b brings its device up, c points its east peer at b's key). Then what WireGuard needs:
+ * b's first handshake initiation may reach c before c knows b's key, and b retries after
+ * REKEY_TIMEOUT and its jitter. c cannot start it: b is behind the NAT.
  */
-const FAILOVER_BOUND_MS = (2 * RESYNC_SECONDS + PROBE_DEADLINE_SECONDS + REKEY_TIMEOUT_SECONDS) * 1000 + REKEY_JITTER_MS;
+const FAILOVER_BOUND_MS = (3 * RESYNC_SECONDS + PROBE_DEADLINE_SECONDS + REKEY_TIMEOUT_SECONDS) * 1000 + REKEY_JITTER_MS;
 /** How long a broken mark needs to clear while its node leads (mesh-reconciler.ts): the window in which a flap back would show. */
 const HYSTERESIS_MS = 3 * RESYNC_SECONDS * 1000;
 

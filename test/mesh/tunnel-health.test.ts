@@ -6,12 +6,15 @@ import {
   FIRST_HANDSHAKE_WINDOW_SECONDS,
   REKEY_TIMEOUT_SECONDS,
   type RemoteTunnel,
+  SUSTAINED_SILENCE_SECONDS,
   type TunnelMark,
   type TunnelVerdict,
   UNMARKED,
+  answerDue,
   judgeTunnel,
   judgeTunnels,
   nextTunnelMark,
+  silentSinceAfter,
 } from '../../src/mesh/tunnel-health.js';
 import { parseCidr } from '../../src/model/ip.js';
 import type { MeshNode } from '../../src/model/mesh.js';
@@ -21,22 +24,28 @@ import { NOW, member, node, options } from './builder.js';
 const remote = (over: Partial<RemoteTunnel> = {}): RemoteTunnel => ({ segment: 'location:west', configuredSince: NOW - 600, latestHandshake: NOW - 30, ...over });
 
 describe('judging one tunnel', () => {
+  /** Silent, while an answer was due, for a handshake's retry: the sustained silence that is a verdict. */
+  const sustained = NOW - SUSTAINED_SILENCE_SECONDS;
   const cases: [string, Partial<RemoteTunnel>, string][] = [
     ['an answered probe is up', { probeAnswered: true }, 'up'],
     ['an answered probe is up before any handshake is recorded', { probeAnswered: true, latestHandshake: undefined, configuredSince: NOW }, 'up'],
-    ['an unanswered probe after a handshake is down', { probeAnswered: false }, 'down'],
-    ['an unanswered probe is down however recent the last handshake', { probeAnswered: false, latestHandshake: NOW }, 'down'],
+    ['one unanswered round after a handshake is not down (a loaded machine loses a round)', { probeAnswered: false }, 'unknown'],
+    ['an unanswered probe after a handshake is down once the silence lasted a handshake\'s retry', { probeAnswered: false, silentSince: sustained }, 'down'],
+    ['a silence shorter than a handshake\'s retry is not down', { probeAnswered: false, silentSince: sustained + 1 }, 'unknown'],
+    ['sustained silence is down however recent the last handshake', { probeAnswered: false, latestHandshake: NOW, silentSince: sustained }, 'down'],
     ['no probe sent is unknown', {}, 'unknown'],
-    ['a fresh peer without a handshake is unknown within the first handshake window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS + 1 }, 'unknown'],
-    ['a peer that never completed a handshake is down after the window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
+    ['no probe sent is unknown during a sustained silence too', { silentSince: NOW - 600 }, 'unknown'],
+    ['a fresh peer without a handshake is unknown within the first handshake window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS + 1, silentSince: sustained }, 'unknown'],
+    ['a peer that never completed a handshake is down after the window and a sustained silence', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS, silentSince: sustained }, 'down'],
+    ['a peer that never completed a handshake is not down at its first round after the window', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS, silentSince: NOW }, 'unknown'],
     // A new leader: the remote adds its key at its next reconcile at the latest, then handshakes.
     ['a fresh leader is unknown while the remote may not have reconciled yet', { probeAnswered: false, latestHandshake: undefined, remoteCatchUp: 30, configuredSince: NOW - 30 - FIRST_HANDSHAKE_WINDOW_SECONDS + 1 }, 'unknown'],
-    ['a fresh leader is down after the remote\'s resync and the window', { probeAnswered: false, latestHandshake: undefined, remoteCatchUp: 30, configuredSince: NOW - 30 - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
+    ['a fresh leader is down after the remote\'s resync, the window and a sustained silence', { probeAnswered: false, latestHandshake: undefined, remoteCatchUp: 30, configuredSince: NOW - 30 - FIRST_HANDSHAKE_WINDOW_SECONDS, silentSince: sustained }, 'down'],
     // Seen in the routed world: b led for a moment at its start, kept the peer and its handshake, and
     // was marked at its first probe as the new leader, before the remote had switched to its key.
-    ['a handshake from before this leadership counts as none within the window', { probeAnswered: false, latestHandshake: NOW - 300, remoteCatchUp: 30, configuredSince: NOW - 10 }, 'unknown'],
-    ['a handshake from before this leadership counts as none after the window too', { probeAnswered: false, latestHandshake: NOW - 300, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS }, 'down'],
-    ['a handshake since this leadership began makes an unanswered probe down at once', { probeAnswered: false, latestHandshake: NOW - 5, remoteCatchUp: 30, configuredSince: NOW - 10 }, 'down'],
+    ['a handshake from before this leadership counts as none within the window', { probeAnswered: false, latestHandshake: NOW - 300, remoteCatchUp: 30, configuredSince: NOW - 10, silentSince: sustained }, 'unknown'],
+    ['a handshake from before this leadership counts as none after the window too', { probeAnswered: false, latestHandshake: NOW - 300, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS, silentSince: sustained }, 'down'],
+    ['a handshake since this leadership began makes silence count at once', { probeAnswered: false, latestHandshake: NOW - 5, remoteCatchUp: 30, configuredSince: NOW - 10, silentSince: sustained }, 'down'],
     // Behind NAT (a roaming remote, keepalive 5 s): our probes reach it only once its packets show where it is.
     ['a roaming remote silent for less than a keepalive and a handshake is unknown (its NAT may have moved it)', { probeAnswered: false, roamingKeepalive: 5, publicStandIn: true, unansweredSince: NOW - 5 - REKEY_TIMEOUT_SECONDS }, 'unknown'],
     ['a roaming remote silent for longer than a keepalive and a handshake is down', { probeAnswered: false, roamingKeepalive: 5, publicStandIn: true, unansweredSince: NOW - 6 - REKEY_TIMEOUT_SECONDS }, 'down'],
@@ -51,27 +60,77 @@ describe('judging one tunnel', () => {
 
 describe('judging a leader by all its remote segments', () => {
   const up = remote({ segment: 'up', probeAnswered: true });
-  const down = remote({ segment: 'down', probeAnswered: false });
+  const down = remote({ segment: 'down', probeAnswered: false, silentSince: NOW - SUSTAINED_SILENCE_SECONDS });
   const unknown = remote({ segment: 'unknown' });
   const cases: [string, RemoteTunnel[], TunnelVerdict][] = [
     ['a leader without remote segments has nothing to judge by', [], 'unknown'],
     ['every remote segment down is broken', [down, down], 'broken'],
     ['one remote segment up is healthy', [down, up, down], 'healthy'],
     ['one unreachable remote location is that location\'s problem', [down, unknown], 'unknown'],
+    ['every remote segment unanswered for one round only is no verdict', [remote({ probeAnswered: false }), remote({ probeAnswered: false })], 'unknown'],
     ['all unknown stays unknown', [unknown], 'unknown'],
   ];
   for (const [name, remotes, expected] of cases) test(name, () => assert.equal(judgeTunnels(remotes, NOW), expected));
 
   test('property: an answered probe anywhere is never broken; no answer is never healthy', () => {
-    const arb = fc.array(fc.record({ answered: fc.option(fc.boolean()), handshake: fc.option(fc.integer({ min: NOW - 1000, max: NOW })), since: fc.integer({ min: NOW - 1000, max: NOW }) }), { maxLength: 6 });
+    const arb = fc.array(fc.record({ answered: fc.option(fc.boolean()), handshake: fc.option(fc.integer({ min: NOW - 1000, max: NOW })), since: fc.integer({ min: NOW - 1000, max: NOW }), silent: fc.option(fc.integer({ min: NOW - 20, max: NOW })) }), { maxLength: 6 });
     fc.assert(
       fc.property(arb, (rows) => {
-        const remotes = rows.map((r, i) => remote({ segment: `s${i}`, configuredSince: r.since, latestHandshake: r.handshake ?? undefined, probeAnswered: r.answered ?? undefined }));
+        const remotes = rows.map((r, i) => remote({ segment: `s${i}`, configuredSince: r.since, latestHandshake: r.handshake ?? undefined, probeAnswered: r.answered ?? undefined, silentSince: r.silent ?? undefined }));
         const verdict = judgeTunnels(remotes, NOW);
         assert.equal(verdict === 'healthy', rows.some((r) => r.answered === true));
-        if (verdict === 'broken') assert.ok(rows.every((r) => r.answered === false && ((r.handshake !== null && r.handshake >= r.since) || NOW - r.since >= FIRST_HANDSHAKE_WINDOW_SECONDS)));
+        const due = (r: (typeof rows)[number]) => (r.handshake !== null && r.handshake >= r.since) || NOW - r.since >= FIRST_HANDSHAKE_WINDOW_SECONDS;
+        const sustained = (r: (typeof rows)[number]) => r.silent !== null && NOW - r.silent >= SUSTAINED_SILENCE_SECONDS;
+        if (verdict === 'broken') assert.ok(rows.every((r) => r.answered === false && due(r) && sustained(r)));
       }),
     );
+  });
+});
+
+describe('silence over rounds', () => {
+  /** One leader's rounds against one remote, as tunnel-watch.ts threads them: [time, probe answered]. */
+  function verdicts(base: Partial<RemoteTunnel>, rounds: readonly [number, boolean | undefined][]): string[] {
+    let silentSince: number | undefined;
+    return rounds.map(([now, answered]) => {
+      const observed = remote({ ...base, ...(answered !== undefined && { probeAnswered: answered }) });
+      silentSince = silentSinceAfter(observed, silentSince, now);
+      return judgeTunnel({ ...observed, ...(silentSince !== undefined && { silentSince }) }, now);
+    });
+  }
+
+  test('one unanswered round between answered ones is never down', () =>
+    assert.deepEqual(verdicts({}, [[NOW, true], [NOW + 6, false], [NOW + 12, true], [NOW + 18, false], [NOW + 24, true]]), ['up', 'unknown', 'up', 'unknown', 'up']));
+  test('silence over two rounds a handshake\'s retry apart is down', () =>
+    assert.deepEqual(verdicts({}, [[NOW, true], [NOW + 6, false], [NOW + 6 + REKEY_TIMEOUT_SECONDS, false]]), ['up', 'unknown', 'down']));
+  test('two unanswered rounds closer than a handshake\'s retry wait for a third', () =>
+    assert.deepEqual(verdicts({}, [[NOW, false], [NOW + REKEY_TIMEOUT_SECONDS - 1, false], [NOW + REKEY_TIMEOUT_SECONDS, false]]), ['unknown', 'unknown', 'down']));
+  test('a round without a probe neither ends the silence nor judges', () =>
+    assert.deepEqual(verdicts({}, [[NOW, false], [NOW + 3, undefined], [NOW + 6, false]]), ['unknown', 'unknown', 'down']));
+  test('an answer ends the silence: the next unanswered round starts it again', () =>
+    assert.deepEqual(verdicts({}, [[NOW, false], [NOW + 3, true], [NOW + 6, false], [NOW + 9, false], [NOW + 11, false]]), ['unknown', 'up', 'unknown', 'unknown', 'down']));
+
+  // The load failure: reconciles 20 s apart (each reaching its probe late), a fresh leader without a
+  // handshake, the remote as slow to add its key. Its window passed between two rounds; the round
+  // after it was the first due, and used to mark the healthy leader broken on its own.
+  const fresh: Partial<RemoteTunnel> = { latestHandshake: undefined, configuredSince: NOW, remoteCatchUp: 2 };
+  test('a fresh leader\'s rounds inside its first-handshake window do not count as silence', () =>
+    assert.deepEqual(verdicts(fresh, [[NOW, false], [NOW + 20, false], [NOW + 40, true]]), ['unknown', 'unknown', 'up']));
+  test('a fresh leader silent for two due rounds is down', () =>
+    assert.deepEqual(verdicts(fresh, [[NOW, false], [NOW + 20, false], [NOW + 40, false]]), ['unknown', 'unknown', 'down']));
+
+  const cases: [string, Partial<RemoteTunnel>, number | undefined, number | undefined][] = [
+    ['an unanswered due probe starts the silence at this round', { probeAnswered: false }, undefined, NOW],
+    ['an unanswered due probe keeps an earlier start', { probeAnswered: false }, NOW - 9, NOW - 9],
+    ['an answer ends it', { probeAnswered: true }, NOW - 9, undefined],
+    ['no probe keeps it', {}, NOW - 9, NOW - 9],
+    ['an unanswered probe not yet due is no silence', { probeAnswered: false, latestHandshake: undefined, configuredSince: NOW }, undefined, undefined],
+  ];
+  for (const [name, over, previous, expected] of cases) test(`silentSince: ${name}`, () => assert.equal(silentSinceAfter(remote(over), previous, NOW), expected));
+
+  test('an answer is due after a handshake in this leadership, or after the window', () => {
+    assert.equal(answerDue(remote({ latestHandshake: NOW - 1, configuredSince: NOW - 2 }), NOW), true);
+    assert.equal(answerDue(remote({ latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS + 1 }), NOW), false);
+    assert.equal(answerDue(remote({ latestHandshake: undefined, configuredSince: NOW - FIRST_HANDSHAKE_WINDOW_SECONDS }), NOW), true);
   });
 });
 
