@@ -3,7 +3,7 @@
 // counted in wirelane_errors_total{step}, and retried at the next resync while the others go on.
 import { join } from 'node:path';
 import { removeCniConfigFile, writeCniConfigFile } from '../cni/conf-file.js';
-import { CNI_BRIDGE, type CniNetwork, cniNetworkOf, formatCniConfigList } from '../cni/conflist.js';
+import { CNI_BRIDGE, type CniConfigList, type CniNetwork, cniNetworkOf, formatCniConfigList } from '../cni/conflist.js';
 import type { FastPathDatapath, FastPathDesired } from '../dataplane/ebpf/fast-path.js';
 import { IptablesChains } from '../dataplane/iptables/chains.js';
 import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
@@ -108,7 +108,8 @@ export class MeshReconciler {
     wireguard: new LastResult<{ readonly config: WireGuardConfig; readonly roaming: ReadonlySet<WireGuardKey> }>(),
     tunnel: new LastResult<TunnelDesired>(),
     iptables: new LastResult<DesiredRules>(),
-    cni: new LastResult<{ readonly network: CniNetwork; readonly text?: string }>(),
+    /** The configuration list with its text, or why there is none. */
+    cni: new LastResult<Exclude<CniNetwork, { readonly list: unknown }> | { readonly list: CniConfigList; readonly text: string }>(),
     fastPath: new LastResult<FastPathDesired>(),
   };
   private readonly claims: ProblemReporter;
@@ -442,9 +443,9 @@ export class MeshReconciler {
       return this.count('cni', removed.length);
     }
     const mtu = meshMtuOf(c.mtu, host.underlayMtu);
-    const { network, text } = this.desired.cni.of([t.node.podCIDRs, mtu], () => {
+    const network = this.desired.cni.of([t.node.podCIDRs, mtu], () => {
       const network = cniNetworkOf({ podCIDRs: t.node.podCIDRs, mtu, ...(c.cniIpamDir !== undefined && { ipamDataDir: c.cniIpamDir }) });
-      return 'list' in network ? { network, text: formatCniConfigList(network.list) } : { network };
+      return 'list' in network ? { list: network.list, text: formatCniConfigList(network.list) } : network;
     });
     if ('invalid' in network) throw new Error(`Node "${c.hostname}": ${network.invalid}`);
     if ('missing' in network) {
@@ -453,7 +454,7 @@ export class MeshReconciler {
       return 0;
     }
     this.cniMissing = undefined;
-    const written = await writeCniConfigFile(c.cniConfFile, text ?? formatCniConfigList(network.list));
+    const written = await writeCniConfigFile(c.cniConfFile, network.text);
     if (written) this.deps.log.info({ file: c.cniConfFile, podCIDRs: t.node.podCIDRs.map(formatCidr), mtu }, 'cni: configuration written');
     return this.count('cni', written ? 1 : 0);
   }
