@@ -3,22 +3,24 @@
 // counted in wirelane_errors_total{step}, and retried at the next resync while the others go on.
 import { join } from 'node:path';
 import { removeCniConfigFile, writeCniConfigFile } from '../cni/conf-file.js';
-import { CNI_BRIDGE, cniNetworkOf, formatCniConfigList } from '../cni/conflist.js';
-import type { FastPathDatapath } from '../dataplane/ebpf/fast-path.js';
+import { CNI_BRIDGE, type CniConfigList, type CniNetwork, cniNetworkOf, formatCniConfigList } from '../cni/conflist.js';
+import type { FastPathDatapath, FastPathDesired } from '../dataplane/ebpf/fast-path.js';
 import { IptablesChains } from '../dataplane/iptables/chains.js';
 import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
+import type { DesiredRules } from '../dataplane/iptables/ruleset.js';
 import { PartialApplyError } from '../dataplane/partial-apply.js';
 import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
-import { TunnelDevice, VXLAN_DEVICE } from '../dataplane/tunnel/index.js';
+import { TunnelDevice, type TunnelDesired, VXLAN_DEVICE } from '../dataplane/tunnel/index.js';
 import { readAddressing } from '../host/network-state.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, type SegmentLog, goneNodes, heardAt, nodeHeartbeatValues, recordHeartbeats, recordVouches } from '../mesh/liveness.js';
-import { computeTopology, localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
+import { localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
+import { TopologyMemo } from '../mesh/topology-memo.js';
 import { meshMtuOf } from '../mesh/mtu.js';
 import type { MeshInput, MeshOptions, Topology } from '../mesh/types.js';
 import { nodeConfig } from '../mesh/wireguard.js';
-import { type Endpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
-import { type Cidr, ParseError, formatCidr, ipOf, parseCidr, parseCidrPerFamily } from '../model/ip.js';
+import { type Endpoint, equalEndpoint, formatEndpoint, parseEndpoint } from '../model/endpoint.js';
+import { type Cidr, ParseError, equalCidr, formatCidr, ipOf, parseCidr, parseCidrPerFamily } from '../model/ip.js';
 import type { WireGuardKey } from '../model/key.js';
 import type { MeshNode } from '../model/mesh.js';
 import { errorLine } from '../observability/first-line.js';
@@ -26,11 +28,13 @@ import type { Logger } from '../observability/logger.js';
 import type { AgentMetrics, WriteKind } from '../observability/metrics.js';
 import { ANNOTATIONS, type AnnotationSuffix, PREFIX, SHARED_BY_FILE, readAnnotation } from '../sources/annotations.js';
 import { lastSeenAnnouncing } from '../sources/last-seen-readers.js';
-import { MeshInputDecoder } from '../sources/mesh-input.js';
-import type { ClusterSource, Heartbeats } from '../sources/source.js';
+import { type DecodedMeshInput, MeshInputDecoder } from '../sources/mesh-input.js';
+import type { ClusterSource, Heartbeats, LeadSegment, SourceObject } from '../sources/source.js';
+import type { WireGuardConfig } from '../wireguard/config.js';
 import { WireGuardDevice } from '../wireguard/device.js';
 import type { AgentConfig } from './config.js';
 import { discoverAddresses } from './discovery.js';
+import { LastResult } from './last-result.js';
 import { ProblemReporter } from './problem-reporter.js';
 import { rejectedClaimProblem } from '../sources/problem.js';
 import type { SyncResult } from './sync-health.js';
@@ -89,6 +93,25 @@ export class MeshReconciler {
   private readonly problems: ProblemReporter;
   /** Each Node and Peer decoded once, when it changes. */
   private readonly decoder: MeshInputDecoder;
+  /** The source's last snapshot and its decoding: a source hands out the same snapshot until something changed. */
+  private lastDecode: { readonly objects: readonly SourceObject[]; readonly decoded: DecodedMeshInput } | undefined;
+  /** The host as last discovered: handed on again while it is the same, so the topology's inputs are too. */
+  private host: HostView | undefined;
+  /**
+   * A resync with nothing changed computes nothing again (at 1,000 nodes it allocated ~30 MiB): the
+   * same topology, and from it the same desired state per dataplane. Each dataplane still reads the
+   * host's state and repairs what differs from it.
+   */
+  private readonly topologyMemo = new TopologyMemo();
+  private readonly desired = {
+    segment: new LastResult<LeadSegment | undefined>(),
+    wireguard: new LastResult<{ readonly config: WireGuardConfig; readonly roaming: ReadonlySet<WireGuardKey> }>(),
+    tunnel: new LastResult<TunnelDesired>(),
+    iptables: new LastResult<DesiredRules>(),
+    /** The configuration list with its text, or why there is none. */
+    cni: new LastResult<Exclude<CniNetwork, { readonly list: unknown }> | { readonly list: CniConfigList; readonly text: string }>(),
+    fastPath: new LastResult<FastPathDesired>(),
+  };
   private readonly claims: ProblemReporter;
   /** This node's tunnels-broken mark: a leader's verdict on its own tunnels (Kilo #489). */
   private readonly tunnelWatch: TunnelWatch;
@@ -146,13 +169,13 @@ export class MeshReconciler {
       await this.step('annotate', () => this.publishNode(host, now, false));
       // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
       if (this.deps.config.encapsulate !== 'never') this.tunnel ??= await this.step('tunnel', () => TunnelDevice.open());
-      const t = await this.step('topology', async () => computeTopology(await this.meshInput(host, now), this.meshOptions(host, now)));
-      if (t) this.claims.report(t.rejectedClaims.map(rejectedClaimProblem));
+      const t = await this.step('topology', async () => this.topologyMemo.compute(await this.meshInput(host, now), this.meshOptions(host, now)));
       if (t === undefined) return this.outcome();
+      if (t !== this.topology) this.claims.report(t.rejectedClaims.map(rejectedClaimProblem));
       this.topology = t;
       // The leader renews its segment's heartbeat for the other locations, naming the members it sees alive.
       this.deps.source.heartbeats?.lead(
-        t.leader ? { key: t.segment.key, location: t.node.location, members: t.segment.nodes.map((n) => n.name) } : undefined,
+        this.desired.segment.of([t], () => (t.leader ? { key: t.segment.key, location: t.node.location, members: t.segment.nodes.map((n) => n.name) } : undefined)),
       );
       this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
       this.deps.metrics.peers.set(t.peers.length);
@@ -228,7 +251,9 @@ export class MeshReconciler {
     const anchor = internalIP ?? found.endpointIP;
     const device = addresses.find((a) => anchor !== undefined && a.cidr.split('/')[0] === formatCidr(anchor).split('/')[0]);
     const link = device && links.find((l) => l.name === device.ifname);
-    return { endpoint, internalIP, otherInternalIP, underlayDevice: link?.name ?? 'lo', underlayMtu: link?.mtu ?? 1500 };
+    const host = { endpoint, internalIP, otherInternalIP, underlayDevice: link?.name ?? 'lo', underlayMtu: link?.mtu ?? 1500 };
+    if (this.host === undefined || !sameHost(this.host, host)) this.host = host;
+    return this.host;
   }
 
   private ownObject() {
@@ -252,8 +277,13 @@ export class MeshReconciler {
    * first-hand: its own state, and when it last heard from every other node (its own clock).
    */
   private async meshInput(host: HostView, now: number): Promise<MeshInput> {
-    const decoded = this.decoder.decode(this.deps.source.snapshot());
-    this.problems.report(decoded.problems);
+    const objects = this.deps.source.snapshot();
+    if (this.lastDecode?.objects !== objects) {
+      const decoded = this.decoder.decode(objects);
+      this.problems.report(decoded.problems);
+      this.lastDecode = { objects, decoded };
+    }
+    const { decoded } = this.lastDecode;
     // Where nobody publishes heartbeats, every node counts as fresh, and the addresses written for
     // this node (by the operator) stand over those the agent discovers.
     const publishes = this.deps.source.publisher !== undefined;
@@ -347,13 +377,18 @@ export class MeshReconciler {
     const d = this.device;
     await d.ensure();
     const mtu = meshMtuOf(this.deps.config.mtu, host.underlayMtu);
-    const config = nodeConfig(t);
-    // Roaming leaders and peers move: the endpoint WireGuard learned from their packets wins.
-    const roaming = new Set<WireGuardKey>([
-      ...remoteSegmentsOf(t).filter((s) => s.persistentKeepalive > 0).map((s) => s.publicKey),
-      ...t.peers.filter((p) => p.persistentKeepalive > 0).map((p) => p.publicKey),
-    ]);
-    const applied = await d.apply({ ...config, interface: { ...config.interface, privateKey: this.deps.privateKey } }, { ignoreEndpointOf: roaming });
+    const { config, roaming } = this.desired.wireguard.of([t], () => {
+      const config = nodeConfig(t);
+      return {
+        config: { ...config, interface: { ...config.interface, privateKey: this.deps.privateKey } },
+        // Roaming leaders and peers move: the endpoint WireGuard learned from their packets wins.
+        roaming: new Set<WireGuardKey>([
+          ...remoteSegmentsOf(t).filter((s) => s.persistentKeepalive > 0).map((s) => s.publicKey),
+          ...t.peers.filter((p) => p.persistentKeepalive > 0).map((p) => p.publicKey),
+        ]),
+      };
+    });
+    const applied = await d.apply(config, { ignoreEndpointOf: roaming });
     for (const line of applied.changes) this.deps.log.info(`wireguard: ${line}`);
     // The peer keeps the endpoint the device has; a name that never resolves must still be seen.
     for (const line of applied.unresolved) this.deps.log.warn(`wireguard: ${line}`);
@@ -368,19 +403,26 @@ export class MeshReconciler {
       return 0;
     }
     if (this.tunnel === undefined) throw new Error('the tunnel device could not be opened');
-    const members = tunnelMembersOf(t).map((end) => ({ ...end, underlayIP: end.internalIP }));
-    return this.countPartial('tunnel', this.tunnel.apply({ localUnderlayIP: ipOf(host.internalIP), members }));
+    const internalIP = host.internalIP;
+    const desired = this.desired.tunnel.of([t, internalIP], () => ({
+      localUnderlayIP: ipOf(internalIP),
+      members: tunnelMembersOf(t).map((end) => ({ ...end, underlayIP: end.internalIP })),
+    }));
+    return this.countPartial('tunnel', this.tunnel.apply(desired));
   }
 
   private async applyIptables(t: Topology, host: HostView): Promise<number> {
     const tunnel = this.tunnel;
     const encapsulates = tunnel !== undefined && this.deps.config.encapsulate !== 'never' && host.internalIP !== undefined;
-    const members = tunnelMembersOf(t).map((end) => end.internalIP);
-    const rules = computeMeshRules({
-      localPodCidrs: t.node.podCIDRs,
-      meshDestinations: meshDestinationsOf(t),
-      ...(this.deps.config.iptablesForwardRules && { forwardCidrs: localLocationPrefixesOf(t) }),
-      ...(encapsulates && { tunnel: tunnel.mode === 'vxlan' ? { mode: 'vxlan', port: tunnel.port, members } : { mode: 'ipip', members } }),
+    // The same object as the last apply's: IptablesChains validates it once.
+    const rules = this.desired.iptables.of([t, encapsulates && tunnel.mode, encapsulates && tunnel.port], () => {
+      const members = tunnelMembersOf(t).map((end) => end.internalIP);
+      return computeMeshRules({
+        localPodCidrs: t.node.podCIDRs,
+        meshDestinations: meshDestinationsOf(t),
+        ...(this.deps.config.iptablesForwardRules && { forwardCidrs: localLocationPrefixesOf(t) }),
+        ...(encapsulates && { tunnel: tunnel.mode === 'vxlan' ? { mode: 'vxlan', port: tunnel.port, members } : { mode: 'ipip', members } }),
+      });
     });
     return this.count('iptables', (await this.iptables.apply(rules)).written);
   }
@@ -401,7 +443,10 @@ export class MeshReconciler {
       return this.count('cni', removed.length);
     }
     const mtu = meshMtuOf(c.mtu, host.underlayMtu);
-    const network = cniNetworkOf({ podCIDRs: t.node.podCIDRs, mtu, ...(c.cniIpamDir !== undefined && { ipamDataDir: c.cniIpamDir }) });
+    const network = this.desired.cni.of([t.node.podCIDRs, mtu], () => {
+      const network = cniNetworkOf({ podCIDRs: t.node.podCIDRs, mtu, ...(c.cniIpamDir !== undefined && { ipamDataDir: c.cniIpamDir }) });
+      return 'list' in network ? { list: network.list, text: formatCniConfigList(network.list) } : network;
+    });
     if ('invalid' in network) throw new Error(`Node "${c.hostname}": ${network.invalid}`);
     if ('missing' in network) {
       if (this.cniMissing !== network.missing) this.deps.log.info(`cni: ${network.missing}; ${c.cniConfFile} is left as it is`);
@@ -409,7 +454,7 @@ export class MeshReconciler {
       return 0;
     }
     this.cniMissing = undefined;
-    const written = await writeCniConfigFile(c.cniConfFile, formatCniConfigList(network.list));
+    const written = await writeCniConfigFile(c.cniConfFile, network.text);
     if (written) this.deps.log.info({ file: c.cniConfFile, podCIDRs: t.node.podCIDRs.map(formatCidr), mtu }, 'cni: configuration written');
     return this.count('cni', written ? 1 : 0);
   }
@@ -419,14 +464,15 @@ export class MeshReconciler {
    * written use: the pod bridge, the WireGuard device, the underlay.
    */
   private async applyFastPath(t: Topology, host: HostView, fastPath: FastPathDatapath): Promise<number> {
-    const report = await fastPath.apply({
+    const desired = this.desired.fastPath.of([t, host.underlayDevice], () => ({
       // The mesh has dropped pod CIDRs that overlap a service or WireGuard range (mesh/topology.ts).
       clusterPodCidrs: t.segments.flatMap((s) => s.nodes.flatMap((n) => n.podCIDRs)),
       localPodCidrs: t.node.podCIDRs,
       bridge: CNI_BRIDGE,
       wireguard: this.deps.config.interface,
       underlay: host.underlayDevice === 'lo' ? [] : [host.underlayDevice],
-    });
+    }));
+    const report = await fastPath.apply(desired);
     return this.count('fast-path', report.written + report.attached + report.detached);
   }
 
@@ -514,6 +560,17 @@ export class MeshReconciler {
     if (this.device.pid !== undefined) await this.device.destroy().catch((err: Error) => this.deps.log.error(`clean-up wireguard: ${errorLine(err)}`));
     await this.tunnel?.cleanup().catch((err: Error) => this.deps.log.error(`clean-up tunnel: ${errorLine(err)}`));
   }
+}
+
+function sameHost(a: HostView, b: HostView): boolean {
+  const sameCidr = (x: Cidr | undefined, y: Cidr | undefined): boolean => (x === undefined || y === undefined ? x === y : equalCidr(x, y));
+  return (
+    equalEndpoint(a.endpoint, b.endpoint) &&
+    sameCidr(a.internalIP, b.internalIP) &&
+    sameCidr(a.otherInternalIP, b.otherInternalIP) &&
+    a.underlayDevice === b.underlayDevice &&
+    a.underlayMtu === b.underlayMtu
+  );
 }
 
 /** A node's CIDRs of up to two families as their two annotations, the first family's first; null removes. */

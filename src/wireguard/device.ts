@@ -116,6 +116,8 @@ export class WireGuardDevice {
   private childReady = false;
   private stopping = false;
   private watch: NodeJS.Timeout | undefined;
+  /** Configs found valid: the same object applied again (a resync with nothing changed) is not checked again. */
+  private readonly checked = new WeakSet<WireGuardConfig>();
 
   constructor(options: WireGuardDeviceOptions) {
     if (!/^[A-Za-z0-9_.-]{1,15}$/.test(options.name)) {
@@ -179,7 +181,10 @@ export class WireGuardDevice {
    * sessions. DNS endpoints are resolved first so that they compare against what `wg` shows.
    */
   async apply(desired: WireGuardConfig, options: DiffOptions = {}): Promise<ApplyResult> {
-    checkConfig(desired);
+    if (!this.checked.has(desired)) {
+      checkConfig(desired);
+      this.checked.add(desired);
+    }
     const { config, unresolved } = await resolveEndpoints(desired, this.options.lookupHost ?? lookupHost);
     const diff = diffConfig(await this.read(), config, options);
     if (!diff.changed) return { written: false, changes: [], unresolved };

@@ -115,6 +115,8 @@ export class FastPathDatapath {
   #obj: BpfObject | undefined;
   #maps: Record<keyof typeof MAPS, BpfMap> | undefined;
   #desired: FastPathDesired | undefined;
+  /** The CIDR map's entries for the last apply's CIDRs: the same lists (a resync with nothing changed) want the same entries. */
+  #wantedCidrs: { readonly of: Pick<FastPathDesired, 'clusterPodCidrs' | 'localPodCidrs'>; readonly entries: ReadonlyMap<string, Buffer> } | undefined;
   /** Adopted link pins whose program this process has compared with its own (once is enough). */
   readonly #checked = new Set<string>();
   /** Set by close(): nothing loads (and pins) the object again, whoever asks afterwards. */
@@ -248,6 +250,8 @@ export class FastPathDatapath {
 
   #writeCidrs(desired: FastPathDesired): number {
     const map = this.#load().cidrs;
+    const last = this.#wantedCidrs;
+    if (last !== undefined && last.of.clusterPodCidrs === desired.clusterPodCidrs && last.of.localPodCidrs === desired.localPodCidrs) return syncMap(map, last.entries);
     const wanted = new Map<string, Buffer>();
     for (const cidr of desired.clusterPodCidrs) {
       const local = desired.localPodCidrs.some((l) => l.family === cidr.family && l.bits <= cidr.bits && containsIp(l, ipOf(cidr)));
@@ -255,6 +259,7 @@ export class FastPathDatapath {
       value.writeUInt32LE(CIDR_CLUSTER | (local ? CIDR_LOCAL : 0));
       wanted.set(cidrKey(cidr).toString('hex'), value);
     }
+    this.#wantedCidrs = { of: { clusterPodCidrs: desired.clusterPodCidrs, localPodCidrs: desired.localPodCidrs }, entries: wanted };
     return syncMap(map, wanted);
   }
 

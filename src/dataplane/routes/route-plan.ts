@@ -148,13 +148,13 @@ function deletion(route: KernelRoute, protocol: number): PlannedWrite {
   return { family: route.family, args: deleteRouteArgs(route, protocol), what: `delete route ${route.dst} dev ${route.dev ?? '?'} table ${tableLabel(kernelTable(route))}` };
 }
 
-/**
- * `current` must hold only the agent's routes (those with its protocol), as `ip -N` lists them.
- * A desired route that matches is left alone, one that differs is replaced in place, a missing
- * one is added (`add`, never `replace`, so a foreign route with the same key is never overwritten:
- * the kernel refuses instead), and every other current route is deleted.
- */
-export function planRoutes(desired: readonly Route[], current: readonly KernelRoute[], protocol: number): Plan {
+/** Desired routes in canonical form, by key, and those that cannot be written; what a plan compares the kernel's with. */
+export interface WantedRoutes {
+  readonly byKey: ReadonlyMap<string, CanonicalRoute>;
+  readonly rejected: readonly WriteFailure[];
+}
+
+export function wantedRoutes(desired: readonly Route[]): WantedRoutes {
   const wanted = new Map<string, CanonicalRoute>();
   const rejected: WriteFailure[] = [];
   for (const route of desired) {
@@ -170,7 +170,17 @@ export function planRoutes(desired: readonly Route[], current: readonly KernelRo
     }
     wanted.set(c.key, c);
   }
+  return { byKey: wanted, rejected };
+}
 
+/**
+ * `current` must hold only the agent's routes (those with its protocol), as `ip -N` lists them.
+ * A desired route that matches is left alone, one that differs is replaced in place, a missing
+ * one is added (`add`, never `replace`, so a foreign route with the same key is never overwritten:
+ * the kernel refuses instead), and every other current route is deleted. `wanted`: `desired` as
+ * wantedRoutes gave it, when the caller kept it from an earlier plan of the same routes.
+ */
+export function planRoutes(desired: readonly Route[], current: readonly KernelRoute[], protocol: number, wanted: WantedRoutes = wantedRoutes(desired)): Plan {
   const writes: PlannedWrite[] = [];
   const present = new Map<string, CanonicalRoute>();
   for (const route of current) {
@@ -181,9 +191,9 @@ export function planRoutes(desired: readonly Route[], current: readonly KernelRo
       continue;
     }
     present.set(c.key, c);
-    if (!wanted.has(c.key)) writes.push(deletion(route, protocol));
+    if (!wanted.byKey.has(c.key)) writes.push(deletion(route, protocol));
   }
-  for (const [key, want] of wanted) {
+  for (const [key, want] of wanted.byKey) {
     const have = present.get(key);
     if (have !== undefined && sameValue(have, want)) continue;
     const verb = have === undefined ? 'add' : 'replace';
@@ -195,5 +205,5 @@ export function planRoutes(desired: readonly Route[], current: readonly KernelRo
       dev: want.dev,
     });
   }
-  return { writes, rejected };
+  return { writes, rejected: wanted.rejected };
 }

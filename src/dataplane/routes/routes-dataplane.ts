@@ -11,7 +11,7 @@ import type { Route, Rule } from '../../model/route.js';
 import { runForcedBatch } from '../../host/batch.js';
 import { PartialApplyError, type WriteFailure } from '../partial-apply.js';
 import { SerialQueue } from '../serial-queue.js';
-import { planRoutes, type PlannedWrite } from './route-plan.js';
+import { planRoutes, type PlannedWrite, type WantedRoutes, wantedRoutes } from './route-plan.js';
 import { planRules } from './rule-plan.js';
 
 /**
@@ -50,6 +50,8 @@ export class RoutesDataplane {
   private readonly netns: string | undefined;
   /** apply and cleanup never overlap: each reads, then writes what it read as missing. */
   private readonly queue = new SerialQueue();
+  /** The last apply's routes in canonical form: the same list again (a resync with nothing changed) is not canonicalised again. */
+  private wanted: { readonly routes: readonly Route[]; readonly wanted: WantedRoutes } | undefined;
 
   constructor(opts: RoutesDataplaneOptions = {}) {
     this.netns = opts.netns;
@@ -67,7 +69,8 @@ export class RoutesDataplane {
   apply(desired: RoutesDesired): Promise<RoutesApplyReport> {
     return this.queue.run(async () => {
       const { routes, rules, devices } = await this.read();
-      const routePlan = planRoutes(desired.routes, routes, this.protocol);
+      if (this.wanted?.routes !== desired.routes) this.wanted = { routes: desired.routes, wanted: wantedRoutes(desired.routes) };
+      const routePlan = planRoutes(desired.routes, routes, this.protocol, this.wanted.wanted);
       const rulePlan = planRules(desired.rules, rules, this.protocol, this.rulePriority);
       return this.write([...routePlan.writes, ...rulePlan.writes], [...routePlan.rejected, ...rulePlan.rejected], devices);
     });
