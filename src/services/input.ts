@@ -67,8 +67,7 @@ export interface SliceEndpoint {
   readonly serving: boolean;
   /** nil decodes as false. */
   readonly terminating: boolean;
-  readonly nodeName?: string;
-  readonly zone?: string;
+  readonly nodeName: string | undefined;
   /** `hints.forZones[].name`; empty when the endpoint has no hint. */
   readonly zoneHints: readonly string[];
 }

@@ -84,26 +84,21 @@ function decodeEndpoint(f: ObjectFields, item: unknown, at: string, family: Fami
   const serving = f.boolean(`${at}.conditions.serving`, conditions?.['serving']) ?? ready;
   const terminating = f.boolean(`${at}.conditions.terminating`, conditions?.['terminating']) ?? false;
   const nodeName = f.string(`${at}.nodeName`, e['nodeName']);
-  const zone = f.string(`${at}.zone`, e['zone']);
+  // Checked, not kept: a proxy routes by the hints, never by the endpoint's own zone (kube-proxy too).
+  f.string(`${at}.zone`, e['zone']);
   const hints = f.record(`${at}.hints`, e['hints']);
   const zoneHints = f.list(`${at}.hints.forZones`, hints?.['forZones']).map((z, k) => {
     const hint = f.record(`${at}.hints.forZones[${k}]`, z);
     const name = f.string(`${at}.hints.forZones[${k}].name`, hint?.['name']);
     return name === undefined || name === '' ? f.fail(`${at}.hints.forZones[${k}].name`, 'missing') : name;
   });
-  return {
-    address,
-    ready,
-    serving,
-    terminating,
-    ...(nodeName !== undefined && nodeName !== '' && { nodeName: interned(nodeName) }),
-    ...(zone !== undefined && zone !== '' && { zone: interned(zone) }),
-    zoneHints: orEmpty(zoneHints),
-  };
+  // A plain literal, every key always present: built from conditional spreads, each endpoint took a
+  // slot more (8 B; 100,000 endpoints).
+  return { address, ready, serving, terminating, nodeName: nodeName === undefined || nodeName === '' ? undefined : interned(nodeName), zoneHints: orEmpty(zoneHints) };
 }
 
 /**
- * Node and zone names, one string each however many endpoints name them: parsed JSON gives every
+ * Node names, one string each however many endpoints name them: parsed JSON gives every
  * endpoint its own copy (~40 B each, 100,000 endpoints). Emptied at its bound, so names of nodes long
  * gone are not kept for ever.
  */

@@ -114,7 +114,7 @@ export function assertWellFormedSlice(s: EndpointSlice): void {
   for (const e of s.endpoints) {
     assertIp(e.address, 'address', s.family);
     for (const c of [e.ready, e.serving, e.terminating]) assert.equal(typeof c, 'boolean');
-    for (const t of [e.nodeName, e.zone]) assert.ok(t === undefined || (typeof t === 'string' && t !== ''), 'nodeName/zone');
+    assert.ok(e.nodeName === undefined || (typeof e.nodeName === 'string' && e.nodeName !== ''), 'nodeName');
     e.zoneHints.forEach((z) => assertName(z, 'zone hint'));
   }
 }

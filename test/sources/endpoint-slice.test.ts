@@ -42,7 +42,7 @@ describe('decodeEndpointSlice', () => {
       service: 'web',
       family: 6,
       ports: [{ name: 'http', protocol: 'TCP', port: 8080 }, { name: 'dns', protocol: 'UDP', port: 53 }],
-      endpoints: [{ address: 'fd00::1', ready: true, serving: true, terminating: false, nodeName: 'n1', zone: 'z1', zoneHints: ['z1'] }],
+      endpoints: [{ address: 'fd00::1', ready: true, serving: true, terminating: false, nodeName: 'n1', zoneHints: ['z1'] }],
     });
   });
 
@@ -62,7 +62,7 @@ describe('decodeEndpointSlice', () => {
   }
 
   test('an endpoint without node, zone or hints', () => {
-    assert.deepEqual(firstEndpoint({ addresses: ['10.244.1.1'] }), { address: '10.244.1.1', ready: true, serving: true, terminating: false, zoneHints: [] });
+    assert.deepEqual(firstEndpoint({ addresses: ['10.244.1.1'] }), { address: '10.244.1.1', ready: true, serving: true, terminating: false, nodeName: undefined, zoneHints: [] });
   });
 
   test('several hinted zones, in order', () => {
