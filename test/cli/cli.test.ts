@@ -57,7 +57,7 @@ test('failures are one line on stderr with a non-zero exit', () => {
     [['topology', '--from', FIXTURE, '--node', 'a', '--resync-period', 'soon'], 2, /^wirelane: --resync-period: "soon" is not a duration/],
     [['topology', '--node', 'a'], 2, /^wirelane: no Kubernetes credentials: give --kubeconfig, run in a pod, or give --from FILE$/],
     [['graph', '--from', FIXTURE, '--kubeconfig', FIXTURE], 2, /^wirelane: give --from FILE or --kubeconfig FILE, not both$/],
-    [['graph', '--kubeconfig', '/nonexistent'], 1, /^wirelane: kubeconfig \/nonexistent: ENOENT/],
+    [['graph', '--kubeconfig', '/nonexistent'], 1, /^wirelane: kubeconfig \/nonexistent: no such file$/],
     [['showconf', 'node'], 2, /^wirelane: want: showconf node NAME \| showconf peer NAME$/],
     [['graph', '--from', FIXTURE, '--format', 'png'], 2, /^wirelane: --format: "png" is not one of dot, svg$/],
     [['agent', '--source', 'file:x', '--port', '0'], 2, /^wirelane: --port: "0" is not an integer in 1..65535$/],
