@@ -66,12 +66,16 @@ export class TunnelWatch {
     const publicStandIn = t.segment.nodes.some((n) => n.name !== t.node.name && isPublicEndpoint(n.endpoint));
     const peerSince = new Map(segments.map((s) => [s.publicKey as string, this.peerSince.get(s.publicKey) ?? now]));
     this.peerSince = peerSince;
+    // Kept for the remote leaders of this round only: a key that leaves and comes back starts afresh.
+    const unansweredSince = new Map<string, number>();
+    const silentSince = new Map<string, number>();
     const remotes = await Promise.all(
       segments.map(async (s): Promise<RemoteTunnel> => {
         const handshake = handshakes.get(s.publicKey);
         const answered = await answersPing(s.wireguardIP, t.options.wireguardDevice, PROBE_DEADLINE_SECONDS).catch(() => undefined);
         const before = this.unansweredSince.get(s.publicKey);
-        const unansweredSince = answered === undefined ? before : answered ? undefined : (before ?? now);
+        const unanswered = answered === undefined ? before : answered ? undefined : (before ?? now);
+        if (unanswered !== undefined) unansweredSince.set(s.publicKey, unanswered);
         const observed: RemoteTunnel = {
           segment: s.key,
           configuredSince: Math.max(this.leadingSince ?? now, peerSince.get(s.publicKey) ?? now),
@@ -79,20 +83,16 @@ export class TunnelWatch {
           ...(handshake && { latestHandshake: Math.floor(handshake.getTime() / 1000) }),
           ...(answered !== undefined && { probeAnswered: answered }),
           ...(s.persistentKeepalive > 0 && { roamingKeepalive: s.persistentKeepalive, publicStandIn }),
-          ...(unansweredSince !== undefined && { unansweredSince }),
+          ...(unanswered !== undefined && { unansweredSince: unanswered }),
         };
-        const silentSince = silentSinceAfter(observed, this.silentSince.get(s.publicKey), now);
-        return { ...observed, ...(silentSince !== undefined && { silentSince }) };
+        const silent = silentSinceAfter(observed, this.silentSince.get(s.publicKey), now);
+        if (silent === undefined) return observed;
+        silentSince.set(s.publicKey, silent);
+        return { ...observed, silentSince: silent };
       }),
     );
-    // Kept for the remote leaders of this round only: a key that leaves and comes back starts afresh.
-    const since = (pick: (r: RemoteTunnel) => number | undefined) =>
-      new Map(segments.flatMap((s, i): [string, number][] => {
-        const value = remotes[i] && pick(remotes[i]);
-        return value === undefined ? [] : [[s.publicKey, value]];
-      }));
-    this.unansweredSince = since((r) => r.unansweredSince);
-    this.silentSince = since((r) => r.silentSince);
+    this.unansweredSince = unansweredSince;
+    this.silentSince = silentSince;
     return remotes;
   }
 }

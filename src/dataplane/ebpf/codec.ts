@@ -387,7 +387,7 @@ export function backendValueWords(backend: BackendValue, out: Uint32Array = new 
  */
 export function ipv4BackendWords(ip4: number, port: number, flags: number, out: Uint32Array, at: number): void {
   const addr = at + BV_ADDR;
-  out[addr] = ((ip4 & 0xff) << 24) | ((ip4 & 0xff00) << 8) | ((ip4 >>> 8) & 0xff00) | ((ip4 >>> 24) & 0xff);
+  out[addr] = swap32(ip4);
   out[addr + 1] = 0;
   out[addr + 2] = 0;
   out[addr + 3] = 0;
@@ -396,15 +396,13 @@ export function ipv4BackendWords(ip4: number, port: number, flags: number, out: 
 
 /** Whether the backend at `words[at]` is the IPv4 `ip4`:`port` (its flags aside). */
 export function isIpv4Backend(words: Uint32Array, at: number, ip4: number, port: number): boolean {
-  const addr = ((ip4 & 0xff) << 24) | ((ip4 & 0xff00) << 8) | ((ip4 >>> 8) & 0xff00) | ((ip4 >>> 24) & 0xff);
   const portFamily = (swap16(port) << BV_PORT_SHIFT) | (4 << BV_FAMILY_SHIFT);
-  return (words[at + BV_ADDR]! | 0) === (addr | 0) && ((words[at + BV_PORT]! ^ portFamily) & BV_PORT_FAMILY_BITS) === 0;
+  return words[at + BV_ADDR] === swap32(ip4) && ((words[at + BV_PORT]! ^ portFamily) & BV_PORT_FAMILY_BITS) === 0;
 }
 
 /** The IPv4 address of the backend at `words[at]`, as an int32 (the inverse of ipv4BackendWords). */
 export function backendIpv4At(words: Uint32Array, at: number): number {
-  const w = words[at + BV_ADDR]!;
-  return ((w & 0xff) << 24) | ((w & 0xff00) << 8) | ((w >>> 8) & 0xff00) | ((w >>> 24) & 0xff);
+  return swap32(words[at + BV_ADDR]!) | 0;
 }
 
 /** The port of the backend at `words[at]`. */
