@@ -50,14 +50,8 @@ export interface ClusterFileRead {
  * (document-split.ts): only a changed document becomes a string.
  */
 export class ClusterFileReader {
-  /** The last file's JSON documents by their bytes' digest, as parsed (and held) then. */
+  /** The last file's JSON documents by their bytes' digest (digestKey), as parsed (and held) then. */
   #documents = new Map<string, unknown>();
-  /**
-   * The last file's single-object documents by the object's kind and name: a document whose bytes
-   * changed but whose held object did not (a Node's status, which no decoder reads) keeps the
-   * object it had, so nothing decodes or reconciles it again.
-   */
-  #named = new Map<string, unknown>();
   readonly #prepare: (value: unknown) => unknown;
   readonly #splitter = new DocumentSplitter();
   /** The read in progress: a new one abandons it. */
@@ -78,19 +72,20 @@ export class ClusterFileReader {
     return yaml;
   }
 
-  /** The object this read had last time when it is the same (see #named); else `value`, remembered. */
-  #sameAsBefore(value: unknown): unknown {
-    const identity = identityOf(value);
-    if (identity === undefined) return value;
-    const before = this.#named.get(identity);
-    if (before !== undefined && isDeepStrictEqual(before, value)) return before;
-    this.#named.set(identity, value);
-    return value;
-  }
-
-  #forgetNamedExcept(documents: ReadonlyMap<string, unknown>): void {
-    const held = new Set(documents.values());
-    for (const [identity, value] of this.#named) if (!held.has(value)) this.#named.delete(identity);
+  /**
+   * The last file's single-object documents by kind and name, for a read whose documents changed: a
+   * document whose bytes changed but whose held object did not (a Node's status, which no decoder
+   * reads) keeps the object it had, so nothing decodes or reconciles it again. Built when a read
+   * first meets a changed document and dropped with the read: held between reads, its keys cost
+   * ~2 MiB at 20,000 objects.
+   */
+  #lastByIdentity(): Map<string, unknown> {
+    const named = new Map<string, unknown>();
+    for (const value of this.#documents.values()) {
+      const identity = identityOf(value);
+      if (identity !== undefined) named.set(identity, value);
+    }
+    return named;
   }
 
   /** Starts reading a file; only the last read begun may be used. */
@@ -102,8 +97,8 @@ export class ClusterFileReader {
     const values: unknown[] = [];
     let first = true;
     let json = true;
-    /** Whether any document was parsed (a changed file): #named then drops what the file no longer holds. */
-    let parsed = false;
+    /** The last file's objects by identity, once a document of this read has changed (#lastByIdentity). */
+    let named: Map<string, unknown> | undefined;
     const onDocument = (bytes: Buffer, from: number, to: number): void => {
       if (!json) return;
       // Text before the first `---` is a document only when there is some.
@@ -115,7 +110,7 @@ export class ClusterFileReader {
       const [start, end] = asciiTrimmed(bytes, from, to);
       if (start === end) return blank();
       // One-shot: a Hash object per document cost 150 ms of a 10,000-Service file's first read.
-      const digest = hash('sha256', bytes.subarray(start, end), 'base64');
+      const digest = digestKey(bytes.subarray(start, end));
       let value = this.#documents.get(digest) ?? next.get(digest);
       if (value === undefined) {
         // As the text's trim() would (a byte-order mark, Unicode spaces), then as JSON.
@@ -127,8 +122,8 @@ export class ClusterFileReader {
           json = false;
           return;
         }
-        value = this.#sameAsBefore(value);
-        parsed = true;
+        named ??= this.#lastByIdentity();
+        value = sameAsBefore(named, value);
       }
       next.set(digest, value);
       values.push(value);
@@ -147,17 +142,33 @@ export class ClusterFileReader {
         this.#reading = undefined;
         if (!json || this.#splitter.lineSeparator) {
           this.#documents = new Map();
-          this.#named = new Map();
           return undefined;
         }
         this.#documents = next;
-        if (parsed) this.#forgetNamedExcept(next);
         const out: ClusterFileObject[] = [];
         values.forEach((value, i) => objectsOfDocument(value, i + 1, source, out));
         return out;
       },
     };
   }
+}
+
+/**
+ * A document's key: the first 128 bits of its bytes' SHA-256 as a 16-character string (32 B held per
+ * document, where the whole digest in base64 took 64 B); a collision is not to be expected.
+ */
+function digestKey(bytes: Uint8Array): string {
+  return hash('sha256', bytes, 'buffer').toString('latin1', 0, 16);
+}
+
+/** The object `named` had for `value`'s identity when it is the same; else `value`, remembered. */
+function sameAsBefore(named: Map<string, unknown>, value: unknown): unknown {
+  const identity = identityOf(value);
+  if (identity === undefined) return value;
+  const before = named.get(identity);
+  if (before !== undefined && isDeepStrictEqual(before, value)) return before;
+  named.set(identity, value);
+  return value;
 }
 
 /** A single object's kind, namespace and name; undefined for a List or what is not an object. */
