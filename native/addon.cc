@@ -1,6 +1,7 @@
 // wirelane_bpf: the N-API addon over libbpf. Every call is synchronous on the calling JS thread
 // (BPF syscalls are fast, and it keeps libbpf's process-wide log callback per call).
 #include <napi.h>
+#include <v8.h>
 
 #include <bpf/bpf.h>
 #include <malloc.h>
@@ -52,10 +53,14 @@ Napi::Value OpenPinnedLink(const Napi::CallbackInfo& info) {
   return BpfLinkWrap::Create(env, OpenPin(env, path, "bpf-link"));
 }
 
-// releaseFreeHeap(): hands the allocator's free pages back to the kernel; false when there were none
-// to hand back, or the C library cannot (only glibc's malloc_trim also releases pages in the middle of
-// its heap, where freed HTTP chunks and parse buffers stay otherwise).
+// releaseFreeHeap(): hands the free memory of both heaps back to the kernel. V8 is told of moderate
+// memory pressure: it starts an incremental collection that compacts and unmaps the pages it keeps
+// committed for later allocation (its own memory reducer rarely runs in an agent that allocates a
+// little at every resync). glibc's malloc_trim releases free pages in the middle of its heap too,
+// where freed HTTP chunks and parse buffers stay otherwise. True when the C heap gave pages back.
+// (The one call past N-API: the addon is built against the Node that runs it.)
 Napi::Value ReleaseFreeHeap(const Napi::CallbackInfo& info) {
+  v8::Isolate::GetCurrent()->MemoryPressureNotification(v8::MemoryPressureLevel::kModerate);
 #ifdef __GLIBC__
   return Napi::Boolean::New(info.Env(), malloc_trim(0) != 0);
 #else
