@@ -6,7 +6,9 @@
 //   the mesh in the same reconcile, so the first sync is then complete);
 // - RSS (/proc/PID/status VmRSS, sampled every 100 ms): steady = the median over an idle phase of
 //   several resyncs, peak = VmHWM; idle after the first sync, then a churn run, then idle again;
-// - growth under churn: the idle median after the churn against the one before it.
+// - growth under churn: the idle median after the churn against the one before it; with
+//   --churn-rounds=N the churn runs N times, idle after each, so growth that stops (code compiled and
+//   caches filled by the first changes) shows apart from growth that goes on.
 // The churn compresses an hour of changes into `--churn-seconds` (default 180): each second 10
 // EndpointSlice changes (an endpoint moved or its readiness flipped), one Service replaced (deleted
 // with its slice, another created) and 4 Node status updates (a kubelet's heartbeat in the object).
@@ -14,7 +16,7 @@
 // `kubectl get > file`), so the agent sees each second's changes at once.
 // The agent runs with --resync-period 5s: idle resyncs are what issue 16 found growing.
 // Run: node --import tsx bench/agent-memory.ts [--modes=ebpf,iptables,userspace] [--sources=file,kubernetes]
-//        [--churn-seconds=180] [--idle-seconds=30] [--services=10000] [--nodes=1000] [--cli=OTHER/dist/cli/wirelane.js]
+//        [--churn-seconds=180] [--churn-rounds=1] [--idle-seconds=30] [--services=10000] [--nodes=1000] [--cli=OTHER/dist/cli/wirelane.js]
 //        [--node-flags=--flag,--flag=value] [--agent-env=NAME=VALUE,NAME=VALUE (e.g. MALLOC_ARENA_MAX=2)] [--snapshots=DIR (heap snapshots after each idle phase, for where the memory goes)]
 //        [--cpu-profile=DIR (the agent's CPU profiles from its start to its first complete sync and over the first idle phase, summarised; bench/agent-cpu-profile.mjs)]
 // Prints a table and writes bench/results/agent-memory.json. Needs root (namespaces, cgroups, BPF).
@@ -40,6 +42,8 @@ interface Options {
   readonly services: number;
   readonly nodes: number;
   readonly churnSeconds: number;
+  /** The churn run this many times, each followed by an idle phase. */
+  readonly churnRounds: number;
   readonly idleSeconds: number;
   /** Another build's dist/cli/wirelane.js to run as the agent (the "before" of a change). */
   readonly cli?: string;
@@ -239,7 +243,10 @@ interface Cell {
   /** `cpuPercent`: the agent's CPU over the phase (resyncs with nothing changed), what a flag trades memory for. */
   readonly idleBefore?: { medianMiB: number; maxMiB: number; cpuPercent: number };
   readonly churn?: { medianMiB: number; maxMiB: number; changes: number };
+  /** After the last churn round. */
   readonly idleAfter?: { medianMiB: number; maxMiB: number; cpuPercent: number };
+  /** The idle median after each churn round, in order. */
+  readonly idleAfterRounds?: readonly number[];
   /**
    * The V8 heap (used of total) and memory outside it (Buffers), from the agent's metrics at the end
    * of each idle phase: RSS above the idle one with the same heap used is memory not given back, not
@@ -364,20 +371,27 @@ async function cell(mode: Mode, source: SourceKind, opts: Options): Promise<Cell
     const idleBefore = { ...sampler.between(idle1, Date.now()), cpuPercent: cpuPercent(agent.pid, cpu1, idle1) };
     const heapBefore = await heapFigures(cluster, agent.pid);
     await snapshot(agent, opts);
-    process.stdout.write(`  idle: median ${idleBefore.medianMiB} MiB; churn ${opts.churnSeconds} s…\n`);
-    const churnFrom = Date.now();
-    const changes = await churn(objects, opts);
-    const churnStats = { ...sampler.between(churnFrom, Date.now()), changes };
-    await sleep(5_000);
-    const idle2 = Date.now();
-    const cpu2 = cpuSeconds(agent.pid);
-    await sleep(opts.idleSeconds * 1000);
-    const idleAfter = { ...sampler.between(idle2, Date.now()), cpuPercent: cpuPercent(agent.pid, cpu2, idle2) };
+    let churnStats: NonNullable<Cell['churn']> | undefined;
+    let idleAfter: NonNullable<Cell['idleAfter']> | undefined;
+    const idleAfterRounds: number[] = [];
+    for (let round = 0; round < opts.churnRounds; round++) {
+      process.stdout.write(`  idle: median ${idleAfter?.medianMiB ?? idleBefore.medianMiB} MiB; churn ${opts.churnSeconds} s…\n`);
+      const churnFrom = Date.now();
+      const changes = await churn(objects, opts, round);
+      const stats = sampler.between(churnFrom, Date.now());
+      churnStats = { medianMiB: Math.max(stats.medianMiB, churnStats?.medianMiB ?? 0), maxMiB: Math.max(stats.maxMiB, churnStats?.maxMiB ?? 0), changes: changes + (churnStats?.changes ?? 0) };
+      await sleep(5_000);
+      const idle2 = Date.now();
+      const cpu2 = cpuSeconds(agent.pid);
+      await sleep(opts.idleSeconds * 1000);
+      idleAfter = { ...sampler.between(idle2, Date.now()), cpuPercent: cpuPercent(agent.pid, cpu2, idle2) };
+      idleAfterRounds.push(idleAfter.medianMiB);
+    }
     const heapAfter = await heapFigures(cluster, agent.pid);
     await snapshot(agent, opts);
     const serviceSyncs = await syncCount(cluster, 'services');
     failed = false;
-    const result: Cell = { mode, source, firstSyncS, firstSyncCpuS, loadAverage: loadAverage(), idleBefore, churn: churnStats, idleAfter, heapBefore, heapAfter, peakMiB: mib(sampler.hwmKiB), serviceSyncs, ...(clusterFileMiB !== undefined && { clusterFileMiB }) };
+    const result: Cell = { mode, source, firstSyncS, firstSyncCpuS, loadAverage: loadAverage(), idleBefore, ...(churnStats && { churn: churnStats }), ...(idleAfter && { idleAfter, idleAfterRounds }), heapBefore, heapAfter, peakMiB: mib(sampler.hwmKiB), serviceSyncs, ...(clusterFileMiB !== undefined && { clusterFileMiB }) };
     process.stdout.write(`  ${JSON.stringify(result)}\n`);
     return result;
   } catch (err) {
@@ -481,12 +495,13 @@ async function populate(cluster: Awaited<ReturnType<typeof createMeshCluster>>['
 }
 
 /** The churn: each second 10 slice changes, one Service replaced, 4 Node status updates. Returns the count of object changes. */
-async function churn(objects: ClusterObjects, opts: Options): Promise<number> {
+/** `round`: rounds before this one (each goes on where the last stopped). */
+async function churn(objects: ClusterObjects, opts: Options, round: number): Promise<number> {
   let changes = 0;
-  let nextService = opts.services;
-  let oldest = 0;
+  let nextService = opts.services + round * opts.churnSeconds;
+  let oldest = round * opts.churnSeconds;
   const start = Date.now();
-  for (let tick = 1; tick <= opts.churnSeconds; tick++) {
+  for (let tick = round * opts.churnSeconds + 1; tick <= (round + 1) * opts.churnSeconds; tick++) {
     for (let k = 0; k < 10; k++) {
       const i = (tick * 7919 + k * 104_729) % opts.services;
       if (i < oldest) continue; // replaced already
@@ -501,7 +516,7 @@ async function churn(objects: ClusterObjects, opts: Options): Promise<number> {
       changes += 1;
     }
     await objects.flush();
-    const wait = start + tick * 1000 - Date.now();
+    const wait = start + (tick - round * opts.churnSeconds) * 1000 - Date.now();
     if (wait > 0) await sleep(wait);
   }
   return changes;
@@ -512,13 +527,16 @@ async function churn(objects: ClusterObjects, opts: Options): Promise<number> {
 function table(cells: readonly Cell[]): string {
   const rows = [['mode', 'source', 'first sync s (CPU s)', 'idle MiB (median/max)', 'churn MiB (median/max)', 'idle after MiB (median/max)', 'peak MiB (VmHWM)', 'heap used/total, external; RSS anon/file/shmem MiB (before → after churn)', 'load']];
   const pair = (p: { medianMiB: number; maxMiB: number } | undefined): string => (p ? `${p.medianMiB} / ${p.maxMiB}` : '-');
+  // Several rounds: each round's median, then the last one's max.
+  const afterRounds = (c: Cell): string =>
+    (c.idleAfterRounds?.length ?? 0) > 1 && c.idleAfter ? `${c.idleAfterRounds!.join(', ')} / ${c.idleAfter.maxMiB}` : pair(c.idleAfter);
   const heap = (h: HeapFigures | undefined): string => (h ? `${h.usedMiB}/${h.totalMiB}, ${h.externalMiB}; ${h.rss.anonMiB}/${h.rss.fileMiB} (BPF maps ${h.rss.bpfMapsMiB})/${h.rss.shmemMiB}` : '-');
   for (const c of cells) {
     if (c.error !== undefined) {
       rows.push([c.mode, c.source, `failed: ${c.error}`, '', '', '', c.peakMiB !== undefined ? String(c.peakMiB) : '-', '', '']);
       continue;
     }
-    rows.push([c.mode, c.source, `${c.firstSyncS!.toFixed(1)} (${c.firstSyncCpuS?.toFixed(1) ?? '-'})`, pair(c.idleBefore), pair(c.churn), pair(c.idleAfter), String(c.peakMiB), `${heap(c.heapBefore)} → ${heap(c.heapAfter)}`, String(c.loadAverage ?? '-')]);
+    rows.push([c.mode, c.source, `${c.firstSyncS!.toFixed(1)} (${c.firstSyncCpuS?.toFixed(1) ?? '-'})`, pair(c.idleBefore), pair(c.churn), afterRounds(c), String(c.peakMiB), `${heap(c.heapBefore)} → ${heap(c.heapAfter)}`, String(c.loadAverage ?? '-')]);
   }
   const widths = rows[0]!.map((_, k) => Math.max(...rows.map((r) => r[k]!.length)));
   return rows.map((r) => r.map((v, k) => v.padEnd(widths[k]!)).join('  ')).join('\n');
@@ -545,6 +563,7 @@ function parseOptions(argv: readonly string[]): Options {
     services: int('services', 10_000),
     nodes: Math.max(2, int('nodes', 1000)),
     churnSeconds: int('churn-seconds', 180),
+    churnRounds: Math.max(1, int('churn-rounds', 1)),
     idleSeconds: int('idle-seconds', 30),
     ...(value('cli') !== undefined && { cli: value('cli') }),
     nodeFlags: value('node-flags')?.split(',').filter((f) => f !== '') ?? [],
