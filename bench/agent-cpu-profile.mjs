@@ -1,9 +1,10 @@
 // Bench only (`npm run bench:memory -- --cpu-profile=DIR`): a CPU profile of the agent from its
 // start, preloaded with `node --import` (plain JavaScript: the agent runs dist/ without a loader).
-// `--cpu-prof` cannot profile the eBPF agent: its sampler sends SIGPROF all the time, and the kernel's
-// verifier gives up on a pending signal (bpf_object__load: EAGAIN). So the sampling pauses while the
-// addon loads or probes programs (each pause ends one profile file), and the profiler writes the last
-// one on SIGUSR2 (the bench sends it at the first complete sync) or at exit. The next SIGUSR2 starts
+// The sampler sends the JS thread SIGPROF all the time, and the kernel's verifier gives up on a pending
+// signal (EAGAIN). An object's load blocks signals for its thread itself (native/object.cc; the agent's
+// loads run on the thread pool anyway), so they are sampled through; the addon's probes load their
+// trivial programs without that, so the sampling pauses for them (each pause ends one profile file).
+// The profiler writes the last file on SIGUSR2 (the bench sends it at the first complete sync) or at exit. The next SIGUSR2 starts
 // profiling again and the one after it ends that (the bench's first idle phase).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -51,7 +52,7 @@ function stop() {
 /** The unsampled stretches: what ran, from when (ms since the start), for how long. */
 const gaps = [];
 
-/** Runs `f` with the sampler off (a program load: the verifier must not see SIGPROF). */
+/** Runs `f` with the sampler off (a probe's program load: the verifier must not see SIGPROF). */
 function unsampled(what, f) {
   return function (...args) {
     const was = running;
@@ -60,27 +61,18 @@ function unsampled(what, f) {
     try {
       return f.apply(this, args);
     } finally {
-      gaps.push({ what: typeof what === 'function' ? what.call(this) : what, atMs: Math.round(at), ms: Math.round(performance.now() - at) });
+      gaps.push({ what, atMs: Math.round(at), ms: Math.round(performance.now() - at) });
       if (was) start();
     }
   };
 }
 
-// The addon is a .node file loaded through process.dlopen: wrap what runs the verifier.
+// The addon is a .node file loaded through process.dlopen: wrap its probes.
 const dlopen = process.dlopen;
 process.dlopen = function (module, filename, ...rest) {
   const result = dlopen.call(this, module, filename, ...rest);
   const addon = module.exports;
   if (addon && typeof addon.NativeObject === 'function') {
-    // A subclass: the addon's own methods are not writable.
-    const load = unsampled(function () {
-      return `load ${this.name()}`;
-    }, addon.NativeObject.prototype.load);
-    addon.NativeObject = class extends addon.NativeObject {
-      load() {
-        return load.call(this);
-      }
-    };
     for (const name of Object.keys(addon)) if (name.startsWith('probe') && typeof addon[name] === 'function') addon[name] = unsampled(name, addon[name]);
   }
   return result;

@@ -415,7 +415,7 @@ async function writeProfile(agent: SpawnedProcess, dir: string, phase: string): 
   while (count() === before && Date.now() < deadline) await sleep(200);
   await sleep(500); // written with one writeFileSync: whole once the next file check sees it
   const gaps = readdirSync(dir).filter((f) => f.endsWith('-unsampled.json')).map((f) => readFileSync(join(dir, f), 'utf8').trim());
-  process.stdout.write(`  CPU profile (${phase}) in ${dir}\n${formatSummary(summariseProfiles(dir))}\nunsampled (program loads, probes):\n${gaps.join('\n')}\n`);
+  process.stdout.write(`  CPU profile (${phase}) in ${dir}\n${formatSummary(summariseProfiles(dir))}\nunsampled (the addon's probes):\n${gaps.join('\n')}\n`);
 }
 
 /** The agent writes a heap snapshot on SIGUSR2 into the folder (only with --snapshots). */

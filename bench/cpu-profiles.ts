@@ -1,5 +1,5 @@
 // Where a process's CPU went, from V8 .cpuprofile files (bench/agent-cpu-profile.mjs writes several
-// per run: one per stretch between program loads): self and inclusive time per function, and self
+// per run: one per stretch between the addon's probes): self and inclusive time per function, and self
 // time per file, summed over the files.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,5 +1,6 @@
 // wirelane_bpf: the N-API addon over libbpf. Every call is synchronous on the calling JS thread
-// (BPF syscalls are fast, and it keeps libbpf's process-wide log callback per call).
+// (BPF syscalls are fast, and it keeps libbpf's process-wide log callback per call), except an
+// object's loadAsync(): the verifier takes a quarter second for a large object (object.cc).
 #include <napi.h>
 #include <v8.h>
 

@@ -44,7 +44,10 @@ LogCapture::LogCapture() {
   if (captures++ == 0) log_text.clear();
 }
 
-LogCapture::~LogCapture() { --captures; }
+LogCapture::~LogCapture() {
+  // A pool thread lives on after a load: a verifier log's megabyte is not kept for its next one.
+  if (--captures == 0 && log_text.capacity() > (64 << 10)) std::string().swap(log_text);
+}
 
 std::string LogCapture::Text() { return captures > 0 ? log_text : std::string(); }
 
@@ -52,27 +55,31 @@ void InstallLibbpfPrint() { libbpf_set_print(CaptureLibbpfPrint); }
 
 Napi::Error BpfError(Napi::Env env, const std::string& context, const std::string& call, int err,
                      const std::string& detail) {
-  if (err < 0) err = -err;
+  return BpfError(env, Failure{context, call, err, detail, LogCapture::Text()});
+}
+
+Napi::Error BpfError(Napi::Env env, const Failure& failure) {
+  int err = failure.err < 0 ? -failure.err : failure.err;
   char reason[256];
   libbpf_strerror(err, reason, sizeof reason);
-  std::string log = LogCapture::Text();
+  const std::string& detail = failure.detail;
   AddonData& data = DataOf(env);
   if (!data.error_factory.IsEmpty()) {
     Napi::Object parts = Napi::Object::New(env);
-    parts.Set("context", context);
-    parts.Set("call", call);
+    parts.Set("context", failure.context);
+    parts.Set("call", failure.call);
     parts.Set("errno", err);
     parts.Set("reason", detail.empty() ? std::string(reason) : detail);
-    parts.Set("log", log);
+    parts.Set("log", failure.log);
     Napi::Value made = data.error_factory.Call({parts});
     if (made.IsObject()) return Napi::Error(env, made);
   }
   // Without the TypeScript wrapper (the addon required directly): a plain Error with the fields.
-  std::string message = context + ": " + call + ": " + (detail.empty() ? reason : detail);
+  std::string message = failure.context + ": " + failure.call + ": " + (detail.empty() ? reason : detail);
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("errno", Napi::Number::New(env, err));
-  error.Set("call", Napi::String::New(env, call));
-  error.Set("log", Napi::String::New(env, log));
+  error.Set("call", Napi::String::New(env, failure.call));
+  error.Set("log", Napi::String::New(env, failure.log));
   return error;
 }
 

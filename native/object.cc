@@ -4,6 +4,8 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -56,7 +58,62 @@ std::string NamesOf(const std::vector<std::string>& names) {
 
 const char* OrUnknown(const char* name) { return name == nullptr ? "unknown" : name; }
 
+// The one load, of load() on the JS thread and of loadAsync() on a pool thread, with this thread's
+// share of libbpf's log. The verifier gives up with EAGAIN while a signal is pending for the loading
+// thread, and libbpf retries only five times: a CPU profiler's SIGPROF (every 0.5 ms, at the JS
+// thread) failed every load. So asynchronous signals are blocked meanwhile: the kernel hands one for
+// the whole process (SIGCHLD, SIGTERM) to another thread, one for this thread waits for the end of
+// the load. Faults (SIGSEGV, …) stay unblocked: blocked, they would kill the process outright.
+std::optional<Failure> LoadObject(bpf_object* obj, const std::string& context) {
+  sigset_t all, before;
+  sigfillset(&all);
+  for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&all, fault);
+  pthread_sigmask(SIG_BLOCK, &all, &before);
+  LogCapture log;
+  int err = bpf_object__load(obj);
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  if (err == 0) return std::nullopt;
+  return Failure{context, "bpf_object__load", err, "", LogCapture::Text()};
+}
+
 }  // namespace
+
+// loadAsync(): the load on libuv's thread pool, settling a Promise. Off the JS thread it touches
+// only the bpf_object (every other call on the object is refused meanwhile); it holds the JS object,
+// so garbage collection cannot finalize the object under the load.
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, BpfObjectWrap* wrap, Napi::Object self)
+      : Napi::AsyncWorker(env, "wirelane.bpf_object__load"),
+        wrap_(wrap),
+        self_(Napi::Persistent(self)),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        obj_(wrap->obj_),
+        context_(wrap->Context()) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override { failed_ = LoadObject(obj_, context_); }
+
+  // Never throws: an exception here would be an uncaught one, not this Promise's rejection.
+  void OnOK() override {
+    std::optional<Napi::Error> error = wrap_->FinishLoad(Env(), failed_);
+    if (error) {
+      deferred_.Reject(error->Value());
+    } else {
+      deferred_.Resolve(Env().Undefined());
+    }
+  }
+
+ private:
+  BpfObjectWrap* wrap_;
+  Napi::ObjectReference self_;
+  Napi::Promise::Deferred deferred_;
+  bpf_object* obj_;
+  std::string context_;
+  std::optional<Failure> failed_;
+};
 
 Napi::Function BpfObjectWrap::Define(Napi::Env env) {
   return DefineClass(env, "NativeObject",
@@ -67,6 +124,7 @@ Napi::Function BpfObjectWrap::Define(Napi::Env env) {
                          InstanceMethod<&BpfObjectWrap::SetMaxEntries>("setMaxEntries"),
                          InstanceMethod<&BpfObjectWrap::SetMapPinPath>("setMapPinPath"),
                          InstanceMethod<&BpfObjectWrap::Load>("load"),
+                         InstanceMethod<&BpfObjectWrap::LoadAsync>("loadAsync"),
                          InstanceMethod<&BpfObjectWrap::Loaded>("loaded"),
                          InstanceMethod<&BpfObjectWrap::Maps>("maps"),
                          InstanceMethod<&BpfObjectWrap::Programs>("programs"),
@@ -108,10 +166,19 @@ BpfObjectWrap::BpfObjectWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   name_ = bpf_object__name(obj_);
 }
 
-BpfObjectWrap::~BpfObjectWrap() { bpf_object__close(obj_); }
+// Finalized with a load in flight only when the environment goes (the load holds the JS object): the
+// pool thread may still be in libbpf, so the object is left to the process's end.
+BpfObjectWrap::~BpfObjectWrap() {
+  if (!loading_) bpf_object__close(obj_);
+}
 
 void BpfObjectWrap::RequireOpen(Napi::Env env, const char* call) const {
   if (obj_ == nullptr) throw ClosedError(env, Context(), call);
+  if (loading_) throw BusyError(env, call);
+}
+
+Napi::Error BpfObjectWrap::BusyError(Napi::Env env, const char* call) const {
+  return BpfError(env, Context(), call, EBUSY, "a load is in progress (await loadAsync() first)");
 }
 
 void BpfObjectWrap::RequireLoaded(Napi::Env env, const char* call) const {
@@ -234,11 +301,28 @@ Napi::Value BpfObjectWrap::SetMapPinPath(const Napi::CallbackInfo& info) {
 Napi::Value BpfObjectWrap::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RequireNotLoaded(env, "bpf_object__load");
-  LogCapture log;
-  int err = bpf_object__load(obj_);
-  if (err != 0) throw BpfError(env, Context(), "bpf_object__load", err);
-  loaded_ = true;
+  std::optional<Napi::Error> error = FinishLoad(env, LoadObject(obj_, Context()));
+  if (error) throw *error;
   return env.Undefined();
+}
+
+// loadAsync(): a Promise settled as load() would return or throw; a state error (closed, loaded,
+// loading) throws at once.
+Napi::Value BpfObjectWrap::LoadAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireNotLoaded(env, "bpf_object__load");
+  auto* worker = new LoadWorker(env, this, info.This().As<Napi::Object>());
+  Napi::Promise promise = worker->Promise();
+  loading_ = true;
+  worker->Queue();
+  return promise;
+}
+
+std::optional<Napi::Error> BpfObjectWrap::FinishLoad(Napi::Env env, const std::optional<Failure>& failed) {
+  loading_ = false;
+  if (failed) return BpfError(env, *failed);
+  loaded_ = true;
+  return std::nullopt;
 }
 
 Napi::Value BpfObjectWrap::Loaded(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), loaded_); }
@@ -396,6 +480,7 @@ Napi::Value BpfObjectWrap::RunIterator(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BpfObjectWrap::Close(const Napi::CallbackInfo& info) {
+  if (loading_) throw BusyError(info.Env(), "bpf_object__close");
   bpf_object__close(obj_);
   obj_ = nullptr;
   image_.clear();

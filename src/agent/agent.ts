@@ -49,7 +49,8 @@ export async function runAgent(config: AgentConfig): Promise<number> {
     loop?.trigger();
   };
   // The source lists while the data paths load their BPF programs: an API server takes seconds to
-  // answer 20,000 objects, and the kernel verifies the programs meanwhile.
+  // answer 20,000 objects, and the kernel verifies the programs meanwhile, on the thread pool
+  // (BpfObject.loadAsync), so a cluster file is read and decoded on this thread at the same time.
   const listed = source.start(changed).then(() => true);
   listed.catch(() => {}); // awaited once the data paths are up, and its failure thrown there
   /** A start-up step; when it fails, the source stops listing (its watches would keep the process up). */

@@ -29,14 +29,15 @@ export async function openFastPath(config: Choice & Pick<AgentConfig, 'bpfDir'>,
   }
   const refusal = fastPathRefusal(config);
   if (refusal !== undefined) throw new FastPathUnavailableError(fastPathOnRefused(refusal));
-  // The programs' load is left to the data path's own (over its pins): one verifier run at start.
+  // The programs' load is left to the data path's own (over its pins): one verifier run at start,
+  // on the thread pool while this thread reads the cluster source.
   const support = probeFastPathSupport(undefined, { load: false });
   if (!support.usable) return unavailable(config, support, dir, log);
   await ensureBpffs(dirname(dir));
   mkdirSync(dir, { recursive: true });
   const datapath = new FastPathDatapath({ bpffsDir: dir, log });
   try {
-    datapath.load();
+    await datapath.load();
   } catch (error) {
     // Only the probe's load (no pins) tells a kernel that cannot run the programs from pins this
     // build cannot use: the latter stays the mesh reconcile's error, retried as it was.

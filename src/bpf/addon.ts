@@ -23,6 +23,7 @@ export interface NativeObject {
   setMaxEntries(map: string, entries: number): void;
   setMapPinPath(map: string, path: string): void;
   load(): void;
+  loadAsync(): Promise<void>;
   loaded(): boolean;
   maps(): MapInfo[];
   programs(): ProgramInfo[];

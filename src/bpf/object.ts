@@ -1,5 +1,6 @@
 // A BPF object file, from open to attach: set load-time constants and map sizes, load (the
-// verifier's verdict comes back as a BpfError with its log), then take maps and attach programs.
+// verifier's verdict comes back as a BpfError with its log; on the thread pool with loadAsync), then
+// take maps and attach programs.
 import { bpfAddon, type NativeObject } from './addon.js';
 import { BpfLink } from './link.js';
 import { BpfMap } from './map.js';
@@ -101,6 +102,15 @@ export class BpfObject {
   /** Loads every program and creates the maps; a rejected program is a BpfError (EACCES) whose `log` is the verifier's. */
   load(): void {
     this.#native.load();
+  }
+
+  /**
+   * load() on libuv's thread pool: the kernel verifies the programs on another core while this
+   * thread runs on, and objects load side by side. Meanwhile every other call on this object
+   * (close() too) is a BpfError EBUSY; a failure rejects with the BpfError load() would throw.
+   */
+  async loadAsync(): Promise<void> {
+    await this.#native.loadAsync();
   }
 
   maps(): MapInfo[] {

@@ -189,6 +189,10 @@ export class EbpfServiceProxy implements ServiceProxy {
       if (sockLb.staged !== undefined) {
         log?.warn({ pinDir, maps: Object.fromEntries(sockLb.staged) }, 'eBPF service proxy: pinned maps have another layout; new maps are built beside them and replace them after the first full write');
       }
+      // Both load over the socket LB's maps and nothing of each other's: the kernel verifies them
+      // side by side on the thread pool.
+      const terminating = loadTerminator(sockLb.mapsDir, options.sockTermObjectPath, log);
+      undo.push(async () => (await terminating)?.close());
       let northSouth: NorthSouthDatapath | undefined;
       const nodePort = options.nodePort;
       if (nodePort?.enabled) {
@@ -204,14 +208,7 @@ export class EbpfServiceProxy implements ServiceProxy {
           return datapath;
         });
       }
-      let terminator: SockTerminator | undefined;
-      try {
-        terminator = SockTerminator.load(sockLb.mapsDir, options.sockTermObjectPath);
-      } catch (error) {
-        // Services work without it (Cilium runs so on kernels before 6.5): only a connected UDP
-        // socket stays on a removed backend until the application reconnects.
-        log?.warn({ err: (error as Error).message }, 'eBPF service proxy: cannot end UDP sockets of removed backends (needs bpf_sock_destroy, kernel 6.5+)');
-      }
+      const terminator = await terminating;
       return { sockLb, memory, northSouth, terminator };
     });
     return new EbpfServiceProxy(pinDir, cgroupRoot, started.sockLb, started.memory, started.northSouth, started.terminator, log);
@@ -414,6 +411,20 @@ async function startStep<T>(what: string | undefined, step: () => T | Promise<T>
     return await step();
   } catch (error) {
     throw new EbpfStartError(`eBPF service proxy: ${what === undefined ? '' : `${what}: `}${(error as Error).message}`, { cause: error });
+  }
+}
+
+/**
+ * The socket terminator, or undefined where the kernel cannot run it: services work without it
+ * (Cilium runs so on kernels before 6.5), only a connected UDP socket stays on a removed backend
+ * until the application reconnects.
+ */
+async function loadTerminator(mapsDir: string, objectPath: string | undefined, log: Logger | undefined): Promise<SockTerminator | undefined> {
+  try {
+    return await SockTerminator.load(mapsDir, objectPath);
+  } catch (error) {
+    log?.warn({ err: (error as Error).message }, 'eBPF service proxy: cannot end UDP sockets of removed backends (needs bpf_sock_destroy, kernel 6.5+)');
+    return undefined;
   }
 }
 

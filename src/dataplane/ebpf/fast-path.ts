@@ -121,6 +121,8 @@ export class FastPathDatapath {
   readonly #checked = new Set<string>();
   /** Set by close(): nothing loads (and pins) the object again, whoever asks afterwards. */
   #closed = false;
+  /** The load in flight, which concurrent callers share. */
+  #loading: Promise<Record<keyof typeof MAPS, BpfMap>> | undefined;
   /** Our clsact filters on wanted interfaces at the last call (filterKey → program id): known good, not compared again. */
   #filters = new Map<string, number>();
   /** The interfaces wanted at the last call: where a filter may have to go between resyncs. */
@@ -142,24 +144,37 @@ export class FastPathDatapath {
 
   /** Writes the maps and attaches to every interface `desired` names, detaching from those it no longer does. */
   async apply(desired: FastPathDesired): Promise<FastPathReport> {
-    this.#load();
+    const maps = await this.#ready();
     this.#desired = desired;
     const devices = this.#devices(desired);
-    const written = this.#writeCidrs(desired) + this.#writeDevs(devices);
-    return { ...this.#attachAll(devices, true), written };
+    const written = this.#writeCidrs(maps.cidrs, desired) + this.#writeDevs(maps.devs, devices);
+    return { ...this.#attachAll(maps.ports, devices, true), written };
   }
 
-  /** Loads the programs over the pinned maps (apply() does so when not yet done), for the kernel's word before the first apply. */
-  load(): void {
-    this.#load();
+  /**
+   * Loads the programs over the pinned maps (apply() does so when not yet done), for the kernel's
+   * word before the first apply. The verifier runs on the thread pool; calls meanwhile share the load.
+   */
+  async load(): Promise<void> {
+    await this.#ready();
+  }
+
+  #ready(): Promise<Record<keyof typeof MAPS, BpfMap>> {
+    if (this.#maps !== undefined) return Promise.resolve(this.#maps);
+    // A failed load is not kept: the next call (the next resync's apply) tries again.
+    this.#loading ??= this.#load().finally(() => {
+      this.#loading = undefined;
+    });
+    return this.#loading;
   }
 
   /** Between resyncs: the bridge's ports as they are now (pods made or deleted since). */
   followPorts(): FastPathReport {
     const desired = this.#desired;
-    if (desired === undefined) return { attached: 0, detached: 0, written: 0 };
+    const maps = this.#maps;
+    if (desired === undefined || maps === undefined) return { attached: 0, detached: 0, written: 0 };
     const devices = this.#devices(desired);
-    return { ...this.#attachAll(devices, false), written: this.#writeDevs(devices) };
+    return { ...this.#attachAll(maps.ports, devices, false), written: this.#writeDevs(maps.devs, devices) };
   }
 
   /**
@@ -181,29 +196,32 @@ export class FastPathDatapath {
     this.#obj = undefined;
   }
 
-  #load(): Record<keyof typeof MAPS, BpfMap> {
-    if (this.#maps !== undefined) return this.#maps;
+  async #load(): Promise<Record<keyof typeof MAPS, BpfMap>> {
     if (this.#closed) throw new FastPathError('fast path: closed');
     if (!isBpffs(this.#opts.bpffsDir)) throw new FastPathError(`fast path: "${this.#opts.bpffsDir}" is not on a bpffs`);
     mkdirSync(this.linksDir, { recursive: true });
     const obj = BpfObject.open(this.#opts.objectPath ?? bpfObjectPath('fastpath'), { name: 'fastpath' });
+    let maps: Record<keyof typeof MAPS, BpfMap>;
     try {
       this.#pinMaps(obj);
-      obj.load();
+      await obj.loadAsync();
+      // close() while the verifier ran: what it pinned stays (as after any load), nothing is kept open.
+      if (this.#closed) throw new FastPathError('fast path: closed while loading');
       for (const info of obj.maps().filter((m) => !m.internal)) {
         const layout = Object.values(MAPS).find((m) => m.name === info.name);
         if (layout === undefined || layout.key !== info.keySize || layout.value !== info.valueSize) {
           throw new FastPathError(`fast path: map ${info.name} has key ${info.keySize}, value ${info.valueSize}; this build expects ${layout ? `${layout.key}, ${layout.value}` : 'no such map'}`);
         }
       }
-      this.#maps = { cidrs: obj.map(MAPS.cidrs.name), devs: obj.map(MAPS.devs.name), ports: obj.map(MAPS.ports.name), stats: obj.map(MAPS.stats.name) };
+      maps = { cidrs: obj.map(MAPS.cidrs.name), devs: obj.map(MAPS.devs.name), ports: obj.map(MAPS.ports.name), stats: obj.map(MAPS.stats.name) };
     } catch (error) {
       obj.close();
       throw error;
     }
     // Kept open: the programs' fds attach new pods' veths between resyncs.
     this.#obj = obj;
-    return this.#maps;
+    this.#maps = maps;
+    return maps;
   }
 
   /**
@@ -248,8 +266,7 @@ export class FastPathDatapath {
     return { wanted, bridge, wireguard, underlay };
   }
 
-  #writeCidrs(desired: FastPathDesired): number {
-    const map = this.#load().cidrs;
+  #writeCidrs(map: BpfMap, desired: FastPathDesired): number {
     const last = this.#wantedCidrs;
     if (last !== undefined && last.of.clusterPodCidrs === desired.clusterPodCidrs && last.of.localPodCidrs === desired.localPodCidrs) return syncMap(map, last.entries);
     const wanted = new Map<string, Buffer>();
@@ -263,7 +280,7 @@ export class FastPathDatapath {
     return syncMap(map, wanted);
   }
 
-  #writeDevs(devices: { bridge: number | undefined; wireguard: number | undefined; underlay: number[] }): number {
+  #writeDevs(map: BpfMap, devices: { bridge: number | undefined; wireguard: number | undefined; underlay: number[] }): number {
     const wanted = new Map<string, Buffer>();
     const set = (ifindex: number | undefined, kind: number): void => {
       if (ifindex === undefined) return;
@@ -274,7 +291,7 @@ export class FastPathDatapath {
     for (const ifindex of devices.underlay) set(ifindex, DEV_KIND.underlay);
     set(devices.wireguard, DEV_KIND.wireguard);
     set(devices.bridge, DEV_KIND.bridge);
-    return syncMap(this.#load().devs, wanted);
+    return syncMap(map, wanted);
   }
 
   /**
@@ -282,7 +299,7 @@ export class FastPathDatapath {
    * (apply): at the first one our clsact filters are looked for on every interface, those of an
    * earlier run too; otherwise only on interfaces the last call wanted (one netlink query each).
    */
-  #attachAll(devices: { wanted: Wanted[]; bridge: number | undefined }, everywhere: boolean): { attached: number; detached: number } {
+  #attachAll(ports: BpfMap, devices: { wanted: Wanted[]; bridge: number | undefined }, everywhere: boolean): { attached: number; detached: number } {
     const obj = this.#obj;
     if (obj === undefined) throw new FastPathError('fast path: not loaded');
     const pins = new Set(this.#wantedPins(devices.wanted));
@@ -299,7 +316,6 @@ export class FastPathDatapath {
     detached += this.#detachUnwantedFilters(devices.wanted, everywhere);
     // Learnt MACs of ports that are gone: their ifindex names nothing to redirect to.
     const portIfindexes = new Set(devices.wanted.filter((w) => w.program === 'fp_pod').map((w) => w.ifindex));
-    const ports = this.#load().ports;
     for (const [key, value] of ports.entries()) if (!portIfindexes.has(value.readUInt32LE(0))) ports.delete(key);
 
     let attached = 0;

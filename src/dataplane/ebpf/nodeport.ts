@@ -262,7 +262,7 @@ export class NodePortDatapath {
     try {
       if (reused === undefined) {
         const stagedOwn = this.#configure(obj);
-        obj.load();
+        await obj.loadAsync();
         const sharedDir = this.#opts.sharedMapsDir ?? dir;
         if (stagedOwn.length > 0 || sharedDir !== dir) pending = { obj, stagedOwn, programs: [] };
         checkMapLayouts(obj.maps());

@@ -132,9 +132,10 @@ export class SockLb {
    * from the object's, nothing running is touched: the new maps are created in the staging
    * directory and `staged` says so; commit() switches over once they hold the full service map.
    * On failure, whatever this call attached or pinned is removed again and a SockLbStartError says
-   * what failed; links and maps that were pinned before are left alone.
+   * what failed; links and maps that were pinned before are left alone. The verifier runs on the
+   * thread pool (BpfObject.loadAsync).
    */
-  static start(options: SockLbOptions): SockLb {
+  static async start(options: SockLbOptions): Promise<SockLb> {
     const { pinDir, cgroupRoot } = options;
     mkdirSync(join(pinDir, PIN_LINKS_DIR), { recursive: true });
     const mapNames = Object.values(MAP_NAMES);
@@ -164,7 +165,7 @@ export class SockLb {
       const mapsDir = changed.size > 0 ? stagingDir(pinDir) : pinDir;
       if (changed.size > 0) mkdirSync(mapsDir, { recursive: true });
       for (const name of mapNames) object.setMapPinPath(name, join(mapsDir, name));
-      object.load();
+      await object.loadAsync();
       made.mapPins.push(...mapNames.filter((name) => mapsDir !== pinDir || !mapsPinned.includes(name)).map((name) => join(mapsDir, name)));
       if (changed.size > 0) {
         // The old programs keep serving the old maps until commit().

@@ -67,9 +67,10 @@ export class SockTerminator {
 
   /**
    * Loads the iterator over the socket LB's pinned maps in `pinDir` (which must exist). Throws
-   * a BpfError when the kernel lacks UDP iterators or bpf_sock_destroy (before 6.5).
+   * a BpfError when the kernel lacks UDP iterators or bpf_sock_destroy (before 6.5). The verifier
+   * runs on the thread pool (BpfObject.loadAsync).
    */
-  static load(pinDir: string, objectPath?: string): SockTerminator {
+  static async load(pinDir: string, objectPath?: string): Promise<SockTerminator> {
     const object = BpfObject.open(objectPath ?? bpfObjectPath('sock_term'));
     try {
       checkMapLayouts(object.maps());
@@ -83,7 +84,7 @@ export class SockTerminator {
         object.setMaxEntries(name, size);
         object.setMapPinPath(name, path);
       }
-      object.load();
+      await object.loadAsync();
       const term = object.map(TERM_MAP);
       if (term.keySize !== SOCK_TERM_KEY.size) throw new Error(`${TERM_MAP}: key size ${term.keySize}, expected ${SOCK_TERM_KEY.size}`);
       return new SockTerminator(object, term);

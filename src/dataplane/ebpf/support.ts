@@ -1,6 +1,7 @@
 // Whether this host can run the eBPF service data path, asked cheaply and without side effects:
 // each kernel probe loads at most a trivial program, and the last step loads sock_lb.bpf.o itself
-// (the verifier's word on every program and attach type) without attaching or pinning anything.
+// (the verifier's word on every program and attach type) without attaching or pinning anything,
+// on the thread pool.
 import { existsSync } from 'node:fs';
 import {
   BpfObject,
@@ -45,9 +46,9 @@ const SOCK_ADDR_HELPERS = ['get_netns_cookie', 'get_socket_cookie', 'set_retval'
 const ATTACH_TYPES =
   'cgroup_inet4_connect, cgroup_inet6_connect, cgroup_udp4_sendmsg, cgroup_udp6_sendmsg, cgroup_udp4_recvmsg, cgroup_udp6_recvmsg, cgroup_inet4_getpeername, cgroup_inet6_getpeername, cgroup_inet_sock_release';
 
-function check(name: string, required: boolean, probe: () => boolean | string, failure = 'not available'): EbpfCheck {
+async function check(name: string, required: boolean, probe: () => boolean | string | Promise<boolean | string>, failure = 'not available'): Promise<EbpfCheck> {
   try {
-    const result = probe();
+    const result = await probe();
     if (typeof result === 'string') return { name, ok: true, detail: result, required };
     return result ? { name, ok: true, required } : { name, ok: false, detail: failure, required };
   } catch (error) {
@@ -62,23 +63,28 @@ export interface EbpfProbeOptions {
 }
 
 /** Probes the kernel and this process; stops at the first step later ones depend on (no syscall, no privilege). */
-export function probeEbpfSupport(options: EbpfProbeOptions = {}): EbpfSupport {
+export async function probeEbpfSupport(options: EbpfProbeOptions = {}): Promise<EbpfSupport> {
   const checks: EbpfCheck[] = [];
   const bpf = probeBpf();
   checks.push({ name: 'bpf syscall', ok: bpf.syscall, required: true, ...(!bpf.syscall && { detail: bpf.reason ?? 'missing' }) });
   if (bpf.syscall) checks.push({ name: 'privilege to load programs (CAP_BPF, CAP_NET_ADMIN)', ok: bpf.privileged, required: true, ...(!bpf.privileged && { detail: bpf.reason ?? 'denied' }) });
-  checks.push(check('kernel BTF (/sys/kernel/btf/vmlinux)', true, probeBtf, 'missing: CO-RE programs cannot be relocated'));
+  checks.push(await check('kernel BTF (/sys/kernel/btf/vmlinux)', true, probeBtf, 'missing: CO-RE programs cannot be relocated'));
   checks.push(cgroupCheck(options.cgroupRoot));
   const bpffs = findBpffsMount();
   // Not a failure: the agent mounts one where there is none.
   checks.push({ name: 'bpffs', ok: true, required: false, detail: bpffs === undefined ? 'not mounted; the agent mounts /sys/fs/bpf' : `mounted at ${bpffs}` });
   if (bpf.privileged) {
-    for (const type of PROGRAM_TYPES) checks.push(check(`program type ${type}`, true, () => probeProgramType(type)));
-    for (const type of MAP_TYPES) checks.push(check(`map type ${type}`, true, () => probeMapType(type)));
-    for (const helper of SOCK_ADDR_HELPERS) checks.push(check(`helper ${helper} (cgroup_sock_addr)`, true, () => probeHelper('cgroup_sock_addr', helper)));
-    checks.push(check('tcx links', false, () => (probeTcx() ? 'yes' : false), 'no: tc programs use clsact filters'));
-    checks.push(check(`attach types ${ATTACH_TYPES}`, true, () => loadSockLb(options.objectPath)));
-    checks.push(check('ending UDP sockets of removed backends (iter/udp, bpf_sock_destroy)', false, loadSockTerm, 'no: such sockets stay until the application reconnects'));
+    for (const type of PROGRAM_TYPES) checks.push(await check(`program type ${type}`, true, () => probeProgramType(type)));
+    for (const type of MAP_TYPES) checks.push(await check(`map type ${type}`, true, () => probeMapType(type)));
+    for (const helper of SOCK_ADDR_HELPERS) checks.push(await check(`helper ${helper} (cgroup_sock_addr)`, true, () => probeHelper('cgroup_sock_addr', helper)));
+    checks.push(await check('tcx links', false, () => (probeTcx() ? 'yes' : false), 'no: tc programs use clsact filters'));
+    // Neither object needs the other (nothing is pinned): the kernel verifies both at once, off this thread.
+    checks.push(
+      ...(await Promise.all([
+        check(`attach types ${ATTACH_TYPES}`, true, () => loadSockLb(options.objectPath)),
+        check('ending UDP sockets of removed backends (iter/udp, bpf_sock_destroy)', false, loadSockTerm, 'no: such sockets stay until the application reconnects'),
+      ])),
+    );
   }
   const failed = checks.find((c) => c.required && !c.ok);
   return { usable: failed === undefined, ...(failed && { reason: `${failed.name}: ${failed.detail ?? 'failed'}` }), checks };
@@ -98,11 +104,11 @@ function cgroupCheck(cgroupRoot: string | undefined): EbpfCheck {
 }
 
 /** Loads the socket-termination object with its maps shrunk to one entry (the kernel's word on the kfunc). */
-function loadSockTerm(): string | false {
+async function loadSockTerm(): Promise<string> {
   const object = BpfObject.open(bpfObjectPath('sock_term'));
   try {
     for (const name of [...Object.values(MAP_NAMES), 'wl_sock_term']) object.setMaxEntries(name, 1);
-    object.load();
+    await object.loadAsync();
     return 'yes';
   } finally {
     object.close();
@@ -110,11 +116,11 @@ function loadSockTerm(): string | false {
 }
 
 /** Loads the socket-LB object (nothing attached or pinned; its maps go with the object). */
-function loadSockLb(objectPath: string = bpfObjectPath('sock_lb')): string {
+async function loadSockLb(objectPath: string = bpfObjectPath('sock_lb')): Promise<string> {
   if (!existsSync(objectPath)) throw new Error(`${objectPath} is missing (npm run setup builds it)`);
   const object = BpfObject.open(objectPath);
   try {
-    object.load();
+    await object.loadAsync();
     return `${object.programs().length} programs of ${objectPath} pass the verifier`;
   } finally {
     object.close();
