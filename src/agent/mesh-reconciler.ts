@@ -11,7 +11,6 @@ import type { DesiredRules } from '../dataplane/iptables/ruleset.js';
 import { PartialApplyError } from '../dataplane/partial-apply.js';
 import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
 import { TunnelDevice, type TunnelDesired, VXLAN_DEVICE } from '../dataplane/tunnel/index.js';
-import { readAddressing } from '../host/network-state.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, type SegmentLog, goneNodes, heardAt, nodeHeartbeatValues, recordHeartbeats, recordVouches } from '../mesh/liveness.js';
 import { localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
@@ -95,6 +94,13 @@ export class MeshReconciler {
   private readonly decoder: MeshInputDecoder;
   /** The source's last snapshot and its decoding: a source hands out the same snapshot until something changed. */
   private lastDecode: { readonly objects: readonly SourceObject[]; readonly decoded: DecodedMeshInput } | undefined;
+  /**
+   * This reconcile's read of the host's addresses, links and the routes dataplane's routes and rules
+   * (one read where discovery, the WireGuard device and the routes each read their own), and whether
+   * a step has written links, addresses or the tunnel since: then the routes read again.
+   */
+  private hostRead: Awaited<ReturnType<RoutesDataplane['readWithAddressing']>> | undefined;
+  private hostWritten = false;
   /** The host as last discovered: handed on again while it is the same, so the topology's inputs are too. */
   private host: HostView | undefined;
   /**
@@ -162,13 +168,18 @@ export class MeshReconciler {
   async reconcile(): Promise<SyncResult> {
     const endTimer = this.deps.metrics.reconcileDuration.startTimer();
     this.failures = [];
+    this.hostRead = undefined;
+    this.hostWritten = false;
     try {
       const now = Math.floor(Date.now() / 1000);
       const host = await this.step('discover', () => this.discoverHost());
       if (host === undefined) return this.outcome();
       await this.step('annotate', () => this.publishNode(host, now, false));
       // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
-      if (this.deps.config.encapsulate !== 'never') this.tunnel ??= await this.step('tunnel', () => TunnelDevice.open());
+      if (this.deps.config.encapsulate !== 'never' && this.tunnel === undefined) {
+        this.hostWritten = true; // opening it may create a device
+        this.tunnel = await this.step('tunnel', () => TunnelDevice.open());
+      }
       const t = await this.step('topology', async () => this.topologyMemo.compute(await this.meshInput(host, now), this.meshOptions(host, now)));
       if (t === undefined) return this.outcome();
       if (t !== this.topology) this.claims.report(t.rejectedClaims.map(rejectedClaimProblem));
@@ -184,7 +195,7 @@ export class MeshReconciler {
       const results = [
         await this.step('wireguard', () => this.applyWireGuard(t, host)),
         await this.step('tunnel', () => this.applyTunnel(t, host)),
-        await this.step('routes', () => this.countPartial('route', this.routes.apply(t))),
+        await this.step('routes', () => this.countPartial('route', this.routes.apply(t, this.hostWritten ? undefined : this.hostRead?.routing))),
         await this.step('iptables', () => this.applyIptables(t, host)),
         await this.step('cni', () => this.applyCni(t, host)),
         ...(this.deps.fastPath ? [await this.step('fast-path', () => this.applyFastPath(t, host, this.deps.fastPath as FastPathDatapath))] : []),
@@ -234,7 +245,9 @@ export class MeshReconciler {
   }
 
   private async discoverHost(): Promise<HostView> {
-    const { addresses, links, mainRoutes } = await readAddressing();
+    const read = await this.routes.readWithAddressing();
+    this.hostRead = read;
+    const { addresses, links, mainRoutes } = read.addressing;
     const defaultDevices = new Set(mainRoutes.filter((r) => r.dst === '0.0.0.0/0' || r.dst === '::/0').map((r) => r.dev));
     const found = discoverAddresses(
       addresses
@@ -375,7 +388,11 @@ export class MeshReconciler {
 
   private async applyWireGuard(t: Topology, host: HostView): Promise<number> {
     const d = this.device;
-    await d.ensure();
+    const before = this.hostWritten;
+    this.hostWritten = true; // until the device says nothing of its link changed
+    const ensured = await d.ensure(this.hostRead?.addressing.links);
+    // A device just created has nothing of the earlier read: its link and addresses are read now.
+    const known = ensured.created ? undefined : this.hostRead?.addressing;
     const mtu = meshMtuOf(this.deps.config.mtu, host.underlayMtu);
     const { config, roaming } = this.desired.wireguard.of([t], () => {
       const config = nodeConfig(t);
@@ -392,14 +409,19 @@ export class MeshReconciler {
     for (const line of applied.changes) this.deps.log.info(`wireguard: ${line}`);
     // The peer keeps the endpoint the device has; a name that never resolves must still be seen.
     for (const line of applied.unresolved) this.deps.log.warn(`wireguard: ${line}`);
-    const link = await d.setLink({ mtu, up: t.leader });
-    const writes = [applied.written, link.mtu, await d.setAddresses(t.leader ? t.wireguardCIDRs : []), link.up];
+    const link = await d.setLink({ mtu, up: t.leader }, known?.links.find((l) => l.name === d.name));
+    const addressed = await d.setAddresses(t.leader ? t.wireguardCIDRs : [], known?.addresses);
+    this.hostWritten = before || ensured.created || link.mtu || link.up || addressed;
+    const writes = [applied.written, link.mtu, addressed, link.up];
     return this.count('wireguard', writes.filter(Boolean).length);
   }
 
   private async applyTunnel(t: Topology, host: HostView): Promise<number> {
     if (this.deps.config.encapsulate === 'never' || host.internalIP === undefined) {
-      if (this.tunnel) await this.tunnel.cleanup();
+      if (this.tunnel) {
+        this.hostWritten = true;
+        await this.tunnel.cleanup();
+      }
       return 0;
     }
     if (this.tunnel === undefined) throw new Error('the tunnel device could not be opened');
@@ -408,7 +430,11 @@ export class MeshReconciler {
       localUnderlayIP: ipOf(internalIP),
       members: tunnelMembersOf(t).map((end) => ({ ...end, underlayIP: end.internalIP })),
     }));
-    return this.countPartial('tunnel', this.tunnel.apply(desired));
+    const before = this.hostWritten;
+    this.hostWritten = true; // until the tunnel says it wrote nothing
+    const written = await this.countPartial('tunnel', this.tunnel.apply(desired));
+    this.hostWritten = before || written > 0;
+    return written;
   }
 
   private async applyIptables(t: Topology, host: HostView): Promise<number> {

@@ -11,7 +11,7 @@ import { CommandError, type CommandOptions, runCommand } from '../../host/comman
 import type { Family } from '../../model/ip.js';
 import { firstLine } from '../../observability/first-line.js';
 import { SerialQueue } from '../serial-queue.js';
-import { type CommandRunner, detectIptablesBackend, type IptablesBackend } from './backend.js';
+import { type CommandRunner, type IptablesBackend, sharedIptablesBackend } from './backend.js';
 import { type ChainRef, emptyMemory, type FamilyMemory, forgetAbsent, forgetPlanned, planRestore, rememberRestore, type RestorePlan } from './restore-plan.js';
 import { type ChainOwner, type CheckedRules, type DesiredRules, type FamilyRules, NO_RULES, validateFamilyRules, WIRELANE_OWNER } from './ruleset.js';
 import { parseSavedRules, type SavedRules } from './saved-rules.js';
@@ -169,21 +169,25 @@ export class IptablesChains {
   }
 
   private async resolveBackend(): Promise<IptablesBackend> {
-    this.backend ??= await detectIptablesBackend(this.run, this.netns);
+    this.backend ??= await sharedIptablesBackend(this.run, this.netns);
     return this.backend;
   }
 
   private async readSaved(backend: IptablesBackend, family: Family): Promise<SavedRules> {
-    const { stdout } = await this.run(backend.save[family], [], this.options());
-    return parseSavedRules(stdout, this.owner);
+    const tool = backend.save[family];
+    const text = await savedTextReads.read(this.run, `${this.netns ?? ''} ${tool}`, async () => (await this.run(tool, [], this.options())).stdout);
+    return parseSavedRules(text, this.owner);
   }
 
   private async restore(backend: IptablesBackend, family: Family, plan: RestorePlan): Promise<void> {
+    savedTextReads.writing();
     try {
       await this.run(backend.restore[family], ['--noflush', '--wait', '10'], this.options(plan.input));
     } catch (err) {
       forgetPlanned(plan, this.memory[family]);
       throw restoreError(err, plan.input);
+    } finally {
+      savedTextReads.writing();
     }
   }
 
@@ -203,19 +207,48 @@ function restoreError(err: unknown, input: string): unknown {
   return line === undefined ? err : new Error(`${err.message} (line ${lineNo}: ${line})`, { cause: err });
 }
 
-/** The host's backend, asked once for the removals of every owner. */
-let hostBackend: Promise<IptablesBackend> | undefined;
+/**
+ * iptables-save runs shared between owners: a read asked for while the same one (runner, namespace,
+ * tool) runs takes its output instead of starting another, unless a restore began or ended since
+ * that read started (its output may then predate the restore). Owners that read at the same moment
+ * (the removals of two modes' leftovers, one after the other's first apply) read once.
+ */
+class SavedTextReads {
+  /** Moves on at the start and at the end of every restore this process runs. */
+  private generation = 0;
+  private readonly running = new WeakMap<CommandRunner, Map<string, { readonly generation: number; readonly text: Promise<string> }>>();
+
+  read(run: CommandRunner, key: string, start: () => Promise<string>): Promise<string> {
+    let reads = this.running.get(run);
+    if (reads === undefined) {
+      reads = new Map();
+      this.running.set(run, reads);
+    }
+    const shared = reads.get(key);
+    if (shared !== undefined && shared.generation === this.generation) return shared.text;
+    const entry = { generation: this.generation, text: start() };
+    const byKey = reads;
+    byKey.set(key, entry);
+    const done = (): void => {
+      if (byKey.get(key) === entry) byKey.delete(key);
+    };
+    entry.text.then(done, done);
+    return entry.text;
+  }
+
+  writing(): void {
+    this.generation += 1;
+  }
+}
+
+const savedTextReads = new SavedTextReads();
 
 /**
  * Removes every chain and jump of `owner` in both families, on the host's backend, whoever wrote
  * them (a crashed or earlier run): one line per family that had any.
  */
 export async function removeOwnedChains(owner: ChainOwner): Promise<string[]> {
-  hostBackend ??= detectIptablesBackend();
-  const report = await new IptablesChains({ owner, backend: await hostBackend.catch((error: unknown) => {
-    hostBackend = undefined;
-    throw error;
-  }) }).cleanup();
+  const report = await new IptablesChains({ owner, backend: await sharedIptablesBackend() }).cleanup();
   return report.restores.map(({ family, deletedChains, rewrittenJumps }) => {
     const jumps = rewrittenJumps.map((c) => `${c.table}/${c.chain}`).join(', ');
     return `IPv${family}: ${deletedChains.length} ${owner.chainPrefix}* chains${jumps === '' ? '' : `, jumps from ${jumps}`}`;

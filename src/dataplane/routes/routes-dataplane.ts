@@ -2,7 +2,9 @@
 // protocol number: read what is ours, diff, write the difference in one `ip -batch` per family.
 // A route someone deleted comes back on the next apply; anyone else's route or rule, even one
 // with the same destination, is never changed (the kernel refuses our `add` instead).
-import { readIpJsonBatch } from '../../host/ip.js';
+import { parseAddresses } from '../../host/addresses.js';
+import { type IpCommand, readIpJson, readIpJsonBatch } from '../../host/ip.js';
+import type { Addressing } from '../../host/network-state.js';
 import { parseLink } from '../../host/links.js';
 import { parseRoute, type Route as KernelRoute } from '../../host/routes.js';
 import { parseRule, type Rule as KernelRule } from '../../host/rules.js';
@@ -26,6 +28,13 @@ export const DEFAULT_RULE_PRIORITY = 1107;
 export interface RoutesDesired {
   readonly routes: readonly Route[];
   readonly rules: readonly Rule[];
+}
+
+/** What the kernel holds of this dataplane's: its routes (every table) and rules, and the devices there are. */
+export interface RoutingState {
+  readonly routes: readonly KernelRoute[];
+  readonly rules: readonly KernelRule[];
+  readonly devices: ReadonlySet<string>;
 }
 
 export interface RoutesApplyReport {
@@ -65,10 +74,14 @@ export class RoutesDataplane {
     }
   }
 
-  /** Makes the agent's routes and rules exactly `desired`. Throws PartialApplyError if some failed. */
-  apply(desired: RoutesDesired): Promise<RoutesApplyReport> {
+  /**
+   * Makes the agent's routes and rules exactly `desired`. Throws PartialApplyError if some failed.
+   * `read`: this dataplane's state as readWithAddressing() read it moments ago, when nothing has
+   * written routes, rules or links since (a resync with nothing changed); read again otherwise.
+   */
+  apply(desired: RoutesDesired, read?: RoutingState): Promise<RoutesApplyReport> {
     return this.queue.run(async () => {
-      const { routes, rules, devices } = await this.read();
+      const { routes, rules, devices } = read ?? (await this.read());
       if (this.wanted?.routes !== desired.routes) this.wanted = { routes: desired.routes, wanted: wantedRoutes(desired.routes) };
       const routePlan = planRoutes(desired.routes, routes, this.protocol, this.wanted.wanted);
       const rulePlan = planRules(desired.rules, rules, this.protocol, this.rulePriority);
@@ -90,20 +103,54 @@ export class RoutesDataplane {
    * Our routes and rules, and the devices there are, in one `ip` process per family (the links
    * with IPv4's). `-N`: tables, protocols and types as numbers, whatever names /etc/iproute2 gives them.
    */
-  private async read(): Promise<{ routes: KernelRoute[]; rules: KernelRule[]; devices: ReadonlySet<string> }> {
+  private async read(): Promise<RoutingState> {
+    const perFamily = await Promise.all(FAMILIES.map((family) => readIpJsonBatch([...this.ownReads(), ...(family === 4 ? [['link', 'show']] : [])], this.batchOptions(family))));
+    const [v4 = [], v6 = []] = perFamily;
+    return { ...this.parseOwn(v4, v6), devices: new Set((v4[2] ?? []).map((link) => parseLink(link).name)) };
+  }
+
+  /**
+   * This dataplane's read together with what a mesh reconcile reads of the host before it (its
+   * addresses, links and main routes): three ip processes where the two reads took four. The
+   * addressing is read as readAddressing reads it (names, not numbers: `-N` would print scopes and
+   * link types as numbers); the routing state may be handed to apply() while nothing was written
+   * in between.
+   */
+  async readWithAddressing(): Promise<{ readonly addressing: Addressing; readonly routing: RoutingState | undefined }> {
+    const ns = this.netns === undefined ? {} : { netns: this.netns };
+    // The routing reads failing (`ip -6 rule` on a host without IPv6) is the routes step's error, not discovery's.
+    const [[addresses = [], links = [], routes4 = []], v4, v6] = await Promise.all([
+      readIpJsonBatch([['addr', 'show'], ['link', 'show'], ['route', 'show', 'table', 'main']], { ...ns, globalArgs: ['-d'] }),
+      readIpJsonBatch(this.ownReads(), this.batchOptions(4)).catch(() => undefined),
+      readIpJsonBatch([['route', 'show', 'table', 'main'], ...this.ownReads()], this.batchOptions(6)).catch(() => undefined),
+    ]);
+    const routes6 = v6?.[0] ?? (await readIpJson(['-6', '-d', 'route', 'show', 'table', 'main'], ns));
+    const parsedLinks = links.map(parseLink);
+    return {
+      addressing: {
+        addresses: addresses.flatMap(parseAddresses),
+        links: parsedLinks,
+        mainRoutes: [...routes4.map((r) => parseRoute(r, 4)), ...routes6.map((r) => parseRoute(r, 6))],
+      },
+      routing: v4 === undefined || v6 === undefined ? undefined : { ...this.parseOwn(v4, v6.slice(1)), devices: new Set(parsedLinks.map((link) => link.name)) },
+    };
+  }
+
+  private ownReads(): IpCommand[] {
+    return [['route', 'show', 'table', 'all', 'proto', String(this.protocol)], ['rule', 'show']];
+  }
+
+  private batchOptions(family: Family): { readonly netns?: string; readonly globalArgs: readonly string[] } {
+    return { ...(this.netns !== undefined && { netns: this.netns }), globalArgs: ['-N', `-${family}`, '-d'] };
+  }
+
+  /** Per family: [our routes, every rule]. */
+  private parseOwn(v4: readonly unknown[][], v6: readonly unknown[][]): { routes: KernelRoute[]; rules: KernelRule[] } {
     const proto = String(this.protocol);
-    const perFamily = await Promise.all(
-      FAMILIES.map((family) =>
-        readIpJsonBatch([['route', 'show', 'table', 'all', 'proto', proto], ['rule', 'show'], ...(family === 4 ? [['link', 'show']] : [])], {
-          ...(this.netns !== undefined && { netns: this.netns }),
-          globalArgs: ['-N', `-${family}`, '-d'],
-        }),
-      ),
-    );
+    const perFamily = [v4, v6];
     const routes = perFamily.flatMap(([routes = []], i) => routes.map((r) => parseRoute(r, FAMILIES[i] as Family, 'all')));
     const rules = perFamily.flatMap(([, rules = []], i) => rules.map((r) => parseRule(r, FAMILIES[i] as Family))).filter((rule) => rule.protocol === proto);
-    const devices = new Set((perFamily[0]?.[2] ?? []).map((link) => parseLink(link).name));
-    return { routes, rules, devices };
+    return { routes, rules };
   }
 
   /** Deletes before adds, one forced batch per family; a missing device fails its route only. */
