@@ -30,6 +30,11 @@ export interface RoutesDesired {
   readonly rules: readonly Rule[];
 }
 
+/** What a mesh reconcile reads of the host's addressing: of the main table's routes, where they go and through which device. */
+export interface MeshAddressing extends Omit<Addressing, 'mainRoutes'> {
+  readonly mainRoutes: readonly Pick<KernelRoute, 'family' | 'dst' | 'dev'>[];
+}
+
 /** What the kernel holds of this dataplane's: its routes (every table) and rules, and the devices there are. */
 export interface RoutingState {
   readonly routes: readonly KernelRoute[];
@@ -112,11 +117,12 @@ export class RoutesDataplane {
   /**
    * This dataplane's read together with what a mesh reconcile reads of the host before it (its
    * addresses, links and main routes): three ip processes where the two reads took four. The
-   * addressing is read as readAddressing reads it (names, not numbers: `-N` would print scopes and
-   * link types as numbers); the routing state may be handed to apply() while nothing was written
-   * in between.
+   * addresses and links are read as readAddressing reads them (`-N` would print scopes and link
+   * types as numbers), the main routes' destinations and devices too (IPv6's come with `-N`, so
+   * they carry no names); the routing state may be handed to apply() while nothing was written in
+   * between.
    */
-  async readWithAddressing(): Promise<{ readonly addressing: Addressing; readonly routing: RoutingState | undefined }> {
+  async readWithAddressing(): Promise<{ readonly addressing: MeshAddressing; readonly routing: RoutingState | undefined }> {
     const ns = this.netns === undefined ? {} : { netns: this.netns };
     // The routing reads failing (`ip -6 rule` on a host without IPv6) is the routes step's error, not discovery's.
     const [[addresses = [], links = [], routes4 = []], v4, v6] = await Promise.all([
@@ -130,7 +136,7 @@ export class RoutesDataplane {
       addressing: {
         addresses: addresses.flatMap(parseAddresses),
         links: parsedLinks,
-        mainRoutes: [...routes4.map((r) => parseRoute(r, 4)), ...routes6.map((r) => parseRoute(r, 6))],
+        mainRoutes: [...routes4.map((r) => parseRoute(r, 4)), ...routes6.map((r) => parseRoute(r, 6))].map(({ family, dst, dev }) => ({ family, dst, dev })),
       },
       routing: v4 === undefined || v6 === undefined ? undefined : { ...this.parseOwn(v4, v6.slice(1)), devices: new Set(parsedLinks.map((link) => link.name)) },
     };
