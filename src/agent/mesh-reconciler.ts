@@ -97,10 +97,12 @@ export class MeshReconciler {
   /**
    * This reconcile's read of the host's addresses, links and the routes dataplane's routes and rules
    * (one read where discovery, the WireGuard device and the routes each read their own), and whether
-   * a step has written links, addresses or the tunnel since: then the routes read again.
+   * a step since may have taken routes or rules with it (a device set down or removed, an address
+   * removed, the tunnel rewritten): then the routes read again. A device created since is no reason:
+   * the routes look for a device the read did not have before they give up on its routes.
    */
   private hostRead: Awaited<ReturnType<RoutesDataplane['readWithAddressing']>> | undefined;
-  private hostWritten = false;
+  private routingStale = false;
   /** The host as last discovered: handed on again while it is the same, so the topology's inputs are too. */
   private host: HostView | undefined;
   /**
@@ -169,7 +171,7 @@ export class MeshReconciler {
     const endTimer = this.deps.metrics.reconcileDuration.startTimer();
     this.failures = [];
     this.hostRead = undefined;
-    this.hostWritten = false;
+    this.routingStale = false;
     try {
       const now = Math.floor(Date.now() / 1000);
       const host = await this.step('discover', () => this.discoverHost());
@@ -177,7 +179,7 @@ export class MeshReconciler {
       await this.step('annotate', () => this.publishNode(host, now, false));
       // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
       if (this.deps.config.encapsulate !== 'never' && this.tunnel === undefined) {
-        this.hostWritten = true; // opening it may create a device
+        this.routingStale = true; // opening it may replace a device
         this.tunnel = await this.step('tunnel', () => TunnelDevice.open());
       }
       const t = await this.step('topology', async () => this.topologyMemo.compute(await this.meshInput(host, now), this.meshOptions(host, now)));
@@ -195,7 +197,7 @@ export class MeshReconciler {
       const results = [
         await this.step('wireguard', () => this.applyWireGuard(t, host)),
         await this.step('tunnel', () => this.applyTunnel(t, host)),
-        await this.step('routes', () => this.countPartial('route', this.routes.apply(t, this.hostWritten ? undefined : this.hostRead?.routing))),
+        await this.step('routes', () => this.countPartial('route', this.routes.apply(t, this.routingStale ? undefined : this.hostRead?.routing))),
         await this.step('iptables', () => this.applyIptables(t, host)),
         await this.step('cni', () => this.applyCni(t, host)),
         ...(this.deps.fastPath ? [await this.step('fast-path', () => this.applyFastPath(t, host, this.deps.fastPath as FastPathDatapath))] : []),
@@ -388,10 +390,10 @@ export class MeshReconciler {
 
   private async applyWireGuard(t: Topology, host: HostView): Promise<number> {
     const d = this.device;
-    const before = this.hostWritten;
-    this.hostWritten = true; // until the device says nothing of its link changed
+    const before = this.routingStale;
+    this.routingStale = true; // until the device says what changed
     const ensured = await d.ensure(this.hostRead?.addressing.links);
-    // A device just created has nothing of the earlier read: its link and addresses are read now.
+    // A device just created is not in the earlier read: its link and addresses are read now.
     const known = ensured.created ? undefined : this.hostRead?.addressing;
     const mtu = meshMtuOf(this.deps.config.mtu, host.underlayMtu);
     const { config, roaming } = this.desired.wireguard.of([t], () => {
@@ -410,16 +412,18 @@ export class MeshReconciler {
     // The peer keeps the endpoint the device has; a name that never resolves must still be seen.
     for (const line of applied.unresolved) this.deps.log.warn(`wireguard: ${line}`);
     const link = await d.setLink({ mtu, up: t.leader }, known?.links.find((l) => l.name === d.name));
-    const addressed = await d.setAddresses(t.leader ? t.wireguardCIDRs : [], known?.addresses);
-    this.hostWritten = before || ensured.created || link.mtu || link.up || addressed;
-    const writes = [applied.written, link.mtu, addressed, link.up];
+    // A device just created has no addresses yet but the kernel's link-local ones.
+    const addressed = await d.changeAddresses(t.leader ? t.wireguardCIDRs : [], ensured.created ? [] : known?.addresses);
+    // The kernel removes the routes through a device set down and those from an address removed.
+    this.routingStale = before || (link.up && !t.leader) || addressed.removed > 0;
+    const writes = [applied.written, link.mtu, addressed.added + addressed.removed > 0, link.up];
     return this.count('wireguard', writes.filter(Boolean).length);
   }
 
   private async applyTunnel(t: Topology, host: HostView): Promise<number> {
     if (this.deps.config.encapsulate === 'never' || host.internalIP === undefined) {
       if (this.tunnel) {
-        this.hostWritten = true;
+        this.routingStale = true;
         await this.tunnel.cleanup();
       }
       return 0;
@@ -430,10 +434,10 @@ export class MeshReconciler {
       localUnderlayIP: ipOf(internalIP),
       members: tunnelMembersOf(t).map((end) => ({ ...end, underlayIP: end.internalIP })),
     }));
-    const before = this.hostWritten;
-    this.hostWritten = true; // until the tunnel says it wrote nothing
+    const before = this.routingStale;
+    this.routingStale = true; // until the tunnel says it wrote nothing
     const written = await this.countPartial('tunnel', this.tunnel.apply(desired));
-    this.hostWritten = before || written > 0;
+    this.routingStale = before || written > 0;
     return written;
   }
 

@@ -212,22 +212,28 @@ export class WireGuardDevice {
    * `known`: the host's addresses as read moments ago, with nothing written to the device since.
    */
   async setAddresses(cidrs: readonly Cidr[], known?: readonly InterfaceAddress[]): Promise<boolean> {
+    const { added, removed } = await this.changeAddresses(cidrs, known);
+    return added + removed > 0;
+  }
+
+  /** setAddresses, counting the addresses added and removed (a removal takes the kernel's routes from that address with it). */
+  async changeAddresses(cidrs: readonly Cidr[], known?: readonly InterfaceAddress[]): Promise<{ added: number; removed: number }> {
     const read = known?.filter((a) => a.ifname === this.name) ?? (await listAddresses({ netns: this.netns, ifname: this.name }));
     const current = read.filter((a) => a.scope !== 'link');
     const cidrOf = (a: InterfaceAddress): Cidr => {
       const ip = parseIp(a.address);
       return { family: ip.family, addr: ip.value, bits: a.prefixLength };
     };
-    let changed = false;
+    const changes = { added: 0, removed: 0 };
     for (const address of current.filter((a) => !cidrs.some((c) => equalCidr(cidrOf(a), c)))) {
       await runIp(['addr', 'del', address.cidr, 'dev', this.name], { netns: this.netns });
-      changed = true;
+      changes.removed += 1;
     }
     for (const cidr of cidrs.filter((c) => !current.some((a) => equalCidr(cidrOf(a), c)))) {
       await runIp(['addr', 'add', formatCidr(cidr), 'dev', this.name], { netns: this.netns });
-      changed = true;
+      changes.added += 1;
     }
-    return changed;
+    return changes;
   }
 
   async setMtu(mtu: number): Promise<boolean> {

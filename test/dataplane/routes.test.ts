@@ -176,6 +176,19 @@ describe('routes dataplane against a real namespace', { skip }, () => {
     assert.deepEqual(await dataplane.apply(DESIRED, (await dataplane.readWithAddressing()).routing), { written: 0 });
   });
 
+  test('a route through a device created after the read is written, not failed for a missing device', async () => {
+    const { routing } = await dataplane.readWithAddressing();
+    await runIpBatch([['link', 'add', 'v2', 'type', 'veth', 'peer', 'name', 'v3'], ['link', 'set', 'v2', 'up']], inNs());
+    try {
+      const desired: RoutesDesired = { routes: [...ROUTES, route('10.62.0.0/16', 'v2')], rules: RULES };
+      assert.deepEqual(await dataplane.apply(desired, routing), { written: 1 });
+      assert.ok((await ours()).includes('main 10.62.0.0/16 dev v2 proto 87'));
+    } finally {
+      await runIp(['link', 'del', 'v2'], inNs());
+    }
+    assert.deepEqual(await dataplane.apply(DESIRED), { written: 0 });
+  });
+
   test('a changed gateway replaces the route in place; a removed route and rule are deleted', async () => {
     const changed: RoutesDesired = {
       routes: [ROUTES[0], route('10.21.0.5/32', 'v0', { gw: '10.30.0.9', onlink: true, table: ENCAPSULATION_TABLE }), ROUTES[3], ROUTES[4]] as Route[],

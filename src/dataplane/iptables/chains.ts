@@ -115,27 +115,29 @@ export class IptablesChains {
     if (!full && desired === this.applied) return { written: 0, restores: [], sync: 'partial', recovered: [] };
     this.applied = undefined;
     const started = this.now();
-    const restores: FamilyRestore[] = [];
-    const recovered: { family: Family; error: string }[] = [];
-    try {
-      for (const family of FAMILIES) {
+    // The families at once: separate tools, tables and records, and each a save (and a restore) to wait for.
+    const outcomes = await Promise.allSettled(
+      FAMILIES.map(async (family) => {
         const rules = desired[family] ?? NO_RULES;
-        let restore: FamilyRestore | undefined;
         try {
-          restore = await this.syncFamily(backend, family, rules, full);
+          return { restore: await this.syncFamily(backend, family, rules, full) };
         } catch (err) {
           if (full) throw err;
           // The record was wrong (a chain it references is gone, a rule it deletes is not there):
           // read what is there and repair it now rather than fail until the next period.
-          restore = await this.syncFamily(backend, family, rules, true);
-          recovered.push({ family, error: firstLine(err instanceof Error ? err.message : String(err)) });
+          const restore = await this.syncFamily(backend, family, rules, true);
+          return { restore, recovered: { family, error: firstLine(err instanceof Error ? err.message : String(err)) } };
         }
-        if (restore !== undefined) restores.push(restore);
-      }
-    } catch (err) {
+      }),
+    );
+    const failed = outcomes.find((o) => o.status === 'rejected');
+    if (failed !== undefined) {
       this.fullSyncNeeded = true;
-      throw err;
+      throw failed.reason;
     }
+    const done = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    const restores = done.flatMap((o) => (o.restore === undefined ? [] : [o.restore]));
+    const recovered = done.flatMap((o) => (o.recovered === undefined ? [] : [o.recovered]));
     if (full) {
       this.lastFullSync = started;
       this.fullSyncNeeded = false;

@@ -5,7 +5,7 @@
 import { parseAddresses } from '../../host/addresses.js';
 import { type IpCommand, readIpJson, readIpJsonBatch } from '../../host/ip.js';
 import type { Addressing } from '../../host/network-state.js';
-import { parseLink } from '../../host/links.js';
+import { listLinks, parseLink } from '../../host/links.js';
 import { parseRoute, type Route as KernelRoute } from '../../host/routes.js';
 import { parseRule, type Rule as KernelRule } from '../../host/rules.js';
 import type { Family } from '../../model/ip.js';
@@ -81,8 +81,9 @@ export class RoutesDataplane {
 
   /**
    * Makes the agent's routes and rules exactly `desired`. Throws PartialApplyError if some failed.
-   * `read`: this dataplane's state as readWithAddressing() read it moments ago, when nothing has
-   * written routes, rules or links since (a resync with nothing changed); read again otherwise.
+   * `read`: this dataplane's state as readWithAddressing() read it moments ago, when nothing since
+   * can have removed routes or rules (a device set down or deleted, an address removed); read
+   * again otherwise.
    */
   apply(desired: RoutesDesired, read?: RoutingState): Promise<RoutesApplyReport> {
     return this.queue.run(async () => {
@@ -90,7 +91,10 @@ export class RoutesDataplane {
       if (this.wanted?.routes !== desired.routes) this.wanted = { routes: desired.routes, wanted: wantedRoutes(desired.routes) };
       const routePlan = planRoutes(desired.routes, routes, this.protocol, this.wanted.wanted);
       const rulePlan = planRules(desired.rules, rules, this.protocol, this.rulePriority);
-      return this.write([...routePlan.writes, ...rulePlan.writes], [...routePlan.rejected, ...rulePlan.rejected], devices);
+      const writes = [...routePlan.writes, ...rulePlan.writes];
+      // A device created after the read (the WireGuard device at start) is looked for before its routes fail.
+      const missing = read !== undefined && writes.some((w) => w.dev !== undefined && !devices.has(w.dev));
+      return this.write(writes, [...routePlan.rejected, ...rulePlan.rejected], missing ? await this.readDevices() : devices);
     });
   }
 
@@ -140,6 +144,10 @@ export class RoutesDataplane {
       },
       routing: v4 === undefined || v6 === undefined ? undefined : { ...this.parseOwn(v4, v6.slice(1)), devices: new Set(parsedLinks.map((link) => link.name)) },
     };
+  }
+
+  private async readDevices(): Promise<ReadonlySet<string>> {
+    return new Set((await listLinks(this.netns === undefined ? {} : { netns: this.netns })).map((link) => link.name));
   }
 
   private ownReads(): IpCommand[] {
