@@ -193,12 +193,15 @@ export class MeshReconciler {
       this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
       this.deps.metrics.peers.set(t.peers.length);
       this.deps.metrics.leader.set(t.leader ? 1 : 0);
+      // The iptables rules depend on none of the devices and routes: they are written while those are
+      // (each step waits on its commands most of the time). The CNI file stays last: pods start once it is there.
+      const iptables = this.step('iptables', () => this.applyIptables(t, host));
       // WireGuard first: leader routes go through its device.
       const results = [
         await this.step('wireguard', () => this.applyWireGuard(t, host)),
         await this.step('tunnel', () => this.applyTunnel(t, host)),
         await this.step('routes', () => this.countPartial('route', this.routes.apply(t, this.routingStale ? undefined : this.hostRead?.routing))),
-        await this.step('iptables', () => this.applyIptables(t, host)),
+        await iptables,
         await this.step('cni', () => this.applyCni(t, host)),
         ...(this.deps.fastPath ? [await this.step('fast-path', () => this.applyFastPath(t, host, this.deps.fastPath as FastPathDatapath))] : []),
       ];
