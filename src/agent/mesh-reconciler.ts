@@ -9,7 +9,7 @@ import { IptablesChains } from '../dataplane/iptables/chains.js';
 import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
 import type { DesiredRules } from '../dataplane/iptables/ruleset.js';
 import { PartialApplyError } from '../dataplane/partial-apply.js';
-import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
+import { RoutesDataplane, type RoutingState } from '../dataplane/routes/routes-dataplane.js';
 import { TunnelDevice, type TunnelDesired, VXLAN_DEVICE } from '../dataplane/tunnel/index.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, type SegmentLog, goneNodes, heardAt, nodeHeartbeatValues, recordHeartbeats, recordVouches } from '../mesh/liveness.js';
@@ -103,6 +103,8 @@ export class MeshReconciler {
    */
   private hostRead: Awaited<ReturnType<RoutesDataplane['readWithAddressing']>> | undefined;
   private routingStale = false;
+  /** Whether this reconcile's wireguard step found or made the device. */
+  private deviceEnsured = false;
   /** The host as last discovered: handed on again while it is the same, so the topology's inputs are too. */
   private host: HostView | undefined;
   /**
@@ -172,6 +174,7 @@ export class MeshReconciler {
     this.failures = [];
     this.hostRead = undefined;
     this.routingStale = false;
+    this.deviceEnsured = false;
     try {
       const now = Math.floor(Date.now() / 1000);
       const host = await this.step('discover', () => this.discoverHost());
@@ -200,7 +203,7 @@ export class MeshReconciler {
       const results = [
         await this.step('wireguard', () => this.applyWireGuard(t, host)),
         await this.step('tunnel', () => this.applyTunnel(t, host)),
-        await this.step('routes', () => this.countPartial('route', this.routes.apply(t, this.routingStale ? undefined : this.hostRead?.routing))),
+        await this.step('routes', () => this.countPartial('route', this.routes.apply(t, this.routingRead()))),
         await iptables,
         await this.step('cni', () => this.applyCni(t, host)),
         ...(this.deps.fastPath ? [await this.step('fast-path', () => this.applyFastPath(t, host, this.deps.fastPath as FastPathDatapath))] : []),
@@ -247,6 +250,13 @@ export class MeshReconciler {
       if (err instanceof PartialApplyError) this.count(kind, err.written);
       throw err;
     }
+  }
+
+  /** The routes' part of this reconcile's read while it still holds, with the WireGuard device when the wireguard step made sure of it. */
+  private routingRead(): RoutingState | undefined {
+    const routing = this.routingStale ? undefined : this.hostRead?.routing;
+    if (routing === undefined || !this.deviceEnsured || routing.devices.has(this.device.name)) return routing;
+    return { ...routing, devices: new Set([...routing.devices, this.device.name]) };
   }
 
   private async discoverHost(): Promise<HostView> {
@@ -396,6 +406,7 @@ export class MeshReconciler {
     const before = this.routingStale;
     this.routingStale = true; // until the device says what changed
     const ensured = await d.ensure(this.hostRead?.addressing.links);
+    this.deviceEnsured = true;
     // A device just created is not in the earlier read: its link and addresses are read now.
     const known = ensured.created ? undefined : this.hostRead?.addressing;
     const mtu = meshMtuOf(this.deps.config.mtu, host.underlayMtu);
