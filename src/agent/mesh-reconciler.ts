@@ -9,9 +9,8 @@ import { IptablesChains } from '../dataplane/iptables/chains.js';
 import { computeMeshRules } from '../dataplane/iptables/mesh-rules.js';
 import type { DesiredRules } from '../dataplane/iptables/ruleset.js';
 import { PartialApplyError } from '../dataplane/partial-apply.js';
-import { RoutesDataplane } from '../dataplane/routes/routes-dataplane.js';
+import { RoutesDataplane, type RoutingState } from '../dataplane/routes/routes-dataplane.js';
 import { TunnelDevice, type TunnelDesired, VXLAN_DEVICE } from '../dataplane/tunnel/index.js';
-import { readAddressing } from '../host/network-state.js';
 import { renderGraph } from '../mesh/graph.js';
 import { type Heartbeat, type LivenessEvidence, type SegmentLog, goneNodes, heardAt, nodeHeartbeatValues, recordHeartbeats, recordVouches } from '../mesh/liveness.js';
 import { localLocationPrefixesOf, meshDestinationsOf, remoteSegmentsOf, tunnelMembersOf } from '../mesh/topology.js';
@@ -95,6 +94,17 @@ export class MeshReconciler {
   private readonly decoder: MeshInputDecoder;
   /** The source's last snapshot and its decoding: a source hands out the same snapshot until something changed. */
   private lastDecode: { readonly objects: readonly SourceObject[]; readonly decoded: DecodedMeshInput } | undefined;
+  /**
+   * This reconcile's read of the host's addresses, links and the routes dataplane's routes and rules
+   * (one read where discovery, the WireGuard device and the routes each read their own), and whether
+   * a step since may have taken routes or rules with it (a device set down or removed, an address
+   * removed, the tunnel rewritten): then the routes read again. A device created since is no reason:
+   * the routes look for a device the read did not have before they give up on its routes.
+   */
+  private hostRead: Awaited<ReturnType<RoutesDataplane['readWithAddressing']>> | undefined;
+  private routingStale = false;
+  /** Whether this reconcile's wireguard step found or made the device. */
+  private deviceEnsured = false;
   /** The host as last discovered: handed on again while it is the same, so the topology's inputs are too. */
   private host: HostView | undefined;
   /**
@@ -162,13 +172,19 @@ export class MeshReconciler {
   async reconcile(): Promise<SyncResult> {
     const endTimer = this.deps.metrics.reconcileDuration.startTimer();
     this.failures = [];
+    this.hostRead = undefined;
+    this.routingStale = false;
+    this.deviceEnsured = false;
     try {
       const now = Math.floor(Date.now() / 1000);
       const host = await this.step('discover', () => this.discoverHost());
       if (host === undefined) return this.outcome();
       await this.step('annotate', () => this.publishNode(host, now, false));
       // The tunnel's kind (IPIP or VXLAN) names the device the topology's routes use.
-      if (this.deps.config.encapsulate !== 'never') this.tunnel ??= await this.step('tunnel', () => TunnelDevice.open());
+      if (this.deps.config.encapsulate !== 'never' && this.tunnel === undefined) {
+        this.routingStale = true; // opening it may replace a device
+        this.tunnel = await this.step('tunnel', () => TunnelDevice.open());
+      }
       const t = await this.step('topology', async () => this.topologyMemo.compute(await this.meshInput(host, now), this.meshOptions(host, now)));
       if (t === undefined) return this.outcome();
       if (t !== this.topology) this.claims.report(t.rejectedClaims.map(rejectedClaimProblem));
@@ -180,12 +196,15 @@ export class MeshReconciler {
       this.deps.metrics.nodes.set(t.segments.reduce((n, s) => n + s.nodes.length, 0));
       this.deps.metrics.peers.set(t.peers.length);
       this.deps.metrics.leader.set(t.leader ? 1 : 0);
+      // The iptables rules depend on none of the devices and routes: they are written while those are
+      // (each step waits on its commands most of the time). The CNI file stays last: pods start once it is there.
+      const iptables = this.step('iptables', () => this.applyIptables(t, host));
       // WireGuard first: leader routes go through its device.
       const results = [
         await this.step('wireguard', () => this.applyWireGuard(t, host)),
         await this.step('tunnel', () => this.applyTunnel(t, host)),
-        await this.step('routes', () => this.countPartial('route', this.routes.apply(t))),
-        await this.step('iptables', () => this.applyIptables(t, host)),
+        await this.step('routes', () => this.countPartial('route', this.routes.apply(t, this.routingRead()))),
+        await iptables,
         await this.step('cni', () => this.applyCni(t, host)),
         ...(this.deps.fastPath ? [await this.step('fast-path', () => this.applyFastPath(t, host, this.deps.fastPath as FastPathDatapath))] : []),
       ];
@@ -233,8 +252,17 @@ export class MeshReconciler {
     }
   }
 
+  /** The routes' part of this reconcile's read while it still holds, with the WireGuard device when the wireguard step made sure of it. */
+  private routingRead(): RoutingState | undefined {
+    const routing = this.routingStale ? undefined : this.hostRead?.routing;
+    if (routing === undefined || !this.deviceEnsured || routing.devices.has(this.device.name)) return routing;
+    return { ...routing, devices: new Set([...routing.devices, this.device.name]) };
+  }
+
   private async discoverHost(): Promise<HostView> {
-    const { addresses, links, mainRoutes } = await readAddressing();
+    const read = await this.routes.readWithAddressing();
+    this.hostRead = read;
+    const { addresses, links, mainRoutes } = read.addressing;
     const defaultDevices = new Set(mainRoutes.filter((r) => r.dst === '0.0.0.0/0' || r.dst === '::/0').map((r) => r.dev));
     const found = discoverAddresses(
       addresses
@@ -375,7 +403,12 @@ export class MeshReconciler {
 
   private async applyWireGuard(t: Topology, host: HostView): Promise<number> {
     const d = this.device;
-    await d.ensure();
+    const before = this.routingStale;
+    this.routingStale = true; // until the device says what changed
+    const ensured = await d.ensure(this.hostRead?.addressing.links);
+    this.deviceEnsured = true;
+    // A device just created is not in the earlier read: its link and addresses are read now.
+    const known = ensured.created ? undefined : this.hostRead?.addressing;
     const mtu = meshMtuOf(this.deps.config.mtu, host.underlayMtu);
     const { config, roaming } = this.desired.wireguard.of([t], () => {
       const config = nodeConfig(t);
@@ -392,14 +425,21 @@ export class MeshReconciler {
     for (const line of applied.changes) this.deps.log.info(`wireguard: ${line}`);
     // The peer keeps the endpoint the device has; a name that never resolves must still be seen.
     for (const line of applied.unresolved) this.deps.log.warn(`wireguard: ${line}`);
-    const link = await d.setLink({ mtu, up: t.leader });
-    const writes = [applied.written, link.mtu, await d.setAddresses(t.leader ? t.wireguardCIDRs : []), link.up];
+    const link = await d.setLink({ mtu, up: t.leader }, known?.links.find((l) => l.name === d.name));
+    // A device just created has no addresses yet but the kernel's link-local ones.
+    const addressed = await d.changeAddresses(t.leader ? t.wireguardCIDRs : [], ensured.created ? [] : known?.addresses);
+    // The kernel removes the routes through a device set down and those from an address removed.
+    this.routingStale = before || (link.up && !t.leader) || addressed.removed > 0;
+    const writes = [applied.written, link.mtu, addressed.added + addressed.removed > 0, link.up];
     return this.count('wireguard', writes.filter(Boolean).length);
   }
 
   private async applyTunnel(t: Topology, host: HostView): Promise<number> {
     if (this.deps.config.encapsulate === 'never' || host.internalIP === undefined) {
-      if (this.tunnel) await this.tunnel.cleanup();
+      if (this.tunnel) {
+        this.routingStale = true;
+        await this.tunnel.cleanup();
+      }
       return 0;
     }
     if (this.tunnel === undefined) throw new Error('the tunnel device could not be opened');
@@ -408,7 +448,11 @@ export class MeshReconciler {
       localUnderlayIP: ipOf(internalIP),
       members: tunnelMembersOf(t).map((end) => ({ ...end, underlayIP: end.internalIP })),
     }));
-    return this.countPartial('tunnel', this.tunnel.apply(desired));
+    const before = this.routingStale;
+    this.routingStale = true; // until the tunnel says it wrote nothing
+    const written = await this.countPartial('tunnel', this.tunnel.apply(desired));
+    this.routingStale = before || written > 0;
+    return written;
   }
 
   private async applyIptables(t: Topology, host: HostView): Promise<number> {

@@ -109,16 +109,20 @@ function otherModes(mode: ServiceProxyMode | undefined): ServiceProxyMode[] {
 
 /** Removes what runs of `modes` left; returns the failures, one line each (the others still run). */
 export async function removeLeftoversOfModes(modes: readonly ServiceProxyMode[], placement: ServicePlacement, log: Logger): Promise<string[]> {
-  const failures: string[] = [];
-  for (const mode of modes) {
-    try {
-      const removed = await modeRow(mode).removeLeftovers(placement);
-      if (removed.length > 0) log.info({ mode, removed }, `removed what the ${mode} service proxy left`);
-    } catch (error) {
-      failures.push(`removing what the ${mode} service proxy left: ${errorLine(error)}`);
-    }
-  }
-  return failures;
+  // At once: the modes own disjoint state, and the iptables-based ones then share each iptables-save
+  // (chains.ts) rather than read the same tables one after the other.
+  const outcomes = await Promise.all(
+    modes.map(async (mode) => {
+      try {
+        const removed = await modeRow(mode).removeLeftovers(placement);
+        if (removed.length > 0) log.info({ mode, removed }, `removed what the ${mode} service proxy left`);
+        return undefined;
+      } catch (error) {
+        return `removing what the ${mode} service proxy left: ${errorLine(error)}`;
+      }
+    }),
+  );
+  return outcomes.filter((failure) => failure !== undefined);
 }
 
 /** The chosen proxy, removing the other modes' leftovers after each successful apply until that has worked once. */

@@ -142,10 +142,14 @@ export class WireGuardDevice {
     return uapiSocketPath(this.name);
   }
 
-  /** Creates the interface unless it exists; idempotent. */
-  async ensure(): Promise<EnsureResult> {
+  /**
+   * Creates the interface unless it exists; idempotent. `links`: the host's links as read moments
+   * ago (the mesh's discovery), so that a device there needs no read of its own; one absent from
+   * them is looked for again before anything is created.
+   */
+  async ensure(links?: readonly Link[]): Promise<EnsureResult> {
     this.stopping = false;
-    const link = await this.findLink();
+    const link = links?.find((l) => l.name === this.name) ?? (await this.findLink());
     // An external wireguard-go's TUN link may be there before its socket: wait for the socket.
     if (link !== undefined) return this.adopt(link.kind === 'tun' && this.options.userspace === 'external' ? await this.awaitExternal() : link);
     const wanted = this.options.backend ?? 'auto';
@@ -203,23 +207,33 @@ export class WireGuardDevice {
     return this.setAddresses(cidr === undefined ? [] : [cidr]);
   }
 
-  /** Gives the interface exactly these addresses (a Peer's: one per family); see setAddress. */
-  async setAddresses(cidrs: readonly Cidr[]): Promise<boolean> {
-    const current = (await listAddresses({ netns: this.netns, ifname: this.name })).filter((a) => a.scope !== 'link');
+  /**
+   * Gives the interface exactly these addresses (a Peer's: one per family); see setAddress.
+   * `known`: the host's addresses as read moments ago, with nothing written to the device since.
+   */
+  async setAddresses(cidrs: readonly Cidr[], known?: readonly InterfaceAddress[]): Promise<boolean> {
+    const { added, removed } = await this.changeAddresses(cidrs, known);
+    return added + removed > 0;
+  }
+
+  /** setAddresses, counting the addresses added and removed (a removal takes the kernel's routes from that address with it). */
+  async changeAddresses(cidrs: readonly Cidr[], known?: readonly InterfaceAddress[]): Promise<{ added: number; removed: number }> {
+    const read = known?.filter((a) => a.ifname === this.name) ?? (await listAddresses({ netns: this.netns, ifname: this.name }));
+    const current = read.filter((a) => a.scope !== 'link');
     const cidrOf = (a: InterfaceAddress): Cidr => {
       const ip = parseIp(a.address);
       return { family: ip.family, addr: ip.value, bits: a.prefixLength };
     };
-    let changed = false;
+    const changes = { added: 0, removed: 0 };
     for (const address of current.filter((a) => !cidrs.some((c) => equalCidr(cidrOf(a), c)))) {
       await runIp(['addr', 'del', address.cidr, 'dev', this.name], { netns: this.netns });
-      changed = true;
+      changes.removed += 1;
     }
     for (const cidr of cidrs.filter((c) => !current.some((a) => equalCidr(cidrOf(a), c)))) {
       await runIp(['addr', 'add', formatCidr(cidr), 'dev', this.name], { netns: this.netns });
-      changed = true;
+      changes.added += 1;
     }
-    return changed;
+    return changes;
   }
 
   async setMtu(mtu: number): Promise<boolean> {
@@ -232,8 +246,9 @@ export class WireGuardDevice {
    * The MTU and the admin state with one read and at most one `ip link set` (each command costs the
    * agent a fork of itself); says which of the two changed.
    */
-  async setLink(wanted: { readonly mtu: number; readonly up: boolean }): Promise<{ mtu: boolean; up: boolean }> {
-    const link = await this.requireLink();
+  async setLink(wanted: { readonly mtu: number; readonly up: boolean }, known?: Link): Promise<{ mtu: boolean; up: boolean }> {
+    // `known`: the device as read moments ago, with nothing written to it since.
+    const link = known?.name === this.name ? known : await this.requireLink();
     const changed = { mtu: link.mtu !== wanted.mtu, up: link.up !== wanted.up };
     const args = [...(changed.mtu ? ['mtu', String(wanted.mtu)] : []), ...(changed.up ? [wanted.up ? 'up' : 'down'] : [])];
     if (args.length > 0) await runIp(['link', 'set', 'dev', this.name, ...args], { netns: this.netns });

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { runCommand, spawnProcess } from '../../src/host/command.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
-import { type BackendKind, type CommandRunner, detectIptablesBackend, iptablesBackend } from '../../src/dataplane/iptables/backend.js';
+import { type BackendKind, type CommandRunner, detectIptablesBackend, iptablesBackend, sharedIptablesBackend } from '../../src/dataplane/iptables/backend.js';
 import { IptablesChains } from '../../src/dataplane/iptables/chains.js';
 import { computeMeshRules } from '../../src/dataplane/iptables/mesh-rules.js';
 import type { DesiredRules, FamilyRules, OwnedChain } from '../../src/dataplane/iptables/ruleset.js';
@@ -85,6 +85,60 @@ describe('iptables backend detection', { skip }, () => {
       await chains.apply(sample());
       const listed = (await runCommand('iptables', ['-t', 'nat', '-S', 'WIRELANE-NAT'], { netns: ns })).stdout;
       assert.match(listed, /-A WIRELANE-NAT -j MASQUERADE/);
+    });
+  });
+});
+
+describe('iptables reads shared between owners', { skip }, () => {
+  /** The host runner, counting `iptables -V` and iptables-save runs by tool. */
+  const counting = () => {
+    const calls: string[] = [];
+    const run: CommandRunner = (file, args, opts) => {
+      if (file === 'iptables' || file.endsWith('-save')) calls.push(file === 'iptables' ? `iptables ${args.join(' ')}` : file);
+      return runCommand(file, args, opts);
+    };
+    return { run, calls };
+  };
+  const OTHER = { chainPrefix: 'WLOTHER-', commentPrefix: 'wlother:' };
+
+  test('owners in one namespace ask for the backend once and share saves that run at the same time', async () => {
+    await withNetns(['shared'], async ([ns]) => {
+      const { run, calls } = counting();
+      const mesh = new IptablesChains({ netns: ns, run });
+      const other = new IptablesChains({ netns: ns, run, owner: OTHER });
+      await Promise.all([mesh.cleanup(), other.cleanup()]);
+      // One version query, and one save per family for both owners.
+      assert.equal(calls.filter((c) => c === 'iptables -V').length, 1);
+      assert.equal(calls.filter((c) => c.endsWith('-save')).length, 2);
+      calls.length = 0;
+      await Promise.all([mesh.apply(sample()), other.cleanup()]);
+      assert.equal(calls.filter((c) => c === 'iptables -V').length, 0);
+      const listed = (await runCommand('iptables', ['-t', 'nat', '-S', 'WIRELANE-NAT'], { netns: ns })).stdout;
+      assert.match(listed, /-A WIRELANE-NAT -j MASQUERADE/);
+    });
+  });
+
+  test('a save that began before a restore is not handed to a read after it: a rule deleted by hand still comes back', async () => {
+    await withNetns(['repair'], async ([ns]) => {
+      const { run } = counting();
+      const mesh = new IptablesChains({ netns: ns, run, fullSyncPeriodMs: 0 });
+      const other = new IptablesChains({ netns: ns, run, owner: OTHER, fullSyncPeriodMs: 0 });
+      await mesh.apply(sample());
+      const kind = (await sharedIptablesBackend(run, ns)).kind;
+      await byHand(ns!, kind, 4, ['-t', 'nat', '-D', 'WIRELANE-NAT', '-j', 'MASQUERADE']);
+      // The other owner's reads run alongside the mesh's read, restore and read after the restore.
+      const [report] = await Promise.all([mesh.apply(sample()), other.cleanup(), other.cleanup()]);
+      assert.equal(report.written, 1);
+      assert.deepEqual(await chainLines(ns!, kind, 4, 'nat', 'WIRELANE-NAT'), ['-A WIRELANE-NAT -d 10.2.0.0/16 -j RETURN', '-A WIRELANE-NAT -j MASQUERADE']);
+      assert.equal((await mesh.apply(sample())).written, 0);
+    });
+  });
+
+  test('each namespace is asked once, on its own', async () => {
+    await withNetns(['a', 'b'], async ([a, b]) => {
+      const { run, calls } = counting();
+      await Promise.all([sharedIptablesBackend(run, a), sharedIptablesBackend(run, b), sharedIptablesBackend(run, a)]);
+      assert.equal(calls.filter((c) => c === 'iptables -V').length, 2);
     });
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runIp, runIpBatch } from '../../src/host/ip.js';
 import { createNetns, deleteNetns } from '../../src/host/netns.js';
+import { readAddressing } from '../../src/host/network-state.js';
 import { listRoutes, type Route as KernelRoute } from '../../src/host/routes.js';
 import { listRules, type Rule as KernelRule } from '../../src/host/rules.js';
 import { PartialApplyError, RoutesDataplane, planRoutes, type RoutesDesired } from '../../src/dataplane/routes/index.js';
@@ -157,6 +158,35 @@ describe('routes dataplane against a real namespace', { skip }, () => {
     assert.deepEqual(await dataplane.apply(DESIRED), { written: 2 });
     assert.ok((await ours()).includes('main 10.20.0.0/16 via 10.30.0.1 dev v0 onlink src 10.9.0.1 proto 87'));
     assert.equal((await ourRules()).length, 3);
+  });
+
+  test('read together with the addressing, a route and a rule deleted by hand still come back', async () => {
+    await runIp(['route', 'del', '10.22.0.0/16', 'table', 'main', 'proto', String(PROTO)], inNs());
+    await runIp(['rule', 'del', 'iif', 'v0', 'to', '10.21.0.5/32', 'priority', '1107', 'protocol', String(PROTO)], inNs());
+    const { addressing, routing } = await dataplane.readWithAddressing();
+    // The addressing is what discovery reads on its own.
+    const alone = await readAddressing(inNs());
+    assert.deepEqual(addressing.addresses, alone.addresses);
+    assert.deepEqual(addressing.links.map((l) => l.name), alone.links.map((l) => l.name));
+    assert.deepEqual(addressing.mainRoutes, alone.mainRoutes.map(({ family, dst, dev }) => ({ family, dst, dev })));
+    assert.ok(routing !== undefined);
+    assert.deepEqual(await dataplane.apply(DESIRED, routing), { written: 2 });
+    assert.equal((await ours()).length, 5);
+    assert.equal((await ourRules()).length, 3);
+    assert.deepEqual(await dataplane.apply(DESIRED, (await dataplane.readWithAddressing()).routing), { written: 0 });
+  });
+
+  test('a route through a device created after the read is written, not failed for a missing device', async () => {
+    const { routing } = await dataplane.readWithAddressing();
+    await runIpBatch([['link', 'add', 'v2', 'type', 'veth', 'peer', 'name', 'v3'], ['link', 'set', 'v2', 'up']], inNs());
+    try {
+      const desired: RoutesDesired = { routes: [...ROUTES, route('10.62.0.0/16', 'v2')], rules: RULES };
+      assert.deepEqual(await dataplane.apply(desired, routing), { written: 1 });
+      assert.ok((await ours()).includes('main 10.62.0.0/16 dev v2 proto 87'));
+    } finally {
+      await runIp(['link', 'del', 'v2'], inNs());
+    }
+    assert.deepEqual(await dataplane.apply(DESIRED), { written: 0 });
   });
 
   test('a changed gateway replaces the route in place; a removed route and rule are deleted', async () => {

@@ -47,3 +47,30 @@ export async function detectIptablesBackend(run: CommandRunner = runCommand, net
   const { stdout } = await run('iptables', ['-V'], netns === undefined ? {} : { netns });
   return backendFromVersion(stdout);
 }
+
+/** Each runner's answer per network namespace ('' for the caller's). */
+const detections = new WeakMap<CommandRunner, Map<string, Promise<IptablesBackend>>>();
+
+/**
+ * The host's backend, asked once per process (per runner and namespace) and shared by every owner's
+ * chains: the mesh's, the service proxy's, the removal of other modes' leftovers. A detection that
+ * failed is not kept; the next use asks again. A backend switched under a running agent is found
+ * at its next start, as before, when each owner asked once.
+ */
+export function sharedIptablesBackend(run: CommandRunner = runCommand, netns?: string): Promise<IptablesBackend> {
+  let byNetns = detections.get(run);
+  if (byNetns === undefined) {
+    byNetns = new Map();
+    detections.set(run, byNetns);
+  }
+  const key = netns ?? '';
+  const known = byNetns.get(key);
+  if (known !== undefined) return known;
+  const detection = detectIptablesBackend(run, netns);
+  const cache = byNetns;
+  cache.set(key, detection);
+  detection.catch(() => {
+    if (cache.get(key) === detection) cache.delete(key);
+  });
+  return detection;
+}

@@ -11,7 +11,7 @@ import { CommandError, type CommandOptions, runCommand } from '../../host/comman
 import type { Family } from '../../model/ip.js';
 import { firstLine } from '../../observability/first-line.js';
 import { SerialQueue } from '../serial-queue.js';
-import { type CommandRunner, detectIptablesBackend, type IptablesBackend } from './backend.js';
+import { type CommandRunner, type IptablesBackend, sharedIptablesBackend } from './backend.js';
 import { type ChainRef, emptyMemory, type FamilyMemory, forgetAbsent, forgetPlanned, planRestore, rememberRestore, type RestorePlan } from './restore-plan.js';
 import { type ChainOwner, type CheckedRules, type DesiredRules, type FamilyRules, NO_RULES, validateFamilyRules, WIRELANE_OWNER } from './ruleset.js';
 import { parseSavedRules, type SavedRules } from './saved-rules.js';
@@ -115,27 +115,29 @@ export class IptablesChains {
     if (!full && desired === this.applied) return { written: 0, restores: [], sync: 'partial', recovered: [] };
     this.applied = undefined;
     const started = this.now();
-    const restores: FamilyRestore[] = [];
-    const recovered: { family: Family; error: string }[] = [];
-    try {
-      for (const family of FAMILIES) {
+    // The families at once: separate tools, tables and records, and each a save (and a restore) to wait for.
+    const outcomes = await Promise.allSettled(
+      FAMILIES.map(async (family) => {
         const rules = desired[family] ?? NO_RULES;
-        let restore: FamilyRestore | undefined;
         try {
-          restore = await this.syncFamily(backend, family, rules, full);
+          return { restore: await this.syncFamily(backend, family, rules, full) };
         } catch (err) {
           if (full) throw err;
           // The record was wrong (a chain it references is gone, a rule it deletes is not there):
           // read what is there and repair it now rather than fail until the next period.
-          restore = await this.syncFamily(backend, family, rules, true);
-          recovered.push({ family, error: firstLine(err instanceof Error ? err.message : String(err)) });
+          const restore = await this.syncFamily(backend, family, rules, true);
+          return { restore, recovered: { family, error: firstLine(err instanceof Error ? err.message : String(err)) } };
         }
-        if (restore !== undefined) restores.push(restore);
-      }
-    } catch (err) {
+      }),
+    );
+    const failed = outcomes.find((o) => o.status === 'rejected');
+    if (failed !== undefined) {
       this.fullSyncNeeded = true;
-      throw err;
+      throw failed.reason;
     }
+    const done = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+    const restores = done.flatMap((o) => (o.restore === undefined ? [] : [o.restore]));
+    const recovered = done.flatMap((o) => (o.recovered === undefined ? [] : [o.recovered]));
     if (full) {
       this.lastFullSync = started;
       this.fullSyncNeeded = false;
@@ -169,21 +171,25 @@ export class IptablesChains {
   }
 
   private async resolveBackend(): Promise<IptablesBackend> {
-    this.backend ??= await detectIptablesBackend(this.run, this.netns);
+    this.backend ??= await sharedIptablesBackend(this.run, this.netns);
     return this.backend;
   }
 
   private async readSaved(backend: IptablesBackend, family: Family): Promise<SavedRules> {
-    const { stdout } = await this.run(backend.save[family], [], this.options());
-    return parseSavedRules(stdout, this.owner);
+    const tool = backend.save[family];
+    const text = await savedTextReads.read(this.run, `${this.netns ?? ''} ${tool}`, async () => (await this.run(tool, [], this.options())).stdout);
+    return parseSavedRules(text, this.owner);
   }
 
   private async restore(backend: IptablesBackend, family: Family, plan: RestorePlan): Promise<void> {
+    savedTextReads.writing();
     try {
       await this.run(backend.restore[family], ['--noflush', '--wait', '10'], this.options(plan.input));
     } catch (err) {
       forgetPlanned(plan, this.memory[family]);
       throw restoreError(err, plan.input);
+    } finally {
+      savedTextReads.writing();
     }
   }
 
@@ -203,19 +209,48 @@ function restoreError(err: unknown, input: string): unknown {
   return line === undefined ? err : new Error(`${err.message} (line ${lineNo}: ${line})`, { cause: err });
 }
 
-/** The host's backend, asked once for the removals of every owner. */
-let hostBackend: Promise<IptablesBackend> | undefined;
+/**
+ * iptables-save runs shared between owners: a read asked for while the same one (runner, namespace,
+ * tool) runs takes its output instead of starting another, unless a restore began or ended since
+ * that read started (its output may then predate the restore). Owners that read at the same moment
+ * (the removals of two modes' leftovers, one after the other's first apply) read once.
+ */
+class SavedTextReads {
+  /** Moves on at the start and at the end of every restore this process runs. */
+  private generation = 0;
+  private readonly running = new WeakMap<CommandRunner, Map<string, { readonly generation: number; readonly text: Promise<string> }>>();
+
+  read(run: CommandRunner, key: string, start: () => Promise<string>): Promise<string> {
+    let reads = this.running.get(run);
+    if (reads === undefined) {
+      reads = new Map();
+      this.running.set(run, reads);
+    }
+    const shared = reads.get(key);
+    if (shared !== undefined && shared.generation === this.generation) return shared.text;
+    const entry = { generation: this.generation, text: start() };
+    const byKey = reads;
+    byKey.set(key, entry);
+    const done = (): void => {
+      if (byKey.get(key) === entry) byKey.delete(key);
+    };
+    entry.text.then(done, done);
+    return entry.text;
+  }
+
+  writing(): void {
+    this.generation += 1;
+  }
+}
+
+const savedTextReads = new SavedTextReads();
 
 /**
  * Removes every chain and jump of `owner` in both families, on the host's backend, whoever wrote
  * them (a crashed or earlier run): one line per family that had any.
  */
 export async function removeOwnedChains(owner: ChainOwner): Promise<string[]> {
-  hostBackend ??= detectIptablesBackend();
-  const report = await new IptablesChains({ owner, backend: await hostBackend.catch((error: unknown) => {
-    hostBackend = undefined;
-    throw error;
-  }) }).cleanup();
+  const report = await new IptablesChains({ owner, backend: await sharedIptablesBackend() }).cleanup();
   return report.restores.map(({ family, deletedChains, rewrittenJumps }) => {
     const jumps = rewrittenJumps.map((c) => `${c.table}/${c.chain}`).join(', ');
     return `IPv${family}: ${deletedChains.length} ${owner.chainPrefix}* chains${jumps === '' ? '' : `, jumps from ${jumps}`}`;

@@ -2,8 +2,10 @@
 // protocol number: read what is ours, diff, write the difference in one `ip -batch` per family.
 // A route someone deleted comes back on the next apply; anyone else's route or rule, even one
 // with the same destination, is never changed (the kernel refuses our `add` instead).
-import { readIpJsonBatch } from '../../host/ip.js';
-import { parseLink } from '../../host/links.js';
+import { parseAddresses } from '../../host/addresses.js';
+import { type IpCommand, readIpJson, readIpJsonBatch } from '../../host/ip.js';
+import type { Addressing } from '../../host/network-state.js';
+import { listLinks, parseLink } from '../../host/links.js';
 import { parseRoute, type Route as KernelRoute } from '../../host/routes.js';
 import { parseRule, type Rule as KernelRule } from '../../host/rules.js';
 import type { Family } from '../../model/ip.js';
@@ -26,6 +28,18 @@ export const DEFAULT_RULE_PRIORITY = 1107;
 export interface RoutesDesired {
   readonly routes: readonly Route[];
   readonly rules: readonly Rule[];
+}
+
+/** What a mesh reconcile reads of the host's addressing: of the main table's routes, where they go and through which device. */
+export interface MeshAddressing extends Omit<Addressing, 'mainRoutes'> {
+  readonly mainRoutes: readonly Pick<KernelRoute, 'family' | 'dst' | 'dev'>[];
+}
+
+/** What the kernel holds of this dataplane's: its routes (every table) and rules, and the devices there are. */
+export interface RoutingState {
+  readonly routes: readonly KernelRoute[];
+  readonly rules: readonly KernelRule[];
+  readonly devices: ReadonlySet<string>;
 }
 
 export interface RoutesApplyReport {
@@ -65,14 +79,22 @@ export class RoutesDataplane {
     }
   }
 
-  /** Makes the agent's routes and rules exactly `desired`. Throws PartialApplyError if some failed. */
-  apply(desired: RoutesDesired): Promise<RoutesApplyReport> {
+  /**
+   * Makes the agent's routes and rules exactly `desired`. Throws PartialApplyError if some failed.
+   * `read`: this dataplane's state as readWithAddressing() read it moments ago, when nothing since
+   * can have removed routes or rules (a device set down or deleted, an address removed); read
+   * again otherwise.
+   */
+  apply(desired: RoutesDesired, read?: RoutingState): Promise<RoutesApplyReport> {
     return this.queue.run(async () => {
-      const { routes, rules, devices } = await this.read();
+      const { routes, rules, devices } = read ?? (await this.read());
       if (this.wanted?.routes !== desired.routes) this.wanted = { routes: desired.routes, wanted: wantedRoutes(desired.routes) };
       const routePlan = planRoutes(desired.routes, routes, this.protocol, this.wanted.wanted);
       const rulePlan = planRules(desired.rules, rules, this.protocol, this.rulePriority);
-      return this.write([...routePlan.writes, ...rulePlan.writes], [...routePlan.rejected, ...rulePlan.rejected], devices);
+      const writes = [...routePlan.writes, ...rulePlan.writes];
+      // A device created after the read (the WireGuard device at start) is looked for before its routes fail.
+      const missing = read !== undefined && writes.some((w) => w.dev !== undefined && !devices.has(w.dev));
+      return this.write(writes, [...routePlan.rejected, ...rulePlan.rejected], missing ? await this.readDevices() : devices);
     });
   }
 
@@ -90,20 +112,59 @@ export class RoutesDataplane {
    * Our routes and rules, and the devices there are, in one `ip` process per family (the links
    * with IPv4's). `-N`: tables, protocols and types as numbers, whatever names /etc/iproute2 gives them.
    */
-  private async read(): Promise<{ routes: KernelRoute[]; rules: KernelRule[]; devices: ReadonlySet<string> }> {
+  private async read(): Promise<RoutingState> {
+    const perFamily = await Promise.all(FAMILIES.map((family) => readIpJsonBatch([...this.ownReads(), ...(family === 4 ? [['link', 'show']] : [])], this.batchOptions(family))));
+    const [v4 = [], v6 = []] = perFamily;
+    return { ...this.parseOwn(v4, v6), devices: new Set((v4[2] ?? []).map((link) => parseLink(link).name)) };
+  }
+
+  /**
+   * This dataplane's read together with what a mesh reconcile reads of the host before it (its
+   * addresses, links and main routes): three ip processes where the two reads took four. The
+   * addresses and links are read as readAddressing reads them (`-N` would print scopes and link
+   * types as numbers), the main routes' destinations and devices too (IPv6's come with `-N`, so
+   * they carry no names); the routing state may be handed to apply() while nothing was written in
+   * between.
+   */
+  async readWithAddressing(): Promise<{ readonly addressing: MeshAddressing; readonly routing: RoutingState | undefined }> {
+    const ns = this.netns === undefined ? {} : { netns: this.netns };
+    // The routing reads failing (`ip -6 rule` on a host without IPv6) is the routes step's error, not discovery's.
+    const [[addresses = [], links = [], routes4 = []], v4, v6] = await Promise.all([
+      readIpJsonBatch([['addr', 'show'], ['link', 'show'], ['route', 'show', 'table', 'main']], { ...ns, globalArgs: ['-d'] }),
+      readIpJsonBatch(this.ownReads(), this.batchOptions(4)).catch(() => undefined),
+      readIpJsonBatch([['route', 'show', 'table', 'main'], ...this.ownReads()], this.batchOptions(6)).catch(() => undefined),
+    ]);
+    const routes6 = v6?.[0] ?? (await readIpJson(['-6', '-d', 'route', 'show', 'table', 'main'], ns));
+    const parsedLinks = links.map(parseLink);
+    return {
+      addressing: {
+        addresses: addresses.flatMap(parseAddresses),
+        links: parsedLinks,
+        mainRoutes: [...routes4.map((r) => parseRoute(r, 4)), ...routes6.map((r) => parseRoute(r, 6))].map(({ family, dst, dev }) => ({ family, dst, dev })),
+      },
+      routing: v4 === undefined || v6 === undefined ? undefined : { ...this.parseOwn(v4, v6.slice(1)), devices: new Set(parsedLinks.map((link) => link.name)) },
+    };
+  }
+
+  private async readDevices(): Promise<ReadonlySet<string>> {
+    return new Set((await listLinks(this.netns === undefined ? {} : { netns: this.netns })).map((link) => link.name));
+  }
+
+  private ownReads(): IpCommand[] {
+    return [['route', 'show', 'table', 'all', 'proto', String(this.protocol)], ['rule', 'show']];
+  }
+
+  private batchOptions(family: Family): { readonly netns?: string; readonly globalArgs: readonly string[] } {
+    return { ...(this.netns !== undefined && { netns: this.netns }), globalArgs: ['-N', `-${family}`, '-d'] };
+  }
+
+  /** Per family: [our routes, every rule]. */
+  private parseOwn(v4: readonly unknown[][], v6: readonly unknown[][]): { routes: KernelRoute[]; rules: KernelRule[] } {
     const proto = String(this.protocol);
-    const perFamily = await Promise.all(
-      FAMILIES.map((family) =>
-        readIpJsonBatch([['route', 'show', 'table', 'all', 'proto', proto], ['rule', 'show'], ...(family === 4 ? [['link', 'show']] : [])], {
-          ...(this.netns !== undefined && { netns: this.netns }),
-          globalArgs: ['-N', `-${family}`, '-d'],
-        }),
-      ),
-    );
+    const perFamily = [v4, v6];
     const routes = perFamily.flatMap(([routes = []], i) => routes.map((r) => parseRoute(r, FAMILIES[i] as Family, 'all')));
     const rules = perFamily.flatMap(([, rules = []], i) => rules.map((r) => parseRule(r, FAMILIES[i] as Family))).filter((rule) => rule.protocol === proto);
-    const devices = new Set((perFamily[0]?.[2] ?? []).map((link) => parseLink(link).name));
-    return { routes, rules, devices };
+    return { routes, rules };
   }
 
   /** Deletes before adds, one forced batch per family; a missing device fails its route only. */
