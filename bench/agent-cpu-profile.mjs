@@ -78,24 +78,29 @@ process.dlopen = function (module, filename, ...rest) {
   return result;
 };
 
-// The idle phase's allocations are sampled too (what a resync with nothing changed allocates).
-let sampling = false;
+// Allocations are sampled too: up to the first complete sync, and in the idle phase (what a resync
+// with nothing changed allocates).
+let sampling;
+function startSampling(phase) {
+  post('HeapProfiler.enable');
+  post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  sampling = phase;
+}
 process.on('SIGUSR2', () => {
   if (done) {
     done = false;
-    post('HeapProfiler.enable');
-    post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-    sampling = true;
+    startSampling('idle');
     start();
     return;
   }
   stop();
-  if (sampling) {
+  if (sampling !== undefined) {
     const { profile } = post('HeapProfiler.stopSampling');
-    sampling = false;
-    writeFileSync(join(dir, `agent-${process.pid}-idle.heapprofile`), JSON.stringify(profile));
+    writeFileSync(join(dir, `agent-${process.pid}-${sampling}.heapprofile`), JSON.stringify(profile));
+    sampling = undefined;
   }
   done = true;
 });
 process.on('exit', stop);
+startSampling('first-sync');
 start();

@@ -28,7 +28,9 @@ export function mergeSliceEndpoints(
   protocol: Protocol,
   nodeName: string,
 ): Candidate[] {
-  const byAddress = new Map<string, Candidate>();
+  // IPv4 ip:port as one number (48 bits): a string of a bigint cost each of 100,000 endpoints a
+  // conversion and ~50 B at every merge.
+  const byAddress = new Map<number | string, Candidate>();
   for (const slice of slices) {
     if (slice.family !== family) continue;
     const port = slice.ports.find((p) => p.name === portName && p.protocol === protocol);
@@ -44,7 +46,7 @@ export function mergeSliceEndpoints(
         terminating: e.terminating,
         zoneHints: e.zoneHints,
       };
-      const key = `${ip.value}:${port.port}`;
+      const key = family === 4 ? Number(ip.value) * 65536 + port.port : `${ip.value}:${port.port}`;
       const known = byAddress.get(key);
       if (known === undefined || preferred(candidate, known)) byAddress.set(key, candidate);
     }

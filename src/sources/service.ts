@@ -1,7 +1,7 @@
 // Kubernetes Service → Service. A bad field rejects the whole Service with one error naming it and the
 // field: half a Service would expose the wrong port or forward to the wrong place. Defaults are the
 // API server's, since cluster-file objects never went through it.
-import { orEmpty } from '../model/lists.js';
+import { EMPTY, orEmpty } from '../model/lists.js';
 import { type Cidr, type Family, type Ip, ParseError, parseCidr, parseIp } from '../model/ip.js';
 import { PROTOCOLS, type Protocol } from '../model/service.js';
 import {
@@ -66,7 +66,7 @@ export class ObjectFields {
 
   /** undefined and null read as empty. */
   list(field: string, value: unknown): readonly unknown[] {
-    if (value === undefined || value === null) return [];
+    if (value === undefined || value === null) return EMPTY;
     return Array.isArray(value) ? value : this.fail(field, `${describe(value)} is not a list`);
   }
 
