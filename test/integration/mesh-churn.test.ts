@@ -1,7 +1,7 @@
 // Issue acceptance 5: idle resyncs write nothing (Kilo #82), and a node joining or leaving changes
 // only what it must.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type { MeshCluster } from '../../src/sandbox/mesh-cluster.js';
 import { startMeshCluster } from '../harness/mesh-cluster.js';
 import { until } from '../support/wait.js';
@@ -100,9 +100,8 @@ test('a node joining or leaving changes only its own entries on the others', { s
   assert.deepEqual({ wg: removedA.wireguard - afterA.wireguard, routes: removedA.route - afterA.route }, { wg: 1, routes: 2 });
 });
 
-// An idle resync reuses the last topology and the desired state derived from it (mesh-reconciler.ts),
-// but still reads the host: what someone removed comes back at the next resync.
-test('after idle resyncs, a route, a WireGuard peer and the NAT chain\'s rules someone removed come back at the next resync', { skip }, async (t) => {
+/** a (east) and c (west) at a short resync, converged; c's view of them. */
+async function idleTwoLocations(t: TestContext) {
   const nodes = [
     { name: 'a', location: 'east' },
     { name: 'c', location: 'west' },
@@ -115,8 +114,13 @@ test('after idle resyncs, a route, a WireGuard peer and the NAT chain\'s rules s
   const podA = sandbox.node('a').pods[0]!;
   assert.ok(await cluster.waitPing(c.pods[0]!, podA.ip));
   await converged(cluster, ['a', 'c']);
+  return { cluster, sandbox, c, podA, wg: cluster.interfaceOf('c') };
+}
 
-  const wg = cluster.interfaceOf('c');
+// An idle resync reuses the last topology and the desired state derived from it (mesh-reconciler.ts),
+// but still reads the host: what someone removed comes back at the next resync.
+test('after idle resyncs, a route, a WireGuard peer and the NAT chain\'s rules someone removed come back at the next resync', { skip }, async (t) => {
+  const { cluster, sandbox, c, podA, wg } = await idleTwoLocations(t);
   const ownRoutes = async (): Promise<string[]> =>
     (JSON.parse((await sandbox.exec(c, 'ip', ['-j', '-4', 'route', 'show', 'table', 'all', 'proto', '87'])).stdout) as { dst: string; table?: string }[]).map((r) => `${r.dst} table ${r.table ?? 'main'}`);
   const peers = async (): Promise<string> => (await sandbox.exec(c, 'wg', ['show', wg, 'peers'])).stdout.trim();
@@ -141,20 +145,7 @@ test('after idle resyncs, a route, a WireGuard peer and the NAT chain\'s rules s
 // Discovery, the WireGuard device and the routes share one read of the host per resync
 // (mesh-reconciler.ts): the device's own state is still repaired from it.
 test('after idle resyncs, the WireGuard address and MTU someone changed come back at the next resync', { skip }, async (t) => {
-  const nodes = [
-    { name: 'a', location: 'east' },
-    { name: 'c', location: 'west' },
-  ];
-  const { cluster } = await startMeshCluster(t, { nodes, source: 'file', agentArgs: ['--resync-period', `${RESYNC_MS}ms`] });
-  for (const n of nodes) cluster.startAgent(n.name);
-  await cluster.waitReady();
-  const { sandbox } = cluster;
-  const c = sandbox.node('c');
-  const podA = sandbox.node('a').pods[0]!;
-  assert.ok(await cluster.waitPing(c.pods[0]!, podA.ip));
-  await converged(cluster, ['a', 'c']);
-
-  const wg = cluster.interfaceOf('c');
+  const { cluster, sandbox, c, podA, wg } = await idleTwoLocations(t);
   const device = async (): Promise<{ mtu: number; addresses: string[] }> => {
     const [link] = JSON.parse((await sandbox.exec(c, 'ip', ['-j', 'addr', 'show', 'dev', wg])).stdout) as { mtu: number; addr_info: { local: string; prefixlen: number; scope: string }[] }[];
     return { mtu: link!.mtu, addresses: link!.addr_info.filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`).sort() };
