@@ -4,8 +4,9 @@
 // signal (EAGAIN). An object's load blocks signals for its thread itself (native/object.cc; the agent's
 // loads run on the thread pool anyway), so they are sampled through; the addon's probes load their
 // trivial programs without that, so the sampling pauses for them (each pause ends one profile file).
-// The profiler writes the last file on SIGUSR2 (the bench sends it at the first complete sync) or at exit. The next SIGUSR2 starts
-// profiling again and the one after it ends that (the bench's first idle phase).
+// The profiler writes the last file on SIGUSR2 (the bench sends it at the first complete sync) or at
+// exit. The next SIGUSR2 starts profiling again and the one after it ends that (the bench's first idle
+// phase).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';

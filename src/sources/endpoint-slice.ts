@@ -1,7 +1,7 @@
 // discovery.k8s.io/v1 EndpointSlice → EndpointSlice. A bad field rejects the whole slice (one error
 // naming it and the field); what kube-proxy merely ignores is ignored here too: FQDN slices and
 // ports without a number. A malformed last-change-trigger-time costs only the latency metric.
-import { EMPTY, orEmpty } from '../model/lists.js';
+import { EMPTY } from '../model/lists.js';
 import { type Family, ParseError } from '../model/ip.js';
 import type { EndpointSlice, SliceEndpoint, SlicePort } from '../services/input.js';
 import type { KubeObject } from './objects.js';
@@ -139,7 +139,7 @@ function decodeEndpoint(f: ObjectFields, item: unknown, at: EndpointFields, fami
   });
   // A plain literal, every key always present: built from conditional spreads, each endpoint took a
   // slot more (8 B; 100,000 endpoints).
-  return { address, ready, serving, terminating, nodeName: nodeName === undefined || nodeName === '' ? undefined : interned(nodeName), zoneHints: orEmpty(zoneHints) };
+  return { address, ready, serving, terminating, nodeName: nodeName === undefined || nodeName === '' ? undefined : interned(nodeName), zoneHints };
 }
 
 /**

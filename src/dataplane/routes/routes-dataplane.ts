@@ -2,9 +2,8 @@
 // protocol number: read what is ours, diff, write the difference in one `ip -batch` per family.
 // A route someone deleted comes back on the next apply; anyone else's route or rule, even one
 // with the same destination, is never changed (the kernel refuses our `add` instead).
-import { parseAddresses } from '../../host/addresses.js';
 import { type IpCommand, readIpJson, readIpJsonBatch } from '../../host/ip.js';
-import type { Addressing } from '../../host/network-state.js';
+import { ADDRESSING_READS, type Addressing, addressingOf, MAIN_ROUTES_6 } from '../../host/network-state.js';
 import { listLinks, parseLink } from '../../host/links.js';
 import { parseRoute, type Route as KernelRoute } from '../../host/routes.js';
 import { parseRule, type Rule as KernelRule } from '../../host/rules.js';
@@ -129,20 +128,15 @@ export class RoutesDataplane {
   async readWithAddressing(): Promise<{ readonly addressing: MeshAddressing; readonly routing: RoutingState | undefined }> {
     const ns = this.netns === undefined ? {} : { netns: this.netns };
     // The routing reads failing (`ip -6 rule` on a host without IPv6) is the routes step's error, not discovery's.
-    const [[addresses = [], links = [], routes4 = []], v4, v6] = await Promise.all([
-      readIpJsonBatch([['addr', 'show'], ['link', 'show'], ['route', 'show', 'table', 'main']], { ...ns, globalArgs: ['-d'] }),
+    const [reads, v4, v6] = await Promise.all([
+      readIpJsonBatch(ADDRESSING_READS, { ...ns, globalArgs: ['-d'] }),
       readIpJsonBatch(this.ownReads(), this.batchOptions(4)).catch(() => undefined),
       readIpJsonBatch([['route', 'show', 'table', 'main'], ...this.ownReads()], this.batchOptions(6)).catch(() => undefined),
     ]);
-    const routes6 = v6?.[0] ?? (await readIpJson(['-6', '-d', 'route', 'show', 'table', 'main'], ns));
-    const parsedLinks = links.map(parseLink);
+    const { addresses, links, mainRoutes } = addressingOf(reads, v6?.[0] ?? (await readIpJson(MAIN_ROUTES_6, ns)));
     return {
-      addressing: {
-        addresses: addresses.flatMap(parseAddresses),
-        links: parsedLinks,
-        mainRoutes: [...routes4.map((r) => parseRoute(r, 4)), ...routes6.map((r) => parseRoute(r, 6))].map(({ family, dst, dev }) => ({ family, dst, dev })),
-      },
-      routing: v4 === undefined || v6 === undefined ? undefined : { ...this.parseOwn(v4, v6.slice(1)), devices: new Set(parsedLinks.map((link) => link.name)) },
+      addressing: { addresses, links, mainRoutes: mainRoutes.map(({ family, dst, dev }) => ({ family, dst, dev })) },
+      routing: v4 === undefined || v6 === undefined ? undefined : { ...this.parseOwn(v4, v6.slice(1)), devices: new Set(links.map((link) => link.name)) },
     };
   }
 
