@@ -69,6 +69,7 @@ interface OpenWatch {
 }
 
 const maxBodyBytes = 1 << 20;
+const COMMA = Buffer.from(',');
 
 export class KubeApiServer {
   private readonly store: ObjectStore;
@@ -323,7 +324,7 @@ export class KubeApiServer {
         const list = this.listOf(route, query);
         const delay = this.faults.listDelayOf(route.type.name);
         if (delay > 0) await sleep(delay, undefined, { ref: false });
-        if (!res.destroyed) sendJson(res, 200, list);
+        if (!res.destroyed) sendBody(res, 200, list);
       }
       else if (method === 'PATCH' && route.name !== undefined) sendJson(res, 200, await this.patch(route, route.name, req, query));
       else if (method === 'POST' && route.name === undefined) sendJson(res, 201, await this.createFrom(route, req));
@@ -352,19 +353,17 @@ export class KubeApiServer {
     return found;
   }
 
-  private listOf(route: Route, query: URLSearchParams): object {
+  private listOf(route: Route, query: URLSearchParams): Buffer {
     this.checkNotFuture(route, query.get('resourceVersion'));
-    const filter = filterOf(route, query);
-    const items = this.store
-      .list(route.type.name, route.namespace)
-      .filter(filter)
-      .map((o) => (route.type.builtIn ? withoutTypeMeta(o) : o));
-    return {
-      apiVersion: apiVersionOf(route.type),
-      kind: `${route.type.kind}List`,
-      metadata: { resourceVersion: this.store.resourceVersion },
-      items,
-    };
+    const items = this.store.listItemsJson(route.type.name, route.namespace, filterOf(route, query));
+    const head = { apiVersion: apiVersionOf(route.type), kind: `${route.type.kind}List`, metadata: { resourceVersion: this.store.resourceVersion } };
+    const parts: Buffer[] = [Buffer.from(`${JSON.stringify(head).slice(0, -1)},"items":[`)];
+    items.forEach((item, i) => {
+      if (i > 0) parts.push(COMMA);
+      parts.push(item);
+    });
+    parts.push(Buffer.from(']}'));
+    return Buffer.concat(parts);
   }
 
   // POST to a collection, as `kubectl create` does: the body is the object (409 when it exists).
@@ -598,15 +597,13 @@ function splitDeliveryKey(key: string): [string, string] {
   return [key.slice(0, at), key.slice(at + 1)];
 }
 
-function withoutTypeMeta(object: KubeObject): KubeObject {
-  const { apiVersion: _apiVersion, kind: _kind, ...rest } = object;
-  return rest;
+function sendJson(res: ServerResponse, code: number, body: unknown): void {
+  sendBody(res, code, JSON.stringify(body));
 }
 
-function sendJson(res: ServerResponse, code: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
+function sendBody(res: ServerResponse, code: number, json: string | Buffer): void {
+  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(json) });
+  res.end(json);
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
