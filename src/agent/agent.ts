@@ -90,12 +90,15 @@ export async function runAgent(config: AgentConfig): Promise<number> {
   const health = new LoopHealth(loops, healthBoundMs(config.resyncPeriodMs), (name, result) =>
     metrics.syncs.inc({ loop: name, result: result.ok ? 'success' : 'failure' }),
   );
-  // Services after the mesh: backends on other nodes are reached through it.
+  // Services are applied after the mesh (backends on other nodes are reached through it); their map
+  // is computed while the mesh waits on its commands.
   const heap = new HeapRelease(config.resyncPeriodMs, log);
   loop = new ReconcileLoop(
     async () => {
-      await health.run('mesh', () => mesh.reconcile());
-      if (services) await health.run('services', () => services.reconcile());
+      const meshDone = health.run('mesh', () => mesh.reconcile());
+      const map = services?.prepare();
+      await meshDone;
+      if (services) await health.run('services', () => services.reconcile(map));
       heap.afterReconcile();
     },
     config.resyncPeriodMs,

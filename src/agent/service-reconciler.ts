@@ -34,6 +34,14 @@ export interface ServiceReconcilerDeps {
   readonly proxy: ServiceProxy;
 }
 
+interface ComputedMap {
+  readonly map: ServiceMap;
+  readonly slices: readonly EndpointSlice[];
+}
+
+/** A service map being computed, with how long that took (its wall time, which the mesh may share). */
+export type PreparedMap = Promise<({ readonly computed: ComputedMap } | { readonly error: unknown }) & { readonly seconds: number }>;
+
 export class ServiceReconciler {
   private readonly problems: ProblemReporter;
   private readonly healthChecks: HealthCheckServers;
@@ -71,18 +79,35 @@ export class ServiceReconciler {
     return this.#servicePorts;
   }
 
-  async reconcile(): Promise<SyncResult> {
-    const endTimer = this.deps.metrics.proxyRules.syncDuration.startTimer();
+  /**
+   * Starts computing the service map from the source's snapshot. The loop starts it once the mesh's
+   * reconcile waits on its first command, so the map is computed while the mesh's commands run (at
+   * 10,000 Services a third of a second of the first sync), and applied after the mesh. Never rejects:
+   * a failure is the reconcile's to report.
+   */
+  prepare(): PreparedMap {
+    const started = performance.now();
+    return this.serviceMap().then(
+      (computed) => ({ computed, seconds: (performance.now() - started) / 1000 }),
+      (error: unknown) => ({ error, seconds: (performance.now() - started) / 1000 }),
+    );
+  }
+
+  /** Applies a prepared map (or one computed now); the sync's duration counts both. */
+  async reconcile(prepared: PreparedMap = this.prepare()): Promise<SyncResult> {
+    const started = performance.now();
+    const map = await prepared;
     try {
-      return await this.sync();
+      return await this.sync(map);
     } finally {
-      endTimer();
+      this.deps.metrics.proxyRules.syncDuration.observe(map.seconds + (performance.now() - started) / 1000);
     }
   }
 
-  private async sync(): Promise<SyncResult> {
+  private async sync(prepared: Awaited<PreparedMap>): Promise<SyncResult> {
     try {
-      const { map, slices } = await this.serviceMap();
+      if ('error' in prepared) throw prepared.error;
+      const { map, slices } = prepared.computed;
       // The same slice objects: the same trigger times, none of them new.
       const triggers = sameItems(this.programmedSlices, slices) ? { pending: [], programmed: this.programmedTriggers } : pendingTriggers(this.programmedTriggers, slices, this.startedAt);
       const report = await this.changes.track(map, (changes) => this.deps.proxy.apply(changes));
@@ -113,7 +138,7 @@ export class ServiceReconciler {
     }
   }
 
-  private async serviceMap(): Promise<{ readonly map: ServiceMap; readonly slices: readonly EndpointSlice[] }> {
+  private async serviceMap(): Promise<ComputedMap> {
     const objects = this.deps.source.snapshot();
     const decoded = this.lastDecode?.objects === objects ? this.lastDecode.decoded : decodeServiceInput(objects, this.decoded);
     this.lastDecode = { objects, decoded };
