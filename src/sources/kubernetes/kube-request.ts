@@ -78,9 +78,13 @@ export function kubeCall(access: KubeAccess, req: KubeRequest, timeoutMs: number
 }
 
 export async function readBody(response: IncomingMessage): Promise<string> {
+  return (await readBodyBytes(response)).toString('utf8');
+}
+
+export async function readBodyBytes(response: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of response as AsyncIterable<Buffer>) chunks.push(chunk);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 export function asFailure(err: unknown): ApiFailure {

@@ -7,7 +7,8 @@
 import type { KubeAccess } from './kube-access.js';
 import { type KubeObject, isRecord } from '../objects.js';
 import { ApiFailure, failureOfResponse, failureOfWatchError, messageLine } from './api-failure.js';
-import { type OpenedRequest, asFailure, openKubeRequest, readBody } from './kube-request.js';
+import { type OpenedRequest, asFailure, openKubeRequest, readBody, readBodyBytes } from './kube-request.js';
+import { readListBody } from './list-body.js';
 
 export interface ListResult {
   readonly items: readonly KubeObject[];
@@ -54,16 +55,17 @@ export class ListWatch {
 
   /**
    * One LIST. `resourceVersion` "0" or a known version lets the API server answer from its watch
-   * cache (no etcd read, not paginated); "" asks for a consistent read.
+   * cache (no etcd read, not paginated); "" asks for a consistent read. Each item comes out as
+   * `keep` makes it, as soon as it is read (list-body.ts).
    */
-  async list(resourceVersion: string, timeoutMs: number, signal: AbortSignal): Promise<ListResult> {
+  async list(resourceVersion: string, timeoutMs: number, signal: AbortSignal, keep: (object: KubeObject) => KubeObject = (o) => o): Promise<ListResult> {
     const query: Record<string, string> = resourceVersion === '' ? {} : { resourceVersion };
     const deadline = new Deadline(signal, timeoutMs);
     try {
       const { response } = await this.open(query, deadline.signal);
-      const body = await readBody(response);
-      if (response.statusCode !== 200) throw failureOfResponse(response.statusCode ?? 0, body);
-      return parseList(body);
+      const body = await readBodyBytes(response);
+      if (response.statusCode !== 200) throw failureOfResponse(response.statusCode ?? 0, body.toString('utf8'));
+      return parseList(body, keep);
     } catch (err) {
       if (deadline.expired) throw new ApiFailure('timeout', `list: no complete answer within ${timeoutMs} ms`);
       throw asFailure(err);
@@ -186,18 +188,27 @@ class Deadline {
   }
 }
 
-function parseList(body: string): ListResult {
+function parseList(body: Buffer, keep: (object: KubeObject) => KubeObject): ListResult {
+  const read = readListBody(body, (item) => (isObject(item) ? keep(item) : undefined));
+  if (read !== undefined) {
+    const metadata = read.fields.get('metadata');
+    const resourceVersion = isRecord(metadata) ? metadata.resourceVersion : undefined;
+    if (read.items === undefined || typeof resourceVersion !== 'string') throw noItems();
+    return { items: read.items.filter((item) => item !== undefined), resourceVersion };
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body);
+    parsed = JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new ApiFailure('bad_response', `list: the body is not JSON: ${(err as Error).message}`);
   }
   const metadata = isRecord(parsed) && isRecord(parsed.metadata) ? parsed.metadata : undefined;
-  if (!isRecord(parsed) || !Array.isArray(parsed.items) || typeof metadata?.resourceVersion !== 'string') {
-    throw new ApiFailure('bad_response', 'list: the body has no items or no metadata.resourceVersion');
-  }
-  return { items: parsed.items.filter(isObject), resourceVersion: metadata.resourceVersion };
+  if (!isRecord(parsed) || !Array.isArray(parsed.items) || typeof metadata?.resourceVersion !== 'string') throw noItems();
+  return { items: parsed.items.filter(isObject).map(keep), resourceVersion: metadata.resourceVersion };
+}
+
+function noItems(): ApiFailure {
+  return new ApiFailure('bad_response', 'list: the body has no items or no metadata.resourceVersion');
 }
 
 function parseEvent(line: string): { type: WatchEventType; object: KubeObject } | ApiFailure {

@@ -147,7 +147,7 @@ export class Reflector<K extends ReflectedKind = SourceObjectKind> {
   private async list(): Promise<boolean> {
     const resourceVersion = this.consistentListNeeded ? '' : (this.resourceVersion ?? '0');
     try {
-      const result = await this.options.listWatch.list(resourceVersion, LIST_TIMEOUT_MS, this.stopping.signal);
+      const result = await this.options.listWatch.list(resourceVersion, LIST_TIMEOUT_MS, this.stopping.signal, (o) => this.held(o));
       if (this.stopped) return false;
       this.failures = 0;
       this.consistentListNeeded = false;
@@ -226,18 +226,20 @@ export class Reflector<K extends ReflectedKind = SourceObjectKind> {
     this.options.onChange();
   }
 
-  /** Replaces the store with a complete list; returns whether anything differs. */
+  /**
+   * A listed object as the store keeps it: only what consumers read (held-object.ts), for the store
+   * holds every object of its kind; or the object the store has when it is at the same version, so
+   * it is not decoded again.
+   */
+  private held(o: KubeObject): KubeObject {
+    const held = this.store.get(nameOf(o));
+    const version = o.metadata?.resourceVersion;
+    return held !== undefined && version !== undefined && held.metadata?.resourceVersion === version ? held : holdObject(this.options.kind, o);
+  }
+
+  /** Replaces the store with a complete list of held objects; returns whether anything differs. */
   private replace(items: readonly KubeObject[], resourceVersion: string): boolean {
-    // Only what consumers read is kept (held-object.ts): the store holds every object of its kind. An
-    // object at the version the store has stays the same object, so it is not decoded again.
-    const next = new Map(
-      items.map((o) => {
-        const key = nameOf(o);
-        const held = this.store.get(key);
-        const version = o.metadata?.resourceVersion;
-        return [key, held !== undefined && version !== undefined && held.metadata?.resourceVersion === version ? held : holdObject(this.options.kind, o)];
-      }),
-    );
+    const next = new Map(items.map((o) => [nameOf(o), o]));
     const changed = !sameVersions(this.store, next);
     this.resourceVersion = resourceVersion;
     // Swapped whole, never emptied and refilled: a snapshot sees the old list or the new one.
