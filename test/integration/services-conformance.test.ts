@@ -149,10 +149,13 @@ describe('services conformance', { skip }, () => {
           cliPath(), 'connect', 'client', '--kubeconfig', cluster.kubeconfig, '--allowed-ip', `${PEER_IP}/32`, '--interface', `${cluster.sandbox.prefix}pc`,
           '--state-dir', stateDir, '--resync-period', '5s', '--service-cidr', SERVICE_CIDR,
         ], { stdout: { file: connectLog }, stderr: { file: connectLog } });
-        // Until east's leader has the Peer, connect's routes send even the client's NodePort requests
-        // into a tunnel nobody answers yet: the set-up is done when the Peer reaches a pod in west.
-        if (!(await cluster.waitPing(client(), pod('c-pod0').ip, 60_000))) {
-          assert.fail(`the Peer does not reach a pod in west\n--- connect\n${await readFile(connectLog, 'utf8').catch(() => '')}`);
+        // Until a location's leader has the Peer, connect's routes send even the client's NodePort
+        // requests to that location into a tunnel nobody answers yet: the set-up is done when the Peer
+        // reaches a pod in each location (the leaders apply it in their own reconciles, in no order).
+        for (const [location, target] of [['east', 'a-pod0'], ['west', 'c-pod0']] as const) {
+          if (!(await cluster.waitPing(client(), pod(target).ip, 60_000))) {
+            assert.fail(`the Peer does not reach a pod in ${location}\n--- connect\n${await readFile(connectLog, 'utf8').catch(() => '')}`);
+          }
         }
       });
 

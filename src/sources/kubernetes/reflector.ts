@@ -147,7 +147,7 @@ export class Reflector<K extends ReflectedKind = SourceObjectKind> {
   private async list(): Promise<boolean> {
     const resourceVersion = this.consistentListNeeded ? '' : (this.resourceVersion ?? '0');
     try {
-      const result = await this.options.listWatch.list(resourceVersion, LIST_TIMEOUT_MS, this.stopping.signal, (o) => this.held(o));
+      const result = await this.options.listWatch.list(resourceVersion, LIST_TIMEOUT_MS, this.stopping.signal, (o) => this.keep(o));
       if (this.stopped) return false;
       this.failures = 0;
       this.consistentListNeeded = false;
@@ -231,7 +231,7 @@ export class Reflector<K extends ReflectedKind = SourceObjectKind> {
    * holds every object of its kind; or the object the store has when it is at the same version, so
    * it is not decoded again.
    */
-  private held(o: KubeObject): KubeObject {
+  private keep(o: KubeObject): KubeObject {
     const held = this.store.get(nameOf(o));
     const version = o.metadata?.resourceVersion;
     return held !== undefined && version !== undefined && held.metadata?.resourceVersion === version ? held : holdObject(this.options.kind, o);
